@@ -1,0 +1,1 @@
+"""The shared kernel: plumbing every service uses, and no business rules."""

@@ -1,0 +1,90 @@
+"""SQLAlchemy 2 engines and the unit of work every service builds on.
+
+A unit of work is the only way to the database: it opens one transaction,
+hands out repositories bound to it and rolls back unless committed.
+SQLite (the embedded default) takes the write lock at the start of a
+writing transaction (BEGIN IMMEDIATE) so that two writers never both read
+the same state and then collide at commit; reading units of work use a
+plain BEGIN and run beside writers under WAL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session
+
+SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for a service's database, SQLite or PostgreSQL."""
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+        _take_over_sqlite_transactions(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+
+
+def _take_over_sqlite_transactions(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own BEGIN handling is switched off so that ours is used.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        writing = connection.get_execution_options().get("govhall_write", True)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writing else "BEGIN")
+
+
+class UnitOfWork:
+    """One transaction on a service's database; rolls back unless committed.
+
+    Services subclass it and build their repositories in ``bind``.
+    """
+
+    session: Session
+
+    def __init__(self, engine: Engine, *, write: bool = True) -> None:
+        self._engine = engine.execution_options(govhall_write=write)
+        self._committed = False
+
+    def bind(self, session: Session) -> None:
+        """Build the repositories on the session; overridden by each service."""
+
+    def __enter__(self) -> Self:
+        self.session = Session(bind=self._engine, expire_on_commit=False, autoflush=True)
+        self._committed = False
+        self.bind(self.session)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                self.session.rollback()
+        finally:
+            self.session.close()
+
+    def commit(self) -> None:
+        self.session.commit()
+        self._committed = True
+
+    @property
+    def dialect(self) -> str:
+        return self._engine.dialect.name

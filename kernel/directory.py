@@ -1,0 +1,177 @@
+"""The directory every service keeps: departments and the staff it checks callers against.
+
+The review service owns the staff directory and serves it, the complaints
+service the department directory; every service keeps its own copy of
+both in its own database (tables ``departments`` and ``officials``) so that
+it can name departments and authorise a call without asking another
+process. The copies are loaded from the same directory files.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Column, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy.orm import Session
+
+from kernel.errors import PermissionDenied, Unauthenticated
+from kernel.identity import OFFICIAL_METADATA_KEY, Caller
+
+ROLES = (
+    "window_clerk",
+    "reviewer",
+    "leader",
+    "seal_custodian",
+    "supervisor",
+    "operator",
+    "trading_officer",
+    "complaint_dispatcher",
+    "complaint_handler",
+)
+
+
+@dataclass(frozen=True)
+class Official:
+    id: str
+    name: str
+    department_code: str
+    roles: frozenset[str]
+
+
+DEPARTMENT_KINDS = (
+    "municipal_department",
+    "district_government",
+    "street_office",
+    "public_utility",
+    "center",
+    "supervision",
+)
+
+
+@dataclass(frozen=True)
+class Department:
+    code: str
+    name: str
+    kind: str
+
+
+def departments_table(metadata: MetaData) -> Table:
+    return Table(
+        "departments",
+        metadata,
+        Column("code", String(12), primary_key=True),
+        Column("name", String(100), nullable=False),
+        Column("kind", String(30), nullable=False),
+    )
+
+
+class Departments:
+    """Repository of the departments table."""
+
+    def __init__(self, session: Session, table: Table) -> None:
+        self._session = session
+        self._table = table
+
+    def get(self, code: str) -> Department | None:
+        row = self._session.execute(select(self._table).where(self._table.c.code == code)).first()
+        return Department(row.code, row.name, row.kind) if row else None
+
+    def list(self, *, kind: str = "", after: str = "", limit: int = 1000) -> list[Department]:
+        query = select(self._table).where(self._table.c.code > after)
+        if kind:
+            query = query.where(self._table.c.kind == kind)
+        rows = self._session.execute(query.order_by(self._table.c.code).limit(limit))
+        return [Department(r.code, r.name, r.kind) for r in rows]
+
+    def replace_all(self, departments: Iterable[Department]) -> None:
+        self._session.execute(delete(self._table))
+        rows = [{"code": d.code, "name": d.name, "kind": d.kind} for d in departments]
+        if rows:
+            self._session.execute(insert(self._table), rows)
+
+
+def read_sample(sample_dir: Path, name: str) -> Any:
+    """One JSON file of the sample directory data."""
+    return json.loads((sample_dir / name).read_text(encoding="utf-8"))
+
+
+def sample_departments(sample_dir: Path) -> list[Department]:
+    records = read_sample(sample_dir, "departments.json")["departments"]
+    departments = [Department(r["code"], r["name"], r["kind"]) for r in records]
+    for d in departments:
+        if d.kind not in DEPARTMENT_KINDS:
+            raise ValueError(f"department {d.code} has unknown kind {d.kind}")
+    return departments
+
+
+def sample_officials(sample_dir: Path) -> list[Official]:
+    return [official_from_record(r) for r in read_sample(sample_dir, "staff.json")["officials"]]
+
+
+def officials_table(metadata: MetaData) -> Table:
+    return Table(
+        "officials",
+        metadata,
+        Column("id", String(20), primary_key=True),
+        Column("name", String(50), nullable=False),
+        Column("department_code", String(12), nullable=False, index=True),
+        Column("roles", Text, nullable=False),
+    )
+
+
+def official_from_record(record: dict[str, Any]) -> Official:
+    roles = record["roles"]
+    if isinstance(roles, str):
+        roles = json.loads(roles)
+    unknown = set(roles) - set(ROLES)
+    if unknown:
+        raise ValueError(f"official {record['id']} has unknown roles {sorted(unknown)}")
+    return Official(record["id"], record["name"], record["department_code"], frozenset(roles))
+
+
+class StaffDirectory:
+    """Repository of the officials table."""
+
+    def __init__(self, session: Session, table: Table) -> None:
+        self._session = session
+        self._table = table
+
+    def get(self, official_id: str) -> Official | None:
+        row = self._session.execute(
+            select(self._table).where(self._table.c.id == official_id)).first()
+        return official_from_record(dict(row._mapping)) if row else None
+
+    def count(self) -> int:
+        return len(self._session.execute(select(self._table.c.id)).all())
+
+    def replace_all(self, officials: Iterable[Official]) -> None:
+        self._session.execute(delete(self._table))
+        rows = [{"id": o.id, "name": o.name, "department_code": o.department_code,
+                 "roles": json.dumps(sorted(o.roles))} for o in officials]
+        if rows:
+            self._session.execute(insert(self._table), rows)
+
+
+def require_official(directory: StaffDirectory, caller: Caller, *, role: str,
+                     department_code: str | None = None) -> Official:
+    """The acting official, if it holds ``role`` (in ``department_code`` when given)."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role}")
+    if not caller.official_id:
+        raise Unauthenticated(
+            f"this call changes something: name the acting official in the "
+            f"{OFFICIAL_METADATA_KEY} metadata entry")
+    official = directory.get(caller.official_id)
+    if official is None:
+        raise PermissionDenied(f"official {caller.official_id} is not in the staff directory")
+    if role not in official.roles:
+        raise PermissionDenied(f"official {official.id} does not hold the role {role}")
+    if department_code is not None and official.department_code != department_code:
+        raise PermissionDenied(
+            f"official {official.id} belongs to {official.department_code}, "
+            f"not to {department_code}")
+    return official

@@ -1,0 +1,232 @@
+"""The gRPC server every service runs, and the channel its clients open.
+
+``create_server`` binds a TLS port that demands a client certificate from
+the center's CA, adds health and reflection, and puts one interceptor in
+front of every call that
+
+1. turns a request that cannot be parsed into INVALID_ARGUMENT (grpc would
+   answer INTERNAL),
+2. identifies the caller (certificate + asserted official),
+3. binds the call's identifiers to every log line,
+4. checks the request against the rules in its proto (protovalidate),
+5. maps domain errors to their status codes with ``google.rpc.Status``
+   details, and anything unexpected to INTERNAL, logged as a bug.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+import protovalidate
+import structlog
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from kernel import errors
+from kernel.identity import caller_from, set_current_caller
+from kernel.logging import bind_call
+from kernel.pki import ca_cert_path, client_pair, server_pair
+
+log = structlog.get_logger("govhall.grpc")
+
+_STATUS = {
+    errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
+    errors.NotFound: grpc.StatusCode.NOT_FOUND,
+    errors.AlreadyExists: grpc.StatusCode.ALREADY_EXISTS,
+    errors.FailedPrecondition: grpc.StatusCode.FAILED_PRECONDITION,
+    errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
+}
+
+_UNGUARDED = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+
+
+@dataclass(frozen=True)
+class MalformedRequest:
+    """Stands in for a request whose bytes did not parse."""
+
+    reason: str
+
+
+def _tolerant(deserialize: Callable[[bytes], Any] | None) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        if deserialize is None:
+            return data
+        try:
+            return deserialize(data)
+        except Exception as exc:  # any parse failure is the caller's
+            return MalformedRequest(type(exc).__name__)
+    return parse
+
+
+def _status_of(error: errors.GovhallError) -> tuple[grpc.StatusCode, bytes]:
+    code = next(c for cls, c in _STATUS.items() if isinstance(error, cls))
+    status = status_pb2.Status(code=code.value[0], message=error.message)
+    if error.violations:
+        bad_request = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations])
+        status.details.add().Pack(bad_request)
+    return code, status.SerializeToString()
+
+
+def validate_request(request: Message) -> None:
+    """Check ``request`` against its proto's rules; raise InvalidArgument listing all breaches."""
+    violations = protovalidate.collect_violations(request)
+    if violations:
+        found = [errors.FieldViolation(
+            ".".join(e.field_name for e in v.proto.field.elements) or "(message)",
+            v.proto.message) for v in violations]
+        summary = "; ".join(f"{v.field}: {v.description}" for v in found[:5])
+        raise errors.InvalidArgument(f"invalid request: {summary}", violations=found)
+
+
+def _case_number(request: Any) -> str:
+    value = getattr(request, "case_number", "")
+    return value if isinstance(value, str) else ""
+
+
+class GovhallInterceptor(grpc.aio.ServerInterceptor):
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        method: str = details.method  # type: ignore[attr-defined]
+        if handler is None or method.startswith(_UNGUARDED):
+            return handler
+        parse = _tolerant(handler.request_deserializer)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(method, handler.unary_unary), request_deserializer=parse,
+                response_serializer=handler.response_serializer)
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(method, handler.unary_stream), request_deserializer=parse,
+                response_serializer=handler.response_serializer)
+        return handler
+
+    async def _admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+        if isinstance(request, MalformedRequest):
+            raise errors.InvalidArgument(
+                f"the request could not be parsed as the message {method} expects "
+                f"({request.reason})")
+        names = context.auth_context().get("x509_common_name", [])
+        metadata = {k: v for k, v in (context.invocation_metadata() or ())
+                    if isinstance(v, str)}
+        caller = caller_from(list(names), metadata)
+        set_current_caller(caller)
+        bind_call(system=caller.system, method=method, case_number=_case_number(request))
+        validate_request(request)
+
+    async def _refuse(self, context: grpc.aio.ServicerContext, error: errors.GovhallError,
+                      started: float) -> None:
+        code, details = _status_of(error)
+        log.info("rpc.refused", code=code.name, reason=error.message,
+                 ms=round((time.perf_counter() - started) * 1000, 2))
+        await context.abort(code, error.message,
+                            trailing_metadata=(("grpc-status-details-bin", details),))
+
+    async def _bug(self, context: grpc.aio.ServicerContext, started: float) -> None:
+        log.exception("rpc.bug", ms=round((time.perf_counter() - started) * 1000, 2))
+        await context.abort(grpc.StatusCode.INTERNAL,
+                            "internal error: this is a bug in govhall and has been logged")
+
+    def _unary(self, method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            try:
+                await self._admit(method, request, context)
+                response = await inner(request, context)
+            except grpc.aio.AbortError:
+                raise
+            except errors.GovhallError as error:
+                await self._refuse(context, error, started)
+            except Exception:
+                await self._bug(context, started)
+            log.info("rpc.ok", ms=round((time.perf_counter() - started) * 1000, 2))
+            return response
+        return behaviour
+
+    def _stream(self, method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
+        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            try:
+                await self._admit(method, request, context)
+                async for response in inner(request, context):
+                    yield response
+            except grpc.aio.AbortError:
+                raise
+            except errors.GovhallError as error:
+                await self._refuse(context, error, started)
+            except Exception:
+                await self._bug(context, started)
+        return behaviour
+
+
+def server_credentials(pki_dir: Path) -> grpc.ServerCredentials:
+    """TLS that demands a client certificate signed by the center's CA."""
+    key, cert = server_pair(pki_dir).read()
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca_cert_path(pki_dir).read_bytes(),
+        require_client_auth=True)
+
+
+def channel_credentials(pki_dir: Path, system: str) -> grpc.ChannelCredentials:
+    """A client's TLS credentials: trust the center's CA, present ``system``'s certificate."""
+    key, cert = client_pair(pki_dir, system).read()
+    return grpc.ssl_channel_credentials(
+        root_certificates=ca_cert_path(pki_dir).read_bytes(), private_key=key,
+        certificate_chain=cert)
+
+
+def secure_channel(address: str, *, pki_dir: Path, system: str) -> grpc.aio.Channel:
+    return grpc.aio.secure_channel(address, channel_credentials(pki_dir, system))
+
+
+async def create_server(
+    address: str,
+    *,
+    register: Callable[[grpc.aio.Server], None],
+    service_names: Sequence[str],
+    pki_dir: Path,
+    max_message_bytes: int = 4 * 1024 * 1024,
+) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """A started-not-yet server on ``address`` (port 0 picks one); returns it and its port."""
+    server = grpc.aio.server(
+        interceptors=[GovhallInterceptor()],
+        options=[
+            ("grpc.max_receive_message_length", max_message_bytes),
+            ("grpc.max_send_message_length", max_message_bytes),
+            ("grpc.so_reuseport", 0),
+        ],
+    )
+    register(server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    names: Iterable[str] = (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
+    reflection.enable_server_reflection(list(names), server)
+    port = server.add_secure_port(address, server_credentials(pki_dir))
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return server, port, health_servicer
+
+
+async def mark_serving(health_servicer: health.aio.HealthServicer,
+                       service_names: Sequence[str]) -> None:
+    for name in ("", *service_names):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+
+async def mark_not_serving(health_servicer: health.aio.HealthServicer) -> None:
+    await health_servicer.enter_graceful_shutdown()
+
+

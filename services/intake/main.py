@@ -1,0 +1,42 @@
+"""The intake service process: gRPC server + its activity worker.
+
+``python -m services.intake.main [prepare|serve|run]``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sqlalchemy import Engine
+
+from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
+from kernel.service import ServiceDefinition, main
+from services.intake import activities
+from services.intake.api.servicer import IntakeServicer
+from services.intake.app.handlers import load_sample_directory
+from services.intake.db.repository import IntakeUnitOfWork
+from services.intake.settings import IntakeSettings
+
+
+def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(engine), server)
+
+
+def _load_sample(engine: Engine, sample_dir: Path) -> bool:
+    return load_sample_directory(uow=IntakeUnitOfWork(engine), sample_dir=sample_dir)
+
+
+DEFINITION = ServiceDefinition(
+    name="intake",
+    settings_type=IntakeSettings,
+    migrations_dir=Path(__file__).parent / "db" / "migrations",
+    service_names=[intake_pb2.DESCRIPTOR.services_by_name["IntakeService"].full_name],
+    register=_register,
+    activities=activities.activities,
+    load_sample=_load_sample,
+)
+
+if __name__ == "__main__":
+    main(DEFINITION)
