@@ -1,0 +1,87 @@
+"""Helpers the integration and end-to-end tests share.
+
+A service under test is started exactly as its process starts it
+(``kernel.service.prepare`` then ``start``) on port 0, behind real mTLS,
+over a real database: a SQLite file, or PostgreSQL when
+GOVHALL_TEST_POSTGRES_URL names a server (see .ci/run).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.rpc import error_details_pb2, status_pb2
+from sqlalchemy import create_engine, text
+
+from kernel.grpcserver import secure_channel
+from kernel.identity import OFFICIAL_METADATA_KEY
+from kernel.service import RunningService, ServiceDefinition, prepare, start
+
+POSTGRES_URL = os.environ.get("GOVHALL_TEST_POSTGRES_URL", "")
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+
+
+def fresh_database_url(backend: str, service: str, tmp_path: Path) -> str:
+    """An empty database for ``service``: a new SQLite file or a wiped PostgreSQL schema."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'{service}.sqlite3'}"
+    url = f"{POSTGRES_URL.rstrip('/')}/govhall_{service}"
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("DROP SCHEMA IF EXISTS public CASCADE"))
+        connection.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    return url
+
+
+@dataclass
+class ServiceUnderTest:
+    running: RunningService
+    pki_dir: Path
+    settings: Any
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.running.port}"
+
+    def channel(self, system: str = "operator") -> grpc.aio.Channel:
+        return secure_channel(self.address, pki_dir=self.pki_dir, system=system)
+
+
+@asynccontextmanager
+async def service_under_test(definition: ServiceDefinition, *, database_url: str,
+                             pki_dir: Path, **overrides: Any) -> AsyncIterator[ServiceUnderTest]:
+    settings = definition.settings_type(
+        port=0, database_url=database_url, pki_dir=pki_dir, run_activity_worker=False,
+        shutdown_grace_seconds=0.5, **overrides)
+    prepare(definition, settings)
+    running = await start(definition, settings)
+    try:
+        yield ServiceUnderTest(running, pki_dir, settings)
+    finally:
+        await running.stop(0.5)
+
+
+def as_official(official_id: str) -> Sequence[tuple[str, str]]:
+    """Call metadata asserting the acting official."""
+    return ((OFFICIAL_METADATA_KEY, official_id),)
+
+
+def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
+    """The fields named in an error's google.rpc.BadRequest details."""
+    for key, value in error.trailing_metadata() or ():
+        if key == "grpc-status-details-bin":
+            status = status_pb2.Status.FromString(value)
+            fields: list[str] = []
+            for detail in status.details:
+                bad_request = error_details_pb2.BadRequest()
+                if detail.Unpack(bad_request):
+                    fields += [v.field for v in bad_request.field_violations]
+            return fields
+    return []
