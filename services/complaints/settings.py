@@ -1,0 +1,15 @@
+"""The complaints service's settings: environment variables prefixed GOVHALL_COMPLAINTS_."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from kernel.settings import ServiceSettings
+
+
+class ComplaintsSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVHALL_COMPLAINTS_", extra="ignore",
+                                      frozen=True)
+
+    service: str = "complaints"
+    port: int = 50054

@@ -1,0 +1,14 @@
+"""The trading service's settings: environment variables prefixed GOVHALL_TRADING_."""
+
+from __future__ import annotations
+
+from pydantic_settings import SettingsConfigDict
+
+from kernel.settings import ServiceSettings
+
+
+class TradingSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVHALL_TRADING_", extra="ignore", frozen=True)
+
+    service: str = "trading"
+    port: int = 50053

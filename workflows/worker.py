@@ -1,0 +1,46 @@
+"""The workflows worker: runs every govhall workflow on the task queue govhall-workflows.
+
+``python -m workflows.worker``; settings from GOVHALL_WORKER_* variables.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from temporalio.worker import Worker
+
+from kernel.logging import configure_logging
+from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
+
+#: Every workflow class the worker serves; the runner starts the worker when it is not empty.
+WORKFLOWS: list[type[Any]] = []
+
+
+class WorkerSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GOVHALL_WORKER_", extra="ignore", frozen=True)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    log_level: str = "info"
+
+
+async def run(settings: WorkerSettings) -> None:
+    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    worker = Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=WORKFLOWS)
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))
+    await worker.run()
+
+
+def main() -> None:
+    settings = WorkerSettings()
+    configure_logging(service="workflows", level=settings.log_level)
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
