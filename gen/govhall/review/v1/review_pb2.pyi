@@ -312,19 +312,15 @@ class GetOfficialResponse(_message.Message):
 Global___GetOfficialResponse: _TypeAlias = GetOfficialResponse  # noqa: Y015
 
 @_typing.final
-class GrantDelegationRequest(_message.Message):
-    """GrantDelegationRequest names the deputy and the time of a delegation."""
+class DelegationPeriod(_message.Message):
+    """DelegationPeriod is the time a delegation covers: from valid_from
+    (included) until valid_until (excluded), at most 90 days.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
-    DEPUTY_ID_FIELD_NUMBER: _builtins.int
     VALID_FROM_FIELD_NUMBER: _builtins.int
     VALID_UNTIL_FIELD_NUMBER: _builtins.int
-    REASON_FIELD_NUMBER: _builtins.int
-    deputy_id: _builtins.str
-    """The id of the deputy, an official of the leader's own department."""
-    reason: _builtins.str
-    """Why the leader delegates, for example "出差"."""
     @_builtins.property
     def valid_from(self) -> _timestamp_pb2.Timestamp:
         """When the deputy's authority begins; unset for now. It cannot lie in the
@@ -338,14 +334,44 @@ class GrantDelegationRequest(_message.Message):
     def __init__(
         self,
         *,
-        deputy_id: _builtins.str = ...,
         valid_from: _timestamp_pb2.Timestamp | None = ...,
         valid_until: _timestamp_pb2.Timestamp | None = ...,
-        reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["deputy_id", b"deputy_id", "reason", b"reason", "valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DelegationPeriod: _TypeAlias = DelegationPeriod  # noqa: Y015
+
+@_typing.final
+class GrantDelegationRequest(_message.Message):
+    """GrantDelegationRequest names the deputy and the time of a delegation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPUTY_ID_FIELD_NUMBER: _builtins.int
+    PERIOD_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    deputy_id: _builtins.str
+    """The id of the deputy, an official of the leader's own department."""
+    reason: _builtins.str
+    """Why the leader delegates, for example "出差"."""
+    @_builtins.property
+    def period(self) -> Global___DelegationPeriod:
+        """The time the delegation covers."""
+
+    def __init__(
+        self,
+        *,
+        deputy_id: _builtins.str = ...,
+        period: Global___DelegationPeriod | None = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period", b"period"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deputy_id", b"deputy_id", "period", b"period", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

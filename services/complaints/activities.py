@@ -1,0 +1,63 @@
+"""Activities the complaints service hosts on its own task queue (govhall-complaints).
+
+Workflows route complaints through these, so a workflow never touches a
+database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from kernel.errors import GovhallError
+from services.complaints.app import handlers
+from services.complaints.db.repository import ComplaintsUnitOfWork
+
+
+@dataclass(frozen=True)
+class RouteComplaintInput:
+    category_code: str
+
+
+@dataclass(frozen=True)
+class ResponsibleDepartment:
+    """Who handles a complaint of the category, and under which rule.
+
+    A case keeps ``rule_version`` so that it can show the rule it was routed
+    under after the category is re-pointed.
+    """
+
+    category_code: str
+    department_code: str
+    department_name: str
+    rule_version: int
+
+
+class ComplaintsActivities:
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    @activity.defn(name="complaints.route_complaint")
+    async def route_complaint(self, request: RouteComplaintInput) -> ResponsibleDepartment:
+        try:
+            routing = await asyncio.to_thread(
+                handlers.route_complaint, uow=ComplaintsUnitOfWork(self._engine, write=False),
+                category_code=request.category_code)
+        except GovhallError as error:
+            # Unknown category or a department gone from the directory: retrying
+            # cannot help, a dispatcher has to act.
+            raise ApplicationError(error.message, type=type(error).__name__,
+                                   non_retryable=True) from error
+        return ResponsibleDepartment(
+            category_code=routing.category.code, department_code=routing.department.code,
+            department_name=routing.department.name, rule_version=routing.category.rule_version)
+
+
+def activities(engine: Engine, _settings: Any) -> Sequence[Callable[..., Any]]:
+    return [ComplaintsActivities(engine).route_complaint]

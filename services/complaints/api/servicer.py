@@ -1,0 +1,128 @@
+"""The complaints gRPC API: protobuf in and out, the use cases in between.
+
+Database work runs in a thread so the event loop keeps serving other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from sqlalchemy import Engine
+
+from govhall.complaints.v1 import complaints_pb2 as pb
+from govhall.complaints.v1 import complaints_pb2_grpc
+from kernel.commonpb import department_kind_name, department_to_proto, verification_to_proto
+from kernel.identity import current_caller
+from services.complaints.app import handlers
+from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.domain.model import Category, Platform, RoutingRule
+
+_PLATFORM_KINDS = {"portal": pb.PLATFORM_KIND_PORTAL, "hotline": pb.PLATFORM_KIND_HOTLINE}
+
+
+def category_to_proto(category: Category, department_name: str) -> pb.Category:
+    return pb.Category(code=category.code, name=category.name,
+                       department_code=category.department_code,
+                       department_name=department_name, rule_version=category.rule_version)
+
+
+def rule_to_proto(rule: RoutingRule, department_name: str) -> pb.RoutingRule:
+    message = pb.RoutingRule(
+        category_code=rule.category_code, version=rule.version,
+        department_code=rule.department_code, department_name=department_name,
+        basis=rule.basis, set_by_official_id=rule.set_by_official_id)
+    message.valid_from.FromDatetime(rule.valid_from)
+    if rule.valid_until is not None:
+        message.valid_until.FromDatetime(rule.valid_until)
+    return message
+
+
+def platform_to_proto(platform: Platform) -> pb.Platform:
+    return pb.Platform(id=platform.id, name=platform.name, kind=_PLATFORM_KINDS[platform.kind])
+
+
+class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _reading(self) -> ComplaintsUnitOfWork:
+        return ComplaintsUnitOfWork(self._engine, write=False)
+
+    def _writing(self) -> ComplaintsUnitOfWork:
+        return ComplaintsUnitOfWork(self._engine)
+
+    async def ListDepartments(self, request: pb.ListDepartmentsRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.ListDepartmentsResponse:
+        page = await asyncio.to_thread(
+            handlers.list_departments, uow=self._reading(),
+            kind=department_kind_name(request.kind), requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListDepartmentsResponse(
+            departments=[department_to_proto(d) for d in page.departments],
+            next_page_token=page.next_page_token)
+
+    async def GetDepartment(self, request: pb.GetDepartmentRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.GetDepartmentResponse:
+        department = await asyncio.to_thread(
+            handlers.get_department, uow=self._reading(), code=request.code)
+        return pb.GetDepartmentResponse(department=department_to_proto(department))
+
+    async def ListCategories(self, request: pb.ListCategoriesRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.ListCategoriesResponse:
+        page = await asyncio.to_thread(
+            handlers.list_categories, uow=self._reading(),
+            department_code=request.department_code, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListCategoriesResponse(
+            categories=[category_to_proto(c, page.department_names[c.department_code])
+                        for c in page.categories],
+            next_page_token=page.next_page_token)
+
+    async def RouteComplaint(self, request: pb.RouteComplaintRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.RouteComplaintResponse:
+        routing = await asyncio.to_thread(
+            handlers.route_complaint, uow=self._reading(), category_code=request.category_code)
+        return pb.RouteComplaintResponse(
+            department=department_to_proto(routing.department),
+            category=category_to_proto(routing.category, routing.department.name))
+
+    async def SetRoutingRule(self, request: pb.SetRoutingRuleRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.SetRoutingRuleResponse:
+        result = await asyncio.to_thread(
+            handlers.set_routing_rule, uow=self._writing(), caller=current_caller(),
+            category_code=request.category_code, department_code=request.department_code,
+            name=request.name, basis=request.basis)
+        return pb.SetRoutingRuleResponse(
+            category=category_to_proto(result.change.category, result.department.name),
+            rule=rule_to_proto(result.change.rule, result.department.name))
+
+    async def ListRoutingRules(self, request: pb.ListRoutingRulesRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.ListRoutingRulesResponse:
+        page = await asyncio.to_thread(
+            handlers.list_routing_rules, uow=self._reading(),
+            category_code=request.category_code, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListRoutingRulesResponse(
+            rules=[rule_to_proto(r, page.department_names[r.department_code])
+                   for r in page.rules],
+            next_page_token=page.next_page_token)
+
+    async def ListPlatforms(self, request: pb.ListPlatformsRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.ListPlatformsResponse:
+        platforms = await asyncio.to_thread(handlers.list_platforms, uow=self._reading())
+        return pb.ListPlatformsResponse(platforms=[platform_to_proto(p) for p in platforms])
+
+    async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.VerifyAuditLogResponse:
+        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))

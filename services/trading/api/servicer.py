@@ -1,0 +1,135 @@
+"""The trading gRPC API: protobuf in and out, the use cases in between.
+
+Database work runs in a thread so the event loop keeps serving other calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import grpc
+from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
+from sqlalchemy import Engine
+
+from kernel.commonpb import verification_to_proto
+from kernel.identity import current_caller
+from services.trading.app import handlers
+from services.trading.db.repository import TradingUnitOfWork
+from services.trading.domain.model import Agency, CatalogueEntry, Expert
+
+_CATEGORIES: dict[str, pb.TradingCategory.ValueType] = {
+    "government_procurement": pb.TRADING_CATEGORY_GOVERNMENT_PROCUREMENT,
+    "construction": pb.TRADING_CATEGORY_CONSTRUCTION,
+    "land": pb.TRADING_CATEGORY_LAND,
+    "property_rights": pb.TRADING_CATEGORY_PROPERTY_RIGHTS,
+}
+_CATEGORY_NAMES = {v: k for k, v in _CATEGORIES.items()}
+
+
+def category_name(category: pb.TradingCategory.ValueType) -> str:
+    """The domain's name of a category; '' for TRADING_CATEGORY_UNSPECIFIED."""
+    return _CATEGORY_NAMES.get(category, "")
+
+
+def entry_to_proto(entry: CatalogueEntry) -> pb.CatalogueEntry:
+    return pb.CatalogueEntry(code=entry.code, category=_CATEGORIES[entry.category],
+                             name=entry.name, threshold_fen=entry.threshold_fen,
+                             basis=entry.basis)
+
+
+def agency_to_proto(agency: Agency) -> pb.Agency:
+    return pb.Agency(code=agency.code, name=agency.name, qualification=agency.qualification)
+
+
+def expert_to_proto(expert: Expert) -> pb.Expert:
+    return pb.Expert(id=expert.id, name=expert.name, specialties=list(expert.specialties),
+                     employer=expert.employer, available=expert.available,
+                     unavailable_reason=expert.unavailable_reason)
+
+
+class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def _reading(self) -> TradingUnitOfWork:
+        return TradingUnitOfWork(self._engine, write=False)
+
+    def _writing(self) -> TradingUnitOfWork:
+        return TradingUnitOfWork(self._engine)
+
+    async def ListCatalogueEntries(self, request: pb.ListCatalogueEntriesRequest,
+                                   context: grpc.aio.ServicerContext[Any, Any],
+                                   ) -> pb.ListCatalogueEntriesResponse:
+        entries = await asyncio.to_thread(
+            handlers.list_catalogue_entries, uow=self._reading(),
+            category=category_name(request.category))
+        return pb.ListCatalogueEntriesResponse(entries=[entry_to_proto(e) for e in entries])
+
+    async def CheckMustEnter(self, request: pb.CheckMustEnterRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.CheckMustEnterResponse:
+        entry = await asyncio.to_thread(
+            handlers.check_must_enter, uow=self._reading(),
+            category=category_name(request.category),
+            estimated_value_fen=request.estimated_value_fen)
+        if entry is None:
+            return pb.CheckMustEnterResponse(must_enter=False)
+        return pb.CheckMustEnterResponse(must_enter=True, entry=entry_to_proto(entry))
+
+    async def ListAgencies(self, request: pb.ListAgenciesRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.ListAgenciesResponse:
+        page = await asyncio.to_thread(
+            handlers.list_agencies, uow=self._reading(), requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListAgenciesResponse(agencies=[agency_to_proto(a) for a in page.agencies],
+                                       next_page_token=page.next_page_token)
+
+    async def GetAgency(self, request: pb.GetAgencyRequest,
+                        context: grpc.aio.ServicerContext[Any, Any],
+                        ) -> pb.GetAgencyResponse:
+        agency = await asyncio.to_thread(handlers.get_agency, uow=self._reading(),
+                                         code=request.code)
+        return pb.GetAgencyResponse(agency=agency_to_proto(agency))
+
+    async def ListExperts(self, request: pb.ListExpertsRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> pb.ListExpertsResponse:
+        page = await asyncio.to_thread(
+            handlers.list_experts, uow=self._reading(), caller=current_caller(),
+            specialty=request.specialty, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListExpertsResponse(experts=[expert_to_proto(e) for e in page.experts],
+                                      next_page_token=page.next_page_token)
+
+    async def GetExpert(self, request: pb.GetExpertRequest,
+                        context: grpc.aio.ServicerContext[Any, Any],
+                        ) -> pb.GetExpertResponse:
+        expert = await asyncio.to_thread(handlers.get_expert, uow=self._reading(),
+                                         caller=current_caller(), expert_id=request.id)
+        return pb.GetExpertResponse(expert=expert_to_proto(expert))
+
+    async def RegisterExpert(self, request: pb.RegisterExpertRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.RegisterExpertResponse:
+        expert = await asyncio.to_thread(
+            handlers.register_expert, uow=self._writing(), caller=current_caller(),
+            expert_id=request.id, name=request.name, specialties=list(request.specialties),
+            employer=request.employer)
+        return pb.RegisterExpertResponse(expert=expert_to_proto(expert))
+
+    async def SetExpertAvailability(self, request: pb.SetExpertAvailabilityRequest,
+                                    context: grpc.aio.ServicerContext[Any, Any],
+                                    ) -> pb.SetExpertAvailabilityResponse:
+        expert = await asyncio.to_thread(
+            handlers.set_expert_availability, uow=self._writing(), caller=current_caller(),
+            expert_id=request.id, available=request.available, reason=request.reason)
+        return pb.SetExpertAvailabilityResponse(expert=expert_to_proto(expert))
+
+    async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.VerifyAuditLogResponse:
+        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))

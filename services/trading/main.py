@@ -1,0 +1,42 @@
+"""The trading service process: gRPC server + its activity worker.
+
+``python -m services.trading.main [prepare|serve|run]``
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import grpc
+from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
+from sqlalchemy import Engine
+
+from kernel.service import ServiceDefinition, main
+from services.trading import activities
+from services.trading.api.servicer import TradingServicer
+from services.trading.app.handlers import load_sample_directory
+from services.trading.db.repository import TradingUnitOfWork
+from services.trading.settings import TradingSettings
+
+
+def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
+    trading_pb2_grpc.add_TradingServiceServicer_to_server(TradingServicer(engine), server)
+
+
+def _load_sample(engine: Engine, sample_dir: Path) -> bool:
+    return load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=sample_dir)
+
+
+DEFINITION = ServiceDefinition(
+    name="trading",
+    settings_type=TradingSettings,
+    migrations_dir=Path(__file__).parent / "db" / "migrations",
+    service_names=[trading_pb2.DESCRIPTOR.services_by_name["TradingService"].full_name],
+    register=_register,
+    activities=activities.activities,
+    load_sample=_load_sample,
+)
+
+if __name__ == "__main__":
+    main(DEFINITION)
