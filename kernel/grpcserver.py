@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import grpc
 import protovalidate
@@ -35,6 +35,12 @@ from kernel.logging import bind_call
 from kernel.pki import ca_cert_path, client_pair, server_pair
 
 log = structlog.get_logger("govhall.grpc")
+
+#: grpcio-health-checking's asyncio servicer (its type stubs do not list it).
+HealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
 
 _STATUS = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -82,7 +88,8 @@ def validate_request(request: Message) -> None:
     violations = protovalidate.collect_violations(request)
     if violations:
         found = [errors.FieldViolation(
-            ".".join(e.field_name for e in v.proto.field.elements) or "(message)",
+            ".".join(e.field_name for e in v.proto.field.elements)
+            if v.proto.field is not None and v.proto.field.elements else "(message)",
             v.proto.message) for v in violations]
         summary = "; ".join(f"{v.field}: {v.description}" for v in found[:5])
         raise errors.InvalidArgument(f"invalid request: {summary}", violations=found)
@@ -93,14 +100,14 @@ def _case_number(request: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-class GovhallInterceptor(grpc.aio.ServerInterceptor):
+class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     async def intercept_service(
         self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
         details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
+    ) -> Handler:
         handler = await continuation(details)
-        method: str = details.method  # type: ignore[attr-defined]
+        method: str = details.method
         if handler is None or method.startswith(_UNGUARDED):
             return handler
         parse = _tolerant(handler.request_deserializer)
@@ -110,11 +117,12 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer)
         if handler.unary_stream is not None:
             return grpc.unary_stream_rpc_method_handler(
-                self._stream(method, handler.unary_stream), request_deserializer=parse,
+                self._stream(method, handler.unary_stream),  # type: ignore[arg-type]
+                request_deserializer=parse,
                 response_serializer=handler.response_serializer)
         return handler
 
-    async def _admit(self, method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+    async def _admit(self, method: str, request: Any, context: Context) -> None:
         if isinstance(request, MalformedRequest):
             raise errors.InvalidArgument(
                 f"the request could not be parsed as the message {method} expects "
@@ -127,7 +135,7 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):
         bind_call(system=caller.system, method=method, case_number=_case_number(request))
         validate_request(request)
 
-    async def _refuse(self, context: grpc.aio.ServicerContext, error: errors.GovhallError,
+    async def _refuse(self, context: Context, error: errors.GovhallError,
                       started: float) -> None:
         code, details = _status_of(error)
         log.info("rpc.refused", code=code.name, reason=error.message,
@@ -135,13 +143,13 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):
         await context.abort(code, error.message,
                             trailing_metadata=(("grpc-status-details-bin", details),))
 
-    async def _bug(self, context: grpc.aio.ServicerContext, started: float) -> None:
+    async def _bug(self, context: Context, started: float) -> None:
         log.exception("rpc.bug", ms=round((time.perf_counter() - started) * 1000, 2))
         await context.abort(grpc.StatusCode.INTERNAL,
                             "internal error: this is a bug in govhall and has been logged")
 
     def _unary(self, method: str, inner: Callable[..., Awaitable[Any]]) -> Callable[..., Any]:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async def behaviour(request: Any, context: Context) -> Any:
             started = time.perf_counter()
             try:
                 await self._admit(method, request, context)
@@ -157,7 +165,7 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):
         return behaviour
 
     def _stream(self, method: str, inner: Callable[..., AsyncIterator[Any]]) -> Callable[..., Any]:
-        async def behaviour(request: Any, context: grpc.aio.ServicerContext) -> AsyncIterator[Any]:
+        async def behaviour(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
                 await self._admit(method, request, context)
@@ -199,7 +207,7 @@ async def create_server(
     service_names: Sequence[str],
     pki_dir: Path,
     max_message_bytes: int = 4 * 1024 * 1024,
-) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+) -> tuple[grpc.aio.Server, int, Any]:
     """A started-not-yet server on ``address`` (port 0 picks one); returns it and its port."""
     server = grpc.aio.server(
         interceptors=[GovhallInterceptor()],
@@ -210,7 +218,7 @@ async def create_server(
         ],
     )
     register(server)
-    health_servicer = health.aio.HealthServicer()
+    health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names: Iterable[str] = (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)
     reflection.enable_server_reflection(list(names), server)
@@ -220,13 +228,13 @@ async def create_server(
     return server, port, health_servicer
 
 
-async def mark_serving(health_servicer: health.aio.HealthServicer,
+async def mark_serving(health_servicer: Any,
                        service_names: Sequence[str]) -> None:
     for name in ("", *service_names):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
 
 
-async def mark_not_serving(health_servicer: health.aio.HealthServicer) -> None:
+async def mark_not_serving(health_servicer: Any) -> None:
     await health_servicer.enter_graceful_shutdown()
 
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from datetime import timedelta
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +113,7 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> Non
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    waiters = [asyncio.create_task(stop.wait())]
+    waiters: list[asyncio.Task[Any]] = [asyncio.create_task(stop.wait())]
     if running.worker_task is not None:
         waiters.append(running.worker_task)  # a worker that dies takes the service down
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -9,7 +9,7 @@ GOVHALL_TEST_POSTGRES_URL names a server (see .ci/run).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,14 +68,15 @@ async def service_under_test(definition: ServiceDefinition, *, database_url: str
         await running.stop(0.5)
 
 
-def as_official(official_id: str) -> Sequence[tuple[str, str]]:
+def as_official(official_id: str) -> tuple[tuple[str, str], ...]:
     """Call metadata asserting the acting official."""
     return ((OFFICIAL_METADATA_KEY, official_id),)
 
 
 def field_violations(error: grpc.aio.AioRpcError) -> list[str]:
     """The fields named in an error's google.rpc.BadRequest details."""
-    for key, value in error.trailing_metadata() or ():
+    trailing: Any = error.trailing_metadata() or ()
+    for key, value in trailing:
         if key == "grpc-status-details-bin":
             status = status_pb2.Status.FromString(value)
             fields: list[str] = []

@@ -98,7 +98,7 @@ class Suite:
         self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_NAMESPACE", settings.namespace)
 
     def service_settings(self) -> list[tuple[str, ServiceSettings]]:
-        return [(name, cls(_env_file=None, **_from_environment(self.environment, name)))
+        return [(name, cls.model_validate(_from_environment(self.environment, name)))
                 for name, cls in SERVICES]
 
     def spawn(self, name: str, argv: list[str]) -> Child:

@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import grpc
-from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from sqlalchemy import Engine
 
+from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from kernel.service import ServiceDefinition, main
 from services.trading import activities
 from services.trading.api.servicer import TradingServicer

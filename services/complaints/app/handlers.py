@@ -17,8 +17,13 @@ from kernel.directory import (
     sample_departments,
     sample_officials,
 )
-from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, NotFound
-from kernel.errors import PermissionDenied
+from kernel.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from kernel.identity import Caller
 from kernel.paging import decode_token, encode_token, page_size
 from services.complaints.db.repository import ComplaintsUnitOfWork
@@ -28,7 +33,7 @@ from services.complaints.domain.model import (
     Platform,
     RoutingChange,
     RoutingRule,
-    set_routing_rule as next_routing,
+    change_routing,
 )
 
 #: Who may change the routing table: the center's dispatchers and its operators.
@@ -150,7 +155,7 @@ def set_routing_rule(*, uow: ComplaintsUnitOfWork, caller: Caller, category_code
             raise InvalidArgument(
                 f"department {department_code} is not in the directory",
                 violations=[FieldViolation("department_code", "unknown department")])
-        change = next_routing(
+        change = change_routing(
             uow.routing.category(category_code), category_code=category_code,
             department_code=department_code, name=name, basis=basis, at=datetime.now(UTC),
             set_by_official_id=official.id)
@@ -212,7 +217,7 @@ def load_sample_directory(*, uow: ComplaintsUnitOfWork, sample_dir: Path) -> boo
             if record["department_code"] not in known:
                 raise ValueError(f"category {record['code']} is routed to unknown department "
                                  f"{record['department_code']}")
-            uow.routing.apply(next_routing(
+            uow.routing.apply(change_routing(
                 None, category_code=record["code"], department_code=record["department_code"],
                 name=record["name"], basis=INITIAL_BASIS, at=loaded_at))
         platforms = [Platform(p["id"], p["name"], p["kind"]) for p in sample["platforms"]]

@@ -96,9 +96,9 @@ class RoutingChange:
     previous_department_code: str = ""
 
 
-def set_routing_rule(current: Category | None, *, category_code: str, department_code: str,
-                     name: str, basis: str, at: datetime,
-                     set_by_official_id: str = "") -> RoutingChange:
+def change_routing(current: Category | None, *, category_code: str, department_code: str,
+                   name: str, basis: str, at: datetime,
+                   set_by_official_id: str = "") -> RoutingChange:
     """Create ``category_code`` routed to ``department_code``, or re-point it there.
 
     ``current`` is the category as routed now (None when it is new). The

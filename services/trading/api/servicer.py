@@ -9,10 +9,10 @@ import asyncio
 from typing import Any
 
 import grpc
-from govhall.trading.v1 import trading_pb2 as pb
-from govhall.trading.v1 import trading_pb2_grpc
 from sqlalchemy import Engine
 
+from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
 from kernel.commonpb import verification_to_proto
 from kernel.identity import current_caller
 from services.trading.app import handlers

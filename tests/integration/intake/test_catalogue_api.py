@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 import pytest
@@ -23,6 +24,9 @@ from tests.support import (
     service_under_test,
 )
 
+if TYPE_CHECKING:
+    from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
+
 OPERATOR = "ZWFWZX-004"
 WINDOW_CLERK = "FGW-001"
 
@@ -34,7 +38,7 @@ async def intake(backend: str, tmp_path: Path, pki_dir: Path) -> AsyncIterator[S
         yield service
 
 
-async def _all_items(stub: intake_pb2_grpc.IntakeServiceStub, **filters: str) -> list[pb.ApprovalItem]:
+async def _all_items(stub: IntakeServiceAsyncStub, **filters: str) -> list[pb.ApprovalItem]:
     items: list[pb.ApprovalItem] = []
     token = ""
     while True:
@@ -89,7 +93,8 @@ async def test_malformed_requests_are_invalid_arguments(intake: ServiceUnderTest
             await stub.ListApprovalItems(pb.ListApprovalItemsRequest(page_token="not-a-token"))
         with pytest.raises(grpc.aio.AioRpcError) as huge_page:
             await stub.ListApprovalItems(pb.ListApprovalItemsRequest(page_size=100000))
-        raw = channel.unary_unary("/govhall.intake.v1.IntakeService/GetApprovalItem")
+        raw = channel.unary_unary("/govhall.intake.v1.IntakeService/GetApprovalItem",
+                                  request_serializer=None, response_deserializer=None)
         with pytest.raises(grpc.aio.AioRpcError) as garbage:
             await raw(b"\xff\xff\xff\xff")
     assert bad_code.value.code() == grpc.StatusCode.INVALID_ARGUMENT

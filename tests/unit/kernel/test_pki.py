@@ -13,7 +13,8 @@ def test_the_local_ca_issues_server_and_client_certificates(tmp_path: Path) -> N
     ensure_pki(tmp_path, ("hotline-12345",))
     ca = x509.load_pem_x509_certificate(ca_cert_path(tmp_path).read_bytes())
     server = x509.load_pem_x509_certificate(server_pair(tmp_path).cert.read_bytes())
-    client = x509.load_pem_x509_certificate(client_pair(tmp_path, "hotline-12345").cert.read_bytes())
+    client_pem = client_pair(tmp_path, "hotline-12345").cert.read_bytes()
+    client = x509.load_pem_x509_certificate(client_pem)
     server.verify_directly_issued_by(ca)
     client.verify_directly_issued_by(ca)
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value

@@ -27,7 +27,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from govhall.common.v1 import common_pb2 as govhall_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovhall/review/v1/review.proto\x12\x11govhall.review.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egovhall/common/v1/common.proto\"~\n\x08Official\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12&\n\x05roles\x18\x05 \x03(\x0e\x32\x17.govhall.common.v1.Role\"\x8a\x03\n\nDelegation\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x11\n\tdeputy_id\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x04 \x01(\t\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12.\n\ngranted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\n \x01(\t\x12\x19\n\x11revocation_reason\x18\x0b \x01(\t\x12\x31\n\x05state\x18\x0c \x01(\x0e\x32\".govhall.review.v1.DelegationState\"\xbd\x01\n\x14ListOfficialsRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12/\n\x04role\x18\x02 \x01(\x0e\x32\x17.govhall.common.v1.RoleB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"`\n\x15ListOfficialsResponse\x12.\n\tofficials\x18\x01 \x03(\x0b\x32\x1b.govhall.review.v1.Official\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12GetOfficialRequest\x12\x31\n\x0bofficial_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z]{2,6}-[0-9]{3}$\"\x81\x01\n\x13GetOfficialResponse\x12-\n\x08official\x18\x01 \x01(\x0b\x32\x1b.govhall.review.v1.Official\x12;\n\x14\x64\x65legations_in_force\x18\x02 \x03(\x0b\x32\x1d.govhall.review.v1.Delegation\"\xab\x03\n\x10\x44\x65legationPeriod\x12.\n\nvalid_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x37\n\x0bvalid_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x06\xbaH\x03\xc8\x01\x01:\xad\x02\xbaH\xa9\x02\x1a\x87\x01\n\"delegation_period.until_after_from\x12$valid_until must be after valid_from\x1a;!has(this.valid_from) || this.valid_until > this.valid_from\x1a\x9c\x01\n!delegation_period.at_most_90_days\x12%a delegation may last at most 90 days\x1aP!has(this.valid_from) || this.valid_until - this.valid_from <= duration(\'2160h\')\"\xa2\x01\n\x16GrantDelegationRequest\x12/\n\tdeputy_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z]{2,6}-[0-9]{3}$\x12;\n\x06period\x18\x02 \x01(\x0b\x32#.govhall.review.v1.DelegationPeriodB\x06\xbaH\x03\xc8\x01\x01\x12\x1a\n\x06reason\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\"L\n\x17GrantDelegationResponse\x12\x31\n\ndelegation\x18\x01 \x01(\x0b\x32\x1d.govhall.review.v1.Delegation\"U\n\x17RevokeDelegationRequest\x12\x1e\n\rdelegation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1a\n\x06reason\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\"M\n\x18RevokeDelegationResponse\x12\x31\n\ndelegation\x18\x01 \x01(\x0b\x32\x1d.govhall.review.v1.Delegation\"\xbf\x01\n\x16ListDelegationsRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12/\n\x0bin_force_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x17ListDelegationsResponse\x12\x32\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32\x1d.govhall.review.v1.Delegation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc6\x01\n\x0fHolidaySchedule\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\x38\n\x06source\x18\x02 \x01(\x0e\x32(.govhall.review.v1.HolidayScheduleSource\x12\x10\n\x08holidays\x18\x03 \x03(\t\x12\x17\n\x0fmakeup_workdays\x18\x04 \x03(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tloaded_by\x18\x06 \x01(\t\"\xbe\x01\n\x1aLoadHolidayScheduleRequest\x12\x19\n\x04year\x18\x01 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xb4\x10(\xd0\x0f\x12>\n\x08holidays\x18\x02 \x03(\tB,\xbaH)\x92\x01&\x10<\x18\x01\" r\x1e\x32\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$\x12\x45\n\x0fmakeup_workdays\x18\x03 \x03(\tB,\xbaH)\x92\x01&\x10\x14\x18\x01\" r\x1e\x32\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"e\n\x1bLoadHolidayScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\".govhall.review.v1.HolidaySchedule\x12\x10\n\x08replaced\x18\x02 \x01(\x08\"\x1d\n\x1bListHolidaySchedulesRequest\"U\n\x1cListHolidaySchedulesResponse\x12\x35\n\tschedules\x18\x01 \x03(\x0b\x32\".govhall.review.v1.HolidaySchedule\"\x17\n\x15VerifyAuditLogRequest\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*\xac\x01\n\x0f\x44\x65legationState\x12 \n\x1c\x44\x45LEGATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45LEGATION_STATE_SCHEDULED\x10\x01\x12\x1d\n\x19\x44\x45LEGATION_STATE_IN_FORCE\x10\x02\x12\x1a\n\x16\x44\x45LEGATION_STATE_ENDED\x10\x03\x12\x1c\n\x18\x44\x45LEGATION_STATE_REVOKED\x10\x04*\x8a\x01\n\x15HolidayScheduleSource\x12\'\n#HOLIDAY_SCHEDULE_SOURCE_UNSPECIFIED\x10\x00\x12$\n HOLIDAY_SCHEDULE_SOURCE_BUILT_IN\x10\x01\x12\"\n\x1eHOLIDAY_SCHEDULE_SOURCE_LOADED\x10\x02\x32\xe8\x06\n\rReviewService\x12\x62\n\rListOfficials\x12\'.govhall.review.v1.ListOfficialsRequest\x1a(.govhall.review.v1.ListOfficialsResponse\x12\\\n\x0bGetOfficial\x12%.govhall.review.v1.GetOfficialRequest\x1a&.govhall.review.v1.GetOfficialResponse\x12h\n\x0fGrantDelegation\x12).govhall.review.v1.GrantDelegationRequest\x1a*.govhall.review.v1.GrantDelegationResponse\x12k\n\x10RevokeDelegation\x12*.govhall.review.v1.RevokeDelegationRequest\x1a+.govhall.review.v1.RevokeDelegationResponse\x12h\n\x0fListDelegations\x12).govhall.review.v1.ListDelegationsRequest\x1a*.govhall.review.v1.ListDelegationsResponse\x12t\n\x13LoadHolidaySchedule\x12-.govhall.review.v1.LoadHolidayScheduleRequest\x1a..govhall.review.v1.LoadHolidayScheduleResponse\x12w\n\x14ListHolidaySchedules\x12..govhall.review.v1.ListHolidaySchedulesRequest\x1a/.govhall.review.v1.ListHolidaySchedulesResponse\x12\x65\n\x0eVerifyAuditLog\x12(.govhall.review.v1.VerifyAuditLogRequest\x1a).govhall.review.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovhall/review/v1/review.proto\x12\x11govhall.review.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egovhall/common/v1/common.proto\"~\n\x08Official\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12&\n\x05roles\x18\x05 \x03(\x0e\x32\x17.govhall.common.v1.Role\"\x8a\x03\n\nDelegation\x12\n\n\x02id\x18\x01 \x01(\x03\x12\x11\n\tleader_id\x18\x02 \x01(\t\x12\x11\n\tdeputy_id\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x04 \x01(\t\x12.\n\nvalid_from\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x07 \x01(\t\x12.\n\ngranted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nrevoked_by\x18\n \x01(\t\x12\x19\n\x11revocation_reason\x18\x0b \x01(\t\x12\x31\n\x05state\x18\x0c \x01(\x0e\x32\".govhall.review.v1.DelegationState\"\xbd\x01\n\x14ListOfficialsRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12/\n\x04role\x18\x02 \x01(\x0e\x32\x17.govhall.common.v1.RoleB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"`\n\x15ListOfficialsResponse\x12.\n\tofficials\x18\x01 \x03(\x0b\x32\x1b.govhall.review.v1.Official\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x12GetOfficialRequest\x12\x31\n\x0bofficial_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z]{2,6}-[0-9]{3}$\"\x81\x01\n\x13GetOfficialResponse\x12-\n\x08official\x18\x01 \x01(\x0b\x32\x1b.govhall.review.v1.Official\x12;\n\x14\x64\x65legations_in_force\x18\x02 \x03(\x0b\x32\x1d.govhall.review.v1.Delegation\"\xd6\x03\n\x10\x44\x65legationPeriod\x12\x46\n\nvalid_from\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\x1a\x06\x08\x80\xae\x99\xa4\x0f*\x06\x08\x80\x87\xb5\xc3\x03\x12J\n\x0bvalid_until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x19\xbaH\x16\xb2\x01\x10\x1a\x06\x08\x80\xae\x99\xa4\x0f*\x06\x08\x80\x87\xb5\xc3\x03\xc8\x01\x01:\xad\x02\xbaH\xa9\x02\x1a\x87\x01\n\"delegation_period.until_after_from\x12$valid_until must be after valid_from\x1a;!has(this.valid_from) || this.valid_until > this.valid_from\x1a\x9c\x01\n!delegation_period.at_most_90_days\x12%a delegation may last at most 90 days\x1aP!has(this.valid_from) || this.valid_until - this.valid_from <= duration(\'2160h\')\"\xa2\x01\n\x16GrantDelegationRequest\x12/\n\tdeputy_id\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z]{2,6}-[0-9]{3}$\x12;\n\x06period\x18\x02 \x01(\x0b\x32#.govhall.review.v1.DelegationPeriodB\x06\xbaH\x03\xc8\x01\x01\x12\x1a\n\x06reason\x18\x03 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\"L\n\x17GrantDelegationResponse\x12\x31\n\ndelegation\x18\x01 \x01(\x0b\x32\x1d.govhall.review.v1.Delegation\"U\n\x17RevokeDelegationRequest\x12\x1e\n\rdelegation_id\x18\x01 \x01(\x03\x42\x07\xbaH\x04\"\x02 \x00\x12\x1a\n\x06reason\x18\x02 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xc8\x01\"M\n\x18RevokeDelegationResponse\x12\x31\n\ndelegation\x18\x01 \x01(\x0b\x32\x1d.govhall.review.v1.Delegation\"\xd7\x01\n\x16ListDelegationsRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12G\n\x0bin_force_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.TimestampB\x16\xbaH\x13\xb2\x01\x10\x1a\x06\x08\x80\xae\x99\xa4\x0f*\x06\x08\x80\x87\xb5\xc3\x03\x12\x1d\n\tpage_size\x18\x03 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x04 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x17ListDelegationsResponse\x12\x32\n\x0b\x64\x65legations\x18\x01 \x03(\x0b\x32\x1d.govhall.review.v1.Delegation\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\xc6\x01\n\x0fHolidaySchedule\x12\x0c\n\x04year\x18\x01 \x01(\x05\x12\x38\n\x06source\x18\x02 \x01(\x0e\x32(.govhall.review.v1.HolidayScheduleSource\x12\x10\n\x08holidays\x18\x03 \x03(\t\x12\x17\n\x0fmakeup_workdays\x18\x04 \x03(\t\x12-\n\tloaded_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tloaded_by\x18\x06 \x01(\t\"\xbe\x01\n\x1aLoadHolidayScheduleRequest\x12\x19\n\x04year\x18\x01 \x01(\x05\x42\x0b\xbaH\x08\x1a\x06\x18\xb4\x10(\xd0\x0f\x12>\n\x08holidays\x18\x02 \x03(\tB,\xbaH)\x92\x01&\x10<\x18\x01\" r\x1e\x32\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$\x12\x45\n\x0fmakeup_workdays\x18\x03 \x03(\tB,\xbaH)\x92\x01&\x10\x14\x18\x01\" r\x1e\x32\x1c^[0-9]{4}-[0-9]{2}-[0-9]{2}$\"e\n\x1bLoadHolidayScheduleResponse\x12\x34\n\x08schedule\x18\x01 \x01(\x0b\x32\".govhall.review.v1.HolidaySchedule\x12\x10\n\x08replaced\x18\x02 \x01(\x08\"\x1d\n\x1bListHolidaySchedulesRequest\"U\n\x1cListHolidaySchedulesResponse\x12\x35\n\tschedules\x18\x01 \x03(\x0b\x32\".govhall.review.v1.HolidaySchedule\"\x17\n\x15VerifyAuditLogRequest\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*\xac\x01\n\x0f\x44\x65legationState\x12 \n\x1c\x44\x45LEGATION_STATE_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x44\x45LEGATION_STATE_SCHEDULED\x10\x01\x12\x1d\n\x19\x44\x45LEGATION_STATE_IN_FORCE\x10\x02\x12\x1a\n\x16\x44\x45LEGATION_STATE_ENDED\x10\x03\x12\x1c\n\x18\x44\x45LEGATION_STATE_REVOKED\x10\x04*\x8a\x01\n\x15HolidayScheduleSource\x12\'\n#HOLIDAY_SCHEDULE_SOURCE_UNSPECIFIED\x10\x00\x12$\n HOLIDAY_SCHEDULE_SOURCE_BUILT_IN\x10\x01\x12\"\n\x1eHOLIDAY_SCHEDULE_SOURCE_LOADED\x10\x02\x32\xe8\x06\n\rReviewService\x12\x62\n\rListOfficials\x12\'.govhall.review.v1.ListOfficialsRequest\x1a(.govhall.review.v1.ListOfficialsResponse\x12\\\n\x0bGetOfficial\x12%.govhall.review.v1.GetOfficialRequest\x1a&.govhall.review.v1.GetOfficialResponse\x12h\n\x0fGrantDelegation\x12).govhall.review.v1.GrantDelegationRequest\x1a*.govhall.review.v1.GrantDelegationResponse\x12k\n\x10RevokeDelegation\x12*.govhall.review.v1.RevokeDelegationRequest\x1a+.govhall.review.v1.RevokeDelegationResponse\x12h\n\x0fListDelegations\x12).govhall.review.v1.ListDelegationsRequest\x1a*.govhall.review.v1.ListDelegationsResponse\x12t\n\x13LoadHolidaySchedule\x12-.govhall.review.v1.LoadHolidayScheduleRequest\x1a..govhall.review.v1.LoadHolidayScheduleResponse\x12w\n\x14ListHolidaySchedules\x12..govhall.review.v1.ListHolidaySchedulesRequest\x1a/.govhall.review.v1.ListHolidaySchedulesResponse\x12\x65\n\x0eVerifyAuditLog\x12(.govhall.review.v1.VerifyAuditLogRequest\x1a).govhall.review.v1.VerifyAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,8 +44,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTOFFICIALSREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\004r\002\030d'
   _globals['_GETOFFICIALREQUEST'].fields_by_name['official_id']._loaded_options = None
   _globals['_GETOFFICIALREQUEST'].fields_by_name['official_id']._serialized_options = b'\272H\031r\0272\025^[A-Z]{2,6}-[0-9]{3}$'
+  _globals['_DELEGATIONPERIOD'].fields_by_name['valid_from']._loaded_options = None
+  _globals['_DELEGATIONPERIOD'].fields_by_name['valid_from']._serialized_options = b'\272H\023\262\001\020\032\006\010\200\256\231\244\017*\006\010\200\207\265\303\003'
   _globals['_DELEGATIONPERIOD'].fields_by_name['valid_until']._loaded_options = None
-  _globals['_DELEGATIONPERIOD'].fields_by_name['valid_until']._serialized_options = b'\272H\003\310\001\001'
+  _globals['_DELEGATIONPERIOD'].fields_by_name['valid_until']._serialized_options = b'\272H\026\262\001\020\032\006\010\200\256\231\244\017*\006\010\200\207\265\303\003\310\001\001'
   _globals['_DELEGATIONPERIOD']._loaded_options = None
   _globals['_DELEGATIONPERIOD']._serialized_options = b'\272H\251\002\032\207\001\n\"delegation_period.until_after_from\022$valid_until must be after valid_from\032;!has(this.valid_from) || this.valid_until > this.valid_from\032\234\001\n!delegation_period.at_most_90_days\022%a delegation may last at most 90 days\032P!has(this.valid_from) || this.valid_until - this.valid_from <= duration(\'2160h\')'
   _globals['_GRANTDELEGATIONREQUEST'].fields_by_name['deputy_id']._loaded_options = None
@@ -60,6 +62,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_REVOKEDELEGATIONREQUEST'].fields_by_name['reason']._serialized_options = b'\272H\007r\005\020\001\030\310\001'
   _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['department_code']._loaded_options = None
   _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['department_code']._serialized_options = b'\272H\034r\0322\030^([A-Z][A-Z0-9]{1,11})?$'
+  _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['in_force_at']._loaded_options = None
+  _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['in_force_at']._serialized_options = b'\272H\023\262\001\020\032\006\010\200\256\231\244\017*\006\010\200\207\265\303\003'
   _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['page_size']._loaded_options = None
   _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
   _globals['_LISTDELEGATIONSREQUEST'].fields_by_name['page_token']._loaded_options = None
@@ -70,10 +74,10 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOADHOLIDAYSCHEDULEREQUEST'].fields_by_name['holidays']._serialized_options = b'\272H)\222\001&\020<\030\001\" r\0362\034^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
   _globals['_LOADHOLIDAYSCHEDULEREQUEST'].fields_by_name['makeup_workdays']._loaded_options = None
   _globals['_LOADHOLIDAYSCHEDULEREQUEST'].fields_by_name['makeup_workdays']._serialized_options = b'\272H)\222\001&\020\024\030\001\" r\0362\034^[0-9]{4}-[0-9]{2}-[0-9]{2}$'
-  _globals['_DELEGATIONSTATE']._serialized_start=3034
-  _globals['_DELEGATIONSTATE']._serialized_end=3206
-  _globals['_HOLIDAYSCHEDULESOURCE']._serialized_start=3209
-  _globals['_HOLIDAYSCHEDULESOURCE']._serialized_end=3347
+  _globals['_DELEGATIONSTATE']._serialized_start=3101
+  _globals['_DELEGATIONSTATE']._serialized_end=3273
+  _globals['_HOLIDAYSCHEDULESOURCE']._serialized_start=3276
+  _globals['_HOLIDAYSCHEDULESOURCE']._serialized_end=3414
   _globals['_OFFICIAL']._serialized_start=147
   _globals['_OFFICIAL']._serialized_end=273
   _globals['_DELEGATION']._serialized_start=276
@@ -87,33 +91,33 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_GETOFFICIALRESPONSE']._serialized_start=1036
   _globals['_GETOFFICIALRESPONSE']._serialized_end=1165
   _globals['_DELEGATIONPERIOD']._serialized_start=1168
-  _globals['_DELEGATIONPERIOD']._serialized_end=1595
-  _globals['_GRANTDELEGATIONREQUEST']._serialized_start=1598
-  _globals['_GRANTDELEGATIONREQUEST']._serialized_end=1760
-  _globals['_GRANTDELEGATIONRESPONSE']._serialized_start=1762
-  _globals['_GRANTDELEGATIONRESPONSE']._serialized_end=1838
-  _globals['_REVOKEDELEGATIONREQUEST']._serialized_start=1840
-  _globals['_REVOKEDELEGATIONREQUEST']._serialized_end=1925
-  _globals['_REVOKEDELEGATIONRESPONSE']._serialized_start=1927
-  _globals['_REVOKEDELEGATIONRESPONSE']._serialized_end=2004
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=2007
-  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=2198
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=2200
-  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=2302
-  _globals['_HOLIDAYSCHEDULE']._serialized_start=2305
-  _globals['_HOLIDAYSCHEDULE']._serialized_end=2503
-  _globals['_LOADHOLIDAYSCHEDULEREQUEST']._serialized_start=2506
-  _globals['_LOADHOLIDAYSCHEDULEREQUEST']._serialized_end=2696
-  _globals['_LOADHOLIDAYSCHEDULERESPONSE']._serialized_start=2698
-  _globals['_LOADHOLIDAYSCHEDULERESPONSE']._serialized_end=2799
-  _globals['_LISTHOLIDAYSCHEDULESREQUEST']._serialized_start=2801
-  _globals['_LISTHOLIDAYSCHEDULESREQUEST']._serialized_end=2830
-  _globals['_LISTHOLIDAYSCHEDULESRESPONSE']._serialized_start=2832
-  _globals['_LISTHOLIDAYSCHEDULESRESPONSE']._serialized_end=2917
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2919
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2942
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2944
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=3031
-  _globals['_REVIEWSERVICE']._serialized_start=3350
-  _globals['_REVIEWSERVICE']._serialized_end=4222
+  _globals['_DELEGATIONPERIOD']._serialized_end=1638
+  _globals['_GRANTDELEGATIONREQUEST']._serialized_start=1641
+  _globals['_GRANTDELEGATIONREQUEST']._serialized_end=1803
+  _globals['_GRANTDELEGATIONRESPONSE']._serialized_start=1805
+  _globals['_GRANTDELEGATIONRESPONSE']._serialized_end=1881
+  _globals['_REVOKEDELEGATIONREQUEST']._serialized_start=1883
+  _globals['_REVOKEDELEGATIONREQUEST']._serialized_end=1968
+  _globals['_REVOKEDELEGATIONRESPONSE']._serialized_start=1970
+  _globals['_REVOKEDELEGATIONRESPONSE']._serialized_end=2047
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_start=2050
+  _globals['_LISTDELEGATIONSREQUEST']._serialized_end=2265
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_start=2267
+  _globals['_LISTDELEGATIONSRESPONSE']._serialized_end=2369
+  _globals['_HOLIDAYSCHEDULE']._serialized_start=2372
+  _globals['_HOLIDAYSCHEDULE']._serialized_end=2570
+  _globals['_LOADHOLIDAYSCHEDULEREQUEST']._serialized_start=2573
+  _globals['_LOADHOLIDAYSCHEDULEREQUEST']._serialized_end=2763
+  _globals['_LOADHOLIDAYSCHEDULERESPONSE']._serialized_start=2765
+  _globals['_LOADHOLIDAYSCHEDULERESPONSE']._serialized_end=2866
+  _globals['_LISTHOLIDAYSCHEDULESREQUEST']._serialized_start=2868
+  _globals['_LISTHOLIDAYSCHEDULESREQUEST']._serialized_end=2897
+  _globals['_LISTHOLIDAYSCHEDULESRESPONSE']._serialized_start=2899
+  _globals['_LISTHOLIDAYSCHEDULESRESPONSE']._serialized_end=2984
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2986
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=3009
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=3011
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=3098
+  _globals['_REVIEWSERVICE']._serialized_start=3417
+  _globals['_REVIEWSERVICE']._serialized_end=4289
 # @@protoc_insertion_point(module_scope)

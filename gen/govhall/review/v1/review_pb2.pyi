@@ -324,7 +324,8 @@ class DelegationPeriod(_message.Message):
     @_builtins.property
     def valid_from(self) -> _timestamp_pb2.Timestamp:
         """When the deputy's authority begins; unset for now. It cannot lie in the
-        past: signatures already made are never covered after the fact.
+        past: signatures already made are never covered after the fact. Times
+        are taken between the years 2000 and 2100.
         """
 
     @_builtins.property
@@ -469,7 +470,9 @@ class ListDelegationsRequest(_message.Message):
     """The next_page_token of the previous page; empty for the first."""
     @_builtins.property
     def in_force_at(self) -> _timestamp_pb2.Timestamp:
-        """Only delegations in force at this time; unset for all."""
+        """Only delegations in force at this time, between the years 2000 and
+        2100; unset for all.
+        """
 
     def __init__(
         self,

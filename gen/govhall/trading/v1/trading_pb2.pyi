@@ -562,7 +562,8 @@ class SetExpertAvailabilityRequest(_message.Message):
     """
     reason: _builtins.str
     """Why the expert is taken out of draws (for example a leave of absence);
-    required when available is false, ignored otherwise.
+    required when available is false (INVALID_ARGUMENT naming this field
+    otherwise), ignored when it is true.
     """
     def __init__(
         self,

@@ -1,0 +1,199 @@
+"""The suite started exactly as `make run` starts it, then stopped and restarted.
+
+One runner process per test run: it starts its own Temporal dev server on
+free ports, the four services and (when there are workflows) the worker.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
+from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
+from govhall.review.v1 import review_pb2, review_pb2_grpc
+from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
+from kernel.grpcserver import secure_channel
+from kernel.temporal import SEARCH_ATTRIBUTES
+from tests.support import as_official
+
+pytestmark = pytest.mark.e2e
+SERVICES = ("intake", "review", "trading", "complaints")
+READY_SECONDS = 120
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+@dataclass
+class Suite:
+    environment: dict[str, str]
+    var_dir: Path
+    ports: dict[str, int]
+    process: subprocess.Popen[str] | None = None
+    output: str = ""
+
+    def start(self) -> float:
+        started = time.monotonic()
+        self.output = ""
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "deploy.local.runner"], env=self.environment,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+        assert self.process.stdout is not None
+        deadline = started + READY_SECONDS
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([self.process.stdout], [], [], 1.0)
+            if ready:
+                line = self.process.stdout.readline()
+                if not line and self.process.poll() is not None:
+                    break
+                self.output += line
+                if line.startswith("ready in"):
+                    return time.monotonic() - started
+            elif self.process.poll() is not None:
+                break
+        self.stop()
+        raise AssertionError(f"the suite did not become ready:\n{self.output}")
+
+    def stop(self) -> int:
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+        try:
+            self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            raise
+        if self.process.stdout is not None:
+            self.output += self.process.stdout.read()
+        return self.process.returncode
+
+    def address(self, service: str) -> str:
+        return f"127.0.0.1:{self.ports[service]}"
+
+    def channel(self, service: str) -> grpc.aio.Channel:
+        return secure_channel(self.address(service), pki_dir=self.var_dir / "pki",
+                              system="operator")
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+    var_dir = tmp_path_factory.mktemp("var")
+    names = ["temporal", "ui", "http", "metrics", *SERVICES]
+    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("GOVHALL_")}
+    environment.update({
+        "GOVHALL_RUNNER_VAR_DIR": str(var_dir),
+        "GOVHALL_RUNNER_TEMPORAL_PORT": str(ports["temporal"]),
+        "GOVHALL_RUNNER_TEMPORAL_UI_PORT": str(ports["ui"]),
+        "GOVHALL_RUNNER_TEMPORAL_HTTP_PORT": str(ports["http"]),
+        "GOVHALL_RUNNER_TEMPORAL_METRICS_PORT": str(ports["metrics"]),
+    })
+    for service in SERVICES:
+        environment[f"GOVHALL_{service.upper()}_PORT"] = str(ports[service])
+    running = Suite(environment, var_dir, ports)
+    running.start()
+    yield running
+    if running.process is not None and running.process.poll() is None:
+        running.stop()
+
+
+async def test_every_service_is_serving_over_mtls(suite: Suite) -> None:
+    for service in SERVICES:
+        async with suite.channel(service) as channel:
+            reply = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(service=""))
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
+
+
+async def test_the_output_names_every_address_and_certificate(suite: Suite) -> None:
+    for service in SERVICES:
+        assert suite.address(service) in suite.output
+    assert f"http://127.0.0.1:{suite.ports['ui']}" in suite.output
+    assert str(suite.var_dir / "pki" / "ca.pem") in suite.output
+    assert str(suite.var_dir / "pki" / "clients" / "operator.pem") in suite.output
+
+
+async def test_a_directory_is_read_through_each_service(suite: Suite) -> None:
+    async with suite.channel("intake") as channel:
+        items = await intake_pb2_grpc.IntakeServiceStub(channel).ListApprovalItems(
+            intake_pb2.ListApprovalItemsRequest(page_size=500))
+    async with suite.channel("review") as channel:
+        officials = await review_pb2_grpc.ReviewServiceStub(channel).ListOfficials(
+            review_pb2.ListOfficialsRequest(page_size=500))
+    async with suite.channel("trading") as channel:
+        experts = await trading_pb2_grpc.TradingServiceStub(channel).ListExperts(
+            trading_pb2.ListExpertsRequest(page_size=500))
+    async with suite.channel("complaints") as channel:
+        departments = await complaints_pb2_grpc.ComplaintsServiceStub(channel).ListDepartments(
+            complaints_pb2.ListDepartmentsRequest(page_size=500))
+    assert len(items.items) >= 110
+    assert len({i.department_code for i in items.items}) >= 30
+    assert len(officials.officials) >= 100
+    assert len(experts.experts) >= 60
+    assert len(departments.departments) >= 100
+
+
+def test_the_temporal_ui_answers(suite: Suite) -> None:
+    url = f"http://127.0.0.1:{suite.ports['ui']}/"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+
+
+def test_the_custom_search_attributes_are_registered(suite: Suite) -> None:
+    listing = subprocess.run(
+        [str(Path(sys.executable).parent / "temporal"), "operator", "search-attribute", "list",
+         "--address", f"127.0.0.1:{suite.ports['temporal']}"],
+        capture_output=True, text=True, check=True, timeout=30).stdout
+    for key in SEARCH_ATTRIBUTES:
+        assert key.name in listing
+
+
+async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: Suite) -> None:
+    async with suite.channel("intake") as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        item = (await stub.GetApprovalItem(
+            intake_pb2.GetApprovalItemRequest(code="012101000001000"))).item
+        item.promised_limit_days = 1
+        await stub.PublishApprovalItemVersion(
+            intake_pb2.PublishApprovalItemVersionRequest(item=item),
+            metadata=as_official("ZWFWZX-004"))
+        audit_before = (await stub.VerifyAuditLog(
+            intake_pb2.VerifyAuditLogRequest())).verification
+    assert suite.stop() == 0
+    assert "stopped" in suite.output
+    for port in suite.ports.values():
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
+
+    suite.start()
+    async with suite.channel("intake") as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        kept = (await stub.GetApprovalItem(
+            intake_pb2.GetApprovalItemRequest(code="012101000001000"))).item
+        audit_after = (await stub.VerifyAuditLog(
+            intake_pb2.VerifyAuditLogRequest())).verification
+    assert kept.version == 2 and kept.promised_limit_days == 1
+    # The sample data is not loaded a second time.
+    assert audit_after.entries == audit_before.entries
+    assert audit_after.head_hash == audit_before.head_hash
