@@ -7,15 +7,15 @@ free ports, the four services and (when there are workflows) the worker.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import grpc
@@ -51,29 +51,34 @@ class Suite:
     var_dir: Path
     ports: dict[str, int]
     process: subprocess.Popen[str] | None = None
-    output: str = ""
+    lines: list[str] = field(default_factory=list)
+    ready: threading.Event = field(default_factory=threading.Event)
+    reader: threading.Thread | None = None
 
     def start(self) -> float:
         started = time.monotonic()
-        self.output = ""
+        self.lines = []
+        self.ready = threading.Event()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "deploy.local.runner"], env=self.environment,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        assert self.process.stdout is not None
-        deadline = started + READY_SECONDS
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.process.stdout], [], [], 1.0)
-            if ready:
-                line = self.process.stdout.readline()
-                if not line and self.process.poll() is not None:
-                    break
-                self.output += line
-                if line.startswith("ready in"):
-                    return time.monotonic() - started
-            elif self.process.poll() is not None:
-                break
+        self.reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
+        self.reader.start()
+        if self.ready.wait(READY_SECONDS):
+            return time.monotonic() - started
         self.stop()
         raise AssertionError(f"the suite did not become ready:\n{self.output}")
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.append(line)
+            if line.startswith("ready in"):
+                self.ready.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
 
     def stop(self) -> int:
         assert self.process is not None
@@ -84,8 +89,8 @@ class Suite:
         except subprocess.TimeoutExpired:
             self.process.kill()
             raise
-        if self.process.stdout is not None:
-            self.output += self.process.stdout.read()
+        if self.reader is not None:
+            self.reader.join(timeout=10)
         return self.process.returncode
 
     def address(self, service: str) -> str:
@@ -143,7 +148,7 @@ async def test_a_directory_is_read_through_each_service(suite: Suite) -> None:
             review_pb2.ListOfficialsRequest(page_size=500))
     async with suite.channel("trading") as channel:
         experts = await trading_pb2_grpc.TradingServiceStub(channel).ListExperts(
-            trading_pb2.ListExpertsRequest(page_size=500))
+            trading_pb2.ListExpertsRequest(page_size=500), metadata=as_official("ZWFWZX-007"))
     async with suite.channel("complaints") as channel:
         departments = await complaints_pb2_grpc.ComplaintsServiceStub(channel).ListDepartments(
             complaints_pb2.ListDepartmentsRequest(page_size=500))

@@ -1,0 +1,93 @@
+"""The review database: staff directory, delegations, holiday schedules and the audit log."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+)
+from sqlalchemy.types import TypeDecorator
+
+from kernel.audit import audit_table
+from kernel.directory import departments_table, officials_table
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An instant stored in UTC and read back with its time zone, on SQLite as on PostgreSQL.
+
+    SQLite keeps no time zone, so values go in as naive UTC; comparing them
+    in SQL is then comparing instants on both databases.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("instants must carry a time zone")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+metadata = MetaData()
+
+departments = departments_table(metadata)
+officials = officials_table(metadata)
+audit_log = audit_table(metadata)
+
+delegations = Table(
+    "delegations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("leader_id", String(20), nullable=False),
+    Column("deputy_id", String(20), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_until", UtcDateTime, nullable=False),
+    Column("reason", String(200), nullable=False),
+    Column("granted_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime, nullable=True),
+    Column("revoked_by", String(20), nullable=False),
+    Column("revocation_reason", String(200), nullable=False),
+    Index("ix_delegations_leader", "leader_id", "valid_until"),
+    Index("ix_delegations_deputy", "deputy_id", "valid_until"),
+    Index("ix_delegations_department", "department_code", "id"),
+)
+
+holiday_schedules = Table(
+    "holiday_schedules",
+    metadata,
+    Column("year", Integer, primary_key=True, autoincrement=False),
+    Column("loaded_at", UtcDateTime, nullable=False),
+    Column("loaded_by", String(20), nullable=False),
+)
+
+holiday_dates = Table(
+    "holiday_dates",
+    metadata,
+    Column("year", Integer, ForeignKey("holiday_schedules.year"), nullable=False),
+    Column("day", Date, nullable=False),
+    #: "holiday" or "makeup_workday".
+    Column("kind", String(20), nullable=False),
+    PrimaryKeyConstraint("year", "day"),
+)

@@ -1,0 +1,44 @@
+"""The review service process: gRPC server + its activity worker.
+
+``python -m services.review.main [prepare|serve|run]``
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import grpc
+from sqlalchemy import Engine
+
+from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.service import ServiceDefinition, main
+from services.review import activities
+from services.review.api.servicer import ReviewServicer
+from services.review.app.handlers import load_sample_directory
+from services.review.db.repository import ReviewUnitOfWork
+from services.review.settings import ReviewSettings
+
+
+def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine), server)
+
+
+def _load_sample(engine: Engine, sample_dir: Path) -> bool:
+    return load_sample_directory(uow=ReviewUnitOfWork(engine), sample_dir=sample_dir,
+                                 now=datetime.now(UTC))
+
+
+DEFINITION = ServiceDefinition(
+    name="review",
+    settings_type=ReviewSettings,
+    migrations_dir=Path(__file__).parent / "db" / "migrations",
+    service_names=[review_pb2.DESCRIPTOR.services_by_name["ReviewService"].full_name],
+    register=_register,
+    activities=activities.activities,
+    load_sample=_load_sample,
+)
+
+if __name__ == "__main__":
+    main(DEFINITION)
