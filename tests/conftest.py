@@ -1,11 +1,19 @@
 from __future__ import annotations
 
+import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from kernel.temporal import SEARCH_ATTRIBUTES
 
 from kernel.pki import SAMPLE_SYSTEMS, ensure_pki
 from tests.support import BACKENDS
+
+BIN = Path(sys.executable).parent
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +36,32 @@ def foreign_pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def backend(request: pytest.FixtureRequest) -> str:
     """Each integration test runs on SQLite, and on PostgreSQL when it is configured."""
     return str(request.param)
+
+
+@pytest.fixture(scope="session")
+async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
+    """One real Temporal dev server for the whole run, custom search attributes registered."""
+    environment = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(BIN / "temporal"),
+        data_converter=pydantic_data_converter,
+        search_attributes=SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+        dev_server_extra_args=["--ui-disable-news-fetch"],
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()
+
+
+@pytest.fixture
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, for timers measured in working days."""
+    environment = await WorkflowEnvironment.start_time_skipping(
+        test_server_existing_path=str(BIN / "temporal-test-server"),
+        data_converter=pydantic_data_converter,
+    )
+    try:
+        yield environment
+    finally:
+        await environment.shutdown()

@@ -57,9 +57,10 @@ class ServiceUnderTest:
 @asynccontextmanager
 async def service_under_test(definition: ServiceDefinition, *, database_url: str,
                              pki_dir: Path, **overrides: Any) -> AsyncIterator[ServiceUnderTest]:
+    values: dict[str, Any] = {"port": 0, "run_activity_worker": False,
+                              "shutdown_grace_seconds": 0.5}
     settings = definition.settings_type(
-        port=0, database_url=database_url, pki_dir=pki_dir, run_activity_worker=False,
-        shutdown_grace_seconds=0.5, **overrides)
+        database_url=database_url, pki_dir=pki_dir, **(values | overrides))
     prepare(definition, settings)
     running = await start(definition, settings)
     try:

@@ -14,11 +14,13 @@ limit once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributePair, TypedSearchAttributes
+from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -117,12 +119,12 @@ class ApprovalWorkflow:
 
     @workflow.run
     async def run(self, case: ApprovalInput) -> ApprovalResult:
-        workflow.upsert_search_attributes(TypedSearchAttributes([
-            SearchAttributePair(CASE_NUMBER, case.case_number),
-            SearchAttributePair(ITEM_CODE, case.item_code),
-            SearchAttributePair(DEPARTMENT, case.department_code),
-            SearchAttributePair(CASE_KIND, KIND_APPROVAL),
-        ]))
+        workflow.upsert_search_attributes([
+            CASE_NUMBER.value_set(case.case_number),
+            ITEM_CODE.value_set(case.item_code),
+            DEPARTMENT.value_set(case.department_code),
+            CASE_KIND.value_set(KIND_APPROVAL),
+        ])
         await self._compute_deadlines("accepted")
         await self._event("chain.started", stage=self.stage, official_id=case.clerk_id,
                           status="under_review")
@@ -138,12 +140,15 @@ class ApprovalWorkflow:
                                 self.deadlines.promised_due_at),
                     task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=RECORDING, summary=f"open the {stage} task")
-            await workflow.wait_condition(lambda: self.stage != stage)
+            await workflow.wait_condition(self._left(stage))
         await workflow.wait_condition(workflow.all_handlers_finished)
         watcher.cancel()
         self._show()
         return ApprovalResult(case.case_number, self.outcome, workflow.now(), self.sla_state,
                               self.certificate_number)
+
+    def _left(self, stage: str) -> Callable[[], bool]:
+        return lambda: self.stage != stage
 
     def _deciding_department(self, stage: str) -> str:
         return CENTER_DEPARTMENT if stage == Stage.SEAL else self.case.department_code
@@ -434,10 +439,10 @@ class ApprovalWorkflow:
             summary=f"compute deadlines ({reason})")
         self.deadline_version += 1
         self.sla_state = self._sla_now()
-        workflow.upsert_search_attributes(TypedSearchAttributes([
-            SearchAttributePair(DUE_TIME, self.deadlines.promised_due_at),
-            SearchAttributePair(SLA_STATE, self.sla_state),
-        ]))
+        workflow.upsert_search_attributes([
+            DUE_TIME.value_set(self.deadlines.promised_due_at),
+            SLA_STATE.value_set(self.sla_state),
+        ])
         details = {"reason": reason}
         if self.deadlines.unknown_year:
             details["calendar_gap_year"] = str(self.deadlines.unknown_year)
@@ -463,24 +468,24 @@ class ApprovalWorkflow:
                 m for m in (self.deadlines.warning_at, self.deadlines.promised_due_at,
                             self.deadlines.legal_due_at) if m > workflow.now()]
             version = self.deadline_version
-            changed = lambda: self.stage in TERMINAL or self.deadline_version != version  # noqa: E731
+
+            def changed(version: int = version) -> bool:
+                return self.stage in TERMINAL or self.deadline_version != version
+
             if not marks:
                 await workflow.wait_condition(changed)
                 continue
             wait = min(marks) - workflow.now()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
                     changed, timeout=wait,
                     timeout_summary=f"until {min(marks).isoformat()} (next deadline mark)")
-            except TimeoutError:
-                pass
 
     async def _apply_sla(self, state: SlaState) -> None:
         assert self.deadlines is not None
         if state != self.sla_state:
             self.sla_state = state
-            workflow.upsert_search_attributes(TypedSearchAttributes([
-                SearchAttributePair(SLA_STATE, state)]))
+            workflow.upsert_search_attributes([SLA_STATE.value_set(state)])
             await self._event(f"sla.{state}", stage=self.stage, sla_state=state)
             self._show()
         if state == SlaState.BREACHED:
@@ -536,8 +541,7 @@ class ApprovalWorkflow:
 
     def _show(self) -> None:
         """Stage, whom the case waits for and its deadlines, for the Temporal UI."""
-        workflow.upsert_search_attributes(TypedSearchAttributes([
-            SearchAttributePair(STAGE, self.stage)]))
+        workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
         lines = [f"**Stage:** {self.stage}", f"**Waiting for:** {self._waiting_for()}",
                  f"**SLA:** {self.sla_state}"]
         if self.deadlines is not None:

@@ -6,13 +6,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import grpc
 from sqlalchemy import Engine
 
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from kernel.service import ServiceDefinition, main
+from kernel.settings import ServiceSettings
 from services.intake import activities
 from services.intake.api.servicer import IntakeServicer
 from services.intake.app.handlers import load_sample_directory
@@ -20,8 +20,10 @@ from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.settings import IntakeSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
-    intake_pb2_grpc.add_IntakeServiceServicer_to_server(IntakeServicer(engine), server)
+def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings) -> None:
+    servicer = IntakeServicer(engine, settings)
+    intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, server)
+    servicer.resume_unstarted_chains()
 
 
 def _load_sample(engine: Engine, sample_dir: Path) -> bool:

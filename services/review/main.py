@@ -5,24 +5,30 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import grpc
 from sqlalchemy import Engine
 
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.service import ServiceDefinition, main
+from kernel.settings import ServiceSettings
 from services.review import activities
+from services.review.api.approval_chain import ApprovalChain
 from services.review.api.servicer import ReviewServicer
 from services.review.app.handlers import load_sample_directory
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.settings import ReviewSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
-    review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine), server)
+def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings) -> None:
+    assert isinstance(settings, ReviewSettings)  # DEFINITION.settings_type
+    # The client is made on first use, so the service starts while Temporal is down.
+    chain = ApprovalChain(address=settings.temporal_address,
+                          namespace=settings.temporal_namespace,
+                          call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine, chain), server)
 
 
 def _load_sample(engine: Engine, sample_dir: Path) -> bool:

@@ -1,23 +1,74 @@
 """The intake gRPC API: protobuf in and out, the use cases in between.
 
 Database work runs in a thread so the event loop keeps serving other calls.
+An accepted case's approval workflow is started after the acceptance is
+committed; if that fails (Temporal down, the process dies in between) the
+case stays accepted with ``workflow_started`` false, and a retry of the
+same request, or the next start of the service, starts it.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+import structlog
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 from govhall.intake.v1 import intake_pb2 as pb
 from govhall.intake.v1 import intake_pb2_grpc
 from kernel.commonpb import verification_to_proto
+from kernel.errors import FailedPrecondition
 from kernel.identity import current_caller
-from services.intake.app import handlers
+from kernel.settings import ServiceSettings
+from kernel.temporal import connect
+from services.intake.app import cases, handlers, seals
+from services.intake.app.cases import CaseView
+from services.intake.chain import ApprovalChain, ChainUnavailable
 from services.intake.db.repository import IntakeUnitOfWork
+from services.intake.domain.cases import (
+    Applicant,
+    CaseDeadlines,
+    CaseStatus,
+    Finding,
+    Findings,
+    IntakeOutcome,
+    Notice,
+    NoticeItem,
+    NoticeKind,
+    SubmittedMaterial,
+    TimelineEvent,
+    outstanding,
+)
+from services.intake.domain.decisions import (
+    ALGORITHM,
+    RegisterEntry,
+    RegisterEntryKind,
+    SealedDecision,
+    SealKey,
+    Verdict,
+    key_id,
+)
 from services.intake.domain.model import ApprovalItem, Material
+from services.intake.keystore import (
+    applicant_cipher,
+    public_key_pem,
+    raw_public_key,
+    seal_key,
+    seal_key_path,
+)
+from workflows.approval_contract import Withdrawal, workflow_id
+
+log = structlog.get_logger("govhall.intake")
+
+#: Attempts of the start-up pass over accepted cases whose workflow never started,
+#: seconds after start; Temporal may come up after the service.
+RESUME_DELAYS = (0.0, 5.0, 30.0, 120.0)
 
 _FORMS = {"original": pb.MATERIAL_FORM_ORIGINAL, "copy": pb.MATERIAL_FORM_COPY}
 _FORM_NAMES = {v: k for k, v in _FORMS.items()}
@@ -63,15 +114,244 @@ def item_from_proto(message: pb.ApprovalItem) -> ApprovalItem:
     )
 
 
+_APPLICANT_KINDS = {"person": pb.APPLICANT_KIND_PERSON,
+                    "organisation": pb.APPLICANT_KIND_ORGANISATION}
+_APPLICANT_KIND_NAMES = {v: k for k, v in _APPLICANT_KINDS.items()}
+_FINDINGS = {
+    pb.FINDING_NONE: Finding.NONE,
+    pb.FINDING_NOT_SUBJECT_TO_PERMIT: Finding.NOT_SUBJECT_TO_PERMIT,
+    pb.FINDING_OUTSIDE_AUTHORITY: Finding.OUTSIDE_AUTHORITY,
+    pb.FINDING_REFUSED: Finding.REFUSED,
+}
+_OUTCOMES = {
+    IntakeOutcome.ACCEPTED: pb.INTAKE_OUTCOME_ACCEPTED,
+    IntakeOutcome.CORRECTION_REQUIRED: pb.INTAKE_OUTCOME_CORRECTION_REQUIRED,
+    IntakeOutcome.NOT_SUBJECT_TO_PERMIT: pb.INTAKE_OUTCOME_NOT_SUBJECT_TO_PERMIT,
+    IntakeOutcome.OUTSIDE_AUTHORITY: pb.INTAKE_OUTCOME_OUTSIDE_AUTHORITY,
+    IntakeOutcome.REFUSED: pb.INTAKE_OUTCOME_REFUSED,
+}
+_STATUSES = {
+    CaseStatus.AWAITING_MATERIALS: pb.CASE_STATUS_AWAITING_MATERIALS,
+    CaseStatus.ACCEPTED: pb.CASE_STATUS_ACCEPTED,
+    CaseStatus.UNDER_REVIEW: pb.CASE_STATUS_UNDER_REVIEW,
+    CaseStatus.AWAITING_SIGNATURE: pb.CASE_STATUS_AWAITING_SIGNATURE,
+    CaseStatus.AWAITING_SEAL: pb.CASE_STATUS_AWAITING_SEAL,
+    CaseStatus.APPROVED: pb.CASE_STATUS_APPROVED,
+    CaseStatus.REFUSED: pb.CASE_STATUS_REFUSED,
+    CaseStatus.WITHDRAWN: pb.CASE_STATUS_WITHDRAWN,
+    CaseStatus.NOT_SUBJECT_TO_PERMIT: pb.CASE_STATUS_NOT_SUBJECT_TO_PERMIT,
+    CaseStatus.OUTSIDE_AUTHORITY: pb.CASE_STATUS_OUTSIDE_AUTHORITY,
+    CaseStatus.NOT_ACCEPTED: pb.CASE_STATUS_NOT_ACCEPTED,
+}
+_NOTICE_KINDS = {
+    NoticeKind.ACCEPTANCE_RECEIPT: pb.NOTICE_KIND_ACCEPTANCE_RECEIPT,
+    NoticeKind.CORRECTION: pb.NOTICE_KIND_CORRECTION,
+    NoticeKind.NOT_SUBJECT_TO_PERMIT: pb.NOTICE_KIND_NOT_SUBJECT_TO_PERMIT,
+    NoticeKind.OUTSIDE_AUTHORITY: pb.NOTICE_KIND_OUTSIDE_AUTHORITY,
+    NoticeKind.REFUSAL: pb.NOTICE_KIND_REFUSAL,
+}
+_SLA_STATES = {"on_time": pb.SLA_STATE_ON_TIME, "warning": pb.SLA_STATE_WARNING,
+               "breached": pb.SLA_STATE_BREACHED, "paused": pb.SLA_STATE_PAUSED}
+_VERDICTS = {
+    Verdict.VALID: pb.VERIFICATION_RESULT_VALID,
+    Verdict.TAMPERED: pb.VERIFICATION_RESULT_TAMPERED,
+    Verdict.REVOKED: pb.VERIFICATION_RESULT_REVOKED,
+    Verdict.UNKNOWN_KEY: pb.VERIFICATION_RESULT_UNKNOWN_KEY,
+    Verdict.UNKNOWN_CERTIFICATE: pb.VERIFICATION_RESULT_UNKNOWN_CERTIFICATE,
+}
+_DECISIONS = {"approved": pb.DECISION_OUTCOME_APPROVED, "refused": pb.DECISION_OUTCOME_REFUSED}
+_REGISTER_KINDS = {RegisterEntryKind.SEALED: pb.REGISTER_ENTRY_KIND_SEALED,
+                   RegisterEntryKind.REVOKED: pb.REGISTER_ENTRY_KIND_REVOKED}
+
+
+def _timestamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment.astimezone(UTC))
+    return stamp
+
+
+def _iso_timestamp(value: str) -> Timestamp | None:
+    return _timestamp(datetime.fromisoformat(value)) if value else None
+
+
+def materials_from_proto(messages: Any) -> tuple[SubmittedMaterial, ...]:
+    return tuple(SubmittedMaterial(m.code, m.provided, tuple(m.defects), m.fixed_on_spot)
+                 for m in messages)
+
+
+def notice_item_to_proto(item: NoticeItem) -> pb.NoticeItem:
+    return pb.NoticeItem(material_code=item.material_code, material_name=item.material_name,
+                         reason=item.reason)
+
+
+def notice_to_proto(notice: Notice) -> pb.Notice:
+    return pb.Notice(
+        notice_number=notice.number, kind=_NOTICE_KINDS[notice.kind],
+        issued_at=_timestamp(notice.issued_at), issued_on=notice.issued_on.isoformat(),
+        text=notice.text, items=[notice_item_to_proto(i) for i in notice.items],
+        competent_authority=notice.competent_authority, reasons=list(notice.reasons))
+
+
+def _deadlines_to_proto(deadlines: CaseDeadlines | None) -> pb.Deadlines | None:
+    if deadlines is None:
+        return None
+    return pb.Deadlines(warning_at=_timestamp(deadlines.warning_at),
+                        promised_due_at=_timestamp(deadlines.promised_due_at),
+                        legal_due_at=_timestamp(deadlines.legal_due_at))
+
+
+def case_to_proto(view: CaseView) -> pb.Case:
+    case = view.case
+    given = {m.code: m for m in case.materials}
+    still_missing = {i.material_code for i in outstanding(view.item, case.materials)}
+    materials = []
+    for material in view.item.materials:
+        handed_in = given.get(material.code)
+        materials.append(pb.CaseMaterial(
+            code=material.code, name=material.name, required=material.required,
+            provided=bool(handed_in and handed_in.provided),
+            defects=list(handed_in.defects) if handed_in else [],
+            fixed_on_spot=bool(handed_in and handed_in.fixed_on_spot),
+            outstanding=case.status == CaseStatus.AWAITING_MATERIALS
+            and material.code in still_missing))
+    applicant = case.applicant
+    return pb.Case(
+        case_number=case.number, status=_STATUSES[case.status],
+        outcome=_OUTCOMES[case.outcome], item_code=case.item_code,
+        item_version=case.item_version, item_name=case.item_name,
+        department_code=case.department_code, department_name=view.department_name,
+        applicant=pb.Applicant(kind=_APPLICANT_KINDS[applicant.kind], name=applicant.name,
+                               id_number=applicant.id_number, phone=applicant.phone),
+        applicant_masked=view.applicant_masked, materials=materials,
+        notices=[notice_to_proto(n) for n in view.notices],
+        submitted_at=_timestamp(case.submitted_at),
+        accepted_on=case.accepted_on.isoformat() if case.accepted_on else "",
+        accepted_at=_timestamp(case.accepted_at), closed_at=_timestamp(case.closed_at),
+        deadlines=_deadlines_to_proto(case.deadlines),
+        sla_state=_SLA_STATES.get(case.sla_state, pb.SLA_STATE_UNSPECIFIED),
+        calendar_gap_year=case.calendar_gap_year, certificate_number=case.certificate_number,
+        decision_revoked=view.decision_revoked,
+        workflow_id=workflow_id(case.number) if case.accepted_at else "",
+        workflow_started=case.workflow_started, clerk_id=case.clerk_id,
+        withdrawal_reason=case.withdrawal_reason)
+
+
+def event_to_proto(event: TimelineEvent) -> pb.CaseEvent:
+    return pb.CaseEvent(
+        event_id=event.event_id, kind=event.kind, at=_timestamp(event.at), stage=event.stage,
+        official_id=event.official_id, details=event.details or {},
+        deadlines=_deadlines_to_proto(event.deadlines),
+        status=_STATUSES.get(CaseStatus(event.status), pb.CASE_STATUS_UNSPECIFIED)
+        if event.status else pb.CASE_STATUS_UNSPECIFIED,
+        sla_state=_SLA_STATES.get(event.sla_state, pb.SLA_STATE_UNSPECIFIED))
+
+
+def seal_key_to_proto(key: SealKey) -> pb.SealKey:
+    return pb.SealKey(key_id=key.key_id, public_key=key.public_key,
+                      public_key_pem=public_key_pem(key.public_key), algorithm=ALGORITHM,
+                      created_at=_timestamp(key.created_at), active=key.active)
+
+
+def decision_to_proto(decision: SealedDecision) -> pb.SealedDecision:
+    return pb.SealedDecision(
+        certificate_number=decision.certificate_number, case_number=decision.case_number,
+        decision=_DECISIONS[decision.decision], document=decision.document,
+        signature=decision.signature, key_id=decision.key_id,
+        document_sha256=decision.document_sha256, issued_at=_timestamp(decision.issued_at),
+        revoked=decision.revoked, revocation_reason=decision.revocation_reason,
+        revoked_at=_timestamp(decision.revoked_at))
+
+
+def register_entry_to_proto(entry: RegisterEntry) -> pb.RegisterEntry:
+    return pb.RegisterEntry(
+        sequence=entry.sequence, kind=_REGISTER_KINDS[entry.kind],
+        certificate_number=entry.certificate_number, case_number=entry.case_number,
+        item_code=entry.item_code, item_name=entry.item_name,
+        department_code=entry.department_code, decision=_DECISIONS[entry.decision],
+        holder=entry.holder, decided_at=_iso_timestamp(entry.decided_at),
+        issued_at=_iso_timestamp(entry.issued_at), reason=entry.reason,
+        recorded_at=_timestamp(entry.recorded_at))
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, settings: ServiceSettings, *,
+                 clock: Callable[[], datetime] = _utc_now,
+                 chain: ApprovalChain | None = None) -> None:
         self._engine = engine
+        self._clock = clock
+        self._cipher = applicant_cipher(settings.pki_dir)
+        key = seal_key(settings.pki_dir)
+        raw = raw_public_key(key)
+        self._seal_key = SealKey(
+            key_id(raw), raw,
+            datetime.fromtimestamp(seal_key_path(settings.pki_dir).stat().st_mtime, UTC),
+            active=True)
+        self._chain = chain or ApprovalChain(
+            lambda: connect(settings.temporal_address, settings.temporal_namespace))
+        self._background: set[asyncio.Task[Any]] = set()
 
     def _reading(self) -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(self._engine, write=False)
+        return IntakeUnitOfWork(self._engine, write=False, cipher=self._cipher)
 
     def _writing(self) -> IntakeUnitOfWork:
-        return IntakeUnitOfWork(self._engine)
+        return IntakeUnitOfWork(self._engine, cipher=self._cipher)
+
+    # ---- the approval chain ------------------------------------------------------------
+
+    async def _start_chain(self, case_number: str) -> bool:
+        """Start an accepted case's workflow; False (and logged) when Temporal is out of reach."""
+        started_at = self._clock()
+        case_input = await asyncio.to_thread(cases.approval_input, uow=self._reading(),
+                                             case_number=case_number)
+        try:
+            await self._chain.start(case_input)
+        except ChainUnavailable as error:
+            log.warning("chain.start_postponed", case_number=case_number, reason=error.message)
+            return False
+        await asyncio.to_thread(cases.mark_workflow_started, uow=self._writing(),
+                                case_number=case_number, system="govhall-intake",
+                                started_at=started_at)
+        log.info("chain.started", case_number=case_number)
+        return True
+
+    async def _with_chain(self, view: CaseView) -> CaseView:
+        """``view``, its workflow started if the case is accepted and it was not yet."""
+        case = view.case
+        if case.status != CaseStatus.ACCEPTED or case.workflow_started:
+            return view
+        if not await self._start_chain(case.number):
+            return view
+        return replace(view, case=replace(case, workflow_started=True))
+
+    def resume_unstarted_chains(self) -> None:
+        """Start, in the background, the workflows of accepted cases that never got one."""
+        task = asyncio.get_running_loop().create_task(self._resume_unstarted())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resume_unstarted(self) -> int:
+        started = 0
+        for delay in RESUME_DELAYS:
+            await asyncio.sleep(delay)
+            while True:
+                pending = await asyncio.to_thread(cases.unstarted_cases, uow=self._reading())
+                if not pending:
+                    return started
+                for case_number in pending:
+                    if not await self._start_chain(case_number):
+                        break
+                    started += 1
+                else:
+                    continue
+                break
+        log.error("chain.resume_gave_up", started=started)
+        return started
 
     async def ListApprovalItems(self, request: pb.ListApprovalItemsRequest,
                                 context: grpc.aio.ServicerContext[Any, Any],
@@ -107,3 +387,114 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                              ) -> pb.VerifyAuditLogResponse:
         result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
+
+    # ---- applications ------------------------------------------------------------------
+
+    async def SubmitApplication(self, request: pb.SubmitApplicationRequest,
+                                context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> pb.SubmitApplicationResponse:
+        applicant = request.applicant
+        submission = await asyncio.to_thread(
+            cases.submit_application, uow=self._writing(), caller=current_caller(),
+            idempotency_key=request.idempotency_key, item_code=request.item_code,
+            applicant=Applicant(_APPLICANT_KIND_NAMES[applicant.kind], applicant.name,
+                                applicant.id_number, applicant.phone),
+            materials=materials_from_proto(request.materials),
+            findings=Findings(_FINDINGS[request.finding], request.explanation,
+                              request.competent_authority, tuple(request.refusal_reasons)),
+            now=self._clock())
+        view = await self._with_chain(submission.view)
+        return pb.SubmitApplicationResponse(
+            case=case_to_proto(view), outcome=_OUTCOMES[submission.outcome],
+            notice=notice_to_proto(submission.notice), replayed=submission.replayed)
+
+    async def SupplementMaterials(self, request: pb.SupplementMaterialsRequest,
+                                  context: grpc.aio.ServicerContext[Any, Any],
+                                  ) -> pb.SupplementMaterialsResponse:
+        supplement = await asyncio.to_thread(
+            cases.supplement_materials, uow=self._writing(), caller=current_caller(),
+            case_number=request.case_number, idempotency_key=request.idempotency_key,
+            materials=materials_from_proto(request.materials), now=self._clock())
+        view = await self._with_chain(supplement.view)
+        return pb.SupplementMaterialsResponse(
+            case=case_to_proto(view), outcome=_OUTCOMES[supplement.outcome],
+            correction_notice=notice_to_proto(supplement.correction_notice),
+            outstanding=[notice_item_to_proto(i) for i in supplement.outstanding],
+            receipt=notice_to_proto(supplement.receipt) if supplement.receipt else None,
+            replayed=supplement.replayed)
+
+    async def WithdrawApplication(self, request: pb.WithdrawApplicationRequest,
+                                  context: grpc.aio.ServicerContext[Any, Any],
+                                  ) -> pb.WithdrawApplicationResponse:
+        caller = current_caller()
+        step = await asyncio.to_thread(
+            cases.withdraw_application, uow=self._writing(), caller=caller,
+            case_number=request.case_number, reason=request.reason, now=self._clock())
+        if step.view is not None:
+            return pb.WithdrawApplicationResponse(case=case_to_proto(step.view))
+        assert step.actor is not None
+        view, _ = await asyncio.to_thread(cases.get_case, uow=self._reading(), caller=caller,
+                                          case_number=request.case_number)
+        if not view.case.workflow_started and not await self._start_chain(view.case.number):
+            raise FailedPrecondition(
+                f"the approval workflow of case {view.case.number} cannot be reached now; "
+                "try again")
+        # The reason is free text: it stays in the intake database, out of the workflow.
+        await self._chain.withdraw(view.case.number, Withdrawal(actor=step.actor))
+        view = await asyncio.to_thread(
+            cases.note_withdrawal, uow=self._writing(), caller=caller,
+            case_number=view.case.number, reason=request.reason, now=self._clock())
+        return pb.WithdrawApplicationResponse(case=case_to_proto(view))
+
+    async def GetCase(self, request: pb.GetCaseRequest,
+                      context: grpc.aio.ServicerContext[Any, Any]) -> pb.GetCaseResponse:
+        view, timeline = await asyncio.to_thread(
+            cases.get_case, uow=self._reading(), caller=current_caller(),
+            case_number=request.case_number)
+        return pb.GetCaseResponse(case=case_to_proto(view),
+                                  timeline=[event_to_proto(e) for e in timeline])
+
+    # ---- the seal and the register -----------------------------------------------------
+
+    async def GetSealKeys(self, request: pb.GetSealKeysRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> pb.GetSealKeysResponse:
+        keys = await asyncio.to_thread(seals.seal_keys, uow=self._reading(),
+                                       current=self._seal_key)
+        return pb.GetSealKeysResponse(keys=[seal_key_to_proto(k) for k in keys])
+
+    async def VerifyDecision(self, request: pb.VerifyDecisionRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.VerifyDecisionResponse:
+        result = await asyncio.to_thread(seals.verify_decision, uow=self._reading(),
+                                         document=request.document,
+                                         signature=request.signature)
+        return pb.VerifyDecisionResponse(
+            result=_VERDICTS[result.verdict], certificate_number=result.certificate_number,
+            case_number=result.case_number, key_id=result.key_id,
+            revocation_reason=result.revocation_reason,
+            revoked_at=_timestamp(result.revoked_at), explanation=result.explanation)
+
+    async def GetDecision(self, request: pb.GetDecisionRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> pb.GetDecisionResponse:
+        decision = await asyncio.to_thread(seals.get_decision, uow=self._reading(),
+                                           certificate_number=request.certificate_number)
+        return pb.GetDecisionResponse(decision=decision_to_proto(decision))
+
+    async def RevokeDecision(self, request: pb.RevokeDecisionRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.RevokeDecisionResponse:
+        decision = await asyncio.to_thread(
+            seals.revoke_decision, uow=self._writing(), caller=current_caller(),
+            certificate_number=request.certificate_number, reason=request.reason,
+            now=self._clock())
+        return pb.RevokeDecisionResponse(decision=decision_to_proto(decision))
+
+    async def ListRegister(self, request: pb.ListRegisterRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.ListRegisterResponse:
+        page = await asyncio.to_thread(seals.list_register, uow=self._reading(),
+                                       cursor=request.cursor, requested_size=request.page_size)
+        return pb.ListRegisterResponse(entries=[register_entry_to_proto(e) for e in page.entries],
+                                       next_cursor=page.next_cursor)

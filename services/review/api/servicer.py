@@ -1,13 +1,16 @@
 """The review gRPC API: protobuf in and out, the use cases in between.
 
 Database work runs in a thread so the event loop keeps serving other calls.
+Decisions and changes to a case's clock go to the case's approval workflow
+as Temporal updates (services/review/api/approval_chain.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, NoReturn, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -21,9 +24,29 @@ from kernel.commonpb import verification_to_proto
 from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
+from services.review.api.approval_chain import ApprovalChain, ChainUnavailable
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.model import Delegation, LoadedSchedule
+from services.review.domain.tasks import Capacity, Escalation, Task
+from workflows.approval_contract import (
+    END_SPECIAL_PROCEDURE,
+    EXTEND_TIME_LIMIT,
+    SPECIAL_PROCEDURES,
+    STAGE_ROLE,
+    START_SPECIAL_PROCEDURE,
+    Actor,
+    ApprovalStatus,
+    ChangeReceipt,
+    Deadlines,
+    Decision,
+    DecisionReceipt,
+    Extension,
+    SpecialProcedureChange,
+    Stage,
+)
+
+T = TypeVar("T")
 
 _ROLES = {name: common_pb2.Role.Value(f"ROLE_{name.upper()}") for name in ROLES}
 _ROLE_NAMES = {value: name for name, value in _ROLES.items()}
@@ -32,6 +55,41 @@ _STATES = {
     "in_force": pb.DELEGATION_STATE_IN_FORCE,
     "ended": pb.DELEGATION_STATE_ENDED,
     "revoked": pb.DELEGATION_STATE_REVOKED,
+}
+
+
+_STAGES = {
+    "review": pb.APPROVAL_STAGE_REVIEW,
+    "sign": pb.APPROVAL_STAGE_SIGN,
+    "seal": pb.APPROVAL_STAGE_SEAL,
+    "completed": pb.APPROVAL_STAGE_COMPLETED,
+    "withdrawn": pb.APPROVAL_STAGE_WITHDRAWN,
+}
+_STAGE_NAMES = {value: name for name, value in _STAGES.items()}
+_OUTCOMES = {
+    "approve": pb.DECISION_OUTCOME_APPROVE,
+    "refuse": pb.DECISION_OUTCOME_REFUSE,
+    "seal": pb.DECISION_OUTCOME_SEAL,
+}
+_OUTCOME_NAMES = {value: name for name, value in _OUTCOMES.items()}
+_SLA_STATES = {
+    "on_time": pb.SLA_STATE_ON_TIME,
+    "warning": pb.SLA_STATE_WARNING,
+    "breached": pb.SLA_STATE_BREACHED,
+    "paused": pb.SLA_STATE_PAUSED,
+}
+_PROCEDURES = {name: pb.SpecialProcedure.Value(f"SPECIAL_PROCEDURE_{name.upper()}")
+               for name in SPECIAL_PROCEDURES}
+_PROCEDURE_NAMES = {value: name for name, value in _PROCEDURES.items()}
+_CLAIM_FILTERS = {
+    pb.CLAIM_FILTER_UNSPECIFIED: "all",
+    pb.CLAIM_FILTER_ALL: "all",
+    pb.CLAIM_FILTER_UNCLAIMED: "unclaimed",
+    pb.CLAIM_FILTER_MINE: "mine",
+}
+_ESCALATION_KINDS = {
+    "promised_breach": pb.ESCALATION_KIND_PROMISED_BREACH,
+    "legal_breach": pb.ESCALATION_KIND_LEGAL_BREACH,
 }
 
 
@@ -91,9 +149,98 @@ def loaded_schedule_to_proto(loaded: LoadedSchedule) -> pb.HolidaySchedule:
         loaded_at=_timestamp(loaded.loaded_at), loaded_by=loaded.loaded_by)
 
 
+def task_to_proto(task: Task) -> pb.Task:
+    message = pb.Task(
+        case_number=task.case_number, stage=_STAGES[task.stage],
+        department_code=task.department_code,
+        role=_ROLES.get(task.role, common_pb2.ROLE_UNSPECIFIED),
+        item_code=task.item_code, due_at=_timestamp(task.due_at),
+        opened_at=_timestamp(task.opened_at), claimed_by=task.claimed_by)
+    if task.claimed_at is not None:
+        message.claimed_at.CopyFrom(_timestamp(task.claimed_at))
+    if task.closed_at is not None:
+        message.closed_at.CopyFrom(_timestamp(task.closed_at))
+    return message
+
+
+def escalation_to_proto(escalation: Escalation) -> pb.Escalation:
+    message = pb.Escalation(
+        id=escalation.id, case_number=escalation.case_number,
+        department_code=escalation.department_code,
+        stage=_STAGES.get(escalation.stage, pb.APPROVAL_STAGE_UNSPECIFIED),
+        kind=_ESCALATION_KINDS[escalation.kind], due_at=_timestamp(escalation.due_at),
+        opened_at=_timestamp(escalation.opened_at))
+    if escalation.closed_at is not None:
+        message.closed_at.CopyFrom(_timestamp(escalation.closed_at))
+    return message
+
+
+def deadlines_to_proto(deadlines: Deadlines) -> pb.CaseDeadlines:
+    return pb.CaseDeadlines(
+        warning_at=_timestamp(deadlines.warning_at),
+        promised_due_at=_timestamp(deadlines.promised_due_at),
+        legal_due_at=_timestamp(deadlines.legal_due_at), unknown_year=deadlines.unknown_year)
+
+
+def receipt_to_proto(receipt: DecisionReceipt) -> pb.DecisionReceipt:
+    return pb.DecisionReceipt(
+        case_number=receipt.case_number, stage=_STAGES[receipt.stage],
+        outcome=_OUTCOMES[receipt.outcome], decided_at=_timestamp(receipt.decided_at),
+        next_stage=_STAGES[receipt.next_stage], certificate_number=receipt.certificate_number)
+
+
+def change_to_proto(receipt: ChangeReceipt) -> pb.CaseChange:
+    return pb.CaseChange(
+        case_number=receipt.case_number, stage=_STAGES[receipt.stage],
+        sla_state=_SLA_STATES[receipt.sla_state],
+        deadlines=deadlines_to_proto(receipt.deadlines))
+
+
+def progress_to_proto(status: ApprovalStatus) -> pb.GetCaseProgressResponse:
+    message = pb.GetCaseProgressResponse(
+        case_number=status.case_number, item_code=status.item_code,
+        department_code=status.department_code, stage=_STAGES[status.stage],
+        sla_state=_SLA_STATES[status.sla_state],
+        decisions=[pb.CaseDecision(
+            step=d.stage, outcome=d.outcome, official_id=d.official_id, system=d.system,
+            decided_at=_timestamp(d.decided_at), opinion=d.opinion,
+            legal_basis=d.legal_basis, on_behalf_of=d.on_behalf_of,
+            delegation_id=d.delegation_id) for d in status.decisions],
+        waiting_for=status.waiting_for,
+        paused_for=_PROCEDURES.get(status.paused_for, pb.SPECIAL_PROCEDURE_UNSPECIFIED),
+        extension_days=status.extension_days, certificate_number=status.certificate_number,
+        outcome=status.outcome, calendar_gap_year=status.calendar_gap_year)
+    if status.deadlines is not None:
+        message.deadlines.CopyFrom(deadlines_to_proto(status.deadlines))
+    return message
+
+
+def actor_of(capacity: Capacity, system: str) -> Actor:
+    """The contract's Actor: who acts, as the staff directory knows them, and for whom."""
+    return Actor(
+        official_id=capacity.official.id, department_code=capacity.department_code,
+        roles=sorted(capacity.roles), system=system, on_behalf_of=capacity.on_behalf_of,
+        delegation_id=str(capacity.delegation_id) if capacity.delegation_id else "")
+
+
+async def _unavailable(context: grpc.aio.ServicerContext[Any, Any],
+                       error: ChainUnavailable) -> NoReturn:
+    await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
+    raise AssertionError("abort returned")  # abort raises; this line is never reached
+
+
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, chain: ApprovalChain) -> None:
         self._engine = engine
+        self._chain = chain
+
+    async def _through_chain(self, context: grpc.aio.ServicerContext[Any, Any],
+                             call: Awaitable[T]) -> T:
+        """Await a call to the approval workflows; Temporal being away is UNAVAILABLE."""
+        try:
+            return await call
+        except ChainUnavailable as error:
+            await _unavailable(context, error)
 
     def _reading(self) -> ReviewUnitOfWork:
         return ReviewUnitOfWork(self._engine, write=False)
@@ -171,8 +318,11 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             year=request.year, holidays=_days(request.holidays, "holidays"),
             makeup_workdays=_days(request.makeup_workdays, "makeup_workdays"),
             now=datetime.now(UTC))
+        # Only after the commit: a case recomputing now reads the new schedule.
+        cases = await self._through_chain(context, self._chain.recompute_running(
+            f"holiday schedule {request.year} loaded"))
         return pb.LoadHolidayScheduleResponse(schedule=loaded_schedule_to_proto(load.loaded),
-                                              replaced=load.replaced)
+                                              replaced=load.replaced, cases_recomputing=cases)
 
     async def ListHolidaySchedules(self, request: pb.ListHolidaySchedulesRequest,
                                    context: grpc.aio.ServicerContext[Any, Any],
@@ -191,3 +341,104 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
                              ) -> pb.VerifyAuditLogResponse:
         result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
+
+    async def ListInbox(self, request: pb.ListInboxRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> pb.ListInboxResponse:
+        page = await asyncio.to_thread(
+            handlers.list_inbox, uow=self._reading(), caller=current_caller(),
+            department_code=request.department_code,
+            stage=_STAGE_NAMES.get(request.stage, ""),
+            claimed=_CLAIM_FILTERS[request.claimed], requested_size=request.page_size,
+            page_token=request.page_token, now=datetime.now(UTC))
+        return pb.ListInboxResponse(tasks=[task_to_proto(t) for t in page.tasks],
+                                    next_page_token=page.next_page_token)
+
+    async def ClaimTask(self, request: pb.ClaimTaskRequest,
+                        context: grpc.aio.ServicerContext[Any, Any]) -> pb.ClaimTaskResponse:
+        task = await asyncio.to_thread(
+            handlers.claim_task, uow=self._writing(), caller=current_caller(),
+            case_number=request.case_number, stage=_STAGE_NAMES[request.stage],
+            now=datetime.now(UTC))
+        return pb.ClaimTaskResponse(task=task_to_proto(task))
+
+    async def DecideCase(self, request: pb.DecideCaseRequest,
+                         context: grpc.aio.ServicerContext[Any, Any]) -> pb.DecideCaseResponse:
+        caller = current_caller()
+        stage = _STAGE_NAMES[request.stage]
+        capacity = await asyncio.to_thread(
+            handlers.decision_capacity, uow=self._reading(), caller=caller,
+            case_number=request.case_number, stage=stage, now=datetime.now(UTC))
+        decision = Decision(actor=actor_of(capacity, caller.system), stage=stage,
+                            outcome=_OUTCOME_NAMES[request.outcome], opinion=request.opinion,
+                            legal_basis=request.legal_basis)
+        receipt = await self._through_chain(context, self._chain.decide(
+            request.case_number, decision, request.request_id))
+        return pb.DecideCaseResponse(receipt=receipt_to_proto(receipt))
+
+    async def _change_clock(self, context: grpc.aio.ServicerContext[Any, Any], *,
+                            case_number: str, update: str, role: str, request_id: str,
+                            argument: Callable[[Actor], Any],
+                            audited: dict[str, str] | None) -> ChangeReceipt:
+        """Send a change of a case's clock; ``audited`` None when an activity audits it."""
+        caller = current_caller()
+        capacity = await asyncio.to_thread(
+            handlers.acting_capacity, uow=self._reading(), caller=caller, role=role,
+            now=datetime.now(UTC))
+        receipt = await self._through_chain(context, self._chain.change(
+            case_number, update, argument(actor_of(capacity, caller.system)), request_id))
+        if audited is None:
+            return receipt
+        await asyncio.to_thread(
+            handlers.record_case_change, uow=self._writing(), caller=caller,
+            case_number=case_number, action=f"case.{update}", request_id=request_id,
+            details=audited, now=datetime.now(UTC))
+        return receipt
+
+    async def StartSpecialProcedure(self, request: pb.StartSpecialProcedureRequest,
+                                    context: grpc.aio.ServicerContext[Any, Any],
+                                    ) -> pb.StartSpecialProcedureResponse:
+        procedure = _PROCEDURE_NAMES[request.procedure]
+        receipt = await self._change_clock(
+            context, case_number=request.case_number, update=START_SPECIAL_PROCEDURE,
+            role=STAGE_ROLE[Stage.REVIEW], request_id=request.request_id,
+            argument=lambda actor: SpecialProcedureChange(actor, procedure, request.note),
+            audited={"procedure": procedure})
+        return pb.StartSpecialProcedureResponse(change=change_to_proto(receipt))
+
+    async def EndSpecialProcedure(self, request: pb.EndSpecialProcedureRequest,
+                                  context: grpc.aio.ServicerContext[Any, Any],
+                                  ) -> pb.EndSpecialProcedureResponse:
+        procedure = _PROCEDURE_NAMES[request.procedure]
+        receipt = await self._change_clock(
+            context, case_number=request.case_number, update=END_SPECIAL_PROCEDURE,
+            role=STAGE_ROLE[Stage.REVIEW], request_id=request.request_id,
+            argument=lambda actor: SpecialProcedureChange(actor, procedure, request.note),
+            audited={"procedure": procedure})
+        return pb.EndSpecialProcedureResponse(change=change_to_proto(receipt))
+
+    async def ExtendTimeLimit(self, request: pb.ExtendTimeLimitRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.ExtendTimeLimitResponse:
+        receipt = await self._change_clock(
+            context, case_number=request.case_number, update=EXTEND_TIME_LIMIT,
+            role=STAGE_ROLE[Stage.SIGN], request_id=request.request_id,
+            argument=lambda actor: Extension(actor, request.days, request.reason),
+            audited=None)  # review.record_decision audits it as the "extension" decision
+        return pb.ExtendTimeLimitResponse(change=change_to_proto(receipt))
+
+    async def ListEscalations(self, request: pb.ListEscalationsRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.ListEscalationsResponse:
+        page = await asyncio.to_thread(
+            handlers.list_escalations, uow=self._reading(), caller=current_caller(),
+            department_code=request.department_code, open_only=request.open_only,
+            requested_size=request.page_size, page_token=request.page_token)
+        return pb.ListEscalationsResponse(
+            escalations=[escalation_to_proto(e) for e in page.escalations],
+            next_page_token=page.next_page_token)
+
+    async def GetCaseProgress(self, request: pb.GetCaseProgressRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.GetCaseProgressResponse:
+        status = await self._through_chain(context, self._chain.status(request.case_number))
+        return progress_to_proto(status)

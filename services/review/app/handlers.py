@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -16,15 +18,31 @@ from kernel.directory import (
     sample_departments,
     sample_officials,
 )
-from kernel.errors import InvalidArgument, NotFound, PermissionDenied, Unauthenticated
+from kernel.errors import (
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from kernel.identity import OFFICIAL_METADATA_KEY, Caller
 from kernel.paging import decode_token, encode_token, page_size
-from services.review.db.repository import ReviewUnitOfWork
-from services.review.domain import model
+from services.review.db.repository import InboxPosition, ReviewUnitOfWork
+from services.review.domain import deadlines, model, tasks
+from services.review.domain.deadlines import CaseDeadlines, Pause
 from services.review.domain.model import Deadline, Delegation, LoadedSchedule
+from services.review.domain.tasks import (
+    Capacity,
+    Escalation,
+    RecordedDecision,
+    Task,
+)
+from workflows.approval_contract import STAGE_ROLE, Stage
 
 #: The system the sample directory is loaded as.
 RUNNER = "govhall-runner"
+#: The system the approval workflows' activities act as in the audit log.
+WORKFLOWS = "govhall-workflows"
 
 
 @dataclass(frozen=True)
@@ -78,14 +96,14 @@ def _acting_official(uow: ReviewUnitOfWork, caller: Caller) -> Official:
     return official
 
 
-_DELEGATION_TOKEN = re.compile(r"[0-9]{1,18}")
+_ID_TOKEN = re.compile(r"[0-9]{1,18}")
 
 
-def _delegation_after(page_token: str) -> int:
+def _id_after(page_token: str) -> int:
     after = decode_token(page_token)
     if not after:
         return 0
-    if not _DELEGATION_TOKEN.fullmatch(after):
+    if not _ID_TOKEN.fullmatch(after):
         raise InvalidArgument("page_token is not a token this service gave out")
     return int(after)
 
@@ -168,7 +186,7 @@ def list_delegations(*, uow: ReviewUnitOfWork, department_code: str,
         _require_department(uow, department_code)
         delegations = uow.delegations.list(
             department_code=department_code, in_force_at=in_force_at,
-            after=_delegation_after(page_token), limit=size + 1)
+            after=_id_after(page_token), limit=size + 1)
         more = len(delegations) > size
         delegations = delegations[:size]
         return DelegationPage(delegations,
@@ -256,3 +274,275 @@ def load_sample_directory(*, uow: ReviewUnitOfWork, sample_dir: Path, now: datet
                                   "officials": len(officials), "delegations": len(records)})
         uow.commit()
         return True
+
+
+# ---- the approval chain: deadlines, tasks, decisions, escalations ----------------------
+
+
+def case_deadlines(*, uow: ReviewUnitOfWork, accepted_on: date, promised_limit_days: int,
+                   legal_limit_days: int, extension_days: int, pauses: Sequence[Pause],
+                   today: date) -> CaseDeadlines:
+    return deadlines.case_deadlines(
+        working_calendar(uow=uow), accepted_on=accepted_on,
+        promised_limit_days=promised_limit_days, legal_limit_days=legal_limit_days,
+        extension_days=extension_days, pauses=pauses, today=today)
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in tasks.TASK_STAGES:
+        raise InvalidArgument(f"{stage!r} is not a stage that waits for a decision",
+                              violations=[FieldViolation("stage", "review, sign or seal")])
+
+
+def _case_subject(case_number: str) -> str:
+    return f"case/{case_number}"
+
+
+def open_task(*, uow: ReviewUnitOfWork, case_number: str, stage: str, department_code: str,
+              role: str, item_code: str, due_at: datetime, now: datetime) -> Task:
+    """Put a stage of a case in its department's inbox, once.
+
+    Opening it again changes nothing but a changed due time of a task still
+    open, so a workflow may call this again after its deadlines moved.
+    """
+    _check_stage(stage)
+    with uow:
+        task = uow.tasks.get(case_number, stage, for_update=True)
+        if task is None:
+            task = Task(case_number=case_number, stage=stage, department_code=department_code,
+                        role=role, item_code=item_code, due_at=due_at, opened_at=now)
+            uow.tasks.add(task)
+            uow.audit.append(
+                actor=Actor(WORKFLOWS), action="task.opened",
+                subject=_case_subject(case_number), at=now,
+                details={"stage": stage, "department": department_code, "role": role,
+                         "due_at": due_at.isoformat()})
+        elif task.is_open and task.due_at != due_at:
+            task = replace(task, due_at=due_at)
+            uow.tasks.save(task)
+            uow.audit.append(
+                actor=Actor(WORKFLOWS), action="task.due_changed",
+                subject=_case_subject(case_number), at=now,
+                details={"stage": stage, "due_at": due_at.isoformat()})
+        else:
+            return task
+        uow.commit()
+        return task
+
+
+def close_task(*, uow: ReviewUnitOfWork, case_number: str, stage: str, official_id: str,
+               outcome: str, now: datetime) -> Task:
+    """Take a decided (or withdrawn) stage out of the inbox, once.
+
+    A task closed before it was opened (a withdrawal racing the opening) is
+    kept closed, so the late opening changes nothing. The seal or a
+    withdrawal ends the case, which closes its escalations too.
+    """
+    _check_stage(stage)
+    with uow:
+        task = uow.tasks.get(case_number, stage, for_update=True)
+        if task is not None and not task.is_open:
+            return task
+        if task is None:
+            task = Task(case_number=case_number, stage=stage, department_code="", role="",
+                        item_code="", due_at=now, opened_at=now, closed_at=now,
+                        closed_by=official_id, outcome=outcome)
+            uow.tasks.add(task)
+        else:
+            task = replace(task, claimed_by=task.claimed_by or official_id,
+                           claimed_at=task.claimed_at or now, closed_at=now,
+                           closed_by=official_id, outcome=outcome)
+            uow.tasks.save(task)
+        uow.audit.append(
+            actor=Actor(WORKFLOWS, official_id), action="task.closed",
+            subject=_case_subject(case_number), at=now,
+            details={"stage": stage, "outcome": outcome})
+        if stage == Stage.SEAL or outcome == "withdrawn":
+            for escalation_id in uow.escalations.close_of_case(case_number, now=now):
+                uow.audit.append(
+                    actor=Actor(WORKFLOWS), action="escalation.closed",
+                    subject=f"escalation/{escalation_id}", at=now,
+                    details={"case": case_number, "outcome": outcome})
+        uow.commit()
+        return task
+
+
+def record_decision(*, uow: ReviewUnitOfWork, decision: RecordedDecision,
+                    now: datetime) -> bool:
+    """Keep a decision the workflow took; a retry records nothing new. True if recorded."""
+    if decision.stage not in (*tasks.TASK_STAGES, "extension"):
+        raise InvalidArgument(f"{decision.stage!r} is not a stage that takes a decision")
+    with uow:
+        if uow.decisions.get(decision.case_number, decision.stage) is not None:
+            return False
+        decision_id = uow.decisions.add(decision, recorded_at=now)
+        details = {"case": decision.case_number, "stage": decision.stage,
+                   "outcome": decision.outcome}
+        if decision.on_behalf_of:
+            details |= {"on_behalf_of": decision.on_behalf_of,
+                        "delegation": decision.delegation_id}
+        uow.audit.append(
+            actor=Actor(decision.system, decision.official_id), action="decision.recorded",
+            subject=f"decision/{decision_id}", at=now, details=details)
+        uow.commit()
+        return True
+
+
+def open_escalation(*, uow: ReviewUnitOfWork, case_number: str, department_code: str,
+                    stage: str, kind: str, due_at: datetime, now: datetime) -> Escalation:
+    """Tell the supervision desk a case breached a deadline, once per case and kind."""
+    if kind not in tasks.ESCALATION_KINDS:
+        raise InvalidArgument(f"{kind!r} is not a kind of escalation",
+                              violations=[FieldViolation("kind", "promised or legal breach")])
+    with uow:
+        existing = uow.escalations.get(case_number, kind)
+        if existing is not None:
+            return existing
+        escalation = Escalation(case_number=case_number, department_code=department_code,
+                                stage=stage, kind=kind, due_at=due_at, opened_at=now)
+        escalation = replace(escalation, id=uow.escalations.add(escalation))
+        uow.audit.append(
+            actor=Actor(WORKFLOWS), action="escalation.opened",
+            subject=f"escalation/{escalation.id}", at=now,
+            details={"case": case_number, "department": department_code, "stage": stage,
+                     "kind": kind, "due_at": due_at.isoformat()})
+        uow.commit()
+        return escalation
+
+
+@dataclass(frozen=True)
+class TaskPage:
+    tasks: list[Task]
+    next_page_token: str
+
+
+def _inbox_position(page_token: str) -> InboxPosition | None:
+    after = decode_token(page_token)
+    if not after:
+        return None
+    try:
+        due, case_number, stage = json.loads(after)
+        position = InboxPosition(datetime.fromisoformat(due), case_number, stage)
+    except (ValueError, TypeError) as error:
+        raise InvalidArgument("page_token is not a token this service gave out") from error
+    if position.due_at.tzinfo is None or not isinstance(case_number, str) \
+            or not isinstance(stage, str):
+        raise InvalidArgument("page_token is not a token this service gave out")
+    return position
+
+
+def _inbox_token(task: Task) -> str:
+    return encode_token(json.dumps([task.due_at.isoformat(), task.case_number, task.stage]))
+
+
+def list_inbox(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str, stage: str,
+               claimed: str, requested_size: int, page_token: str, now: datetime) -> TaskPage:
+    """The open tasks the acting official may take (or, for oversight, read)."""
+    size = page_size(requested_size)
+    after = _inbox_position(page_token)
+    with uow:
+        official = _acting_official(uow, caller)
+        _require_department(uow, department_code)
+        scope = tasks.inbox_scope(
+            official, department_code=department_code, stage=stage,
+            delegations_in_force=uow.delegations.in_force_involving(official.id, now))
+        found = uow.tasks.inbox(scope=scope, claimed=claimed, official_id=official.id,
+                                after=after, limit=size + 1)
+        more = len(found) > size
+        found = found[:size]
+        return TaskPage(found, _inbox_token(found[-1]) if more else "")
+
+
+def _capacity(uow: ReviewUnitOfWork, official: Official, role: str, now: datetime) -> Capacity:
+    return tasks.acting_capacity(
+        official, role=role,
+        delegations_in_force=uow.delegations.in_force_involving(official.id, now))
+
+
+def claim_task(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str, stage: str,
+               now: datetime) -> Task:
+    """The acting official takes an open task; claiming one's own again changes nothing."""
+    _check_stage(stage)
+    with uow:
+        official = _acting_official(uow, caller)
+        task = uow.tasks.get(case_number, stage, for_update=True)
+        if task is None:
+            raise NotFound(f"case {case_number} has no {stage} task")
+        capacity = _capacity(uow, official, task.role, now)
+        deciders = [who for d in uow.decisions.of_case(case_number)
+                    for who in (d.official_id, d.on_behalf_of) if who]
+        claimed = tasks.claim(task, capacity, now=now, earlier_deciders=deciders)
+        if claimed == task:
+            return task
+        uow.tasks.save(claimed)
+        details = {"stage": stage}
+        if capacity.on_behalf_of:
+            details |= {"on_behalf_of": capacity.on_behalf_of,
+                        "delegation": str(capacity.delegation_id)}
+        uow.audit.append(actor=Actor(caller.system, official.id), action="task.claimed",
+                         subject=_case_subject(case_number), at=now, details=details)
+        uow.commit()
+        return claimed
+
+
+def acting_capacity(*, uow: ReviewUnitOfWork, caller: Caller, role: str,
+                    now: datetime) -> Capacity:
+    """Who the acting official is for a change sent to a case's workflow, which checks it."""
+    with uow:
+        official = _acting_official(uow, caller)
+        return _capacity(uow, official, role, now)
+
+
+def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
+                      stage: str, now: datetime) -> Capacity:
+    """The acting official's capacity to decide ``stage``, unless another holds the task.
+
+    Role, department, stage and separation of duties are the workflow's to
+    check, in the decision's validator.
+    """
+    _check_stage(stage)
+    with uow:
+        official = _acting_official(uow, caller)
+        tasks.check_not_claimed_by_another(uow.tasks.get(case_number, stage), official.id)
+        return _capacity(uow, official, STAGE_ROLE[Stage(stage)], now)
+
+
+def record_case_change(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
+                       action: str, request_id: str, details: dict[str, str],
+                       now: datetime) -> bool:
+    """Audit a change the workflow accepted, once per request. True if appended."""
+    subject = _case_subject(case_number)
+    with uow:
+        for entry in uow.audit.entries(subject=subject):
+            if entry["action"] == action and \
+                    json.loads(entry["details"]).get("request_id") == request_id:
+                return False
+        uow.audit.append(actor=Actor(caller.system, caller.official_id), action=action,
+                         subject=subject, at=now, details={**details, "request_id": request_id})
+        uow.commit()
+        return True
+
+
+@dataclass(frozen=True)
+class EscalationPage:
+    escalations: list[Escalation]
+    next_page_token: str
+
+
+def list_escalations(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str,
+                     open_only: bool, requested_size: int,
+                     page_token: str) -> EscalationPage:
+    """Escalations to the supervision desk, for supervisors and operators."""
+    size = page_size(requested_size)
+    after = _id_after(page_token)
+    with uow:
+        official = _acting_official(uow, caller)
+        if not official.roles & tasks.OVERSIGHT_ROLES:
+            raise PermissionDenied(
+                f"official {official.id} holds neither the role supervisor nor operator")
+        _require_department(uow, department_code)
+        found = uow.escalations.list(department_code=department_code, open_only=open_only,
+                                     after=after, limit=size + 1)
+        more = len(found) > size
+        found = found[:size]
+        return EscalationPage(found, encode_token(str(found[-1].id)) if more else "")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -15,6 +16,7 @@ from kernel.db import UnitOfWork
 from kernel.directory import Departments, Official, StaffDirectory, official_from_record
 from services.review.db import tables
 from services.review.domain.model import Delegation, LoadedSchedule
+from services.review.domain.tasks import Escalation, InboxScope, RecordedDecision, Task
 
 
 class Staff(StaffDirectory):
@@ -158,11 +160,178 @@ class HolidaySchedules:
             self._session.execute(insert(self._dates), rows)
 
 
+
+
+
+def _task(row: Row[Any]) -> Task:
+    return Task(
+        case_number=row.case_number, stage=row.stage, department_code=row.department_code,
+        role=row.role, item_code=row.item_code, due_at=row.due_at, opened_at=row.opened_at,
+        claimed_by=row.claimed_by, claimed_at=row.claimed_at, closed_at=row.closed_at,
+        closed_by=row.closed_by, outcome=row.outcome)
+
+
+@dataclass(frozen=True)
+class InboxPosition:
+    """The last task of a page, in the inbox's order."""
+
+    due_at: datetime
+    case_number: str
+    stage: str
+
+
+class Tasks:
+    """Repository of inbox tasks; closed ones are kept."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._t = tables.tasks
+
+    def get(self, case_number: str, stage: str, *, for_update: bool = False) -> Task | None:
+        query = select(self._t).where(self._t.c.case_number == case_number,
+                                      self._t.c.stage == stage)
+        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        return _task(row) if row else None
+
+    def add(self, task: Task) -> None:
+        self._session.execute(insert(self._t).values(
+            case_number=task.case_number, stage=task.stage,
+            department_code=task.department_code, role=task.role, item_code=task.item_code,
+            due_at=task.due_at, opened_at=task.opened_at, claimed_by=task.claimed_by,
+            claimed_at=task.claimed_at, closed_at=task.closed_at, closed_by=task.closed_by,
+            outcome=task.outcome))
+
+    def save(self, task: Task) -> None:
+        """Store the changeable parts of a task: due time, claim and closing."""
+        self._session.execute(
+            update(self._t).where(self._t.c.case_number == task.case_number,
+                                  self._t.c.stage == task.stage)
+            .values(due_at=task.due_at, claimed_by=task.claimed_by,
+                    claimed_at=task.claimed_at, closed_at=task.closed_at,
+                    closed_by=task.closed_by, outcome=task.outcome))
+
+    def inbox(self, *, scope: InboxScope, claimed: str, official_id: str,
+              after: InboxPosition | None, limit: int) -> list[Task]:
+        """Open tasks in ``scope``, by due time then case number; ``claimed`` is
+        "all", "unclaimed" or "mine"."""
+        t = self._t
+        query = select(t).where(t.c.closed_at.is_(None))
+        if scope.oversight:
+            query = query.where(t.c.stage.in_(scope.oversight_stages))
+            if scope.oversight_department:
+                query = query.where(t.c.department_code == scope.oversight_department)
+        else:
+            query = query.where(or_(*(and_(t.c.department_code == department,
+                                           t.c.stage == stage)
+                                      for department, stage in sorted(scope.pairs))))
+        if claimed == "unclaimed":
+            query = query.where(t.c.claimed_by == "")
+        elif claimed == "mine":
+            query = query.where(t.c.claimed_by == official_id)
+        if after is not None:
+            query = query.where(or_(
+                t.c.due_at > after.due_at,
+                and_(t.c.due_at == after.due_at, t.c.case_number > after.case_number),
+                and_(t.c.due_at == after.due_at, t.c.case_number == after.case_number,
+                     t.c.stage > after.stage)))
+        rows = self._session.execute(
+            query.order_by(t.c.due_at, t.c.case_number, t.c.stage).limit(limit))
+        return [_task(r) for r in rows]
+
+
+def _decision(row: Row[Any]) -> RecordedDecision:
+    return RecordedDecision(
+        case_number=row.case_number, stage=row.stage, outcome=row.outcome,
+        official_id=row.official_id, system=row.system, decided_at=row.decided_at,
+        opinion=row.opinion, legal_basis=row.legal_basis, on_behalf_of=row.on_behalf_of,
+        delegation_id=row.delegation_id)
+
+
+class Decisions:
+    """Repository of recorded decisions, one per case and stage."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._t = tables.decisions
+
+    def get(self, case_number: str, stage: str) -> RecordedDecision | None:
+        row = self._session.execute(
+            select(self._t).where(self._t.c.case_number == case_number,
+                                  self._t.c.stage == stage)).first()
+        return _decision(row) if row else None
+
+    def of_case(self, case_number: str) -> list[RecordedDecision]:
+        rows = self._session.execute(
+            select(self._t).where(self._t.c.case_number == case_number).order_by(self._t.c.id))
+        return [_decision(r) for r in rows]
+
+    def add(self, decision: RecordedDecision, *, recorded_at: datetime) -> int:
+        new_id = self._session.execute(insert(self._t).returning(self._t.c.id).values(
+            case_number=decision.case_number, stage=decision.stage, outcome=decision.outcome,
+            official_id=decision.official_id, system=decision.system,
+            decided_at=decision.decided_at, opinion=decision.opinion,
+            legal_basis=decision.legal_basis, on_behalf_of=decision.on_behalf_of,
+            delegation_id=decision.delegation_id, recorded_at=recorded_at)).scalar_one()
+        return int(new_id)
+
+
+def _escalation(row: Row[Any]) -> Escalation:
+    return Escalation(
+        id=row.id, case_number=row.case_number, department_code=row.department_code,
+        stage=row.stage, kind=row.kind, due_at=row.due_at, opened_at=row.opened_at,
+        closed_at=row.closed_at)
+
+
+class Escalations:
+    """Repository of escalations to the supervision desk."""
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._t = tables.escalations
+
+    def get(self, case_number: str, kind: str) -> Escalation | None:
+        row = self._session.execute(
+            select(self._t).where(self._t.c.case_number == case_number,
+                                  self._t.c.kind == kind)).first()
+        return _escalation(row) if row else None
+
+    def add(self, escalation: Escalation) -> int:
+        new_id = self._session.execute(insert(self._t).returning(self._t.c.id).values(
+            case_number=escalation.case_number, department_code=escalation.department_code,
+            stage=escalation.stage, kind=escalation.kind, due_at=escalation.due_at,
+            opened_at=escalation.opened_at, closed_at=escalation.closed_at)).scalar_one()
+        return int(new_id)
+
+    def close_of_case(self, case_number: str, *, now: datetime) -> list[int]:
+        """Close the case's open escalations; returns their ids."""
+        ids = [int(i) for i in self._session.execute(
+            select(self._t.c.id).where(self._t.c.case_number == case_number,
+                                       self._t.c.closed_at.is_(None))
+            .order_by(self._t.c.id)).scalars()]
+        if ids:
+            self._session.execute(
+                update(self._t).where(self._t.c.id.in_(ids)).values(closed_at=now))
+        return ids
+
+    def list(self, *, department_code: str, open_only: bool, after: int,
+             limit: int) -> list[Escalation]:
+        query = select(self._t).where(self._t.c.id > after)
+        if department_code:
+            query = query.where(self._t.c.department_code == department_code)
+        if open_only:
+            query = query.where(self._t.c.closed_at.is_(None))
+        rows = self._session.execute(query.order_by(self._t.c.id).limit(limit))
+        return [_escalation(r) for r in rows]
+
+
 class ReviewUnitOfWork(UnitOfWork):
     staff: Staff
     departments: Departments
     delegations: Delegations
     holiday_schedules: HolidaySchedules
+    tasks: Tasks
+    decisions: Decisions
+    escalations: Escalations
     audit: AuditLog
 
     def bind(self, session: Session) -> None:
@@ -170,4 +339,7 @@ class ReviewUnitOfWork(UnitOfWork):
         self.departments = Departments(session, tables.departments)
         self.delegations = Delegations(session)
         self.holiday_schedules = HolidaySchedules(session)
+        self.tasks = Tasks(session)
+        self.decisions = Decisions(session)
+        self.escalations = Escalations(session)
         self.audit = AuditLog(session, tables.audit_log)

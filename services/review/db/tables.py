@@ -1,4 +1,4 @@
-"""The review database: staff directory, delegations, holiday schedules and the audit log."""
+"""The review database: directory, delegations, holidays, approval inbox and audit log."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -90,4 +92,62 @@ holiday_dates = Table(
     #: "holiday" or "makeup_workday".
     Column("kind", String(20), nullable=False),
     PrimaryKeyConstraint("year", "day"),
+)
+
+#: One row per stage of a case waiting for (or given) a decision.
+tasks = Table(
+    "tasks",
+    metadata,
+    Column("case_number", String(40), nullable=False),
+    Column("stage", String(10), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("item_code", String(40), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("claimed_by", String(20), nullable=False),
+    Column("claimed_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("closed_by", String(20), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    PrimaryKeyConstraint("case_number", "stage"),
+    # The inbox: a department's open tasks by due time.
+    Index("ix_tasks_inbox", "department_code", "stage", "closed_at", "due_at", "case_number"),
+)
+
+#: The decisions made on cases, one per stage (and one extension), as recorded.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_number", String(40), nullable=False),
+    #: "review", "sign", "seal" or "extension".
+    Column("stage", String(10), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    Column("system", String(100), nullable=False),
+    Column("decided_at", UtcDateTime, nullable=False),
+    Column("opinion", Text, nullable=False),
+    Column("legal_basis", Text, nullable=False),
+    Column("on_behalf_of", String(20), nullable=False),
+    Column("delegation_id", String(20), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    UniqueConstraint("case_number", "stage", name="uq_decisions_case_stage"),
+)
+
+#: Breached deadlines reported to the supervision desk, one per case and kind.
+escalations = Table(
+    "escalations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("case_number", String(40), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("stage", String(10), nullable=False),
+    #: "promised_breach" or "legal_breach".
+    Column("kind", String(20), nullable=False),
+    Column("due_at", UtcDateTime, nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("closed_at", UtcDateTime, nullable=True),
+    UniqueConstraint("case_number", "kind", name="uq_escalations_case_kind"),
+    Index("ix_escalations_department", "department_code", "id"),
 )

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from govhall.common.v1 import common_pb2 as _common_pb2
@@ -81,6 +82,310 @@ SPECIAL_PROCEDURE_APPRAISAL: SpecialProcedure.ValueType  # 4
 SPECIAL_PROCEDURE_TENDERING_AUCTION: SpecialProcedure.ValueType  # 5
 """Tendering or auction (招标、拍卖)."""
 Global___SpecialProcedure: _TypeAlias = SpecialProcedure  # noqa: Y015
+
+class _ApplicantKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApplicantKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApplicantKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPLICANT_KIND_UNSPECIFIED: _ApplicantKind.ValueType  # 0
+    """The kind was not set."""
+    APPLICANT_KIND_PERSON: _ApplicantKind.ValueType  # 1
+    """A natural person, identified by a resident identity card number."""
+    APPLICANT_KIND_ORGANISATION: _ApplicantKind.ValueType  # 2
+    """An organisation, identified by its unified social credit code."""
+
+class ApplicantKind(_ApplicantKind, metaclass=_ApplicantKindEnumTypeWrapper):
+    """ApplicantKind says whether the applicant is a person or an organisation."""
+
+APPLICANT_KIND_UNSPECIFIED: ApplicantKind.ValueType  # 0
+"""The kind was not set."""
+APPLICANT_KIND_PERSON: ApplicantKind.ValueType  # 1
+"""A natural person, identified by a resident identity card number."""
+APPLICANT_KIND_ORGANISATION: ApplicantKind.ValueType  # 2
+"""An organisation, identified by its unified social credit code."""
+Global___ApplicantKind: _TypeAlias = ApplicantKind  # noqa: Y015
+
+class _Finding:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FindingEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Finding.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FINDING_UNSPECIFIED: _Finding.ValueType  # 0
+    """The finding was not set; never valid in a request."""
+    FINDING_NONE: _Finding.ValueType  # 1
+    """Nothing stands in the way: the materials decide."""
+    FINDING_NOT_SUBJECT_TO_PERMIT: _Finding.ValueType  # 2
+    """The matter needs no permit; the explanation says why."""
+    FINDING_OUTSIDE_AUTHORITY: _Finding.ValueType  # 3
+    """The matter is not for this authority; competent_authority names the one it is for."""
+    FINDING_REFUSED: _Finding.ValueType  # 4
+    """The application is refused (不予受理); refusal_reasons give the reasons."""
+
+class Finding(_Finding, metaclass=_FindingEnumTypeWrapper):
+    """Finding is what the window clerk found before looking at the materials."""
+
+FINDING_UNSPECIFIED: Finding.ValueType  # 0
+"""The finding was not set; never valid in a request."""
+FINDING_NONE: Finding.ValueType  # 1
+"""Nothing stands in the way: the materials decide."""
+FINDING_NOT_SUBJECT_TO_PERMIT: Finding.ValueType  # 2
+"""The matter needs no permit; the explanation says why."""
+FINDING_OUTSIDE_AUTHORITY: Finding.ValueType  # 3
+"""The matter is not for this authority; competent_authority names the one it is for."""
+FINDING_REFUSED: Finding.ValueType  # 4
+"""The application is refused (不予受理); refusal_reasons give the reasons."""
+Global___Finding: _TypeAlias = Finding  # noqa: Y015
+
+class _IntakeOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _IntakeOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_IntakeOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INTAKE_OUTCOME_UNSPECIFIED: _IntakeOutcome.ValueType  # 0
+    """The outcome was not set."""
+    INTAKE_OUTCOME_ACCEPTED: _IntakeOutcome.ValueType  # 1
+    """Accepted: the case has a number and a dated receipt, and its approval chain runs."""
+    INTAKE_OUTCOME_CORRECTION_REQUIRED: _IntakeOutcome.ValueType  # 2
+    """Materials are missing or defective: one correction notice lists every one of them."""
+    INTAKE_OUTCOME_NOT_SUBJECT_TO_PERMIT: _IntakeOutcome.ValueType  # 3
+    """The matter needs no permit; the case is closed with a notice saying so."""
+    INTAKE_OUTCOME_OUTSIDE_AUTHORITY: _IntakeOutcome.ValueType  # 4
+    """The matter is for another authority, which the notice names; the case is closed."""
+    INTAKE_OUTCOME_REFUSED: _IntakeOutcome.ValueType  # 5
+    """Refused (不予受理) with reasons and the applicant's rights; the case is closed."""
+
+class IntakeOutcome(_IntakeOutcome, metaclass=_IntakeOutcomeEnumTypeWrapper):
+    """IntakeOutcome is how the window decided a submission."""
+
+INTAKE_OUTCOME_UNSPECIFIED: IntakeOutcome.ValueType  # 0
+"""The outcome was not set."""
+INTAKE_OUTCOME_ACCEPTED: IntakeOutcome.ValueType  # 1
+"""Accepted: the case has a number and a dated receipt, and its approval chain runs."""
+INTAKE_OUTCOME_CORRECTION_REQUIRED: IntakeOutcome.ValueType  # 2
+"""Materials are missing or defective: one correction notice lists every one of them."""
+INTAKE_OUTCOME_NOT_SUBJECT_TO_PERMIT: IntakeOutcome.ValueType  # 3
+"""The matter needs no permit; the case is closed with a notice saying so."""
+INTAKE_OUTCOME_OUTSIDE_AUTHORITY: IntakeOutcome.ValueType  # 4
+"""The matter is for another authority, which the notice names; the case is closed."""
+INTAKE_OUTCOME_REFUSED: IntakeOutcome.ValueType  # 5
+"""Refused (不予受理) with reasons and the applicant's rights; the case is closed."""
+Global___IntakeOutcome: _TypeAlias = IntakeOutcome  # noqa: Y015
+
+class _CaseStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CaseStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CaseStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CASE_STATUS_UNSPECIFIED: _CaseStatus.ValueType  # 0
+    """The status was not set."""
+    CASE_STATUS_AWAITING_MATERIALS: _CaseStatus.ValueType  # 1
+    """Waiting for the materials a correction notice asked for."""
+    CASE_STATUS_ACCEPTED: _CaseStatus.ValueType  # 2
+    """Accepted; the approval workflow has not reported yet."""
+    CASE_STATUS_UNDER_REVIEW: _CaseStatus.ValueType  # 3
+    """Under review by the item's department division."""
+    CASE_STATUS_AWAITING_SIGNATURE: _CaseStatus.ValueType  # 4
+    """Waiting for a leader's signature."""
+    CASE_STATUS_AWAITING_SEAL: _CaseStatus.ValueType  # 5
+    """Waiting for the center's seal."""
+    CASE_STATUS_APPROVED: _CaseStatus.ValueType  # 6
+    """Approved, the decision sealed."""
+    CASE_STATUS_REFUSED: _CaseStatus.ValueType  # 7
+    """Refused at review or signature, the refusal sealed."""
+    CASE_STATUS_WITHDRAWN: _CaseStatus.ValueType  # 8
+    """Withdrawn by the applicant."""
+    CASE_STATUS_NOT_SUBJECT_TO_PERMIT: _CaseStatus.ValueType  # 9
+    """Closed at the window: the matter needs no permit."""
+    CASE_STATUS_OUTSIDE_AUTHORITY: _CaseStatus.ValueType  # 10
+    """Closed at the window: the matter is for another authority."""
+    CASE_STATUS_NOT_ACCEPTED: _CaseStatus.ValueType  # 11
+    """Closed at the window: refused (不予受理)."""
+
+class CaseStatus(_CaseStatus, metaclass=_CaseStatusEnumTypeWrapper):
+    """CaseStatus is where a case stands."""
+
+CASE_STATUS_UNSPECIFIED: CaseStatus.ValueType  # 0
+"""The status was not set."""
+CASE_STATUS_AWAITING_MATERIALS: CaseStatus.ValueType  # 1
+"""Waiting for the materials a correction notice asked for."""
+CASE_STATUS_ACCEPTED: CaseStatus.ValueType  # 2
+"""Accepted; the approval workflow has not reported yet."""
+CASE_STATUS_UNDER_REVIEW: CaseStatus.ValueType  # 3
+"""Under review by the item's department division."""
+CASE_STATUS_AWAITING_SIGNATURE: CaseStatus.ValueType  # 4
+"""Waiting for a leader's signature."""
+CASE_STATUS_AWAITING_SEAL: CaseStatus.ValueType  # 5
+"""Waiting for the center's seal."""
+CASE_STATUS_APPROVED: CaseStatus.ValueType  # 6
+"""Approved, the decision sealed."""
+CASE_STATUS_REFUSED: CaseStatus.ValueType  # 7
+"""Refused at review or signature, the refusal sealed."""
+CASE_STATUS_WITHDRAWN: CaseStatus.ValueType  # 8
+"""Withdrawn by the applicant."""
+CASE_STATUS_NOT_SUBJECT_TO_PERMIT: CaseStatus.ValueType  # 9
+"""Closed at the window: the matter needs no permit."""
+CASE_STATUS_OUTSIDE_AUTHORITY: CaseStatus.ValueType  # 10
+"""Closed at the window: the matter is for another authority."""
+CASE_STATUS_NOT_ACCEPTED: CaseStatus.ValueType  # 11
+"""Closed at the window: refused (不予受理)."""
+Global___CaseStatus: _TypeAlias = CaseStatus  # noqa: Y015
+
+class _NoticeKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _NoticeKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoticeKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    NOTICE_KIND_UNSPECIFIED: _NoticeKind.ValueType  # 0
+    """The kind was not set."""
+    NOTICE_KIND_ACCEPTANCE_RECEIPT: _NoticeKind.ValueType  # 1
+    """The dated receipt of an accepted application (受理通知书)."""
+    NOTICE_KIND_CORRECTION: _NoticeKind.ValueType  # 2
+    """The one correction notice listing every missing or defective material (补正材料通知书)."""
+    NOTICE_KIND_NOT_SUBJECT_TO_PERMIT: _NoticeKind.ValueType  # 3
+    """The matter needs no permit (不需取得行政许可告知书)."""
+    NOTICE_KIND_OUTSIDE_AUTHORITY: _NoticeKind.ValueType  # 4
+    """The matter is for another authority, named in the notice."""
+    NOTICE_KIND_REFUSAL: _NoticeKind.ValueType  # 5
+    """The refusal (不予受理决定书) with its reasons and the applicant's rights."""
+
+class NoticeKind(_NoticeKind, metaclass=_NoticeKindEnumTypeWrapper):
+    """NoticeKind says which written notice the window issued."""
+
+NOTICE_KIND_UNSPECIFIED: NoticeKind.ValueType  # 0
+"""The kind was not set."""
+NOTICE_KIND_ACCEPTANCE_RECEIPT: NoticeKind.ValueType  # 1
+"""The dated receipt of an accepted application (受理通知书)."""
+NOTICE_KIND_CORRECTION: NoticeKind.ValueType  # 2
+"""The one correction notice listing every missing or defective material (补正材料通知书)."""
+NOTICE_KIND_NOT_SUBJECT_TO_PERMIT: NoticeKind.ValueType  # 3
+"""The matter needs no permit (不需取得行政许可告知书)."""
+NOTICE_KIND_OUTSIDE_AUTHORITY: NoticeKind.ValueType  # 4
+"""The matter is for another authority, named in the notice."""
+NOTICE_KIND_REFUSAL: NoticeKind.ValueType  # 5
+"""The refusal (不予受理决定书) with its reasons and the applicant's rights."""
+Global___NoticeKind: _TypeAlias = NoticeKind  # noqa: Y015
+
+class _SlaState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlaStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlaState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLA_STATE_UNSPECIFIED: _SlaState.ValueType  # 0
+    """No deadline runs (the case is not in its approval chain)."""
+    SLA_STATE_ON_TIME: _SlaState.ValueType  # 1
+    """Before the warning mark."""
+    SLA_STATE_WARNING: _SlaState.ValueType  # 2
+    """Past the warning mark (yellow), before the promised deadline."""
+    SLA_STATE_BREACHED: _SlaState.ValueType  # 3
+    """Past the promised deadline (red); the supervision desk is told."""
+    SLA_STATE_PAUSED: _SlaState.ValueType  # 4
+    """The clock stands still for a special procedure."""
+
+class SlaState(_SlaState, metaclass=_SlaStateEnumTypeWrapper):
+    """SlaState is where a case stands against its promised deadline."""
+
+SLA_STATE_UNSPECIFIED: SlaState.ValueType  # 0
+"""No deadline runs (the case is not in its approval chain)."""
+SLA_STATE_ON_TIME: SlaState.ValueType  # 1
+"""Before the warning mark."""
+SLA_STATE_WARNING: SlaState.ValueType  # 2
+"""Past the warning mark (yellow), before the promised deadline."""
+SLA_STATE_BREACHED: SlaState.ValueType  # 3
+"""Past the promised deadline (red); the supervision desk is told."""
+SLA_STATE_PAUSED: SlaState.ValueType  # 4
+"""The clock stands still for a special procedure."""
+Global___SlaState: _TypeAlias = SlaState  # noqa: Y015
+
+class _VerificationResult:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _VerificationResultEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_VerificationResult.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    VERIFICATION_RESULT_UNSPECIFIED: _VerificationResult.ValueType  # 0
+    """The result was not set."""
+    VERIFICATION_RESULT_VALID: _VerificationResult.ValueType  # 1
+    """Sealed by the center, exactly as issued, and in force."""
+    VERIFICATION_RESULT_TAMPERED: _VerificationResult.ValueType  # 2
+    """The signature does not match the document: one of them was altered."""
+    VERIFICATION_RESULT_REVOKED: _VerificationResult.ValueType  # 3
+    """Sealed by the center exactly as issued, but revoked since."""
+    VERIFICATION_RESULT_UNKNOWN_KEY: _VerificationResult.ValueType  # 4
+    """The document names a key the center's seal never had."""
+    VERIFICATION_RESULT_UNKNOWN_CERTIFICATE: _VerificationResult.ValueType  # 5
+    """Signed with a center key, but no such certificate is registered."""
+
+class VerificationResult(_VerificationResult, metaclass=_VerificationResultEnumTypeWrapper):
+    """VerificationResult is the verdict on a decision document."""
+
+VERIFICATION_RESULT_UNSPECIFIED: VerificationResult.ValueType  # 0
+"""The result was not set."""
+VERIFICATION_RESULT_VALID: VerificationResult.ValueType  # 1
+"""Sealed by the center, exactly as issued, and in force."""
+VERIFICATION_RESULT_TAMPERED: VerificationResult.ValueType  # 2
+"""The signature does not match the document: one of them was altered."""
+VERIFICATION_RESULT_REVOKED: VerificationResult.ValueType  # 3
+"""Sealed by the center exactly as issued, but revoked since."""
+VERIFICATION_RESULT_UNKNOWN_KEY: VerificationResult.ValueType  # 4
+"""The document names a key the center's seal never had."""
+VERIFICATION_RESULT_UNKNOWN_CERTIFICATE: VerificationResult.ValueType  # 5
+"""Signed with a center key, but no such certificate is registered."""
+Global___VerificationResult: _TypeAlias = VerificationResult  # noqa: Y015
+
+class _DecisionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_OUTCOME_UNSPECIFIED: _DecisionOutcome.ValueType  # 0
+    """The outcome was not set."""
+    DECISION_OUTCOME_APPROVED: _DecisionOutcome.ValueType  # 1
+    """The permit is granted."""
+    DECISION_OUTCOME_REFUSED: _DecisionOutcome.ValueType  # 2
+    """The permit is refused."""
+
+class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper):
+    """DecisionOutcome is what a sealed decision decided."""
+
+DECISION_OUTCOME_UNSPECIFIED: DecisionOutcome.ValueType  # 0
+"""The outcome was not set."""
+DECISION_OUTCOME_APPROVED: DecisionOutcome.ValueType  # 1
+"""The permit is granted."""
+DECISION_OUTCOME_REFUSED: DecisionOutcome.ValueType  # 2
+"""The permit is refused."""
+Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
+
+class _RegisterEntryKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RegisterEntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RegisterEntryKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REGISTER_ENTRY_KIND_UNSPECIFIED: _RegisterEntryKind.ValueType  # 0
+    """The kind was not set."""
+    REGISTER_ENTRY_KIND_SEALED: _RegisterEntryKind.ValueType  # 1
+    """A decision was sealed."""
+    REGISTER_ENTRY_KIND_REVOKED: _RegisterEntryKind.ValueType  # 2
+    """A sealed decision was revoked."""
+
+class RegisterEntryKind(_RegisterEntryKind, metaclass=_RegisterEntryKindEnumTypeWrapper):
+    """RegisterEntryKind says what a register entry records."""
+
+REGISTER_ENTRY_KIND_UNSPECIFIED: RegisterEntryKind.ValueType  # 0
+"""The kind was not set."""
+REGISTER_ENTRY_KIND_SEALED: RegisterEntryKind.ValueType  # 1
+"""A decision was sealed."""
+REGISTER_ENTRY_KIND_REVOKED: RegisterEntryKind.ValueType  # 2
+"""A sealed decision was revoked."""
+Global___RegisterEntryKind: _TypeAlias = RegisterEntryKind  # noqa: Y015
 
 @_typing.final
 class Material(_message.Message):
@@ -382,3 +687,1184 @@ class VerifyAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditLogResponse: _TypeAlias = VerifyAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class Applicant(_message.Message):
+    """Applicant is who applies. Personal data: kept in the intake database only."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    ID_NUMBER_FIELD_NUMBER: _builtins.int
+    PHONE_FIELD_NUMBER: _builtins.int
+    kind: Global___ApplicantKind.ValueType
+    """Whether a person or an organisation applies."""
+    name: _builtins.str
+    """The applicant's name; in a masked view its first character and "*"."""
+    id_number: _builtins.str
+    """The resident identity card number or unified social credit code; empty in a masked view."""
+    phone: _builtins.str
+    """A telephone number to reach the applicant; empty in a masked view or when not given."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ApplicantKind.ValueType = ...,
+        name: _builtins.str = ...,
+        id_number: _builtins.str = ...,
+        phone: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["id_number", b"id_number", "kind", b"kind", "name", b"name", "phone", b"phone"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Applicant: _TypeAlias = Applicant  # noqa: Y015
+
+@_typing.final
+class SubmittedMaterial(_message.Message):
+    """SubmittedMaterial is one material as the window clerk found it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    PROVIDED_FIELD_NUMBER: _builtins.int
+    DEFECTS_FIELD_NUMBER: _builtins.int
+    FIXED_ON_SPOT_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The material's code within the item, for example "M01"."""
+    provided: _builtins.bool
+    """Whether the applicant handed it in."""
+    fixed_on_spot: _builtins.bool
+    """Whether the defects were fixed on the spot, at the window; then they do not block."""
+    @_builtins.property
+    def defects(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Each defect the clerk found in it, in a few words."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        provided: _builtins.bool = ...,
+        defects: _abc.Iterable[_builtins.str] | None = ...,
+        fixed_on_spot: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "defects", b"defects", "fixed_on_spot", b"fixed_on_spot", "provided", b"provided"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmittedMaterial: _TypeAlias = SubmittedMaterial  # noqa: Y015
+
+@_typing.final
+class CaseMaterial(_message.Message):
+    """CaseMaterial is one material of a case's item and how it stands on the case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    REQUIRED_FIELD_NUMBER: _builtins.int
+    PROVIDED_FIELD_NUMBER: _builtins.int
+    DEFECTS_FIELD_NUMBER: _builtins.int
+    FIXED_ON_SPOT_FIELD_NUMBER: _builtins.int
+    OUTSTANDING_FIELD_NUMBER: _builtins.int
+    code: _builtins.str
+    """The material's code within the item."""
+    name: _builtins.str
+    """The material's name."""
+    required: _builtins.bool
+    """Whether the item requires it."""
+    provided: _builtins.bool
+    """Whether it was handed in."""
+    fixed_on_spot: _builtins.bool
+    """Whether those defects were fixed on the spot."""
+    outstanding: _builtins.bool
+    """Whether it still keeps the case from being accepted."""
+    @_builtins.property
+    def defects(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The defects the clerk found in it."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.str = ...,
+        name: _builtins.str = ...,
+        required: _builtins.bool = ...,
+        provided: _builtins.bool = ...,
+        defects: _abc.Iterable[_builtins.str] | None = ...,
+        fixed_on_spot: _builtins.bool = ...,
+        outstanding: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "defects", b"defects", "fixed_on_spot", b"fixed_on_spot", "name", b"name", "outstanding", b"outstanding", "provided", b"provided", "required", b"required"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseMaterial: _TypeAlias = CaseMaterial  # noqa: Y015
+
+@_typing.final
+class NoticeItem(_message.Message):
+    """NoticeItem is one material a correction notice asks for, and why."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    MATERIAL_CODE_FIELD_NUMBER: _builtins.int
+    MATERIAL_NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    material_code: _builtins.str
+    """The material's code."""
+    material_name: _builtins.str
+    """The material's name."""
+    reason: _builtins.str
+    """Why it is asked for: not provided, or the defects found in it."""
+    def __init__(
+        self,
+        *,
+        material_code: _builtins.str = ...,
+        material_name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["material_code", b"material_code", "material_name", b"material_name", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___NoticeItem: _TypeAlias = NoticeItem  # noqa: Y015
+
+@_typing.final
+class Notice(_message.Message):
+    """Notice is a written notice the window issued on a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTICE_NUMBER_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    ISSUED_ON_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    COMPETENT_AUTHORITY_FIELD_NUMBER: _builtins.int
+    REASONS_FIELD_NUMBER: _builtins.int
+    notice_number: _builtins.str
+    """The notice's number: the case number and its place among the case's notices."""
+    kind: Global___NoticeKind.ValueType
+    """Which notice it is."""
+    issued_on: _builtins.str
+    """The day it was issued, in China (YYYY-MM-DD)."""
+    text: _builtins.str
+    """The notice's full text, as handed to the applicant."""
+    competent_authority: _builtins.str
+    """For NOTICE_KIND_OUTSIDE_AUTHORITY: the authority to turn to."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was issued."""
+
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___NoticeItem]:
+        """For a correction notice: every material asked for."""
+
+    @_builtins.property
+    def reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """For a refusal: its reasons."""
+
+    def __init__(
+        self,
+        *,
+        notice_number: _builtins.str = ...,
+        kind: Global___NoticeKind.ValueType = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        issued_on: _builtins.str = ...,
+        text: _builtins.str = ...,
+        items: _abc.Iterable[Global___NoticeItem] | None = ...,
+        competent_authority: _builtins.str = ...,
+        reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["competent_authority", b"competent_authority", "issued_at", b"issued_at", "issued_on", b"issued_on", "items", b"items", "kind", b"kind", "notice_number", b"notice_number", "reasons", b"reasons", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Notice: _TypeAlias = Notice  # noqa: Y015
+
+@_typing.final
+class Deadlines(_message.Message):
+    """Deadlines are a case's marks in time, computed in working days."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_AT_FIELD_NUMBER: _builtins.int
+    PROMISED_DUE_AT_FIELD_NUMBER: _builtins.int
+    LEGAL_DUE_AT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def warning_at(self) -> _timestamp_pb2.Timestamp:
+        """From when the case shows yellow."""
+
+    @_builtins.property
+    def promised_due_at(self) -> _timestamp_pb2.Timestamp:
+        """The promised deadline (承诺时限); past it the case is red."""
+
+    @_builtins.property
+    def legal_due_at(self) -> _timestamp_pb2.Timestamp:
+        """The legal deadline (法定时限)."""
+
+    def __init__(
+        self,
+        *,
+        warning_at: _timestamp_pb2.Timestamp | None = ...,
+        promised_due_at: _timestamp_pb2.Timestamp | None = ...,
+        legal_due_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["legal_due_at", b"legal_due_at", "promised_due_at", b"promised_due_at", "warning_at", b"warning_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legal_due_at", b"legal_due_at", "promised_due_at", b"promised_due_at", "warning_at", b"warning_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Deadlines: _TypeAlias = Deadlines  # noqa: Y015
+
+@_typing.final
+class Case(_message.Message):
+    """Case is one application, from the window to the end of its chain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    ITEM_VERSION_FIELD_NUMBER: _builtins.int
+    ITEM_NAME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_NAME_FIELD_NUMBER: _builtins.int
+    APPLICANT_FIELD_NUMBER: _builtins.int
+    APPLICANT_MASKED_FIELD_NUMBER: _builtins.int
+    MATERIALS_FIELD_NUMBER: _builtins.int
+    NOTICES_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    ACCEPTED_ON_FIELD_NUMBER: _builtins.int
+    ACCEPTED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    CALENDAR_GAP_YEAR_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    DECISION_REVOKED_FIELD_NUMBER: _builtins.int
+    WORKFLOW_ID_FIELD_NUMBER: _builtins.int
+    WORKFLOW_STARTED_FIELD_NUMBER: _builtins.int
+    CLERK_ID_FIELD_NUMBER: _builtins.int
+    WITHDRAWAL_REASON_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case number, AP-YYYYMMDD-NNNNNN."""
+    status: Global___CaseStatus.ValueType
+    """Where the case stands."""
+    outcome: Global___IntakeOutcome.ValueType
+    """How the window decided it (after any supplement)."""
+    item_code: _builtins.str
+    """The approval item's code."""
+    item_version: _builtins.int
+    """The item's version the case was submitted under, and keeps."""
+    item_name: _builtins.str
+    """The item's name."""
+    department_code: _builtins.str
+    """The code of the department that decides."""
+    department_name: _builtins.str
+    """That department's name."""
+    applicant_masked: _builtins.bool
+    """Whether applicant is masked."""
+    accepted_on: _builtins.str
+    """The acceptance date (the day the materials became complete), YYYY-MM-DD, China; empty until accepted."""
+    sla_state: Global___SlaState.ValueType
+    """Where the case stands against its promised deadline."""
+    calendar_gap_year: _builtins.int
+    """A year a deadline falls in that has no holiday schedule yet; 0 when all are known."""
+    certificate_number: _builtins.str
+    """The certificate number of the sealed decision; empty until sealed."""
+    decision_revoked: _builtins.bool
+    """Whether the sealed decision was revoked."""
+    workflow_id: _builtins.str
+    """The id of the case's approval workflow in Temporal; empty unless accepted."""
+    workflow_started: _builtins.bool
+    """Whether that workflow was started."""
+    clerk_id: _builtins.str
+    """The official who handed in the application at the window."""
+    withdrawal_reason: _builtins.str
+    """The reason given for a withdrawal."""
+    @_builtins.property
+    def applicant(self) -> Global___Applicant:
+        """The applicant, masked unless the caller is a window clerk of the department."""
+
+    @_builtins.property
+    def materials(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseMaterial]:
+        """Every material of the item and how it stands."""
+
+    @_builtins.property
+    def notices(self) -> _containers.RepeatedCompositeFieldContainer[Global___Notice]:
+        """Every notice the window issued on the case, in order."""
+
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the application was first handed in."""
+
+    @_builtins.property
+    def accepted_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was accepted; unset until accepted."""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the case was closed; unset while it is open."""
+
+    @_builtins.property
+    def deadlines(self) -> Global___Deadlines:
+        """The case's current deadlines; unset until the approval workflow computed them."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        status: Global___CaseStatus.ValueType = ...,
+        outcome: Global___IntakeOutcome.ValueType = ...,
+        item_code: _builtins.str = ...,
+        item_version: _builtins.int = ...,
+        item_name: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        department_name: _builtins.str = ...,
+        applicant: Global___Applicant | None = ...,
+        applicant_masked: _builtins.bool = ...,
+        materials: _abc.Iterable[Global___CaseMaterial] | None = ...,
+        notices: _abc.Iterable[Global___Notice] | None = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+        accepted_on: _builtins.str = ...,
+        accepted_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+        deadlines: Global___Deadlines | None = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+        calendar_gap_year: _builtins.int = ...,
+        certificate_number: _builtins.str = ...,
+        decision_revoked: _builtins.bool = ...,
+        workflow_id: _builtins.str = ...,
+        workflow_started: _builtins.bool = ...,
+        clerk_id: _builtins.str = ...,
+        withdrawal_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "applicant", b"applicant", "closed_at", b"closed_at", "deadlines", b"deadlines", "submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["accepted_at", b"accepted_at", "accepted_on", b"accepted_on", "applicant", b"applicant", "applicant_masked", b"applicant_masked", "calendar_gap_year", b"calendar_gap_year", "case_number", b"case_number", "certificate_number", b"certificate_number", "clerk_id", b"clerk_id", "closed_at", b"closed_at", "deadlines", b"deadlines", "decision_revoked", b"decision_revoked", "department_code", b"department_code", "department_name", b"department_name", "item_code", b"item_code", "item_name", b"item_name", "item_version", b"item_version", "materials", b"materials", "notices", b"notices", "outcome", b"outcome", "sla_state", b"sla_state", "status", b"status", "submitted_at", b"submitted_at", "withdrawal_reason", b"withdrawal_reason", "workflow_id", b"workflow_id", "workflow_started", b"workflow_started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Case: _TypeAlias = Case  # noqa: Y015
+
+@_typing.final
+class CaseEvent(_message.Message):
+    """CaseEvent is one line of a case's timeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DetailsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique within the case."""
+    kind: _builtins.str
+    """What happened, for example "application.accepted" or "review.decided"."""
+    stage: _builtins.str
+    """The stage of the chain it happened at."""
+    official_id: _builtins.str
+    """The official who acted; empty when the system did."""
+    status: Global___CaseStatus.ValueType
+    """The case's status after the event; CASE_STATUS_UNSPECIFIED when unchanged."""
+    sla_state: Global___SlaState.ValueType
+    """The SLA state after the event; SLA_STATE_UNSPECIFIED when unchanged."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Identifiers and codes that go with it."""
+
+    @_builtins.property
+    def deadlines(self) -> Global___Deadlines:
+        """The deadlines as they stood, when the event changed them."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        stage: _builtins.str = ...,
+        official_id: _builtins.str = ...,
+        details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        deadlines: Global___Deadlines | None = ...,
+        status: Global___CaseStatus.ValueType = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "deadlines", b"deadlines"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "deadlines", b"deadlines", "details", b"details", "event_id", b"event_id", "kind", b"kind", "official_id", b"official_id", "sla_state", b"sla_state", "stage", b"stage", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseEvent: _TypeAlias = CaseEvent  # noqa: Y015
+
+@_typing.final
+class SubmitApplicationRequest(_message.Message):
+    """SubmitApplicationRequest is an application as the window clerk found it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    APPLICANT_FIELD_NUMBER: _builtins.int
+    MATERIALS_FIELD_NUMBER: _builtins.int
+    FINDING_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    COMPETENT_AUTHORITY_FIELD_NUMBER: _builtins.int
+    REFUSAL_REASONS_FIELD_NUMBER: _builtins.int
+    idempotency_key: _builtins.str
+    """The calling system's key for this request, unique per request (a UUID will do)."""
+    item_code: _builtins.str
+    """The code of the approval item applied for."""
+    finding: Global___Finding.ValueType
+    """What the clerk found beside the materials."""
+    explanation: _builtins.str
+    """Why no permit is needed (FINDING_NOT_SUBJECT_TO_PERMIT)."""
+    competent_authority: _builtins.str
+    """The authority the matter is for (FINDING_OUTSIDE_AUTHORITY)."""
+    @_builtins.property
+    def applicant(self) -> Global___Applicant:
+        """Who applies."""
+
+    @_builtins.property
+    def materials(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedMaterial]:
+        """The materials of the item as the clerk found them; a required material left out is missing."""
+
+    @_builtins.property
+    def refusal_reasons(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The reasons of a refusal (FINDING_REFUSED)."""
+
+    def __init__(
+        self,
+        *,
+        idempotency_key: _builtins.str = ...,
+        item_code: _builtins.str = ...,
+        applicant: Global___Applicant | None = ...,
+        materials: _abc.Iterable[Global___SubmittedMaterial] | None = ...,
+        finding: Global___Finding.ValueType = ...,
+        explanation: _builtins.str = ...,
+        competent_authority: _builtins.str = ...,
+        refusal_reasons: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applicant", b"applicant", "competent_authority", b"competent_authority", "explanation", b"explanation", "finding", b"finding", "idempotency_key", b"idempotency_key", "item_code", b"item_code", "materials", b"materials", "refusal_reasons", b"refusal_reasons"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitApplicationRequest: _TypeAlias = SubmitApplicationRequest  # noqa: Y015
+
+@_typing.final
+class SubmitApplicationResponse(_message.Message):
+    """SubmitApplicationResponse is the window's answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    NOTICE_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    outcome: Global___IntakeOutcome.ValueType
+    """How the submission was decided."""
+    replayed: _builtins.bool
+    """True when this answers a retry of a request already recorded."""
+    @_builtins.property
+    def case(self) -> Global___Case:
+        """The case as it stands now."""
+
+    @_builtins.property
+    def notice(self) -> Global___Notice:
+        """The notice the submission got: receipt, correction notice or closing notice."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___Case | None = ...,
+        outcome: Global___IntakeOutcome.ValueType = ...,
+        notice: Global___Notice | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "notice", b"notice"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "notice", b"notice", "outcome", b"outcome", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitApplicationResponse: _TypeAlias = SubmitApplicationResponse  # noqa: Y015
+
+@_typing.final
+class SupplementMaterialsRequest(_message.Message):
+    """SupplementMaterialsRequest hands in materials a correction notice asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    IDEMPOTENCY_KEY_FIELD_NUMBER: _builtins.int
+    MATERIALS_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case waiting for the materials."""
+    idempotency_key: _builtins.str
+    """The calling system's key for this request."""
+    @_builtins.property
+    def materials(self) -> _containers.RepeatedCompositeFieldContainer[Global___SubmittedMaterial]:
+        """The materials handed in now, each one the correction notice lists."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        idempotency_key: _builtins.str = ...,
+        materials: _abc.Iterable[Global___SubmittedMaterial] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "idempotency_key", b"idempotency_key", "materials", b"materials"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementMaterialsRequest: _TypeAlias = SupplementMaterialsRequest  # noqa: Y015
+
+@_typing.final
+class SupplementMaterialsResponse(_message.Message):
+    """SupplementMaterialsResponse says whether the case is now accepted."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CORRECTION_NOTICE_FIELD_NUMBER: _builtins.int
+    OUTSTANDING_FIELD_NUMBER: _builtins.int
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    outcome: Global___IntakeOutcome.ValueType
+    """INTAKE_OUTCOME_ACCEPTED, or INTAKE_OUTCOME_CORRECTION_REQUIRED while materials are outstanding."""
+    replayed: _builtins.bool
+    """True when this answers a retry of a request already recorded."""
+    @_builtins.property
+    def case(self) -> Global___Case:
+        """The case as it stands now."""
+
+    @_builtins.property
+    def correction_notice(self) -> Global___Notice:
+        """The case's one correction notice."""
+
+    @_builtins.property
+    def outstanding(self) -> _containers.RepeatedCompositeFieldContainer[Global___NoticeItem]:
+        """The items of that notice still outstanding; empty when accepted."""
+
+    @_builtins.property
+    def receipt(self) -> Global___Notice:
+        """The dated receipt, when the case was accepted."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___Case | None = ...,
+        outcome: Global___IntakeOutcome.ValueType = ...,
+        correction_notice: Global___Notice | None = ...,
+        outstanding: _abc.Iterable[Global___NoticeItem] | None = ...,
+        receipt: Global___Notice | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "correction_notice", b"correction_notice", "receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "correction_notice", b"correction_notice", "outcome", b"outcome", "outstanding", b"outstanding", "receipt", b"receipt", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SupplementMaterialsResponse: _TypeAlias = SupplementMaterialsResponse  # noqa: Y015
+
+@_typing.final
+class WithdrawApplicationRequest(_message.Message):
+    """WithdrawApplicationRequest withdraws an application for the applicant."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case to withdraw."""
+    reason: _builtins.str
+    """Why, in a few words (no personal data)."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawApplicationRequest: _TypeAlias = WithdrawApplicationRequest  # noqa: Y015
+
+@_typing.final
+class WithdrawApplicationResponse(_message.Message):
+    """WithdrawApplicationResponse carries the withdrawn case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___Case:
+        """The case as it stands now."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___Case | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WithdrawApplicationResponse: _TypeAlias = WithdrawApplicationResponse  # noqa: Y015
+
+@_typing.final
+class GetCaseRequest(_message.Message):
+    """GetCaseRequest names a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case number."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseRequest: _TypeAlias = GetCaseRequest  # noqa: Y015
+
+@_typing.final
+class GetCaseResponse(_message.Message):
+    """GetCaseResponse carries the case and its timeline."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def case(self) -> Global___Case:
+        """The case."""
+
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseEvent]:
+        """Every event of the case, in time order."""
+
+    def __init__(
+        self,
+        *,
+        case: Global___Case | None = ...,
+        timeline: _abc.Iterable[Global___CaseEvent] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["case", b"case"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case", b"case", "timeline", b"timeline"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseResponse: _TypeAlias = GetCaseResponse  # noqa: Y015
+
+@_typing.final
+class SealKey(_message.Message):
+    """SealKey is a public key of the center's seal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_FIELD_NUMBER: _builtins.int
+    PUBLIC_KEY_PEM_FIELD_NUMBER: _builtins.int
+    ALGORITHM_FIELD_NUMBER: _builtins.int
+    CREATED_AT_FIELD_NUMBER: _builtins.int
+    ACTIVE_FIELD_NUMBER: _builtins.int
+    key_id: _builtins.str
+    """The key's id: the first 16 hex digits of the SHA-256 of the raw public key."""
+    public_key: _builtins.bytes
+    """The raw 32-byte Ed25519 public key."""
+    public_key_pem: _builtins.str
+    """The same key as PEM (SubjectPublicKeyInfo)."""
+    algorithm: _builtins.str
+    """Always "Ed25519"."""
+    active: _builtins.bool
+    """Whether new decisions are sealed with it."""
+    @_builtins.property
+    def created_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key was first used."""
+
+    def __init__(
+        self,
+        *,
+        key_id: _builtins.str = ...,
+        public_key: _builtins.bytes = ...,
+        public_key_pem: _builtins.str = ...,
+        algorithm: _builtins.str = ...,
+        created_at: _timestamp_pb2.Timestamp | None = ...,
+        active: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active", b"active", "algorithm", b"algorithm", "created_at", b"created_at", "key_id", b"key_id", "public_key", b"public_key", "public_key_pem", b"public_key_pem"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealKey: _TypeAlias = SealKey  # noqa: Y015
+
+@_typing.final
+class GetSealKeysRequest(_message.Message):
+    """GetSealKeysRequest asks for the seal's public keys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    def __init__(
+        self,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSealKeysRequest: _TypeAlias = GetSealKeysRequest  # noqa: Y015
+
+@_typing.final
+class GetSealKeysResponse(_message.Message):
+    """GetSealKeysResponse lists the seal's public keys."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KEYS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def keys(self) -> _containers.RepeatedCompositeFieldContainer[Global___SealKey]:
+        """Every key, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        keys: _abc.Iterable[Global___SealKey] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["keys", b"keys"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetSealKeysResponse: _TypeAlias = GetSealKeysResponse  # noqa: Y015
+
+@_typing.final
+class VerifyDecisionRequest(_message.Message):
+    """VerifyDecisionRequest carries a document and its signature, as issued."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    document: _builtins.bytes
+    """The decision document: its canonical JSON bytes."""
+    signature: _builtins.bytes
+    """The Ed25519 signature over those bytes."""
+    def __init__(
+        self,
+        *,
+        document: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["document", b"document", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyDecisionRequest: _TypeAlias = VerifyDecisionRequest  # noqa: Y015
+
+@_typing.final
+class VerifyDecisionResponse(_message.Message):
+    """VerifyDecisionResponse is the verdict."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    REVOCATION_REASON_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    EXPLANATION_FIELD_NUMBER: _builtins.int
+    result: Global___VerificationResult.ValueType
+    """The verdict."""
+    certificate_number: _builtins.str
+    """The certificate number the document names, when it can be read."""
+    case_number: _builtins.str
+    """The case number the document names, when it can be read."""
+    key_id: _builtins.str
+    """The key the document names, when it can be read."""
+    revocation_reason: _builtins.str
+    """For a revoked decision: why."""
+    explanation: _builtins.str
+    """The verdict in words."""
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """For a revoked decision: when."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___VerificationResult.ValueType = ...,
+        certificate_number: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        revocation_reason: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        explanation: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "explanation", b"explanation", "key_id", b"key_id", "result", b"result", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___VerifyDecisionResponse: _TypeAlias = VerifyDecisionResponse  # noqa: Y015
+
+@_typing.final
+class SealedDecision(_message.Message):
+    """SealedDecision is a decision document with its seal and its standing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DOCUMENT_FIELD_NUMBER: _builtins.int
+    SIGNATURE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    REVOCATION_REASON_FIELD_NUMBER: _builtins.int
+    REVOKED_AT_FIELD_NUMBER: _builtins.int
+    certificate_number: _builtins.str
+    """The certificate number, SY-YYYY-NNNNNN."""
+    case_number: _builtins.str
+    """The case decided."""
+    decision: Global___DecisionOutcome.ValueType
+    """What was decided."""
+    document: _builtins.bytes
+    """The canonical JSON document, as signed."""
+    signature: _builtins.bytes
+    """The Ed25519 signature over document."""
+    key_id: _builtins.str
+    """The id of the key that signed it."""
+    document_sha256: _builtins.str
+    """The SHA-256 of document, hex."""
+    revoked: _builtins.bool
+    """Whether it was revoked."""
+    revocation_reason: _builtins.str
+    """Why it was revoked."""
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sealed."""
+
+    @_builtins.property
+    def revoked_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was revoked."""
+
+    def __init__(
+        self,
+        *,
+        certificate_number: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        decision: Global___DecisionOutcome.ValueType = ...,
+        document: _builtins.bytes = ...,
+        signature: _builtins.bytes = ...,
+        key_id: _builtins.str = ...,
+        document_sha256: _builtins.str = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        revoked: _builtins.bool = ...,
+        revocation_reason: _builtins.str = ...,
+        revoked_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["issued_at", b"issued_at", "revoked_at", b"revoked_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "decision", b"decision", "document", b"document", "document_sha256", b"document_sha256", "issued_at", b"issued_at", "key_id", b"key_id", "revocation_reason", b"revocation_reason", "revoked", b"revoked", "revoked_at", b"revoked_at", "signature", b"signature"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SealedDecision: _TypeAlias = SealedDecision  # noqa: Y015
+
+@_typing.final
+class GetDecisionRequest(_message.Message):
+    """GetDecisionRequest names a sealed decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    certificate_number: _builtins.str
+    """The certificate number."""
+    def __init__(
+        self,
+        *,
+        certificate_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
+
+@_typing.final
+class GetDecisionResponse(_message.Message):
+    """GetDecisionResponse carries the sealed decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> Global___SealedDecision:
+        """The decision."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___SealedDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDecisionResponse: _TypeAlias = GetDecisionResponse  # noqa: Y015
+
+@_typing.final
+class RevokeDecisionRequest(_message.Message):
+    """RevokeDecisionRequest revokes a sealed decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    certificate_number: _builtins.str
+    """The certificate number."""
+    reason: _builtins.str
+    """Why it is revoked (no personal data)."""
+    def __init__(
+        self,
+        *,
+        certificate_number: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeDecisionRequest: _TypeAlias = RevokeDecisionRequest  # noqa: Y015
+
+@_typing.final
+class RevokeDecisionResponse(_message.Message):
+    """RevokeDecisionResponse carries the revoked decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def decision(self) -> Global___SealedDecision:
+        """The decision, now revoked."""
+
+    def __init__(
+        self,
+        *,
+        decision: Global___SealedDecision | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevokeDecisionResponse: _TypeAlias = RevokeDecisionResponse  # noqa: Y015
+
+@_typing.final
+class RegisterEntry(_message.Message):
+    """RegisterEntry is one line of the public register, anonymised."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    ITEM_NAME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The entry's place in the register; the cursor to continue after it."""
+    kind: Global___RegisterEntryKind.ValueType
+    """What it records."""
+    certificate_number: _builtins.str
+    """The certificate number."""
+    case_number: _builtins.str
+    """The case number."""
+    item_code: _builtins.str
+    """The approval item's code."""
+    item_name: _builtins.str
+    """The approval item's name."""
+    department_code: _builtins.str
+    """The deciding department's code."""
+    decision: Global___DecisionOutcome.ValueType
+    """What was decided."""
+    holder: _builtins.str
+    """The holder, masked: the name's first character and "*"."""
+    reason: _builtins.str
+    """For a revocation: its reason."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the decision was taken."""
+
+    @_builtins.property
+    def issued_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was sealed."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was recorded."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        kind: Global___RegisterEntryKind.ValueType = ...,
+        certificate_number: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        item_code: _builtins.str = ...,
+        item_name: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        decision: Global___DecisionOutcome.ValueType = ...,
+        holder: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        issued_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "issued_at", b"issued_at", "recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "decided_at", b"decided_at", "decision", b"decision", "department_code", b"department_code", "holder", b"holder", "issued_at", b"issued_at", "item_code", b"item_code", "item_name", b"item_name", "kind", b"kind", "reason", b"reason", "recorded_at", b"recorded_at", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterEntry: _TypeAlias = RegisterEntry  # noqa: Y015
+
+@_typing.final
+class ListRegisterRequest(_message.Message):
+    """ListRegisterRequest asks for the register entries after a cursor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """The sequence of the last entry read; 0 to read from the start."""
+    page_size: _builtins.int
+    """How many entries at most; 0 means 50."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegisterRequest: _TypeAlias = ListRegisterRequest  # noqa: Y015
+
+@_typing.final
+class ListRegisterResponse(_message.Message):
+    """ListRegisterResponse is one page of the register."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.int
+    """The cursor to continue from: the sequence of the last entry here, or the request's cursor when there is none."""
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___RegisterEntry]:
+        """The entries after the cursor, in order."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___RegisterEntry] | None = ...,
+        next_cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRegisterResponse: _TypeAlias = ListRegisterResponse  # noqa: Y015

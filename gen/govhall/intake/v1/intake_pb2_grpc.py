@@ -27,7 +27,9 @@ if _version_not_supported:
 
 class IntakeServiceStub:
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -60,11 +62,58 @@ class IntakeServiceStub:
                 request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.SubmitApplication = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/SubmitApplication',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationResponse.FromString,
+                _registered_method=True)
+        self.SupplementMaterials = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/SupplementMaterials',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsResponse.FromString,
+                _registered_method=True)
+        self.WithdrawApplication = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/WithdrawApplication',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationResponse.FromString,
+                _registered_method=True)
+        self.GetCase = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/GetCase',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseResponse.FromString,
+                _registered_method=True)
+        self.GetSealKeys = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/GetSealKeys',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysResponse.FromString,
+                _registered_method=True)
+        self.VerifyDecision = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/VerifyDecision',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionResponse.FromString,
+                _registered_method=True)
+        self.GetDecision = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/GetDecision',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionResponse.FromString,
+                _registered_method=True)
+        self.RevokeDecision = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/RevokeDecision',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionResponse.FromString,
+                _registered_method=True)
+        self.ListRegister = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/ListRegister',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -103,6 +152,95 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitApplication(self, request, context):
+        """SubmitApplication records an application handed in at a window and
+        decides it by art. 32: not subject to permit, outside this authority,
+        refused (不予受理), correction required (one notice listing every
+        missing or defective material) or accepted (a case number and a dated
+        receipt; the approval workflow starts). Needs ROLE_WINDOW_CLERK of the
+        item's department. A retry with the same idempotency key and the same
+        request returns the same case and outcome; the same key with a
+        different request is refused with ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SupplementMaterials(self, request, context):
+        """SupplementMaterials hands in materials a correction notice asked for.
+        When every material of the notice is now in order the case is accepted
+        that day; otherwise it keeps waiting under the same notice. Needs
+        ROLE_WINDOW_CLERK of the case's department; idempotent like
+        SubmitApplication.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def WithdrawApplication(self, request, context):
+        """WithdrawApplication withdraws an application for the applicant, before
+        the seal: a case awaiting materials is closed at once, an accepted case
+        is withdrawn through its approval workflow. Needs ROLE_WINDOW_CLERK of
+        the case's department.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCase(self, request, context):
+        """GetCase returns a case with its notices, deadlines and timeline. The
+        applicant's personal data is shown to a window clerk of the case's
+        department only; everyone else sees the name masked.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetSealKeys(self, request, context):
+        """GetSealKeys lists every public key the center's seal has used, the
+        active one included, for offline verification.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def VerifyDecision(self, request, context):
+        """VerifyDecision checks a decision document against its signature and the
+        register: valid, tampered, revoked, signed with an unknown key, or not a
+        certificate the center issued.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDecision(self, request, context):
+        """GetDecision returns a sealed decision document and its signature, so
+        its holder can keep and show it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevokeDecision(self, request, context):
+        """RevokeDecision revokes a sealed decision, with a reason; a revoked
+        decision counts as an error and verifies as revoked. Needs ROLE_LEADER
+        of the item's department or ROLE_OPERATOR. Revoking twice is refused
+        with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListRegister(self, request, context):
+        """ListRegister reads the public register of sealed decisions and their
+        revocations, anonymised, in the order they were recorded, after a
+        cursor: a reader that continues from the last cursor it got never misses
+        or reads twice an entry.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -126,6 +264,51 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogResponse.SerializeToString,
             ),
+            'SubmitApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitApplication,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationResponse.SerializeToString,
+            ),
+            'SupplementMaterials': grpc.unary_unary_rpc_method_handler(
+                    servicer.SupplementMaterials,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsResponse.SerializeToString,
+            ),
+            'WithdrawApplication': grpc.unary_unary_rpc_method_handler(
+                    servicer.WithdrawApplication,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationResponse.SerializeToString,
+            ),
+            'GetCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCase,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseResponse.SerializeToString,
+            ),
+            'GetSealKeys': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetSealKeys,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysResponse.SerializeToString,
+            ),
+            'VerifyDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.VerifyDecision,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionResponse.SerializeToString,
+            ),
+            'GetDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDecision,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionResponse.SerializeToString,
+            ),
+            'RevokeDecision': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevokeDecision,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionResponse.SerializeToString,
+            ),
+            'ListRegister': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRegister,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'govhall.intake.v1.IntakeService', rpc_method_handlers)
@@ -136,7 +319,9 @@ def add_IntakeServiceServicer_to_server(servicer, server):
  # This class is part of an EXPERIMENTAL API.
 class IntakeService:
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -241,6 +426,249 @@ class IntakeService:
             '/govhall.intake.v1.IntakeService/VerifyAuditLog',
             govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogRequest.SerializeToString,
             govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/SubmitApplication',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.SubmitApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SupplementMaterials(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/SupplementMaterials',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.SupplementMaterialsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WithdrawApplication(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/WithdrawApplication',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.WithdrawApplicationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/GetCase',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetSealKeys(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/GetSealKeys',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetSealKeysResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def VerifyDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/VerifyDecision',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.VerifyDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/GetDecision',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.GetDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevokeDecision(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/RevokeDecision',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.RevokeDecisionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRegister(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/ListRegister',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -28,7 +28,9 @@ GRPC_VERSION: str
 
 class IntakeServiceStub:
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -54,11 +56,66 @@ class IntakeServiceStub:
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_intake_pb2.VerifyAuditLogRequest, _intake_pb2.VerifyAuditLogResponse]
     """VerifyAuditLog checks the hash chain of the intake audit log."""
+    SubmitApplication: _grpc.UnaryUnaryMultiCallable[_intake_pb2.SubmitApplicationRequest, _intake_pb2.SubmitApplicationResponse]
+    """SubmitApplication records an application handed in at a window and
+    decides it by art. 32: not subject to permit, outside this authority,
+    refused (不予受理), correction required (one notice listing every
+    missing or defective material) or accepted (a case number and a dated
+    receipt; the approval workflow starts). Needs ROLE_WINDOW_CLERK of the
+    item's department. A retry with the same idempotency key and the same
+    request returns the same case and outcome; the same key with a
+    different request is refused with ALREADY_EXISTS.
+    """
+    SupplementMaterials: _grpc.UnaryUnaryMultiCallable[_intake_pb2.SupplementMaterialsRequest, _intake_pb2.SupplementMaterialsResponse]
+    """SupplementMaterials hands in materials a correction notice asked for.
+    When every material of the notice is now in order the case is accepted
+    that day; otherwise it keeps waiting under the same notice. Needs
+    ROLE_WINDOW_CLERK of the case's department; idempotent like
+    SubmitApplication.
+    """
+    WithdrawApplication: _grpc.UnaryUnaryMultiCallable[_intake_pb2.WithdrawApplicationRequest, _intake_pb2.WithdrawApplicationResponse]
+    """WithdrawApplication withdraws an application for the applicant, before
+    the seal: a case awaiting materials is closed at once, an accepted case
+    is withdrawn through its approval workflow. Needs ROLE_WINDOW_CLERK of
+    the case's department.
+    """
+    GetCase: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetCaseRequest, _intake_pb2.GetCaseResponse]
+    """GetCase returns a case with its notices, deadlines and timeline. The
+    applicant's personal data is shown to a window clerk of the case's
+    department only; everyone else sees the name masked.
+    """
+    GetSealKeys: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetSealKeysRequest, _intake_pb2.GetSealKeysResponse]
+    """GetSealKeys lists every public key the center's seal has used, the
+    active one included, for offline verification.
+    """
+    VerifyDecision: _grpc.UnaryUnaryMultiCallable[_intake_pb2.VerifyDecisionRequest, _intake_pb2.VerifyDecisionResponse]
+    """VerifyDecision checks a decision document against its signature and the
+    register: valid, tampered, revoked, signed with an unknown key, or not a
+    certificate the center issued.
+    """
+    GetDecision: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetDecisionRequest, _intake_pb2.GetDecisionResponse]
+    """GetDecision returns a sealed decision document and its signature, so
+    its holder can keep and show it.
+    """
+    RevokeDecision: _grpc.UnaryUnaryMultiCallable[_intake_pb2.RevokeDecisionRequest, _intake_pb2.RevokeDecisionResponse]
+    """RevokeDecision revokes a sealed decision, with a reason; a revoked
+    decision counts as an error and verifies as revoked. Needs ROLE_LEADER
+    of the item's department or ROLE_OPERATOR. Revoking twice is refused
+    with FAILED_PRECONDITION.
+    """
+    ListRegister: _grpc.UnaryUnaryMultiCallable[_intake_pb2.ListRegisterRequest, _intake_pb2.ListRegisterResponse]
+    """ListRegister reads the public register of sealed decisions and their
+    revocations, anonymised, in the order they were recorded, after a
+    cursor: a reader that continues from the last cursor it got never misses
+    or reads twice an entry.
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -81,10 +138,65 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_intake_pb2.VerifyAuditLogRequest, _intake_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """VerifyAuditLog checks the hash chain of the intake audit log."""
+    SubmitApplication: _aio.UnaryUnaryMultiCallable[_intake_pb2.SubmitApplicationRequest, _intake_pb2.SubmitApplicationResponse]  # type: ignore[assignment]
+    """SubmitApplication records an application handed in at a window and
+    decides it by art. 32: not subject to permit, outside this authority,
+    refused (不予受理), correction required (one notice listing every
+    missing or defective material) or accepted (a case number and a dated
+    receipt; the approval workflow starts). Needs ROLE_WINDOW_CLERK of the
+    item's department. A retry with the same idempotency key and the same
+    request returns the same case and outcome; the same key with a
+    different request is refused with ALREADY_EXISTS.
+    """
+    SupplementMaterials: _aio.UnaryUnaryMultiCallable[_intake_pb2.SupplementMaterialsRequest, _intake_pb2.SupplementMaterialsResponse]  # type: ignore[assignment]
+    """SupplementMaterials hands in materials a correction notice asked for.
+    When every material of the notice is now in order the case is accepted
+    that day; otherwise it keeps waiting under the same notice. Needs
+    ROLE_WINDOW_CLERK of the case's department; idempotent like
+    SubmitApplication.
+    """
+    WithdrawApplication: _aio.UnaryUnaryMultiCallable[_intake_pb2.WithdrawApplicationRequest, _intake_pb2.WithdrawApplicationResponse]  # type: ignore[assignment]
+    """WithdrawApplication withdraws an application for the applicant, before
+    the seal: a case awaiting materials is closed at once, an accepted case
+    is withdrawn through its approval workflow. Needs ROLE_WINDOW_CLERK of
+    the case's department.
+    """
+    GetCase: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetCaseRequest, _intake_pb2.GetCaseResponse]  # type: ignore[assignment]
+    """GetCase returns a case with its notices, deadlines and timeline. The
+    applicant's personal data is shown to a window clerk of the case's
+    department only; everyone else sees the name masked.
+    """
+    GetSealKeys: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetSealKeysRequest, _intake_pb2.GetSealKeysResponse]  # type: ignore[assignment]
+    """GetSealKeys lists every public key the center's seal has used, the
+    active one included, for offline verification.
+    """
+    VerifyDecision: _aio.UnaryUnaryMultiCallable[_intake_pb2.VerifyDecisionRequest, _intake_pb2.VerifyDecisionResponse]  # type: ignore[assignment]
+    """VerifyDecision checks a decision document against its signature and the
+    register: valid, tampered, revoked, signed with an unknown key, or not a
+    certificate the center issued.
+    """
+    GetDecision: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetDecisionRequest, _intake_pb2.GetDecisionResponse]  # type: ignore[assignment]
+    """GetDecision returns a sealed decision document and its signature, so
+    its holder can keep and show it.
+    """
+    RevokeDecision: _aio.UnaryUnaryMultiCallable[_intake_pb2.RevokeDecisionRequest, _intake_pb2.RevokeDecisionResponse]  # type: ignore[assignment]
+    """RevokeDecision revokes a sealed decision, with a reason; a revoked
+    decision counts as an error and verifies as revoked. Needs ROLE_LEADER
+    of the item's department or ROLE_OPERATOR. Revoking twice is refused
+    with FAILED_PRECONDITION.
+    """
+    ListRegister: _aio.UnaryUnaryMultiCallable[_intake_pb2.ListRegisterRequest, _intake_pb2.ListRegisterResponse]  # type: ignore[assignment]
+    """ListRegister reads the public register of sealed decisions and their
+    revocations, anonymised, in the order they were recorded, after a
+    cursor: a reader that continues from the last cursor it got never misses
+    or reads twice an entry.
+    """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
     """IntakeService is the approval hall's window: the catalogue of approval
-    items and, through it, the acceptance of applications.
+    items, the acceptance of applications (Administrative License Law art.
+    32), the cases' timelines, and the center's seal: sealed decisions, their
+    verification and revocation, and the public register.
 
     Every call needs a client certificate of a registered system. Calls that
     change something also need the acting official in the
@@ -129,5 +241,112 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.VerifyAuditLogResponse, _abc.Awaitable[_intake_pb2.VerifyAuditLogResponse]]:
         """VerifyAuditLog checks the hash chain of the intake audit log."""
+
+    @_abc_1.abstractmethod
+    def SubmitApplication(
+        self,
+        request: _intake_pb2.SubmitApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.SubmitApplicationResponse, _abc.Awaitable[_intake_pb2.SubmitApplicationResponse]]:
+        """SubmitApplication records an application handed in at a window and
+        decides it by art. 32: not subject to permit, outside this authority,
+        refused (不予受理), correction required (one notice listing every
+        missing or defective material) or accepted (a case number and a dated
+        receipt; the approval workflow starts). Needs ROLE_WINDOW_CLERK of the
+        item's department. A retry with the same idempotency key and the same
+        request returns the same case and outcome; the same key with a
+        different request is refused with ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def SupplementMaterials(
+        self,
+        request: _intake_pb2.SupplementMaterialsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.SupplementMaterialsResponse, _abc.Awaitable[_intake_pb2.SupplementMaterialsResponse]]:
+        """SupplementMaterials hands in materials a correction notice asked for.
+        When every material of the notice is now in order the case is accepted
+        that day; otherwise it keeps waiting under the same notice. Needs
+        ROLE_WINDOW_CLERK of the case's department; idempotent like
+        SubmitApplication.
+        """
+
+    @_abc_1.abstractmethod
+    def WithdrawApplication(
+        self,
+        request: _intake_pb2.WithdrawApplicationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.WithdrawApplicationResponse, _abc.Awaitable[_intake_pb2.WithdrawApplicationResponse]]:
+        """WithdrawApplication withdraws an application for the applicant, before
+        the seal: a case awaiting materials is closed at once, an accepted case
+        is withdrawn through its approval workflow. Needs ROLE_WINDOW_CLERK of
+        the case's department.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCase(
+        self,
+        request: _intake_pb2.GetCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.GetCaseResponse, _abc.Awaitable[_intake_pb2.GetCaseResponse]]:
+        """GetCase returns a case with its notices, deadlines and timeline. The
+        applicant's personal data is shown to a window clerk of the case's
+        department only; everyone else sees the name masked.
+        """
+
+    @_abc_1.abstractmethod
+    def GetSealKeys(
+        self,
+        request: _intake_pb2.GetSealKeysRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.GetSealKeysResponse, _abc.Awaitable[_intake_pb2.GetSealKeysResponse]]:
+        """GetSealKeys lists every public key the center's seal has used, the
+        active one included, for offline verification.
+        """
+
+    @_abc_1.abstractmethod
+    def VerifyDecision(
+        self,
+        request: _intake_pb2.VerifyDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.VerifyDecisionResponse, _abc.Awaitable[_intake_pb2.VerifyDecisionResponse]]:
+        """VerifyDecision checks a decision document against its signature and the
+        register: valid, tampered, revoked, signed with an unknown key, or not a
+        certificate the center issued.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDecision(
+        self,
+        request: _intake_pb2.GetDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.GetDecisionResponse, _abc.Awaitable[_intake_pb2.GetDecisionResponse]]:
+        """GetDecision returns a sealed decision document and its signature, so
+        its holder can keep and show it.
+        """
+
+    @_abc_1.abstractmethod
+    def RevokeDecision(
+        self,
+        request: _intake_pb2.RevokeDecisionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.RevokeDecisionResponse, _abc.Awaitable[_intake_pb2.RevokeDecisionResponse]]:
+        """RevokeDecision revokes a sealed decision, with a reason; a revoked
+        decision counts as an error and verifies as revoked. Needs ROLE_LEADER
+        of the item's department or ROLE_OPERATOR. Revoking twice is refused
+        with FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRegister(
+        self,
+        request: _intake_pb2.ListRegisterRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.ListRegisterResponse, _abc.Awaitable[_intake_pb2.ListRegisterResponse]]:
+        """ListRegister reads the public register of sealed decisions and their
+        revocations, anonymised, in the order they were recorded, after a
+        cursor: a reader that continues from the last cursor it got never misses
+        or reads twice an entry.
+        """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -77,6 +77,192 @@ HOLIDAY_SCHEDULE_SOURCE_LOADED: HolidayScheduleSource.ValueType  # 2
 """An operator loaded the year's schedule; it wins over the built-in one."""
 Global___HolidayScheduleSource: _TypeAlias = HolidayScheduleSource  # noqa: Y015
 
+class _ApprovalStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ApprovalStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ApprovalStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    APPROVAL_STAGE_UNSPECIFIED: _ApprovalStage.ValueType  # 0
+    """The stage was not set."""
+    APPROVAL_STAGE_REVIEW: _ApprovalStage.ValueType  # 1
+    """Review by a reviewer of the item's department (审核)."""
+    APPROVAL_STAGE_SIGN: _ApprovalStage.ValueType  # 2
+    """Signature by a leader of the item's department (签字)."""
+    APPROVAL_STAGE_SEAL: _ApprovalStage.ValueType  # 3
+    """Seal by a seal custodian of the center (办结)."""
+    APPROVAL_STAGE_COMPLETED: _ApprovalStage.ValueType  # 4
+    """The decision is sealed: the case is finished."""
+    APPROVAL_STAGE_WITHDRAWN: _ApprovalStage.ValueType  # 5
+    """The applicant withdrew the case before the seal."""
+
+class ApprovalStage(_ApprovalStage, metaclass=_ApprovalStageEnumTypeWrapper):
+    """ApprovalStage is a step of the approval chain, or where the chain ended."""
+
+APPROVAL_STAGE_UNSPECIFIED: ApprovalStage.ValueType  # 0
+"""The stage was not set."""
+APPROVAL_STAGE_REVIEW: ApprovalStage.ValueType  # 1
+"""Review by a reviewer of the item's department (审核)."""
+APPROVAL_STAGE_SIGN: ApprovalStage.ValueType  # 2
+"""Signature by a leader of the item's department (签字)."""
+APPROVAL_STAGE_SEAL: ApprovalStage.ValueType  # 3
+"""Seal by a seal custodian of the center (办结)."""
+APPROVAL_STAGE_COMPLETED: ApprovalStage.ValueType  # 4
+"""The decision is sealed: the case is finished."""
+APPROVAL_STAGE_WITHDRAWN: ApprovalStage.ValueType  # 5
+"""The applicant withdrew the case before the seal."""
+Global___ApprovalStage: _TypeAlias = ApprovalStage  # noqa: Y015
+
+class _DecisionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DecisionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DecisionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DECISION_OUTCOME_UNSPECIFIED: _DecisionOutcome.ValueType  # 0
+    """The outcome was not set."""
+    DECISION_OUTCOME_APPROVE: _DecisionOutcome.ValueType  # 1
+    """Approve the application (review and sign)."""
+    DECISION_OUTCOME_REFUSE: _DecisionOutcome.ValueType  # 2
+    """Refuse the application (review and sign); the refusal is sealed."""
+    DECISION_OUTCOME_SEAL: _DecisionOutcome.ValueType  # 3
+    """Seal the decision (seal); the only outcome at the seal."""
+
+class DecisionOutcome(_DecisionOutcome, metaclass=_DecisionOutcomeEnumTypeWrapper):
+    """DecisionOutcome is what an official decides at a stage."""
+
+DECISION_OUTCOME_UNSPECIFIED: DecisionOutcome.ValueType  # 0
+"""The outcome was not set."""
+DECISION_OUTCOME_APPROVE: DecisionOutcome.ValueType  # 1
+"""Approve the application (review and sign)."""
+DECISION_OUTCOME_REFUSE: DecisionOutcome.ValueType  # 2
+"""Refuse the application (review and sign); the refusal is sealed."""
+DECISION_OUTCOME_SEAL: DecisionOutcome.ValueType  # 3
+"""Seal the decision (seal); the only outcome at the seal."""
+Global___DecisionOutcome: _TypeAlias = DecisionOutcome  # noqa: Y015
+
+class _SlaState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SlaStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SlaState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SLA_STATE_UNSPECIFIED: _SlaState.ValueType  # 0
+    """The state was not set."""
+    SLA_STATE_ON_TIME: _SlaState.ValueType  # 1
+    """Before the warning time."""
+    SLA_STATE_WARNING: _SlaState.ValueType  # 2
+    """Within the last working day before the promised deadline (yellow)."""
+    SLA_STATE_BREACHED: _SlaState.ValueType  # 3
+    """Past the promised deadline (red); the supervision desk was told."""
+    SLA_STATE_PAUSED: _SlaState.ValueType  # 4
+    """The clock stands still for a special procedure."""
+
+class SlaState(_SlaState, metaclass=_SlaStateEnumTypeWrapper):
+    """SlaState says how a case stands against its promised deadline."""
+
+SLA_STATE_UNSPECIFIED: SlaState.ValueType  # 0
+"""The state was not set."""
+SLA_STATE_ON_TIME: SlaState.ValueType  # 1
+"""Before the warning time."""
+SLA_STATE_WARNING: SlaState.ValueType  # 2
+"""Within the last working day before the promised deadline (yellow)."""
+SLA_STATE_BREACHED: SlaState.ValueType  # 3
+"""Past the promised deadline (red); the supervision desk was told."""
+SLA_STATE_PAUSED: SlaState.ValueType  # 4
+"""The clock stands still for a special procedure."""
+Global___SlaState: _TypeAlias = SlaState  # noqa: Y015
+
+class _SpecialProcedure:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _SpecialProcedureEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_SpecialProcedure.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    SPECIAL_PROCEDURE_UNSPECIFIED: _SpecialProcedure.ValueType  # 0
+    """The procedure was not set."""
+    SPECIAL_PROCEDURE_HEARING: _SpecialProcedure.ValueType  # 1
+    """A hearing (听证)."""
+    SPECIAL_PROCEDURE_EXPERT_REVIEW: _SpecialProcedure.ValueType  # 2
+    """Review by outside experts (专家评审)."""
+    SPECIAL_PROCEDURE_INSPECTION_TESTING: _SpecialProcedure.ValueType  # 3
+    """Inspection or testing (检验、检测、检疫)."""
+    SPECIAL_PROCEDURE_APPRAISAL: _SpecialProcedure.ValueType  # 4
+    """Appraisal (鉴定)."""
+    SPECIAL_PROCEDURE_TENDERING_AUCTION: _SpecialProcedure.ValueType  # 5
+    """Tendering or auction (招标、拍卖)."""
+
+class SpecialProcedure(_SpecialProcedure, metaclass=_SpecialProcedureEnumTypeWrapper):
+    """SpecialProcedure is a procedure whose time is not counted in the legal
+    time limit (Administrative License Law art. 45).
+    """
+
+SPECIAL_PROCEDURE_UNSPECIFIED: SpecialProcedure.ValueType  # 0
+"""The procedure was not set."""
+SPECIAL_PROCEDURE_HEARING: SpecialProcedure.ValueType  # 1
+"""A hearing (听证)."""
+SPECIAL_PROCEDURE_EXPERT_REVIEW: SpecialProcedure.ValueType  # 2
+"""Review by outside experts (专家评审)."""
+SPECIAL_PROCEDURE_INSPECTION_TESTING: SpecialProcedure.ValueType  # 3
+"""Inspection or testing (检验、检测、检疫)."""
+SPECIAL_PROCEDURE_APPRAISAL: SpecialProcedure.ValueType  # 4
+"""Appraisal (鉴定)."""
+SPECIAL_PROCEDURE_TENDERING_AUCTION: SpecialProcedure.ValueType  # 5
+"""Tendering or auction (招标、拍卖)."""
+Global___SpecialProcedure: _TypeAlias = SpecialProcedure  # noqa: Y015
+
+class _ClaimFilter:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ClaimFilterEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ClaimFilter.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CLAIM_FILTER_UNSPECIFIED: _ClaimFilter.ValueType  # 0
+    """Not set: every task, claimed or not."""
+    CLAIM_FILTER_ALL: _ClaimFilter.ValueType  # 1
+    """Every task, claimed or not."""
+    CLAIM_FILTER_UNCLAIMED: _ClaimFilter.ValueType  # 2
+    """Only tasks nobody has claimed."""
+    CLAIM_FILTER_MINE: _ClaimFilter.ValueType  # 3
+    """Only tasks the acting official claimed."""
+
+class ClaimFilter(_ClaimFilter, metaclass=_ClaimFilterEnumTypeWrapper):
+    """ClaimFilter chooses tasks of an inbox by who claimed them."""
+
+CLAIM_FILTER_UNSPECIFIED: ClaimFilter.ValueType  # 0
+"""Not set: every task, claimed or not."""
+CLAIM_FILTER_ALL: ClaimFilter.ValueType  # 1
+"""Every task, claimed or not."""
+CLAIM_FILTER_UNCLAIMED: ClaimFilter.ValueType  # 2
+"""Only tasks nobody has claimed."""
+CLAIM_FILTER_MINE: ClaimFilter.ValueType  # 3
+"""Only tasks the acting official claimed."""
+Global___ClaimFilter: _TypeAlias = ClaimFilter  # noqa: Y015
+
+class _EscalationKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EscalationKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EscalationKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    ESCALATION_KIND_UNSPECIFIED: _EscalationKind.ValueType  # 0
+    """The kind was not set."""
+    ESCALATION_KIND_PROMISED_BREACH: _EscalationKind.ValueType  # 1
+    """The promised deadline (承诺时限) passed before the case was decided."""
+    ESCALATION_KIND_LEGAL_BREACH: _EscalationKind.ValueType  # 2
+    """The legal deadline (法定时限) passed before the case was decided."""
+
+class EscalationKind(_EscalationKind, metaclass=_EscalationKindEnumTypeWrapper):
+    """EscalationKind says which deadline a case breached."""
+
+ESCALATION_KIND_UNSPECIFIED: EscalationKind.ValueType  # 0
+"""The kind was not set."""
+ESCALATION_KIND_PROMISED_BREACH: EscalationKind.ValueType  # 1
+"""The promised deadline (承诺时限) passed before the case was decided."""
+ESCALATION_KIND_LEGAL_BREACH: EscalationKind.ValueType  # 2
+"""The legal deadline (法定时限) passed before the case was decided."""
+Global___EscalationKind: _TypeAlias = EscalationKind  # noqa: Y015
+
 @_typing.final
 class Official(_message.Message):
     """Official is one member of the center's staff, as the directory knows them."""
@@ -616,8 +802,13 @@ class LoadHolidayScheduleResponse(_message.Message):
 
     SCHEDULE_FIELD_NUMBER: _builtins.int
     REPLACED_FIELD_NUMBER: _builtins.int
+    CASES_RECOMPUTING_FIELD_NUMBER: _builtins.int
     replaced: _builtins.bool
     """True when a schedule loaded earlier for the year was replaced."""
+    cases_recomputing: _builtins.int
+    """How many running approval cases were told to recompute their deadlines
+    with the new schedule.
+    """
     @_builtins.property
     def schedule(self) -> Global___HolidaySchedule:
         """The schedule as stored."""
@@ -627,10 +818,11 @@ class LoadHolidayScheduleResponse(_message.Message):
         *,
         schedule: Global___HolidaySchedule | None = ...,
         replaced: _builtins.bool = ...,
+        cases_recomputing: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["schedule", b"schedule"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["replaced", b"replaced", "schedule", b"schedule"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases_recomputing", b"cases_recomputing", "replaced", b"replaced", "schedule", b"schedule"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -717,3 +909,850 @@ class VerifyAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditLogResponse: _TypeAlias = VerifyAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class Task(_message.Message):
+    """Task is one decision waiting in an inbox: a stage of one case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    ROLE_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    CLAIMED_BY_FIELD_NUMBER: _builtins.int
+    CLAIMED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage the task decides."""
+    department_code: _builtins.str
+    """The code of the department that decides it; ZWFWZX for the seal."""
+    role: _common_pb2.Role.ValueType
+    """The role that decides it."""
+    item_code: _builtins.str
+    """The code of the case's approval item."""
+    claimed_by: _builtins.str
+    """The id of the official who claimed the task; empty while unclaimed."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """The case's promised deadline when the task was opened."""
+
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp:
+        """When the task was opened."""
+
+    @_builtins.property
+    def claimed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was claimed; unset while unclaimed."""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the task was closed by a decision or a withdrawal; unset while open."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        department_code: _builtins.str = ...,
+        role: _common_pb2.Role.ValueType = ...,
+        item_code: _builtins.str = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        claimed_by: _builtins.str = ...,
+        claimed_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["claimed_at", b"claimed_at", "closed_at", b"closed_at", "due_at", b"due_at", "opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "claimed_at", b"claimed_at", "claimed_by", b"claimed_by", "closed_at", b"closed_at", "department_code", b"department_code", "due_at", b"due_at", "item_code", b"item_code", "opened_at", b"opened_at", "role", b"role", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Task: _TypeAlias = Task  # noqa: Y015
+
+@_typing.final
+class ListInboxRequest(_message.Message):
+    """ListInboxRequest asks for one page of the acting official's inbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    CLAIMED_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """Only tasks of this department; empty for the tasks the acting official
+    may take, in whichever department they are.
+    """
+    stage: Global___ApprovalStage.ValueType
+    """Only tasks of this stage; APPROVAL_STAGE_UNSPECIFIED for every stage."""
+    claimed: Global___ClaimFilter.ValueType
+    """Only claimed, unclaimed or the official's own tasks."""
+    page_size: _builtins.int
+    """How many tasks at most; 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        claimed: Global___ClaimFilter.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["claimed", b"claimed", "department_code", b"department_code", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboxRequest: _TypeAlias = ListInboxRequest  # noqa: Y015
+
+@_typing.final
+class ListInboxResponse(_message.Message):
+    """ListInboxResponse is one page of an inbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASKS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def tasks(self) -> _containers.RepeatedCompositeFieldContainer[Global___Task]:
+        """The open tasks of this page, by due time, then case number."""
+
+    def __init__(
+        self,
+        *,
+        tasks: _abc.Iterable[Global___Task] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "tasks", b"tasks"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListInboxResponse: _TypeAlias = ListInboxResponse  # noqa: Y015
+
+@_typing.final
+class ClaimTaskRequest(_message.Message):
+    """ClaimTaskRequest names the task to claim."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage of the task: review, sign or seal."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimTaskRequest: _TypeAlias = ClaimTaskRequest  # noqa: Y015
+
+@_typing.final
+class ClaimTaskResponse(_message.Message):
+    """ClaimTaskResponse carries the task as claimed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TASK_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def task(self) -> Global___Task:
+        """The task, claimed by the acting official."""
+
+    def __init__(
+        self,
+        *,
+        task: Global___Task | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["task", b"task"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ClaimTaskResponse: _TypeAlias = ClaimTaskResponse  # noqa: Y015
+
+@_typing.final
+class DecideCaseRequest(_message.Message):
+    """DecideCaseRequest is one official's decision at one stage of a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    OPINION_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage decided: review, sign or seal."""
+    outcome: Global___DecisionOutcome.ValueType
+    """The decision: approve or refuse at review and sign, seal at the seal."""
+    opinion: _builtins.str
+    """The official's opinion, for the decision document."""
+    legal_basis: _builtins.str
+    """The legal basis the decision rests on."""
+    request_id: _builtins.str
+    """A UUID the calling system makes once per decision and sends again with
+    any retry of it, so that a retry returns the first answer and records
+    nothing new.
+    """
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        outcome: Global___DecisionOutcome.ValueType = ...,
+        opinion: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "legal_basis", b"legal_basis", "opinion", b"opinion", "outcome", b"outcome", "request_id", b"request_id", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideCaseRequest: _TypeAlias = DecideCaseRequest  # noqa: Y015
+
+@_typing.final
+class DecisionReceipt(_message.Message):
+    """DecisionReceipt says what a decision did to its case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    NEXT_STAGE_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage decided."""
+    outcome: Global___DecisionOutcome.ValueType
+    """The decision."""
+    next_stage: Global___ApprovalStage.ValueType
+    """The stage the case went on to; APPROVAL_STAGE_COMPLETED after the seal."""
+    certificate_number: _builtins.str
+    """The certificate number the seal issued; empty before the seal."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When the decision was recorded."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        outcome: Global___DecisionOutcome.ValueType = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        next_stage: Global___ApprovalStage.ValueType = ...,
+        certificate_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "decided_at", b"decided_at", "next_stage", b"next_stage", "outcome", b"outcome", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecisionReceipt: _TypeAlias = DecisionReceipt  # noqa: Y015
+
+@_typing.final
+class DecideCaseResponse(_message.Message):
+    """DecideCaseResponse carries the receipt of the decision."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___DecisionReceipt:
+        """The receipt."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___DecisionReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideCaseResponse: _TypeAlias = DecideCaseResponse  # noqa: Y015
+
+@_typing.final
+class CaseDeadlines(_message.Message):
+    """CaseDeadlines are a case's deadlines in working days of the official
+    calendar, each at the end of its day in China (23:59:59, UTC+8).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WARNING_AT_FIELD_NUMBER: _builtins.int
+    PROMISED_DUE_AT_FIELD_NUMBER: _builtins.int
+    LEGAL_DUE_AT_FIELD_NUMBER: _builtins.int
+    UNKNOWN_YEAR_FIELD_NUMBER: _builtins.int
+    unknown_year: _builtins.int
+    """A year a deadline falls in for which no holiday schedule is known, so
+    that its working days were taken as Monday to Friday; 0 when every
+    year is known.
+    """
+    @_builtins.property
+    def warning_at(self) -> _timestamp_pb2.Timestamp:
+        """When the case turns yellow: the end of the working day before the
+        promised deadline.
+        """
+
+    @_builtins.property
+    def promised_due_at(self) -> _timestamp_pb2.Timestamp:
+        """The promised deadline (承诺时限), which the SLA runs on."""
+
+    @_builtins.property
+    def legal_due_at(self) -> _timestamp_pb2.Timestamp:
+        """The legal deadline (法定时限), with any extension."""
+
+    def __init__(
+        self,
+        *,
+        warning_at: _timestamp_pb2.Timestamp | None = ...,
+        promised_due_at: _timestamp_pb2.Timestamp | None = ...,
+        legal_due_at: _timestamp_pb2.Timestamp | None = ...,
+        unknown_year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["legal_due_at", b"legal_due_at", "promised_due_at", b"promised_due_at", "warning_at", b"warning_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["legal_due_at", b"legal_due_at", "promised_due_at", b"promised_due_at", "unknown_year", b"unknown_year", "warning_at", b"warning_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseDeadlines: _TypeAlias = CaseDeadlines  # noqa: Y015
+
+@_typing.final
+class CaseChange(_message.Message):
+    """CaseChange says where a case stands after a change to its clock."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number."""
+    stage: Global___ApprovalStage.ValueType
+    """The case's stage."""
+    sla_state: Global___SlaState.ValueType
+    """How the case stands against its promised deadline."""
+    @_builtins.property
+    def deadlines(self) -> Global___CaseDeadlines:
+        """The case's deadlines after the change."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+        deadlines: Global___CaseDeadlines | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "deadlines", b"deadlines", "sla_state", b"sla_state", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseChange: _TypeAlias = CaseChange  # noqa: Y015
+
+@_typing.final
+class StartSpecialProcedureRequest(_message.Message):
+    """StartSpecialProcedureRequest names the special procedure a case's clock
+    stops for.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    PROCEDURE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    procedure: Global___SpecialProcedure.ValueType
+    """The procedure; the case's approval item must allow it."""
+    note: _builtins.str
+    """A note on the procedure, for the case's record."""
+    request_id: _builtins.str
+    """A UUID the calling system makes once per change and sends again with
+    any retry of it.
+    """
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        procedure: Global___SpecialProcedure.ValueType = ...,
+        note: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "note", b"note", "procedure", b"procedure", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSpecialProcedureRequest: _TypeAlias = StartSpecialProcedureRequest  # noqa: Y015
+
+@_typing.final
+class StartSpecialProcedureResponse(_message.Message):
+    """StartSpecialProcedureResponse says where the case stands now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___CaseChange:
+        """The case, its clock stopped."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___CaseChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StartSpecialProcedureResponse: _TypeAlias = StartSpecialProcedureResponse  # noqa: Y015
+
+@_typing.final
+class EndSpecialProcedureRequest(_message.Message):
+    """EndSpecialProcedureRequest names the special procedure that ended."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    PROCEDURE_FIELD_NUMBER: _builtins.int
+    NOTE_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    procedure: Global___SpecialProcedure.ValueType
+    """The procedure, which must be the one the clock stands still for."""
+    note: _builtins.str
+    """A note on the procedure's result, for the case's record."""
+    request_id: _builtins.str
+    """A UUID the calling system makes once per change and sends again with
+    any retry of it.
+    """
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        procedure: Global___SpecialProcedure.ValueType = ...,
+        note: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "note", b"note", "procedure", b"procedure", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndSpecialProcedureRequest: _TypeAlias = EndSpecialProcedureRequest  # noqa: Y015
+
+@_typing.final
+class EndSpecialProcedureResponse(_message.Message):
+    """EndSpecialProcedureResponse says where the case stands now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___CaseChange:
+        """The case, its clock running again and its deadlines moved."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___CaseChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EndSpecialProcedureResponse: _TypeAlias = EndSpecialProcedureResponse  # noqa: Y015
+
+@_typing.final
+class ExtendTimeLimitRequest(_message.Message):
+    """ExtendTimeLimitRequest asks for more working days for a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    days: _builtins.int
+    """How many working days the legal time limit grows by: 1 to 10."""
+    reason: _builtins.str
+    """Why the case needs more time, as the leader states it."""
+    request_id: _builtins.str
+    """A UUID the calling system makes once per extension and sends again with
+    any retry of it.
+    """
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        days: _builtins.int = ...,
+        reason: _builtins.str = ...,
+        request_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "days", b"days", "reason", b"reason", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendTimeLimitRequest: _TypeAlias = ExtendTimeLimitRequest  # noqa: Y015
+
+@_typing.final
+class ExtendTimeLimitResponse(_message.Message):
+    """ExtendTimeLimitResponse says where the case stands now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHANGE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def change(self) -> Global___CaseChange:
+        """The case, its legal deadline moved."""
+
+    def __init__(
+        self,
+        *,
+        change: Global___CaseChange | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["change", b"change"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExtendTimeLimitResponse: _TypeAlias = ExtendTimeLimitResponse  # noqa: Y015
+
+@_typing.final
+class Escalation(_message.Message):
+    """Escalation is a case the supervision desk (纪检组) was told of because it
+    breached a deadline.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    DUE_AT_FIELD_NUMBER: _builtins.int
+    OPENED_AT_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    id: _builtins.int
+    """The escalation's id, given by the service."""
+    case_number: _builtins.str
+    """The case's number."""
+    department_code: _builtins.str
+    """The code of the department the case belongs to."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage the case was at when it breached."""
+    kind: Global___EscalationKind.ValueType
+    """Which deadline it breached."""
+    @_builtins.property
+    def due_at(self) -> _timestamp_pb2.Timestamp:
+        """The deadline it breached."""
+
+    @_builtins.property
+    def opened_at(self) -> _timestamp_pb2.Timestamp:
+        """When the escalation was opened."""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the case finished (sealed or withdrawn), which closes the
+        escalation; unset while the case runs.
+        """
+
+    def __init__(
+        self,
+        *,
+        id: _builtins.int = ...,
+        case_number: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        kind: Global___EscalationKind.ValueType = ...,
+        due_at: _timestamp_pb2.Timestamp | None = ...,
+        opened_at: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "due_at", b"due_at", "opened_at", b"opened_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "closed_at", b"closed_at", "department_code", b"department_code", "due_at", b"due_at", "id", b"id", "kind", b"kind", "opened_at", b"opened_at", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Escalation: _TypeAlias = Escalation  # noqa: Y015
+
+@_typing.final
+class ListEscalationsRequest(_message.Message):
+    """ListEscalationsRequest asks for one page of escalations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    OPEN_ONLY_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """Only escalations of this department; empty for all."""
+    open_only: _builtins.bool
+    """Only escalations of cases still running."""
+    page_size: _builtins.int
+    """How many escalations at most; 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        open_only: _builtins.bool = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "open_only", b"open_only", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEscalationsRequest: _TypeAlias = ListEscalationsRequest  # noqa: Y015
+
+@_typing.final
+class ListEscalationsResponse(_message.Message):
+    """ListEscalationsResponse is one page of escalations."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ESCALATIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def escalations(self) -> _containers.RepeatedCompositeFieldContainer[Global___Escalation]:
+        """The escalations of this page, ordered by id."""
+
+    def __init__(
+        self,
+        *,
+        escalations: _abc.Iterable[Global___Escalation] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["escalations", b"escalations", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListEscalationsResponse: _TypeAlias = ListEscalationsResponse  # noqa: Y015
+
+@_typing.final
+class CaseDecision(_message.Message):
+    """CaseDecision is one decision recorded on a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    SYSTEM_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    OPINION_FIELD_NUMBER: _builtins.int
+    LEGAL_BASIS_FIELD_NUMBER: _builtins.int
+    ON_BEHALF_OF_FIELD_NUMBER: _builtins.int
+    DELEGATION_ID_FIELD_NUMBER: _builtins.int
+    step: _builtins.str
+    """The step decided: "review", "sign", "seal", or "extension" for a
+    leader's extension of the legal time limit.
+    """
+    outcome: _builtins.str
+    """The decision: "approve", "refuse", "seal", or "extend_<days>" for an
+    extension.
+    """
+    official_id: _builtins.str
+    """The id of the official who decided."""
+    system: _builtins.str
+    """The system the decision came through."""
+    opinion: _builtins.str
+    """The official's opinion, or the reason of an extension."""
+    legal_basis: _builtins.str
+    """The legal basis."""
+    on_behalf_of: _builtins.str
+    """The leader the official decided for under a delegation; empty otherwise."""
+    delegation_id: _builtins.str
+    """The id of that delegation; empty otherwise."""
+    @_builtins.property
+    def decided_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was decided."""
+
+    def __init__(
+        self,
+        *,
+        step: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        official_id: _builtins.str = ...,
+        system: _builtins.str = ...,
+        decided_at: _timestamp_pb2.Timestamp | None = ...,
+        opinion: _builtins.str = ...,
+        legal_basis: _builtins.str = ...,
+        on_behalf_of: _builtins.str = ...,
+        delegation_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decided_at", b"decided_at", "delegation_id", b"delegation_id", "legal_basis", b"legal_basis", "official_id", b"official_id", "on_behalf_of", b"on_behalf_of", "opinion", b"opinion", "outcome", b"outcome", "step", b"step", "system", b"system"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CaseDecision: _TypeAlias = CaseDecision  # noqa: Y015
+
+@_typing.final
+class GetCaseProgressRequest(_message.Message):
+    """GetCaseProgressRequest names a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number, for example "AP-20261126-000042"."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseProgressRequest: _TypeAlias = GetCaseProgressRequest  # noqa: Y015
+
+@_typing.final
+class GetCaseProgressResponse(_message.Message):
+    """GetCaseProgressResponse is where a case stands in the approval chain."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    DEADLINES_FIELD_NUMBER: _builtins.int
+    DECISIONS_FIELD_NUMBER: _builtins.int
+    WAITING_FOR_FIELD_NUMBER: _builtins.int
+    PAUSED_FOR_FIELD_NUMBER: _builtins.int
+    EXTENSION_DAYS_FIELD_NUMBER: _builtins.int
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CALENDAR_GAP_YEAR_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case's number."""
+    item_code: _builtins.str
+    """The code of the case's approval item."""
+    department_code: _builtins.str
+    """The code of the department that reviews and signs it."""
+    stage: Global___ApprovalStage.ValueType
+    """The case's stage."""
+    sla_state: Global___SlaState.ValueType
+    """How the case stands against its promised deadline."""
+    waiting_for: _builtins.str
+    """Whom or what the case waits for, in words."""
+    paused_for: Global___SpecialProcedure.ValueType
+    """The special procedure the clock stands still for; unspecified while it
+    runs.
+    """
+    extension_days: _builtins.int
+    """The working days the legal time limit was extended by; 0 if never."""
+    certificate_number: _builtins.str
+    """The certificate number of the sealed decision; empty before the seal."""
+    outcome: _builtins.str
+    """How the case ended: "approved", "refused" or "withdrawn"; empty while
+    it runs.
+    """
+    calendar_gap_year: _builtins.int
+    """A year one of the case's deadlines falls in for which no holiday
+    schedule is known; 0 when every year is known. Load that year's
+    schedule to make the deadlines exact.
+    """
+    @_builtins.property
+    def deadlines(self) -> Global___CaseDeadlines:
+        """The case's deadlines; unset before they were first computed."""
+
+    @_builtins.property
+    def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseDecision]:
+        """The decisions recorded so far, in order."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        item_code: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+        deadlines: Global___CaseDeadlines | None = ...,
+        decisions: _abc.Iterable[Global___CaseDecision] | None = ...,
+        waiting_for: _builtins.str = ...,
+        paused_for: Global___SpecialProcedure.ValueType = ...,
+        extension_days: _builtins.int = ...,
+        certificate_number: _builtins.str = ...,
+        outcome: _builtins.str = ...,
+        calendar_gap_year: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar_gap_year", b"calendar_gap_year", "case_number", b"case_number", "certificate_number", b"certificate_number", "deadlines", b"deadlines", "decisions", b"decisions", "department_code", b"department_code", "extension_days", b"extension_days", "item_code", b"item_code", "outcome", b"outcome", "paused_for", b"paused_for", "sla_state", b"sla_state", "stage", b"stage", "waiting_for", b"waiting_for"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCaseProgressResponse: _TypeAlias = GetCaseProgressResponse  # noqa: Y015

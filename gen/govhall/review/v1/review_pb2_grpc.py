@@ -81,6 +81,46 @@ class ReviewServiceStub:
                 request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.ListInbox = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/ListInbox',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ListInboxRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ListInboxResponse.FromString,
+                _registered_method=True)
+        self.ClaimTask = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/ClaimTask',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskResponse.FromString,
+                _registered_method=True)
+        self.DecideCase = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/DecideCase',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseResponse.FromString,
+                _registered_method=True)
+        self.StartSpecialProcedure = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/StartSpecialProcedure',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureResponse.FromString,
+                _registered_method=True)
+        self.EndSpecialProcedure = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/EndSpecialProcedure',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureResponse.FromString,
+                _registered_method=True)
+        self.ExtendTimeLimit = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/ExtendTimeLimit',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitResponse.FromString,
+                _registered_method=True)
+        self.ListEscalations = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/ListEscalations',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsResponse.FromString,
+                _registered_method=True)
+        self.GetCaseProgress = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/GetCaseProgress',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -138,7 +178,9 @@ class ReviewServiceServicer:
     def LoadHolidaySchedule(self, request, context):
         """LoadHolidaySchedule stores the State Council's schedule of one year
         (holidays and make-up working days), replacing any schedule loaded for
-        that year before. Needs ROLE_OPERATOR.
+        that year before, then tells every running approval case to recompute
+        its deadlines. Needs ROLE_OPERATOR. Loading the same schedule again is
+        harmless, so a call that failed while telling the cases may be repeated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -154,6 +196,82 @@ class ReviewServiceServicer:
 
     def VerifyAuditLog(self, request, context):
         """VerifyAuditLog checks the hash chain of the review audit log.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListInbox(self, request, context):
+        """ListInbox pages through the open tasks the acting official may take:
+        review tasks for ROLE_REVIEWER and sign tasks for ROLE_LEADER of the
+        official's department, sign tasks of a leader whose delegation the
+        official holds now, seal tasks (of the center, ZWFWZX) for
+        ROLE_SEAL_CUSTODIAN. Officials holding ROLE_SUPERVISOR or ROLE_OPERATOR
+        may read the tasks of any department. Ordered by due time, then case
+        number.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ClaimTask(self, request, context):
+        """ClaimTask takes an open task for the acting official, who must be able
+        to decide it. Claiming one's own task again changes nothing; a task
+        claimed by another official is refused with FAILED_PRECONDITION.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideCase(self, request, context):
+        """DecideCase records the acting official's decision at one stage of a
+        case: approve or refuse at review and sign, seal at seal. The approval
+        workflow checks the stage, the role, the department and that nobody
+        acts twice on one case; a refused decision records nothing. A request
+        sent again with the same request_id returns the first answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def StartSpecialProcedure(self, request, context):
+        """StartSpecialProcedure stops a case's clock for a special procedure the
+        item allows (Administrative License Law art. 45); the applicant is told.
+        Needs ROLE_REVIEWER or ROLE_LEADER of the case's department.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def EndSpecialProcedure(self, request, context):
+        """EndSpecialProcedure ends the special procedure a case's clock stopped
+        for; its deadlines move by the working days it lasted.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExtendTimeLimit(self, request, context):
+        """ExtendTimeLimit extends a case's legal time limit once, by 1 to 10
+        working days, with a reason (Administrative License Law art. 42). Needs
+        ROLE_LEADER of the case's department, or a delegation in force from one.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListEscalations(self, request, context):
+        """ListEscalations pages through the cases escalated to the supervision
+        desk for a breached deadline, ordered by when they were escalated.
+        Needs ROLE_SUPERVISOR or ROLE_OPERATOR.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCaseProgress(self, request, context):
+        """GetCaseProgress returns where a case stands in the approval chain: its
+        stage, deadlines, decisions and whom it waits for.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -201,6 +319,46 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'ListInbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListInbox,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ListInboxRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ListInboxResponse.SerializeToString,
+            ),
+            'ClaimTask': grpc.unary_unary_rpc_method_handler(
+                    servicer.ClaimTask,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskResponse.SerializeToString,
+            ),
+            'DecideCase': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideCase,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseResponse.SerializeToString,
+            ),
+            'StartSpecialProcedure': grpc.unary_unary_rpc_method_handler(
+                    servicer.StartSpecialProcedure,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureResponse.SerializeToString,
+            ),
+            'EndSpecialProcedure': grpc.unary_unary_rpc_method_handler(
+                    servicer.EndSpecialProcedure,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureResponse.SerializeToString,
+            ),
+            'ExtendTimeLimit': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExtendTimeLimit,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitResponse.SerializeToString,
+            ),
+            'ListEscalations': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListEscalations,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsResponse.SerializeToString,
+            ),
+            'GetCaseProgress': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCaseProgress,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -426,6 +584,222 @@ class ReviewService:
             '/govhall.review.v1.ReviewService/VerifyAuditLog',
             govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogRequest.SerializeToString,
             govhall_dot_review_dot_v1_dot_review__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListInbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/ListInbox',
+            govhall_dot_review_dot_v1_dot_review__pb2.ListInboxRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.ListInboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ClaimTask(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/ClaimTask',
+            govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.ClaimTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideCase(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/DecideCase',
+            govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.DecideCaseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def StartSpecialProcedure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/StartSpecialProcedure',
+            govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.StartSpecialProcedureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def EndSpecialProcedure(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/EndSpecialProcedure',
+            govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.EndSpecialProcedureResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExtendTimeLimit(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/ExtendTimeLimit',
+            govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.ExtendTimeLimitResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListEscalations(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/ListEscalations',
+            govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.ListEscalationsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCaseProgress(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/GetCaseProgress',
+            govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.FromString,
             options,
             channel_credentials,
             insecure,

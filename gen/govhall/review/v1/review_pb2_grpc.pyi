@@ -65,7 +65,9 @@ class ReviewServiceStub:
     LoadHolidaySchedule: _grpc.UnaryUnaryMultiCallable[_review_pb2.LoadHolidayScheduleRequest, _review_pb2.LoadHolidayScheduleResponse]
     """LoadHolidaySchedule stores the State Council's schedule of one year
     (holidays and make-up working days), replacing any schedule loaded for
-    that year before. Needs ROLE_OPERATOR.
+    that year before, then tells every running approval case to recompute
+    its deadlines. Needs ROLE_OPERATOR. Loading the same schedule again is
+    harmless, so a call that failed while telling the cases may be repeated.
     """
     ListHolidaySchedules: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListHolidaySchedulesRequest, _review_pb2.ListHolidaySchedulesResponse]
     """ListHolidaySchedules names every year whose working days are known,
@@ -73,6 +75,50 @@ class ReviewServiceStub:
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_review_pb2.VerifyAuditLogRequest, _review_pb2.VerifyAuditLogResponse]
     """VerifyAuditLog checks the hash chain of the review audit log."""
+    ListInbox: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListInboxRequest, _review_pb2.ListInboxResponse]
+    """ListInbox pages through the open tasks the acting official may take:
+    review tasks for ROLE_REVIEWER and sign tasks for ROLE_LEADER of the
+    official's department, sign tasks of a leader whose delegation the
+    official holds now, seal tasks (of the center, ZWFWZX) for
+    ROLE_SEAL_CUSTODIAN. Officials holding ROLE_SUPERVISOR or ROLE_OPERATOR
+    may read the tasks of any department. Ordered by due time, then case
+    number.
+    """
+    ClaimTask: _grpc.UnaryUnaryMultiCallable[_review_pb2.ClaimTaskRequest, _review_pb2.ClaimTaskResponse]
+    """ClaimTask takes an open task for the acting official, who must be able
+    to decide it. Claiming one's own task again changes nothing; a task
+    claimed by another official is refused with FAILED_PRECONDITION.
+    """
+    DecideCase: _grpc.UnaryUnaryMultiCallable[_review_pb2.DecideCaseRequest, _review_pb2.DecideCaseResponse]
+    """DecideCase records the acting official's decision at one stage of a
+    case: approve or refuse at review and sign, seal at seal. The approval
+    workflow checks the stage, the role, the department and that nobody
+    acts twice on one case; a refused decision records nothing. A request
+    sent again with the same request_id returns the first answer.
+    """
+    StartSpecialProcedure: _grpc.UnaryUnaryMultiCallable[_review_pb2.StartSpecialProcedureRequest, _review_pb2.StartSpecialProcedureResponse]
+    """StartSpecialProcedure stops a case's clock for a special procedure the
+    item allows (Administrative License Law art. 45); the applicant is told.
+    Needs ROLE_REVIEWER or ROLE_LEADER of the case's department.
+    """
+    EndSpecialProcedure: _grpc.UnaryUnaryMultiCallable[_review_pb2.EndSpecialProcedureRequest, _review_pb2.EndSpecialProcedureResponse]
+    """EndSpecialProcedure ends the special procedure a case's clock stopped
+    for; its deadlines move by the working days it lasted.
+    """
+    ExtendTimeLimit: _grpc.UnaryUnaryMultiCallable[_review_pb2.ExtendTimeLimitRequest, _review_pb2.ExtendTimeLimitResponse]
+    """ExtendTimeLimit extends a case's legal time limit once, by 1 to 10
+    working days, with a reason (Administrative License Law art. 42). Needs
+    ROLE_LEADER of the case's department, or a delegation in force from one.
+    """
+    ListEscalations: _grpc.UnaryUnaryMultiCallable[_review_pb2.ListEscalationsRequest, _review_pb2.ListEscalationsResponse]
+    """ListEscalations pages through the cases escalated to the supervision
+    desk for a breached deadline, ordered by when they were escalated.
+    Needs ROLE_SUPERVISOR or ROLE_OPERATOR.
+    """
+    GetCaseProgress: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetCaseProgressRequest, _review_pb2.GetCaseProgressResponse]
+    """GetCaseProgress returns where a case stands in the approval chain: its
+    stage, deadlines, decisions and whom it waits for.
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -111,7 +157,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     LoadHolidaySchedule: _aio.UnaryUnaryMultiCallable[_review_pb2.LoadHolidayScheduleRequest, _review_pb2.LoadHolidayScheduleResponse]  # type: ignore[assignment]
     """LoadHolidaySchedule stores the State Council's schedule of one year
     (holidays and make-up working days), replacing any schedule loaded for
-    that year before. Needs ROLE_OPERATOR.
+    that year before, then tells every running approval case to recompute
+    its deadlines. Needs ROLE_OPERATOR. Loading the same schedule again is
+    harmless, so a call that failed while telling the cases may be repeated.
     """
     ListHolidaySchedules: _aio.UnaryUnaryMultiCallable[_review_pb2.ListHolidaySchedulesRequest, _review_pb2.ListHolidaySchedulesResponse]  # type: ignore[assignment]
     """ListHolidaySchedules names every year whose working days are known,
@@ -119,6 +167,50 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_review_pb2.VerifyAuditLogRequest, _review_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """VerifyAuditLog checks the hash chain of the review audit log."""
+    ListInbox: _aio.UnaryUnaryMultiCallable[_review_pb2.ListInboxRequest, _review_pb2.ListInboxResponse]  # type: ignore[assignment]
+    """ListInbox pages through the open tasks the acting official may take:
+    review tasks for ROLE_REVIEWER and sign tasks for ROLE_LEADER of the
+    official's department, sign tasks of a leader whose delegation the
+    official holds now, seal tasks (of the center, ZWFWZX) for
+    ROLE_SEAL_CUSTODIAN. Officials holding ROLE_SUPERVISOR or ROLE_OPERATOR
+    may read the tasks of any department. Ordered by due time, then case
+    number.
+    """
+    ClaimTask: _aio.UnaryUnaryMultiCallable[_review_pb2.ClaimTaskRequest, _review_pb2.ClaimTaskResponse]  # type: ignore[assignment]
+    """ClaimTask takes an open task for the acting official, who must be able
+    to decide it. Claiming one's own task again changes nothing; a task
+    claimed by another official is refused with FAILED_PRECONDITION.
+    """
+    DecideCase: _aio.UnaryUnaryMultiCallable[_review_pb2.DecideCaseRequest, _review_pb2.DecideCaseResponse]  # type: ignore[assignment]
+    """DecideCase records the acting official's decision at one stage of a
+    case: approve or refuse at review and sign, seal at seal. The approval
+    workflow checks the stage, the role, the department and that nobody
+    acts twice on one case; a refused decision records nothing. A request
+    sent again with the same request_id returns the first answer.
+    """
+    StartSpecialProcedure: _aio.UnaryUnaryMultiCallable[_review_pb2.StartSpecialProcedureRequest, _review_pb2.StartSpecialProcedureResponse]  # type: ignore[assignment]
+    """StartSpecialProcedure stops a case's clock for a special procedure the
+    item allows (Administrative License Law art. 45); the applicant is told.
+    Needs ROLE_REVIEWER or ROLE_LEADER of the case's department.
+    """
+    EndSpecialProcedure: _aio.UnaryUnaryMultiCallable[_review_pb2.EndSpecialProcedureRequest, _review_pb2.EndSpecialProcedureResponse]  # type: ignore[assignment]
+    """EndSpecialProcedure ends the special procedure a case's clock stopped
+    for; its deadlines move by the working days it lasted.
+    """
+    ExtendTimeLimit: _aio.UnaryUnaryMultiCallable[_review_pb2.ExtendTimeLimitRequest, _review_pb2.ExtendTimeLimitResponse]  # type: ignore[assignment]
+    """ExtendTimeLimit extends a case's legal time limit once, by 1 to 10
+    working days, with a reason (Administrative License Law art. 42). Needs
+    ROLE_LEADER of the case's department, or a delegation in force from one.
+    """
+    ListEscalations: _aio.UnaryUnaryMultiCallable[_review_pb2.ListEscalationsRequest, _review_pb2.ListEscalationsResponse]  # type: ignore[assignment]
+    """ListEscalations pages through the cases escalated to the supervision
+    desk for a breached deadline, ordered by when they were escalated.
+    Needs ROLE_SUPERVISOR or ROLE_OPERATOR.
+    """
+    GetCaseProgress: _aio.UnaryUnaryMultiCallable[_review_pb2.GetCaseProgressRequest, _review_pb2.GetCaseProgressResponse]  # type: ignore[assignment]
+    """GetCaseProgress returns where a case stands in the approval chain: its
+    stage, deadlines, decisions and whom it waits for.
+    """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     """ReviewService keeps what the review, sign and seal steps rest on: the
@@ -190,7 +282,9 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_review_pb2.LoadHolidayScheduleResponse, _abc.Awaitable[_review_pb2.LoadHolidayScheduleResponse]]:
         """LoadHolidaySchedule stores the State Council's schedule of one year
         (holidays and make-up working days), replacing any schedule loaded for
-        that year before. Needs ROLE_OPERATOR.
+        that year before, then tells every running approval case to recompute
+        its deadlines. Needs ROLE_OPERATOR. Loading the same schedule again is
+        harmless, so a call that failed while telling the cases may be repeated.
         """
 
     @_abc_1.abstractmethod
@@ -210,5 +304,97 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.VerifyAuditLogResponse, _abc.Awaitable[_review_pb2.VerifyAuditLogResponse]]:
         """VerifyAuditLog checks the hash chain of the review audit log."""
+
+    @_abc_1.abstractmethod
+    def ListInbox(
+        self,
+        request: _review_pb2.ListInboxRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListInboxResponse, _abc.Awaitable[_review_pb2.ListInboxResponse]]:
+        """ListInbox pages through the open tasks the acting official may take:
+        review tasks for ROLE_REVIEWER and sign tasks for ROLE_LEADER of the
+        official's department, sign tasks of a leader whose delegation the
+        official holds now, seal tasks (of the center, ZWFWZX) for
+        ROLE_SEAL_CUSTODIAN. Officials holding ROLE_SUPERVISOR or ROLE_OPERATOR
+        may read the tasks of any department. Ordered by due time, then case
+        number.
+        """
+
+    @_abc_1.abstractmethod
+    def ClaimTask(
+        self,
+        request: _review_pb2.ClaimTaskRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ClaimTaskResponse, _abc.Awaitable[_review_pb2.ClaimTaskResponse]]:
+        """ClaimTask takes an open task for the acting official, who must be able
+        to decide it. Claiming one's own task again changes nothing; a task
+        claimed by another official is refused with FAILED_PRECONDITION.
+        """
+
+    @_abc_1.abstractmethod
+    def DecideCase(
+        self,
+        request: _review_pb2.DecideCaseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.DecideCaseResponse, _abc.Awaitable[_review_pb2.DecideCaseResponse]]:
+        """DecideCase records the acting official's decision at one stage of a
+        case: approve or refuse at review and sign, seal at seal. The approval
+        workflow checks the stage, the role, the department and that nobody
+        acts twice on one case; a refused decision records nothing. A request
+        sent again with the same request_id returns the first answer.
+        """
+
+    @_abc_1.abstractmethod
+    def StartSpecialProcedure(
+        self,
+        request: _review_pb2.StartSpecialProcedureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.StartSpecialProcedureResponse, _abc.Awaitable[_review_pb2.StartSpecialProcedureResponse]]:
+        """StartSpecialProcedure stops a case's clock for a special procedure the
+        item allows (Administrative License Law art. 45); the applicant is told.
+        Needs ROLE_REVIEWER or ROLE_LEADER of the case's department.
+        """
+
+    @_abc_1.abstractmethod
+    def EndSpecialProcedure(
+        self,
+        request: _review_pb2.EndSpecialProcedureRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.EndSpecialProcedureResponse, _abc.Awaitable[_review_pb2.EndSpecialProcedureResponse]]:
+        """EndSpecialProcedure ends the special procedure a case's clock stopped
+        for; its deadlines move by the working days it lasted.
+        """
+
+    @_abc_1.abstractmethod
+    def ExtendTimeLimit(
+        self,
+        request: _review_pb2.ExtendTimeLimitRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ExtendTimeLimitResponse, _abc.Awaitable[_review_pb2.ExtendTimeLimitResponse]]:
+        """ExtendTimeLimit extends a case's legal time limit once, by 1 to 10
+        working days, with a reason (Administrative License Law art. 42). Needs
+        ROLE_LEADER of the case's department, or a delegation in force from one.
+        """
+
+    @_abc_1.abstractmethod
+    def ListEscalations(
+        self,
+        request: _review_pb2.ListEscalationsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.ListEscalationsResponse, _abc.Awaitable[_review_pb2.ListEscalationsResponse]]:
+        """ListEscalations pages through the cases escalated to the supervision
+        desk for a breached deadline, ordered by when they were escalated.
+        Needs ROLE_SUPERVISOR or ROLE_OPERATOR.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCaseProgress(
+        self,
+        request: _review_pb2.GetCaseProgressRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.GetCaseProgressResponse, _abc.Awaitable[_review_pb2.GetCaseProgressResponse]]:
+        """GetCaseProgress returns where a case stands in the approval chain: its
+        stage, deadlines, decisions and whom it waits for.
+        """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
