@@ -5,6 +5,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -61,6 +63,10 @@ async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
         test_server_existing_path=str(BIN / "temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
+    await environment.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(namespace=environment.client.namespace, search_attributes={
+            key.name: IndexedValueType.ValueType(key.indexed_value_type)
+            for key in SEARCH_ATTRIBUTES}))
     try:
         yield environment
     finally:

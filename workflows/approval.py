@@ -114,6 +114,9 @@ class ApprovalWorkflow:
         self.certificate_number = ""
         self.escalated: set[str] = set()
         self.event_count = 0
+        self.task_opened = ""
+        #: Set once deadlines are known and the chain has begun; handlers wait for it.
+        self.started = False
 
     # ---- the chain -------------------------------------------------------------------
 
@@ -128,24 +131,31 @@ class ApprovalWorkflow:
         await self._compute_deadlines("accepted")
         await self._event("chain.started", stage=self.stage, official_id=case.clerk_id,
                           status="under_review")
+        self.started = True
         watcher = asyncio.create_task(self._watch_deadlines())
         while self.stage not in TERMINAL:
             stage = self.stage
             self._show()
-            if stage in STAGE_ROLE and self.deadlines is not None:
-                await workflow.execute_activity(
-                    OPEN_TASK,
-                    TaskOpening(case.case_number, stage, self._deciding_department(stage),
-                                STAGE_ROLE[Stage(stage)], case.item_code,
-                                self.deadlines.promised_due_at),
-                    task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-                    retry_policy=RECORDING, summary=f"open the {stage} task")
+            if stage in STAGE_ROLE:
+                await self._open_task(stage)
             await workflow.wait_condition(self._left(stage))
         await workflow.wait_condition(workflow.all_handlers_finished)
         watcher.cancel()
         self._show()
         return ApprovalResult(case.case_number, self.outcome, workflow.now(), self.sla_state,
                               self.certificate_number)
+
+    async def _open_task(self, stage: str) -> None:
+        """Put the stage in its deciders' inbox, due by the promised deadline."""
+        assert self.deadlines is not None
+        self.task_opened = stage
+        await workflow.execute_activity(
+            OPEN_TASK,
+            TaskOpening(self.case.case_number, stage, self._deciding_department(stage),
+                        STAGE_ROLE[Stage(stage)], self.case.item_code,
+                        self.deadlines.promised_due_at),
+            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RECORDING, summary=f"open the {stage} task")
 
     def _left(self, stage: str) -> Callable[[], bool]:
         return lambda: self.stage != stage
@@ -163,6 +173,7 @@ class ApprovalWorkflow:
                           f"case {self.case.case_number} is no longer at {decision.stage}")
         self.deciding = True
         try:
+            await workflow.wait_condition(lambda: self.started)
             return await self._record(decision)
         finally:
             self.deciding = False
@@ -279,6 +290,7 @@ class ApprovalWorkflow:
         stage = self.stage
         self.stage = Stage.WITHDRAWN
         self.outcome = "withdrawn"
+        await workflow.wait_condition(lambda: self.started)
         await workflow.execute_activity(
             CLOSE_TASK,
             TaskClosing(self.case.case_number, stage, withdrawal.actor.official_id, "withdrawn"),
@@ -306,6 +318,7 @@ class ApprovalWorkflow:
         self._check_open()
         if self._paused_now():
             raise _refuse("FailedPrecondition", "the clock is already paused")
+        await workflow.wait_condition(lambda: self.started)
         self.paused.append(PausedSpan(change.procedure, self._today()))
         self.sla_state = SlaState.PAUSED
         self.deadline_version += 1
@@ -364,6 +377,7 @@ class ApprovalWorkflow:
         if self.extension_days:
             raise _refuse("FailedPrecondition", "the legal limit was extended already")
         self.extension_days = extension.days
+        await workflow.wait_condition(lambda: self.started)
         actor = extension.actor
         now = workflow.now()
         await workflow.execute_activity(
@@ -402,6 +416,7 @@ class ApprovalWorkflow:
 
     @workflow.signal(name=RECOMPUTE_DEADLINES)
     async def recompute_deadlines(self, request: Recompute) -> None:
+        await workflow.wait_condition(lambda: self.started)
         if self.stage in TERMINAL:
             return
         await self._compute_deadlines(request.reason or "recomputed")
@@ -448,6 +463,8 @@ class ApprovalWorkflow:
             details["calendar_gap_year"] = str(self.deadlines.unknown_year)
         await self._event("deadlines.computed", stage=self.stage, details=details,
                           deadlines=self.deadlines, sla_state=self.sla_state)
+        if self.task_opened and self.task_opened == self.stage:
+            await self._open_task(self.stage)  # the inbox orders by the new due time
 
     def _sla_now(self) -> SlaState:
         if self._paused_now():
