@@ -10,9 +10,8 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from kernel.temporal import SEARCH_ATTRIBUTES
-
 from kernel.pki import SAMPLE_SYSTEMS, ensure_pki
+from kernel.temporal import SEARCH_ATTRIBUTES
 from tests.support import BACKENDS
 
 BIN = Path(sys.executable).parent
