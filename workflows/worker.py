@@ -14,9 +14,10 @@ from temporalio.worker import Worker
 
 from kernel.logging import configure_logging
 from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
+from workflows.approval import ApprovalWorkflow
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
-WORKFLOWS: list[type[Any]] = []
+WORKFLOWS: list[type[Any]] = [ApprovalWorkflow]
 
 
 class WorkerSettings(BaseSettings):

@@ -25,17 +25,19 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
 from kernel.grpcserver import channel_credentials
 from kernel.pki import SAMPLE_SYSTEMS, ca_cert_path, client_pair, ensure_pki, server_pair
 from kernel.settings import VAR, ServiceSettings
-from kernel.temporal import SEARCH_ATTRIBUTES
+from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE
 from services.complaints.settings import ComplaintsSettings
 from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
@@ -185,6 +187,22 @@ class Suite:
                     raise TimeoutError(f"{name} did not become healthy at {settings.address}")
                 await asyncio.sleep(0.3)
 
+    async def wait_for_workflow_worker(self, client: Client, deadline: float) -> None:
+        """Until the workflows worker polls its task queue."""
+        if not WORKFLOWS:
+            return
+        request = DescribeTaskQueueRequest(
+            namespace=self.settings.namespace,
+            task_queue=TaskQueue(name=WORKFLOW_TASK_QUEUE),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
+        while time.monotonic() < deadline:
+            self.check_children()
+            reply = await client.workflow_service.describe_task_queue(request)
+            if reply.pollers:
+                return
+            await asyncio.sleep(0.3)
+        raise TimeoutError(f"the workflows worker did not poll {WORKFLOW_TASK_QUEUE}")
+
     def check_children(self) -> None:
         for child in self.children:
             code = child.process.poll()
@@ -221,7 +239,8 @@ class Suite:
             lines.append(f"  {name:<21} {settings.address}  (gRPC, mTLS; "
                          f"activities on {settings.task_queue})")
         lines.append("  workflows worker      " + (
-            "running on govhall-workflows" if WORKFLOWS else "not started: no workflows yet"))
+            f"running {', '.join(w.__name__ for w in WORKFLOWS)} on {WORKFLOW_TASK_QUEUE}"
+            if WORKFLOWS else "not started: no workflows yet"))
         lines += ["", "  Certificates (var/pki):",
                   f"    CA                  {ca_cert_path(self.pki)}",
                   f"    server              {server_pair(self.pki).cert}"]
@@ -254,6 +273,7 @@ async def run(settings: RunnerSettings) -> int:
         suite.prepare_services()
         suite.start_services()
         await suite.wait_until_serving(deadline)
+        await suite.wait_for_workflow_worker(client, deadline)
         print(suite.addresses(), flush=True)
         print(f"ready in {time.monotonic() - started:.1f}s", flush=True)
         while not stop.is_set():

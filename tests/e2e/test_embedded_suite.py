@@ -26,6 +26,7 @@ from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
+from deploy.local.chain_driver import CLERK, ChainDriver, acting
 from kernel.grpcserver import secure_channel
 from kernel.temporal import SEARCH_ATTRIBUTES
 from tests.support import as_official
@@ -172,6 +173,29 @@ def test_the_custom_search_attributes_are_registered(suite: Suite) -> None:
         capture_output=True, text=True, check=True, timeout=30).stdout
     for key in SEARCH_ATTRIBUTES:
         assert key.name in listing
+
+
+async def test_an_application_goes_through_the_whole_chain(suite: Suite) -> None:
+    driver = ChainDriver.connect(intake_address=suite.address("intake"),
+                                 review_address=suite.address("review"),
+                                 pki_dir=suite.var_dir / "pki")
+    try:
+        case_number, certificate = await driver.run_case()
+        case = await driver.intake.GetCase(
+            intake_pb2.GetCaseRequest(case_number=case_number), metadata=acting(CLERK))
+        sealed = (await driver.intake.GetDecision(
+            intake_pb2.GetDecisionRequest(certificate_number=certificate))).decision
+        verdict = await driver.intake.VerifyDecision(intake_pb2.VerifyDecisionRequest(
+            document=sealed.document, signature=sealed.signature))
+    finally:
+        await driver.close()
+    assert certificate.startswith("SY-")
+    assert case.case.status == intake_pb2.CASE_STATUS_APPROVED
+    assert case.case.certificate_number == certificate
+    kinds = [event.kind for event in case.timeline]
+    assert kinds.index("review.decided") < kinds.index("sign.decided") < kinds.index(
+        "seal.decided")
+    assert verdict.result == intake_pb2.VERIFICATION_RESULT_VALID
 
 
 async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: Suite) -> None:

@@ -1,0 +1,98 @@
+"""Drive one application through the four-single chain over gRPC, as the systems would.
+
+Used by the end-to-end tests, the fault tests and the approval benchmark:
+a window system submits, a department system decides review and signature,
+the hall's seal system seals. Every call goes over mTLS to the running
+services.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
+from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.grpcserver import secure_channel
+from kernel.identity import OFFICIAL_METADATA_KEY
+
+#: 食品经营许可（新办） of 市场监督管理局 (SCJGJ), and the sample officials who act on it.
+SAMPLE_ITEM = "012101000007001"
+CLERK = "SCJGJ-001"
+REVIEWER = "SCJGJ-003"
+LEADER = "SCJGJ-006"
+SEAL_CUSTODIAN = "ZWFWZX-001"
+
+
+def acting(official_id: str) -> tuple[tuple[str, str], ...]:
+    return ((OFFICIAL_METADATA_KEY, official_id),)
+
+
+@dataclass
+class ChainDriver:
+    intake: intake_pb2_grpc.IntakeServiceStub
+    review: review_pb2_grpc.ReviewServiceStub
+    channels: list[grpc.aio.Channel]
+
+    @classmethod
+    def connect(cls, *, intake_address: str, review_address: str, pki_dir: Path) -> ChainDriver:
+        intake = secure_channel(intake_address, pki_dir=pki_dir, system="hall-window-system")
+        review = secure_channel(review_address, pki_dir=pki_dir,
+                                system="department-review-system")
+        return cls(intake_pb2_grpc.IntakeServiceStub(intake),
+                   review_pb2_grpc.ReviewServiceStub(review), [intake, review])
+
+    async def close(self) -> None:
+        for channel in self.channels:
+            await channel.close()
+
+    async def submit(self, *, item_code: str = SAMPLE_ITEM, clerk: str = CLERK,
+                     idempotency_key: str = "") -> str:
+        """Submit a complete application; returns the accepted case's number."""
+        item = (await self.intake.GetApprovalItem(
+            intake_pb2.GetApprovalItemRequest(code=item_code))).item
+        reply = await self.intake.SubmitApplication(intake_pb2.SubmitApplicationRequest(
+            idempotency_key=idempotency_key or uuid.uuid4().hex,
+            item_code=item_code,
+            applicant=intake_pb2.Applicant(
+                kind=intake_pb2.APPLICANT_KIND_ORGANISATION, name="沈阳示例餐饮有限公司",
+                id_number="91210100MA0XXXXX1Y"),
+            materials=[intake_pb2.SubmittedMaterial(code=m.code, provided=True)
+                       for m in item.materials],
+            finding=intake_pb2.FINDING_NONE), metadata=acting(clerk))
+        if reply.outcome != intake_pb2.INTAKE_OUTCOME_ACCEPTED:
+            raise RuntimeError(f"the application was not accepted: {reply.outcome}")
+        return reply.case.case_number
+
+    async def decide(self, case_number: str, *, stage: int, outcome: int, official: str,
+                     request_id: str = "") -> review_pb2.DecideCaseResponse:
+        return await self.review.DecideCase(review_pb2.DecideCaseRequest(
+            case_number=case_number, stage=stage, outcome=outcome,
+            opinion="材料齐全，符合法定条件", legal_basis="《中华人民共和国行政许可法》第三十八条",
+            request_id=request_id or str(uuid.uuid4())), metadata=acting(official))
+
+    async def review_case(self, case_number: str, *, request_id: str = "") -> None:
+        await self.decide(case_number, stage=review_pb2.APPROVAL_STAGE_REVIEW,
+                          outcome=review_pb2.DECISION_OUTCOME_APPROVE, official=REVIEWER,
+                          request_id=request_id)
+
+    async def sign_case(self, case_number: str, *, request_id: str = "") -> None:
+        await self.decide(case_number, stage=review_pb2.APPROVAL_STAGE_SIGN,
+                          outcome=review_pb2.DECISION_OUTCOME_APPROVE, official=LEADER,
+                          request_id=request_id)
+
+    async def seal_case(self, case_number: str, *, request_id: str = "") -> str:
+        reply = await self.decide(case_number, stage=review_pb2.APPROVAL_STAGE_SEAL,
+                                  outcome=review_pb2.DECISION_OUTCOME_SEAL,
+                                  official=SEAL_CUSTODIAN, request_id=request_id)
+        return reply.receipt.certificate_number if reply.HasField("receipt") else ""
+
+    async def run_case(self) -> tuple[str, str]:
+        """Submit, review, sign and seal one case; returns (case number, certificate)."""
+        case_number = await self.submit()
+        await self.review_case(case_number)
+        await self.sign_case(case_number)
+        return case_number, await self.seal_case(case_number)
