@@ -22,11 +22,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from deploy.local.chain_driver import CLERK, ChainDriver, acting
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
-from deploy.local.chain_driver import CLERK, ChainDriver, acting
 from kernel.grpcserver import secure_channel
 from kernel.temporal import SEARCH_ATTRIBUTES
 from tests.support import as_official
