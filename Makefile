@@ -35,7 +35,7 @@ lint-protos: protos node_modules/.bin/buf ## buf lint (STANDARD) over the protos
 
 lint: setup lint-protos ## ruff and mypy --strict on the project's code, buf lint on the protos.
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy kernel services workflows deploy bench tests tools
+	$(VENV)/bin/mypy kernel services workflows deploy tests tools $(wildcard bench)
 
 test-unit: setup
 	$(PY) -m pytest tests/unit

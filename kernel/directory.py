@@ -10,7 +10,7 @@ process. The copies are loaded from the same directory files.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,11 +156,8 @@ class StaffDirectory:
             self._session.execute(insert(self._table), rows)
 
 
-def require_official(directory: StaffDirectory, caller: Caller, *, role: str,
-                     department_code: str | None = None) -> Official:
-    """The acting official, if it holds ``role`` (in ``department_code`` when given)."""
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role}")
+def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
+    """The official the caller asserts, whatever roles they hold."""
     if not caller.official_id:
         raise Unauthenticated(
             f"this call changes something: name the acting official in the "
@@ -168,8 +165,20 @@ def require_official(directory: StaffDirectory, caller: Caller, *, role: str,
     official = directory.get(caller.official_id)
     if official is None:
         raise PermissionDenied(f"official {caller.official_id} is not in the staff directory")
-    if role not in official.roles:
-        raise PermissionDenied(f"official {official.id} does not hold the role {role}")
+    return official
+
+
+def require_official(directory: StaffDirectory, caller: Caller, *, role: str | Sequence[str],
+                     department_code: str | None = None) -> Official:
+    """The acting official, if it holds ``role`` (or one of several), in ``department_code``."""
+    roles = (role,) if isinstance(role, str) else tuple(role)
+    unknown = set(roles) - set(ROLES)
+    if unknown or not roles:
+        raise ValueError(f"unknown roles {sorted(unknown)}")
+    official = acting_official(directory, caller)
+    if not official.roles & set(roles):
+        wanted = roles[0] if len(roles) == 1 else f"any of {', '.join(roles)}"
+        raise PermissionDenied(f"official {official.id} does not hold the role {wanted}")
     if department_code is not None and official.department_code != department_code:
         raise PermissionDenied(
             f"official {official.id} belongs to {official.department_code}, "

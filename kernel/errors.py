@@ -50,3 +50,7 @@ class Unauthenticated(GovhallError):
     """The caller could not be identified."""
 
 
+
+
+class Unavailable(GovhallError):
+    """A system this call depends on could not be reached in time; the call may be retried."""

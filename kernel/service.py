@@ -46,8 +46,9 @@ class ServiceDefinition:
     register: Callable[[grpc.aio.Server, Engine, ServiceSettings], None]
     #: The activity callables this service hosts on its task queue.
     activities: Callable[[Engine, ServiceSettings], Sequence[Callable[..., Any]]]
-    #: Loads the sample directory into an empty database; returns True if it did.
-    load_sample: Callable[[Engine, Path], bool]
+    #: Makes what the service needs on first start (keys, sample directory data in an
+    #: empty database); returns True if it loaded the sample data.
+    load_sample: Callable[[Engine, ServiceSettings], bool]
 
 
 @dataclass
@@ -76,7 +77,7 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
     upgrade(migrations_dir=definition.migrations_dir, url=url)
     engine = make_engine(url)
     try:
-        return definition.load_sample(engine, settings.sample_dir)
+        return definition.load_sample(engine, settings)
     finally:
         engine.dispose()
 

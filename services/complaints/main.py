@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from kernel.service import ServiceDefinition, main
+from kernel.settings import ServiceSettings
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.handlers import load_sample_directory
@@ -24,8 +25,8 @@ def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(ComplaintsServicer(engine), server)
 
 
-def _load_sample(engine: Engine, sample_dir: Path) -> bool:
-    return load_sample_directory(uow=ComplaintsUnitOfWork(engine), sample_dir=sample_dir)
+def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    return load_sample_directory(uow=ComplaintsUnitOfWork(engine), sample_dir=settings.sample_dir)
 
 
 DEFINITION = ServiceDefinition(

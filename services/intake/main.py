@@ -17,6 +17,7 @@ from services.intake import activities
 from services.intake.api.servicer import IntakeServicer
 from services.intake.app.handlers import load_sample_directory
 from services.intake.db.repository import IntakeUnitOfWork
+from services.intake.keystore import applicant_cipher, seal_key
 from services.intake.settings import IntakeSettings
 
 
@@ -26,8 +27,11 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
     servicer.resume_unstarted_chains()
 
 
-def _load_sample(engine: Engine, sample_dir: Path) -> bool:
-    return load_sample_directory(uow=IntakeUnitOfWork(engine), sample_dir=sample_dir)
+def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    # The center's seal and the applicant-data key exist before the first case.
+    seal_key(settings.pki_dir)
+    applicant_cipher(settings.pki_dir)
+    return load_sample_directory(uow=IntakeUnitOfWork(engine), sample_dir=settings.sample_dir)
 
 
 DEFINITION = ServiceDefinition(

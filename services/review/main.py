@@ -31,8 +31,8 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
     review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine, chain), server)
 
 
-def _load_sample(engine: Engine, sample_dir: Path) -> bool:
-    return load_sample_directory(uow=ReviewUnitOfWork(engine), sample_dir=sample_dir,
+def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    return load_sample_directory(uow=ReviewUnitOfWork(engine), sample_dir=settings.sample_dir,
                                  now=datetime.now(UTC))
 
 

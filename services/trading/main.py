@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from kernel.service import ServiceDefinition, main
+from kernel.settings import ServiceSettings
 from services.trading import activities
 from services.trading.api.servicer import TradingServicer
 from services.trading.app.handlers import load_sample_directory
@@ -24,8 +25,8 @@ def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
     trading_pb2_grpc.add_TradingServiceServicer_to_server(TradingServicer(engine), server)
 
 
-def _load_sample(engine: Engine, sample_dir: Path) -> bool:
-    return load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=sample_dir)
+def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    return load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir)
 
 
 DEFINITION = ServiceDefinition(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,8 +9,6 @@ from pathlib import Path
 from kernel.audit import Actor, Verification
 from kernel.directory import (
     Department,
-    Official,
-    StaffDirectory,
     read_sample,
     require_official,
     sample_departments,
@@ -22,7 +19,6 @@ from kernel.errors import (
     FieldViolation,
     InvalidArgument,
     NotFound,
-    PermissionDenied,
 )
 from kernel.identity import Caller
 from kernel.paging import decode_token, encode_token, page_size
@@ -82,20 +78,6 @@ def _department_names(uow: ComplaintsUnitOfWork, codes: set[str]) -> dict[str, s
     return names
 
 
-def _require_one_of(staff: StaffDirectory, caller: Caller, roles: Sequence[str]) -> Official:
-    """The acting official, if it holds any of ``roles``."""
-    refusal: PermissionDenied | None = None
-    for role in roles:
-        try:
-            return require_official(staff, caller, role=role)
-        except PermissionDenied as error:
-            refusal = error
-    if staff.get(caller.official_id) is None and refusal is not None:
-        raise refusal  # not in the directory at all: say so
-    raise PermissionDenied(
-        f"official {caller.official_id} holds none of the roles {', '.join(roles)}")
-
-
 def list_departments(*, uow: ComplaintsUnitOfWork, kind: str, requested_size: int,
                      page_token: str) -> DepartmentPage:
     size = page_size(requested_size)
@@ -149,7 +131,7 @@ def set_routing_rule(*, uow: ComplaintsUnitOfWork, caller: Caller, category_code
                      department_code: str, name: str, basis: str) -> RoutingSet:
     """Create a category routed to a department, or re-point an existing one."""
     with uow:
-        official = _require_one_of(uow.staff, caller, ROUTING_ROLES)
+        official = require_official(uow.staff, caller, role=ROUTING_ROLES)
         department = uow.departments.get(department_code)
         if department is None:
             raise InvalidArgument(

@@ -62,7 +62,7 @@ _OUTAGES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
             RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.CANCELLED, RPCStatusCode.ABORTED)
 
 
-class ChainUnavailable(Exception):
+class ChainUnavailable(errors.Unavailable):
     """Temporal could not be reached or did not answer in time; the call may be retried."""
 
 

@@ -8,9 +8,9 @@ as Temporal updates (services/review/api/approval_chain.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, date, datetime
-from typing import Any, NoReturn, TypeVar
+from typing import Any, TypeVar
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -24,7 +24,7 @@ from kernel.commonpb import verification_to_proto
 from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
-from services.review.api.approval_chain import ApprovalChain, ChainUnavailable
+from services.review.api.approval_chain import ApprovalChain
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.model import Delegation, LoadedSchedule
@@ -223,24 +223,10 @@ def actor_of(capacity: Capacity, system: str) -> Actor:
         delegation_id=str(capacity.delegation_id) if capacity.delegation_id else "")
 
 
-async def _unavailable(context: grpc.aio.ServicerContext[Any, Any],
-                       error: ChainUnavailable) -> NoReturn:
-    await context.abort(grpc.StatusCode.UNAVAILABLE, str(error))
-    raise AssertionError("abort returned")  # abort raises; this line is never reached
-
-
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     def __init__(self, engine: Engine, chain: ApprovalChain) -> None:
         self._engine = engine
         self._chain = chain
-
-    async def _through_chain(self, context: grpc.aio.ServicerContext[Any, Any],
-                             call: Awaitable[T]) -> T:
-        """Await a call to the approval workflows; Temporal being away is UNAVAILABLE."""
-        try:
-            return await call
-        except ChainUnavailable as error:
-            await _unavailable(context, error)
 
     def _reading(self) -> ReviewUnitOfWork:
         return ReviewUnitOfWork(self._engine, write=False)
@@ -319,8 +305,8 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             makeup_workdays=_days(request.makeup_workdays, "makeup_workdays"),
             now=datetime.now(UTC))
         # Only after the commit: a case recomputing now reads the new schedule.
-        cases = await self._through_chain(context, self._chain.recompute_running(
-            f"holiday schedule {request.year} loaded"))
+        cases = await self._chain.recompute_running(
+            f"holiday schedule {request.year} loaded")
         return pb.LoadHolidayScheduleResponse(schedule=loaded_schedule_to_proto(load.loaded),
                                               replaced=load.replaced, cases_recomputing=cases)
 
@@ -371,8 +357,8 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         decision = Decision(actor=actor_of(capacity, caller.system), stage=stage,
                             outcome=_OUTCOME_NAMES[request.outcome], opinion=request.opinion,
                             legal_basis=request.legal_basis)
-        receipt = await self._through_chain(context, self._chain.decide(
-            request.case_number, decision, request.request_id))
+        receipt = await self._chain.decide(
+            request.case_number, decision, request.request_id)
         return pb.DecideCaseResponse(receipt=receipt_to_proto(receipt))
 
     async def _change_clock(self, context: grpc.aio.ServicerContext[Any, Any], *,
@@ -384,8 +370,8 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
         capacity = await asyncio.to_thread(
             handlers.acting_capacity, uow=self._reading(), caller=caller, role=role,
             now=datetime.now(UTC))
-        receipt = await self._through_chain(context, self._chain.change(
-            case_number, update, argument(actor_of(capacity, caller.system)), request_id))
+        receipt = await self._chain.change(
+            case_number, update, argument(actor_of(capacity, caller.system)), request_id)
         if audited is None:
             return receipt
         await asyncio.to_thread(
@@ -440,5 +426,5 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def GetCaseProgress(self, request: pb.GetCaseProgressRequest,
                               context: grpc.aio.ServicerContext[Any, Any],
                               ) -> pb.GetCaseProgressResponse:
-        status = await self._through_chain(context, self._chain.status(request.case_number))
+        status = await self._chain.status(request.case_number)
         return progress_to_proto(status)

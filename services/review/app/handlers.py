@@ -13,6 +13,7 @@ from kernel.audit import Actor, Verification
 from kernel.calendar import WorkingCalendar
 from kernel.directory import (
     Official,
+    acting_official,
     read_sample,
     require_official,
     sample_departments,
@@ -23,9 +24,8 @@ from kernel.errors import (
     InvalidArgument,
     NotFound,
     PermissionDenied,
-    Unauthenticated,
 )
-from kernel.identity import OFFICIAL_METADATA_KEY, Caller
+from kernel.identity import Caller
 from kernel.paging import decode_token, encode_token, page_size
 from services.review.db.repository import InboxPosition, ReviewUnitOfWork
 from services.review.domain import deadlines, model, tasks
@@ -82,18 +82,6 @@ def _department_names(uow: ReviewUnitOfWork, codes: set[str]) -> dict[str, str]:
 def _require_department(uow: ReviewUnitOfWork, department_code: str) -> None:
     if department_code and uow.departments.get(department_code) is None:
         raise NotFound(f"department {department_code} is not in the directory")
-
-
-def _acting_official(uow: ReviewUnitOfWork, caller: Caller) -> Official:
-    """The asserted official, whatever roles they hold; the caller of this checks those."""
-    if not caller.official_id:
-        raise Unauthenticated(
-            f"this call changes something: name the acting official in the "
-            f"{OFFICIAL_METADATA_KEY} metadata entry")
-    official = uow.staff.get(caller.official_id)
-    if official is None:
-        raise PermissionDenied(f"official {caller.official_id} is not in the staff directory")
-    return official
 
 
 _ID_TOKEN = re.compile(r"[0-9]{1,18}")
@@ -163,7 +151,7 @@ def revoke_delegation(*, uow: ReviewUnitOfWork, caller: Caller, delegation_id: i
            now: datetime) -> Delegation:
     """End a delegation now; only its leader or an operator may."""
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         delegation = uow.delegations.get(delegation_id, for_update=True)
         if delegation is None:
             raise NotFound(f"delegation {delegation_id} does not exist")
@@ -441,7 +429,7 @@ def list_inbox(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str, s
     size = page_size(requested_size)
     after = _inbox_position(page_token)
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         _require_department(uow, department_code)
         scope = tasks.inbox_scope(
             official, department_code=department_code, stage=stage,
@@ -464,7 +452,7 @@ def claim_task(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str, stage
     """The acting official takes an open task; claiming one's own again changes nothing."""
     _check_stage(stage)
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         task = uow.tasks.get(case_number, stage, for_update=True)
         if task is None:
             raise NotFound(f"case {case_number} has no {stage} task")
@@ -489,7 +477,7 @@ def acting_capacity(*, uow: ReviewUnitOfWork, caller: Caller, role: str,
                     now: datetime) -> Capacity:
     """Who the acting official is for a change sent to a case's workflow, which checks it."""
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         return _capacity(uow, official, role, now)
 
 
@@ -502,7 +490,7 @@ def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str
     """
     _check_stage(stage)
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         tasks.check_not_claimed_by_another(uow.tasks.get(case_number, stage), official.id)
         return _capacity(uow, official, STAGE_ROLE[Stage(stage)], now)
 
@@ -536,7 +524,7 @@ def list_escalations(*, uow: ReviewUnitOfWork, caller: Caller, department_code: 
     size = page_size(requested_size)
     after = _id_after(page_token)
     with uow:
-        official = _acting_official(uow, caller)
+        official = acting_official(uow.staff, caller)
         if not official.roles & tasks.OVERSIGHT_ROLES:
             raise PermissionDenied(
                 f"official {official.id} holds neither the role supervisor nor operator")
