@@ -80,6 +80,14 @@ class Departments:
         row = self._session.execute(select(self._table).where(self._table.c.code == code)).first()
         return Department(row.code, row.name, row.kind) if row else None
 
+    def names(self, codes: Iterable[str]) -> dict[str, str]:
+        """The name of each department code; '' for a code not in the directory."""
+        wanted = set(codes)
+        rows = self._session.execute(
+            select(self._table.c.code, self._table.c.name).where(self._table.c.code.in_(wanted)))
+        found = {row.code: row.name for row in rows}
+        return {code: found.get(code, "") for code in wanted}
+
     def list(self, *, kind: str = "", after: str = "", limit: int = 1000) -> list[Department]:
         query = select(self._table).where(self._table.c.code > after)
         if kind:

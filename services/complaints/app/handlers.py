@@ -70,14 +70,6 @@ class RoutingSet:
     department: Department
 
 
-def _department_names(uow: ComplaintsUnitOfWork, codes: set[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for code in codes:
-        department = uow.departments.get(code)
-        names[code] = department.name if department else ""
-    return names
-
-
 def list_departments(*, uow: ComplaintsUnitOfWork, kind: str, requested_size: int,
                      page_token: str) -> DepartmentPage:
     size = page_size(requested_size)
@@ -108,7 +100,7 @@ def list_categories(*, uow: ComplaintsUnitOfWork, department_code: str, requeste
         more = len(categories) > size
         categories = categories[:size]
         return CategoryPage(
-            categories, _department_names(uow, {c.department_code for c in categories}),
+            categories, uow.departments.names({c.department_code for c in categories}),
             encode_token(categories[-1].code) if more else "")
 
 
@@ -170,7 +162,7 @@ def list_routing_rules(*, uow: ComplaintsUnitOfWork, category_code: str, request
         rules = uow.routing.rules(category_code, after_version=after, limit=size + 1)
         more = len(rules) > size
         rules = rules[:size]
-        return RulePage(rules, _department_names(uow, {r.department_code for r in rules}),
+        return RulePage(rules, uow.departments.names({r.department_code for r in rules}),
                         encode_token(str(rules[-1].version)) if more else "")
 
 

@@ -26,14 +26,6 @@ class ItemPage:
     next_page_token: str
 
 
-def _department_names(uow: IntakeUnitOfWork, items: list[ApprovalItem]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for code in {i.department_code for i in items}:
-        department = uow.departments.get(code)
-        names[code] = department.name if department else ""
-    return names
-
-
 def list_approval_items(*, uow: IntakeUnitOfWork, department_code: str, requested_size: int,
                         page_token: str) -> ItemPage:
     size = page_size(requested_size)
@@ -44,7 +36,7 @@ def list_approval_items(*, uow: IntakeUnitOfWork, department_code: str, requeste
                                            after=decode_token(page_token), limit=size + 1)
         more = len(items) > size
         items = items[:size]
-        return ItemPage(items, _department_names(uow, items),
+        return ItemPage(items, uow.departments.names(i.department_code for i in items),
                         encode_token(items[-1].code) if more else "")
 
 
@@ -56,7 +48,7 @@ def get_approval_item(*, uow: IntakeUnitOfWork, code: str,
             if version and uow.catalogue.current(code) is not None:
                 raise NotFound(f"approval item {code} has no version {version}")
             raise NotFound(f"approval item {code} is not in the catalogue")
-        return item, _department_names(uow, [item])[item.department_code]
+        return item, uow.departments.names([item.department_code])[item.department_code]
 
 
 def publish_approval_item_version(*, uow: IntakeUnitOfWork, caller: Caller,

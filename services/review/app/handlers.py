@@ -71,14 +71,6 @@ class ScheduleLoad:
     replaced: bool
 
 
-def _department_names(uow: ReviewUnitOfWork, codes: set[str]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for code in codes:
-        department = uow.departments.get(code)
-        names[code] = department.name if department else ""
-    return names
-
-
 def _require_department(uow: ReviewUnitOfWork, department_code: str) -> None:
     if department_code and uow.departments.get(department_code) is None:
         raise NotFound(f"department {department_code} is not in the directory")
@@ -106,7 +98,7 @@ def list_officials(*, uow: ReviewUnitOfWork, department_code: str, role: str,
         more = len(officials) > size
         officials = officials[:size]
         return OfficialPage(
-            officials, _department_names(uow, {o.department_code for o in officials}),
+            officials, uow.departments.names({o.department_code for o in officials}),
             encode_token(officials[-1].id) if more else "")
 
 
@@ -116,7 +108,7 @@ def get_official(*, uow: ReviewUnitOfWork, official_id: str, now: datetime) -> O
         if official is None:
             raise NotFound(f"official {official_id} is not in the staff directory")
         return OfficialRecord(
-            official, _department_names(uow, {official.department_code})[official.department_code],
+            official, uow.departments.names({official.department_code})[official.department_code],
             uow.delegations.in_force_involving(official_id, now))
 
 
