@@ -11,6 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import grpc
 
@@ -18,6 +19,10 @@ from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.grpcserver import secure_channel
 from kernel.identity import OFFICIAL_METADATA_KEY
+
+if TYPE_CHECKING:
+    from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
+    from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
 
 #: 食品经营许可（新办） of 市场监督管理局 (SCJGJ), and the sample officials who act on it.
 SAMPLE_ITEM = "012101000007001"
@@ -33,8 +38,8 @@ def acting(official_id: str) -> tuple[tuple[str, str], ...]:
 
 @dataclass
 class ChainDriver:
-    intake: intake_pb2_grpc.IntakeServiceStub
-    review: review_pb2_grpc.ReviewServiceStub
+    intake: IntakeServiceAsyncStub
+    review: ReviewServiceAsyncStub
     channels: list[grpc.aio.Channel]
 
     @classmethod
@@ -43,11 +48,12 @@ class ChainDriver:
         review = secure_channel(review_address, pki_dir=pki_dir,
                                 system="department-review-system")
         return cls(intake_pb2_grpc.IntakeServiceStub(intake),
-                   review_pb2_grpc.ReviewServiceStub(review), [intake, review])
+                   review_pb2_grpc.ReviewServiceStub(review),
+                   [intake, review])
 
     async def close(self) -> None:
         for channel in self.channels:
-            await channel.close()
+            await channel.close(grace=None)
 
     async def submit(self, *, item_code: str = SAMPLE_ITEM, clerk: str = CLERK,
                      idempotency_key: str = "") -> str:
@@ -67,7 +73,8 @@ class ChainDriver:
             raise RuntimeError(f"the application was not accepted: {reply.outcome}")
         return reply.case.case_number
 
-    async def decide(self, case_number: str, *, stage: int, outcome: int, official: str,
+    async def decide(self, case_number: str, *, stage: review_pb2.ApprovalStage.ValueType,
+                     outcome: review_pb2.DecisionOutcome.ValueType, official: str,
                      request_id: str = "") -> review_pb2.DecideCaseResponse:
         return await self.review.DecideCase(review_pb2.DecideCaseRequest(
             case_number=case_number, stage=stage, outcome=outcome,
