@@ -88,6 +88,9 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                         maximum_interval=timedelta(seconds=30),
                         non_retryable_error_types=["NotFound", "InvalidArgument"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+#: Patch: every change of SLA state (pause, recomputed deadlines) is upserted and put on
+#: the timeline. Histories recorded before it (tests/replay, v1) keep the old path.
+SLA_SHOWN_ON_EVERY_CHANGE = "sla-shown-on-every-change"
 TERMINAL = (Stage.COMPLETED, Stage.WITHDRAWN)
 
 
@@ -318,9 +321,13 @@ class ApprovalWorkflow:
         self._check_open()
         if self._paused_now():
             raise _refuse("FailedPrecondition", "the clock is already paused")
-        await workflow.wait_condition(lambda: self.started)
+        # Taken before any await, so a second start handled alongside sees the pause.
         self.paused.append(PausedSpan(change.procedure, self._today()))
-        self.sla_state = SlaState.PAUSED
+        await workflow.wait_condition(lambda: self.started)
+        if workflow.patched(SLA_SHOWN_ON_EVERY_CHANGE):
+            await self._apply_sla(SlaState.PAUSED)
+        else:
+            self.sla_state = SlaState.PAUSED
         self.deadline_version += 1
         await self._event("clock.paused", stage=self.stage,
                           official_id=change.actor.official_id,
@@ -453,16 +460,24 @@ class ApprovalWorkflow:
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
             summary=f"compute deadlines ({reason})")
         self.deadline_version += 1
-        self.sla_state = self._sla_now()
-        workflow.upsert_search_attributes([
-            DUE_TIME.value_set(self.deadlines.promised_due_at),
-            SLA_STATE.value_set(self.sla_state),
-        ])
         details = {"reason": reason}
         if self.deadlines.unknown_year:
             details["calendar_gap_year"] = str(self.deadlines.unknown_year)
-        await self._event("deadlines.computed", stage=self.stage, details=details,
-                          deadlines=self.deadlines, sla_state=self.sla_state)
+        if workflow.patched(SLA_SHOWN_ON_EVERY_CHANGE):
+            workflow.upsert_search_attributes([
+                DUE_TIME.value_set(self.deadlines.promised_due_at)])
+            await self._event("deadlines.computed", stage=self.stage, details=details,
+                              deadlines=self.deadlines, sla_state=self.sla_state)
+            # A new deadline can make the case yellow or red (or green again) at once.
+            await self._apply_sla(self._sla_now())
+        else:
+            self.sla_state = self._sla_now()
+            workflow.upsert_search_attributes([
+                DUE_TIME.value_set(self.deadlines.promised_due_at),
+                SLA_STATE.value_set(self.sla_state),
+            ])
+            await self._event("deadlines.computed", stage=self.stage, details=details,
+                              deadlines=self.deadlines, sla_state=self.sla_state)
         if self.task_opened and self.task_opened == self.stage:
             await self._open_task(self.stage)  # the inbox orders by the new due time
 

@@ -2,23 +2,20 @@
 
 One runner process per test run: it starts its own Temporal dev server on
 free ports, the four services and (when there are workflows) the worker.
+
+The runner's process is driven by tests/e2e/suite.py (RunnerSuite).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import threading
-import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -27,86 +24,19 @@ from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
-from kernel.grpcserver import secure_channel
 from kernel.temporal import SEARCH_ATTRIBUTES
+from tests.e2e.suite import RunnerSuite, free_ports
 from tests.support import as_official
 
 pytestmark = pytest.mark.e2e
 SERVICES = ("intake", "review", "trading", "complaints")
-READY_SECONDS = 120
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
-
-
-@dataclass
-class Suite:
-    environment: dict[str, str]
-    var_dir: Path
-    ports: dict[str, int]
-    process: subprocess.Popen[str] | None = None
-    lines: list[str] = field(default_factory=list)
-    ready: threading.Event = field(default_factory=threading.Event)
-    reader: threading.Thread | None = None
-
-    def start(self) -> float:
-        started = time.monotonic()
-        self.lines = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.local.runner"], env=self.environment,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
-        self.reader.start()
-        if self.ready.wait(READY_SECONDS):
-            return time.monotonic() - started
-        self.stop()
-        raise AssertionError(f"the suite did not become ready:\n{self.output}")
-
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.lines.append(line)
-            if line.startswith("ready in"):
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        if self.reader is not None:
-            self.reader.join(timeout=10)
-        return self.process.returncode
-
-    def address(self, service: str) -> str:
-        return f"127.0.0.1:{self.ports[service]}"
-
-    def channel(self, service: str) -> grpc.aio.Channel:
-        return secure_channel(self.address(service), pki_dir=self.var_dir / "pki",
-                              system="operator")
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerSuite]:
     var_dir = tmp_path_factory.mktemp("var")
     names = ["temporal", "ui", "http", "metrics", *SERVICES]
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     environment = {k: v for k, v in os.environ.items() if not k.startswith("GOVHALL_")}
     environment.update({
         "GOVHALL_RUNNER_VAR_DIR": str(var_dir),
@@ -117,14 +47,14 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Suite]:
     })
     for service in SERVICES:
         environment[f"GOVHALL_{service.upper()}_PORT"] = str(ports[service])
-    running = Suite(environment, var_dir, ports)
+    running = RunnerSuite(environment, var_dir, ports)
     running.start()
     yield running
     if running.process is not None and running.process.poll() is None:
         running.stop()
 
 
-async def test_every_service_is_serving_over_mtls(suite: Suite) -> None:
+async def test_every_service_is_serving_over_mtls(suite: RunnerSuite) -> None:
     for service in SERVICES:
         async with suite.channel(service) as channel:
             reply = await health_pb2_grpc.HealthStub(channel).Check(
@@ -132,7 +62,7 @@ async def test_every_service_is_serving_over_mtls(suite: Suite) -> None:
         assert reply.status == health_pb2.HealthCheckResponse.SERVING, service
 
 
-async def test_the_output_names_every_address_and_certificate(suite: Suite) -> None:
+async def test_the_output_names_every_address_and_certificate(suite: RunnerSuite) -> None:
     for service in SERVICES:
         assert suite.address(service) in suite.output
     assert f"http://127.0.0.1:{suite.ports['ui']}" in suite.output
@@ -140,7 +70,7 @@ async def test_the_output_names_every_address_and_certificate(suite: Suite) -> N
     assert str(suite.var_dir / "pki" / "clients" / "operator.pem") in suite.output
 
 
-async def test_a_directory_is_read_through_each_service(suite: Suite) -> None:
+async def test_a_directory_is_read_through_each_service(suite: RunnerSuite) -> None:
     async with suite.channel("intake") as channel:
         items = await intake_pb2_grpc.IntakeServiceStub(channel).ListApprovalItems(
             intake_pb2.ListApprovalItemsRequest(page_size=500))
@@ -160,13 +90,13 @@ async def test_a_directory_is_read_through_each_service(suite: Suite) -> None:
     assert len(departments.departments) >= 100
 
 
-def test_the_temporal_ui_answers(suite: Suite) -> None:
+def test_the_temporal_ui_answers(suite: RunnerSuite) -> None:
     url = f"http://127.0.0.1:{suite.ports['ui']}/"
     with urllib.request.urlopen(url, timeout=10) as response:
         assert response.status == 200
 
 
-def test_the_custom_search_attributes_are_registered(suite: Suite) -> None:
+def test_the_custom_search_attributes_are_registered(suite: RunnerSuite) -> None:
     listing = subprocess.run(
         [str(Path(sys.executable).parent / "temporal"), "operator", "search-attribute", "list",
          "--address", f"127.0.0.1:{suite.ports['temporal']}"],
@@ -175,7 +105,7 @@ def test_the_custom_search_attributes_are_registered(suite: Suite) -> None:
         assert key.name in listing
 
 
-async def test_an_application_goes_through_the_whole_chain(suite: Suite) -> None:
+async def test_an_application_goes_through_the_whole_chain(suite: RunnerSuite) -> None:
     driver = ChainDriver.connect(intake_address=suite.address("intake"),
                                  review_address=suite.address("review"),
                                  pki_dir=suite.var_dir / "pki")
@@ -198,7 +128,7 @@ async def test_an_application_goes_through_the_whole_chain(suite: Suite) -> None
     assert verdict.result == intake_pb2.VERIFICATION_RESULT_VALID
 
 
-async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: Suite) -> None:
+async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: RunnerSuite) -> None:
     async with suite.channel("intake") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         item = (await stub.GetApprovalItem(
