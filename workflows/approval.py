@@ -91,6 +91,9 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 #: Patch: every change of SLA state (pause, recomputed deadlines) is upserted and put on
 #: the timeline. Histories recorded before it (tests/replay, v1) keep the old path.
 SLA_SHOWN_ON_EVERY_CHANGE = "sla-shown-on-every-change"
+#: Patch: search attributes are upserted only when their value changes (fewer history
+#: events per case; bench/approval.py).
+UPSERT_ONLY_CHANGES = "upsert-only-changes"
 TERMINAL = (Stage.COMPLETED, Stage.WITHDRAWN)
 
 
@@ -118,6 +121,7 @@ class ApprovalWorkflow:
         self.escalated: set[str] = set()
         self.event_count = 0
         self.task_opened = ""
+        self.shown_stage = ""
         #: Set once deadlines are known and the chain has begun; handlers wait for it.
         self.started = False
 
@@ -125,12 +129,16 @@ class ApprovalWorkflow:
 
     @workflow.run
     async def run(self, case: ApprovalInput) -> ApprovalResult:
-        workflow.upsert_search_attributes([
-            CASE_NUMBER.value_set(case.case_number),
-            ITEM_CODE.value_set(case.item_code),
-            DEPARTMENT.value_set(case.department_code),
-            CASE_KIND.value_set(KIND_APPROVAL),
-        ])
+        identity = [CASE_NUMBER.value_set(case.case_number),
+                    ITEM_CODE.value_set(case.item_code),
+                    DEPARTMENT.value_set(case.department_code),
+                    CASE_KIND.value_set(KIND_APPROVAL)]
+        if workflow.patched(UPSERT_ONLY_CHANGES):
+            # The starter usually set them already: upsert only what it did not.
+            present = workflow.info().typed_search_attributes
+            identity = [u for u in identity if present.get(u.key) is None]
+        if identity:
+            workflow.upsert_search_attributes(identity)
         await self._compute_deadlines("accepted")
         await self._event("chain.started", stage=self.stage, official_id=case.clerk_id,
                           status="under_review")
@@ -573,7 +581,9 @@ class ApprovalWorkflow:
 
     def _show(self) -> None:
         """Stage, whom the case waits for and its deadlines, for the Temporal UI."""
-        workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
+        if self.shown_stage != self.stage or not workflow.patched(UPSERT_ONLY_CHANGES):
+            workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
+            self.shown_stage = self.stage
         lines = [f"**Stage:** {self.stage}", f"**Waiting for:** {self._waiting_for()}",
                  f"**SLA:** {self.sla_state}"]
         if self.deadlines is not None:

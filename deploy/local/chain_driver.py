@@ -75,11 +75,22 @@ class ChainDriver:
 
     async def decide(self, case_number: str, *, stage: review_pb2.ApprovalStage.ValueType,
                      outcome: review_pb2.DecisionOutcome.ValueType, official: str,
-                     request_id: str = "") -> review_pb2.DecideCaseResponse:
-        return await self.review.DecideCase(review_pb2.DecideCaseRequest(
+                     request_id: str = "", attempts: int = 5) -> review_pb2.DecideCaseResponse:
+        """Send one decision; on UNAVAILABLE send it again with the same request id.
+
+        The request id is the workflow update's id, so a resend never decides twice.
+        """
+        request = review_pb2.DecideCaseRequest(
             case_number=case_number, stage=stage, outcome=outcome,
             opinion="材料齐全，符合法定条件", legal_basis="《中华人民共和国行政许可法》第三十八条",
-            request_id=request_id or str(uuid.uuid4())), metadata=acting(official))
+            request_id=request_id or str(uuid.uuid4()))
+        for attempt in range(1, attempts + 1):
+            try:
+                return await self.review.DecideCase(request, metadata=acting(official))
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     async def review_case(self, case_number: str, *, request_id: str = "") -> None:
         await self.decide(case_number, stage=review_pb2.APPROVAL_STAGE_REVIEW,

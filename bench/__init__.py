@@ -1,0 +1,1 @@
+"""Benchmarks and their baselines: reproducible commands that print their figures."""
