@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -164,9 +164,14 @@ class ApprovalWorkflow:
             OPEN_TASK,
             TaskOpening(self.case.case_number, stage, self._deciding_department(stage),
                         STAGE_ROLE[Stage(stage)], self.case.item_code,
-                        self.deadlines.promised_due_at),
+                        self._stage_due(stage)),
             task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RECORDING, summary=f"open the {stage} task")
+
+    def _stage_due(self, stage: str) -> datetime:
+        """The stage's own limit, or the promised deadline where none is given."""
+        assert self.deadlines is not None
+        return self.deadlines.stage_due_at.get(stage, self.deadlines.promised_due_at)
 
     def _left(self, stage: str) -> Callable[[], bool]:
         return lambda: self.stage != stage
@@ -587,6 +592,8 @@ class ApprovalWorkflow:
         lines = [f"**Stage:** {self.stage}", f"**Waiting for:** {self._waiting_for()}",
                  f"**SLA:** {self.sla_state}"]
         if self.deadlines is not None:
+            if self.stage in STAGE_ROLE:
+                lines.append(f"**This stage due:** {self._stage_due(self.stage).isoformat()}")
             lines += [f"**Yellow from:** {self.deadlines.warning_at.isoformat()}",
                       f"**Promised deadline:** {self.deadlines.promised_due_at.isoformat()}",
                       f"**Legal deadline:** {self.deadlines.legal_due_at.isoformat()}"

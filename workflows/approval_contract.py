@@ -202,6 +202,9 @@ class Deadlines:
     legal_due_at: datetime
     #: A year a deadline falls in that has no holiday schedule; 0 when all are known.
     unknown_year: int = 0
+    #: Each stage's own limit within the promised one: review, sign and seal are due by
+    #: these instants (empty from services that predate per-stage limits).
+    stage_due_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass

@@ -137,7 +137,7 @@ class ReviewActivities:
                 legal_limit_days=request.legal_limit_days,
                 extension_days=request.extension_days, pauses=_pauses(request), today=today)
             return Deadlines(found.warning_at, found.promised_due_at, found.legal_due_at,
-                             found.unknown_year)
+                             found.unknown_year, dict(found.stage_due_at))
 
         return await _run(compute)
 

@@ -15,6 +15,11 @@ Counting rules, all in working days:
   the clock for the working days after S up to and including E: the clock ran
   on the day the procedure began and stands still on the day it ended. A
   procedure still running counts up to and including today.
+- Each stage has its own limit inside the promised one: the seal has the last
+  working day, the signature the one before it, and the review the rest
+  (``max(1, promised_limit_days - 2)`` working days); with a promised limit of
+  one or two working days the later stages share the review's last day.
+  Pauses push every stage's limit like the promised one.
 - "The end of a day" is 23:59:59 in China (UTC+8), given as an instant in UTC.
 - A day in a year without a holiday schedule (neither built in nor loaded) is
   taken as a working day from Monday to Friday, and the first such year is
@@ -52,6 +57,8 @@ class CaseDeadlines:
     legal_due_at: datetime
     #: The first year without a schedule a deadline was counted through; 0 if none.
     unknown_year: int = 0
+    #: When each stage (review, sign, seal) is due, inside the promised limit.
+    stage_due_at: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass
@@ -122,5 +129,12 @@ def case_deadlines(calendar: WorkingCalendar, *, accepted_on: date, promised_lim
     warning = provisional.add_working_days(accepted_on, promised_limit_days + paused - 1)
     legal = provisional.add_working_days(accepted_on,
                                          legal_limit_days + extension_days + paused)
+    review_days = max(1, promised_limit_days - 2)
+    sign_days = min(promised_limit_days, review_days + 1)
+    stage_due = {
+        "review": end_of_day(provisional.add_working_days(accepted_on, review_days + paused)),
+        "sign": end_of_day(provisional.add_working_days(accepted_on, sign_days + paused)),
+        "seal": end_of_day(promised),
+    }
     return CaseDeadlines(end_of_day(warning), end_of_day(promised), end_of_day(legal),
-                         min(provisional.unknown_years, default=0))
+                         min(provisional.unknown_years, default=0), stage_due)

@@ -50,8 +50,12 @@ async def test_deadlines_across_national_day_with_a_pause_and_an_extension(
         "2026-09-29", 5, 20, 10, [c.PausedSpan("expert_review", "2026-10-08", "2026-10-10")]))
     running = await run(hosted.case_deadlines, c.CaseDeadlinesInput(
         "2026-09-29", 5, 20, 0, [c.PausedSpan("appraisal", "2026-10-12")]))
+    # Review by the 9th (3 working days), signature by the make-up Saturday, seal the 12th.
     assert plain == c.Deadlines(end_of_day(date(2026, 10, 10)), end_of_day(date(2026, 10, 12)),
-                                end_of_day(date(2026, 11, 2)), 0)
+                                end_of_day(date(2026, 11, 2)), 0,
+                                {"review": end_of_day(date(2026, 10, 9)),
+                                 "sign": end_of_day(date(2026, 10, 10)),
+                                 "seal": end_of_day(date(2026, 10, 12))})
     assert paused.promised_due_at == end_of_day(date(2026, 10, 14))
     assert paused.legal_due_at == end_of_day(date(2026, 11, 18))
     # Open since the 12th, "today" the 14th (China): the 13th and 14th stood still.

@@ -133,3 +133,33 @@ def test_impossible_inputs_are_refused_naming_the_field(
                        legal_limit_days=legal, extension_days=extension, pauses=pauses,
                        today=BEFORE_NATIONAL_DAY)
     assert [v.field for v in refused.value.violations] == [field]
+
+
+def test_each_stage_has_its_own_limit_inside_the_promised_one() -> None:
+    # Accepted Monday 2026-11-23 with five working days: review by Thursday (3),
+    # signature by Friday (4), seal by Monday 30 November, the promised deadline (5).
+    found = case_deadlines(BUILT_IN, accepted_on=date(2026, 11, 23), promised_limit_days=5,
+                           legal_limit_days=20, today=date(2026, 11, 23))
+    assert found.stage_due_at == {
+        "review": end_of_day(date(2026, 11, 26)),
+        "sign": end_of_day(date(2026, 11, 27)),
+        "seal": end_of_day(date(2026, 11, 30)),
+    }
+    assert found.stage_due_at["seal"] == found.promised_due_at
+
+
+def test_with_a_one_day_limit_every_stage_is_due_that_day() -> None:
+    found = case_deadlines(BUILT_IN, accepted_on=date(2026, 11, 23), promised_limit_days=1,
+                           legal_limit_days=20, today=date(2026, 11, 23))
+    assert set(found.stage_due_at.values()) == {end_of_day(date(2026, 11, 24))}
+
+
+def test_a_pause_pushes_every_stage_limit() -> None:
+    plain = case_deadlines(BUILT_IN, accepted_on=date(2026, 11, 23), promised_limit_days=5,
+                           legal_limit_days=20, today=date(2026, 11, 25))
+    paused = case_deadlines(BUILT_IN, accepted_on=date(2026, 11, 23), promised_limit_days=5,
+                            legal_limit_days=20, today=date(2026, 11, 25),
+                            pauses=[Pause("expert_review", date(2026, 11, 24),
+                                          date(2026, 11, 25))])
+    assert paused.stage_due_at["review"] == end_of_day(date(2026, 11, 27))
+    assert all(paused.stage_due_at[s] > plain.stage_due_at[s] for s in plain.stage_due_at)

@@ -80,8 +80,11 @@ class Center:
                 warning = promised - timedelta(days=1)
                 legal = weekdays.add_working_days(
                     accepted, request.legal_limit_days + request.extension_days + paused)
+            # Stage limits one day apart, so a test can tell which one a task got.
+            stage_due = {stage: end_of_china_day(promised) - timedelta(days=back)
+                         for stage, back in (("review", 2), ("sign", 1), ("seal", 0))}
             return c.Deadlines(end_of_china_day(warning), end_of_china_day(promised),
-                               end_of_china_day(legal), unknown)
+                               end_of_china_day(legal), unknown, stage_due)
 
         @activity.defn(name=c.OPEN_TASK)
         async def open_task(task: c.TaskOpening) -> None:

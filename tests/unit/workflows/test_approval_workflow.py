@@ -65,6 +65,15 @@ class Case:
             await asyncio.sleep(0.05)
         raise AssertionError(f"the case never got there: {status}")
 
+    async def task(self, stage: str) -> c.TaskOpening:
+        """The inbox task the workflow opened for ``stage``, once it has."""
+        key = (self.handle.id.removeprefix("approval/"), stage)
+        for _ in range(200):
+            if key in self.center.open_tasks:
+                return self.center.open_tasks[key]
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"no {stage} task was opened")
+
     async def until_started(self) -> None:
         """Wait until the deadlines are known (the workflow's first activity)."""
         for _ in range(200):
@@ -302,3 +311,17 @@ async def test_a_year_without_a_schedule_is_flagged_until_one_is_loaded(
     # New Year's Day 2027 is a holiday in the loaded schedule: the deadline moves a day.
     assert cleared.deadlines.promised_due_at - flagged.deadlines.promised_due_at == timedelta(
         days=1)
+
+
+async def test_each_stage_task_is_due_by_its_own_limit(
+        temporal_dev_server: WorkflowEnvironment) -> None:
+    async with approval_case(temporal_dev_server) as case:
+        status = await case.status()
+        review_task = await case.task("review")
+        await case.decide(REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
+        sign_task = await case.task("sign")
+        await case.handle.terminate("test over")
+    assert status.deadlines is not None
+    stage_due = status.deadlines.stage_due_at
+    assert review_task.due_at == stage_due["review"] < stage_due["sign"]
+    assert sign_task.due_at == stage_due["sign"]
