@@ -13,8 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, MetaData, String, Table, Text, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, Text, select, text
 
 GENESIS = "0" * 64
 
@@ -65,8 +64,8 @@ def _entry_hash(row: dict[str, Any]) -> str:
 class AuditLog:
     """Appends to and verifies one service's audit log, inside a unit of work."""
 
-    def __init__(self, session: Session, table: Table) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
         self._table = table
 
     def append(self, *, actor: Actor, action: str, subject: str,
@@ -76,10 +75,11 @@ class AuditLog:
 
         ``details`` must hold no personal data: identifiers and codes only.
         """
-        if self._session.get_bind().dialect.name == "postgresql":
+        if self._connection.dialect.name == "postgresql":
             # Serialises appenders on this log for the rest of the transaction.
-            self._session.execute(text("SELECT pg_advisory_xact_lock(hashtext('govhall_audit'))"))
-        head = self._session.execute(
+            self._connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('govhall_audit'))"))
+        head = self._connection.execute(
             select(self._table.c.sequence, self._table.c.entry_hash)
             .order_by(self._table.c.sequence.desc()).limit(1)
         ).first()
@@ -95,21 +95,21 @@ class AuditLog:
             "previous_hash": head.entry_hash if head else GENESIS,
         }
         row["entry_hash"] = _entry_hash(row)
-        self._session.execute(self._table.insert().values(**row))
+        self._connection.execute(self._table.insert().values(**row))
         return sequence
 
     def entries(self, *, subject: str | None = None) -> list[dict[str, Any]]:
         query = select(self._table).order_by(self._table.c.sequence)
         if subject is not None:
             query = query.where(self._table.c.subject == subject)
-        return [dict(row._mapping) for row in self._session.execute(query)]
+        return [dict(row._mapping) for row in self._connection.execute(query)]
 
     def verify(self) -> Verification:
         """Walk the chain from the start; stop at the first broken link."""
         expected_previous = GENESIS
         expected_sequence = 1
         count = 0
-        for row in self._session.execute(select(self._table).order_by(self._table.c.sequence)):
+        for row in self._connection.execute(select(self._table).order_by(self._table.c.sequence)):
             entry = dict(row._mapping)
             sequence = entry["sequence"]
             reason = ""

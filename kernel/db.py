@@ -14,8 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine, create_engine, event
 
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
 
@@ -51,22 +50,24 @@ def _take_over_sqlite_transactions(engine: Engine) -> None:
 class UnitOfWork:
     """One transaction on a service's database; rolls back unless committed.
 
-    Services subclass it and build their repositories in ``bind``.
+    Services subclass it and build their repositories in ``bind``. Repositories
+    speak SQLAlchemy Core over the unit's connection: no ORM session, whose
+    bookkeeping cost more than the queries on the services' hot paths.
     """
 
-    session: Session
+    connection: Connection
 
     def __init__(self, engine: Engine, *, write: bool = True) -> None:
         self._engine = engine.execution_options(govhall_write=write)
         self._committed = False
 
-    def bind(self, session: Session) -> None:
-        """Build the repositories on the session; overridden by each service."""
+    def bind(self, connection: Connection) -> None:
+        """Build the repositories on the connection; overridden by each service."""
 
     def __enter__(self) -> Self:
-        self.session = Session(bind=self._engine, expire_on_commit=False, autoflush=True)
+        self.connection = self._engine.connect()
         self._committed = False
-        self.bind(self.session)
+        self.bind(self.connection)
         return self
 
     def __exit__(
@@ -77,12 +78,12 @@ class UnitOfWork:
     ) -> None:
         try:
             if not self._committed:
-                self.session.rollback()
+                self.connection.rollback()
         finally:
-            self.session.close()
+            self.connection.close()
 
     def commit(self) -> None:
-        self.session.commit()
+        self.connection.commit()
         self._committed = True
 
     @property

@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, Text, delete, insert, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Column, Connection, MetaData, String, Table, Text, delete, insert, select
 
 from kernel.errors import PermissionDenied, Unauthenticated
 from kernel.identity import OFFICIAL_METADATA_KEY, Caller
@@ -72,18 +71,19 @@ def departments_table(metadata: MetaData) -> Table:
 class Departments:
     """Repository of the departments table."""
 
-    def __init__(self, session: Session, table: Table) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
         self._table = table
 
     def get(self, code: str) -> Department | None:
-        row = self._session.execute(select(self._table).where(self._table.c.code == code)).first()
+        row = self._connection.execute(
+            select(self._table).where(self._table.c.code == code)).first()
         return Department(row.code, row.name, row.kind) if row else None
 
     def names(self, codes: Iterable[str]) -> dict[str, str]:
         """The name of each department code; '' for a code not in the directory."""
         wanted = set(codes)
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(self._table.c.code, self._table.c.name).where(self._table.c.code.in_(wanted)))
         found = {row.code: row.name for row in rows}
         return {code: found.get(code, "") for code in wanted}
@@ -92,14 +92,14 @@ class Departments:
         query = select(self._table).where(self._table.c.code > after)
         if kind:
             query = query.where(self._table.c.kind == kind)
-        rows = self._session.execute(query.order_by(self._table.c.code).limit(limit))
+        rows = self._connection.execute(query.order_by(self._table.c.code).limit(limit))
         return [Department(r.code, r.name, r.kind) for r in rows]
 
     def replace_all(self, departments: Iterable[Department]) -> None:
-        self._session.execute(delete(self._table))
+        self._connection.execute(delete(self._table))
         rows = [{"code": d.code, "name": d.name, "kind": d.kind} for d in departments]
         if rows:
-            self._session.execute(insert(self._table), rows)
+            self._connection.execute(insert(self._table), rows)
 
 
 def read_sample(sample_dir: Path, name: str) -> Any:
@@ -144,24 +144,24 @@ def official_from_record(record: dict[str, Any]) -> Official:
 class StaffDirectory:
     """Repository of the officials table."""
 
-    def __init__(self, session: Session, table: Table) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
         self._table = table
 
     def get(self, official_id: str) -> Official | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._table).where(self._table.c.id == official_id)).first()
         return official_from_record(dict(row._mapping)) if row else None
 
     def count(self) -> int:
-        return len(self._session.execute(select(self._table.c.id)).all())
+        return len(self._connection.execute(select(self._table.c.id)).all())
 
     def replace_all(self, officials: Iterable[Official]) -> None:
-        self._session.execute(delete(self._table))
+        self._connection.execute(delete(self._table))
         rows = [{"id": o.id, "name": o.name, "department_code": o.department_code,
                  "roles": json.dumps(sorted(o.roles))} for o in officials]
         if rows:
-            self._session.execute(insert(self._table), rows)
+            self._connection.execute(insert(self._table), rows)
 
 
 def acting_official(directory: StaffDirectory, caller: Caller) -> Official:

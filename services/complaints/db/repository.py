@@ -6,9 +6,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from kernel.audit import AuditLog
 from kernel.db import UnitOfWork
@@ -42,13 +41,13 @@ def _changed_meanwhile(code: str) -> FailedPrecondition:
 class RoutingTable:
     """Repository of the categories and every routing rule they have had."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._categories = tables.categories
         self._rules = tables.routing_rules
 
     def category(self, code: str) -> Category | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._categories).where(self._categories.c.code == code)).first()
         return _category(row) if row else None
 
@@ -58,21 +57,22 @@ class RoutingTable:
         query = select(t).where(t.c.code > after)
         if department_code:
             query = query.where(t.c.department_code == department_code)
-        return [_category(r) for r in self._session.execute(query.order_by(t.c.code).limit(limit))]
+        rows = self._connection.execute(query.order_by(t.c.code).limit(limit))
+        return [_category(r) for r in rows]
 
     def count_categories(self) -> int:
-        return int(self._session.execute(
+        return int(self._connection.execute(
             select(func.count()).select_from(self._categories)).scalar_one())
 
     def rule(self, category_code: str, version: int) -> RoutingRule | None:
-        row = self._session.execute(select(self._rules).where(
+        row = self._connection.execute(select(self._rules).where(
             self._rules.c.category_code == category_code,
             self._rules.c.version == version)).first()
         return _rule(row) if row else None
 
     def rules(self, category_code: str, *, after_version: int, limit: int) -> list[RoutingRule]:
         t = self._rules
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(t).where(t.c.category_code == category_code, t.c.version > after_version)
             .order_by(t.c.version).limit(limit))
         return [_rule(r) for r in rows]
@@ -83,28 +83,28 @@ class RoutingTable:
         if change.superseded_version:
             # Compare-and-set on the version read, so two dispatchers re-pointing
             # the same category at once cannot both succeed.
-            moved = self._session.execute(
+            moved = self._connection.execute(
                 update(self._categories)
                 .where(self._categories.c.code == category.code,
                        self._categories.c.rule_version == change.superseded_version)
                 .values(department_code=category.department_code,
                         rule_version=category.rule_version))
-            if moved.rowcount != 1:  # type: ignore[attr-defined]
+            if moved.rowcount != 1:
                 raise _changed_meanwhile(category.code)
-            self._session.execute(
+            self._connection.execute(
                 update(self._rules)
                 .where(self._rules.c.category_code == category.code,
                        self._rules.c.version == change.superseded_version)
                 .values(valid_until=rule.valid_from.isoformat()))
         else:
             try:
-                self._session.execute(insert(self._categories).values(
+                self._connection.execute(insert(self._categories).values(
                     code=category.code, name=category.name,
                     department_code=category.department_code,
                     rule_version=category.rule_version))
             except IntegrityError as error:
                 raise _changed_meanwhile(category.code) from error
-        self._session.execute(insert(self._rules).values(
+        self._connection.execute(insert(self._rules).values(
             category_code=rule.category_code,
             version=rule.version,
             department_code=rule.department_code,
@@ -118,19 +118,19 @@ class RoutingTable:
 class Platforms:
     """Repository of the registered complaint platforms."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.platforms
 
     def list(self) -> list[Platform]:
-        rows = self._session.execute(select(self._t).order_by(self._t.c.id))
+        rows = self._connection.execute(select(self._t).order_by(self._t.c.id))
         return [Platform(r.id, r.name, r.kind) for r in rows]
 
     def replace_all(self, platforms: Iterable[Platform]) -> None:
-        self._session.execute(delete(self._t))
+        self._connection.execute(delete(self._t))
         rows = [{"id": p.id, "name": p.name, "kind": p.kind} for p in platforms]
         if rows:
-            self._session.execute(insert(self._t), rows)
+            self._connection.execute(insert(self._t), rows)
 
 
 class ComplaintsUnitOfWork(UnitOfWork):
@@ -140,9 +140,9 @@ class ComplaintsUnitOfWork(UnitOfWork):
     staff: StaffDirectory
     audit: AuditLog
 
-    def bind(self, session: Session) -> None:
-        self.routing = RoutingTable(session)
-        self.platforms = Platforms(session)
-        self.departments = Departments(session, tables.departments)
-        self.staff = StaffDirectory(session, tables.officials)
-        self.audit = AuditLog(session, tables.audit_log)
+    def bind(self, connection: Connection) -> None:
+        self.routing = RoutingTable(connection)
+        self.platforms = Platforms(connection)
+        self.departments = Departments(connection, tables.departments)
+        self.staff = StaffDirectory(connection, tables.officials)
+        self.audit = AuditLog(connection, tables.audit_log)

@@ -7,9 +7,8 @@ from dataclasses import asdict
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import Engine, Row, Table, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
 
 from kernel.audit import AuditLog
 from kernel.db import UnitOfWork
@@ -56,17 +55,17 @@ def _item(row: Row[Any]) -> ApprovalItem:
 class Catalogue:
     """Repository of approval items, every version kept."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.approval_items
 
     def current(self, code: str) -> ApprovalItem | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._t).where(self._t.c.code == code, self._t.c.current.is_(True))).first()
         return _item(row) if row else None
 
     def at_version(self, code: str, version: int) -> ApprovalItem | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._t).where(self._t.c.code == code, self._t.c.version == version)).first()
         return _item(row) if row else None
 
@@ -74,19 +73,19 @@ class Catalogue:
         query = select(self._t).where(self._t.c.current.is_(True), self._t.c.code > after)
         if department_code:
             query = query.where(self._t.c.department_code == department_code)
-        rows = self._session.execute(query.order_by(self._t.c.code).limit(limit))
+        rows = self._connection.execute(query.order_by(self._t.c.code).limit(limit))
         return [_item(r) for r in rows]
 
     def count_current(self) -> int:
-        return len(self._session.execute(
+        return len(self._connection.execute(
             select(self._t.c.code).where(self._t.c.current.is_(True))).all())
 
     def add(self, item: ApprovalItem) -> None:
         """Store ``item`` as the current version of its code."""
-        self._session.execute(
+        self._connection.execute(
             update(self._t).where(self._t.c.code == item.code, self._t.c.current.is_(True))
             .values(current=False))
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             code=item.code,
             version=item.version,
             current=True,
@@ -106,18 +105,18 @@ def _moment(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-def _is_postgresql(session: Session) -> bool:
-    return session.get_bind().dialect.name == "postgresql"
+def _is_postgresql(connection: Connection) -> bool:
+    return connection.dialect.name == "postgresql"
 
 
-def _lock(session: Session, name: str) -> None:
+def _lock(connection: Connection, name: str) -> None:
     """Serialise the transactions that take ``name`` until they end (PostgreSQL).
 
     SQLite needs nothing: a writing unit of work holds the database's write
     lock from its first statement (kernel.db).
     """
-    if _is_postgresql(session):
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+    if _is_postgresql(connection):
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
 
 
 def _materials_json(materials: tuple[SubmittedMaterial, ...]) -> str:
@@ -134,8 +133,8 @@ def _materials(value: str) -> tuple[SubmittedMaterial, ...]:
 class Cases:
     """Repository of cases; the applicant's personal data is encrypted on the way in."""
 
-    def __init__(self, session: Session, cipher: ApplicantCipher | None) -> None:
-        self._session = session
+    def __init__(self, connection: Connection, cipher: ApplicantCipher | None) -> None:
+        self._connection = connection
         self._cipher = cipher
         self._t = tables.cases
 
@@ -169,15 +168,15 @@ class Cases:
         query = select(self._t).where(self._t.c.case_number == case_number)
         if for_update:
             query = query.with_for_update()
-        row = self._session.execute(query).first()
+        row = self._connection.execute(query).first()
         return self._case(row) if row else None
 
     def count(self) -> int:
-        return int(self._session.execute(select(func.count()).select_from(self._t)).scalar_one())
+        return int(self._connection.execute(select(func.count()).select_from(self._t)).scalar_one())
 
     def unstarted(self, *, limit: int) -> list[str]:
         """Accepted cases whose workflow was never started, oldest first."""
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(self._t.c.case_number)
             .where(self._t.c.status == CaseStatus.ACCEPTED,
                    self._t.c.workflow_started.is_(False))
@@ -185,7 +184,7 @@ class Cases:
         return [r.case_number for r in rows]
 
     def add(self, case: Case) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             case_number=case.number, system=case.system, status=case.status,
             outcome=case.outcome, finding=case.finding, item_code=case.item_code,
             item_version=case.item_version, item_name=case.item_name,
@@ -195,7 +194,7 @@ class Cases:
 
     def save(self, case: Case) -> None:
         """Store what may change on a case after it was registered."""
-        self._session.execute(update(self._t).where(self._t.c.case_number == case.number)
+        self._connection.execute(update(self._t).where(self._t.c.case_number == case.number)
                               .values(status=case.status, outcome=case.outcome,
                                       **self._changing(case)))
 
@@ -224,21 +223,21 @@ class Cases:
 class IdempotencyKeys:
     """What each (calling system, idempotency key) stood for, so a retry gets the same answer."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.idempotency_keys
 
     def lock(self, system: str, key: str) -> None:
         """Make concurrent requests with one key wait for each other."""
-        _lock(self._session, f"govhall_intake_idempotency/{system}/{key}")
+        _lock(self._connection, f"govhall_intake_idempotency/{system}/{key}")
 
     def get(self, system: str, key: str) -> Row[Any] | None:
-        return self._session.execute(select(self._t).where(
+        return self._connection.execute(select(self._t).where(
             self._t.c.system == system, self._t.c.idempotency_key == key)).first()
 
     def add(self, *, system: str, key: str, operation: str, fingerprint: str,
             case_number: str, outcome: str, at: datetime) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             system=system, idempotency_key=key, operation=operation, fingerprint=fingerprint,
             case_number=case_number, outcome=outcome, recorded_at=utc_iso(at)))
 
@@ -246,22 +245,22 @@ class IdempotencyKeys:
 class Sequences:
     """Running numbers that never repeat: each call returns the next of its name."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.sequences
 
     def next(self, name: str) -> int:
-        dialect: Any = postgresql if _is_postgresql(self._session) else sqlite
+        dialect: Any = postgresql if _is_postgresql(self._connection) else sqlite
         statement = (dialect.insert(self._t).values(name=name, last=1)
                      .on_conflict_do_update(index_elements=[self._t.c.name],
                                             set_={"last": self._t.c.last + 1})
                      .returning(self._t.c.last))
-        return int(self._session.execute(statement).scalar_one())
+        return int(self._connection.execute(statement).scalar_one())
 
 
 class Notices:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.notices
 
     @staticmethod
@@ -274,7 +273,7 @@ class Notices:
             reasons=tuple(json.loads(row.reasons)), number=row.notice_number)
 
     def add(self, case_number: str, notice: Notice) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             notice_number=notice.number, case_number=case_number, kind=notice.kind,
             issued_at=utc_iso(notice.issued_at), issued_on=notice.issued_on.isoformat(),
             text=notice.text,
@@ -283,12 +282,12 @@ class Notices:
             reasons=json.dumps(list(notice.reasons), ensure_ascii=False)))
 
     def for_case(self, case_number: str) -> list[Notice]:
-        rows = self._session.execute(select(self._t).where(self._t.c.case_number == case_number)
+        rows = self._connection.execute(select(self._t).where(self._t.c.case_number == case_number)
                                      .order_by(self._t.c.notice_number))
         return [self._notice(r) for r in rows]
 
     def of_kind(self, case_number: str, kind: NoticeKind) -> Notice | None:
-        row = self._session.execute(select(self._t).where(
+        row = self._connection.execute(select(self._t).where(
             self._t.c.case_number == case_number, self._t.c.kind == kind)).first()
         return self._notice(row) if row else None
 
@@ -313,12 +312,12 @@ def _deadlines(value: str | None) -> CaseDeadlines | None:
 class Timeline:
     """Every event of every case, each recorded once (by case and event id)."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.case_events
 
     def has(self, case_number: str, event_id: str) -> bool:
-        return self._session.execute(select(self._t.c.id).where(
+        return self._connection.execute(select(self._t.c.id).where(
             self._t.c.case_number == case_number, self._t.c.event_id == event_id),
         ).first() is not None
 
@@ -327,10 +326,10 @@ class Timeline:
             self._t.c.case_number == case_number)
         if prefix:
             query = query.where(self._t.c.event_id.startswith(prefix, autoescape=True))
-        return int(self._session.execute(query).scalar_one())
+        return int(self._connection.execute(query).scalar_one())
 
     def add(self, case_number: str, event: TimelineEvent, *, recorded_at: datetime) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             case_number=case_number, event_id=event.event_id, kind=event.kind,
             at=utc_iso(event.at), stage=event.stage, official_id=event.official_id,
             details=json.dumps(event.details or {}, ensure_ascii=False, sort_keys=True),
@@ -338,7 +337,7 @@ class Timeline:
             sla_state=event.sla_state, recorded_at=utc_iso(recorded_at)))
 
     def for_case(self, case_number: str) -> list[TimelineEvent]:
-        rows = self._session.execute(select(self._t).where(self._t.c.case_number == case_number)
+        rows = self._connection.execute(select(self._t).where(self._t.c.case_number == case_number)
                                      .order_by(self._t.c.at, self._t.c.id))
         return [TimelineEvent(event_id=r.event_id, kind=r.kind,
                               at=datetime.fromisoformat(r.at), stage=r.stage,
@@ -348,28 +347,28 @@ class Timeline:
 
 
 class SealKeys:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.seal_keys
 
     def all(self) -> list[SealKey]:
-        rows = self._session.execute(select(self._t).order_by(self._t.c.created_at))
+        rows = self._connection.execute(select(self._t).order_by(self._t.c.created_at))
         return [SealKey(r.key_id, bytes(r.public_key), datetime.fromisoformat(r.created_at),
                         r.active) for r in rows]
 
     def make_active(self, key_id: str, public_key: bytes, *, at: datetime) -> bool:
         """Make ``key_id`` the one active key, adding it if new; True if anything changed."""
-        _lock(self._session, "govhall_intake_seal_keys")
+        _lock(self._connection, "govhall_intake_seal_keys")
         current = {k.key_id: k for k in self.all()}
         if key_id in current and current[key_id].active and sum(
                 k.active for k in current.values()) == 1:
             return False
-        self._session.execute(update(self._t).values(active=False))
+        self._connection.execute(update(self._t).values(active=False))
         if key_id in current:
-            self._session.execute(update(self._t).where(self._t.c.key_id == key_id)
+            self._connection.execute(update(self._t).where(self._t.c.key_id == key_id)
                                   .values(active=True))
         else:
-            self._session.execute(insert(self._t).values(
+            self._connection.execute(insert(self._t).values(
                 key_id=key_id, public_key=public_key, created_at=utc_iso(at), active=True))
         return True
 
@@ -385,24 +384,24 @@ def _sealed(row: Row[Any]) -> SealedDecision:
 
 
 class SealedDecisions:
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.sealed_decisions
 
     def get(self, certificate_number: str, *, for_update: bool = False) -> SealedDecision | None:
         query = select(self._t).where(self._t.c.certificate_number == certificate_number)
         if for_update:
             query = query.with_for_update()
-        row = self._session.execute(query).first()
+        row = self._connection.execute(query).first()
         return _sealed(row) if row else None
 
     def of_case(self, case_number: str) -> SealedDecision | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number)).first()
         return _sealed(row) if row else None
 
     def add(self, decision: SealedDecision) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             certificate_number=decision.certificate_number, case_number=decision.case_number,
             key_id=decision.key_id, decision=decision.decision, document=decision.document,
             signature=decision.signature, document_sha256=decision.document_sha256,
@@ -410,37 +409,37 @@ class SealedDecisions:
 
     def revoke(self, certificate_number: str, *, reason: str, at: datetime,
                official_id: str) -> None:
-        self._session.execute(update(self._t)
+        self._connection.execute(update(self._t)
                               .where(self._t.c.certificate_number == certificate_number)
                               .values(revoked=True, revocation_reason=reason,
                                       revoked_at=utc_iso(at), revoked_by=official_id))
 
     def count_revoked(self) -> int:
-        return int(self._session.execute(select(func.count()).select_from(self._t)
+        return int(self._connection.execute(select(func.count()).select_from(self._t)
                                          .where(self._t.c.revoked.is_(True))).scalar_one())
 
 
 class Register:
     """The public register: entries numbered in the order they commit."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t: Table = tables.register_entries
 
     def append(self, entry: RegisterEntry) -> int:
         # Numbers are taken under a lock held to commit, so an entry with a
         # higher number is never visible before one with a lower number: a
         # reader continuing after the last number it read misses nothing.
-        _lock(self._session, "govhall_intake_register")
-        last = self._session.execute(select(func.max(self._t.c.sequence))).scalar_one()
+        _lock(self._connection, "govhall_intake_register")
+        last = self._connection.execute(select(func.max(self._t.c.sequence))).scalar_one()
         sequence = int(last or 0) + 1
         values = asdict(entry) | {"sequence": sequence, "kind": str(entry.kind),
                                   "recorded_at": utc_iso(entry.recorded_at)}
-        self._session.execute(insert(self._t).values(**values))
+        self._connection.execute(insert(self._t).values(**values))
         return sequence
 
     def after(self, cursor: int, *, limit: int) -> list[RegisterEntry]:
-        rows = self._session.execute(select(self._t).where(self._t.c.sequence > cursor)
+        rows = self._connection.execute(select(self._t).where(self._t.c.sequence > cursor)
                                      .order_by(self._t.c.sequence).limit(limit))
         return [RegisterEntry(
             kind=RegisterEntryKind(r.kind), certificate_number=r.certificate_number,
@@ -470,16 +469,16 @@ class IntakeUnitOfWork(UnitOfWork):
         super().__init__(engine, write=write)
         self._cipher = cipher
 
-    def bind(self, session: Session) -> None:
-        self.catalogue = Catalogue(session)
-        self.departments = Departments(session, tables.departments)
-        self.staff = StaffDirectory(session, tables.officials)
-        self.audit = AuditLog(session, tables.audit_log)
-        self.cases = Cases(session, self._cipher)
-        self.idempotency = IdempotencyKeys(session)
-        self.sequences = Sequences(session)
-        self.notices = Notices(session)
-        self.timeline = Timeline(session)
-        self.seal_keys = SealKeys(session)
-        self.sealed = SealedDecisions(session)
-        self.register = Register(session)
+    def bind(self, connection: Connection) -> None:
+        self.catalogue = Catalogue(connection)
+        self.departments = Departments(connection, tables.departments)
+        self.staff = StaffDirectory(connection, tables.officials)
+        self.audit = AuditLog(connection, tables.audit_log)
+        self.cases = Cases(connection, self._cipher)
+        self.idempotency = IdempotencyKeys(connection)
+        self.sequences = Sequences(connection)
+        self.notices = Notices(connection)
+        self.timeline = Timeline(connection)
+        self.seal_keys = SealKeys(connection)
+        self.sealed = SealedDecisions(connection)
+        self.register = Register(connection)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, func, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
 
 from kernel.audit import AuditLog
 from kernel.calendar import YearSchedule
@@ -22,8 +21,8 @@ from services.review.domain.tasks import Escalation, InboxScope, RecordedDecisio
 class Staff(StaffDirectory):
     """The staff directory, which the review service owns and serves."""
 
-    def __init__(self, session: Session) -> None:
-        super().__init__(session, tables.officials)
+    def __init__(self, connection: Connection) -> None:
+        super().__init__(connection, tables.officials)
         self._t = tables.officials
 
     def list(self, *, department_code: str, role: str, after: str,
@@ -35,7 +34,7 @@ class Staff(StaffDirectory):
             # Roles are stored as a JSON list of quoted names; no role name
             # contains another in quotes, so this matches exactly one role.
             query = query.where(self._t.c.roles.contains(f'"{role}"', autoescape=True))
-        rows = self._session.execute(query.order_by(self._t.c.id).limit(limit))
+        rows = self._connection.execute(query.order_by(self._t.c.id).limit(limit))
         return [official_from_record(dict(r._mapping)) for r in rows]
 
     def lock(self, official_id: str) -> None:
@@ -44,7 +43,7 @@ class Staff(StaffDirectory):
         SQLite needs nothing: a writing unit of work holds the database's
         write lock from its start.
         """
-        self._session.execute(
+        self._connection.execute(
             select(self._t.c.id).where(self._t.c.id == official_id).with_for_update())
 
 
@@ -60,14 +59,14 @@ def _delegation(row: Row[Any]) -> Delegation:
 class Delegations:
     """Repository of leaders' delegations; revoked ones are kept."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.delegations
 
     def get(self, delegation_id: int, *, for_update: bool = False) -> Delegation | None:
         """One delegation; ``for_update`` holds its row until commit (PostgreSQL)."""
         query = select(self._t).where(self._t.c.id == delegation_id)
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
         return _delegation(row) if row else None
 
     def _in_force_at(self, moment: datetime) -> Any:
@@ -76,7 +75,7 @@ class Delegations:
 
     def of_leader_ending_after(self, leader_id: str, moment: datetime) -> list[Delegation]:
         """The leader's delegations not over by ``moment``, revoked or not."""
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(self._t).where(self._t.c.leader_id == leader_id,
                                   self._t.c.valid_until > moment)
             .order_by(self._t.c.id))
@@ -84,7 +83,7 @@ class Delegations:
 
     def in_force_involving(self, official_id: str, moment: datetime) -> list[Delegation]:
         """Delegations in force at ``moment`` with the official as leader or deputy."""
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(self._t).where(
                 or_(self._t.c.leader_id == official_id, self._t.c.deputy_id == official_id),
                 self._in_force_at(moment))
@@ -98,12 +97,12 @@ class Delegations:
             query = query.where(self._t.c.department_code == department_code)
         if in_force_at is not None:
             query = query.where(self._in_force_at(in_force_at))
-        rows = self._session.execute(query.order_by(self._t.c.id).limit(limit))
+        rows = self._connection.execute(query.order_by(self._t.c.id).limit(limit))
         return [_delegation(r) for r in rows]
 
     def add(self, delegation: Delegation) -> int:
         """Store a new delegation; returns the id the database gave it."""
-        new_id = self._session.execute(insert(self._t).returning(self._t.c.id).values(
+        new_id = self._connection.execute(insert(self._t).returning(self._t.c.id).values(
             leader_id=delegation.leader_id, deputy_id=delegation.deputy_id,
             department_code=delegation.department_code, valid_from=delegation.valid_from,
             valid_until=delegation.valid_until, reason=delegation.reason,
@@ -113,7 +112,7 @@ class Delegations:
         return int(new_id)
 
     def record_revocation(self, delegation: Delegation) -> None:
-        self._session.execute(
+        self._connection.execute(
             update(self._t).where(self._t.c.id == delegation.id).values(
                 revoked_at=delegation.revoked_at, revoked_by=delegation.revoked_by,
                 revocation_reason=delegation.revocation_reason))
@@ -122,42 +121,42 @@ class Delegations:
 class HolidaySchedules:
     """Repository of the year schedules operators loaded."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._years = tables.holiday_schedules
         self._dates = tables.holiday_dates
 
     def all(self) -> list[LoadedSchedule]:
         days: dict[int, dict[str, set[date]]] = defaultdict(
             lambda: {"holiday": set(), "makeup_workday": set()})
-        for row in self._session.execute(select(self._dates)):
+        for row in self._connection.execute(select(self._dates)):
             days[row.year][row.kind].add(row.day)
         return [
             LoadedSchedule(
                 YearSchedule(row.year, frozenset(days[row.year]["holiday"]),
                              frozenset(days[row.year]["makeup_workday"])),
                 row.loaded_at, row.loaded_by)
-            for row in self._session.execute(select(self._years).order_by(self._years.c.year))
+            for row in self._connection.execute(select(self._years).order_by(self._years.c.year))
         ]
 
     def exists(self, year: int) -> bool:
-        return bool(self._session.execute(
+        return bool(self._connection.execute(
             select(func.count()).select_from(self._years).where(self._years.c.year == year)
         ).scalar_one())
 
     def put(self, loaded: LoadedSchedule) -> None:
         """Store ``loaded`` as its year's schedule, replacing any earlier one."""
         year = loaded.schedule.year
-        self._session.execute(delete(self._dates).where(self._dates.c.year == year))
-        self._session.execute(delete(self._years).where(self._years.c.year == year))
-        self._session.execute(insert(self._years).values(
+        self._connection.execute(delete(self._dates).where(self._dates.c.year == year))
+        self._connection.execute(delete(self._years).where(self._years.c.year == year))
+        self._connection.execute(insert(self._years).values(
             year=year, loaded_at=loaded.loaded_at, loaded_by=loaded.loaded_by))
         rows = [{"year": year, "day": day, "kind": "holiday"}
                 for day in loaded.schedule.holidays]
         rows += [{"year": year, "day": day, "kind": "makeup_workday"}
                  for day in loaded.schedule.makeup_workdays]
         if rows:
-            self._session.execute(insert(self._dates), rows)
+            self._connection.execute(insert(self._dates), rows)
 
 
 
@@ -183,18 +182,18 @@ class InboxPosition:
 class Tasks:
     """Repository of inbox tasks; closed ones are kept."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.tasks
 
     def get(self, case_number: str, stage: str, *, for_update: bool = False) -> Task | None:
         query = select(self._t).where(self._t.c.case_number == case_number,
                                       self._t.c.stage == stage)
-        row = self._session.execute(query.with_for_update() if for_update else query).first()
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
         return _task(row) if row else None
 
     def add(self, task: Task) -> None:
-        self._session.execute(insert(self._t).values(
+        self._connection.execute(insert(self._t).values(
             case_number=task.case_number, stage=task.stage,
             department_code=task.department_code, role=task.role, item_code=task.item_code,
             due_at=task.due_at, opened_at=task.opened_at, claimed_by=task.claimed_by,
@@ -203,7 +202,7 @@ class Tasks:
 
     def save(self, task: Task) -> None:
         """Store the changeable parts of a task: due time, claim and closing."""
-        self._session.execute(
+        self._connection.execute(
             update(self._t).where(self._t.c.case_number == task.case_number,
                                   self._t.c.stage == task.stage)
             .values(due_at=task.due_at, claimed_by=task.claimed_by,
@@ -234,7 +233,7 @@ class Tasks:
                 and_(t.c.due_at == after.due_at, t.c.case_number > after.case_number),
                 and_(t.c.due_at == after.due_at, t.c.case_number == after.case_number,
                      t.c.stage > after.stage)))
-        rows = self._session.execute(
+        rows = self._connection.execute(
             query.order_by(t.c.due_at, t.c.case_number, t.c.stage).limit(limit))
         return [_task(r) for r in rows]
 
@@ -250,23 +249,23 @@ def _decision(row: Row[Any]) -> RecordedDecision:
 class Decisions:
     """Repository of recorded decisions, one per case and stage."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.decisions
 
     def get(self, case_number: str, stage: str) -> RecordedDecision | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number,
                                   self._t.c.stage == stage)).first()
         return _decision(row) if row else None
 
     def of_case(self, case_number: str) -> list[RecordedDecision]:
-        rows = self._session.execute(
+        rows = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number).order_by(self._t.c.id))
         return [_decision(r) for r in rows]
 
     def add(self, decision: RecordedDecision, *, recorded_at: datetime) -> int:
-        new_id = self._session.execute(insert(self._t).returning(self._t.c.id).values(
+        new_id = self._connection.execute(insert(self._t).returning(self._t.c.id).values(
             case_number=decision.case_number, stage=decision.stage, outcome=decision.outcome,
             official_id=decision.official_id, system=decision.system,
             decided_at=decision.decided_at, opinion=decision.opinion,
@@ -285,18 +284,18 @@ def _escalation(row: Row[Any]) -> Escalation:
 class Escalations:
     """Repository of escalations to the supervision desk."""
 
-    def __init__(self, session: Session) -> None:
-        self._session = session
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._t = tables.escalations
 
     def get(self, case_number: str, kind: str) -> Escalation | None:
-        row = self._session.execute(
+        row = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number,
                                   self._t.c.kind == kind)).first()
         return _escalation(row) if row else None
 
     def add(self, escalation: Escalation) -> int:
-        new_id = self._session.execute(insert(self._t).returning(self._t.c.id).values(
+        new_id = self._connection.execute(insert(self._t).returning(self._t.c.id).values(
             case_number=escalation.case_number, department_code=escalation.department_code,
             stage=escalation.stage, kind=escalation.kind, due_at=escalation.due_at,
             opened_at=escalation.opened_at, closed_at=escalation.closed_at)).scalar_one()
@@ -304,12 +303,12 @@ class Escalations:
 
     def close_of_case(self, case_number: str, *, now: datetime) -> list[int]:
         """Close the case's open escalations; returns their ids."""
-        ids = [int(i) for i in self._session.execute(
+        ids = [int(i) for i in self._connection.execute(
             select(self._t.c.id).where(self._t.c.case_number == case_number,
                                        self._t.c.closed_at.is_(None))
             .order_by(self._t.c.id)).scalars()]
         if ids:
-            self._session.execute(
+            self._connection.execute(
                 update(self._t).where(self._t.c.id.in_(ids)).values(closed_at=now))
         return ids
 
@@ -320,7 +319,7 @@ class Escalations:
             query = query.where(self._t.c.department_code == department_code)
         if open_only:
             query = query.where(self._t.c.closed_at.is_(None))
-        rows = self._session.execute(query.order_by(self._t.c.id).limit(limit))
+        rows = self._connection.execute(query.order_by(self._t.c.id).limit(limit))
         return [_escalation(r) for r in rows]
 
 
@@ -334,12 +333,12 @@ class ReviewUnitOfWork(UnitOfWork):
     escalations: Escalations
     audit: AuditLog
 
-    def bind(self, session: Session) -> None:
-        self.staff = Staff(session)
-        self.departments = Departments(session, tables.departments)
-        self.delegations = Delegations(session)
-        self.holiday_schedules = HolidaySchedules(session)
-        self.tasks = Tasks(session)
-        self.decisions = Decisions(session)
-        self.escalations = Escalations(session)
-        self.audit = AuditLog(session, tables.audit_log)
+    def bind(self, connection: Connection) -> None:
+        self.staff = Staff(connection)
+        self.departments = Departments(connection, tables.departments)
+        self.delegations = Delegations(connection)
+        self.holiday_schedules = HolidaySchedules(connection)
+        self.tasks = Tasks(connection)
+        self.decisions = Decisions(connection)
+        self.escalations = Escalations(connection)
+        self.audit = AuditLog(connection, tables.audit_log)

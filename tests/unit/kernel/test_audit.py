@@ -3,8 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import MetaData, create_engine, text
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, MetaData, create_engine, text
 
 from kernel.audit import GENESIS, Actor, AuditLog, audit_table
 
@@ -14,10 +13,10 @@ ACTOR = Actor("hall-window-system", "FGW-001")
 
 
 @pytest.fixture
-def session() -> Iterator[Session]:
+def session() -> Iterator[Connection]:
     engine = create_engine("sqlite://")
     metadata.create_all(engine)
-    with Session(engine) as session:
+    with engine.connect() as session:
         log = AuditLog(session, table)
         for n in range(1, 6):
             log.append(actor=ACTOR, action="case.step", subject=f"case/{n}", details={"n": n})
@@ -25,7 +24,7 @@ def session() -> Iterator[Session]:
         yield session
 
 
-def test_an_untouched_chain_is_intact(session: Session) -> None:
+def test_an_untouched_chain_is_intact(session: Connection) -> None:
     result = AuditLog(session, table).verify()
     assert result.intact
     assert result.entries == 5
@@ -36,7 +35,7 @@ def test_an_untouched_chain_is_intact(session: Session) -> None:
     assert result.head_hash == entries[-1]["entry_hash"]
 
 
-def test_an_edited_entry_is_named(session: Session) -> None:
+def test_an_edited_entry_is_named(session: Connection) -> None:
     session.execute(text("UPDATE audit_log SET details = '{\"n\": 99}' WHERE sequence = 3"))
     result = AuditLog(session, table).verify()
     assert not result.intact
@@ -44,7 +43,7 @@ def test_an_edited_entry_is_named(session: Session) -> None:
     assert "changed" in result.reason
 
 
-def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link(session: Session) -> None:
+def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link(session: Connection) -> None:
     log = AuditLog(session, table)
     session.execute(text("UPDATE audit_log SET entry_hash = :h WHERE sequence = 2"),
                     {"h": "f" * 64})
@@ -52,7 +51,7 @@ def test_an_edited_entry_with_a_recomputed_hash_breaks_the_next_link(session: Se
     assert result.first_broken_sequence == 2
 
 
-def test_a_deleted_entry_is_named(session: Session) -> None:
+def test_a_deleted_entry_is_named(session: Connection) -> None:
     session.execute(text("DELETE FROM audit_log WHERE sequence = 4"))
     result = AuditLog(session, table).verify()
     assert not result.intact
@@ -60,7 +59,7 @@ def test_a_deleted_entry_is_named(session: Session) -> None:
     assert "missing" in result.reason
 
 
-def test_a_deleted_tail_is_caught_by_the_head_hash(session: Session) -> None:
+def test_a_deleted_tail_is_caught_by_the_head_hash(session: Connection) -> None:
     log = AuditLog(session, table)
     head_before = log.verify().head_hash
     session.execute(text("DELETE FROM audit_log WHERE sequence = 5"))
@@ -70,7 +69,7 @@ def test_a_deleted_tail_is_caught_by_the_head_hash(session: Session) -> None:
     assert after.head_hash != head_before
 
 
-def test_appending_continues_the_chain(session: Session) -> None:
+def test_appending_continues_the_chain(session: Connection) -> None:
     log = AuditLog(session, table)
     assert log.append(actor=ACTOR, action="case.step", subject="case/6") == 6
     assert log.verify().entries == 6

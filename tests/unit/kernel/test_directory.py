@@ -4,7 +4,6 @@ from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import MetaData, create_engine
-from sqlalchemy.orm import Session
 
 from kernel.directory import (
     Official,
@@ -24,7 +23,7 @@ table = officials_table(metadata)
 def staff() -> Iterator[StaffDirectory]:
     engine = create_engine("sqlite://")
     metadata.create_all(engine)
-    with Session(engine) as session:
+    with engine.connect() as session:
         directory = StaffDirectory(session, table)
         directory.replace_all([
             Official("SCJGJ-001", "甲", "SCJGJ", frozenset({"reviewer"})),
