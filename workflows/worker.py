@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +39,10 @@ async def run(settings: WorkerSettings) -> None:
 
 
 def main() -> None:
+    # The sandbox imports the workflow modules afresh for every run; a bytecode cache
+    # spares compiling them from source each time, even where the environment turned
+    # writing it off (PYTHONDONTWRITEBYTECODE).
+    sys.dont_write_bytecode = False
     settings = WorkerSettings()
     configure_logging(service="workflows", level=settings.log_level)
     asyncio.run(run(settings))
