@@ -15,8 +15,6 @@ others read the winner's.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -26,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from kernel.keyfiles import create_once
 from services.intake.domain.cases import Applicant
 
 
@@ -37,30 +36,13 @@ def applicant_key_path(pki_dir: Path) -> Path:
     return pki_dir / "intake" / "applicant-data.key"
 
 
-def _create_once(path: Path, content: bytes) -> bytes:
-    """Write ``content`` to ``path`` unless it exists; return what ``path`` holds."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
-            os.link(temporary, path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(temporary)
-    return path.read_bytes()
-
-
 def seal_key(pki_dir: Path) -> Ed25519PrivateKey:
     """The center's seal key, made on first use."""
     candidate = Ed25519PrivateKey.generate().private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption())
     key = serialization.load_pem_private_key(
-        _create_once(seal_key_path(pki_dir), candidate), password=None)
+        create_once(seal_key_path(pki_dir), candidate), password=None)
     if not isinstance(key, Ed25519PrivateKey):
         raise ValueError(f"{seal_key_path(pki_dir)} is not an Ed25519 private key")
     return key
@@ -99,4 +81,4 @@ class ApplicantCipher:
 
 def applicant_cipher(pki_dir: Path) -> ApplicantCipher:
     """The cipher of applicants' personal data, its key made on first use."""
-    return ApplicantCipher(_create_once(applicant_key_path(pki_dir), Fernet.generate_key()))
+    return ApplicantCipher(create_once(applicant_key_path(pki_dir), Fernet.generate_key()))

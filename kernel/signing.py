@@ -1,0 +1,174 @@
+"""What a service vouches for: statements and checkpoints signed with its own key.
+
+Every service holds one Ed25519 signing key (``<pki>/services/<service>/signing.key``,
+0600, made on first use). What it signs is a JSON object, canonicalised by
+RFC 8785 (JSON Canonicalization Scheme), so a verifier in any language gets
+the same bytes. The public keys are published (``<keys>/<service>/*.pub``,
+one file per key, and by each service's ``GetServiceKeys`` RPC); a key is
+named by its key id, the first 16 hex digits of SHA-256 over the raw public
+key, so a rotated key keeps verifying what it signed.
+
+A signed document is ``{"body": {...}, "signer": "<service>", "key_id": "...",
+"signature": "<base64 Ed25519 over canonical(body)>"}``. A verifier checks
+that the signer is the one it expects and that the signature holds; only
+then does it read the body.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import rfc8785
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+
+from kernel.keyfiles import create_once
+
+#: The services that sign, and the workflows worker which does not.
+SIGNERS = ("intake", "review", "trading", "complaints")
+
+
+class BadSignature(Exception):
+    """A signed document that is not what its signer signed, or not from whom it should be."""
+
+
+def canonical(document: Mapping[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON: sorted keys, no spaces, UTF-8, ES6 numbers."""
+    return rfc8785.dumps(dict(document))
+
+
+def raw_public(key: Ed25519PublicKey) -> bytes:
+    return key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+
+
+def key_id(key: Ed25519PublicKey) -> str:
+    return hashlib.sha256(raw_public(key)).hexdigest()[:16]
+
+
+def signing_key_path(pki_dir: Path, service: str) -> Path:
+    return pki_dir / "services" / service / "signing.key"
+
+
+def public_keys_dir(pki_dir: Path) -> Path:
+    """Where the embedded default publishes every service's public keys."""
+    return pki_dir / "services"
+
+
+@dataclass(frozen=True)
+class Signed:
+    """A body and its signer's signature over its canonical form."""
+
+    body: dict[str, Any]
+    signer: str
+    key_id: str
+    signature: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"body": self.body, "signer": self.signer, "key_id": self.key_id,
+                "signature": self.signature}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signed:
+        try:
+            body, signer = data["body"], data["signer"]
+            kid, signature = data["key_id"], data["signature"]
+        except (KeyError, TypeError) as error:
+            raise BadSignature("not a signed document: body, signer, key_id and "
+                               "signature are required") from error
+        if not (isinstance(body, dict) and all(isinstance(v, str)
+                                               for v in (signer, kid, signature))):
+            raise BadSignature("not a signed document: malformed fields")
+        return cls(body, signer, kid, signature)
+
+
+class ServiceSigner:
+    """One service's signing key."""
+
+    def __init__(self, service: str, key: Ed25519PrivateKey) -> None:
+        self.service = service
+        self._key = key
+        self.public_key = key.public_key()
+        self.key_id = key_id(self.public_key)
+
+    def sign(self, body: Mapping[str, Any]) -> Signed:
+        signature = self._key.sign(canonical(body))
+        return Signed(dict(body), self.service, self.key_id,
+                      base64.b64encode(signature).decode("ascii"))
+
+    def public_pem(self) -> str:
+        return self.public_key.public_bytes(
+            serialization.Encoding.PEM,
+            serialization.PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+
+
+def service_signer(pki_dir: Path, service: str) -> ServiceSigner:
+    """``service``'s signing key, made on first use; its public key is published beside it."""
+    candidate = Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption())
+    path = signing_key_path(pki_dir, service)
+    key = serialization.load_pem_private_key(create_once(path, candidate), password=None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    signer = ServiceSigner(service, key)
+    publish(public_keys_dir(pki_dir), service, signer.public_key)
+    return signer
+
+
+def publish(keys_dir: Path, service: str, public_key: Ed25519PublicKey) -> Path:
+    """Write ``public_key`` as ``<keys_dir>/<service>/<key id>.pub`` (PEM), once."""
+    path = keys_dir / service / f"{key_id(public_key)}.pub"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        pem = public_key.public_bytes(serialization.Encoding.PEM,
+                                      serialization.PublicFormat.SubjectPublicKeyInfo)
+        create_once(path, pem)
+    return path
+
+
+class TrustedKeys:
+    """The public keys a verifier accepts, by signer and key id."""
+
+    def __init__(self, keys: Mapping[str, Iterable[Ed25519PublicKey]]) -> None:
+        self._keys: dict[str, dict[str, Ed25519PublicKey]] = {
+            signer: {key_id(k): k for k in ks} for signer, ks in keys.items()}
+
+    @classmethod
+    def load(cls, keys_dir: Path) -> TrustedKeys:
+        """Every ``<keys_dir>/<service>/*.pub`` file (PEM Ed25519 public keys)."""
+        keys: dict[str, list[Ed25519PublicKey]] = {}
+        if keys_dir.is_dir():
+            for path in sorted(keys_dir.glob("*/*.pub")):
+                key = serialization.load_pem_public_key(path.read_bytes())
+                if isinstance(key, Ed25519PublicKey):
+                    keys.setdefault(path.parent.name, []).append(key)
+        return cls(keys)
+
+    def signers(self) -> dict[str, list[str]]:
+        return {signer: sorted(ks) for signer, ks in self._keys.items()}
+
+    def public_key(self, signer: str, kid: str) -> Ed25519PublicKey | None:
+        return self._keys.get(signer, {}).get(kid)
+
+    def verify(self, signed: Signed, *, signer: str) -> dict[str, Any]:
+        """The body, if ``signer`` signed it; BadSignature otherwise."""
+        if signed.signer != signer:
+            raise BadSignature(f"signed by {signed.signer!r}, not by {signer!r}")
+        key = self.public_key(signer, signed.key_id)
+        if key is None:
+            raise BadSignature(f"{signer} has no published key {signed.key_id!r}")
+        try:
+            signature = base64.b64decode(signed.signature, validate=True)
+            key.verify(signature, canonical(signed.body))
+        except (InvalidSignature, ValueError) as error:
+            raise BadSignature(f"the signature of {signer} does not hold") from error
+        return signed.body
