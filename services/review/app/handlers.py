@@ -11,6 +11,7 @@ from pathlib import Path
 
 from kernel.audit import Actor, Verification
 from kernel.calendar import WorkingCalendar
+from kernel.chinatime import CHINA
 from kernel.directory import (
     Official,
     acting_official,
@@ -224,7 +225,7 @@ def verify_audit_log(*, uow: ReviewUnitOfWork) -> Verification:
 
 
 def _sample_day(text: str) -> datetime:
-    return datetime.combine(date.fromisoformat(text), time(), tzinfo=model.CENTER_TIME)
+    return datetime.combine(date.fromisoformat(text), time(), tzinfo=CHINA)
 
 
 def load_sample_directory(*, uow: ReviewUnitOfWork, sample_dir: Path, now: datetime) -> bool:
