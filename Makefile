@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test setup protos lint lint-protos check-generated test-unit test-integration test-e2e clean
+.PHONY: run test setup protos lint lint-protos breaking breaking-baseline check-generated test-unit test-integration test-e2e clean
 
 run: setup ## Start the whole suite on the embedded default and print where everything is.
 	$(PY) -m deploy.local.runner
@@ -32,6 +32,13 @@ check-generated: protos ## Fails when gen/ is not what protos/ generates.
 
 lint-protos: protos node_modules/.bin/buf ## buf lint (STANDARD) over the protos.
 	cd protos && ../node_modules/.bin/buf lint ../build/govhall.binpb --config buf.yaml --path govhall
+
+breaking: protos node_modules/.bin/buf ## buf breaking (FILE) against main's last landed protos.
+	cd protos && ../node_modules/.bin/buf breaking ../build/govhall.binpb --against breaking-baseline.binpb --config buf.yaml --path govhall
+
+breaking-baseline: setup ## After a landing on main: make breaking-baseline REF=<main's head>, then commit it.
+	@test -n "$(REF)" || (echo "usage: make breaking-baseline REF=<commit whose protos are the baseline>" && exit 2)
+	flock build.lock $(PY) tools/genprotos.py --breaking-baseline $(REF)
 
 lint: setup lint-protos ## ruff and mypy --strict on the project's code, buf lint on the protos.
 	$(VENV)/bin/ruff check .

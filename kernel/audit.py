@@ -2,7 +2,9 @@
 
 Each entry stores the hash of the one before it and its own hash over its
 content, so editing, deleting or reordering any row breaks the chain at
-that row, and ``verify`` names the first broken link.
+that row, and ``verify`` names the first broken link. The hash covers
+``recorded_at`` as the text stored (kernel.instants), so entries written
+before that column type verify as they were hashed.
 """
 
 from __future__ import annotations
@@ -13,7 +15,20 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, Text, select, text
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    MetaData,
+    String,
+    Table,
+    Text,
+    select,
+    text,
+    type_coerce,
+)
+
+from kernel.instants import UtcDateTime, utc_text
 
 GENESIS = "0" * 64
 
@@ -25,7 +40,7 @@ def audit_table(metadata: MetaData) -> Table:
         metadata,
         Column("sequence", BigInteger, primary_key=True,
                autoincrement=False),
-        Column("recorded_at", String(40), nullable=False),
+        Column("recorded_at", UtcDateTime, nullable=False),
         Column("system", String(100), nullable=False),
         Column("official_id", String(40), nullable=False),
         Column("action", String(100), nullable=False),
@@ -84,9 +99,10 @@ class AuditLog:
             .order_by(self._table.c.sequence.desc()).limit(1)
         ).first()
         sequence = (head.sequence + 1) if head else 1
+        recorded_at = at or datetime.now(UTC)
         row: dict[str, Any] = {
             "sequence": sequence,
-            "recorded_at": (at or datetime.now(UTC)).isoformat(),
+            "recorded_at": utc_text(recorded_at),
             "system": actor.system,
             "official_id": actor.official_id,
             "action": action,
@@ -95,7 +111,7 @@ class AuditLog:
             "previous_hash": head.entry_hash if head else GENESIS,
         }
         row["entry_hash"] = _entry_hash(row)
-        self._connection.execute(self._table.insert().values(**row))
+        self._connection.execute(self._table.insert().values(**row | {"recorded_at": recorded_at}))
         return sequence
 
     def entries(self, *, subject: str | None = None) -> list[dict[str, Any]]:
@@ -109,7 +125,9 @@ class AuditLog:
         expected_previous = GENESIS
         expected_sequence = 1
         count = 0
-        for row in self._connection.execute(select(self._table).order_by(self._table.c.sequence)):
+        stored = [type_coerce(c, String).label(c.name) if c.name == "recorded_at" else c
+                  for c in self._table.c]
+        for row in self._connection.execute(select(*stored).order_by(self._table.c.sequence)):
             entry = dict(row._mapping)
             sequence = entry["sequence"]
             reason = ""

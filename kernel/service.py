@@ -96,7 +96,8 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
     if settings.run_activity_worker:
-        client = await connect(settings.temporal_address, settings.temporal_namespace)
+        client = await connect(settings.temporal_address, settings.temporal_namespace,
+                               api_key=settings.temporal_api_key())
         worker = Worker(client, task_queue=settings.task_queue,
                         activities=list(definition.activities(engine, settings)),
                         graceful_shutdown_timeout=timedelta(

@@ -15,7 +15,42 @@ ROOT = Path(__file__).resolve().parent.parent
 VAR = ROOT / "var"
 
 
-class ServiceSettings(BaseSettings):
+class TemporalClientSettings(BaseSettings):
+    """How a process reaches Temporal, under its own prefix (``GOVHALL_INTAKE_TEMPORAL_…``).
+
+    The TLS files and the payload keys' folder are named here for the
+    production manifests (deploy/k8s); the embedded default talks to a dev
+    server on loopback without them.
+    """
+
+    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+
+    temporal_address: str = "127.0.0.1:7233"
+    temporal_namespace: str = "default"
+    #: Folder of the payload codec's keys.
+    temporal_codec_dir: Path | None = None
+    #: PEM file of the CA that signed the Temporal frontend's certificate.
+    temporal_tls_ca: Path | None = None
+    #: PEM client certificate and key for mTLS to the frontend.
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    #: The name the frontend's certificate is checked against.
+    temporal_tls_server_name: str = ""
+    #: A file holding the JWT this process presents to Temporal's authorizer
+    #: (``authorization: Bearer …``); its ``permissions`` claim grants the namespace.
+    temporal_api_key_file: Path | None = None
+
+    def temporal_api_key(self) -> str | None:
+        """The JWT in ``temporal_api_key_file``, read now (a rotated file is read on reconnect)."""
+        if self.temporal_api_key_file is None:
+            return None
+        token = self.temporal_api_key_file.read_text(encoding="ascii").strip()
+        if not token:
+            raise ValueError(f"{self.temporal_api_key_file} holds no token")
+        return token
+
+
+class ServiceSettings(TemporalClientSettings):
     """What a service process needs to run: where to listen, its database, Temporal."""
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
@@ -26,8 +61,6 @@ class ServiceSettings(BaseSettings):
     port: int = Field(default=0, ge=0, le=65535)
     #: SQLAlchemy URL of the service's own database.
     database_url: str = ""
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
     #: Where the CA, the server certificate and the client certificates live.
     pki_dir: Path = VAR / "pki"
     #: Folder of the sample directory data loaded on first start.

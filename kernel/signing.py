@@ -125,9 +125,17 @@ def service_signer(pki_dir: Path, service: str) -> ServiceSigner:
 
 
 def publish(keys_dir: Path, service: str, public_key: Ed25519PublicKey) -> Path:
-    """Write ``public_key`` as ``<keys_dir>/<service>/<key id>.pub`` (PEM), once."""
+    """Write ``public_key`` as ``<keys_dir>/<service>/<key id>.pub`` (PEM), once.
+
+    A key already there under another name (as a deployment's read-only
+    ConfigMap gives it, deploy/k8s) counts as published and nothing is written.
+    """
     path = keys_dir / service / f"{key_id(public_key)}.pub"
     if not path.exists():
+        for existing in sorted((keys_dir / service).glob("*.pub")):
+            key = serialization.load_pem_public_key(existing.read_bytes())
+            if isinstance(key, Ed25519PublicKey) and raw_public(key) == raw_public(public_key):
+                return existing
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         pem = public_key.public_bytes(serialization.Encoding.PEM,
                                       serialization.PublicFormat.SubjectPublicKeyInfo)

@@ -33,7 +33,12 @@ def search_attribute_flags() -> list[str]:
     return flags
 
 
-async def connect(address: str, namespace: str = "default") -> Client:
-    """A client that converts dataclasses and pydantic models alike."""
-    return await Client.connect(address, namespace=namespace,
+async def connect(address: str, namespace: str = "default", *,
+                  api_key: str | None = None) -> Client:
+    """A client that converts dataclasses and pydantic models alike.
+
+    ``api_key``: the JWT a cluster's authorizer wants (sent as
+    ``authorization: Bearer …``); none on the embedded dev server.
+    """
+    return await Client.connect(address, namespace=namespace, api_key=api_key,
                                 data_converter=pydantic_data_converter)

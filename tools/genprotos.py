@@ -3,6 +3,13 @@
 Run as ``python tools/genprotos.py`` (``make protos``). The output goes to
 gen/ and is never edited by hand.
 
+``python tools/genprotos.py --breaking-baseline REF`` (``make
+breaking-baseline REF=<commit>``) instead builds the image of the protos as
+they were at git commit REF into protos/breaking-baseline.binpb, the
+baseline ``buf breaking`` compares against (``make breaking``). It is
+committed, so the check needs neither git history nor the network: refresh
+it after every landing on main, with main's new head as REF.
+
 protovalidate's rules (``buf/validate/validate.proto``) come from the
 installed ``protovalidate`` package, which ships the file's descriptor but
 not its source: we lift the descriptor out of the package and hand it to
@@ -12,11 +19,16 @@ at run time understands and nothing is fetched from the network.
 
 from __future__ import annotations
 
+import argparse
 import ast
+import io
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 
 import grpc_tools
 import protovalidate
@@ -34,6 +46,7 @@ GEN = ROOT / "gen"
 BUILD = ROOT / "build"
 VALIDATE_SET = BUILD / "protovalidate.binpb"
 IMAGE = BUILD / "govhall.binpb"
+BASELINE = PROTOS / "breaking-baseline.binpb"
 
 
 def _validate_descriptor() -> descriptor_pb2.FileDescriptorProto:
@@ -59,21 +72,51 @@ def write_validate_set() -> None:
     VALIDATE_SET.write_bytes(files.SerializeToString())
 
 
-def _protoc(*args: str) -> None:
+def _protoc(*args: str, protos: pathlib.Path = PROTOS) -> None:
     well_known = str(pathlib.Path(grpc_tools.__file__).parent / "_proto")
-    argv = ["protoc", f"-I{PROTOS}", f"-I{well_known}", f"--descriptor_set_in={VALIDATE_SET}"]
+    argv = ["protoc", f"-I{protos}", f"-I{well_known}", f"--descriptor_set_in={VALIDATE_SET}"]
     if protoc.main([*argv, *args]) != 0:
         raise SystemExit(f"protoc failed: {' '.join(args)}")
 
 
+def _sources(protos: pathlib.Path) -> list[str]:
+    return sorted(str(p.relative_to(protos)) for p in protos.rglob("*.proto"))
+
+
+def write_baseline(ref: str) -> None:
+    """The image of protos/ at git commit ``ref``, for ``buf breaking --against``."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "protos"],
+                             capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"git archive {ref} failed: {archive.stderr.decode().strip()}")
+    write_validate_set()
+    with tempfile.TemporaryDirectory() as scratch:
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(scratch, filter="data")
+        protos = pathlib.Path(scratch) / "protos"
+        # Imports included so the image stands alone; no source info, which only
+        # locates findings in the input, never in the baseline.
+        _protoc(f"-o{BASELINE}", "--include_imports", *_sources(protos), protos=protos)
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", ref],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    print(f"wrote {BASELINE.relative_to(ROOT)} from the protos of {commit}")
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--breaking-baseline", metavar="REF",
+                        help="build protos/breaking-baseline.binpb from commit REF instead")
+    arguments = parser.parse_args()
+    if arguments.breaking_baseline:
+        write_baseline(arguments.breaking_baseline)
+        return
     # protoc-gen-mypy lives beside the interpreter in the virtual environment.
     os.environ["PATH"] = f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
     write_validate_set()
     for generated in ("govhall", "buf"):
         shutil.rmtree(GEN / generated, ignore_errors=True)
     GEN.mkdir(exist_ok=True)
-    sources = sorted(str(p.relative_to(PROTOS)) for p in PROTOS.rglob("*.proto"))
+    sources = _sources(PROTOS)
     out = str(GEN)
     _protoc(
         f"--python_out={out}",

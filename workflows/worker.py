@@ -10,10 +10,11 @@ import signal
 import sys
 from typing import Any
 
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 from temporalio.worker import Worker
 
 from kernel.logging import configure_logging
+from kernel.settings import TemporalClientSettings
 from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
 from workflows.approval import ApprovalWorkflow
 
@@ -21,16 +22,17 @@ from workflows.approval import ApprovalWorkflow
 WORKFLOWS: list[type[Any]] = [ApprovalWorkflow]
 
 
-class WorkerSettings(BaseSettings):
+class WorkerSettings(TemporalClientSettings):
+    """GOVHALL_WORKER_*: how to reach Temporal (kernel.settings.TemporalClientSettings)."""
+
     model_config = SettingsConfigDict(env_prefix="GOVHALL_WORKER_", extra="ignore", frozen=True)
 
-    temporal_address: str = "127.0.0.1:7233"
-    temporal_namespace: str = "default"
     log_level: str = "info"
 
 
 async def run(settings: WorkerSettings) -> None:
-    client = await connect(settings.temporal_address, settings.temporal_namespace)
+    client = await connect(settings.temporal_address, settings.temporal_namespace,
+                           api_key=settings.temporal_api_key())
     worker = Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=WORKFLOWS)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -14,30 +14,21 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.client import Client
 
+from deploy.local import processes
+from deploy.local.processes import Child
 from kernel.grpcserver import channel_credentials
 from kernel.pki import SAMPLE_SYSTEMS, ca_cert_path, client_pair, ensure_pki, server_pair
 from kernel.settings import VAR, ServiceSettings
-from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE
+from kernel.temporal import WORKFLOW_TASK_QUEUE
 from services.complaints.settings import ComplaintsSettings
 from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
@@ -74,42 +65,28 @@ class RunnerSettings(BaseSettings):
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
 
 
-@dataclass
-class Child:
-    name: str
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    log: IO[bytes] = field(repr=False)
-
-
 class Suite:
     def __init__(self, settings: RunnerSettings) -> None:
         self.settings = settings
         self.var = settings.var_dir.resolve()
         self.pki = self.var / "pki"
         self.children: list[Child] = []
-        self.environment = dict(os.environ)
+        # The embedded default's settings, unless the environment says otherwise.
+        defaults: dict[str, str] = processes.worker_environment(
+            temporal_address=settings.temporal_target, namespace=settings.namespace)
         for name, _ in SERVICES:
-            prefix = f"GOVHALL_{name.upper()}_"
-            self.environment.setdefault(prefix + "PKI_DIR", str(self.pki))
-            self.environment.setdefault(
-                prefix + "DATABASE_URL", f"sqlite:///{self.var / 'db' / f'{name}.sqlite3'}")
-            self.environment.setdefault(prefix + "TEMPORAL_ADDRESS", settings.temporal_target)
-            self.environment.setdefault(prefix + "TEMPORAL_NAMESPACE", settings.namespace)
-        self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_ADDRESS", settings.temporal_target)
-        self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_NAMESPACE", settings.namespace)
+            defaults |= processes.service_environment(
+                name, var_dir=self.var, temporal_address=settings.temporal_target,
+                namespace=settings.namespace)
+        self.environment = defaults | dict(os.environ)
 
     def service_settings(self) -> list[tuple[str, ServiceSettings]]:
         return [(name, cls.model_validate(_from_environment(self.environment, name)))
                 for name, cls in SERVICES]
 
     def spawn(self, name: str, argv: list[str]) -> Child:
-        (self.var / "log").mkdir(parents=True, exist_ok=True)
-        log_path = self.var / "log" / f"{name}.log"
-        log = log_path.open("ab")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                   env=self.environment, start_new_session=True)
-        child = Child(name, process, log_path, log)
+        child = processes.spawn(name, argv, environment=self.environment,
+                                log_dir=self.var / "log")
         self.children.append(child)
         return child
 
@@ -131,99 +108,50 @@ class Suite:
         self.spawn("temporal", argv)
 
     async def wait_for_temporal(self, deadline: float) -> Client:
-        last_error: Exception | None = None
-        while time.monotonic() < deadline:
-            self.check_children()
-            try:
-                return await Client.connect(self.settings.temporal_target,
-                                            namespace=self.settings.namespace)
-            except Exception as error:  # not up yet
-                last_error = error
-                await asyncio.sleep(0.3)
-        raise TimeoutError(f"Temporal did not answer at {self.settings.temporal_target}: "
-                           f"{last_error}")
+        return await processes.until_connected(
+            lambda: Client.connect(self.settings.temporal_target,
+                                   namespace=self.settings.namespace),
+            deadline=deadline, check=self.check_children, what=self.settings.temporal_target)
 
     async def register_search_attributes(self, client: Client) -> None:
         """Add whichever custom search attributes the namespace lacks."""
-        existing = await client.operator_service.list_search_attributes(
-            ListSearchAttributesRequest(namespace=self.settings.namespace))
-        missing = {key.name: IndexedValueType.ValueType(key.indexed_value_type)
-                   for key in SEARCH_ATTRIBUTES if key.name not in existing.custom_attributes}
-        if missing:
-            await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-                namespace=self.settings.namespace, search_attributes=missing))
+        await processes.register_search_attributes(client, self.settings.namespace)
 
     def prepare_services(self) -> None:
         for name, _ in SERVICES:
-            result = subprocess.run(
-                [sys.executable, "-m", f"services.{name}.main", "prepare"],
-                env=self.environment, capture_output=True, text=True, check=False)
-            (self.var / "log").mkdir(parents=True, exist_ok=True)
-            with (self.var / "log" / f"{name}.log").open("a", encoding="utf-8") as log:
-                log.write(result.stdout + result.stderr)
-            if result.returncode != 0:
-                raise RuntimeError(f"preparing {name} failed:\n{result.stderr[-2000:]}")
+            processes.run_to_end(name, processes.prepare_command(name),
+                                 environment=self.environment, log_dir=self.var / "log",
+                                 timeout=self.settings.ready_timeout_seconds)
 
     def start_services(self) -> None:
         for name, _ in SERVICES:
-            self.spawn(name, [sys.executable, "-m", f"services.{name}.main", "serve"])
+            self.spawn(name, processes.serve_command(name))
         if WORKFLOWS:
-            self.spawn("worker", [sys.executable, "-m", "workflows.worker"])
+            self.spawn(processes.WORKER, processes.serve_command(processes.WORKER))
 
     async def wait_until_serving(self, deadline: float) -> None:
         credentials = channel_credentials(self.pki, "operator")
         for name, settings in self.service_settings():
-            while True:
-                self.check_children()
-                try:
-                    async with grpc.aio.secure_channel(settings.address, credentials) as channel:
-                        reply = await health_pb2_grpc.HealthStub(channel).Check(
-                            health_pb2.HealthCheckRequest(service=""), timeout=2)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        break
-                except grpc.aio.AioRpcError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name} did not become healthy at {settings.address}")
-                await asyncio.sleep(0.3)
+            await processes.until_healthy(settings.address, credentials, deadline=deadline,
+                                          check=self.check_children, name=name)
 
     async def wait_for_workflow_worker(self, client: Client, deadline: float) -> None:
         """Until the workflows worker polls its task queue."""
         if not WORKFLOWS:
             return
-        request = DescribeTaskQueueRequest(
-            namespace=self.settings.namespace,
-            task_queue=TaskQueue(name=WORKFLOW_TASK_QUEUE),
-            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW)
-        while time.monotonic() < deadline:
-            self.check_children()
-            reply = await client.workflow_service.describe_task_queue(request)
-            if reply.pollers:
-                return
-            await asyncio.sleep(0.3)
-        raise TimeoutError(f"the workflows worker did not poll {WORKFLOW_TASK_QUEUE}")
+        await processes.until_polling(
+            client, namespace=self.settings.namespace, task_queue=WORKFLOW_TASK_QUEUE,
+            kind=TaskQueueType.TASK_QUEUE_TYPE_WORKFLOW, deadline=deadline,
+            check=self.check_children, name="the workflows worker")
 
     def check_children(self) -> None:
         for child in self.children:
-            code = child.process.poll()
-            if code is not None:
-                tail = child.log_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-                raise RuntimeError(f"{child.name} exited with {code}; its log ends:\n{tail}")
+            child.check()
 
     def stop(self) -> None:
-        """Stop services and worker first, Temporal last; each gets time to finish."""
-        for group in (["worker"], [n for n, _ in SERVICES], ["temporal"]):
-            members = [c for c in self.children if c.name in group]
-            for child in members:
-                if child.process.poll() is None:
-                    child.process.send_signal(signal.SIGTERM)
-            for child in members:
-                try:
-                    child.process.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    child.process.kill()
-                    child.process.wait()
-                child.log.close()
+        """Stop services and worker first, Temporal last; each group gets time to finish."""
+        for group in ([processes.WORKER], [n for n, _ in SERVICES], ["temporal"]):
+            processes.stop([c for c in self.children if c.name in group], timeout=20)
 
     def addresses(self) -> str:
         s = self.settings

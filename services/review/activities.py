@@ -19,11 +19,11 @@ from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from kernel.chinatime import china_date
 from kernel.errors import FieldViolation, InvalidArgument, NotFound
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.deadlines import Pause
-from services.review.domain.model import CENTER_TIME
 from services.review.domain.tasks import RecordedDecision
 from workflows.approval_contract import (
     CASE_DEADLINES,
@@ -128,7 +128,7 @@ class ReviewActivities:
         A year with no schedule does not fail the activity: its deadlines come
         back provisional, counted Monday to Friday, with ``unknown_year`` set.
         """
-        today = self._clock().astimezone(CENTER_TIME).date()
+        today = china_date(self._clock())
 
         def compute() -> Deadlines:
             found = handlers.case_deadlines(

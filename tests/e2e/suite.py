@@ -1,4 +1,5 @@
-"""The suite's processes, started for end-to-end tests the way deploy/local/runner.py starts them.
+"""The suite's processes, started for end-to-end tests the way deploy/local/runner.py starts them
+(both through deploy/local/processes.py).
 
 Two shapes:
 
@@ -25,34 +26,28 @@ import asyncio
 import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from google.protobuf.duration_pb2 import Duration
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from sqlalchemy import Engine, create_engine
 from temporalio.api.common.v1 import WorkflowExecution
-from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
-from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.enums.v1 import TaskQueueType
 from temporalio.api.workflowservice.v1 import (
-    DescribeTaskQueueRequest,
     DescribeWorkflowExecutionRequest,
     DescribeWorkflowExecutionResponse,
     RegisterNamespaceRequest,
 )
 from temporalio.client import Client
 
+from deploy.local import processes
 from deploy.local.chain_driver import (
     CLERK,
     LEADER,
@@ -65,7 +60,7 @@ from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.grpcserver import channel_credentials, secure_channel
 from kernel.pki import ensure_pki
-from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE, connect
+from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
 from workflows.approval_contract import workflow_id
 
 if TYPE_CHECKING:
@@ -76,69 +71,25 @@ BIN = Path(sys.executable).parent
 TEMPORAL_CLI = BIN / "temporal"
 READY_SECONDS = 120
 #: The workflows worker, by the name the runner gives it.
-WORKER = "worker"
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+WORKER = processes.WORKER
+free_ports = processes.free_ports
 
 
 # ---- the runner, whole -----------------------------------------------------------------
 
 
 @dataclass
-class RunnerSuite:
-    environment: dict[str, str]
-    var_dir: Path
-    ports: dict[str, int]
-    process: subprocess.Popen[str] | None = None
-    lines: list[str] = field(default_factory=list)
-    ready: threading.Event = field(default_factory=threading.Event)
-    reader: threading.Thread | None = None
+class RunnerSuite(processes.RunnerProcess):
+    """The runner on its own ports and var dir (processes.runner_environment)."""
 
-    def start(self) -> float:
-        started = time.monotonic()
-        self.lines = []
-        self.ready = threading.Event()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "deploy.local.runner"], env=self.environment,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
-        self.reader = threading.Thread(target=self._read, args=(self.process,), daemon=True)
-        self.reader.start()
-        if self.ready.wait(READY_SECONDS):
-            return time.monotonic() - started
-        self.stop()
-        raise AssertionError(f"the suite did not become ready:\n{self.output}")
+    var_dir: Path = Path()
+    ports: dict[str, int] = field(default_factory=dict)
 
-    def _read(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            self.lines.append(line)
-            if line.startswith("ready in"):
-                self.ready.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    def stop(self) -> int:
-        assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            raise
-        if self.reader is not None:
-            self.reader.join(timeout=10)
-        return self.process.returncode
+    @classmethod
+    def create(cls, var_dir: Path) -> RunnerSuite:
+        names = [*processes.RUNNER_PORTS, *processes.SERVICES]
+        ports = dict(zip(names, free_ports(len(names)), strict=True))
+        return cls(processes.runner_environment(var_dir, ports), var_dir=var_dir, ports=ports)
 
     def address(self, service: str) -> str:
         return f"127.0.0.1:{self.ports[service]}"
@@ -156,17 +107,8 @@ async def fresh_namespace(client: Client) -> str:
     namespace = f"govhall-e2e-{uuid.uuid4().hex[:12]}"
     await client.workflow_service.register_namespace(RegisterNamespaceRequest(
         namespace=namespace, workflow_execution_retention_period=Duration(seconds=86400)))
-    await client.operator_service.add_search_attributes(AddSearchAttributesRequest(
-        namespace=namespace, search_attributes={
-            key.name: IndexedValueType.ValueType(key.indexed_value_type)
-            for key in SEARCH_ATTRIBUTES}))
+    await processes.register_search_attributes(client, namespace)
     return namespace
-
-
-@dataclass
-class Child:
-    process: subprocess.Popen[bytes]
-    log: IO[bytes] = field(repr=False)
 
 
 @dataclass
@@ -178,7 +120,7 @@ class ChainProcesses:
     namespace: str
     ports: dict[str, int]
     environment: dict[str, str]
-    children: dict[str, Child] = field(default_factory=dict)
+    children: dict[str, processes.Child] = field(default_factory=dict)
     _client: Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -187,18 +129,13 @@ class ChainProcesses:
         """The runner's environment (see deploy/local/runner.py, Suite) on free ports."""
         ensure_pki(var_dir / "pki")
         ports = dict(zip(services, free_ports(len(services)), strict=True))
-        environment = {k: v for k, v in os.environ.items() if not k.startswith("GOVHALL_")}
+        environment = processes.without_govhall_settings(os.environ)
         for name in services:
-            prefix = f"GOVHALL_{name.upper()}_"
-            environment |= {
-                prefix + "PKI_DIR": str(var_dir / "pki"),
-                prefix + "DATABASE_URL": f"sqlite:///{var_dir / 'db' / f'{name}.sqlite3'}",
-                prefix + "TEMPORAL_ADDRESS": temporal_address,
-                prefix + "TEMPORAL_NAMESPACE": namespace,
-                prefix + "PORT": str(ports[name]),
-            }
-        environment |= {"GOVHALL_WORKER_TEMPORAL_ADDRESS": temporal_address,
-                        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace}
+            environment |= processes.service_environment(
+                name, var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
+                port=ports[name])
+        environment |= processes.worker_environment(temporal_address=temporal_address,
+                                                    namespace=namespace)
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
     @property
@@ -215,102 +152,57 @@ class ChainProcesses:
         return self.var_dir / "log" / f"{name}.log"
 
     def log_tail(self, name: str) -> str:
-        path = self.log_path(name)
-        return path.read_text(encoding="utf-8", errors="replace")[-3000:] if path.exists() else ""
+        child = self.children.get(name)
+        return child.log_tail() if child is not None else ""
 
     def pid(self, name: str) -> int:
         return self.children[name].process.pid
 
     def prepare(self, *services: str) -> None:
         """Migrate and load the sample data, as the runner does before serving; in parallel."""
-        (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
-        runs = {name: subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}.main", "prepare"], env=self.environment,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for name in services}
+        runs = {name: processes.spawn(f"{name}", processes.prepare_command(name),
+                                      environment=self.environment,
+                                      log_dir=self.var_dir / "log") for name in services}
         for name, run in runs.items():
-            output, _ = run.communicate(timeout=READY_SECONDS)
-            with self.log_path(name).open("ab") as log:
-                log.write(output)
-            if run.returncode != 0:
-                raise AssertionError(f"preparing {name} failed:\n{output.decode()[-3000:]}")
+            try:
+                code = run.process.wait(timeout=READY_SECONDS)
+            finally:
+                run.log.close()
+            if code != 0:
+                raise AssertionError(f"preparing {name} failed:\n{run.log_tail()}")
 
     def start(self, name: str) -> None:
         """Start a service (``serve``) or the workflows worker, logging to var/log."""
         running = self.children.get(name)
-        if running is not None and running.process.poll() is None:
+        if running is not None and running.running:
             raise AssertionError(f"{name} runs already")
-        argv = ([sys.executable, "-m", "workflows.worker"] if name == WORKER
-                else [sys.executable, "-m", f"services.{name}.main", "serve"])
-        (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
-        log = self.log_path(name).open("ab")
-        process = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
-                                   env=self.environment, start_new_session=True)
-        self.children[name] = Child(process, log)
+        self.children[name] = processes.spawn(name, processes.serve_command(name),
+                                              environment=self.environment,
+                                              log_dir=self.var_dir / "log")
 
     def kill(self, name: str) -> None:
         """kill -9: no shutdown, no goodbye to Temporal, nothing flushed."""
-        child = self.children[name]
-        os.kill(child.process.pid, signal.SIGKILL)
-        child.process.wait(timeout=10)
-        child.log.close()
+        self.children[name].kill()
 
     def stop_all(self) -> None:
         """SIGTERM every child still running, then SIGKILL what has not stopped."""
-        running = [c for c in self.children.values() if c.process.poll() is None]
-        for child in running:
-            child.process.terminate()
-        for child in running:
-            try:
-                child.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                child.process.kill()
-                child.process.wait(timeout=10)
-        for child in self.children.values():
-            child.log.close()
-
-    def _check_alive(self, name: str) -> None:
-        code = self.children[name].process.poll()
-        if code is not None:
-            raise AssertionError(f"{name} exited with {code}; its log ends:\n"
-                                 f"{self.log_tail(name)}")
+        processes.stop(self.children.values(), timeout=10)
 
     async def wait_until_serving(self, service: str, deadline: float) -> None:
         """Until the service answers its health check and its activity worker polls."""
-        credentials = channel_credentials(self.pki_dir, "operator")
-        while True:
-            self._check_alive(service)
-            try:
-                async with grpc.aio.secure_channel(self.address(service),
-                                                   credentials) as channel:
-                    reply = await health_pb2_grpc.HealthStub(channel).Check(
-                        health_pb2.HealthCheckRequest(service=""), timeout=2)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    break
-            except grpc.aio.AioRpcError:
-                pass
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{service} did not become healthy at "
-                                   f"{self.address(service)}")
-            await asyncio.sleep(0.2)
+        await processes.until_healthy(
+            self.address(service), channel_credentials(self.pki_dir, "operator"),
+            deadline=deadline, check=self.children[service].check, name=service)
         await self.wait_until_polling(service, f"govhall-{service}",
                                       TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY, deadline)
 
     async def wait_until_polling(self, name: str, task_queue: str,
                                  kind: TaskQueueType.ValueType, deadline: float) -> None:
         """Until the process itself (not a killed predecessor) polls ``task_queue``."""
-        client = await self.client()
-        identity = f"{self.pid(name)}@"
-        request = DescribeTaskQueueRequest(namespace=self.namespace,
-                                           task_queue=TaskQueue(name=task_queue),
-                                           task_queue_type=kind)
-        while True:
-            self._check_alive(name)
-            reply = await client.workflow_service.describe_task_queue(request)
-            if any(p.identity.startswith(identity) for p in reply.pollers):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{name} did not poll {task_queue}")
-            await asyncio.sleep(0.2)
+        await processes.until_polling(
+            await self.client(), namespace=self.namespace, task_queue=task_queue, kind=kind,
+            deadline=deadline, check=self.children[name].check, name=name,
+            identity_prefix=f"{self.pid(name)}@")
 
     async def start_and_wait(self, name: str, deadline: float) -> None:
         self.start(name)
@@ -324,7 +216,7 @@ class ChainProcesses:
         """Start again whatever is not running (say, after an earlier test failed midway)."""
         await asyncio.gather(*(
             self.start_and_wait(name, deadline) for name in (*self.ports, WORKER)
-            if name not in self.children or self.children[name].process.poll() is not None))
+            if name not in self.children or not self.children[name].running))
 
     async def close(self) -> None:
         self.stop_all()

@@ -8,7 +8,6 @@ The runner's process is driven by tests/e2e/suite.py (RunnerSuite).
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
 import sys
@@ -25,7 +24,7 @@ from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from kernel.temporal import SEARCH_ATTRIBUTES
-from tests.e2e.suite import RunnerSuite, free_ports
+from tests.e2e.suite import RunnerSuite
 from tests.support import as_official
 
 pytestmark = pytest.mark.e2e
@@ -34,23 +33,10 @@ SERVICES = ("intake", "review", "trading", "complaints")
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerSuite]:
-    var_dir = tmp_path_factory.mktemp("var")
-    names = ["temporal", "ui", "http", "metrics", *SERVICES]
-    ports = dict(zip(names, free_ports(len(names)), strict=True))
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("GOVHALL_")}
-    environment.update({
-        "GOVHALL_RUNNER_VAR_DIR": str(var_dir),
-        "GOVHALL_RUNNER_TEMPORAL_PORT": str(ports["temporal"]),
-        "GOVHALL_RUNNER_TEMPORAL_UI_PORT": str(ports["ui"]),
-        "GOVHALL_RUNNER_TEMPORAL_HTTP_PORT": str(ports["http"]),
-        "GOVHALL_RUNNER_TEMPORAL_METRICS_PORT": str(ports["metrics"]),
-    })
-    for service in SERVICES:
-        environment[f"GOVHALL_{service.upper()}_PORT"] = str(ports[service])
-    running = RunnerSuite(environment, var_dir, ports)
+    running = RunnerSuite.create(tmp_path_factory.mktemp("var"))
     running.start()
     yield running
-    if running.process is not None and running.process.poll() is None:
+    if running.running:
         running.stop()
 
 

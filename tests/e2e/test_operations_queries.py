@@ -36,6 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.chinatime import china_date
 from kernel.temporal import WORKFLOW_TASK_QUEUE
 from services.intake.chain import search_attributes, summary
 from tests.e2e.suite import (
@@ -112,7 +113,7 @@ async def _accepted_days_ago(processes: ChainProcesses, case_number: str, days: 
     await handle.terminate("e2e: started again with an acceptance date in the past")
     accepted_at = case.accepted_at - timedelta(days=days)
     earlier = replace(case, accepted_at=accepted_at,
-                      accepted_on=(accepted_at + timedelta(hours=8)).date().isoformat())
+                      accepted_on=china_date(accepted_at).isoformat())
     # As the intake service starts it: the same id, search attributes and summary.
     await client.start_workflow(
         WORKFLOW_NAME, earlier, id=workflow_id(case_number), task_queue=WORKFLOW_TASK_QUEUE,

@@ -21,7 +21,7 @@ from kernel.errors import (
     NotFound,
 )
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import after_number, after_text, page_size, rows_to_fetch, take_page
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.domain.model import (
     INITIAL_BASIS,
@@ -74,11 +74,10 @@ def list_departments(*, uow: ComplaintsUnitOfWork, kind: str, requested_size: in
                      page_token: str) -> DepartmentPage:
     size = page_size(requested_size)
     with uow:
-        departments = uow.departments.list(kind=kind, after=decode_token(page_token),
-                                           limit=size + 1)
-    more = len(departments) > size
-    departments = departments[:size]
-    return DepartmentPage(departments, encode_token(departments[-1].code) if more else "")
+        page = take_page(uow.departments.list(kind=kind, after=after_text(page_token),
+                                              limit=rows_to_fetch(size)),
+                         size, key=lambda d: (d.code,))
+    return DepartmentPage(page.items, page.next_page_token)
 
 
 def get_department(*, uow: ComplaintsUnitOfWork, code: str) -> Department:
@@ -95,13 +94,12 @@ def list_categories(*, uow: ComplaintsUnitOfWork, department_code: str, requeste
     with uow:
         if department_code and uow.departments.get(department_code) is None:
             raise NotFound(f"department {department_code} is not in the directory")
-        categories = uow.routing.list_categories(
-            department_code=department_code, after=decode_token(page_token), limit=size + 1)
-        more = len(categories) > size
-        categories = categories[:size]
+        page = take_page(uow.routing.list_categories(
+            department_code=department_code, after=after_text(page_token),
+            limit=rows_to_fetch(size)), size, key=lambda c: (c.code,))
         return CategoryPage(
-            categories, uow.departments.names({c.department_code for c in categories}),
-            encode_token(categories[-1].code) if more else "")
+            page.items, uow.departments.names({c.department_code for c in page.items}),
+            page.next_page_token)
 
 
 def route_complaint(*, uow: ComplaintsUnitOfWork, category_code: str) -> Routing:
@@ -143,27 +141,19 @@ def set_routing_rule(*, uow: ComplaintsUnitOfWork, caller: Caller, category_code
     return RoutingSet(change, department)
 
 
-def _version_after(page_token: str) -> int:
-    after = decode_token(page_token)
-    if not after:
-        return 0
-    if not after.isdigit():
-        raise InvalidArgument("page_token is not a token this service gave out")
-    return int(after)
-
-
 def list_routing_rules(*, uow: ComplaintsUnitOfWork, category_code: str, requested_size: int,
                        page_token: str) -> RulePage:
     size = page_size(requested_size)
-    after = _version_after(page_token)
+    after = after_number(page_token)
     with uow:
         if uow.routing.category(category_code) is None:
             raise NotFound(f"complaint category {category_code} is not in the routing table")
-        rules = uow.routing.rules(category_code, after_version=after, limit=size + 1)
-        more = len(rules) > size
-        rules = rules[:size]
-        return RulePage(rules, uow.departments.names({r.department_code for r in rules}),
-                        encode_token(str(rules[-1].version)) if more else "")
+        page = take_page(uow.routing.rules(category_code, after_version=after,
+                                           limit=rows_to_fetch(size)),
+                         size, key=lambda r: (r.version,))
+        return RulePage(page.items,
+                        uow.departments.names({r.department_code for r in page.items}),
+                        page.next_page_token)
 
 
 def list_platforms(*, uow: ComplaintsUnitOfWork) -> list[Platform]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -27,8 +26,8 @@ def _rule(row: Row[Any]) -> RoutingRule:
         version=row.version,
         department_code=row.department_code,
         basis=row.basis,
-        valid_from=datetime.fromisoformat(row.valid_from),
-        valid_until=datetime.fromisoformat(row.valid_until) if row.valid_until else None,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
         set_by_official_id=row.set_by_official_id,
     )
 
@@ -95,7 +94,7 @@ class RoutingTable:
                 update(self._rules)
                 .where(self._rules.c.category_code == category.code,
                        self._rules.c.version == change.superseded_version)
-                .values(valid_until=rule.valid_from.isoformat()))
+                .values(valid_until=rule.valid_from))
         else:
             try:
                 self._connection.execute(insert(self._categories).values(
@@ -110,8 +109,8 @@ class RoutingTable:
             department_code=rule.department_code,
             basis=rule.basis,
             set_by_official_id=rule.set_by_official_id,
-            valid_from=rule.valid_from.isoformat(),
-            valid_until=rule.valid_until.isoformat() if rule.valid_until else None,
+            valid_from=rule.valid_from,
+            valid_until=rule.valid_until,
         ))
 
 

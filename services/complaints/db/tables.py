@@ -16,6 +16,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.instants import UtcDateTime
 
 metadata = MetaData()
 
@@ -39,8 +40,8 @@ routing_rules = Table(
     Column("department_code", String(12), nullable=False),
     Column("basis", Text, nullable=False),
     Column("set_by_official_id", String(20), nullable=False),
-    Column("valid_from", String(40), nullable=False),
-    Column("valid_until", String(40), nullable=True),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_until", UtcDateTime, nullable=True),
     PrimaryKeyConstraint("category_code", "version"),
 )
 

@@ -293,7 +293,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             datetime.fromtimestamp(seal_key_path(settings.pki_dir).stat().st_mtime, UTC),
             active=True)
         self._chain = chain or ApprovalChain(
-            lambda: connect(settings.temporal_address, settings.temporal_namespace))
+            lambda: connect(settings.temporal_address, settings.temporal_namespace,
+                            api_key=settings.temporal_api_key()))
         self._background: set[asyncio.Task[Any]] = set()
 
     def _reading(self) -> IntakeUnitOfWork:

@@ -14,7 +14,7 @@ from kernel.directory import (
 )
 from kernel.errors import InvalidArgument, NotFound
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.model import ApprovalItem, Material, next_version
 
@@ -32,12 +32,11 @@ def list_approval_items(*, uow: IntakeUnitOfWork, department_code: str, requeste
     with uow:
         if department_code and uow.departments.get(department_code) is None:
             raise NotFound(f"department {department_code} is not in the directory")
-        items = uow.catalogue.list_current(department_code=department_code,
-                                           after=decode_token(page_token), limit=size + 1)
-        more = len(items) > size
-        items = items[:size]
-        return ItemPage(items, uow.departments.names(i.department_code for i in items),
-                        encode_token(items[-1].code) if more else "")
+        page = take_page(uow.catalogue.list_current(
+            department_code=department_code, after=after_text(page_token),
+            limit=rows_to_fetch(size)), size, key=lambda i: (i.code,))
+        return ItemPage(page.items, uow.departments.names(i.department_code for i in page.items),
+                        page.next_page_token)
 
 
 def get_approval_item(*, uow: IntakeUnitOfWork, code: str,

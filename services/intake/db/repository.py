@@ -97,12 +97,8 @@ class Catalogue:
             special_procedures=json.dumps(list(item.special_procedures)),
             fee_fen=item.fee_fen,
             basis=item.basis,
-            published_at=datetime.now(UTC).isoformat(),
+            published_at=datetime.now(UTC),
         ))
-
-
-def _moment(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
 
 
 def _is_postgresql(connection: Connection) -> bool:
@@ -146,9 +142,7 @@ class Cases:
     def _case(self, row: Row[Any]) -> Case:
         deadlines = None
         if row.promised_due_at:
-            deadlines = CaseDeadlines(datetime.fromisoformat(row.warning_at),
-                                      datetime.fromisoformat(row.promised_due_at),
-                                      datetime.fromisoformat(row.legal_due_at))
+            deadlines = CaseDeadlines(row.warning_at, row.promised_due_at, row.legal_due_at)
         return Case(
             number=row.case_number, system=row.system, status=CaseStatus(row.status),
             outcome=IntakeOutcome(row.outcome), finding=Finding(row.finding),
@@ -156,10 +150,10 @@ class Cases:
             department_code=row.department_code,
             applicant=self._require_cipher().open(row.applicant),
             materials=_materials(row.materials), clerk_id=row.clerk_id,
-            submitted_at=datetime.fromisoformat(row.submitted_at),
-            accepted_by=row.accepted_by or "", accepted_at=_moment(row.accepted_at),
+            submitted_at=row.submitted_at,
+            accepted_by=row.accepted_by or "", accepted_at=row.accepted_at,
             accepted_on=date.fromisoformat(row.accepted_on) if row.accepted_on else None,
-            closed_at=_moment(row.closed_at), withdrawal_reason=row.withdrawal_reason or "",
+            closed_at=row.closed_at, withdrawal_reason=row.withdrawal_reason or "",
             workflow_started=row.workflow_started, sla_state=row.sla_state,
             deadlines=deadlines, calendar_gap_year=row.calendar_gap_year,
             certificate_number=row.certificate_number or "")
@@ -204,17 +198,17 @@ class Cases:
         return {
             "materials": _materials_json(case.materials),
             "clerk_id": case.clerk_id,
-            "submitted_at": utc_iso(case.submitted_at),
+            "submitted_at": case.submitted_at,
             "accepted_by": case.accepted_by or None,
-            "accepted_at": utc_iso(case.accepted_at) if case.accepted_at else None,
+            "accepted_at": case.accepted_at,
             "accepted_on": case.accepted_on.isoformat() if case.accepted_on else None,
-            "closed_at": utc_iso(case.closed_at) if case.closed_at else None,
+            "closed_at": case.closed_at,
             "withdrawal_reason": case.withdrawal_reason or None,
             "workflow_started": case.workflow_started,
             "sla_state": case.sla_state,
-            "warning_at": utc_iso(deadlines.warning_at) if deadlines else None,
-            "promised_due_at": utc_iso(deadlines.promised_due_at) if deadlines else None,
-            "legal_due_at": utc_iso(deadlines.legal_due_at) if deadlines else None,
+            "warning_at": deadlines.warning_at if deadlines else None,
+            "promised_due_at": deadlines.promised_due_at if deadlines else None,
+            "legal_due_at": deadlines.legal_due_at if deadlines else None,
             "calendar_gap_year": case.calendar_gap_year,
             "certificate_number": case.certificate_number or None,
         }
@@ -239,7 +233,7 @@ class IdempotencyKeys:
             case_number: str, outcome: str, at: datetime) -> None:
         self._connection.execute(insert(self._t).values(
             system=system, idempotency_key=key, operation=operation, fingerprint=fingerprint,
-            case_number=case_number, outcome=outcome, recorded_at=utc_iso(at)))
+            case_number=case_number, outcome=outcome, recorded_at=at))
 
 
 class Sequences:
@@ -267,7 +261,7 @@ class Notices:
     def _notice(row: Row[Any]) -> Notice:
         return Notice(
             kind=NoticeKind(row.kind), text=row.text,
-            issued_at=datetime.fromisoformat(row.issued_at),
+            issued_at=row.issued_at,
             items=tuple(NoticeItem(**i) for i in json.loads(row.items)),
             competent_authority=row.competent_authority,
             reasons=tuple(json.loads(row.reasons)), number=row.notice_number)
@@ -275,7 +269,7 @@ class Notices:
     def add(self, case_number: str, notice: Notice) -> None:
         self._connection.execute(insert(self._t).values(
             notice_number=notice.number, case_number=case_number, kind=notice.kind,
-            issued_at=utc_iso(notice.issued_at), issued_on=notice.issued_on.isoformat(),
+            issued_at=notice.issued_at, issued_on=notice.issued_on.isoformat(),
             text=notice.text,
             items=json.dumps([asdict(i) for i in notice.items], ensure_ascii=False),
             competent_authority=notice.competent_authority,
@@ -331,16 +325,16 @@ class Timeline:
     def add(self, case_number: str, event: TimelineEvent, *, recorded_at: datetime) -> None:
         self._connection.execute(insert(self._t).values(
             case_number=case_number, event_id=event.event_id, kind=event.kind,
-            at=utc_iso(event.at), stage=event.stage, official_id=event.official_id,
+            at=event.at, stage=event.stage, official_id=event.official_id,
             details=json.dumps(event.details or {}, ensure_ascii=False, sort_keys=True),
             deadlines=_deadlines_json(event.deadlines), status=event.status,
-            sla_state=event.sla_state, recorded_at=utc_iso(recorded_at)))
+            sla_state=event.sla_state, recorded_at=recorded_at))
 
     def for_case(self, case_number: str) -> list[TimelineEvent]:
         rows = self._connection.execute(select(self._t).where(self._t.c.case_number == case_number)
                                      .order_by(self._t.c.at, self._t.c.id))
         return [TimelineEvent(event_id=r.event_id, kind=r.kind,
-                              at=datetime.fromisoformat(r.at), stage=r.stage,
+                              at=r.at, stage=r.stage,
                               official_id=r.official_id, details=json.loads(r.details),
                               deadlines=_deadlines(r.deadlines), status=r.status,
                               sla_state=r.sla_state) for r in rows]
@@ -353,7 +347,7 @@ class SealKeys:
 
     def all(self) -> list[SealKey]:
         rows = self._connection.execute(select(self._t).order_by(self._t.c.created_at))
-        return [SealKey(r.key_id, bytes(r.public_key), datetime.fromisoformat(r.created_at),
+        return [SealKey(r.key_id, bytes(r.public_key), r.created_at,
                         r.active) for r in rows]
 
     def make_active(self, key_id: str, public_key: bytes, *, at: datetime) -> bool:
@@ -369,7 +363,7 @@ class SealKeys:
                                   .values(active=True))
         else:
             self._connection.execute(insert(self._t).values(
-                key_id=key_id, public_key=public_key, created_at=utc_iso(at), active=True))
+                key_id=key_id, public_key=public_key, created_at=at, active=True))
         return True
 
 
@@ -378,8 +372,8 @@ def _sealed(row: Row[Any]) -> SealedDecision:
         certificate_number=row.certificate_number, case_number=row.case_number,
         key_id=row.key_id, decision=row.decision, document=bytes(row.document),
         signature=bytes(row.signature), document_sha256=row.document_sha256,
-        issued_at=datetime.fromisoformat(row.issued_at), revoked=row.revoked,
-        revocation_reason=row.revocation_reason or "", revoked_at=_moment(row.revoked_at),
+        issued_at=row.issued_at, revoked=row.revoked,
+        revocation_reason=row.revocation_reason or "", revoked_at=row.revoked_at,
         revoked_by=row.revoked_by or "")
 
 
@@ -405,14 +399,14 @@ class SealedDecisions:
             certificate_number=decision.certificate_number, case_number=decision.case_number,
             key_id=decision.key_id, decision=decision.decision, document=decision.document,
             signature=decision.signature, document_sha256=decision.document_sha256,
-            issued_at=utc_iso(decision.issued_at), revoked=False))
+            issued_at=decision.issued_at, revoked=False))
 
     def revoke(self, certificate_number: str, *, reason: str, at: datetime,
                official_id: str) -> None:
         self._connection.execute(update(self._t)
                               .where(self._t.c.certificate_number == certificate_number)
                               .values(revoked=True, revocation_reason=reason,
-                                      revoked_at=utc_iso(at), revoked_by=official_id))
+                                      revoked_at=at, revoked_by=official_id))
 
     def count_revoked(self) -> int:
         return int(self._connection.execute(select(func.count()).select_from(self._t)
@@ -434,7 +428,7 @@ class Register:
         last = self._connection.execute(select(func.max(self._t.c.sequence))).scalar_one()
         sequence = int(last or 0) + 1
         values = asdict(entry) | {"sequence": sequence, "kind": str(entry.kind),
-                                  "recorded_at": utc_iso(entry.recorded_at)}
+                                  "recorded_at": entry.recorded_at}
         self._connection.execute(insert(self._t).values(**values))
         return sequence
 
@@ -446,7 +440,7 @@ class Register:
             case_number=r.case_number, item_code=r.item_code, item_name=r.item_name,
             department_code=r.department_code, decision=r.decision, holder=r.holder,
             decided_at=r.decided_at, issued_at=r.issued_at, reason=r.reason,
-            recorded_at=datetime.fromisoformat(r.recorded_at), sequence=r.sequence)
+            recorded_at=r.recorded_at, sequence=r.sequence)
             for r in rows]
 
 

@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.instants import UtcDateTime
 
 metadata = MetaData()
 
@@ -36,7 +37,7 @@ approval_items = Table(
     Column("special_procedures", Text, nullable=False),
     Column("fee_fen", BigInteger, nullable=False),
     Column("basis", Text, nullable=False),
-    Column("published_at", String(40), nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("code", "version"),
     Index("ix_approval_items_current_department", "current", "department_code", "code"),
 )
@@ -64,17 +65,17 @@ cases = Table(
     #: The materials as last found at the window, JSON.
     Column("materials", Text, nullable=False),
     Column("clerk_id", String(20), nullable=False),
-    Column("submitted_at", String(40), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
     Column("accepted_by", String(20), nullable=True),
-    Column("accepted_at", String(40), nullable=True),
+    Column("accepted_at", UtcDateTime, nullable=True),
     Column("accepted_on", String(10), nullable=True),
-    Column("closed_at", String(40), nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
     Column("withdrawal_reason", Text, nullable=True),
     Column("workflow_started", Boolean, nullable=False),
     Column("sla_state", String(20), nullable=False),
-    Column("warning_at", String(40), nullable=True),
-    Column("promised_due_at", String(40), nullable=True),
-    Column("legal_due_at", String(40), nullable=True),
+    Column("warning_at", UtcDateTime, nullable=True),
+    Column("promised_due_at", UtcDateTime, nullable=True),
+    Column("legal_due_at", UtcDateTime, nullable=True),
     Column("calendar_gap_year", Integer, nullable=False),
     Column("certificate_number", String(20), nullable=True),
     Index("ix_cases_status_workflow_started", "status", "workflow_started"),
@@ -90,7 +91,7 @@ idempotency_keys = Table(
     Column("fingerprint", String(64), nullable=False),
     Column("case_number", String(20), nullable=False),
     Column("outcome", String(30), nullable=False),
-    Column("recorded_at", String(40), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
     PrimaryKeyConstraint("system", "idempotency_key"),
 )
 
@@ -100,7 +101,7 @@ notices = Table(
     Column("notice_number", String(30), primary_key=True),
     Column("case_number", String(20), nullable=False),
     Column("kind", String(30), nullable=False),
-    Column("issued_at", String(40), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
     Column("issued_on", String(10), nullable=False),
     Column("text", Text, nullable=False),
     Column("items", Text, nullable=False),
@@ -117,14 +118,14 @@ case_events = Table(
     Column("case_number", String(20), nullable=False),
     Column("event_id", String(64), nullable=False),
     Column("kind", String(60), nullable=False),
-    Column("at", String(40), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
     Column("stage", String(20), nullable=False),
     Column("official_id", String(20), nullable=False),
     Column("details", Text, nullable=False),
     Column("deadlines", Text, nullable=True),
     Column("status", String(30), nullable=False),
     Column("sla_state", String(20), nullable=False),
-    Column("recorded_at", String(40), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
     UniqueConstraint("case_number", "event_id", name="uq_case_events_case_event"),
     Index("ix_case_events_case_at", "case_number", "at"),
 )
@@ -144,7 +145,7 @@ seal_keys = Table(
     metadata,
     Column("key_id", String(16), primary_key=True),
     Column("public_key", LargeBinary, nullable=False),
-    Column("created_at", String(40), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
     Column("active", Boolean, nullable=False),
 )
 
@@ -158,10 +159,10 @@ sealed_decisions = Table(
     Column("document", LargeBinary, nullable=False),
     Column("signature", LargeBinary, nullable=False),
     Column("document_sha256", String(64), nullable=False),
-    Column("issued_at", String(40), nullable=False),
+    Column("issued_at", UtcDateTime, nullable=False),
     Column("revoked", Boolean, nullable=False),
     Column("revocation_reason", Text, nullable=True),
-    Column("revoked_at", String(40), nullable=True),
+    Column("revoked_at", UtcDateTime, nullable=True),
     Column("revoked_by", String(20), nullable=True),
     # One decision per case: a retried sealing finds it instead of issuing a second number.
     UniqueConstraint("case_number", name="uq_sealed_decisions_case_number"),
@@ -180,8 +181,9 @@ register_entries = Table(
     Column("department_code", String(12), nullable=False),
     Column("decision", String(10), nullable=False),
     Column("holder", String(20), nullable=False),
+    #: The sealed document's own texts of its decision and issue times, copied verbatim.
     Column("decided_at", String(40), nullable=False),
     Column("issued_at", String(40), nullable=False),
     Column("reason", Text, nullable=False),
-    Column("recorded_at", String(40), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
 )

@@ -10,25 +10,20 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime
 from enum import StrEnum
 
+# China's date decides case numbers and acceptance dates; the seal code imports it from here.
+from kernel.chinatime import china_date as china_date
 from kernel.errors import FieldViolation, InvalidArgument
 from services.intake.domain.model import ApprovalItem
 
-#: Working days and case numbers follow China's date (UTC+8).
-CHINA = timezone(timedelta(hours=8), "Asia/Shanghai")
 CASE_NUMBER_PATTERN = re.compile(r"^AP-[0-9]{8}-[0-9]{6}$")
 #: What a refusal tells the applicant of their rights (Administrative Reconsideration
 #: Law art. 20, Administrative Litigation Law art. 46).
 RIGHTS_TEXT = ("如不服本决定，可以自收到本通知书之日起60日内依法申请行政复议，"
                "或者在6个月内依法向人民法院提起行政诉讼。")
 NOT_PROVIDED = "未提交"
-
-
-def china_date(moment: datetime) -> date:
-    """The date in China at ``moment`` (an aware datetime)."""
-    return moment.astimezone(CHINA).date()
 
 
 def case_number(day: date, sequence: int) -> str:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -11,6 +10,7 @@ from pathlib import Path
 
 from kernel.audit import Actor, Verification
 from kernel.calendar import WorkingCalendar
+from kernel.chinatime import CHINA
 from kernel.directory import (
     Official,
     acting_official,
@@ -26,7 +26,14 @@ from kernel.errors import (
     PermissionDenied,
 )
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import (
+    after_number,
+    after_text,
+    decode_token,
+    page_size,
+    rows_to_fetch,
+    take_page,
+)
 from services.review.db.repository import InboxPosition, ReviewUnitOfWork
 from services.review.domain import deadlines, model, tasks
 from services.review.domain.deadlines import CaseDeadlines, Pause
@@ -76,30 +83,17 @@ def _require_department(uow: ReviewUnitOfWork, department_code: str) -> None:
         raise NotFound(f"department {department_code} is not in the directory")
 
 
-_ID_TOKEN = re.compile(r"[0-9]{1,18}")
-
-
-def _id_after(page_token: str) -> int:
-    after = decode_token(page_token)
-    if not after:
-        return 0
-    if not _ID_TOKEN.fullmatch(after):
-        raise InvalidArgument("page_token is not a token this service gave out")
-    return int(after)
-
-
 def list_officials(*, uow: ReviewUnitOfWork, department_code: str, role: str,
                    requested_size: int, page_token: str) -> OfficialPage:
     size = page_size(requested_size)
     with uow:
         _require_department(uow, department_code)
-        officials = uow.staff.list(department_code=department_code, role=role,
-                                   after=decode_token(page_token), limit=size + 1)
-        more = len(officials) > size
-        officials = officials[:size]
+        page = take_page(uow.staff.list(department_code=department_code, role=role,
+                                        after=after_text(page_token), limit=rows_to_fetch(size)),
+                         size, key=lambda o: (o.id,))
         return OfficialPage(
-            officials, uow.departments.names({o.department_code for o in officials}),
-            encode_token(officials[-1].id) if more else "")
+            page.items, uow.departments.names({o.department_code for o in page.items}),
+            page.next_page_token)
 
 
 def get_official(*, uow: ReviewUnitOfWork, official_id: str, now: datetime) -> OfficialRecord:
@@ -164,13 +158,11 @@ def list_delegations(*, uow: ReviewUnitOfWork, department_code: str,
     size = page_size(requested_size)
     with uow:
         _require_department(uow, department_code)
-        delegations = uow.delegations.list(
+        page = take_page(uow.delegations.list(
             department_code=department_code, in_force_at=in_force_at,
-            after=_id_after(page_token), limit=size + 1)
-        more = len(delegations) > size
-        delegations = delegations[:size]
-        return DelegationPage(delegations,
-                              encode_token(str(delegations[-1].id)) if more else "")
+            after=after_number(page_token), limit=rows_to_fetch(size)),
+            size, key=lambda d: (d.id,))
+        return DelegationPage(page.items, page.next_page_token)
 
 
 def load_holiday_schedule(*, uow: ReviewUnitOfWork, caller: Caller, year: int,
@@ -224,7 +216,7 @@ def verify_audit_log(*, uow: ReviewUnitOfWork) -> Verification:
 
 
 def _sample_day(text: str) -> datetime:
-    return datetime.combine(date.fromisoformat(text), time(), tzinfo=model.CENTER_TIME)
+    return datetime.combine(date.fromisoformat(text), time(), tzinfo=CHINA)
 
 
 def load_sample_directory(*, uow: ReviewUnitOfWork, sample_dir: Path, now: datetime) -> bool:
@@ -397,22 +389,8 @@ class TaskPage:
 
 
 def _inbox_position(page_token: str) -> InboxPosition | None:
-    after = decode_token(page_token)
-    if not after:
-        return None
-    try:
-        due, case_number, stage = json.loads(after)
-        position = InboxPosition(datetime.fromisoformat(due), case_number, stage)
-    except (ValueError, TypeError) as error:
-        raise InvalidArgument("page_token is not a token this service gave out") from error
-    if position.due_at.tzinfo is None or not isinstance(case_number, str) \
-            or not isinstance(stage, str):
-        raise InvalidArgument("page_token is not a token this service gave out")
-    return position
-
-
-def _inbox_token(task: Task) -> str:
-    return encode_token(json.dumps([task.due_at.isoformat(), task.case_number, task.stage]))
+    key = decode_token(page_token, (datetime, str, str))
+    return InboxPosition(*key) if key else None
 
 
 def list_inbox(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str, stage: str,
@@ -426,11 +404,10 @@ def list_inbox(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str, s
         scope = tasks.inbox_scope(
             official, department_code=department_code, stage=stage,
             delegations_in_force=uow.delegations.in_force_involving(official.id, now))
-        found = uow.tasks.inbox(scope=scope, claimed=claimed, official_id=official.id,
-                                after=after, limit=size + 1)
-        more = len(found) > size
-        found = found[:size]
-        return TaskPage(found, _inbox_token(found[-1]) if more else "")
+        page = take_page(uow.tasks.inbox(scope=scope, claimed=claimed, official_id=official.id,
+                                         after=after, limit=rows_to_fetch(size)),
+                         size, key=lambda t: (t.due_at, t.case_number, t.stage))
+        return TaskPage(page.items, page.next_page_token)
 
 
 def _capacity(uow: ReviewUnitOfWork, official: Official, role: str, now: datetime) -> Capacity:
@@ -514,15 +491,15 @@ def list_escalations(*, uow: ReviewUnitOfWork, caller: Caller, department_code: 
                      page_token: str) -> EscalationPage:
     """Escalations to the supervision desk, for supervisors and operators."""
     size = page_size(requested_size)
-    after = _id_after(page_token)
+    after = after_number(page_token)
     with uow:
         official = acting_official(uow.staff, caller)
         if not official.roles & tasks.OVERSIGHT_ROLES:
             raise PermissionDenied(
                 f"official {official.id} holds neither the role supervisor nor operator")
         _require_department(uow, department_code)
-        found = uow.escalations.list(department_code=department_code, open_only=open_only,
-                                     after=after, limit=size + 1)
-        more = len(found) > size
-        found = found[:size]
-        return EscalationPage(found, encode_token(str(found[-1].id)) if more else "")
+        page = take_page(uow.escalations.list(department_code=department_code,
+                                              open_only=open_only, after=after,
+                                              limit=rows_to_fetch(size)),
+                         size, key=lambda e: (e.id,))
+        return EscalationPage(page.items, page.next_page_token)

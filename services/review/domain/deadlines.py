@@ -20,7 +20,7 @@ Counting rules, all in working days:
   (``max(1, promised_limit_days - 2)`` working days); with a promised limit of
   one or two working days the later stages share the review's last day.
   Pauses push every stage's limit like the promised one.
-- "The end of a day" is 23:59:59 in China (UTC+8), given as an instant in UTC.
+- "The end of a day" is 23:59:59 in China (Asia/Shanghai), given as an instant in UTC.
 - A day in a year without a holiday schedule (neither built in nor loaded) is
   taken as a working day from Monday to Friday, and the first such year is
   named in ``unknown_year``: the deadlines are then provisional and the case is
@@ -34,8 +34,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 
 from kernel.calendar import UnknownYearError, WorkingCalendar
+from kernel.chinatime import CHINA
 from kernel.errors import FieldViolation, InvalidArgument
-from services.review.domain.model import CENTER_TIME
 
 #: The last second of a working day in China.
 END_OF_DAY = time(23, 59, 59)
@@ -80,7 +80,7 @@ class ProvisionalCalendar(WorkingCalendar):
 
 def end_of_day(day: date) -> datetime:
     """23:59:59 of ``day`` in China, as an instant in UTC."""
-    return datetime.combine(day, END_OF_DAY, tzinfo=CENTER_TIME).astimezone(UTC)
+    return datetime.combine(day, END_OF_DAY, tzinfo=CHINA).astimezone(UTC)
 
 
 def _check(accepted_on: date, promised_limit_days: int, legal_limit_days: int,

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 from kernel.calendar import UnknownYearError, WorkingCalendar, YearSchedule
+from kernel.chinatime import CHINA
 from kernel.directory import Official
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
-
-#: China keeps one time zone all year: dates in the sample data are dates here.
-CENTER_TIME = timezone(timedelta(hours=8), "CST")
 
 #: The longest a delegation may last. A longer absence calls for a new
 #: leader in the directory, not a standing delegation.
@@ -109,8 +107,8 @@ class Delegation:
 
 
 def _period_text(delegation: Delegation) -> str:
-    start = delegation.valid_from.astimezone(CENTER_TIME).isoformat(timespec="minutes")
-    end = delegation.effective_until.astimezone(CENTER_TIME).isoformat(timespec="minutes")
+    start = delegation.valid_from.astimezone(CHINA).isoformat(timespec="minutes")
+    end = delegation.effective_until.astimezone(CHINA).isoformat(timespec="minutes")
     return f"{start} to {end}"
 
 
@@ -166,11 +164,11 @@ def revoke_delegation(delegation: Delegation, *, by: Official, reason: str,
     if delegation.revoked_at is not None:
         raise FailedPrecondition(
             f"delegation {delegation.id} was already revoked at "
-            f"{delegation.revoked_at.astimezone(CENTER_TIME).isoformat(timespec='seconds')}")
+            f"{delegation.revoked_at.astimezone(CHINA).isoformat(timespec='seconds')}")
     if delegation.valid_until <= now:
         raise FailedPrecondition(
             f"delegation {delegation.id} ended at "
-            f"{delegation.valid_until.astimezone(CENTER_TIME).isoformat(timespec='seconds')}: "
+            f"{delegation.valid_until.astimezone(CHINA).isoformat(timespec='seconds')}: "
             "there is nothing left to revoke")
     return replace(delegation, revoked_at=now, revoked_by=by.id, revocation_reason=reason)
 

@@ -19,7 +19,7 @@ from kernel.directory import (
 )
 from kernel.errors import AlreadyExists, NotFound
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import (
     Agency,
@@ -63,10 +63,10 @@ def check_must_enter(*, uow: TradingUnitOfWork, category: str,
 def list_agencies(*, uow: TradingUnitOfWork, requested_size: int, page_token: str) -> AgencyPage:
     size = page_size(requested_size)
     with uow:
-        agencies = uow.agencies.list(after=decode_token(page_token), limit=size + 1)
-    more = len(agencies) > size
-    agencies = agencies[:size]
-    return AgencyPage(agencies, encode_token(agencies[-1].code) if more else "")
+        page = take_page(uow.agencies.list(after=after_text(page_token),
+                                           limit=rows_to_fetch(size)),
+                         size, key=lambda a: (a.code,))
+    return AgencyPage(page.items, page.next_page_token)
 
 
 def get_agency(*, uow: TradingUnitOfWork, code: str) -> Agency:
@@ -82,11 +82,10 @@ def list_experts(*, uow: TradingUnitOfWork, caller: Caller, specialty: str,
     size = page_size(requested_size)
     with uow:
         require_official(uow.staff, caller, role=TRADING_OFFICER)
-        experts = uow.experts.list(specialty=require_specialty(specialty) if specialty else "",
-                                   after=decode_token(page_token), limit=size + 1)
-    more = len(experts) > size
-    experts = experts[:size]
-    return ExpertPage(experts, encode_token(experts[-1].id) if more else "")
+        page = take_page(uow.experts.list(
+            specialty=require_specialty(specialty) if specialty else "",
+            after=after_text(page_token), limit=rows_to_fetch(size)), size, key=lambda e: (e.id,))
+    return ExpertPage(page.items, page.next_page_token)
 
 
 def _expert(uow: TradingUnitOfWork, expert_id: str) -> Expert:

@@ -102,7 +102,7 @@ class ExpertPool:
         self._connection.execute(insert(self._t).values(
             id=expert.id, name=expert.name, employer=expert.employer,
             available=expert.available, unavailable_reason=expert.unavailable_reason,
-            registered_at=datetime.now(UTC).isoformat()))
+            registered_at=datetime.now(UTC)))
         self._connection.execute(insert(self._s), [
             {"expert_id": expert.id, "specialty": s, "position": i}
             for i, s in enumerate(expert.specialties)])

@@ -18,6 +18,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.instants import UtcDateTime
 
 metadata = MetaData()
 
@@ -48,7 +49,7 @@ experts = Table(
     Column("employer", String(100), nullable=False),
     Column("available", Boolean, nullable=False),
     Column("unavailable_reason", String(200), nullable=False),
-    Column("registered_at", String(40), nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
 )
 
 # One row per specialty so that "experts of a specialty" is an indexed query;

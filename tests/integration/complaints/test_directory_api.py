@@ -112,6 +112,8 @@ async def test_every_sample_category_is_listed_with_its_department(
 async def test_every_category_routes_to_its_responsible_department(
         complaints: ServiceUnderTest) -> None:
     sample = read_sample(complaints.settings.sample_dir, "complaints.json")["categories"]
+    names = {d["code"]: d["name"] for d in read_sample(
+        complaints.settings.sample_dir, "departments.json")["departments"]}
     async with complaints.channel("hotline-12345") as channel:
         stub = _stub(channel)
         routes = {s["code"]: await stub.RouteComplaint(
@@ -121,10 +123,11 @@ async def test_every_category_routes_to_its_responsible_department(
     for record in sample:
         route = routes[record["code"]]
         assert route.department.code == record["department_code"]
-        assert route.department.name
+        # The responsible department's own name, in both places, from the directory.
+        assert route.department.name == names[record["department_code"]]
         assert route.category.code == record["code"]
         assert route.category.name == record["name"]
-        assert route.category.department_name == route.department.name
+        assert route.category.department_name == names[record["department_code"]]
         assert route.category.rule_version == 1
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
     assert "ZZ-99" in (unknown.value.details() or "")

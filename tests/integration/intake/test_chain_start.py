@@ -21,6 +21,7 @@ import pytest
 from sqlalchemy import Engine
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -217,11 +218,12 @@ async def test_a_start_lost_after_acceptance_is_made_by_the_retry(
         number = lost.case.case_number
         started.append(c.workflow_id(number))
         handle = client.get_workflow_handle(c.workflow_id(number))
-        with pytest.raises(Exception, match="not found"):
+        with pytest.raises(RPCError) as never_started:
             await handle.describe()
         gate.open = True
         retried = await _submit(stub, request)
         description = await handle.describe()
+    assert never_started.value.status == RPCStatusCode.NOT_FOUND
     assert lost.outcome == pb.INTAKE_OUTCOME_ACCEPTED and not lost.case.workflow_started
     assert retried.replayed and retried.case.workflow_started
     assert description.status == WorkflowExecutionStatus.RUNNING

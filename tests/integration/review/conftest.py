@@ -15,9 +15,9 @@ from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from kernel.chinatime import china_date
 from kernel.service import prepare, start
 from kernel.temporal import WORKFLOW_TASK_QUEUE
-from services.review.domain.model import CENTER_TIME
 from services.review.main import DEFINITION
 from tests.support import ServiceUnderTest, fresh_database_url, service_under_test
 from workflows import approval_contract as c
@@ -109,12 +109,12 @@ class Chain:
                          procedures: list[str] | None = None,
                          ) -> WorkflowHandle[ApprovalWorkflow, c.ApprovalResult]:
         now = datetime.now(UTC)
-        case_number = (f"AP-{now.astimezone(CENTER_TIME):%Y%m%d}-"
+        case_number = (f"AP-{china_date(now):%Y%m%d}-"
                        f"{uuid.uuid4().int % 1_000_000:06d}")
         case = c.ApprovalInput(
             case_number=case_number, item_code="012101000001000", item_version=1,
             item_name="食品经营许可", department_code=department_code,
-            accepted_on=accepted_on or now.astimezone(CENTER_TIME).date().isoformat(),
+            accepted_on=accepted_on or china_date(now).isoformat(),
             accepted_at=now, clerk_id=clerk_id, promised_limit_days=promised,
             legal_limit_days=legal,
             special_procedures=["expert_review"] if procedures is None else procedures)

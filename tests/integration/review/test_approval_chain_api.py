@@ -24,10 +24,10 @@ from sqlalchemy import func, select
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
 from kernel.calendar import WorkingCalendar
+from kernel.chinatime import china_date
 from services.review.api.approval_chain import RUNNING_APPROVALS
 from services.review.db import tables
 from services.review.domain.deadlines import end_of_day
-from services.review.domain.model import CENTER_TIME
 from services.review.main import DEFINITION
 from tests.integration.review.conftest import Chain
 from tests.support import as_official, fresh_database_url, service_under_test
@@ -277,7 +277,7 @@ async def test_a_deputy_signs_for_the_leader_and_the_delegation_is_recorded(
 
 def _working_days_between(earlier: Timestamp, later: Timestamp) -> int:
     def day(stamp: Timestamp) -> date:
-        return stamp.ToDatetime(tzinfo=UTC).astimezone(CENTER_TIME).date()
+        return china_date(stamp.ToDatetime(tzinfo=UTC))
     return WorkingCalendar().working_days_between(day(earlier), day(later))
 
 

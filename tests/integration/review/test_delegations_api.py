@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.chinatime import CHINA
 from tests.support import ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
@@ -315,16 +316,15 @@ async def test_revoking_what_does_not_exist_or_is_over(review: ServiceUnderTest)
 
 
 async def test_the_sample_delegations_by_department_and_time(review: ServiceUnderTest) -> None:
-    cst = timedelta(hours=8)
     async with review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         everything = await _all_delegations(stub)
         zjj = await _all_delegations(stub, department_code="ZJJ")
         # 16 January 2026 is the last day of SCJGJ's sample delegation, in Shenyang's time.
         last_day = await _all_delegations(
-            stub, in_force_at=_ts(datetime(2026, 1, 16, 23, 59, tzinfo=UTC) - cst))
+            stub, in_force_at=_ts(datetime(2026, 1, 16, 23, 59, tzinfo=CHINA)))
         day_after = await _all_delegations(
-            stub, in_force_at=_ts(datetime(2026, 1, 17, 0, 0, tzinfo=UTC) - cst))
+            stub, in_force_at=_ts(datetime(2026, 1, 17, 0, 0, tzinfo=CHINA)))
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await stub.ListDelegations(pb.ListDelegationsRequest(department_code="NOPE"))
         with pytest.raises(grpc.aio.AioRpcError) as bad_token:

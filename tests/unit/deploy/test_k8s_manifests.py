@@ -1,26 +1,58 @@
-"""The production manifests name real settings, modules and ports."""
+"""The production manifests name real settings, modules, ports and files, and give each pod
+only the secrets it needs, readable by its owner only."""
 
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 
 from deploy.local.runner import SERVICES
+from kernel.pki import ca_cert_path, server_pair
+from kernel.signing import public_keys_dir, signing_key_path
+from services.intake.keystore import applicant_key_path, seal_key_path
 from workflows.worker import WorkerSettings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
+ROOT = PurePosixPath("/pki")
+#: The one Secret every Temporal client shares: the payload keys.
+CODEC_SECRET = "govhall-temporal-codec"
+
+
+def _relative(path: Path) -> str:
+    return str(PurePosixPath(path).relative_to(ROOT))
+
+
+#: The secret files each service reads, where the code reads them (relative to its PKI dir).
+SERVING = {
+    name: {_relative(server_pair(Path(ROOT)).cert), _relative(server_pair(Path(ROOT)).key),
+           _relative(signing_key_path(Path(ROOT), name)),
+           "temporal/client.pem", "temporal/client.key", "temporal/token"}
+    for name, _ in SERVICES}
+SERVING["intake"] |= {_relative(seal_key_path(Path(ROOT))),
+                      _relative(applicant_key_path(Path(ROOT)))}
+#: What ``prepare`` reads: intake makes sure its seal and applicant-data keys exist.
+PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
+PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),
+                       _relative(applicant_key_path(Path(ROOT)))}
+WORKER = {"client.pem", "client.key", "token"}
 
 
 def _documents(name: str) -> list[dict[str, Any]]:
     return [d for d in yaml.safe_load_all((K8S / name).read_text(encoding="utf-8")) if d]
 
 
+def _pod(document: dict[str, Any]) -> dict[str, Any]:
+    pod: dict[str, Any] = document["spec"]["template"]["spec"]
+    return pod
+
+
 def _containers(document: dict[str, Any]) -> list[dict[str, Any]]:
-    containers: list[dict[str, Any]] = document["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = _pod(document)["containers"]
     return containers
 
 
@@ -29,10 +61,68 @@ def _module_of(command: list[str]) -> str:
     return command[2]
 
 
+@dataclass(frozen=True)
+class Mounted:
+    """A file a container sees: its path, and the Secret or ConfigMap key it comes from."""
+
+    path: PurePosixPath
+    source: str  # "secret" or "configMap"
+    name: str
+    key: str  # "*" for a whole Secret mounted as a folder
+    mode: int | None
+
+
+def _mounted_files(document: dict[str, Any], container: dict[str, Any]) -> list[Mounted]:
+    volumes = {v["name"]: v for v in _pod(document).get("volumes", [])}
+    files: list[Mounted] = []
+    for mount in container.get("volumeMounts", []):
+        volume = volumes[mount["name"]]
+        base = PurePosixPath(mount["mountPath"])
+        if "projected" in volume:
+            mode = volume["projected"].get("defaultMode")
+            for source in volume["projected"]["sources"]:
+                ((kind, spec),) = source.items()
+                assert "items" in spec, f"{mount['name']}: project {spec['name']} item by item"
+                files += [Mounted(base / i["path"], kind, spec["name"], i["key"],
+                                  i.get("mode", mode)) for i in spec["items"]]
+        elif "secret" in volume:
+            spec = volume["secret"]
+            files += [Mounted(base / i["path"], "secret", spec["secretName"], i["key"],
+                              i.get("mode", spec.get("defaultMode")))
+                      for i in spec.get("items", [])] or [
+                Mounted(base, "secret", spec["secretName"], "*", spec.get("defaultMode"))]
+        else:
+            assert set(volume) <= {"name", "emptyDir"}, f"unexpected volume {volume}"
+    return files
+
+
+def _env(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {v["name"]: v for v in container.get("env", [])}
+
+
+def _secrets_in_env(container: dict[str, Any]) -> set[str]:
+    return {v["valueFrom"]["secretKeyRef"]["name"] for v in container.get("env", [])
+            if "secretKeyRef" in v.get("valueFrom", {})}
+
+
+def _workloads() -> list[tuple[str, str, dict[str, Any]]]:
+    """(file, what runs, workload) for every Job and Deployment."""
+    found = []
+    for name, _ in SERVICES:
+        for document in _documents(f"{name}.yaml"):
+            if document["kind"] in ("Job", "Deployment"):
+                found.append((name, document["kind"], document))
+    (worker,) = _documents("worker.yaml")
+    found.append(("worker", "Deployment", worker))
+    return found
+
+
 def test_kustomization_lists_every_manifest() -> None:
-    listed = set(yaml.safe_load((K8S / "kustomization.yaml").read_text())["resources"])
-    present = {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
-    assert listed == present
+    for folder in (K8S, K8S / "temporal"):
+        listed = set(yaml.safe_load((folder / "kustomization.yaml").read_text())["resources"])
+        present = {p.name for p in folder.glob("*.yaml")} - {"kustomization.yaml",
+                                                              "values.yaml"}
+        assert listed == present
 
 
 @pytest.mark.parametrize(("name", "settings_type"), SERVICES)
@@ -65,4 +155,127 @@ def test_the_worker_runs_the_workflows_worker_with_its_settings() -> None:
     assert _module_of(container["command"]) == "workflows.worker"
     fields = set(WorkerSettings.model_fields)
     for variable in container["env"]:
+        assert variable["name"].startswith("GOVHALL_WORKER_")
         assert variable["name"].removeprefix("GOVHALL_WORKER_").lower() in fields
+
+
+@pytest.mark.parametrize(("name", "settings_type"), [*SERVICES, ("worker", WorkerSettings)])
+def test_temporal_is_reached_over_mtls_with_a_token(name: str, settings_type: Any) -> None:
+    (deployment,) = [d for d in _documents(f"{name}.yaml") if d["kind"] == "Deployment"]
+    (container,) = _containers(deployment)
+    prefix = "GOVHALL_WORKER_" if name == "worker" else f"GOVHALL_{name.upper()}_"
+    env = _env(container)
+    files = {str(f.path) for f in _mounted_files(deployment, container)}
+    for setting in ("TEMPORAL_TLS_CA", "TEMPORAL_TLS_CERT", "TEMPORAL_TLS_KEY",
+                    "TEMPORAL_API_KEY_FILE"):
+        assert env[prefix + setting]["value"] in files, f"{name}: {setting} names no file"
+    assert env[prefix + "TEMPORAL_CODEC_DIR"]["value"] in files
+    assert env[prefix + "TEMPORAL_TLS_SERVER_NAME"]["valueFrom"]["configMapKeyRef"] == {
+        "name": "govhall-temporal", "key": "server_name"}
+    assert deployment["spec"]["template"]["metadata"]["labels"]["temporal-client"] == "true"
+
+
+@pytest.mark.parametrize(("name", "kind", "workload"), _workloads(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_no_pod_mounts_a_secret_it_does_not_need(name: str, kind: str,
+                                                 workload: dict[str, Any]) -> None:
+    (container,) = _containers(workload)
+    own = f"govhall-{name}"
+    mounted = _mounted_files(workload, container)
+    secrets = [f for f in mounted if f.source == "secret"]
+    assert {f.name for f in secrets} | _secrets_in_env(container) <= {own, CODEC_SECRET}
+    if name == "worker":
+        base = PurePosixPath("/etc/govhall/temporal")
+        needed = WORKER
+    else:
+        base = PurePosixPath(_env(container).get(f"GOVHALL_{name.upper()}_PKI_DIR", {}).get(
+            "value", "/etc/govhall/pki"))
+        needed = SERVING[name] if kind == "Deployment" else PREPARING[name]
+    own_files = {str(f.path.relative_to(base)) for f in secrets if f.name == own}
+    assert own_files == needed
+    codec = [f for f in secrets if f.name == CODEC_SECRET]
+    # Only what talks to Temporal holds the payload keys; a migration never does.
+    assert bool(codec) == (kind == "Deployment")
+
+
+def test_the_seal_and_applicant_keys_are_in_intake_only() -> None:
+    sensitive = {_relative(seal_key_path(Path(ROOT))), _relative(applicant_key_path(Path(ROOT)))}
+    for name, _, workload in _workloads():
+        (container,) = _containers(workload)
+        paths = {f.path.name for f in _mounted_files(workload, container)}
+        keys = {f.key for f in _mounted_files(workload, container)}
+        held = {PurePosixPath(s).name for s in sensitive} & (paths | keys)
+        assert not held or name == "intake", f"{name} holds {held}"
+
+
+@pytest.mark.parametrize(("name", "kind", "workload"), _workloads(),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_secret_files_are_readable_by_their_owner_only(name: str, kind: str,
+                                                       workload: dict[str, Any]) -> None:
+    (container,) = _containers(workload)
+    for mounted in _mounted_files(workload, container):
+        if mounted.source == "secret":
+            assert mounted.mode == 0o400, f"{name} {kind}: {mounted.path}"
+    for volume_mount in container.get("volumeMounts", []):
+        if volume_mount["name"] != "tmp":
+            assert volume_mount.get("readOnly") is True
+    security = _pod(workload)["securityContext"]
+    assert security["runAsNonRoot"] is True and security["runAsUser"] != 0
+    assert _pod(workload)["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(("name", "settings_type"), SERVICES)
+def test_a_service_finds_every_file_it_reads_where_it_reads_it(name: str,
+                                                                settings_type: Any) -> None:
+    (deployment,) = [d for d in _documents(f"{name}.yaml") if d["kind"] == "Deployment"]
+    (container,) = _containers(deployment)
+    pki = Path(_env(container)[f"GOVHALL_{name.upper()}_PKI_DIR"]["value"])
+    files = {Path(str(f.path)) for f in _mounted_files(deployment, container)}
+    assert ca_cert_path(pki) in files
+    assert {server_pair(pki).cert, server_pair(pki).key} <= files
+    assert signing_key_path(pki, name) in files
+    # Every service's public key, to verify what the others sign.
+    for other, _ in SERVICES:
+        assert any(f.parent == public_keys_dir(pki) / other and f.suffix == ".pub"
+                   for f in files), other
+
+
+def test_only_govhalls_temporal_clients_and_operators_reach_the_frontend() -> None:
+    policies = {d["metadata"]["name"]: d for d in _documents("temporal/networkpolicy.yaml")}
+    frontend = policies["temporal-frontend"]["spec"]
+    assert frontend["podSelector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "temporal", "app.kubernetes.io/component": "frontend"}
+    assert frontend["policyTypes"] == ["Ingress"]
+    outside, inside = frontend["ingress"]
+    assert outside["ports"] == [{"protocol": "TCP", "port": 7233}]
+    govhall, operators = outside["from"]
+    assert govhall == {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "govhall"}},
+        "podSelector": {"matchLabels": {"app": "govhall", "temporal-client": "true"}}}
+    assert operators == {"namespaceSelector": {
+        "matchLabels": {"kubernetes.io/metadata.name": "govhall-operators"}}}
+    # The cluster's own components, from its own namespace only (no namespaceSelector).
+    assert inside["from"] == [{"podSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "temporal"}}}]
+    internal = policies["temporal-internal-frontend"]["spec"]
+    assert internal["ingress"] == [{"from": [{"podSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "temporal"}}}]}]
+    # The migration Jobs are no Temporal clients.
+    for name, kind, workload in _workloads():
+        labels = workload["spec"]["template"]["metadata"]["labels"]
+        assert (labels.get("temporal-client") == "true") == (kind == "Deployment"), name
+
+
+def test_the_cluster_requires_client_certificates_and_authorizes_every_call() -> None:
+    values = yaml.safe_load((K8S / "temporal" / "values.yaml").read_text(encoding="utf-8"))
+    server = values["server"]
+    for section in ("internode", "frontend"):
+        assert server["tls"][section]["enabled"] is True
+        assert server["tls"][section]["requireClientAuth"] is True
+    authorization = server["config"]["authorization"]
+    assert authorization["authorizer"] == "default"
+    assert authorization["claimMapper"] == "default"
+    assert authorization["jwtKeyProvider"]["keySourceURIs"]
+    assert server["internal-frontend"]["enabled"] is True
+    (config,) = _documents("config.yaml")
+    assert config["data"]["server_name"] == server["tls"]["frontend"]["serverName"]

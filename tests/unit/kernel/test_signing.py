@@ -76,3 +76,19 @@ def test_malformed_documents_are_refused() -> None:
         Signed.from_dict({"body": "x"})
     with pytest.raises(BadSignature):
         Signed.from_dict({"body": {}, "signer": 1, "key_id": "k", "signature": "s"})
+
+
+def test_a_key_published_read_only_under_another_name_is_used_as_it_is(tmp_path: Path) -> None:
+    """As deploy/k8s mounts it: signing.key from the service's Secret, the public key from a
+    ConfigMap as <service>.pub, the folder read-only: nothing may be written there."""
+    made = service_signer(tmp_path / "made", "review")
+    folder = tmp_path / "mounted" / "services" / "review"
+    folder.mkdir(parents=True)
+    (folder / "signing.key").write_bytes(
+        (tmp_path / "made" / "services" / "review" / "signing.key").read_bytes())
+    (folder / "review.pub").write_text(made.public_pem())
+    mounted = service_signer(tmp_path / "mounted", "review")
+    assert mounted.key_id == made.key_id
+    assert sorted(p.name for p in folder.iterdir()) == ["review.pub", "signing.key"]
+    trusted = TrustedKeys.load(tmp_path / "mounted" / "services")
+    assert trusted.verify(mounted.sign({"n": 1}), signer="review") == {"n": 1}
