@@ -28,7 +28,9 @@ and a delegation's time range overflowed protovalidate's CEL.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -46,6 +48,7 @@ from temporalio.testing import ActivityEnvironment
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.grpcserver import validate_request
+from kernel.paging import encode_token
 from kernel.service import ServiceDefinition, prepare
 from kernel.wellformed import (
     MAX_DURATION_SECONDS,
@@ -492,6 +495,39 @@ async def test_extreme_times_numbers_and_enums_never_get_internal(prober: Prober
                 label = f"{first[-1].name}..{second[-1].name}"
                 await prober.send(label, method, request.SerializeToString())
                 tried += 1
+    assert tried > 0
+    assert prober.problems == {}
+
+
+#: Keys no page this service gave out ends on: out of any column's range, not a number,
+#: holding what PostgreSQL cannot store. Inside a token, the text rules cannot see them.
+FORGED_KEYS = [
+    "9223372036854775807", "99999999999999999999999", "-1", "2147483648", "1e9", "٣",
+    "a\x00b", "\x00", "\x1b[2J", "", " ", "012101000007001\x00", "SCJGJ|\x00|1",
+    # The inbox's keys are JSON: a control character hides there as an escape.
+    json.dumps(["2026-01-05T00:00:00+08:00", "AP-20260105-\x00", "review"]),
+    json.dumps(["2026-01-05T00:00:00+08:00", CASE, "review\x00"]),
+    json.dumps(["9999-12-31T23:59:59-12:00", CASE, "review"]),
+    json.dumps(["0001-01-01T00:00:00+14:00", CASE, "review"]),
+    json.dumps([1, 2, 3]), json.dumps({"a": 1}),
+]
+
+
+async def test_a_forged_page_token_is_never_an_internal_error(prober: Prober) -> None:
+    tried = 0
+    for method in _methods(DEFINITIONS[prober.service]):
+        if "page_token" not in method.input_type.fields_by_name:
+            continue
+        base = _base(method)
+        tokens = [encode_token(key) for key in FORGED_KEYS] + [
+            base64.urlsafe_b64encode(raw).decode() for raw in (
+                b'{"after": 1e400}', b'{"after": ["x"]}', b"\x00\xff", b'{"after": "\\u0000"}')]
+        for number, token in enumerate(tokens):
+            request = _message(method.input_type)
+            request.CopyFrom(base)
+            request.page_token = token
+            await prober.send(f"page_token#{number}", method, request.SerializeToString())
+            tried += 1
     assert tried > 0
     assert prober.problems == {}
 

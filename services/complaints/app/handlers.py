@@ -21,7 +21,7 @@ from kernel.errors import (
     NotFound,
 )
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import decode_number_token, decode_token, encode_token, page_size
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.domain.model import (
     INITIAL_BASIS,
@@ -144,12 +144,7 @@ def set_routing_rule(*, uow: ComplaintsUnitOfWork, caller: Caller, category_code
 
 
 def _version_after(page_token: str) -> int:
-    after = decode_token(page_token)
-    if not after:
-        return 0
-    if not after.isdigit():
-        raise InvalidArgument("page_token is not a token this service gave out")
-    return int(after)
+    return decode_number_token(page_token)
 
 
 def list_routing_rules(*, uow: ComplaintsUnitOfWork, category_code: str, requested_size: int,

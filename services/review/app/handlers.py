@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from kernel.audit import Actor, Verification
@@ -26,7 +25,8 @@ from kernel.errors import (
     PermissionDenied,
 )
 from kernel.identity import Caller
-from kernel.paging import decode_token, encode_token, page_size
+from kernel.paging import decode_number_token, decode_token, encode_token, page_size
+from kernel.text import text_fault
 from services.review.db.repository import InboxPosition, ReviewUnitOfWork
 from services.review.domain import deadlines, model, tasks
 from services.review.domain.deadlines import CaseDeadlines, Pause
@@ -76,16 +76,8 @@ def _require_department(uow: ReviewUnitOfWork, department_code: str) -> None:
         raise NotFound(f"department {department_code} is not in the directory")
 
 
-_ID_TOKEN = re.compile(r"[0-9]{1,18}")
-
-
 def _id_after(page_token: str) -> int:
-    after = decode_token(page_token)
-    if not after:
-        return 0
-    if not _ID_TOKEN.fullmatch(after):
-        raise InvalidArgument("page_token is not a token this service gave out")
-    return int(after)
+    return decode_number_token(page_token)
 
 
 def list_officials(*, uow: ReviewUnitOfWork, department_code: str, role: str,
@@ -402,11 +394,15 @@ def _inbox_position(page_token: str) -> InboxPosition | None:
         return None
     try:
         due, case_number, stage = json.loads(after)
-        position = InboxPosition(datetime.fromisoformat(due), case_number, stage)
-    except (ValueError, TypeError) as error:
+        due_at = datetime.fromisoformat(due)
+        if due_at.tzinfo is None:
+            raise ValueError("no time zone")
+        # In UTC, as stored: a time with no UTC equivalent (year 0 or 10000) is no due time.
+        position = InboxPosition(due_at.astimezone(UTC), case_number, stage)
+    except (ValueError, TypeError, OverflowError) as error:
         raise InvalidArgument("page_token is not a token this service gave out") from error
-    if position.due_at.tzinfo is None or not isinstance(case_number, str) \
-            or not isinstance(stage, str):
+    if not isinstance(case_number, str) or not isinstance(stage, str) \
+            or text_fault(case_number) or text_fault(stage):
         raise InvalidArgument("page_token is not a token this service gave out")
     return position
 
