@@ -452,8 +452,11 @@ BAD_NAMES = ["张\u200b三", "\u202e三张", "\u2066张三\u2069", "张\ufeff三
 
 
 async def test_a_zero_width_bidi_broken_or_blank_name_is_refused(prober: Prober) -> None:
+    methods = list(_methods(DEFINITIONS[prober.service]))
+    if not any(any(_leaves(m.input_type, _is_name)) for m in methods):
+        pytest.skip(f"no request of {prober.service} carries a name")
     tried = 0
-    for method in _methods(DEFINITIONS[prober.service]):
+    for method in methods:
         base = _base(method)
         for fields in _leaves(method.input_type, _is_name):
             for number, name in enumerate(BAD_NAMES):
@@ -461,10 +464,7 @@ async def test_a_zero_width_bidi_broken_or_blank_name_is_refused(prober: Prober)
                 await prober.send(f"{path}#{number}", method, request.SerializeToString(),
                                   must_name=path)
                 tried += 1
-    if prober.service == "review":
-        assert tried == 0  # review's requests carry no names
-    else:
-        assert tried > 0
+    assert tried > 0
     assert prober.problems == {}
 
 
