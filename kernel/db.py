@@ -16,6 +16,10 @@ from typing import Any, Self
 
 from sqlalchemy import Connection, Engine, create_engine, event
 
+#: The largest value of an Integer column on PostgreSQL (int4): no row id or version
+#: beyond it can exist, and PostgreSQL refuses to compare an Integer column with one.
+MAX_INTEGER = 2**31 - 1
+
 SQLITE_PRAGMAS = ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=30000")
 
 

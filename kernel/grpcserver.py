@@ -8,8 +8,12 @@ front of every call that
    answer INTERNAL),
 2. identifies the caller (certificate + asserted official),
 3. binds the call's identifiers to every log line,
-4. checks the request against the rules in its proto (protovalidate),
-5. maps domain errors to their status codes with ``google.rpc.Status``
+4. holds the request to the rules every request meets (kernel.wellformed:
+   no control characters in text, clean NFC names, times in range),
+5. checks the request against the rules in its proto (protovalidate); a rule
+   that cannot be evaluated on the values given (a timestamp difference that
+   overflows, say) is the request's fault, INVALID_ARGUMENT naming the field,
+6. maps domain errors to their status codes with ``google.rpc.Status``
    details, and anything unexpected to INTERNAL, logged as a bug.
 """
 
@@ -33,6 +37,7 @@ from kernel import errors
 from kernel.identity import caller_from, set_current_caller
 from kernel.logging import bind_call
 from kernel.pki import ca_cert_path, client_pair, server_pair
+from kernel.wellformed import check_request, map_entry_path
 
 log = structlog.get_logger("govhall.grpc")
 
@@ -85,8 +90,22 @@ def _status_of(error: errors.GovhallError) -> tuple[grpc.StatusCode, bytes]:
 
 
 def validate_request(request: Message) -> None:
-    """Check ``request`` against its proto's rules; raise InvalidArgument listing all breaches."""
-    violations = protovalidate.collect_violations(request)
+    """Check ``request`` against its proto's rules; raise InvalidArgument listing all breaches.
+
+    A rule whose evaluation fails on the values given (CEL arithmetic that
+    overflows, for example) is answered INVALID_ARGUMENT too, naming the
+    field whose rules could not be evaluated.
+    """
+    try:
+        violations = protovalidate.collect_violations(request)
+    except protovalidate.EvaluationError as error:
+        field = _unevaluable(request, "") or "(message)"
+        raise errors.InvalidArgument(
+            f"invalid request: {field}: the values given cannot be checked against its rules "
+            f"({error})",
+            violations=[errors.FieldViolation(
+                field, f"the values cannot be checked against the rules ({error})")],
+        ) from error
     if violations:
         found = [errors.FieldViolation(
             ".".join(e.field_name for e in v.proto.field.elements)
@@ -94,6 +113,32 @@ def validate_request(request: Message) -> None:
             v.proto.message) for v in violations]
         summary = "; ".join(f"{v.field}: {v.description}" for v in found[:5])
         raise errors.InvalidArgument(f"invalid request: {summary}", violations=found)
+
+
+def _unevaluable(message: Message, path: str) -> str:
+    """The deepest field path under ``message`` whose own rules fail to evaluate.
+
+    protovalidate's EvaluationError names the rule, not the field; validating
+    each set message field on its own finds where it lies. When no field
+    fails alone, the rule belongs to ``message`` itself: ``path`` is returned.
+    """
+    for field, value in message.ListFields():
+        if field.message_type is None:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            children = [(map_entry_path(field.name, key), value[key]) for key in value]
+        elif field.is_repeated:
+            children = [(f"{field.name}[{i}]", item) for i, item in enumerate(value)]
+        else:
+            children = [(field.name, value)]
+        for name, child in children:
+            if not isinstance(child, Message):
+                continue
+            try:
+                protovalidate.collect_violations(child)
+            except protovalidate.EvaluationError:
+                return _unevaluable(child, f"{path}.{name}" if path else name)
+    return path
 
 
 def _case_number(request: Any) -> str:
@@ -133,6 +178,9 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
                     if isinstance(v, str)}
         caller = caller_from(list(names), metadata)
         set_current_caller(caller)
+        bind_call(system=caller.system, method=method)
+        # Before the case number is logged: it could hold control characters.
+        check_request(request)
         bind_call(system=caller.system, method=method, case_number=_case_number(request))
         validate_request(request)
 

@@ -6,6 +6,12 @@ when the extra row shows that more follow, writes the last kept row's key
 into the next page's token. A key is a tuple of text, whole numbers and
 instants; a token that does not decode to the shape the listing expects is
 INVALID_ARGUMENT, never an error further down.
+
+A token comes back from the caller, who can forge one: a key no page ends
+on (text holding control characters, which no stored key holds and PostgreSQL
+cannot even compare; a number beyond its column; an instant with no UTC
+equivalent) is refused as a token this service never gave out, not passed to
+the database.
 """
 
 from __future__ import annotations
@@ -18,8 +24,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Generic, TypeVar, overload
 
+from kernel.db import MAX_INTEGER
 from kernel.errors import InvalidArgument
 from kernel.instants import from_utc_text, utc_text
+from kernel.text import text_fault
 
 DEFAULT_PAGE_SIZE = 50
 #: The largest whole number a key may hold: a signed 64-bit column's.
@@ -55,7 +63,7 @@ def _part(value: Any, kind: type[KeyPart]) -> KeyPart:
         return from_utc_text(value)
     if kind is int and type(value) is int and 0 <= value <= MAX_KEY_NUMBER:
         return value
-    if kind is str and isinstance(value, str):
+    if kind is str and isinstance(value, str) and text_fault(value) is None:
         return value
     raise ValueError(f"not a {kind.__name__}")
 
@@ -76,7 +84,8 @@ def decode_token(token: str, shape: tuple[type[Any], ...]) -> tuple[KeyPart, ...
         if not isinstance(parts, list) or len(parts) != len(shape):
             raise ValueError("wrong shape")
         return tuple(_part(value, kind) for value, kind in zip(parts, shape, strict=True))
-    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError) as error:
+    except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError,
+            OverflowError) as error:
         raise InvalidArgument(NOT_OURS) from error
 
 
@@ -86,9 +95,16 @@ def after_text(token: str) -> str:
     return key[0] if key else ""
 
 
-def after_number(token: str) -> int:
-    """The numeric key a token continues after; 0 (before every id) for the first page."""
+def after_number(token: str, *, maximum: int = MAX_INTEGER) -> int:
+    """The numeric key a token continues after; 0 (before every id) for the first page.
+
+    ``maximum`` is the largest value the key's column holds (an ``Integer``
+    column's by default); no row has a larger key, and PostgreSQL refuses to
+    compare such a column with one.
+    """
     key = decode_token(token, (int,))
+    if key and key[0] > maximum:
+        raise InvalidArgument(NOT_OURS)
     return key[0] if key else 0
 
 

@@ -6,16 +6,14 @@ database.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from kernel.errors import GovhallError
+from kernel.activities import run_use_case
 from services.complaints.app import handlers
 from services.complaints.db.repository import ComplaintsUnitOfWork
 
@@ -45,15 +43,11 @@ class ComplaintsActivities:
 
     @activity.defn(name="complaints.route_complaint")
     async def route_complaint(self, request: RouteComplaintInput) -> ResponsibleDepartment:
-        try:
-            routing = await asyncio.to_thread(
-                handlers.route_complaint, uow=ComplaintsUnitOfWork(self._engine, write=False),
-                category_code=request.category_code)
-        except GovhallError as error:
-            # Unknown category or a department gone from the directory: retrying
-            # cannot help, a dispatcher has to act.
-            raise ApplicationError(error.message, type=type(error).__name__,
-                                   non_retryable=True) from error
+        # Unknown category or a department gone from the directory fails for good:
+        # retrying cannot help, a dispatcher has to act.
+        routing = await run_use_case(
+            handlers.route_complaint, uow=ComplaintsUnitOfWork(self._engine, write=False),
+            category_code=request.category_code)
         return ResponsibleDepartment(
             category_code=routing.category.code, department_code=routing.department.code,
             department_name=routing.department.name, rule_version=routing.category.rule_version)

@@ -3,22 +3,20 @@
 Workflows read the catalogue, write a case's timeline, record what the
 applicant is told and have decisions sealed through these, so a workflow
 never touches a database. A business failure is an ApplicationError of the
-kernel error's name, not retried.
+kernel error's name, not retried (kernel.activities).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from kernel.errors import GovhallError
+from kernel.activities import run_use_case
 from kernel.settings import ServiceSettings
 from services.intake.app import cases, handlers, seals
 from services.intake.db.repository import IntakeUnitOfWork
@@ -32,9 +30,6 @@ from workflows.approval_contract import (
     SealReceipt,
     SealRequest,
 )
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -58,15 +53,6 @@ class ApprovalItemTerms:
     required_materials: list[str]
 
 
-async def _business(function: Callable[P, R], *args: P.args, **kwargs: P.kwargs) -> R:
-    """Run a use case in a thread; its refusals become non-retryable ApplicationErrors."""
-    try:
-        return await asyncio.to_thread(function, *args, **kwargs)
-    except GovhallError as error:
-        raise ApplicationError(error.message, type=type(error).__name__,
-                               non_retryable=True) from error
-
-
 class IntakeActivities:
     def __init__(self, engine: Engine, settings: ServiceSettings) -> None:
         self._engine = engine
@@ -78,7 +64,7 @@ class IntakeActivities:
 
     @activity.defn(name="intake.approval_item_terms")
     async def approval_item_terms(self, lookup: ApprovalItemLookup) -> ApprovalItemTerms:
-        item, _ = await _business(
+        item, _ = await run_use_case(
             handlers.get_approval_item, uow=IntakeUnitOfWork(self._engine, write=False),
             code=lookup.code, version=lookup.version)
         return ApprovalItemTerms(
@@ -91,20 +77,20 @@ class IntakeActivities:
     @activity.defn(name=RECORD_CASE_EVENT)
     async def record_case_event(self, event: CaseEvent) -> None:
         """Add an event to the case's timeline, once, and update the case's standing."""
-        await _business(cases.record_case_event, uow=self._writing(), event=event,
-                        now=datetime.now(UTC))
+        await run_use_case(cases.record_case_event, uow=self._writing(), event=event,
+                           now=datetime.now(UTC))
 
     @activity.defn(name=NOTIFY_APPLICANT)
     async def notify_applicant(self, notice: ApplicantNotice) -> None:
         """Record on the timeline that the applicant is told; sending is not done here."""
-        await _business(cases.notify_applicant, uow=self._writing(), notice=notice,
-                        now=datetime.now(UTC))
+        await run_use_case(cases.notify_applicant, uow=self._writing(), notice=notice,
+                           now=datetime.now(UTC))
 
     @activity.defn(name=SEAL_DECISION)
     async def seal_decision(self, request: SealRequest) -> SealReceipt:
         """Seal the case's decision with the center's key; once per case."""
-        return await _business(seals.seal_decision, uow=self._writing(), request=request,
-                               key=self._seal_key, now=datetime.now(UTC))
+        return await run_use_case(seals.seal_decision, uow=self._writing(), request=request,
+                                  key=self._seal_key, now=datetime.now(UTC))
 
 
 def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[..., Any]]:

@@ -9,18 +9,17 @@ workflows/approval_contract.py; each may be retried and records once.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from kernel.activities import run_use_case
 from kernel.chinatime import china_date
-from kernel.errors import FieldViolation, InvalidArgument, NotFound
+from kernel.errors import FieldViolation, InvalidArgument
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.deadlines import Pause
@@ -38,8 +37,6 @@ from workflows.approval_contract import (
     TaskClosing,
     TaskOpening,
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,17 +95,6 @@ def _pauses(request: CaseDeadlinesInput) -> list[Pause]:
             for index, span in enumerate(request.paused)]
 
 
-async def _run(call: Callable[[], T]) -> T:
-    """Run a use case in a thread; a wrong input fails for good, anything else is retried."""
-    try:
-        return await asyncio.to_thread(call)
-    except InvalidArgument as error:
-        raise ApplicationError(error.message, type="InvalidArgument",
-                               non_retryable=True) from error
-    except NotFound as error:
-        raise ApplicationError(error.message, type="NotFound", non_retryable=True) from error
-
-
 class ReviewActivities:
     def __init__(self, engine: Engine,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
@@ -139,12 +125,12 @@ class ReviewActivities:
             return Deadlines(found.warning_at, found.promised_due_at, found.legal_due_at,
                              found.unknown_year, dict(found.stage_due_at))
 
-        return await _run(compute)
+        return await run_use_case(compute)
 
     @activity.defn(name=OPEN_TASK)
     async def open_task(self, opening: TaskOpening) -> None:
         now = self._clock()
-        await _run(lambda: handlers.open_task(
+        await run_use_case(lambda: handlers.open_task(
             uow=self._writing(), case_number=opening.case_number, stage=opening.stage,
             department_code=opening.department_code, role=opening.role,
             item_code=opening.item_code, due_at=_aware(opening.due_at, "due_at"), now=now))
@@ -152,7 +138,7 @@ class ReviewActivities:
     @activity.defn(name=CLOSE_TASK)
     async def close_task(self, closing: TaskClosing) -> None:
         now = self._clock()
-        await _run(lambda: handlers.close_task(
+        await run_use_case(lambda: handlers.close_task(
             uow=self._writing(), case_number=closing.case_number, stage=closing.stage,
             official_id=closing.official_id, outcome=closing.outcome, now=now))
 
@@ -169,36 +155,29 @@ class ReviewActivities:
                 delegation_id=record.delegation_id)
             return handlers.record_decision(uow=self._writing(), decision=decision, now=now)
 
-        await _run(keep)
+        await run_use_case(keep)
 
     @activity.defn(name=OPEN_ESCALATION)
     async def open_escalation(self, opening: EscalationOpening) -> None:
         now = self._clock()
-        await _run(lambda: handlers.open_escalation(
+        await run_use_case(lambda: handlers.open_escalation(
             uow=self._writing(), case_number=opening.case_number,
             department_code=opening.department_code, stage=opening.stage, kind=opening.kind,
             due_at=_aware(opening.due_at, "due_at"), now=now))
 
     @activity.defn(name="review.compute_deadline")
     async def compute_deadline(self, request: DeadlineRequest) -> DeadlineResult:
-        try:
-            deadline = await asyncio.to_thread(
-                handlers.compute_deadline, uow=self._reading(), start=request.start,
-                working_days=request.working_days)
-        except InvalidArgument as error:
-            raise ApplicationError(error.message, type="InvalidArgument",
-                                   non_retryable=True) from error
+        deadline = await run_use_case(
+            handlers.compute_deadline, uow=self._reading(), start=request.start,
+            working_days=request.working_days)
         return DeadlineResult(due_date=deadline.due_date,
                               year_unknown=bool(deadline.unknown_year),
                               unknown_year=deadline.unknown_year, message=deadline.message)
 
     @activity.defn(name="review.official_roles")
     async def official_roles(self, lookup: OfficialLookup) -> OfficialRoles:
-        try:
-            official = await asyncio.to_thread(
-                handlers.find_official, uow=self._reading(), official_id=lookup.official_id)
-        except NotFound as error:
-            raise ApplicationError(error.message, type="NotFound", non_retryable=True) from error
+        official = await run_use_case(
+            handlers.find_official, uow=self._reading(), official_id=lookup.official_id)
         return OfficialRoles(official_id=official.id, department_code=official.department_code,
                              roles=sorted(official.roles))
 

@@ -6,16 +6,14 @@ database. Only expert ids leave the service this way: names stay inside.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
-from kernel.errors import InvalidArgument
+from kernel.activities import run_use_case
 from services.trading.app import handlers
 from services.trading.db.repository import TradingUnitOfWork
 
@@ -44,13 +42,9 @@ class TradingActivities:
 
     @activity.defn(name="trading.eligible_experts")
     async def eligible_experts(self, query: EligibleExpertsQuery) -> EligibleExperts:
-        try:
-            ids = await asyncio.to_thread(
-                handlers.eligible_expert_ids, uow=TradingUnitOfWork(self._engine, write=False),
-                specialty=query.specialty, excluded_employers=list(query.excluded_employers))
-        except InvalidArgument as error:
-            raise ApplicationError(error.message, type="InvalidArgument",
-                                   non_retryable=True) from error
+        ids = await run_use_case(
+            handlers.eligible_expert_ids, uow=TradingUnitOfWork(self._engine, write=False),
+            specialty=query.specialty, excluded_employers=list(query.excluded_employers))
         return EligibleExperts(specialty=query.specialty, expert_ids=ids)
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select,
 
 from kernel.audit import AuditLog
 from kernel.calendar import YearSchedule
-from kernel.db import UnitOfWork
+from kernel.db import MAX_INTEGER, UnitOfWork
 from kernel.directory import Departments, Official, StaffDirectory, official_from_record
 from services.review.db import tables
 from services.review.domain.model import Delegation, LoadedSchedule
@@ -65,6 +65,8 @@ class Delegations:
 
     def get(self, delegation_id: int, *, for_update: bool = False) -> Delegation | None:
         """One delegation; ``for_update`` holds its row until commit (PostgreSQL)."""
+        if not 0 < delegation_id <= MAX_INTEGER:
+            return None  # no such id fits the column; PostgreSQL would refuse to compare it
         query = select(self._t).where(self._t.c.id == delegation_id)
         row = self._connection.execute(query.with_for_update() if for_update else query).first()
         return _delegation(row) if row else None
