@@ -65,7 +65,7 @@ from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.grpcserver import channel_credentials, secure_channel
 from kernel.pki import ensure_pki
-from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE, connect
+from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE, TemporalSecurity, connect
 from workflows.approval_contract import workflow_id
 
 if TYPE_CHECKING:
@@ -198,7 +198,8 @@ class ChainProcesses:
                 prefix + "PORT": str(ports[name]),
             }
         environment |= {"GOVHALL_WORKER_TEMPORAL_ADDRESS": temporal_address,
-                        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace}
+                        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace,
+                        "GOVHALL_WORKER_PKI_DIR": str(var_dir / "pki")}
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
     @property
@@ -337,7 +338,8 @@ class ChainProcesses:
     async def client(self) -> Client:
         """A Temporal client on this namespace, with govhall's data converter."""
         if self._client is None:
-            self._client = await connect(self.temporal_address, self.namespace)
+            self._client = await connect(self.temporal_address, self.namespace,
+                                         security=TemporalSecurity.embedded(self.pki_dir))
         return self._client
 
     def temporal_cli(self, *args: str) -> Any:
