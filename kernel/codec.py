@@ -32,6 +32,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.converter import PayloadCodec
 
 from kernel.keyfiles import create_once
+from kernel.privatefiles import set_private_umask
 from kernel.settings import VAR
 
 #: The outer payload's encoding: what Temporal, the UI and the CLI see.
@@ -196,7 +197,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "show"
     directory = Path(args[1]) if len(args) > 1 else codec_dir(VAR / "pki")
-    os.umask(0o077)
+    set_private_umask()
     if command == "rotate":
         key_id = rotate(directory)
         print(f"new current payload key {key_id} in {directory}; restart the processes "

@@ -112,7 +112,8 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
             connect=lambda: connect_with(settings, security=security),
             make_worker=lambda client: Worker(
                 client, task_queue=settings.task_queue, activities=activities,
-                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds)))
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds)),
+            retry_wait_max=timedelta(seconds=settings.temporal_retry_max_seconds))
     await mark_serving(health, definition.service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if activity_worker else None)

@@ -40,6 +40,8 @@ class TemporalClientSettings(BaseSettings):
     #: The name the frontend's certificate is checked against, when it is not the
     #: host in ``temporal_address``.
     temporal_tls_server_name: str = ""
+    #: Longest wait between two attempts to reach Temporal while it is down.
+    temporal_retry_max_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @model_validator(mode="after")
     def _cert_with_key(self) -> TemporalClientSettings:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from datetime import timedelta
 from typing import Any
 
 from pydantic_settings import SettingsConfigDict
@@ -46,7 +47,8 @@ async def run(settings: WorkerSettings) -> None:
     background = BackgroundWorker(
         name="workflows", connect=lambda: connect_with(settings, security=security),
         make_worker=lambda client: Worker(client, task_queue=WORKFLOW_TASK_QUEUE,
-                                          workflows=WORKFLOWS))
+                                          workflows=WORKFLOWS),
+        retry_wait_max=timedelta(seconds=settings.temporal_retry_max_seconds))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

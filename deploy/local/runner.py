@@ -12,8 +12,10 @@ order. Restarting keeps all data: everything lives under var/.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from pydantic import Field
@@ -34,10 +37,17 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from kernel.codec_server import browser_bundle
 from kernel.grpcserver import channel_credentials
 from kernel.pki import SAMPLE_SYSTEMS, ca_cert_path, client_pair, ensure_pki, server_pair
-from kernel.settings import VAR, ServiceSettings
-from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE
+from kernel.privatefiles import make_private, set_private_umask
+from kernel.settings import VAR, ServiceSettings, TemporalClientSettings
+from kernel.temporal import (
+    SEARCH_ATTRIBUTES,
+    WORKFLOW_TASK_QUEUE,
+    TemporalSecurity,
+    connect_with,
+)
 from services.complaints.settings import ComplaintsSettings
 from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
@@ -67,11 +77,46 @@ class RunnerSettings(BaseSettings):
     #: A Temporal cluster to use instead of starting the dev server (host:port).
     temporal_address: str = ""
     namespace: str = "default"
+    #: TLS to the cluster's frontend (see kernel.settings.TemporalClientSettings); the
+    #: runner hands them to every process it starts.
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str = ""
+    #: Port of the codec server, which decodes payloads for operators in the Temporal UI.
+    codec_port: int = Field(default=8234, ge=1, le=65535)
     ready_timeout_seconds: float = Field(default=120.0, gt=0)
 
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
+
+    @property
+    def codec_endpoint(self) -> str:
+        return f"https://{self.host}:{self.codec_port}"
+
+    @property
+    def ui_origins(self) -> list[str]:
+        """Where the Temporal UI's pages come from, for the codec server's CORS."""
+        origins = [f"http://{self.host}:{self.temporal_ui_port}"]
+        if self.host == "127.0.0.1":
+            origins.append(f"http://localhost:{self.temporal_ui_port}")
+        return origins
+
+    def temporal_client_settings(self) -> TemporalClientSettings:
+        return TemporalClientSettings(
+            temporal_address=self.temporal_target, temporal_namespace=self.namespace,
+            pki_dir=self.var_dir.resolve() / "pki", temporal_tls_ca=self.temporal_tls_ca,
+            temporal_tls_cert=self.temporal_tls_cert, temporal_tls_key=self.temporal_tls_key,
+            temporal_tls_server_name=self.temporal_tls_server_name)
+
+    def temporal_tls_environment(self) -> dict[str, str]:
+        """TEMPORAL_TLS_* values to hand to the processes (without their prefix)."""
+        values = {"TEMPORAL_TLS_CA": self.temporal_tls_ca,
+                  "TEMPORAL_TLS_CERT": self.temporal_tls_cert,
+                  "TEMPORAL_TLS_KEY": self.temporal_tls_key,
+                  "TEMPORAL_TLS_SERVER_NAME": self.temporal_tls_server_name}
+        return {name: str(value) for name, value in values.items() if value}
 
 
 @dataclass
@@ -98,6 +143,14 @@ class Suite:
             self.environment.setdefault(prefix + "TEMPORAL_NAMESPACE", settings.namespace)
         self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_ADDRESS", settings.temporal_target)
         self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_NAMESPACE", settings.namespace)
+        self.environment.setdefault("GOVHALL_WORKER_PKI_DIR", str(self.pki))
+        for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
+            for name, value in settings.temporal_tls_environment().items():
+                self.environment.setdefault(prefix + name, value)
+        self.environment.setdefault("GOVHALL_CODEC_HOST", settings.host)
+        self.environment.setdefault("GOVHALL_CODEC_PORT", str(settings.codec_port))
+        self.environment.setdefault("GOVHALL_CODEC_PKI_DIR", str(self.pki))
+        self.environment.setdefault("GOVHALL_CODEC_UI_ORIGINS", json.dumps(settings.ui_origins))
 
     def service_settings(self) -> list[tuple[str, ServiceSettings]]:
         return [(name, cls.model_validate(_from_environment(self.environment, name)))
@@ -127,16 +180,40 @@ class Suite:
             "--db-filename", str(self.var / "temporal" / "temporal.db"),
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
             "--namespace", s.namespace, "--ui-disable-news-fetch", "--log-level", "warn",
+            "--ui-codec-endpoint", s.codec_endpoint,
         ]
         self.spawn("temporal", argv)
 
+    def start_codec_server(self) -> None:
+        browser_bundle(self.pki, "operator")
+        self.spawn("codec-server", [sys.executable, "-m", "kernel.codec_server"])
+
+    async def wait_for_codec_server(self, deadline: float) -> None:
+        """Until the codec server answers its health check over TLS."""
+        context = ssl.create_default_context(cafile=str(ca_cert_path(self.pki)))
+        url = f"{self.settings.codec_endpoint}/health"
+        async with aiohttp.ClientSession() as session:
+            while True:
+                self.check_children()
+                try:
+                    async with session.get(url, ssl=context,
+                                           timeout=aiohttp.ClientTimeout(total=2)) as reply:
+                        if reply.status == 200:
+                            return
+                except (aiohttp.ClientError, TimeoutError):
+                    pass
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the codec server did not answer at {url}")
+                await asyncio.sleep(0.2)
+
     async def wait_for_temporal(self, deadline: float) -> Client:
         last_error: Exception | None = None
+        client_settings = self.settings.temporal_client_settings()
+        security = TemporalSecurity.from_settings(client_settings)
         while time.monotonic() < deadline:
             self.check_children()
             try:
-                return await Client.connect(self.settings.temporal_target,
-                                            namespace=self.settings.namespace)
+                return await connect_with(client_settings, security=security)
             except Exception as error:  # not up yet
                 last_error = error
                 await asyncio.sleep(0.3)
@@ -212,7 +289,7 @@ class Suite:
 
     def stop(self) -> None:
         """Stop services and worker first, Temporal last; each gets time to finish."""
-        for group in (["worker"], [n for n, _ in SERVICES], ["temporal"]):
+        for group in (["worker"], [n for n, _ in SERVICES] + ["codec-server"], ["temporal"]):
             members = [c for c in self.children if c.name in group]
             for child in members:
                 if child.process.poll() is None:
@@ -235,6 +312,12 @@ class Suite:
                 f"  Temporal frontend     {s.host}:{s.temporal_port}  namespace {s.namespace}",
                 f"  Temporal UI           http://{s.host}:{s.temporal_ui_port}",
             ]
+        lines += [
+            f"  Codec server          {s.codec_endpoint}  (decodes payloads for operators: "
+            f"client certificate {client_pair(self.pki, 'operator').cert.with_suffix('.p12')};",
+            "                        in the UI's codec settings turn on "
+            "\"Include cross-origin credentials\")",
+        ]
         for name, settings in self.service_settings():
             lines.append(f"  {name:<21} {settings.address}  (gRPC, mTLS; "
                          f"activities on {settings.task_queue})")
@@ -266,7 +349,12 @@ async def run(settings: RunnerSettings) -> int:
     try:
         started = time.monotonic()
         deadline = started + settings.ready_timeout_seconds
+        suite.var.mkdir(parents=True, exist_ok=True)
+        # Files made before everything was private (databases, logs, keys) become so.
+        make_private(suite.var)
         ensure_pki(suite.pki)
+        suite.start_codec_server()
+        await suite.wait_for_codec_server(deadline)
         suite.start_temporal()
         client = await suite.wait_for_temporal(deadline)
         await suite.register_search_attributes(client)
@@ -293,6 +381,7 @@ async def run(settings: RunnerSettings) -> int:
 
 
 def main() -> None:
+    set_private_umask()
     raise SystemExit(asyncio.run(run(RunnerSettings())))
 
 
