@@ -13,8 +13,15 @@ from temporalio.api.common.v1 import Payload
 CLEAR_BY_DESIGN = frozenset({"search_attributes", "user_metadata"})
 
 
+#: The marker the SDK's core records for ``workflow.patched``: it holds the patch id
+#: only, and core writes and reads it without the data converter.
+PATCH_MARKER = "core_patch"
+
+
 def stored_payloads(message: Message, path: str = "") -> Iterator[tuple[str, Payload]]:
     """``(where, payload)`` for every payload in ``message`` outside the fields in clear."""
+    if getattr(message, "marker_name", None) == PATCH_MARKER:
+        return
     for field, value in message.ListFields():
         if field.name in CLEAR_BY_DESIGN or field.message_type is None:
             continue
