@@ -19,9 +19,10 @@ from pathlib import Path
 from kernel.settings import ROOT
 
 SERVICES = ("intake", "review", "trading", "complaints")
-#: The runner's own ports, by the suffix of its GOVHALL_RUNNER_TEMPORAL_*_PORT setting.
+#: The runner's own ports, by the suffix of its GOVHALL_RUNNER_*_PORT setting.
 TEMPORAL_PORTS = {"temporal": "TEMPORAL_PORT", "ui": "TEMPORAL_UI_PORT",
-                  "http": "TEMPORAL_HTTP_PORT", "metrics": "TEMPORAL_METRICS_PORT"}
+                  "http": "TEMPORAL_HTTP_PORT", "metrics": "TEMPORAL_METRICS_PORT",
+                  "codec": "CODEC_PORT"}
 READY_LINE = "ready in"
 
 

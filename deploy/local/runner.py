@@ -1,7 +1,9 @@
 """The embedded runner: the whole suite on one machine, the README's first command.
 
-It makes the local CA, starts the Temporal dev server (SQLite file under
-var/, custom search attributes registered, UI on 8233), migrates every
+It sets the umask 077 and makes var/ private, makes the local CA, starts
+the codec server (operators decode encrypted payloads through it, on 8234)
+and the Temporal dev server (SQLite file under var/, custom search
+attributes registered, UI on 8233 pointed at the codec server), migrates every
 service's database and loads the sample data once, starts the four
 services (each with its activity worker) and the workflows worker when
 there are workflows to serve, waits until every service answers its
