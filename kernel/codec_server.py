@@ -8,11 +8,15 @@ with ``{"payloads": [...]}`` in protobuf JSON, the namespace in the
 
 Who may decode: the caller presents a client certificate signed by the
 center's CA whose common name is an operator system (``operator`` by
-default) — the same certificate operators use for gRPC. The server asks for
-a certificate in the TLS handshake but does not require one there, because
-browsers send CORS preflights without credentials; every request to
-``/decode`` and ``/encode`` without an operator's verified certificate gets
-401 (none) or 403 (another system) and nothing is decoded.
+default) — the same certificate operators use for gRPC — or, for the
+``temporal`` CLI, which sends headers but no client certificate, the
+operator's bearer token (``<pki>/codec-operator.token``, 0600, like the
+operator's key). The server asks for a certificate in the TLS handshake but
+does not require one there, because browsers send CORS preflights without
+credentials; every request to ``/decode`` and ``/encode`` without an
+operator's verified certificate or token gets 401 (none, or a wrong token)
+or 403 (another system, or a page from an origin other than the UI's) and
+nothing is decoded.
 
 In the browser: import the operator's certificate (``clients/operator.p12``)
 and trust the center's CA, then in the Temporal UI's codec server settings
@@ -27,6 +31,8 @@ OIDC login token, which the dev server's UI does not have.
 from __future__ import annotations
 
 import asyncio
+import hmac
+import secrets
 import signal
 import ssl
 from collections.abc import Awaitable, Callable
@@ -52,9 +58,16 @@ from kernel.settings import VAR
 
 log = structlog.get_logger("govhall.codec_server")
 
+#: Who a request presenting the operator's bearer token is, in the log.
+BEARER_CALLER = "operator (bearer)"
 #: Largest request body: a page of history events with their payloads.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 _ALLOWED_HEADERS = "Content-Type, X-Namespace, Authorization"
+
+
+def token_path(pki_dir: Path) -> Path:
+    """Where the operator's bearer token for the codec server lives."""
+    return pki_dir / "codec-operator.token"
 
 
 class CodecServerSettings(BaseSettings):
@@ -73,12 +86,18 @@ class CodecServerSettings(BaseSettings):
     #: Origins of the Temporal UI pages allowed to call from a browser.
     ui_origins: list[str] = Field(
         default_factory=lambda: ["http://127.0.0.1:8233", "http://localhost:8233"])
+    #: The operator's bearer token (for the ``temporal`` CLI, which cannot present a
+    #: client certificate to a codec server); default ``<pki_dir>/codec-operator.token``.
+    token_file: Path | None = None
     #: Namespaces whose payloads may be decoded; empty means any.
     namespaces: list[str] = Field(default_factory=list)
     log_level: str = "info"
 
     def resolved_codec_dir(self) -> Path:
         return self.codec_dir or codec_dir(self.pki_dir)
+
+    def resolved_token_file(self) -> Path:
+        return self.token_file or token_path(self.pki_dir)
 
     @property
     def endpoint(self) -> str:
@@ -113,9 +132,16 @@ def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
+def operator_token(path: Path) -> bytes:
+    """The operator's bearer token for the codec server, made once (0600)."""
+    made = create_once(path, secrets.token_urlsafe(32).encode() + b"\n")
+    return made.strip()
+
+
 def create_app(settings: CodecServerSettings, keyring: Keyring) -> web.Application:
     """The aiohttp application: /decode, /encode (operators only), CORS, /health."""
     codec = EncryptingCodec(keyring)
+    token = operator_token(settings.resolved_token_file())
     origins = frozenset(settings.ui_origins)
     operators = frozenset(settings.operator_systems)
     namespaces = frozenset(settings.namespaces)
@@ -146,10 +172,24 @@ def create_app(settings: CodecServerSettings, keyring: Keyring) -> web.Applicati
         return response
 
     def admit(request: web.Request) -> tuple[str, str] | web.Response:
-        system = caller_system(request)
+        origin = request.headers.get("Origin")
+        if origin is not None and origin not in origins:
+            # A page elsewhere could make the browser send the operator's certificate.
+            return _error(403, "this origin may not call the codec server")
+        authorization = request.headers.get("Authorization", "")
+        if authorization:
+            scheme, _, presented = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(
+                    presented.strip().encode(), token):
+                log.warning("codec.refused", system="bad-token", path=request.path)
+                return _error(401, "the bearer token is not the operator's")
+            system: str | None = BEARER_CALLER
+        else:
+            system = caller_system(request)
         if system is None:
-            return _error(401, "present an operator's client certificate from the center's CA")
-        if system not in operators:
+            return _error(401, "present an operator's client certificate from the center's CA "
+                               "or the operator's bearer token")
+        if system != BEARER_CALLER and system not in operators:
             log.warning("codec.refused", system=system, path=request.path)
             return _error(403, f"system {system!r} may not decode payloads")
         namespace = request.headers.get("X-Namespace", "")

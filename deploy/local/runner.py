@@ -39,7 +39,7 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
-from kernel.codec_server import browser_bundle
+from kernel.codec_server import browser_bundle, token_path
 from kernel.grpcserver import channel_credentials
 from kernel.pki import SAMPLE_SYSTEMS, ca_cert_path, client_pair, ensure_pki, server_pair
 from kernel.privatefiles import make_private, set_private_umask
@@ -318,7 +318,8 @@ class Suite:
             f"  Codec server          {s.codec_endpoint}  (decodes payloads for operators: "
             f"client certificate {client_pair(self.pki, 'operator').cert.with_suffix('.p12')};",
             "                        in the UI's codec settings turn on "
-            "\"Include cross-origin credentials\")",
+            "\"Include cross-origin credentials\";",
+            f"                        the CLI: bearer token {token_path(self.pki)})",
         ]
         for name, settings in self.service_settings():
             lines.append(f"  {name:<21} {settings.address}  (gRPC, mTLS; "

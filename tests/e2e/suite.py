@@ -27,6 +27,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -37,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
+import aiohttp
 import grpc
 from google.protobuf.duration_pb2 import Duration
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -63,8 +65,9 @@ from deploy.local.chain_driver import (
 )
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.codec_server import token_path
 from kernel.grpcserver import channel_credentials, secure_channel
-from kernel.pki import ensure_pki
+from kernel.pki import ca_cert_path, ensure_pki
 from kernel.temporal import SEARCH_ATTRIBUTES, WORKFLOW_TASK_QUEUE, TemporalSecurity, connect
 from workflows.approval_contract import workflow_id
 
@@ -77,6 +80,8 @@ TEMPORAL_CLI = BIN / "temporal"
 READY_SECONDS = 120
 #: The workflows worker, by the name the runner gives it.
 WORKER = "worker"
+#: The codec server, by the name the runner gives it.
+CODEC_SERVER = "codec-server"
 
 
 def free_ports(count: int) -> list[int]:
@@ -179,6 +184,8 @@ class ChainProcesses:
     ports: dict[str, int]
     environment: dict[str, str]
     children: dict[str, Child] = field(default_factory=dict)
+    #: The codec server the ``temporal`` CLI decodes through, once started.
+    codec_endpoint: str = field(default="", init=False)
     _client: Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -327,6 +334,39 @@ class ChainProcesses:
             self.start_and_wait(name, deadline) for name in (*self.ports, WORKER)
             if name not in self.children or self.children[name].process.poll() is not None))
 
+    def _spawn_codec_server(self, port: int) -> None:
+        (self.var_dir / "log").mkdir(parents=True, exist_ok=True)
+        log = self.log_path(CODEC_SERVER).open("ab")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kernel.codec_server"], stdout=log, stderr=subprocess.STDOUT,
+            env=self.environment | {"GOVHALL_CODEC_PORT": str(port),
+                                    "GOVHALL_CODEC_PKI_DIR": str(self.pki_dir)},
+            start_new_session=True)
+        self.children[CODEC_SERVER] = Child(process, log)
+
+    async def start_codec_server(self) -> str:
+        """The codec server process on a free port, as the runner starts it.
+
+        Once it answers, ``temporal_cli`` decodes payloads through it.
+        """
+        [port] = free_ports(1)
+        endpoint = f"https://127.0.0.1:{port}"
+        self._spawn_codec_server(port)
+        context = ssl.create_default_context(cafile=str(ca_cert_path(self.pki_dir)))
+        deadline = time.monotonic() + READY_SECONDS
+        async with aiohttp.ClientSession() as session:
+            while True:
+                self._check_alive(CODEC_SERVER)
+                with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                    async with session.get(f"{endpoint}/health", ssl=context) as reply:
+                        if reply.status == 200:
+                            break
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the codec server did not answer at {endpoint}")
+                await asyncio.sleep(0.2)
+        self.codec_endpoint = endpoint
+        return endpoint
+
     async def close(self) -> None:
         self.stop_all()
         self._client = None
@@ -343,11 +383,22 @@ class ChainProcesses:
         return self._client
 
     def temporal_cli(self, *args: str) -> Any:
-        """Run ``temporal <args> --address … --namespace … -o json``; its parsed output."""
+        """Run ``temporal <args> --address … --namespace … -o json``; its parsed output.
+
+        With a codec server started, the CLI decodes payloads through it as an operator
+        does: the operator's bearer token, the center's CA trusted for its HTTPS.
+        """
+        codec: list[str] = []
+        environment = dict(os.environ)
+        if self.codec_endpoint:
+            codec = ["--codec-endpoint", self.codec_endpoint]
+            token = token_path(self.pki_dir).read_text().strip()
+            environment |= {"TEMPORAL_CODEC_AUTH": f"Bearer {token}",
+                            "SSL_CERT_FILE": str(ca_cert_path(self.pki_dir))}
         completed = subprocess.run(
             [str(TEMPORAL_CLI), *args, "--address", self.temporal_address,
-             "--namespace", self.namespace, "-o", "json"],
-            capture_output=True, text=True, timeout=30, check=False)
+             "--namespace", self.namespace, "-o", "json", *codec],
+            capture_output=True, text=True, timeout=30, check=False, env=environment)
         if completed.returncode != 0:
             raise AssertionError(f"temporal {' '.join(args)} failed: {completed.stderr}")
         with contextlib.suppress(json.JSONDecodeError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import stat
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -25,7 +26,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from kernel.codec import ENCODING, KEY_ID
-from kernel.codec_server import CodecServerSettings, start
+from kernel.codec_server import CodecServerSettings, start, token_path
 from kernel.pki import ca_cert_path, client_pair
 from tests.security.marker_workflow import NOTE, REMARK, Carried, MarkerWorkflow, echo, refuse
 from tests.security.payloads import stored_payloads
@@ -103,11 +104,11 @@ async def codec_server(pki_dir: Path) -> AsyncIterator[str]:
 
 
 async def _post(endpoint: str, path: str, body: str, *, pki_dir: Path,
-                system: str | None) -> tuple[int, str]:
+                system: str | None, **headers: str) -> tuple[int, str]:
     async with aiohttp.ClientSession() as session, session.post(
             f"{endpoint}{path}", data=body, ssl=_tls(pki_dir, system),
             headers={"Content-Type": "application/json", "X-Namespace": "default",
-                     "Origin": UI_ORIGIN}) as reply:
+                     "Origin": UI_ORIGIN, **headers}) as reply:
         return reply.status, await reply.text()
 
 
@@ -196,3 +197,31 @@ async def test_cors_lets_the_ui_origin_send_credentials_and_no_other(
                                             **preflight}) as reply:
             assert reply.status == 403
             assert "Access-Control-Allow-Origin" not in reply.headers
+
+
+async def test_the_operators_bearer_token_decodes_for_the_cli_and_a_wrong_one_does_not(
+        history: History, codec_server: str, pki_dir: Path) -> None:
+    token_file = token_path(pki_dir)
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    token = token_file.read_text().strip()
+    body = json_format.MessageToJson(_stored(history))
+    status, text = await _post(codec_server, "/decode", body, pki_dir=pki_dir, system=None,
+                               Authorization=f"Bearer {token}")
+    assert status == 200, text
+    assert MARKER in "".join(p.data.decode()
+                             for p in json_format.Parse(text, Payloads()).payloads)
+    for wrong in (f"Bearer {token}x", f"Basic {token}", "Bearer "):
+        # A wrong token is refused even alongside an operator's certificate.
+        status, text = await _post(codec_server, "/decode", body, pki_dir=pki_dir,
+                                   system="operator", Authorization=wrong)
+        assert status == 401, wrong
+        assert MARKER not in text
+
+
+async def test_a_page_from_another_origin_cannot_use_the_operators_certificate(
+        history: History, codec_server: str, pki_dir: Path) -> None:
+    body = json_format.MessageToJson(_stored(history))
+    status, text = await _post(codec_server, "/decode", body, pki_dir=pki_dir,
+                               system="operator", Origin="http://evil.example")
+    assert status == 403
+    assert MARKER not in text
