@@ -67,11 +67,7 @@ class Keyring:
                  directory: Path | None = None) -> None:
         if current not in keys:
             raise ValueError(f"the current key {current!r} is not among the keys")
-        for key_id, key in keys.items():
-            if len(key) != KEY_BYTES:
-                raise ValueError(f"payload key {key_id!r} has {len(key)} bytes, "
-                                 f"not {KEY_BYTES}")
-        self._keys = {key_id: AESGCM(key) for key_id, key in keys.items()}
+        self._keys = {key_id: _aead(key_id, key) for key_id, key in keys.items()}
         self._current = current
         self._directory = directory
 
@@ -98,7 +94,7 @@ class Keyring:
         if cipher is None and self._directory is not None:
             # Another process may have rotated since this one loaded: look again once.
             fresh = _read_keys(self._directory)
-            self._keys.update({k: AESGCM(v) for k, v in fresh.items() if k not in self._keys})
+            self._keys.update({k: _aead(k, v) for k, v in fresh.items() if k not in self._keys})
             cipher = self._keys.get(key_id)
         if cipher is None:
             where = f" in {self._directory}" if self._directory is not None else ""
@@ -114,7 +110,8 @@ class Keyring:
                                                     _LABEL + self._current.encode())
         return self._current, nonce + sealed
 
-    def open(self, key_id: str, sealed: bytes) -> bytes:
+    def unseal(self, key_id: str, sealed: bytes) -> bytes:
+        """The plaintext ``seal`` gave ``sealed`` under ``key_id``, or a CodecError."""
         cipher = self._cipher(key_id)
         if len(sealed) < NONCE_BYTES + 16:
             raise CodecError(f"the payload sealed with key {key_id!r} is truncated")
@@ -125,6 +122,12 @@ class Keyring:
             raise CodecError(
                 f"the payload does not authenticate under key {key_id!r}: the key file "
                 "differs from the one that sealed it, or the payload was altered") from error
+
+
+def _aead(key_id: str, key: bytes) -> AESGCM:
+    if len(key) != KEY_BYTES:
+        raise ValueError(f"payload key {key_id!r} has {len(key)} bytes, not {KEY_BYTES}")
+    return AESGCM(key)
 
 
 def _file_name(serial: int) -> str:
@@ -187,8 +190,8 @@ class EncryptingCodec(PayloadCodec):
         if not raw_key_id:
             raise CodecError(f"an encrypted payload without its {KEY_ID!r} metadata")
         inner = Payload()
-        inner.ParseFromString(self.keyring.open(raw_key_id.decode(errors="replace"),
-                                                payload.data))
+        inner.ParseFromString(self.keyring.unseal(raw_key_id.decode(errors="replace"),
+                                                  payload.data))
         return inner
 
 
