@@ -65,7 +65,6 @@ class TemporalSecurity:
         return cls(EncryptingCodec(Keyring.load(settings.resolved_codec_dir())),
                    tls_config(settings) or False)
 
-
     @classmethod
     def embedded(cls, pki_dir: Path) -> TemporalSecurity:
         """The embedded default's: the payload keys under ``pki_dir``, no TLS (loopback)."""
