@@ -65,7 +65,7 @@ from bench.figures import (
 from bench.shape import case_shape, mismatch
 from bench.suite import EmbeddedSuite
 from deploy.local.chain_driver import ChainDriver
-from kernel.temporal import connect
+from kernel.temporal import TemporalSecurity, connect
 from workflows.approval_contract import workflow_id
 
 GOVHALL = "govhall"
@@ -208,7 +208,8 @@ async def measure(args: argparse.Namespace, suite: EmbeddedSuite) -> list[RunFig
     driver = ChainDriver.connect(intake_address=suite.address("intake"),
                                  review_address=suite.address("review"),
                                  pki_dir=suite.pki_dir)
-    client = await connect(suite.address("temporal"))
+    client = await connect(suite.address("temporal"),
+                           security=TemporalSecurity.embedded(suite.pki_dir))
     systems: dict[str, OneCase] = {
         GOVHALL: lambda: govhall_case(driver), BASELINE: lambda: baseline_case(client)}
     runs: list[RunFigures] = []

@@ -9,7 +9,6 @@ until SIGINT/SIGTERM and then stops both cleanly.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -27,8 +26,9 @@ from kernel.db import make_engine
 from kernel.grpcserver import create_server, mark_not_serving, mark_serving
 from kernel.logging import configure_logging
 from kernel.migrations import upgrade
+from kernel.privatefiles import set_private_umask
 from kernel.settings import ServiceSettings
-from kernel.temporal import connect
+from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
 
 log = structlog.get_logger("govhall.service")
 
@@ -56,19 +56,27 @@ class RunningService:
     server: grpc.aio.Server
     port: int
     engine: Engine
-    worker: Worker | None
-    worker_task: asyncio.Task[None] | None
+    #: The activity worker; it connects to Temporal in the background.
+    activity_worker: BackgroundWorker | None
     health: Any
+
+    @property
+    def worker(self) -> Worker | None:
+        """The activity worker once it has connected to Temporal."""
+        return self.activity_worker.worker if self.activity_worker else None
+
+    @property
+    def worker_task(self) -> asyncio.Task[None] | None:
+        return self.activity_worker.task if self.activity_worker else None
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
         await self.server.stop(grace)
-        if self.worker is not None:
-            await self.worker.shutdown()
-        if self.worker_task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.worker_task
-        self.engine.dispose()
+        try:
+            if self.activity_worker is not None:
+                await self.activity_worker.shutdown()
+        finally:
+            self.engine.dispose()
 
 
 def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
@@ -93,20 +101,23 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
         max_message_bytes=settings.max_message_bytes,
     )
     await server.start()
-    worker: Worker | None = None
-    worker_task: asyncio.Task[None] | None = None
+    activity_worker: BackgroundWorker | None = None
     if settings.run_activity_worker:
-        client = await connect(settings.temporal_address, settings.temporal_namespace,
-                               api_key=settings.temporal_api_key())
-        worker = Worker(client, task_queue=settings.task_queue,
-                        activities=list(definition.activities(engine, settings)),
-                        graceful_shutdown_timeout=timedelta(
-                        seconds=settings.shutdown_grace_seconds))
-        worker_task = asyncio.create_task(worker.run())
+        # Keys and TLS files are read now, so a bad one stops the start at once; the
+        # connection itself is made in the background and retried while Temporal is down.
+        security = TemporalSecurity.from_settings(settings)
+        activities = list(definition.activities(engine, settings))
+        activity_worker = BackgroundWorker(
+            name=definition.name,
+            connect=lambda: connect_with(settings, security=security),
+            make_worker=lambda client: Worker(
+                client, task_queue=settings.task_queue, activities=activities,
+                graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds)),
+            retry_wait_max=timedelta(seconds=settings.temporal_retry_max_seconds))
     await mark_serving(health, definition.service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
-             task_queue=settings.task_queue if worker else None)
-    return RunningService(server, port, engine, worker, worker_task, health)
+             task_queue=settings.task_queue if activity_worker else None)
+    return RunningService(server, port, engine, activity_worker, health)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
@@ -120,6 +131,7 @@ async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> Non
         waiters.append(running.worker_task)  # a worker that dies takes the service down
     await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
     log.info("service.stopping")
+    # Re-raises what killed the worker, so the process exits non-zero.
     await running.stop(settings.shutdown_grace_seconds)
     log.info("service.stopped")
 
@@ -128,6 +140,7 @@ def main(definition: ServiceDefinition, argv: Sequence[str] | None = None) -> No
     """``python -m services.<name>.main [prepare|serve]`` (default: prepare, then serve)."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = args[0] if args else "run"
+    set_private_umask()
     settings = definition.settings_type()
     configure_logging(service=definition.name, level=settings.log_level)
     if command in ("prepare", "run"):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,29 +16,50 @@ VAR = ROOT / "var"
 
 
 class TemporalClientSettings(BaseSettings):
-    """How a process reaches Temporal, under its own prefix (``GOVHALL_INTAKE_TEMPORAL_…``).
+    """How a process reaches Temporal: where, over what TLS, with which payload keys.
 
-    The TLS files and the payload keys' folder are named here for the
-    production manifests (deploy/k8s); the embedded default talks to a dev
-    server on loopback without them.
+    Every process that talks to Temporal (services, the workflows worker, the
+    runner, the codec server) takes these under its own prefix, for example
+    ``GOVHALL_INTAKE_TEMPORAL_TLS_CA``. TLS is off unless a CA or a client
+    certificate is named: the embedded default talks to a dev server on loopback.
     """
 
     model_config = SettingsConfigDict(extra="ignore", frozen=True)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
-    #: Folder of the payload codec's keys.
+    #: Where the CA, the server certificate and the client certificates live.
+    pki_dir: Path = VAR / "pki"
+    #: Folder of the payload codec's keys; default ``<pki_dir>/temporal-codec``.
     temporal_codec_dir: Path | None = None
     #: PEM file of the CA that signed the Temporal frontend's certificate.
     temporal_tls_ca: Path | None = None
-    #: PEM client certificate and key for mTLS to the frontend.
+    #: PEM client certificate and key for mTLS to the frontend (both or neither).
     temporal_tls_cert: Path | None = None
     temporal_tls_key: Path | None = None
-    #: The name the frontend's certificate is checked against.
+    #: The name the frontend's certificate is checked against, when it is not the
+    #: host in ``temporal_address``.
     temporal_tls_server_name: str = ""
     #: A file holding the JWT this process presents to Temporal's authorizer
     #: (``authorization: Bearer …``); its ``permissions`` claim grants the namespace.
     temporal_api_key_file: Path | None = None
+    #: Longest wait between two attempts to reach Temporal while it is down.
+    temporal_retry_max_seconds: float = Field(default=5.0, gt=0, le=300)
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> TemporalClientSettings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError("temporal_tls_cert and temporal_tls_key go together: set both "
+                             "or neither")
+        return self
+
+    @property
+    def temporal_tls_enabled(self) -> bool:
+        return (self.temporal_tls_ca is not None or self.temporal_tls_cert is not None
+                or bool(self.temporal_tls_server_name))
+
+    def resolved_codec_dir(self) -> Path:
+        return self.temporal_codec_dir or self.pki_dir / "temporal-codec"
 
     def temporal_api_key(self) -> str | None:
         """The JWT in ``temporal_api_key_file``, read now (a rotated file is read on reconnect)."""
@@ -61,8 +82,6 @@ class ServiceSettings(TemporalClientSettings):
     port: int = Field(default=0, ge=0, le=65535)
     #: SQLAlchemy URL of the service's own database.
     database_url: str = ""
-    #: Where the CA, the server certificate and the client certificates live.
-    pki_dir: Path = VAR / "pki"
     #: Folder of the sample directory data loaded on first start.
     sample_dir: Path = ROOT / "deploy" / "sample"
     log_level: str = "info"

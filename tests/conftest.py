@@ -7,11 +7,10 @@ from pathlib import Path
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from kernel.pki import SAMPLE_SYSTEMS, ensure_pki
-from kernel.temporal import SEARCH_ATTRIBUTES
+from kernel.temporal import SEARCH_ATTRIBUTES, TemporalSecurity, data_converter
 from tests.support import BACKENDS
 
 BIN = Path(sys.executable).parent
@@ -40,11 +39,21 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    """One real Temporal dev server for the whole run, custom search attributes registered."""
+def temporal_security(pki_dir: Path) -> TemporalSecurity:
+    """The payload keys every process under test shares: those under ``pki_dir``."""
+    return TemporalSecurity.embedded(pki_dir)
+
+
+@pytest.fixture(scope="session")
+async def temporal_dev_server(
+        temporal_security: TemporalSecurity) -> AsyncIterator[WorkflowEnvironment]:
+    """One real Temporal dev server for the whole run, custom search attributes registered.
+
+    Its client encrypts payloads with the keys under ``pki_dir``, as services do.
+    """
     environment = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(BIN / "temporal"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(temporal_security.codec),
         search_attributes=SEARCH_ATTRIBUTES,
         dev_server_log_level="error",
         dev_server_extra_args=["--ui-disable-news-fetch"],
@@ -56,11 +65,12 @@ async def temporal_dev_server() -> AsyncIterator[WorkflowEnvironment]:
 
 
 @pytest.fixture
-async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+async def time_skipping(
+        temporal_security: TemporalSecurity) -> AsyncIterator[WorkflowEnvironment]:
     """The time-skipping test server, for timers measured in working days."""
     environment = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(BIN / "temporal-test-server"),
-        data_converter=pydantic_data_converter,
+        data_converter=data_converter(temporal_security.codec),
     )
     await environment.client.operator_service.add_search_attributes(
         AddSearchAttributesRequest(namespace=environment.client.namespace, search_attributes={

@@ -1,7 +1,7 @@
 """Starting, watching and stopping govhall's processes, one way for everyone who does it.
 
-The embedded runner (deploy/local/runner.py) starts Temporal, the services and
-the workflows worker; the end-to-end tests (tests/e2e/suite.py) start the
+The embedded runner (deploy/local/runner.py) starts the codec server,
+Temporal, the services and the workflows worker; the end-to-end tests (tests/e2e/suite.py) start the
 runner whole, or its children one by one so they can kill them; the
 benchmarks (bench/suite.py) start the runner. All of them use this module:
 free ports, each process's command and settings, children logging to a file,
@@ -17,9 +17,11 @@ so a crash is reported at once with the end of its log.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -29,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import aiohttp
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from temporalio.api.enums.v1 import IndexedValueType, TaskQueueType
@@ -40,17 +43,21 @@ from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 
+from kernel.pki import ca_cert_path
 from kernel.temporal import SEARCH_ATTRIBUTES
 
 #: The services, in the order they are started and listed.
 SERVICES = ("intake", "review", "trading", "complaints")
 #: The workflows worker, by the name its log and its child go by.
 WORKER = "worker"
+#: The codec server (operators decode Temporal payloads through it), by the same.
+CODEC_SERVER = "codec-server"
 #: What the runner prints once everything is up ("ready in 12.3s").
 READY_LINE = "ready in"
 #: The runner's own ports, by the suffix of its GOVHALL_RUNNER_*_PORT setting.
 RUNNER_PORTS = {"temporal": "TEMPORAL_PORT", "ui": "TEMPORAL_UI_PORT",
-                "http": "TEMPORAL_HTTP_PORT", "metrics": "TEMPORAL_METRICS_PORT"}
+                "http": "TEMPORAL_HTTP_PORT", "metrics": "TEMPORAL_METRICS_PORT",
+                "codec": "CODEC_PORT"}
 #: How often a wait looks again.
 POLL_SECONDS = 0.2
 #: How much of a log an error quotes.
@@ -73,9 +80,11 @@ def free_ports(count: int) -> list[int]:
 
 
 def serve_command(name: str) -> list[str]:
-    """How the runner starts a service (``serve``) or the workflows worker."""
+    """How the runner starts a service (``serve``), the workflows worker or the codec server."""
     if name == WORKER:
         return [sys.executable, "-m", "workflows.worker"]
+    if name == CODEC_SERVER:
+        return [sys.executable, "-m", "kernel.codec_server"]
     return [sys.executable, "-m", f"services.{name}.main", "serve"]
 
 
@@ -104,9 +113,24 @@ def service_environment(name: str, *, var_dir: Path, temporal_address: str,
     return settings
 
 
-def worker_environment(*, temporal_address: str, namespace: str) -> dict[str, str]:
+def worker_environment(*, var_dir: Path, temporal_address: str,
+                       namespace: str) -> dict[str, str]:
+    """The workflows worker's settings: Temporal, and the payload keys under var_dir/pki."""
     return {"GOVHALL_WORKER_TEMPORAL_ADDRESS": temporal_address,
-            "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace}
+            "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace,
+            "GOVHALL_WORKER_PKI_DIR": str(var_dir / "pki")}
+
+
+def codec_server_environment(*, var_dir: Path, host: str, port: int,
+                             ui_origins: Iterable[str] = ()) -> dict[str, str]:
+    """The codec server's settings: where it listens, the keys under var_dir/pki, the UI's
+    origins (for CORS; none when no Temporal UI uses it)."""
+    settings = {"GOVHALL_CODEC_HOST": host, "GOVHALL_CODEC_PORT": str(port),
+                "GOVHALL_CODEC_PKI_DIR": str(var_dir / "pki")}
+    origins = list(ui_origins)
+    if origins:
+        settings["GOVHALL_CODEC_UI_ORIGINS"] = json.dumps(origins)
+    return settings
 
 
 def runner_environment(var_dir: Path, ports: Mapping[str, int],
@@ -236,6 +260,26 @@ async def until_healthy(address: str, credentials: grpc.ChannelCredentials, *,
         if time.monotonic() > deadline:
             raise TimeoutError(f"{name} did not become healthy at {address}")
         await asyncio.sleep(POLL_SECONDS)
+
+
+async def until_codec_server_answers(endpoint: str, pki_dir: Path, *, deadline: float,
+                                     check: Callable[[], None]) -> None:
+    """Until the codec server at ``endpoint`` answers its health check over TLS."""
+    context = ssl.create_default_context(cafile=str(ca_cert_path(pki_dir)))
+    url = f"{endpoint}/health"
+    async with aiohttp.ClientSession() as session:
+        while True:
+            check()
+            try:
+                async with session.get(url, ssl=context,
+                                       timeout=aiohttp.ClientTimeout(total=2)) as reply:
+                    if reply.status == 200:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the codec server did not answer at {url}")
+            await asyncio.sleep(POLL_SECONDS)
 
 
 async def until_polling(client: Client, *, namespace: str, task_queue: str,

@@ -1,7 +1,9 @@
 """The embedded runner: the whole suite on one machine, the README's first command.
 
-It makes the local CA, starts the Temporal dev server (SQLite file under
-var/, custom search attributes registered, UI on 8233), migrates every
+It sets the umask 077 and makes var/ private, makes the local CA, starts
+the codec server (operators decode encrypted payloads through it, on 8234)
+and the Temporal dev server (SQLite file under var/, custom search
+attributes registered, UI on 8233 pointed at the codec server), migrates every
 service's database and loads the sample data once, starts the four
 services (each with its activity worker) and the workflows worker when
 there are workflows to serve, waits until every service answers its
@@ -25,10 +27,12 @@ from temporalio.client import Client
 
 from deploy.local import processes
 from deploy.local.processes import Child
+from kernel.codec_server import browser_bundle, token_path
 from kernel.grpcserver import channel_credentials
 from kernel.pki import SAMPLE_SYSTEMS, ca_cert_path, client_pair, ensure_pki, server_pair
-from kernel.settings import VAR, ServiceSettings
-from kernel.temporal import WORKFLOW_TASK_QUEUE
+from kernel.privatefiles import make_private, set_private_umask
+from kernel.settings import VAR, ServiceSettings, TemporalClientSettings
+from kernel.temporal import WORKFLOW_TASK_QUEUE, TemporalSecurity, connect_with
 from services.complaints.settings import ComplaintsSettings
 from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
@@ -58,11 +62,51 @@ class RunnerSettings(BaseSettings):
     #: A Temporal cluster to use instead of starting the dev server (host:port).
     temporal_address: str = ""
     namespace: str = "default"
+    #: TLS to the cluster's frontend and the token its authorizer wants (see
+    #: kernel.settings.TemporalClientSettings); the runner hands them to every process
+    #: it starts.
+    temporal_tls_ca: Path | None = None
+    temporal_tls_cert: Path | None = None
+    temporal_tls_key: Path | None = None
+    temporal_tls_server_name: str = ""
+    temporal_api_key_file: Path | None = None
+    #: Port of the codec server, which decodes payloads for operators in the Temporal UI.
+    codec_port: int = Field(default=8234, ge=1, le=65535)
     ready_timeout_seconds: float = Field(default=120.0, gt=0)
 
     @property
     def temporal_target(self) -> str:
         return self.temporal_address or f"{self.host}:{self.temporal_port}"
+
+    @property
+    def codec_endpoint(self) -> str:
+        return f"https://{self.host}:{self.codec_port}"
+
+    @property
+    def ui_origins(self) -> list[str]:
+        """Where the Temporal UI's pages come from, for the codec server's CORS."""
+        origins = [f"http://{self.host}:{self.temporal_ui_port}"]
+        if self.host == "127.0.0.1":
+            origins.append(f"http://localhost:{self.temporal_ui_port}")
+        return origins
+
+    def temporal_client_settings(self) -> TemporalClientSettings:
+        return TemporalClientSettings(
+            temporal_address=self.temporal_target, temporal_namespace=self.namespace,
+            pki_dir=self.var_dir.resolve() / "pki", temporal_tls_ca=self.temporal_tls_ca,
+            temporal_tls_cert=self.temporal_tls_cert, temporal_tls_key=self.temporal_tls_key,
+            temporal_tls_server_name=self.temporal_tls_server_name,
+            temporal_api_key_file=self.temporal_api_key_file)
+
+    def temporal_client_environment(self) -> dict[str, str]:
+        """TEMPORAL_TLS_* and TEMPORAL_API_KEY_FILE values to hand to the processes
+        (without their prefix)."""
+        values = {"TEMPORAL_TLS_CA": self.temporal_tls_ca,
+                  "TEMPORAL_TLS_CERT": self.temporal_tls_cert,
+                  "TEMPORAL_TLS_KEY": self.temporal_tls_key,
+                  "TEMPORAL_TLS_SERVER_NAME": self.temporal_tls_server_name,
+                  "TEMPORAL_API_KEY_FILE": self.temporal_api_key_file}
+        return {name: str(value) for name, value in values.items() if value}
 
 
 class Suite:
@@ -73,11 +117,18 @@ class Suite:
         self.children: list[Child] = []
         # The embedded default's settings, unless the environment says otherwise.
         defaults: dict[str, str] = processes.worker_environment(
-            temporal_address=settings.temporal_target, namespace=settings.namespace)
+            var_dir=self.var, temporal_address=settings.temporal_target,
+            namespace=settings.namespace)
         for name, _ in SERVICES:
             defaults |= processes.service_environment(
                 name, var_dir=self.var, temporal_address=settings.temporal_target,
                 namespace=settings.namespace)
+        for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
+            defaults |= {prefix + name: value
+                         for name, value in settings.temporal_client_environment().items()}
+        defaults |= processes.codec_server_environment(
+            var_dir=self.var, host=settings.host, port=settings.codec_port,
+            ui_origins=settings.ui_origins)
         self.environment = defaults | dict(os.environ)
 
     def service_settings(self) -> list[tuple[str, ServiceSettings]]:
@@ -104,13 +155,24 @@ class Suite:
             "--db-filename", str(self.var / "temporal" / "temporal.db"),
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
             "--namespace", s.namespace, "--ui-disable-news-fetch", "--log-level", "warn",
+            "--ui-codec-endpoint", s.codec_endpoint,
         ]
         self.spawn("temporal", argv)
 
+    def start_codec_server(self) -> None:
+        browser_bundle(self.pki, "operator")
+        self.spawn(processes.CODEC_SERVER, processes.serve_command(processes.CODEC_SERVER))
+
+    async def wait_for_codec_server(self, deadline: float) -> None:
+        """Until the codec server answers its health check over TLS."""
+        await processes.until_codec_server_answers(
+            self.settings.codec_endpoint, self.pki, deadline=deadline, check=self.check_children)
+
     async def wait_for_temporal(self, deadline: float) -> Client:
+        client_settings = self.settings.temporal_client_settings()
+        security = TemporalSecurity.from_settings(client_settings)
         return await processes.until_connected(
-            lambda: Client.connect(self.settings.temporal_target,
-                                   namespace=self.settings.namespace),
+            lambda: connect_with(client_settings, security=security),
             deadline=deadline, check=self.check_children, what=self.settings.temporal_target)
 
     async def register_search_attributes(self, client: Client) -> None:
@@ -150,7 +212,8 @@ class Suite:
 
     def stop(self) -> None:
         """Stop services and worker first, Temporal last; each group gets time to finish."""
-        for group in ([processes.WORKER], [n for n, _ in SERVICES], ["temporal"]):
+        for group in ([processes.WORKER], [n for n, _ in SERVICES] + [processes.CODEC_SERVER],
+                      ["temporal"]):
             processes.stop([c for c in self.children if c.name in group], timeout=20)
 
     def addresses(self) -> str:
@@ -163,6 +226,13 @@ class Suite:
                 f"  Temporal frontend     {s.host}:{s.temporal_port}  namespace {s.namespace}",
                 f"  Temporal UI           http://{s.host}:{s.temporal_ui_port}",
             ]
+        lines += [
+            f"  Codec server          {s.codec_endpoint}  (decodes payloads for operators: "
+            f"client certificate {client_pair(self.pki, 'operator').cert.with_suffix('.p12')};",
+            "                        in the UI's codec settings turn on "
+            "\"Include cross-origin credentials\";",
+            f"                        the CLI: bearer token {token_path(self.pki)})",
+        ]
         for name, settings in self.service_settings():
             lines.append(f"  {name:<21} {settings.address}  (gRPC, mTLS; "
                          f"activities on {settings.task_queue})")
@@ -194,7 +264,12 @@ async def run(settings: RunnerSettings) -> int:
     try:
         started = time.monotonic()
         deadline = started + settings.ready_timeout_seconds
+        suite.var.mkdir(parents=True, exist_ok=True)
+        # Files made before everything was private (databases, logs, keys) become so.
+        make_private(suite.var)
         ensure_pki(suite.pki)
+        suite.start_codec_server()
+        await suite.wait_for_codec_server(deadline)
         suite.start_temporal()
         client = await suite.wait_for_temporal(deadline)
         await suite.register_search_attributes(client)
@@ -221,6 +296,7 @@ async def run(settings: RunnerSettings) -> int:
 
 
 def main() -> None:
+    set_private_umask()
     raise SystemExit(asyncio.run(run(RunnerSettings())))
 
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
+from kernel.temporal import TemporalSecurity
 from services.review import activities
 from services.review.api.approval_chain import ApprovalChain
 from services.review.api.servicer import ReviewServicer
@@ -27,7 +28,8 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
     # The client is made on first use, so the service starts while Temporal is down.
     chain = ApprovalChain(address=settings.temporal_address,
                           namespace=settings.temporal_namespace,
-                          call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+                          call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds),
+                          security=TemporalSecurity.from_settings(settings))
     review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine, chain), server)
 
 

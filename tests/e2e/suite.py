@@ -58,9 +58,10 @@ from deploy.local.chain_driver import (
 )
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.codec_server import token_path
 from kernel.grpcserver import channel_credentials, secure_channel
-from kernel.pki import ensure_pki
-from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
+from kernel.pki import ca_cert_path, ensure_pki
+from kernel.temporal import WORKFLOW_TASK_QUEUE, TemporalSecurity, connect
 from workflows.approval_contract import workflow_id
 
 if TYPE_CHECKING:
@@ -72,6 +73,8 @@ TEMPORAL_CLI = BIN / "temporal"
 READY_SECONDS = 120
 #: The workflows worker, by the name the runner gives it.
 WORKER = processes.WORKER
+#: The codec server, by the name the runner gives it.
+CODEC_SERVER = processes.CODEC_SERVER
 free_ports = processes.free_ports
 
 
@@ -121,6 +124,8 @@ class ChainProcesses:
     ports: dict[str, int]
     environment: dict[str, str]
     children: dict[str, processes.Child] = field(default_factory=dict)
+    #: The codec server the ``temporal`` CLI decodes through, once started.
+    codec_endpoint: str = field(default="", init=False)
     _client: Client | None = field(default=None, init=False, repr=False)
 
     @classmethod
@@ -134,7 +139,8 @@ class ChainProcesses:
             environment |= processes.service_environment(
                 name, var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
                 port=ports[name])
-        environment |= processes.worker_environment(temporal_address=temporal_address,
+        environment |= processes.worker_environment(var_dir=var_dir,
+                                                    temporal_address=temporal_address,
                                                     namespace=namespace)
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
@@ -218,6 +224,24 @@ class ChainProcesses:
             self.start_and_wait(name, deadline) for name in (*self.ports, WORKER)
             if name not in self.children or not self.children[name].running))
 
+    async def start_codec_server(self) -> str:
+        """The codec server process on a free port, as the runner starts it.
+
+        Once it answers, ``temporal_cli`` decodes payloads through it.
+        """
+        [port] = free_ports(1)
+        endpoint = f"https://127.0.0.1:{port}"
+        self.children[CODEC_SERVER] = processes.spawn(
+            CODEC_SERVER, processes.serve_command(CODEC_SERVER),
+            environment=self.environment | processes.codec_server_environment(
+                var_dir=self.var_dir, host="127.0.0.1", port=port),
+            log_dir=self.var_dir / "log")
+        await processes.until_codec_server_answers(
+            endpoint, self.pki_dir, deadline=time.monotonic() + READY_SECONDS,
+            check=self.children[CODEC_SERVER].check)
+        self.codec_endpoint = endpoint
+        return endpoint
+
     async def close(self) -> None:
         self.stop_all()
         self._client = None
@@ -229,15 +253,27 @@ class ChainProcesses:
     async def client(self) -> Client:
         """A Temporal client on this namespace, with govhall's data converter."""
         if self._client is None:
-            self._client = await connect(self.temporal_address, self.namespace)
+            self._client = await connect(self.temporal_address, self.namespace,
+                                         security=TemporalSecurity.embedded(self.pki_dir))
         return self._client
 
     def temporal_cli(self, *args: str) -> Any:
-        """Run ``temporal <args> --address … --namespace … -o json``; its parsed output."""
+        """Run ``temporal <args> --address … --namespace … -o json``; its parsed output.
+
+        With a codec server started, the CLI decodes payloads through it as an operator
+        does: the operator's bearer token, the center's CA trusted for its HTTPS.
+        """
+        codec: list[str] = []
+        environment = dict(os.environ)
+        if self.codec_endpoint:
+            codec = ["--codec-endpoint", self.codec_endpoint]
+            token = token_path(self.pki_dir).read_text().strip()
+            environment |= {"TEMPORAL_CODEC_AUTH": f"Bearer {token}",
+                            "SSL_CERT_FILE": str(ca_cert_path(self.pki_dir))}
         completed = subprocess.run(
             [str(TEMPORAL_CLI), *args, "--address", self.temporal_address,
-             "--namespace", self.namespace, "-o", "json"],
-            capture_output=True, text=True, timeout=30, check=False)
+             "--namespace", self.namespace, "-o", "json", *codec],
+            capture_output=True, text=True, timeout=30, check=False, env=environment)
         if completed.returncode != 0:
             raise AssertionError(f"temporal {' '.join(args)} failed: {completed.stderr}")
         with contextlib.suppress(json.JSONDecodeError):

@@ -8,32 +8,49 @@ The runner's process is driven by tests/e2e/suite.py (RunnerSuite).
 
 from __future__ import annotations
 
+import json
 import socket
+import ssl
+import stat
 import subprocess
 import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
+from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from temporalio.api.common.v1 import Payloads
+from temporalio.api.history.v1 import History
 
 from deploy.local.chain_driver import CLERK, ChainDriver, acting
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
-from kernel.temporal import SEARCH_ATTRIBUTES
+from kernel.codec import ENCODING
+from kernel.temporal import SEARCH_ATTRIBUTES, TemporalSecurity, connect
 from tests.e2e.suite import RunnerSuite
+from tests.security.payloads import stored_payloads
 from tests.support import as_official
+from workflows.approval_contract import workflow_id
 
 pytestmark = pytest.mark.e2e
 SERVICES = ("intake", "review", "trading", "complaints")
+#: The reviewer's opinion the chain driver sends: it must travel encrypted.
+OPINION = "材料齐全，符合法定条件"
 
 
 @pytest.fixture(scope="module")
 def suite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunnerSuite]:
-    running = RunnerSuite.create(tmp_path_factory.mktemp("var"))
+    var_dir = tmp_path_factory.mktemp("var")
+    # A log left by an older version, readable by everyone: the runner makes it private.
+    (var_dir / "log").mkdir(mode=0o755)
+    (var_dir / "log" / "older.log").write_bytes(b"")
+    (var_dir / "log" / "older.log").chmod(0o644)
+    running = RunnerSuite.create(var_dir)
     running.start()
     yield running
     if running.running:
@@ -112,6 +129,68 @@ async def test_an_application_goes_through_the_whole_chain(suite: RunnerSuite) -
     assert kinds.index("review.decided") < kinds.index("sign.decided") < kinds.index(
         "seal.decided")
     assert verdict.result == intake_pb2.VERIFICATION_RESULT_VALID
+
+
+def test_the_temporal_ui_names_the_codec_server(suite: RunnerSuite) -> None:
+    endpoint = f"https://127.0.0.1:{suite.ports['codec']}"
+    url = f"http://127.0.0.1:{suite.ports['ui']}/api/v1/settings"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        settings = json.load(response)
+    assert settings["Codec"]["Endpoint"] == endpoint
+    assert endpoint in suite.output
+    assert str(suite.var_dir / "pki" / "clients" / "operator.p12") in suite.output
+
+
+async def test_a_case_leaves_only_ciphertext_in_temporal_which_operators_can_decode(
+        suite: RunnerSuite) -> None:
+    pki_dir = suite.var_dir / "pki"
+    driver = ChainDriver.connect(intake_address=suite.address("intake"),
+                                 review_address=suite.address("review"), pki_dir=pki_dir)
+    try:
+        case_number, _ = await driver.run_case()
+    finally:
+        await driver.close()
+    client = await connect(f"127.0.0.1:{suite.ports['temporal']}",
+                           security=TemporalSecurity.embedded(pki_dir))
+    fetched = await client.get_workflow_handle(workflow_id(case_number)).fetch_history()
+    history = History(events=fetched.events)
+    found = list(stored_payloads(history))
+    assert len(found) > 10
+    assert [(where, p.metadata["encoding"]) for where, p in found
+            if p.metadata["encoding"] != ENCODING] == []
+    stored = Payloads(payloads=[payload for _, payload in found])
+    assert OPINION.encode() not in history.SerializeToString()
+
+    async def decode(system: str | None) -> tuple[int, str]:
+        context = ssl.create_default_context(cafile=str(pki_dir / "ca.pem"))
+        if system is not None:
+            context.load_cert_chain(pki_dir / "clients" / f"{system}.pem",
+                                    pki_dir / "clients" / f"{system}.key")
+        async with aiohttp.ClientSession() as session, session.post(
+                f"https://127.0.0.1:{suite.ports['codec']}/decode", ssl=context,
+                data=json_format.MessageToJson(stored),
+                headers={"Content-Type": "application/json", "X-Namespace": "default"}) as reply:
+            return reply.status, await reply.text()
+
+    status, text = await decode("operator")
+    assert status == 200
+    decoded = json_format.Parse(text, Payloads())
+    assert any(OPINION in p.data.decode() for p in decoded.payloads)
+    for refused in (None, "hall-window-system"):
+        status, text = await decode(refused)
+        assert status in (401, 403)
+        assert OPINION not in text
+
+
+def test_everything_under_var_is_private(suite: RunnerSuite) -> None:
+    paths = [suite.var_dir, *suite.var_dir.rglob("*")]
+    open_to_others = [(str(p), oct(p.lstat().st_mode & 0o777)) for p in paths
+                      if not p.is_symlink() and p.lstat().st_mode & 0o077]
+    assert open_to_others == []
+    assert (suite.var_dir / "db" / "intake.sqlite3").exists()
+    assert (suite.var_dir / "temporal" / "temporal.db").exists()
+    assert (suite.var_dir / "pki" / "temporal-codec" / "0001.key").exists()
+    assert stat.S_IMODE((suite.var_dir / "log" / "older.log").stat().st_mode) == 0o600
 
 
 async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: RunnerSuite) -> None:

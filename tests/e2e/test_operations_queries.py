@@ -126,6 +126,8 @@ async def cases(tmp_path_factory: pytest.TempPathFactory,
     processes = await start_chain(tmp_path_factory.mktemp("operations"),
                                   temporal=temporal_dev_server.client)
     try:
+        # Payloads are encrypted: the CLI reads them through the codec server, as operators do.
+        await processes.start_codec_server()
         deadline = time.monotonic() + SETUP_SECONDS
         awaiting_signature = await submit(processes, applicant=APPLICANT)
         await decide_until_done(processes, awaiting_signature, REVIEW, str(uuid.uuid4()),

@@ -26,7 +26,7 @@ from kernel.commonpb import verification_to_proto
 from kernel.errors import FailedPrecondition
 from kernel.identity import current_caller
 from kernel.settings import ServiceSettings
-from kernel.temporal import connect
+from kernel.temporal import connect_with
 from services.intake.app import cases, handlers, seals
 from services.intake.app.cases import CaseView
 from services.intake.chain import ApprovalChain, ChainUnavailable
@@ -292,9 +292,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             key_id(raw), raw,
             datetime.fromtimestamp(seal_key_path(settings.pki_dir).stat().st_mtime, UTC),
             active=True)
-        self._chain = chain or ApprovalChain(
-            lambda: connect(settings.temporal_address, settings.temporal_namespace,
-                            api_key=settings.temporal_api_key()))
+        self._chain = chain or ApprovalChain(lambda: connect_with(settings))
         self._background: set[asyncio.Task[Any]] = set()
 
     def _reading(self) -> IntakeUnitOfWork:

@@ -29,7 +29,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCStatusCode
 
 from kernel import errors
-from kernel.temporal import connect
+from kernel.temporal import TemporalSecurity, connect
 from workflows.approval_contract import (
     DECIDE,
     RECOMPUTE_DEADLINES,
@@ -69,9 +69,11 @@ class ChainUnavailable(errors.Unavailable):
 class ApprovalChain:
     """Updates, queries and signals to approval workflows, over one lazily made client."""
 
-    def __init__(self, *, address: str, namespace: str, call_timeout: timedelta) -> None:
+    def __init__(self, *, address: str, namespace: str, call_timeout: timedelta,
+                 security: TemporalSecurity) -> None:
         self._address = address
         self._namespace = namespace
+        self._security = security
         self._call_timeout = call_timeout
         self._client: Client | None = None
         self._connecting = asyncio.Lock()
@@ -81,7 +83,8 @@ class ApprovalChain:
             async with self._connecting:
                 if self._client is None:
                     try:
-                        self._client = await connect(self._address, self._namespace)
+                        self._client = await connect(self._address, self._namespace,
+                                                     security=self._security)
                     except Exception as error:  # the SDK raises RuntimeError and others
                         raise ChainUnavailable(
                             f"the workflow service at {self._address} cannot be reached: "

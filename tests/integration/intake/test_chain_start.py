@@ -111,11 +111,13 @@ async def _terminated_at_the_end(client: Client) -> AsyncIterator[list[str]]:
                 await client.get_workflow_handle(workflow_id).terminate("test finished")
 
 
-async def _workflow_input(handle: WorkflowHandle[Any, Any]) -> str:
-    """The start event's input as the server stores it (JSON, not base64)."""
+async def _workflow_input(handle: WorkflowHandle[Any, Any], client: Client) -> str:
+    """The start event's input as the server stores it, decrypted (JSON, not base64)."""
     history = await handle.fetch_history()
     started = history.events[0].workflow_execution_started_event_attributes
-    return "".join(p.data.decode("utf-8") for p in started.input.payloads)
+    codec = client.data_converter.payload_codec
+    assert codec is not None
+    return "".join(p.data.decode("utf-8") for p in await codec.decode(started.input.payloads))
 
 
 async def test_an_accepted_case_starts_its_workflow_once(
@@ -137,7 +139,7 @@ async def test_an_accepted_case_starts_its_workflow_once(
         handle = client.get_workflow_handle(c.workflow_id(number))
         description = await handle.describe()
         runs = [w async for w in client.list_workflows(f"WorkflowId = '{c.workflow_id(number)}'")]
-        workflow_input = await _workflow_input(handle)
+        workflow_input = await _workflow_input(handle, client)
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
     assert response.case.workflow_started and retried.replayed
     assert retried.case.case_number == number

@@ -167,13 +167,14 @@ def test_cpu_used_is_the_difference_and_the_table_is_per_case() -> None:
 def test_the_environment_of_the_runner_has_only_the_suites_own_settings(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("GOVHALL_INTAKE_DATABASE_URL", "postgresql://elsewhere/intake")
-    ports = {"temporal": 1, "ui": 2, "http": 3, "metrics": 4, "intake": 5, "review": 6,
-             "trading": 7, "complaints": 8}
+    ports = {"temporal": 1, "ui": 2, "http": 3, "metrics": 4, "codec": 9, "intake": 5,
+             "review": 6, "trading": 7, "complaints": 8}
     environment = runner_environment(tmp_path, ports)
     assert "GOVHALL_INTAKE_DATABASE_URL" not in environment
     assert environment["GOVHALL_RUNNER_VAR_DIR"] == str(tmp_path)
     assert environment["GOVHALL_RUNNER_TEMPORAL_UI_PORT"] == "2"
     assert environment["GOVHALL_REVIEW_PORT"] == "6"
+    assert environment["GOVHALL_RUNNER_CODEC_PORT"] == "9"
 
 
 def _event(kind: EventType.ValueType) -> HistoryEvent:

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from deploy.local.runner import SERVICES
+from kernel.codec_server import CodecServerSettings, token_path
 from kernel.pki import ca_cert_path, server_pair
 from kernel.signing import public_keys_dir, signing_key_path
 from services.intake.keystore import applicant_key_path, seal_key_path
@@ -40,6 +41,9 @@ PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
 PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),
                        _relative(applicant_key_path(Path(ROOT)))}
 WORKER = {"client.pem", "client.key", "token"}
+#: The codec server's: its TLS server pair and the operators' bearer token.
+CODEC_SERVER = {_relative(server_pair(Path(ROOT)).cert), _relative(server_pair(Path(ROOT)).key),
+                _relative(token_path(Path(ROOT)))}
 
 
 def _documents(name: str) -> list[dict[str, Any]]:
@@ -114,7 +118,14 @@ def _workloads() -> list[tuple[str, str, dict[str, Any]]]:
                 found.append((name, document["kind"], document))
     (worker,) = _documents("worker.yaml")
     found.append(("worker", "Deployment", worker))
+    found += [("codec-server", d["kind"], d) for d in _documents("codec-server.yaml")
+              if d["kind"] == "Deployment"]
     return found
+
+
+#: The workloads that talk to Temporal: every Deployment but the codec server.
+def _temporal_client(name: str, kind: str) -> bool:
+    return kind == "Deployment" and name != "codec-server"
 
 
 def test_kustomization_lists_every_manifest() -> None:
@@ -187,6 +198,9 @@ def test_no_pod_mounts_a_secret_it_does_not_need(name: str, kind: str,
     if name == "worker":
         base = PurePosixPath("/etc/govhall/temporal")
         needed = WORKER
+    elif name == "codec-server":
+        base = PurePosixPath(_env(container)["GOVHALL_CODEC_PKI_DIR"]["value"])
+        needed = CODEC_SERVER
     else:
         base = PurePosixPath(_env(container).get(f"GOVHALL_{name.upper()}_PKI_DIR", {}).get(
             "value", "/etc/govhall/pki"))
@@ -194,7 +208,8 @@ def test_no_pod_mounts_a_secret_it_does_not_need(name: str, kind: str,
     own_files = {str(f.path.relative_to(base)) for f in secrets if f.name == own}
     assert own_files == needed
     codec = [f for f in secrets if f.name == CODEC_SECRET]
-    # Only what talks to Temporal holds the payload keys; a migration never does.
+    # Only what talks to Temporal, or decodes for operators, holds the payload keys; a
+    # migration never does.
     assert bool(codec) == (kind == "Deployment")
 
 
@@ -263,7 +278,7 @@ def test_only_govhalls_temporal_clients_and_operators_reach_the_frontend() -> No
     # The migration Jobs are no Temporal clients.
     for name, kind, workload in _workloads():
         labels = workload["spec"]["template"]["metadata"]["labels"]
-        assert (labels.get("temporal-client") == "true") == (kind == "Deployment"), name
+        assert (labels.get("temporal-client") == "true") == _temporal_client(name, kind), name
 
 
 def test_the_cluster_requires_client_certificates_and_authorizes_every_call() -> None:
@@ -279,3 +294,47 @@ def test_the_cluster_requires_client_certificates_and_authorizes_every_call() ->
     assert server["internal-frontend"]["enabled"] is True
     (config,) = _documents("config.yaml")
     assert config["data"]["server_name"] == server["tls"]["frontend"]["serverName"]
+
+
+def test_the_worker_finds_every_services_public_key_in_its_pki_folder() -> None:
+    (deployment,) = _documents("worker.yaml")
+    (container,) = _containers(deployment)
+    pki = Path(_env(container)["GOVHALL_WORKER_PKI_DIR"]["value"])
+    in_pki = [f for f in _mounted_files(deployment, container)
+              if PurePosixPath(pki) in f.path.parents]
+    for name, _ in SERVICES:
+        assert any(Path(str(f.path)).parent == public_keys_dir(pki) / name
+                   and f.path.suffix == ".pub" for f in in_pki), name
+    # Public keys only: nothing secret in the worker's PKI folder.
+    assert {f.source for f in in_pki} == {"configMap"}
+
+
+def test_the_codec_server_reads_its_files_where_they_are_mounted(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    documents = {d["kind"]: d for d in _documents("codec-server.yaml")}
+    assert set(documents) == {"Deployment", "Service"}
+    deployment = documents["Deployment"]
+    (container,) = _containers(deployment)
+    assert _module_of(container["command"]) == "kernel.codec_server"
+    fields = set(CodecServerSettings.model_fields)
+    for variable in container["env"]:
+        assert variable["name"].startswith("GOVHALL_CODEC_")
+        assert variable["name"].removeprefix("GOVHALL_CODEC_").lower() in fields
+    for variable in container["env"]:  # read as the process reads them
+        monkeypatch.setenv(variable["name"], variable["value"])
+    settings = CodecServerSettings()
+    files = {Path(str(f.path)) for f in _mounted_files(deployment, container)}
+    assert {server_pair(settings.pki_dir).cert, server_pair(settings.pki_dir).key,
+            ca_cert_path(settings.pki_dir), settings.resolved_token_file(),
+            settings.resolved_codec_dir()} <= files
+    assert settings.host == "0.0.0.0"
+    assert documents["Service"]["spec"]["ports"][0]["port"] == settings.port
+    (config,) = _documents("config.yaml")
+    assert settings.namespaces == [config["data"]["namespace"]]
+    # The Temporal UI calls it with the operator's certificate, from the UI's own origin.
+    values = yaml.safe_load((K8S / "temporal" / "values.yaml").read_text(encoding="utf-8"))
+    web = {e["name"]: e["value"] for e in values["web"]["additionalEnv"]}
+    assert web["TEMPORAL_CODEC_ENDPOINT"].startswith("https://")
+    assert web["TEMPORAL_CODEC_INCLUDE_CREDENTIALS"] == "true"
+    callback = web["TEMPORAL_AUTH_CALLBACK_URL"]
+    assert settings.ui_origins == [callback[:callback.index("/", len("https://"))]]

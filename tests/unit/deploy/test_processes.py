@@ -11,6 +11,7 @@ import grpc
 import pytest
 
 from deploy.local import processes
+from kernel.pki import ensure_pki
 
 IGNORES_SIGTERM = ("import signal, time\n"
                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -59,14 +60,15 @@ def test_run_to_end_fails_with_the_log_of_a_failed_step(tmp_path: Path) -> None:
 
 
 def test_the_runners_environment_has_only_the_suites_own_settings(tmp_path: Path) -> None:
-    ports = dict(zip([*processes.RUNNER_PORTS, *processes.SERVICES], range(1, 9), strict=True))
+    ports = dict(zip([*processes.RUNNER_PORTS, *processes.SERVICES], range(1, 10), strict=True))
     environment = processes.runner_environment(
         tmp_path, ports, base={"PATH": "/bin", "GOVHALL_INTAKE_DATABASE_URL": "postgresql://x"})
     assert environment["PATH"] == "/bin"
     assert "GOVHALL_INTAKE_DATABASE_URL" not in environment
     assert environment["GOVHALL_RUNNER_VAR_DIR"] == str(tmp_path)
     assert environment["GOVHALL_RUNNER_TEMPORAL_UI_PORT"] == "2"
-    assert environment["GOVHALL_COMPLAINTS_PORT"] == "8"
+    assert environment["GOVHALL_RUNNER_CODEC_PORT"] == "5"
+    assert environment["GOVHALL_COMPLAINTS_PORT"] == "9"
 
 
 def test_a_service_keeps_all_its_state_under_the_var_dir(tmp_path: Path) -> None:
@@ -80,6 +82,29 @@ def test_a_service_keeps_all_its_state_under_the_var_dir(tmp_path: Path) -> None
         "GOVHALL_REVIEW_TEMPORAL_NAMESPACE": "ns",
         "GOVHALL_REVIEW_PORT": "5",
     }
+
+
+def test_the_worker_finds_the_payload_keys_under_the_var_dir(tmp_path: Path) -> None:
+    settings = processes.worker_environment(var_dir=tmp_path, temporal_address="127.0.0.1:1",
+                                            namespace="ns")
+    assert settings == {
+        "GOVHALL_WORKER_TEMPORAL_ADDRESS": "127.0.0.1:1",
+        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": "ns",
+        "GOVHALL_WORKER_PKI_DIR": str(tmp_path / "pki"),
+    }
+
+
+def test_the_codec_server_serves_the_keys_under_the_var_dir_to_the_ui(tmp_path: Path) -> None:
+    settings = processes.codec_server_environment(
+        var_dir=tmp_path, host="127.0.0.1", port=7, ui_origins=["http://127.0.0.1:8"])
+    assert settings == {
+        "GOVHALL_CODEC_HOST": "127.0.0.1",
+        "GOVHALL_CODEC_PORT": "7",
+        "GOVHALL_CODEC_PKI_DIR": str(tmp_path / "pki"),
+        "GOVHALL_CODEC_UI_ORIGINS": '["http://127.0.0.1:8"]',
+    }
+    assert "GOVHALL_CODEC_UI_ORIGINS" not in processes.codec_server_environment(
+        var_dir=tmp_path, host="127.0.0.1", port=7)
 
 
 async def test_waiting_for_health_stops_when_the_child_has_died(tmp_path: Path) -> None:
@@ -100,3 +125,16 @@ async def test_waiting_for_health_ends_at_the_deadline(tmp_path: Path) -> None:
         await processes.until_healthy(f"127.0.0.1:{port}", grpc.local_channel_credentials(),
                                       deadline=time.monotonic() + 0.5, check=lambda: None,
                                       name="silent")
+
+
+async def test_waiting_for_the_codec_server_stops_when_it_has_died(tmp_path: Path) -> None:
+    ensure_pki(tmp_path / "pki")
+    child = processes.spawn("codec-server", [sys.executable, "-c", "exit(3)"], environment={},
+                            log_dir=tmp_path)
+    child.process.wait(timeout=20)
+    port = processes.free_ports(1)[0]
+    with pytest.raises(processes.ProcessExited, match="codec-server exited with 3"):
+        await processes.until_codec_server_answers(
+            f"https://127.0.0.1:{port}", tmp_path / "pki", deadline=time.monotonic() + 60,
+            check=child.check)
+    child.log.close()

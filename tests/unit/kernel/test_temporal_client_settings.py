@@ -33,15 +33,36 @@ def test_an_empty_token_file_is_refused(tmp_path: Path) -> None:
         ReviewSettings(temporal_api_key_file=token).temporal_api_key()
 
 
-async def test_connect_presents_the_token(monkeypatch: pytest.MonkeyPatch) -> None:
-    seen: dict[str, Any] = {}
+async def test_connect_presents_the_token(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: list[dict[str, Any]] = []
 
     async def fake_connect(target: str, **options: Any) -> str:
-        seen.update(options, target=target)
+        seen.append(options | {"target": target})
         return "client"
 
     monkeypatch.setattr(Client, "connect", fake_connect)
-    await temporal.connect("temporal:7233", "govhall", api_key="jwt")
-    assert seen["target"] == "temporal:7233"
-    assert seen["namespace"] == "govhall"
-    assert seen["api_key"] == "jwt"
+    token = tmp_path / "token"
+    token.write_text("jwt-1\n")
+    settings = ReviewSettings(temporal_address="temporal:7233", temporal_namespace="govhall",
+                              temporal_api_key_file=token, pki_dir=tmp_path / "pki")
+    security = temporal.TemporalSecurity.from_settings(settings)
+    await temporal.connect_with(settings, security=security)
+    token.write_text("jwt-2\n")  # rotated: the next connection presents the new one
+    await temporal.connect_with(settings, security=security)
+    assert [(s["target"], s["namespace"], s["api_key"]) for s in seen] == [
+        ("temporal:7233", "govhall", "jwt-1"), ("temporal:7233", "govhall", "jwt-2")]
+
+
+async def test_without_a_token_file_no_token_is_presented(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    seen: dict[str, Any] = {}
+
+    async def fake_connect(target: str, **options: Any) -> str:
+        seen.update(options)
+        return "client"
+
+    monkeypatch.setattr(Client, "connect", fake_connect)
+    await temporal.connect("temporal:7233", "govhall",
+                           security=temporal.TemporalSecurity.embedded(tmp_path / "pki"))
+    assert seen["api_key"] is None
