@@ -23,6 +23,10 @@ import structlog
 from sqlalchemy import Engine
 from temporalio.worker import Worker
 
+from govhall.common.v1 import audit_pb2_grpc
+from kernel.auditapi import AUDIT_CHECKPOINTS_SERVICE, AuditCheckpointsServicer
+from kernel.audittrail import AuditTrail, AuditTrailService
+from kernel.checkpoints import CheckpointPolicy
 from kernel.db import make_engine
 from kernel.grpcserver import create_server, mark_not_serving, mark_serving
 from kernel.logging import configure_logging
@@ -49,6 +53,9 @@ class ServiceDefinition:
     #: Makes what the service needs on first start (keys, sample directory data in an
     #: empty database); returns True if it loaded the sample data.
     load_sample: Callable[[Engine, ServiceSettings], bool]
+    #: The service's audit log, checkpoints and authority rows: the checkpoint feed is
+    #: mounted and checkpoints are published on the settings' policy.
+    audit_trail: AuditTrail | None = None
 
 
 @dataclass
@@ -59,9 +66,15 @@ class RunningService:
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
     health: Any
+    #: Publishes the audit checkpoints the settings' policy asks for.
+    checkpoints_task: asyncio.Task[None] | None = None
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
+        if self.checkpoints_task is not None:
+            self.checkpoints_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.checkpoints_task
         await self.server.stop(grace)
         if self.worker is not None:
             await self.worker.shutdown()
@@ -85,10 +98,22 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
 async def start(definition: ServiceDefinition, settings: ServiceSettings) -> RunningService:
     """Start the gRPC server (and the activity worker if configured)."""
     engine = make_engine(settings.resolved_database_url())
+    audit = (AuditTrailService(engine, definition.audit_trail, service=settings.service,
+                               pki_dir=settings.pki_dir)
+             if definition.audit_trail is not None else None)
+
+    def register(server: grpc.aio.Server) -> None:
+        definition.register(server, engine, settings)
+        if audit is not None:
+            audit_pb2_grpc.add_AuditCheckpointsServiceServicer_to_server(
+                AuditCheckpointsServicer(audit), server)
+
+    service_names = [*definition.service_names,
+                     *([AUDIT_CHECKPOINTS_SERVICE] if audit is not None else [])]
     server, port, health = await create_server(
         settings.address,
-        register=lambda s: definition.register(s, engine, settings),
-        service_names=definition.service_names,
+        register=register,
+        service_names=service_names,
         pki_dir=settings.pki_dir,
         max_message_bytes=settings.max_message_bytes,
     )
@@ -102,10 +127,16 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                         graceful_shutdown_timeout=timedelta(
                         seconds=settings.shutdown_grace_seconds))
         worker_task = asyncio.create_task(worker.run())
-    await mark_serving(health, definition.service_names)
+    checkpoints_task: asyncio.Task[None] | None = None
+    policy = CheckpointPolicy(settings.audit_checkpoint_every_entries,
+                              settings.audit_checkpoint_interval_seconds,
+                              settings.audit_checkpoint_poll_seconds)
+    if audit is not None and policy.active:
+        checkpoints_task = asyncio.create_task(audit.run_checkpoints(policy))
+    await mark_serving(health, service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if worker else None)
-    return RunningService(server, port, engine, worker, worker_task, health)
+    return RunningService(server, port, engine, worker, worker_task, health, checkpoints_task)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
