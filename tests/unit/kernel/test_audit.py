@@ -142,10 +142,10 @@ def test_a_checkpoint_of_an_empty_log_must_hold_the_genesis_hash(session: Connec
                                    "\x00\x01\x1f\x7f control", "\u2028\u2029 separators",
                                    "tab\tnew\nline\rcr\bbs\fff", "é composed"])
 def test_the_entry_hash_is_sha256_of_rfc8785_canonical_json(value: str) -> None:
-    entry: dict[str, str | int] = {"sequence": 12345, "recorded_at": "2026-03-05T02:00:00+00:00", "system": value,
-             "official_id": "FGW-001", "action": value, "subject": value,
-             "details": json.dumps({"k": value}, ensure_ascii=False),
-             "previous_hash": GENESIS}
+    entry: dict[str, str | int] = {
+        "sequence": 12345, "recorded_at": "2026-03-05T02:00:00+00:00", "system": value,
+        "official_id": "FGW-001", "action": value, "subject": value,
+        "details": json.dumps({"k": value}, ensure_ascii=False), "previous_hash": GENESIS}
     assert entry_hash(entry) == hashlib.sha256(rfc8785.dumps(entry)).hexdigest()
 
 
