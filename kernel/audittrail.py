@@ -175,10 +175,18 @@ class AuditTrailService:
                  sequence=checkpoint.sequence, by=due)
         return checkpoint
 
-    async def run_checkpoints(self, policy: CheckpointPolicy) -> None:
-        """Publish checkpoints by ``policy`` until cancelled; a failed attempt is retried."""
+    async def run_checkpoints(self, policy: CheckpointPolicy, stopping: asyncio.Event) -> None:
+        """Publish checkpoints by ``policy`` until ``stopping`` is set; a failure is retried.
+
+        Stopping waits for a publication under way, so nothing touches the
+        database after this returns.
+        """
         while True:
-            await asyncio.sleep(policy.poll_seconds)
+            try:
+                await asyncio.wait_for(stopping.wait(), timeout=policy.poll_seconds)
+                return
+            except TimeoutError:
+                pass
             try:
                 await asyncio.to_thread(self.publish_if_due, policy)
             except Exception:  # the database may be away for a while; try at the next poll

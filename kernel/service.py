@@ -13,7 +13,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -66,15 +66,15 @@ class RunningService:
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
     health: Any
-    #: Publishes the audit checkpoints the settings' policy asks for.
+    #: Publishes the audit checkpoints the settings' policy asks for, until it is set.
     checkpoints_task: asyncio.Task[None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
+        self.stopping.set()
         if self.checkpoints_task is not None:
-            self.checkpoints_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self.checkpoints_task
+            await self.checkpoints_task
         await self.server.stop(grace)
         if self.worker is not None:
             await self.worker.shutdown()
@@ -127,16 +127,18 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                         graceful_shutdown_timeout=timedelta(
                         seconds=settings.shutdown_grace_seconds))
         worker_task = asyncio.create_task(worker.run())
+    stopping = asyncio.Event()
     checkpoints_task: asyncio.Task[None] | None = None
     policy = CheckpointPolicy(settings.audit_checkpoint_every_entries,
                               settings.audit_checkpoint_interval_seconds,
                               settings.audit_checkpoint_poll_seconds)
     if audit is not None and policy.active:
-        checkpoints_task = asyncio.create_task(audit.run_checkpoints(policy))
+        checkpoints_task = asyncio.create_task(audit.run_checkpoints(policy, stopping))
     await mark_serving(health, service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if worker else None)
-    return RunningService(server, port, engine, worker, worker_task, health, checkpoints_task)
+    return RunningService(server, port, engine, worker, worker_task, health, checkpoints_task,
+                          stopping)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
