@@ -432,25 +432,28 @@ async def test_a_decision_or_delegation_edited_in_the_review_database_is_reporte
         ("delegations", str(delegation_id), common_pb2.AUTHORITY_ROW_PROBLEM_FIELDS_CHANGED)]
 
 
-@pytest.mark.parametrize(("name", "trail", "before", "legacy_row"), [
-    ("intake", INTAKE_TRAIL, "0002",
-     "INSERT INTO sealed_decisions (certificate_number, case_number, key_id, decision, "
-     "document, signature, document_sha256, issued_at, revoked) VALUES ('SY-2026-000001', "
-     "'AP-20260305-000001', 'k', 'approved', :blob, :blob, 'h', "
-     "'2026-03-05T02:00:00+00:00', false)"),
-    ("review", REVIEW_TRAIL, "0002",
-     "INSERT INTO decisions (case_number, stage, outcome, official_id, system, decided_at, "
-     "opinion, legal_basis, on_behalf_of, delegation_id, recorded_at) VALUES ("
-     "'AP-20260305-000001', 'review', 'approve', 'SCJGJ-003', 's', '2026-03-05 02:00:00', "
-     "'', '', '', '', '2026-03-05 02:00:00')"),
+@pytest.mark.parametrize(("name", "trail", "legacy_row"), [
+    pytest.param(
+        "intake", INTAKE_TRAIL,
+        "INSERT INTO sealed_decisions (certificate_number, case_number, key_id, decision, "
+        "document, signature, document_sha256, issued_at, revoked) VALUES ('SY-2026-000001', "
+        "'AP-20260305-000001', 'k', 'approved', :blob, :blob, 'h', "
+        "'2026-03-05T02:00:00+00:00', false)", id="intake"),
+    pytest.param(
+        "review", REVIEW_TRAIL,
+        "INSERT INTO decisions (case_number, stage, outcome, official_id, system, decided_at, "
+        "opinion, legal_basis, on_behalf_of, delegation_id, recorded_at) VALUES ("
+        "'AP-20260305-000001', 'review', 'approve', 'SCJGJ-003', 's', '2026-03-05 02:00:00', "
+        "'', '', '', '', '2026-03-05 02:00:00')", id="review"),
 ])
 async def test_rows_written_before_the_cross_check_are_adopted_by_the_migration(
-        name: str, trail: AuditTrail, before: str, legacy_row: str, backend: str,
-        tmp_path: Path, pki_dir: Path) -> None:
+        name: str, trail: AuditTrail, legacy_row: str, backend: str, tmp_path: Path,
+        pki_dir: Path) -> None:
+    """Revision 0002 of both is the one before the column that names the audit entry."""
     definition: ServiceDefinition = DEFINITIONS[name]
     url = fresh_database_url(backend, name, tmp_path)
     config = alembic_config(migrations_dir=definition.migrations_dir, url=url)
-    command.upgrade(config, before)
+    command.upgrade(config, "0002")
     engine = make_engine(url)
     try:
         with engine.begin() as connection:
@@ -551,3 +554,26 @@ async def test_bad_requests_to_the_feed_are_refused_clearly(intake: Running) -> 
     assert set(refusals.values()) == {grpc.StatusCode.INVALID_ARGUMENT}, refusals
     assert [r.number for r in garbage_verdict.refused_checkpoints] == [7]
     assert intake.scalar("SELECT count(*) FROM audit_checkpoints") == 1
+
+
+async def test_no_malformed_request_to_the_feed_is_an_internal_error(intake: Running) -> None:
+    service = audit_pb2.DESCRIPTOR.services_by_name["AuditCheckpointsService"]
+    outcomes: dict[str, grpc.StatusCode] = {}
+    async with intake.service.channel("operator") as channel:
+        for method in service.methods:
+            call = channel.unary_unary(f"/{service.full_name}/{method.name}",
+                                       request_serializer=None, response_deserializer=None)
+            for label, payload in {"garbage": b"\xff\xfe\x00\x01garbage", "empty": b"",
+                                   "extreme": b"\x08\xff\xff\xff\xff\xff\xff\xff\xff\x7f"
+                                              b"\x10\xff\xff\xff\xff\x07"}.items():
+                try:
+                    await call(payload, metadata=as_official(OPERATOR))
+                    outcomes[f"{method.name}/{label}"] = grpc.StatusCode.OK
+                except grpc.aio.AioRpcError as error:
+                    outcomes[f"{method.name}/{label}"] = error.code()
+    assert len(outcomes) == 12
+    bad = {k: v for k, v in outcomes.items()
+           if v in (grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN)}
+    assert bad == {}
+    assert outcomes["ListAuditCheckpoints/garbage"] == grpc.StatusCode.INVALID_ARGUMENT
+    assert outcomes["ExportAuditLog/extreme"] == grpc.StatusCode.INVALID_ARGUMENT
