@@ -4,13 +4,23 @@ Each entry stores the hash of the one before it and its own hash over its
 content, so editing, deleting or reordering any row breaks the chain at
 that row, and ``verify`` names the first broken link. The hash covers
 ``recorded_at`` as the text stored (kernel.instants), so entries written
-before that column type verify as they were hashed.
+before that column type verify as they were hashed; whatever reads entries
+to hash them (``stream``, ``after``: the verifier, the export) reads that
+text, not the instant it names.
+
+The chain alone cannot see a rewrite that recomputes every hash from the
+edited entry on, nor a cut tail: both leave a valid, different chain. What
+sees them is a *checkpoint*, the service's signature over the head at some
+moment (kernel.checkpoints). Given the checkpoints' claims, ``verify_entries``
+also checks that every checkpointed sequence still has its signed hash and
+that the log is not shorter than the newest checkpoint.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +30,7 @@ from sqlalchemy import (
     Column,
     Connection,
     MetaData,
+    Select,
     String,
     Table,
     Text,
@@ -60,20 +71,137 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class CheckpointClaim:
+    """What a validly signed checkpoint vouches for: entry ``sequence`` hashed to ``head_hash``."""
+
+    number: int
+    sequence: int
+    head_hash: str
+    signed_at: str
+
+
+@dataclass(frozen=True)
+class RefusedCheckpoint:
+    """A checkpoint that vouches for nothing: forged, signed by another key, or malformed."""
+
+    number: int
+    sequence: int
+    key_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RowMismatch:
+    """A row that carries authority and disagrees with the audit log (kernel.authority)."""
+
+    table: str
+    key: str
+    audit_sequence: int
+    #: One of kernel.authority.PROBLEMS.
+    problem: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class Verification:
     intact: bool
     entries: int
     first_broken_sequence: int
     reason: str
     head_hash: str
+    #: Valid checkpoints compared with the chain.
+    checkpoints_checked: int = 0
+    #: The newest sequence a valid checkpoint vouches for.
+    checkpointed_sequence: int = 0
+    refused_checkpoints: tuple[RefusedCheckpoint, ...] = ()
+    #: After a checkpoint mismatch: the first entry after the last checkpoint that matched.
+    suspect_from_sequence: int = 0
+    authority_rows_checked: int = 0
+    mismatched_rows: tuple[RowMismatch, ...] = ()
 
 
-def _entry_hash(row: dict[str, Any]) -> str:
-    content = {key: row[key] for key in (
-        "sequence", "recorded_at", "system", "official_id", "action", "subject", "details",
-        "previous_hash")}
+#: The fields an entry's hash covers, in the order of the hashed JSON object (sorted).
+HASHED_FIELDS = ("action", "details", "official_id", "previous_hash", "recorded_at", "sequence",
+                 "subject", "system")
+
+
+def entry_hash(row: Mapping[str, Any]) -> str:
+    """SHA-256 (hex) of the entry's hashed fields as canonical JSON.
+
+    Keys sorted, no whitespace, UTF-8, non-ASCII as itself; ``sequence`` is a
+    number and every other field a string. For these values this is the
+    RFC 8785 canonical form (docs/audit-verification.md).
+    """
+    content = {key: row[key] for key in HASHED_FIELDS}
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+
+def verify_entries(entries: Iterable[Mapping[str, Any]],
+                   checkpoints: Sequence[CheckpointClaim] = ()) -> Verification:
+    """Walk the entries in sequence order; stop at the first broken link.
+
+    ``checkpoints`` are claims of checkpoints whose signatures were already
+    checked. Each checkpointed sequence must still hold the signed hash (a
+    rewrite that recomputed every later hash fails here), and the log must
+    reach the newest checkpoint (a cut tail fails here).
+    """
+    signed: dict[int, list[CheckpointClaim]] = {}
+    for claim in checkpoints:
+        signed.setdefault(claim.sequence, []).append(claim)
+    newest = max(checkpoints, key=lambda c: (c.sequence, c.number), default=None)
+
+    def result(sequence: int, reason: str, head_hash: str, count: int,
+               suspect: int = 0) -> Verification:
+        return Verification(
+            intact=not reason, entries=count, first_broken_sequence=sequence, reason=reason,
+            head_hash=head_hash, checkpoints_checked=len(checkpoints),
+            checkpointed_sequence=newest.sequence if newest else 0,
+            suspect_from_sequence=suspect)
+
+    for claim in signed.get(0, ()):
+        if claim.head_hash != GENESIS:
+            return result(1, f"checkpoint #{claim.number} signed at {claim.signed_at} says the "
+                          "log was empty, with a hash other than the genesis hash", GENESIS, 0, 1)
+    expected_previous = GENESIS
+    expected_sequence = 1
+    confirmed = 0  # the last checkpointed sequence found as signed
+    count = 0
+    for entry in entries:
+        sequence = entry["sequence"]
+        reason = ""
+        suspect = 0
+        if sequence != expected_sequence:
+            reason = (f"entry {sequence} follows entry {expected_sequence - 1}: "
+                      "entries are missing or renumbered")
+        elif entry["previous_hash"] != expected_previous:
+            reason = f"entry {sequence} does not link to the hash of entry {sequence - 1}"
+        elif entry_hash(entry) != entry["entry_hash"]:
+            reason = f"entry {sequence} was changed after it was written"
+        else:
+            for claim in signed.get(sequence, ()):
+                if claim.head_hash != entry["entry_hash"]:
+                    suspect = confirmed + 1
+                    reason = (f"entry {sequence} is not the entry checkpoint #{claim.number} "
+                              f"signed at {claim.signed_at}: the log was rewritten, hashes "
+                              f"recomputed, somewhere in entries {suspect} to {sequence}")
+                    break
+            else:
+                if sequence in signed:
+                    confirmed = sequence
+        if reason:
+            return result(sequence, reason, expected_previous, count, suspect)
+        expected_previous = entry["entry_hash"]
+        expected_sequence += 1
+        count += 1
+    if newest is not None and newest.sequence >= expected_sequence:
+        return result(expected_sequence, (
+            f"the log ends at entry {expected_sequence - 1} but checkpoint #{newest.number} "
+            f"signed entry {newest.sequence} at {newest.signed_at}: entries "
+            f"{expected_sequence} to {newest.sequence} were cut off"), expected_previous,
+            count, expected_sequence)
+    return result(0, "", expected_previous, count)
 
 
 class AuditLog:
@@ -110,7 +238,7 @@ class AuditLog:
             "details": json.dumps(details or {}, sort_keys=True, ensure_ascii=False),
             "previous_hash": head.entry_hash if head else GENESIS,
         }
-        row["entry_hash"] = _entry_hash(row)
+        row["entry_hash"] = entry_hash(row)
         self._connection.execute(self._table.insert().values(**row | {"recorded_at": recorded_at}))
         return sequence
 
@@ -120,27 +248,30 @@ class AuditLog:
             query = query.where(self._table.c.subject == subject)
         return [dict(row._mapping) for row in self._connection.execute(query)]
 
-    def verify(self) -> Verification:
+    def head(self) -> tuple[int, str]:
+        """The sequence and hash of the newest entry; (0, GENESIS) for an empty log."""
+        head = self._connection.execute(
+            select(self._table.c.sequence, self._table.c.entry_hash)
+            .order_by(self._table.c.sequence.desc()).limit(1)).first()
+        return (int(head.sequence), str(head.entry_hash)) if head else (0, GENESIS)
+
+    def _as_stored(self) -> Select[Any]:
+        """Every column, ``recorded_at`` as its stored text (the text the hash covers)."""
+        return select(*[type_coerce(c, String).label(c.name) if c.name == "recorded_at" else c
+                        for c in self._table.c])
+
+    def after(self, sequence: int, *, limit: int) -> list[dict[str, Any]]:
+        """The entries after ``sequence``, oldest first, exactly as stored."""
+        query = (self._as_stored().where(self._table.c.sequence > sequence)
+                 .order_by(self._table.c.sequence).limit(limit))
+        return [dict(row._mapping) for row in self._connection.execute(query)]
+
+    def stream(self) -> Iterator[dict[str, Any]]:
+        """Every entry, oldest first, exactly as stored, read as the caller goes."""
+        query = self._as_stored().order_by(self._table.c.sequence)
+        for row in self._connection.execute(query):
+            yield dict(row._mapping)
+
+    def verify(self, *, checkpoints: Sequence[CheckpointClaim] = ()) -> Verification:
         """Walk the chain from the start; stop at the first broken link."""
-        expected_previous = GENESIS
-        expected_sequence = 1
-        count = 0
-        stored = [type_coerce(c, String).label(c.name) if c.name == "recorded_at" else c
-                  for c in self._table.c]
-        for row in self._connection.execute(select(*stored).order_by(self._table.c.sequence)):
-            entry = dict(row._mapping)
-            sequence = entry["sequence"]
-            reason = ""
-            if sequence != expected_sequence:
-                reason = (f"entry {sequence} follows entry {expected_sequence - 1}: "
-                          "entries are missing or renumbered")
-            elif entry["previous_hash"] != expected_previous:
-                reason = f"entry {sequence} does not link to the hash of entry {sequence - 1}"
-            elif _entry_hash(entry) != entry["entry_hash"]:
-                reason = f"entry {sequence} was changed after it was written"
-            if reason:
-                return Verification(False, count, sequence, reason, expected_previous)
-            expected_previous = entry["entry_hash"]
-            expected_sequence += 1
-            count += 1
-        return Verification(True, count, 0, "", expected_previous)
+        return verify_entries(self.stream(), checkpoints)

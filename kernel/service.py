@@ -12,7 +12,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,10 @@ import structlog
 from sqlalchemy import Engine
 from temporalio.worker import Worker
 
+from govhall.common.v1 import audit_pb2_grpc
+from kernel.auditapi import AUDIT_CHECKPOINTS_SERVICE, AuditCheckpointsServicer
+from kernel.audittrail import AuditTrail, AuditTrailService
+from kernel.checkpoints import CheckpointPolicy
 from kernel.db import make_engine
 from kernel.grpcserver import create_server, mark_not_serving, mark_serving
 from kernel.logging import configure_logging
@@ -49,6 +53,9 @@ class ServiceDefinition:
     #: Makes what the service needs on first start (keys, sample directory data in an
     #: empty database); returns True if it loaded the sample data.
     load_sample: Callable[[Engine, ServiceSettings], bool]
+    #: The service's audit log, checkpoints and authority rows: the checkpoint feed is
+    #: mounted and checkpoints are published on the settings' policy.
+    audit_trail: AuditTrail | None = None
 
 
 @dataclass
@@ -59,6 +66,9 @@ class RunningService:
     #: The activity worker; it connects to Temporal in the background.
     activity_worker: BackgroundWorker | None
     health: Any
+    #: Publishes the audit checkpoints the settings' policy asks for, until it is set.
+    checkpoints_task: asyncio.Task[None] | None = None
+    stopping: asyncio.Event = field(default_factory=asyncio.Event)
 
     @property
     def worker(self) -> Worker | None:
@@ -71,6 +81,9 @@ class RunningService:
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
+        self.stopping.set()
+        if self.checkpoints_task is not None:
+            await self.checkpoints_task
         await self.server.stop(grace)
         try:
             if self.activity_worker is not None:
@@ -93,10 +106,22 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
 async def start(definition: ServiceDefinition, settings: ServiceSettings) -> RunningService:
     """Start the gRPC server (and the activity worker if configured)."""
     engine = make_engine(settings.resolved_database_url())
+    audit = (AuditTrailService(engine, definition.audit_trail, service=settings.service,
+                               pki_dir=settings.pki_dir)
+             if definition.audit_trail is not None else None)
+
+    def register(server: grpc.aio.Server) -> None:
+        definition.register(server, engine, settings)
+        if audit is not None:
+            audit_pb2_grpc.add_AuditCheckpointsServiceServicer_to_server(
+                AuditCheckpointsServicer(audit), server)
+
+    service_names = [*definition.service_names,
+                     *([AUDIT_CHECKPOINTS_SERVICE] if audit is not None else [])]
     server, port, health = await create_server(
         settings.address,
-        register=lambda s: definition.register(s, engine, settings),
-        service_names=definition.service_names,
+        register=register,
+        service_names=service_names,
         pki_dir=settings.pki_dir,
         max_message_bytes=settings.max_message_bytes,
     )
@@ -114,10 +139,18 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                 client, task_queue=settings.task_queue, activities=activities,
                 graceful_shutdown_timeout=timedelta(seconds=settings.shutdown_grace_seconds)),
             retry_wait_max=timedelta(seconds=settings.temporal_retry_max_seconds))
-    await mark_serving(health, definition.service_names)
+    stopping = asyncio.Event()
+    checkpoints_task: asyncio.Task[None] | None = None
+    policy = CheckpointPolicy(settings.audit_checkpoint_every_entries,
+                              settings.audit_checkpoint_interval_seconds,
+                              settings.audit_checkpoint_poll_seconds)
+    if audit is not None and policy.active:
+        checkpoints_task = asyncio.create_task(audit.run_checkpoints(policy, stopping))
+    await mark_serving(health, service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if activity_worker else None)
-    return RunningService(server, port, engine, activity_worker, health)
+    return RunningService(server, port, engine, activity_worker, health, checkpoints_task,
+                          stopping)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

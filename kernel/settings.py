@@ -91,6 +91,14 @@ class ServiceSettings(TemporalClientSettings):
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     #: Run the service's activity worker in the same process.
     run_activity_worker: bool = True
+    #: Publish a signed audit checkpoint once the log is this many entries past the last
+    #: one (0: never by count).
+    audit_checkpoint_every_entries: int = Field(default=100, ge=0)
+    #: Publish one when the log moved and the last checkpoint is this many seconds old
+    #: (0: never by time).
+    audit_checkpoint_interval_seconds: float = Field(default=300.0, ge=0)
+    #: How often, in seconds, the service looks at its log's head for the two rules above.
+    audit_checkpoint_poll_seconds: float = Field(default=5.0, gt=0)
 
     @field_validator("log_level")
     @classmethod

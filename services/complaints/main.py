@@ -12,17 +12,22 @@ import grpc
 from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
+from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.handlers import load_sample_directory
+from services.complaints.db.audit import AUDIT_TRAIL
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.settings import ComplaintsSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
-    complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(ComplaintsServicer(engine), server)
+def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
+    audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
+                              pki_dir=settings.pki_dir)
+    complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
+        ComplaintsServicer(engine, audit=audit), server)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
@@ -37,6 +42,7 @@ DEFINITION = ServiceDefinition(
     register=_register,
     activities=activities.activities,
     load_sample=_load_sample,
+    audit_trail=AUDIT_TRAIL,
 )
 
 if __name__ == "__main__":

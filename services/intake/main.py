@@ -16,6 +16,7 @@ from kernel.settings import ServiceSettings
 from services.intake import activities
 from services.intake.api.servicer import IntakeServicer
 from services.intake.app.handlers import load_sample_directory
+from services.intake.db.audit import AUDIT_TRAIL
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.keystore import applicant_cipher, seal_key
 from services.intake.settings import IntakeSettings
@@ -42,6 +43,7 @@ DEFINITION = ServiceDefinition(
     register=_register,
     activities=activities.activities,
     load_sample=_load_sample,
+    audit_trail=AUDIT_TRAIL,
 )
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import grpc
 from sqlalchemy import Engine
 
 from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from kernel.temporal import TemporalSecurity
@@ -19,6 +20,7 @@ from services.review import activities
 from services.review.api.approval_chain import ApprovalChain
 from services.review.api.servicer import ReviewServicer
 from services.review.app.handlers import load_sample_directory
+from services.review.db.audit import AUDIT_TRAIL
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.settings import ReviewSettings
 
@@ -30,7 +32,10 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
                           namespace=settings.temporal_namespace,
                           call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds),
                           security=TemporalSecurity.from_settings(settings))
-    review_pb2_grpc.add_ReviewServiceServicer_to_server(ReviewServicer(engine, chain), server)
+    audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
+                              pki_dir=settings.pki_dir)
+    review_pb2_grpc.add_ReviewServiceServicer_to_server(
+        ReviewServicer(engine, chain, audit=audit), server)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
@@ -46,6 +51,7 @@ DEFINITION = ServiceDefinition(
     register=_register,
     activities=activities.activities,
     load_sample=_load_sample,
+    audit_trail=AUDIT_TRAIL,
 )
 
 if __name__ == "__main__":

@@ -12,17 +12,22 @@ import grpc
 from sqlalchemy import Engine
 
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
+from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from services.trading import activities
 from services.trading.api.servicer import TradingServicer
 from services.trading.app.handlers import load_sample_directory
+from services.trading.db.audit import AUDIT_TRAIL
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.settings import TradingSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, _settings: Any) -> None:
-    trading_pb2_grpc.add_TradingServiceServicer_to_server(TradingServicer(engine), server)
+def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
+    audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
+                              pki_dir=settings.pki_dir)
+    trading_pb2_grpc.add_TradingServiceServicer_to_server(
+        TradingServicer(engine, audit=audit), server)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
@@ -37,6 +42,7 @@ DEFINITION = ServiceDefinition(
     register=_register,
     activities=activities.activities,
     load_sample=_load_sample,
+    audit_trail=AUDIT_TRAIL,
 )
 
 if __name__ == "__main__":

@@ -47,6 +47,7 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.auditapi import AUDIT_CHECKPOINTS_SERVICE
 from kernel.grpcserver import validate_request
 from kernel.service import ServiceDefinition, prepare
 from kernel.wellformed import (
@@ -90,6 +91,8 @@ CALLERS: dict[str, tuple[str, str]] = {
     "GrantDelegation": ("department-review-system", "SCJGJ-006"),
     "RevokeDelegation": ("department-review-system", "SCJGJ-006"),
     "ExtendTimeLimit": ("department-review-system", "SCJGJ-006"),
+    "PublishAuditCheckpoint": ("operator", "ZWFWZX-004"),
+    "ExportAuditLog": ("supervision-system", "ZWFWZX-004"),
 }
 
 
@@ -105,6 +108,14 @@ def _base_requests() -> dict[str, dict[str, Any]]:
     """
     decided = {"case_number": CASE, "request_id": str(uuid.uuid4())}
     return {
+        # every service: its audit log, checked against checkpoints the caller kept, and
+        # the checkpoint feed (AuditCheckpointsService)
+        "VerifyAuditLog": {"checkpoints": [{
+            "number": 1, "service": "intake", "sequence": 1, "head_hash": "0" * 64,
+            "signed_at": _in_days(-1), "key_id": "0123456789abcdef", "body": "e30=",
+            "signature": "A" * 86 + "=="}]},
+        "ListAuditCheckpoints": {"cursor": 0, "page_size": 5},
+        "ExportAuditLog": {"after_sequence": 0, "page_size": 5},
         # complaints
         "ListDepartments": {"kind": "DEPARTMENT_KIND_MUNICIPAL_DEPARTMENT", "page_size": 5},
         "GetDepartment": {"code": "SCJGJ"},
@@ -176,8 +187,11 @@ def _base_requests() -> dict[str, dict[str, Any]]:
 
 
 def _methods(definition: ServiceDefinition) -> Iterator[MethodDescriptor]:
+    """Every unary RPC the service serves: its own, and the audit checkpoint feed that
+    kernel.service mounts beside them on every service with an audit trail."""
     pool = descriptor_pool.Default()
-    for name in definition.service_names:
+    mounted = [AUDIT_CHECKPOINTS_SERVICE] if definition.audit_trail is not None else []
+    for name in [*definition.service_names, *mounted]:
         for method in pool.FindServiceByName(name).methods:
             if not method.client_streaming and not method.server_streaming:
                 yield method
@@ -382,8 +396,13 @@ async def prober(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
                  pki_dir: Path) -> Any:
     service = str(request.param)
     url = fresh_database_url(backend, service, tmp_path)
+    # No checkpoints published on the service's own timer: the prober compares the
+    # database before and after each call, and a checkpoint signed meanwhile is no write
+    # of the call's (PublishAuditCheckpoint still writes one when asked).
     async with service_under_test(DEFINITIONS[service], database_url=url, pki_dir=pki_dir,
-                                  temporal_address=UNREACHABLE_TEMPORAL) as running:
+                                  temporal_address=UNREACHABLE_TEMPORAL,
+                                  audit_checkpoint_every_entries=0,
+                                  audit_checkpoint_interval_seconds=0) as running:
         systems = {system for system, _ in CALLERS.values()}
         channels = {system: running.channel(system) for system in systems}
         try:

@@ -13,7 +13,13 @@ from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
-from kernel.commonpb import department_kind_name, department_to_proto, verification_to_proto
+from kernel.audittrail import AuditTrailService
+from kernel.commonpb import (
+    checkpoint_from_proto,
+    department_kind_name,
+    department_to_proto,
+    verification_to_proto,
+)
 from kernel.identity import current_caller
 from services.complaints.app import handlers
 from services.complaints.db.repository import ComplaintsUnitOfWork
@@ -44,8 +50,9 @@ def platform_to_proto(platform: Platform) -> pb.Platform:
 
 
 class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, audit: AuditTrailService) -> None:
         self._engine = engine
+        self._audit = audit
 
     def _reading(self) -> ComplaintsUnitOfWork:
         return ComplaintsUnitOfWork(self._engine, write=False)
@@ -124,5 +131,6 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
                              context: grpc.aio.ServicerContext[Any, Any],
                              ) -> pb.VerifyAuditLogResponse:
-        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        result = await asyncio.to_thread(
+            self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from kernel.audit import Actor, Verification
+from kernel.audit import Actor
 from kernel.directory import (
     Department,
     read_sample,
@@ -159,11 +159,6 @@ def list_routing_rules(*, uow: ComplaintsUnitOfWork, category_code: str, request
 def list_platforms(*, uow: ComplaintsUnitOfWork) -> list[Platform]:
     with uow:
         return uow.platforms.list()
-
-
-def verify_audit_log(*, uow: ComplaintsUnitOfWork) -> Verification:
-    with uow:
-        return uow.audit.verify()
 
 
 def load_sample_directory(*, uow: ComplaintsUnitOfWork, sample_dir: Path) -> bool:

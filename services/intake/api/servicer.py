@@ -22,7 +22,8 @@ from sqlalchemy import Engine
 
 from govhall.intake.v1 import intake_pb2 as pb
 from govhall.intake.v1 import intake_pb2_grpc
-from kernel.commonpb import verification_to_proto
+from kernel.audittrail import AuditTrailService
+from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.errors import FailedPrecondition
 from kernel.identity import current_caller
 from kernel.settings import ServiceSettings
@@ -30,6 +31,7 @@ from kernel.temporal import connect_with
 from services.intake.app import cases, handlers, seals
 from services.intake.app.cases import CaseView
 from services.intake.chain import ApprovalChain, ChainUnavailable
+from services.intake.db.audit import AUDIT_TRAIL
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.cases import (
     Applicant,
@@ -294,6 +296,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             active=True)
         self._chain = chain or ApprovalChain(lambda: connect_with(settings))
         self._background: set[asyncio.Task[Any]] = set()
+        self._audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
+                                        pki_dir=settings.pki_dir)
 
     def _reading(self) -> IntakeUnitOfWork:
         return IntakeUnitOfWork(self._engine, write=False, cipher=self._cipher)
@@ -384,7 +388,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
                              context: grpc.aio.ServicerContext[Any, Any],
                              ) -> pb.VerifyAuditLogResponse:
-        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        result = await asyncio.to_thread(
+            self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
 
     # ---- applications ------------------------------------------------------------------

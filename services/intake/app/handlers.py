@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel.audit import Actor, Verification
+from kernel.audit import Actor
 from kernel.directory import (
     read_sample,
     require_official,
@@ -66,11 +66,6 @@ def publish_approval_item_version(*, uow: IntakeUnitOfWork, caller: Caller,
             details={"version": published.version, "department": published.department_code})
         uow.commit()
         return published, department.name
-
-
-def verify_audit_log(*, uow: IntakeUnitOfWork) -> Verification:
-    with uow:
-        return uow.audit.verify()
 
 
 def load_sample_directory(*, uow: IntakeUnitOfWork, sample_dir: Path) -> bool:

@@ -15,6 +15,7 @@ from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, Permiss
 from kernel.identity import Caller
 from kernel.paging import page_size
 from services.intake.app.cases import CHAIN_SYSTEM, INTAKE_EVENT_PREFIX, INTAKE_STAGE
+from services.intake.db.audit import SEALED_DECISIONS
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.cases import IN_CHAIN, TimelineEvent, china_date, mask_name
 from services.intake.domain.decisions import (
@@ -129,11 +130,12 @@ def seal_decision(*, uow: IntakeUnitOfWork, request: SealRequest, key: Ed25519Pr
             department_code=case.department_code, decision=request.decision,
             holder=mask_name(case.applicant.name), decided_at=document.decided_at,
             issued_at=document.issued_at, reason="", recorded_at=now))
-        uow.audit.append(actor=Actor(CHAIN_SYSTEM, request.sealed_by), action="decision.sealed",
-                         subject=f"case/{case.number}", at=now,
-                         details={"certificate_number": number, "key_id": signing_key,
-                                  "decision": request.decision,
-                                  "document_sha256": sealed.document_sha256})
+        uow.authority.record(SEALED_DECISIONS, number,
+                             actor=Actor(CHAIN_SYSTEM, request.sealed_by), action="decision.sealed",
+                             subject=f"case/{case.number}", at=now,
+                             details={"certificate_number": number, "key_id": signing_key,
+                                      "decision": request.decision,
+                                      "document_sha256": sealed.document_sha256})
         uow.commit()
         return _receipt(sealed)
 
@@ -220,9 +222,10 @@ def revoke_decision(*, uow: IntakeUnitOfWork, caller: Caller, certificate_number
             event_id=f"{INTAKE_EVENT_PREFIX}{ordinal:04d}", kind="decision.revoked", at=now,
             stage=INTAKE_STAGE, official_id=official.id,
             details={"certificate_number": certificate_number}), recorded_at=now)
-        uow.audit.append(actor=Actor(caller.system, official.id), action="decision.revoked",
-                         subject=f"case/{case.number}", at=now,
-                         details={"certificate_number": certificate_number})
+        uow.authority.record(SEALED_DECISIONS, certificate_number,
+                             actor=Actor(caller.system, official.id), action="decision.revoked",
+                             subject=f"case/{case.number}", at=now,
+                             details={"certificate_number": certificate_number})
         uow.commit()
         return replace(sealed, revoked=True, revocation_reason=reason, revoked_at=now,
                        revoked_by=official.id)

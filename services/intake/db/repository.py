@@ -11,6 +11,7 @@ from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, tex
 from sqlalchemy.dialects import postgresql, sqlite
 
 from kernel.audit import AuditLog
+from kernel.authority import AuthorityRecords
 from kernel.db import UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.intake.db import tables
@@ -449,6 +450,7 @@ class IntakeUnitOfWork(UnitOfWork):
     departments: Departments
     staff: StaffDirectory
     audit: AuditLog
+    authority: AuthorityRecords
     cases: Cases
     idempotency: IdempotencyKeys
     sequences: Sequences
@@ -468,6 +470,7 @@ class IntakeUnitOfWork(UnitOfWork):
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)
         self.audit = AuditLog(connection, tables.audit_log)
+        self.authority = AuthorityRecords(connection, self.audit)
         self.cases = Cases(connection, self._cipher)
         self.idempotency = IdempotencyKeys(connection)
         self.sequences = Sequences(connection)

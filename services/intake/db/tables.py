@@ -18,6 +18,7 @@ from sqlalchemy import (
 )
 
 from kernel.audit import audit_table
+from kernel.checkpoints import audit_checkpoints_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 
@@ -45,6 +46,7 @@ approval_items = Table(
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+audit_checkpoints = audit_checkpoints_table(metadata)
 
 # ---- cases (art. 32 acceptance) and their timeline -------------------------------------
 
@@ -164,6 +166,8 @@ sealed_decisions = Table(
     Column("revocation_reason", Text, nullable=True),
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("revoked_by", String(20), nullable=True),
+    #: The audit entry that last changed the row (kernel.authority).
+    Column("audit_sequence", BigInteger, nullable=True),
     # One decision per case: a retried sealing finds it instead of issuing a second number.
     UniqueConstraint("case_number", name="uq_sealed_decisions_case_number"),
 )

@@ -19,8 +19,9 @@ from sqlalchemy import Engine
 from govhall.common.v1 import common_pb2
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.audittrail import AuditTrailService
 from kernel.calendar import BUILT_IN_YEARS
-from kernel.commonpb import verification_to_proto
+from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
@@ -224,8 +225,9 @@ def actor_of(capacity: Capacity, system: str) -> Actor:
 
 
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
-    def __init__(self, engine: Engine, chain: ApprovalChain) -> None:
+    def __init__(self, engine: Engine, chain: ApprovalChain, *, audit: AuditTrailService) -> None:
         self._engine = engine
+        self._audit = audit
         self._chain = chain
 
     def _reading(self) -> ReviewUnitOfWork:
@@ -325,7 +327,8 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
                              context: grpc.aio.ServicerContext[Any, Any],
                              ) -> pb.VerifyAuditLogResponse:
-        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        result = await asyncio.to_thread(
+            self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
 
     async def ListInbox(self, request: pb.ListInboxRequest,

@@ -8,7 +8,8 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
-from kernel.audit import Actor, Verification
+from kernel.audit import Actor
+from kernel.authority import AuthorityTable
 from kernel.calendar import WorkingCalendar
 from kernel.chinatime import CHINA
 from kernel.directory import (
@@ -34,6 +35,7 @@ from kernel.paging import (
     rows_to_fetch,
     take_page,
 )
+from services.review.db.audit import DECISIONS, DELEGATIONS
 from services.review.db.repository import InboxPosition, ReviewUnitOfWork
 from services.review.domain import deadlines, model, tasks
 from services.review.domain.deadlines import CaseDeadlines, Pause
@@ -122,8 +124,9 @@ def grant_delegation(*, uow: ReviewUnitOfWork, caller: Caller, deputy_id: str,
             reason=reason, now=now,
             leaders_delegations=uow.delegations.of_leader_ending_after(leader.id, now))
         stored = replace(delegation, id=uow.delegations.add(delegation))
-        uow.audit.append(
-            actor=Actor(caller.system, leader.id), action="delegation.granted",
+        uow.authority.record(
+            DELEGATIONS, stored.id, actor=Actor(caller.system, leader.id),
+            action="delegation.granted",
             subject=f"delegation/{stored.id}", at=now,
             details={"leader": stored.leader_id, "deputy": stored.deputy_id,
                      "department": stored.department_code,
@@ -143,8 +146,9 @@ def revoke_delegation(*, uow: ReviewUnitOfWork, caller: Caller, delegation_id: i
             raise NotFound(f"delegation {delegation_id} does not exist")
         revoked = model.revoke_delegation(delegation, by=official, reason=reason, now=now)
         uow.delegations.record_revocation(revoked)
-        uow.audit.append(
-            actor=Actor(caller.system, official.id), action="delegation.revoked",
+        uow.authority.record(
+            DELEGATIONS, revoked.id, actor=Actor(caller.system, official.id),
+            action="delegation.revoked",
             subject=f"delegation/{revoked.id}", at=now,
             details={"leader": revoked.leader_id, "deputy": revoked.deputy_id,
                      "department": revoked.department_code})
@@ -210,11 +214,6 @@ def find_official(*, uow: ReviewUnitOfWork, official_id: str) -> Official:
         return found
 
 
-def verify_audit_log(*, uow: ReviewUnitOfWork) -> Verification:
-    with uow:
-        return uow.audit.verify()
-
-
 def _sample_day(text: str) -> datetime:
     return datetime.combine(date.fromisoformat(text), time(), tzinfo=CHINA)
 
@@ -229,21 +228,23 @@ def load_sample_directory(*, uow: ReviewUnitOfWork, sample_dir: Path, now: datet
         uow.departments.replace_all(departments)
         uow.staff.replace_all(officials.values())
         records = read_sample(sample_dir, "staff.json").get("delegations", [])
+        loaded: list[tuple[AuthorityTable, object]] = []
         for record in records:
             leader, deputy = officials[record["leader_id"]], officials[record["deputy_id"]]
             model.check_deputy(leader, deputy)
             start = _sample_day(record["valid_from"])
             # The sample gives dates, both included; no grant time is known, so
             # a sample delegation counts as granted when it begins.
-            uow.delegations.add(Delegation(
+            loaded.append((DELEGATIONS, uow.delegations.add(Delegation(
                 leader_id=leader.id, deputy_id=deputy.id,
                 department_code=leader.department_code, valid_from=start,
                 valid_until=_sample_day(record["valid_until"]) + timedelta(days=1),
-                reason=record["reason"], granted_at=start))
-        uow.audit.append(actor=Actor(RUNNER), action="directory.loaded",
-                         subject="staff_directory", at=now,
-                         details={"departments": len(departments),
-                                  "officials": len(officials), "delegations": len(records)})
+                reason=record["reason"], granted_at=start))))
+        uow.authority.record_many(loaded, actor=Actor(RUNNER), action="directory.loaded",
+                                  subject="staff_directory", at=now,
+                                  details={"departments": len(departments),
+                                           "officials": len(officials),
+                                           "delegations": len(records)})
         uow.commit()
         return True
 
@@ -353,8 +354,9 @@ def record_decision(*, uow: ReviewUnitOfWork, decision: RecordedDecision,
         if decision.on_behalf_of:
             details |= {"on_behalf_of": decision.on_behalf_of,
                         "delegation": decision.delegation_id}
-        uow.audit.append(
-            actor=Actor(decision.system, decision.official_id), action="decision.recorded",
+        uow.authority.record(
+            DECISIONS, decision_id, actor=Actor(decision.system, decision.official_id),
+            action="decision.recorded",
             subject=f"decision/{decision_id}", at=now, details=details)
         uow.commit()
         return True

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
 
 from kernel.audit import AuditLog
+from kernel.authority import AuthorityRecords
 from kernel.calendar import YearSchedule
 from kernel.db import MAX_INTEGER, UnitOfWork
 from kernel.directory import Departments, Official, StaffDirectory, official_from_record
@@ -334,6 +335,7 @@ class ReviewUnitOfWork(UnitOfWork):
     decisions: Decisions
     escalations: Escalations
     audit: AuditLog
+    authority: AuthorityRecords
 
     def bind(self, connection: Connection) -> None:
         self.staff = Staff(connection)
@@ -344,3 +346,4 @@ class ReviewUnitOfWork(UnitOfWork):
         self.decisions = Decisions(connection)
         self.escalations = Escalations(connection)
         self.audit = AuditLog(connection, tables.audit_log)
+        self.authority = AuthorityRecords(connection, self.audit)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Column,
     Date,
     ForeignKey,
@@ -17,6 +18,7 @@ from sqlalchemy import (
 )
 
 from kernel.audit import audit_table
+from kernel.checkpoints import audit_checkpoints_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 
@@ -25,6 +27,7 @@ metadata = MetaData()
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+audit_checkpoints = audit_checkpoints_table(metadata)
 
 delegations = Table(
     "delegations",
@@ -40,6 +43,8 @@ delegations = Table(
     Column("revoked_at", UtcDateTime, nullable=True),
     Column("revoked_by", String(20), nullable=False),
     Column("revocation_reason", String(200), nullable=False),
+    #: The audit entry that last changed the row (kernel.authority).
+    Column("audit_sequence", BigInteger, nullable=True),
     Index("ix_delegations_leader", "leader_id", "valid_until"),
     Index("ix_delegations_deputy", "deputy_id", "valid_until"),
     Index("ix_delegations_department", "department_code", "id"),
@@ -101,6 +106,8 @@ decisions = Table(
     Column("on_behalf_of", String(20), nullable=False),
     Column("delegation_id", String(20), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    #: The audit entry that recorded the decision (kernel.authority).
+    Column("audit_sequence", BigInteger, nullable=True),
     UniqueConstraint("case_number", "stage", name="uq_decisions_case_stage"),
 )
 

@@ -13,7 +13,8 @@ from sqlalchemy import Engine
 
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
-from kernel.commonpb import verification_to_proto
+from kernel.audittrail import AuditTrailService
+from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.identity import current_caller
 from services.trading.app import handlers
 from services.trading.db.repository import TradingUnitOfWork
@@ -50,8 +51,9 @@ def expert_to_proto(expert: Expert) -> pb.Expert:
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, audit: AuditTrailService) -> None:
         self._engine = engine
+        self._audit = audit
 
     def _reading(self) -> TradingUnitOfWork:
         return TradingUnitOfWork(self._engine, write=False)
@@ -131,5 +133,6 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
                              context: grpc.aio.ServicerContext[Any, Any],
                              ) -> pb.VerifyAuditLogResponse:
-        result = await asyncio.to_thread(handlers.verify_audit_log, uow=self._reading())
+        result = await asyncio.to_thread(
+            self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from kernel.audit import Actor, Verification
+from kernel.audit import Actor
 from kernel.directory import (
     Official,
     read_sample,
@@ -146,11 +146,6 @@ def eligible_expert_ids(*, uow: TradingUnitOfWork, specialty: str,
     with uow:
         experts = uow.experts.list(specialty=require_specialty(specialty))
     return eligible_experts(experts, specialty=specialty, excluded_employers=excluded_employers)
-
-
-def verify_audit_log(*, uow: TradingUnitOfWork) -> Verification:
-    with uow:
-        return uow.audit.verify()
 
 
 def load_sample_directory(*, uow: TradingUnitOfWork, sample_dir: Path) -> bool:

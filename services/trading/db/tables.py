@@ -17,6 +17,7 @@ from sqlalchemy import (
 )
 
 from kernel.audit import audit_table
+from kernel.checkpoints import audit_checkpoints_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 
@@ -67,3 +68,4 @@ expert_specialties = Table(
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+audit_checkpoints = audit_checkpoints_table(metadata)

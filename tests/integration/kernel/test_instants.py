@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import command
 from sqlalchemy.exc import StatementError
 
-from kernel.audit import Actor, AuditLog, _entry_hash
+from kernel.audit import Actor, AuditLog, CheckpointClaim, entry_hash
 from kernel.chinatime import CHINA
 from kernel.db import make_engine
 from kernel.instants import UtcDateTime, utc_text
@@ -118,12 +118,21 @@ def test_an_audit_chain_hashed_over_the_old_text_still_verifies(backend: str,
                            {"old": old_text})
         head = connection.execute(sa.select(table)).one()._mapping
         old = dict(head) | {"recorded_at": old_text}
-        connection.execute(table.update().values(entry_hash=_entry_hash(old)))
+        connection.execute(table.update().values(entry_hash=entry_hash(old)))
         log.append(actor=Actor("operator", "ZWFWZX-004"), action="b", subject="s")
         verification = log.verify()
+        sequence, head_hash = log.head()
+        checkpointed = log.verify(checkpoints=[CheckpointClaim(1, sequence, head_hash, "t")])
         entries = log.entries()
+        exported = log.after(0, limit=10)
     assert verification.intact, verification.reason
+    assert checkpointed.intact and checkpointed.checkpointed_sequence == 2, checkpointed.reason
     assert entries[0]["recorded_at"] == SAME
+    # The export gives the text the hash covers, so an outsider verifies the old entry too.
+    assert exported[0]["recorded_at"] == old_text
+    new_text = exported[1]["recorded_at"]
+    assert isinstance(new_text, str) and len(new_text) == 32 and new_text.endswith("+00:00")
+    assert all(entry_hash(e) == e["entry_hash"] for e in exported)
 
 
 def _old_review_table(name: str) -> sa.Table:

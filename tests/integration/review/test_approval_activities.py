@@ -7,6 +7,7 @@ with the same input, as a retry would.
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -160,8 +161,13 @@ async def test_a_decision_is_recorded_once_with_one_audit_entry(
     assert [(a["action"], a["official_id"], a["system"]) for a in audit] == [
         ("decision.recorded", "SCJGJ-007", "department-review-system"),
         ("decision.recorded", "SCJGJ-006", "department-review-system")]
-    # Ids and codes only: the opinion's free text stays out of the audit log.
-    assert json.loads(audit[0]["details"]) == {
+    # Ids and codes only: the opinion's free text stays out of the audit log; the
+    # decision's row is there only as a digest (kernel.authority).
+    details = json.loads(audit[0]["details"])
+    [(row, digest)] = details.pop("authority_rows").items()
+    assert row == f"decisions/{decisions[0]['id']}"
+    assert re.fullmatch(r"[0-9a-f]{64}", digest)
+    assert details == {
         "case": "AP-4", "stage": "sign", "outcome": "approve", "on_behalf_of": "SCJGJ-006",
         "delegation": "12"}
 

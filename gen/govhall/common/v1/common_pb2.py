@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovhall/common/v1/common.proto\x12\x11govhall.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\x8e\x01\n\nDepartment\x12*\n\x04\x63ode\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\x12\x17\n\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12;\n\x04kind\x18\x03 \x01(\x0e\x32!.govhall.common.v1.DepartmentKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"y\n\x14\x41uditLogVerification\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t*\xed\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11ROLE_WINDOW_CLERK\x10\x01\x12\x11\n\rROLE_REVIEWER\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x17\n\x13ROLE_SEAL_CUSTODIAN\x10\x04\x12\x13\n\x0fROLE_SUPERVISOR\x10\x05\x12\x11\n\rROLE_OPERATOR\x10\x06\x12\x18\n\x14ROLE_TRADING_OFFICER\x10\x07\x12\x1d\n\x19ROLE_COMPLAINT_DISPATCHER\x10\x08\x12\x1a\n\x16ROLE_COMPLAINT_HANDLER\x10\t*\x88\x02\n\x0e\x44\x65partmentKind\x12\x1f\n\x1b\x44\x45PARTMENT_KIND_UNSPECIFIED\x10\x00\x12(\n$DEPARTMENT_KIND_MUNICIPAL_DEPARTMENT\x10\x01\x12\'\n#DEPARTMENT_KIND_DISTRICT_GOVERNMENT\x10\x02\x12!\n\x1d\x44\x45PARTMENT_KIND_STREET_OFFICE\x10\x03\x12\"\n\x1e\x44\x45PARTMENT_KIND_PUBLIC_UTILITY\x10\x04\x12\x1a\n\x16\x44\x45PARTMENT_KIND_CENTER\x10\x05\x12\x1f\n\x1b\x44\x45PARTMENT_KIND_SUPERVISION\x10\x06\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1egovhall/common/v1/common.proto\x12\x11govhall.common.v1\x1a\x1b\x62uf/validate/validate.proto\"\x8e\x01\n\nDepartment\x12*\n\x04\x63ode\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\x12\x17\n\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\x12;\n\x04kind\x18\x03 \x01(\x0e\x32!.govhall.common.v1.DepartmentKindB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\"\xfe\x02\n\x14\x41uditLogVerification\x12\x0e\n\x06intact\x18\x01 \x01(\x08\x12\x0f\n\x07\x65ntries\x18\x02 \x01(\x03\x12\x1d\n\x15\x66irst_broken_sequence\x18\x03 \x01(\x03\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x11\n\thead_hash\x18\x05 \x01(\t\x12\x1b\n\x13\x63heckpoints_checked\x18\x06 \x01(\x03\x12\x1d\n\x15\x63heckpointed_sequence\x18\x07 \x01(\x03\x12\x46\n\x13refused_checkpoints\x18\x08 \x03(\x0b\x32).govhall.common.v1.RefusedAuditCheckpoint\x12\x1d\n\x15suspect_from_sequence\x18\t \x01(\x03\x12\x1e\n\x16\x61uthority_rows_checked\x18\n \x01(\x03\x12@\n\x0fmismatched_rows\x18\x0b \x03(\x0b\x32\'.govhall.common.v1.AuthorityRowMismatch\"Z\n\x16RefusedAuditCheckpoint\x12\x0e\n\x06number\x18\x01 \x01(\x03\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x0e\n\x06key_id\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\x93\x01\n\x14\x41uthorityRowMismatch\x12\r\n\x05table\x18\x01 \x01(\t\x12\x0b\n\x03key\x18\x02 \x01(\t\x12\x16\n\x0e\x61udit_sequence\x18\x03 \x01(\x03\x12\x37\n\x07problem\x18\x04 \x01(\x0e\x32&.govhall.common.v1.AuthorityRowProblem\x12\x0e\n\x06reason\x18\x05 \x01(\t*\xed\x01\n\x04Role\x12\x14\n\x10ROLE_UNSPECIFIED\x10\x00\x12\x15\n\x11ROLE_WINDOW_CLERK\x10\x01\x12\x11\n\rROLE_REVIEWER\x10\x02\x12\x0f\n\x0bROLE_LEADER\x10\x03\x12\x17\n\x13ROLE_SEAL_CUSTODIAN\x10\x04\x12\x13\n\x0fROLE_SUPERVISOR\x10\x05\x12\x11\n\rROLE_OPERATOR\x10\x06\x12\x18\n\x14ROLE_TRADING_OFFICER\x10\x07\x12\x1d\n\x19ROLE_COMPLAINT_DISPATCHER\x10\x08\x12\x1a\n\x16ROLE_COMPLAINT_HANDLER\x10\t*\x88\x02\n\x0e\x44\x65partmentKind\x12\x1f\n\x1b\x44\x45PARTMENT_KIND_UNSPECIFIED\x10\x00\x12(\n$DEPARTMENT_KIND_MUNICIPAL_DEPARTMENT\x10\x01\x12\'\n#DEPARTMENT_KIND_DISTRICT_GOVERNMENT\x10\x02\x12!\n\x1d\x44\x45PARTMENT_KIND_STREET_OFFICE\x10\x03\x12\"\n\x1e\x44\x45PARTMENT_KIND_PUBLIC_UTILITY\x10\x04\x12\x1a\n\x16\x44\x45PARTMENT_KIND_CENTER\x10\x05\x12\x1f\n\x1b\x44\x45PARTMENT_KIND_SUPERVISION\x10\x06*\x84\x02\n\x13\x41uthorityRowProblem\x12%\n!AUTHORITY_ROW_PROBLEM_UNSPECIFIED\x10\x00\x12(\n$AUTHORITY_ROW_PROBLEM_FIELDS_CHANGED\x10\x01\x12\"\n\x1e\x41UTHORITY_ROW_PROBLEM_NO_ENTRY\x10\x02\x12%\n!AUTHORITY_ROW_PROBLEM_WRONG_ENTRY\x10\x03\x12*\n&AUTHORITY_ROW_PROBLEM_SUPERSEDED_ENTRY\x10\x04\x12%\n!AUTHORITY_ROW_PROBLEM_ROW_MISSING\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,12 +38,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DEPARTMENT'].fields_by_name['name']._serialized_options = b'\272H\006r\004\020\001\030d'
   _globals['_DEPARTMENT'].fields_by_name['kind']._loaded_options = None
   _globals['_DEPARTMENT'].fields_by_name['kind']._serialized_options = b'\272H\007\202\001\004\020\001 \000'
-  _globals['_ROLE']._serialized_start=351
-  _globals['_ROLE']._serialized_end=588
-  _globals['_DEPARTMENTKIND']._serialized_start=591
-  _globals['_DEPARTMENTKIND']._serialized_end=855
+  _globals['_ROLE']._serialized_start=855
+  _globals['_ROLE']._serialized_end=1092
+  _globals['_DEPARTMENTKIND']._serialized_start=1095
+  _globals['_DEPARTMENTKIND']._serialized_end=1359
+  _globals['_AUTHORITYROWPROBLEM']._serialized_start=1362
+  _globals['_AUTHORITYROWPROBLEM']._serialized_end=1622
   _globals['_DEPARTMENT']._serialized_start=83
   _globals['_DEPARTMENT']._serialized_end=225
-  _globals['_AUDITLOGVERIFICATION']._serialized_start=227
-  _globals['_AUDITLOGVERIFICATION']._serialized_end=348
+  _globals['_AUDITLOGVERIFICATION']._serialized_start=228
+  _globals['_AUDITLOGVERIFICATION']._serialized_end=610
+  _globals['_REFUSEDAUDITCHECKPOINT']._serialized_start=612
+  _globals['_REFUSEDAUDITCHECKPOINT']._serialized_end=702
+  _globals['_AUTHORITYROWMISMATCH']._serialized_start=705
+  _globals['_AUTHORITYROWMISMATCH']._serialized_end=852
 # @@protoc_insertion_point(module_scope)

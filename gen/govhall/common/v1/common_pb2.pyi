@@ -3,8 +3,10 @@
 isort:skip_file
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 import builtins as _builtins
 import sys
@@ -111,6 +113,56 @@ DEPARTMENT_KIND_SUPERVISION: DepartmentKind.ValueType  # 6
 """The supervision (discipline inspection) desk stationed at the center."""
 Global___DepartmentKind: _TypeAlias = DepartmentKind  # noqa: Y015
 
+class _AuthorityRowProblem:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _AuthorityRowProblemEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_AuthorityRowProblem.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    AUTHORITY_ROW_PROBLEM_UNSPECIFIED: _AuthorityRowProblem.ValueType  # 0
+    """The problem was not set."""
+    AUTHORITY_ROW_PROBLEM_FIELDS_CHANGED: _AuthorityRowProblem.ValueType  # 1
+    """The row's authority-carrying fields no longer hash to the digest its
+    audit entry recorded: the row was edited outside the service.
+    """
+    AUTHORITY_ROW_PROBLEM_NO_ENTRY: _AuthorityRowProblem.ValueType  # 2
+    """The row names no audit entry: it was written outside the service."""
+    AUTHORITY_ROW_PROBLEM_WRONG_ENTRY: _AuthorityRowProblem.ValueType  # 3
+    """The audit entry the row names does not record a change to this row."""
+    AUTHORITY_ROW_PROBLEM_SUPERSEDED_ENTRY: _AuthorityRowProblem.ValueType  # 4
+    """A later audit entry changed the row, but the row still names an
+    earlier one: the later change was undone outside the service.
+    """
+    AUTHORITY_ROW_PROBLEM_ROW_MISSING: _AuthorityRowProblem.ValueType  # 5
+    """An audit entry records a change to a row that no longer exists: the
+    row was deleted outside the service.
+    """
+
+class AuthorityRowProblem(_AuthorityRowProblem, metaclass=_AuthorityRowProblemEnumTypeWrapper):
+    """AuthorityRowProblem says how a row that carries authority disagrees with
+    the audit log.
+    """
+
+AUTHORITY_ROW_PROBLEM_UNSPECIFIED: AuthorityRowProblem.ValueType  # 0
+"""The problem was not set."""
+AUTHORITY_ROW_PROBLEM_FIELDS_CHANGED: AuthorityRowProblem.ValueType  # 1
+"""The row's authority-carrying fields no longer hash to the digest its
+audit entry recorded: the row was edited outside the service.
+"""
+AUTHORITY_ROW_PROBLEM_NO_ENTRY: AuthorityRowProblem.ValueType  # 2
+"""The row names no audit entry: it was written outside the service."""
+AUTHORITY_ROW_PROBLEM_WRONG_ENTRY: AuthorityRowProblem.ValueType  # 3
+"""The audit entry the row names does not record a change to this row."""
+AUTHORITY_ROW_PROBLEM_SUPERSEDED_ENTRY: AuthorityRowProblem.ValueType  # 4
+"""A later audit entry changed the row, but the row still names an
+earlier one: the later change was undone outside the service.
+"""
+AUTHORITY_ROW_PROBLEM_ROW_MISSING: AuthorityRowProblem.ValueType  # 5
+"""An audit entry records a change to a row that no longer exists: the
+row was deleted outside the service.
+"""
+Global___AuthorityRowProblem: _TypeAlias = AuthorityRowProblem  # noqa: Y015
+
 @_typing.final
 class Department(_message.Message):
     """Department is one body of the city that can own items, staff or cases."""
@@ -154,6 +206,12 @@ class AuditLogVerification(_message.Message):
     FIRST_BROKEN_SEQUENCE_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
     HEAD_HASH_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_CHECKED_FIELD_NUMBER: _builtins.int
+    CHECKPOINTED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    REFUSED_CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    SUSPECT_FROM_SEQUENCE_FIELD_NUMBER: _builtins.int
+    AUTHORITY_ROWS_CHECKED_FIELD_NUMBER: _builtins.int
+    MISMATCHED_ROWS_FIELD_NUMBER: _builtins.int
     intact: _builtins.bool
     """True when every entry links to the one before it and hashes to itself."""
     entries: _builtins.int
@@ -164,6 +222,33 @@ class AuditLogVerification(_message.Message):
     """Why that entry is broken, in words; empty when intact."""
     head_hash: _builtins.str
     """The hash of the last entry, to be compared with an earlier reading."""
+    checkpoints_checked: _builtins.int
+    """How many valid signed checkpoints (the service's own and those given in
+    the request) were compared with the chain.
+    """
+    checkpointed_sequence: _builtins.int
+    """The newest audit sequence a valid checkpoint vouches for; 0 when none."""
+    suspect_from_sequence: _builtins.int
+    """When a checkpoint's signed head hash no longer matches the chain: the
+    first entry after the last checkpoint that still matched. The rewrite
+    lies between it and first_broken_sequence. 0 otherwise.
+    """
+    authority_rows_checked: _builtins.int
+    """How many rows that carry authority (sealed decisions, decisions,
+    delegations) were cross-checked against their audit entries.
+    """
+    @_builtins.property
+    def refused_checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[Global___RefusedAuditCheckpoint]:
+        """Checkpoints refused: not signed by the service's key, or malformed. A
+        refused checkpoint vouches for nothing and makes `intact` false.
+        """
+
+    @_builtins.property
+    def mismatched_rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___AuthorityRowMismatch]:
+        """Rows that carry authority and do not agree with the audit log. Any of
+        them makes `intact` false.
+        """
+
     def __init__(
         self,
         *,
@@ -172,11 +257,93 @@ class AuditLogVerification(_message.Message):
         first_broken_sequence: _builtins.int = ...,
         reason: _builtins.str = ...,
         head_hash: _builtins.str = ...,
+        checkpoints_checked: _builtins.int = ...,
+        checkpointed_sequence: _builtins.int = ...,
+        refused_checkpoints: _abc.Iterable[Global___RefusedAuditCheckpoint] | None = ...,
+        suspect_from_sequence: _builtins.int = ...,
+        authority_rows_checked: _builtins.int = ...,
+        mismatched_rows: _abc.Iterable[Global___AuthorityRowMismatch] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "first_broken_sequence", b"first_broken_sequence", "head_hash", b"head_hash", "intact", b"intact", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["authority_rows_checked", b"authority_rows_checked", "checkpointed_sequence", b"checkpointed_sequence", "checkpoints_checked", b"checkpoints_checked", "entries", b"entries", "first_broken_sequence", b"first_broken_sequence", "head_hash", b"head_hash", "intact", b"intact", "mismatched_rows", b"mismatched_rows", "reason", b"reason", "refused_checkpoints", b"refused_checkpoints", "suspect_from_sequence", b"suspect_from_sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___AuditLogVerification: _TypeAlias = AuditLogVerification  # noqa: Y015
+
+@_typing.final
+class RefusedAuditCheckpoint(_message.Message):
+    """RefusedAuditCheckpoint names a checkpoint the verifier did not accept."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMBER_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    number: _builtins.int
+    """The checkpoint's number, as it claims."""
+    sequence: _builtins.int
+    """The audit sequence it claims to vouch for."""
+    key_id: _builtins.str
+    """The key id it names."""
+    reason: _builtins.str
+    """Why it was refused, in words."""
+    def __init__(
+        self,
+        *,
+        number: _builtins.int = ...,
+        sequence: _builtins.int = ...,
+        key_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "number", b"number", "reason", b"reason", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RefusedAuditCheckpoint: _TypeAlias = RefusedAuditCheckpoint  # noqa: Y015
+
+@_typing.final
+class AuthorityRowMismatch(_message.Message):
+    """AuthorityRowMismatch is one row that carries authority and does not agree
+    with the audit log.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TABLE_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    AUDIT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    PROBLEM_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    table: _builtins.str
+    """The table, for example "sealed_decisions"."""
+    key: _builtins.str
+    """The row's key in that table, for example a certificate number."""
+    audit_sequence: _builtins.int
+    """The audit entry concerned: the one the row names or, for a missing row,
+    the newest entry about it; 0 when there is none.
+    """
+    problem: Global___AuthorityRowProblem.ValueType
+    """What is wrong."""
+    reason: _builtins.str
+    """What is wrong, in words."""
+    def __init__(
+        self,
+        *,
+        table: _builtins.str = ...,
+        key: _builtins.str = ...,
+        audit_sequence: _builtins.int = ...,
+        problem: Global___AuthorityRowProblem.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["audit_sequence", b"audit_sequence", "key", b"key", "problem", b"problem", "reason", b"reason", "table", b"table"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AuthorityRowMismatch: _TypeAlias = AuthorityRowMismatch  # noqa: Y015

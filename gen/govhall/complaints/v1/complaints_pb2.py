@@ -24,10 +24,11 @@ _sym_db = _symbol_database.Default()
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from govhall.common.v1 import audit_pb2 as govhall_dot_common_dot_v1_dot_audit__pb2
 from govhall.common.v1 import common_pb2 as govhall_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&govhall/complaints/v1/complaints.proto\x12\x15govhall.complaints.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1egovhall/common/v1/common.proto\"n\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12\x14\n\x0crule_version\x18\x05 \x01(\x05\"\xf3\x01\n\x0bRoutingRule\x12\x15\n\rcategory_code\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\x12\x1a\n\x12set_by_official_id\x18\x06 \x01(\t\x12.\n\nvalid_from\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x08Platform\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x04kind\x18\x03 \x01(\x0e\x32#.govhall.complaints.v1.PlatformKind\"\x8f\x01\n\x16ListDepartmentsRequest\x12\x39\n\x04kind\x18\x01 \x01(\x0e\x32!.govhall.common.v1.DepartmentKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x17ListDepartmentsResponse\x12\x32\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32\x1d.govhall.common.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x14GetDepartmentRequest\x12*\n\x04\x63ode\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\"J\n\x15GetDepartmentResponse\x12\x31\n\ndepartment\x18\x01 \x01(\x0b\x32\x1d.govhall.common.v1.Department\"\x8d\x01\n\x15ListCategoriesRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x16ListCategoriesResponse\x12\x33\n\ncategories\x18\x01 \x03(\x0b\x32\x1f.govhall.complaints.v1.Category\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x15RouteComplaintRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\"~\n\x16RouteComplaintResponse\x12\x31\n\ndepartment\x18\x01 \x01(\x0b\x32\x1d.govhall.common.v1.Department\x12\x31\n\x08\x63\x61tegory\x18\x02 \x01(\x0b\x32\x1f.govhall.complaints.v1.Category\"\xb7\x01\n\x15SetRoutingRuleRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\x12\x35\n\x0f\x64\x65partment_code\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\x12\x15\n\x04name\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x19\n\x05\x62\x61sis\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xf4\x03\"}\n\x16SetRoutingRuleResponse\x12\x31\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1f.govhall.complaints.v1.Category\x12\x30\n\x04rule\x18\x02 \x01(\x0b\x32\".govhall.complaints.v1.RoutingRule\"\x8c\x01\n\x17ListRoutingRulesRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x18ListRoutingRulesResponse\x12\x31\n\x05rules\x18\x01 \x03(\x0b\x32\".govhall.complaints.v1.RoutingRule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14ListPlatformsRequest\"K\n\x15ListPlatformsResponse\x12\x32\n\tplatforms\x18\x01 \x03(\x0b\x32\x1f.govhall.complaints.v1.Platform\"\x17\n\x15VerifyAuditLogRequest\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*b\n\x0cPlatformKind\x12\x1d\n\x19PLATFORM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PLATFORM_KIND_PORTAL\x10\x01\x12\x19\n\x15PLATFORM_KIND_HOTLINE\x10\x02\x32\x8e\x07\n\x11\x43omplaintsService\x12p\n\x0fListDepartments\x12-.govhall.complaints.v1.ListDepartmentsRequest\x1a..govhall.complaints.v1.ListDepartmentsResponse\x12j\n\rGetDepartment\x12+.govhall.complaints.v1.GetDepartmentRequest\x1a,.govhall.complaints.v1.GetDepartmentResponse\x12m\n\x0eListCategories\x12,.govhall.complaints.v1.ListCategoriesRequest\x1a-.govhall.complaints.v1.ListCategoriesResponse\x12m\n\x0eRouteComplaint\x12,.govhall.complaints.v1.RouteComplaintRequest\x1a-.govhall.complaints.v1.RouteComplaintResponse\x12m\n\x0eSetRoutingRule\x12,.govhall.complaints.v1.SetRoutingRuleRequest\x1a-.govhall.complaints.v1.SetRoutingRuleResponse\x12s\n\x10ListRoutingRules\x12..govhall.complaints.v1.ListRoutingRulesRequest\x1a/.govhall.complaints.v1.ListRoutingRulesResponse\x12j\n\rListPlatforms\x12+.govhall.complaints.v1.ListPlatformsRequest\x1a,.govhall.complaints.v1.ListPlatformsResponse\x12m\n\x0eVerifyAuditLog\x12,.govhall.complaints.v1.VerifyAuditLogRequest\x1a-.govhall.complaints.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&govhall/complaints/v1/complaints.proto\x12\x15govhall.complaints.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dgovhall/common/v1/audit.proto\x1a\x1egovhall/common/v1/common.proto\"n\n\x08\x43\x61tegory\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12\x14\n\x0crule_version\x18\x05 \x01(\x05\"\xf3\x01\n\x0bRoutingRule\x12\x15\n\rcategory_code\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x05\x12\x17\n\x0f\x64\x65partment_code\x18\x03 \x01(\t\x12\x17\n\x0f\x64\x65partment_name\x18\x04 \x01(\t\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\x12\x1a\n\x12set_by_official_id\x18\x06 \x01(\t\x12.\n\nvalid_from\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"W\n\x08Platform\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x31\n\x04kind\x18\x03 \x01(\x0e\x32#.govhall.complaints.v1.PlatformKind\"\x8f\x01\n\x16ListDepartmentsRequest\x12\x39\n\x04kind\x18\x01 \x01(\x0e\x32!.govhall.common.v1.DepartmentKindB\x08\xbaH\x05\x82\x01\x02\x10\x01\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x17ListDepartmentsResponse\x12\x32\n\x0b\x64\x65partments\x18\x01 \x03(\x0b\x32\x1d.govhall.common.v1.Department\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"B\n\x14GetDepartmentRequest\x12*\n\x04\x63ode\x18\x01 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\"J\n\x15GetDepartmentResponse\x12\x31\n\ndepartment\x18\x01 \x01(\x0b\x32\x1d.govhall.common.v1.Department\"\x8d\x01\n\x15ListCategoriesRequest\x12\x38\n\x0f\x64\x65partment_code\x18\x01 \x01(\tB\x1f\xbaH\x1cr\x1a\x32\x18^([A-Z][A-Z0-9]{1,11})?$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x16ListCategoriesResponse\x12\x33\n\ncategories\x18\x01 \x03(\x0b\x32\x1f.govhall.complaints.v1.Category\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"N\n\x15RouteComplaintRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\"~\n\x16RouteComplaintResponse\x12\x31\n\ndepartment\x18\x01 \x01(\x0b\x32\x1d.govhall.common.v1.Department\x12\x31\n\x08\x63\x61tegory\x18\x02 \x01(\x0b\x32\x1f.govhall.complaints.v1.Category\"\xb7\x01\n\x15SetRoutingRuleRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\x12\x35\n\x0f\x64\x65partment_code\x18\x02 \x01(\tB\x1c\xbaH\x19r\x17\x32\x15^[A-Z][A-Z0-9]{1,11}$\x12\x15\n\x04name\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\x12\x19\n\x05\x62\x61sis\x18\x04 \x01(\tB\n\xbaH\x07r\x05\x10\x01\x18\xf4\x03\"}\n\x16SetRoutingRuleResponse\x12\x31\n\x08\x63\x61tegory\x18\x01 \x01(\x0b\x32\x1f.govhall.complaints.v1.Category\x12\x30\n\x04rule\x18\x02 \x01(\x0b\x32\".govhall.complaints.v1.RoutingRule\"\x8c\x01\n\x17ListRoutingRulesRequest\x12\x35\n\rcategory_code\x18\x01 \x01(\tB\x1e\xbaH\x1br\x19\x32\x17^[A-Z]{2,6}-[0-9]{2,3}$\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"f\n\x18ListRoutingRulesResponse\x12\x31\n\x05rules\x18\x01 \x03(\x0b\x32\".govhall.complaints.v1.RoutingRule\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"\x16\n\x14ListPlatformsRequest\"K\n\x15ListPlatformsResponse\x12\x32\n\tplatforms\x18\x01 \x03(\x0b\x32\x1f.govhall.complaints.v1.Platform\"[\n\x15VerifyAuditLogRequest\x12\x42\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\".govhall.common.v1.AuditCheckpointB\t\xbaH\x06\x92\x01\x03\x10\x90N\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*b\n\x0cPlatformKind\x12\x1d\n\x19PLATFORM_KIND_UNSPECIFIED\x10\x00\x12\x18\n\x14PLATFORM_KIND_PORTAL\x10\x01\x12\x19\n\x15PLATFORM_KIND_HOTLINE\x10\x02\x32\x8e\x07\n\x11\x43omplaintsService\x12p\n\x0fListDepartments\x12-.govhall.complaints.v1.ListDepartmentsRequest\x1a..govhall.complaints.v1.ListDepartmentsResponse\x12j\n\rGetDepartment\x12+.govhall.complaints.v1.GetDepartmentRequest\x1a,.govhall.complaints.v1.GetDepartmentResponse\x12m\n\x0eListCategories\x12,.govhall.complaints.v1.ListCategoriesRequest\x1a-.govhall.complaints.v1.ListCategoriesResponse\x12m\n\x0eRouteComplaint\x12,.govhall.complaints.v1.RouteComplaintRequest\x1a-.govhall.complaints.v1.RouteComplaintResponse\x12m\n\x0eSetRoutingRule\x12,.govhall.complaints.v1.SetRoutingRuleRequest\x1a-.govhall.complaints.v1.SetRoutingRuleResponse\x12s\n\x10ListRoutingRules\x12..govhall.complaints.v1.ListRoutingRulesRequest\x1a/.govhall.complaints.v1.ListRoutingRulesResponse\x12j\n\rListPlatforms\x12+.govhall.complaints.v1.ListPlatformsRequest\x1a,.govhall.complaints.v1.ListPlatformsResponse\x12m\n\x0eVerifyAuditLog\x12,.govhall.complaints.v1.VerifyAuditLogRequest\x1a-.govhall.complaints.v1.VerifyAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -64,46 +65,48 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LISTROUTINGRULESREQUEST'].fields_by_name['page_size']._serialized_options = b'\272H\007\032\005\030\364\003(\000'
   _globals['_LISTROUTINGRULESREQUEST'].fields_by_name['page_token']._loaded_options = None
   _globals['_LISTROUTINGRULESREQUEST'].fields_by_name['page_token']._serialized_options = b'\272H\004r\002\030d'
-  _globals['_PLATFORMKIND']._serialized_start=2231
-  _globals['_PLATFORMKIND']._serialized_end=2329
-  _globals['_CATEGORY']._serialized_start=159
-  _globals['_CATEGORY']._serialized_end=269
-  _globals['_ROUTINGRULE']._serialized_start=272
-  _globals['_ROUTINGRULE']._serialized_end=515
-  _globals['_PLATFORM']._serialized_start=517
-  _globals['_PLATFORM']._serialized_end=604
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=607
-  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=750
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=752
-  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=854
-  _globals['_GETDEPARTMENTREQUEST']._serialized_start=856
-  _globals['_GETDEPARTMENTREQUEST']._serialized_end=922
-  _globals['_GETDEPARTMENTRESPONSE']._serialized_start=924
-  _globals['_GETDEPARTMENTRESPONSE']._serialized_end=998
-  _globals['_LISTCATEGORIESREQUEST']._serialized_start=1001
-  _globals['_LISTCATEGORIESREQUEST']._serialized_end=1142
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=1144
-  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=1246
-  _globals['_ROUTECOMPLAINTREQUEST']._serialized_start=1248
-  _globals['_ROUTECOMPLAINTREQUEST']._serialized_end=1326
-  _globals['_ROUTECOMPLAINTRESPONSE']._serialized_start=1328
-  _globals['_ROUTECOMPLAINTRESPONSE']._serialized_end=1454
-  _globals['_SETROUTINGRULEREQUEST']._serialized_start=1457
-  _globals['_SETROUTINGRULEREQUEST']._serialized_end=1640
-  _globals['_SETROUTINGRULERESPONSE']._serialized_start=1642
-  _globals['_SETROUTINGRULERESPONSE']._serialized_end=1767
-  _globals['_LISTROUTINGRULESREQUEST']._serialized_start=1770
-  _globals['_LISTROUTINGRULESREQUEST']._serialized_end=1910
-  _globals['_LISTROUTINGRULESRESPONSE']._serialized_start=1912
-  _globals['_LISTROUTINGRULESRESPONSE']._serialized_end=2014
-  _globals['_LISTPLATFORMSREQUEST']._serialized_start=2016
-  _globals['_LISTPLATFORMSREQUEST']._serialized_end=2038
-  _globals['_LISTPLATFORMSRESPONSE']._serialized_start=2040
-  _globals['_LISTPLATFORMSRESPONSE']._serialized_end=2115
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2117
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2140
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2142
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2229
-  _globals['_COMPLAINTSSERVICE']._serialized_start=2332
-  _globals['_COMPLAINTSSERVICE']._serialized_end=3242
+  _globals['_VERIFYAUDITLOGREQUEST'].fields_by_name['checkpoints']._loaded_options = None
+  _globals['_VERIFYAUDITLOGREQUEST'].fields_by_name['checkpoints']._serialized_options = b'\272H\006\222\001\003\020\220N'
+  _globals['_PLATFORMKIND']._serialized_start=2330
+  _globals['_PLATFORMKIND']._serialized_end=2428
+  _globals['_CATEGORY']._serialized_start=190
+  _globals['_CATEGORY']._serialized_end=300
+  _globals['_ROUTINGRULE']._serialized_start=303
+  _globals['_ROUTINGRULE']._serialized_end=546
+  _globals['_PLATFORM']._serialized_start=548
+  _globals['_PLATFORM']._serialized_end=635
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_start=638
+  _globals['_LISTDEPARTMENTSREQUEST']._serialized_end=781
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_start=783
+  _globals['_LISTDEPARTMENTSRESPONSE']._serialized_end=885
+  _globals['_GETDEPARTMENTREQUEST']._serialized_start=887
+  _globals['_GETDEPARTMENTREQUEST']._serialized_end=953
+  _globals['_GETDEPARTMENTRESPONSE']._serialized_start=955
+  _globals['_GETDEPARTMENTRESPONSE']._serialized_end=1029
+  _globals['_LISTCATEGORIESREQUEST']._serialized_start=1032
+  _globals['_LISTCATEGORIESREQUEST']._serialized_end=1173
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_start=1175
+  _globals['_LISTCATEGORIESRESPONSE']._serialized_end=1277
+  _globals['_ROUTECOMPLAINTREQUEST']._serialized_start=1279
+  _globals['_ROUTECOMPLAINTREQUEST']._serialized_end=1357
+  _globals['_ROUTECOMPLAINTRESPONSE']._serialized_start=1359
+  _globals['_ROUTECOMPLAINTRESPONSE']._serialized_end=1485
+  _globals['_SETROUTINGRULEREQUEST']._serialized_start=1488
+  _globals['_SETROUTINGRULEREQUEST']._serialized_end=1671
+  _globals['_SETROUTINGRULERESPONSE']._serialized_start=1673
+  _globals['_SETROUTINGRULERESPONSE']._serialized_end=1798
+  _globals['_LISTROUTINGRULESREQUEST']._serialized_start=1801
+  _globals['_LISTROUTINGRULESREQUEST']._serialized_end=1941
+  _globals['_LISTROUTINGRULESRESPONSE']._serialized_start=1943
+  _globals['_LISTROUTINGRULESRESPONSE']._serialized_end=2045
+  _globals['_LISTPLATFORMSREQUEST']._serialized_start=2047
+  _globals['_LISTPLATFORMSREQUEST']._serialized_end=2069
+  _globals['_LISTPLATFORMSRESPONSE']._serialized_start=2071
+  _globals['_LISTPLATFORMSRESPONSE']._serialized_end=2146
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=2148
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2239
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2241
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2328
+  _globals['_COMPLAINTSSERVICE']._serialized_start=2431
+  _globals['_COMPLAINTSSERVICE']._serialized_end=3341
 # @@protoc_insertion_point(module_scope)

@@ -9,6 +9,7 @@ from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from govhall.common.v1 import audit_pb2 as _audit_pb2
 from govhall.common.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
 import sys
@@ -871,16 +872,28 @@ Global___ListHolidaySchedulesResponse: _TypeAlias = ListHolidaySchedulesResponse
 
 @_typing.final
 class VerifyAuditLogRequest(_message.Message):
-    """VerifyAuditLogRequest asks for a check of the review audit log."""
+    """VerifyAuditLogRequest asks for a check of the review audit log.
+    Checkpoints kept by the caller (from ListAuditCheckpoints) are checked
+    besides the service's own: a log rewritten or cut after a checkpoint the
+    caller kept is reported even if the service's copy of the feed was
+    rewritten too.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    CHECKPOINTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def checkpoints(self) -> _containers.RepeatedCompositeFieldContainer[_audit_pb2.AuditCheckpoint]:
+        """Signed checkpoints of this service's audit log that the caller kept."""
+
     def __init__(
         self,
+        *,
+        checkpoints: _abc.Iterable[_audit_pb2.AuditCheckpoint] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoints", b"checkpoints"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from buf.validate import validate_pb2 as buf_dot_validate_dot_validate__pb2
+from govhall.common.v1 import audit_pb2 as govhall_dot_common_dot_v1_dot_audit__pb2
 from govhall.common.v1 import common_pb2 as govhall_dot_common_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n govhall/trading/v1/trading.proto\x12\x12govhall.trading.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1egovhall/common/v1/common.proto\"\x89\x01\n\x0e\x43\x61talogueEntry\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x35\n\x08\x63\x61tegory\x18\x02 \x01(\x0e\x32#.govhall.trading.v1.TradingCategory\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rthreshold_fen\x18\x04 \x01(\x03\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\";\n\x06\x41gency\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rqualification\x18\x03 \x01(\t\"x\n\x06\x45xpert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bspecialties\x18\x03 \x03(\t\x12\x10\n\x08\x65mployer\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x08\x12\x1a\n\x12unavailable_reason\x18\x06 \x01(\t\"^\n\x1bListCatalogueEntriesRequest\x12?\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32#.govhall.trading.v1.TradingCategoryB\x08\xbaH\x05\x82\x01\x02\x10\x01\"S\n\x1cListCatalogueEntriesResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".govhall.trading.v1.CatalogueEntry\"\x80\x01\n\x15\x43heckMustEnterRequest\x12\x41\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32#.govhall.trading.v1.TradingCategoryB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12$\n\x13\x65stimated_value_fen\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"_\n\x16\x43heckMustEnterResponse\x12\x12\n\nmust_enter\x18\x01 \x01(\x08\x12\x31\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\".govhall.trading.v1.CatalogueEntry\"Q\n\x13ListAgenciesRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"]\n\x14ListAgenciesResponse\x12,\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x1a.govhall.trading.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x10GetAgencyRequest\x12\"\n\x04\x63ode\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^AG-[0-9]{3}$\"?\n\x11GetAgencyResponse\x12*\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Agency\"l\n\x12ListExpertsRequest\x12\x1a\n\tspecialty\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"[\n\x13ListExpertsResponse\x12+\n\x07\x65xperts\x18\x01 \x03(\x0b\x32\x1a.govhall.trading.v1.Expert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x10GetExpertRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\"?\n\x11GetExpertResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"\x9a\x01\n\x15RegisterExpertRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\x12\x17\n\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x32\x12)\n\x0bspecialties\x18\x03 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x08\x01\x10\x05\x18\x01\"\x06r\x04\x10\x01\x18\x32\x12\x1b\n\x08\x65mployer\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\"D\n\x16RegisterExpertResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"m\n\x1cSetExpertAvailabilityRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x18\n\x06reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"K\n\x1dSetExpertAvailabilityResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"\x17\n\x15VerifyAuditLogRequest\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*\xc4\x01\n\x0fTradingCategory\x12 \n\x1cTRADING_CATEGORY_UNSPECIFIED\x10\x00\x12+\n\'TRADING_CATEGORY_GOVERNMENT_PROCUREMENT\x10\x01\x12!\n\x1dTRADING_CATEGORY_CONSTRUCTION\x10\x02\x12\x19\n\x15TRADING_CATEGORY_LAND\x10\x03\x12$\n TRADING_CATEGORY_PROPERTY_RIGHTS\x10\x04\x32\xbb\x07\n\x0eTradingService\x12y\n\x14ListCatalogueEntries\x12/.govhall.trading.v1.ListCatalogueEntriesRequest\x1a\x30.govhall.trading.v1.ListCatalogueEntriesResponse\x12g\n\x0e\x43heckMustEnter\x12).govhall.trading.v1.CheckMustEnterRequest\x1a*.govhall.trading.v1.CheckMustEnterResponse\x12\x61\n\x0cListAgencies\x12\'.govhall.trading.v1.ListAgenciesRequest\x1a(.govhall.trading.v1.ListAgenciesResponse\x12X\n\tGetAgency\x12$.govhall.trading.v1.GetAgencyRequest\x1a%.govhall.trading.v1.GetAgencyResponse\x12^\n\x0bListExperts\x12&.govhall.trading.v1.ListExpertsRequest\x1a\'.govhall.trading.v1.ListExpertsResponse\x12X\n\tGetExpert\x12$.govhall.trading.v1.GetExpertRequest\x1a%.govhall.trading.v1.GetExpertResponse\x12g\n\x0eRegisterExpert\x12).govhall.trading.v1.RegisterExpertRequest\x1a*.govhall.trading.v1.RegisterExpertResponse\x12|\n\x15SetExpertAvailability\x12\x30.govhall.trading.v1.SetExpertAvailabilityRequest\x1a\x31.govhall.trading.v1.SetExpertAvailabilityResponse\x12g\n\x0eVerifyAuditLog\x12).govhall.trading.v1.VerifyAuditLogRequest\x1a*.govhall.trading.v1.VerifyAuditLogResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n govhall/trading/v1/trading.proto\x12\x12govhall.trading.v1\x1a\x1b\x62uf/validate/validate.proto\x1a\x1dgovhall/common/v1/audit.proto\x1a\x1egovhall/common/v1/common.proto\"\x89\x01\n\x0e\x43\x61talogueEntry\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x35\n\x08\x63\x61tegory\x18\x02 \x01(\x0e\x32#.govhall.trading.v1.TradingCategory\x12\x0c\n\x04name\x18\x03 \x01(\t\x12\x15\n\rthreshold_fen\x18\x04 \x01(\x03\x12\r\n\x05\x62\x61sis\x18\x05 \x01(\t\";\n\x06\x41gency\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x15\n\rqualification\x18\x03 \x01(\t\"x\n\x06\x45xpert\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x13\n\x0bspecialties\x18\x03 \x03(\t\x12\x10\n\x08\x65mployer\x18\x04 \x01(\t\x12\x11\n\tavailable\x18\x05 \x01(\x08\x12\x1a\n\x12unavailable_reason\x18\x06 \x01(\t\"^\n\x1bListCatalogueEntriesRequest\x12?\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32#.govhall.trading.v1.TradingCategoryB\x08\xbaH\x05\x82\x01\x02\x10\x01\"S\n\x1cListCatalogueEntriesResponse\x12\x33\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\".govhall.trading.v1.CatalogueEntry\"\x80\x01\n\x15\x43heckMustEnterRequest\x12\x41\n\x08\x63\x61tegory\x18\x01 \x01(\x0e\x32#.govhall.trading.v1.TradingCategoryB\n\xbaH\x07\x82\x01\x04\x10\x01 \x00\x12$\n\x13\x65stimated_value_fen\x18\x02 \x01(\x03\x42\x07\xbaH\x04\"\x02(\x00\"_\n\x16\x43heckMustEnterResponse\x12\x12\n\nmust_enter\x18\x01 \x01(\x08\x12\x31\n\x05\x65ntry\x18\x02 \x01(\x0b\x32\".govhall.trading.v1.CatalogueEntry\"Q\n\x13ListAgenciesRequest\x12\x1d\n\tpage_size\x18\x01 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x02 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"]\n\x14ListAgenciesResponse\x12,\n\x08\x61gencies\x18\x01 \x03(\x0b\x32\x1a.govhall.trading.v1.Agency\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"6\n\x10GetAgencyRequest\x12\"\n\x04\x63ode\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^AG-[0-9]{3}$\"?\n\x11GetAgencyResponse\x12*\n\x06\x61gency\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Agency\"l\n\x12ListExpertsRequest\x12\x1a\n\tspecialty\x18\x01 \x01(\tB\x07\xbaH\x04r\x02\x18\x32\x12\x1d\n\tpage_size\x18\x02 \x01(\x05\x42\n\xbaH\x07\x1a\x05\x18\xf4\x03(\x00\x12\x1b\n\npage_token\x18\x03 \x01(\tB\x07\xbaH\x04r\x02\x18\x64\"[\n\x13ListExpertsResponse\x12+\n\x07\x65xperts\x18\x01 \x03(\x0b\x32\x1a.govhall.trading.v1.Expert\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"4\n\x10GetExpertRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\"?\n\x11GetExpertResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"\x9a\x01\n\x15RegisterExpertRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\x12\x17\n\x04name\x18\x02 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x32\x12)\n\x0bspecialties\x18\x03 \x03(\tB\x14\xbaH\x11\x92\x01\x0e\x08\x01\x10\x05\x18\x01\"\x06r\x04\x10\x01\x18\x32\x12\x1b\n\x08\x65mployer\x18\x04 \x01(\tB\t\xbaH\x06r\x04\x10\x01\x18\x64\"D\n\x16RegisterExpertResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"m\n\x1cSetExpertAvailabilityRequest\x12 \n\x02id\x18\x01 \x01(\tB\x14\xbaH\x11r\x0f\x32\r^EX-[0-9]{4}$\x12\x11\n\tavailable\x18\x02 \x01(\x08\x12\x18\n\x06reason\x18\x03 \x01(\tB\x08\xbaH\x05r\x03\x18\xc8\x01\"K\n\x1dSetExpertAvailabilityResponse\x12*\n\x06\x65xpert\x18\x01 \x01(\x0b\x32\x1a.govhall.trading.v1.Expert\"[\n\x15VerifyAuditLogRequest\x12\x42\n\x0b\x63heckpoints\x18\x01 \x03(\x0b\x32\".govhall.common.v1.AuditCheckpointB\t\xbaH\x06\x92\x01\x03\x10\x90N\"W\n\x16VerifyAuditLogResponse\x12=\n\x0cverification\x18\x01 \x01(\x0b\x32\'.govhall.common.v1.AuditLogVerification*\xc4\x01\n\x0fTradingCategory\x12 \n\x1cTRADING_CATEGORY_UNSPECIFIED\x10\x00\x12+\n\'TRADING_CATEGORY_GOVERNMENT_PROCUREMENT\x10\x01\x12!\n\x1dTRADING_CATEGORY_CONSTRUCTION\x10\x02\x12\x19\n\x15TRADING_CATEGORY_LAND\x10\x03\x12$\n TRADING_CATEGORY_PROPERTY_RIGHTS\x10\x04\x32\xbb\x07\n\x0eTradingService\x12y\n\x14ListCatalogueEntries\x12/.govhall.trading.v1.ListCatalogueEntriesRequest\x1a\x30.govhall.trading.v1.ListCatalogueEntriesResponse\x12g\n\x0e\x43heckMustEnter\x12).govhall.trading.v1.CheckMustEnterRequest\x1a*.govhall.trading.v1.CheckMustEnterResponse\x12\x61\n\x0cListAgencies\x12\'.govhall.trading.v1.ListAgenciesRequest\x1a(.govhall.trading.v1.ListAgenciesResponse\x12X\n\tGetAgency\x12$.govhall.trading.v1.GetAgencyRequest\x1a%.govhall.trading.v1.GetAgencyResponse\x12^\n\x0bListExperts\x12&.govhall.trading.v1.ListExpertsRequest\x1a\'.govhall.trading.v1.ListExpertsResponse\x12X\n\tGetExpert\x12$.govhall.trading.v1.GetExpertRequest\x1a%.govhall.trading.v1.GetExpertResponse\x12g\n\x0eRegisterExpert\x12).govhall.trading.v1.RegisterExpertRequest\x1a*.govhall.trading.v1.RegisterExpertResponse\x12|\n\x15SetExpertAvailability\x12\x30.govhall.trading.v1.SetExpertAvailabilityRequest\x1a\x31.govhall.trading.v1.SetExpertAvailabilityResponse\x12g\n\x0eVerifyAuditLog\x12).govhall.trading.v1.VerifyAuditLogRequest\x1a*.govhall.trading.v1.VerifyAuditLogResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -65,50 +66,52 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SETEXPERTAVAILABILITYREQUEST'].fields_by_name['id']._serialized_options = b'\272H\021r\0172\r^EX-[0-9]{4}$'
   _globals['_SETEXPERTAVAILABILITYREQUEST'].fields_by_name['reason']._loaded_options = None
   _globals['_SETEXPERTAVAILABILITYREQUEST'].fields_by_name['reason']._serialized_options = b'\272H\005r\003\030\310\001'
-  _globals['_TRADINGCATEGORY']._serialized_start=2000
-  _globals['_TRADINGCATEGORY']._serialized_end=2196
-  _globals['_CATALOGUEENTRY']._serialized_start=118
-  _globals['_CATALOGUEENTRY']._serialized_end=255
-  _globals['_AGENCY']._serialized_start=257
-  _globals['_AGENCY']._serialized_end=316
-  _globals['_EXPERT']._serialized_start=318
-  _globals['_EXPERT']._serialized_end=438
-  _globals['_LISTCATALOGUEENTRIESREQUEST']._serialized_start=440
-  _globals['_LISTCATALOGUEENTRIESREQUEST']._serialized_end=534
-  _globals['_LISTCATALOGUEENTRIESRESPONSE']._serialized_start=536
-  _globals['_LISTCATALOGUEENTRIESRESPONSE']._serialized_end=619
-  _globals['_CHECKMUSTENTERREQUEST']._serialized_start=622
-  _globals['_CHECKMUSTENTERREQUEST']._serialized_end=750
-  _globals['_CHECKMUSTENTERRESPONSE']._serialized_start=752
-  _globals['_CHECKMUSTENTERRESPONSE']._serialized_end=847
-  _globals['_LISTAGENCIESREQUEST']._serialized_start=849
-  _globals['_LISTAGENCIESREQUEST']._serialized_end=930
-  _globals['_LISTAGENCIESRESPONSE']._serialized_start=932
-  _globals['_LISTAGENCIESRESPONSE']._serialized_end=1025
-  _globals['_GETAGENCYREQUEST']._serialized_start=1027
-  _globals['_GETAGENCYREQUEST']._serialized_end=1081
-  _globals['_GETAGENCYRESPONSE']._serialized_start=1083
-  _globals['_GETAGENCYRESPONSE']._serialized_end=1146
-  _globals['_LISTEXPERTSREQUEST']._serialized_start=1148
-  _globals['_LISTEXPERTSREQUEST']._serialized_end=1256
-  _globals['_LISTEXPERTSRESPONSE']._serialized_start=1258
-  _globals['_LISTEXPERTSRESPONSE']._serialized_end=1349
-  _globals['_GETEXPERTREQUEST']._serialized_start=1351
-  _globals['_GETEXPERTREQUEST']._serialized_end=1403
-  _globals['_GETEXPERTRESPONSE']._serialized_start=1405
-  _globals['_GETEXPERTRESPONSE']._serialized_end=1468
-  _globals['_REGISTEREXPERTREQUEST']._serialized_start=1471
-  _globals['_REGISTEREXPERTREQUEST']._serialized_end=1625
-  _globals['_REGISTEREXPERTRESPONSE']._serialized_start=1627
-  _globals['_REGISTEREXPERTRESPONSE']._serialized_end=1695
-  _globals['_SETEXPERTAVAILABILITYREQUEST']._serialized_start=1697
-  _globals['_SETEXPERTAVAILABILITYREQUEST']._serialized_end=1806
-  _globals['_SETEXPERTAVAILABILITYRESPONSE']._serialized_start=1808
-  _globals['_SETEXPERTAVAILABILITYRESPONSE']._serialized_end=1883
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1885
-  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=1908
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=1910
-  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=1997
-  _globals['_TRADINGSERVICE']._serialized_start=2199
-  _globals['_TRADINGSERVICE']._serialized_end=3154
+  _globals['_VERIFYAUDITLOGREQUEST'].fields_by_name['checkpoints']._loaded_options = None
+  _globals['_VERIFYAUDITLOGREQUEST'].fields_by_name['checkpoints']._serialized_options = b'\272H\006\222\001\003\020\220N'
+  _globals['_TRADINGCATEGORY']._serialized_start=2099
+  _globals['_TRADINGCATEGORY']._serialized_end=2295
+  _globals['_CATALOGUEENTRY']._serialized_start=149
+  _globals['_CATALOGUEENTRY']._serialized_end=286
+  _globals['_AGENCY']._serialized_start=288
+  _globals['_AGENCY']._serialized_end=347
+  _globals['_EXPERT']._serialized_start=349
+  _globals['_EXPERT']._serialized_end=469
+  _globals['_LISTCATALOGUEENTRIESREQUEST']._serialized_start=471
+  _globals['_LISTCATALOGUEENTRIESREQUEST']._serialized_end=565
+  _globals['_LISTCATALOGUEENTRIESRESPONSE']._serialized_start=567
+  _globals['_LISTCATALOGUEENTRIESRESPONSE']._serialized_end=650
+  _globals['_CHECKMUSTENTERREQUEST']._serialized_start=653
+  _globals['_CHECKMUSTENTERREQUEST']._serialized_end=781
+  _globals['_CHECKMUSTENTERRESPONSE']._serialized_start=783
+  _globals['_CHECKMUSTENTERRESPONSE']._serialized_end=878
+  _globals['_LISTAGENCIESREQUEST']._serialized_start=880
+  _globals['_LISTAGENCIESREQUEST']._serialized_end=961
+  _globals['_LISTAGENCIESRESPONSE']._serialized_start=963
+  _globals['_LISTAGENCIESRESPONSE']._serialized_end=1056
+  _globals['_GETAGENCYREQUEST']._serialized_start=1058
+  _globals['_GETAGENCYREQUEST']._serialized_end=1112
+  _globals['_GETAGENCYRESPONSE']._serialized_start=1114
+  _globals['_GETAGENCYRESPONSE']._serialized_end=1177
+  _globals['_LISTEXPERTSREQUEST']._serialized_start=1179
+  _globals['_LISTEXPERTSREQUEST']._serialized_end=1287
+  _globals['_LISTEXPERTSRESPONSE']._serialized_start=1289
+  _globals['_LISTEXPERTSRESPONSE']._serialized_end=1380
+  _globals['_GETEXPERTREQUEST']._serialized_start=1382
+  _globals['_GETEXPERTREQUEST']._serialized_end=1434
+  _globals['_GETEXPERTRESPONSE']._serialized_start=1436
+  _globals['_GETEXPERTRESPONSE']._serialized_end=1499
+  _globals['_REGISTEREXPERTREQUEST']._serialized_start=1502
+  _globals['_REGISTEREXPERTREQUEST']._serialized_end=1656
+  _globals['_REGISTEREXPERTRESPONSE']._serialized_start=1658
+  _globals['_REGISTEREXPERTRESPONSE']._serialized_end=1726
+  _globals['_SETEXPERTAVAILABILITYREQUEST']._serialized_start=1728
+  _globals['_SETEXPERTAVAILABILITYREQUEST']._serialized_end=1837
+  _globals['_SETEXPERTAVAILABILITYRESPONSE']._serialized_start=1839
+  _globals['_SETEXPERTAVAILABILITYRESPONSE']._serialized_end=1914
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_start=1916
+  _globals['_VERIFYAUDITLOGREQUEST']._serialized_end=2007
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_start=2009
+  _globals['_VERIFYAUDITLOGRESPONSE']._serialized_end=2096
+  _globals['_TRADINGSERVICE']._serialized_start=2298
+  _globals['_TRADINGSERVICE']._serialized_end=3253
 # @@protoc_insertion_point(module_scope)
