@@ -23,11 +23,15 @@ import structlog
 from sqlalchemy import Engine
 from temporalio.worker import Worker
 
+from govhall.common.v1 import systems_pb2_grpc
 from kernel.db import make_engine
 from kernel.grpcserver import create_server, mark_not_serving, mark_serving
 from kernel.logging import configure_logging
 from kernel.migrations import upgrade
 from kernel.settings import ServiceSettings
+from kernel.systems import SERVICE_NAME as SYSTEMS_SERVICE
+from kernel.systems import RegistryUnitOfWork, SystemRegistry, load_sample_systems
+from kernel.systems_api import CallingSystemsServicer
 from kernel.temporal import connect
 
 log = structlog.get_logger("govhall.service")
@@ -51,6 +55,11 @@ class ServiceDefinition:
     load_sample: Callable[[Engine, ServiceSettings], bool]
 
 
+def served_service_names(definition: ServiceDefinition) -> tuple[str, ...]:
+    """The gRPC services a service's server serves: its own and the registry's."""
+    return (*definition.service_names, SYSTEMS_SERVICE)
+
+
 @dataclass
 class RunningService:
     server: grpc.aio.Server
@@ -59,6 +68,7 @@ class RunningService:
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
     health: Any
+    registry: SystemRegistry
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
@@ -72,12 +82,19 @@ class RunningService:
 
 
 def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
-    """Apply migrations and load the sample data if the database is new."""
+    """Apply migrations and load the sample data if the database is new.
+
+    The registry of calling systems is loaded once, on its own: a database
+    made before the registry existed gets it on its next start.
+    """
     url = settings.resolved_database_url()
     upgrade(migrations_dir=definition.migrations_dir, url=url)
     engine = make_engine(url)
     try:
-        return definition.load_sample(engine, settings)
+        loaded = definition.load_sample(engine, settings)
+        registry = load_sample_systems(uow=RegistryUnitOfWork(engine),
+                                       sample_dir=settings.sample_dir)
+        return loaded or registry
     finally:
         engine.dispose()
 
@@ -85,13 +102,17 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
 async def start(definition: ServiceDefinition, settings: ServiceSettings) -> RunningService:
     """Start the gRPC server (and the activity worker if configured)."""
     engine = make_engine(settings.resolved_database_url())
+    registry = SystemRegistry(engine, ttl_seconds=settings.systems_cache_seconds)
+
+    def register(server: grpc.aio.Server) -> None:
+        definition.register(server, engine, settings)
+        systems_pb2_grpc.add_CallingSystemsServiceServicer_to_server(
+            CallingSystemsServicer(engine, registry), server)
+
+    names = served_service_names(definition)
     server, port, health = await create_server(
-        settings.address,
-        register=lambda s: definition.register(s, engine, settings),
-        service_names=definition.service_names,
-        pki_dir=settings.pki_dir,
-        max_message_bytes=settings.max_message_bytes,
-    )
+        settings.address, register=register, service_names=names, pki_dir=settings.pki_dir,
+        registry=registry, max_message_bytes=settings.max_message_bytes)
     await server.start()
     worker: Worker | None = None
     worker_task: asyncio.Task[None] | None = None
@@ -102,10 +123,10 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                         graceful_shutdown_timeout=timedelta(
                         seconds=settings.shutdown_grace_seconds))
         worker_task = asyncio.create_task(worker.run())
-    await mark_serving(health, definition.service_names)
+    await mark_serving(health, names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if worker else None)
-    return RunningService(server, port, engine, worker, worker_task, health)
+    return RunningService(server, port, engine, worker, worker_task, health, registry)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

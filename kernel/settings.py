@@ -39,6 +39,9 @@ class ServiceSettings(BaseSettings):
     shutdown_grace_seconds: float = Field(default=5.0, ge=0)
     #: Run the service's activity worker in the same process.
     run_activity_worker: bool = True
+    #: Seconds a process trusts its copy of the registry of calling systems before
+    #: reading it again (a change made through another replica holds within this).
+    systems_cache_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("log_level")
     @classmethod

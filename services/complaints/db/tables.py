@@ -16,6 +16,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.systems import calling_systems_table
 
 metadata = MetaData()
 
@@ -55,3 +56,4 @@ platforms = Table(
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+calling_systems = calling_systems_table(metadata)

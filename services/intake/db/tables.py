@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.systems import calling_systems_table
 
 metadata = MetaData()
 
@@ -44,6 +45,7 @@ approval_items = Table(
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+calling_systems = calling_systems_table(metadata)
 
 # ---- cases (art. 32 acceptance) and their timeline -------------------------------------
 

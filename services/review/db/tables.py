@@ -24,6 +24,7 @@ from sqlalchemy.types import TypeDecorator
 
 from kernel.audit import audit_table
 from kernel.directory import departments_table, officials_table
+from kernel.systems import calling_systems_table
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -56,6 +57,7 @@ metadata = MetaData()
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
+calling_systems = calling_systems_table(metadata)
 
 delegations = Table(
     "delegations",

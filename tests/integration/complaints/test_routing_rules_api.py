@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
     from govhall.complaints.v1.complaints_pb2_grpc import ComplaintsServiceAsyncStub
@@ -85,7 +85,7 @@ async def test_a_dispatcher_re_points_a_category_and_the_old_rule_is_kept(
     assert "SC-01" in {c.code for c in now_at_health.categories}
     assert "SC-01" not in {c.code for c in still_at_market.categories}
     assert audit.intact
-    assert audit.entries == 2
+    assert audit.entries == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_every_re_point_adds_to_the_history(complaints: ServiceUnderTest) -> None:
@@ -133,7 +133,7 @@ async def test_the_audit_log_holds_codes_only(complaints: ServiceUnderTest) -> N
     with engine.connect() as connection:
         entry = connection.execute(text(
             "SELECT system, official_id, action, subject, details FROM audit_log "
-            "WHERE sequence = 2")).one()
+            "WHERE sequence = :first"), {"first": SAMPLE_AUDIT_ENTRIES + 1}).one()
     engine.dispose()
     assert (entry.system, entry.official_id, entry.action, entry.subject) == (
         "operator", DISPATCHER, "routing_rule.set", "category/SC-01")
@@ -175,7 +175,7 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
     category, history, audit_entries = before
     assert category.rule_version == 1
     assert len(history) == 1
-    assert audit_entries == 1
+    assert audit_entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_bad_rules_are_refused_and_change_nothing(complaints: ServiceUnderTest) -> None:
@@ -241,11 +241,12 @@ async def test_the_audit_verifier_names_the_first_edited_entry(
         engine = create_engine(complaints.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-011' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-011' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert before.intact
-    assert before.entries == 4
+    assert before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1

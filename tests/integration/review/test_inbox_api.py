@@ -20,7 +20,7 @@ from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
 from services.review.activities import ReviewActivities
 from services.review.db import tables
-from tests.support import ServiceUnderTest, as_official
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official
 from workflows import approval_contract as c
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ async def test_a_claim_is_one_officials_and_filters_follow_it(review: ServiceUnd
     assert unclaimed == [CASE_C, CASE_B]
     assert everything == [CASE_C, CASE_A, CASE_B]
     # The load of the directory, six openings, one claim.
-    assert audit.intact and audit.entries == 8
+    assert audit.intact and audit.entries == SAMPLE_AUDIT_ENTRIES + 7
     assert _claims(review)[CASE_A] == REVIEWER
 
 

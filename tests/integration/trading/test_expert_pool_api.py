@@ -16,7 +16,7 @@ from tests.integration.trading.conftest import (
     TRADING_OFFICER,
     WINDOW_CLERK,
 )
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 OFFICER = as_official(TRADING_OFFICER)
 NEW_NAME = "欧阳测试"
@@ -136,7 +136,7 @@ async def test_a_registered_expert_joins_the_pool_available(trading: ServiceUnde
     assert fetched.available
     assert "EX-0097" in [e.id for e in lawyers]
     assert "EX-0097" in [e.id for e in appraisers]
-    assert entries == 2
+    assert entries == SAMPLE_AUDIT_ENTRIES + 1
     last = _audit_rows(trading)[-1]
     assert "expert/EX-0097" in last
     assert "expert.registered" in last
@@ -158,7 +158,7 @@ async def test_registering_a_taken_id_is_already_exists_and_changes_nothing(
     assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "EX-0001" in (taken.value.details() or "")
     assert after == before
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 @pytest.mark.parametrize(("request_", "field"), [
@@ -185,7 +185,7 @@ async def test_a_bad_registration_is_invalid_and_changes_nothing(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)
     assert len(experts) == 96
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) -> None:
@@ -208,7 +208,7 @@ async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) ->
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
     assert still_missing.value.code() == grpc.StatusCode.NOT_FOUND
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_an_expert_taken_out_and_put_back(trading: ServiceUnderTest) -> None:
@@ -279,7 +279,7 @@ async def test_bad_availability_changes_are_refused_and_change_nothing(
     assert fields["blank reason"] == ["reason"]
     assert fields["long reason"] == ["reason"]
     assert expert.available
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_expert_names_never_reach_the_logs(
@@ -313,11 +313,12 @@ async def test_the_audit_verifier_names_the_first_edited_entry(
         engine = create_engine(trading.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-008' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-008' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert before.intact
-    assert before.entries == 4
+    assert before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1
