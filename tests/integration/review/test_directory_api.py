@@ -32,7 +32,7 @@ async def _all_officials(stub: ReviewServiceAsyncStub,
 
 
 async def test_the_sample_staff_is_served_page_by_page(review: ServiceUnderTest) -> None:
-    async with review.channel("department-review-system") as channel:
+    async with review.channel("department-system-scjgj") as channel:
         officials = await _all_officials(review_pb2_grpc.ReviewServiceStub(channel))
     assert len(officials) == 335
     ids = [o.id for o in officials]
