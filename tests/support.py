@@ -66,6 +66,17 @@ def system_for(rpc: str, official_id: str = "") -> str:
                       + (f" for {official_id}" if official_id else ""))
 
 
+def official_for(system: str, role: str = "") -> str:
+    """The first sample official, by id, ``system`` may speak for (in ``role``); '' for none."""
+    scope = sample_registry().scope_of(system)
+    for official in sorted(sample_staff().values(), key=lambda o: o.id):
+        roles = {role} & official.roles if role else official.roles
+        if scope is not None and any(scope.may_speak_for(official.department_code, r)
+                                     for r in roles):
+            return official.id
+    return ""
+
+
 def registered_systems() -> list[str]:
     """The names of the sample systems that hold certificates."""
     return sorted(name for name in sample_registry().systems if name != EVERY)

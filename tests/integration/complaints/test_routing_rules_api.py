@@ -145,7 +145,7 @@ async def test_the_audit_log_holds_codes_only(complaints: ServiceUnderTest) -> N
 
 async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_otherwise(
         complaints: ServiceUnderTest) -> None:
-    async with complaints.channel("hall-window-system") as channel:
+    async with complaints.channel("operator") as channel:
         stub = Stub(channel)
         before = await _unchanged(stub)
         outcomes = {}
@@ -158,6 +158,10 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
         with pytest.raises(grpc.aio.AioRpcError) as new_category:
             await stub.SetRoutingRule(_repoint("JT-99", "JTYSJ", name="网约车服务"),
                                       metadata=as_official(WINDOW_CLERK))
+        async with complaints.channel("hall-window-system") as window:
+            with pytest.raises(grpc.aio.AioRpcError) as through_the_window:
+                await Stub(window).SetRoutingRule(_repoint("SC-01", "WJW"),
+                                                  metadata=as_official(DISPATCHER))
         with pytest.raises(grpc.aio.AioRpcError) as not_created:
             await stub.RouteComplaint(pb.RouteComplaintRequest(category_code="JT-99"))
         after = await _unchanged(stub)
@@ -170,6 +174,7 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
     assert "complaint_dispatcher" in (outcomes["clerk"].details() or "")
     assert "not in the staff directory" in (outcomes["stranger"].details() or "")
     assert new_category.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert through_the_window.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert not_created.value.code() == grpc.StatusCode.NOT_FOUND
     assert after == before
     category, history, audit_entries = before

@@ -189,7 +189,7 @@ async def test_a_bad_registration_is_invalid_and_changes_nothing(
 
 
 async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) -> None:
-    async with trading.channel("hall-window-system") as channel:
+    async with trading.channel("trading-platform") as channel:
         stub = trading_pb2_grpc.TradingServiceStub(channel)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(WINDOW_CLERK)),
@@ -198,6 +198,10 @@ async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) ->
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.RegisterExpert(_register_request(), metadata=metadata)
             outcomes[label] = refused.value.code()
+        async with trading.channel("hall-window-system") as window:
+            with pytest.raises(grpc.aio.AioRpcError) as through_the_window:
+                await trading_pb2_grpc.TradingServiceStub(window).RegisterExpert(
+                    _register_request(), metadata=OFFICER)
         with pytest.raises(grpc.aio.AioRpcError) as still_missing:
             await stub.GetExpert(pb.GetExpertRequest(id="EX-0097"), metadata=OFFICER)
         entries = await _audit_entries(stub)
@@ -207,6 +211,7 @@ async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) ->
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
+    assert through_the_window.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert still_missing.value.code() == grpc.StatusCode.NOT_FOUND
     assert entries == SAMPLE_AUDIT_ENTRIES
 
@@ -229,11 +234,12 @@ async def test_an_expert_taken_out_and_put_back(trading: ServiceUnderTest) -> No
     assert fetched == out
     assert retried == out
     assert (back.available, back.unavailable_reason) == (True, "")
-    assert (after_out, after_retry, after_back) == (2, 2, 3)
-    rows = _audit_rows(trading)
-    assert "expert.made_unavailable" in rows[1]
-    assert "expert.made_available" in rows[2]
-    assert all("expert/EX-0006" in row for row in rows[1:])
+    assert (after_out, after_retry, after_back) == (
+        SAMPLE_AUDIT_ENTRIES + 1, SAMPLE_AUDIT_ENTRIES + 1, SAMPLE_AUDIT_ENTRIES + 2)
+    rows = _audit_rows(trading)[SAMPLE_AUDIT_ENTRIES:]
+    assert "expert.made_unavailable" in rows[0]
+    assert "expert.made_available" in rows[1]
+    assert all("expert/EX-0006" in row for row in rows)
     assert not any("出国访学" in row for row in rows)
 
 
