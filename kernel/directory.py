@@ -190,12 +190,8 @@ def require_voice(caller: Caller, department_code: str, role: str) -> None:
             f"system {caller.system} may not speak for a {role} of {department_code}")
 
 
-def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
-    """The official the caller asserts, holding those of their roles the system may speak for.
-
-    An official the calling system may speak for in none of their roles is
-    refused, and the roles it may not speak for are not theirs in this call.
-    """
+def _spoken_official(directory: StaffDirectory, caller: Caller) -> tuple[Official, frozenset[str]]:
+    """The asserted official and the roles the system may speak for; refused if none."""
     official = _asserted(directory, caller)
     spoken = spoken_roles(caller, official.department_code, official.roles)
     if not spoken:
@@ -203,18 +199,32 @@ def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
         raise PermissionDenied(
             f"system {caller.system} may not speak for official {official.id} "
             f"({held} of {official.department_code})")
+    return official, spoken
+
+
+def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
+    """The official the caller asserts, holding those of their roles the system may speak for.
+
+    An official the calling system may speak for in none of their roles is
+    refused, and the roles it may not speak for are not theirs in this call.
+    """
+    official, spoken = _spoken_official(directory, caller)
     return replace(official, roles=spoken)
 
 
 def require_official(directory: StaffDirectory, caller: Caller, *, role: str | Sequence[str],
                      department_code: str | None = None) -> Official:
     """The acting official, if it holds ``role`` (or one of several), in ``department_code``,
-    and the calling system may speak for it in that role."""
+    and the calling system may speak for it in that role.
+
+    An official the system may speak for in no role at all is refused before
+    anything is said about their roles.
+    """
     roles = (role,) if isinstance(role, str) else tuple(role)
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         raise ValueError(f"unknown roles {sorted(unknown)}")
-    official = _asserted(directory, caller)
+    official, spoken = _spoken_official(directory, caller)
     held = official.roles & set(roles)
     wanted = roles[0] if len(roles) == 1 else f"any of {', '.join(roles)}"
     if not held:
@@ -223,9 +233,8 @@ def require_official(directory: StaffDirectory, caller: Caller, *, role: str | S
         raise PermissionDenied(
             f"official {official.id} belongs to {official.department_code}, "
             f"not to {department_code}")
-    if not spoken_roles(caller, official.department_code, held):
+    if not held & spoken:
         raise PermissionDenied(
             f"system {caller.system} may not speak for a {' or '.join(sorted(held))} of "
             f"{official.department_code}")
-    return replace(official, roles=spoken_roles(caller, official.department_code,
-                                                official.roles))
+    return replace(official, roles=spoken)

@@ -150,6 +150,7 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
         before = await _unchanged(stub)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(WINDOW_CLERK)),
+                                ("trading officer", as_official("ZWFWZX-007")),
                                 ("stranger", as_official("ABC-999")),
                                 ("malformed", (("x-govhall-official", "robert'); --"),))):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -168,10 +169,14 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
     assert {k: e.code() for k, e in outcomes.items()} == {
         "nobody": grpc.StatusCode.UNAUTHENTICATED,
         "clerk": grpc.StatusCode.PERMISSION_DENIED,
+        "trading officer": grpc.StatusCode.PERMISSION_DENIED,
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
-    assert "complaint_dispatcher" in (outcomes["clerk"].details() or "")
+    # The console may not speak for a window clerk; it may for a trading officer, who
+    # holds neither routing role.
+    assert "may not speak for official FGW-001" in (outcomes["clerk"].details() or "")
+    assert "complaint_dispatcher" in (outcomes["trading officer"].details() or "")
     assert "not in the staff directory" in (outcomes["stranger"].details() or "")
     assert new_category.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert through_the_window.value.code() == grpc.StatusCode.PERMISSION_DENIED

@@ -67,12 +67,16 @@ def test_the_wrong_role_the_wrong_department_and_strangers_are_denied(
 
 def test_an_official_the_system_may_not_speak_for_is_denied(staff: StaffDirectory) -> None:
     # FGW's leader holds the role, but the system speaks for SCJGJ's leaders only.
-    with pytest.raises(PermissionDenied, match="system sys may not speak for a leader of FGW"):
+    refusal = r"system sys may not speak for official FGW-006 \(leader of FGW\)"
+    with pytest.raises(PermissionDenied, match=refusal):
         require_official(staff, _caller("FGW-006"), role="leader")
-    with pytest.raises(PermissionDenied, match="may not speak for official FGW-006"):
+    with pytest.raises(PermissionDenied, match=refusal):
         acting_official(staff, _caller("FGW-006"))
+    # Asked for a role they do not hold, they are refused for the system first.
+    with pytest.raises(PermissionDenied, match=refusal):
+        require_official(staff, _caller("FGW-006"), role="operator")
     # A caller made outside an RPC carries no registry entry: it speaks for nobody.
-    with pytest.raises(PermissionDenied, match="may not speak for a leader of SCJGJ"):
+    with pytest.raises(PermissionDenied, match="may not speak for official SCJGJ-006"):
         require_official(staff, _caller("SCJGJ-006", scope=None), role="leader")
 
 
