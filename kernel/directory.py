@@ -5,6 +5,11 @@ service the department directory; every service keeps its own copy of
 both in its own database (tables ``departments`` and ``officials``) so that
 it can name departments and authorise a call without asking another
 process. The copies are loaded from the same directory files.
+
+An acting official counts only as far as the calling system may speak for
+them: ``acting_official`` and ``require_official`` check the official's
+department and role against the system's entry in the registry of calling
+systems (``kernel.systems``), which the caller carries.
 """
 
 from __future__ import annotations

@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -89,19 +90,17 @@ CENTER_KIND = "center"
 
 NAME_PATTERN = re.compile(r"^(\*|[a-z0-9][a-z0-9.-]{0,99})$")
 
+#: The generated API an entry may name; the registry is shared plumbing, so it knows all of it.
 _API = (intake_pb2, review_pb2, trading_pb2, complaints_pb2, systems_pb2)
 
 
+@cache
 def api_rpcs() -> frozenset[str]:
     """Every RPC of govhall's API, as ``package.Service/Method``."""
     return frozenset(f"{service.full_name}/{method.name}"
                      for module in _API
                      for service in module.DESCRIPTOR.services_by_name.values()
                      for method in service.methods)
-
-
-def _api_services() -> frozenset[str]:
-    return frozenset(rpc.split("/", 1)[0] for rpc in api_rpcs())
 
 
 @dataclass(frozen=True, order=True)
@@ -312,6 +311,8 @@ class SystemRegistry:
         self._clock = clock
         self._registry: Registry | None = None
         self._read_at = -math.inf
+        #: Counts invalidations, so a read that began before a change is not taken as fresh.
+        self._generation = 0
         self._reading = asyncio.Lock()
 
     def read(self) -> Registry:
@@ -325,13 +326,16 @@ class SystemRegistry:
         if not self._fresh():
             async with self._reading:
                 if not self._fresh():
+                    generation = self._generation
                     try:
                         registry = await asyncio.to_thread(self.read)
                     except Exception as error:  # the database is out of reach
                         raise Unavailable(
                             "the registry of calling systems cannot be read now: try again "
                             "later") from error
-                    self._registry, self._read_at = registry, self._clock()
+                    self._registry = registry
+                    self._read_at = (self._clock() if generation == self._generation
+                                     else -math.inf)
         assert self._registry is not None
         return self._registry
 
@@ -341,6 +345,7 @@ class SystemRegistry:
 
     def invalidate(self) -> None:
         """Read the registry again before the next call is admitted."""
+        self._generation += 1
         self._read_at = -math.inf
 
 
@@ -428,8 +433,7 @@ def _registry_operator(uow: RegistryUnitOfWork, caller: Caller) -> tuple[str, fr
     return official.id, centers
 
 
-def _keeps_the_registry_changeable(uow: RegistryUnitOfWork, centers: frozenset[str],
-                                   registry: Registry) -> None:
+def _keeps_the_registry_changeable(centers: frozenset[str], registry: Registry) -> None:
     if not registry.can_change_registry(centers):
         raise FailedPrecondition(
             "after this change no system could change the registry for an operator of the "
@@ -459,7 +463,7 @@ def set_system(*, uow: RegistryUnitOfWork, caller: Caller, system: CallingSystem
         if before == system:
             return SetResult(before, created=False, changed=False)
         entries = {s.name: s for s in uow.systems.all()} | {system.name: system}
-        _keeps_the_registry_changeable(uow, centers, Registry(entries))
+        _keeps_the_registry_changeable(centers, Registry(entries))
         stored = uow.systems.put(system, at=now, by=official_id)
         uow.audit.append(
             actor=Actor(caller.system, official_id),
@@ -480,7 +484,7 @@ def remove_system(*, uow: RegistryUnitOfWork, caller: Caller, name: str,
         if before is None:
             raise NotFound(f"system {name} is not in the registry")
         entries = {s.name: s for s in uow.systems.all() if s.name != name}
-        _keeps_the_registry_changeable(uow, centers, Registry(entries))
+        _keeps_the_registry_changeable(centers, Registry(entries))
         uow.systems.remove(name)
         uow.audit.append(actor=Actor(caller.system, official_id),
                          action="calling_system.removed", subject=f"calling_system/{name}",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import MetaData, delete, insert
@@ -248,6 +251,39 @@ async def test_the_cache_reads_a_change_after_its_time_or_when_told(tmp_path: Pa
     registry.invalidate()
     with pytest.raises(PermissionDenied):
         await registry.admit("hall-window-system", rpc)
+    engine.dispose()
+
+
+class HeldRead(SystemRegistry):
+    """A registry whose reads wait, after reading, until the test lets them finish."""
+
+    def __init__(self, engine: Any) -> None:
+        super().__init__(engine, ttl_seconds=60)
+        self.read_done = threading.Event()
+        self.finish = threading.Event()
+
+    def read(self) -> Registry:
+        registry = super().read()
+        self.read_done.set()
+        self.finish.wait(10)
+        return registry
+
+
+async def test_a_read_that_began_before_a_change_is_not_kept_as_fresh(tmp_path: Path) -> None:
+    engine = make_engine(_database(tmp_path))
+    registry = HeldRead(engine)
+    rpc = f"/{TRADING}/ListAgencies"
+    pending = asyncio.create_task(registry.admit("trading-platform", rpc))
+    await asyncio.to_thread(registry.read_done.wait, 10)
+    # A change is made (through this process) while that read is still under way.
+    with RegistryUnitOfWork(engine) as uow:
+        uow.systems.put(PLATFORM, at=datetime.now(UTC), by="ZWFWZX-004")
+        uow.commit()
+    registry.invalidate()
+    registry.finish.set()
+    with pytest.raises(PermissionDenied):
+        await pending
+    assert (await registry.admit("trading-platform", rpc)) == PLATFORM
     engine.dispose()
 
 
