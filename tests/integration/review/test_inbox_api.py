@@ -18,6 +18,8 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.pki import client_pair, issue
+from kernel.systems import CallingSystem, DepartmentRole, RegistryUnitOfWork
 from services.review.activities import ReviewActivities
 from services.review.db import tables
 from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, system_for
@@ -310,3 +312,38 @@ async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTe
     assert everything.escalations[0].stage == pb.APPROVAL_STAGE_REVIEW
     assert everything.escalations[0].due_at.ToDatetime(tzinfo=UTC) == DUE
     assert trading_officer == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_deputy_signs_only_through_a_system_that_speaks_for_leaders(
+        review: ServiceUnderTest) -> None:
+    await _open_tasks(review)
+    # A system of SCJGJ's reviewers only: the deputy is one, and holds the leader's
+    # delegation, but this system may not carry a leader's signature.
+    reviewers_only = "scjgj-review-desk"
+    pair = client_pair(review.pki_dir, reviewers_only)
+    if not pair.cert.exists():
+        issue(review.pki_dir, pair, common_name=reviewers_only, server=False)
+    with RegistryUnitOfWork(review.running.engine) as uow:
+        uow.systems.put(CallingSystem(
+            reviewers_only, rpcs=frozenset({INBOX, "govhall.review.v1.ReviewService/ClaimTask"}),
+            speaks_for=frozenset({DepartmentRole("SCJGJ", "reviewer")})),
+            at=datetime.now(UTC), by=OPERATOR)
+        uow.commit()
+    review.running.registry.invalidate()
+    async with review.channel(SCJGJ) as channel:
+        await review_pb2_grpc.ReviewServiceStub(channel).GrantDelegation(
+            pb.GrantDelegationRequest(deputy_id=DEPUTY, reason="出差", period=pb.DelegationPeriod(
+                valid_until=_ts(datetime.now(UTC) + timedelta(days=2)))),
+            metadata=as_official(LEADER))
+    sign = pb.ClaimTaskRequest(case_number=CASE_D, stage=pb.APPROVAL_STAGE_SIGN)
+    async with review.channel(reviewers_only) as channel:
+        stub = review_pb2_grpc.ReviewServiceStub(channel)
+        review_tasks = await stub.ListInbox(pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_REVIEW),
+                                            metadata=as_official(DEPUTY))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ClaimTask(sign, metadata=as_official(DEPUTY))
+    assert [t.case_number for t in review_tasks.tasks] == [CASE_C, CASE_A, CASE_B]
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == (
+        f"system {reviewers_only} may not speak for a leader of SCJGJ")
+    assert _claims(review)[CASE_D] == ""
