@@ -5,13 +5,18 @@ service the department directory; every service keeps its own copy of
 both in its own database (tables ``departments`` and ``officials``) so that
 it can name departments and authorise a call without asking another
 process. The copies are loaded from the same directory files.
+
+An acting official counts only as far as the calling system may speak for
+them: ``acting_official`` and ``require_official`` check the official's
+department and role against the system's entry in the registry of calling
+systems (``kernel.systems``), which the caller carries.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +169,7 @@ class StaffDirectory:
             self._connection.execute(insert(self._table), rows)
 
 
-def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
-    """The official the caller asserts, whatever roles they hold."""
+def _asserted(directory: StaffDirectory, caller: Caller) -> Official:
     if not caller.official_id:
         raise Unauthenticated(
             f"this call changes something: name the acting official in the "
@@ -176,19 +180,66 @@ def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
     return official
 
 
+def spoken_roles(caller: Caller, department_code: str, roles: Iterable[str]) -> frozenset[str]:
+    """Of ``roles`` in ``department_code``, those the calling system may speak for."""
+    scope = caller.scope
+    if scope is None:
+        return frozenset()
+    return frozenset(r for r in roles if scope.may_speak_for(department_code, r))
+
+
+def require_voice(caller: Caller, department_code: str, role: str) -> None:
+    """Refuse unless the calling system may speak for a ``role`` of ``department_code``."""
+    if not spoken_roles(caller, department_code, (role,)):
+        raise PermissionDenied(
+            f"system {caller.system} may not speak for a {role} of {department_code}")
+
+
+def _spoken_official(directory: StaffDirectory, caller: Caller) -> tuple[Official, frozenset[str]]:
+    """The asserted official and the roles the system may speak for; refused if none."""
+    official = _asserted(directory, caller)
+    spoken = spoken_roles(caller, official.department_code, official.roles)
+    if not spoken:
+        held = ", ".join(sorted(official.roles))
+        raise PermissionDenied(
+            f"system {caller.system} may not speak for official {official.id} "
+            f"({held} of {official.department_code})")
+    return official, spoken
+
+
+def acting_official(directory: StaffDirectory, caller: Caller) -> Official:
+    """The official the caller asserts, holding those of their roles the system may speak for.
+
+    An official the calling system may speak for in none of their roles is
+    refused, and the roles it may not speak for are not theirs in this call.
+    """
+    official, spoken = _spoken_official(directory, caller)
+    return replace(official, roles=spoken)
+
+
 def require_official(directory: StaffDirectory, caller: Caller, *, role: str | Sequence[str],
                      department_code: str | None = None) -> Official:
-    """The acting official, if it holds ``role`` (or one of several), in ``department_code``."""
+    """The acting official, if it holds ``role`` (or one of several), in ``department_code``,
+    and the calling system may speak for it in that role.
+
+    An official the system may speak for in no role at all is refused before
+    anything is said about their roles.
+    """
     roles = (role,) if isinstance(role, str) else tuple(role)
     unknown = set(roles) - set(ROLES)
     if unknown or not roles:
         raise ValueError(f"unknown roles {sorted(unknown)}")
-    official = acting_official(directory, caller)
-    if not official.roles & set(roles):
-        wanted = roles[0] if len(roles) == 1 else f"any of {', '.join(roles)}"
+    official, spoken = _spoken_official(directory, caller)
+    held = official.roles & set(roles)
+    wanted = roles[0] if len(roles) == 1 else f"any of {', '.join(roles)}"
+    if not held:
         raise PermissionDenied(f"official {official.id} does not hold the role {wanted}")
     if department_code is not None and official.department_code != department_code:
         raise PermissionDenied(
             f"official {official.id} belongs to {official.department_code}, "
             f"not to {department_code}")
-    return official
+    if not held & spoken:
+        raise PermissionDenied(
+            f"system {caller.system} may not speak for a {' or '.join(sorted(held))} of "
+            f"{official.department_code}")
+    return replace(official, roles=spoken)

@@ -4,10 +4,15 @@
 the center's CA, adds health and reflection, and puts one interceptor in
 front of every call that
 
-1. turns a request that cannot be parsed into INVALID_ARGUMENT (grpc would
+1. identifies the calling system by its certificate and, before anything
+   else, checks the registry of calling systems (``kernel.systems``): an
+   unknown system, or an RPC its entry does not list, is PERMISSION_DENIED
+   naming both, and nothing of the request is looked at;
+2. turns a request that cannot be parsed into INVALID_ARGUMENT (grpc would
    answer INTERNAL),
-2. identifies the caller (certificate + asserted official),
-3. binds the call's identifiers to every log line,
+3. takes the asserted official and binds the call's identifiers to every
+   log line; the caller carries the system's registry entry, so that
+   ``kernel.directory`` refuses officials the system may not speak for,
 4. holds the request to the rules every request meets (kernel.wellformed:
    no control characters in text, clean NFC names, times in range),
 5. checks the request against the rules in its proto (protovalidate); a rule
@@ -15,6 +20,8 @@ front of every call that
    overflows, say) is the request's fault, INVALID_ARGUMENT naming the field,
 6. maps domain errors to their status codes with ``google.rpc.Status``
    details, and anything unexpected to INTERNAL, logged as a bug.
+
+Health and reflection are open to any certificate of the CA.
 """
 
 from __future__ import annotations
@@ -34,9 +41,10 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from kernel import errors
-from kernel.identity import caller_from, set_current_caller
+from kernel.identity import Caller, official_from, set_current_caller, system_from
 from kernel.logging import bind_call
 from kernel.pki import ca_cert_path, client_pair, server_pair
+from kernel.systems import SystemRegistry
 from kernel.wellformed import check_request, map_entry_path
 
 log = structlog.get_logger("govhall.grpc")
@@ -147,6 +155,9 @@ def _case_number(request: Any) -> str:
 
 
 class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, registry: SystemRegistry) -> None:
+        self._registry = registry
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
@@ -169,19 +180,19 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return handler
 
     async def _admit(self, method: str, request: Any, context: Context) -> None:
+        system = system_from(list(context.auth_context().get("x509_common_name", [])))
+        bind_call(system=system, method=method)
+        scope = await self._registry.admit(system, method)
         if isinstance(request, MalformedRequest):
             raise errors.InvalidArgument(
                 f"the request could not be parsed as the message {method} expects "
                 f"({request.reason})")
-        names = context.auth_context().get("x509_common_name", [])
         metadata = {k: v for k, v in (context.invocation_metadata() or ())
                     if isinstance(v, str)}
-        caller = caller_from(list(names), metadata)
-        set_current_caller(caller)
-        bind_call(system=caller.system, method=method)
+        set_current_caller(Caller(system, official_from(metadata), scope))
         # Before the case number is logged: it could hold control characters.
         check_request(request)
-        bind_call(system=caller.system, method=method, case_number=_case_number(request))
+        bind_call(system=system, method=method, case_number=_case_number(request))
         validate_request(request)
 
     async def _refuse(self, context: Context, error: errors.GovhallError,
@@ -255,11 +266,12 @@ async def create_server(
     register: Callable[[grpc.aio.Server], None],
     service_names: Sequence[str],
     pki_dir: Path,
+    registry: SystemRegistry,
     max_message_bytes: int = 4 * 1024 * 1024,
 ) -> tuple[grpc.aio.Server, int, Any]:
     """A started-not-yet server on ``address`` (port 0 picks one); returns it and its port."""
     server = grpc.aio.server(
-        interceptors=[GovhallInterceptor()],
+        interceptors=[GovhallInterceptor(registry)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),

@@ -6,8 +6,9 @@ On first start the runner makes, under ``var/pki/``:
 - ``server.pem`` / ``server.key``: the certificate every service presents
   (names localhost, 127.0.0.1 and ::1);
 - ``clients/<system>.pem`` / ``clients/<system>.key``: one client
-  certificate per sample system and one for the operator. The calling
-  system is the certificate's common name.
+  certificate per system of the sample registry of calling systems
+  (``deploy/sample/systems.json``). The calling system is the
+  certificate's common name.
 
 Existing files are kept, so restarting keeps the same identities.
 """
@@ -15,6 +16,7 @@ Existing files are kept, so restarting keeps the same identities.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,16 +27,18 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+#: Where the sample registry of calling systems lives.
+SAMPLE_REGISTRY = Path(__file__).resolve().parent.parent / "deploy" / "sample" / "systems.json"
+
+
+def sample_system_names(registry: Path = SAMPLE_REGISTRY) -> tuple[str, ...]:
+    """The systems of a registry file that hold certificates (all but the shared entry "*")."""
+    records = json.loads(registry.read_text(encoding="utf-8"))["systems"]
+    return tuple(r["name"] for r in records if r["name"] != "*")
+
+
 #: The systems the sample data knows; each gets a client certificate.
-SAMPLE_SYSTEMS = (
-    "operator",
-    "hall-window-system",
-    "department-review-system",
-    "trading-platform",
-    "provincial-complaint-portal",
-    "hotline-12345",
-    "supervision-system",
-)
+SAMPLE_SYSTEMS = sample_system_names()
 
 _VALIDITY = timedelta(days=825)
 

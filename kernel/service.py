@@ -22,7 +22,7 @@ import structlog
 from sqlalchemy import Engine
 from temporalio.worker import Worker
 
-from govhall.common.v1 import audit_pb2_grpc
+from govhall.common.v1 import audit_pb2_grpc, systems_pb2_grpc
 from kernel.auditapi import AUDIT_CHECKPOINTS_SERVICE, AuditCheckpointsServicer
 from kernel.audittrail import AuditTrail, AuditTrailService
 from kernel.checkpoints import CheckpointPolicy
@@ -32,6 +32,9 @@ from kernel.logging import configure_logging
 from kernel.migrations import upgrade
 from kernel.privatefiles import set_private_umask
 from kernel.settings import ServiceSettings
+from kernel.systems import SERVICE_NAME as SYSTEMS_SERVICE
+from kernel.systems import RegistryUnitOfWork, SystemRegistry, load_sample_systems
+from kernel.systems_api import CallingSystemsServicer
 from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
 
 log = structlog.get_logger("govhall.service")
@@ -58,6 +61,13 @@ class ServiceDefinition:
     audit_trail: AuditTrail | None = None
 
 
+def served_service_names(definition: ServiceDefinition) -> tuple[str, ...]:
+    """The gRPC services a service's server serves: its own, the registry's and, with
+    an audit trail, the checkpoint feed."""
+    audit = (AUDIT_CHECKPOINTS_SERVICE,) if definition.audit_trail is not None else ()
+    return (*definition.service_names, SYSTEMS_SERVICE, *audit)
+
+
 @dataclass
 class RunningService:
     server: grpc.aio.Server
@@ -66,6 +76,7 @@ class RunningService:
     #: The activity worker; it connects to Temporal in the background.
     activity_worker: BackgroundWorker | None
     health: Any
+    registry: SystemRegistry
     #: Publishes the audit checkpoints the settings' policy asks for, until it is set.
     checkpoints_task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
@@ -93,12 +104,19 @@ class RunningService:
 
 
 def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
-    """Apply migrations and load the sample data if the database is new."""
+    """Apply migrations and load the sample data if the database is new.
+
+    The registry of calling systems is loaded once, on its own: a database
+    made before the registry existed gets it on its next start.
+    """
     url = settings.resolved_database_url()
     upgrade(migrations_dir=definition.migrations_dir, url=url)
     engine = make_engine(url)
     try:
-        return definition.load_sample(engine, settings)
+        loaded = definition.load_sample(engine, settings)
+        registry = load_sample_systems(uow=RegistryUnitOfWork(engine),
+                                       sample_dir=settings.sample_dir)
+        return loaded or registry
     finally:
         engine.dispose()
 
@@ -106,25 +124,24 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
 async def start(definition: ServiceDefinition, settings: ServiceSettings) -> RunningService:
     """Start the gRPC server (and the activity worker if configured)."""
     engine = make_engine(settings.resolved_database_url())
+    registry = SystemRegistry(engine, ttl_seconds=settings.systems_cache_seconds)
     audit = (AuditTrailService(engine, definition.audit_trail, service=settings.service,
                                pki_dir=settings.pki_dir)
              if definition.audit_trail is not None else None)
 
     def register(server: grpc.aio.Server) -> None:
         definition.register(server, engine, settings)
+        systems_pb2_grpc.add_CallingSystemsServiceServicer_to_server(
+            CallingSystemsServicer(engine, registry), server)
         if audit is not None:
             audit_pb2_grpc.add_AuditCheckpointsServiceServicer_to_server(
                 AuditCheckpointsServicer(audit), server)
 
-    service_names = [*definition.service_names,
-                     *([AUDIT_CHECKPOINTS_SERVICE] if audit is not None else [])]
+    service_names = served_service_names(definition)
     server, port, health = await create_server(
-        settings.address,
-        register=register,
-        service_names=service_names,
-        pki_dir=settings.pki_dir,
-        max_message_bytes=settings.max_message_bytes,
-    )
+        settings.address, register=register, service_names=service_names,
+        pki_dir=settings.pki_dir, registry=registry,
+        max_message_bytes=settings.max_message_bytes)
     await server.start()
     activity_worker: BackgroundWorker | None = None
     if settings.run_activity_worker:
@@ -149,8 +166,8 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
     await mark_serving(health, service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if activity_worker else None)
-    return RunningService(server, port, engine, activity_worker, health, checkpoints_task,
-                          stopping)
+    return RunningService(server, port, engine, activity_worker, health, registry,
+                          checkpoints_task, stopping)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

@@ -99,6 +99,9 @@ class ServiceSettings(TemporalClientSettings):
     audit_checkpoint_interval_seconds: float = Field(default=300.0, ge=0)
     #: How often, in seconds, the service looks at its log's head for the two rules above.
     audit_checkpoint_poll_seconds: float = Field(default=5.0, gt=0)
+    #: Seconds a process trusts its copy of the registry of calling systems before
+    #: reading it again (a change made through another replica holds within this).
+    systems_cache_seconds: float = Field(default=5.0, gt=0, le=300)
 
     @field_validator("log_level")
     @classmethod

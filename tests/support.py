@@ -12,6 +12,7 @@ import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +20,66 @@ import grpc
 from google.rpc import error_details_pb2, status_pb2
 from sqlalchemy import create_engine, text
 
+from kernel.directory import Official, sample_officials
 from kernel.grpcserver import secure_channel
-from kernel.identity import OFFICIAL_METADATA_KEY
+from kernel.identity import OFFICIAL_METADATA_KEY, Caller
 from kernel.service import RunningService, ServiceDefinition, prepare, start
+from kernel.settings import ROOT
+from kernel.systems import EVERY, Registry, sample_systems
 
 POSTGRES_URL = os.environ.get("GOVHALL_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
+SAMPLE_DIR = ROOT / "deploy" / "sample"
+#: The audit entries a service's sample data leaves: its directory, then the registry.
+SAMPLE_AUDIT_ENTRIES = 2
+
+
+@cache
+def sample_registry() -> Registry:
+    """The registry of calling systems every service loads on first start."""
+    return Registry.of(sample_systems(SAMPLE_DIR))
+
+
+@cache
+def sample_staff() -> dict[str, Official]:
+    return {o.id: o for o in sample_officials(SAMPLE_DIR)}
+
+
+def sample_caller(system: str, official_id: str = "") -> Caller:
+    """A caller as the interceptor makes it for ``system`` of the sample registry."""
+    return Caller(system, official_id, sample_registry().scope_of(system))
+
+
+def system_for(rpc: str, official_id: str = "") -> str:
+    """The first sample system, by name, that may call ``rpc`` (``pkg.Service/Method``)
+    and, if an official is given, speak for them in one of their roles."""
+    official = sample_staff().get(official_id) if official_id else None
+    registry = sample_registry()
+    for name in sorted(registry.systems):
+        scope = registry.scope_of(name)
+        if scope is None or not scope.may_call(rpc):
+            continue
+        if official is None or any(scope.may_speak_for(official.department_code, role)
+                                   for role in official.roles):
+            return name
+    raise LookupError(f"no sample system may call {rpc}"
+                      + (f" for {official_id}" if official_id else ""))
+
+
+def official_for(system: str, role: str = "") -> str:
+    """The first sample official, by id, ``system`` may speak for (in ``role``); '' for none."""
+    scope = sample_registry().scope_of(system)
+    for official in sorted(sample_staff().values(), key=lambda o: o.id):
+        roles = {role} & official.roles if role else official.roles
+        if scope is not None and any(scope.may_speak_for(official.department_code, r)
+                                     for r in roles):
+            return official.id
+    return ""
+
+
+def registered_systems() -> list[str]:
+    """The names of the sample systems that hold certificates."""
+    return sorted(name for name in sample_registry().systems if name != EVERY)
 
 
 def fresh_database_url(backend: str, service: str, tmp_path: Path) -> str:

@@ -1,9 +1,10 @@
 """Drive one application through the four-single chain over gRPC, as the systems would.
 
 Used by the end-to-end tests, the fault tests and the approval benchmark:
-a window system submits, a department system decides review and signature,
-the hall's seal system seals. Every call goes over mTLS to the running
-services.
+the hall's window system submits, the item's department system decides
+review and signature, the center's seal system seals, each with its own
+client certificate (deploy/sample/systems.json). Every call goes over mTLS
+to the running services.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ CLERK = "SCJGJ-001"
 REVIEWER = "SCJGJ-003"
 LEADER = "SCJGJ-006"
 SEAL_CUSTODIAN = "ZWFWZX-001"
+#: The systems they act through.
+WINDOW_SYSTEM = "hall-window-system"
+DEPARTMENT_SYSTEM = "department-system-scjgj"
+SEAL_SYSTEM = "center-seal-system"
 
 
 def acting(official_id: str) -> tuple[tuple[str, str], ...]:
@@ -39,19 +44,23 @@ def acting(official_id: str) -> tuple[tuple[str, str], ...]:
 @dataclass
 class ChainDriver:
     intake: IntakeServiceAsyncStub
+    #: Review as the department's system calls it (review and signature).
     review: ReviewServiceAsyncStub
+    #: Review as the center's seal system calls it.
+    seal: ReviewServiceAsyncStub
     channels: list[grpc.aio.Channel]
     #: The materials of each item, read from the catalogue once, as a window system would.
     materials: dict[str, list[str]] = field(default_factory=dict)
 
     @classmethod
     def connect(cls, *, intake_address: str, review_address: str, pki_dir: Path) -> ChainDriver:
-        intake = secure_channel(intake_address, pki_dir=pki_dir, system="hall-window-system")
-        review = secure_channel(review_address, pki_dir=pki_dir,
-                                system="department-review-system")
+        intake = secure_channel(intake_address, pki_dir=pki_dir, system=WINDOW_SYSTEM)
+        review = secure_channel(review_address, pki_dir=pki_dir, system=DEPARTMENT_SYSTEM)
+        seal = secure_channel(review_address, pki_dir=pki_dir, system=SEAL_SYSTEM)
         return cls(intake_pb2_grpc.IntakeServiceStub(intake),
                    review_pb2_grpc.ReviewServiceStub(review),
-                   [intake, review])
+                   review_pb2_grpc.ReviewServiceStub(seal),
+                   [intake, review, seal])
 
     async def close(self) -> None:
         for channel in self.channels:
@@ -83,14 +92,16 @@ class ChainDriver:
         """Send one decision; on UNAVAILABLE send it again with the same request id.
 
         The request id is the workflow update's id, so a resend never decides twice.
+        The seal goes through the seal system, the other stages through the department's.
         """
+        stub = self.seal if stage == review_pb2.APPROVAL_STAGE_SEAL else self.review
         request = review_pb2.DecideCaseRequest(
             case_number=case_number, stage=stage, outcome=outcome,
             opinion="材料齐全，符合法定条件", legal_basis="《中华人民共和国行政许可法》第三十八条",
             request_id=request_id or str(uuid.uuid4()))
         for attempt in range(1, attempts + 1):
             try:
-                return await self.review.DecideCase(request, metadata=acting(official))
+                return await stub.DecideCase(request, metadata=acting(official))
             except grpc.aio.AioRpcError as error:
                 if error.code() != grpc.StatusCode.UNAVAILABLE or attempt == attempts:
                     raise

@@ -50,10 +50,13 @@ from temporalio.client import Client
 from deploy.local import processes
 from deploy.local.chain_driver import (
     CLERK,
+    DEPARTMENT_SYSTEM,
     LEADER,
     REVIEWER,
     SAMPLE_ITEM,
     SEAL_CUSTODIAN,
+    SEAL_SYSTEM,
+    WINDOW_SYSTEM,
     acting,
 )
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
@@ -306,6 +309,8 @@ SEAL = review_pb2.APPROVAL_STAGE_SEAL
 REVIEW = review_pb2.APPROVAL_STAGE_REVIEW
 #: Who decides each stage of a case of the sample item's department (SCJGJ).
 DECIDERS = {REVIEW: REVIEWER, SIGN: LEADER, SEAL: SEAL_CUSTODIAN}
+#: The systems they decide through.
+DECIDING_SYSTEMS = {REVIEW: DEPARTMENT_SYSTEM, SIGN: DEPARTMENT_SYSTEM, SEAL: SEAL_SYSTEM}
 #: A failed attempt that may be sent again with the same request_id.
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
 #: How long one attempt of a decision may take before the client gives up and retries.
@@ -324,13 +329,13 @@ async def within(deadline: float, what: str, check: Callable[[], Awaitable[bool]
 
 
 def intake_channel(processes: ChainProcesses,
-                   system: str = "hall-window-system") -> grpc.aio.Channel:
+                   system: str = WINDOW_SYSTEM) -> grpc.aio.Channel:
     return secure_channel(processes.address("intake"), pki_dir=processes.pki_dir,
                           system=system)
 
 
 def review_channel(processes: ChainProcesses,
-                   system: str = "department-review-system") -> grpc.aio.Channel:
+                   system: str = DEPARTMENT_SYSTEM) -> grpc.aio.Channel:
     return secure_channel(processes.address("review"), pki_dir=processes.pki_dir,
                           system=system)
 
@@ -377,7 +382,7 @@ async def decide_until_done(processes: ChainProcesses, case_number: str,
     while True:
         attempts += 1
         try:
-            async with review_channel(processes) as channel:
+            async with review_channel(processes, DECIDING_SYSTEMS[stage]) as channel:
                 stub: ReviewServiceAsyncStub = review_pb2_grpc.ReviewServiceStub(channel)
                 response = await stub.DecideCase(
                     request, metadata=acting(DECIDERS[stage]),

@@ -162,6 +162,8 @@ async def _assert_completed_exactly_once(processes: ChainProcesses, case_number:
         intake: IntakeServiceAsyncStub = intake_pb2_grpc.IntakeServiceStub(channel)
         case = await intake.GetCase(intake_pb2.GetCaseRequest(case_number=case_number),
                                     metadata=acting(CLERK))
+    async with intake_channel(processes, "operator") as channel:
+        intake = intake_pb2_grpc.IntakeServiceStub(channel)
         intake_audit = (await intake.VerifyAuditLog(
             intake_pb2.VerifyAuditLogRequest())).verification
     async with review_channel(processes, "operator") as channel:

@@ -67,6 +67,7 @@ ITEM_WITH_SPECIAL_PROCEDURE = "012101000008000"
 CLERK = "SCJGJ-001"
 REVIEWER = "SCJGJ-003"
 OPERATOR = "ZWFWZX-004"
+SUPERVISOR = "JJZ-001"
 DEPARTMENT = "SCJGJ"
 APPLICANT = intake_pb2.Applicant(
     kind=intake_pb2.APPLICANT_KIND_PERSON, name="李秀英", id_number="210102198805061234",
@@ -245,7 +246,7 @@ async def test_the_breach_is_escalated_to_the_supervision_desk(cases: Cases) -> 
         async def escalated() -> bool:
             page = await review.ListEscalations(review_pb2.ListEscalationsRequest(
                 department_code=DEPARTMENT, open_only=True, page_size=500),
-                metadata=as_official(OPERATOR))
+                metadata=as_official(SUPERVISOR))
             kinds.clear()
             kinds.update(e.kind for e in page.escalations if e.case_number == cases.breached)
             return bool(kinds) and all(e.case_number == cases.breached

@@ -231,14 +231,24 @@ async def test_a_checkpoint_is_signed_listed_and_verifies_with_the_published_key
 
 
 async def test_only_an_operator_publishes_a_checkpoint_on_demand(intake: Running) -> None:
+    # The window's system may not call the RPC at all (the registry of calling systems);
+    # through the operator's console, an official who is not an operator is refused by the
+    # use case itself, and a call naming no official is unauthenticated.
     async with intake.service.channel("hall-window-system") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as by_window:
+            await audit_pb2_grpc.AuditCheckpointsServiceStub(channel).PublishAuditCheckpoint(
+                audit_pb2.PublishAuditCheckpointRequest(), metadata=as_official(CLERK))
+    async with intake.service.channel("operator") as channel:
         stub = audit_pb2_grpc.AuditCheckpointsServiceStub(channel)
-        with pytest.raises(grpc.aio.AioRpcError) as by_clerk:
+        with pytest.raises(grpc.aio.AioRpcError) as by_trading_officer:
             await stub.PublishAuditCheckpoint(audit_pb2.PublishAuditCheckpointRequest(),
-                                              metadata=as_official(CLERK))
+                                              metadata=as_official("ZWFWZX-007"))
         with pytest.raises(grpc.aio.AioRpcError) as by_nobody:
             await stub.PublishAuditCheckpoint(audit_pb2.PublishAuditCheckpointRequest())
-    assert by_clerk.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert by_window.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "may not call" in (by_window.value.details() or "")
+    assert by_trading_officer.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "operator" in (by_trading_officer.value.details() or "")
     assert by_nobody.value.code() == grpc.StatusCode.UNAUTHENTICATED
     assert intake.scalar("SELECT count(*) FROM audit_checkpoints") == 0
 
@@ -378,7 +388,7 @@ async def test_a_revocation_undone_or_a_sealed_decision_deleted_in_the_database_
     sealing = int(intake.scalar(
         "SELECT audit_sequence FROM sealed_decisions WHERE certificate_number = :c",
         c=certificate))
-    async with intake.service.channel("operator") as channel:
+    async with intake.service.channel("department-system-scjgj") as channel:
         await intake_pb2_grpc.IntakeServiceStub(channel).RevokeDecision(
             intake_pb2.RevokeDecisionRequest(certificate_number=certificate,
                                              reason="许可证记载事项错误"),
@@ -409,7 +419,7 @@ async def test_a_decision_or_delegation_edited_in_the_review_database_is_reporte
             uow=ReviewUnitOfWork(review.engine), now=datetime.now(UTC),
             decision=RecordedDecision(
                 case_number="AP-20260305-000001", stage="review", outcome="approve",
-                official_id="SCJGJ-003", system="department-review-system",
+                official_id="SCJGJ-003", system="department-system-scjgj",
                 decided_at=datetime(2026, 3, 5, 2, 0, tzinfo=UTC), opinion="符合条件",
                 legal_basis="《食品经营许可管理办法》第十条"))
         decision_id = review.scalar("SELECT id FROM decisions")

@@ -47,9 +47,8 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
-from kernel.auditapi import AUDIT_CHECKPOINTS_SERVICE
 from kernel.grpcserver import validate_request
-from kernel.service import ServiceDefinition, prepare
+from kernel.service import ServiceDefinition, prepare, served_service_names
 from kernel.wellformed import (
     MAX_DURATION_SECONDS,
     MAX_TIMESTAMP_SECONDS,
@@ -68,7 +67,10 @@ from tests.support import (
     as_official,
     field_violations,
     fresh_database_url,
+    official_for,
+    sample_registry,
     service_under_test,
+    system_for,
 )
 from workflows.approval_contract import DecisionRecord
 
@@ -82,15 +84,15 @@ DURATION = "google.protobuf.Duration"
 #: Who sends each RPC: (system, official). The service's entry is the default.
 CALLERS: dict[str, tuple[str, str]] = {
     "intake": ("hall-window-system", "SCJGJ-001"),
-    "review": ("department-review-system", "SCJGJ-003"),
+    "review": ("department-system-scjgj", "SCJGJ-003"),
     "trading": ("trading-platform", "ZWFWZX-007"),
     "complaints": ("operator", "ZWFWZX-009"),
     "PublishApprovalItemVersion": ("operator", "ZWFWZX-004"),
     "RevokeDecision": ("operator", "ZWFWZX-004"),
     "LoadHolidaySchedule": ("operator", "ZWFWZX-004"),
-    "GrantDelegation": ("department-review-system", "SCJGJ-006"),
-    "RevokeDelegation": ("department-review-system", "SCJGJ-006"),
-    "ExtendTimeLimit": ("department-review-system", "SCJGJ-006"),
+    "GrantDelegation": ("department-system-scjgj", "SCJGJ-006"),
+    "RevokeDelegation": ("department-system-scjgj", "SCJGJ-006"),
+    "ExtendTimeLimit": ("department-system-scjgj", "SCJGJ-006"),
     "PublishAuditCheckpoint": ("operator", "ZWFWZX-004"),
     "ExportAuditLog": ("supervision-system", "ZWFWZX-004"),
 }
@@ -115,6 +117,14 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "signed_at": _in_days(-1), "key_id": "0123456789abcdef", "body": "e30=",
             "signature": "A" * 86 + "=="}]},
         "ListAuditCheckpoints": {"cursor": 0, "page_size": 5},
+        # every service: its registry of calling systems (CallingSystemsService)
+        "ListCallingSystems": {"page_size": 5},
+        "GetCallingSystem": {"name": "hotline-12345"},
+        "SetCallingSystem": {
+            "name": "bad-input-probe", "description": "坏输入探测系统",
+            "rpcs": ["govhall.review.v1.ReviewService/ListOfficials"],
+            "speaks_for": [{"department_code": "SCJGJ", "role": "ROLE_REVIEWER"}]},
+        "RemoveCallingSystem": {"name": "bad-input-probe"},
         "ExportAuditLog": {"after_sequence": 0, "page_size": 5},
         # complaints
         "ListDepartments": {"kind": "DEPARTMENT_KIND_MUNICIPAL_DEPARTMENT", "page_size": 5},
@@ -190,8 +200,7 @@ def _methods(definition: ServiceDefinition) -> Iterator[MethodDescriptor]:
     """Every unary RPC the service serves: its own, and the audit checkpoint feed that
     kernel.service mounts beside them on every service with an audit trail."""
     pool = descriptor_pool.Default()
-    mounted = [AUDIT_CHECKPOINTS_SERVICE] if definition.audit_trail is not None else []
-    for name in [*definition.service_names, *mounted]:
+    for name in served_service_names(definition):
         for method in pool.FindServiceByName(name).methods:
             if not method.client_streaming and not method.server_streaming:
                 yield method
@@ -208,7 +217,18 @@ def _base(method: MethodDescriptor) -> Any:
 
 
 def _caller(service: str, method: MethodDescriptor) -> tuple[str, str]:
-    return CALLERS.get(method.name, CALLERS[service])
+    """Who sends ``method``: its entry in CALLERS, else the service's when the registry lets
+    that system call it, else the first sample system that may (and an official it speaks
+    for) — so every call reaches the request's checks, past the registry."""
+    rpc = f"{method.containing_service.full_name}/{method.name}"
+    if method.name in CALLERS:
+        return CALLERS[method.name]
+    system, official = CALLERS[service]
+    scope = sample_registry().scope_of(system)
+    if scope is not None and scope.may_call(rpc):
+        return system, official
+    system = system_for(rpc)
+    return system, official_for(system)
 
 
 def _kind(field: FieldDescriptor) -> str:
@@ -312,16 +332,21 @@ class Prober:
             f"/{method.containing_service.full_name}/{method.name}",
             request_serializer=None, response_deserializer=None)
         named: list[str] = []
+        details = ""
         try:
-            await call(payload, metadata=as_official(official), timeout=15)
+            await call(payload, metadata=as_official(official) if official else (), timeout=15)
             code = grpc.StatusCode.OK
         except grpc.aio.AioRpcError as error:
             code = error.code()
             named = field_violations(error)
+            details = error.details() or ""
         key = f"{method.name}/{label}"
         self.codes[key] = code
         if code in NEVER:
             self.problems[key] = code.name
+        if "may not call" in details:
+            # The caller is one the registry lets through: the request itself is tried.
+            self.problems[key] = f"stopped by the registry: {details}"
         if must_name and code != grpc.StatusCode.PERMISSION_DENIED and (
                 code != grpc.StatusCode.INVALID_ARGUMENT or must_name not in named):
             self.problems[key] = f"{code.name}, fields named {named}, not {must_name}"
@@ -403,7 +428,7 @@ async def prober(request: pytest.FixtureRequest, backend: str, tmp_path: Path,
                                   temporal_address=UNREACHABLE_TEMPORAL,
                                   audit_checkpoint_every_entries=0,
                                   audit_checkpoint_interval_seconds=0) as running:
-        systems = {system for system, _ in CALLERS.values()}
+        systems = {_caller(service, method)[0] for method in _methods(DEFINITIONS[service])}
         channels = {system: running.channel(system) for system in systems}
         try:
             yield Prober(service, running, channels)
@@ -588,7 +613,7 @@ async def test_a_nul_in_a_decision_opinion_is_refused_and_the_case_goes_on(
                 sa.select(review_tables.decisions).where(
                     review_tables.decisions.c.case_number == case_number))]
 
-    async with chain.review.channel("department-review-system") as channel:
+    async with chain.review.channel("department-system-scjgj") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         await _until_review_task_open(engine, case_number)
         before = _digest(engine)
@@ -663,7 +688,7 @@ async def test_a_delegation_whose_time_range_overflows_is_an_invalid_argument(
     async with service_under_test(REVIEW, database_url=url, pki_dir=pki_dir,
                                   temporal_address=UNREACHABLE_TEMPORAL) as review:
         before = _digest(review.running.engine)
-        async with review.channel("department-review-system") as channel:
+        async with review.channel("department-system-scjgj") as channel:
             stub = review_pb2_grpc.ReviewServiceStub(channel)
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.GrantDelegation(request, metadata=as_official("SCJGJ-006"))
@@ -687,7 +712,7 @@ async def test_on_postgresql_an_activity_given_a_nul_fails_for_good(
         with pytest.raises(ApplicationError) as failed:
             await ActivityEnvironment().run(activities.record_decision, DecisionRecord(
                 case_number=CASE, stage="review", outcome="approve", official_id="SCJGJ-003",
-                system="department-review-system", decided_at=datetime.now(UTC),
+                system="department-system-scjgj", decided_at=datetime.now(UTC),
                 opinion="同意\x00"))
         with engine.connect() as connection:
             recorded = connection.execute(

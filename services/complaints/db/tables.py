@@ -18,6 +18,7 @@ from kernel.audit import audit_table
 from kernel.checkpoints import audit_checkpoints_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
+from kernel.systems import calling_systems_table
 
 metadata = MetaData()
 
@@ -58,3 +59,4 @@ departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)
 audit_checkpoints = audit_checkpoints_table(metadata)
+calling_systems = calling_systems_table(metadata)

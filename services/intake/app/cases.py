@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from kernel.audit import Actor
-from kernel.directory import Official, require_official
+from kernel.directory import Official, acting_official, require_official
 from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -358,11 +358,16 @@ def note_withdrawal(*, uow: IntakeUnitOfWork, caller: Caller, case_number: str, 
 
 def get_case(*, uow: IntakeUnitOfWork, caller: Caller,
              case_number: str) -> tuple[CaseView, list[TimelineEvent]]:
+    """The case and its timeline; the applicant unmasked only for its own department.
+
+    An official of the case's department (any role), named by a system that
+    may speak for them there, sees the applicant; everyone else reads the
+    masked view. Naming an official the system may not speak for is refused.
+    """
     with uow:
         case = _case(uow, case_number)
-        official = uow.staff.get(caller.official_id) if caller.official_id else None
-        sees_applicant = (official is not None and "window_clerk" in official.roles
-                          and official.department_code == case.department_code)
+        official = acting_official(uow.staff, caller) if caller.official_id else None
+        sees_applicant = official is not None and official.department_code == case.department_code
         return (_view(uow, case, masked=not sees_applicant),
                 uow.timeline.for_case(case.number))
 

@@ -29,7 +29,7 @@ from services.review.api.approval_chain import ApprovalChain
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.model import Delegation, LoadedSchedule
-from services.review.domain.tasks import Capacity, Escalation, Task
+from services.review.domain.tasks import Capacity, Escalation, Task, check_progress_reader
 from workflows.approval_contract import (
     END_SPECIAL_PROCEDURE,
     EXTEND_TIME_LIMIT,
@@ -429,5 +429,9 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def GetCaseProgress(self, request: pb.GetCaseProgressRequest,
                               context: grpc.aio.ServicerContext[Any, Any],
                               ) -> pb.GetCaseProgressResponse:
+        reader = await asyncio.to_thread(handlers.progress_reader, uow=self._reading(),
+                                         caller=current_caller())
         status = await self._chain.status(request.case_number)
+        check_progress_reader(reader, case_number=status.case_number,
+                              case_department=status.department_code)
         return progress_to_proto(status)

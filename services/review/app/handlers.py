@@ -17,6 +17,7 @@ from kernel.directory import (
     acting_official,
     read_sample,
     require_official,
+    require_voice,
     sample_departments,
     sample_officials,
 )
@@ -412,10 +413,16 @@ def list_inbox(*, uow: ReviewUnitOfWork, caller: Caller, department_code: str, s
         return TaskPage(page.items, page.next_page_token)
 
 
-def _capacity(uow: ReviewUnitOfWork, official: Official, role: str, now: datetime) -> Capacity:
-    return tasks.acting_capacity(
+def _capacity(uow: ReviewUnitOfWork, caller: Caller, official: Official, role: str,
+              now: datetime) -> Capacity:
+    """The official's capacity in ``role``; a leader's role held by delegation counts only
+    if the calling system may speak for that role of the leader's department."""
+    capacity = tasks.acting_capacity(
         official, role=role,
         delegations_in_force=uow.delegations.in_force_involving(official.id, now))
+    if capacity.on_behalf_of:
+        require_voice(caller, capacity.department_code, role)
+    return capacity
 
 
 def claim_task(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str, stage: str,
@@ -427,7 +434,7 @@ def claim_task(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str, stage
         task = uow.tasks.get(case_number, stage, for_update=True)
         if task is None:
             raise NotFound(f"case {case_number} has no {stage} task")
-        capacity = _capacity(uow, official, task.role, now)
+        capacity = _capacity(uow, caller, official, task.role, now)
         deciders = [who for d in uow.decisions.of_case(case_number)
                     for who in (d.official_id, d.on_behalf_of) if who]
         claimed = tasks.claim(task, capacity, now=now, earlier_deciders=deciders)
@@ -449,7 +456,7 @@ def acting_capacity(*, uow: ReviewUnitOfWork, caller: Caller, role: str,
     """Who the acting official is for a change sent to a case's workflow, which checks it."""
     with uow:
         official = acting_official(uow.staff, caller)
-        return _capacity(uow, official, role, now)
+        return _capacity(uow, caller, official, role, now)
 
 
 def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
@@ -463,7 +470,7 @@ def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str
     with uow:
         official = acting_official(uow.staff, caller)
         tasks.check_not_claimed_by_another(uow.tasks.get(case_number, stage), official.id)
-        return _capacity(uow, official, STAGE_ROLE[Stage(stage)], now)
+        return _capacity(uow, caller, official, STAGE_ROLE[Stage(stage)], now)
 
 
 def record_case_change(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
@@ -480,6 +487,12 @@ def record_case_change(*, uow: ReviewUnitOfWork, caller: Caller, case_number: st
                          subject=subject, at=now, details={**details, "request_id": request_id})
         uow.commit()
         return True
+
+
+def progress_reader(*, uow: ReviewUnitOfWork, caller: Caller) -> Official:
+    """The acting official who asks for a case's progress, as the system may present them."""
+    with uow:
+        return acting_official(uow.staff, caller)
 
 
 @dataclass(frozen=True)

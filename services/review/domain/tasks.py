@@ -128,6 +128,17 @@ def inbox_scope(official: Official, *, department_code: str, stage: str,
     return InboxScope(frozenset(wanted))
 
 
+def check_progress_reader(official: Official, *, case_number: str,
+                          case_department: str) -> None:
+    """A case's progress (decisions, opinions) is read by its own department and by oversight."""
+    if official.roles & OVERSIGHT_ROLES or official.department_code == case_department:
+        return
+    raise PermissionDenied(
+        f"official {official.id} of {official.department_code} may not read the progress of "
+        f"case {case_number}: it is read by officials of {case_department}, supervisors and "
+        "operators")
+
+
 def claim(task: Task, capacity: Capacity, *, now: datetime,
           earlier_deciders: Sequence[str]) -> Task:
     """``task`` claimed by the official of ``capacity``; unchanged if they hold it already."""

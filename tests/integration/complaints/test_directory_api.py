@@ -14,7 +14,7 @@ from govhall.complaints.v1 import complaints_pb2_grpc
 from kernel.directory import read_sample
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from tests.support import ServiceUnderTest, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, field_violations
 
 if TYPE_CHECKING:
     from govhall.complaints.v1.complaints_pb2_grpc import ComplaintsServiceAsyncStub
@@ -182,7 +182,7 @@ async def test_the_sample_is_loaded_once(complaints: ServiceUnderTest) -> None:
         audit = (await _stub(channel).VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert again is False
     assert audit.intact
-    assert audit.entries == 1
+    assert audit.entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_health(complaints: ServiceUnderTest) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
     from govhall.complaints.v1.complaints_pb2_grpc import ComplaintsServiceAsyncStub
@@ -85,7 +85,7 @@ async def test_a_dispatcher_re_points_a_category_and_the_old_rule_is_kept(
     assert "SC-01" in {c.code for c in now_at_health.categories}
     assert "SC-01" not in {c.code for c in still_at_market.categories}
     assert audit.intact
-    assert audit.entries == 2
+    assert audit.entries == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_every_re_point_adds_to_the_history(complaints: ServiceUnderTest) -> None:
@@ -133,7 +133,7 @@ async def test_the_audit_log_holds_codes_only(complaints: ServiceUnderTest) -> N
     with engine.connect() as connection:
         entry = connection.execute(text(
             "SELECT system, official_id, action, subject, details FROM audit_log "
-            "WHERE sequence = 2")).one()
+            "WHERE sequence = :first"), {"first": SAMPLE_AUDIT_ENTRIES + 1}).one()
     engine.dispose()
     assert (entry.system, entry.official_id, entry.action, entry.subject) == (
         "operator", DISPATCHER, "routing_rule.set", "category/SC-01")
@@ -145,11 +145,12 @@ async def test_the_audit_log_holds_codes_only(complaints: ServiceUnderTest) -> N
 
 async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_otherwise(
         complaints: ServiceUnderTest) -> None:
-    async with complaints.channel("hall-window-system") as channel:
+    async with complaints.channel("operator") as channel:
         stub = Stub(channel)
         before = await _unchanged(stub)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(WINDOW_CLERK)),
+                                ("trading officer", as_official("ZWFWZX-007")),
                                 ("stranger", as_official("ABC-999")),
                                 ("malformed", (("x-govhall-official", "robert'); --"),))):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -158,24 +159,33 @@ async def test_only_dispatchers_and_operators_set_rules_and_nothing_changes_othe
         with pytest.raises(grpc.aio.AioRpcError) as new_category:
             await stub.SetRoutingRule(_repoint("JT-99", "JTYSJ", name="网约车服务"),
                                       metadata=as_official(WINDOW_CLERK))
+        async with complaints.channel("hall-window-system") as window:
+            with pytest.raises(grpc.aio.AioRpcError) as through_the_window:
+                await Stub(window).SetRoutingRule(_repoint("SC-01", "WJW"),
+                                                  metadata=as_official(DISPATCHER))
         with pytest.raises(grpc.aio.AioRpcError) as not_created:
             await stub.RouteComplaint(pb.RouteComplaintRequest(category_code="JT-99"))
         after = await _unchanged(stub)
     assert {k: e.code() for k, e in outcomes.items()} == {
         "nobody": grpc.StatusCode.UNAUTHENTICATED,
         "clerk": grpc.StatusCode.PERMISSION_DENIED,
+        "trading officer": grpc.StatusCode.PERMISSION_DENIED,
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
-    assert "complaint_dispatcher" in (outcomes["clerk"].details() or "")
+    # The console may not speak for a window clerk; it may for a trading officer, who
+    # holds neither routing role.
+    assert "may not speak for official FGW-001" in (outcomes["clerk"].details() or "")
+    assert "complaint_dispatcher" in (outcomes["trading officer"].details() or "")
     assert "not in the staff directory" in (outcomes["stranger"].details() or "")
     assert new_category.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert through_the_window.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert not_created.value.code() == grpc.StatusCode.NOT_FOUND
     assert after == before
     category, history, audit_entries = before
     assert category.rule_version == 1
     assert len(history) == 1
-    assert audit_entries == 1
+    assert audit_entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_bad_rules_are_refused_and_change_nothing(complaints: ServiceUnderTest) -> None:
@@ -241,11 +251,12 @@ async def test_the_audit_verifier_names_the_first_edited_entry(
         engine = create_engine(complaints.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-011' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-011' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert before.intact
-    assert before.entries == 4
+    assert before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1

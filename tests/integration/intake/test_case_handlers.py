@@ -13,7 +13,6 @@ from sqlalchemy import Engine, func, select
 
 from kernel.db import make_engine
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound
-from kernel.identity import Caller
 from kernel.service import prepare
 from services.intake.app import cases, seals
 from services.intake.db import tables
@@ -30,11 +29,11 @@ from services.intake.domain.cases import (
 from services.intake.keystore import ApplicantCipher, applicant_cipher, seal_key
 from services.intake.main import DEFINITION
 from services.intake.settings import IntakeSettings
-from tests.support import fresh_database_url
+from tests.support import fresh_database_url, sample_caller
 from workflows.approval_contract import CaseEvent, Deadlines, SealRequest
 
 ITEM = "012101000007001"  # 食品经营许可（新办）, SCJGJ: M01-M06 required, M07 optional
-CLERK = Caller("hall-window-system", "SCJGJ-001")
+CLERK = sample_caller("hall-window-system", "SCJGJ-001")
 MONDAY = datetime(2026, 3, 2, 1, 30, tzinfo=UTC)
 APPLICANT = Applicant("person", "张三丰", "110101199003077777", "13800000000")
 

@@ -21,6 +21,7 @@ from govhall.intake.v1 import intake_pb2_grpc
 from services.intake.db import tables
 from services.intake.main import DEFINITION
 from tests.support import (
+    SAMPLE_AUDIT_ENTRIES,
     ServiceUnderTest,
     as_official,
     field_violations,
@@ -35,7 +36,9 @@ ITEM = "012101000007001"  # 食品经营许可（新办）, SCJGJ: M01-M06 requi
 CLERK = "SCJGJ-001"
 OTHER_CLERK = "FGW-001"
 REVIEWER = "SCJGJ-003"
+LEADER = "SCJGJ-006"
 WINDOW = "hall-window-system"
+SCJGJ_SYSTEM = "department-system-scjgj"
 UNREACHABLE_TEMPORAL = "127.0.0.1:1"
 APPLICANT = pb.Applicant(kind=pb.APPLICANT_KIND_PERSON, name="张三丰",
                          id_number="110101199003077777", phone="13800000000")
@@ -184,7 +187,9 @@ async def test_a_retried_submit_returns_the_same_case_even_ten_at_once(
         changed.applicant.phone = "13900000000"
         with pytest.raises(grpc.aio.AioRpcError) as reused:
             await _submit(stub, changed)
-        audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
+    async with intake.channel("operator") as channel:
+        audit = (await intake_pb2_grpc.IntakeServiceStub(channel).VerifyAuditLog(
+            pb.VerifyAuditLogRequest())).verification
     assert {r.case.case_number for r in [*responses, again]} == {responses[0].case.case_number}
     assert {r.outcome for r in responses} == {pb.INTAKE_OUTCOME_CORRECTION_REQUIRED}
     assert {r.notice.notice_number for r in responses} == {responses[0].notice.notice_number}
@@ -192,7 +197,7 @@ async def test_a_retried_submit_returns_the_same_case_even_ten_at_once(
     assert again.replayed
     assert reused.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert _counts(intake)[0] == 1
-    assert audit.intact and audit.entries == 2  # the sample load and the one submission
+    assert audit.intact and audit.entries == SAMPLE_AUDIT_ENTRIES + 1  # and the one submission
 
 
 async def test_bad_submissions_are_refused_and_change_nothing(intake: ServiceUnderTest) -> None:
@@ -277,22 +282,43 @@ async def test_a_supplement_outside_the_notice_or_for_another_case_changes_nothi
     assert after.case.status == pb.CASE_STATUS_AWAITING_MATERIALS
 
 
-async def test_the_applicant_is_shown_to_the_window_only(intake: ServiceUnderTest) -> None:
+async def test_the_applicant_is_shown_to_the_cases_department_only(
+        intake: ServiceUnderTest) -> None:
     async with intake.channel(WINDOW) as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         number = (await _submit(stub, _request())).case.case_number
-        request = pb.GetCaseRequest(case_number=number)
-        window = await stub.GetCase(request, metadata=as_official(CLERK))
-        reviewer = await stub.GetCase(request, metadata=as_official(REVIEWER))
-        other_window = await stub.GetCase(request, metadata=as_official(OTHER_CLERK))
-        anonymous = await stub.GetCase(request)
+    request = pb.GetCaseRequest(case_number=number)
+    readers = {
+        "the clerk, at the window": (WINDOW, CLERK),
+        "its reviewer, through its department's system": (SCJGJ_SYSTEM, REVIEWER),
+        "its leader, through its department's system": (SCJGJ_SYSTEM, LEADER),
+        "a clerk of another department": (WINDOW, OTHER_CLERK),
+        "a reviewer of another department": ("department-system-zjj", "ZJJ-003"),
+        "an operator of the center": ("operator", "ZWFWZX-004"),
+        "a supervisor": ("supervision-system", "JJZ-001"),
+        "no official": (WINDOW, ""),
+    }
+    read: dict[str, pb.Case] = {}
+    for label, (system, official) in readers.items():
+        async with intake.channel(system) as channel:
+            read[label] = (await intake_pb2_grpc.IntakeServiceStub(channel).GetCase(
+                request, metadata=as_official(official) if official else ())).case
+    async with intake.channel(WINDOW) as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as impersonated:
+            await stub.GetCase(request, metadata=as_official(REVIEWER))
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
             await stub.GetCase(pb.GetCaseRequest(case_number="AP-20000101-000001"))
-    assert window.case.applicant == APPLICANT and not window.case.applicant_masked
+    shown = {label for label, case in read.items() if not case.applicant_masked}
+    assert shown == {"the clerk, at the window", "its reviewer, through its department's system",
+                     "its leader, through its department's system"}
     masked = pb.Applicant(kind=pb.APPLICANT_KIND_PERSON, name="张*")
-    for response in (reviewer, other_window, anonymous):
-        assert response.case.applicant == masked
-        assert response.case.applicant_masked
+    for label, case in read.items():
+        assert case.applicant == (APPLICANT if label in shown else masked), label
+    # The window system may not speak for the department's reviewer at all.
+    assert impersonated.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "system hall-window-system may not speak for official SCJGJ-003" in (
+        impersonated.value.details() or "")
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 

@@ -17,6 +17,7 @@ from govhall.intake.v1 import intake_pb2_grpc
 from kernel.pki import ca_cert_path, client_pair
 from services.intake.main import DEFINITION
 from tests.support import (
+    SAMPLE_AUDIT_ENTRIES,
     ServiceUnderTest,
     as_official,
     field_violations,
@@ -128,7 +129,7 @@ async def test_oversized_requests_are_refused_without_internal(intake: ServiceUn
 
 async def test_publishing_needs_an_operator_and_changes_nothing_otherwise(
         intake: ServiceUnderTest) -> None:
-    async with intake.channel("hall-window-system") as channel:
+    async with intake.channel() as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         item = (await stub.GetApprovalItem(pb.GetApprovalItemRequest(code="012101000001000"))).item
         original_days = item.promised_limit_days
@@ -137,6 +138,7 @@ async def test_publishing_needs_an_operator_and_changes_nothing_otherwise(
         request = pb.PublishApprovalItemVersionRequest(item=item)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(WINDOW_CLERK)),
+                                ("trading officer", as_official("ZWFWZX-007")),
                                 ("stranger", as_official("ABC-999")),
                                 ("malformed", (("x-govhall-official", "robert'); --"),))):
             with pytest.raises(grpc.aio.AioRpcError) as refused:
@@ -145,15 +147,25 @@ async def test_publishing_needs_an_operator_and_changes_nothing_otherwise(
         audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
         unchanged = (await stub.GetApprovalItem(
             pb.GetApprovalItemRequest(code="012101000001000"))).item
+    async with intake.channel("hall-window-system") as channel:
+        with pytest.raises(grpc.aio.AioRpcError) as window:
+            await intake_pb2_grpc.IntakeServiceStub(channel).PublishApprovalItemVersion(
+                request, metadata=as_official(OPERATOR))
     assert outcomes == {
         "nobody": grpc.StatusCode.UNAUTHENTICATED,
         "clerk": grpc.StatusCode.PERMISSION_DENIED,
+        "trading officer": grpc.StatusCode.PERMISSION_DENIED,
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
+    # The window system may not publish, whoever it names.
+    assert window.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert window.value.details() == (
+        "system hall-window-system may not call "
+        "govhall.intake.v1.IntakeService/PublishApprovalItemVersion")
     assert unchanged.version == 1
     assert unchanged.promised_limit_days == original_days
-    assert audit.entries == 1  # only the sample load
+    assert audit.entries == SAMPLE_AUDIT_ENTRIES  # only the sample load
 
 
 async def test_a_published_version_keeps_the_old_one(intake: ServiceUnderTest) -> None:
@@ -176,7 +188,7 @@ async def test_a_published_version_keeps_the_old_one(intake: ServiceUnderTest) -
     assert current.version == 2 and current.promised_limit_days == 1
     assert first == old
     assert no_such_version.value.code() == grpc.StatusCode.NOT_FOUND
-    assert audit.intact and audit.entries == 2
+    assert audit.intact and audit.entries == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_an_item_breaking_its_rules_is_refused(intake: ServiceUnderTest) -> None:
@@ -218,13 +230,14 @@ async def test_the_audit_verifier_names_the_first_edited_entry(intake: ServiceUn
         engine = create_engine(intake.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-005' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-005' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
-    assert before.intact and before.entries == 4
+    assert before.intact and before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_health_and_reflection(intake: ServiceUnderTest) -> None:

@@ -314,8 +314,9 @@ async def _chain(backend: str, tmp_path: Path, pki_dir: Path,
 
 
 def _actor(official: str, department: str, role: str) -> c.Actor:
+    system = "center-seal-system" if role == "seal_custodian" else "department-system-scjgj"
     return c.Actor(official_id=official, department_code=department, roles=[role],
-                   system="department-review-system")
+                   system=system)
 
 
 async def test_the_chain_ends_in_a_sealed_decision_on_the_case(

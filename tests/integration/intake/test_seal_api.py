@@ -45,8 +45,12 @@ ROOT = Path(__file__).resolve().parents[3]
 ITEM = "012101000007001"
 CLERK = "SCJGJ-001"
 LEADER = "SCJGJ-006"
-OTHER_LEADER = "FGW-006"
+OTHER_LEADER = "ZJJ-006"
 OPERATOR = "ZWFWZX-004"
+#: The systems each of them acts through.
+WINDOW = "hall-window-system"
+SYSTEM_OF = {CLERK: WINDOW, LEADER: "department-system-scjgj",
+             OTHER_LEADER: "department-system-zjj", OPERATOR: "operator"}
 
 
 @dataclass
@@ -75,21 +79,35 @@ async def sealing(backend: str, tmp_path: Path, pki_dir: Path) -> AsyncIterator[
         engine.dispose()
 
 
-async def _accepted_case(stub: IntakeServiceAsyncStub, name: str = "张三丰") -> str:
-    response = await stub.SubmitApplication(pb.SubmitApplicationRequest(
-        idempotency_key=str(uuid.uuid4()), item_code=ITEM,
-        applicant=pb.Applicant(kind=pb.APPLICANT_KIND_PERSON, name=name,
-                               id_number="110101199003077777", phone="13800000000"),
-        materials=[pb.SubmittedMaterial(code=f"M0{i}", provided=True) for i in range(1, 7)],
-        finding=pb.FINDING_NONE), metadata=as_official(CLERK))
+async def _accepted_case(service: ServiceUnderTest, name: str = "张三丰") -> str:
+    """A case accepted at the window, through the hall's window system."""
+    async with service.channel(WINDOW) as channel:
+        stub: IntakeServiceAsyncStub = intake_pb2_grpc.IntakeServiceStub(channel)
+        response = await stub.SubmitApplication(pb.SubmitApplicationRequest(
+            idempotency_key=str(uuid.uuid4()), item_code=ITEM,
+            applicant=pb.Applicant(kind=pb.APPLICANT_KIND_PERSON, name=name,
+                                   id_number="110101199003077777", phone="13800000000"),
+            materials=[pb.SubmittedMaterial(code=f"M0{i}", provided=True) for i in range(1, 7)],
+            finding=pb.FINDING_NONE), metadata=as_official(CLERK))
     assert response.outcome == pb.INTAKE_OUTCOME_ACCEPTED
     return str(response.case.case_number)
+
+
+async def _revoke(service: ServiceUnderTest, official: str, certificate_number: str,
+                  reason: str) -> pb.SealedDecision:
+    """Revoke as ``official``, through the system that speaks for them."""
+    async with service.channel(SYSTEM_OF[official]) as channel:
+        stub: IntakeServiceAsyncStub = intake_pb2_grpc.IntakeServiceStub(channel)
+        response = await stub.RevokeDecision(pb.RevokeDecisionRequest(
+            certificate_number=certificate_number, reason=reason),
+            metadata=as_official(official))
+    return response.decision
 
 
 async def test_a_sealed_decision_verifies_until_altered_or_revoked(sealing: Sealing) -> None:
     async with sealing.service.channel("supervision-system") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        number = await _accepted_case(stub)
+        number = await _accepted_case(sealing.service)
         receipt = await sealing.seal(number)
         again = await sealing.seal(number)
         decision = (await stub.GetDecision(pb.GetDecisionRequest(
@@ -115,26 +133,17 @@ async def test_a_sealed_decision_verifies_until_altered_or_revoked(sealing: Seal
         foreign = await verdict(foreign_document, foreign_key.sign(foreign_document))
         case = (await stub.GetCase(pb.GetCaseRequest(case_number=number))).case
 
+        certificate = receipt.certificate_number
         with pytest.raises(grpc.aio.AioRpcError) as by_other_department:
-            await stub.RevokeDecision(pb.RevokeDecisionRequest(
-                certificate_number=receipt.certificate_number, reason="许可证记载事项错误"),
-                metadata=as_official(OTHER_LEADER))
+            await _revoke(sealing.service, OTHER_LEADER, certificate, "许可证记载事项错误")
         with pytest.raises(grpc.aio.AioRpcError) as by_clerk:
-            await stub.RevokeDecision(pb.RevokeDecisionRequest(
-                certificate_number=receipt.certificate_number, reason="许可证记载事项错误"),
-                metadata=as_official(CLERK))
+            await _revoke(sealing.service, CLERK, certificate, "许可证记载事项错误")
         with pytest.raises(grpc.aio.AioRpcError) as without_reason:
-            await stub.RevokeDecision(pb.RevokeDecisionRequest(
-                certificate_number=receipt.certificate_number, reason=""),
-                metadata=as_official(LEADER))
+            await _revoke(sealing.service, LEADER, certificate, "")
         still_valid = await verdict(decision.document, decision.signature)
-        revoked = (await stub.RevokeDecision(pb.RevokeDecisionRequest(
-            certificate_number=receipt.certificate_number, reason="许可证记载事项错误"),
-            metadata=as_official(LEADER))).decision
+        revoked = await _revoke(sealing.service, LEADER, certificate, "许可证记载事项错误")
         with pytest.raises(grpc.aio.AioRpcError) as twice:
-            await stub.RevokeDecision(pb.RevokeDecisionRequest(
-                certificate_number=receipt.certificate_number, reason="再次撤销"),
-                metadata=as_official(OPERATOR))
+            await _revoke(sealing.service, OPERATOR, certificate, "再次撤销")
         after = await verdict(decision.document, decision.signature)
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
         with pytest.raises(grpc.aio.AioRpcError) as unknown:
@@ -160,6 +169,7 @@ async def test_a_sealed_decision_verifies_until_altered_or_revoked(sealing: Seal
     assert tampered_signature.result == pb.VERIFICATION_RESULT_TAMPERED
     assert foreign.result == pb.VERIFICATION_RESULT_UNKNOWN_KEY
     assert by_other_department.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert "belongs to ZJJ, not to SCJGJ" in (by_other_department.value.details() or "")
     assert by_clerk.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert without_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert still_valid.result == pb.VERIFICATION_RESULT_VALID
@@ -178,7 +188,7 @@ async def test_a_decision_signed_with_a_center_key_but_never_registered_is_unkno
     key = seal_key(sealing.service.pki_dir)
     async with sealing.service.channel() as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        number = await _accepted_case(stub)
+        number = await _accepted_case(sealing.service)
         receipt = await sealing.seal(number)
         decision = (await stub.GetDecision(pb.GetDecisionRequest(
             certificate_number=receipt.certificate_number))).decision
@@ -192,11 +202,10 @@ async def test_a_decision_signed_with_a_center_key_but_never_registered_is_unkno
 async def test_the_register_is_anonymised_and_read_with_a_cursor(sealing: Sealing) -> None:
     async with sealing.service.channel() as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        numbers = [await _accepted_case(stub, name) for name in ("张三丰", "李四", "王五")]
+        numbers = [await _accepted_case(sealing.service, name)
+                   for name in ("张三丰", "李四", "王五")]
         receipts = [await sealing.seal(numbers[0]), await sealing.seal(numbers[1], "refused")]
-        await stub.RevokeDecision(pb.RevokeDecisionRequest(
-            certificate_number=receipts[0].certificate_number, reason="依法撤销"),
-            metadata=as_official(OPERATOR))
+        await _revoke(sealing.service, OPERATOR, receipts[0].certificate_number, "依法撤销")
         receipts.append(await sealing.seal(numbers[2]))
         read: list[pb.RegisterEntry] = []
         cursor = 0
@@ -231,7 +240,7 @@ async def test_a_decision_verifies_offline_with_only_the_public_key(
         sealing: Sealing, tmp_path: Path) -> None:
     async with sealing.service.channel() as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
-        receipt = await sealing.seal(await _accepted_case(stub))
+        receipt = await sealing.seal(await _accepted_case(sealing.service))
         decision = (await stub.GetDecision(pb.GetDecisionRequest(
             certificate_number=receipt.certificate_number))).decision
         key = (await stub.GetSealKeys(pb.GetSealKeysRequest())).keys[0]

@@ -21,7 +21,7 @@ from govhall.review.v1 import review_pb2_grpc
 from services.review.activities import ReviewActivities
 from services.review.db import tables
 from services.review.domain.deadlines import end_of_day
-from tests.support import ServiceUnderTest, as_official
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official
 from workflows import approval_contract as c
 
 OPERATOR = "ZWFWZX-004"
@@ -39,7 +39,8 @@ def _rows(review: ServiceUnderTest, table: Any) -> list[dict[str, Any]]:
 
 
 def _actions(review: ServiceUnderTest) -> list[str]:
-    return [row["action"] for row in _rows(review, tables.audit_log)][1:]  # after the load
+    # After the sample load.
+    return [row["action"] for row in _rows(review, tables.audit_log)][SAMPLE_AUDIT_ENTRIES:]
 
 
 async def test_deadlines_across_national_day_with_a_pause_and_an_extension(
@@ -145,22 +146,22 @@ async def test_a_decision_is_recorded_once_with_one_audit_entry(
     hosted = _activities(review)
     run = ActivityEnvironment().run
     record = c.DecisionRecord("AP-4", "sign", "approve", "SCJGJ-007",
-                              "department-review-system", NOW, "同意", "《行政许可法》第三十八条",
+                              "department-system-scjgj", NOW, "同意", "《行政许可法》第三十八条",
                               on_behalf_of="SCJGJ-006", delegation_id="12")
     await run(hosted.record_decision, record)
     await run(hosted.record_decision, record)
     extension = c.DecisionRecord("AP-4", "extension", "extend_5", "SCJGJ-006",
-                                 "department-review-system", NOW, "需现场核查")
+                                 "department-system-scjgj", NOW, "需现场核查")
     await run(hosted.record_decision, extension)
     decisions = _rows(review, tables.decisions)
-    audit = _rows(review, tables.audit_log)[1:]
+    audit = _rows(review, tables.audit_log)[SAMPLE_AUDIT_ENTRIES:]
     assert [(d["stage"], d["official_id"], d["on_behalf_of"], d["delegation_id"])
             for d in decisions] == [("sign", "SCJGJ-007", "SCJGJ-006", "12"),
                                     ("extension", "SCJGJ-006", "", "")]
     assert decisions[0]["opinion"] == "同意"
     assert [(a["action"], a["official_id"], a["system"]) for a in audit] == [
-        ("decision.recorded", "SCJGJ-007", "department-review-system"),
-        ("decision.recorded", "SCJGJ-006", "department-review-system")]
+        ("decision.recorded", "SCJGJ-007", "department-system-scjgj"),
+        ("decision.recorded", "SCJGJ-006", "department-system-scjgj")]
     # Ids and codes only: the opinion's free text stays out of the audit log; the
     # decision's row is there only as a digest (kernel.authority).
     details = json.loads(audit[0]["details"])

@@ -42,10 +42,13 @@ REVIEWER = "SCJGJ-003"
 OTHER_REVIEWER = "SCJGJ-004"
 DEPUTY = "SCJGJ-005"
 LEADER = "SCJGJ-006"
-FOREIGN_REVIEWER = "FGW-003"
+FOREIGN_REVIEWER = "ZJJ-003"
 SEALER = "ZWFWZX-001"
 OPERATOR = "ZWFWZX-004"
-SYSTEM = "department-review-system"
+#: The case's department's own system; another department's; the center's seal system.
+SYSTEM = "department-system-scjgj"
+FOREIGN_SYSTEM = "department-system-zjj"
+SEAL_SYSTEM = "center-seal-system"
 
 REVIEW, SIGN, SEAL = pb.APPROVAL_STAGE_REVIEW, pb.APPROVAL_STAGE_SIGN, pb.APPROVAL_STAGE_SEAL
 APPROVE, REFUSE = pb.DECISION_OUTCOME_APPROVE, pb.DECISION_OUTCOME_REFUSE
@@ -107,7 +110,9 @@ def audit_entries(chain: Chain) -> int:
 async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
     handle = await chain.start_case()
     case_number = handle.id.removeprefix("approval/")
-    async with chain.review.channel(SYSTEM) as channel:
+    async with chain.review.channel(SYSTEM) as channel, \
+            chain.review.channel(SEAL_SYSTEM) as seal_channel, \
+            chain.review.channel("operator") as console:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         await open_task_of(chain, case_number, "review")
         reviewed = (await decide(stub, REVIEWER, case_number, REVIEW, APPROVE)).receipt
@@ -116,10 +121,13 @@ async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
                              metadata=as_official(LEADER))
         signed = (await decide(stub, LEADER, case_number, SIGN, APPROVE)).receipt
         await open_task_of(chain, case_number, "seal")
-        sealed = (await decide(stub, SEALER, case_number, SEAL, SEAL_IT)).receipt
+        sealed = (await decide(review_pb2_grpc.ReviewServiceStub(seal_channel), SEALER,
+                               case_number, SEAL, SEAL_IT)).receipt
         result = await handle.result()
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number))
-        audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
+        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                              metadata=as_official(REVIEWER))
+        audit = (await review_pb2_grpc.ReviewServiceStub(console).VerifyAuditLog(
+            pb.VerifyAuditLogRequest())).verification
     assert (reviewed.stage, reviewed.outcome, reviewed.next_stage) == (REVIEW, APPROVE, SIGN)
     assert (signed.next_stage, sealed.next_stage) == (SEAL, pb.APPROVAL_STAGE_COMPLETED)
     assert sealed.certificate_number.startswith("SY-2026-")
@@ -132,7 +140,7 @@ async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
     assert [(d["stage"], d["outcome"], d["official_id"], d["system"])
             for d in decisions_of(chain, case_number)] == [
         ("review", "approve", REVIEWER, SYSTEM), ("sign", "approve", LEADER, SYSTEM),
-        ("seal", "seal", SEALER, SYSTEM)]
+        ("seal", "seal", SEALER, SEAL_SYSTEM)]
     with chain.engine.connect() as connection:
         tasks = {r.stage: r for r in connection.execute(
             select(tables.tasks).where(tables.tasks.c.case_number == case_number))}
@@ -153,10 +161,14 @@ async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chai
     case_number = handle.id.removeprefix("approval/")
     await open_task_of(chain, case_number, "review")
     entries_before = audit_entries(chain)
-    async with chain.review.channel(SYSTEM) as channel:
+    async with chain.review.channel(SYSTEM) as channel, \
+            chain.review.channel(FOREIGN_SYSTEM) as foreign_channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
+        foreign = review_pb2_grpc.ReviewServiceStub(foreign_channel)
         refused = {
             "wrong department": await refusal(
+                decide(foreign, FOREIGN_REVIEWER, case_number, REVIEW, APPROVE)),
+            "another department's official through this one's system": await refusal(
                 decide(stub, FOREIGN_REVIEWER, case_number, REVIEW, APPROVE)),
             "wrong role": await refusal(decide(stub, LEADER, case_number, REVIEW, APPROVE)),
             "wrong stage": await refusal(decide(stub, LEADER, case_number, SIGN, APPROVE)),
@@ -180,10 +192,13 @@ async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chai
         refused["claimed by another"] = await refusal(
             decide(stub, "SCJGJ-005", case_number, REVIEW, APPROVE))
         entries_after_refusals = audit_entries(chain)
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number))
+        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                              metadata=as_official(REVIEWER))
         accepted = (await decide(stub, OTHER_REVIEWER, case_number, REVIEW, APPROVE)).receipt
     assert {label: code for label, (code, _) in refused.items()} == {
         "wrong department": grpc.StatusCode.PERMISSION_DENIED,
+        "another department's official through this one's system":
+            grpc.StatusCode.PERMISSION_DENIED,
         "wrong role": grpc.StatusCode.PERMISSION_DENIED,
         "wrong stage": grpc.StatusCode.FAILED_PRECONDITION,
         "same official twice": grpc.StatusCode.PERMISSION_DENIED,
@@ -194,7 +209,9 @@ async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chai
         "opinion too long": grpc.StatusCode.INVALID_ARGUMENT,
         "claimed by another": grpc.StatusCode.FAILED_PRECONDITION,
     }
-    assert "decided by SCJGJ, not by FGW" in refused["wrong department"][1]
+    assert "decided by SCJGJ, not by ZJJ" in refused["wrong department"][1]
+    assert f"system {SYSTEM} may not speak for official {FOREIGN_REVIEWER}" in refused[
+        "another department's official through this one's system"][1]
     assert "one person acts once" in refused["same official twice"][1]
     assert "AP-20260101-999999 is unknown" in refused["unknown case"][1]
     assert "claimed by SCJGJ-004" in refused["claimed by another"][1]
@@ -210,8 +227,10 @@ async def test_a_replayed_decision_returns_the_same_receipt_and_records_once(
     handle = await chain.start_case()
     case_number = handle.id.removeprefix("approval/")
     review_request, seal_request = str(uuid.uuid4()), str(uuid.uuid4())
-    async with chain.review.channel(SYSTEM) as channel:
+    async with chain.review.channel(SYSTEM) as channel, \
+            chain.review.channel(SEAL_SYSTEM) as seal_channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
+        seal_stub = review_pb2_grpc.ReviewServiceStub(seal_channel)
         await open_task_of(chain, case_number, "review")
         first = await decide(stub, REVIEWER, case_number, REVIEW, REFUSE,
                              request_id=review_request)
@@ -220,13 +239,14 @@ async def test_a_replayed_decision_returns_the_same_receipt_and_records_once(
         second_decision = await refusal(decide(stub, OTHER_REVIEWER, case_number, REVIEW,
                                                APPROVE))
         await open_task_of(chain, case_number, "seal")
-        sealed = await decide(stub, SEALER, case_number, SEAL, SEAL_IT, request_id=seal_request)
+        sealed = await decide(seal_stub, SEALER, case_number, SEAL, SEAL_IT,
+                              request_id=seal_request)
         await handle.result()
-        sealed_again = await decide(stub, SEALER, case_number, SEAL, SEAL_IT,
+        sealed_again = await decide(seal_stub, SEALER, case_number, SEAL, SEAL_IT,
                                     request_id=seal_request)
         reviewed_again = await decide(stub, REVIEWER, case_number, REVIEW, REFUSE,
                                       request_id=review_request)
-        finished = await refusal(decide(stub, "ZWFWZX-002", case_number, SEAL, SEAL_IT))
+        finished = await refusal(decide(seal_stub, "ZWFWZX-002", case_number, SEAL, SEAL_IT))
     assert replayed == first == reviewed_again
     assert first.receipt.next_stage == SEAL  # a refusal at review goes straight to the seal
     assert sealed_again == sealed
@@ -259,7 +279,8 @@ async def test_a_deputy_signs_for_the_leader_and_the_delegation_is_recorded(
         inbox = await stub.ListInbox(pb.ListInboxRequest(stage=SIGN),
                                      metadata=as_official(DEPUTY))
         signed = (await decide(stub, DEPUTY, case_number, SIGN, APPROVE)).receipt
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number))
+        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                              metadata=as_official(DEPUTY))
     assert case_number in [t.case_number for t in inbox.tasks]
     assert signed.next_stage == SEAL
     sign = decisions_of(chain, case_number)[-1]
@@ -292,14 +313,16 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
     extension_id = str(uuid.uuid4())
     extend = pb.ExtendTimeLimitRequest(case_number=case_number, days=5, reason="需现场核查",
                                        request_id=extension_id)
-    async with chain.review.channel(SYSTEM) as channel:
+    async with chain.review.channel(SYSTEM) as channel, \
+            chain.review.channel(FOREIGN_SYSTEM) as foreign_channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
+        foreign = review_pb2_grpc.ReviewServiceStub(foreign_channel)
         await open_task_of(chain, case_number, "review")
         paused = (await stub.StartSpecialProcedure(start, metadata=as_official(REVIEWER))).change
         paused_again = (await stub.StartSpecialProcedure(
             start, metadata=as_official(REVIEWER))).change
         while_paused = await stub.GetCaseProgress(
-            pb.GetCaseProgressRequest(case_number=case_number))
+            pb.GetCaseProgressRequest(case_number=case_number), metadata=as_official(REVIEWER))
         refused = {
             "decision while paused": await refusal(
                 decide(stub, REVIEWER, case_number, REVIEW, APPROVE)),
@@ -307,7 +330,7 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
                 pb.StartSpecialProcedureRequest(
                     case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_HEARING,
                     request_id=str(uuid.uuid4())), metadata=as_official(REVIEWER))),
-            "by another department": await refusal(stub.EndSpecialProcedure(
+            "by another department": await refusal(foreign.EndSpecialProcedure(
                 pb.EndSpecialProcedureRequest(
                     case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_EXPERT_REVIEW,
                     request_id=str(uuid.uuid4())), metadata=as_official(FOREIGN_REVIEWER))),
@@ -331,7 +354,8 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
             pb.ExtendTimeLimitRequest(case_number=case_number, days=2, reason="再延",
                                       request_id=str(uuid.uuid4())),
             metadata=as_official(LEADER)))
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number))
+        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                              metadata=as_official(LEADER))
     assert paused.sla_state == pb.SLA_STATE_PAUSED
     assert paused_again == paused
     assert (while_paused.sla_state, while_paused.paused_for) == (
@@ -371,7 +395,8 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain)
     async with chain.review.channel("operator") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         await open_task_of(chain, case_number, "review")
-        before = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number))
+        before = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                            metadata=as_official(OPERATOR))
 
         async def listed() -> list[str]:
             return [w.id async for w in client.list_workflows(
@@ -382,7 +407,8 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain)
             pb.LoadHolidayScheduleRequest(year=2027, holidays=["2027-01-01"]),
             metadata=as_official(OPERATOR))
         after = await eventually(
-            lambda: stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number)),
+            lambda: stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                         metadata=as_official(OPERATOR)),
             lambda progress: progress.calendar_gap_year == 0)
     assert before.calendar_gap_year == 2027
     assert before.deadlines.unknown_year == 2027
@@ -395,11 +421,56 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain)
     assert after.deadlines.unknown_year == 0
 
 
+async def test_progress_is_read_by_the_cases_department_supervision_and_operators_only(
+        chain: Chain) -> None:
+    handle = await chain.start_case()
+    case_number = handle.id.removeprefix("approval/")
+    await open_task_of(chain, case_number, "review")
+    request = pb.GetCaseProgressRequest(case_number=case_number)
+    readers = {
+        "its reviewer": (SYSTEM, REVIEWER),
+        "its leader": (SYSTEM, LEADER),
+        "a supervisor": ("supervision-system", "JJZ-001"),
+        "an operator": ("operator", OPERATOR),
+        "a reviewer of another department": (FOREIGN_SYSTEM, FOREIGN_REVIEWER),
+        "a trading officer of the center": ("operator", "ZWFWZX-007"),
+        "a seal custodian": (SEAL_SYSTEM, SEALER),
+        "a window clerk of its department": ("hall-window-system", CLERK),
+        "nobody": (SYSTEM, ""),
+    }
+    outcomes: dict[str, grpc.StatusCode] = {}
+    details: dict[str, str] = {}
+    for label, (system, official) in readers.items():
+        async with chain.review.channel(system) as channel:
+            try:
+                progress = await review_pb2_grpc.ReviewServiceStub(channel).GetCaseProgress(
+                    request, metadata=as_official(official) if official else ())
+                outcomes[label] = grpc.StatusCode.OK
+                assert progress.case_number == case_number
+            except grpc.aio.AioRpcError as error:
+                outcomes[label], details[label] = error.code(), error.details() or ""
+    assert outcomes == {
+        "its reviewer": grpc.StatusCode.OK,
+        "its leader": grpc.StatusCode.OK,
+        "a supervisor": grpc.StatusCode.OK,
+        "an operator": grpc.StatusCode.OK,
+        "a reviewer of another department": grpc.StatusCode.PERMISSION_DENIED,
+        "a trading officer of the center": grpc.StatusCode.PERMISSION_DENIED,
+        "a seal custodian": grpc.StatusCode.PERMISSION_DENIED,
+        "a window clerk of its department": grpc.StatusCode.PERMISSION_DENIED,
+        "nobody": grpc.StatusCode.UNAUTHENTICATED,
+    }
+    assert "it is read by officials of SCJGJ" in details["a reviewer of another department"]
+    assert "may not call govhall.review.v1.ReviewService/GetCaseProgress" in details[
+        "a seal custodian"]
+
+
 async def test_progress_of_an_unknown_case_is_not_found(chain: Chain) -> None:
     async with chain.review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         code, details = await refusal(stub.GetCaseProgress(
-            pb.GetCaseProgressRequest(case_number="AP-20260101-999999")))
+            pb.GetCaseProgressRequest(case_number="AP-20260101-999999"),
+            metadata=as_official(OPERATOR)))
     assert code == grpc.StatusCode.NOT_FOUND
     assert "AP-20260101-999999 is unknown" in details
 
@@ -411,12 +482,14 @@ async def test_without_temporal_the_calls_are_unavailable_and_may_be_repeated(
         service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
                            temporal_address="127.0.0.1:9") as review,
         review.channel() as channel,
+        review.channel(SYSTEM) as department,
     ):
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         load = await refusal(stub.LoadHolidaySchedule(
             pb.LoadHolidayScheduleRequest(year=2027, holidays=["2027-01-01"]),
             metadata=as_official(OPERATOR)))
-        decision = await refusal(decide(stub, REVIEWER, "AP-20260101-000001", REVIEW, APPROVE))
+        decision = await refusal(decide(review_pb2_grpc.ReviewServiceStub(department), REVIEWER,
+                                        "AP-20260101-000001", REVIEW, APPROVE))
         listed = await stub.ListHolidaySchedules(pb.ListHolidaySchedulesRequest())
     assert load[0] == decision[0] == grpc.StatusCode.UNAVAILABLE
     # The schedule was stored before the cases were to be told; loading it again tells them.

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
 from kernel.chinatime import CHINA
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
@@ -23,8 +23,11 @@ if TYPE_CHECKING:
 LEADER = "SCJGJ-006"
 DEPUTY = "SCJGJ-007"
 CLERK = "SCJGJ-001"
-OTHER_LEADER = "FGW-006"
+OTHER_LEADER = "ZJJ-006"
 OPERATOR = "ZWFWZX-004"
+#: The department's own system, which speaks for its leaders; ZJJ's; the operators' console.
+SCJGJ = "department-system-scjgj"
+ZJJ = "department-system-zjj"
 SAMPLE_DELEGATIONS = 4
 
 
@@ -58,20 +61,22 @@ async def _all_delegations(stub: ReviewServiceAsyncStub,
             return delegations
 
 
-async def _audit_entries(stub: ReviewServiceAsyncStub) -> int:
-    verification = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
+async def _audit_entries(review: ServiceUnderTest) -> int:
+    async with review.channel("operator") as channel:
+        verification = (await review_pb2_grpc.ReviewServiceStub(channel).VerifyAuditLog(
+            pb.VerifyAuditLogRequest())).verification
     assert verification.intact
     return verification.entries
 
 
 async def test_a_leader_grants_a_delegation_to_a_deputy(review: ServiceUnderTest) -> None:
-    async with review.channel("department-review-system") as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         granted = (await stub.GrantDelegation(_grant(), metadata=as_official(LEADER))).delegation
         leader = await stub.GetOfficial(pb.GetOfficialRequest(official_id=LEADER))
         deputy = await stub.GetOfficial(pb.GetOfficialRequest(official_id=DEPUTY))
         bystander = await stub.GetOfficial(pb.GetOfficialRequest(official_id=CLERK))
-        audit = await _audit_entries(stub)
+        audit = await _audit_entries(review)
     assert granted.id > SAMPLE_DELEGATIONS
     assert (granted.leader_id, granted.deputy_id) == (LEADER, DEPUTY)
     assert granted.department_code == "SCJGJ"
@@ -82,12 +87,12 @@ async def test_a_leader_grants_a_delegation_to_a_deputy(review: ServiceUnderTest
     assert [d.id for d in leader.delegations_in_force] == [granted.id]
     assert [d.id for d in deputy.delegations_in_force] == [granted.id]
     assert not bystander.delegations_in_force
-    assert audit == 2
+    assert audit == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_the_audit_entry_holds_ids_and_no_names_or_reasons(
         review: ServiceUnderTest) -> None:
-    async with review.channel("department-review-system") as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         granted = (await stub.GrantDelegation(
             _grant(reason="陪同家人就医"), metadata=as_official(LEADER))).delegation
@@ -98,7 +103,7 @@ async def test_the_audit_entry_holds_ids_and_no_names_or_reasons(
             "SELECT system, official_id, action, subject, details FROM audit_log "
             "ORDER BY sequence DESC LIMIT 1")).one()
     engine.dispose()
-    assert entry.system == "department-review-system"
+    assert entry.system == SCJGJ
     assert entry.official_id == LEADER
     assert entry.action == "delegation.granted"
     assert entry.subject == f"delegation/{granted.id}"
@@ -108,7 +113,7 @@ async def test_the_audit_entry_holds_ids_and_no_names_or_reasons(
 
 
 async def test_a_scheduled_delegation_is_not_in_force_yet(review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         granted = (await stub.GrantDelegation(
             _grant(starts_in=timedelta(days=3)), metadata=as_official(LEADER))).delegation
@@ -123,9 +128,9 @@ async def test_a_scheduled_delegation_is_not_in_force_yet(review: ServiceUnderTe
 
 async def test_who_may_not_grant_is_refused_and_nothing_changes(
         review: ServiceUnderTest) -> None:
-    async with review.channel("department-review-system") as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        before = await _audit_entries(stub)
+        before = await _audit_entries(review)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(CLERK)),
                                 ("operator", as_official(OPERATOR)),
@@ -135,7 +140,7 @@ async def test_who_may_not_grant_is_refused_and_nothing_changes(
                 await stub.GrantDelegation(_grant(), metadata=metadata)
             outcomes[label] = refused.value.code()
         delegations = await _all_delegations(stub)
-        after = await _audit_entries(stub)
+        after = await _audit_entries(review)
     assert outcomes == {
         "nobody": grpc.StatusCode.UNAUTHENTICATED,
         "clerk": grpc.StatusCode.PERMISSION_DENIED,
@@ -149,9 +154,9 @@ async def test_who_may_not_grant_is_refused_and_nothing_changes(
 
 async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
         review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        before = await _audit_entries(stub)
+        before = await _audit_entries(review)
         cases = {
             "other department": _grant(OTHER_LEADER),
             "self": _grant(LEADER),
@@ -172,7 +177,7 @@ async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
             outcomes[label] = refused.value.code()
             errors[label] = refused.value
         delegations = await _all_delegations(stub)
-        after = await _audit_entries(stub)
+        after = await _audit_entries(review)
     assert outcomes == {
         "other department": grpc.StatusCode.FAILED_PRECONDITION,
         "self": grpc.StatusCode.INVALID_ARGUMENT,
@@ -195,7 +200,7 @@ async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
 
 async def test_overlapping_delegations_of_one_leader_are_refused(
         review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel, review.channel(ZJJ) as zjj_channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         first = (await stub.GrantDelegation(
             _grant(starts_in=timedelta(days=10)), metadata=as_official(LEADER))).delegation
@@ -209,18 +214,18 @@ async def test_overlapping_delegations_of_one_leader_are_refused(
                 valid_until=_ts(first.valid_until.ToDatetime(tzinfo=UTC) + timedelta(days=2))))
         second = (await stub.GrantDelegation(back_to_back,
                                              metadata=as_official(LEADER))).delegation
-        other_leader = (await stub.GrantDelegation(
-            _grant("FGW-007", starts_in=timedelta(days=12)),
+        other_leader = (await review_pb2_grpc.ReviewServiceStub(zjj_channel).GrantDelegation(
+            _grant("ZJJ-007", starts_in=timedelta(days=12)),
             metadata=as_official(OTHER_LEADER))).delegation
     assert overlapping.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert f"delegation {first.id}" in (overlapping.value.details() or "")
     assert second.valid_from == first.valid_until
-    assert other_leader.department_code == "FGW"
+    assert other_leader.department_code == "ZJJ"
 
 
 async def test_two_overlapping_grants_at_once_let_exactly_one_through(
         review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         outcomes = await asyncio.gather(
             *(stub.GrantDelegation(_grant(starts_in=timedelta(days=20)),
@@ -235,7 +240,7 @@ async def test_two_overlapping_grants_at_once_let_exactly_one_through(
 
 
 async def test_the_leader_revokes_and_the_delegation_is_kept(review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         granted = (await stub.GrantDelegation(_grant(lasts=timedelta(days=30)),
                                               metadata=as_official(LEADER))).delegation
@@ -253,7 +258,7 @@ async def test_the_leader_revokes_and_the_delegation_is_kept(review: ServiceUnde
         # The time the revoked delegation no longer covers is free again.
         again = (await stub.GrantDelegation(_grant(starts_in=timedelta(days=1)),
                                             metadata=as_official(LEADER))).delegation
-        audit = await _audit_entries(stub)
+        audit = await _audit_entries(review)
     assert revoked.state == pb.DELEGATION_STATE_REVOKED
     assert revoked.HasField("revoked_at")
     assert revoked.revoked_by == LEADER
@@ -264,31 +269,37 @@ async def test_the_leader_revokes_and_the_delegation_is_kept(review: ServiceUnde
     assert granted.id not in [d.id for d in in_force]
     assert not deputy.delegations_in_force
     assert again.id > granted.id
-    assert audit == 4
+    assert audit == SAMPLE_AUDIT_ENTRIES + 3
 
 
 async def test_an_operator_may_revoke_but_the_deputy_and_others_may_not(
         review: ServiceUnderTest) -> None:
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         granted = (await stub.GrantDelegation(_grant(),
                                               metadata=as_official(LEADER))).delegation
         request = pb.RevokeDelegationRequest(delegation_id=granted.id, reason="领导返岗")
         outcomes = {}
-        for label, metadata in (("nobody", ()), ("deputy", as_official(DEPUTY)),
-                                ("other leader", as_official(OTHER_LEADER)),
-                                ("stranger", as_official("ABC-999"))):
-            with pytest.raises(grpc.aio.AioRpcError) as refused:
-                await stub.RevokeDelegation(request, metadata=metadata)
+        for label, system, metadata in (
+                ("nobody", SCJGJ, ()), ("deputy", SCJGJ, as_official(DEPUTY)),
+                ("other leader", ZJJ, as_official(OTHER_LEADER)),
+                ("stranger", SCJGJ, as_official("ABC-999")),
+                ("operator through a department's system", SCJGJ, as_official(OPERATOR))):
+            async with review.channel(system) as other:
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await review_pb2_grpc.ReviewServiceStub(other).RevokeDelegation(
+                        request, metadata=metadata)
             outcomes[label] = refused.value.code()
         still = (await stub.GetOfficial(pb.GetOfficialRequest(official_id=DEPUTY)))
-        revoked = (await stub.RevokeDelegation(request,
-                                               metadata=as_official(OPERATOR))).delegation
+    async with review.channel("operator") as channel:
+        revoked = (await review_pb2_grpc.ReviewServiceStub(channel).RevokeDelegation(
+            request, metadata=as_official(OPERATOR))).delegation
     assert outcomes == {
         "nobody": grpc.StatusCode.UNAUTHENTICATED,
         "deputy": grpc.StatusCode.PERMISSION_DENIED,
         "other leader": grpc.StatusCode.PERMISSION_DENIED,
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
+        "operator through a department's system": grpc.StatusCode.PERMISSION_DENIED,
     }
     assert [d.id for d in still.delegations_in_force] == [granted.id]
     assert revoked.revoked_by == OPERATOR
@@ -301,11 +312,12 @@ async def test_revoking_what_does_not_exist_or_is_over(review: ServiceUnderTest)
             await stub.RevokeDelegation(
                 pb.RevokeDelegationRequest(delegation_id=9999, reason="x"),
                 metadata=as_official(OPERATOR))
-        with pytest.raises(grpc.aio.AioRpcError) as ended:
-            # The first sample delegation ended in January 2026.
-            await stub.RevokeDelegation(
-                pb.RevokeDelegationRequest(delegation_id=1, reason="x"),
-                metadata=as_official(LEADER))
+        async with review.channel(SCJGJ) as department:
+            with pytest.raises(grpc.aio.AioRpcError) as ended:
+                # The first sample delegation ended in January 2026.
+                await review_pb2_grpc.ReviewServiceStub(department).RevokeDelegation(
+                    pb.RevokeDelegationRequest(delegation_id=1, reason="x"),
+                    metadata=as_official(LEADER))
         with pytest.raises(grpc.aio.AioRpcError) as malformed:
             await stub.RevokeDelegation(pb.RevokeDelegationRequest(delegation_id=0, reason=""),
                                         metadata=as_official(OPERATOR))

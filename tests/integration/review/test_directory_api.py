@@ -12,7 +12,7 @@ from sqlalchemy import create_engine, text
 from govhall.common.v1 import common_pb2
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
-from tests.support import ServiceUnderTest, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, field_violations
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
@@ -32,7 +32,7 @@ async def _all_officials(stub: ReviewServiceAsyncStub,
 
 
 async def test_the_sample_staff_is_served_page_by_page(review: ServiceUnderTest) -> None:
-    async with review.channel("department-review-system") as channel:
+    async with review.channel("department-system-scjgj") as channel:
         officials = await _all_officials(review_pb2_grpc.ReviewServiceStub(channel))
     assert len(officials) == 335
     ids = [o.id for o in officials]
@@ -114,13 +114,14 @@ async def test_the_audit_verifier_names_the_first_edited_entry(review: ServiceUn
         engine = create_engine(review.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-005' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-005' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
-    assert before.intact and before.entries == 4
+    assert before.intact and before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1
 
 
 async def test_health(review: ServiceUnderTest) -> None:

@@ -23,7 +23,7 @@ from services.review.activities import (
     OfficialLookup,
     ReviewActivities,
 )
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
@@ -85,7 +85,7 @@ async def test_loading_a_year_again_replaces_it(review: ServiceUnderTest) -> Non
     assert second.schedule.loaded_by == "ZWFWZX-005"
     assert list(listed[-1].holidays) == ["2027-01-01", "2027-02-08", "2027-02-09"]
     assert list(listed[-1].makeup_workdays) == []
-    assert audit.intact and audit.entries == 3
+    assert audit.intact and audit.entries == SAMPLE_AUDIT_ENTRIES + 2
     assert _holiday_rows(review) == 3
 
 
@@ -139,7 +139,7 @@ async def test_a_wrong_schedule_is_refused_and_nothing_is_stored(
     assert field_violations(errors["no such day"]) == ["holidays[0]"]
     assert field_violations(errors["far year"]) == ["year"]
     assert 2027 not in [s.year for s in listed]
-    assert audit.entries == 1
+    assert audit.entries == SAMPLE_AUDIT_ENTRIES
     assert _holiday_rows(review) == 0
 
 

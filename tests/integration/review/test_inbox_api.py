@@ -18,9 +18,11 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.pki import client_pair, issue
+from kernel.systems import CallingSystem, DepartmentRole, RegistryUnitOfWork
 from services.review.activities import ReviewActivities
 from services.review.db import tables
-from tests.support import ServiceUnderTest, as_official
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, system_for
 from workflows import approval_contract as c
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ LEADER = "SCJGJ-006"
 SEALER = "ZWFWZX-001"
 SUPERVISOR = "JJZ-001"
 OPERATOR = "ZWFWZX-004"
+TRADING_OFFICER = "ZWFWZX-007"
+#: SCJGJ's own system: its reviewers and leaders call through it.
+SCJGJ = "department-system-scjgj"
+INBOX = "govhall.review.v1.ReviewService/ListInbox"
 ITEM = "012101000001000"
 DUE = datetime(2026, 12, 1, 15, 59, 59, tzinfo=UTC)
 CASE_A, CASE_B, CASE_C, CASE_D, CASE_E, CASE_F = (f"AP-20261126-{n:06d}" for n in range(1, 7))
@@ -56,10 +62,13 @@ async def _open_tasks(review: ServiceUnderTest) -> ReviewActivities:
     return hosted
 
 
-async def _inbox(stub: ReviewServiceAsyncStub, official: str,
+async def _inbox(review: ServiceUnderTest, official: str,
                  **filters: object) -> list[str]:
-    response = await stub.ListInbox(pb.ListInboxRequest(**filters),  # type: ignore[arg-type]
-                                    metadata=as_official(official))
+    """The official's inbox, read through the sample system that speaks for them."""
+    async with review.channel(system_for(INBOX, official)) as channel:
+        stub: ReviewServiceAsyncStub = review_pb2_grpc.ReviewServiceStub(channel)
+        response = await stub.ListInbox(pb.ListInboxRequest(**filters),  # type: ignore[arg-type]
+                                        metadata=as_official(official))
     return [t.case_number for t in response.tasks]
 
 
@@ -77,14 +86,14 @@ def _claims(review: ServiceUnderTest) -> dict[str, str]:
 
 async def test_each_official_sees_their_stages_in_due_order(review: ServiceUnderTest) -> None:
     await _open_tasks(review)
-    async with review.channel("department-review-system") as channel:
+    reviewer = await _inbox(review, REVIEWER)
+    leader = await _inbox(review, LEADER)
+    sealer = await _inbox(review, SEALER)
+    supervisor = await _inbox(review, SUPERVISOR)
+    supervisor_scjgj = await _inbox(review, SUPERVISOR, department_code="SCJGJ")
+    operator_review = await _inbox(review, OPERATOR, stage=pb.APPROVAL_STAGE_REVIEW)
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        reviewer = await _inbox(stub, REVIEWER)
-        leader = await _inbox(stub, LEADER)
-        sealer = await _inbox(stub, SEALER)
-        supervisor = await _inbox(stub, SUPERVISOR)
-        supervisor_scjgj = await _inbox(stub, SUPERVISOR, department_code="SCJGJ")
-        operator_review = await _inbox(stub, OPERATOR, stage=pb.APPROVAL_STAGE_REVIEW)
         first = await stub.ListInbox(pb.ListInboxRequest(), metadata=as_official(REVIEWER))
     # Same due time: by case number. The FGW task is not a SCJGJ reviewer's.
     assert reviewer == [CASE_C, CASE_A, CASE_B]
@@ -103,7 +112,8 @@ async def test_each_official_sees_their_stages_in_due_order(review: ServiceUnder
 async def test_the_inbox_pages_without_losing_or_repeating_a_task(
         review: ServiceUnderTest) -> None:
     await _open_tasks(review)
-    async with review.channel() as channel:
+    async with review.channel("supervision-system") as channel, \
+            review.channel(SCJGJ) as department:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         seen: list[str] = []
         token = ""
@@ -116,7 +126,7 @@ async def test_the_inbox_pages_without_losing_or_repeating_a_task(
             token = page.next_page_token
             if not token:
                 break
-        bad_token = await _refusal(stub.ListInbox(
+        bad_token = await _refusal(review_pb2_grpc.ReviewServiceStub(department).ListInbox(
             pb.ListInboxRequest(page_token="bm90IGEgdG9rZW4="), metadata=as_official(REVIEWER)))
     assert seen == [CASE_D, CASE_E, CASE_C, CASE_A, CASE_B, CASE_F]
     assert pages == 3
@@ -125,8 +135,10 @@ async def test_the_inbox_pages_without_losing_or_repeating_a_task(
 
 async def test_an_inbox_one_has_no_part_in_is_refused(review: ServiceUnderTest) -> None:
     await _open_tasks(review)
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel, \
+            review.channel("supervision-system") as supervision:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
+        desk = review_pb2_grpc.ReviewServiceStub(supervision)
         codes = {
             "other department": await _refusal(stub.ListInbox(
                 pb.ListInboxRequest(department_code="FGW"), metadata=as_official(REVIEWER))),
@@ -134,11 +146,13 @@ async def test_an_inbox_one_has_no_part_in_is_refused(review: ServiceUnderTest) 
                 pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_SIGN),
                 metadata=as_official(REVIEWER))),
             "no official": await _refusal(stub.ListInbox(pb.ListInboxRequest())),
-            "unknown department": await _refusal(stub.ListInbox(
+            "unknown department": await _refusal(desk.ListInbox(
                 pb.ListInboxRequest(department_code="NOPE"), metadata=as_official(SUPERVISOR))),
-            "finished stage": await _refusal(stub.ListInbox(
+            "finished stage": await _refusal(desk.ListInbox(
                 pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_COMPLETED),
                 metadata=as_official(SUPERVISOR))),
+            "supervisor through a department's system": await _refusal(stub.ListInbox(
+                pb.ListInboxRequest(), metadata=as_official(SUPERVISOR))),
         }
     assert codes == {
         "other department": grpc.StatusCode.PERMISSION_DENIED,
@@ -146,21 +160,24 @@ async def test_an_inbox_one_has_no_part_in_is_refused(review: ServiceUnderTest) 
         "no official": grpc.StatusCode.UNAUTHENTICATED,
         "unknown department": grpc.StatusCode.NOT_FOUND,
         "finished stage": grpc.StatusCode.INVALID_ARGUMENT,
+        "supervisor through a department's system": grpc.StatusCode.PERMISSION_DENIED,
     }
 
 
 async def test_a_claim_is_one_officials_and_filters_follow_it(review: ServiceUnderTest) -> None:
     await _open_tasks(review)
     claim_a = pb.ClaimTaskRequest(case_number=CASE_A, stage=pb.APPROVAL_STAGE_REVIEW)
-    async with review.channel("department-review-system") as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         claimed = await stub.ClaimTask(claim_a, metadata=as_official(REVIEWER))
         again = await stub.ClaimTask(claim_a, metadata=as_official(REVIEWER))
         conflict = await _refusal(stub.ClaimTask(claim_a, metadata=as_official(OTHER_REVIEWER)))
-        mine = await _inbox(stub, REVIEWER, claimed=pb.CLAIM_FILTER_MINE)
-        unclaimed = await _inbox(stub, OTHER_REVIEWER, claimed=pb.CLAIM_FILTER_UNCLAIMED)
-        everything = await _inbox(stub, OTHER_REVIEWER, claimed=pb.CLAIM_FILTER_ALL)
-        audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
+    mine = await _inbox(review, REVIEWER, claimed=pb.CLAIM_FILTER_MINE)
+    unclaimed = await _inbox(review, OTHER_REVIEWER, claimed=pb.CLAIM_FILTER_UNCLAIMED)
+    everything = await _inbox(review, OTHER_REVIEWER, claimed=pb.CLAIM_FILTER_ALL)
+    async with review.channel("operator") as channel:
+        audit = (await review_pb2_grpc.ReviewServiceStub(channel).VerifyAuditLog(
+            pb.VerifyAuditLogRequest())).verification
     assert claimed.task.claimed_by == REVIEWER
     assert claimed.task.HasField("claimed_at")
     assert again.task == claimed.task
@@ -169,14 +186,14 @@ async def test_a_claim_is_one_officials_and_filters_follow_it(review: ServiceUnd
     assert unclaimed == [CASE_C, CASE_B]
     assert everything == [CASE_C, CASE_A, CASE_B]
     # The load of the directory, six openings, one claim.
-    assert audit.intact and audit.entries == 8
+    assert audit.intact and audit.entries == SAMPLE_AUDIT_ENTRIES + 7
     assert _claims(review)[CASE_A] == REVIEWER
 
 
 async def test_a_claim_needs_the_role_in_the_deciding_department(
         review: ServiceUnderTest) -> None:
     await _open_tasks(review)
-    async with review.channel() as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
 
         async def claim(case_number: str, stage: int, official: str) -> grpc.StatusCode:
@@ -208,9 +225,9 @@ async def test_a_closed_task_leaves_the_inbox_and_cannot_be_claimed(
     hosted = await _open_tasks(review)
     await ActivityEnvironment().run(
         hosted.close_task, c.TaskClosing(CASE_C, "review", OTHER_REVIEWER, "approve"))
-    async with review.channel() as channel:
+    inbox = await _inbox(review, REVIEWER)
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        inbox = await _inbox(stub, REVIEWER)
         refused = await _refusal(stub.ClaimTask(
             pb.ClaimTaskRequest(case_number=CASE_C, stage=pb.APPROVAL_STAGE_REVIEW),
             metadata=as_official(REVIEWER)))
@@ -227,7 +244,7 @@ def _ts(moment: datetime) -> Timestamp:
 async def test_a_deputy_takes_the_leaders_sign_tasks_under_a_delegation(
         review: ServiceUnderTest) -> None:
     await _open_tasks(review)
-    async with review.channel("department-review-system") as channel:
+    async with review.channel(SCJGJ) as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         before = await _refusal(stub.ListInbox(
             pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_SIGN), metadata=as_official(DEPUTY)))
@@ -235,8 +252,8 @@ async def test_a_deputy_takes_the_leaders_sign_tasks_under_a_delegation(
             deputy_id=DEPUTY, reason="出差", period=pb.DelegationPeriod(
                 valid_until=_ts(datetime.now(UTC) + timedelta(days=2)))),
             metadata=as_official(LEADER))
-        sign_inbox = await _inbox(stub, DEPUTY, stage=pb.APPROVAL_STAGE_SIGN)
-        whole_inbox = await _inbox(stub, DEPUTY)
+        sign_inbox = await _inbox(review, DEPUTY, stage=pb.APPROVAL_STAGE_SIGN)
+        whole_inbox = await _inbox(review, DEPUTY)
         claimed = await stub.ClaimTask(
             pb.ClaimTaskRequest(case_number=CASE_D, stage=pb.APPROVAL_STAGE_SIGN),
             metadata=as_official(DEPUTY))
@@ -262,12 +279,14 @@ async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTe
     await run(hosted.open_escalation,
               c.EscalationOpening("AP-1", "SCJGJ", "review", "legal_breach", DUE))
     await run(hosted.close_task, c.TaskClosing("AP-2", "seal", SEALER, "seal"))
-    async with review.channel("supervision-system") as channel:
+    async with review.channel("supervision-system") as channel, \
+            review.channel("operator") as console:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
+        operators = review_pb2_grpc.ReviewServiceStub(console)
         everything = await stub.ListEscalations(pb.ListEscalationsRequest(),
                                                 metadata=as_official(SUPERVISOR))
-        open_only = await stub.ListEscalations(pb.ListEscalationsRequest(open_only=True),
-                                               metadata=as_official(OPERATOR))
+        open_only = await operators.ListEscalations(pb.ListEscalationsRequest(open_only=True),
+                                                    metadata=as_official(OPERATOR))
         fgw = await stub.ListEscalations(pb.ListEscalationsRequest(department_code="FGW"),
                                          metadata=as_official(SUPERVISOR))
         first_page = await stub.ListEscalations(pb.ListEscalationsRequest(page_size=2),
@@ -275,8 +294,10 @@ async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTe
         second_page = await stub.ListEscalations(
             pb.ListEscalationsRequest(page_size=2, page_token=first_page.next_page_token),
             metadata=as_official(SUPERVISOR))
-        reviewer = await _refusal(stub.ListEscalations(pb.ListEscalationsRequest(),
-                                                       metadata=as_official(REVIEWER)))
+        # The operators' console speaks for the center's trading officers, who hold
+        # neither oversight role.
+        trading_officer = await _refusal(operators.ListEscalations(
+            pb.ListEscalationsRequest(), metadata=as_official(TRADING_OFFICER)))
     assert [(e.case_number, e.kind) for e in everything.escalations] == [
         ("AP-1", pb.ESCALATION_KIND_PROMISED_BREACH),
         ("AP-2", pb.ESCALATION_KIND_PROMISED_BREACH),
@@ -290,4 +311,39 @@ async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTe
     assert second_page.next_page_token == ""
     assert everything.escalations[0].stage == pb.APPROVAL_STAGE_REVIEW
     assert everything.escalations[0].due_at.ToDatetime(tzinfo=UTC) == DUE
-    assert reviewer == grpc.StatusCode.PERMISSION_DENIED
+    assert trading_officer == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_deputy_signs_only_through_a_system_that_speaks_for_leaders(
+        review: ServiceUnderTest) -> None:
+    await _open_tasks(review)
+    # A system of SCJGJ's reviewers only: the deputy is one, and holds the leader's
+    # delegation, but this system may not carry a leader's signature.
+    reviewers_only = "scjgj-review-desk"
+    pair = client_pair(review.pki_dir, reviewers_only)
+    if not pair.cert.exists():
+        issue(review.pki_dir, pair, common_name=reviewers_only, server=False)
+    with RegistryUnitOfWork(review.running.engine) as uow:
+        uow.systems.put(CallingSystem(
+            reviewers_only, rpcs=frozenset({INBOX, "govhall.review.v1.ReviewService/ClaimTask"}),
+            speaks_for=frozenset({DepartmentRole("SCJGJ", "reviewer")})),
+            at=datetime.now(UTC), by=OPERATOR)
+        uow.commit()
+    review.running.registry.invalidate()
+    async with review.channel(SCJGJ) as channel:
+        await review_pb2_grpc.ReviewServiceStub(channel).GrantDelegation(
+            pb.GrantDelegationRequest(deputy_id=DEPUTY, reason="出差", period=pb.DelegationPeriod(
+                valid_until=_ts(datetime.now(UTC) + timedelta(days=2)))),
+            metadata=as_official(LEADER))
+    sign = pb.ClaimTaskRequest(case_number=CASE_D, stage=pb.APPROVAL_STAGE_SIGN)
+    async with review.channel(reviewers_only) as channel:
+        stub = review_pb2_grpc.ReviewServiceStub(channel)
+        review_tasks = await stub.ListInbox(pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_REVIEW),
+                                            metadata=as_official(DEPUTY))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ClaimTask(sign, metadata=as_official(DEPUTY))
+    assert [t.case_number for t in review_tasks.tasks] == [CASE_C, CASE_A, CASE_B]
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert refused.value.details() == (
+        f"system {reviewers_only} may not speak for a leader of SCJGJ")
+    assert _claims(review)[CASE_D] == ""

@@ -16,7 +16,7 @@ from tests.integration.trading.conftest import (
     TRADING_OFFICER,
     WINDOW_CLERK,
 )
-from tests.support import ServiceUnderTest, as_official, field_violations
+from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 OFFICER = as_official(TRADING_OFFICER)
 NEW_NAME = "欧阳测试"
@@ -136,7 +136,7 @@ async def test_a_registered_expert_joins_the_pool_available(trading: ServiceUnde
     assert fetched.available
     assert "EX-0097" in [e.id for e in lawyers]
     assert "EX-0097" in [e.id for e in appraisers]
-    assert entries == 2
+    assert entries == SAMPLE_AUDIT_ENTRIES + 1
     last = _audit_rows(trading)[-1]
     assert "expert/EX-0097" in last
     assert "expert.registered" in last
@@ -158,7 +158,7 @@ async def test_registering_a_taken_id_is_already_exists_and_changes_nothing(
     assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "EX-0001" in (taken.value.details() or "")
     assert after == before
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 @pytest.mark.parametrize(("request_", "field"), [
@@ -185,11 +185,11 @@ async def test_a_bad_registration_is_invalid_and_changes_nothing(
     assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert field in field_violations(refused.value)
     assert len(experts) == 96
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) -> None:
-    async with trading.channel("hall-window-system") as channel:
+    async with trading.channel("trading-platform") as channel:
         stub = trading_pb2_grpc.TradingServiceStub(channel)
         outcomes = {}
         for label, metadata in (("nobody", ()), ("clerk", as_official(WINDOW_CLERK)),
@@ -198,6 +198,10 @@ async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) ->
             with pytest.raises(grpc.aio.AioRpcError) as refused:
                 await stub.RegisterExpert(_register_request(), metadata=metadata)
             outcomes[label] = refused.value.code()
+        async with trading.channel("hall-window-system") as window:
+            with pytest.raises(grpc.aio.AioRpcError) as through_the_window:
+                await trading_pb2_grpc.TradingServiceStub(window).RegisterExpert(
+                    _register_request(), metadata=OFFICER)
         with pytest.raises(grpc.aio.AioRpcError) as still_missing:
             await stub.GetExpert(pb.GetExpertRequest(id="EX-0097"), metadata=OFFICER)
         entries = await _audit_entries(stub)
@@ -207,8 +211,9 @@ async def test_registering_needs_a_trading_officer(trading: ServiceUnderTest) ->
         "stranger": grpc.StatusCode.PERMISSION_DENIED,
         "malformed": grpc.StatusCode.INVALID_ARGUMENT,
     }
+    assert through_the_window.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert still_missing.value.code() == grpc.StatusCode.NOT_FOUND
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_an_expert_taken_out_and_put_back(trading: ServiceUnderTest) -> None:
@@ -229,11 +234,12 @@ async def test_an_expert_taken_out_and_put_back(trading: ServiceUnderTest) -> No
     assert fetched == out
     assert retried == out
     assert (back.available, back.unavailable_reason) == (True, "")
-    assert (after_out, after_retry, after_back) == (2, 2, 3)
-    rows = _audit_rows(trading)
-    assert "expert.made_unavailable" in rows[1]
-    assert "expert.made_available" in rows[2]
-    assert all("expert/EX-0006" in row for row in rows[1:])
+    assert (after_out, after_retry, after_back) == (
+        SAMPLE_AUDIT_ENTRIES + 1, SAMPLE_AUDIT_ENTRIES + 1, SAMPLE_AUDIT_ENTRIES + 2)
+    rows = _audit_rows(trading)[SAMPLE_AUDIT_ENTRIES:]
+    assert "expert.made_unavailable" in rows[0]
+    assert "expert.made_available" in rows[1]
+    assert all("expert/EX-0006" in row for row in rows)
     assert not any("出国访学" in row for row in rows)
 
 
@@ -279,7 +285,7 @@ async def test_bad_availability_changes_are_refused_and_change_nothing(
     assert fields["blank reason"] == ["reason"]
     assert fields["long reason"] == ["reason"]
     assert expert.available
-    assert entries == 1
+    assert entries == SAMPLE_AUDIT_ENTRIES
 
 
 async def test_expert_names_never_reach_the_logs(
@@ -313,11 +319,12 @@ async def test_the_audit_verifier_names_the_first_edited_entry(
         engine = create_engine(trading.settings.resolved_database_url())
         with engine.begin() as connection:
             connection.execute(text(
-                "UPDATE audit_log SET official_id = 'ZWFWZX-008' WHERE sequence = 3"))
+                "UPDATE audit_log SET official_id = 'ZWFWZX-008' WHERE sequence = :edited"),
+                {"edited": SAMPLE_AUDIT_ENTRIES + 2})
         engine.dispose()
         after = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert before.intact
-    assert before.entries == 4
+    assert before.entries == SAMPLE_AUDIT_ENTRIES + 3
     assert not after.intact
-    assert after.first_broken_sequence == 3
-    assert after.entries == 2
+    assert after.first_broken_sequence == SAMPLE_AUDIT_ENTRIES + 2
+    assert after.entries == SAMPLE_AUDIT_ENTRIES + 1

@@ -19,16 +19,16 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from kernel.db import make_engine
-from kernel.identity import Caller
 from kernel.service import prepare
 from services.review.app import handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.main import DEFINITION as REVIEW
+from tests.support import sample_caller
 from tests.unit.workflows.fakes import CHINA, Center, end_of_china_day
 from workflows import approval_contract as c
 from workflows.approval import ApprovalWorkflow
 
-OPERATOR = Caller("operator", "ZWFWZX-004")
+OPERATOR = sample_caller("operator", "ZWFWZX-004")
 
 
 def _working_days_after(start: date, count: int, holidays: set[date],

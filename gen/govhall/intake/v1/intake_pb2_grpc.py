@@ -189,8 +189,9 @@ class IntakeServiceServicer:
 
     def GetCase(self, request, context):
         """GetCase returns a case with its notices, deadlines and timeline. The
-        applicant's personal data is shown to a window clerk of the case's
-        department only; everyone else sees the name masked.
+        applicant's personal data is shown only to an acting official of the
+        case's department (any role), named by a system that may speak for
+        them there; everyone else sees the name masked.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

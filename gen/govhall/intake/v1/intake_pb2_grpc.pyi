@@ -81,8 +81,9 @@ class IntakeServiceStub:
     """
     GetCase: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetCaseRequest, _intake_pb2.GetCaseResponse]
     """GetCase returns a case with its notices, deadlines and timeline. The
-    applicant's personal data is shown to a window clerk of the case's
-    department only; everyone else sees the name masked.
+    applicant's personal data is shown only to an acting official of the
+    case's department (any role), named by a system that may speak for
+    them there; everyone else sees the name masked.
     """
     GetSealKeys: _grpc.UnaryUnaryMultiCallable[_intake_pb2.GetSealKeysRequest, _intake_pb2.GetSealKeysResponse]
     """GetSealKeys lists every public key the center's seal has used, the
@@ -163,8 +164,9 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     """
     GetCase: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetCaseRequest, _intake_pb2.GetCaseResponse]  # type: ignore[assignment]
     """GetCase returns a case with its notices, deadlines and timeline. The
-    applicant's personal data is shown to a window clerk of the case's
-    department only; everyone else sees the name masked.
+    applicant's personal data is shown only to an acting official of the
+    case's department (any role), named by a system that may speak for
+    them there; everyone else sees the name masked.
     """
     GetSealKeys: _aio.UnaryUnaryMultiCallable[_intake_pb2.GetSealKeysRequest, _intake_pb2.GetSealKeysResponse]  # type: ignore[assignment]
     """GetSealKeys lists every public key the center's seal has used, the
@@ -290,8 +292,9 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_intake_pb2.GetCaseResponse, _abc.Awaitable[_intake_pb2.GetCaseResponse]]:
         """GetCase returns a case with its notices, deadlines and timeline. The
-        applicant's personal data is shown to a window clerk of the case's
-        department only; everyone else sees the name masked.
+        applicant's personal data is shown only to an acting official of the
+        case's department (any role), named by a system that may speak for
+        them there; everyone else sees the name masked.
         """
 
     @_abc_1.abstractmethod

@@ -271,7 +271,9 @@ class ReviewServiceServicer:
 
     def GetCaseProgress(self, request, context):
         """GetCaseProgress returns where a case stands in the approval chain: its
-        stage, deadlines, decisions and whom it waits for.
+        stage, deadlines, decisions and whom it waits for. Needs an acting
+        official of the case's department, or one holding ROLE_SUPERVISOR or
+        ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

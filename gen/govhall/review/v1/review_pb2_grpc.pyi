@@ -117,7 +117,9 @@ class ReviewServiceStub:
     """
     GetCaseProgress: _grpc.UnaryUnaryMultiCallable[_review_pb2.GetCaseProgressRequest, _review_pb2.GetCaseProgressResponse]
     """GetCaseProgress returns where a case stands in the approval chain: its
-    stage, deadlines, decisions and whom it waits for.
+    stage, deadlines, decisions and whom it waits for. Needs an acting
+    official of the case's department, or one holding ROLE_SUPERVISOR or
+    ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
     """
 
 @_typing.type_check_only
@@ -209,7 +211,9 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     """
     GetCaseProgress: _aio.UnaryUnaryMultiCallable[_review_pb2.GetCaseProgressRequest, _review_pb2.GetCaseProgressResponse]  # type: ignore[assignment]
     """GetCaseProgress returns where a case stands in the approval chain: its
-    stage, deadlines, decisions and whom it waits for.
+    stage, deadlines, decisions and whom it waits for. Needs an acting
+    official of the case's department, or one holding ROLE_SUPERVISOR or
+    ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -394,7 +398,9 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_review_pb2.GetCaseProgressResponse, _abc.Awaitable[_review_pb2.GetCaseProgressResponse]]:
         """GetCaseProgress returns where a case stands in the approval chain: its
-        stage, deadlines, decisions and whom it waits for.
+        stage, deadlines, decisions and whom it waits for. Needs an acting
+        official of the case's department, or one holding ROLE_SUPERVISOR or
+        ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,295 @@
+"""Who may call what, and speak for whom: the matrix, generated from the sample registry.
+
+The four services run once for the whole module (on SQLite, and on
+PostgreSQL when configured), with the sample registry of calling systems
+they load on first start. The cases are generated, not written out:
+
+- every (system, RPC) pair, for every registered system and one the CA
+  certified but nobody registered, and every RPC of every service as its
+  descriptors list it: an empty request is refused with PERMISSION_DENIED
+  naming the system and the RPC, leaving the service's audit log as it
+  was, exactly when the registry does not list the RPC for the system;
+- every (system, department and role of the sample staff) pair, one
+  official for each: the official is named on an RPC the system may call
+  that needs that role, and is refused for the system exactly when the
+  registry does not let it speak for them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from govhall.common.v1 import systems_pb2
+from govhall.complaints.v1 import complaints_pb2
+from govhall.intake.v1 import intake_pb2
+from govhall.review.v1 import review_pb2
+from govhall.trading.v1 import trading_pb2
+from kernel.pki import client_pair, issue
+from kernel.service import ServiceDefinition, served_service_names
+from kernel.systems import EVERY
+from services.complaints.main import DEFINITION as COMPLAINTS
+from services.intake.main import DEFINITION as INTAKE
+from services.review.main import DEFINITION as REVIEW
+from services.trading.main import DEFINITION as TRADING
+from tests.support import (
+    BACKENDS,
+    ServiceUnderTest,
+    as_official,
+    fresh_database_url,
+    registered_systems,
+    sample_registry,
+    sample_staff,
+    service_under_test,
+)
+
+DEFINITIONS: dict[str, ServiceDefinition] = {
+    "intake": INTAKE, "review": REVIEW, "trading": TRADING, "complaints": COMPLAINTS}
+#: A system with a certificate of the center's CA and no entry in the registry.
+UNREGISTERED = "unregistered-system"
+SYSTEMS = [*registered_systems(), UNREGISTERED]
+
+
+def _rpcs() -> list[tuple[str, str]]:
+    """(service, "package.Service/Method") for every RPC every service serves."""
+    pool = descriptor_pool.Default()
+    return [(service, f"{name}/{method.name}")
+            for service, definition in DEFINITIONS.items()
+            for name in served_service_names(definition)
+            for method in pool.FindServiceByName(name).methods]
+
+
+RPCS = _rpcs()
+
+
+def _may_call(system: str, rpc: str) -> bool:
+    scope = sample_registry().scope_of(system)
+    return scope is not None and scope.may_call(rpc)
+
+
+# ---- probes: an RPC that needs a role, with a request that passes validation -----------
+#
+# Each request reaches the check of the acting official and, for an official
+# the system may speak for in that role, then stops at something missing
+# (NOT_FOUND, INVALID_ARGUMENT) or only reads: it never changes anything.
+
+UNKNOWN_CASE = "AP-20000101-000001"
+
+
+def _tomorrow() -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    return stamp
+
+
+@dataclass(frozen=True)
+class Probe:
+    service: str
+    rpc: str
+    request: Callable[[], Message]
+
+
+PROBES: dict[str, list[Probe]] = {
+    "window_clerk": [Probe("intake", "govhall.intake.v1.IntakeService/WithdrawApplication",
+                           lambda: intake_pb2.WithdrawApplicationRequest(
+                               case_number=UNKNOWN_CASE, reason="申请人撤回"))],
+    "reviewer": [Probe("review", "govhall.review.v1.ReviewService/ClaimTask",
+                       lambda: review_pb2.ClaimTaskRequest(
+                           case_number=UNKNOWN_CASE, stage=review_pb2.APPROVAL_STAGE_REVIEW))],
+    "leader": [Probe("review", "govhall.review.v1.ReviewService/GrantDelegation",
+                     lambda: review_pb2.GrantDelegationRequest(
+                         deputy_id="ZZZ-999", reason="出差",
+                         period=review_pb2.DelegationPeriod(valid_until=_tomorrow())))],
+    "seal_custodian": [Probe("review", "govhall.review.v1.ReviewService/ClaimTask",
+                             lambda: review_pb2.ClaimTaskRequest(
+                                 case_number=UNKNOWN_CASE,
+                                 stage=review_pb2.APPROVAL_STAGE_SEAL))],
+    "supervisor": [Probe("review", "govhall.review.v1.ReviewService/ListEscalations",
+                         lambda: review_pb2.ListEscalationsRequest(open_only=True))],
+    "operator": [Probe("intake", "govhall.common.v1.CallingSystemsService/RemoveCallingSystem",
+                       lambda: systems_pb2.RemoveCallingSystemRequest(name="no-such-system"))],
+    "trading_officer": [Probe("trading", "govhall.trading.v1.TradingService/SetExpertAvailability",
+                              lambda: trading_pb2.SetExpertAvailabilityRequest(
+                                  id="EX-9999", available=True))],
+    "complaint_dispatcher": [Probe(
+        "complaints", "govhall.complaints.v1.ComplaintsService/SetRoutingRule",
+        lambda: complaints_pb2.SetRoutingRuleRequest(
+            category_code="ZZ-99", department_code="NOWHERE", basis="职能调整"))],
+    # No RPC needs a complaint handler yet.
+    "complaint_handler": [],
+}
+
+
+def _probe(system: str, role: str) -> Probe | None:
+    """An RPC the system may call that needs ``role``; else any it may call naming an official."""
+    callable_probes = [p for probes in PROBES.values() for p in probes
+                       if _may_call(system, p.rpc)]
+    own = [p for p in PROBES[role] if _may_call(system, p.rpc)]
+    found = own or callable_probes
+    return found[0] if found else None
+
+
+def _pairs() -> list[tuple[str, str, str]]:
+    """(department, role, official): the first official of each pair in the sample staff."""
+    first: dict[tuple[str, str], str] = {}
+    for official in sorted(sample_staff().values(), key=lambda o: o.id):
+        for role in official.roles:
+            first.setdefault((official.department_code, role), official.id)
+    return [(department, role, official) for (department, role), official in sorted(first.items())]
+
+
+PAIRS = _pairs()
+OFFICIAL_CASES = [(system, *pair) for system, pair in itertools.product(SYSTEMS, PAIRS)
+                  if _probe(system, pair[1]) is not None]
+
+
+# ---- the services, once -----------------------------------------------------------------
+
+
+@dataclass
+class Suite:
+    services: dict[str, ServiceUnderTest]
+    channels: dict[tuple[str, str], grpc.aio.Channel] = field(default_factory=dict)
+
+    def channel(self, service: str, system: str) -> grpc.aio.Channel:
+        key = (service, system)
+        if key not in self.channels:
+            self.channels[key] = self.services[service].channel(system)
+        return self.channels[key]
+
+    def audit_entries(self, service: str) -> int:
+        with self.services[service].running.engine.connect() as connection:
+            return int(connection.exec_driver_sql("SELECT count(*) FROM audit_log").scalar_one())
+
+    async def call(self, service: str, system: str, rpc: str, request: bytes,
+                   official: str = "") -> tuple[grpc.StatusCode, str]:
+        method = self.channel(service, system).unary_unary(
+            f"/{rpc}", request_serializer=None, response_deserializer=None)
+        try:
+            await method(request, metadata=as_official(official) if official else (), timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code(), error.details() or ""
+        return grpc.StatusCode.OK, ""
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+async def suite(request: pytest.FixtureRequest, pki_dir: Path,
+                tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Suite]:
+    stranger = client_pair(pki_dir, UNREGISTERED)
+    if not stranger.cert.exists():
+        issue(pki_dir, stranger, common_name=UNREGISTERED, server=False)
+    directory = tmp_path_factory.mktemp("matrix")
+    services: dict[str, ServiceUnderTest] = {}
+    contexts: list[Any] = []
+    try:
+        for name, definition in DEFINITIONS.items():
+            context = service_under_test(
+                definition, database_url=fresh_database_url(str(request.param), name, directory),
+                pki_dir=pki_dir, temporal_address="127.0.0.1:1")
+            services[name] = await context.__aenter__()
+            contexts.append(context)
+        running = Suite(services)
+        yield running
+        for channel in running.channels.values():
+            await channel.close(grace=None)
+    finally:
+        for context in reversed(contexts):
+            await context.__aexit__(None, None, None)
+
+
+def test_the_matrix_covers_every_system_rpc_and_pair() -> None:
+    assert len(SYSTEMS) >= 10 and len(RPCS) >= 60
+    assert {service for service, _ in RPCS} == set(DEFINITIONS)
+    assert len(PAIRS) >= 100
+    assert len(OFFICIAL_CASES) >= 6 * len(PAIRS)
+
+
+@pytest.mark.parametrize(("system", "service", "rpc"),
+                         [(system, service, rpc) for system in SYSTEMS for service, rpc in RPCS],
+                         ids=lambda value: str(value))
+async def test_a_system_calls_exactly_the_rpcs_the_registry_lists(
+        suite: Suite, system: str, service: str, rpc: str) -> None:
+    before = suite.audit_entries(service)
+    code, details = await suite.call(service, system, rpc, b"")
+    if _may_call(system, rpc):
+        assert code != grpc.StatusCode.PERMISSION_DENIED, details
+    else:
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+        assert system in details and rpc in details
+        assert suite.audit_entries(service) == before
+
+
+@pytest.mark.parametrize(("system", "department", "role", "official"), OFFICIAL_CASES,
+                         ids=lambda value: str(value))
+async def test_a_system_speaks_exactly_for_the_officials_the_registry_lets_it(
+        suite: Suite, system: str, department: str, role: str, official: str) -> None:
+    probe = _probe(system, role)
+    assert probe is not None
+    scope = sample_registry().scope_of(system)
+    allowed = scope is not None and scope.may_speak_for(department, role)
+    before = suite.audit_entries(probe.service)
+    code, details = await suite.call(probe.service, system, probe.rpc,
+                                     probe.request().SerializeToString(), official)
+    if allowed:
+        assert probe in PROBES[role], f"{system} speaks for {role} but may call no RPC needing it"
+        assert code != grpc.StatusCode.PERMISSION_DENIED, details
+    else:
+        assert code == grpc.StatusCode.PERMISSION_DENIED
+        assert f"system {system} may not speak for official {official}" in details
+    assert suite.audit_entries(probe.service) == before
+
+
+@pytest.mark.parametrize("system", SYSTEMS)
+def test_a_system_that_may_call_no_rpc_needing_an_official_speaks_for_nobody(
+        system: str) -> None:
+    if any(_may_call(system, p.rpc) for probes in PROBES.values() for p in probes):
+        return
+    entry = sample_registry().systems.get(system)
+    assert entry is None or entry.speaks_for == frozenset()
+
+
+async def test_health_and_reflection_answer_any_certificate_of_the_ca(suite: Suite) -> None:
+    channel = suite.channel("intake", UNREGISTERED)
+    health = await health_pb2_grpc.HealthStub(channel).Check(
+        health_pb2.HealthCheckRequest(service=""))
+    responses = reflection_pb2_grpc.ServerReflectionStub(channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
+    names = [s.name async for r in responses for s in r.list_services_response.service]
+    assert health.status == health_pb2.HealthCheckResponse.SERVING
+    assert "govhall.common.v1.CallingSystemsService" in names
+
+
+async def test_the_system_is_checked_before_the_request_or_the_official_is_read(
+        suite: Suite) -> None:
+    rpc = "govhall.intake.v1.IntakeService/SubmitApplication"
+    for system in (UNREGISTERED, "hotline-12345"):
+        garbage = await suite.call("intake", system, rpc, b"\xff\xfe\x00\x01garbage")
+        malformed_official = await suite.call("intake", system, rpc, b"", "robert'); --")
+        assert garbage[0] == malformed_official[0] == grpc.StatusCode.PERMISSION_DENIED
+    # The shared entry is not a system: a certificate named "*" would get nothing either.
+    assert sample_registry().scope_of(EVERY) is None
+
+
+async def test_the_public_reads_are_every_registered_systems(suite: Suite) -> None:
+    shared = sample_registry().systems[EVERY].rpcs
+    assert "govhall.intake.v1.IntakeService/VerifyDecision" in shared
+    for system in registered_systems():
+        code, details = await suite.call(
+            "intake", system, "govhall.intake.v1.IntakeService/GetSealKeys", b"")
+        assert code == grpc.StatusCode.OK, (system, details)
+    code, _ = await suite.call("intake", UNREGISTERED,
+                               "govhall.intake.v1.IntakeService/GetSealKeys", b"")
+    assert code == grpc.StatusCode.PERMISSION_DENIED
+
