@@ -12,8 +12,8 @@ import asyncio
 import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -42,8 +42,10 @@ class ServiceDefinition:
     migrations_dir: Path
     #: Fully qualified gRPC service names, for health and reflection.
     service_names: Sequence[str]
-    #: Adds the service's servicer(s) to a server.
-    register: Callable[[grpc.aio.Server, Engine, ServiceSettings], None]
+    #: Adds the service's servicer(s) to a server; returns the work the process runs beside
+    #: them until it stops (an outbox, say), or None.
+    register: Callable[[grpc.aio.Server, Engine, ServiceSettings],
+                       Sequence[Coroutine[Any, Any, None]] | None]
     #: The activity callables this service hosts on its task queue.
     activities: Callable[[Engine, ServiceSettings], Sequence[Callable[..., Any]]]
     #: Makes what the service needs on first start (keys, sample directory data in an
@@ -59,10 +61,16 @@ class RunningService:
     worker: Worker | None
     worker_task: asyncio.Task[None] | None
     health: Any
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     async def stop(self, grace: float) -> None:
         await mark_not_serving(self.health)
         await self.server.stop(grace)
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if self.worker is not None:
             await self.worker.shutdown()
         if self.worker_task is not None:
@@ -85,9 +93,14 @@ def prepare(definition: ServiceDefinition, settings: ServiceSettings) -> bool:
 async def start(definition: ServiceDefinition, settings: ServiceSettings) -> RunningService:
     """Start the gRPC server (and the activity worker if configured)."""
     engine = make_engine(settings.resolved_database_url())
+    beside: list[Coroutine[Any, Any, None]] = []
+
+    def register(server: grpc.aio.Server) -> None:
+        beside.extend(definition.register(server, engine, settings) or ())
+
     server, port, health = await create_server(
         settings.address,
-        register=lambda s: definition.register(s, engine, settings),
+        register=register,
         service_names=definition.service_names,
         pki_dir=settings.pki_dir,
         max_message_bytes=settings.max_message_bytes,
@@ -102,10 +115,11 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                         graceful_shutdown_timeout=timedelta(
                         seconds=settings.shutdown_grace_seconds))
         worker_task = asyncio.create_task(worker.run())
+    background = [asyncio.create_task(work) for work in beside]
     await mark_serving(health, definition.service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if worker else None)
-    return RunningService(server, port, engine, worker, worker_task, health)
+    return RunningService(server, port, engine, worker, worker_task, health, background)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

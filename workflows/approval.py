@@ -81,9 +81,9 @@ with workflow.unsafe.imports_passed_through():
         DeadlinesRequest,
         Decision,
         DecisionReceipt,
+        DecisionTaken,
         PausedSpan,
         Recompute,
-        RecordedDecision,
         SealReceipt,
         SealRequest,
         SignedStatement,
@@ -154,7 +154,7 @@ class ApprovalWorkflow:
         #: Bumped when deadlines change, so the watcher looks again.
         self.deadline_version = 0
         self.deadline_lock = asyncio.Lock()
-        self.decisions: list[RecordedDecision] = []
+        self.decisions: list[DecisionTaken] = []
         self.acted: set[str] = set(self.case.people)
         #: A decision or withdrawal is being taken; the next waits for it.
         self.deciding = False
@@ -273,7 +273,7 @@ class ApprovalWorkflow:
     async def _take(self, decision: Decision, facts: StatementFacts) -> DecisionReceipt:
         stage = Stage(facts.stage)
         now = workflow.now()
-        record = RecordedDecision(stage, facts.outcome, facts.official_id, facts.on_behalf_of,
+        record = DecisionTaken(stage, facts.outcome, facts.official_id, facts.on_behalf_of,
                                   facts.delegation_id, facts.system, now, decision.statement,
                                   decision.opinion, decision.legal_basis)
         following = next_stage(stage)

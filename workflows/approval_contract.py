@@ -346,7 +346,7 @@ class ChangeReceipt:
 
 
 @dataclass
-class RecordedDecision:
+class DecisionTaken:
     """A decision as the workflow holds it: the signed statement and its texts."""
 
     stage: str
@@ -371,7 +371,7 @@ class ApprovalStatus:
     stage: str
     sla_state: str
     deadlines: Deadlines | None
-    decisions: list[RecordedDecision]
+    decisions: list[DecisionTaken]
     waiting_for: str
     paused_for: str = ""
     extension_days: int = 0
@@ -420,7 +420,7 @@ class Transition:
     """A decided stage, as review records it; one activity per decision."""
 
     case_number: str
-    decision: RecordedDecision
+    decision: DecisionTaken
     next_stage: str
     #: The next stage's task: department, role and due time (none at completion).
     next_department: str = ""
@@ -465,7 +465,7 @@ class SealRequest:
     """Seal the case's decision from the chain's signed statements (review, sign, seal)."""
 
     case_number: str
-    decisions: list[RecordedDecision]
+    decisions: list[DecisionTaken]
 
 
 @dataclass

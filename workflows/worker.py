@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from pathlib import Path
 from typing import Any
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from temporalio.worker import Worker
 
 from kernel.logging import configure_logging
+from kernel.settings import VAR
+from kernel.signing import TrustedKeys, public_keys_dir
 from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
+from workflows import trust
 from workflows.approval import ApprovalWorkflow
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
@@ -27,9 +31,18 @@ class WorkerSettings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     log_level: str = "info"
+    #: Where the CA and the services' published keys live (the embedded default's).
+    pki_dir: Path = VAR / "pki"
+    #: The services' public keys (``<service>/<key id>.pub``); empty for ``<pki_dir>/services``.
+    public_keys_dir: Path | None = None
+
+    def trusted_keys(self) -> TrustedKeys:
+        return TrustedKeys.load(self.public_keys_dir or public_keys_dir(self.pki_dir))
 
 
 async def run(settings: WorkerSettings) -> None:
+    # The validators refuse a statement no service signed, before a workflow takes it.
+    trust.configure(settings.trusted_keys())
     client = await connect(settings.temporal_address, settings.temporal_namespace)
     worker = Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=WORKFLOWS)
     loop = asyncio.get_running_loop()

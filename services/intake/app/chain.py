@@ -1,0 +1,170 @@
+"""Intake's side of the approval chain: start each accepted case's workflow once, withdraw.
+
+**The outbox.** An accepted case is committed with ``workflow_started``
+false; that row is the outbox entry. Right after the commit the window's
+call tries to start the workflow (``approval/<case number>``, idempotent:
+a running one is used as it is, a finished one is never started again); if
+Temporal is out of reach the call still answers (the case is accepted, its
+start pending), and the ``ChainStarter`` running in the intake process
+starts every pending case as soon as Temporal answers again — also after a
+crash or kill between the commit and the start, since the flag is only set
+once the start succeeded.
+
+**Withdrawal** of a case in the chain is a statement signed by intake for
+the window clerk it authenticated, sent to the workflow as an update; the
+workflow closes the case here (``record_withdrawal``) and in review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+
+from kernel.errors import Unavailable
+from kernel.identity import Caller
+from kernel.signing import ServiceSigner
+from kernel.temporal import (
+    CASE_KIND,
+    CASE_NUMBER,
+    DEPARTMENT,
+    ITEM_CODE,
+    SLA_STATE,
+    STAGE,
+    WORKFLOW_TASK_QUEUE,
+)
+from kernel.workflow_gateway import WorkflowGateway
+from services.intake.app import cases
+from services.intake.app.cases import CaseView
+from services.intake.db.repository import IntakeUnitOfWork
+from workflows.approval_contract import CASE_KIND as APPROVAL_KIND
+from workflows.approval_contract import (
+    WITHDRAW,
+    WORKFLOW_NAME,
+    ApprovalInput,
+    ChangeReceipt,
+    SlaState,
+    Stage,
+    StatementFacts,
+    StatementKind,
+    Withdrawal,
+    as_statement,
+    statement_body,
+    workflow_id,
+)
+
+log = structlog.get_logger("govhall.intake.chain")
+
+
+def summary(facts: StatementFacts) -> str:
+    """What the Temporal UI shows for the workflow: codes and the item, no personal data."""
+    return f"Approval {facts.item_code} {facts.item_name} — {facts.department_code}"
+
+
+def search_attributes(facts: StatementFacts) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(CASE_NUMBER, facts.case_number),
+        SearchAttributePair(ITEM_CODE, facts.item_code),
+        SearchAttributePair(DEPARTMENT, facts.department_code),
+        SearchAttributePair(STAGE, str(Stage.REVIEW)),
+        SearchAttributePair(SLA_STATE, str(SlaState.ON_TIME)),
+        SearchAttributePair(CASE_KIND, APPROVAL_KIND),
+    ])
+
+
+@dataclass
+class ChainStarter:
+    """Starts the workflow of every accepted case, once, whenever Temporal can be reached."""
+
+    reading: Callable[[], IntakeUnitOfWork]
+    writing: Callable[[], IntakeUnitOfWork]
+    signer: ServiceSigner
+    gateway: WorkflowGateway
+    #: Seconds between looks for pending cases while nothing wakes the starter.
+    poll_seconds: float = 2.0
+    #: Seconds to wait after Temporal could not be reached.
+    backoff_seconds: float = 1.0
+
+    def __post_init__(self) -> None:
+        self._wake = asyncio.Event()
+
+    async def start(self, case_number: str) -> bool:
+        """Start the case's workflow now; False (it stays pending) when Temporal is out of reach."""
+        started_at = datetime.now(UTC)
+        case_input: ApprovalInput = await asyncio.to_thread(
+            cases.approval_input, uow=self.reading(), case_number=case_number,
+            signer=self.signer)
+        facts = StatementFacts.read(case_input.acceptance.body)
+        try:
+            await self.gateway.start(
+                WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
+                task_queue=WORKFLOW_TASK_QUEUE, search_attributes=search_attributes(facts),
+                summary=summary(facts))
+        except Unavailable as error:
+            log.warning("chain.start_pending", case_number=case_number, reason=error.message)
+            self._wake.set()
+            return False
+        await asyncio.to_thread(cases.mark_workflow_started, uow=self.writing(),
+                                case_number=case_number, system="govhall-intake",
+                                started_at=started_at)
+        log.info("chain.started", case_number=case_number)
+        return True
+
+    async def start_pending(self) -> int:
+        """Start every accepted case that has no workflow yet; how many were started."""
+        started = 0
+        while True:
+            pending = await asyncio.to_thread(cases.unstarted_cases, uow=self.reading())
+            if not pending:
+                return started
+            for case_number in pending:
+                if not await self.start(case_number):
+                    return started
+                started += 1
+
+    async def run(self) -> None:
+        """Until cancelled: start pending cases on each wake-up and every ``poll_seconds``."""
+        while True:
+            self._wake.clear()
+            try:
+                await self.start_pending()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a bug or a database outage: keep the outbox alive
+                log.exception("chain.outbox_failed")
+                await asyncio.sleep(self.backoff_seconds)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.poll_seconds):
+                    await self._wake.wait()
+
+
+async def withdraw(starter: ChainStarter, *, caller: Caller, case_number: str, reason: str,
+                   now: datetime) -> CaseView:
+    """The applicant withdraws, through the window: closed here, or through the chain."""
+    step = await asyncio.to_thread(
+        cases.withdraw_application, uow=starter.writing(), caller=caller,
+        case_number=case_number, reason=reason, now=now)
+    if step.view is not None:
+        return step.view
+    assert step.clerk is not None and step.case is not None
+    if not step.case.workflow_started and not await starter.start(case_number):
+        raise Unavailable(f"the approval chain of case {case_number} cannot be reached now: "
+                          "try again later")
+    clerk = step.clerk
+    statement = as_statement(starter.signer.sign(statement_body(
+        kind=StatementKind.WITHDRAWAL, case_number=case_number, official_id=clerk.id,
+        department_code=clerk.department_code, roles=sorted(clerk.roles),
+        system=caller.system, issued_at=now)))
+    # One withdrawal per case: a repeat finds the first one's answer.
+    await starter.gateway.update(workflow_id(case_number), WITHDRAW, Withdrawal(statement),
+                                 update_id=f"{WITHDRAW}/{case_number}",
+                                 result_type=ChangeReceipt)
+    # The reason is free text: it stays in the intake database, out of the workflow.
+    return await asyncio.to_thread(cases.note_withdrawal, uow=starter.writing(), caller=caller,
+                                   case_number=case_number, reason=reason, now=now)
+
