@@ -59,10 +59,19 @@ class ServiceSettings(BaseSettings):
     def address(self) -> str:
         return f"{self.host}:{self.port}"
 
+    #: Task queues are this prefix and the service's name (``govhall-review``), the
+    #: workflows' this prefix and ``workflows``.
+    task_queue_prefix: str = Field(default="govhall-", pattern=r"^[a-z0-9][a-z0-9._-]{0,60}-$")
+
     @property
     def task_queue(self) -> str:
         """The task queue of this service's activities."""
-        return f"govhall-{self.service}"
+        return f"{self.task_queue_prefix}{self.service}"
+
+    @property
+    def workflow_task_queue(self) -> str:
+        """The task queue of the workflows this service starts."""
+        return f"{self.task_queue_prefix}workflows"
 
     def trusted_keys(self) -> TrustedKeys:
         """The services' public keys this process verifies statements with."""

@@ -196,3 +196,28 @@ class TrustedKeys:
         except (InvalidSignature, ValueError) as error:
             raise BadSignature(f"the signature of {signer} does not hold") from error
         return signed.body
+
+
+# ---- the keys a workflows worker trusts ---------------------------------------------------
+#
+# The approval workflow's update validators check each statement before the workflow takes
+# it, so a forged decision sent straight to Temporal is refused at once. Workflow code runs in
+# Temporal's sandbox, which imports workflow modules afresh but passes this kernel module
+# through: the worker configures the keys here once, and every workflow run sees them.
+# Validators do not run on replay, so the keys may change between runs of the worker (they
+# are only ever added to: a rotated key stays trusted for what it signed).
+
+_workflow_keys: TrustedKeys | None = None
+
+
+def trust_in_workflows(keys: TrustedKeys) -> None:
+    """Trust ``keys`` in this process's workflow validators (the worker calls this first)."""
+    global _workflow_keys
+    _workflow_keys = keys
+
+
+def verify_in_workflow(signed: Signed, *, signer: str) -> None:
+    """Raise BadSignature unless ``signer`` signed ``signed``, by the worker's keys."""
+    if _workflow_keys is None:
+        raise BadSignature("this worker trusts no keys: it cannot check any statement")
+    _workflow_keys.verify(signed, signer=signer)

@@ -34,7 +34,7 @@ from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.chinatime import china_date
-    from kernel.signing import BadSignature
+    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import (
         CASE_KIND,
         CASE_NUMBER,
@@ -44,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         SLA_STATE,
         STAGE,
     )
-    from workflows import trust
     from workflows.approval_contract import (
         CASE_KIND as KIND_APPROVAL,
     )
@@ -53,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         DECIDE,
         END_SPECIAL_PROCEDURE,
         EXTEND_TIME_LIMIT,
-        INTAKE_QUEUE,
+        INTAKE,
         MARK_SLA,
         NOTIFY_APPLICANT,
         OPEN_CASE,
@@ -61,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
         RECOMPUTE_DEADLINES,
         RECORD_TRANSITION,
         RECORD_WITHDRAWAL,
-        REVIEW_QUEUE,
+        REVIEW,
         SEAL_DECISION,
         STAGE_ROLE,
         START_SPECIAL_PROCEDURE,
@@ -95,6 +94,7 @@ with workflow.unsafe.imports_passed_through():
         Transition,
         Withdrawal,
         WithdrawalRecord,
+        activity_queue,
         content_digest,
     )
     from workflows.approval_rules import (
@@ -132,9 +132,13 @@ def _facts(statement: SignedStatement, kind: StatementKind) -> StatementFacts:
     if facts.kind != kind:
         raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
     try:
-        trust.verify(statement, signer=STATEMENT_SIGNER[kind])
+        # The signature check raises from native code, which imports its exception type:
+        # that import must reach the real module, not the sandbox's copy.
+        with workflow.unsafe.imports_passed_through():
+            verify_in_workflow(Signed(statement.body, statement.signer, statement.key_id,
+                                      statement.signature), signer=STATEMENT_SIGNER[kind])
     except BadSignature as error:
-        workflow.logger.warning("violation.forged_statement", extra={
+        workflow.logger.warning(f"violation.forged_statement: {error}", extra={
             "kind": str(kind), "reason": str(error)})
         raise _refuse("PermissionDenied",
                       f"the {kind} is not one the {STATEMENT_SIGNER[kind]} service signed: "
@@ -179,7 +183,7 @@ class ApprovalWorkflow:
         self.deadlines = await workflow.execute_activity(
             OPEN_CASE, DeadlinesRequest(self.acceptance, stage=Stage.REVIEW, reason="accepted",
                                         at=workflow.now(), sla_state=self.sla_state),
-            task_queue=REVIEW_QUEUE, result_type=Deadlines,
+            task_queue=self._queue(REVIEW), result_type=Deadlines,
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
             summary="open the case: deadlines and the review task")
         workflow.upsert_search_attributes([DUE_TIME.value_set(self.deadlines.promised_due_at)])
@@ -220,14 +224,17 @@ class ApprovalWorkflow:
     async def _record(self, step: Transition | CaseClosing) -> None:
         if isinstance(step, Transition):
             await workflow.execute_activity(
-                RECORD_TRANSITION, step, task_queue=REVIEW_QUEUE,
+                RECORD_TRANSITION, step, task_queue=self._queue(REVIEW),
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary=f"record the {step.decision.stage} decision, open {step.next_stage}")
         else:
             await workflow.execute_activity(
-                CLOSE_CASE, step, task_queue=REVIEW_QUEUE,
+                CLOSE_CASE, step, task_queue=self._queue(REVIEW),
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary=f"close the case ({step.outcome})")
+
+    def _queue(self, service: str) -> str:
+        return activity_queue(workflow.info().task_queue, service)
 
     def _state(self) -> ChainState:
         return ChainState(
@@ -280,7 +287,7 @@ class ApprovalWorkflow:
         if stage == Stage.SEAL:
             receipt: SealReceipt = await workflow.execute_activity(
                 SEAL_DECISION, SealRequest(self.case.case_number, [*self.decisions, record]),
-                task_queue=INTAKE_QUEUE, result_type=SealReceipt,
+                task_queue=self._queue(INTAKE), result_type=SealReceipt,
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary="seal the decision document")
             self.certificate_number = receipt.certificate_number
@@ -314,7 +321,7 @@ class ApprovalWorkflow:
             await workflow.execute_activity(
                 RECORD_WITHDRAWAL,
                 WithdrawalRecord(self.case.case_number, stage, now, withdrawal.statement),
-                task_queue=INTAKE_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                task_queue=self._queue(INTAKE), start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RECORDING, summary="close the case in intake (withdrawn)")
             self.stage = Stage.WITHDRAWN
             self.outcome = "withdrawn"
@@ -425,7 +432,7 @@ class ApprovalWorkflow:
                     extension_reason=extension.reason if extension else "",
                     stage=self.stage if self.stage in STAGE_ROLE else "", reason=reason,
                     at=workflow.now(), sla_state=self.sla_state),
-                task_queue=REVIEW_QUEUE, result_type=Deadlines,
+                task_queue=self._queue(REVIEW), result_type=Deadlines,
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary=f"compute deadlines ({reason})")
             self.deadline_version += 1
@@ -484,7 +491,7 @@ class ApprovalWorkflow:
             SlaMark(self.case.case_number, self.case.department_code, self.stage, state,
                     workflow.now(), escalations, self.deadlines.promised_due_at,
                     self.deadlines.legal_due_at, statement),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            task_queue=self._queue(REVIEW), start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RECORDING,
             summary=f"SLA {state}" + (f", escalate {', '.join(escalations)}"
                                       if escalations else ""))
@@ -495,7 +502,7 @@ class ApprovalWorkflow:
             NOTIFY_APPLICANT,
             ApplicantNotice(self.case.case_number, f"wf-{self.notices:04d}", template,
                             workflow.now(), details),
-            task_queue=INTAKE_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            task_queue=self._queue(INTAKE), start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RECORDING, summary=f"notify the applicant: {template}")
 
     # ---- what the Temporal UI shows -------------------------------------------------------

@@ -85,8 +85,20 @@ RECOMPUTE_DEADLINES = "recompute_deadlines"
 STATUS = "status"
 
 # Activity names, each on its service's task queue.
-INTAKE_QUEUE = "govhall-intake"
-REVIEW_QUEUE = "govhall-review"
+INTAKE = "intake"
+REVIEW = "review"
+
+
+def activity_queue(workflow_queue: str, service: str) -> str:
+    """A service's activity queue beside the workflows' queue.
+
+    ``govhall-workflows`` gives ``govhall-review``; a test's ``t1-workflows``
+    gives ``t1-review``, so tests sharing one Temporal server never share a queue.
+    """
+    prefix = workflow_queue.removesuffix("workflows") if workflow_queue.endswith(
+        "workflows") else "govhall-"
+    return f"{prefix}{service}"
+
 #: Deadlines, the progress record and the review task of a newly accepted case.
 OPEN_CASE = "review.open_case"
 #: One decided stage: the decision kept, its task closed, the next task opened, the

@@ -16,9 +16,8 @@ from temporalio.worker import Worker
 
 from kernel.logging import configure_logging
 from kernel.settings import VAR
-from kernel.signing import TrustedKeys, public_keys_dir
-from kernel.temporal import WORKFLOW_TASK_QUEUE, connect
-from workflows import trust
+from kernel.signing import TrustedKeys, public_keys_dir, trust_in_workflows
+from kernel.temporal import connect
 from workflows.approval import ApprovalWorkflow
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
@@ -31,6 +30,8 @@ class WorkerSettings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     log_level: str = "info"
+    #: The workflows' task queue is this prefix and ``workflows``.
+    task_queue_prefix: str = "govhall-"
     #: Where the CA and the services' published keys live (the embedded default's).
     pki_dir: Path = VAR / "pki"
     #: The services' public keys (``<service>/<key id>.pub``); empty for ``<pki_dir>/services``.
@@ -42,9 +43,10 @@ class WorkerSettings(BaseSettings):
 
 async def run(settings: WorkerSettings) -> None:
     # The validators refuse a statement no service signed, before a workflow takes it.
-    trust.configure(settings.trusted_keys())
+    trust_in_workflows(settings.trusted_keys())
     client = await connect(settings.temporal_address, settings.temporal_namespace)
-    worker = Worker(client, task_queue=WORKFLOW_TASK_QUEUE, workflows=WORKFLOWS)
+    worker = Worker(client, task_queue=f"{settings.task_queue_prefix}workflows",
+                    workflows=WORKFLOWS)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: asyncio.ensure_future(worker.shutdown()))

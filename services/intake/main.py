@@ -39,7 +39,8 @@ def _register(server: grpc.aio.Server, engine: Engine,
     starter = ChainStarter(
         reading=lambda: IntakeUnitOfWork(engine, write=False, cipher=cipher),
         writing=lambda: IntakeUnitOfWork(engine, cipher=cipher),
-        signer=service_signer(settings.pki_dir, "intake"), gateway=gateway)
+        signer=service_signer(settings.pki_dir, "intake"), gateway=gateway,
+        workflow_queue=settings.workflow_task_queue)
     intake_pb2_grpc.add_IntakeServiceServicer_to_server(
         IntakeServicer(engine, settings, starter=starter), server)
     # The outbox: every accepted case gets its workflow, whenever Temporal answers.

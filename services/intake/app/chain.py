@@ -85,6 +85,8 @@ class ChainStarter:
     writing: Callable[[], IntakeUnitOfWork]
     signer: ServiceSigner
     gateway: WorkflowGateway
+    #: The task queue of the workflows (``govhall-workflows``).
+    workflow_queue: str = WORKFLOW_TASK_QUEUE
     #: Seconds between looks for pending cases while nothing wakes the starter.
     poll_seconds: float = 2.0
     #: Seconds to wait after Temporal could not be reached.
@@ -103,7 +105,7 @@ class ChainStarter:
         try:
             await self.gateway.start(
                 WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
-                task_queue=WORKFLOW_TASK_QUEUE, search_attributes=search_attributes(facts),
+                task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
                 summary=summary(facts))
         except Unavailable as error:
             log.warning("chain.start_pending", case_number=case_number, reason=error.message)
