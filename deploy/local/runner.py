@@ -98,6 +98,8 @@ class Suite:
             self.environment.setdefault(prefix + "TEMPORAL_NAMESPACE", settings.namespace)
         self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_ADDRESS", settings.temporal_target)
         self.environment.setdefault("GOVHALL_WORKER_TEMPORAL_NAMESPACE", settings.namespace)
+        # The worker trusts the services' public keys, published under the PKI folder.
+        self.environment.setdefault("GOVHALL_WORKER_PKI_DIR", str(self.pki))
 
     def service_settings(self) -> list[tuple[str, ServiceSettings]]:
         return [(name, cls.model_validate(_from_environment(self.environment, name)))

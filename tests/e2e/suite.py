@@ -198,7 +198,8 @@ class ChainProcesses:
                 prefix + "PORT": str(ports[name]),
             }
         environment |= {"GOVHALL_WORKER_TEMPORAL_ADDRESS": temporal_address,
-                        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace}
+                        "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace,
+                        "GOVHALL_WORKER_PKI_DIR": str(var_dir / "pki")}
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
     @property

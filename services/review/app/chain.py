@@ -18,10 +18,11 @@ from dataclasses import replace
 from datetime import date, datetime
 
 from kernel.audit import Actor
+from kernel.calendar import WorkingCalendar
 from kernel.chinatime import china_date
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.signing import BadSignature, TrustedKeys
-from services.review.app.handlers import WORKFLOWS, working_calendar
+from services.review.app.handlers import WORKFLOWS
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain import deadlines as rules
 from services.review.domain.deadlines import CaseDeadlines, Pause
@@ -102,8 +103,11 @@ def _deadlines_of(uow: ReviewUnitOfWork, acceptance: StatementFacts,
                   pauses: Sequence[StatementFacts], extension_days: int,
                   today: date) -> CaseDeadlines:
     spans = _pauses(pauses)
+    # The unit of work is open already: read the loaded schedules in its transaction.
+    calendar = WorkingCalendar.with_schedules(
+        loaded.schedule for loaded in uow.holiday_schedules.all())
     return rules.case_deadlines(
-        working_calendar(uow=uow), accepted_on=date.fromisoformat(acceptance.accepted_on),
+        calendar, accepted_on=date.fromisoformat(acceptance.accepted_on),
         promised_limit_days=acceptance.promised_limit_days,
         legal_limit_days=acceptance.legal_limit_days, extension_days=extension_days,
         pauses=spans, today=today)
