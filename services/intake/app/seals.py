@@ -338,7 +338,7 @@ def get_decision(*, uow: IntakeUnitOfWork, caller: Caller, certificate_number: s
                     "a sealed decision is read by officials of its department, or by anyone "
                     "with the verification code printed on it")
             raise NotFound(f"no decision was sealed as {certificate_number} with that code")
-        holder = case.applicant.name if case.applicant.kind == "legal_person" \
+        holder = case.applicant.name if case.applicant.kind == "organisation" \
             else mask_name(case.applicant.name)
         return PublicDecision(
             certificate_number=sealed.certificate_number, item_code=case.item_code,
