@@ -132,6 +132,16 @@ def _deadline_details(found: CaseDeadlines, reason: str) -> dict[str, str]:
     return details
 
 
+def _redue(uow: ReviewUnitOfWork, case_number: str, stage: str, found: CaseDeadlines) -> None:
+    """The stage's open task follows the stage's new due time."""
+    if stage not in STAGE_ROLE:
+        return
+    task = uow.tasks.get(case_number, stage, for_update=True)
+    due = found.stage_due_at.get(stage, found.promised_due_at)
+    if task is not None and task.is_open and task.due_at != due:
+        uow.tasks.save(replace(task, due_at=due))
+
+
 def _open_task(uow: ReviewUnitOfWork, task: Task, now: datetime) -> None:
     existing = uow.tasks.get(task.case_number, task.stage, for_update=True)
     if existing is None:
@@ -150,11 +160,26 @@ def open_case(*, uow: UnitOfWorkFactory, keys: TrustedKeys, request: DeadlinesRe
     at = request.at or now
     with uow() as unit:
         existing = unit.progress.get(case_number, for_update=True)
+        found = _deadlines_of(unit, acceptance, [], 0, china_date(at))
         if existing is not None:
+            # The case's workflow started again (an operator restarted it, or a retry):
+            # the deadlines follow its acceptance, the case stays where it stands.
+            if existing.stage not in (Stage.COMPLETED, Stage.WITHDRAWN):
+                unit.progress.save(replace(
+                    existing, warning_at=found.warning_at,
+                    promised_due_at=found.promised_due_at, legal_due_at=found.legal_due_at,
+                    unknown_year=found.unknown_year, stage_due_at=dict(found.stage_due_at),
+                    updated_at=now))
+                _redue(unit, case_number, existing.stage, found)
+                _event(unit, case_number, ChainEvent(
+                    f"{event_key}/deadlines", "deadlines.computed", at, existing.stage, "",
+                    _deadline_details(found, "workflow started again"),
+                    existing.sla_state), now)
+                unit.commit()
+                return as_contract(found)
             return Deadlines(existing.warning_at, existing.promised_due_at,
                              existing.legal_due_at, existing.unknown_year,
                              dict(existing.stage_due_at))
-        found = _deadlines_of(unit, acceptance, [], 0, china_date(at))
         unit.progress.add(CaseProgress(
             case_number=case_number, item_code=acceptance.item_code,
             department_code=acceptance.department_code, stage=Stage.REVIEW,
@@ -229,10 +254,7 @@ def recompute_deadlines(*, uow: UnitOfWorkFactory, keys: TrustedKeys,
             stage_due_at=dict(found.stage_due_at), paused_for=paused_for,
             extension_days=extension.days if extension else 0, updated_at=now))
         if request.stage in STAGE_ROLE:
-            task = unit.tasks.get(case_number, request.stage, for_update=True)
-            due = found.stage_due_at.get(request.stage, found.promised_due_at)
-            if task is not None and task.is_open and task.due_at != due:
-                unit.tasks.save(replace(task, due_at=due))
+            _redue(unit, case_number, request.stage, found)
         kind = "deadlines.computed"
         if request.reason == "special procedure ended":
             kind = "clock.resumed"
