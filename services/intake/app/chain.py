@@ -18,7 +18,6 @@ workflow closes the case here (``record_withdrawal``) and in review.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,13 +86,10 @@ class ChainStarter:
     gateway: WorkflowGateway
     #: The task queue of the workflows (``govhall-workflows``).
     workflow_queue: str = WORKFLOW_TASK_QUEUE
-    #: Seconds between looks for pending cases while nothing wakes the starter.
+    #: Seconds between looks for pending cases (also while Temporal is out of reach).
     poll_seconds: float = 2.0
-    #: Seconds to wait after Temporal could not be reached.
+    #: Seconds to wait after the outbox itself failed (a database outage, a bug).
     backoff_seconds: float = 1.0
-
-    def __post_init__(self) -> None:
-        self._wake = asyncio.Event()
 
     async def start(self, case_number: str) -> bool:
         """Start the case's workflow now; False (it stays pending) when Temporal is out of reach."""
@@ -109,7 +105,6 @@ class ChainStarter:
                 summary=summary(facts))
         except Unavailable as error:
             log.warning("chain.start_pending", case_number=case_number, reason=error.message)
-            self._wake.set()
             return False
         await asyncio.to_thread(cases.mark_workflow_started, uow=self.writing(),
                                 case_number=case_number, system="govhall-intake",
@@ -130,9 +125,12 @@ class ChainStarter:
                 started += 1
 
     async def run(self) -> None:
-        """Until cancelled: start pending cases on each wake-up and every ``poll_seconds``."""
+        """Until cancelled: start pending cases every ``poll_seconds``.
+
+        A round ends at the first start Temporal does not take, so an outage
+        costs one attempt a round, not a tight loop of them.
+        """
         while True:
-            self._wake.clear()
             try:
                 await self.start_pending()
             except asyncio.CancelledError:
@@ -140,9 +138,7 @@ class ChainStarter:
             except Exception:  # a bug or a database outage: keep the outbox alive
                 log.exception("chain.outbox_failed")
                 await asyncio.sleep(self.backoff_seconds)
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
+            await asyncio.sleep(self.poll_seconds)
 
 
 async def withdraw(starter: ChainStarter, *, caller: Caller, case_number: str, reason: str,
