@@ -1,4 +1,5 @@
-"""intake.seal: the center seals only a chain review signed, in order, by the right people.
+"""intake.seal: the center seals only a chain review signed, in order, by the right people;
+intake.record_withdrawal closes a case only on a withdrawal intake signed.
 
 Each decision is a statement signed with review's key (or, for the attacks,
 with someone else's); the real activity runs against the service's database
@@ -16,10 +17,12 @@ from pathlib import Path
 import pytest
 import rfc8785
 from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
 
 from govhall.intake.v1 import intake_pb2 as pb
 from govhall.intake.v1 import intake_pb2_grpc
 from kernel.signing import ServiceSigner, Signed, TrustedKeys, public_keys_dir, service_signer
+from services.intake.activities import IntakeActivities
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.decisions import DecisionDocument, SealedDecision, key_id
 from services.intake.keystore import applicant_cipher, raw_public_key, seal_key
@@ -32,6 +35,7 @@ from tests.integration.intake.sealing import (
     taken,
 )
 from tests.support import as_official
+from tests.unit.workflows.fakes import CLERK as CLERK_OFFICIAL
 from tests.unit.workflows.fakes import (
     DEPUTY,
     LEADER,
@@ -247,3 +251,37 @@ async def test_a_format_1_document_sealed_before_the_chain_was_signed_still_veri
     assert valid.result == pb.VERIFICATION_RESULT_VALID, valid.explanation
     assert valid.certificate_number == "SY-2025-000007"
     assert tampered.result == pb.VERIFICATION_RESULT_TAMPERED
+
+
+async def test_a_withdrawal_intake_did_not_sign_closes_nothing_and_is_recorded(
+        sealing: Sealing, tmp_path: Path) -> None:
+    signers = sealing.signers
+    outsider = service_signer(tmp_path / "outsider", "intake")
+    activities = IntakeActivities(sealing.engine, sealing.service.settings)
+
+    async def withdraw(number: str, statement: c.SignedStatement) -> None:
+        await ActivityEnvironment().run(activities.record_withdrawal, c.WithdrawalRecord(
+            number, "review", datetime.now(UTC), statement))
+
+    async with sealing.service.channel() as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        number, _ = await sealing.accepted_case(stub)
+        refusals = {}
+        for label, statement in {
+                "an unknown key": signers.statement(K.WITHDRAWAL, number, CLERK_OFFICIAL,
+                                                    signer=outsider),
+                "signed by review": signers.statement(K.WITHDRAWAL, number, CLERK_OFFICIAL,
+                                                      signer=signers.review),
+                "another case's": signers.statement(K.WITHDRAWAL, "AP-20260101-000001",
+                                                    CLERK_OFFICIAL)}.items():
+            with pytest.raises(ApplicationError) as refused:
+                await withdraw(number, statement)
+            refusals[label] = refused.value.type
+        untouched = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+        await withdraw(number, signers.statement(K.WITHDRAWAL, number, CLERK_OFFICIAL))
+        withdrawn = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+    assert refusals == dict.fromkeys(refusals, "PermissionDenied")
+    assert [(action, subject) for action, subject, _ in sealing.violations()] == [
+        ("violation.refused_seal", f"case/{number}")] * 3
+    assert untouched.case.status == pb.CASE_STATUS_ACCEPTED
+    assert withdrawn.case.status == pb.CASE_STATUS_WITHDRAWN
