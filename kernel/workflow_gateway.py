@@ -105,11 +105,15 @@ class WorkflowGateway:
         return (await self.client()).get_workflow_handle(workflow_id)
 
     async def start(self, workflow: str, argument: Any, *, workflow_id: str, task_queue: str,
-                    search_attributes: TypedSearchAttributes, summary: str) -> bool:
-        """Start the workflow unless it runs or ran already; True if this call started it."""
+                    search_attributes: TypedSearchAttributes, summary: str,
+                    timeout: float | None = None) -> bool:
+        """Start the workflow unless it runs or ran already; True if this call started it.
+
+        ``timeout`` (seconds) bounds this call when less than the gateway's own.
+        """
         client = await self.client()
         try:
-            async with asyncio.timeout(self._call_timeout):
+            async with asyncio.timeout(min(timeout or self._call_timeout, self._call_timeout)):
                 await client.start_workflow(
                     workflow, argument, id=workflow_id, task_queue=task_queue,
                     search_attributes=search_attributes, static_summary=summary,

@@ -308,7 +308,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
         case = view.case
         if case.status != CaseStatus.ACCEPTED or case.workflow_started:
             return view
-        if not await self._starter.start(case.number):
+        if not await self._starter.start(case.number, waiting=True):
             return view
         return replace(view, case=replace(case, workflow_started=True,
                                           status=CaseStatus.UNDER_REVIEW))

@@ -90,9 +90,15 @@ class ChainStarter:
     poll_seconds: float = 2.0
     #: Seconds to wait after the outbox itself failed (a database outage, a bug).
     backoff_seconds: float = 1.0
+    #: Seconds a window's call waits for the start before it answers "pending".
+    answer_within_seconds: float = 2.0
 
-    async def start(self, case_number: str) -> bool:
-        """Start the case's workflow now; False (it stays pending) when Temporal is out of reach."""
+    async def start(self, case_number: str, *, waiting: bool = False) -> bool:
+        """Start the case's workflow now; False (it stays pending) when Temporal is out of reach.
+
+        ``waiting``: a caller waits for the answer, so give up after
+        ``answer_within_seconds`` and leave the start to the outbox.
+        """
         started_at = datetime.now(UTC)
         case_input: ApprovalInput = await asyncio.to_thread(
             cases.approval_input, uow=self.reading(), case_number=case_number,
@@ -102,7 +108,8 @@ class ChainStarter:
             await self.gateway.start(
                 WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
                 task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                summary=summary(facts))
+                summary=summary(facts),
+                timeout=self.answer_within_seconds if waiting else None)
         except Unavailable as error:
             log.warning("chain.start_pending", case_number=case_number, reason=error.message)
             return False
@@ -150,7 +157,7 @@ async def withdraw(starter: ChainStarter, *, caller: Caller, case_number: str, r
     if step.view is not None:
         return step.view
     assert step.clerk is not None and step.case is not None
-    if not step.case.workflow_started and not await starter.start(case_number):
+    if not step.case.workflow_started and not await starter.start(case_number, waiting=True):
         raise Unavailable(f"the approval chain of case {case_number} cannot be reached now: "
                           "try again later")
     clerk = step.clerk
