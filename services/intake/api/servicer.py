@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -303,16 +302,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     def _writing(self) -> IntakeUnitOfWork:
         return IntakeUnitOfWork(self._engine, cipher=self._cipher)
 
-    async def _with_chain(self, view: CaseView) -> CaseView:
-        """``view``, its workflow started now if the case is accepted and it was not yet."""
-        case = view.case
-        if case.status != CaseStatus.ACCEPTED or case.workflow_started:
-            return view
-        if not await self._starter.start(case.number, waiting=True):
-            return view
-        return replace(view, case=replace(case, workflow_started=True,
-                                          status=CaseStatus.UNDER_REVIEW))
-
     async def ListApprovalItems(self, request: pb.ListApprovalItemsRequest,
                                 context: grpc.aio.ServicerContext[Any, Any],
                                 ) -> pb.ListApprovalItemsResponse:
@@ -354,8 +343,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                                 context: grpc.aio.ServicerContext[Any, Any],
                                 ) -> pb.SubmitApplicationResponse:
         applicant = request.applicant
-        submission = await asyncio.to_thread(
-            cases.submit_application, uow=self._writing(), caller=current_caller(),
+        submission = await chain.submit_application(
+            self._starter, caller=current_caller(),
             idempotency_key=request.idempotency_key, item_code=request.item_code,
             applicant=Applicant(_APPLICANT_KIND_NAMES[applicant.kind], applicant.name,
                                 applicant.id_number, applicant.phone),
@@ -363,21 +352,19 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             findings=Findings(_FINDINGS[request.finding], request.explanation,
                               request.competent_authority, tuple(request.refusal_reasons)),
             now=self._clock())
-        view = await self._with_chain(submission.view)
         return pb.SubmitApplicationResponse(
-            case=case_to_proto(view), outcome=_OUTCOMES[submission.outcome],
+            case=case_to_proto(submission.view), outcome=_OUTCOMES[submission.outcome],
             notice=notice_to_proto(submission.notice), replayed=submission.replayed)
 
     async def SupplementMaterials(self, request: pb.SupplementMaterialsRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.SupplementMaterialsResponse:
-        supplement = await asyncio.to_thread(
-            cases.supplement_materials, uow=self._writing(), caller=current_caller(),
-            case_number=request.case_number, idempotency_key=request.idempotency_key,
+        supplement = await chain.supplement_materials(
+            self._starter, caller=current_caller(), case_number=request.case_number,
+            idempotency_key=request.idempotency_key,
             materials=materials_from_proto(request.materials), now=self._clock())
-        view = await self._with_chain(supplement.view)
         return pb.SupplementMaterialsResponse(
-            case=case_to_proto(view), outcome=_OUTCOMES[supplement.outcome],
+            case=case_to_proto(supplement.view), outcome=_OUTCOMES[supplement.outcome],
             correction_notice=notice_to_proto(supplement.correction_notice),
             outstanding=[notice_item_to_proto(i) for i in supplement.outstanding],
             receipt=notice_to_proto(supplement.receipt) if supplement.receipt else None,

@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -41,6 +42,7 @@ from kernel.workflow_gateway import WorkflowGateway
 from services.intake.app import cases
 from services.intake.app.cases import CaseView
 from services.intake.db.repository import IntakeUnitOfWork
+from services.intake.domain.cases import CaseStatus
 from workflows.approval_contract import CASE_KIND as APPROVAL_KIND
 from workflows.approval_contract import (
     WITHDRAW,
@@ -173,3 +175,28 @@ async def withdraw(starter: ChainStarter, *, caller: Caller, case_number: str, r
     return await asyncio.to_thread(cases.note_withdrawal, uow=starter.writing(), caller=caller,
                                    case_number=case_number, reason=reason, now=now)
 
+
+
+async def with_chain(starter: ChainStarter, view: CaseView) -> CaseView:
+    """``view``, its workflow started now if the case is accepted and it was not yet."""
+    case = view.case
+    if case.status != CaseStatus.ACCEPTED or case.workflow_started:
+        return view
+    if not await starter.start(case.number, waiting=True):
+        return view  # accepted and committed; the outbox starts it
+    return replace(view, case=replace(case, workflow_started=True,
+                                      status=CaseStatus.UNDER_REVIEW))
+
+
+async def submit_application(starter: ChainStarter, **submission: Any) -> cases.Submission:
+    """An application at the window (art. 32); an accepted case goes to the chain."""
+    done = await asyncio.to_thread(cases.submit_application, uow=starter.writing(),
+                                   **submission)
+    return replace(done, view=await with_chain(starter, done.view))
+
+
+async def supplement_materials(starter: ChainStarter, **supplement: Any) -> cases.Supplement:
+    """Materials after a correction notice; a case they complete goes to the chain."""
+    done = await asyncio.to_thread(cases.supplement_materials, uow=starter.writing(),
+                                   **supplement)
+    return replace(done, view=await with_chain(starter, done.view))

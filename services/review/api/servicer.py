@@ -18,7 +18,6 @@ from sqlalchemy import Engine
 from govhall.common.v1 import common_pb2
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
-from kernel.calendar import BUILT_IN_YEARS
 from kernel.commonpb import verification_to_proto
 from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
@@ -290,27 +289,22 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def LoadHolidaySchedule(self, request: pb.LoadHolidayScheduleRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.LoadHolidayScheduleResponse:
-        load = await asyncio.to_thread(
-            handlers.load_holiday_schedule, uow=self._writing(), caller=current_caller(),
-            year=request.year, holidays=_days(request.holidays, "holidays"),
+        load, cases = await decisions.load_holiday_schedule(
+            self._chain, caller=current_caller(), year=request.year,
+            holidays=_days(request.holidays, "holidays"),
             makeup_workdays=_days(request.makeup_workdays, "makeup_workdays"),
             now=datetime.now(UTC))
-        # Only after the commit: a case recomputing now reads the new schedule.
-        cases = await decisions.recompute_running(
-            self._chain, reason=f"holiday schedule {request.year} loaded")
         return pb.LoadHolidayScheduleResponse(schedule=loaded_schedule_to_proto(load.loaded),
                                               replaced=load.replaced, cases_recomputing=cases)
 
     async def ListHolidaySchedules(self, request: pb.ListHolidaySchedulesRequest,
                                    context: grpc.aio.ServicerContext[Any, Any],
                                    ) -> pb.ListHolidaySchedulesResponse:
-        loaded = {s.schedule.year: s for s in await asyncio.to_thread(
-            handlers.list_holiday_schedules, uow=self._reading())}
+        years = await asyncio.to_thread(handlers.holiday_schedule_years, uow=self._reading())
         schedules = [
-            loaded_schedule_to_proto(loaded[year]) if year in loaded
+            loaded_schedule_to_proto(loaded) if loaded is not None
             else pb.HolidaySchedule(year=year, source=pb.HOLIDAY_SCHEDULE_SOURCE_BUILT_IN)
-            for year in sorted({*BUILT_IN_YEARS, *loaded})
-        ]
+            for year, loaded in years]
         return pb.ListHolidaySchedulesResponse(schedules=schedules)
 
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,

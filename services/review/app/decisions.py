@@ -22,7 +22,7 @@ import asyncio
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, TypeVar
 
 import rfc8785
@@ -73,6 +73,7 @@ class Chain:
 
 
 def fingerprint(rpc: str, **content: Any) -> str:
+    """What makes a request the same request: the RPC, who asks, and everything asked."""
     return hashlib.sha256(rfc8785.dumps({"rpc": rpc, **content})).hexdigest()
 
 
@@ -160,8 +161,9 @@ async def decide_case(chain: Chain, *, caller: Caller, case_number: str, stage: 
             update_id=f"{DECIDE}/{request_id}", result_type=DecisionReceipt)
 
     return await _once(chain, caller=caller, request_id=request_id,
-                       print_=fingerprint("DecideCase", case=case_number, stage=stage,
-                                          outcome=outcome, content=digest),
+                       print_=fingerprint("DecideCase", official=caller.official_id,
+                                          case=case_number, stage=stage, outcome=outcome,
+                                          content=digest),
                        case_number=case_number, now=now, result_type=DecisionReceipt,
                        send=send)
 
@@ -191,11 +193,24 @@ async def change_clock(chain: Chain, *, caller: Caller, case_number: str, update
             update_id=f"{update}/{request_id}", result_type=ChangeReceipt)
 
     return await _once(chain, caller=caller, request_id=request_id,
-                       print_=fingerprint(update, case=case_number, procedure=procedure,
-                                          days=days, reason=reason),
+                       print_=fingerprint(update, official=caller.official_id,
+                                          case=case_number, procedure=procedure, days=days,
+                                          reason=reason),
                        case_number=case_number, now=now, result_type=ChangeReceipt, send=send)
 
 
 async def recompute_running(chain: Chain, *, reason: str) -> int:
     """Tell every running case to compute its deadlines again; how many were told."""
     return await chain.gateway.signal_all(RUNNING_APPROVALS, RECOMPUTE, Recompute(reason))
+
+
+async def load_holiday_schedule(chain: Chain, *, caller: Caller, year: int,
+                                holidays: list[date], makeup_workdays: list[date],
+                                now: datetime) -> tuple[handlers.ScheduleLoad, int]:
+    """Load a year's schedule, then tell running cases to recompute; how many were told."""
+    load = await asyncio.to_thread(
+        handlers.load_holiday_schedule, uow=chain.writing(), caller=caller, year=year,
+        holidays=holidays, makeup_workdays=makeup_workdays, now=now)
+    # Only after the commit: a case recomputing now reads the new schedule.
+    told = await recompute_running(chain, reason=f"holiday schedule {year} loaded")
+    return load, told

@@ -10,7 +10,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 from kernel.audit import Actor, Verification
-from kernel.calendar import WorkingCalendar
+from kernel.calendar import BUILT_IN_YEARS, WorkingCalendar
 from kernel.directory import (
     Official,
     acting_official,
@@ -192,6 +192,12 @@ def load_holiday_schedule(*, uow: ReviewUnitOfWork, caller: Caller, year: int,
                      "makeup_workdays": sorted(d.isoformat() for d in schedule.makeup_workdays)})
         uow.commit()
         return ScheduleLoad(loaded, replaced)
+
+
+def holiday_schedule_years(*, uow: ReviewUnitOfWork) -> list[tuple[int, LoadedSchedule | None]]:
+    """Every year the calendar knows: built in (None) or loaded by an operator."""
+    loaded = {s.schedule.year: s for s in list_holiday_schedules(uow=uow)}
+    return [(year, loaded.get(year)) for year in sorted({*BUILT_IN_YEARS, *loaded})]
 
 
 def list_holiday_schedules(*, uow: ReviewUnitOfWork) -> list[LoadedSchedule]:
