@@ -1,12 +1,15 @@
 """Inboxes, claims and escalations over real gRPC and mTLS, on a real database.
 
-Tasks and escalations are put in place with the review activities, as the
-approval workflow does; no workflow runs here.
+No workflow runs here: tasks are put in place through review's repository
+(each at its own due time), escalations with the review use cases the
+approval workflow's activities run (services/review/app/chain.py), on
+statements signed as intake and review sign them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -14,13 +17,16 @@ import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import select
-from temporalio.testing import ActivityEnvironment
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
-from services.review.activities import ReviewActivities
+from services.review.app import chain
 from services.review.db import tables
+from services.review.db.repository import ReviewUnitOfWork
+from services.review.domain.tasks import Task
+from tests.integration.review.conftest import sign_acceptance
 from tests.support import ServiceUnderTest, as_official
+from tests.unit.workflows.fakes import Official, Signers
 from workflows import approval_contract as c
 
 if TYPE_CHECKING:
@@ -28,7 +34,7 @@ if TYPE_CHECKING:
 
 REVIEWER = "SCJGJ-003"
 OTHER_REVIEWER = "SCJGJ-004"
-DEPUTY = "SCJGJ-005"
+DEPUTY = "SCJGJ-007"
 LEADER = "SCJGJ-006"
 SEALER = "ZWFWZX-001"
 SUPERVISOR = "JJZ-001"
@@ -48,12 +54,13 @@ TASKS = [
 ]
 
 
-async def _open_tasks(review: ServiceUnderTest) -> ReviewActivities:
-    hosted = ReviewActivities(review.running.engine)
-    for case_number, stage, department, role, days in TASKS:
-        await ActivityEnvironment().run(hosted.open_task, c.TaskOpening(
-            case_number, stage, department, role, ITEM, DUE + timedelta(days=days)))
-    return hosted
+def _open_tasks(review: ServiceUnderTest) -> None:
+    with ReviewUnitOfWork(review.running.engine) as uow:
+        for case_number, stage, department, role, days in TASKS:
+            uow.tasks.add(Task(case_number=case_number, stage=stage, department_code=department,
+                               role=role, item_code=ITEM, due_at=DUE + timedelta(days=days),
+                               opened_at=DUE - timedelta(days=5)))
+        uow.commit()
 
 
 async def _inbox(stub: ReviewServiceAsyncStub, official: str,
@@ -76,7 +83,7 @@ def _claims(review: ServiceUnderTest) -> dict[str, str]:
 
 
 async def test_each_official_sees_their_stages_in_due_order(review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     async with review.channel("department-review-system") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         reviewer = await _inbox(stub, REVIEWER)
@@ -102,7 +109,7 @@ async def test_each_official_sees_their_stages_in_due_order(review: ServiceUnder
 
 async def test_the_inbox_pages_without_losing_or_repeating_a_task(
         review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     async with review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         seen: list[str] = []
@@ -124,7 +131,7 @@ async def test_the_inbox_pages_without_losing_or_repeating_a_task(
 
 
 async def test_an_inbox_one_has_no_part_in_is_refused(review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     async with review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         codes = {
@@ -150,7 +157,7 @@ async def test_an_inbox_one_has_no_part_in_is_refused(review: ServiceUnderTest) 
 
 
 async def test_a_claim_is_one_officials_and_filters_follow_it(review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     claim_a = pb.ClaimTaskRequest(case_number=CASE_A, stage=pb.APPROVAL_STAGE_REVIEW)
     async with review.channel("department-review-system") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
@@ -168,14 +175,14 @@ async def test_a_claim_is_one_officials_and_filters_follow_it(review: ServiceUnd
     assert mine == [CASE_A]
     assert unclaimed == [CASE_C, CASE_B]
     assert everything == [CASE_C, CASE_A, CASE_B]
-    # The load of the directory, six openings, one claim.
-    assert audit.intact and audit.entries == 8
+    # The load of the directory, one claim.
+    assert audit.intact and audit.entries == 2
     assert _claims(review)[CASE_A] == REVIEWER
 
 
 async def test_a_claim_needs_the_role_in_the_deciding_department(
         review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     async with review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
 
@@ -205,9 +212,12 @@ async def test_a_claim_needs_the_role_in_the_deciding_department(
 
 async def test_a_closed_task_leaves_the_inbox_and_cannot_be_claimed(
         review: ServiceUnderTest) -> None:
-    hosted = await _open_tasks(review)
-    await ActivityEnvironment().run(
-        hosted.close_task, c.TaskClosing(CASE_C, "review", OTHER_REVIEWER, "approve"))
+    _open_tasks(review)
+    with ReviewUnitOfWork(review.running.engine) as uow:
+        task = uow.tasks.get(CASE_C, "review", for_update=True)
+        assert task is not None
+        uow.tasks.save(replace(task, closed_at=DUE, closed_by=OTHER_REVIEWER, outcome="approve"))
+        uow.commit()
     async with review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         inbox = await _inbox(stub, REVIEWER)
@@ -224,26 +234,27 @@ def _ts(moment: datetime) -> Timestamp:
     return stamp
 
 
-async def test_a_deputy_takes_the_leaders_sign_tasks_under_a_delegation(
+async def test_the_departments_other_leader_claims_for_the_leader_under_a_delegation(
         review: ServiceUnderTest) -> None:
-    await _open_tasks(review)
+    _open_tasks(review)
     async with review.channel("department-review-system") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        before = await _refusal(stub.ListInbox(
-            pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_SIGN), metadata=as_official(DEPUTY)))
+        in_own_right = await _inbox(stub, DEPUTY)
         granted = await stub.GrantDelegation(pb.GrantDelegationRequest(
             deputy_id=DEPUTY, reason="出差", period=pb.DelegationPeriod(
                 valid_until=_ts(datetime.now(UTC) + timedelta(days=2)))),
             metadata=as_official(LEADER))
         sign_inbox = await _inbox(stub, DEPUTY, stage=pb.APPROVAL_STAGE_SIGN)
-        whole_inbox = await _inbox(stub, DEPUTY)
         claimed = await stub.ClaimTask(
             pb.ClaimTaskRequest(case_number=CASE_D, stage=pb.APPROVAL_STAGE_SIGN),
             metadata=as_official(DEPUTY))
-    assert before == grpc.StatusCode.PERMISSION_DENIED
-    assert sign_inbox == [CASE_D]
-    assert whole_inbox == [CASE_D, CASE_C, CASE_A, CASE_B]
+        reviewer_after = await _refusal(stub.ListInbox(
+            pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_SIGN),
+            metadata=as_official(OTHER_REVIEWER)))
+    # A deputy is a leader of the department: the same sign tasks, now taken for the leader.
+    assert in_own_right == sign_inbox == [CASE_D]
     assert claimed.task.claimed_by == DEPUTY
+    assert reviewer_after == grpc.StatusCode.PERMISSION_DENIED
     with review.running.engine.connect() as connection:
         last = connection.execute(select(tables.audit_log).order_by(
             tables.audit_log.c.sequence.desc()).limit(1)).one()
@@ -252,16 +263,37 @@ async def test_a_deputy_takes_the_leaders_sign_tasks_under_a_delegation(
                                         "delegation": str(granted.delegation.id)}
 
 
-async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTest) -> None:
-    hosted = ReviewActivities(review.running.engine)
-    run = ActivityEnvironment().run
-    await run(hosted.open_escalation,
-              c.EscalationOpening("AP-1", "SCJGJ", "review", "promised_breach", DUE))
-    await run(hosted.open_escalation,
-              c.EscalationOpening("AP-2", "FGW", "sign", "promised_breach", DUE))
-    await run(hosted.open_escalation,
-              c.EscalationOpening("AP-1", "SCJGJ", "review", "legal_breach", DUE))
-    await run(hosted.close_task, c.TaskClosing("AP-2", "seal", SEALER, "seal"))
+def _breached(review: ServiceUnderTest, signers: Signers, case_number: str, department: str,
+              kinds: list[str]) -> None:
+    """A case opened in review and escalated, as the workflow's activities do it."""
+    def uow() -> ReviewUnitOfWork:
+        return ReviewUnitOfWork(review.running.engine)
+
+    acceptance = sign_acceptance(signers, case_number, accepted_at=DUE - timedelta(days=10),
+                                 clerk_id=f"{department}-001", department_code=department)
+    chain.open_case(uow=uow, keys=signers.keys, request=c.DeadlinesRequest(
+        acceptance, stage=c.Stage.REVIEW, at=DUE - timedelta(days=10)),
+        event_key=f"{case_number}/open", now=DUE - timedelta(days=10))
+    chain.mark_sla(uow=uow, keys=signers.keys, mark=c.SlaMark(
+        case_number, department, c.Stage.REVIEW, c.SlaState.BREACHED, DUE, kinds, DUE, DUE),
+        event_key=f"{case_number}/{kinds}", now=DUE)
+
+
+def _withdrawn(review: ServiceUnderTest, signers: Signers, case_number: str,
+               clerk: Official) -> None:
+    chain.close_case(uow=lambda: ReviewUnitOfWork(review.running.engine), keys=signers.keys,
+                     closing=c.CaseClosing(case_number, c.Stage.REVIEW, "withdrawn", DUE,
+                                           signers.withdrawal(case_number, clerk).statement),
+                     now=DUE + timedelta(hours=1))
+
+
+async def test_supervisors_and_operators_list_escalations(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    case_1, case_2 = "AP-20261120-000001", "AP-20261120-000002"
+    _breached(review, signers, case_1, "SCJGJ", ["promised_breach"])
+    _breached(review, signers, case_2, "FGW", ["promised_breach"])
+    _breached(review, signers, case_1, "SCJGJ", ["legal_breach"])
+    _withdrawn(review, signers, case_2, Official("FGW-001", "FGW", ("window_clerk",)))
     async with review.channel("supervision-system") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         everything = await stub.ListEscalations(pb.ListEscalationsRequest(),
@@ -278,13 +310,14 @@ async def test_supervisors_and_operators_list_escalations(review: ServiceUnderTe
         reviewer = await _refusal(stub.ListEscalations(pb.ListEscalationsRequest(),
                                                        metadata=as_official(REVIEWER)))
     assert [(e.case_number, e.kind) for e in everything.escalations] == [
-        ("AP-1", pb.ESCALATION_KIND_PROMISED_BREACH),
-        ("AP-2", pb.ESCALATION_KIND_PROMISED_BREACH),
-        ("AP-1", pb.ESCALATION_KIND_LEGAL_BREACH)]
+        (case_1, pb.ESCALATION_KIND_PROMISED_BREACH),
+        (case_2, pb.ESCALATION_KIND_PROMISED_BREACH),
+        (case_1, pb.ESCALATION_KIND_LEGAL_BREACH)]
+    # The withdrawal closed the FGW case's escalation.
     assert everything.escalations[1].HasField("closed_at")
     assert not everything.escalations[0].HasField("closed_at")
-    assert [e.case_number for e in open_only.escalations] == ["AP-1", "AP-1"]
-    assert [e.case_number for e in fgw.escalations] == ["AP-2"]
+    assert [e.case_number for e in open_only.escalations] == [case_1, case_1]
+    assert [e.case_number for e in fgw.escalations] == [case_2]
     assert [e.id for e in [*first_page.escalations, *second_page.escalations]] == [
         e.id for e in everything.escalations]
     assert second_page.next_page_token == ""
