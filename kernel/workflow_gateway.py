@@ -106,14 +106,15 @@ class WorkflowGateway:
 
     async def start(self, workflow: str, argument: Any, *, workflow_id: str, task_queue: str,
                     search_attributes: TypedSearchAttributes, summary: str,
-                    timeout: float | None = None) -> bool:
+                    answer_within: float | None = None) -> bool:
         """Start the workflow unless it runs or ran already; True if this call started it.
 
-        ``timeout`` (seconds) bounds this call when less than the gateway's own.
+        ``answer_within`` (seconds) bounds this call when less than the gateway's own.
         """
         client = await self.client()
+        limit = min(answer_within or self._call_timeout, self._call_timeout)
         try:
-            async with asyncio.timeout(min(timeout or self._call_timeout, self._call_timeout)):
+            async with asyncio.timeout(limit):
                 await client.start_workflow(
                     workflow, argument, id=workflow_id, task_queue=task_queue,
                     search_attributes=search_attributes, static_summary=summary,

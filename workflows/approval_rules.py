@@ -131,7 +131,7 @@ def check_decision(state: ChainState, facts: StatementFacts) -> None:
     allowed = allowed_outcomes(facts.stage)
     if facts.outcome not in allowed:
         raise RuleBroken(INVALID_ARGUMENT,
-                         f"at {facts.stage} the decision is one of {sorted(allowed)}")
+                         f"at {facts.stage} the decision is one of {', '.join(allowed)}")
     check_role(facts, STAGE_ROLE[Stage(facts.stage)],
                deciding_department(facts.stage, state.department_code), state.case_number)
     check_once(facts, state.acted, state.case_number)

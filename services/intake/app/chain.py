@@ -101,36 +101,59 @@ class ChainStarter:
         ``waiting``: a caller waits for the answer, so give up after
         ``answer_within_seconds`` and leave the start to the outbox.
         """
+        try:
+            await self._start(case_number, waiting=waiting)
+        except Unavailable as error:
+            log.warning("chain.start_pending", case_number=case_number, reason=error.message)
+            return False
+        except Exception:
+            # The case is committed either way: whatever went wrong, the outbox tries
+            # again, and a window's call still gets its answer (accepted, start pending).
+            log.exception("chain.start_failed", case_number=case_number)
+            return False
+        return True
+
+    async def _start(self, case_number: str, *, waiting: bool) -> None:
         started_at = datetime.now(UTC)
         case_input: ApprovalInput = await asyncio.to_thread(
             cases.approval_input, uow=self.reading(), case_number=case_number,
             signer=self.signer)
         facts = StatementFacts.read(case_input.acceptance.body)
-        try:
-            await self.gateway.start(
-                WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
-                task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                summary=summary(facts),
-                timeout=self.answer_within_seconds if waiting else None)
-        except Unavailable as error:
-            log.warning("chain.start_pending", case_number=case_number, reason=error.message)
-            return False
+        await self.gateway.start(
+            WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
+            task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
+            summary=summary(facts),
+            answer_within=self.answer_within_seconds if waiting else None)
         await asyncio.to_thread(cases.mark_workflow_started, uow=self.writing(),
                                 case_number=case_number, system="govhall-intake",
                                 started_at=started_at)
         log.info("chain.started", case_number=case_number)
-        return True
 
     async def start_pending(self) -> int:
-        """Start every accepted case that has no workflow yet; how many were started."""
+        """Start every accepted case that has no workflow yet; how many were started.
+
+        The round ends when Temporal is out of reach. A case that fails for
+        another reason (a bug) is logged and passed over until the next round,
+        so it never holds up the cases behind it.
+        """
         started = 0
+        passed_over: set[str] = set()
         while True:
-            pending = await asyncio.to_thread(cases.unstarted_cases, uow=self.reading())
+            pending = [number for number in await asyncio.to_thread(
+                cases.unstarted_cases, uow=self.reading()) if number not in passed_over]
             if not pending:
                 return started
             for case_number in pending:
-                if not await self.start(case_number):
+                try:
+                    await self._start(case_number, waiting=False)
+                except Unavailable as error:
+                    log.warning("chain.start_pending", case_number=case_number,
+                                reason=error.message)
                     return started
+                except Exception:
+                    log.exception("chain.start_failed", case_number=case_number)
+                    passed_over.add(case_number)
+                    continue
                 started += 1
 
     async def run(self) -> None:

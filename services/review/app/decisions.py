@@ -77,6 +77,13 @@ def fingerprint(rpc: str, **content: Any) -> str:
     return hashlib.sha256(rfc8785.dumps({"rpc": rpc, **content})).hexdigest()
 
 
+def update_id(update: str, request_id: str, print_: str) -> str:
+    """The update's id: the request id and what was asked, so Temporal answers a repeat of
+    the same request with its first result, and never another request's (a request
+    refused in the workflow frees its id here, while Temporal keeps its result)."""
+    return f"{update}/{request_id}/{print_[:16]}"
+
+
 def take_request(*, uow: ReviewUnitOfWork, caller: Caller, request_id: str, fingerprint: str,
                  case_number: str, now: datetime) -> str | None:
     """Claim the request id; the earlier answer if this request was answered already."""
@@ -151,6 +158,8 @@ async def decide_case(chain: Chain, *, caller: Caller, case_number: str, stage: 
         handlers.decision_capacity, uow=chain.reading(), caller=caller,
         case_number=case_number, stage=stage, now=now)
     digest = content_digest(opinion=opinion, legal_basis=legal_basis)
+    print_ = fingerprint("DecideCase", official=caller.official_id, case=case_number,
+                         stage=stage, outcome=outcome, content=digest)
 
     async def send() -> DecisionReceipt:
         statement = _sign(chain, capacity, caller, kind=StatementKind.DECISION,
@@ -158,12 +167,9 @@ async def decide_case(chain: Chain, *, caller: Caller, case_number: str, stage: 
                           stage=stage, outcome=outcome, content_sha256=digest)
         return await chain.gateway.update(
             workflow_id(case_number), DECIDE, Decision(statement, opinion, legal_basis),
-            update_id=f"{DECIDE}/{request_id}", result_type=DecisionReceipt)
+            update_id=update_id(DECIDE, request_id, print_), result_type=DecisionReceipt)
 
-    return await _once(chain, caller=caller, request_id=request_id,
-                       print_=fingerprint("DecideCase", official=caller.official_id,
-                                          case=case_number, stage=stage, outcome=outcome,
-                                          content=digest),
+    return await _once(chain, caller=caller, request_id=request_id, print_=print_,
                        case_number=case_number, now=now, result_type=DecisionReceipt,
                        send=send)
 
@@ -183,6 +189,8 @@ async def change_clock(chain: Chain, *, caller: Caller, case_number: str, update
     capacity = await asyncio.to_thread(
         handlers.acting_capacity, uow=chain.reading(), caller=caller, role=role, now=now)
     digest = content_digest(reason=reason) if kind == StatementKind.EXTENSION else ""
+    print_ = fingerprint(update, official=caller.official_id, case=case_number,
+                         procedure=procedure, days=days, reason=reason)
 
     async def send() -> ChangeReceipt:
         statement = _sign(chain, capacity, caller, kind=kind, case_number=case_number,
@@ -190,12 +198,9 @@ async def change_clock(chain: Chain, *, caller: Caller, case_number: str, update
                           content_sha256=digest)
         return await chain.gateway.update(
             workflow_id(case_number), update, ClockChange(statement, reason),
-            update_id=f"{update}/{request_id}", result_type=ChangeReceipt)
+            update_id=update_id(update, request_id, print_), result_type=ChangeReceipt)
 
-    return await _once(chain, caller=caller, request_id=request_id,
-                       print_=fingerprint(update, official=caller.official_id,
-                                          case=case_number, procedure=procedure, days=days,
-                                          reason=reason),
+    return await _once(chain, caller=caller, request_id=request_id, print_=print_,
                        case_number=case_number, now=now, result_type=ChangeReceipt, send=send)
 
 
