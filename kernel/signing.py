@@ -149,17 +149,18 @@ def _read_keys(keys_dir: Path) -> dict[str, list[Ed25519PublicKey]]:
 class TrustedKeys:
     """The public keys a verifier accepts, by signer and key id.
 
-    Loaded from a folder, it looks there again (at most every few seconds)
-    when asked for a key it does not know, so a key published after start
-    (a rotation elsewhere) is found without a restart.
+    Loaded from a folder, it looks there again (at most once a second) when
+    asked for a key it does not know, so a key published after start (a
+    rotation elsewhere) is found without a restart.
     """
 
-    RELOAD_SECONDS = 5.0
+    RELOAD_SECONDS = 1.0
 
     def __init__(self, keys: Mapping[str, Iterable[Ed25519PublicKey]],
                  source: Path | None = None) -> None:
         self._source = source
-        self._loaded_at = time.monotonic()
+        #: Never looked again yet: the first unknown key is looked for at once.
+        self._loaded_at = -self.RELOAD_SECONDS
         self._keys: dict[str, dict[str, Ed25519PublicKey]] = {}
         self._set(keys)
 

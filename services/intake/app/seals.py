@@ -108,6 +108,13 @@ def seal_keys(*, uow: IntakeUnitOfWork, current: SealKey) -> list[SealKey]:
     return keys
 
 
+def public_holder(case: Case) -> str:
+    """The holder as the public reads it: an organisation's name; a person's, masked."""
+    if case.applicant.kind == "organisation":
+        return case.applicant.name
+    return mask_name(case.applicant.name)
+
+
 def _receipt(decision: SealedDecision) -> SealReceipt:
     return SealReceipt(decision.certificate_number, decision.key_id, decision.document_sha256,
                        decision.decision)
@@ -241,7 +248,7 @@ def seal_decision(*, uow: IntakeUnitOfWork, violations: Callable[[], IntakeUnitO
             kind=RegisterEntryKind.SEALED, certificate_number=number, case_number=case.number,
             item_code=case.item_code, item_name=case.item_name,
             department_code=case.department_code, decision=decision,
-            holder=mask_name(case.applicant.name), decided_at=document.decided_at,
+            holder=public_holder(case), decided_at=document.decided_at,
             issued_at=document.issued_at, reason="", recorded_at=now))
         uow.audit.append(actor=Actor(CHAIN_SYSTEM, by_stage[Stage.SEAL].official_id),
                          action="decision.sealed", subject=f"case/{case.number}", at=now,
@@ -338,8 +345,7 @@ def get_decision(*, uow: IntakeUnitOfWork, caller: Caller, certificate_number: s
                     "a sealed decision is read by officials of its department, or by anyone "
                     "with the verification code printed on it")
             raise NotFound(f"no decision was sealed as {certificate_number} with that code")
-        holder = case.applicant.name if case.applicant.kind == "organisation" \
-            else mask_name(case.applicant.name)
+        holder = public_holder(case)
         return PublicDecision(
             certificate_number=sealed.certificate_number, item_code=case.item_code,
             item_name=case.item_name, department_code=case.department_code,
@@ -384,7 +390,7 @@ def revoke_decision(*, uow: IntakeUnitOfWork, caller: Caller, certificate_number
             kind=RegisterEntryKind.REVOKED, certificate_number=certificate_number,
             case_number=case.number, item_code=case.item_code, item_name=case.item_name,
             department_code=case.department_code, decision=sealed.decision,
-            holder=mask_name(case.applicant.name), decided_at=_decided_at(sealed),
+            holder=public_holder(case), decided_at=_decided_at(sealed),
             issued_at=iso_utc(sealed.issued_at), reason=reason, recorded_at=now))
         ordinal = uow.timeline.count(case.number, prefix=INTAKE_EVENT_PREFIX) + 1
         uow.timeline.add(case.number, TimelineEvent(
