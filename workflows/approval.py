@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.chinatime import china_date
@@ -123,6 +123,16 @@ def _refuse(kind: str, message: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
+def _stuck(what: str, error: ActivityError) -> RuntimeError:
+    """A record the case cannot do without failed for good: a bug or a misconfiguration.
+
+    Not a business outcome, so the case must not end: the workflow task fails
+    instead (shown in the UI, retried), until an operator fixes the cause.
+    """
+    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+    return RuntimeError(f"the case {what}: {cause}")
+
+
 def _facts(statement: SignedStatement, kind: StatementKind) -> StatementFacts:
     """The statement's facts, if its signer signed it; refused otherwise."""
     try:
@@ -180,12 +190,16 @@ class ApprovalWorkflow:
     @workflow.run
     async def run(self, case: ApprovalInput) -> ApprovalResult:
         self._upsert_identity()
-        self.deadlines = await workflow.execute_activity(
-            OPEN_CASE, DeadlinesRequest(self.acceptance, stage=Stage.REVIEW, reason="accepted",
-                                        at=workflow.now(), sla_state=self.sla_state),
-            task_queue=self._queue(REVIEW), result_type=Deadlines,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
-            summary="open the case: deadlines and the review task")
+        try:
+            self.deadlines = await workflow.execute_activity(
+                OPEN_CASE, DeadlinesRequest(self.acceptance, stage=Stage.REVIEW,
+                                            reason="accepted", at=workflow.now(),
+                                            sla_state=self.sla_state),
+                task_queue=self._queue(REVIEW), result_type=Deadlines,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                summary="open the case: deadlines and the review task")
+        except ActivityError as error:
+            raise _stuck("could not be opened in review", error) from error
         workflow.upsert_search_attributes([DUE_TIME.value_set(self.deadlines.promised_due_at)])
         self.started = True
         self._show()
@@ -222,6 +236,12 @@ class ApprovalWorkflow:
             workflow.upsert_search_attributes(missing)
 
     async def _record(self, step: Transition | CaseClosing) -> None:
+        try:
+            await self._record_once(step)
+        except ActivityError as error:
+            raise _stuck("could not record its last step", error) from error
+
+    async def _record_once(self, step: Transition | CaseClosing) -> None:
         if isinstance(step, Transition):
             await workflow.execute_activity(
                 RECORD_TRANSITION, step, task_queue=self._queue(REVIEW),

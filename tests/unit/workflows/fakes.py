@@ -130,6 +130,8 @@ class Center:
     recompute_started: asyncio.Event = field(default_factory=asyncio.Event)
     #: When set, marking an SLA change fails for good with this message.
     mark_fails: str = ""
+    #: When set, recording a decided stage fails for good with this message.
+    transition_fails: str = ""
 
     def deadlines(self, request: c.DeadlinesRequest) -> c.Deadlines:
         """Working days from acceptance, plus paused days and the extension."""
@@ -181,6 +183,9 @@ class Center:
 
         @activity.defn(name=c.RECORD_TRANSITION)
         async def record_transition(transition: c.Transition) -> None:
+            if center.transition_fails:
+                raise ApplicationError(center.transition_fails, type="FailedPrecondition",
+                                       non_retryable=True)
             if not any(t.decision.stage == transition.decision.stage
                        for t in center.transitions):
                 center.transitions.append(transition)

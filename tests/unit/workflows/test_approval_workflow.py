@@ -19,7 +19,11 @@ from pathlib import Path
 
 import pytest
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import (
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -315,6 +319,27 @@ async def test_a_watcher_that_fails_is_seen_not_lost(
     assert failures, "the watcher's failure never reached the workflow task"
     assert "deadline watcher" in failures[0]
     assert "supervision desk refused" in failures[0]
+
+
+async def test_a_step_that_cannot_be_recorded_stops_the_case_it_does_not_end_it(
+        time_skipping: WorkflowEnvironment, signers: Signers) -> None:
+    center = Center(transition_fails="review holds the case at another stage")
+    async with approval_case(time_skipping, signers, center=center) as case:
+        await case.decide(REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
+        failures: list[str] = []
+        for _ in range(200):
+            history = await case.handle.fetch_history()
+            failures = [e.workflow_task_failed_event_attributes.failure.message
+                        for e in history.events
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            if failures:
+                break
+            await asyncio.sleep(0.05)
+        description = await case.handle.describe()
+        await case.handle.terminate("test over")
+    assert failures and "could not record its last step" in failures[0]
+    assert "another stage" in failures[0]
+    assert description.status == WorkflowExecutionStatus.RUNNING
 
 
 async def test_a_special_procedure_stops_the_clock(
