@@ -88,6 +88,7 @@ from bench.shape import Shape, case_shape, mismatch, unexpected
 from bench.suite import EmbeddedSuite
 from deploy.local.chain_driver import ChainDriver
 from kernel.temporal import connect
+from workflows.approval import ApprovalWorkflow
 from workflows.approval_contract import STATUS, workflow_id
 
 GOVHALL = "govhall"
@@ -274,6 +275,11 @@ async def baseline_case(client: Client, baseline: str, figures: RunFigures, *,
     return handle.id
 
 
+#: The workflow classes each system's histories replay on (to find where activities run).
+WORKFLOW_CLASSES: dict[str, list[type]] = {
+    GOVHALL: [ApprovalWorkflow], SAME_SHAPE: list(WORKFLOWS), MINIMAL: list(WORKFLOWS)}
+
+
 async def check_shapes(client: Client, systems: dict[str, OneCase], *,
                        case_timeout: float) -> tuple[dict[str, Shape], str]:
     """One more case of each system, alone and not measured, and their histories compared."""
@@ -283,7 +289,8 @@ async def check_shapes(client: Client, systems: dict[str, OneCase], *,
         try:
             async with asyncio.timeout(case_timeout):
                 shapes[system] = await case_shape(
-                    client, await one_case(RunFigures(system, LATENCY_PASS)))
+                    client, await one_case(RunFigures(system, LATENCY_PASS)),
+                    WORKFLOW_CLASSES[system])
         except Exception as error:
             lines.append(f"WARNING: no shape for {system}: its case failed "
                          f"({describe_failure(error)})")

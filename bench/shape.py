@@ -6,27 +6,35 @@ and take as many updates. Each benchmark run checks this on a real case of
 each before measuring, so a change to the approval workflow that the
 baseline does not follow is reported instead of skewing the ratio.
 
-An activity counts as *in a handler* when it was scheduled after an update
-was accepted and completed before that update did: the update waited for
-it. An activity scheduled in run after an update that answered at once
-completes after that update, so it counts as in run; so does whatever the
-first workflow task scheduled (opening the case), even when the first
-update arrived early and waited for it. (A run activity scheduled after an
-update is accepted and done before that update answers would be
-miscounted; the check runs one case alone, decisions one after another,
-where each stage's record is scheduled before the next decision is sent.)
-Updates are paired by update id: the time-skipping test server leaves the
-completion's ``accepted_event_id`` at 0.
+Counts come from the case's history. Where each activity was scheduled (in
+run, or inside an update's handler) a history does not say, and event
+order cannot tell it: govhall's run loop records the stages one after
+another, so a record can be scheduled after the next update was accepted
+and finish before that update answers, exactly as an activity the handler
+waits for. So the history is replayed with the workflow's own code and an
+interceptor that asks, for each activity it starts, whether it runs in an
+update handler (``workflow.current_update_info()``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
+from temporalio import workflow
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHistory
+from temporalio.worker import (
+    Interceptor,
+    Replayer,
+    StartActivityInput,
+    UnsandboxedWorkflowRunner,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
+)
 
 from bench.baseline import Expected
 
@@ -53,50 +61,66 @@ class Shape:
                 f"{self.events} history events")
 
 
-def shape_of(events: Iterable[HistoryEvent]) -> Shape:
-    events = list(events)
+def shape_of(events: Iterable[HistoryEvent], *, activities_in_handlers: int) -> Shape:
+    """The shape counted from the events, with where the activities ran found by replay."""
     kinds = [event.event_type for event in events]
-    done: dict[int, int] = {}  # activity's scheduled event id -> its completion's event id
-    accepted: dict[str, int] = {}  # update id -> its acceptance's event id
-    answered: dict[str, int] = {}  # update id -> its completion's event id
-    for event in events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED:
-            done[event.activity_task_completed_event_attributes.scheduled_event_id] = \
-                event.event_id
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
-            attributes = event.workflow_execution_update_accepted_event_attributes
-            update_id = attributes.accepted_request.meta.update_id \
-                or attributes.protocol_instance_id
-            accepted[update_id] = event.event_id
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED:
-            answered[event.workflow_execution_update_completed_event_attributes.meta
-                     .update_id] = event.event_id
-    updates = [(accepted[u], answered[u]) for u in accepted if u in answered]
-    # What the first workflow task scheduled is run's: no handler has run an activity yet.
-    tasks = [e.event_id for e in events
-             if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED]
-    first_task_ends = tasks[1] if len(tasks) > 1 else len(events) + 1
-    in_handlers = sum(
-        1 for scheduled, completed in done.items()
-        if scheduled > first_task_ends and any(
-            update_accepted < scheduled and completed < update_answered
-            for update_accepted, update_answered in updates))
     return Shape(
         activities=kinds.count(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED),
-        activities_in_handlers=in_handlers,
+        activities_in_handlers=activities_in_handlers,
         updates=kinds.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED),
         timers=kinds.count(EventType.EVENT_TYPE_TIMER_STARTED),
         search_attribute_upserts=kinds.count(
             EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES),
-        workflow_tasks=len(tasks),
+        workflow_tasks=kinds.count(EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED),
         events=len(kinds))
 
 
-async def case_shape(client: Client, workflow_id: str) -> Shape:
+class ActivityPlaces(Interceptor):
+    """Notes, for each activity a workflow starts, whether an update handler started it."""
+
+    def __init__(self) -> None:
+        #: One entry per activity started, in order: True when inside an update handler.
+        self.in_handler: list[bool] = []
+
+    def workflow_interceptor_class(
+            self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        noted = self.in_handler
+
+        class Outbound(WorkflowOutboundInterceptor):
+            def start_activity(self, input: StartActivityInput) -> workflow.ActivityHandle[Any]:
+                noted.append(workflow.current_update_info() is not None)
+                return super().start_activity(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
+
+
+async def activities_in_handlers(client: Client, history: WorkflowHistory,
+                                 workflows: Sequence[type]) -> int:
+    """How many of the history's activities an update handler started, found by replay.
+
+    ``workflows`` must hold the workflow class that made the history, as the
+    worker that ran it had it; a history it cannot replay raises.
+    """
+    places = ActivityPlaces()
+    replayer = Replayer(workflows=workflows, interceptors=[places],
+                        data_converter=client.data_converter,
+                        workflow_runner=UnsandboxedWorkflowRunner())
+    await replayer.replay_workflow(history)
+    return sum(places.in_handler)
+
+
+async def case_shape(client: Client, workflow_id: str, workflows: Sequence[type]) -> Shape:
     """The shape of a finished case (waits for the workflow to end)."""
     handle = client.get_workflow_handle(workflow_id)
     await handle.result()
-    return shape_of((await handle.fetch_history()).events)
+    history = await handle.fetch_history()
+    return shape_of(history.events,
+                    activities_in_handlers=await activities_in_handlers(client, history,
+                                                                        workflows))
 
 
 def _differences(wanted: Mapping[str, int], seen: Mapping[str, int], wanted_name: str,
