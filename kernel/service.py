@@ -9,9 +9,10 @@ until SIGINT/SIGTERM and then stops both cleanly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -49,8 +50,10 @@ class ServiceDefinition:
     migrations_dir: Path
     #: Fully qualified gRPC service names, for health and reflection.
     service_names: Sequence[str]
-    #: Adds the service's servicer(s) to a server.
-    register: Callable[[grpc.aio.Server, Engine, ServiceSettings], None]
+    #: Adds the service's servicer(s) to a server; returns the work the process runs beside
+    #: them until it stops (an outbox, say), or None.
+    register: Callable[[grpc.aio.Server, Engine, ServiceSettings],
+                       Sequence[Coroutine[Any, Any, None]] | None]
     #: The activity callables this service hosts on its task queue.
     activities: Callable[[Engine, ServiceSettings], Sequence[Callable[..., Any]]]
     #: Makes what the service needs on first start (keys, sample directory data in an
@@ -80,6 +83,8 @@ class RunningService:
     #: Publishes the audit checkpoints the settings' policy asks for, until it is set.
     checkpoints_task: asyncio.Task[None] | None = None
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Work the service runs beside its servicers until it stops (intake's outbox).
+    background: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
     def worker(self) -> Worker | None:
@@ -96,6 +101,11 @@ class RunningService:
         if self.checkpoints_task is not None:
             await self.checkpoints_task
         await self.server.stop(grace)
+        for task in self.background:
+            task.cancel()
+        for task in self.background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         try:
             if self.activity_worker is not None:
                 await self.activity_worker.shutdown()
@@ -129,8 +139,10 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                                pki_dir=settings.pki_dir)
              if definition.audit_trail is not None else None)
 
+    beside: list[Coroutine[Any, Any, None]] = []
+
     def register(server: grpc.aio.Server) -> None:
-        definition.register(server, engine, settings)
+        beside.extend(definition.register(server, engine, settings) or ())
         systems_pb2_grpc.add_CallingSystemsServiceServicer_to_server(
             CallingSystemsServicer(engine, registry), server)
         if audit is not None:
@@ -163,11 +175,12 @@ async def start(definition: ServiceDefinition, settings: ServiceSettings) -> Run
                               settings.audit_checkpoint_poll_seconds)
     if audit is not None and policy.active:
         checkpoints_task = asyncio.create_task(audit.run_checkpoints(policy, stopping))
+    background = [asyncio.create_task(work) for work in beside]
     await mark_serving(health, service_names)
     log.info("service.started", address=f"{settings.host}:{port}",
              task_queue=settings.task_queue if activity_worker else None)
     return RunningService(server, port, engine, activity_worker, health, registry,
-                          checkpoints_task, stopping)
+                          checkpoints_task, stopping, background)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -143,29 +144,53 @@ def publish(keys_dir: Path, service: str, public_key: Ed25519PublicKey) -> Path:
     return path
 
 
-class TrustedKeys:
-    """The public keys a verifier accepts, by signer and key id."""
+def _read_keys(keys_dir: Path) -> dict[str, list[Ed25519PublicKey]]:
+    keys: dict[str, list[Ed25519PublicKey]] = {}
+    if keys_dir.is_dir():
+        for path in sorted(keys_dir.glob("*/*.pub")):
+            key = serialization.load_pem_public_key(path.read_bytes())
+            if isinstance(key, Ed25519PublicKey):
+                keys.setdefault(path.parent.name, []).append(key)
+    return keys
 
-    def __init__(self, keys: Mapping[str, Iterable[Ed25519PublicKey]]) -> None:
-        self._keys: dict[str, dict[str, Ed25519PublicKey]] = {
-            signer: {key_id(k): k for k in ks} for signer, ks in keys.items()}
+
+class TrustedKeys:
+    """The public keys a verifier accepts, by signer and key id.
+
+    Loaded from a folder, it looks there again (at most once a second) when
+    asked for a key it does not know, so a key published after start (a
+    rotation elsewhere) is found without a restart.
+    """
+
+    RELOAD_SECONDS = 1.0
+
+    def __init__(self, keys: Mapping[str, Iterable[Ed25519PublicKey]],
+                 source: Path | None = None) -> None:
+        self._source = source
+        #: Never looked again yet: the first unknown key is looked for at once.
+        self._loaded_at = -self.RELOAD_SECONDS
+        self._keys: dict[str, dict[str, Ed25519PublicKey]] = {}
+        self._set(keys)
+
+    def _set(self, keys: Mapping[str, Iterable[Ed25519PublicKey]]) -> None:
+        self._keys = {signer: {key_id(k): k for k in ks} for signer, ks in keys.items()}
 
     @classmethod
     def load(cls, keys_dir: Path) -> TrustedKeys:
         """Every ``<keys_dir>/<service>/*.pub`` file (PEM Ed25519 public keys)."""
-        keys: dict[str, list[Ed25519PublicKey]] = {}
-        if keys_dir.is_dir():
-            for path in sorted(keys_dir.glob("*/*.pub")):
-                key = serialization.load_pem_public_key(path.read_bytes())
-                if isinstance(key, Ed25519PublicKey):
-                    keys.setdefault(path.parent.name, []).append(key)
-        return cls(keys)
+        return cls(_read_keys(keys_dir), source=keys_dir)
 
     def signers(self) -> dict[str, list[str]]:
         return {signer: sorted(ks) for signer, ks in self._keys.items()}
 
     def public_key(self, signer: str, kid: str) -> Ed25519PublicKey | None:
-        return self._keys.get(signer, {}).get(kid)
+        key = self._keys.get(signer, {}).get(kid)
+        if key is None and self._source is not None and \
+                time.monotonic() - self._loaded_at >= self.RELOAD_SECONDS:
+            self._loaded_at = time.monotonic()
+            self._set(_read_keys(self._source))
+            key = self._keys.get(signer, {}).get(kid)
+        return key
 
     def verify(self, signed: Signed, *, signer: str) -> dict[str, Any]:
         """The body, if ``signer`` signed it; BadSignature otherwise."""
@@ -180,3 +205,28 @@ class TrustedKeys:
         except (InvalidSignature, ValueError) as error:
             raise BadSignature(f"the signature of {signer} does not hold") from error
         return signed.body
+
+
+# ---- the keys a workflows worker trusts ---------------------------------------------------
+#
+# The approval workflow's update validators check each statement before the workflow takes
+# it, so a forged decision sent straight to Temporal is refused at once. Workflow code runs in
+# Temporal's sandbox, which imports workflow modules afresh but passes this kernel module
+# through: the worker configures the keys here once, and every workflow run sees them.
+# Validators do not run on replay, so the keys may change between runs of the worker (they
+# are only ever added to: a rotated key stays trusted for what it signed).
+
+_workflow_keys: TrustedKeys | None = None
+
+
+def trust_in_workflows(keys: TrustedKeys) -> None:
+    """Trust ``keys`` in this process's workflow validators (the worker calls this first)."""
+    global _workflow_keys
+    _workflow_keys = keys
+
+
+def verify_in_workflow(signed: Signed, *, signer: str) -> None:
+    """Raise BadSignature unless ``signer`` signed ``signed``, by the worker's keys."""
+    if _workflow_keys is None:
+        raise BadSignature("this worker trusts no keys: it cannot check any statement")
+    _workflow_keys.verify(signed, signer=signer)

@@ -109,6 +109,60 @@ class ServiceUnderTest:
         return secure_channel(self.address, pki_dir=self.pki_dir, system=system)
 
 
+class RoutedStub:
+    """A stub that sends each call the way the sample systems would: through the system that
+    may call the RPC for the official named in the call's metadata.
+
+    ``default_system`` is used when it may (and for a call no sample system may make, so
+    that the service's refusal is what the test sees). The channels are closed on leaving
+    the ``routed_stub`` block.
+    """
+
+    def __init__(self, service: ServiceUnderTest, stub_type: Any, service_name: str,
+                 default_system: str) -> None:
+        self._service = service
+        self._stub_type = stub_type
+        self._service_name = service_name
+        self._default = default_system
+        self.channels: dict[str, grpc.aio.Channel] = {}
+
+    def system_of(self, rpc: str, official_id: str) -> str:
+        """The system a call of ``rpc`` for ``official_id`` goes through."""
+        name = f"{self._service_name}/{rpc}"
+        scope = sample_registry().scope_of(self._default)
+        official = sample_staff().get(official_id)
+        if scope is not None and scope.may_call(name) and (
+                official is None
+                or any(scope.may_speak_for(official.department_code, r) for r in official.roles)):
+            return self._default
+        try:
+            return system_for(name, official_id if official else "")
+        except LookupError:
+            return self._default
+
+    def __getattr__(self, rpc: str) -> Any:
+        def call(request: Any, *, metadata: Any = (), **options: Any) -> Any:
+            official = dict(metadata or ()).get(OFFICIAL_METADATA_KEY, "")
+            system = self.system_of(rpc, official)
+            if system not in self.channels:
+                self.channels[system] = self._service.channel(system)
+            stub = self._stub_type(self.channels[system])
+            return getattr(stub, rpc)(request, metadata=metadata, **options)
+        return call
+
+
+@asynccontextmanager
+async def routed_stub(service: ServiceUnderTest, stub_type: Any, service_name: str, *,
+                      default_system: str) -> AsyncIterator[Any]:
+    """A ``RoutedStub`` for ``service`` (``stub_type`` of the gRPC service ``service_name``)."""
+    routed = RoutedStub(service, stub_type, service_name, default_system)
+    try:
+        yield routed
+    finally:
+        for channel in routed.channels.values():
+            await channel.close(None)
+
+
 @asynccontextmanager
 async def service_under_test(definition: ServiceDefinition, *, database_url: str,
                              pki_dir: Path, **overrides: Any) -> AsyncIterator[ServiceUnderTest]:

@@ -1,14 +1,24 @@
-"""ApprovalWorkflow: the four-single chain for one accepted case.
+"""ApprovalWorkflowV2: the four-single chain for one accepted case.
 
-One window accepts (the intake service starts this workflow), one division
-reviews, one leader signs, one seal completes. Human decisions arrive as
-updates through the review and intake services; the update validators
-refuse the wrong stage, role, department or person before anything is
-recorded. Deadlines are working days computed by the review service; a
-watcher turns the case yellow before the promised deadline and red after
-it, opening an escalation for the supervision desk, and the case can still
-finish. Special procedures stop the clock; a leader may extend the legal
-limit once.
+One window accepts (intake starts this workflow with its signed acceptance),
+one division reviews, one leader signs, one seal completes. Every act
+arrives as an update carrying a statement signed by the service that
+authenticated the official; the validator checks the signature and the
+chain's rules (workflows/approval_rules.py) and refuses a wrong act before
+anything is recorded.
+
+The workflow reads as three parts:
+
+- **run**: open the case (deadlines, first task), then record each decided
+  stage with one review activity, in order, until the case ends;
+- **handlers**: decide, withdraw, special procedures and extension take
+  their act into the workflow's state and answer at once; only the seal
+  waits for intake to seal the document, because its answer is the
+  certificate number;
+- **clock**: a watcher turns the case yellow before the promised deadline,
+  red after it (escalating to the supervision desk) and escalates the legal
+  limit; deadline computations run one at a time, each on the state as it
+  stands when it begins, so none is lost to a slower one.
 """
 
 from __future__ import annotations
@@ -17,13 +27,14 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from kernel.chinatime import china_date
+    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import (
         CASE_KIND,
         CASE_NUMBER,
@@ -34,67 +45,77 @@ with workflow.unsafe.imports_passed_through():
         STAGE,
     )
     from workflows.approval_contract import (
-        CASE_DEADLINES,
-        CENTER_DEPARTMENT,
-        CLOSE_TASK,
+        CASE_KIND as KIND_APPROVAL,
+    )
+    from workflows.approval_contract import (
+        CLOSE_CASE,
         DECIDE,
         END_SPECIAL_PROCEDURE,
         EXTEND_TIME_LIMIT,
-        INTAKE_QUEUE,
-        MAX_EXTENSION_DAYS,
+        INTAKE,
+        MARK_SLA,
         NOTIFY_APPLICANT,
-        OPEN_ESCALATION,
-        OPEN_TASK,
+        OPEN_CASE,
+        RECOMPUTE_CASE_DEADLINES,
         RECOMPUTE_DEADLINES,
-        RECORD_CASE_EVENT,
-        RECORD_DECISION,
-        REVIEW_QUEUE,
+        RECORD_TRANSITION,
+        RECORD_WITHDRAWAL,
+        REVIEW,
         SEAL_DECISION,
         STAGE_ROLE,
         START_SPECIAL_PROCEDURE,
+        STATEMENT_SIGNER,
         STATUS,
+        TERMINAL,
         WITHDRAW,
         WORKFLOW_NAME,
-        Actor,
         ApplicantNotice,
         ApprovalInput,
         ApprovalResult,
         ApprovalStatus,
-        CaseDeadlinesInput,
-        CaseEvent,
+        CaseClosing,
         ChangeReceipt,
+        ClockChange,
         Deadlines,
+        DeadlinesRequest,
         Decision,
         DecisionReceipt,
-        DecisionRecord,
-        EscalationOpening,
-        Extension,
-        Outcome,
+        DecisionTaken,
         PausedSpan,
         Recompute,
         SealReceipt,
         SealRequest,
+        SignedStatement,
+        SlaMark,
         SlaState,
-        SpecialProcedureChange,
         Stage,
-        TaskClosing,
-        TaskOpening,
+        StatementFacts,
+        StatementKind,
+        Transition,
         Withdrawal,
+        WithdrawalRecord,
+        activity_queue,
+        content_digest,
     )
-    from workflows.approval_contract import CASE_KIND as KIND_APPROVAL
+    from workflows.approval_rules import (
+        ChainState,
+        RuleBroken,
+        check_decision,
+        check_extension,
+        check_procedure_end,
+        check_procedure_start,
+        check_withdrawal,
+        deciding_department,
+        next_stage,
+        sla_state,
+    )
 
 #: Recording activities must land: retried until they do, unless the input is wrong.
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
-                        non_retryable_error_types=["NotFound", "InvalidArgument"])
+                        non_retryable_error_types=["NotFound", "InvalidArgument",
+                                                   "PermissionDenied", "FailedPrecondition"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-#: Patch: every change of SLA state (pause, recomputed deadlines) is upserted and put on
-#: the timeline. Histories recorded before it (tests/replay, v1) keep the old path.
-SLA_SHOWN_ON_EVERY_CHANGE = "sla-shown-on-every-change"
-#: Patch: search attributes are upserted only when their value changes (fewer history
-#: events per case; bench/approval.py).
-UPSERT_ONLY_CHANGES = "upsert-only-changes"
-TERMINAL = (Stage.COMPLETED, Stage.WITHDRAWN)
 
 
 def _refuse(kind: str, message: str) -> ApplicationError:
@@ -102,414 +123,356 @@ def _refuse(kind: str, message: str) -> ApplicationError:
     return ApplicationError(message, type=kind, non_retryable=True)
 
 
+def _stuck(what: str, error: ActivityError) -> RuntimeError:
+    """A record the case cannot do without failed for good: a bug or a misconfiguration.
+
+    Not a business outcome, so the case must not end: the workflow task fails
+    instead (shown in the UI, retried), until an operator fixes the cause.
+    """
+    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+    return RuntimeError(f"the case {what}: {cause}")
+
+
+def _facts(statement: SignedStatement, kind: StatementKind) -> StatementFacts:
+    """The statement's facts, if its signer signed it; refused otherwise."""
+    try:
+        facts = StatementFacts.read(statement.body)
+    except StatementFacts.Malformed as error:
+        raise _refuse("InvalidArgument", str(error)) from error
+    if facts.kind != kind:
+        raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
+    try:
+        # The signature check raises from native code, which imports its exception type:
+        # that import must reach the real module, not the sandbox's copy.
+        with workflow.unsafe.imports_passed_through():
+            verify_in_workflow(Signed(statement.body, statement.signer, statement.key_id,
+                                      statement.signature), signer=STATEMENT_SIGNER[kind])
+    except BadSignature as error:
+        workflow.logger.warning(f"violation.forged_statement: {error}", extra={
+            "kind": str(kind), "reason": str(error)})
+        raise _refuse("PermissionDenied",
+                      f"the {kind} is not one the {STATEMENT_SIGNER[kind]} service signed: "
+                      "refused") from error
+    return facts
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class ApprovalWorkflow:
     @workflow.init
     def __init__(self, case: ApprovalInput) -> None:
-        self.case = case
+        self.acceptance = case.acceptance
+        self.case = StatementFacts.read(case.acceptance.body)
         self.stage = Stage.REVIEW
         self.sla_state = SlaState.ON_TIME
         self.deadlines: Deadlines | None = None
+        #: Bumped when deadlines change, so the watcher looks again.
         self.deadline_version = 0
-        self.decisions: list[DecisionRecord] = []
-        self.actors: set[str] = {case.clerk_id}
+        self.deadline_lock = asyncio.Lock()
+        self.decisions: list[DecisionTaken] = []
+        self.acted: set[str] = set(self.case.people)
+        #: A decision or withdrawal is being taken; the next waits for it.
         self.deciding = False
         self.paused: list[PausedSpan] = []
-        self.extension_days = 0
+        self.pause_statements: list[SignedStatement] = []
+        self.extension: ClockChange | None = None
         self.outcome = ""
         self.certificate_number = ""
         self.escalated: set[str] = set()
-        self.event_count = 0
-        self.task_opened = ""
+        #: Decided stages and closings not yet recorded by review, in order.
+        self.to_record: list[Transition | CaseClosing] = []
+        self.notices = 0
         self.shown_stage = ""
-        #: Set once deadlines are known and the chain has begun; handlers wait for it.
+        #: Set once the case is open (deadlines known, first task opened).
         self.started = False
 
-    # ---- the chain -------------------------------------------------------------------
+    # ---- run: open the case, record each step ------------------------------------------
 
     @workflow.run
     async def run(self, case: ApprovalInput) -> ApprovalResult:
-        identity = [CASE_NUMBER.value_set(case.case_number),
-                    ITEM_CODE.value_set(case.item_code),
-                    DEPARTMENT.value_set(case.department_code),
-                    CASE_KIND.value_set(KIND_APPROVAL)]
-        if workflow.patched(UPSERT_ONLY_CHANGES):
-            # The starter usually set them already: upsert only what it did not.
-            present = workflow.info().typed_search_attributes
-            identity = [u for u in identity if present.get(u.key) is None]
-        if identity:
-            workflow.upsert_search_attributes(identity)
-        await self._compute_deadlines("accepted")
-        await self._event("chain.started", stage=self.stage, official_id=case.clerk_id,
-                          status="under_review")
+        self._upsert_identity()
+        try:
+            self.deadlines = await workflow.execute_activity(
+                OPEN_CASE, DeadlinesRequest(self.acceptance, stage=Stage.REVIEW,
+                                            reason="accepted", at=workflow.now(),
+                                            sla_state=self.sla_state),
+                task_queue=self._queue(REVIEW), result_type=Deadlines,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                summary="open the case: deadlines and the review task")
+        except ActivityError as error:
+            raise _stuck("could not be opened in review", error) from error
+        workflow.upsert_search_attributes([DUE_TIME.value_set(self.deadlines.promised_due_at)])
         self.started = True
-        watcher = asyncio.create_task(self._watch_deadlines())
-        while self.stage not in TERMINAL:
-            stage = self.stage
-            self._show()
-            if stage in STAGE_ROLE:
-                await self._open_task(stage)
-            await workflow.wait_condition(self._left(stage))
-        await workflow.wait_condition(workflow.all_handlers_finished)
-        watcher.cancel()
         self._show()
-        return ApprovalResult(case.case_number, self.outcome, workflow.now(), self.sla_state,
-                              self.certificate_number)
+        watcher = asyncio.create_task(self._watch_deadlines())
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self.to_record) or watcher.done() or (
+                    self.stage in TERMINAL and workflow.all_handlers_finished()))
+            while self.to_record:
+                await self._record(self.to_record[0])
+                self.to_record.pop(0)
+            if watcher.done() or (self.stage in TERMINAL and workflow.all_handlers_finished()):
+                break
+        try:
+            await watcher
+        except Exception as error:
+            # Not a business outcome: fail the workflow task (shown in the UI, retried after
+            # a fix) rather than the case.
+            raise RuntimeError(f"the deadline watcher of case {self.case.case_number} "
+                               f"failed: {error}") from error
+        self._show()
+        return ApprovalResult(self.case.case_number, self.outcome, workflow.now(),
+                              self.sla_state, self.certificate_number)
 
-    async def _open_task(self, stage: str) -> None:
-        """Put the stage in its deciders' inbox, due by the promised deadline."""
-        assert self.deadlines is not None
-        self.task_opened = stage
-        await workflow.execute_activity(
-            OPEN_TASK,
-            TaskOpening(self.case.case_number, stage, self._deciding_department(stage),
-                        STAGE_ROLE[Stage(stage)], self.case.item_code,
-                        self._stage_due(stage)),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary=f"open the {stage} task")
+    def _upsert_identity(self) -> None:
+        """The identifying search attributes the starter did not set already."""
+        wanted = [CASE_NUMBER.value_set(self.case.case_number),
+                  ITEM_CODE.value_set(self.case.item_code),
+                  DEPARTMENT.value_set(self.case.department_code),
+                  CASE_KIND.value_set(KIND_APPROVAL)]
+        present = workflow.info().typed_search_attributes
+        missing = [u for u in wanted if present.get(u.key) is None]
+        if missing:
+            workflow.upsert_search_attributes(missing)
+
+    async def _record(self, step: Transition | CaseClosing) -> None:
+        try:
+            await self._record_once(step)
+        except ActivityError as error:
+            raise _stuck("could not record its last step", error) from error
+
+    async def _record_once(self, step: Transition | CaseClosing) -> None:
+        if isinstance(step, Transition):
+            await workflow.execute_activity(
+                RECORD_TRANSITION, step, task_queue=self._queue(REVIEW),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                summary=f"record the {step.decision.stage} decision, open {step.next_stage}")
+        else:
+            await workflow.execute_activity(
+                CLOSE_CASE, step, task_queue=self._queue(REVIEW),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                summary=f"close the case ({step.outcome})")
+
+    def _queue(self, service: str) -> str:
+        return activity_queue(workflow.info().task_queue, service)
+
+    def _state(self) -> ChainState:
+        return ChainState(
+            case_number=self.case.case_number, department_code=self.case.department_code,
+            stage=self.stage, acted=frozenset(self.acted),
+            special_procedures=self.case.special_procedures, paused_for=self._paused_for(),
+            extended=self.extension is not None, deciding=self.deciding)
+
+    def _check(self, rule: Callable[[ChainState, StatementFacts], None],
+               facts: StatementFacts) -> None:
+        try:
+            rule(self._state(), facts)
+        except RuleBroken as broken:
+            raise _refuse(broken.status, broken.message) from broken
 
     def _stage_due(self, stage: str) -> datetime:
-        """The stage's own limit, or the promised deadline where none is given."""
         assert self.deadlines is not None
         return self.deadlines.stage_due_at.get(stage, self.deadlines.promised_due_at)
 
-    def _left(self, stage: str) -> Callable[[], bool]:
-        return lambda: self.stage != stage
-
-    def _deciding_department(self, stage: str) -> str:
-        return CENTER_DEPARTMENT if stage == Stage.SEAL else self.case.department_code
-
-    # ---- decisions --------------------------------------------------------------------
+    # ---- handlers: decisions ---------------------------------------------------------------
 
     @workflow.update(name=DECIDE)
     async def decide(self, decision: Decision) -> DecisionReceipt:
-        # Two decisions can pass their validators before either handler runs.
-        if self.deciding or decision.stage != self.stage:
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} is no longer at {decision.stage}")
+        facts = StatementFacts.read(decision.statement.body)
+        # The state may have moved since the validator ran (two decisions in one task).
+        self._check(check_decision, facts)
         self.deciding = True
         try:
             await workflow.wait_condition(lambda: self.started)
-            return await self._record(decision)
+            return await self._take(decision, facts)
         finally:
             self.deciding = False
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        self._check_open()
-        stage = decision.stage
-        if stage not in STAGE_ROLE:
-            raise _refuse("InvalidArgument", f"{stage} is not a stage that takes a decision")
-        if stage != self.stage or self.deciding:
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} is at {self.stage}, not at {stage}")
-        allowed = {Outcome.SEAL} if stage == Stage.SEAL else {Outcome.APPROVE, Outcome.REFUSE}
-        if decision.outcome not in allowed:
+        facts = _facts(decision.statement, StatementKind.DECISION)
+        self._check(check_decision, facts)
+        if content_digest(opinion=decision.opinion,
+                          legal_basis=decision.legal_basis) != facts.content_sha256:
             raise _refuse("InvalidArgument",
-                          f"at {stage} the decision is one of {sorted(allowed)}")
-        self._check_actor(decision.actor, STAGE_ROLE[Stage(stage)],
-                          self._deciding_department(stage))
-        if self._paused_now():
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} is paused for "
-                          f"{self.paused[-1].procedure}")
+                          "the opinion and legal basis are not the ones review signed")
 
-    def _check_open(self) -> None:
-        if self.stage in TERMINAL:
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} is finished ({self.outcome})")
-
-    def _check_actor(self, actor: Actor, role: str, department: str) -> None:
-        if role not in actor.roles:
-            raise _refuse("PermissionDenied", f"official {actor.official_id} is not a {role}")
-        if actor.department_code != department:
-            raise _refuse("PermissionDenied",
-                          f"case {self.case.case_number} is decided by {department}, "
-                          f"not by {actor.department_code}")
-        if actor.official_id in self.actors or (
-                actor.on_behalf_of and actor.on_behalf_of in self.actors):
-            raise _refuse("PermissionDenied",
-                          f"official {actor.official_id} has already acted on case "
-                          f"{self.case.case_number}: one person acts once on a case")
-
-    async def _record(self, decision: Decision) -> DecisionReceipt:
-        case = self.case
-        stage = Stage(decision.stage)
-        actor = decision.actor
+    async def _take(self, decision: Decision, facts: StatementFacts) -> DecisionReceipt:
+        stage = Stage(facts.stage)
         now = workflow.now()
-        record = DecisionRecord(case.case_number, stage, decision.outcome, actor.official_id,
-                                actor.system, now, decision.opinion, decision.legal_basis,
-                                actor.on_behalf_of, actor.delegation_id)
-        await workflow.execute_activity(
-            RECORD_DECISION, record, task_queue=REVIEW_QUEUE,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
-            summary=f"record the {stage} decision")
-        self.decisions.append(record)
-        self.actors.add(actor.official_id)
-        await workflow.execute_activity(
-            CLOSE_TASK, TaskClosing(case.case_number, stage, actor.official_id, decision.outcome),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary=f"close the {stage} task")
+        record = DecisionTaken(stage, facts.outcome, facts.official_id, facts.on_behalf_of,
+                                  facts.delegation_id, facts.system, now, decision.statement,
+                                  decision.opinion, decision.legal_basis)
+        following = next_stage(stage)
         if stage == Stage.SEAL:
-            approved = all(d.outcome == Outcome.APPROVE for d in self.decisions
-                           if d.stage in (Stage.REVIEW, Stage.SIGN))
             receipt: SealReceipt = await workflow.execute_activity(
-                SEAL_DECISION,
-                SealRequest(case.case_number, "approved" if approved else "refused", now,
-                            actor.official_id, self._decider(Stage.REVIEW),
-                            self._decider(Stage.SIGN), self._last_opinion(),
-                            self._last_basis()),
-                task_queue=INTAKE_QUEUE, result_type=SealReceipt,
+                SEAL_DECISION, SealRequest(self.case.case_number, [*self.decisions, record]),
+                task_queue=self._queue(INTAKE), result_type=SealReceipt,
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary="seal the decision document")
             self.certificate_number = receipt.certificate_number
-            self.outcome = "approved" if approved else "refused"
-            next_stage = Stage.COMPLETED
-        elif decision.outcome == Outcome.REFUSE or stage == Stage.SIGN:
-            next_stage = Stage.SEAL
-        else:
-            next_stage = Stage.SIGN
-        details = {"outcome": decision.outcome}
-        if actor.on_behalf_of:
-            details |= {"on_behalf_of": actor.on_behalf_of, "delegation": actor.delegation_id}
-        if self.certificate_number:
-            details["certificate_number"] = self.certificate_number
-        status = {Stage.SIGN: "awaiting_signature", Stage.SEAL: "awaiting_seal",
-                  Stage.COMPLETED: self.outcome}[next_stage]
-        await self._event(f"{stage}.decided", stage=stage, official_id=actor.official_id,
-                          details=details, status=status)
-        if next_stage == Stage.COMPLETED:
-            await self._notify("decision_sealed",
-                               {"decision": self.outcome,
-                                "certificate_number": self.certificate_number})
-        self.stage = next_stage
+            self.outcome = receipt.decision
+        self.decisions.append(record)
+        self.acted |= facts.people
+        self.stage = following
+        department = deciding_department(following, self.case.department_code)
+        self.to_record.append(Transition(
+            self.case.case_number, record, following,
+            next_department=department if following in STAGE_ROLE else "",
+            next_role=STAGE_ROLE.get(following, ""),
+            next_due_at=self._stage_due(following) if following in STAGE_ROLE else None,
+            item_code=self.case.item_code, certificate_number=self.certificate_number,
+            outcome=self.outcome, sla_state=self.sla_state))
         self._show()
-        return DecisionReceipt(case.case_number, stage, decision.outcome, now, next_stage,
+        return DecisionReceipt(self.case.case_number, stage, facts.outcome, now, following,
                                self.certificate_number)
 
-    def _decider(self, stage: Stage) -> str:
-        return next((d.official_id for d in self.decisions if d.stage == stage), "")
-
-    def _last_opinion(self) -> str:
-        return next((d.opinion for d in reversed(self.decisions) if d.opinion), "")
-
-    def _last_basis(self) -> str:
-        return next((d.legal_basis for d in reversed(self.decisions) if d.legal_basis), "")
-
-    # ---- withdrawal -------------------------------------------------------------------
+    # ---- handlers: withdrawal ------------------------------------------------------------
 
     @workflow.update(name=WITHDRAW)
     async def withdraw(self, withdrawal: Withdrawal) -> ChangeReceipt:
-        if self.stage in TERMINAL or self.deciding:
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} can no longer be withdrawn")
-        stage = self.stage
-        self.stage = Stage.WITHDRAWN
-        self.outcome = "withdrawn"
-        await workflow.wait_condition(lambda: self.started)
-        await workflow.execute_activity(
-            CLOSE_TASK,
-            TaskClosing(self.case.case_number, stage, withdrawal.actor.official_id, "withdrawn"),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary=f"close the {stage} task")
-        await self._event("withdrawn", stage=stage, official_id=withdrawal.actor.official_id,
-                          status="withdrawn")
+        facts = StatementFacts.read(withdrawal.statement.body)
+        self._check(check_withdrawal, facts)
+        self.deciding = True
+        try:
+            await workflow.wait_condition(lambda: self.started)
+            stage = self.stage
+            now = workflow.now()
+            await workflow.execute_activity(
+                RECORD_WITHDRAWAL,
+                WithdrawalRecord(self.case.case_number, stage, now, withdrawal.statement),
+                task_queue=self._queue(INTAKE), start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RECORDING, summary="close the case in intake (withdrawn)")
+            self.stage = Stage.WITHDRAWN
+            self.outcome = "withdrawn"
+            self.to_record.append(CaseClosing(self.case.case_number, stage, "withdrawn", now,
+                                              withdrawal.statement))
+        finally:
+            self.deciding = False
         self._show()
         return self._receipt()
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
-        self._check_open()
-        if self.deciding:
-            raise _refuse("FailedPrecondition",
-                          f"case {self.case.case_number} is being decided; try again")
-        if "window_clerk" not in withdrawal.actor.roles:
-            raise _refuse("PermissionDenied",
-                          "a withdrawal is taken by a window clerk, for the applicant")
+        self._check(check_withdrawal, _facts(withdrawal.statement, StatementKind.WITHDRAWAL))
 
-    # ---- the clock: special procedures, extension, recomputation ---------------------
+    # ---- handlers: the clock ---------------------------------------------------------------
 
     @workflow.update(name=START_SPECIAL_PROCEDURE)
-    async def start_special_procedure(self, change: SpecialProcedureChange) -> ChangeReceipt:
-        self._check_open()
-        if self._paused_now():
-            raise _refuse("FailedPrecondition", "the clock is already paused")
+    async def start_special_procedure(self, change: ClockChange) -> ChangeReceipt:
+        facts = StatementFacts.read(change.statement.body)
+        self._check(check_procedure_start, facts)
         # Taken before any await, so a second start handled alongside sees the pause.
-        self.paused.append(PausedSpan(change.procedure, self._today()))
-        await workflow.wait_condition(lambda: self.started)
-        if workflow.patched(SLA_SHOWN_ON_EVERY_CHANGE):
-            await self._apply_sla(SlaState.PAUSED)
-        else:
-            self.sla_state = SlaState.PAUSED
+        self.paused.append(PausedSpan(facts.procedure, self._today()))
+        self.pause_statements.append(change.statement)
         self.deadline_version += 1
-        await self._event("clock.paused", stage=self.stage,
-                          official_id=change.actor.official_id,
-                          details={"procedure": change.procedure}, sla_state=self.sla_state)
-        await self._notify("special_procedure_started", {"procedure": change.procedure})
+        await workflow.wait_condition(lambda: self.started)
+        await self._apply_sla(SlaState.PAUSED, change.statement)
+        await self._notify("special_procedure_started", {"procedure": facts.procedure})
         self._show()
         return self._receipt()
 
     @start_special_procedure.validator
-    def _validate_start(self, change: SpecialProcedureChange) -> None:
-        self._check_open()
-        self._check_procedure_actor(change.actor)
-        if change.procedure not in self.case.special_procedures:
-            raise _refuse("FailedPrecondition",
-                          f"item {self.case.item_code} does not allow {change.procedure}")
-        if self._paused_now():
-            raise _refuse("FailedPrecondition",
-                          f"the clock is already paused for {self.paused[-1].procedure}")
+    def _validate_start(self, change: ClockChange) -> None:
+        self._check(check_procedure_start,
+                    _facts(change.statement, StatementKind.PROCEDURE_START))
 
     @workflow.update(name=END_SPECIAL_PROCEDURE)
-    async def end_special_procedure(self, change: SpecialProcedureChange) -> ChangeReceipt:
-        if not self._paused_now():
-            raise _refuse("FailedPrecondition", "the clock is not paused")
+    async def end_special_procedure(self, change: ClockChange) -> ChangeReceipt:
+        facts = StatementFacts.read(change.statement.body)
+        self._check(check_procedure_end, facts)
         self.paused[-1].end_on = self._today()
-        await self._compute_deadlines("special procedure ended")
-        await self._event("clock.resumed", stage=self.stage,
-                          official_id=change.actor.official_id,
-                          details={"procedure": change.procedure})
-        await self._notify("special_procedure_ended", {"procedure": change.procedure})
+        self.pause_statements.append(change.statement)
+        await self._recompute("special procedure ended")
+        await self._notify("special_procedure_ended", {"procedure": facts.procedure})
         self._show()
         return self._receipt()
 
     @end_special_procedure.validator
-    def _validate_end(self, change: SpecialProcedureChange) -> None:
-        self._check_open()
-        self._check_procedure_actor(change.actor)
-        if not self._paused_now():
-            raise _refuse("FailedPrecondition", "the clock is not paused")
-        if self.paused[-1].procedure != change.procedure:
-            raise _refuse("FailedPrecondition",
-                          f"the clock is paused for {self.paused[-1].procedure}, "
-                          f"not {change.procedure}")
-
-    def _check_procedure_actor(self, actor: Actor) -> None:
-        if not {"reviewer", "leader"} & set(actor.roles):
-            raise _refuse("PermissionDenied",
-                          "special procedures are started and ended by the deciding division")
-        if actor.department_code != self.case.department_code:
-            raise _refuse("PermissionDenied",
-                          f"case {self.case.case_number} belongs to {self.case.department_code}")
+    def _validate_end(self, change: ClockChange) -> None:
+        self._check(check_procedure_end, _facts(change.statement, StatementKind.PROCEDURE_END))
 
     @workflow.update(name=EXTEND_TIME_LIMIT)
-    async def extend_time_limit(self, extension: Extension) -> ChangeReceipt:
-        if self.extension_days:
-            raise _refuse("FailedPrecondition", "the legal limit was extended already")
-        self.extension_days = extension.days
-        await workflow.wait_condition(lambda: self.started)
-        actor = extension.actor
-        now = workflow.now()
-        await workflow.execute_activity(
-            RECORD_DECISION,
-            DecisionRecord(self.case.case_number, "extension", f"extend_{extension.days}",
-                           actor.official_id, actor.system, now, extension.reason, "",
-                           actor.on_behalf_of, actor.delegation_id),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary="record the extension")
-        await self._compute_deadlines("legal limit extended")
-        await self._event("time_limit.extended", stage=self.stage, official_id=actor.official_id,
-                          details={"days": str(extension.days)})
-        await self._notify("time_limit_extended", {"days": str(extension.days)})
+    async def extend_time_limit(self, change: ClockChange) -> ChangeReceipt:
+        facts = StatementFacts.read(change.statement.body)
+        self._check(check_extension, facts)
+        self.extension = change
+        await self._recompute("legal limit extended")
+        await self._notify("time_limit_extended", {"days": str(facts.days)})
         self._show()
         return self._receipt()
 
     @extend_time_limit.validator
-    def _validate_extend(self, extension: Extension) -> None:
-        self._check_open()
-        self._check_actor_role(extension.actor, "leader", self.case.department_code)
-        if self.extension_days:
-            raise _refuse("FailedPrecondition",
-                          f"the legal limit of case {self.case.case_number} was extended already")
-        if not 1 <= extension.days <= MAX_EXTENSION_DAYS:
-            raise _refuse("InvalidArgument",
-                          f"an extension is 1 to {MAX_EXTENSION_DAYS} working days")
-        if not extension.reason.strip():
-            raise _refuse("InvalidArgument", "an extension needs a reason")
-
-    def _check_actor_role(self, actor: Actor, role: str, department: str) -> None:
-        if role not in actor.roles:
-            raise _refuse("PermissionDenied", f"official {actor.official_id} is not a {role}")
-        if actor.department_code != department:
-            raise _refuse("PermissionDenied",
-                          f"case {self.case.case_number} belongs to {department}")
+    def _validate_extend(self, change: ClockChange) -> None:
+        facts = _facts(change.statement, StatementKind.EXTENSION)
+        self._check(check_extension, facts)
+        if content_digest(reason=change.reason) != facts.content_sha256:
+            raise _refuse("InvalidArgument", "the reason is not the one review signed")
 
     @workflow.signal(name=RECOMPUTE_DEADLINES)
     async def recompute_deadlines(self, request: Recompute) -> None:
         await workflow.wait_condition(lambda: self.started)
-        if self.stage in TERMINAL:
-            return
-        await self._compute_deadlines(request.reason or "recomputed")
-        self._show()
+        if self.stage not in TERMINAL:
+            await self._recompute(request.reason or "recomputed")
+            self._show()
 
     @workflow.query(name=STATUS)
     def status(self) -> ApprovalStatus:
         return ApprovalStatus(
             case_number=self.case.case_number, item_code=self.case.item_code,
             department_code=self.case.department_code, stage=self.stage,
-            sla_state=self.sla_state, deadlines=self.deadlines, decisions=list(self.decisions),
-            waiting_for=self._waiting_for(),
-            paused_for=self.paused[-1].procedure if self._paused_now() else "",
-            extension_days=self.extension_days, certificate_number=self.certificate_number,
-            outcome=self.outcome,
+            sla_state=self.sla_state, deadlines=self.deadlines,
+            decisions=list(self.decisions), waiting_for=self._waiting_for(),
+            paused_for=self._paused_for(), extension_days=self._extension_days(),
+            certificate_number=self.certificate_number, outcome=self.outcome,
             calendar_gap_year=self.deadlines.unknown_year if self.deadlines else 0)
 
-    # ---- deadlines ------------------------------------------------------------------
+    # ---- clock -------------------------------------------------------------------------------
 
-    def _paused_now(self) -> bool:
-        return bool(self.paused) and not self.paused[-1].end_on
+    def _paused_for(self) -> str:
+        return self.paused[-1].procedure if self.paused and not self.paused[-1].end_on else ""
+
+    def _extension_days(self) -> int:
+        if self.extension is None:
+            return 0
+        return StatementFacts.read(self.extension.statement.body).days
 
     def _today(self) -> str:
-        # Working days are China's: the date is taken in China's time zone (UTC+8).
-        return (workflow.now() + timedelta(hours=8)).date().isoformat()
+        return china_date(workflow.now()).isoformat()
 
-    async def _compute_deadlines(self, reason: str) -> None:
-        self.deadlines = await workflow.execute_activity(
-            CASE_DEADLINES,
-            CaseDeadlinesInput(self.case.accepted_on, self.case.promised_limit_days,
-                               self.case.legal_limit_days, self.extension_days,
-                               list(self.paused)),
-            task_queue=REVIEW_QUEUE, result_type=Deadlines,
-            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
-            summary=f"compute deadlines ({reason})")
-        self.deadline_version += 1
-        details = {"reason": reason}
-        if self.deadlines.unknown_year:
-            details["calendar_gap_year"] = str(self.deadlines.unknown_year)
-        if workflow.patched(SLA_SHOWN_ON_EVERY_CHANGE):
+    async def _recompute(self, reason: str) -> None:
+        """New deadlines from the state as it stands once the computation before is done."""
+        async with self.deadline_lock:
+            extension = self.extension
+            self.deadlines = await workflow.execute_activity(
+                RECOMPUTE_CASE_DEADLINES,
+                DeadlinesRequest(
+                    self.acceptance, pauses=list(self.pause_statements),
+                    extension=extension.statement if extension else None,
+                    extension_reason=extension.reason if extension else "",
+                    stage=self.stage if self.stage in STAGE_ROLE else "", reason=reason,
+                    at=workflow.now(), sla_state=self.sla_state),
+                task_queue=self._queue(REVIEW), result_type=Deadlines,
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                summary=f"compute deadlines ({reason})")
+            self.deadline_version += 1
             workflow.upsert_search_attributes([
                 DUE_TIME.value_set(self.deadlines.promised_due_at)])
-            await self._event("deadlines.computed", stage=self.stage, details=details,
-                              deadlines=self.deadlines, sla_state=self.sla_state)
             # A new deadline can make the case yellow or red (or green again) at once.
             await self._apply_sla(self._sla_now())
-        else:
-            self.sla_state = self._sla_now()
-            workflow.upsert_search_attributes([
-                DUE_TIME.value_set(self.deadlines.promised_due_at),
-                SLA_STATE.value_set(self.sla_state),
-            ])
-            await self._event("deadlines.computed", stage=self.stage, details=details,
-                              deadlines=self.deadlines, sla_state=self.sla_state)
-        if self.task_opened and self.task_opened == self.stage:
-            await self._open_task(self.stage)  # the inbox orders by the new due time
 
     def _sla_now(self) -> SlaState:
-        if self._paused_now():
-            return SlaState.PAUSED
         assert self.deadlines is not None
-        now = workflow.now()
-        if now >= self.deadlines.promised_due_at:
-            return SlaState.BREACHED
-        if now >= self.deadlines.warning_at:
-            return SlaState.WARNING
-        return SlaState.ON_TIME
+        return sla_state(now=workflow.now(), warning_at=self.deadlines.warning_at,
+                         promised_due_at=self.deadlines.promised_due_at,
+                         paused=bool(self._paused_for()))
 
     async def _watch_deadlines(self) -> None:
-        """Turn the case yellow, then red (escalating), then escalate the legal limit."""
+        """Yellow, then red (escalating), then the legal limit; until the case ends."""
         while self.stage not in TERMINAL:
             await self._apply_sla(self._sla_now())
-            marks = [] if self._paused_now() or self.deadlines is None else [
+            assert self.deadlines is not None
+            marks = [] if self._paused_for() else [
                 m for m in (self.deadlines.warning_at, self.deadlines.promised_due_at,
                             self.deadlines.legal_due_at) if m > workflow.now()]
             version = self.deadline_version
@@ -520,57 +483,49 @@ class ApprovalWorkflow:
             if not marks:
                 await workflow.wait_condition(changed)
                 continue
-            wait = min(marks) - workflow.now()
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(
-                    changed, timeout=wait,
+                    changed, timeout=min(marks) - workflow.now(),
                     timeout_summary=f"until {min(marks).isoformat()} (next deadline mark)")
 
-    async def _apply_sla(self, state: SlaState) -> None:
+    async def _apply_sla(self, state: SlaState,
+                         statement: SignedStatement | None = None) -> None:
+        """Show a new SLA state, and escalate each breach once."""
         assert self.deadlines is not None
-        if state != self.sla_state:
-            self.sla_state = state
-            workflow.upsert_search_attributes([SLA_STATE.value_set(state)])
-            await self._event(f"sla.{state}", stage=self.stage, sla_state=state)
-            self._show()
-        if state == SlaState.BREACHED:
-            await self._escalate("promised_breach", self.deadlines.promised_due_at)
-        if not self._paused_now() and workflow.now() >= self.deadlines.legal_due_at:
-            await self._escalate("legal_breach", self.deadlines.legal_due_at)
-
-    async def _escalate(self, kind: str, due: Any) -> None:
-        if kind in self.escalated:
+        changed = state != self.sla_state
+        escalations = []
+        if state == SlaState.BREACHED and "promised_breach" not in self.escalated:
+            escalations.append("promised_breach")
+        if (not self._paused_for() and workflow.now() >= self.deadlines.legal_due_at
+                and "legal_breach" not in self.escalated):
+            escalations.append("legal_breach")
+        if not changed and not escalations:
             return
-        self.escalated.add(kind)
+        self.sla_state = state
+        self.escalated.update(escalations)
+        if changed:
+            workflow.upsert_search_attributes([SLA_STATE.value_set(state)])
+            self._show()
         await workflow.execute_activity(
-            OPEN_ESCALATION,
-            EscalationOpening(self.case.case_number, self.case.department_code, self.stage,
-                              kind, due),
-            task_queue=REVIEW_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary=f"escalate to the supervision desk ({kind})")
-        await self._event("escalated", stage=self.stage, details={"kind": kind})
-
-    # ---- the timeline and the UI ----------------------------------------------------
-
-    async def _event(self, kind: str, *, stage: str = "", official_id: str = "",
-                     details: dict[str, str] | None = None, deadlines: Deadlines | None = None,
-                     status: str = "", sla_state: str = "") -> None:
-        self.event_count += 1
-        await workflow.execute_activity(
-            RECORD_CASE_EVENT,
-            CaseEvent(self.case.case_number, f"wf-{self.event_count:04d}", kind, workflow.now(),
-                      stage, official_id, details or {}, deadlines, status, sla_state),
-            task_queue=INTAKE_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
-            retry_policy=RECORDING, summary=f"timeline: {kind}")
+            MARK_SLA,
+            SlaMark(self.case.case_number, self.case.department_code, self.stage, state,
+                    workflow.now(), escalations, self.deadlines.promised_due_at,
+                    self.deadlines.legal_due_at, statement),
+            task_queue=self._queue(REVIEW), start_to_close_timeout=ACTIVITY_TIMEOUT,
+            retry_policy=RECORDING,
+            summary=f"SLA {state}" + (f", escalate {', '.join(escalations)}"
+                                      if escalations else ""))
 
     async def _notify(self, template: str, details: dict[str, str]) -> None:
-        self.event_count += 1
+        self.notices += 1
         await workflow.execute_activity(
             NOTIFY_APPLICANT,
-            ApplicantNotice(self.case.case_number, f"wf-{self.event_count:04d}", template,
+            ApplicantNotice(self.case.case_number, f"wf-{self.notices:04d}", template,
                             workflow.now(), details),
-            task_queue=INTAKE_QUEUE, start_to_close_timeout=ACTIVITY_TIMEOUT,
+            task_queue=self._queue(INTAKE), start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RECORDING, summary=f"notify the applicant: {template}")
+
+    # ---- what the Temporal UI shows -------------------------------------------------------
 
     def _receipt(self) -> ChangeReceipt:
         assert self.deadlines is not None
@@ -579,14 +534,15 @@ class ApprovalWorkflow:
     def _waiting_for(self) -> str:
         if self.stage in TERMINAL:
             return "nobody: the case is finished"
-        if self._paused_now():
-            return f"the special procedure {self.paused[-1].procedure} to end"
+        if self._paused_for():
+            return f"the special procedure {self._paused_for()} to end"
         role = STAGE_ROLE[Stage(self.stage)]
-        return f"a {role.replace('_', ' ')} of {self._deciding_department(self.stage)}"
+        department = deciding_department(self.stage, self.case.department_code)
+        return f"a {role.replace('_', ' ')} of {department}"
 
     def _show(self) -> None:
         """Stage, whom the case waits for and its deadlines, for the Temporal UI."""
-        if self.shown_stage != self.stage or not workflow.patched(UPSERT_ONLY_CHANGES):
+        if self.shown_stage != self.stage:
             workflow.upsert_search_attributes([STAGE.value_set(self.stage)])
             self.shown_stage = self.stage
         lines = [f"**Stage:** {self.stage}", f"**Waiting for:** {self._waiting_for()}",
@@ -594,11 +550,11 @@ class ApprovalWorkflow:
         if self.deadlines is not None:
             if self.stage in STAGE_ROLE:
                 lines.append(f"**This stage due:** {self._stage_due(self.stage).isoformat()}")
+            extended = self._extension_days()
             lines += [f"**Yellow from:** {self.deadlines.warning_at.isoformat()}",
                       f"**Promised deadline:** {self.deadlines.promised_due_at.isoformat()}",
                       f"**Legal deadline:** {self.deadlines.legal_due_at.isoformat()}"
-                      + (f" (extended {self.extension_days} working days)"
-                         if self.extension_days else "")]
+                      + (f" (extended {extended} working days)" if extended else "")]
             if self.deadlines.unknown_year:
                 lines.append(f"**Calendar:** no holiday schedule for "
                              f"{self.deadlines.unknown_year}; deadlines there are provisional")

@@ -6,9 +6,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic_settings import SettingsConfigDict
@@ -17,12 +19,8 @@ from temporalio.worker import Worker
 from kernel.logging import configure_logging
 from kernel.privatefiles import set_private_umask
 from kernel.settings import TemporalClientSettings
-from kernel.temporal import (
-    WORKFLOW_TASK_QUEUE,
-    BackgroundWorker,
-    TemporalSecurity,
-    connect_with,
-)
+from kernel.signing import TrustedKeys, public_keys_dir, trust_in_workflows
+from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
 from workflows.approval import ApprovalWorkflow
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
@@ -36,6 +34,18 @@ class WorkerSettings(TemporalClientSettings):
     model_config = SettingsConfigDict(env_prefix="GOVHALL_WORKER_", extra="ignore", frozen=True)
 
     log_level: str = "info"
+    #: The workflows' task queue is this prefix and ``workflows``.
+    task_queue_prefix: str = "govhall-"
+    #: The services' public keys (``<service>/<key id>.pub``); empty for ``<pki_dir>/services``.
+    public_keys_dir: Path | None = None
+
+    @property
+    def workflow_task_queue(self) -> str:
+        return f"{self.task_queue_prefix}workflows"
+
+    def trusted_keys(self) -> TrustedKeys:
+        """The services' public keys the workflows' validators check statements with."""
+        return TrustedKeys.load(self.public_keys_dir or public_keys_dir(self.pki_dir))
 
 
 async def run(settings: WorkerSettings) -> None:
@@ -43,10 +53,12 @@ async def run(settings: WorkerSettings) -> None:
 
     Started while Temporal is down, it keeps trying and polls once Temporal answers.
     """
+    # The validators refuse a statement no service signed, before a workflow takes it.
+    trust_in_workflows(settings.trusted_keys())
     security = TemporalSecurity.from_settings(settings)
     background = BackgroundWorker(
         name="workflows", connect=lambda: connect_with(settings, security=security),
-        make_worker=lambda client: Worker(client, task_queue=WORKFLOW_TASK_QUEUE,
+        make_worker=lambda client: Worker(client, task_queue=settings.workflow_task_queue,
                                           workflows=WORKFLOWS),
         retry_wait_max=timedelta(seconds=settings.temporal_retry_max_seconds))
     stop = asyncio.Event()
@@ -69,6 +81,12 @@ def main() -> None:
     settings = WorkerSettings()
     configure_logging(service="workflows", level=settings.log_level)
     asyncio.run(run(settings))
+    # Stopped cleanly. The Temporal SDK's native threads can outlive the event loop and
+    # abort the interpreter's own teardown (temporalio/sdk-python#300: "PyGILState_Release
+    # ... finalizing", SIGABRT), which would turn a clean stop into a crash: skip it.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

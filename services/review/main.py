@@ -15,10 +15,12 @@ from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
-from kernel.temporal import TemporalSecurity
+from kernel.signing import service_signer
+from kernel.temporal import TemporalSecurity, connect_with
+from kernel.workflow_gateway import WorkflowGateway
 from services.review import activities
-from services.review.api.approval_chain import ApprovalChain
 from services.review.api.servicer import ReviewServicer
+from services.review.app.decisions import Chain
 from services.review.app.handlers import load_sample_directory
 from services.review.db.audit import AUDIT_TRAIL
 from services.review.db.repository import ReviewUnitOfWork
@@ -28,10 +30,14 @@ from services.review.settings import ReviewSettings
 def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings) -> None:
     assert isinstance(settings, ReviewSettings)  # DEFINITION.settings_type
     # The client is made on first use, so the service starts while Temporal is down.
-    chain = ApprovalChain(address=settings.temporal_address,
-                          namespace=settings.temporal_namespace,
-                          call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds),
-                          security=TemporalSecurity.from_settings(settings))
+    # Keys and TLS files are read now, so a bad one stops the start at once.
+    security = TemporalSecurity.from_settings(settings)
+    gateway = WorkflowGateway(
+        lambda: connect_with(settings, security=security),
+        call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+    chain = Chain(reading=lambda: ReviewUnitOfWork(engine, write=False),
+                  writing=lambda: ReviewUnitOfWork(engine),
+                  signer=service_signer(settings.pki_dir, "review"), gateway=gateway)
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
     review_pb2_grpc.add_ReviewServiceServicer_to_server(
@@ -39,6 +45,8 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    # Made (and its public key published) before anyone needs to verify what review signs.
+    service_signer(settings.pki_dir, "review")
     return load_sample_directory(uow=ReviewUnitOfWork(engine), sample_dir=settings.sample_dir,
                                  now=datetime.now(UTC))
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kernel.settings import ServiceSettings
@@ -15,4 +14,3 @@ class ReviewSettings(ServiceSettings):
     port: int = 50052
     #: How long a call waits for an approval workflow to take a decision or answer a
     #: query before it answers UNAVAILABLE (the caller then retries, same request_id).
-    workflow_call_timeout_seconds: float = Field(default=30.0, gt=0, le=300)

@@ -65,7 +65,8 @@ from kernel.codec_server import token_path
 from kernel.grpcserver import channel_credentials, secure_channel
 from kernel.pki import ca_cert_path, ensure_pki
 from kernel.temporal import WORKFLOW_TASK_QUEUE, TemporalSecurity, connect
-from workflows.approval_contract import workflow_id
+from services.review.app.decisions import fingerprint, update_id
+from workflows.approval_contract import DECIDE, content_digest, workflow_id
 
 if TYPE_CHECKING:
     from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
@@ -364,6 +365,21 @@ class Attempts:
     count: int
 
 
+OPINION = "材料齐全，符合法定条件"
+LEGAL_BASIS = "《中华人民共和国行政许可法》第三十八条"
+_STAGE_NAMES = {REVIEW: "review", SIGN: "sign", SEAL: "seal"}
+
+
+def decision_update_id(case_number: str, stage: review_pb2.ApprovalStage.ValueType,
+                       request_id: str) -> str:
+    """The id of the update review sends for ``decide_until_done``'s request."""
+    print_ = fingerprint("DecideCase", official=DECIDERS[stage], case=case_number,
+                         stage=_STAGE_NAMES[stage],
+                         outcome="seal" if stage == SEAL else "approve",
+                         content=content_digest(opinion=OPINION, legal_basis=LEGAL_BASIS))
+    return update_id(DECIDE, request_id, print_)
+
+
 async def decide_until_done(processes: ChainProcesses, case_number: str,
                             stage: review_pb2.ApprovalStage.ValueType, request_id: str,
                             deadline: float) -> Attempts:
@@ -375,9 +391,8 @@ async def decide_until_done(processes: ChainProcesses, case_number: str,
     outcome = review_pb2.DECISION_OUTCOME_SEAL if stage == SEAL \
         else review_pb2.DECISION_OUTCOME_APPROVE
     request = review_pb2.DecideCaseRequest(
-        case_number=case_number, stage=stage, outcome=outcome,
-        opinion="材料齐全，符合法定条件", legal_basis="《中华人民共和国行政许可法》第三十八条",
-        request_id=request_id)
+        case_number=case_number, stage=stage, outcome=outcome, opinion=OPINION,
+        legal_basis=LEGAL_BASIS, request_id=request_id)
     attempts = 0
     while True:
         attempts += 1

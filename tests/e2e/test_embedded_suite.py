@@ -117,7 +117,8 @@ async def test_an_application_goes_through_the_whole_chain(suite: RunnerSuite) -
         case = await driver.intake.GetCase(
             intake_pb2.GetCaseRequest(case_number=case_number), metadata=acting(CLERK))
         sealed = (await driver.intake.GetDecision(
-            intake_pb2.GetDecisionRequest(certificate_number=certificate))).decision
+            intake_pb2.GetDecisionRequest(certificate_number=certificate),
+            metadata=acting(CLERK))).decision
         verdict = await driver.intake.VerifyDecision(intake_pb2.VerifyDecisionRequest(
             document=sealed.document, signature=sealed.signature))
     finally:

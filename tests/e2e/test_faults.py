@@ -44,6 +44,7 @@ from tests.e2e.suite import (
     WORKER,
     ChainProcesses,
     decide_until_done,
+    decision_update_id,
     describe,
     intake_channel,
     review_channel,
@@ -52,7 +53,7 @@ from tests.e2e.suite import (
     until_quiet,
     within,
 )
-from workflows.approval_contract import DECIDE, SEAL_DECISION, workflow_id
+from workflows.approval_contract import SEAL_DECISION, workflow_id
 
 if TYPE_CHECKING:
     from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
@@ -122,10 +123,19 @@ def _audit(processes: ChainProcesses, service: str,
         action=action)]
 
 
+async def _until_completed(processes: ChainProcesses, case_number: str) -> None:
+    """The workflow ran to its end: every step after the seal is recorded too."""
+    client = await processes.client()
+    handle = client.get_workflow_handle(workflow_id(case_number))
+    await asyncio.wait_for(handle.result(), TEST_SECONDS)
+
+
 async def _assert_completed_exactly_once(processes: ChainProcesses, case_number: str,
                                          certificate: str) -> None:
+    await _until_completed(processes, case_number)
     stages = Counter({"review": 1, "sign": 1, "seal": 1})
-    # The review database: one decision, one recorded-decision entry, one closing per stage.
+    # The review database: one decision, one recorded-decision entry, one task per stage,
+    # each closed by the decision taken on it.
     decisions = _rows(processes, "review",
                       "SELECT stage FROM decisions WHERE case_number = :case",
                       case=case_number)
@@ -133,12 +143,15 @@ async def _assert_completed_exactly_once(processes: ChainProcesses, case_number:
     recorded = [d for _, d in _audit(processes, "review", "decision.recorded")
                 if d["case"] == case_number]
     assert Counter(d["stage"] for d in recorded) == stages
-    closed = [d for subject, d in _audit(processes, "review", "task.closed")
-              if subject == f"case/{case_number}"]
-    assert Counter(d["stage"] for d in closed) == stages
-    opened = [d for subject, d in _audit(processes, "review", "task.opened")
-              if subject == f"case/{case_number}"]
-    assert Counter(d["stage"] for d in opened) == stages
+    tasks = _rows(processes, "review",
+                  "SELECT stage, outcome FROM tasks WHERE case_number = :case "
+                  "AND closed_at IS NOT NULL", case=case_number)
+    assert sorted((str(stage), str(outcome)) for stage, outcome in tasks) == [
+        ("review", "approve"), ("seal", "seal"), ("sign", "approve")]
+    progress = _rows(processes, "review",
+                     "SELECT stage, outcome, certificate_number FROM case_progress "
+                     "WHERE case_number = :case", case=case_number)
+    assert progress == [("completed", "approved", certificate)]
 
     # The intake database: one sealed decision, one certificate, each step once on the timeline.
     sealed = _rows(processes, "intake",
@@ -195,7 +208,8 @@ async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         decide_until_done(chain, case_number, SIGN, sign_id, deadline))
     try:
         # The decision is with Temporal, no worker to take it; now its sender dies too.
-        await _until_admitted(chain, case_number, f"{DECIDE}/{sign_id}", deadline)
+        await _until_admitted(chain, case_number,
+                              decision_update_id(case_number, SIGN, sign_id), deadline)
         killed_review = chain.pid("review")
         chain.kill("review")
         await chain.start_and_wait(WORKER, deadline)
@@ -223,7 +237,7 @@ async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         e.workflow_execution_update_accepted_event_attributes.protocol_instance_id
         for e in events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
-    assert update_ids[f"{DECIDE}/{sign_id}"] == 1
+    assert update_ids[decision_update_id(case_number, SIGN, sign_id)] == 1
     assert sum(update_ids.values()) == 3  # review, sign, seal: one accepted update each
     assert time.monotonic() - started < TEST_SECONDS
 

@@ -26,7 +26,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,16 +34,16 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
+from govhall.intake.v1 import intake_pb2
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.chinatime import china_date
+from kernel.signing import service_signer
 from kernel.temporal import WORKFLOW_TASK_QUEUE
-from services.intake.chain import search_attributes, summary
+from services.intake.app.chain import search_attributes, summary
 from tests.e2e.suite import (
     REVIEW,
     ChainProcesses,
     decide_until_done,
-    intake_channel,
     review_channel,
     start_chain,
     submit,
@@ -51,10 +51,16 @@ from tests.e2e.suite import (
     within,
 )
 from tests.support import as_official
-from workflows.approval_contract import WORKFLOW_NAME, ApprovalInput, workflow_id
+from workflows.approval_contract import (
+    WORKFLOW_NAME,
+    ApprovalInput,
+    StatementFacts,
+    as_statement,
+    iso_instant,
+    workflow_id,
+)
 
 if TYPE_CHECKING:
-    from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
 
 pytestmark = pytest.mark.e2e
@@ -104,7 +110,11 @@ class Cases:
 
 
 async def _accepted_days_ago(processes: ChainProcesses, case_number: str, days: int) -> None:
-    """Start the case's workflow again as if the case had been accepted ``days`` ago."""
+    """Start the case's workflow again as if the case had been accepted ``days`` ago.
+
+    The acceptance is a statement intake signs: the test signs the backdated one
+    with intake's key, as only intake could.
+    """
     client = await processes.client()
     handle = client.get_workflow_handle(workflow_id(case_number))
     history = await handle.fetch_history()
@@ -112,13 +122,17 @@ async def _accepted_days_ago(processes: ChainProcesses, case_number: str, days: 
     (case,) = await client.data_converter.decode(started.input.payloads, [ApprovalInput])
     assert isinstance(case, ApprovalInput)
     await handle.terminate("e2e: started again with an acceptance date in the past")
-    accepted_at = case.accepted_at - timedelta(days=days)
-    earlier = replace(case, accepted_at=accepted_at,
-                      accepted_on=china_date(accepted_at).isoformat())
+    facts = StatementFacts.read(case.acceptance.body)
+    accepted_at = datetime.fromisoformat(facts.issued_at.replace("Z", "+00:00")) - timedelta(
+        days=days)
+    body = {**case.acceptance.body, "issued_at": iso_instant(accepted_at),
+            "accepted_on": china_date(accepted_at).isoformat()}
+    intake = service_signer(processes.pki_dir, "intake")
+    earlier = ApprovalInput(as_statement(intake.sign(body)))
     # As the intake service starts it: the same id, search attributes and summary.
     await client.start_workflow(
         WORKFLOW_NAME, earlier, id=workflow_id(case_number), task_queue=WORKFLOW_TASK_QUEUE,
-        search_attributes=search_attributes(earlier), static_summary=summary(earlier))
+        search_attributes=search_attributes(facts), static_summary=summary(facts))
 
 
 @pytest.fixture(scope="module")
@@ -269,13 +283,14 @@ async def test_next_years_schedule_is_loaded_and_running_cases_recompute(cases: 
     assert loaded.cases_recomputing == len(cases.numbers)
 
     async def recomputed(case_number: str, reason: str) -> bool:
-        async with intake_channel(cases.processes) as channel:
-            intake: IntakeServiceAsyncStub = intake_pb2_grpc.IntakeServiceStub(channel)
-            case = await intake.GetCase(intake_pb2.GetCaseRequest(case_number=case_number),
-                                        metadata=as_official(CLERK))
+        async with review_channel(cases.processes, "operator") as channel:
+            review: ReviewServiceAsyncStub = review_pb2_grpc.ReviewServiceStub(channel)
+            progress = await review.GetCaseProgress(
+                review_pb2.GetCaseProgressRequest(case_number=case_number),
+                metadata=as_official(OPERATOR))
         return any(event.kind == "deadlines.computed"
                    and event.details.get("reason") == reason
-                   for event in case.timeline)
+                   for event in progress.timeline)
 
     deadline = time.monotonic() + VISIBILITY_SECONDS
     for case_number in sorted(cases.numbers):

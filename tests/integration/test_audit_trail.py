@@ -32,7 +32,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from google.protobuf.json_format import MessageToJson
 from sqlalchemy import Engine, text
-from temporalio.testing import ActivityEnvironment
 
 from govhall.common.v1 import audit_pb2, audit_pb2_grpc, common_pb2
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
@@ -47,18 +46,19 @@ from kernel.migrations import alembic_config
 from kernel.service import ServiceDefinition
 from kernel.signing import service_signer
 from services.complaints.main import DEFINITION as COMPLAINTS
-from services.intake.activities import IntakeActivities
 from services.intake.db.audit import AUDIT_TRAIL as INTAKE_TRAIL
 from services.intake.main import DEFINITION as INTAKE
-from services.review.app import handlers as review_handlers
+from services.review.app import chain as review_chain
 from services.review.db.audit import AUDIT_TRAIL as REVIEW_TRAIL
 from services.review.db.repository import ReviewUnitOfWork
-from services.review.domain.tasks import RecordedDecision
 from services.review.main import DEFINITION as REVIEW
 from services.trading.main import DEFINITION as TRADING
 from tests.audit_tampering import rewrite
+from tests.integration.intake.sealing import Sealing, routed
+from tests.integration.review.conftest import sign_acceptance
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
-from workflows.approval_contract import SealRequest
+from tests.unit.workflows.fakes import REVIEWER, Signers
+from workflows import approval_contract as c
 
 ROOT = Path(__file__).resolve().parents[2]
 ITEM = "012101000007001"
@@ -172,14 +172,11 @@ async def _accepted_case(intake: Running) -> str:
 
 
 async def _sealed_case(intake: Running) -> str:
-    """A case accepted and sealed as the approval workflow seals it; its certificate number."""
-    number = await _accepted_case(intake)
-    request = SealRequest(case_number=number, decision="approved",
-                          decided_at=datetime(2026, 3, 5, 2, 0, tzinfo=UTC),
-                          sealed_by="ZWFWZX-001", reviewer_id="SCJGJ-003", signer_id=LEADER,
-                          opinion="符合条件", legal_basis="《食品经营许可管理办法》第十条")
-    activities = IntakeActivities(intake.engine, intake.service.settings)
-    receipt = await ActivityEnvironment().run(activities.seal_decision, request)
+    """A case accepted and sealed as the approval workflow seals it (from a chain review
+    signed, by the ``intake.seal`` activity); its certificate number."""
+    sealing = Sealing(intake.service, intake.engine, Signers(intake.service.pki_dir))
+    async with routed(intake.service) as stub:
+        _, receipt = await sealing.sealed_case(stub)
     return str(receipt.certificate_number)
 
 
@@ -412,16 +409,35 @@ async def test_a_revocation_undone_or_a_sealed_decision_deleted_in_the_database_
     assert not undone.intact and not deleted.intact
 
 
+def _recorded_review_decision(review: Running) -> bool:
+    """A case opened in review and its review decision recorded, as the approval workflow's
+    activities do it (``review.open_case``, then ``review.record_transition``)."""
+    signers = Signers(review.service.pki_dir)
+    case_number, now = "AP-20260305-000001", datetime(2026, 3, 5, 2, 0, tzinfo=UTC)
+
+    def uow() -> ReviewUnitOfWork:
+        return ReviewUnitOfWork(review.engine)
+
+    acceptance = sign_acceptance(signers, case_number, accepted_at=now)
+    deadlines = review_chain.open_case(
+        uow=uow, keys=signers.keys, event_key="open", now=now,
+        request=c.DeadlinesRequest(acceptance, stage=c.Stage.REVIEW, at=now))
+    decision = signers.decision(case_number, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE,
+                                opinion="符合条件", legal_basis="《食品经营许可管理办法》第十条")
+    taken = c.DecisionTaken(c.Stage.REVIEW, c.Outcome.APPROVE, REVIEWER.official_id, "", "",
+                            REVIEWER.system, now, decision.statement, decision.opinion,
+                            decision.legal_basis)
+    return review_chain.record_transition(
+        uow=uow, keys=signers.keys, now=now, transition=c.Transition(
+            case_number, taken, c.Stage.SIGN, next_department="SCJGJ", next_role="leader",
+            next_due_at=deadlines.stage_due_at[c.Stage.SIGN], item_code=ITEM,
+            sla_state=c.SlaState.ON_TIME))
+
+
 async def test_a_decision_or_delegation_edited_in_the_review_database_is_reported(
         backend: str, tmp_path: Path, pki_dir: Path) -> None:
     async with running("review", backend, tmp_path, pki_dir) as review:
-        recorded = review_handlers.record_decision(
-            uow=ReviewUnitOfWork(review.engine), now=datetime.now(UTC),
-            decision=RecordedDecision(
-                case_number="AP-20260305-000001", stage="review", outcome="approve",
-                official_id="SCJGJ-003", system="department-system-scjgj",
-                decided_at=datetime(2026, 3, 5, 2, 0, tzinfo=UTC), opinion="符合条件",
-                legal_basis="《食品经营许可管理办法》第十条"))
+        recorded = _recorded_review_decision(review)
         decision_id = review.scalar("SELECT id FROM decisions")
         delegation_id = review.scalar("SELECT min(id) FROM delegations")
         clean = await review.verify()

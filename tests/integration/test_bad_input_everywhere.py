@@ -20,9 +20,10 @@ after. A call may also be PERMISSION_DENIED: the registry of calling systems
 may stop it before its input is looked at; it still changes nothing.
 
 Then the regressions an outside attacker found on PostgreSQL: a NUL in an
-opinion wedged a case (its record_decision activity retried for ever), a
-NUL in a withdrawal reason answered INTERNAL after the withdrawal happened,
-and a delegation's time range overflowed protovalidate's CEL.
+opinion wedged a case (its recording activity, now record_transition,
+retried for ever), a NUL in a withdrawal reason answered INTERNAL after the
+withdrawal happened, and a delegation's time range overflowed protovalidate's
+CEL.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ from services.review.activities import ReviewActivities
 from services.review.db import tables as review_tables
 from services.review.main import DEFINITION as REVIEW
 from services.trading.main import DEFINITION as TRADING
-from tests.integration.review.conftest import Chain, chain  # noqa: F401 - the chain fixture
+from tests.integration.review.conftest import (  # noqa: F401 - the chain fixture and its keys
+    Chain,
+    chain,
+    sign_acceptance,
+    signers,
+)
 from tests.support import (
     POSTGRES_URL,
     ServiceUnderTest,
@@ -72,7 +78,15 @@ from tests.support import (
     service_under_test,
     system_for,
 )
-from workflows.approval_contract import DecisionRecord
+from tests.unit.workflows.fakes import REVIEWER, Signers
+from workflows.approval_contract import (
+    DeadlinesRequest,
+    DecisionTaken,
+    Outcome,
+    SlaState,
+    Stage,
+    Transition,
+)
 
 DEFINITIONS = {"intake": INTAKE, "review": REVIEW, "trading": TRADING, "complaints": COMPLAINTS}
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
@@ -155,7 +169,8 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "WithdrawApplication": {"case_number": CASE, "reason": "申请人撤回"},
         "GetCase": {"case_number": CASE},
         "VerifyDecision": {"document": "e30=", "signature": "A" * 86 + "=="},
-        "GetDecision": {"certificate_number": "SY-2026-000001"},
+        "GetDecision": {"certificate_number": "SY-2026-000001",
+                        "verification_code": "ABCDEFGH23"},
         "RevokeDecision": {"certificate_number": "SY-2026-000001", "reason": "事实认定错误"},
         "ListRegister": {"cursor": 0, "page_size": 5},
         # review
@@ -602,7 +617,8 @@ async def test_names_are_kept_in_nfc(backend: str, tmp_path: Path, pki_dir: Path
 
 async def test_a_nul_in_a_decision_opinion_is_refused_and_the_case_goes_on(
         chain: Chain) -> None:  # noqa: F811 - the fixture imported above
-    """On PostgreSQL the NUL reached record_decision, which retried for ever: the case was stuck."""
+    """On PostgreSQL the NUL reached the recording activity, which retried for ever: the case
+    was stuck."""
     handle = await chain.start_case()
     case_number = handle.id.removeprefix("approval/")
     engine = chain.engine
@@ -707,13 +723,24 @@ async def test_on_postgresql_an_activity_given_a_nul_fails_for_good(
     settings = REVIEW.settings_type(database_url=url, pki_dir=pki_dir, port=0)
     prepare(REVIEW, settings)
     engine = sa.create_engine(url)
+    keys = Signers(pki_dir)
+    now = datetime.now(UTC)
     try:
-        activities = ReviewActivities(engine)
+        activities = ReviewActivities(engine, keys.keys, clock=lambda: now)
+        acceptance = sign_acceptance(keys, CASE, accepted_at=now)
+        deadlines = await ActivityEnvironment().run(activities.open_case, DeadlinesRequest(
+            acceptance, stage=Stage.REVIEW, at=now))
+        # Review signed the opinion with the NUL in it: only the database refuses it.
+        decision = keys.decision(CASE, REVIEWER, Stage.REVIEW, Outcome.APPROVE,
+                                    opinion="同意\x00")
+        taken = DecisionTaken(Stage.REVIEW, Outcome.APPROVE, REVIEWER.official_id, "", "",
+                              REVIEWER.system, now, decision.statement, decision.opinion,
+                              decision.legal_basis)
         with pytest.raises(ApplicationError) as failed:
-            await ActivityEnvironment().run(activities.record_decision, DecisionRecord(
-                case_number=CASE, stage="review", outcome="approve", official_id="SCJGJ-003",
-                system="department-system-scjgj", decided_at=datetime.now(UTC),
-                opinion="同意\x00"))
+            await ActivityEnvironment().run(activities.record_transition, Transition(
+                CASE, taken, Stage.SIGN, next_department="SCJGJ", next_role="leader",
+                next_due_at=deadlines.stage_due_at[Stage.SIGN], item_code="012101000001000",
+                sla_state=SlaState.ON_TIME))
         with engine.connect() as connection:
             recorded = connection.execute(
                 sa.select(sa.func.count()).select_from(review_tables.decisions)).scalar_one()

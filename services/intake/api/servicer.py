@@ -1,17 +1,16 @@
 """The intake gRPC API: protobuf in and out, the use cases in between.
 
 Database work runs in a thread so the event loop keeps serving other calls.
-An accepted case's approval workflow is started after the acceptance is
-committed; if that fails (Temporal down, the process dies in between) the
-case stays accepted with ``workflow_started`` false, and a retry of the
-same request, or the next start of the service, starts it.
+An accepted case's approval workflow is started right after the acceptance
+is committed; when Temporal is out of reach the answer says so
+(``workflow_started`` false) and the outbox (services/intake/app/chain.py)
+starts it as soon as it can.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,13 +23,11 @@ from govhall.intake.v1 import intake_pb2 as pb
 from govhall.intake.v1 import intake_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
-from kernel.errors import FailedPrecondition
 from kernel.identity import current_caller
 from kernel.settings import ServiceSettings
-from kernel.temporal import connect_with
-from services.intake.app import cases, handlers, seals
+from services.intake.app import cases, chain, handlers, seals
 from services.intake.app.cases import CaseView
-from services.intake.chain import ApprovalChain, ChainUnavailable
+from services.intake.app.chain import ChainStarter
 from services.intake.db.audit import AUDIT_TRAIL
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.cases import (
@@ -64,13 +61,9 @@ from services.intake.keystore import (
     seal_key,
     seal_key_path,
 )
-from workflows.approval_contract import Withdrawal, workflow_id
+from workflows.approval_contract import workflow_id
 
 log = structlog.get_logger("govhall.intake")
-
-#: Attempts of the start-up pass over accepted cases whose workflow never started,
-#: seconds after start; Temporal may come up after the service.
-RESUME_DELAYS = (0.0, 5.0, 30.0, 120.0)
 
 _FORMS = {"original": pb.MATERIAL_FORM_ORIGINAL, "copy": pb.MATERIAL_FORM_COPY}
 _FORM_NAMES = {v: k for k, v in _FORMS.items()}
@@ -266,6 +259,16 @@ def decision_to_proto(decision: SealedDecision) -> pb.SealedDecision:
         revoked_at=_timestamp(decision.revoked_at))
 
 
+def public_decision_to_proto(found: seals.PublicDecision) -> pb.PublicDecision:
+    return pb.PublicDecision(
+        certificate_number=found.certificate_number, item_code=found.item_code,
+        item_name=found.item_name, department_code=found.department_code,
+        decision=_DECISIONS[found.decision], holder=found.holder, decided_at=found.decided_at,
+        issued_at=found.issued_at, revoked=found.revoked,
+        revocation_reason=found.revocation_reason, document_sha256=found.document_sha256,
+        key_id=found.key_id)
+
+
 def register_entry_to_proto(entry: RegisterEntry) -> pb.RegisterEntry:
     return pb.RegisterEntry(
         sequence=entry.sequence, kind=_REGISTER_KINDS[entry.kind],
@@ -282,9 +285,8 @@ def _utc_now() -> datetime:
 
 
 class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
-    def __init__(self, engine: Engine, settings: ServiceSettings, *,
-                 clock: Callable[[], datetime] = _utc_now,
-                 chain: ApprovalChain | None = None) -> None:
+    def __init__(self, engine: Engine, settings: ServiceSettings, *, starter: ChainStarter,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
         self._engine = engine
         self._clock = clock
         self._cipher = applicant_cipher(settings.pki_dir)
@@ -294,8 +296,7 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             key_id(raw), raw,
             datetime.fromtimestamp(seal_key_path(settings.pki_dir).stat().st_mtime, UTC),
             active=True)
-        self._chain = chain or ApprovalChain(lambda: connect_with(settings))
-        self._background: set[asyncio.Task[Any]] = set()
+        self._starter = starter
         self._audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                                         pki_dir=settings.pki_dir)
 
@@ -304,57 +305,6 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
 
     def _writing(self) -> IntakeUnitOfWork:
         return IntakeUnitOfWork(self._engine, cipher=self._cipher)
-
-    # ---- the approval chain ------------------------------------------------------------
-
-    async def _start_chain(self, case_number: str) -> bool:
-        """Start an accepted case's workflow; False (and logged) when Temporal is out of reach."""
-        started_at = self._clock()
-        case_input = await asyncio.to_thread(cases.approval_input, uow=self._reading(),
-                                             case_number=case_number)
-        try:
-            await self._chain.start(case_input)
-        except ChainUnavailable as error:
-            log.warning("chain.start_postponed", case_number=case_number, reason=error.message)
-            return False
-        await asyncio.to_thread(cases.mark_workflow_started, uow=self._writing(),
-                                case_number=case_number, system="govhall-intake",
-                                started_at=started_at)
-        log.info("chain.started", case_number=case_number)
-        return True
-
-    async def _with_chain(self, view: CaseView) -> CaseView:
-        """``view``, its workflow started if the case is accepted and it was not yet."""
-        case = view.case
-        if case.status != CaseStatus.ACCEPTED or case.workflow_started:
-            return view
-        if not await self._start_chain(case.number):
-            return view
-        return replace(view, case=replace(case, workflow_started=True))
-
-    def resume_unstarted_chains(self) -> None:
-        """Start, in the background, the workflows of accepted cases that never got one."""
-        task = asyncio.get_running_loop().create_task(self._resume_unstarted())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
-    async def _resume_unstarted(self) -> int:
-        started = 0
-        for delay in RESUME_DELAYS:
-            await asyncio.sleep(delay)
-            while True:
-                pending = await asyncio.to_thread(cases.unstarted_cases, uow=self._reading())
-                if not pending:
-                    return started
-                for case_number in pending:
-                    if not await self._start_chain(case_number):
-                        break
-                    started += 1
-                else:
-                    continue
-                break
-        log.error("chain.resume_gave_up", started=started)
-        return started
 
     async def ListApprovalItems(self, request: pb.ListApprovalItemsRequest,
                                 context: grpc.aio.ServicerContext[Any, Any],
@@ -398,8 +348,8 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                                 context: grpc.aio.ServicerContext[Any, Any],
                                 ) -> pb.SubmitApplicationResponse:
         applicant = request.applicant
-        submission = await asyncio.to_thread(
-            cases.submit_application, uow=self._writing(), caller=current_caller(),
+        submission = await chain.submit_application(
+            self._starter, caller=current_caller(),
             idempotency_key=request.idempotency_key, item_code=request.item_code,
             applicant=Applicant(_APPLICANT_KIND_NAMES[applicant.kind], applicant.name,
                                 applicant.id_number, applicant.phone),
@@ -407,21 +357,19 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             findings=Findings(_FINDINGS[request.finding], request.explanation,
                               request.competent_authority, tuple(request.refusal_reasons)),
             now=self._clock())
-        view = await self._with_chain(submission.view)
         return pb.SubmitApplicationResponse(
-            case=case_to_proto(view), outcome=_OUTCOMES[submission.outcome],
+            case=case_to_proto(submission.view), outcome=_OUTCOMES[submission.outcome],
             notice=notice_to_proto(submission.notice), replayed=submission.replayed)
 
     async def SupplementMaterials(self, request: pb.SupplementMaterialsRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.SupplementMaterialsResponse:
-        supplement = await asyncio.to_thread(
-            cases.supplement_materials, uow=self._writing(), caller=current_caller(),
-            case_number=request.case_number, idempotency_key=request.idempotency_key,
+        supplement = await chain.supplement_materials(
+            self._starter, caller=current_caller(), case_number=request.case_number,
+            idempotency_key=request.idempotency_key,
             materials=materials_from_proto(request.materials), now=self._clock())
-        view = await self._with_chain(supplement.view)
         return pb.SupplementMaterialsResponse(
-            case=case_to_proto(view), outcome=_OUTCOMES[supplement.outcome],
+            case=case_to_proto(supplement.view), outcome=_OUTCOMES[supplement.outcome],
             correction_notice=notice_to_proto(supplement.correction_notice),
             outstanding=[notice_item_to_proto(i) for i in supplement.outstanding],
             receipt=notice_to_proto(supplement.receipt) if supplement.receipt else None,
@@ -430,24 +378,9 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
     async def WithdrawApplication(self, request: pb.WithdrawApplicationRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.WithdrawApplicationResponse:
-        caller = current_caller()
-        step = await asyncio.to_thread(
-            cases.withdraw_application, uow=self._writing(), caller=caller,
-            case_number=request.case_number, reason=request.reason, now=self._clock())
-        if step.view is not None:
-            return pb.WithdrawApplicationResponse(case=case_to_proto(step.view))
-        assert step.actor is not None
-        view, _ = await asyncio.to_thread(cases.get_case, uow=self._reading(), caller=caller,
-                                          case_number=request.case_number)
-        if not view.case.workflow_started and not await self._start_chain(view.case.number):
-            raise FailedPrecondition(
-                f"the approval workflow of case {view.case.number} cannot be reached now; "
-                "try again")
-        # The reason is free text: it stays in the intake database, out of the workflow.
-        await self._chain.withdraw(view.case.number, Withdrawal(actor=step.actor))
-        view = await asyncio.to_thread(
-            cases.note_withdrawal, uow=self._writing(), caller=caller,
-            case_number=view.case.number, reason=request.reason, now=self._clock())
+        view = await chain.withdraw(self._starter, caller=current_caller(),
+                                    case_number=request.case_number, reason=request.reason,
+                                    now=self._clock())
         return pb.WithdrawApplicationResponse(case=case_to_proto(view))
 
     async def GetCase(self, request: pb.GetCaseRequest,
@@ -477,14 +410,19 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
             result=_VERDICTS[result.verdict], certificate_number=result.certificate_number,
             case_number=result.case_number, key_id=result.key_id,
             revocation_reason=result.revocation_reason,
-            revoked_at=_timestamp(result.revoked_at), explanation=result.explanation)
+            revoked_at=_timestamp(result.revoked_at), explanation=result.explanation,
+            stored_copy_altered=result.stored_copy_altered)
 
     async def GetDecision(self, request: pb.GetDecisionRequest,
                           context: grpc.aio.ServicerContext[Any, Any],
                           ) -> pb.GetDecisionResponse:
-        decision = await asyncio.to_thread(seals.get_decision, uow=self._reading(),
-                                           certificate_number=request.certificate_number)
-        return pb.GetDecisionResponse(decision=decision_to_proto(decision))
+        found = await asyncio.to_thread(
+            seals.get_decision, uow=self._reading(), caller=current_caller(),
+            certificate_number=request.certificate_number,
+            verification_code=request.verification_code)
+        if isinstance(found, seals.PublicDecision):
+            return pb.GetDecisionResponse(public_decision=public_decision_to_proto(found))
+        return pb.GetDecisionResponse(decision=decision_to_proto(found))
 
     async def RevokeDecision(self, request: pb.RevokeDecisionRequest,
                              context: grpc.aio.ServicerContext[Any, Any],

@@ -16,19 +16,16 @@ from kernel.directory import Official, acting_official, require_official
 from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
-    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
 from kernel.identity import Caller
+from kernel.signing import ServiceSigner
 from services.intake.db.repository import IntakeUnitOfWork
 from services.intake.domain.cases import (
     IN_CHAIN,
-    SLA_STATES,
-    WORKFLOW_STATUSES,
     Applicant,
     Case,
-    CaseDeadlines,
     CaseStatus,
     Findings,
     IntakeOutcome,
@@ -49,12 +46,14 @@ from services.intake.domain.cases import (
 )
 from services.intake.domain.decisions import canonical_json
 from services.intake.domain.model import ApprovalItem
-from workflows.approval_contract import Actor as ChainActor
 from workflows.approval_contract import (
     ApplicantNotice,
     ApprovalInput,
-    CaseEvent,
+    SignedStatement,
     Stage,
+    StatementKind,
+    as_statement,
+    statement_body,
     workflow_id,
 )
 
@@ -115,10 +114,11 @@ class Supplement:
 
 @dataclass(frozen=True)
 class WithdrawalStep:
-    """What a withdrawal needs: done here (``view``), or through the workflow (``actor``)."""
+    """What a withdrawal needs: done here (``view``), or through the workflow (``clerk``)."""
 
     view: CaseView | None = None
-    actor: ChainActor | None = None
+    clerk: Official | None = None
+    case: Case | None = None
 
 
 def _fingerprint(operation: str, content: dict[str, Any]) -> str:
@@ -325,9 +325,7 @@ def withdraw_application(*, uow: IntakeUnitOfWork, caller: Caller, case_number: 
         case = _case(uow, case_number, for_update=True)
         _clerk_of(official, case.department_code, f"case {case.number}")
         if case.status in IN_CHAIN:
-            return WithdrawalStep(actor=ChainActor(
-                official_id=official.id, department_code=official.department_code,
-                roles=sorted(official.roles), system=caller.system))
+            return WithdrawalStep(clerk=official, case=case)
         if case.status != CaseStatus.AWAITING_MATERIALS:
             raise FailedPrecondition(
                 f"case {case.number} is {case.status}: it can no longer be withdrawn")
@@ -347,12 +345,11 @@ def note_withdrawal(*, uow: IntakeUnitOfWork, caller: Caller, case_number: str, 
                     now: datetime) -> CaseView:
     """Keep the reason of a withdrawal the approval workflow carried out."""
     with uow:
-        case = replace(_case(uow, case_number, for_update=True), withdrawal_reason=reason)
-        uow.cases.save(case)
-        uow.audit.append(actor=Actor(caller.system, caller.official_id),
-                         action="application.withdrawn", subject=f"case/{case.number}",
-                         at=now, details={"through": workflow_id(case.number)})
-        uow.commit()
+        case = _case(uow, case_number, for_update=True)
+        if case.withdrawal_reason != reason:
+            case = replace(case, withdrawal_reason=reason)
+            uow.cases.save(case)
+            uow.commit()
         return _view(uow, case, masked=False)
 
 
@@ -374,20 +371,34 @@ def get_case(*, uow: IntakeUnitOfWork, caller: Caller,
 
 # ---- the approval workflow's side -------------------------------------------------------
 
-def approval_input(*, uow: IntakeUnitOfWork, case_number: str) -> ApprovalInput:
+def acceptance_statement(case: Case, item: ApprovalItem,
+                         signer: ServiceSigner) -> SignedStatement:
+    """The window's acceptance of ``case``, signed by intake: what the chain starts from.
+
+    The body is made only of what the case and its item version hold, and
+    Ed25519 signatures are deterministic, so signing again gives the very
+    same statement.
+    """
+    if case.accepted_at is None or case.accepted_on is None:
+        raise FailedPrecondition(f"case {case.number} is not accepted")
+    return as_statement(signer.sign(statement_body(
+        kind=StatementKind.ACCEPTANCE, case_number=case.number, official_id=case.accepted_by,
+        department_code=case.department_code, roles=["window_clerk"], system=case.system,
+        issued_at=case.accepted_at, item_code=case.item_code, item_version=case.item_version,
+        item_name=case.item_name, accepted_on=case.accepted_on.isoformat(),
+        promised_limit_days=item.promised_limit_days, legal_limit_days=item.legal_limit_days,
+        special_procedures=list(item.special_procedures))))
+
+
+def approval_input(*, uow: IntakeUnitOfWork, case_number: str,
+                   signer: ServiceSigner) -> ApprovalInput:
     """What the approval workflow of an accepted case starts with: no personal data."""
     with uow:
         case = _case(uow, case_number)
         item = uow.catalogue.at_version(case.item_code, case.item_version)
-        if case.accepted_at is None or case.accepted_on is None or item is None:
-            raise FailedPrecondition(f"case {case.number} is not accepted")
-        return ApprovalInput(
-            case_number=case.number, item_code=case.item_code, item_version=case.item_version,
-            item_name=case.item_name, department_code=case.department_code,
-            accepted_on=case.accepted_on.isoformat(), accepted_at=case.accepted_at,
-            clerk_id=case.accepted_by, promised_limit_days=item.promised_limit_days,
-            legal_limit_days=item.legal_limit_days,
-            special_procedures=list(item.special_procedures))
+        if item is None:
+            raise FailedPrecondition(f"case {case.number} has no item version to decide by")
+        return ApprovalInput(acceptance_statement(case, item, signer))
 
 
 def unstarted_cases(*, uow: IntakeUnitOfWork, limit: int = 100) -> list[str]:
@@ -402,7 +413,9 @@ def mark_workflow_started(*, uow: IntakeUnitOfWork, case_number: str, system: st
         case = _case(uow, case_number, for_update=True)
         if case.workflow_started:
             return False
-        case = replace(case, workflow_started=True)
+        case = replace(case, workflow_started=True,
+                       status=CaseStatus.UNDER_REVIEW if case.status == CaseStatus.ACCEPTED
+                       else case.status)
         uow.cases.save(case)
         _intake_event(uow, case, "workflow.started", now=started_at, official_id="",
                       details={"workflow_id": workflow_id(case.number)})
@@ -413,45 +426,23 @@ def mark_workflow_started(*, uow: IntakeUnitOfWork, case_number: str, system: st
         return True
 
 
-def _deadlines(event: CaseEvent) -> CaseDeadlines | None:
-    if event.deadlines is None:
-        return None
-    return CaseDeadlines(event.deadlines.warning_at, event.deadlines.promised_due_at,
-                         event.deadlines.legal_due_at)
-
-
-def record_case_event(*, uow: IntakeUnitOfWork, event: CaseEvent, now: datetime) -> bool:
-    """Add one event the workflow reports to the timeline, once; False for a repeat."""
-    if event.status and event.status not in WORKFLOW_STATUSES:
-        raise InvalidArgument(f"{event.status} is not a status the approval chain reports")
-    if event.sla_state and event.sla_state not in SLA_STATES:
-        raise InvalidArgument(f"{event.sla_state} is not an SLA state")
+def record_withdrawal(*, uow: IntakeUnitOfWork, case_number: str, stage: str, at: datetime,
+                      clerk_id: str, system: str, now: datetime) -> bool:
+    """Close a case the approval workflow withdrew; False if it was closed already."""
     with uow:
-        case = _case(uow, event.case_number, for_update=True)
-        if uow.timeline.has(case.number, event.event_id):
+        case = _case(uow, case_number, for_update=True)
+        if case.status == CaseStatus.WITHDRAWN:
             return False
-        if case.status not in IN_CHAIN | WORKFLOW_STATUSES:
-            raise FailedPrecondition(f"case {case.number} is {case.status}: it has no "
-                                     "approval chain")
-        deadlines = _deadlines(event)
-        if event.status:
-            case = replace(case, status=CaseStatus(event.status))
-            if event.status in _CLOSING_STATUSES:
-                case = replace(case, closed_at=event.at)
-        if event.sla_state:
-            case = replace(case, sla_state=event.sla_state)
-        if deadlines is not None and event.deadlines is not None:
-            case = replace(case, deadlines=deadlines,
-                           calendar_gap_year=event.deadlines.unknown_year)
+        if case.status not in IN_CHAIN:
+            raise FailedPrecondition(f"case {case.number} is {case.status}: it can no longer "
+                                     "be withdrawn")
+        case = replace(case, status=CaseStatus.WITHDRAWN, closed_at=at)
         uow.cases.save(case)
-        uow.timeline.add(case.number, TimelineEvent(
-            event_id=event.event_id, kind=event.kind, at=event.at, stage=event.stage,
-            official_id=event.official_id, details=dict(event.details), deadlines=deadlines,
-            status=event.status, sla_state=event.sla_state), recorded_at=now)
-        uow.audit.append(actor=Actor(CHAIN_SYSTEM, event.official_id),
-                         action="case.event_recorded", subject=f"case/{case.number}", at=now,
-                         details={"event_id": event.event_id, "kind": event.kind,
-                                  "status": event.status, "sla_state": event.sla_state})
+        _intake_event(uow, case, "withdrawn", now=at, official_id=clerk_id,
+                      details={"stage": stage})
+        uow.audit.append(actor=Actor(system, clerk_id), action="application.withdrawn",
+                         subject=f"case/{case.number}", at=now,
+                         details={"through": workflow_id(case.number), "stage": stage})
         uow.commit()
         return True
 

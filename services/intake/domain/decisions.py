@@ -1,11 +1,16 @@
 """Sealed decisions: the canonical document, its Ed25519 seal, and how it is checked.
 
-A decision document is a JSON object serialised canonically (keys sorted,
-no whitespace, UTF-8, non-ASCII kept as is) and signed, byte for byte,
-with the center's Ed25519 seal key. The key is named by its id, the first
-16 hex digits of the SHA-256 of the raw 32-byte public key, so a verifier
-holding only the public keys can check a document offline
-(docs/seal-verification.md).
+A decision document is a JSON object serialised canonically and signed,
+byte for byte, with the center's Ed25519 seal key. Since format 2
+(``"format": "govhall-decision/2"``) the canonical form is RFC 8785 (JSON
+Canonicalization Scheme) and the document embeds the signed statements of
+its whole chain (acceptance by intake; review, signature and seal by
+review), so anyone can check who decided, in which capacity and in which
+order. Documents sealed before (format 1: keys sorted, no whitespace,
+UTF-8) keep verifying: a signature is over the bytes, whatever made them.
+The key is named by its id, the first 16 hex digits of the SHA-256 of the
+raw 32-byte public key, so a verifier holding only the public keys can
+check a document offline (docs/seal-verification.md).
 """
 
 from __future__ import annotations
@@ -13,12 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
@@ -34,9 +41,18 @@ class Verdict(StrEnum):
     UNKNOWN_CERTIFICATE = "unknown_certificate"
 
 
+FORMAT = "govhall-decision/2"
+
+
 def canonical_json(content: Mapping[str, Any]) -> bytes:
+    """Format 1's canonical form (keys sorted, no whitespace, UTF-8); for fingerprints too."""
     return json.dumps(content, sort_keys=True, separators=(",", ":"),
                       ensure_ascii=False).encode("utf-8")
+
+
+def canonical_document(content: Mapping[str, Any]) -> bytes:
+    """Format 2's canonical form: RFC 8785."""
+    return rfc8785.dumps(dict(content))
 
 
 def key_id(raw_public_key: bytes) -> str:
@@ -79,6 +95,54 @@ class DecisionDocument:
 
     def canonical(self) -> bytes:
         return canonical_json(asdict(self))
+
+
+#: Letters and digits a person reads off paper without confusing them.
+_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def verification_code() -> str:
+    """The code printed on a document, asked for by the public view of the decision."""
+    return "".join(secrets.choice(_CODE_ALPHABET) for _ in range(10))
+
+
+@dataclass(frozen=True)
+class ChainDocument:
+    """Format 2: what the seal is applied to, with the chain's signed statements.
+
+    ``chain`` holds the statements (as kernel/signing.py writes them) of the
+    acceptance, review, signature and seal; ``texts`` the opinion and legal
+    basis each decision's statement covers by its content digest.
+    """
+
+    certificate_number: str
+    case_number: str
+    item_code: str
+    item_version: int
+    item_name: str
+    department_code: str
+    #: "approved" or "refused".
+    decision: str
+    decided_at: str
+    applicant_name: str
+    legal_basis: str
+    opinion: str
+    reviewer_id: str
+    signer_id: str
+    sealed_by: str
+    key_id: str
+    issued_at: str
+    verification_code: str
+    chain: list[dict[str, Any]]
+    texts: dict[str, dict[str, str]]
+
+    def canonical(self) -> bytes:
+        return canonical_document({"format": FORMAT, **asdict(self)})
+
+
+def document_fields(document: bytes) -> dict[str, Any]:
+    """The document's fields, or {} when it is not a JSON object."""
+    return _fields(document)
 
 
 @dataclass(frozen=True)

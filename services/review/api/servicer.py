@@ -1,14 +1,14 @@
 """The review gRPC API: protobuf in and out, the use cases in between.
 
 Database work runs in a thread so the event loop keeps serving other calls.
-Decisions and changes to a case's clock go to the case's approval workflow
-as Temporal updates (services/review/api/approval_chain.py).
+Decisions and changes to a case's clock are signed by review and go to the
+case's approval workflow as Temporal updates (services/review/app/decisions.py,
+through kernel/workflow_gateway.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any, TypeVar
 
@@ -20,31 +20,23 @@ from govhall.common.v1 import common_pb2
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
 from kernel.audittrail import AuditTrailService
-from kernel.calendar import BUILT_IN_YEARS
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
-from services.review.api.approval_chain import ApprovalChain
-from services.review.app import handlers
+from services.review.app import decisions, handlers
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.model import Delegation, LoadedSchedule
-from services.review.domain.tasks import Capacity, Escalation, Task, check_progress_reader
+from services.review.domain.progress import CaseProgress, ChainEvent, waiting_for
+from services.review.domain.tasks import Escalation, RecordedDecision, Task
 from workflows.approval_contract import (
     END_SPECIAL_PROCEDURE,
     EXTEND_TIME_LIMIT,
     SPECIAL_PROCEDURES,
-    STAGE_ROLE,
     START_SPECIAL_PROCEDURE,
-    Actor,
-    ApprovalStatus,
     ChangeReceipt,
     Deadlines,
-    Decision,
     DecisionReceipt,
-    Extension,
-    SpecialProcedureChange,
-    Stage,
 )
 
 T = TypeVar("T")
@@ -197,35 +189,35 @@ def change_to_proto(receipt: ChangeReceipt) -> pb.CaseChange:
         deadlines=deadlines_to_proto(receipt.deadlines))
 
 
-def progress_to_proto(status: ApprovalStatus) -> pb.GetCaseProgressResponse:
-    message = pb.GetCaseProgressResponse(
-        case_number=status.case_number, item_code=status.item_code,
-        department_code=status.department_code, stage=_STAGES[status.stage],
-        sla_state=_SLA_STATES[status.sla_state],
+def progress_to_proto(progress: CaseProgress, recorded: list[RecordedDecision],
+                      timeline: list[ChainEvent]) -> pb.GetCaseProgressResponse:
+    deadlines = Deadlines(progress.warning_at, progress.promised_due_at, progress.legal_due_at,
+                          progress.unknown_year)
+    return pb.GetCaseProgressResponse(
+        case_number=progress.case_number, item_code=progress.item_code,
+        department_code=progress.department_code, stage=_STAGES[progress.stage],
+        sla_state=_SLA_STATES[progress.sla_state], deadlines=deadlines_to_proto(deadlines),
         decisions=[pb.CaseDecision(
             step=d.stage, outcome=d.outcome, official_id=d.official_id, system=d.system,
             decided_at=_timestamp(d.decided_at), opinion=d.opinion,
             legal_basis=d.legal_basis, on_behalf_of=d.on_behalf_of,
-            delegation_id=d.delegation_id) for d in status.decisions],
-        waiting_for=status.waiting_for,
-        paused_for=_PROCEDURES.get(status.paused_for, pb.SPECIAL_PROCEDURE_UNSPECIFIED),
-        extension_days=status.extension_days, certificate_number=status.certificate_number,
-        outcome=status.outcome, calendar_gap_year=status.calendar_gap_year)
-    if status.deadlines is not None:
-        message.deadlines.CopyFrom(deadlines_to_proto(status.deadlines))
-    return message
-
-
-def actor_of(capacity: Capacity, system: str) -> Actor:
-    """The contract's Actor: who acts, as the staff directory knows them, and for whom."""
-    return Actor(
-        official_id=capacity.official.id, department_code=capacity.department_code,
-        roles=sorted(capacity.roles), system=system, on_behalf_of=capacity.on_behalf_of,
-        delegation_id=str(capacity.delegation_id) if capacity.delegation_id else "")
+            delegation_id=d.delegation_id) for d in recorded],
+        waiting_for=waiting_for(progress),
+        paused_for=_PROCEDURES.get(progress.paused_for, pb.SPECIAL_PROCEDURE_UNSPECIFIED),
+        extension_days=progress.extension_days,
+        certificate_number=progress.certificate_number, outcome=progress.outcome,
+        calendar_gap_year=progress.unknown_year,
+        timeline=[pb.ChainEvent(
+            event_id=e.event_id, kind=e.kind, at=_timestamp(e.at),
+            stage=_STAGES.get(e.stage, pb.APPROVAL_STAGE_UNSPECIFIED),
+            official_id=e.official_id, details=e.details,
+            sla_state=_SLA_STATES.get(e.sla_state, pb.SLA_STATE_UNSPECIFIED))
+            for e in timeline])
 
 
 class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
-    def __init__(self, engine: Engine, chain: ApprovalChain, *, audit: AuditTrailService) -> None:
+    def __init__(self, engine: Engine, chain: decisions.Chain, *,
+                 audit: AuditTrailService) -> None:
         self._engine = engine
         self._audit = audit
         self._chain = chain
@@ -301,27 +293,22 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def LoadHolidaySchedule(self, request: pb.LoadHolidayScheduleRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.LoadHolidayScheduleResponse:
-        load = await asyncio.to_thread(
-            handlers.load_holiday_schedule, uow=self._writing(), caller=current_caller(),
-            year=request.year, holidays=_days(request.holidays, "holidays"),
+        load, cases = await decisions.load_holiday_schedule(
+            self._chain, caller=current_caller(), year=request.year,
+            holidays=_days(request.holidays, "holidays"),
             makeup_workdays=_days(request.makeup_workdays, "makeup_workdays"),
             now=datetime.now(UTC))
-        # Only after the commit: a case recomputing now reads the new schedule.
-        cases = await self._chain.recompute_running(
-            f"holiday schedule {request.year} loaded")
         return pb.LoadHolidayScheduleResponse(schedule=loaded_schedule_to_proto(load.loaded),
                                               replaced=load.replaced, cases_recomputing=cases)
 
     async def ListHolidaySchedules(self, request: pb.ListHolidaySchedulesRequest,
                                    context: grpc.aio.ServicerContext[Any, Any],
                                    ) -> pb.ListHolidaySchedulesResponse:
-        loaded = {s.schedule.year: s for s in await asyncio.to_thread(
-            handlers.list_holiday_schedules, uow=self._reading())}
+        years = await asyncio.to_thread(handlers.holiday_schedule_years, uow=self._reading())
         schedules = [
-            loaded_schedule_to_proto(loaded[year]) if year in loaded
+            loaded_schedule_to_proto(loaded) if loaded is not None
             else pb.HolidaySchedule(year=year, source=pb.HOLIDAY_SCHEDULE_SOURCE_BUILT_IN)
-            for year in sorted({*BUILT_IN_YEARS, *loaded})
-        ]
+            for year, loaded in years]
         return pb.ListHolidaySchedulesResponse(schedules=schedules)
 
     async def VerifyAuditLog(self, request: pb.VerifyAuditLogRequest,
@@ -352,67 +339,38 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
 
     async def DecideCase(self, request: pb.DecideCaseRequest,
                          context: grpc.aio.ServicerContext[Any, Any]) -> pb.DecideCaseResponse:
-        caller = current_caller()
-        stage = _STAGE_NAMES[request.stage]
-        capacity = await asyncio.to_thread(
-            handlers.decision_capacity, uow=self._reading(), caller=caller,
-            case_number=request.case_number, stage=stage, now=datetime.now(UTC))
-        decision = Decision(actor=actor_of(capacity, caller.system), stage=stage,
-                            outcome=_OUTCOME_NAMES[request.outcome], opinion=request.opinion,
-                            legal_basis=request.legal_basis)
-        receipt = await self._chain.decide(
-            request.case_number, decision, request.request_id)
+        receipt = await decisions.decide_case(
+            self._chain, caller=current_caller(), case_number=request.case_number,
+            stage=_STAGE_NAMES[request.stage], outcome=_OUTCOME_NAMES[request.outcome],
+            opinion=request.opinion, legal_basis=request.legal_basis,
+            request_id=request.request_id, now=datetime.now(UTC))
         return pb.DecideCaseResponse(receipt=receipt_to_proto(receipt))
-
-    async def _change_clock(self, context: grpc.aio.ServicerContext[Any, Any], *,
-                            case_number: str, update: str, role: str, request_id: str,
-                            argument: Callable[[Actor], Any],
-                            audited: dict[str, str] | None) -> ChangeReceipt:
-        """Send a change of a case's clock; ``audited`` None when an activity audits it."""
-        caller = current_caller()
-        capacity = await asyncio.to_thread(
-            handlers.acting_capacity, uow=self._reading(), caller=caller, role=role,
-            now=datetime.now(UTC))
-        receipt = await self._chain.change(
-            case_number, update, argument(actor_of(capacity, caller.system)), request_id)
-        if audited is None:
-            return receipt
-        await asyncio.to_thread(
-            handlers.record_case_change, uow=self._writing(), caller=caller,
-            case_number=case_number, action=f"case.{update}", request_id=request_id,
-            details=audited, now=datetime.now(UTC))
-        return receipt
 
     async def StartSpecialProcedure(self, request: pb.StartSpecialProcedureRequest,
                                     context: grpc.aio.ServicerContext[Any, Any],
                                     ) -> pb.StartSpecialProcedureResponse:
-        procedure = _PROCEDURE_NAMES[request.procedure]
-        receipt = await self._change_clock(
-            context, case_number=request.case_number, update=START_SPECIAL_PROCEDURE,
-            role=STAGE_ROLE[Stage.REVIEW], request_id=request.request_id,
-            argument=lambda actor: SpecialProcedureChange(actor, procedure, request.note),
-            audited={"procedure": procedure})
+        receipt = await decisions.change_clock(
+            self._chain, caller=current_caller(), case_number=request.case_number,
+            update=START_SPECIAL_PROCEDURE, request_id=request.request_id,
+            now=datetime.now(UTC), procedure=_PROCEDURE_NAMES[request.procedure])
         return pb.StartSpecialProcedureResponse(change=change_to_proto(receipt))
 
     async def EndSpecialProcedure(self, request: pb.EndSpecialProcedureRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
                                   ) -> pb.EndSpecialProcedureResponse:
-        procedure = _PROCEDURE_NAMES[request.procedure]
-        receipt = await self._change_clock(
-            context, case_number=request.case_number, update=END_SPECIAL_PROCEDURE,
-            role=STAGE_ROLE[Stage.REVIEW], request_id=request.request_id,
-            argument=lambda actor: SpecialProcedureChange(actor, procedure, request.note),
-            audited={"procedure": procedure})
+        receipt = await decisions.change_clock(
+            self._chain, caller=current_caller(), case_number=request.case_number,
+            update=END_SPECIAL_PROCEDURE, request_id=request.request_id,
+            now=datetime.now(UTC), procedure=_PROCEDURE_NAMES[request.procedure])
         return pb.EndSpecialProcedureResponse(change=change_to_proto(receipt))
 
     async def ExtendTimeLimit(self, request: pb.ExtendTimeLimitRequest,
                               context: grpc.aio.ServicerContext[Any, Any],
                               ) -> pb.ExtendTimeLimitResponse:
-        receipt = await self._change_clock(
-            context, case_number=request.case_number, update=EXTEND_TIME_LIMIT,
-            role=STAGE_ROLE[Stage.SIGN], request_id=request.request_id,
-            argument=lambda actor: Extension(actor, request.days, request.reason),
-            audited=None)  # review.record_decision audits it as the "extension" decision
+        receipt = await decisions.change_clock(
+            self._chain, caller=current_caller(), case_number=request.case_number,
+            update=EXTEND_TIME_LIMIT, request_id=request.request_id, now=datetime.now(UTC),
+            days=request.days, reason=request.reason)
         return pb.ExtendTimeLimitResponse(change=change_to_proto(receipt))
 
     async def ListEscalations(self, request: pb.ListEscalationsRequest,
@@ -429,9 +387,7 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
     async def GetCaseProgress(self, request: pb.GetCaseProgressRequest,
                               context: grpc.aio.ServicerContext[Any, Any],
                               ) -> pb.GetCaseProgressResponse:
-        reader = await asyncio.to_thread(handlers.progress_reader, uow=self._reading(),
-                                         caller=current_caller())
-        status = await self._chain.status(request.case_number)
-        check_progress_reader(reader, case_number=status.case_number,
-                              case_department=status.department_code)
-        return progress_to_proto(status)
+        progress, recorded, timeline = await asyncio.to_thread(
+            handlers.case_progress, uow=self._reading(), caller=current_caller(),
+            case_number=request.case_number)
+        return progress_to_proto(progress, recorded, timeline)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -10,7 +9,7 @@ from pathlib import Path
 
 from kernel.audit import Actor
 from kernel.authority import AuthorityTable
-from kernel.calendar import WorkingCalendar
+from kernel.calendar import BUILT_IN_YEARS, WorkingCalendar
 from kernel.chinatime import CHINA
 from kernel.directory import (
     Official,
@@ -36,11 +35,12 @@ from kernel.paging import (
     rows_to_fetch,
     take_page,
 )
-from services.review.db.audit import DECISIONS, DELEGATIONS
+from services.review.db.audit import DELEGATIONS
 from services.review.db.repository import InboxPosition, ReviewUnitOfWork
 from services.review.domain import deadlines, model, tasks
 from services.review.domain.deadlines import CaseDeadlines, Pause
 from services.review.domain.model import Deadline, Delegation, LoadedSchedule
+from services.review.domain.progress import CaseProgress, ChainEvent
 from services.review.domain.tasks import (
     Capacity,
     Escalation,
@@ -190,6 +190,12 @@ def load_holiday_schedule(*, uow: ReviewUnitOfWork, caller: Caller, year: int,
         return ScheduleLoad(loaded, replaced)
 
 
+def holiday_schedule_years(*, uow: ReviewUnitOfWork) -> list[tuple[int, LoadedSchedule | None]]:
+    """Every year the calendar knows: built in (None) or loaded by an operator."""
+    loaded = {s.schedule.year: s for s in list_holiday_schedules(uow=uow)}
+    return [(year, loaded.get(year)) for year in sorted({*BUILT_IN_YEARS, *loaded})]
+
+
 def list_holiday_schedules(*, uow: ReviewUnitOfWork) -> list[LoadedSchedule]:
     with uow:
         return uow.holiday_schedules.all()
@@ -270,119 +276,6 @@ def _check_stage(stage: str) -> None:
 
 def _case_subject(case_number: str) -> str:
     return f"case/{case_number}"
-
-
-def open_task(*, uow: ReviewUnitOfWork, case_number: str, stage: str, department_code: str,
-              role: str, item_code: str, due_at: datetime, now: datetime) -> Task:
-    """Put a stage of a case in its department's inbox, once.
-
-    Opening it again changes nothing but a changed due time of a task still
-    open, so a workflow may call this again after its deadlines moved.
-    """
-    _check_stage(stage)
-    with uow:
-        task = uow.tasks.get(case_number, stage, for_update=True)
-        if task is None:
-            task = Task(case_number=case_number, stage=stage, department_code=department_code,
-                        role=role, item_code=item_code, due_at=due_at, opened_at=now)
-            uow.tasks.add(task)
-            uow.audit.append(
-                actor=Actor(WORKFLOWS), action="task.opened",
-                subject=_case_subject(case_number), at=now,
-                details={"stage": stage, "department": department_code, "role": role,
-                         "due_at": due_at.isoformat()})
-        elif task.is_open and task.due_at != due_at:
-            task = replace(task, due_at=due_at)
-            uow.tasks.save(task)
-            uow.audit.append(
-                actor=Actor(WORKFLOWS), action="task.due_changed",
-                subject=_case_subject(case_number), at=now,
-                details={"stage": stage, "due_at": due_at.isoformat()})
-        else:
-            return task
-        uow.commit()
-        return task
-
-
-def close_task(*, uow: ReviewUnitOfWork, case_number: str, stage: str, official_id: str,
-               outcome: str, now: datetime) -> Task:
-    """Take a decided (or withdrawn) stage out of the inbox, once.
-
-    A task closed before it was opened (a withdrawal racing the opening) is
-    kept closed, so the late opening changes nothing. The seal or a
-    withdrawal ends the case, which closes its escalations too.
-    """
-    _check_stage(stage)
-    with uow:
-        task = uow.tasks.get(case_number, stage, for_update=True)
-        if task is not None and not task.is_open:
-            return task
-        if task is None:
-            task = Task(case_number=case_number, stage=stage, department_code="", role="",
-                        item_code="", due_at=now, opened_at=now, closed_at=now,
-                        closed_by=official_id, outcome=outcome)
-            uow.tasks.add(task)
-        else:
-            task = replace(task, claimed_by=task.claimed_by or official_id,
-                           claimed_at=task.claimed_at or now, closed_at=now,
-                           closed_by=official_id, outcome=outcome)
-            uow.tasks.save(task)
-        uow.audit.append(
-            actor=Actor(WORKFLOWS, official_id), action="task.closed",
-            subject=_case_subject(case_number), at=now,
-            details={"stage": stage, "outcome": outcome})
-        if stage == Stage.SEAL or outcome == "withdrawn":
-            for escalation_id in uow.escalations.close_of_case(case_number, now=now):
-                uow.audit.append(
-                    actor=Actor(WORKFLOWS), action="escalation.closed",
-                    subject=f"escalation/{escalation_id}", at=now,
-                    details={"case": case_number, "outcome": outcome})
-        uow.commit()
-        return task
-
-
-def record_decision(*, uow: ReviewUnitOfWork, decision: RecordedDecision,
-                    now: datetime) -> bool:
-    """Keep a decision the workflow took; a retry records nothing new. True if recorded."""
-    if decision.stage not in (*tasks.TASK_STAGES, "extension"):
-        raise InvalidArgument(f"{decision.stage!r} is not a stage that takes a decision")
-    with uow:
-        if uow.decisions.get(decision.case_number, decision.stage) is not None:
-            return False
-        decision_id = uow.decisions.add(decision, recorded_at=now)
-        details = {"case": decision.case_number, "stage": decision.stage,
-                   "outcome": decision.outcome}
-        if decision.on_behalf_of:
-            details |= {"on_behalf_of": decision.on_behalf_of,
-                        "delegation": decision.delegation_id}
-        uow.authority.record(
-            DECISIONS, decision_id, actor=Actor(decision.system, decision.official_id),
-            action="decision.recorded",
-            subject=f"decision/{decision_id}", at=now, details=details)
-        uow.commit()
-        return True
-
-
-def open_escalation(*, uow: ReviewUnitOfWork, case_number: str, department_code: str,
-                    stage: str, kind: str, due_at: datetime, now: datetime) -> Escalation:
-    """Tell the supervision desk a case breached a deadline, once per case and kind."""
-    if kind not in tasks.ESCALATION_KINDS:
-        raise InvalidArgument(f"{kind!r} is not a kind of escalation",
-                              violations=[FieldViolation("kind", "promised or legal breach")])
-    with uow:
-        existing = uow.escalations.get(case_number, kind)
-        if existing is not None:
-            return existing
-        escalation = Escalation(case_number=case_number, department_code=department_code,
-                                stage=stage, kind=kind, due_at=due_at, opened_at=now)
-        escalation = replace(escalation, id=uow.escalations.add(escalation))
-        uow.audit.append(
-            actor=Actor(WORKFLOWS), action="escalation.opened",
-            subject=f"escalation/{escalation.id}", at=now,
-            details={"case": case_number, "department": department_code, "stage": stage,
-                     "kind": kind, "due_at": due_at.isoformat()})
-        uow.commit()
-        return escalation
 
 
 @dataclass(frozen=True)
@@ -473,26 +366,17 @@ def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str
         return _capacity(uow, caller, official, STAGE_ROLE[Stage(stage)], now)
 
 
-def record_case_change(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
-                       action: str, request_id: str, details: dict[str, str],
-                       now: datetime) -> bool:
-    """Audit a change the workflow accepted, once per request. True if appended."""
-    subject = _case_subject(case_number)
+def case_progress(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
+                  ) -> tuple[CaseProgress, list[RecordedDecision], list[ChainEvent]]:
+    """Where a case stands, for officials of its department, supervision and operators."""
     with uow:
-        for entry in uow.audit.entries(subject=subject):
-            if entry["action"] == action and \
-                    json.loads(entry["details"]).get("request_id") == request_id:
-                return False
-        uow.audit.append(actor=Actor(caller.system, caller.official_id), action=action,
-                         subject=subject, at=now, details={**details, "request_id": request_id})
-        uow.commit()
-        return True
-
-
-def progress_reader(*, uow: ReviewUnitOfWork, caller: Caller) -> Official:
-    """The acting official who asks for a case's progress, as the system may present them."""
-    with uow:
-        return acting_official(uow.staff, caller)
+        official = acting_official(uow.staff, caller)
+        progress = uow.progress.get(case_number)
+        if progress is None:
+            raise NotFound(f"case {case_number} is unknown to the approval chain")
+        tasks.check_progress_reader(official, case_number=case_number,
+                                    case_department=progress.department_code)
+        return progress, uow.decisions.of_case(case_number), uow.events.of_case(case_number)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,11 @@
 """Review's audit trail: its log, its checkpoint feed, and the rows that carry authority.
 
 A recorded decision (review, sign, seal, extension) and a delegation of
-signing authority name the audit entry that last changed them, whose
-details hold the digest of the fields below (kernel.authority).
+signing authority name the audit entry that last changed them, whose details
+hold the digest of the fields below (kernel.authority). A decision's
+``statement`` (the signed statement review kept) is not among them: it is
+protected by its own signature and names the fields that are, and decisions
+recorded before it existed were adopted (revision 0004) without it.
 """
 
 from __future__ import annotations

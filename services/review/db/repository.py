@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -16,6 +17,7 @@ from kernel.db import MAX_INTEGER, UnitOfWork
 from kernel.directory import Departments, Official, StaffDirectory, official_from_record
 from services.review.db import tables
 from services.review.domain.model import Delegation, LoadedSchedule
+from services.review.domain.progress import CaseProgress, ChainEvent
 from services.review.domain.tasks import Escalation, InboxScope, RecordedDecision, Task
 
 
@@ -246,7 +248,7 @@ def _decision(row: Row[Any]) -> RecordedDecision:
         case_number=row.case_number, stage=row.stage, outcome=row.outcome,
         official_id=row.official_id, system=row.system, decided_at=row.decided_at,
         opinion=row.opinion, legal_basis=row.legal_basis, on_behalf_of=row.on_behalf_of,
-        delegation_id=row.delegation_id)
+        delegation_id=row.delegation_id, statement=row.statement)
 
 
 class Decisions:
@@ -273,7 +275,8 @@ class Decisions:
             official_id=decision.official_id, system=decision.system,
             decided_at=decision.decided_at, opinion=decision.opinion,
             legal_basis=decision.legal_basis, on_behalf_of=decision.on_behalf_of,
-            delegation_id=decision.delegation_id, recorded_at=recorded_at)).scalar_one()
+            delegation_id=decision.delegation_id, recorded_at=recorded_at,
+            statement=decision.statement)).scalar_one()
         return int(new_id)
 
 
@@ -326,6 +329,124 @@ class Escalations:
         return [_escalation(r) for r in rows]
 
 
+def _progress(row: Row[Any]) -> CaseProgress:
+    return CaseProgress(
+        case_number=row.case_number, item_code=row.item_code,
+        department_code=row.department_code, stage=row.stage, sla_state=row.sla_state,
+        warning_at=row.warning_at, promised_due_at=row.promised_due_at,
+        legal_due_at=row.legal_due_at, opened_at=row.opened_at, updated_at=row.updated_at,
+        unknown_year=row.unknown_year,
+        stage_due_at={stage: datetime.fromisoformat(due)
+                      for stage, due in json.loads(row.stage_due_at).items()},
+        paused_for=row.paused_for, extension_days=row.extension_days,
+        certificate_number=row.certificate_number, outcome=row.outcome)
+
+
+class Progress:
+    """Repository of where each case of the chain stands."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.case_progress
+
+    def get(self, case_number: str, *, for_update: bool = False) -> CaseProgress | None:
+        query = select(self._t).where(self._t.c.case_number == case_number)
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
+        return _progress(row) if row else None
+
+    def _values(self, progress: CaseProgress) -> dict[str, Any]:
+        return {
+            "item_code": progress.item_code, "department_code": progress.department_code,
+            "stage": progress.stage, "sla_state": progress.sla_state,
+            "warning_at": progress.warning_at, "promised_due_at": progress.promised_due_at,
+            "legal_due_at": progress.legal_due_at, "unknown_year": progress.unknown_year,
+            "stage_due_at": json.dumps({s: d.isoformat()
+                                        for s, d in sorted(progress.stage_due_at.items())}),
+            "paused_for": progress.paused_for, "extension_days": progress.extension_days,
+            "certificate_number": progress.certificate_number, "outcome": progress.outcome,
+            "opened_at": progress.opened_at, "updated_at": progress.updated_at}
+
+    def add(self, progress: CaseProgress) -> None:
+        self._connection.execute(insert(self._t).values(
+            case_number=progress.case_number, **self._values(progress)))
+
+    def save(self, progress: CaseProgress) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.case_number == progress.case_number).values(**self._values(progress)))
+
+
+class ChainEvents:
+    """Repository of the chain's timeline, in the order events were recorded."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.case_events
+
+    def has(self, case_number: str, event_id: str) -> bool:
+        return self._connection.execute(
+            select(self._t.c.sequence).where(self._t.c.case_number == case_number,
+                                             self._t.c.event_id == event_id)).first() is not None
+
+    def add(self, case_number: str, event: ChainEvent, *, recorded_at: datetime) -> None:
+        last = self._connection.execute(
+            select(func.max(self._t.c.sequence)).where(
+                self._t.c.case_number == case_number)).scalar()
+        self._connection.execute(insert(self._t).values(
+            case_number=case_number, event_id=event.event_id, sequence=int(last or 0) + 1,
+            kind=event.kind, at=event.at, stage=event.stage, official_id=event.official_id,
+            details=json.dumps(event.details, ensure_ascii=False, sort_keys=True),
+            sla_state=event.sla_state, recorded_at=recorded_at))
+
+    def of_case(self, case_number: str) -> list[ChainEvent]:
+        rows = self._connection.execute(
+            select(self._t).where(self._t.c.case_number == case_number)
+            .order_by(self._t.c.sequence))
+        return [ChainEvent(event_id=r.event_id, kind=r.kind, at=r.at, stage=r.stage,
+                           official_id=r.official_id, details=json.loads(r.details),
+                           sla_state=r.sla_state, sequence=r.sequence) for r in rows]
+
+
+@dataclass(frozen=True)
+class HandledRequest:
+    system: str
+    request_id: str
+    fingerprint: str
+    case_number: str
+    #: JSON of the answer; empty while the request is in flight.
+    response: str
+
+
+class HandledRequests:
+    """Repository of requests taken, keyed by the calling system and its request id."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.handled_requests
+
+    def get(self, system: str, request_id: str) -> HandledRequest | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        return HandledRequest(row.system, row.request_id, row.fingerprint, row.case_number,
+                              row.response)
+
+    def add(self, request: HandledRequest, *, received_at: datetime) -> None:
+        self._connection.execute(insert(self._t).values(
+            system=request.system, request_id=request.request_id,
+            fingerprint=request.fingerprint, case_number=request.case_number,
+            response=request.response, received_at=received_at))
+
+    def answer(self, system: str, request_id: str, response: str) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id)
+            .values(response=response))
+
+    def remove(self, system: str, request_id: str) -> None:
+        self._connection.execute(delete(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id))
+
+
 class ReviewUnitOfWork(UnitOfWork):
     staff: Staff
     departments: Departments
@@ -334,6 +455,9 @@ class ReviewUnitOfWork(UnitOfWork):
     tasks: Tasks
     decisions: Decisions
     escalations: Escalations
+    progress: Progress
+    events: ChainEvents
+    requests: HandledRequests
     audit: AuditLog
     authority: AuthorityRecords
 
@@ -345,5 +469,8 @@ class ReviewUnitOfWork(UnitOfWork):
         self.tasks = Tasks(connection)
         self.decisions = Decisions(connection)
         self.escalations = Escalations(connection)
+        self.progress = Progress(connection)
+        self.events = ChainEvents(connection)
+        self.requests = HandledRequests(connection)
         self.audit = AuditLog(connection, tables.audit_log)
         self.authority = AuthorityRecords(connection, self.audit)

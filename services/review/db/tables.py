@@ -110,6 +110,8 @@ decisions = Table(
     Column("recorded_at", UtcDateTime, nullable=False),
     #: The audit entry that recorded the decision (kernel.authority).
     Column("audit_sequence", BigInteger, nullable=True),
+    #: The decision as review signed it (JSON of the signed statement); empty before v2.
+    Column("statement", Text, nullable=False, server_default=""),
     UniqueConstraint("case_number", "stage", name="uq_decisions_case_stage"),
 )
 
@@ -128,4 +130,64 @@ escalations = Table(
     Column("closed_at", UtcDateTime, nullable=True),
     UniqueConstraint("case_number", "kind", name="uq_escalations_case_kind"),
     Index("ix_escalations_department", "department_code", "id"),
+)
+
+#: Where each case of the approval chain stands, as review recorded it (GetCaseProgress).
+case_progress = Table(
+    "case_progress",
+    metadata,
+    Column("case_number", String(40), primary_key=True),
+    Column("item_code", String(40), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("stage", String(10), nullable=False),
+    Column("sla_state", String(10), nullable=False),
+    Column("warning_at", UtcDateTime, nullable=False),
+    Column("promised_due_at", UtcDateTime, nullable=False),
+    Column("legal_due_at", UtcDateTime, nullable=False),
+    Column("unknown_year", Integer, nullable=False),
+    #: JSON: each stage's own due instant (ISO 8601).
+    Column("stage_due_at", Text, nullable=False),
+    Column("paused_for", String(30), nullable=False),
+    Column("extension_days", Integer, nullable=False),
+    Column("certificate_number", String(20), nullable=False),
+    #: "approved", "refused" or "withdrawn"; empty while the case runs.
+    Column("outcome", String(10), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
+)
+
+#: The chain's timeline of each case: what happened, when, by whom (identifiers only).
+case_events = Table(
+    "case_events",
+    metadata,
+    Column("case_number", String(40), nullable=False),
+    #: Unique within the case, so a retried activity records an event once.
+    Column("event_id", String(120), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("stage", String(10), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    #: JSON object of identifiers and codes.
+    Column("details", Text, nullable=False),
+    Column("sla_state", String(10), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("case_number", "event_id"),
+    UniqueConstraint("case_number", "sequence", name="uq_case_events_sequence"),
+)
+
+#: Requests taken, by the calling system's request id: a repeat gets the first answer,
+#: another request under the same id is refused.
+handled_requests = Table(
+    "handled_requests",
+    metadata,
+    Column("system", String(100), nullable=False),
+    Column("request_id", String(80), nullable=False),
+    #: SHA-256 over the request's method and content.
+    Column("fingerprint", String(64), nullable=False),
+    Column("case_number", String(40), nullable=False),
+    #: JSON of the answer once given; empty while the request is in flight.
+    Column("response", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("system", "request_id"),
 )

@@ -113,7 +113,7 @@ def _period_text(delegation: Delegation) -> str:
 
 
 def check_deputy(leader: Official, deputy: Official) -> None:
-    """A deputy stands in for a leader of their own department, never for themselves."""
+    """A deputy is another leader of the leader's own department."""
     if deputy.id == leader.id:
         raise InvalidArgument(
             "a leader cannot delegate to themselves: name a deputy",
@@ -123,6 +123,10 @@ def check_deputy(leader: Official, deputy: Official) -> None:
             f"official {deputy.id} belongs to {deputy.department_code}, not to "
             f"{leader.department_code}: a leader delegates only to a deputy of the same "
             "department")
+    if "leader" not in deputy.roles:
+        raise FailedPrecondition(
+            f"official {deputy.id} holds no leader role: signing is delegated only to "
+            "another leader of the department, never to a reviewer or clerk")
 
 
 def grant_delegation(*, leader: Official, deputy: Official, valid_from: datetime | None,

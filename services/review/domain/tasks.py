@@ -66,23 +66,24 @@ class Capacity:
 
 def acting_capacity(official: Official, *, role: str,
                     delegations_in_force: Iterable[Delegation]) -> Capacity:
-    """The official's capacity to act in ``role``: their own, or a leader's they hold now.
+    """The official's capacity to act in ``role``: for a leader they stand in for, or their own.
 
-    An official holding the role acts in their own right. Otherwise a deputy
-    under a leader's delegation in force acts for that leader (the earliest
-    granted, if several) and holds the leader role for it. Anyone else acts
-    in their own right with the roles they have, and whoever checks the role
-    (a claim here, the workflow's validator for a decision) refuses them.
+    A deputy (another leader of the department) holding a leader's delegation
+    in force signs for that leader (the earliest granted, if several), and the
+    decision is recorded with the delegation. Anyone else acts in their own
+    right with the roles they have, and whoever checks the role (a claim here,
+    the workflow's rules for a decision) refuses a role they lack.
     """
     own = Capacity(official, official.department_code, official.roles)
-    if role in official.roles or role != STAGE_ROLE[Stage.SIGN]:
+    if role != STAGE_ROLE[Stage.SIGN]:
         return own
-    held = sorted((d for d in delegations_in_force if d.deputy_id == official.id),
+    held = sorted((d for d in delegations_in_force
+                   if d.deputy_id == official.id and role in official.roles),
                   key=lambda d: d.id)
     if not held:
         return own
     delegation = held[0]
-    return Capacity(official, delegation.department_code, official.roles | {role},
+    return Capacity(official, delegation.department_code, official.roles,
                     delegation.leader_id, delegation.id)
 
 
@@ -204,3 +205,5 @@ class RecordedDecision:
     legal_basis: str = ""
     on_behalf_of: str = ""
     delegation_id: str = ""
+    #: The decision as review signed it (JSON of the signed statement).
+    statement: str = ""

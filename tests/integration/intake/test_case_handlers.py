@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -29,8 +29,16 @@ from services.intake.domain.cases import (
 from services.intake.keystore import ApplicantCipher, applicant_cipher, seal_key
 from services.intake.main import DEFINITION
 from services.intake.settings import IntakeSettings
+from tests.integration.intake.sealing import taken
 from tests.support import fresh_database_url, sample_caller
-from workflows.approval_contract import CaseEvent, Deadlines, SealRequest
+from tests.unit.workflows.fakes import LEADER, REVIEWER, SEALER, Signers
+from workflows.approval_contract import (
+    ApplicantNotice,
+    DecisionTaken,
+    SealReceipt,
+    SealRequest,
+    Stage,
+)
 
 ITEM = "012101000007001"  # 食品经营许可（新办）, SCJGJ: M01-M06 required, M07 optional
 CLERK = sample_caller("hall-window-system", "SCJGJ-001")
@@ -160,53 +168,59 @@ def test_the_applicant_is_stored_encrypted_and_kept_out_of_the_audit_log(
         assert personal not in timeline
 
 
-def _event(number: str, event_id: str, **fields: object) -> CaseEvent:
-    return CaseEvent(case_number=number, event_id=event_id, kind=str(fields.pop("kind", "x")),
-                     at=MONDAY + timedelta(hours=1), **fields)  # type: ignore[arg-type]
-
-
-def test_timeline_events_are_recorded_once_and_move_the_case(intake: Intake) -> None:
+def test_the_chain_start_and_what_the_applicant_is_told_are_recorded_once(
+        intake: Intake) -> None:
     number = _submit(intake, _materials(), key="key-0000000000000001").view.case.number
-    deadlines = Deadlines(MONDAY + timedelta(days=8), MONDAY + timedelta(days=12),
-                          MONDAY + timedelta(days=26), unknown_year=2027)
-    event = _event(number, "wf-0001", kind="deadlines.computed", stage="review",
-                   deadlines=deadlines, sla_state="on_time", status="under_review")
+    waiting = _submit(intake, _materials("M01"), key="key-0000000000000002").view.case.number
+    assert cases.unstarted_cases(uow=intake.uow()) == [number]
+    started_at = MONDAY + timedelta(minutes=1)
+    assert cases.mark_workflow_started(uow=intake.uow(), case_number=number,
+                                       system="govhall-intake", started_at=started_at)
+    assert not cases.mark_workflow_started(uow=intake.uow(), case_number=number,
+                                           system="govhall-intake", started_at=started_at)
+    assert cases.unstarted_cases(uow=intake.uow()) == []
+    notice = ApplicantNotice(number, "wf-0001", "special_procedure_started",
+                             MONDAY + timedelta(days=1), {"procedure": "expert_review"})
     audit_before = intake.count("audit_log")
-    assert cases.record_case_event(uow=intake.uow(), event=event, now=MONDAY)
-    assert not cases.record_case_event(uow=intake.uow(), event=event, now=MONDAY)
+    assert cases.notify_applicant(uow=intake.uow(), notice=notice, now=MONDAY)
+    assert not cases.notify_applicant(uow=intake.uow(), notice=notice, now=MONDAY)
     assert intake.count("audit_log") == audit_before + 1
     view, timeline = cases.get_case(uow=intake.uow(), caller=CLERK, case_number=number)
-    assert view.case.status == CaseStatus.UNDER_REVIEW
-    assert view.case.deadlines is not None
-    assert view.case.deadlines.promised_due_at == deadlines.promised_due_at
-    assert view.case.calendar_gap_year == 2027
-    assert [e.event_id for e in timeline].count("wf-0001") == 1
-    assert timeline[-1].deadlines is not None
-    with pytest.raises(InvalidArgument):
-        cases.record_case_event(uow=intake.uow(), event=_event(number, "wf-0002",
-                                                               status="sideways"), now=MONDAY)
+    assert view.case.status == CaseStatus.UNDER_REVIEW and view.case.workflow_started
+    assert [e.kind for e in timeline] == [
+        "application.submitted", "application.accepted", "workflow.started",
+        "applicant.notified"]
+    assert timeline[-1].details == {"template": "special_procedure_started",
+                                    "procedure": "expert_review"}
     with pytest.raises(NotFound):
-        cases.record_case_event(uow=intake.uow(),
-                                event=_event("AP-20990101-000001", "wf-0001"), now=MONDAY)
+        cases.notify_applicant(uow=intake.uow(), now=MONDAY, notice=replace(
+            notice, case_number="AP-20990101-000001"))
+    assert cases.get_case(uow=intake.uow(), caller=CLERK,
+                          case_number=waiting)[0].case.status == CaseStatus.AWAITING_MATERIALS
 
 
-def _seal_request(number: str) -> SealRequest:
-    return SealRequest(case_number=number, decision="approved",
-                       decided_at=MONDAY + timedelta(days=4), sealed_by="ZWFWZX-001",
-                       reviewer_id="SCJGJ-003", signer_id="SCJGJ-006", opinion="符合条件",
-                       legal_basis="《食品经营许可管理办法》第十条")
+def _seal(intake: Intake, signers: Signers, number: str, *,
+          decisions: list[DecisionTaken] | None = None) -> SealReceipt:
+    accepted_at = MONDAY  # every case here is accepted on the Monday morning
+    step = timedelta(hours=1)
+    chain = decisions or [
+        taken(signers, number, REVIEWER, Stage.REVIEW, "approve", at=accepted_at + step),
+        taken(signers, number, LEADER, Stage.SIGN, "approve", at=accepted_at + 2 * step),
+        taken(signers, number, SEALER, Stage.SEAL, "seal", at=accepted_at + 3 * step)]
+    return seals.seal_decision(
+        uow=intake.uow(), violations=intake.uow, keys=signers.keys, signer=signers.intake,
+        request=SealRequest(number, chain), key=seal_key(intake.pki_dir),
+        now=MONDAY + timedelta(days=4))
 
 
 def test_a_certificate_is_issued_once_even_when_sealing_is_retried_at_once(
-        intake: Intake) -> None:
+        intake: Intake, signers: Signers) -> None:
     number = _submit(intake, _materials(), key="key-0000000000000001").view.case.number
-    key = seal_key(intake.pki_dir)
     receipts = []
     lock = threading.Lock()
 
     def seal() -> None:
-        receipt = seals.seal_decision(uow=intake.uow(), request=_seal_request(number), key=key,
-                                      now=MONDAY + timedelta(days=4))
+        receipt = _seal(intake, signers, number)
         with lock:
             receipts.append(receipt)
 
@@ -215,21 +229,50 @@ def test_a_certificate_is_issued_once_even_when_sealing_is_retried_at_once(
         thread.start()
     for thread in threads:
         thread.join()
+    assert len(receipts) == 6
     assert len({r.certificate_number for r in receipts}) == 1
     assert receipts[0].certificate_number == "SY-2026-000001"
     assert intake.count("sealed_decisions") == 1
     assert intake.count("register_entries") == 1
     view, _ = cases.get_case(uow=intake.uow(), caller=CLERK, case_number=number)
     assert view.case.certificate_number == "SY-2026-000001"
+    assert view.case.status == CaseStatus.APPROVED
 
 
-def test_only_a_case_in_its_chain_can_be_sealed(intake: Intake) -> None:
-    number = _submit(intake, _materials("M01"), key="key-0000000000000001").view.case.number
-    with pytest.raises(FailedPrecondition):
-        seals.seal_decision(uow=intake.uow(), request=_seal_request(number),
-                            key=seal_key(intake.pki_dir), now=MONDAY)
-    with pytest.raises(InvalidArgument):
-        seals.seal_decision(uow=intake.uow(),
-                            request=SealRequest(number, "maybe", MONDAY, "ZWFWZX-001", "", ""),
-                            key=seal_key(intake.pki_dir), now=MONDAY)
+def test_only_a_case_in_its_chain_can_be_sealed(intake: Intake, signers: Signers) -> None:
+    waiting = _submit(intake, _materials("M01"), key="key-0000000000000001").view.case.number
+    withdrawn = _submit(intake, _materials("M02"), key="key-0000000000000002").view.case.number
+    step = cases.withdraw_application(uow=intake.uow(), caller=CLERK, case_number=withdrawn,
+                                      reason="申请人撤回", now=MONDAY + timedelta(hours=1))
+    assert step.view is not None and step.view.case.status == CaseStatus.WITHDRAWN
+    for number in (waiting, withdrawn):
+        with pytest.raises(FailedPrecondition):
+            _seal(intake, signers, number)
+    with pytest.raises(NotFound):
+        _seal(intake, signers, "AP-20990101-000001")
     assert intake.count("sealed_decisions") == 0
+
+
+def test_a_withdrawal_the_chain_carried_out_closes_the_case_once_and_keeps_the_reason(
+        intake: Intake) -> None:
+    number = _submit(intake, _materials(), key="key-0000000000000001").view.case.number
+    step = cases.withdraw_application(uow=intake.uow(), caller=CLERK, case_number=number,
+                                      reason="申请人撤回", now=MONDAY + timedelta(hours=1))
+    # An accepted case is withdrawn through its workflow: the clerk is named, nothing done yet.
+    assert step.view is None and step.clerk is not None and step.clerk.id == CLERK.official_id
+    at = MONDAY + timedelta(hours=2)
+    assert cases.record_withdrawal(uow=intake.uow(), case_number=number, stage="review", at=at,
+                                   clerk_id=CLERK.official_id, system=CLERK.system, now=at)
+    assert not cases.record_withdrawal(uow=intake.uow(), case_number=number, stage="review",
+                                       at=at, clerk_id=CLERK.official_id, system=CLERK.system,
+                                       now=at)
+    view = cases.note_withdrawal(uow=intake.uow(), caller=CLERK, case_number=number,
+                                 reason="申请人撤回", now=at)
+    assert view.case.status == CaseStatus.WITHDRAWN and view.case.closed_at == at
+    assert view.case.withdrawal_reason == "申请人撤回"
+    _, timeline = cases.get_case(uow=intake.uow(), caller=CLERK, case_number=number)
+    assert [e.kind for e in timeline].count("withdrawn") == 1
+    assert "申请人撤回" not in str([(e.details, e.kind) for e in timeline])
+    with pytest.raises(FailedPrecondition):
+        cases.withdraw_application(uow=intake.uow(), caller=CLERK, case_number=number,
+                                   reason="再次撤回", now=at)

@@ -1,7 +1,11 @@
-"""Accepted cases and their ApprovalWorkflow, on the Temporal dev server.
+"""Accepted cases and their approval workflow: the outbox, the whole chain, withdrawal.
 
-Each test gives the service a clock on a day of its own, so case numbers
-(and so workflow ids) never repeat within the dev server's run.
+The outbox tests count workflows, which needs visibility: they run on the
+shared dev server, each service on a clock of a day of its own (case
+numbers, hence workflow ids, never repeat within the run) and on task
+queues of its own. The chain tests run the real ApprovalWorkflowV2 and
+intake's real activities on a time-skipping server of their own, review's
+activities faked (tests/unit/workflows/fakes.py).
 """
 
 from __future__ import annotations
@@ -9,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +24,6 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 from sqlalchemy import Engine
-from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
@@ -28,8 +32,9 @@ from temporalio.worker import Worker
 from govhall.intake.v1 import intake_pb2 as pb
 from govhall.intake.v1 import intake_pb2_grpc
 from kernel.db import make_engine
-from kernel.service import ServiceDefinition
+from kernel.service import ServiceDefinition, prepare
 from kernel.settings import ServiceSettings
+from kernel.signing import service_signer
 from kernel.temporal import (
     CASE_KIND,
     CASE_NUMBER,
@@ -37,16 +42,28 @@ from kernel.temporal import (
     ITEM_CODE,
     SLA_STATE,
     STAGE,
-    WORKFLOW_TASK_QUEUE,
+    TemporalSecurity,
+    connect,
+    connect_with,
 )
+from kernel.workflow_gateway import WorkflowGateway
 from services.intake.api.servicer import IntakeServicer
+from services.intake.app import cases
+from services.intake.app.chain import ChainStarter
+from services.intake.db.repository import IntakeUnitOfWork
+from services.intake.domain.cases import Applicant, Finding, Findings, SubmittedMaterial
+from services.intake.keystore import applicant_cipher
 from services.intake.main import DEFINITION
+from services.intake.settings import IntakeSettings
+from tests.integration.intake.sealing import CLERK, PERSON, application, closed_port
 from tests.support import (
     ServiceUnderTest,
     as_official,
     fresh_database_url,
+    sample_caller,
     service_under_test,
 )
+from tests.unit.workflows.fakes import LEADER, REVIEWER, SEALER, Center, Signers
 from workflows import approval_contract as c
 from workflows.approval import ApprovalWorkflow
 
@@ -54,34 +71,58 @@ if TYPE_CHECKING:
     from govhall.intake.v1.intake_pb2_grpc import IntakeServiceAsyncStub
 
 ITEM = "012101000007001"
-CLERK = "SCJGJ-001"
-APPLICANT = pb.Applicant(kind=pb.APPLICANT_KIND_PERSON, name="张三丰",
-                         id_number="110101199003077777", phone="13800000000")
+OPERATOR = "ZWFWZX-004"
 _DAYS = itertools.count()
 
 
-def _definition_on_a_day_of_its_own() -> ServiceDefinition:
-    """The intake service, its clock set to a day no other test of this run uses."""
-    day = datetime(2011, 1, 3, 2, 0, tzinfo=UTC) + timedelta(days=next(_DAYS))
+def _prefix() -> str:
+    """Task queues of a test's own: ``t<uuid>-workflows``, ``-intake``, ``-review``."""
+    return f"t{uuid.uuid4().hex[:10]}-"
 
-    def register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings) -> None:
-        servicer = IntakeServicer(engine, settings, clock=lambda: day)
-        intake_pb2_grpc.add_IntakeServiceServicer_to_server(servicer, server)
-        servicer.resume_unstarted_chains()
 
-    return replace(DEFINITION, register=register)
+def _a_day_of_its_own() -> datetime:
+    """A day no other test of this run uses, so case numbers never repeat on the dev server."""
+    return datetime(2011, 1, 3, 2, 0, tzinfo=UTC) + timedelta(days=next(_DAYS))
+
+
+@dataclass
+class Wiring:
+    """The intake service as main.py wires it, on a fixed clock; its outbox, for the test."""
+
+    day: datetime
+    poll_seconds: float = 0.2
+    starters: list[ChainStarter] = field(default_factory=list)
+
+    def definition(self) -> ServiceDefinition:
+        def register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings,
+                     ) -> list[Coroutine[Any, Any, None]]:
+            cipher = applicant_cipher(settings.pki_dir)
+            gateway = WorkflowGateway(
+                lambda: connect_with(settings),
+                call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+            starter = ChainStarter(
+                reading=lambda: IntakeUnitOfWork(engine, write=False, cipher=cipher),
+                writing=lambda: IntakeUnitOfWork(engine, cipher=cipher),
+                signer=service_signer(settings.pki_dir, "intake"), gateway=gateway,
+                workflow_queue=settings.workflow_task_queue, poll_seconds=self.poll_seconds)
+            self.starters.append(starter)
+            intake_pb2_grpc.add_IntakeServiceServicer_to_server(
+                IntakeServicer(engine, settings, starter=starter, clock=lambda: self.day),
+                server)
+            return [starter.run()]
+
+        return replace(DEFINITION, register=register)
 
 
 def _target(environment: WorkflowEnvironment) -> str:
     return str(environment.client.service_client.config.target_host)
 
 
-def _request(*missing: str, key: str = "") -> pb.SubmitApplicationRequest:
-    return pb.SubmitApplicationRequest(
-        idempotency_key=key or str(uuid.uuid4()), item_code=ITEM, applicant=APPLICANT,
-        materials=[pb.SubmittedMaterial(code=f"M0{i}", provided=f"M0{i}" not in missing)
-                   for i in range(1, 7)],
-        finding=pb.FINDING_NONE)
+def _request(*missing: str) -> pb.SubmitApplicationRequest:
+    request = application()
+    for material in request.materials:
+        material.provided = material.code not in missing
+    return request
 
 
 async def _submit(stub: IntakeServiceAsyncStub,
@@ -91,11 +132,12 @@ async def _submit(stub: IntakeServiceAsyncStub,
     return response
 
 
-async def _eventually(check: Callable[[], Awaitable[bool]], *, seconds: float = 30) -> None:
+async def _eventually(check: Callable[[], Awaitable[bool]], what: str, *,
+                      seconds: float = 30) -> None:
     deadline = asyncio.get_running_loop().time() + seconds
     while not await check():
         if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("the condition did not hold in time")
+            raise AssertionError(f"never: {what}")
         await asyncio.sleep(0.1)
 
 
@@ -107,8 +149,21 @@ async def _terminated_at_the_end(client: Client) -> AsyncIterator[list[str]]:
         yield ids
     finally:
         for workflow_id in ids:
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(RPCError):
                 await client.get_workflow_handle(workflow_id).terminate("test finished")
+
+
+async def _runs(client: Client, workflow_id: str) -> int:
+    """How many executions of ``workflow_id`` there are, once visibility shows at least one."""
+    found: list[str] = []
+
+    async def listed() -> bool:
+        found[:] = [w.run_id async for w in client.list_workflows(
+            f"WorkflowId = '{workflow_id}'")]
+        return bool(found)
+
+    await _eventually(listed, f"{workflow_id} listed")
+    return len(found)
 
 
 async def _workflow_input(handle: WorkflowHandle[Any, Any], client: Client) -> str:
@@ -120,13 +175,17 @@ async def _workflow_input(handle: WorkflowHandle[Any, Any], client: Client) -> s
     return "".join(p.data.decode("utf-8") for p in await codec.decode(started.input.payloads))
 
 
+# ---- the outbox -----------------------------------------------------------------------------
+
 async def test_an_accepted_case_starts_its_workflow_once(
         backend: str, tmp_path: Path, pki_dir: Path,
         temporal_dev_server: WorkflowEnvironment) -> None:
     client = temporal_dev_server.client
     url = fresh_database_url(backend, "intake", tmp_path)
+    wiring = Wiring(_a_day_of_its_own())
+    prefix = _prefix()
     async with _terminated_at_the_end(client) as started, service_under_test(
-            _definition_on_a_day_of_its_own(), database_url=url, pki_dir=pki_dir,
+            wiring.definition(), database_url=url, pki_dir=pki_dir, task_queue_prefix=prefix,
             temporal_address=_target(temporal_dev_server)) as intake, \
             intake.channel("hall-window-system") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
@@ -137,15 +196,20 @@ async def test_an_accepted_case_starts_its_workflow_once(
         retried = await _submit(stub, request)
         waiting = await _submit(stub, _request("M01"))
         handle = client.get_workflow_handle(c.workflow_id(number))
+        runs = await _runs(client, c.workflow_id(number))
+        # The outbox finds nothing left to start, and a second start changes nothing.
+        again = await wiring.starters[0].start_pending()
         description = await handle.describe()
-        runs = [w async for w in client.list_workflows(f"WorkflowId = '{c.workflow_id(number)}'")]
         workflow_input = await _workflow_input(handle, client)
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+        runs_after = await _runs(client, c.workflow_id(number))
     assert response.case.workflow_started and retried.replayed
+    assert response.case.status == pb.CASE_STATUS_UNDER_REVIEW
     assert retried.case.case_number == number
+    assert runs == runs_after == 1 and again == 0
     assert description.id == f"approval/{number}"
     assert description.workflow_type == c.WORKFLOW_NAME
-    assert description.task_queue == WORKFLOW_TASK_QUEUE
+    assert description.task_queue == f"{prefix}workflows"
     assert description.status == WorkflowExecutionStatus.RUNNING
     attributes = description.typed_search_attributes
     assert attributes.get(CASE_NUMBER) == number
@@ -155,13 +219,139 @@ async def test_an_accepted_case_starts_its_workflow_once(
     assert attributes.get(SLA_STATE) == "on_time"
     assert attributes.get(CASE_KIND) == "approval"
     assert await description.static_summary() == f"Approval {ITEM} 食品经营许可（新办） — SCJGJ"
-    assert len(runs) == 1
-    assert number in workflow_input and "SCJGJ-001" in workflow_input
+    # The input is intake's signed acceptance: codes and ids, no personal data.
+    assert number in workflow_input and CLERK in workflow_input
     assert '"accepted_on":"2011-' in workflow_input.replace(" ", "")
-    for personal in (APPLICANT.name, APPLICANT.id_number, APPLICANT.phone):
+    assert '"signer":"intake"' in workflow_input.replace(" ", "")
+    for personal in (PERSON.name, PERSON.id_number, PERSON.phone):
         assert personal not in workflow_input
     assert not waiting.case.workflow_started
-    assert "workflow.started" in [e.kind for e in read.timeline]
+    assert [e.kind for e in read.timeline].count("workflow.started") == 1
+
+
+async def test_a_case_committed_but_never_started_is_started_by_the_outbox(
+        backend: str, tmp_path: Path, pki_dir: Path,
+        temporal_dev_server: WorkflowEnvironment) -> None:
+    client = temporal_dev_server.client
+    url = fresh_database_url(backend, "intake", tmp_path)
+    wiring = Wiring(_a_day_of_its_own())
+    async with _terminated_at_the_end(client) as started, service_under_test(
+            wiring.definition(), database_url=url, pki_dir=pki_dir, task_queue_prefix=_prefix(),
+            temporal_address=_target(temporal_dev_server)) as intake, \
+            intake.channel() as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        # A window process that committed the acceptance and died before it could start the
+        # workflow: the case is in the database, nobody called start.
+        engine = make_engine(url)
+        try:
+            committed = cases.submit_application(
+                uow=IntakeUnitOfWork(engine, cipher=applicant_cipher(pki_dir)),
+                caller=sample_caller("hall-window-system", CLERK),
+                idempotency_key=str(uuid.uuid4()),
+                item_code=ITEM, applicant=Applicant("person", "张三丰", PERSON.id_number, ""),
+                materials=tuple(SubmittedMaterial(f"M0{i}", True) for i in range(1, 7)),
+                findings=Findings(Finding.NONE), now=wiring.day)
+        finally:
+            engine.dispose()
+        number = committed.view.case.number
+        started.append(c.workflow_id(number))
+        assert not committed.view.case.workflow_started
+
+        async def started_by_the_outbox() -> bool:
+            read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+            return bool(read.case.workflow_started)
+
+        await _eventually(started_by_the_outbox, "the outbox started the workflow")
+        runs = await _runs(client, c.workflow_id(number))
+        description = await client.get_workflow_handle(c.workflow_id(number)).describe()
+        read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+    assert runs == 1
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    assert read.case.status == pb.CASE_STATUS_UNDER_REVIEW
+
+
+async def test_submit_answers_ok_with_the_start_pending_while_temporal_is_down(
+        backend: str, tmp_path: Path, pki_dir: Path) -> None:
+    url = fresh_database_url(backend, "intake", tmp_path)
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=closed_port()) as intake, \
+            intake.channel("hall-window-system") as channel:
+        stub = intake_pb2_grpc.IntakeServiceStub(channel)
+        # Any error here (INTERNAL, FAILED_PRECONDITION, UNAVAILABLE) fails the test.
+        accepted = await _submit(stub, _request())
+        waiting = await _submit(stub, _request("M03"))
+        completed = await stub.SupplementMaterials(pb.SupplementMaterialsRequest(
+            case_number=waiting.case.case_number, idempotency_key=str(uuid.uuid4()),
+            materials=[pb.SubmittedMaterial(code="M03", provided=True)]),
+            metadata=as_official(CLERK))
+        with pytest.raises(grpc.aio.AioRpcError) as withdrawal:
+            await stub.WithdrawApplication(pb.WithdrawApplicationRequest(
+                case_number=accepted.case.case_number, reason="申请人撤回"),
+                metadata=as_official(CLERK))
+        read = await stub.GetCase(pb.GetCaseRequest(case_number=accepted.case.case_number))
+    assert accepted.outcome == pb.INTAKE_OUTCOME_ACCEPTED
+    assert accepted.case.status == pb.CASE_STATUS_ACCEPTED
+    assert not accepted.case.workflow_started
+    assert accepted.case.workflow_id == f"approval/{accepted.case.case_number}"
+    assert completed.outcome == pb.INTAKE_OUTCOME_ACCEPTED
+    assert not completed.case.workflow_started
+    # A withdrawal needs the chain: it says so and changes nothing.
+    assert withdrawal.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert read.case.status == pb.CASE_STATUS_ACCEPTED and not read.case.withdrawal_reason
+
+
+class CountingGateway(WorkflowGateway):
+    """The real gateway, counting the starts it is asked for."""
+
+    starts = 0
+
+    async def start(self, *args: Any, **kwargs: Any) -> bool:
+        self.starts += 1
+        return await super().start(*args, **kwargs)
+
+
+async def test_the_outbox_waits_between_rounds_while_temporal_is_down(
+        backend: str, tmp_path: Path, pki_dir: Path) -> None:
+    """A down Temporal is asked once a round, not in a tight loop (measured over a window)."""
+    url = fresh_database_url(backend, "intake", tmp_path)
+    settings = IntakeSettings(database_url=url, pki_dir=pki_dir)
+    prepare(DEFINITION, settings)
+    engine = make_engine(url)
+    cipher = applicant_cipher(pki_dir)
+    address = closed_port()
+    security = TemporalSecurity.embedded(pki_dir)
+    gateway = CountingGateway(lambda: connect(address, security=security),
+                              call_timeout=timedelta(seconds=5))
+    starter = ChainStarter(
+        reading=lambda: IntakeUnitOfWork(engine, write=False, cipher=cipher),
+        writing=lambda: IntakeUnitOfWork(engine, cipher=cipher),
+        signer=service_signer(pki_dir, "intake"), gateway=gateway,
+        workflow_queue=f"{_prefix()}workflows", poll_seconds=0.5)
+    try:
+        cases.submit_application(
+            uow=IntakeUnitOfWork(engine, cipher=cipher),
+            caller=sample_caller("hall-window-system", CLERK),
+            idempotency_key=str(uuid.uuid4()), item_code=ITEM,
+            applicant=Applicant("person", "张三丰", PERSON.id_number, ""),
+            materials=tuple(SubmittedMaterial(f"M0{i}", True) for i in range(1, 7)),
+            findings=Findings(Finding.NONE), now=datetime.now(UTC))
+        loop = asyncio.create_task(starter.run())
+
+        async def asked() -> bool:
+            return gateway.starts > 0
+
+        await _eventually(asked, "the outbox asked Temporal")
+        window = 2.0
+        await asyncio.sleep(window)
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+        pending = cases.unstarted_cases(uow=IntakeUnitOfWork(engine, write=False,
+                                                             cipher=cipher))
+    finally:
+        engine.dispose()
+    assert len(pending) == 1
+    assert 1 <= gateway.starts <= 1 + window / 0.5 + 1, gateway.starts
 
 
 class Gate:
@@ -204,15 +394,16 @@ class Gate:
             task.add_done_callback(self._tasks.discard)
 
 
-async def test_a_start_lost_after_acceptance_is_made_by_the_retry(
+async def test_a_start_lost_while_temporal_was_away_is_made_once_it_answers(
         backend: str, tmp_path: Path, pki_dir: Path,
         temporal_dev_server: WorkflowEnvironment) -> None:
     client = temporal_dev_server.client
     url = fresh_database_url(backend, "intake", tmp_path)
     gate = Gate(_target(temporal_dev_server))
     async with gate as address, _terminated_at_the_end(client) as started, \
-            service_under_test(_definition_on_a_day_of_its_own(), database_url=url,
-                               pki_dir=pki_dir, temporal_address=address) as intake, \
+            service_under_test(Wiring(_a_day_of_its_own()).definition(), database_url=url,
+                               pki_dir=pki_dir, temporal_address=address,
+                               task_queue_prefix=_prefix()) as intake, \
             intake.channel("hall-window-system") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         request = _request()
@@ -220,14 +411,16 @@ async def test_a_start_lost_after_acceptance_is_made_by_the_retry(
         number = lost.case.case_number
         started.append(c.workflow_id(number))
         handle = client.get_workflow_handle(c.workflow_id(number))
-        with pytest.raises(RPCError) as never_started:
+        with pytest.raises(RPCError) as unknown:
             await handle.describe()
         gate.open = True
         retried = await _submit(stub, request)
+        runs = await _runs(client, c.workflow_id(number))
         description = await handle.describe()
-    assert never_started.value.status == RPCStatusCode.NOT_FOUND
+    assert unknown.value.status == RPCStatusCode.NOT_FOUND
     assert lost.outcome == pb.INTAKE_OUTCOME_ACCEPTED and not lost.case.workflow_started
     assert retried.replayed and retried.case.workflow_started
+    assert runs == 1
     assert description.status == WorkflowExecutionStatus.RUNNING
 
 
@@ -236,16 +429,19 @@ async def test_the_service_starts_on_start_up_the_workflows_it_never_started(
         temporal_dev_server: WorkflowEnvironment) -> None:
     client = temporal_dev_server.client
     url = fresh_database_url(backend, "intake", tmp_path)
-    definition = _definition_on_a_day_of_its_own()
+    wiring = Wiring(_a_day_of_its_own())
+    prefix = _prefix()
     async with _terminated_at_the_end(client) as started:
-        async with service_under_test(definition, database_url=url, pki_dir=pki_dir,
-                                      temporal_address="127.0.0.1:1") as down, \
+        async with service_under_test(wiring.definition(), database_url=url, pki_dir=pki_dir,
+                                      temporal_address=closed_port(),
+                                      task_queue_prefix=prefix) as down, \
                 down.channel("hall-window-system") as channel:
             stub = intake_pb2_grpc.IntakeServiceStub(channel)
             numbers = [(await _submit(stub, _request())).case.case_number for _ in range(2)]
             started.extend(c.workflow_id(n) for n in numbers)
-        async with service_under_test(definition, database_url=url, pki_dir=pki_dir,
-                                      temporal_address=_target(temporal_dev_server)) as up, \
+        async with service_under_test(wiring.definition(), database_url=url, pki_dir=pki_dir,
+                                      temporal_address=_target(temporal_dev_server),
+                                      task_queue_prefix=prefix) as up, \
                 up.channel() as channel:
             stub = intake_pb2_grpc.IntakeServiceStub(channel)
 
@@ -256,138 +452,138 @@ async def test_the_service_starts_on_start_up_the_workflows_it_never_started(
                         return False
                 return True
 
-            await _eventually(all_started)
+            await _eventually(all_started, "both workflows started")
+            runs = [await _runs(client, c.workflow_id(n)) for n in numbers]
             descriptions = [await client.get_workflow_handle(c.workflow_id(n)).describe()
                             for n in numbers]
+    assert runs == [1, 1]
     assert [d.status for d in descriptions] == [WorkflowExecutionStatus.RUNNING] * 2
 
 
-# ---- the whole chain, with the review service's activities faked ----------------------------
+# ---- the whole chain: the real workflow and intake's activities, review faked ---------------
 
-def _review_fakes() -> list[Callable[..., Any]]:
-    @activity.defn(name=c.CASE_DEADLINES)
-    async def case_deadlines(request: c.CaseDeadlinesInput) -> c.Deadlines:
-        now = datetime.now(UTC)
-        return c.Deadlines(now + timedelta(days=10), now + timedelta(days=14),
-                           now + timedelta(days=28), unknown_year=2027)
+@dataclass
+class Chain:
+    intake: ServiceUnderTest
+    center: Center
+    env: WorkflowEnvironment
+    signers: Signers
 
-    @activity.defn(name=c.OPEN_TASK)
-    async def open_task(task: c.TaskOpening) -> None:
-        return None
+    def handle(self, number: str) -> WorkflowHandle[Any, c.ApprovalResult]:
+        return self.env.client.get_workflow_handle(c.workflow_id(number),
+                                                   result_type=c.ApprovalResult)
 
-    @activity.defn(name=c.CLOSE_TASK)
-    async def close_task(task: c.TaskClosing) -> None:
-        return None
-
-    @activity.defn(name=c.RECORD_DECISION)
-    async def record_decision(record: c.DecisionRecord) -> None:
-        return None
-
-    @activity.defn(name=c.OPEN_ESCALATION)
-    async def open_escalation(escalation: c.EscalationOpening) -> None:
-        return None
-
-    return [case_deadlines, open_task, close_task, record_decision, open_escalation]
+    async def decide(self, number: str, stage: str) -> c.DecisionReceipt:
+        who, outcome = {c.Stage.REVIEW: (REVIEWER, c.Outcome.APPROVE),
+                        c.Stage.SIGN: (LEADER, c.Outcome.APPROVE),
+                        c.Stage.SEAL: (SEALER, c.Outcome.SEAL)}[c.Stage(stage)]
+        receipt: c.DecisionReceipt = await self.handle(number).execute_update(
+            c.DECIDE, self.signers.decision(number, who, stage, outcome),
+            result_type=c.DecisionReceipt)
+        return receipt
 
 
 @contextlib.asynccontextmanager
-async def _chain(backend: str, tmp_path: Path, pki_dir: Path,
-                 environment: WorkflowEnvironment) -> AsyncIterator[ServiceUnderTest]:
-    """The intake service and its activities, the real workflow, the review service faked."""
-    client = environment.client
+async def _chain(backend: str, tmp_path: Path, pki_dir: Path, signers: Signers,
+                 env: WorkflowEnvironment) -> AsyncIterator[Chain]:
+    """Intake (its activity worker included) on its own queues, the workflow, review faked."""
+    prefix = _prefix()
+    center = Center()
     url = fresh_database_url(backend, "intake", tmp_path)
-    definition = _definition_on_a_day_of_its_own()
-    async with service_under_test(definition, database_url=url, pki_dir=pki_dir,
-                                  temporal_address=_target(environment)) as intake:
-        # The service's own activities, as kernel.service.start would run them
-        # (tests.support starts services with the activity worker switched off).
-        engine = make_engine(url)
-        try:
-            async with Worker(client, task_queue=WORKFLOW_TASK_QUEUE,
-                              workflows=[ApprovalWorkflow]), \
-                    Worker(client, task_queue=c.REVIEW_QUEUE, activities=_review_fakes()), \
-                    Worker(client, task_queue=intake.settings.task_queue,
-                           activities=list(definition.activities(engine, intake.settings))):
-                yield intake
-        finally:
-            engine.dispose()
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=_target(env), task_queue_prefix=prefix,
+                                  run_activity_worker=True) as intake, \
+            Worker(env.client, task_queue=f"{prefix}workflows", workflows=[ApprovalWorkflow]), \
+            Worker(env.client, task_queue=f"{prefix}review", activities=center.of("review")):
+        yield Chain(intake, center, env, signers)
 
 
-def _actor(official: str, department: str, role: str) -> c.Actor:
-    system = "center-seal-system" if role == "seal_custodian" else "department-system-scjgj"
-    return c.Actor(official_id=official, department_code=department, roles=[role],
-                   system=system)
-
-
-async def test_the_chain_ends_in_a_sealed_decision_on_the_case(
-        backend: str, tmp_path: Path, pki_dir: Path,
-        temporal_dev_server: WorkflowEnvironment) -> None:
-    client = temporal_dev_server.client
-    async with _terminated_at_the_end(client) as started, \
-            _chain(backend, tmp_path, pki_dir, temporal_dev_server) as intake, \
-            intake.channel("hall-window-system") as channel:
+async def test_the_chain_ends_in_a_sealed_decision_that_no_withdrawal_undoes(
+        backend: str, tmp_path: Path, pki_dir: Path, signers: Signers,
+        time_skipping: WorkflowEnvironment) -> None:
+    async with _chain(backend, tmp_path, pki_dir, signers, time_skipping) as chain, \
+            chain.intake.channel("hall-window-system") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         number = (await _submit(stub, _request())).case.case_number
-        started.append(c.workflow_id(number))
-        handle = client.get_workflow_handle(c.workflow_id(number), result_type=c.ApprovalResult)
-        for stage, actor, outcome in (
-                ("review", _actor("SCJGJ-003", "SCJGJ", "reviewer"), "approve"),
-                ("sign", _actor("SCJGJ-006", "SCJGJ", "leader"), "approve"),
-                ("seal", _actor("ZWFWZX-001", c.CENTER_DEPARTMENT, "seal_custodian"), "seal")):
-            receipt = await handle.execute_update(
-                c.DECIDE, c.Decision(actor=actor, stage=stage, outcome=outcome,
-                                     opinion="符合条件", legal_basis="《食品经营许可管理办法》"),
-                result_type=c.DecisionReceipt)
-        result = await handle.result()
+        receipts = [await chain.decide(number, stage)
+                    for stage in (c.Stage.REVIEW, c.Stage.SIGN, c.Stage.SEAL)]
+        result = await chain.handle(number).result()
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
         decision = (await stub.GetDecision(pb.GetDecisionRequest(
-            certificate_number=read.case.certificate_number))).decision
+            certificate_number=read.case.certificate_number),
+            metadata=as_official(OPERATOR))).decision
         verdict = await stub.VerifyDecision(pb.VerifyDecisionRequest(
             document=decision.document, signature=decision.signature))
         register = await stub.ListRegister(pb.ListRegisterRequest())
-    assert receipt.certificate_number == result.certificate_number == read.case.certificate_number
+        with pytest.raises(grpc.aio.AioRpcError) as after_the_seal:
+            await stub.WithdrawApplication(pb.WithdrawApplicationRequest(
+                case_number=number, reason="申请人撤回"), metadata=as_official(CLERK))
+        after = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+        verdict_after = await stub.VerifyDecision(pb.VerifyDecisionRequest(
+            document=decision.document, signature=decision.signature))
+    certificate = receipts[-1].certificate_number
+    assert certificate and certificate == result.certificate_number
+    assert certificate == read.case.certificate_number
     assert result.outcome == "approved"
-    assert read.case.status == pb.CASE_STATUS_APPROVED
-    assert read.case.calendar_gap_year == 2027
-    assert read.case.HasField("deadlines") and read.case.sla_state == pb.SLA_STATE_ON_TIME
+    assert read.case.status == pb.CASE_STATUS_APPROVED and read.case.HasField("closed_at")
     kinds = [e.kind for e in read.timeline]
     assert kinds[:3] == ["application.submitted", "application.accepted", "workflow.started"]
-    for kind in ("deadlines.computed", "chain.started", "review.decided", "sign.decided",
-                 "seal.decided", "applicant.notified"):
+    for kind in ("review.decided", "sign.decided", "seal.decided", "decision.sealed"):
         assert kinds.count(kind) == 1, kind
-    sealed = next(e for e in read.timeline if e.kind == "seal.decided")
-    assert sealed.official_id == "ZWFWZX-001" and sealed.status == pb.CASE_STATUS_APPROVED
     assert verdict.result == pb.VERIFICATION_RESULT_VALID
-    assert [e.certificate_number for e in register.entries] == [result.certificate_number]
+    assert [e.certificate_number for e in register.entries] == [certificate]
+    # The document embeds the very acceptance the workflow was started with.
+    chained = c.SignedStatement(**json.loads(decision.document)["chain"][0])
+    assert chained == chain.center.opened[0].acceptance
+    assert [t.decision.stage for t in chain.center.transitions] == ["review", "sign", "seal"]
+    # Withdrawal is refused after the seal, and the decision stands.
+    assert after_the_seal.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert after.case.status == pb.CASE_STATUS_APPROVED and not after.case.withdrawal_reason
+    assert "withdrawn" not in [e.kind for e in after.timeline]
+    assert verdict_after.result == pb.VERIFICATION_RESULT_VALID
+    assert chain.center.closings == []
 
 
 async def test_an_accepted_case_is_withdrawn_through_its_workflow(
-        backend: str, tmp_path: Path, pki_dir: Path,
-        temporal_dev_server: WorkflowEnvironment) -> None:
-    client = temporal_dev_server.client
-    async with _terminated_at_the_end(client) as started, \
-            _chain(backend, tmp_path, pki_dir, temporal_dev_server) as intake, \
-            intake.channel("hall-window-system") as channel:
+        backend: str, tmp_path: Path, pki_dir: Path, signers: Signers,
+        time_skipping: WorkflowEnvironment) -> None:
+    async with _chain(backend, tmp_path, pki_dir, signers, time_skipping) as chain, \
+            chain.intake.channel("hall-window-system") as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         number = (await _submit(stub, _request())).case.case_number
         killed = (await _submit(stub, _request())).case.case_number
-        started.extend(c.workflow_id(n) for n in (number, killed))
+        await chain.decide(number, c.Stage.REVIEW)
         request = pb.WithdrawApplicationRequest(case_number=number, reason="申请人撤回")
+        with pytest.raises(grpc.aio.AioRpcError) as by_reviewer:
+            await stub.WithdrawApplication(request, metadata=as_official(REVIEWER.official_id))
         withdrawn = await stub.WithdrawApplication(request, metadata=as_official(CLERK))
-        result = await client.get_workflow_handle(c.workflow_id(number),
-                                                  result_type=c.ApprovalResult).result()
+        result = await chain.handle(number).result()
         with pytest.raises(grpc.aio.AioRpcError) as twice:
             await stub.WithdrawApplication(request, metadata=as_official(CLERK))
-        await client.get_workflow_handle(c.workflow_id(killed)).terminate("operator stopped it")
+        await chain.handle(killed).terminate("an operator stopped it")
         with pytest.raises(grpc.aio.AioRpcError) as finished:
-            await stub.WithdrawApplication(pb.WithdrawApplicationRequest(case_number=killed),
-                                           metadata=as_official(CLERK))
+            await stub.WithdrawApplication(pb.WithdrawApplicationRequest(
+                case_number=killed, reason="申请人撤回"), metadata=as_official(CLERK))
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+        still = await stub.GetCase(pb.GetCaseRequest(case_number=killed))
+        # The audit log is verified through the operators' console (the window may not).
+        async with chain.intake.channel("operator") as console:
+            audit = (await intake_pb2_grpc.IntakeServiceStub(console).VerifyAuditLog(
+                pb.VerifyAuditLogRequest())).verification
+    assert by_reviewer.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert withdrawn.case.status == pb.CASE_STATUS_WITHDRAWN
     assert withdrawn.case.withdrawal_reason == "申请人撤回"
-    assert result.outcome == "withdrawn"
+    assert withdrawn.case.HasField("closed_at")
+    assert result.outcome == "withdrawn" and not result.certificate_number
     assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert finished.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert "finished" in (finished.value.details() or "")
-    assert read.timeline[-1].kind in {"withdrawn", "applicant.notified"}
-    assert "withdrawn" in [e.kind for e in read.timeline]
+    assert read.case.status == pb.CASE_STATUS_WITHDRAWN
+    assert read.case.withdrawal_reason == "申请人撤回"
+    event = next(e for e in read.timeline if e.kind == "withdrawn")
+    assert event.official_id == CLERK and event.details["stage"] == "sign"
+    assert [(x.case_number, x.stage, x.outcome) for x in chain.center.closings] == [
+        (number, "sign", "withdrawn")]
+    assert not read.case.certificate_number
+    assert still.case.status == pb.CASE_STATUS_UNDER_REVIEW
+    assert audit.intact

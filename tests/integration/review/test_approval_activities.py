@@ -1,14 +1,17 @@
-"""The approval chain's review activities, on the service's real database.
+"""The review activities the approval workflow calls, on the service's real database.
 
-Each is called as Temporal calls it (ActivityEnvironment), including twice
-with the same input, as a retry would.
+Each is called as Temporal calls it (ActivityEnvironment), with statements
+signed the way intake and review sign them, and again with the same input
+as a retry would; statements nobody with authority signed are refused.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,185 +21,343 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.signing import service_signer
 from services.review.activities import ReviewActivities
 from services.review.db import tables
 from services.review.domain.deadlines import end_of_day
+from tests.integration.review.conftest import sign_acceptance
 from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official
+from tests.unit.workflows.fakes import CLERK, LEADER, REVIEWER, Official, Signers
 from workflows import approval_contract as c
 
+K = c.StatementKind
 OPERATOR = "ZWFWZX-004"
+#: 11:00 on 14 October 2026 in China.
 NOW = datetime(2026, 10, 14, 3, 0, tzinfo=UTC)
-DUE = datetime(2026, 10, 20, 15, 59, 59, tzinfo=UTC)
+CASE = "AP-20260929-000001"
 
 
-def _activities(review: ServiceUnderTest, now: datetime = NOW) -> ReviewActivities:
-    return ReviewActivities(review.running.engine, clock=lambda: now)
+def china_noon(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, 4, 0, tzinfo=UTC)
 
 
-def _rows(review: ServiceUnderTest, table: Any) -> list[dict[str, Any]]:
+def hosted(review: ServiceUnderTest, signers: Signers, now: datetime = NOW) -> ReviewActivities:
+    return ReviewActivities(review.running.engine, signers.keys, clock=lambda: now)
+
+
+def environment(activity_id: str = "1") -> ActivityEnvironment:
+    """An activity's environment; one id per call of the workflow, the same for its retries."""
+    env = ActivityEnvironment()
+    env.info = dataclasses.replace(env.info, activity_id=activity_id)
+    return env
+
+
+def rows(review: ServiceUnderTest, table: Any) -> list[dict[str, Any]]:
     with review.running.engine.connect() as connection:
         return [dict(r._mapping) for r in connection.execute(select(table))]
 
 
-def _actions(review: ServiceUnderTest) -> list[str]:
+def actions(review: ServiceUnderTest) -> list[str]:
     # After the sample load.
-    return [row["action"] for row in _rows(review, tables.audit_log)][SAMPLE_AUDIT_ENTRIES:]
+    return [row["action"] for row in rows(review, tables.audit_log)][SAMPLE_AUDIT_ENTRIES:]
+
+
+def event_kinds(review: ServiceUnderTest, case_number: str = CASE) -> list[str]:
+    with review.running.engine.connect() as connection:
+        return [r.kind for r in connection.execute(
+            select(tables.case_events).where(tables.case_events.c.case_number == case_number)
+            .order_by(tables.case_events.c.sequence))]
+
+
+def opening(signers: Signers, case_number: str = CASE, *, accepted_on: date = date(2026, 9, 29),
+            promised: int = 5, legal: int = 20, department: str = "SCJGJ",
+            at: datetime = NOW) -> c.DeadlinesRequest:
+    acceptance = sign_acceptance(signers, case_number, accepted_at=china_noon(accepted_on),
+                                 accepted_on=accepted_on, promised=promised, legal=legal,
+                                 department_code=department,
+                                 clerk_id=f"{department}-001")
+    return c.DeadlinesRequest(acceptance, stage=c.Stage.REVIEW, reason="accepted", at=at,
+                              sla_state=c.SlaState.ON_TIME)
+
+
+async def open_case(review: ServiceUnderTest, signers: Signers,
+                    request: c.DeadlinesRequest) -> c.Deadlines:
+    deadlines: c.Deadlines = await environment("open").run(
+        hosted(review, signers).open_case, request)
+    return deadlines
+
+
+def transition(signers: Signers, who: Official, stage: str, outcome: str, next_stage: str, *,
+               case_number: str = CASE, due: datetime | None = None,
+               opinion: str = "同意") -> c.Transition:
+    decision = signers.decision(case_number, who, stage, outcome, opinion=opinion)
+    facts = c.StatementFacts.read(decision.statement.body)
+    taken = c.DecisionTaken(stage, outcome, who.official_id, who.on_behalf_of,
+                            who.delegation_id, who.system, NOW, decision.statement,
+                            decision.opinion, decision.legal_basis)
+    assert facts.stage == stage
+    roles = {c.Stage.SIGN: ("SCJGJ", "leader"), c.Stage.SEAL: ("ZWFWZX", "seal_custodian")}
+    department, role = roles.get(c.Stage(next_stage), ("", ""))
+    return c.Transition(case_number, taken, next_stage, next_department=department,
+                        next_role=role, next_due_at=due if department else None,
+                        item_code="012101000001000", sla_state=c.SlaState.ON_TIME)
+
+
+async def refused(call: Any, argument: Any, activity_id: str = "x") -> ApplicationError:
+    with pytest.raises(ApplicationError) as failure:
+        await environment(activity_id).run(call, argument)
+    assert failure.value.non_retryable
+    return failure.value
 
 
 async def test_deadlines_across_national_day_with_a_pause_and_an_extension(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    plain = await run(hosted.case_deadlines, c.CaseDeadlinesInput("2026-09-29", 5, 20))
-    paused = await run(hosted.case_deadlines, c.CaseDeadlinesInput(
-        "2026-09-29", 5, 20, 10, [c.PausedSpan("expert_review", "2026-10-08", "2026-10-10")]))
-    running = await run(hosted.case_deadlines, c.CaseDeadlinesInput(
-        "2026-09-29", 5, 20, 0, [c.PausedSpan("appraisal", "2026-10-12")]))
+        review: ServiceUnderTest, signers: Signers) -> None:
+    plain = await open_case(review, signers, opening(signers))
+    again = await open_case(review, signers, opening(signers))
+    pauses = [signers.statement(K.PROCEDURE_START, CASE, REVIEWER, procedure="expert_review",
+                                at=china_noon(date(2026, 10, 8))),
+              signers.statement(K.PROCEDURE_END, CASE, REVIEWER, procedure="expert_review",
+                                at=china_noon(date(2026, 10, 10)))]
+    extension = signers.clock(K.EXTENSION, CASE, LEADER, days=10, reason="需现场核查")
+    recompute = c.DeadlinesRequest(opening(signers).acceptance, pauses=pauses,
+                                   extension=extension.statement,
+                                   extension_reason=extension.reason, stage=c.Stage.REVIEW,
+                                   reason="legal limit extended", at=NOW,
+                                   sla_state=c.SlaState.ON_TIME)
+    paused = await environment("recompute").run(hosted(review, signers).recompute_deadlines,
+                                                recompute)
+    running_case = "AP-20260929-000002"
+    await open_case(review, signers, opening(signers, running_case))
+    running = await environment("running").run(
+        hosted(review, signers).recompute_deadlines, c.DeadlinesRequest(
+            opening(signers, running_case).acceptance, pauses=[signers.statement(
+                K.PROCEDURE_START, running_case, REVIEWER, procedure="appraisal",
+                at=china_noon(date(2026, 10, 12)))], stage=c.Stage.REVIEW, at=NOW))
     # Review by the 9th (3 working days), signature by the make-up Saturday, seal the 12th.
-    assert plain == c.Deadlines(end_of_day(date(2026, 10, 10)), end_of_day(date(2026, 10, 12)),
-                                end_of_day(date(2026, 11, 2)), 0,
-                                {"review": end_of_day(date(2026, 10, 9)),
-                                 "sign": end_of_day(date(2026, 10, 10)),
-                                 "seal": end_of_day(date(2026, 10, 12))})
+    assert plain == again == c.Deadlines(
+        end_of_day(date(2026, 10, 10)), end_of_day(date(2026, 10, 12)),
+        end_of_day(date(2026, 11, 2)), 0,
+        {"review": end_of_day(date(2026, 10, 9)), "sign": end_of_day(date(2026, 10, 10)),
+         "seal": end_of_day(date(2026, 10, 12))})
+    # The 9th and the make-up Saturday 10th stood still; the extension adds ten days.
     assert paused.promised_due_at == end_of_day(date(2026, 10, 14))
     assert paused.legal_due_at == end_of_day(date(2026, 11, 18))
     # Open since the 12th, "today" the 14th (China): the 13th and 14th stood still.
     assert running.promised_due_at == end_of_day(date(2026, 10, 14))
+    progress = {r["case_number"]: r for r in rows(review, tables.case_progress)}
+    assert (progress[CASE]["extension_days"], progress[CASE]["paused_for"]) == (10, "")
+    assert progress[running_case]["paused_for"] == "appraisal"
+    assert progress[CASE]["legal_due_at"] == paused.legal_due_at
+    tasks = {r["case_number"]: r for r in rows(review, tables.tasks)}
+    # The open review task follows its new due time.
+    assert tasks[CASE]["due_at"] == paused.stage_due_at["review"]
+    [extended] = rows(review, tables.decisions)
+    assert extended["outcome"] == "extend_10"
+    assert event_kinds(review) == ["chain.started", "deadlines.computed",
+                                   "time_limit.extended"]
+    # The extension is a decision that carries authority: its row names its audit entry,
+    # which holds the row's digest (kernel.authority).
+    [entry] = [e for e in rows(review, tables.audit_log) if e["action"] == "decision.recorded"]
+    assert extended["audit_sequence"] == entry["sequence"]
+    assert list(json.loads(entry["details"])["authority_rows"]) == [
+        f"decisions/{extended['id']}"]
+
+
+async def test_an_end_without_a_start_cannot_be_counted(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    await open_case(review, signers, opening(signers))
+    failure = await refused(hosted(review, signers).recompute_deadlines, c.DeadlinesRequest(
+        opening(signers).acceptance, pauses=[signers.statement(
+            K.PROCEDURE_END, CASE, REVIEWER, procedure="hearing", at=NOW)], at=NOW))
+    assert failure.type == "InvalidArgument"
+    assert "matches no start" in failure.message
+    assert event_kinds(review) == ["chain.started", "deadlines.computed"]
 
 
 async def test_a_year_without_schedule_is_flagged_then_known_once_loaded(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    year_end = c.CaseDeadlinesInput("2026-12-28", 5, 20)
-    provisional = await run(hosted.case_deadlines, year_end)
+        review: ServiceUnderTest, signers: Signers) -> None:
+    year_end = opening(signers, accepted_on=date(2026, 12, 28), at=NOW + timedelta(days=80))
+    provisional = await open_case(review, signers, year_end)
     async with review.channel() as channel:
         loaded = await review_pb2_grpc.ReviewServiceStub(channel).LoadHolidaySchedule(
             pb.LoadHolidayScheduleRequest(year=2027, holidays=["2027-01-01"]),
             metadata=as_official(OPERATOR))
-    known = await run(hosted.case_deadlines, year_end)
+    known = await environment("recompute").run(
+        hosted(review, signers).recompute_deadlines,
+        dataclasses.replace(year_end, reason="holiday schedule 2027 loaded"))
     assert provisional.unknown_year == 2027
     assert provisional.promised_due_at == end_of_day(date(2027, 1, 4))
     assert loaded.schedule.year == 2027
     assert known.unknown_year == 0
     assert known.promised_due_at == end_of_day(date(2027, 1, 5))
+    [progress] = rows(review, tables.case_progress)
+    assert progress["unknown_year"] == 0
 
 
-@pytest.mark.parametrize("wrong", [
-    c.CaseDeadlinesInput("2026-13-01", 5, 20),
-    c.CaseDeadlinesInput("2026-09-29", 0, 20),
-    c.CaseDeadlinesInput("2026-09-29", 5, 20, 0, [c.PausedSpan("hearing", "2026-09-01")]),
-])
-async def test_impossible_deadline_inputs_fail_for_good(
-        review: ServiceUnderTest, wrong: c.CaseDeadlinesInput) -> None:
-    with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(_activities(review).case_deadlines, wrong)
-    assert failed.value.non_retryable
-    assert failed.value.type == "InvalidArgument"
-
-
-async def test_a_task_is_opened_once_and_its_due_time_follows_the_deadlines(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    opening = c.TaskOpening("AP-1", "review", "SCJGJ", "reviewer", "012101000001000", DUE)
-    await run(hosted.open_task, opening)
-    await run(hosted.open_task, opening)
-    later = DUE + timedelta(days=2)
-    await run(hosted.open_task, c.TaskOpening("AP-1", "review", "SCJGJ", "reviewer",
-                                              "012101000001000", later))
-    [task] = _rows(review, tables.tasks)
-    assert (task["case_number"], task["stage"], task["department_code"]) == (
-        "AP-1", "review", "SCJGJ")
-    assert task["due_at"] == later
-    assert task["closed_at"] is None
-    assert _actions(review) == ["task.opened", "task.due_changed"]
-
-
-async def test_a_task_is_closed_once_and_takes_the_decider_as_claimant(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    await run(hosted.open_task, c.TaskOpening("AP-2", "review", "SCJGJ", "reviewer",
-                                              "012101000001000", DUE))
-    closing = c.TaskClosing("AP-2", "review", "SCJGJ-003", "approve")
-    await run(hosted.close_task, closing)
-    await _activities(review, NOW + timedelta(hours=1)).close_task(closing)
-    [task] = _rows(review, tables.tasks)
-    assert (task["closed_by"], task["claimed_by"], task["outcome"]) == (
-        "SCJGJ-003", "SCJGJ-003", "approve")
-    assert task["closed_at"] == NOW
-    assert _actions(review) == ["task.opened", "task.closed"]
-
-
-async def test_a_task_closed_before_it_was_opened_stays_closed(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    await run(hosted.close_task, c.TaskClosing("AP-3", "review", "SCJGJ-001", "withdrawn"))
-    await run(hosted.open_task, c.TaskOpening("AP-3", "review", "SCJGJ", "reviewer",
-                                              "012101000001000", DUE))
-    [task] = _rows(review, tables.tasks)
-    assert task["closed_at"] == NOW
-    assert task["outcome"] == "withdrawn"
-
-
-async def test_a_decision_is_recorded_once_with_one_audit_entry(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    record = c.DecisionRecord("AP-4", "sign", "approve", "SCJGJ-007",
-                              "department-system-scjgj", NOW, "同意", "《行政许可法》第三十八条",
-                              on_behalf_of="SCJGJ-006", delegation_id="12")
-    await run(hosted.record_decision, record)
-    await run(hosted.record_decision, record)
-    extension = c.DecisionRecord("AP-4", "extension", "extend_5", "SCJGJ-006",
-                                 "department-system-scjgj", NOW, "需现场核查")
-    await run(hosted.record_decision, extension)
-    decisions = _rows(review, tables.decisions)
-    audit = _rows(review, tables.audit_log)[SAMPLE_AUDIT_ENTRIES:]
-    assert [(d["stage"], d["official_id"], d["on_behalf_of"], d["delegation_id"])
-            for d in decisions] == [("sign", "SCJGJ-007", "SCJGJ-006", "12"),
-                                    ("extension", "SCJGJ-006", "", "")]
-    assert decisions[0]["opinion"] == "同意"
-    assert [(a["action"], a["official_id"], a["system"]) for a in audit] == [
-        ("decision.recorded", "SCJGJ-007", "department-system-scjgj"),
-        ("decision.recorded", "SCJGJ-006", "department-system-scjgj")]
-    # Ids and codes only: the opinion's free text stays out of the audit log; the
-    # decision's row is there only as a digest (kernel.authority).
-    details = json.loads(audit[0]["details"])
-    [(row, digest)] = details.pop("authority_rows").items()
+async def test_a_transition_recorded_twice_records_once(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    deadlines = await open_case(review, signers, opening(signers))
+    reviewed = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN,
+                          due=deadlines.stage_due_at["sign"])
+    record = hosted(review, signers).record_transition
+    await environment("t1").run(record, reviewed)
+    await environment("t1").run(record, reviewed)
+    decisions = rows(review, tables.decisions)
+    tasks = {r["stage"]: r for r in rows(review, tables.tasks)}
+    assert [(d["stage"], d["outcome"], d["official_id"], d["opinion"]) for d in decisions] == [
+        ("review", "approve", REVIEWER.official_id, "同意")]
+    assert json.loads(decisions[0]["statement"])["signer"] == "review"
+    assert (tasks["review"]["closed_by"], tasks["review"]["outcome"]) == (
+        REVIEWER.official_id, "approve")
+    assert tasks["sign"]["closed_at"] is None
+    assert tasks["sign"]["due_at"] == deadlines.stage_due_at["sign"]
+    assert actions(review) == ["case.opened", "decision.recorded"]
+    assert event_kinds(review) == ["chain.started", "deadlines.computed", "review.decided"]
+    [progress] = rows(review, tables.case_progress)
+    assert progress["stage"] == "sign"
+    # Ids and codes only in the audit log: the opinion stays out of it; the decision's row
+    # is there only as a digest (kernel.authority).
+    entry = rows(review, tables.audit_log)[-1]
+    assert "同意" not in entry["details"]
+    [(row, digest)] = json.loads(entry["details"])["authority_rows"].items()
     assert row == f"decisions/{decisions[0]['id']}"
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
-    assert details == {
-        "case": "AP-4", "stage": "sign", "outcome": "approve", "on_behalf_of": "SCJGJ-006",
-        "delegation": "12"}
+    assert decisions[0]["audit_sequence"] == entry["sequence"]
 
 
-async def test_an_escalation_is_opened_once_and_closed_by_the_seal(
-        review: ServiceUnderTest) -> None:
-    hosted = _activities(review)
-    run = ActivityEnvironment().run
-    breach = c.EscalationOpening("AP-5", "SCJGJ", "sign", "promised_breach", DUE)
-    await run(hosted.open_escalation, breach)
-    await run(hosted.open_escalation, breach)
-    await run(hosted.open_escalation,
-              c.EscalationOpening("AP-5", "SCJGJ", "sign", "legal_breach", DUE))
-    open_before = [e["closed_at"] for e in _rows(review, tables.escalations)]
-    await run(hosted.close_task, c.TaskClosing("AP-5", "sign", "SCJGJ-006", "approve"))
-    still_open = [e["closed_at"] for e in _rows(review, tables.escalations)]
-    await run(hosted.close_task, c.TaskClosing("AP-5", "seal", "ZWFWZX-001", "seal"))
-    closed = [e["closed_at"] for e in _rows(review, tables.escalations)]
-    assert open_before == still_open == [None, None]
-    assert closed == [NOW, NOW]
-    assert _actions(review) == ["escalation.opened", "escalation.opened", "task.closed",
-                                "task.closed", "escalation.closed", "escalation.closed"]
+async def test_a_transition_out_of_order_or_altered_is_refused(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    deadlines = await open_case(review, signers, opening(signers))
+    record = hosted(review, signers).record_transition
+    sealer = Official("ZWFWZX-001", "ZWFWZX", ("seal_custodian",))
+    too_early = await refused(record, transition(
+        signers, sealer, c.Stage.SEAL, c.Outcome.SEAL, c.Stage.COMPLETED))
+    genuine = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN,
+                         due=deadlines.stage_due_at["sign"])
+    other_opinion = await refused(record, dataclasses.replace(
+        genuine, decision=dataclasses.replace(genuine.decision, opinion="不同意")))
+    other_outcome = await refused(record, dataclasses.replace(
+        genuine, decision=dataclasses.replace(genuine.decision, outcome="refuse")))
+    assert too_early.type == "FailedPrecondition"
+    assert (other_opinion.type, other_outcome.type) == ("InvalidArgument", "InvalidArgument")
+    assert rows(review, tables.decisions) == []
+    assert actions(review) == ["case.opened"]
 
 
-async def test_an_unknown_escalation_kind_fails_for_good(review: ServiceUnderTest) -> None:
-    with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(
-            _activities(review).open_escalation,
-            c.EscalationOpening("AP-6", "SCJGJ", "sign", "late", DUE))
-    assert failed.value.non_retryable
-    assert _rows(review, tables.escalations) == []
+async def test_a_statement_review_did_not_sign_is_refused_and_recorded(
+        review: ServiceUnderTest, signers: Signers, tmp_path: Path) -> None:
+    await open_case(review, signers, opening(signers))
+    outsider = service_signer(tmp_path / "outsider", "review")
+    record = hosted(review, signers).record_transition
+
+    def signed_by(signer: Any) -> c.Transition:
+        genuine = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE,
+                             c.Stage.SIGN, due=NOW + timedelta(days=3))
+        forged = signers.decision(CASE, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE,
+                                  opinion="同意", signer=signer)
+        return dataclasses.replace(genuine, decision=dataclasses.replace(
+            genuine.decision, statement=forged.statement))
+
+    unknown_key = await refused(record, signed_by(outsider))
+    by_intake = await refused(record, signed_by(signers.intake))
+    genuine = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN)
+    raised = dataclasses.replace(genuine.decision.statement, body={
+        **genuine.decision.statement.body, "roles": ["reviewer", "leader"]})
+    altered = await refused(record, dataclasses.replace(
+        genuine, decision=dataclasses.replace(genuine.decision, statement=raised)))
+    # An acceptance must be intake's: one signed by review opens no case.
+    intakes = opening(signers, "AP-20260929-000009")
+    by_review = dataclasses.replace(intakes, acceptance=c.as_statement(
+        signers.review.sign(intakes.acceptance.body)))
+    acceptance = await refused(hosted(review, signers).open_case, by_review)
+    for failure in (unknown_key, by_intake, altered, acceptance):
+        assert failure.type == "PermissionDenied"
+        assert "refused and recorded" in failure.message
+    assert rows(review, tables.decisions) == []
+    assert [r["case_number"] for r in rows(review, tables.case_progress)] == [CASE]
+    violations = [r for r in rows(review, tables.audit_log)
+                  if r["action"] == "violation.refused_statement"]
+    assert [(v["subject"], json.loads(v["details"])["what"]) for v in violations] == [
+        (f"case/{CASE}", "decision"), (f"case/{CASE}", "decision"),
+        (f"case/{CASE}", "decision"), ("case/AP-20260929-000009", "acceptance")]
+    reasons = [json.loads(v["details"])["reason"] for v in violations]
+    assert "no published key" in reasons[0]
+    assert "signed by 'intake', not by 'review'" in reasons[1]
+    assert "does not hold" in reasons[2]
+    assert event_kinds(review) == ["chain.started", "deadlines.computed"]
+
+
+async def test_mark_sla_keeps_each_change_and_opens_each_escalation_once(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    deadlines = await open_case(review, signers, opening(signers))
+    mark = hosted(review, signers).mark_sla
+    warning = c.SlaMark(CASE, "SCJGJ", c.Stage.REVIEW, c.SlaState.WARNING, NOW)
+    breach = c.SlaMark(CASE, "SCJGJ", c.Stage.REVIEW, c.SlaState.BREACHED, NOW,
+                       ["promised_breach"], deadlines.promised_due_at, deadlines.legal_due_at)
+    await environment("m1").run(mark, warning)
+    await environment("m1").run(mark, warning)
+    await environment("m2").run(mark, breach)
+    await environment("m2").run(mark, breach)  # a retry
+    await environment("m3").run(mark, breach)  # a later mark asking again
+    escalations_after_promised = rows(review, tables.escalations)
+    await environment("m4").run(mark, dataclasses.replace(breach, escalations=["legal_breach"]))
+    unknown = await refused(mark, dataclasses.replace(breach, escalations=["late"]))
+    escalations = rows(review, tables.escalations)
+    [progress] = rows(review, tables.case_progress)
+    assert [(e["case_number"], e["kind"], e["due_at"]) for e in escalations_after_promised] == [
+        (CASE, "promised_breach", deadlines.promised_due_at)]
+    assert [e["kind"] for e in escalations] == ["promised_breach", "legal_breach"]
+    assert [e["closed_at"] for e in escalations] == [None, None]
+    assert unknown.type == "InvalidArgument"
+    assert progress["sla_state"] == "breached"
+    assert event_kinds(review) == ["chain.started", "deadlines.computed", "sla.warning",
+                                   "escalated", "sla.breached", "escalated"]
+    assert actions(review) == ["case.opened", "escalation.opened", "escalation.opened"]
+
+
+async def test_a_special_procedure_mark_pauses_the_case_on_its_signed_start(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    await open_case(review, signers, opening(signers))
+    start = signers.statement(K.PROCEDURE_START, CASE, REVIEWER, procedure="expert_review",
+                              at=NOW)
+    pause = c.SlaMark(CASE, "SCJGJ", c.Stage.REVIEW, c.SlaState.PAUSED, NOW, statement=start)
+    await environment("p").run(hosted(review, signers).mark_sla, pause)
+    forged = dataclasses.replace(pause, statement=signers.statement(
+        K.PROCEDURE_START, CASE, REVIEWER, procedure="expert_review", at=NOW,
+        signer=signers.intake))
+    failure = await refused(hosted(review, signers).mark_sla, forged)
+    [progress] = rows(review, tables.case_progress)
+    assert (progress["sla_state"], progress["paused_for"]) == ("paused", "expert_review")
+    assert failure.type == "PermissionDenied"
+    assert event_kinds(review)[-1] == "clock.paused"
+    assert actions(review) == ["case.opened", "case.special_procedure_started",
+                               "violation.refused_statement"]
+
+
+async def test_a_withdrawal_closes_the_task_and_escalations_once(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    deadlines = await open_case(review, signers, opening(signers))
+    await environment("m").run(hosted(review, signers).mark_sla, c.SlaMark(
+        CASE, "SCJGJ", c.Stage.REVIEW, c.SlaState.BREACHED, NOW, ["promised_breach"],
+        deadlines.promised_due_at, deadlines.legal_due_at))
+    close = hosted(review, signers).close_case
+    by_review = c.CaseClosing(CASE, c.Stage.REVIEW, "withdrawn", NOW, signers.statement(
+        K.WITHDRAWAL, CASE, CLERK, signer=signers.review))
+    forged = await refused(close, by_review)
+    still_open = [t["closed_at"] for t in rows(review, tables.tasks)]
+    withdrawal = c.CaseClosing(CASE, c.Stage.REVIEW, "withdrawn", NOW,
+                               signers.withdrawal(CASE).statement)
+    await environment("w").run(close, withdrawal)
+    await environment("w").run(close, withdrawal)
+    [task] = rows(review, tables.tasks)
+    [escalation] = rows(review, tables.escalations)
+    [progress] = rows(review, tables.case_progress)
+    assert forged.type == "PermissionDenied"
+    assert still_open == [None]
+    assert (task["closed_by"], task["outcome"], task["closed_at"]) == (
+        CLERK.official_id, "withdrawn", NOW)
+    assert escalation["closed_at"] == NOW
+    assert (progress["stage"], progress["outcome"]) == ("withdrawn", "withdrawn")
+    assert actions(review).count("case.withdrawn") == 1
+    assert event_kinds(review)[-1] == "withdrawn"
+    assert event_kinds(review).count("withdrawn") == 1

@@ -1,9 +1,10 @@
-"""The approval chain end to end: review RPCs → Temporal updates → the real ApprovalWorkflow.
+"""The approval chain through review's RPCs: DecideCase → signed statement → the real workflow.
 
-A real Temporal dev server runs the real workflows.approval.ApprovalWorkflow;
-the review service runs as its process does, gRPC server and activity worker
-on govhall-review, over a real database. Only the intake side is a stand-in
-(its activities, by name, on govhall-intake). Each test runs its own cases.
+The real ApprovalWorkflowV2 runs on the time-skipping test server (the
+holiday-schedule test on the dev server, which lists running workflows);
+the review service runs as its process does, gRPC server and activity
+worker on its own task queue, over a real database. Intake is a stand-in
+that signs acceptances and seals only a chain review signed (conftest).
 """
 
 from __future__ import annotations
@@ -23,14 +24,23 @@ from sqlalchemy import func, select
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
-from kernel.calendar import WorkingCalendar
+from kernel.calendar import BUILT_IN_YEARS, WorkingCalendar
 from kernel.chinatime import china_date
-from services.review.api.approval_chain import RUNNING_APPROVALS
+from services.review.app import handlers
+from services.review.app.decisions import RUNNING_APPROVALS
 from services.review.db import tables
+from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.deadlines import end_of_day
 from services.review.main import DEFINITION
 from tests.integration.review.conftest import Chain
-from tests.support import as_official, fresh_database_url, service_under_test
+from tests.support import (
+    ServiceUnderTest,
+    as_official,
+    fresh_database_url,
+    routed_stub,
+    sample_caller,
+    service_under_test,
+)
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
@@ -40,19 +50,30 @@ T = TypeVar("T")
 CLERK = "SCJGJ-001"
 REVIEWER = "SCJGJ-003"
 OTHER_REVIEWER = "SCJGJ-004"
-DEPUTY = "SCJGJ-005"
+THIRD_REVIEWER = "SCJGJ-005"
 LEADER = "SCJGJ-006"
+OTHER_LEADER = "SCJGJ-007"
 FOREIGN_REVIEWER = "ZJJ-003"
 SEALER = "ZWFWZX-001"
 OPERATOR = "ZWFWZX-004"
-#: The case's department's own system; another department's; the center's seal system.
+SUPERVISOR = "JJZ-001"
+#: The case's department's own system, and the center's seal system (the seal goes through it).
 SYSTEM = "department-system-scjgj"
-FOREIGN_SYSTEM = "department-system-zjj"
 SEAL_SYSTEM = "center-seal-system"
+FOREIGN_SYSTEM = "department-system-zjj"
 
 REVIEW, SIGN, SEAL = pb.APPROVAL_STAGE_REVIEW, pb.APPROVAL_STAGE_SIGN, pb.APPROVAL_STAGE_SEAL
 APPROVE, REFUSE = pb.DECISION_OUTCOME_APPROVE, pb.DECISION_OUTCOME_REFUSE
 SEAL_IT = pb.DECISION_OUTCOME_SEAL
+
+
+def routed(service: ServiceUnderTest) -> Any:
+    """Review's stub whose calls go through the system each official acts through: the
+    department's for its reviewers and leaders, the center's seal system for the seal,
+    supervision's and the operators' consoles for theirs."""
+    return routed_stub(service, review_pb2_grpc.ReviewServiceStub,
+                       pb.DESCRIPTOR.services_by_name["ReviewService"].full_name,
+                       default_system=SYSTEM)
 
 
 async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool],
@@ -68,24 +89,36 @@ async def eventually(probe: Callable[[], Awaitable[T]], until: Callable[[T], boo
         await asyncio.sleep(0.05)
 
 
-async def open_task_of(chain: Chain, case_number: str, stage: str) -> None:
-    """Wait until the workflow has put the case's stage in the inbox."""
-    def probe() -> bool:
-        with chain.engine.connect() as connection:
-            return connection.execute(
-                select(func.count()).select_from(tables.tasks).where(
-                    tables.tasks.c.case_number == case_number, tables.tasks.c.stage == stage,
-                    tables.tasks.c.closed_at.is_(None))).scalar_one() == 1
+def case_of(handle: Any) -> str:
+    return str(handle.id).removeprefix("approval/")
 
-    await eventually(lambda: asyncio.to_thread(probe), bool)
+
+def open_tasks(chain: Chain, case_number: str) -> list[str]:
+    with chain.engine.connect() as connection:
+        return [r.stage for r in connection.execute(
+            select(tables.tasks).where(tables.tasks.c.case_number == case_number,
+                                       tables.tasks.c.closed_at.is_(None)))]
+
+
+async def open_task_of(chain: Chain, case_number: str, stage: str) -> None:
+    """Wait until the workflow has put the case's stage, and only it, in the inbox."""
+    await eventually(lambda: asyncio.to_thread(open_tasks, chain, case_number),
+                     lambda stages: stages == [stage])
 
 
 def decide(stub: ReviewServiceAsyncStub, official: str, case_number: str, stage: int,
-           outcome: int, *, request_id: str = "") -> Any:
+           outcome: int, *, request_id: str = "", opinion: str = "材料齐全，符合法定条件",
+           ) -> Any:
     return stub.DecideCase(pb.DecideCaseRequest(
         case_number=case_number, stage=stage, outcome=outcome,  # type: ignore[arg-type]
-        opinion="材料齐全，符合法定条件", legal_basis="《中华人民共和国行政许可法》第三十八条",
+        opinion=opinion, legal_basis="《中华人民共和国行政许可法》第三十八条",
         request_id=request_id or str(uuid.uuid4())), metadata=as_official(official))
+
+
+def progress_of(stub: ReviewServiceAsyncStub, case_number: str,
+                official: str = OPERATOR) -> Any:
+    return stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
+                                metadata=as_official(official))
 
 
 async def refusal(call: Awaitable[Any]) -> tuple[grpc.StatusCode, str]:
@@ -107,13 +140,26 @@ def audit_entries(chain: Chain) -> int:
             select(func.count()).select_from(tables.audit_log)).scalar_one())
 
 
+def handled_requests(chain: Chain) -> list[str]:
+    with chain.engine.connect() as connection:
+        return [r.request_id for r in connection.execute(select(tables.handled_requests))]
+
+
+def timeline_kinds(progress: Any) -> list[str]:
+    return [e.kind for e in progress.timeline]
+
+
+async def completed(chain: Chain, case_number: str) -> Any:
+    """The case's progress once review recorded its end."""
+    async with routed(chain.review) as stub:
+        return await eventually(lambda: progress_of(stub, case_number),
+                                lambda p: p.stage == pb.APPROVAL_STAGE_COMPLETED)
+
+
 async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
     handle = await chain.start_case()
-    case_number = handle.id.removeprefix("approval/")
-    async with chain.review.channel(SYSTEM) as channel, \
-            chain.review.channel(SEAL_SYSTEM) as seal_channel, \
-            chain.review.channel("operator") as console:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
+    case_number = case_of(handle)
+    async with routed(chain.review) as stub:
         await open_task_of(chain, case_number, "review")
         reviewed = (await decide(stub, REVIEWER, case_number, REVIEW, APPROVE)).receipt
         await open_task_of(chain, case_number, "sign")
@@ -121,36 +167,38 @@ async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
                              metadata=as_official(LEADER))
         signed = (await decide(stub, LEADER, case_number, SIGN, APPROVE)).receipt
         await open_task_of(chain, case_number, "seal")
-        sealed = (await decide(review_pb2_grpc.ReviewServiceStub(seal_channel), SEALER,
-                               case_number, SEAL, SEAL_IT)).receipt
+        sealed = (await decide(stub, SEALER, case_number, SEAL, SEAL_IT)).receipt
         result = await handle.result()
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                              metadata=as_official(REVIEWER))
-        audit = (await review_pb2_grpc.ReviewServiceStub(console).VerifyAuditLog(
-            pb.VerifyAuditLogRequest())).verification
+        progress = await completed(chain, case_number)
+        audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
     assert (reviewed.stage, reviewed.outcome, reviewed.next_stage) == (REVIEW, APPROVE, SIGN)
     assert (signed.next_stage, sealed.next_stage) == (SEAL, pb.APPROVAL_STAGE_COMPLETED)
-    assert sealed.certificate_number.startswith("SY-2026-")
+    assert sealed.certificate_number == chain.intake.receipts[case_number].certificate_number
     assert reviewed.certificate_number == signed.certificate_number == ""
-    assert result.outcome == "approved"
-    assert result.certificate_number == sealed.certificate_number
+    assert (result.outcome, result.certificate_number) == ("approved", sealed.certificate_number)
+    # Intake sealed from the statements review signed, each naming its official.
     seal = chain.intake.seals[case_number]
-    assert (seal.decision, seal.reviewer_id, seal.signer_id, seal.sealed_by) == (
-        "approved", REVIEWER, LEADER, SEALER)
+    assert [(d.stage, d.official_id, d.statement.signer) for d in seal.decisions] == [
+        ("review", REVIEWER, "review"), ("sign", LEADER, "review"), ("seal", SEALER, "review")]
     assert [(d["stage"], d["outcome"], d["official_id"], d["system"])
             for d in decisions_of(chain, case_number)] == [
         ("review", "approve", REVIEWER, SYSTEM), ("sign", "approve", LEADER, SYSTEM),
         ("seal", "seal", SEALER, SEAL_SYSTEM)]
+    assert json.loads(decisions_of(chain, case_number)[0]["statement"])["signer"] == "review"
     with chain.engine.connect() as connection:
         tasks = {r.stage: r for r in connection.execute(
             select(tables.tasks).where(tables.tasks.c.case_number == case_number))}
     assert {stage: (t.closed_by, t.claimed_by, t.outcome) for stage, t in tasks.items()} == {
         "review": (REVIEWER, REVIEWER, "approve"), "sign": (LEADER, LEADER, "approve"),
         "seal": (SEALER, SEALER, "seal")}
-    assert (progress.stage, progress.outcome, progress.certificate_number) == (
-        pb.APPROVAL_STAGE_COMPLETED, "approved", sealed.certificate_number)
+    assert (progress.outcome, progress.certificate_number) == (
+        "approved", sealed.certificate_number)
     assert [(d.step, d.official_id) for d in progress.decisions] == [
         ("review", REVIEWER), ("sign", LEADER), ("seal", SEALER)]
+    assert timeline_kinds(progress) == [
+        "chain.started", "deadlines.computed", "review.decided", "sign.decided",
+        "seal.decided"]
+    assert progress.timeline[-1].details["certificate_number"] == sealed.certificate_number
     assert progress.deadlines.HasField("promised_due_at")
     assert audit.intact
 
@@ -158,17 +206,12 @@ async def test_review_sign_and_seal_complete_the_case(chain: Chain) -> None:
 async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chain) -> None:
     # The reviewer took the application in at the window: they may not review it too.
     handle = await chain.start_case(clerk_id=REVIEWER)
-    case_number = handle.id.removeprefix("approval/")
+    case_number = case_of(handle)
     await open_task_of(chain, case_number, "review")
     entries_before = audit_entries(chain)
-    async with chain.review.channel(SYSTEM) as channel, \
-            chain.review.channel(FOREIGN_SYSTEM) as foreign_channel:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
-        foreign = review_pb2_grpc.ReviewServiceStub(foreign_channel)
+    async with routed(chain.review) as stub:
         refused = {
             "wrong department": await refusal(
-                decide(foreign, FOREIGN_REVIEWER, case_number, REVIEW, APPROVE)),
-            "another department's official through this one's system": await refusal(
                 decide(stub, FOREIGN_REVIEWER, case_number, REVIEW, APPROVE)),
             "wrong role": await refusal(decide(stub, LEADER, case_number, REVIEW, APPROVE)),
             "wrong stage": await refusal(decide(stub, LEADER, case_number, SIGN, APPROVE)),
@@ -190,15 +233,13 @@ async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chai
         await stub.ClaimTask(pb.ClaimTaskRequest(case_number=case_number, stage=REVIEW),
                              metadata=as_official(OTHER_REVIEWER))
         refused["claimed by another"] = await refusal(
-            decide(stub, "SCJGJ-005", case_number, REVIEW, APPROVE))
+            decide(stub, THIRD_REVIEWER, case_number, REVIEW, APPROVE))
         entries_after_refusals = audit_entries(chain)
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                              metadata=as_official(REVIEWER))
+        requests_after_refusals = handled_requests(chain)
+        progress = await progress_of(stub, case_number)
         accepted = (await decide(stub, OTHER_REVIEWER, case_number, REVIEW, APPROVE)).receipt
     assert {label: code for label, (code, _) in refused.items()} == {
         "wrong department": grpc.StatusCode.PERMISSION_DENIED,
-        "another department's official through this one's system":
-            grpc.StatusCode.PERMISSION_DENIED,
         "wrong role": grpc.StatusCode.PERMISSION_DENIED,
         "wrong stage": grpc.StatusCode.FAILED_PRECONDITION,
         "same official twice": grpc.StatusCode.PERMISSION_DENIED,
@@ -210,51 +251,107 @@ async def test_refused_decisions_get_their_status_and_record_nothing(chain: Chai
         "claimed by another": grpc.StatusCode.FAILED_PRECONDITION,
     }
     assert "decided by SCJGJ, not by ZJJ" in refused["wrong department"][1]
-    assert f"system {SYSTEM} may not speak for official {FOREIGN_REVIEWER}" in refused[
-        "another department's official through this one's system"][1]
     assert "one person acts once" in refused["same official twice"][1]
     assert "AP-20260101-999999 is unknown" in refused["unknown case"][1]
     assert "claimed by SCJGJ-004" in refused["claimed by another"][1]
-    # Only the claim was recorded; the refused decisions left nothing behind.
+    # Only the claim was recorded; the refused decisions left nothing behind, not even
+    # their request ids.
     assert entries_after_refusals == entries_before + 1
+    assert requests_after_refusals == []
     assert progress.stage == REVIEW and len(progress.decisions) == 0
+    assert timeline_kinds(progress) == ["chain.started", "deadlines.computed"]
     assert accepted.next_stage == SIGN
+    await open_task_of(chain, case_number, "sign")
     assert [d["official_id"] for d in decisions_of(chain, case_number)] == [OTHER_REVIEWER]
 
 
-async def test_a_replayed_decision_returns_the_same_receipt_and_records_once(
+async def test_a_request_id_is_answered_once_and_never_for_another_request(
         chain: Chain) -> None:
     handle = await chain.start_case()
-    case_number = handle.id.removeprefix("approval/")
-    review_request, seal_request = str(uuid.uuid4()), str(uuid.uuid4())
-    async with chain.review.channel(SYSTEM) as channel, \
-            chain.review.channel(SEAL_SYSTEM) as seal_channel:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
-        seal_stub = review_pb2_grpc.ReviewServiceStub(seal_channel)
+    case_number = case_of(handle)
+    reviewed_id, freed_id = str(uuid.uuid4()), str(uuid.uuid4())
+    async with routed(chain.review) as stub:
         await open_task_of(chain, case_number, "review")
-        first = await decide(stub, REVIEWER, case_number, REVIEW, REFUSE,
-                             request_id=review_request)
-        replayed = await decide(stub, REVIEWER, case_number, REVIEW, REFUSE,
-                                request_id=review_request)
-        second_decision = await refusal(decide(stub, OTHER_REVIEWER, case_number, REVIEW,
-                                               APPROVE))
+        first = await decide(stub, REVIEWER, case_number, REVIEW, APPROVE,
+                             request_id=reviewed_id)
+        again = await decide(stub, REVIEWER, case_number, REVIEW, APPROVE,
+                             request_id=reviewed_id)
+        await open_task_of(chain, case_number, "sign")
+        entries = audit_entries(chain)
+        reused = {
+            "another outcome": await refusal(decide(
+                stub, REVIEWER, case_number, REVIEW, REFUSE, request_id=reviewed_id)),
+            "another opinion": await refusal(decide(
+                stub, REVIEWER, case_number, REVIEW, APPROVE, request_id=reviewed_id,
+                opinion="另一意见")),
+            "another official": await refusal(decide(
+                stub, OTHER_REVIEWER, case_number, REVIEW, APPROVE, request_id=reviewed_id)),
+            "another stage": await refusal(decide(
+                stub, LEADER, case_number, SIGN, APPROVE, request_id=reviewed_id)),
+        }
+        entries_after_reuse = audit_entries(chain)
+        stage_after_reuse = (await progress_of(stub, case_number)).stage
+        # A refused request leaves its id free for the request that is right.
+        wrong = await refusal(decide(stub, LEADER, case_number, REVIEW, APPROVE,
+                                     request_id=freed_id))
+        signed = await decide(stub, LEADER, case_number, SIGN, APPROVE, request_id=freed_id)
+        after_sign = await decide(stub, REVIEWER, case_number, REVIEW, APPROVE,
+                                  request_id=reviewed_id)
         await open_task_of(chain, case_number, "seal")
-        sealed = await decide(seal_stub, SEALER, case_number, SEAL, SEAL_IT,
-                              request_id=seal_request)
-        await handle.result()
-        sealed_again = await decide(seal_stub, SEALER, case_number, SEAL, SEAL_IT,
-                                    request_id=seal_request)
-        reviewed_again = await decide(stub, REVIEWER, case_number, REVIEW, REFUSE,
-                                      request_id=review_request)
-        finished = await refusal(decide(seal_stub, "ZWFWZX-002", case_number, SEAL, SEAL_IT))
-    assert replayed == first == reviewed_again
-    assert first.receipt.next_stage == SEAL  # a refusal at review goes straight to the seal
-    assert sealed_again == sealed
-    assert sealed.receipt.certificate_number
-    assert second_decision[0] == grpc.StatusCode.FAILED_PRECONDITION
-    assert finished == (grpc.StatusCode.FAILED_PRECONDITION, f"case {case_number} is finished")
-    assert [d["stage"] for d in decisions_of(chain, case_number)] == ["review", "seal"]
-    assert chain.intake.seals[case_number].decision == "refused"
+        await decide(stub, SEALER, case_number, SEAL, SEAL_IT)
+        await completed(chain, case_number)
+        after_the_end = await decide(stub, REVIEWER, case_number, REVIEW, APPROVE,
+                                     request_id=reviewed_id)
+        signed_after_the_end = await decide(stub, LEADER, case_number, SIGN, APPROVE,
+                                            request_id=freed_id)
+        late = await refusal(decide(stub, "ZWFWZX-002", case_number, SEAL, SEAL_IT))
+    assert first.receipt.next_stage == SIGN
+    assert again == after_sign == after_the_end == first
+    assert signed_after_the_end == signed
+    assert {label: code for label, (code, _) in reused.items()} == {
+        label: grpc.StatusCode.ALREADY_EXISTS for label in reused}
+    assert "was used for another request" in reused["another outcome"][1]
+    assert entries_after_reuse == entries
+    assert stage_after_reuse == SIGN
+    assert wrong[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert signed.receipt.next_stage == SEAL
+    # A new request on a finished case is refused, and the case says so.
+    assert late == (grpc.StatusCode.FAILED_PRECONDITION, f"approval/{case_number} is finished")
+    assert [(d["stage"], d["outcome"]) for d in decisions_of(chain, case_number)] == [
+        ("review", "approve"), ("sign", "approve"), ("seal", "seal")]
+
+
+@pytest.mark.parametrize(("leader_outcome", "decision"), [(REFUSE, "refused"),
+                                                          (APPROVE, "approved")])
+async def test_a_reviewers_refusal_goes_to_the_leader_whose_outcome_is_sealed(
+        chain: Chain, leader_outcome: int, decision: str) -> None:
+    handle = await chain.start_case()
+    case_number = case_of(handle)
+    async with routed(chain.review) as stub:
+        await open_task_of(chain, case_number, "review")
+        refused = (await decide(stub, REVIEWER, case_number, REVIEW, REFUSE)).receipt
+        await open_task_of(chain, case_number, "sign")
+        progress = await eventually(lambda: progress_of(stub, case_number),
+                                    lambda p: "review.decided" in timeline_kinds(p))
+        seal_at_once = await refusal(decide(stub, SEALER, case_number, SEAL, SEAL_IT))
+        nothing_sealed = dict(chain.intake.seals)
+        signed = (await decide(stub, LEADER, case_number, SIGN, leader_outcome)).receipt
+        await open_task_of(chain, case_number, "seal")
+        sealed = (await decide(stub, SEALER, case_number, SEAL, SEAL_IT)).receipt
+        result = await handle.result()
+        final = await completed(chain, case_number)
+    assert refused.next_stage == SIGN
+    assert (progress.stage, progress.waiting_for) == (SIGN, "a leader of SCJGJ")
+    assert seal_at_once[0] == grpc.StatusCode.FAILED_PRECONDITION
+    assert nothing_sealed == {}
+    assert signed.next_stage == SEAL
+    assert sealed.certificate_number
+    # The leader's outcome is the decision; intake read it from the signed chain.
+    assert chain.intake.receipts[case_number].decision == decision
+    assert (result.outcome, final.outcome) == (decision, decision)
+    assert [(d["stage"], d["outcome"]) for d in decisions_of(chain, case_number)] == [
+        ("review", "refuse"), ("sign", "approve" if leader_outcome == APPROVE else "refuse"),
+        ("seal", "seal")]
 
 
 def _ts(moment: datetime) -> Timestamp:
@@ -263,66 +360,125 @@ def _ts(moment: datetime) -> Timestamp:
     return stamp
 
 
-async def test_a_deputy_signs_for_the_leader_and_the_delegation_is_recorded(
+async def test_the_departments_other_leader_signs_for_the_leader_under_a_delegation(
         chain: Chain) -> None:
     handle = await chain.start_case()
-    case_number = handle.id.removeprefix("approval/")
-    async with chain.review.channel(SYSTEM) as channel:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
+    case_number = case_of(handle)
+    async with routed(chain.review) as stub:
         granted = (await stub.GrantDelegation(pb.GrantDelegationRequest(
-            deputy_id=DEPUTY, reason="出差", period=pb.DelegationPeriod(
+            deputy_id=OTHER_LEADER, reason="出差", period=pb.DelegationPeriod(
                 valid_until=_ts(datetime.now(UTC) + timedelta(days=1)))),
             metadata=as_official(LEADER))).delegation
         await open_task_of(chain, case_number, "review")
         await decide(stub, REVIEWER, case_number, REVIEW, APPROVE)
         await open_task_of(chain, case_number, "sign")
-        inbox = await stub.ListInbox(pb.ListInboxRequest(stage=SIGN),
-                                     metadata=as_official(DEPUTY))
-        signed = (await decide(stub, DEPUTY, case_number, SIGN, APPROVE)).receipt
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                              metadata=as_official(DEPUTY))
-    assert case_number in [t.case_number for t in inbox.tasks]
+        signed = (await decide(stub, OTHER_LEADER, case_number, SIGN, APPROVE)).receipt
+        # The leader the deputy signed for has acted on the case through the deputy.
+        await open_task_of(chain, case_number, "seal")
+        progress = await eventually(lambda: progress_of(stub, case_number),
+                                    lambda p: "sign.decided" in timeline_kinds(p))
     assert signed.next_stage == SEAL
     sign = decisions_of(chain, case_number)[-1]
     assert (sign["stage"], sign["official_id"], sign["on_behalf_of"], sign["delegation_id"]) == (
-        "sign", DEPUTY, LEADER, str(granted.id))
+        "sign", OTHER_LEADER, LEADER, str(granted.id))
+    statement = json.loads(sign["statement"])
+    assert (statement["signer"], statement["body"]["on_behalf_of"]) == ("review", LEADER)
     recorded = progress.decisions[-1]
     assert (recorded.official_id, recorded.on_behalf_of, recorded.delegation_id) == (
-        DEPUTY, LEADER, str(granted.id))
+        OTHER_LEADER, LEADER, str(granted.id))
+    event = progress.timeline[-1]
+    assert (event.kind, event.official_id, event.details["on_behalf_of"]) == (
+        "sign.decided", OTHER_LEADER, LEADER)
     with chain.engine.connect() as connection:
         audit = connection.execute(select(tables.audit_log).where(
             tables.audit_log.c.action == "decision.recorded")
             .order_by(tables.audit_log.c.sequence.desc()).limit(1)).one()
+    assert audit.official_id == OTHER_LEADER
     assert json.loads(audit.details)["on_behalf_of"] == LEADER
 
 
-def _working_days_between(earlier: Timestamp, later: Timestamp) -> int:
-    def day(stamp: Timestamp) -> date:
-        return china_date(stamp.ToDatetime(tzinfo=UTC))
-    return WorkingCalendar().working_days_between(day(earlier), day(later))
+async def test_progress_is_read_from_reviews_database_by_whom_it_concerns(
+        chain: Chain) -> None:
+    handle = await chain.start_case()
+    case_number = case_of(handle)
+    async with routed(chain.review) as stub:
+        await open_task_of(chain, case_number, "review")
+        await decide(stub, REVIEWER, case_number, REVIEW, APPROVE)
+        await eventually(lambda: progress_of(stub, case_number),
+                         lambda p: "review.decided" in timeline_kinds(p))
+        readers = {who: await progress_of(stub, case_number, who)
+                   for who in (OTHER_REVIEWER, SUPERVISOR, OPERATOR)}
+        # The window and the seal systems may not ask (the registry of calling systems).
+        refused = {who: await refusal(progress_of(stub, case_number, who))
+                   for who in (FOREIGN_REVIEWER, SEALER, CLERK)}
+        nobody = await refusal(stub.GetCaseProgress(
+            pb.GetCaseProgressRequest(case_number=case_number)))
+    # A second review process on the same database, its Temporal out of reach.
+    async with (
+        service_under_test(DEFINITION, database_url=chain.review.settings.database_url,
+                           pki_dir=chain.review.pki_dir, temporal_address="127.0.0.1:9"
+                           ) as cut_off,
+        routed(cut_off) as cut_off_stub,
+    ):
+        offline = await progress_of(cut_off_stub, case_number, SUPERVISOR)
+    progress = readers[OPERATOR]
+    assert all(p == progress for p in readers.values())
+    assert offline == progress
+    assert (progress.case_number, progress.department_code, progress.item_code) == (
+        case_number, "SCJGJ", "012101000001000")
+    assert (progress.stage, progress.sla_state) == (SIGN, pb.SLA_STATE_ON_TIME)
+    assert progress.waiting_for == "a leader of SCJGJ"
+    assert [(d.step, d.outcome, d.official_id) for d in progress.decisions] == [
+        ("review", "approve", REVIEWER)]
+    assert progress.decisions[0].opinion == "材料齐全，符合法定条件"
+    assert timeline_kinds(progress) == ["chain.started", "deadlines.computed", "review.decided"]
+    started, computed, reviewed = progress.timeline
+    assert (started.official_id, started.details["status"]) == (CLERK, "under_review")
+    assert computed.details["promised_due_at"] == progress.deadlines.promised_due_at.ToDatetime(
+        tzinfo=UTC).isoformat()
+    assert (reviewed.stage, reviewed.official_id, reviewed.details["next_stage"]) == (
+        REVIEW, REVIEWER, "sign")
+    assert len({e.event_id for e in progress.timeline}) == 3
+    assert {who: code for who, (code, _) in refused.items()} == {
+        FOREIGN_REVIEWER: grpc.StatusCode.PERMISSION_DENIED,
+        SEALER: grpc.StatusCode.PERMISSION_DENIED,
+        CLERK: grpc.StatusCode.PERMISSION_DENIED}
+    assert "it is read by officials of SCJGJ" in refused[FOREIGN_REVIEWER][1]
+    assert nobody[0] == grpc.StatusCode.UNAUTHENTICATED
+
+
+def _know_the_years_ahead(chain: Chain, today: date) -> WorkingCalendar:
+    """Load plain schedules (weekends only) for the years the built-in calendar lacks.
+
+    So that deadlines within the next year are known whatever day the test runs.
+    """
+    for year in (today.year, today.year + 1):
+        if year not in BUILT_IN_YEARS:
+            handlers.load_holiday_schedule(
+                uow=ReviewUnitOfWork(chain.engine), caller=sample_caller("operator", OPERATOR),
+                year=year, holidays=[], makeup_workdays=[], now=datetime.now(UTC))
+    return handlers.working_calendar(uow=ReviewUnitOfWork(chain.engine, write=False))
 
 
 async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
         chain: Chain) -> None:
-    handle = await chain.start_case(accepted_on="2026-09-29", promised=5, legal=20,
-                                    procedures=["expert_review"])
-    case_number = handle.id.removeprefix("approval/")
+    calendar = _know_the_years_ahead(chain, china_date(datetime.now(UTC)))
+    handle = await chain.start_case(promised=5, legal=20, procedures=["expert_review"])
+    case_number = case_of(handle)
     start = pb.StartSpecialProcedureRequest(
         case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_EXPERT_REVIEW,
         note="组织专家评审", request_id=str(uuid.uuid4()))
     extension_id = str(uuid.uuid4())
     extend = pb.ExtendTimeLimitRequest(case_number=case_number, days=5, reason="需现场核查",
                                        request_id=extension_id)
-    async with chain.review.channel(SYSTEM) as channel, \
-            chain.review.channel(FOREIGN_SYSTEM) as foreign_channel:
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
-        foreign = review_pb2_grpc.ReviewServiceStub(foreign_channel)
+    async with routed(chain.review) as stub:
         await open_task_of(chain, case_number, "review")
+        opened = await progress_of(stub, case_number)
         paused = (await stub.StartSpecialProcedure(start, metadata=as_official(REVIEWER))).change
         paused_again = (await stub.StartSpecialProcedure(
             start, metadata=as_official(REVIEWER))).change
-        while_paused = await stub.GetCaseProgress(
-            pb.GetCaseProgressRequest(case_number=case_number), metadata=as_official(REVIEWER))
+        while_paused = await eventually(lambda: progress_of(stub, case_number),
+                                        lambda p: p.sla_state == pb.SLA_STATE_PAUSED)
         refused = {
             "decision while paused": await refusal(
                 decide(stub, REVIEWER, case_number, REVIEW, APPROVE)),
@@ -330,7 +486,7 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
                 pb.StartSpecialProcedureRequest(
                     case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_HEARING,
                     request_id=str(uuid.uuid4())), metadata=as_official(REVIEWER))),
-            "by another department": await refusal(foreign.EndSpecialProcedure(
+            "by another department": await refusal(stub.EndSpecialProcedure(
                 pb.EndSpecialProcedureRequest(
                     case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_EXPERT_REVIEW,
                     request_id=str(uuid.uuid4())), metadata=as_official(FOREIGN_REVIEWER))),
@@ -354,8 +510,9 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
             pb.ExtendTimeLimitRequest(case_number=case_number, days=2, reason="再延",
                                       request_id=str(uuid.uuid4())),
             metadata=as_official(LEADER)))
-        progress = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                              metadata=as_official(LEADER))
+        progress = await eventually(lambda: progress_of(stub, case_number),
+                                    lambda p: "time_limit.extended" in timeline_kinds(p))
+    assert opened.sla_state == pb.SLA_STATE_ON_TIME
     assert paused.sla_state == pb.SLA_STATE_PAUSED
     assert paused_again == paused
     assert (while_paused.sla_state, while_paused.paused_for) == (
@@ -369,34 +526,47 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
         "extension without reason": grpc.StatusCode.INVALID_ARGUMENT,
         "a second extension": grpc.StatusCode.FAILED_PRECONDITION,
     }
-    assert resumed.sla_state != pb.SLA_STATE_PAUSED
+    # Paused and resumed within the day: the case runs on time again, deadlines as before.
+    assert resumed.sla_state == pb.SLA_STATE_ON_TIME
+    assert resumed.deadlines.promised_due_at == opened.deadlines.promised_due_at
     assert extended_again == extended
-    assert _working_days_between(resumed.deadlines.legal_due_at,
-                                 extended.deadlines.legal_due_at) == 5
+
+    def day(stamp: Timestamp) -> date:
+        return china_date(stamp.ToDatetime(tzinfo=UTC))
+
+    assert calendar.working_days_between(day(resumed.deadlines.legal_due_at),
+                                         day(extended.deadlines.legal_due_at)) == 5
     assert extended.deadlines.promised_due_at == resumed.deadlines.promised_due_at
     assert (progress.extension_days, progress.paused_for) == (5, pb.SPECIAL_PROCEDURE_UNSPECIFIED)
+    assert progress.sla_state == pb.SLA_STATE_ON_TIME
+    assert progress.deadlines.legal_due_at == extended.deadlines.legal_due_at
     assert [(d["stage"], d["outcome"], d["official_id"], d["opinion"])
             for d in decisions_of(chain, case_number)] == [
         ("extension", "extend_5", LEADER, "需现场核查")]
+    assert [k for k in timeline_kinds(progress) if k not in ("deadlines.computed",)] == [
+        "chain.started", "clock.paused", "clock.resumed", "sla.on_time", "time_limit.extended"]
+    assert [n.template for n in chain.intake.notices] == [
+        "special_procedure_started", "special_procedure_ended", "time_limit_extended"]
     with chain.engine.connect() as connection:
         actions = [r.action for r in connection.execute(
             select(tables.audit_log).where(
                 tables.audit_log.c.subject == f"case/{case_number}")
             .order_by(tables.audit_log.c.sequence))]
-    assert actions.count("case.start_special_procedure") == 1
-    assert actions.count("case.end_special_procedure") == 1
+    assert actions.count("case.special_procedure_started") == 1
+    assert actions.count("case.special_procedure_ended") == 1
 
 
-async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain) -> None:
+async def test_loading_a_holiday_schedule_recomputes_running_cases(
+        chain_on_dev_server: Chain) -> None:
+    chain = chain_on_dev_server
     # Ten working days from 21 December 2026 run into 2027, which nobody has loaded yet.
     handle = await chain.start_case(accepted_on="2026-12-21", promised=10, legal=20)
-    case_number = handle.id.removeprefix("approval/")
+    case_number = case_of(handle)
     client = chain.client
     async with chain.review.channel("operator") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         await open_task_of(chain, case_number, "review")
-        before = await stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                            metadata=as_official(OPERATOR))
+        before = await progress_of(stub, case_number)
 
         async def listed() -> list[str]:
             return [w.id async for w in client.list_workflows(
@@ -406,10 +576,8 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain)
         loaded = await stub.LoadHolidaySchedule(
             pb.LoadHolidayScheduleRequest(year=2027, holidays=["2027-01-01"]),
             metadata=as_official(OPERATOR))
-        after = await eventually(
-            lambda: stub.GetCaseProgress(pb.GetCaseProgressRequest(case_number=case_number),
-                                         metadata=as_official(OPERATOR)),
-            lambda progress: progress.calendar_gap_year == 0)
+        after = await eventually(lambda: progress_of(stub, case_number),
+                                 lambda progress: progress.calendar_gap_year == 0)
     assert before.calendar_gap_year == 2027
     assert before.deadlines.unknown_year == 2027
     # Provisional: Friday 1 January taken as a working day.
@@ -419,6 +587,16 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(chain: Chain)
     assert after.deadlines.promised_due_at.ToDatetime(tzinfo=UTC) == end_of_day(
         date(2027, 1, 5))
     assert after.deadlines.unknown_year == 0
+    recomputed = after.timeline[-1]
+    assert (recomputed.kind, recomputed.details["reason"]) == (
+        "deadlines.computed", "holiday schedule 2027 loaded")
+    with chain.engine.connect() as connection:
+        review_due = connection.execute(select(tables.tasks.c.due_at).where(
+            tables.tasks.c.case_number == case_number)).scalar_one()
+    # The open task follows the new deadlines.
+    assert review_due > before.deadlines.promised_due_at.ToDatetime(tzinfo=UTC) - timedelta(
+        days=10)
+    assert review_due.astimezone(UTC) <= after.deadlines.promised_due_at.ToDatetime(tzinfo=UTC)
 
 
 async def test_progress_is_read_by_the_cases_department_supervision_and_operators_only(
@@ -468,9 +646,7 @@ async def test_progress_is_read_by_the_cases_department_supervision_and_operator
 async def test_progress_of_an_unknown_case_is_not_found(chain: Chain) -> None:
     async with chain.review.channel() as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
-        code, details = await refusal(stub.GetCaseProgress(
-            pb.GetCaseProgressRequest(case_number="AP-20260101-999999"),
-            metadata=as_official(OPERATOR)))
+        code, details = await refusal(progress_of(stub, "AP-20260101-999999"))
     assert code == grpc.StatusCode.NOT_FOUND
     assert "AP-20260101-999999 is unknown" in details
 
@@ -478,20 +654,24 @@ async def test_progress_of_an_unknown_case_is_not_found(chain: Chain) -> None:
 async def test_without_temporal_the_calls_are_unavailable_and_may_be_repeated(
         backend: str, tmp_path: Path, pki_dir: Path) -> None:
     url = fresh_database_url(backend, "review", tmp_path)
+    request_id = str(uuid.uuid4())
     async with (
         service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
                            temporal_address="127.0.0.1:9") as review,
-        review.channel() as channel,
-        review.channel(SYSTEM) as department,
+        routed(review) as stub,
     ):
-        stub = review_pb2_grpc.ReviewServiceStub(channel)
         load = await refusal(stub.LoadHolidaySchedule(
             pb.LoadHolidayScheduleRequest(year=2027, holidays=["2027-01-01"]),
             metadata=as_official(OPERATOR)))
-        decision = await refusal(decide(review_pb2_grpc.ReviewServiceStub(department), REVIEWER,
-                                        "AP-20260101-000001", REVIEW, APPROVE))
+        decision = await refusal(decide(stub, REVIEWER, "AP-20260101-000001", REVIEW, APPROVE,
+                                        request_id=request_id))
+        repeated = await refusal(decide(stub, REVIEWER, "AP-20260101-000001", REVIEW, APPROVE,
+                                        request_id=request_id))
+        other = await refusal(decide(stub, REVIEWER, "AP-20260101-000001", REVIEW, REFUSE,
+                                     request_id=request_id))
         listed = await stub.ListHolidaySchedules(pb.ListHolidaySchedulesRequest())
-    assert load[0] == decision[0] == grpc.StatusCode.UNAVAILABLE
+    assert load[0] == decision[0] == repeated[0] == grpc.StatusCode.UNAVAILABLE
+    # The decision may have been taken: its id is kept for the same request only.
+    assert other[0] == grpc.StatusCode.ALREADY_EXISTS
     # The schedule was stored before the cases were to be told; loading it again tells them.
     assert 2027 in [s.year for s in listed.schedules]
-

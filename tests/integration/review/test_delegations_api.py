@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 LEADER = "SCJGJ-006"
 DEPUTY = "SCJGJ-007"
+REVIEWER = "SCJGJ-005"
 CLERK = "SCJGJ-001"
 OTHER_LEADER = "ZJJ-006"
 OPERATOR = "ZWFWZX-004"
@@ -159,6 +160,8 @@ async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
         before = await _audit_entries(review)
         cases = {
             "other department": _grant(OTHER_LEADER),
+            "a reviewer": _grant(REVIEWER),
+            "a clerk": _grant(CLERK),
             "self": _grant(LEADER),
             "unknown deputy": _grant("SCJGJ-999"),
             "too long": _grant(starts_in=timedelta(hours=1), lasts=timedelta(days=91)),
@@ -180,6 +183,8 @@ async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
         after = await _audit_entries(review)
     assert outcomes == {
         "other department": grpc.StatusCode.FAILED_PRECONDITION,
+        "a reviewer": grpc.StatusCode.FAILED_PRECONDITION,
+        "a clerk": grpc.StatusCode.FAILED_PRECONDITION,
         "self": grpc.StatusCode.INVALID_ARGUMENT,
         "unknown deputy": grpc.StatusCode.NOT_FOUND,
         "too long": grpc.StatusCode.INVALID_ARGUMENT,
@@ -191,6 +196,8 @@ async def test_a_grant_breaking_the_rules_is_refused_and_nothing_changes(
         "year 2200": grpc.StatusCode.INVALID_ARGUMENT,
     }
     assert "same department" in (errors["other department"].details() or "")
+    # Signing passes only to another leader of the department, never to a reviewer.
+    assert "holds no leader role" in (errors["a reviewer"].details() or "")
     assert field_violations(errors["too long"]) == ["period"]
     assert field_violations(errors["backdated"]) == ["period.valid_from"]
     assert field_violations(errors["no reason"]) == ["reason"]

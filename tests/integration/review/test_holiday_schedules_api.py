@@ -1,4 +1,4 @@
-"""Holiday schedules over gRPC, and the review activities on the same database.
+"""Holiday schedules over gRPC, and the deadlines review counts with them.
 
 The 2027 schedule is made up for the tests: New Year's Day on Friday
 1 January, a Spring Festival week of 8–12 February and a make-up working
@@ -13,16 +13,12 @@ from typing import TYPE_CHECKING
 import grpc
 import pytest
 from sqlalchemy import create_engine, text
-from temporalio.exceptions import ApplicationError
-from temporalio.testing import ActivityEnvironment
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
-from services.review.activities import (
-    DeadlineRequest,
-    OfficialLookup,
-    ReviewActivities,
-)
+from services.review.app import handlers
+from services.review.db.repository import ReviewUnitOfWork
+from services.review.domain.deadlines import CaseDeadlines, case_deadlines, end_of_day
 from tests.support import SAMPLE_AUDIT_ENTRIES, ServiceUnderTest, as_official, field_violations
 
 if TYPE_CHECKING:
@@ -143,45 +139,28 @@ async def test_a_wrong_schedule_is_refused_and_nothing_is_stored(
     assert _holiday_rows(review) == 0
 
 
-async def test_the_deadline_activity_flags_then_uses_a_loaded_year(
+async def test_deadlines_flag_an_unknown_year_then_follow_its_loaded_schedule(
         review: ServiceUnderTest) -> None:
-    hosted = ReviewActivities(review.running.engine)
-    environment = ActivityEnvironment()
-    across_spring_festival = DeadlineRequest(start=date(2027, 2, 5), working_days=5)
-    unknown = await environment.run(hosted.compute_deadline, across_spring_festival)
+    """Deadlines counted on review's calendar: built-in years, then what an operator loaded."""
+
+    def counted(accepted_on: date, days: int) -> CaseDeadlines:
+        calendar = handlers.working_calendar(
+            uow=ReviewUnitOfWork(review.running.engine, write=False))
+        return case_deadlines(calendar, accepted_on=accepted_on, promised_limit_days=days,
+                              legal_limit_days=days, today=accepted_on)
+
+    across_spring_festival = counted(date(2027, 2, 5), 5)
     async with review.channel() as channel:
         await _load_2027(review_pb2_grpc.ReviewServiceStub(channel))
-    known = await environment.run(hosted.compute_deadline, across_spring_festival)
-    makeup = await environment.run(hosted.compute_deadline,
-                                   DeadlineRequest(start=date(2027, 2, 5), working_days=6))
-    new_year = await environment.run(hosted.compute_deadline,
-                                     DeadlineRequest(start=date(2026, 12, 28), working_days=5))
-    assert unknown.due_date is None
-    assert unknown.year_unknown and unknown.unknown_year == 2027
-    assert "2027" in unknown.message
-    assert known.due_date == date(2027, 2, 19)
-    assert not known.year_unknown and known.message == ""
-    assert makeup.due_date == date(2027, 2, 20)
-    assert new_year.due_date == date(2027, 1, 5)
-
-
-async def test_a_negative_deadline_fails_for_good(review: ServiceUnderTest) -> None:
-    hosted = ReviewActivities(review.running.engine)
-    with pytest.raises(ApplicationError) as failed:
-        await ActivityEnvironment().run(
-            hosted.compute_deadline, DeadlineRequest(start=date(2026, 5, 6), working_days=-1))
-    assert failed.value.non_retryable
-    assert failed.value.type == "InvalidArgument"
-
-
-async def test_the_official_roles_activity(review: ServiceUnderTest) -> None:
-    hosted = ReviewActivities(review.running.engine)
-    environment = ActivityEnvironment()
-    leader = await environment.run(hosted.official_roles, OfficialLookup("SCJGJ-006"))
-    with pytest.raises(ApplicationError) as unknown:
-        await environment.run(hosted.official_roles, OfficialLookup("ABC-999"))
-    assert (leader.official_id, leader.department_code, leader.roles) == (
-        "SCJGJ-006", "SCJGJ", ["leader"])
-    assert unknown.value.non_retryable
-    assert unknown.value.type == "NotFound"
-    assert "ABC-999" in str(unknown.value)
+    known = counted(date(2027, 2, 5), 5)
+    makeup = counted(date(2027, 2, 5), 6)
+    new_year = counted(date(2026, 12, 28), 5)
+    # Unknown: Monday to Friday taken as working days, and the year named.
+    assert across_spring_festival.unknown_year == 2027
+    assert across_spring_festival.promised_due_at == end_of_day(date(2027, 2, 12))
+    # Loaded: the festival week does not count, the make-up Saturday does.
+    assert (known.unknown_year, known.promised_due_at) == (0, end_of_day(date(2027, 2, 19)))
+    assert makeup.promised_due_at == end_of_day(date(2027, 2, 20))
+    # 2026 from the built-in calendar, New Year's Day 2027 from the loaded one.
+    assert (new_year.unknown_year, new_year.promised_due_at) == (
+        0, end_of_day(date(2027, 1, 5)))

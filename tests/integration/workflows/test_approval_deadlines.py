@@ -2,31 +2,37 @@
 
 The review database holds a loaded holiday schedule with a holiday on the
 next two weekdays and the Saturday after them worked instead; the workflow
-must turn yellow and red at the ends of the right working days and open an
-escalation for the supervision desk.
+must turn yellow and red at the ends of the right working days, and review
+must keep each change on the case's timeline and open one escalation for
+the supervision desk. The intake side is the workflow tests' stand-in.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
-from sqlalchemy import text
+from sqlalchemy import select
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from kernel.chinatime import china_date
 from kernel.db import make_engine
 from kernel.service import prepare
 from services.review.app import handlers
+from services.review.db import tables
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.main import DEFINITION as REVIEW
-from tests.support import sample_caller
-from tests.unit.workflows.fakes import CHINA, Center, end_of_china_day
+from tests.support import fresh_database_url, sample_caller
+from tests.unit.workflows.fakes import Center, Signers, end_of_china_day
 from workflows import approval_contract as c
 from workflows.approval import ApprovalWorkflow
+
+T = TypeVar("T")
 
 OPERATOR = sample_caller("operator", "ZWFWZX-004")
 
@@ -42,23 +48,36 @@ def _working_days_after(start: date, count: int, holidays: set[date],
     return days
 
 
+async def _until(probe: Callable[[], T], done: Callable[[T], bool], what: str) -> T:
+    """Probe (in a thread: it reads the database) until done, for at most ten seconds."""
+    for _ in range(200):
+        found = await asyncio.to_thread(probe)
+        if done(found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}; last {found!r}")
+
+
 async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
-        time_skipping: WorkflowEnvironment, tmp_path: Path, pki_dir: Path) -> None:
+        time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path,
+        pki_dir: Path) -> None:
     env = time_skipping
-    today = (await env.get_current_time() + CHINA).date()
+    signers = Signers(pki_dir)  # before review loads the keys it trusts
+    today = china_date(await env.get_current_time())
     weekdays = [today + timedelta(n) for n in range(1, 15)
                 if (today + timedelta(n)).weekday() < 5]
     holidays = {weekdays[0], weekdays[1]}
     saturday = next(weekdays[1] + timedelta(n) for n in range(1, 8)
                     if (weekdays[1] + timedelta(n)).weekday() == 5)
-    by_year: dict[int, tuple[list[date], list[date]]] = defaultdict(lambda: ([], []))
+    # This year and the next are both loaded (made up), so no deadline falls in an unknown year.
+    years = {today.year, today.year + 1, saturday.year, *(day.year for day in holidays)}
+    by_year: dict[int, tuple[list[date], list[date]]] = {year: ([], []) for year in years}
     for day in holidays:
         by_year[day.year][0].append(day)
     by_year[saturday.year][1].append(saturday)
-    by_year[today.year]  # the acceptance year is loaded too, so no year is unknown
 
-    settings = REVIEW.settings_type(port=0, database_url=f"sqlite:///{tmp_path / 'r.db'}",
-                                    pki_dir=pki_dir, run_activity_worker=False)
+    settings = REVIEW.settings_type(port=0, pki_dir=pki_dir, run_activity_worker=False,
+                                    database_url=fresh_database_url(backend, "review", tmp_path))
     prepare(REVIEW, settings)
     engine = make_engine(settings.resolved_database_url())
     for year, (year_holidays, year_makeup) in by_year.items():
@@ -70,22 +89,28 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
                     if _working_days_after(today, n, holidays, {saturday})[-1] == saturday)
     expected = _working_days_after(today, promised, holidays, {saturday})
 
-    center = Center()
     case_number = f"AP-{uuid.uuid4().hex[:8]}"
-    case = c.ApprovalInput(
-        case_number=case_number, item_code="012101000001000", item_version=1,
-        item_name="食品经营许可", department_code="SCJGJ", accepted_on=today.isoformat(),
-        accepted_at=await env.get_current_time(), clerk_id="SCJGJ-001",
-        promised_limit_days=promised, legal_limit_days=20)
-    queue = f"workflows-{uuid.uuid4()}"
+    acceptance = signers.acceptance(case_number, accepted_at=await env.get_current_time(),
+                                    promised=promised, legal=20, accepted_on=today)
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+
+    def rows(table: Any) -> list[Any]:
+        with engine.connect() as connection:
+            return list(connection.execute(
+                select(table).where(table.c.case_number == case_number)))
+
+    def kinds() -> list[str]:
+        return [e.kind for e in sorted(rows(tables.case_events), key=lambda e: e.sequence)]
+
     async with (
-        Worker(env.client, task_queue=queue, workflows=[ApprovalWorkflow]),
-        Worker(env.client, task_queue=c.REVIEW_QUEUE,
+        Worker(env.client, task_queue=f"{prefix}workflows", workflows=[ApprovalWorkflow]),
+        Worker(env.client, task_queue=f"{prefix}review",
                activities=list(REVIEW.activities(engine, settings))),
-        Worker(env.client, task_queue=c.INTAKE_QUEUE, activities=center.intake_activities),
+        Worker(env.client, task_queue=f"{prefix}intake", activities=Center().of("intake")),
     ):
         handle = await env.client.start_workflow(
-            ApprovalWorkflow.run, case, id=c.workflow_id(case_number), task_queue=queue)
+            ApprovalWorkflow.run, c.ApprovalInput(acceptance), id=c.workflow_id(case_number),
+            task_queue=f"{prefix}workflows")
 
         async def status() -> c.ApprovalStatus:
             result: c.ApprovalStatus = await handle.query(c.STATUS, result_type=c.ApprovalStatus)
@@ -104,16 +129,20 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
 
         before_yellow = await at(deadlines.warning_at - timedelta(minutes=1))
         yellow = await at(deadlines.warning_at + timedelta(minutes=1))
+        yellow_kinds = await _until(kinds, lambda k: "sla.warning" in k, "yellow recorded")
         before_red = await at(deadlines.promised_due_at - timedelta(minutes=1))
         red = await at(deadlines.promised_due_at + timedelta(minutes=1))
-        for _ in range(100):
-            if "escalated" in center.event_kinds():
-                break
-            await asyncio.sleep(0.05)
+        red_kinds = await _until(kinds, lambda k: "escalated" in k, "escalation recorded")
+        # A day later the case is still red, and still escalated once.
+        await at(deadlines.promised_due_at + timedelta(days=1))
+        later = await status()
         await handle.terminate("test over")
+    escalations = rows(tables.escalations)
+    [progress] = rows(tables.case_progress)
+    final_kinds = kinds()
     with engine.connect() as connection:
-        escalations = connection.execute(text(
-            "SELECT case_number, kind FROM escalations")).all()
+        opened = [r for r in connection.execute(select(tables.audit_log))
+                  if r.action == "escalation.opened"]
     engine.dispose()
 
     assert deadlines.unknown_year == 0
@@ -123,4 +152,13 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
     assert not holidays & set(expected)
     assert (before_yellow.sla_state, yellow.sla_state) == (c.SlaState.ON_TIME, c.SlaState.WARNING)
     assert (before_red.sla_state, red.sla_state) == (c.SlaState.WARNING, c.SlaState.BREACHED)
-    assert [tuple(row) for row in escalations] == [(case_number, "promised_breach")]
+    assert later.sla_state == c.SlaState.BREACHED
+    assert "sla.breached" not in yellow_kinds
+    assert red_kinds[:2] == ["chain.started", "deadlines.computed"]
+    assert [k for k in final_kinds if k.startswith("sla.") or k == "escalated"] == [
+        "sla.warning", "escalated", "sla.breached"]
+    assert [(e.kind, e.stage, e.department_code, e.due_at, e.closed_at)
+            for e in escalations] == [
+        ("promised_breach", "review", "SCJGJ", deadlines.promised_due_at, None)]
+    assert (progress.sla_state, progress.stage) == ("breached", "review")
+    assert len(opened) == 1

@@ -54,6 +54,13 @@ def test_a_deputy_of_another_department_is_refused() -> None:
         _grant(deputy=OTHER_LEADER)
 
 
+@pytest.mark.parametrize("deputy", [
+    Official("SCJGJ-003", "己", "SCJGJ", frozenset({"reviewer"})), CLERK])
+def test_signing_is_delegated_only_to_another_leader(deputy: Official) -> None:
+    with pytest.raises(FailedPrecondition, match="holds no leader role"):
+        _grant(deputy=deputy)
+
+
 def test_a_leader_cannot_be_their_own_deputy() -> None:
     with pytest.raises(InvalidArgument) as refused:
         _grant(deputy=LEADER)

@@ -21,11 +21,12 @@ from services.review.domain.tasks import (
 NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
 REVIEWER = Official("SCJGJ-003", "甲", "SCJGJ", frozenset({"reviewer"}))
 OTHER_REVIEWER = Official("SCJGJ-004", "乙", "SCJGJ", frozenset({"reviewer"}))
-DEPUTY = Official("SCJGJ-005", "丙", "SCJGJ", frozenset({"reviewer"}))
+#: The department's other leader: a deputy holds the leader role itself.
+DEPUTY = Official("SCJGJ-007", "丙", "SCJGJ", frozenset({"leader"}))
 LEADER = Official("SCJGJ-006", "丁", "SCJGJ", frozenset({"leader"}))
 SEALER = Official("ZWFWZX-001", "戊", "ZWFWZX", frozenset({"seal_custodian"}))
 SUPERVISOR = Official("JJZ-001", "己", "JJZ", frozenset({"supervisor"}))
-DELEGATION = Delegation(leader_id="SCJGJ-006", deputy_id="SCJGJ-005", department_code="SCJGJ",
+DELEGATION = Delegation(leader_id="SCJGJ-006", deputy_id="SCJGJ-007", department_code="SCJGJ",
                         valid_from=NOW - timedelta(hours=1), valid_until=NOW + timedelta(days=1),
                         reason="出差", granted_at=NOW - timedelta(hours=1), id=7)
 REVIEW_TASK = Task(case_number="AP-1", stage="review", department_code="SCJGJ", role="reviewer",
@@ -43,9 +44,9 @@ def test_a_seal_custodian_sees_the_centers_seal_tasks() -> None:
     assert scope.pairs == {("ZWFWZX", "seal")}
 
 
-def test_a_deputy_under_a_delegation_also_sees_the_leaders_sign_tasks() -> None:
+def test_a_deputy_under_a_delegation_sees_the_sign_tasks_of_the_department() -> None:
     scope = inbox_scope(DEPUTY, department_code="", stage="", delegations_in_force=[DELEGATION])
-    assert scope.pairs == {("SCJGJ", "review"), ("SCJGJ", "sign")}
+    assert scope.pairs == {("SCJGJ", "sign")}
 
 
 def test_a_supervisor_reads_any_department() -> None:
@@ -78,6 +79,14 @@ def test_a_delegation_gives_no_other_role_than_the_leaders() -> None:
     capacity = acting_capacity(SUPERVISOR, role="reviewer", delegations_in_force=[DELEGATION])
     assert capacity.on_behalf_of == ""
     assert "reviewer" not in capacity.roles
+
+
+def test_a_delegation_to_one_without_the_leader_role_gives_no_signature() -> None:
+    # Such a delegation is refused when granted; one in the data still confers nothing.
+    to_reviewer = replace(DELEGATION, deputy_id=REVIEWER.id)
+    capacity = acting_capacity(REVIEWER, role="leader", delegations_in_force=[to_reviewer])
+    assert (capacity.on_behalf_of, capacity.delegation_id) == ("", 0)
+    assert "leader" not in capacity.roles
 
 
 def test_a_claim_takes_an_unclaimed_task() -> None:
@@ -119,9 +128,9 @@ def test_a_claim_needs_the_tasks_role_and_department() -> None:
 def test_someone_who_already_acted_on_the_case_cannot_claim_it() -> None:
     sign_task = replace(REVIEW_TASK, stage="sign", role="leader")
     capacity = acting_capacity(DEPUTY, role="leader", delegations_in_force=[DELEGATION])
-    # The deputy reviewed the case: signing it too, even for the leader, is acting twice.
+    # The deputy acted on the case already: signing it too, even for the leader, is twice.
     with pytest.raises(PermissionDenied, match="acts once"):
-        claim(sign_task, capacity, now=NOW, earlier_deciders=["SCJGJ-005"])
+        claim(sign_task, capacity, now=NOW, earlier_deciders=["SCJGJ-007"])
     # Nor may a deputy sign for a leader who already acted on the case.
     with pytest.raises(PermissionDenied, match="acts once"):
         claim(sign_task, capacity, now=NOW, earlier_deciders=["SCJGJ-006"])

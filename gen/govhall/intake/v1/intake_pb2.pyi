@@ -1555,6 +1555,7 @@ class VerifyDecisionResponse(_message.Message):
     REVOCATION_REASON_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     EXPLANATION_FIELD_NUMBER: _builtins.int
+    STORED_COPY_ALTERED_FIELD_NUMBER: _builtins.int
     result: Global___VerificationResult.ValueType
     """The verdict."""
     certificate_number: _builtins.str
@@ -1567,6 +1568,10 @@ class VerifyDecisionResponse(_message.Message):
     """For a revoked decision: why."""
     explanation: _builtins.str
     """The verdict in words."""
+    stored_copy_altered: _builtins.bool
+    """True when the signature holds but the center's stored copy of the
+    document differs from it: the database was edited, not the document.
+    """
     @_builtins.property
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """For a revoked decision: when."""
@@ -1581,10 +1586,11 @@ class VerifyDecisionResponse(_message.Message):
         revocation_reason: _builtins.str = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         explanation: _builtins.str = ...,
+        stored_copy_altered: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["revoked_at", b"revoked_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "explanation", b"explanation", "key_id", b"key_id", "result", b"result", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "certificate_number", b"certificate_number", "explanation", b"explanation", "key_id", b"key_id", "result", b"result", "revocation_reason", b"revocation_reason", "revoked_at", b"revoked_at", "stored_copy_altered", b"stored_copy_altered"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1663,16 +1669,23 @@ class GetDecisionRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    VERIFICATION_CODE_FIELD_NUMBER: _builtins.int
     certificate_number: _builtins.str
     """The certificate number."""
+    verification_code: _builtins.str
+    """The verification code printed on the decision document; needed unless
+    the acting official belongs to the deciding department, supervision or
+    the center's operators.
+    """
     def __init__(
         self,
         *,
         certificate_number: _builtins.str = ...,
+        verification_code: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number", "verification_code", b"verification_code"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1680,27 +1693,103 @@ Global___GetDecisionRequest: _TypeAlias = GetDecisionRequest  # noqa: Y015
 
 @_typing.final
 class GetDecisionResponse(_message.Message):
-    """GetDecisionResponse carries the sealed decision."""
+    """GetDecisionResponse carries the sealed decision, or its public view."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
     DECISION_FIELD_NUMBER: _builtins.int
+    PUBLIC_DECISION_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def decision(self) -> Global___SealedDecision:
-        """The decision."""
+        """The decision, for officials of the deciding department, supervision and
+        operators; unset in the public view.
+        """
+
+    @_builtins.property
+    def public_decision(self) -> Global___PublicDecision:
+        """What anyone with the verification code may read: no natural person's
+        personal data; unset when decision is set.
+        """
 
     def __init__(
         self,
         *,
         decision: Global___SealedDecision | None = ...,
+        public_decision: Global___PublicDecision | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "public_decision", b"public_decision"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision", "public_decision", b"public_decision"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDecisionResponse: _TypeAlias = GetDecisionResponse  # noqa: Y015
+
+@_typing.final
+class PublicDecision(_message.Message):
+    """PublicDecision is a sealed decision as the public may read it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    ITEM_NAME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    HOLDER_FIELD_NUMBER: _builtins.int
+    DECIDED_AT_FIELD_NUMBER: _builtins.int
+    ISSUED_AT_FIELD_NUMBER: _builtins.int
+    REVOKED_FIELD_NUMBER: _builtins.int
+    REVOCATION_REASON_FIELD_NUMBER: _builtins.int
+    DOCUMENT_SHA256_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    certificate_number: _builtins.str
+    """The certificate number."""
+    item_code: _builtins.str
+    """The approval item's code."""
+    item_name: _builtins.str
+    """The approval item's name."""
+    department_code: _builtins.str
+    """The code of the department that decided."""
+    decision: Global___DecisionOutcome.ValueType
+    """What was decided."""
+    holder: _builtins.str
+    """The holder: a legal person's name, or a natural person's masked."""
+    decided_at: _builtins.str
+    """When the decision was taken (the leader's signature), ISO 8601 UTC."""
+    issued_at: _builtins.str
+    """When it was sealed, ISO 8601 UTC."""
+    revoked: _builtins.bool
+    """Whether it was revoked."""
+    revocation_reason: _builtins.str
+    """Why it was revoked."""
+    document_sha256: _builtins.str
+    """The SHA-256 of the sealed document, hex, to compare with a copy."""
+    key_id: _builtins.str
+    """The id of the seal key that signed it."""
+    def __init__(
+        self,
+        *,
+        certificate_number: _builtins.str = ...,
+        item_code: _builtins.str = ...,
+        item_name: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        decision: Global___DecisionOutcome.ValueType = ...,
+        holder: _builtins.str = ...,
+        decided_at: _builtins.str = ...,
+        issued_at: _builtins.str = ...,
+        revoked: _builtins.bool = ...,
+        revocation_reason: _builtins.str = ...,
+        document_sha256: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["certificate_number", b"certificate_number", "decided_at", b"decided_at", "decision", b"decision", "department_code", b"department_code", "document_sha256", b"document_sha256", "holder", b"holder", "issued_at", b"issued_at", "item_code", b"item_code", "item_name", b"item_name", "key_id", b"key_id", "revocation_reason", b"revocation_reason", "revoked", b"revoked"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublicDecision: _TypeAlias = PublicDecision  # noqa: Y015
 
 @_typing.final
 class RevokeDecisionRequest(_message.Message):

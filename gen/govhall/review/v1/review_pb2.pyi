@@ -1708,6 +1708,7 @@ class GetCaseProgressResponse(_message.Message):
     CERTIFICATE_NUMBER_FIELD_NUMBER: _builtins.int
     OUTCOME_FIELD_NUMBER: _builtins.int
     CALENDAR_GAP_YEAR_FIELD_NUMBER: _builtins.int
+    TIMELINE_FIELD_NUMBER: _builtins.int
     case_number: _builtins.str
     """The case's number."""
     item_code: _builtins.str
@@ -1745,6 +1746,12 @@ class GetCaseProgressResponse(_message.Message):
     def decisions(self) -> _containers.RepeatedCompositeFieldContainer[Global___CaseDecision]:
         """The decisions recorded so far, in order."""
 
+    @_builtins.property
+    def timeline(self) -> _containers.RepeatedCompositeFieldContainer[Global___ChainEvent]:
+        """Every step of the case through the chain, in the order review recorded
+        them: opening, deadlines, decisions, SLA changes, escalations.
+        """
+
     def __init__(
         self,
         *,
@@ -1761,11 +1768,82 @@ class GetCaseProgressResponse(_message.Message):
         certificate_number: _builtins.str = ...,
         outcome: _builtins.str = ...,
         calendar_gap_year: _builtins.int = ...,
+        timeline: _abc.Iterable[Global___ChainEvent] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["deadlines", b"deadlines"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar_gap_year", b"calendar_gap_year", "case_number", b"case_number", "certificate_number", b"certificate_number", "deadlines", b"deadlines", "decisions", b"decisions", "department_code", b"department_code", "extension_days", b"extension_days", "item_code", b"item_code", "outcome", b"outcome", "paused_for", b"paused_for", "sla_state", b"sla_state", "stage", b"stage", "waiting_for", b"waiting_for"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["calendar_gap_year", b"calendar_gap_year", "case_number", b"case_number", "certificate_number", b"certificate_number", "deadlines", b"deadlines", "decisions", b"decisions", "department_code", b"department_code", "extension_days", b"extension_days", "item_code", b"item_code", "outcome", b"outcome", "paused_for", b"paused_for", "sla_state", b"sla_state", "stage", b"stage", "timeline", b"timeline", "waiting_for", b"waiting_for"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetCaseProgressResponse: _TypeAlias = GetCaseProgressResponse  # noqa: Y015
+
+@_typing.final
+class ChainEvent(_message.Message):
+    """ChainEvent is one step of a case through the chain, as review recorded it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DetailsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    SLA_STATE_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """Unique within the case."""
+    kind: _builtins.str
+    """What happened, for example "review.decided", "sla.warning" or "escalated"."""
+    stage: Global___ApprovalStage.ValueType
+    """The stage of the chain it happened at."""
+    official_id: _builtins.str
+    """The official who acted; empty when the chain itself did."""
+    sla_state: Global___SlaState.ValueType
+    """The case's SLA state after it; SLA_STATE_UNSPECIFIED when not known."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Identifiers and codes that go with it (no personal data)."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        stage: Global___ApprovalStage.ValueType = ...,
+        official_id: _builtins.str = ...,
+        details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        sla_state: Global___SlaState.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "details", b"details", "event_id", b"event_id", "kind", b"kind", "official_id", b"official_id", "sla_state", b"sla_state", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ChainEvent: _TypeAlias = ChainEvent  # noqa: Y015

@@ -1,0 +1,217 @@
+"""The one way a service speaks to its workflows through Temporal.
+
+Starting, updating, querying and signalling go through ``WorkflowGateway``,
+which turns every answer Temporal can give into a kernel error, so the gRPC
+status a caller gets is the same from every service:
+
+- a refusal by a workflow (an ``ApplicationError`` whose ``type`` names a
+  status: FailedPrecondition, PermissionDenied, InvalidArgument, NotFound,
+  AlreadyExists), also when an activity inside the update raised it, becomes
+  that error;
+- an unknown workflow is NOT_FOUND, a finished one FAILED_PRECONDITION;
+- Temporal out of reach, slow or overloaded is UNAVAILABLE, and the caller
+  may send the same request again (updates carry ids made of the caller's
+  request id, so a repeat is answered with the first result).
+
+The client is made on first use, so a service starts and serves reads while
+Temporal is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+import structlog
+from temporalio.client import (
+    Client,
+    RPCError,
+    RPCTimeoutOrCancelledError,
+    WorkflowExecutionStatus,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCStatusCode
+
+from kernel import errors
+
+log = structlog.get_logger("govhall.workflows")
+
+T = TypeVar("T")
+
+#: Refusal types workflows (and the activities inside their updates) raise.
+REFUSALS: dict[str, type[errors.GovhallError]] = {
+    "FailedPrecondition": errors.FailedPrecondition,
+    "PermissionDenied": errors.PermissionDenied,
+    "InvalidArgument": errors.InvalidArgument,
+    "NotFound": errors.NotFound,
+    "AlreadyExists": errors.AlreadyExists,
+}
+
+#: Statuses meaning Temporal could not be asked now, not that the request is wrong.
+OUTAGES = (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED,
+           RPCStatusCode.RESOURCE_EXHAUSTED, RPCStatusCode.CANCELLED, RPCStatusCode.ABORTED,
+           RPCStatusCode.UNKNOWN)
+
+
+class WorkflowsUnavailable(errors.Unavailable):
+    """Temporal could not be reached or did not answer in time; the call may be retried."""
+
+
+def refusal_of(failure: BaseException | None) -> errors.GovhallError | None:
+    """The kernel error a workflow's failure stands for: the first refusal in its causes."""
+    seen = 0
+    while failure is not None and seen < 10:
+        if isinstance(failure, ApplicationError) and failure.type in REFUSALS:
+            return REFUSALS[failure.type](failure.message)
+        failure = failure.__cause__
+        seen += 1
+    return None
+
+
+class WorkflowGateway:
+    """Starts, updates, queries and signals workflows over one lazily made client."""
+
+    def __init__(self, connect: Callable[[], Awaitable[Client]], *,
+                 call_timeout: timedelta = timedelta(seconds=10)) -> None:
+        self._connect = connect
+        self._call_timeout = call_timeout.total_seconds()
+        self._client: Client | None = None
+        self._connecting = asyncio.Lock()
+
+    async def client(self) -> Client:
+        if self._client is None:
+            async with self._connecting:
+                if self._client is None:
+                    try:
+                        async with asyncio.timeout(self._call_timeout):
+                            self._client = await self._connect()
+                    except Exception as error:  # the SDK raises RuntimeError and others
+                        raise WorkflowsUnavailable(
+                            "the workflow service (Temporal) cannot be reached now: "
+                            "try again later") from error
+        return self._client
+
+    async def handle(self, workflow_id: str) -> WorkflowHandle[Any, Any]:
+        return (await self.client()).get_workflow_handle(workflow_id)
+
+    async def start(self, workflow: str, argument: Any, *, workflow_id: str, task_queue: str,
+                    search_attributes: TypedSearchAttributes, summary: str,
+                    answer_within: float | None = None) -> bool:
+        """Start the workflow unless it runs or ran already; True if this call started it.
+
+        ``answer_within`` (seconds) bounds this call when less than the gateway's own.
+        """
+        client = await self.client()
+        limit = min(answer_within or self._call_timeout, self._call_timeout)
+        try:
+            async with asyncio.timeout(limit):
+                await client.start_workflow(
+                    workflow, argument, id=workflow_id, task_queue=task_queue,
+                    search_attributes=search_attributes, static_summary=summary,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+        except WorkflowAlreadyStartedError:
+            log.info("workflow.already_ran", workflow_id=workflow_id)
+            return False
+        except (TimeoutError, RPCTimeoutOrCancelledError) as error:
+            raise WorkflowsUnavailable(
+                f"the workflow {workflow_id} could not be started now: try again later") \
+                from error
+        except RPCError as error:
+            if error.status in OUTAGES:
+                raise WorkflowsUnavailable(
+                    f"the workflow {workflow_id} could not be started now "
+                    f"({error.status.name}): try again later") from error
+            raise
+        return True
+
+    async def update(self, workflow_id: str, name: str, argument: Any, *, update_id: str,
+                     result_type: type[T]) -> T:
+        handle = await self.handle(workflow_id)
+        result: T = await self._call(workflow_id, handle.execute_update(
+            name, argument, id=update_id, result_type=result_type))
+        return result
+
+    async def query(self, workflow_id: str, name: str, *, result_type: type[T]) -> T:
+        handle = await self.handle(workflow_id)
+        result: T = await self._call(workflow_id, handle.query(name, result_type=result_type))
+        return result
+
+    async def signal_all(self, query: str, name: str, argument: Any) -> int:
+        """Signal every workflow ``query`` lists; how many were signalled."""
+        client = await self.client()
+        signalled = 0
+        try:
+            async with asyncio.timeout(self._call_timeout * 3):
+                async for execution in client.list_workflows(query, page_size=200):
+                    handle = client.get_workflow_handle(execution.id, run_id=execution.run_id)
+                    try:
+                        await handle.signal(name, argument)
+                    except RPCError as error:
+                        if error.status != RPCStatusCode.NOT_FOUND:
+                            raise
+                        continue  # it finished since it was listed
+                    signalled += 1
+        except (TimeoutError, RPCTimeoutOrCancelledError) as error:
+            raise WorkflowsUnavailable(
+                f"signalled {signalled} workflows, then the workflow service stopped "
+                "answering: send the request again to reach the rest") from error
+        except RPCError as error:
+            if error.status in OUTAGES:
+                raise WorkflowsUnavailable(
+                    f"signalled {signalled} workflows, then the workflow service stopped "
+                    "answering: send the request again to reach the rest") from error
+            raise
+        return signalled
+
+    async def _call(self, workflow_id: str, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                return await call
+        except WorkflowUpdateFailedError as failure:
+            refusal = refusal_of(failure.cause)
+            if refusal is not None:
+                raise refusal from failure
+            log.warning("workflow.update_failed", workflow_id=workflow_id,
+                        cause=type(failure.cause).__name__ if failure.cause else "")
+            raise errors.FailedPrecondition(
+                f"the workflow {workflow_id} did not take the change") from failure
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError,
+                RPCTimeoutOrCancelledError) as error:
+            raise WorkflowsUnavailable(
+                f"the workflow {workflow_id} did not answer in time: send the same request "
+                "again (with the same request id) later") from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                raise await self._gone(workflow_id) from error
+            if error.status in OUTAGES:
+                raise WorkflowsUnavailable(
+                    f"the workflow service did not take the call for {workflow_id}: "
+                    "try again later") from error
+            raise
+
+    async def _gone(self, workflow_id: str) -> errors.GovhallError:
+        """NOT_FOUND from a call: the workflow is unknown, or it has finished."""
+        handle = await self.handle(workflow_id)
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                description = await handle.describe()
+        except RPCError as described:
+            if described.status == RPCStatusCode.NOT_FOUND:
+                return errors.NotFound(f"{workflow_id} is unknown")
+            return WorkflowsUnavailable(f"{workflow_id} cannot be looked up now: try again")
+        except TimeoutError:
+            return WorkflowsUnavailable(f"{workflow_id} cannot be looked up now: try again")
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return errors.FailedPrecondition(f"{workflow_id} is finished")
+        return errors.FailedPrecondition(f"{workflow_id} did not take the change; try again")

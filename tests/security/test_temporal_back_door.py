@@ -1,0 +1,177 @@
+"""Temporal is a transport, not a source of authority: attacks through a bare Temporal client.
+
+The intake and review services and the workflows worker run as the runner
+runs them (tests/e2e/suite.py). The attacker holds no client certificate of
+the center and no service's signing key; it reaches the Temporal frontend
+only, like anyone on the network of the cluster could. It tries to
+
+- decide a real case by sending ``decide`` updates itself: officials that do
+  not exist, statements signed with its own key, a real-looking statement of
+  review whose body it edited;
+- seal a case still at review by running a workflow of its own that calls
+  intake's seal activity, and record a decision by calling review's.
+
+Every attempt is refused, nothing is sealed or recorded, the case goes on as
+if nothing happened, and the services keep a violation in their audit log
+for what reached them.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from kernel.signing import service_signer
+from tests.e2e.suite import (
+    REVIEW,
+    SIGN,
+    ChainProcesses,
+    decide_until_done,
+    start_chain,
+    submit,
+    until_quiet,
+)
+from tests.security.rogue import RogueRecord, RogueSeal
+from tests.unit.workflows.fakes import LEADER, REVIEWER, SEALER, Official, Signers
+from workflows import approval_contract as c
+
+pytestmark = pytest.mark.e2e
+
+SECONDS = 90
+
+
+@pytest.fixture(scope="module")
+async def chain(tmp_path_factory: pytest.TempPathFactory,
+                temporal_dev_server: WorkflowEnvironment) -> AsyncIterator[ChainProcesses]:
+    processes = await start_chain(tmp_path_factory.mktemp("back-door"),
+                                  temporal=temporal_dev_server.client)
+    try:
+        yield processes
+    finally:
+        await processes.close()
+
+
+def _count(processes: ChainProcesses, service: str, sql: str, **values: str) -> int:
+    engine = processes.read_only(service)
+    try:
+        with engine.connect() as connection:
+            return int(connection.execute(text(sql), values).scalar_one())
+    finally:
+        engine.dispose()
+
+
+def _violations(processes: ChainProcesses, service: str, case_number: str) -> list[str]:
+    engine = processes.read_only(service)
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT action, details FROM audit_log WHERE action LIKE 'violation.%' "
+                "AND subject = :subject"), {"subject": f"case/{case_number}"})
+            return [f"{action} {json.loads(details).get('what', '')}" for action, details in rows]
+    finally:
+        engine.dispose()
+
+
+def _attacker(tmp: Path) -> Signers:
+    """Signing keys the attacker made: named review and intake, published nowhere the
+    services look."""
+    return Signers(tmp / "attacker-pki")
+
+
+async def test_forged_decision_updates_are_refused_and_the_case_goes_on(
+        chain: ChainProcesses, tmp_path: Path) -> None:
+    deadline = time.monotonic() + SECONDS
+    await chain.ensure_running(deadline)
+    case_number = await submit(chain)
+    await until_quiet(chain, case_number, deadline)
+    client = await chain.client()
+    handle = client.get_workflow_handle(c.workflow_id(case_number))
+    attacker = _attacker(tmp_path)
+    nobody = Official("SCJGJ-999", "SCJGJ", ("reviewer", "leader", "seal_custodian"))
+    # A statement review really signed, taken from somewhere, its official changed.
+    genuine_key = service_signer(chain.pki_dir, "review")
+    edited = attacker.decision(case_number, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE,
+                               signer=genuine_key)
+    edited = replace(edited, statement=replace(
+        edited.statement, body={**edited.statement.body, "official_id": "SCJGJ-999"}))
+    attempts = {
+        "a made-up official, the attacker's key": attacker.decision(
+            case_number, nobody, c.Stage.REVIEW, c.Outcome.APPROVE),
+        "a real official, the attacker's key": attacker.decision(
+            case_number, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE),
+        "review's statement, edited": edited,
+        "no signature at all": c.Decision(c.SignedStatement(
+            {"kind": "decision", "case_number": case_number}, "review", "", "")),
+    }
+    refusals = {}
+    for what, decision in attempts.items():
+        with pytest.raises(WorkflowUpdateFailedError) as failure:
+            await handle.execute_update(c.DECIDE, decision)
+        assert isinstance(failure.value.cause, ApplicationError), what
+        refusals[what] = failure.value.cause.type
+    status = await handle.query(c.STATUS, result_type=c.ApprovalStatus)
+    assert set(refusals.values()) <= {"PermissionDenied", "InvalidArgument"}, refusals
+    assert refusals["a real official, the attacker's key"] == "PermissionDenied"
+    assert (status.stage, status.decisions) == (c.Stage.REVIEW, [])
+    assert _count(chain, "review", "SELECT count(*) FROM decisions WHERE case_number = :c",
+                  c=case_number) == 0
+    # The case goes on through the real chain.
+    reviewed = await decide_until_done(chain, case_number, REVIEW, str(uuid.uuid4()), deadline)
+    assert reviewed.response.receipt.next_stage == SIGN
+
+
+async def test_a_rogue_workflow_cannot_seal_or_record(
+        chain: ChainProcesses, tmp_path: Path) -> None:
+    deadline = time.monotonic() + SECONDS
+    await chain.ensure_running(deadline)
+    case_number = await submit(chain)
+    await until_quiet(chain, case_number, deadline)
+    client = await chain.client()
+    attacker = _attacker(tmp_path)
+    made_up = [attacker.decision(case_number, who, stage, outcome)
+               for who, stage, outcome in ((REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE),
+                                           (LEADER, c.Stage.SIGN, c.Outcome.APPROVE),
+                                           (SEALER, c.Stage.SEAL, c.Outcome.SEAL))]
+    taken = [c.DecisionTaken(c.StatementFacts.read(d.statement.body).stage,
+                             c.StatementFacts.read(d.statement.body).outcome,
+                             c.StatementFacts.read(d.statement.body).official_id, "", "",
+                             "attacker", datetime.now(UTC), d.statement, d.opinion,
+                             d.legal_basis) for d in made_up]
+    queue = f"rogue-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=queue, workflows=[RogueSeal, RogueRecord]):
+        with pytest.raises(WorkflowFailureError) as sealing:
+            await client.execute_workflow(
+                RogueSeal.run, c.SealRequest(case_number, taken), id=f"rogue-seal-{queue}",
+                task_queue=queue)
+        with pytest.raises(WorkflowFailureError) as recording:
+            await client.execute_workflow(
+                RogueRecord.run, c.Transition(case_number, taken[0], c.Stage.SIGN, "SCJGJ",
+                                              "leader"),
+                id=f"rogue-record-{queue}", task_queue=queue)
+    for failure in (sealing.value, recording.value):
+        assert isinstance(failure.cause, ActivityError)
+        assert isinstance(failure.cause.cause, ApplicationError)
+        assert failure.cause.cause.type == "PermissionDenied"
+    assert _count(chain, "intake", "SELECT count(*) FROM sealed_decisions WHERE case_number = :c",
+                  c=case_number) == 0
+    assert _count(chain, "review", "SELECT count(*) FROM decisions WHERE case_number = :c",
+                  c=case_number) == 0
+    assert _violations(chain, "intake", case_number) == ["violation.refused_seal statements"]
+    assert _violations(chain, "review", case_number) == ["violation.refused_statement decision"]
+    handle = client.get_workflow_handle(c.workflow_id(case_number))
+    status = await handle.query(c.STATUS, result_type=c.ApprovalStatus)
+    assert status.stage == c.Stage.REVIEW
+
+
