@@ -647,6 +647,12 @@ async def test_a_nul_in_a_decision_opinion_is_refused_and_the_case_goes_on(
             outcome=review_pb2.DECISION_OUTCOME_APPROVE, opinion="同意",
             request_id=str(uuid.uuid4())), metadata=as_official("SCJGJ-003"), timeout=30)
     assert decided.receipt.next_stage == review_pb2.APPROVAL_STAGE_SIGN
+    # The workflow records the decision in review after it answered (review.record_transition).
+    deadline = asyncio.get_running_loop().time() + 20
+    while not await asyncio.to_thread(decisions):
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"the review decision of {case_number} is not recorded after 20 s")
+        await asyncio.sleep(0.05)
     assert decisions() == [("review", "同意")]
 
 

@@ -16,10 +16,12 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import select
+from sqlalchemy import insert, select
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from kernel.pki import client_pair, issue
+from kernel.systems import CallingSystem, DepartmentRole, RegistryUnitOfWork
 from services.review.app import chain
 from services.review.db import tables
 from services.review.db.repository import ReviewUnitOfWork
@@ -42,6 +44,7 @@ OPERATOR = "ZWFWZX-004"
 TRADING_OFFICER = "ZWFWZX-007"
 #: SCJGJ's own system: its reviewers and leaders call through it.
 SCJGJ = "department-system-scjgj"
+REVIEW_SERVICE = pb.DESCRIPTOR.services_by_name["ReviewService"].full_name
 ITEM = "012101000001000"
 DUE = datetime(2026, 12, 1, 15, 59, 59, tzinfo=UTC)
 CASE_A, CASE_B, CASE_C, CASE_D, CASE_E, CASE_F = (f"AP-20261126-{n:06d}" for n in range(1, 7))
@@ -61,8 +64,7 @@ def routed(review: ServiceUnderTest) -> Any:
     """Review's stub whose calls go through the system each official acts through (SCJGJ's
     for its reviewers and leaders, the center's seal system, supervision's, the console)."""
     return routed_stub(review, review_pb2_grpc.ReviewServiceStub,
-                       pb.DESCRIPTOR.services_by_name["ReviewService"].full_name,
-                       default_system=SCJGJ)
+                       REVIEW_SERVICE, default_system=SCJGJ)
 
 
 def _open_tasks(review: ServiceUnderTest) -> None:
@@ -336,3 +338,48 @@ async def test_supervisors_and_operators_list_escalations(
     assert everything.escalations[0].stage == pb.APPROVAL_STAGE_REVIEW
     assert everything.escalations[0].due_at.ToDatetime(tzinfo=UTC) == DUE
     assert reviewer == trading_officer == grpc.StatusCode.PERMISSION_DENIED
+
+
+async def test_a_deputy_signs_only_through_a_system_that_speaks_for_leaders(
+        review: ServiceUnderTest) -> None:
+    """A leader's signature held by delegation goes only through a system that may speak for
+    leaders of the department: through a system of its reviewers only, a deputy who is both
+    reviewer and leader acts as a reviewer, delegation or not."""
+    _open_tasks(review)
+    both = "SCJGJ-099"
+    with review.running.engine.begin() as connection:
+        connection.execute(insert(tables.officials), [{
+            "id": both, "name": "审批科长", "department_code": "SCJGJ",
+            "roles": json.dumps(["reviewer", "leader"])}])
+    reviewers_only = "scjgj-review-desk"
+    pair = client_pair(review.pki_dir, reviewers_only)
+    if not pair.cert.exists():
+        issue(review.pki_dir, pair, common_name=reviewers_only, server=False)
+    with RegistryUnitOfWork(review.running.engine) as uow:
+        uow.systems.put(CallingSystem(
+            reviewers_only, rpcs=frozenset({f"{REVIEW_SERVICE}/ListInbox",
+                                            f"{REVIEW_SERVICE}/ClaimTask"}),
+            speaks_for=frozenset({DepartmentRole("SCJGJ", "reviewer")})),
+            at=datetime.now(UTC), by=OPERATOR)
+        uow.commit()
+    review.running.registry.invalidate()
+    async with review.channel(SCJGJ) as channel:
+        await review_pb2_grpc.ReviewServiceStub(channel).GrantDelegation(
+            pb.GrantDelegationRequest(deputy_id=both, reason="出差", period=pb.DelegationPeriod(
+                valid_until=_ts(datetime.now(UTC) + timedelta(days=2)))),
+            metadata=as_official(LEADER))
+    sign = pb.ClaimTaskRequest(case_number=CASE_D, stage=pb.APPROVAL_STAGE_SIGN)
+    async with review.channel(reviewers_only) as channel:
+        stub = review_pb2_grpc.ReviewServiceStub(channel)
+        review_tasks = await stub.ListInbox(pb.ListInboxRequest(stage=pb.APPROVAL_STAGE_REVIEW),
+                                            metadata=as_official(both))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.ClaimTask(sign, metadata=as_official(both))
+    async with review.channel(SCJGJ) as channel:
+        claimed = await review_pb2_grpc.ReviewServiceStub(channel).ClaimTask(
+            sign, metadata=as_official(both))
+    assert [t.case_number for t in review_tasks.tasks] == [CASE_C, CASE_A, CASE_B]
+    assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert f"official {both} does not hold the role leader" in (refused.value.details() or "")
+    # Through the department's own system the same deputy signs for the leader.
+    assert claimed.task.claimed_by == both
