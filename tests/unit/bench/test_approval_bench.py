@@ -478,6 +478,17 @@ async def test_a_record_that_lags_into_the_seal_is_still_counted_in_run(
     async def seal_after_the_sign_record(request: c.SealRequest) -> c.SealReceipt:
         seal_started.set()
         await sign_recorded.wait()
+        # Until the server has the sign record's completion in the history, not only until
+        # the record's function returned: the seal must answer after it.
+        handle = client.get_workflow_handle(c.workflow_id(request.case_number))
+        for _ in range(400):
+            history = await handle.fetch_history()
+            if sum(e.event_type == E.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+                   for e in history.events) >= 3:  # open, review's record, sign's record
+                break
+            await asyncio.sleep(0.025)
+        else:
+            raise AssertionError("the sign's record never completed")
         receipt: c.SealReceipt = await seal(request)
         return receipt
 
