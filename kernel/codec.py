@@ -26,6 +26,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import structlog
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
@@ -50,6 +51,9 @@ _KEY_FILE = re.compile(r"^(\d{4,})\.key$")
 def codec_dir(pki_dir: Path) -> Path:
     """Where the payload keys live under a PKI folder."""
     return pki_dir / "temporal-codec"
+
+
+log = structlog.get_logger("govhall.codec")
 
 
 class CodecError(Exception):
@@ -161,17 +165,40 @@ def rotate(directory: Path) -> str:
     return match.group(1)
 
 
-class EncryptingCodec(PayloadCodec):
-    """AES-256-GCM over each whole payload; the key id travels in the metadata."""
+#: What a payload that cannot be decrypted becomes in a worker or client (see below).
+UNDECODABLE = b"binary/govhall-undecodable"
 
-    def __init__(self, keyring: Keyring) -> None:
+
+class EncryptingCodec(PayloadCodec):
+    """AES-256-GCM over each whole payload; the key id travels in the metadata.
+
+    ``refuse_undecodable`` (the default, and the codec server's) raises
+    CodecError for a payload that claims to be encrypted but cannot be
+    decrypted. Workers and clients turn such a payload into one of encoding
+    ``binary/govhall-undecodable`` instead: whoever reaches Temporal could
+    otherwise send one in a signal and fail every later workflow task of a
+    case; as it is, the data converter cannot read it, so the SDK drops the
+    signal, refuses the update or fails the one activity, and the case goes on.
+    """
+
+    def __init__(self, keyring: Keyring, *, refuse_undecodable: bool = True) -> None:
         self.keyring = keyring
+        self.refuse_undecodable = refuse_undecodable
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
         return [self.encode_one(payload) for payload in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        return [self.decode_one(payload) for payload in payloads]
+        return [self._decode_or_mark(payload) for payload in payloads]
+
+    def _decode_or_mark(self, payload: Payload) -> Payload:
+        try:
+            return self.decode_one(payload)
+        except CodecError as error:
+            if self.refuse_undecodable:
+                raise
+            log.warning("codec.undecodable_payload", reason=str(error)[:200])
+            return Payload(metadata={"encoding": UNDECODABLE}, data=b"")
 
     def encode_one(self, payload: Payload) -> Payload:
         key_id, sealed = self.keyring.seal(payload.SerializeToString(deterministic=True))

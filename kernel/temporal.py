@@ -70,13 +70,14 @@ class TemporalSecurity:
     @classmethod
     def from_settings(cls, settings: TemporalClientSettings) -> TemporalSecurity:
         """The keyring from the settings' folder (made on first use), their TLS and token."""
-        return cls(EncryptingCodec(Keyring.load(settings.resolved_codec_dir())),
+        return cls(EncryptingCodec(Keyring.load(settings.resolved_codec_dir()),
+                                  refuse_undecodable=False),
                    tls_config(settings) or False, settings.temporal_api_key)
 
     @classmethod
     def embedded(cls, pki_dir: Path) -> TemporalSecurity:
         """The embedded default's: the payload keys under ``pki_dir``, no TLS (loopback)."""
-        return cls(EncryptingCodec(Keyring.load(codec_dir(pki_dir))))
+        return cls(EncryptingCodec(Keyring.load(codec_dir(pki_dir)), refuse_undecodable=False))
 
 
 def tls_config(settings: TemporalClientSettings) -> TLSConfig | None:

@@ -194,11 +194,19 @@ class WorkflowGateway:
         except RPCError as error:
             if error.status == RPCStatusCode.NOT_FOUND:
                 raise await self._gone(workflow_id) from error
-            if error.status in OUTAGES:
-                raise WorkflowsUnavailable(
-                    f"the workflow service did not take the call for {workflow_id}: "
-                    "try again later") from error
-            raise
+            if error.status == RPCStatusCode.FAILED_PRECONDITION:
+                # E.g. "Workflow Task in failed state": the workflow cannot take anything
+                # until an operator sees why in the Temporal UI.
+                log.warning("workflow.cannot_take", workflow_id=workflow_id,
+                            status=error.status.name)
+                raise errors.FailedPrecondition(
+                    f"the workflow {workflow_id} cannot take changes now: its last task "
+                    "failed and is being retried; the operators can see why") from error
+            log.warning("workflow.call_refused", workflow_id=workflow_id,
+                        status=error.status.name)
+            raise WorkflowsUnavailable(
+                f"the workflow service did not take the call for {workflow_id} "
+                f"({error.status.name}): try again later") from error
 
     async def _gone(self, workflow_id: str) -> errors.GovhallError:
         """NOT_FOUND from a call: the workflow is unknown, or it has finished."""
