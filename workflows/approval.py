@@ -116,11 +116,25 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                         non_retryable_error_types=["NotFound", "InvalidArgument",
                                                    "PermissionDenied", "FailedPrecondition"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+#: Patch: the seal counts only with intake's signed receipt (histories before it took the
+#: receipt's plain fields).
+SEAL_RECEIPT_SIGNED = "seal-receipt-signed"
+#: Patch: a special procedure's start is recorded with its statement even when the deadline
+#: watcher showed the pause first.
+PAUSE_RECORDED_WITH_STATEMENT = "pause-recorded-with-its-statement"
 
 
 def _refuse(kind: str, message: str) -> ApplicationError:
     """An update refusal; ``kind`` is the gRPC status the service answers with."""
     return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _refused_by_activity(error: ActivityError) -> ApplicationError:
+    """An act the service refused when the workflow asked it to record it: refused here too."""
+    cause = error.cause
+    if isinstance(cause, ApplicationError) and cause.type:
+        return _refuse(cause.type, cause.message)
+    return _refuse("FailedPrecondition", "the service did not record it; try again")
 
 
 def _stuck(what: str, error: ActivityError) -> RuntimeError:
@@ -184,11 +198,18 @@ class ApprovalWorkflow:
         self.shown_stage = ""
         #: Set once the case is open (deadlines known, first task opened).
         self.started = False
+        #: Which patched behaviours this run has (set first thing in run).
+        self.receipts_signed = False
+        self.pauses_recorded = False
 
     # ---- run: open the case, record each step ------------------------------------------
 
     @workflow.run
     async def run(self, case: ApprovalInput) -> ApprovalResult:
+        # Patches are asked for here, first thing: a patch marker written inside an update
+        # handler does not replay.
+        self.receipts_signed = workflow.patched(SEAL_RECEIPT_SIGNED)
+        self.pauses_recorded = workflow.patched(PAUSE_RECORDED_WITH_STATEMENT)
         self._upsert_identity()
         try:
             self.deadlines = await workflow.execute_activity(
@@ -304,14 +325,23 @@ class ApprovalWorkflow:
                                   facts.delegation_id, facts.system, now, decision.statement,
                                   decision.opinion, decision.legal_basis)
         following = next_stage(stage)
+        sealed: SignedStatement | None = None
         if stage == Stage.SEAL:
             receipt: SealReceipt = await workflow.execute_activity(
                 SEAL_DECISION, SealRequest(self.case.case_number, [*self.decisions, record]),
                 task_queue=self._queue(INTAKE), result_type=SealReceipt,
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary="seal the decision document")
-            self.certificate_number = receipt.certificate_number
-            self.outcome = receipt.decision
+            if self.receipts_signed:
+                # Only intake's signed word counts: whoever reaches Temporal could answer
+                # the seal activity with a receipt of their own.
+                sealed_facts = self._sealed(receipt)
+                sealed = receipt.statement
+                self.certificate_number = sealed_facts.certificate_number
+                self.outcome = sealed_facts.outcome
+            else:
+                self.certificate_number = receipt.certificate_number
+                self.outcome = receipt.decision
         self.decisions.append(record)
         self.acted |= facts.people
         self.stage = following
@@ -322,10 +352,30 @@ class ApprovalWorkflow:
             next_role=STAGE_ROLE.get(following, ""),
             next_due_at=self._stage_due(following) if following in STAGE_ROLE else None,
             item_code=self.case.item_code, certificate_number=self.certificate_number,
-            outcome=self.outcome, sla_state=self.sla_state))
+            outcome=self.outcome, sla_state=self.sla_state, sealed=sealed))
         self._show()
         return DecisionReceipt(self.case.case_number, stage, facts.outcome, now, following,
-                               self.certificate_number)
+                               self.certificate_number, sealed)
+
+    def _sealed(self, receipt: SealReceipt) -> StatementFacts:
+        """The facts of intake's seal receipt for this case.
+
+        Its signature is checked where it counts, by review before it records the case
+        as completed and before it answers the seal custodian; not here, because an
+        update handler runs again on replay, where the worker's keys may differ.
+        """
+        if receipt.statement is None:
+            raise _refuse("PermissionDenied", "the seal came back without intake's signature")
+        try:
+            facts = StatementFacts.read(receipt.statement.body)
+        except StatementFacts.Malformed as error:
+            raise _refuse("PermissionDenied", f"the seal came back unreadable: {error}") \
+                from error
+        if facts.kind != StatementKind.SEALED or facts.case_number != self.case.case_number \
+                or not facts.certificate_number:
+            raise _refuse("PermissionDenied",
+                          f"the seal came back for case {facts.case_number}, not this one")
+        return facts
 
     # ---- handlers: withdrawal ------------------------------------------------------------
 
@@ -368,7 +418,8 @@ class ApprovalWorkflow:
         self.deadline_version += 1
         await workflow.wait_condition(lambda: self.started)
         await self._apply_sla(SlaState.PAUSED, change.statement)
-        await self._notify("special_procedure_started", {"procedure": facts.procedure})
+        await self._notify("special_procedure_started", {"procedure": facts.procedure},
+                           change.statement)
         self._show()
         return self._receipt()
 
@@ -383,8 +434,15 @@ class ApprovalWorkflow:
         self._check(check_procedure_end, facts)
         self.paused[-1].end_on = self._today()
         self.pause_statements.append(change.statement)
-        await self._recompute("special procedure ended")
-        await self._notify("special_procedure_ended", {"procedure": facts.procedure})
+        await workflow.wait_condition(lambda: self.started)
+        try:
+            await self._recompute("special procedure ended", cause="procedure_ended")
+        except ActivityError as error:
+            self.paused[-1].end_on = ""
+            self.pause_statements.pop()
+            raise _refused_by_activity(error) from error
+        await self._notify("special_procedure_ended", {"procedure": facts.procedure},
+                           change.statement)
         self._show()
         return self._receipt()
 
@@ -396,9 +454,15 @@ class ApprovalWorkflow:
     async def extend_time_limit(self, change: ClockChange) -> ChangeReceipt:
         facts = StatementFacts.read(change.statement.body)
         self._check(check_extension, facts)
+        # Taken before any await, so a second extension handled alongside is refused.
         self.extension = change
-        await self._recompute("legal limit extended")
-        await self._notify("time_limit_extended", {"days": str(facts.days)})
+        await workflow.wait_condition(lambda: self.started)
+        try:
+            await self._recompute("legal limit extended", cause="extended")
+        except ActivityError as error:
+            self.extension = None
+            raise _refused_by_activity(error) from error
+        await self._notify("time_limit_extended", {"days": str(facts.days)}, change.statement)
         self._show()
         return self._receipt()
 
@@ -413,7 +477,11 @@ class ApprovalWorkflow:
     async def recompute_deadlines(self, request: Recompute) -> None:
         await workflow.wait_condition(lambda: self.started)
         if self.stage not in TERMINAL:
-            await self._recompute(request.reason or "recomputed")
+            try:
+                await self._recompute((request.reason or "recomputed")[:120])
+            except ActivityError as error:
+                # A signal carries no authority and gets no answer: the deadlines stay.
+                workflow.logger.warning(f"recompute refused: {error.cause}")
             self._show()
 
     @workflow.query(name=STATUS)
@@ -440,7 +508,7 @@ class ApprovalWorkflow:
     def _today(self) -> str:
         return china_date(workflow.now()).isoformat()
 
-    async def _recompute(self, reason: str) -> None:
+    async def _recompute(self, reason: str, *, cause: str = "recomputed") -> None:
         """New deadlines from the state as it stands once the computation before is done."""
         async with self.deadline_lock:
             extension = self.extension
@@ -451,7 +519,7 @@ class ApprovalWorkflow:
                     extension=extension.statement if extension else None,
                     extension_reason=extension.reason if extension else "",
                     stage=self.stage if self.stage in STAGE_ROLE else "", reason=reason,
-                    at=workflow.now(), sla_state=self.sla_state),
+                    at=workflow.now(), sla_state=self.sla_state, cause=cause),
                 task_queue=self._queue(REVIEW), result_type=Deadlines,
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary=f"compute deadlines ({reason})")
@@ -499,7 +567,10 @@ class ApprovalWorkflow:
         if (not self._paused_for() and workflow.now() >= self.deadlines.legal_due_at
                 and "legal_breach" not in self.escalated):
             escalations.append("legal_breach")
-        if not changed and not escalations:
+        # A special procedure's start is recorded with its statement even when the watcher
+        # showed the pause first (patched: histories before it skipped it then).
+        recording = statement is not None and self.pauses_recorded
+        if not changed and not escalations and not recording:
             return
         self.sla_state = state
         self.escalated.update(escalations)
@@ -516,12 +587,13 @@ class ApprovalWorkflow:
             summary=f"SLA {state}" + (f", escalate {', '.join(escalations)}"
                                       if escalations else ""))
 
-    async def _notify(self, template: str, details: dict[str, str]) -> None:
+    async def _notify(self, template: str, details: dict[str, str],
+                      statement: SignedStatement) -> None:
         self.notices += 1
         await workflow.execute_activity(
             NOTIFY_APPLICANT,
             ApplicantNotice(self.case.case_number, f"wf-{self.notices:04d}", template,
-                            workflow.now(), details),
+                            workflow.now(), details, statement),
             task_queue=self._queue(INTAKE), start_to_close_timeout=ACTIVITY_TIMEOUT,
             retry_policy=RECORDING, summary=f"notify the applicant: {template}")
 

@@ -21,6 +21,7 @@ by a SHA-256 digest.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -127,12 +128,15 @@ class StatementKind(StrEnum):
     PROCEDURE_START = "procedure_start"
     PROCEDURE_END = "procedure_end"
     WITHDRAWAL = "withdrawal"
+    #: Intake's word that it sealed the case: certificate number and outcome.
+    SEALED = "sealed"
 
 
 #: Which service signs each kind of statement: the one that authenticated the official.
 STATEMENT_SIGNER = {
     StatementKind.ACCEPTANCE: "intake",
     StatementKind.WITHDRAWAL: "intake",
+    StatementKind.SEALED: "intake",
     StatementKind.DECISION: "review",
     StatementKind.EXTENSION: "review",
     StatementKind.PROCEDURE_START: "review",
@@ -158,6 +162,18 @@ def iso_instant(moment: datetime) -> str:
 def content_digest(**texts: str) -> str:
     """SHA-256 over the RFC 8785 form of the free texts that go with a statement."""
     return hashlib.sha256(rfc8785.dumps(dict(texts))).hexdigest()
+
+
+#: What a case number may look like anywhere a statement or an activity names one: short,
+#: plain letters, digits and dashes (AP-20261201-000001), so no log or audit line can be
+#: bent by one.
+CASE_NUMBER_SHAPE = re.compile(r"^[A-Z]{2}-[0-9A-Za-z-]{1,40}$")
+
+
+def check_case_number(case_number: str) -> None:
+    """Raise ValueError unless ``case_number`` has the shape of one."""
+    if not CASE_NUMBER_SHAPE.fullmatch(case_number):
+        raise ValueError("not a case number")
 
 
 @dataclass(frozen=True)
@@ -187,6 +203,8 @@ class StatementFacts:
     promised_limit_days: int = 0
     legal_limit_days: int = 0
     special_procedures: tuple[str, ...] = ()
+    #: Sealed only: the certificate number issued.
+    certificate_number: str = ""
 
     class Malformed(ValueError):
         pass
@@ -214,8 +232,11 @@ class StatementFacts:
         kind = text("kind", required=True)
         if kind not in set(StatementKind):
             raise cls.Malformed(f"{kind!r} is not a kind of statement")
+        case_number = text("case_number", required=True)
+        if not CASE_NUMBER_SHAPE.fullmatch(case_number):
+            raise cls.Malformed("statement field case_number is not a case number")
         return cls(
-            kind=kind, case_number=text("case_number", required=True),
+            kind=kind, case_number=case_number,
             official_id=text("official_id", required=True),
             department_code=text("department_code", required=True), roles=texts("roles"),
             system=text("system", required=True), issued_at=text("issued_at", required=True),
@@ -227,7 +248,8 @@ class StatementFacts:
             accepted_on=text("accepted_on"),
             promised_limit_days=number("promised_limit_days"),
             legal_limit_days=number("legal_limit_days"),
-            special_procedures=texts("special_procedures"))
+            special_procedures=texts("special_procedures"),
+            certificate_number=text("certificate_number"))
 
     @property
     def people(self) -> set[str]:
@@ -300,6 +322,8 @@ class DecisionReceipt:
     next_stage: str
     #: Set when the seal completed the case.
     certificate_number: str = ""
+    #: Set with it: intake's signed word that it sealed the case (kind "sealed").
+    sealed: SignedStatement | None = None
 
 
 @dataclass
@@ -419,8 +443,12 @@ class DeadlinesRequest:
     extension_reason: str = ""
     #: The stage whose open task follows the new due time; '' before the chain began.
     stage: str = ""
-    #: Why they are computed, for the timeline.
+    #: Why they are computed, for the timeline (free text of a recompute signal:
+    #: shown as a note, never as an act of anyone).
     reason: str = ""
+    #: What caused them, set by the workflow: "accepted", "procedure_ended",
+    #: "extended" or "recomputed".
+    cause: str = "recomputed"
     #: When the workflow asked (the timeline's time of the event).
     at: datetime | None = None
     #: The SLA state the case had when it asked.
@@ -429,7 +457,13 @@ class DeadlinesRequest:
 
 @dataclass
 class Transition:
-    """A decided stage, as review records it; one activity per decision."""
+    """A decided stage, as review records it; one activity per decision.
+
+    Review takes from it only what is signed: the decision's statement and,
+    at the seal, intake's sealed statement. The next stage, its department,
+    role and due time review works out itself from the chain's rules and its
+    own record of the case; the other fields are for the Temporal UI.
+    """
 
     case_number: str
     decision: DecisionTaken
@@ -443,6 +477,8 @@ class Transition:
     #: The case's outcome once completed: "approved" or "refused".
     outcome: str = ""
     sla_state: str = ""
+    #: At the seal: intake's signed word that it sealed the case.
+    sealed: SignedStatement | None = None
 
 
 @dataclass
@@ -487,17 +523,22 @@ class SealReceipt:
     document_sha256: str
     #: "approved" or "refused", as intake read it from the verified statements.
     decision: str = ""
+    #: The same, signed by intake (kind "sealed"): what the workflow and review believe.
+    statement: SignedStatement | None = None
 
 
 @dataclass
 class ApplicantNotice:
-    """Tell the applicant something (by template; the text holds no free data)."""
+    """Tell the applicant of a signed act on the case's clock (a special procedure
+    started or ended, the legal limit extended): intake reads the template and
+    its details from the verified statement itself."""
 
     case_number: str
     event_id: str
     template: str
     at: datetime
     details: dict[str, str] = field(default_factory=dict)
+    statement: SignedStatement | None = None
 
 
 @dataclass

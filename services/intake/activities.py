@@ -32,6 +32,7 @@ from workflows.approval_contract import (
     StatementFacts,
     StatementKind,
     WithdrawalRecord,
+    check_case_number,
     verified_facts,
 )
 
@@ -62,6 +63,7 @@ class IntakeActivities:
         now = datetime.now(UTC)
 
         def close() -> bool:
+            check_case_number(record.case_number)
             try:
                 facts = verified_facts(self._keys, record.statement, StatementKind.WITHDRAWAL)
                 if facts.case_number != record.case_number:
@@ -79,9 +81,37 @@ class IntakeActivities:
 
     @activity.defn(name=NOTIFY_APPLICANT)
     async def notify_applicant(self, notice: ApplicantNotice) -> None:
-        """Record on the timeline that the applicant is told; sending is not done here."""
-        await run_use_case(cases.notify_applicant, uow=self._writing(), notice=notice,
-                           now=datetime.now(UTC))
+        """Record on the timeline that the applicant is told of a signed act on the case's
+        clock; the notice is read from review's statement, verified here. Sending is not
+        done here."""
+        now = datetime.now(UTC)
+
+        def tell() -> bool:
+            check_case_number(notice.case_number)
+            facts = self._verified_clock_act(notice)
+            return cases.notify_applicant(uow=self._writing(), facts=facts, at=notice.at,
+                                          now=now)
+
+        await run_use_case(tell)
+
+    def _verified_clock_act(self, notice: ApplicantNotice) -> StatementFacts:
+        now = datetime.now(UTC)
+        statement = notice.statement
+        try:
+            if statement is None:
+                raise BadSignature("a notice without the act it tells of")
+            kind = StatementKind(str(statement.body.get("kind", "")))
+            if kind not in cases.NOTICE_KINDS:
+                raise BadSignature(f"a {kind} statement tells the applicant nothing")
+            facts = verified_facts(self._keys, statement, kind)
+            if facts.case_number != notice.case_number:
+                raise BadSignature(f"the statement is about case {facts.case_number}")
+        except (BadSignature, ValueError) as error:
+            seals.record_violation(uow=self._writing(), case_number=notice.case_number,
+                                   what="notice", reason=str(error), now=now)
+            raise PermissionDenied(f"nothing was told on case {notice.case_number}: the "
+                                   "notice rests on no act review signed") from error
+        return facts
 
 
 def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[..., Any]]:

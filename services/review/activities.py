@@ -39,7 +39,7 @@ from workflows.approval_contract import (
 def _event_key() -> str:
     """Stable across retries of one activity, unique within the workflow run."""
     info = activity.info()
-    return f"{(info.workflow_run_id or '')[:8]}/{info.activity_id}"
+    return f"{info.workflow_run_id or ''}/{info.activity_id}"
 
 
 class ReviewActivities:

@@ -37,7 +37,8 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: ServiceSettings
         call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
     chain = Chain(reading=lambda: ReviewUnitOfWork(engine, write=False),
                   writing=lambda: ReviewUnitOfWork(engine),
-                  signer=service_signer(settings.pki_dir, "review"), gateway=gateway)
+                  signer=service_signer(settings.pki_dir, "review"), gateway=gateway,
+                  keys=settings.trusted_keys())
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
     review_pb2_grpc.add_ReviewServiceServicer_to_server(

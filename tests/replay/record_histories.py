@@ -55,7 +55,7 @@ async def record(recording: str) -> None:
             key.name: IndexedValueType.ValueType(key.indexed_value_type)
             for key in SEARCH_ATTRIBUTES}))
     signers = Signers(Path(tempfile.mkdtemp()) / "pki")
-    center = Center()
+    center = Center(signers=signers)
     prefix = f"record{uuid.uuid4().hex[:8]}-"
     recorded: dict[str, WorkflowHandle[ApprovalWorkflow, c.ApprovalResult]] = {}
 

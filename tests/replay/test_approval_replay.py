@@ -48,9 +48,10 @@ def test_there_are_recorded_histories_of_both_types() -> None:
     assert {p.stem.rsplit("-", 1)[-1] for p in TYPE_2} >= {"approved", "withdrawn", "late"}
 
 
-async def test_the_late_history_went_yellow_and_red() -> None:
-    """The recorded late case really holds its marks: yellow, then red with its escalation."""
-    (late,) = [p for p in TYPE_2 if p.stem.endswith("-late")]
+@pytest.mark.parametrize("late", [p for p in TYPE_2 if p.stem.endswith("-late")],
+                         ids=lambda p: p.stem)
+async def test_the_late_history_went_yellow_and_red(late: Path) -> None:
+    """Each recorded late case really holds its marks: yellow, then red with its escalation."""
     marks: list[SlaMark] = []
     for event in _history(late).events:
         scheduled = event.activity_task_scheduled_event_attributes

@@ -16,6 +16,7 @@ from kernel.directory import Official, acting_official, require_official
 from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
+    InvalidArgument,
     NotFound,
     PermissionDenied,
 )
@@ -47,10 +48,10 @@ from services.intake.domain.cases import (
 from services.intake.domain.decisions import canonical_json
 from services.intake.domain.model import ApprovalItem
 from workflows.approval_contract import (
-    ApplicantNotice,
     ApprovalInput,
     SignedStatement,
     Stage,
+    StatementFacts,
     StatementKind,
     as_statement,
     statement_body,
@@ -447,19 +448,51 @@ def record_withdrawal(*, uow: IntakeUnitOfWork, case_number: str, stage: str, at
         return True
 
 
-def notify_applicant(*, uow: IntakeUnitOfWork, notice: ApplicantNotice, now: datetime) -> bool:
-    """Record that the applicant is told something; the sending is not this service's."""
+#: What the applicant is told of each signed act on the case's clock.
+NOTICE_TEMPLATES = {
+    StatementKind.PROCEDURE_START: "special_procedure_started",
+    StatementKind.PROCEDURE_END: "special_procedure_ended",
+    StatementKind.EXTENSION: "time_limit_extended",
+}
+
+
+NOTICE_KINDS = frozenset(NOTICE_TEMPLATES)
+
+
+def notice_of(facts: StatementFacts) -> tuple[str, str, dict[str, str]]:
+    """The notice a verified statement gives the applicant: its id, template and details.
+
+    Everything comes from the statement, nothing from the workflow's request,
+    so nobody who only reaches Temporal can put a notice on a case's timeline.
+    """
+    template = NOTICE_TEMPLATES.get(StatementKind(facts.kind))
+    if template is None:
+        raise InvalidArgument(f"a {facts.kind} statement tells the applicant nothing")
+    details = {"procedure": facts.procedure} if facts.procedure else {}
+    if facts.kind == StatementKind.EXTENSION:
+        details = {"days": str(facts.days)}
+    digest = hashlib.sha256(f"{facts.kind}/{facts.issued_at}/{facts.official_id}".encode())
+    return f"notice-{digest.hexdigest()[:20]}", template, details
+
+
+def notify_applicant(*, uow: IntakeUnitOfWork, facts: StatementFacts, at: datetime,
+                     now: datetime) -> bool:
+    """Record that the applicant is told of ``facts`` (verified); False for a repeat."""
+    event_id, template, details = notice_of(facts)
     with uow:
-        case = _case(uow, notice.case_number, for_update=True)
-        if uow.timeline.has(case.number, notice.event_id):
+        case = _case(uow, facts.case_number, for_update=True)
+        if uow.timeline.has(case.number, event_id):
             return False
+        if case.status not in IN_CHAIN:
+            raise FailedPrecondition(f"case {case.number} is {case.status}: nothing to tell "
+                                     "of its clock")
         uow.timeline.add(case.number, TimelineEvent(
-            event_id=notice.event_id, kind="applicant.notified", at=notice.at,
-            stage=_stage_of(case), details={"template": notice.template, **notice.details}),
+            event_id=event_id, kind="applicant.notified", at=at, stage=_stage_of(case),
+            official_id=facts.official_id, details={"template": template, **details}),
             recorded_at=now)
-        uow.audit.append(actor=Actor(CHAIN_SYSTEM), action="applicant.notified",
-                         subject=f"case/{case.number}", at=now,
-                         details={"event_id": notice.event_id, "template": notice.template})
+        uow.audit.append(actor=Actor(facts.system, facts.official_id),
+                         action="applicant.notified", subject=f"case/{case.number}", at=now,
+                         details={"event_id": event_id, "template": template})
         uow.commit()
         return True
 

@@ -50,13 +50,17 @@ from services.intake.domain.decisions import (
 )
 from services.intake.keystore import raw_public_key
 from workflows.approval_contract import (
+    CENTER_DEPARTMENT,
     SealReceipt,
     SealRequest,
     Stage,
     StatementFacts,
     StatementKind,
+    as_statement,
+    check_case_number,
     content_digest,
     iso_instant,
+    statement_body,
     statement_json,
     verified_facts,
 )
@@ -116,9 +120,18 @@ def public_holder(case: Case) -> str:
     return mask_name(case.applicant.name)
 
 
-def _receipt(decision: SealedDecision) -> SealReceipt:
+def _receipt(decision: SealedDecision, signer: ServiceSigner) -> SealReceipt:
+    """The receipt, with intake's signed word for it (the same every time it is asked for)."""
+    fields = document_fields(decision.document)
+    sealed_by = fields.get("sealed_by")
+    statement = as_statement(signer.sign(statement_body(
+        kind=StatementKind.SEALED, case_number=decision.case_number,
+        official_id=sealed_by if isinstance(sealed_by, str) and sealed_by else "intake",
+        department_code=CENTER_DEPARTMENT, roles=["seal_custodian"], system="govhall-intake",
+        issued_at=decision.issued_at, certificate_number=decision.certificate_number,
+        outcome=decision.decision, content_sha256=decision.document_sha256)))
     return SealReceipt(decision.certificate_number, decision.key_id, decision.document_sha256,
-                       decision.decision)
+                       decision.decision, statement)
 
 
 def record_violation(*, uow: IntakeUnitOfWork, case_number: str, what: str, reason: str,
@@ -165,6 +178,7 @@ def seal_decision(*, uow: IntakeUnitOfWork, violations: Callable[[], IntakeUnitO
     else is refused and recorded as a violation. A repeated request gets the
     decision sealed before.
     """
+    check_case_number(request.case_number)
     try:
         facts = _chain_facts(request, keys)
     except (BadSignature, StatementFacts.Malformed) as error:
@@ -181,7 +195,7 @@ def seal_decision(*, uow: IntakeUnitOfWork, violations: Callable[[], IntakeUnitO
             raise NotFound(f"case {request.case_number} is unknown")
         existing = uow.sealed.of_case(case.number)
         if existing is not None:
-            return _receipt(existing)
+            return _receipt(existing, signer)
         if case.status not in IN_CHAIN or case.accepted_at is None:
             raise FailedPrecondition(f"case {case.number} is {case.status}: "
                                      "there is no decision to seal")
@@ -258,7 +272,7 @@ def seal_decision(*, uow: IntakeUnitOfWork, violations: Callable[[], IntakeUnitO
                                       "decision": decision,
                                       "document_sha256": sealed.document_sha256})
         uow.commit()
-        return _receipt(sealed)
+        return _receipt(sealed, signer)
 
 
 def verify_decision(*, uow: IntakeUnitOfWork, document: bytes,

@@ -41,10 +41,12 @@ from workflows.approval_contract import (
     StatementFacts,
     StatementKind,
     Transition,
+    check_case_number,
     content_digest,
     statement_json,
     verified_facts,
 )
+from workflows.approval_rules import deciding_department, next_stage
 
 UnitOfWorkFactory = Callable[[], ReviewUnitOfWork]
 
@@ -232,8 +234,12 @@ def recompute_deadlines(*, uow: UnitOfWorkFactory, keys: TrustedKeys,
         progress = unit.progress.get(case_number, for_update=True)
         if progress is None:
             raise NotFound(f"case {case_number} was never opened in review")
-        found = _deadlines_of(unit, acceptance, pauses, extension.days if extension else 0,
-                              china_date(at))
+        # An extension review recorded stays, whatever a later request leaves out: a
+        # replayed older request cannot take a signed act back.
+        kept = unit.decisions.get(case_number, "extension")
+        extension_days = extension.days if extension else (
+            int(kept.outcome.removeprefix("extend_")) if kept else 0)
+        found = _deadlines_of(unit, acceptance, pauses, extension_days, china_date(at))
         if request.extension is not None and extension is not None and \
                 unit.decisions.get(case_number, "extension") is None:
             decision_id = unit.decisions.add(RecordedDecision(
@@ -254,26 +260,30 @@ def recompute_deadlines(*, uow: UnitOfWorkFactory, keys: TrustedKeys,
             progress, warning_at=found.warning_at, promised_due_at=found.promised_due_at,
             legal_due_at=found.legal_due_at, unknown_year=found.unknown_year,
             stage_due_at=dict(found.stage_due_at), paused_for=paused_for,
-            extension_days=extension.days if extension else 0, updated_at=now))
+            extension_days=extension_days, updated_at=now))
         if request.stage in STAGE_ROLE:
             _redue(unit, case_number, request.stage, found)
-        kind = "deadlines.computed"
-        if request.reason == "special procedure ended":
-            kind = "clock.resumed"
-        elif extension is not None and request.reason == "legal limit extended":
-            kind = "time_limit.extended"
-        if kind == "clock.resumed" and pauses:
-            unit.audit.append(actor=Actor(pauses[-1].system, pauses[-1].official_id),
-                              action="case.special_procedure_ended",
-                              subject=_subject(case_number), at=now,
-                              details={"procedure": pauses[-1].procedure})
-        details = _deadline_details(found, request.reason or "recomputed")
+        # What happened is read from the signed acts, never from the request's words.
+        kind, event_id, official = "deadlines.computed", event_key, ""
+        ended = pauses[-1] if pauses and pauses[-1].kind == StatementKind.PROCEDURE_END \
+            else None
+        if request.cause == "procedure_ended" and ended is not None:
+            # Once per signed end, however often the computation is asked for again.
+            kind, official = "clock.resumed", ended.official_id
+            event_id = f"procedure-ended/{ended.issued_at}"
+            if not unit.events.has(case_number, event_id):
+                unit.audit.append(actor=Actor(ended.system, ended.official_id),
+                                  action="case.special_procedure_ended",
+                                  subject=_subject(case_number), at=now,
+                                  details={"procedure": ended.procedure})
+        elif request.cause == "extended" and extension is not None:
+            kind, official = "time_limit.extended", extension.official_id
+        note = "".join(ch for ch in request.reason if ch.isprintable())[:120]
+        details = _deadline_details(found, note or "recomputed")
         if extension is not None:
             details["extension_days"] = str(extension.days)
-        _event(unit, case_number, ChainEvent(
-            event_key, kind, at, progress.stage,
-            extension.official_id if kind == "time_limit.extended" and extension else "",
-            details, request.sla_state), now)
+        _event(unit, case_number, ChainEvent(event_id, kind, at, progress.stage, official,
+                                             details, request.sla_state), now)
         unit.commit()
         return as_contract(found)
 
@@ -285,6 +295,7 @@ def record_transition(*, uow: UnitOfWorkFactory, keys: TrustedKeys, transition: 
     """A decided stage: the decision kept, its task closed, the next one opened. True if new."""
     decision = transition.decision
     case_number = transition.case_number
+    check_case_number(case_number)
     facts = verified(keys=keys, statement=decision.statement, kind=StatementKind.DECISION,
                      case_number=case_number, violations=uow, now=now)
     if facts.stage != decision.stage or facts.outcome != decision.outcome or \
@@ -293,9 +304,28 @@ def record_transition(*, uow: UnitOfWorkFactory, keys: TrustedKeys, transition: 
     if content_digest(opinion=decision.opinion,
                       legal_basis=decision.legal_basis) != facts.content_sha256:
         raise InvalidArgument("the opinion and legal basis are not the ones review signed")
+    following = next_stage(facts.stage)
+    sealed = None
+    if following == Stage.COMPLETED:
+        # The case is done only on intake's signed word that it sealed it.
+        if transition.sealed is None:
+            record_violation(uow=uow(), case_number=case_number, what="sealed",
+                             reason="a completion without intake's seal", now=now)
+            raise PermissionDenied(f"case {case_number} is not recorded as sealed: intake's "
+                                   "signed receipt is missing")
+        sealed = verified(keys=keys, statement=transition.sealed, kind=StatementKind.SEALED,
+                          case_number=case_number, violations=uow, now=now)
     with uow() as unit:
-        if unit.decisions.get(case_number, facts.stage) is not None:
-            return False
+        recorded = unit.decisions.get(case_number, facts.stage)
+        if recorded is not None:
+            if recorded.statement == json.dumps(statement_json(decision.statement),
+                                                sort_keys=True):
+                return False  # the same decision again: a retried activity
+            unit.connection.rollback()
+            record_violation(uow=uow(), case_number=case_number, what="second decision",
+                             reason=f"{facts.stage} was decided already", now=now)
+            raise PermissionDenied(f"the {facts.stage} of case {case_number} was decided "
+                                   "already: a second decision is not recorded")
         progress = unit.progress.get(case_number, for_update=True)
         if progress is None:
             raise NotFound(f"case {case_number} was never opened in review")
@@ -314,25 +344,26 @@ def record_transition(*, uow: UnitOfWorkFactory, keys: TrustedKeys, transition: 
             unit.tasks.save(replace(task, claimed_by=task.claimed_by or facts.official_id,
                                     claimed_at=task.claimed_at or now, closed_at=now,
                                     closed_by=facts.official_id, outcome=facts.outcome))
-        following = transition.next_stage
-        if following in STAGE_ROLE and transition.next_due_at is not None:
-            _open_task(unit, Task(case_number=case_number, stage=following,
-                                  department_code=transition.next_department,
-                                  role=transition.next_role, item_code=progress.item_code,
-                                  due_at=transition.next_due_at, opened_at=now), now)
-        completed = following == Stage.COMPLETED
+        # The next task follows from the chain's rules and review's own record of the case.
+        if following in STAGE_ROLE:
+            _open_task(unit, Task(
+                case_number=case_number, stage=following,
+                department_code=deciding_department(following, progress.department_code),
+                role=STAGE_ROLE[following], item_code=progress.item_code,
+                due_at=progress.stage_due_at.get(following, progress.promised_due_at),
+                opened_at=now), now)
+        completed = sealed is not None
+        certificate = sealed.certificate_number if sealed else progress.certificate_number
+        outcome = sealed.outcome if sealed else progress.outcome
         if completed:
             unit.escalations.close_of_case(case_number, now=now)
-        unit.progress.save(replace(
-            progress, stage=following, updated_at=now,
-            certificate_number=transition.certificate_number or progress.certificate_number,
-            outcome=transition.outcome if completed else progress.outcome))
+        unit.progress.save(replace(progress, stage=following, updated_at=now,
+                                   certificate_number=certificate, outcome=outcome))
         details = {"outcome": facts.outcome, "next_stage": following}
         if facts.on_behalf_of:
             details |= {"on_behalf_of": facts.on_behalf_of, "delegation": facts.delegation_id}
         if completed:
-            details |= {"decision": transition.outcome,
-                        "certificate_number": transition.certificate_number}
+            details |= {"decision": outcome, "certificate_number": certificate}
         _event(unit, case_number, ChainEvent(
             f"{facts.stage}.decided", f"{facts.stage}.decided", decision.decided_at,
             facts.stage, facts.official_id, details, transition.sla_state), now)
@@ -352,6 +383,7 @@ def close_case(*, uow: UnitOfWorkFactory, keys: TrustedKeys, closing: CaseClosin
                now: datetime) -> bool:
     """A case withdrawn through the window: its task and escalations closed. True if new."""
     case_number = closing.case_number
+    check_case_number(case_number)
     if closing.statement is None:
         raise InvalidArgument("a withdrawal is closed only with the window's statement")
     facts = verified(keys=keys, statement=closing.statement, kind=StatementKind.WITHDRAWAL,
@@ -387,6 +419,7 @@ def mark_sla(*, uow: UnitOfWorkFactory, keys: TrustedKeys, mark: SlaMark, event_
              now: datetime) -> list[Escalation]:
     """A new SLA state on the record, and each breach escalated once to the supervision desk."""
     case_number = mark.case_number
+    check_case_number(case_number)
     unknown = set(mark.escalations) - set(ESCALATION_KINDS)
     if unknown or mark.sla_state not in set(SlaState):
         raise InvalidArgument(f"not an SLA state or escalation: {mark.sla_state} {unknown}")

@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 import rfc8785
 from pydantic import TypeAdapter
 
-from kernel.errors import AlreadyExists, GovhallError, Unavailable
+from kernel.errors import AlreadyExists, FailedPrecondition, GovhallError, Unavailable
 from kernel.identity import Caller
-from kernel.signing import ServiceSigner
+from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from kernel.workflow_gateway import WorkflowGateway
 from services.review.app import handlers
 from services.review.db.repository import HandledRequest, ReviewUnitOfWork
@@ -49,10 +49,12 @@ from workflows.approval_contract import (
     Recompute,
     SignedStatement,
     Stage,
+    StatementFacts,
     StatementKind,
     as_statement,
     content_digest,
     statement_body,
+    verified_facts,
     workflow_id,
 )
 from workflows.approval_contract import RECOMPUTE_DEADLINES as RECOMPUTE
@@ -70,6 +72,8 @@ class Chain:
     writing: Callable[[], ReviewUnitOfWork]
     signer: ServiceSigner
     gateway: WorkflowGateway
+    #: The services' public keys: a seal is confirmed only by intake's signature.
+    keys: TrustedKeys | None = None
 
 
 def fingerprint(rpc: str, **content: Any) -> str:
@@ -153,25 +157,48 @@ def _sign(chain: Chain, capacity: Capacity, caller: Caller, *, kind: StatementKi
 async def decide_case(chain: Chain, *, caller: Caller, case_number: str, stage: str,
                       outcome: str, opinion: str, legal_basis: str, request_id: str,
                       now: datetime) -> DecisionReceipt:
-    """An official's decision at a stage of a case (review, sign or seal)."""
-    capacity = await asyncio.to_thread(
-        handlers.decision_capacity, uow=chain.reading(), caller=caller,
-        case_number=case_number, stage=stage, now=now)
+    """An official's decision at a stage of a case (review, sign or seal).
+
+    A stage review decided already, on its record or by a request it answered,
+    takes no second decision: not even if someone rewound the case's workflow
+    in Temporal. A seal is answered only with intake's signed word for it.
+    """
     digest = content_digest(opinion=opinion, legal_basis=legal_basis)
     print_ = fingerprint("DecideCase", official=caller.official_id, case=case_number,
                          stage=stage, outcome=outcome, content=digest)
 
     async def send() -> DecisionReceipt:
+        capacity = await asyncio.to_thread(
+            handlers.decision_capacity, uow=chain.reading(), caller=caller,
+            case_number=case_number, stage=stage, now=now, request_id=request_id)
         statement = _sign(chain, capacity, caller, kind=StatementKind.DECISION,
                           case_number=case_number, request_id=request_id, now=now,
                           stage=stage, outcome=outcome, content_sha256=digest)
-        return await chain.gateway.update(
+        receipt = await chain.gateway.update(
             workflow_id(case_number), DECIDE, Decision(statement, opinion, legal_basis),
             update_id=update_id(DECIDE, request_id, print_), result_type=DecisionReceipt)
+        if receipt.next_stage == Stage.COMPLETED:
+            _confirm_sealed(chain, receipt)
+        return receipt
 
     return await _once(chain, caller=caller, request_id=request_id, print_=print_,
                        case_number=case_number, now=now, result_type=DecisionReceipt,
                        send=send)
+
+
+def _confirm_sealed(chain: Chain, receipt: DecisionReceipt) -> None:
+    """The receipt of a seal holds intake's signature over this very certificate."""
+    try:
+        if chain.keys is None or receipt.sealed is None:
+            raise BadSignature("no signed receipt")
+        facts = verified_facts(chain.keys, receipt.sealed, StatementKind.SEALED)
+        if (facts.case_number, facts.certificate_number) != (
+                receipt.case_number, receipt.certificate_number):
+            raise BadSignature("the receipt names another case or certificate")
+    except (BadSignature, StatementFacts.Malformed) as error:
+        raise FailedPrecondition(
+            f"intake has not confirmed the seal of case {receipt.case_number}: ask the "
+            "operators to look at its workflow") from error
 
 
 _CLOCK = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
@@ -21,6 +22,7 @@ from kernel.directory import (
     sample_officials,
 )
 from kernel.errors import (
+    FailedPrecondition,
     FieldViolation,
     InvalidArgument,
     NotFound,
@@ -352,8 +354,18 @@ def acting_capacity(*, uow: ReviewUnitOfWork, caller: Caller, role: str,
         return _capacity(uow, caller, official, role, now)
 
 
+def _request_of(decision: RecordedDecision) -> str:
+    """The request id the recorded decision was signed for ('' when unknown)."""
+    try:
+        body = json.loads(decision.statement).get("body", {})
+    except (ValueError, AttributeError):
+        return ""
+    request_id = body.get("request_id", "") if isinstance(body, dict) else ""
+    return request_id if isinstance(request_id, str) else ""
+
+
 def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str,
-                      stage: str, now: datetime) -> Capacity:
+                      stage: str, now: datetime, request_id: str = "") -> Capacity:
     """The acting official's capacity to decide ``stage``, unless another holds the task.
 
     Role, department, stage and separation of duties are the workflow's to
@@ -362,6 +374,10 @@ def decision_capacity(*, uow: ReviewUnitOfWork, caller: Caller, case_number: str
     _check_stage(stage)
     with uow:
         official = acting_official(uow.staff, caller)
+        recorded = uow.decisions.get(case_number, stage)
+        if (recorded is not None and _request_of(recorded) != request_id) or \
+                uow.requests.answered_stage(case_number, stage):
+            raise FailedPrecondition(f"the {stage} of case {case_number} was decided already")
         tasks.check_not_claimed_by_another(uow.tasks.get(case_number, stage), official.id)
         return _capacity(uow, caller, official, STAGE_ROLE[Stage(stage)], now)
 

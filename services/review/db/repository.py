@@ -442,6 +442,20 @@ class HandledRequests:
             self._t.c.system == system, self._t.c.request_id == request_id)
             .values(response=response))
 
+    def answered_stage(self, case_number: str, stage: str) -> bool:
+        """Whether a decision at ``stage`` of the case was answered to some request."""
+        rows = self._connection.execute(select(self._t.c.response).where(
+            self._t.c.case_number == case_number, self._t.c.response != ""))
+        for (response,) in rows:
+            try:
+                answer = json.loads(response)
+            except ValueError:
+                continue
+            if isinstance(answer, dict) and answer.get("stage") == stage \
+                    and "next_stage" in answer:
+                return True
+        return False
+
     def remove(self, system: str, request_id: str) -> None:
         self._connection.execute(delete(self._t).where(
             self._t.c.system == system, self._t.c.request_id == request_id))

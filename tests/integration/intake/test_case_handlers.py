@@ -33,11 +33,12 @@ from tests.integration.intake.sealing import taken
 from tests.support import fresh_database_url, sample_caller
 from tests.unit.workflows.fakes import LEADER, REVIEWER, SEALER, Signers
 from workflows.approval_contract import (
-    ApplicantNotice,
     DecisionTaken,
     SealReceipt,
     SealRequest,
     Stage,
+    StatementFacts,
+    StatementKind,
 )
 
 ITEM = "012101000007001"  # 食品经营许可（新办）, SCJGJ: M01-M06 required, M07 optional
@@ -169,7 +170,7 @@ def test_the_applicant_is_stored_encrypted_and_kept_out_of_the_audit_log(
 
 
 def test_the_chain_start_and_what_the_applicant_is_told_are_recorded_once(
-        intake: Intake) -> None:
+        intake: Intake, signers: Signers) -> None:
     number = _submit(intake, _materials(), key="key-0000000000000001").view.case.number
     waiting = _submit(intake, _materials("M01"), key="key-0000000000000002").view.case.number
     assert cases.unstarted_cases(uow=intake.uow()) == [number]
@@ -179,11 +180,13 @@ def test_the_chain_start_and_what_the_applicant_is_told_are_recorded_once(
     assert not cases.mark_workflow_started(uow=intake.uow(), case_number=number,
                                            system="govhall-intake", started_at=started_at)
     assert cases.unstarted_cases(uow=intake.uow()) == []
-    notice = ApplicantNotice(number, "wf-0001", "special_procedure_started",
-                             MONDAY + timedelta(days=1), {"procedure": "expert_review"})
+    # What the applicant is told is read from review's signed act, nothing else.
+    start = StatementFacts.read(signers.statement(
+        StatementKind.PROCEDURE_START, number, REVIEWER, procedure="expert_review").body)
     audit_before = intake.count("audit_log")
-    assert cases.notify_applicant(uow=intake.uow(), notice=notice, now=MONDAY)
-    assert not cases.notify_applicant(uow=intake.uow(), notice=notice, now=MONDAY)
+    told_at = MONDAY + timedelta(days=1)
+    assert cases.notify_applicant(uow=intake.uow(), facts=start, at=told_at, now=MONDAY)
+    assert not cases.notify_applicant(uow=intake.uow(), facts=start, at=told_at, now=MONDAY)
     assert intake.count("audit_log") == audit_before + 1
     view, timeline = cases.get_case(uow=intake.uow(), caller=CLERK, case_number=number)
     assert view.case.status == CaseStatus.UNDER_REVIEW and view.case.workflow_started
@@ -192,9 +195,16 @@ def test_the_chain_start_and_what_the_applicant_is_told_are_recorded_once(
         "applicant.notified"]
     assert timeline[-1].details == {"template": "special_procedure_started",
                                     "procedure": "expert_review"}
+    assert timeline[-1].event_id.startswith("notice-")
     with pytest.raises(NotFound):
-        cases.notify_applicant(uow=intake.uow(), now=MONDAY, notice=replace(
-            notice, case_number="AP-20990101-000001"))
+        cases.notify_applicant(uow=intake.uow(), now=MONDAY, at=told_at,
+                               facts=replace(start, case_number="AP-20990101-000001"))
+    with pytest.raises(FailedPrecondition):  # nothing to tell of a case not in the chain
+        cases.notify_applicant(uow=intake.uow(), now=MONDAY, at=told_at,
+                               facts=replace(start, case_number=waiting))
+    with pytest.raises(InvalidArgument):  # a decision is no act on the clock
+        cases.notify_applicant(uow=intake.uow(), now=MONDAY, at=told_at, facts=replace(
+            start, kind=StatementKind.DECISION))
     assert cases.get_case(uow=intake.uow(), caller=CLERK,
                           case_number=waiting)[0].case.status == CaseStatus.AWAITING_MATERIALS
 

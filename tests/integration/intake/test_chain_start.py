@@ -488,7 +488,7 @@ async def _chain(backend: str, tmp_path: Path, pki_dir: Path, signers: Signers,
                  env: WorkflowEnvironment) -> AsyncIterator[Chain]:
     """Intake (its activity worker included) on its own queues, the workflow, review faked."""
     prefix = _prefix()
-    center = Center()
+    center = Center(signers=signers)
     url = fresh_database_url(backend, "intake", tmp_path)
     async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
                                   temporal_address=_target(env), task_queue_prefix=prefix,

@@ -279,3 +279,47 @@ async def test_a_withdrawal_intake_did_not_sign_closes_nothing_and_is_recorded(
         ("violation.refused_seal", f"case/{number}")] * 3
     assert untouched.case.status == pb.CASE_STATUS_ACCEPTED
     assert withdrawn.case.status == pb.CASE_STATUS_WITHDRAWN
+
+
+async def test_what_the_applicant_is_told_rests_on_an_act_review_signed(
+        sealing: Sealing, tmp_path: Path) -> None:
+    """Nobody who only reaches Temporal can put a notice, or an id, on a case's timeline."""
+    signers = sealing.signers
+    outsider = service_signer(tmp_path / "outsider", "review")
+    activities = IntakeActivities(sealing.engine, sealing.service.settings)
+
+    async def notify(number: str, statement: c.SignedStatement | None,
+                     event_id: str = "chain-sealed") -> None:
+        await ActivityEnvironment().run(activities.notify_applicant, c.ApplicantNotice(
+            number, event_id, "special_procedure_started", datetime.now(UTC),
+            {"procedure": "expert_review", "phone": "13800000000"}, statement))
+
+    async with routed(sealing.service) as stub:
+        number, _ = await sealing.accepted_case(stub)
+        start = signers.statement(K.PROCEDURE_START, number, REVIEWER,
+                                  procedure="expert_review")
+        refusals = {}
+        for label, statement in {
+                "no statement": None,
+                "an unknown key": signers.statement(K.PROCEDURE_START, number, REVIEWER,
+                                                    procedure="expert_review",
+                                                    signer=outsider),
+                "a decision": signers.statement(K.DECISION, number, REVIEWER,
+                                                stage="review", outcome="approve"),
+                "another case's": signers.statement(K.PROCEDURE_START, "AP-20260101-000001",
+                                                    REVIEWER, procedure="expert_review")}.items():
+            with pytest.raises(ApplicationError) as refused:
+                await notify(number, statement)
+            refusals[label] = refused.value.type
+        before = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+        await notify(number, start)
+        await notify(number, start, event_id="anything")  # the same act: told once
+        told = await stub.GetCase(pb.GetCaseRequest(case_number=number))
+    assert refusals == dict.fromkeys(refusals, "PermissionDenied")
+    assert len(sealing.violations()) == 4
+    assert [e.kind for e in told.timeline][len(before.timeline):] == ["applicant.notified"]
+    notice = told.timeline[-1]
+    assert notice.event_id.startswith("notice-") and notice.event_id != "chain-sealed"
+    # Template and details come from the statement: nothing the request said.
+    assert dict(notice.details) == {"template": "special_procedure_started",
+                                    "procedure": "expert_review"}

@@ -135,7 +135,9 @@ class IntakeStandIn:
             stand_in.seals[request.case_number] = request
             number = f"SY-2026-{len(stand_in.receipts) + 1:06d}"
             digest = hashlib.sha256(f"{request.case_number}/{outcome}".encode()).hexdigest()
-            receipt = c.SealReceipt(number, stand_in.signers.intake.key_id, digest, outcome)
+            receipt = c.SealReceipt(number, stand_in.signers.intake.key_id, digest, outcome,
+                                    stand_in.signers.sealed(request.case_number, number,
+                                                            outcome, digest))
             stand_in.receipts[request.case_number] = receipt
             return receipt
 

@@ -123,7 +123,7 @@ async def test_deadlines_across_national_day_with_a_pause_and_an_extension(
                                    extension=extension.statement,
                                    extension_reason=extension.reason, stage=c.Stage.REVIEW,
                                    reason="legal limit extended", at=NOW,
-                                   sla_state=c.SlaState.ON_TIME)
+                                   sla_state=c.SlaState.ON_TIME, cause="extended")
     paused = await environment("recompute").run(hosted(review, signers).recompute_deadlines,
                                                 recompute)
     running_case = "AP-20260929-000002"
@@ -230,8 +230,9 @@ async def test_a_transition_out_of_order_or_altered_is_refused(
     deadlines = await open_case(review, signers, opening(signers))
     record = hosted(review, signers).record_transition
     sealer = Official("ZWFWZX-001", "ZWFWZX", ("seal_custodian",))
-    too_early = await refused(record, transition(
-        signers, sealer, c.Stage.SEAL, c.Outcome.SEAL, c.Stage.COMPLETED))
+    too_early = await refused(record, dataclasses.replace(transition(
+        signers, sealer, c.Stage.SEAL, c.Outcome.SEAL, c.Stage.COMPLETED),
+        sealed=signers.sealed(CASE, "SY-2026-000001", "approved")))
     genuine = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN,
                          due=deadlines.stage_due_at["sign"])
     other_opinion = await refused(record, dataclasses.replace(
@@ -361,3 +362,107 @@ async def test_a_withdrawal_closes_the_task_and_escalations_once(
     assert actions(review).count("case.withdrawn") == 1
     assert event_kinds(review)[-1] == "withdrawn"
     assert event_kinds(review).count("withdrawn") == 1
+
+
+SEALER = Official("ZWFWZX-001", "ZWFWZX", ("seal_custodian",))
+
+
+async def _reviewed_and_signed(review: ServiceUnderTest, signers: Signers) -> ReviewActivities:
+    deadlines = await open_case(review, signers, opening(signers))
+    record = hosted(review, signers)
+    await environment("t1").run(record.record_transition, transition(
+        signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN,
+        due=deadlines.stage_due_at["sign"]))
+    await environment("t2").run(record.record_transition, transition(
+        signers, LEADER, c.Stage.SIGN, c.Outcome.APPROVE, c.Stage.SEAL,
+        due=deadlines.stage_due_at["seal"]))
+    return record
+
+
+async def test_a_case_is_completed_only_on_intakes_signed_seal(
+        review: ServiceUnderTest, signers: Signers, tmp_path: Path) -> None:
+    record = await _reviewed_and_signed(review, signers)
+    sealing = dataclasses.replace(transition(
+        signers, SEALER, c.Stage.SEAL, c.Outcome.SEAL, c.Stage.COMPLETED),
+        certificate_number="SY-2026-999999", outcome="approved")
+    unsigned = await refused(record.record_transition, sealing)
+    forger = Signers(tmp_path / "forger")
+    forged = await refused(record.record_transition, dataclasses.replace(
+        sealing, sealed=forger.sealed(CASE, "SY-2026-999999", "approved")))
+    other_case = await refused(record.record_transition, dataclasses.replace(
+        sealing, sealed=signers.sealed("AP-20260929-000009", "SY-2026-000001", "approved")))
+    assert (unsigned.type, forged.type, other_case.type) == ("PermissionDenied",) * 3
+    assert [r["stage"] for r in rows(review, tables.case_progress)] == ["seal"]
+    # The genuine receipt decides what is recorded, not the transition's plain fields.
+    await environment("t3").run(record.record_transition, dataclasses.replace(
+        sealing, sealed=signers.sealed(CASE, "SY-2026-000007", "refused")))
+    [progress] = rows(review, tables.case_progress)
+    assert (progress["stage"], progress["certificate_number"], progress["outcome"]) == (
+        "completed", "SY-2026-000007", "refused")
+    violations = [a for a in actions(review) if a.startswith("violation.")]
+    assert len(violations) == 3
+
+
+async def test_a_second_decision_for_a_decided_stage_is_refused_and_recorded(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    """As after someone rewinds the case's workflow in Temporal: the stage was decided."""
+    record = await _reviewed_and_signed(review, signers)
+    other_leader = Official("SCJGJ-007", "SCJGJ", ("leader",))
+    second = await refused(record.record_transition, transition(
+        signers, other_leader, c.Stage.SIGN, c.Outcome.REFUSE, c.Stage.SEAL))
+    assert second.type == "PermissionDenied"
+    signs = [d for d in rows(review, tables.decisions) if d["stage"] == "sign"]
+    assert [(d["official_id"], d["outcome"]) for d in signs] == [("SCJGJ-006", "approve")]
+    assert actions(review)[-1] == "violation.refused_statement"
+
+
+async def test_the_next_task_follows_reviews_record_not_the_request(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    deadlines = await open_case(review, signers, opening(signers))
+    misleading = dataclasses.replace(
+        transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN),
+        next_department="ZJJ", next_role="reviewer", next_due_at=NOW + timedelta(days=400))
+    await environment("t1").run(hosted(review, signers).record_transition, misleading)
+    tasks = {r["stage"]: r for r in rows(review, tables.tasks)}
+    assert (tasks["sign"]["department_code"], tasks["sign"]["role"]) == ("SCJGJ", "leader")
+    assert tasks["sign"]["due_at"] == deadlines.stage_due_at["sign"]
+
+
+async def test_a_replayed_older_request_cannot_take_the_extension_back(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    await open_case(review, signers, opening(signers))
+    extension = signers.clock(K.EXTENSION, CASE, LEADER, days=10, reason="需现场核查")
+    extended = await environment("e").run(
+        hosted(review, signers).recompute_deadlines, c.DeadlinesRequest(
+            opening(signers).acceptance, extension=extension.statement,
+            extension_reason=extension.reason, stage=c.Stage.REVIEW, at=NOW,
+            cause="extended"))
+    replayed = await environment("r").run(
+        hosted(review, signers).recompute_deadlines,
+        dataclasses.replace(opening(signers), stage=c.Stage.REVIEW))
+    assert replayed.legal_due_at == extended.legal_due_at
+    [progress] = rows(review, tables.case_progress)
+    assert progress["extension_days"] == 10
+
+
+async def test_the_timeline_reads_the_signed_acts_never_the_requests_words(
+        review: ServiceUnderTest, signers: Signers) -> None:
+    await open_case(review, signers, opening(signers))
+    start = signers.statement(K.PROCEDURE_START, CASE, REVIEWER, procedure="expert_review",
+                              at=china_noon(date(2026, 10, 8)))
+    # A recompute signal may say anything; the clock was not resumed by anyone.
+    await environment("s").run(hosted(review, signers).recompute_deadlines, c.DeadlinesRequest(
+        opening(signers).acceptance, pauses=[start], stage=c.Stage.REVIEW, at=NOW,
+        reason="special procedure ended\nforged line", cause="recomputed"))
+    assert event_kinds(review)[-1] == "deadlines.computed"
+    assert "case.special_procedure_ended" not in actions(review)
+    [event] = [e for e in rows(review, tables.case_events) if e["kind"] == "deadlines.computed"
+               and "forged" in e["details"]]
+    assert "\n" not in json.loads(event["details"])["reason"]
+    end = signers.statement(K.PROCEDURE_END, CASE, REVIEWER, procedure="expert_review",
+                            at=china_noon(date(2026, 10, 10)))
+    ended = c.DeadlinesRequest(opening(signers).acceptance, pauses=[start, end],
+                               stage=c.Stage.REVIEW, at=NOW, cause="procedure_ended")
+    await environment("e1").run(hosted(review, signers).recompute_deadlines, ended)
+    await environment("e2").run(hosted(review, signers).recompute_deadlines, ended)
+    assert actions(review).count("case.special_procedure_ended") == 1

@@ -316,7 +316,8 @@ async def test_a_request_id_is_answered_once_and_never_for_another_request(
     assert wrong[0] == grpc.StatusCode.FAILED_PRECONDITION
     assert signed.receipt.next_stage == SEAL
     # A new request on a finished case is refused, and the case says so.
-    assert late == (grpc.StatusCode.FAILED_PRECONDITION, f"approval/{case_number} is finished")
+    assert late == (grpc.StatusCode.FAILED_PRECONDITION,
+                    f"the seal of case {case_number} was decided already")
     assert [(d["stage"], d["outcome"]) for d in decisions_of(chain, case_number)] == [
         ("review", "approve"), ("sign", "approve"), ("seal", "seal")]
 

@@ -106,7 +106,8 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
         Worker(env.client, task_queue=f"{prefix}workflows", workflows=[ApprovalWorkflow]),
         Worker(env.client, task_queue=f"{prefix}review",
                activities=list(REVIEW.activities(engine, settings))),
-        Worker(env.client, task_queue=f"{prefix}intake", activities=Center().of("intake")),
+        Worker(env.client, task_queue=f"{prefix}intake",
+               activities=Center(signers=signers).of("intake")),
     ):
         handle = await env.client.start_workflow(
             ApprovalWorkflow.run, c.ApprovalInput(acceptance), id=c.workflow_id(case_number),

@@ -441,7 +441,7 @@ async def test_the_same_shape_baseline_has_the_real_workflows_shape(
     """govhall's ApprovalWorkflowV2, its activities faked, against the same-shape baseline."""
     client: Client = time_skipping.client
     signers = Signers(tmp_path / "pki")
-    async with _govhall_workers(client, Center().activities()) as queue:
+    async with _govhall_workers(client, Center(signers=signers).activities()) as queue:
         govhall = await case_shape(client, await _approved_case(time_skipping, signers, queue),
                                    [ApprovalWorkflow])
         same_shape = await case_shape(
@@ -461,7 +461,7 @@ async def test_a_record_that_lags_into_the_seal_is_still_counted_in_run(
     answered. By event order it looks like the seal's; replay says it is run's."""
     client: Client = time_skipping.client
     signers = Signers(tmp_path / "pki")
-    center = Center()
+    center = Center(signers=signers)
     activities = center.activities()
     record, seal = activities[c.RECORD_TRANSITION], activities[c.SEAL_DECISION]
     seal_started, sign_recorded = asyncio.Event(), asyncio.Event()

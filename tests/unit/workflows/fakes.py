@@ -102,6 +102,16 @@ class Signers:
         return c.ClockChange(self.statement(kind, case_number, who, at=at, procedure=procedure,
                                             days=days, content_sha256=digest), reason)
 
+    def sealed(self, case_number: str, certificate_number: str, outcome: str,
+               document_sha256: str = "0" * 64) -> c.SignedStatement:
+        """Intake's signed word that it sealed the case, as its seal activity gives it."""
+        return c.as_statement(self.intake.sign(c.statement_body(
+            kind=c.StatementKind.SEALED, case_number=case_number,
+            official_id=SEALER.official_id, department_code="ZWFWZX",
+            roles=["seal_custodian"], system="govhall-intake", issued_at=datetime.now(UTC),
+            certificate_number=certificate_number, outcome=outcome,
+            content_sha256=document_sha256)))
+
     def withdrawal(self, case_number: str, who: Official = CLERK) -> c.Withdrawal:
         return c.Withdrawal(self.statement(c.StatementKind.WITHDRAWAL, case_number, who))
 
@@ -125,8 +135,13 @@ class Center:
     notices: list[c.ApplicantNotice] = field(default_factory=list)
     seals: dict[str, c.SealRequest] = field(default_factory=dict)
     withdrawals: list[c.WithdrawalRecord] = field(default_factory=list)
+    #: Who signs the seal receipts (intake's key); without it the fake seal signs nothing
+    #: and the workflow refuses its receipt.
+    signers: Signers | None = None
     #: When set, each recomputation waits for it (a test holds one back to race another).
     hold_recompute: asyncio.Event | None = None
+    #: When set, opening the case waits for it.
+    hold_open: asyncio.Event | None = None
     recompute_started: asyncio.Event = field(default_factory=asyncio.Event)
     #: When set, marking an SLA change fails for good with this message.
     mark_fails: str = ""
@@ -170,6 +185,8 @@ class Center:
 
         @activity.defn(name=c.OPEN_CASE)
         async def open_case(request: c.DeadlinesRequest) -> c.Deadlines:
+            if center.hold_open is not None:
+                await center.hold_open.wait()
             center.opened.append(request)
             return center.deadlines(request)
 
@@ -205,8 +222,11 @@ class Center:
         async def seal(request: c.SealRequest) -> c.SealReceipt:
             center.seals[request.case_number] = request
             signed = [d.outcome for d in request.decisions if d.stage == c.Stage.SIGN]
-            return c.SealReceipt(f"SY-2026-{len(center.seals):06d}", "k1", "0" * 64,
-                                 "approved" if signed == ["approve"] else "refused")
+            number = f"SY-2026-{len(center.seals):06d}"
+            outcome = "approved" if signed == ["approve"] else "refused"
+            statement = center.signers.sealed(request.case_number, number, outcome) \
+                if center.signers is not None else None
+            return c.SealReceipt(number, "k1", "0" * 64, outcome, statement)
 
         @activity.defn(name=c.RECORD_WITHDRAWAL)
         async def record_withdrawal(record: c.WithdrawalRecord) -> None:

@@ -104,6 +104,7 @@ async def approval_case(env: WorkflowEnvironment, signers: Signers, *, center: C
                         accepted_on: date | None = None,
                         wait_open: bool = True) -> AsyncIterator[Case]:
     center = center or Center()
+    center.signers = signers
     prefix = f"t{uuid.uuid4().hex[:10]}-"
     number = f"AP-{uuid.uuid4().hex[:8]}"
     acceptance = signers.acceptance(number, accepted_at=await env.get_current_time(),
@@ -377,7 +378,9 @@ async def test_a_special_procedure_stops_the_clock(
     assert refused_decision.type == "FailedPrecondition"
     assert not_allowed.type == "FailedPrecondition"
     assert case.center.marks[0].sla_state == c.SlaState.PAUSED
-    assert case.center.marks[0].statement is not None
+    # The start is recorded with its statement, also when the watcher showed the pause first.
+    assert [m.statement for m in case.center.marks if m.statement is not None] == [
+        start.statement]
     assert all(not m.escalations for m in case.center.marks)
     assert [c.StatementFacts.read(s.body).kind for s in case.center.recomputes[-1].pauses] == [
         K.PROCEDURE_START, K.PROCEDURE_END]
@@ -471,3 +474,49 @@ async def test_each_next_task_is_due_by_its_own_stage_limit(
     assert [t.next_due_at for t in case.center.transitions] == [
         stage_due["sign"], stage_due["seal"]]
     assert stage_due["sign"] < stage_due["seal"]
+
+
+async def test_a_seal_without_intakes_receipt_is_refused(
+        time_skipping: WorkflowEnvironment, signers: Signers) -> None:
+    """Whoever reaches Temporal may answer the seal activity: a receipt without intake's
+    statement is refused here; one with a forged signature is refused by review
+    (tests/integration/review/test_approval_activities.py), which records nothing."""
+    center = Center()
+    async with approval_case(time_skipping, signers, center=center) as case:
+        center.signers = None  # the seal activity answers with no signed receipt
+        await case.decide(REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
+        await case.decide(LEADER, c.Stage.SIGN, c.Outcome.APPROVE)
+        unsigned = await case.refused(c.DECIDE, signers.decision(
+            case.number, SEALER, c.Stage.SEAL, c.Outcome.SEAL))
+        still = await case.status()
+        center.signers = signers
+        sealed = await case.decide(SEALER, c.Stage.SEAL, c.Outcome.SEAL)
+        result = await case.handle.result()
+    assert unsigned.type == "PermissionDenied"
+    assert (still.stage, still.certificate_number) == (c.Stage.SEAL, "")
+    assert sealed.certificate_number and result.certificate_number == sealed.certificate_number
+    assert sealed.sealed is not None
+    assert c.StatementFacts.read(sealed.sealed.body).certificate_number == (
+        sealed.certificate_number)
+    assert case.center.transitions[-1].sealed == sealed.sealed
+
+
+async def test_an_extension_sent_before_the_case_opened_waits_for_it(
+        time_skipping: WorkflowEnvironment, signers: Signers) -> None:
+    center = Center(hold_open=asyncio.Event())
+    async with approval_case(time_skipping, signers, center=center, wait_open=False) as case:
+        extension = asyncio.create_task(case.handle.execute_update(
+            c.EXTEND_TIME_LIMIT,
+            signers.clock(K.EXTENSION, case.number, LEADER, days=10, reason="核查"),
+            result_type=c.ChangeReceipt))
+        await asyncio.sleep(0.3)
+        assert not extension.done()
+        assert center.hold_open is not None
+        center.hold_open.set()
+        receipt = await asyncio.wait_for(extension, 10)
+        status = await case.status()
+        await case.handle.terminate("test over")
+    assert status.extension_days == 10
+    assert [r.extension is not None for r in center.recomputes] == [True]
+    assert status.deadlines is not None
+    assert receipt.deadlines.legal_due_at == status.deadlines.legal_due_at
