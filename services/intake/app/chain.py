@@ -2,8 +2,8 @@
 
 **The outbox.** An accepted case is committed with ``workflow_started``
 false; that row is the outbox entry. Right after the commit the window's
-call tries to start the workflow (``approval/<case number>``, idempotent:
-a running one is used as it is, a finished one is never started again); if
+call tries to start the workflow (``approval/<case number>``, once: the
+case's own run, running or finished, is never started again); if
 Temporal is out of reach the call still answers (the case is accepted, its
 start pending), and the ``ChainStarter`` running in the intake process
 starts every pending case as soon as Temporal answers again — also after a
