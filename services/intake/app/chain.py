@@ -228,10 +228,9 @@ class ChainStarter:
         """
         identifier = workflow_id(case_number)
         for _ in range(self.replacements):
+            # None: the run is gone since (its history was deleted), so start afresh.
             run = await self.gateway.existing_run(identifier, ApprovalInput)
-            if run is None:  # gone since (the history was deleted): start afresh
-                why = ""
-            else:
+            if run is not None:
                 why = not_ours(run, case_input=case_input, workflow_queue=self.workflow_queue)
                 if not why:
                     log.info("chain.own_run_found", case_number=case_number,

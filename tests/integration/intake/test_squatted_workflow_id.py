@@ -180,6 +180,8 @@ SQUATS = {
         c.WORKFLOW_NAME, True, {"acceptance": {"body": {"kind": "acceptance"},
                                                "signer": "intake", "key_id": "0" * 16,
                                                "signature": "AA=="}}, None, True, "input"),
+    "on intake's queue with an input that is no acceptance": Squat(
+        c.WORKFLOW_NAME, True, {"x": 1}, None, True, "input"),
     "of another type on intake's queue": Squat("Rogue", True, {"x": 1}, None, True,
                                                "workflow_type"),
 }
