@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import rfc8785
 from sqlalchemy import BigInteger, Column, Connection, MetaData, String, Table, Text, func, select
 from sqlalchemy import text as sql_text
 
@@ -99,13 +100,23 @@ def _moment(value: str) -> datetime:
 
 
 def _body(checkpoint: Checkpoint, service: str) -> dict[str, Any]:
+    # Whoever verifies may hand in any bytes: nesting past the parser's depth is refused
+    # like any other body that is not JSON.
     try:
         body = json.loads(checkpoint.body.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise BadCheckpoint("its body is not JSON") from error
     if not isinstance(body, dict):
         raise BadCheckpoint("its body is not a JSON object")
-    if canonical(body) != checkpoint.body:
+    # Python's JSON reads what RFC 8785 cannot write (1e400 as infinity, NaN, integers
+    # beyond 2^53, lone surrogates): no signer made such a body.
+    try:
+        written = canonical(body)
+    except (rfc8785.CanonicalizationError, RecursionError) as error:
+        raise BadCheckpoint("its body holds what RFC 8785 cannot write: a number beyond "
+                            "2^53 or not finite, a lone surrogate, or nesting too deep") \
+            from error
+    if written != checkpoint.body:
         raise BadCheckpoint("its body is not in RFC 8785 canonical form")
     if body.get("type") != CHECKPOINT_TYPE:
         raise BadCheckpoint(f"its body is not of type {CHECKPOINT_TYPE}")

@@ -13,6 +13,12 @@ status a caller gets is the same from every service:
   may send the same request again (updates carry ids made of the caller's
   request id, so a repeat is answered with the first result).
 
+A start never joins a run it did not make: whoever reaches Temporal can start
+a workflow under an id the service will use. When the id is held (by a run
+still going, or one closed), ``start`` says so, and the service reads that
+run (``existing_run``: its type, task queue and decoded input) to tell its
+own run from a squatter's, which it may ``terminate`` and replace.
+
 The client is made on first use, so a service starts and serves reads while
 Temporal is down.
 """
@@ -21,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -67,6 +74,22 @@ class WorkflowsUnavailable(errors.Unavailable):
     """Temporal could not be reached or did not answer in time; the call may be retried."""
 
 
+@dataclass(frozen=True)
+class ExistingRun:
+    """The run holding a workflow id, as Temporal keeps it: what started it, with what."""
+
+    workflow_id: str
+    run_id: str
+    workflow_type: str
+    task_queue: str
+    #: Still running (else closed: completed, failed, terminated, timed out, ...).
+    running: bool
+    #: Its one start argument, read by the client's data converter as the type asked
+    #: for; None when it cannot be read as one (another shape, an undecodable payload,
+    #: no argument or several).
+    argument: object | None
+
+
 def refusal_of(failure: BaseException | None) -> errors.GovhallError | None:
     """The kernel error a workflow's failure stands for: the first refusal in its causes."""
     seen = 0
@@ -106,10 +129,14 @@ class WorkflowGateway:
 
     async def start(self, workflow: str, argument: Any, *, workflow_id: str, task_queue: str,
                     search_attributes: TypedSearchAttributes, summary: str,
-                    answer_within: float | None = None) -> bool:
-        """Start the workflow unless it runs or ran already; True if this call started it.
+                    answer_within: float | None = None, replacing: bool = False) -> bool:
+        """Start the workflow; True if this call started it, False if the id is held.
 
-        ``answer_within`` (seconds) bounds this call when less than the gateway's own.
+        The id is held by any run under it, running or closed: the caller reads
+        that run (``existing_run``) to know whether it is its own. ``replacing``
+        starts over a closed run (after the caller ended one that was not its
+        own); a running one still holds the id. ``answer_within`` (seconds)
+        bounds this call when less than the gateway's own.
         """
         client = await self.client()
         limit = min(answer_within or self._call_timeout, self._call_timeout)
@@ -118,10 +145,11 @@ class WorkflowGateway:
                 await client.start_workflow(
                     workflow, argument, id=workflow_id, task_queue=task_queue,
                     search_attributes=search_attributes, static_summary=summary,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+                    id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE if replacing
+                    else WorkflowIDReusePolicy.REJECT_DUPLICATE)
         except WorkflowAlreadyStartedError:
-            log.info("workflow.already_ran", workflow_id=workflow_id)
+            log.info("workflow.id_held", workflow_id=workflow_id)
             return False
         except (TimeoutError, RPCTimeoutOrCancelledError) as error:
             raise WorkflowsUnavailable(
@@ -131,6 +159,70 @@ class WorkflowGateway:
             if error.status in OUTAGES:
                 raise WorkflowsUnavailable(
                     f"the workflow {workflow_id} could not be started now "
+                    f"({error.status.name}): try again later") from error
+            raise
+        return True
+
+    async def existing_run(self, workflow_id: str, argument_type: type[Any]
+                           ) -> ExistingRun | None:
+        """The latest run under ``workflow_id`` and how it was started; None if there is none.
+
+        Its start input is read with this client's data converter (payloads
+        decrypted, then read as ``argument_type``); whatever cannot be read so
+        is given as None, never raised: the run was not started by the code
+        that starts with that type.
+        """
+        client = await self.client()
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                description = await client.get_workflow_handle(workflow_id).describe()
+                run = client.get_workflow_handle(workflow_id, run_id=description.run_id)
+                started = None
+                async for event in run.fetch_history_events(page_size=1):
+                    started = event.workflow_execution_started_event_attributes
+                    break
+        except (TimeoutError, RPCTimeoutOrCancelledError) as error:
+            raise WorkflowsUnavailable(
+                f"the workflow {workflow_id} could not be looked up now: try again later") \
+                from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            if error.status in OUTAGES:
+                raise WorkflowsUnavailable(
+                    f"the workflow {workflow_id} could not be looked up now "
+                    f"({error.status.name}): try again later") from error
+            raise
+        argument: object | None = None
+        if started is not None and len(started.input.payloads) == 1:
+            try:
+                [argument] = await client.data_converter.decode(
+                    started.input.payloads, [argument_type])
+            except Exception:  # any shape the converter cannot read is not the one asked for
+                argument = None
+        return ExistingRun(
+            workflow_id=workflow_id, run_id=description.run_id,
+            workflow_type=started.workflow_type.name if started is not None else "",
+            task_queue=started.task_queue.name if started is not None else "",
+            running=description.status == WorkflowExecutionStatus.RUNNING,
+            argument=argument)
+
+    async def terminate(self, workflow_id: str, *, run_id: str, reason: str) -> bool:
+        """End that very run (never a later one); False if it had closed already."""
+        handle = (await self.client()).get_workflow_handle(workflow_id, run_id=run_id)
+        try:
+            async with asyncio.timeout(self._call_timeout):
+                await handle.terminate(reason=reason)
+        except (TimeoutError, RPCTimeoutOrCancelledError) as error:
+            raise WorkflowsUnavailable(
+                f"the workflow {workflow_id} could not be ended now: try again later") \
+                from error
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return False  # closed meanwhile
+            if error.status in OUTAGES:
+                raise WorkflowsUnavailable(
+                    f"the workflow {workflow_id} could not be ended now "
                     f"({error.status.name}): try again later") from error
             raise
         return True

@@ -612,6 +612,98 @@ async def test_names_are_kept_in_nfc(backend: str, tmp_path: Path, pki_dir: Path
     assert published.item.name == read.item.name == "Café许可（新办）"
 
 
+# ---- what VerifyDecision and VerifyAuditLog are handed to read ---------------------------
+
+#: Decision documents no JSON reader should choke on: nested past the parser's depth, numbers
+#: out of any range, not UTF-8, not an object, naming a key in the wrong type.
+MALFORMED_DOCUMENTS: dict[str, bytes] = {
+    "nested arrays": b"[" * 2000 + b"]" * 2000,
+    "nested objects": b'{"a":' * 2000 + b"1" + b"}" * 2000,
+    "nesting inside the document": b'{"key_id": "x", "chain": ' + b"[" * 5000
+                                   + b"]" * 5000 + b"}",
+    "an integer of 5000 digits": b'{"key_id": 1' + b"0" * 5000 + b"}",
+    "1e400": b'{"certificate_number": 1e400}',
+    "NaN": b'{"key_id": NaN}',
+    "not UTF-8": b"\xff\xfe{}",
+    "not an object": b'["SY-2026-000001"]',
+    "a key id that is a list": b'{"key_id": ["a6d4ad4b3226170d"]}',
+}
+
+
+async def test_a_malformed_decision_document_is_tampered_never_internal(
+        backend: str, tmp_path: Path, pki_dir: Path) -> None:
+    """A document nested past the JSON parser's depth answered INTERNAL (RecursionError)."""
+    url = fresh_database_url(backend, "intake", tmp_path)
+    async with service_under_test(INTAKE, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=UNREACHABLE_TEMPORAL) as intake:
+        async with intake.channel("hotline-12345") as channel:
+            stub = intake_pb2_grpc.IntakeServiceStub(channel)
+            verdicts: dict[str, Any] = {}
+            for label, document in MALFORMED_DOCUMENTS.items():
+                try:
+                    verdicts[label] = (await stub.VerifyDecision(intake_pb2.VerifyDecisionRequest(
+                        document=document, signature=b"\x00" * 64))).result
+                except grpc.aio.AioRpcError as error:
+                    verdicts[label] = error.code()
+    assert verdicts == dict.fromkeys(MALFORMED_DOCUMENTS, intake_pb2.VERIFICATION_RESULT_TAMPERED)
+
+
+def _checkpoint_body(**fields: str) -> bytes:
+    """A checkpoint body as written (its raw JSON text), but for ``fields``' raw values."""
+    values = {"checkpoint": "1", "head_hash": f'"{"0" * 64}"', "sequence": "1",
+              "service": '"{service}"', "signed_at": '"2026-03-05T02:00:00.000000Z"',
+              "type": '"govhall.audit_checkpoint.v1"'} | fields
+    return ("{" + ",".join(f'"{k}":{v}' for k, v in sorted(values.items())) + "}").encode()
+
+
+#: Kept checkpoints whose body RFC 8785 cannot write or JSON cannot read: numbers no JSON
+#: number is, integers beyond 2^53, a lone surrogate, nesting past the parser's depth (the
+#: body may be 2048 bytes).
+UNCANONICAL_BODIES: dict[str, bytes] = {
+    "sequence 1e400": _checkpoint_body(sequence="1e400"),
+    "sequence -1e400": _checkpoint_body(sequence="-1e400"),
+    "sequence NaN": _checkpoint_body(sequence="NaN"),
+    "checkpoint Infinity": _checkpoint_body(checkpoint="Infinity"),
+    "sequence 2^53 + 1": _checkpoint_body(sequence=str(2**53 + 1)),
+    "sequence of 1000 digits": _checkpoint_body(sequence="9" * 1000),
+    "a lone surrogate": _checkpoint_body(service='"\\ud800"'),
+    "nested 1000 deep": b"[" * 1000 + b"]" * 1000,
+}
+
+
+async def test_a_kept_checkpoint_rfc8785_cannot_write_is_refused_never_internal(
+        prober: Prober) -> None:
+    """A caller's checkpoint with ``"sequence": 1e400`` answered INTERNAL before any signature
+    was checked (rfc8785's FloatDomainError); now it is refused like any forged checkpoint."""
+    [method] = [m for m in _methods(DEFINITIONS[prober.service])
+                if m.name == "VerifyAuditLog"
+                and m.containing_service.full_name.startswith("govhall.")]
+    system, official = _caller(prober.service, method)
+    call = prober.channels[system].unary_unary(
+        f"/{method.containing_service.full_name}/{method.name}",
+        request_serializer=None, response_deserializer=None)
+    answers: dict[str, Any] = {}
+    for number, (label, body) in enumerate(UNCANONICAL_BODIES.items(), start=1):
+        request = _base(method)
+        kept = request.checkpoints[0]
+        kept.number, kept.service = number, prober.service
+        kept.body = body.replace(b"{service}", prober.service.encode())
+        await prober.send(label, method, request.SerializeToString())
+        try:
+            answer = _message(method.output_type).FromString(await call(
+                request.SerializeToString(),
+                metadata=as_official(official) if official else (), timeout=15))
+        except grpc.aio.AioRpcError as error:
+            answers[label] = error.code()
+            continue
+        verification = answer.verification
+        answers[label] = (verification.intact,
+                          [r.number for r in verification.refused_checkpoints])
+    assert prober.problems == {}
+    assert answers == {label: (False, [number]) for number, label
+                       in enumerate(UNCANONICAL_BODIES, start=1)}
+
+
 # ---- the regressions found on PostgreSQL ------------------------------------------------
 
 

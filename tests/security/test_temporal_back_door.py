@@ -9,7 +9,10 @@ only, like anyone on the network of the cluster could. It tries to
   not exist, statements signed with its own key, a real-looking statement of
   review whose body it edited;
 - seal a case still at review by running a workflow of its own that calls
-  intake's seal activity, and record a decision by calling review's.
+  intake's seal activity, and record a decision by calling review's;
+- wedge a case by signalling it payloads that claim to be encrypted but that
+  no key decrypts (attacks/t_poison_signal.py): these once failed every later
+  workflow task of the case.
 
 Every attempt is refused, nothing is sealed or recorded, the case goes on as
 if nothing happened, and the services keep a violation in their audit log
@@ -19,6 +22,7 @@ for what reached them.
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -28,20 +32,26 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from temporalio.client import WorkflowFailureError, WorkflowUpdateFailedError
+from temporalio.api.common.v1 import Payload, Payloads, WorkflowExecution
+from temporalio.api.enums.v1 import EventType
+from temporalio.api.workflowservice.v1 import SignalWorkflowExecutionRequest
+from temporalio.client import Client, WorkflowFailureError, WorkflowUpdateFailedError
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from kernel.codec import ENCODING, KEY_ID, Keyring, codec_dir
 from kernel.signing import service_signer
 from tests.e2e.suite import (
     REVIEW,
+    SEAL,
     SIGN,
     ChainProcesses,
     decide_until_done,
     start_chain,
     submit,
     until_quiet,
+    within,
 )
 from tests.security.rogue import RogueRecord, RogueSeal
 from tests.unit.workflows.fakes import LEADER, REVIEWER, SEALER, Official, Signers
@@ -175,3 +185,61 @@ async def test_a_rogue_workflow_cannot_seal_or_record(
     assert status.stage == c.Stage.REVIEW
 
 
+
+
+def _poisons(pki_dir: Path) -> dict[str, Payload]:
+    """Payloads that say they are encrypted and that no key of the suite decrypts."""
+    real_key = Keyring.load(codec_dir(pki_dir)).current.encode()
+    return {
+        "an unknown key id": Payload(metadata={"encoding": ENCODING, KEY_ID: b"9999"},
+                                     data=b"\x00" * 40),
+        "garbage under the real key id": Payload(
+            metadata={"encoding": ENCODING, KEY_ID: real_key}, data=os.urandom(60)),
+        "no key id": Payload(metadata={"encoding": ENCODING}, data=os.urandom(60)),
+    }
+
+
+async def _events(client: Client, workflow_id: str) -> list[EventType.ValueType]:
+    history = await client.get_workflow_handle(workflow_id).fetch_history()
+    return [event.event_type for event in history.events]
+
+
+async def test_signals_no_key_decrypts_are_dropped_and_the_case_is_sealed(
+        chain: ChainProcesses) -> None:
+    """A bare client (no payload keys) signals a real case ``recompute_deadlines`` with
+    payloads claiming ``binary/encrypted``. The worker marks each undecodable and drops the
+    signal; no workflow task fails, the case takes its three decisions and is sealed."""
+    deadline = time.monotonic() + SECONDS
+    await chain.ensure_running(deadline)
+    case_number = await submit(chain)
+    await until_quiet(chain, case_number, deadline)
+    client = await chain.client()
+    identifier = c.workflow_id(case_number)
+    # Raw gRPC, as an attacker without govhall's data converter sends it.
+    for poison in _poisons(chain.pki_dir).values():
+        await client.workflow_service.signal_workflow_execution(SignalWorkflowExecutionRequest(
+            namespace=chain.namespace, workflow_execution=WorkflowExecution(
+                workflow_id=identifier), signal_name=c.RECOMPUTE_DEADLINES,
+            input=Payloads(payloads=[poison]), identity="attacker",
+            request_id=str(uuid.uuid4())))
+
+    async def taken() -> bool:
+        """The worker has run a workflow task since the last poisoned signal (or failed)."""
+        events = await _events(client, identifier)
+        last_signal = max(i for i, e in enumerate(events)
+                          if e == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED)
+        return any(e in (EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
+                         EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED)
+                   for e in events[last_signal:])
+
+    await within(deadline, f"{case_number} took the poisoned signals", taken)
+    after_the_signals = await _events(client, identifier)
+    assert after_the_signals.count(EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED) == 3
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in after_the_signals
+    receipts = [await decide_until_done(chain, case_number, stage, str(uuid.uuid4()), deadline)
+                for stage in (REVIEW, SIGN, SEAL)]
+    events = await _events(client, identifier)
+    assert EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED not in events
+    assert receipts[-1].response.receipt.certificate_number
+    assert _count(chain, "intake", "SELECT count(*) FROM sealed_decisions WHERE case_number = :c",
+                  c=case_number) == 1

@@ -2,13 +2,24 @@
 
 **The outbox.** An accepted case is committed with ``workflow_started``
 false; that row is the outbox entry. Right after the commit the window's
-call tries to start the workflow (``approval/<case number>``, idempotent:
-a running one is used as it is, a finished one is never started again); if
+call tries to start the workflow (``approval/<case number>``, once: the
+case's own run, running or finished, is never started again); if
 Temporal is out of reach the call still answers (the case is accepted, its
 start pending), and the ``ChainStarter`` running in the intake process
 starts every pending case as soon as Temporal answers again — also after a
 crash or kill between the commit and the start, since the flag is only set
 once the start succeeded.
+
+**The workflow id is the case's.** Case numbers are sequential, so anyone
+who reaches Temporal can start a workflow under the next case's id first. A
+start therefore never joins a run it did not make: when the id is held
+(running or closed), intake reads that run; it is the case's own only if it
+is an ``ApprovalWorkflowV2`` on intake's workflow queue started with the
+very acceptance intake would start it with (intake's Ed25519 signature is
+deterministic, so an equal statement is intake's own), and is then simply
+noted as started — a case never gets a second genuine run. Anything else is
+a squatter: recorded as ``violation.squatted_workflow`` in intake's audit
+log, terminated if it still runs, and replaced by the case's own run.
 
 **Withdrawal** of a case in the chain is a statement signed by intake for
 the window clerk it authenticated, sent to the workflow as an update; the
@@ -18,14 +29,16 @@ workflow closes the case here (``record_withdrawal``) and in review.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
+from kernel.audit import Actor
 from kernel.errors import Unavailable
 from kernel.identity import Caller
 from kernel.signing import ServiceSigner
@@ -38,7 +51,7 @@ from kernel.temporal import (
     STAGE,
     WORKFLOW_TASK_QUEUE,
 )
-from kernel.workflow_gateway import WorkflowGateway
+from kernel.workflow_gateway import ExistingRun, WorkflowGateway
 from services.intake.app import cases
 from services.intake.app.cases import CaseView
 from services.intake.db.repository import IntakeUnitOfWork
@@ -61,6 +74,41 @@ from workflows.approval_contract import (
 
 log = structlog.get_logger("govhall.intake.chain")
 
+#: Who starts the case's workflow, in intake's audit log.
+INTAKE_SYSTEM = "govhall-intake"
+#: What intake records when someone else's run held a case's workflow id.
+SQUATTED = "violation.squatted_workflow"
+
+
+class SquattedWorkflowId(Exception):
+    """The case's workflow id was taken again and again by runs that are not the case's."""
+
+
+def not_ours(run: ExistingRun, *, case_input: ApprovalInput, workflow_queue: str) -> str:
+    """What makes ``run`` another's than the case's own ('' when it is the case's own)."""
+    if run.workflow_type != WORKFLOW_NAME:
+        return "workflow_type"
+    if run.task_queue != workflow_queue:
+        return "task_queue"
+    if run.argument != case_input:
+        return "input"
+    return ""
+
+
+def record_squatted_workflow(*, uow: IntakeUnitOfWork, case_number: str, run: ExistingRun,
+                             why: str, now: datetime) -> None:
+    """Keep, in the audit log, a run someone else started under the case's workflow id.
+
+    Only identifiers: the squatter chose its type, queue and input, which may
+    hold anything.
+    """
+    with uow:
+        uow.audit.append(actor=Actor(INTAKE_SYSTEM), action=SQUATTED,
+                         subject=f"case/{case_number}", at=now,
+                         details={"workflow_id": run.workflow_id, "run_id": run.run_id,
+                                  "running": run.running, "not_ours": why})
+        uow.commit()
+
 
 def summary(facts: StatementFacts) -> str:
     """What the Temporal UI shows for the workflow: codes and the item, no personal data."""
@@ -79,6 +127,14 @@ def search_attributes(facts: StatementFacts) -> TypedSearchAttributes:
 
 
 @dataclass
+class _Starting:
+    """One case being started: its lock, and how many hold it or wait for it."""
+
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    users: int = 0
+
+
+@dataclass
 class ChainStarter:
     """Starts the workflow of every accepted case, once, whenever Temporal can be reached."""
 
@@ -94,6 +150,34 @@ class ChainStarter:
     backoff_seconds: float = 1.0
     #: Seconds a window's call waits for the start before it answers "pending".
     answer_within_seconds: float = 2.0
+    #: Squatters replaced in one attempt before the case is left to the next round.
+    replacements: int = 3
+    #: The cases being started now, each with its lock.
+    _starting: dict[str, _Starting] = field(default_factory=dict, init=False, repr=False)
+
+    @contextlib.asynccontextmanager
+    async def _one_at_a_time(self, case_number: str,
+                             within: float | None) -> AsyncIterator[None]:
+        """The window's call and the outbox may start the same case at once: one after the
+        other, so a squatter is recorded and replaced once, not by both. A caller that
+        waits for the answer waits ``within`` seconds at most (then the start is pending)."""
+        starting = self._starting.setdefault(case_number, _Starting())
+        starting.users += 1
+        try:
+            try:
+                async with asyncio.timeout(within):
+                    await starting.lock.acquire()
+            except TimeoutError as error:
+                raise Unavailable(f"the workflow of case {case_number} is being started "
+                                  "by the outbox") from error
+            try:
+                yield
+            finally:
+                starting.lock.release()
+        finally:
+            starting.users -= 1
+            if not starting.users:
+                del self._starting[case_number]
 
     async def start(self, case_number: str, *, waiting: bool = False) -> bool:
         """Start the case's workflow now; False (it stays pending) when Temporal is out of reach.
@@ -114,20 +198,63 @@ class ChainStarter:
         return True
 
     async def _start(self, case_number: str, *, waiting: bool) -> None:
+        async with self._one_at_a_time(
+                case_number, self.answer_within_seconds if waiting else None):
+            await self._start_once(case_number, waiting=waiting)
+
+    async def _start_once(self, case_number: str, *, waiting: bool) -> None:
         started_at = datetime.now(UTC)
         case_input: ApprovalInput = await asyncio.to_thread(
             cases.approval_input, uow=self.reading(), case_number=case_number,
             signer=self.signer)
         facts = StatementFacts.read(case_input.acceptance.body)
-        await self.gateway.start(
-            WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
-            task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-            summary=summary(facts),
-            answer_within=self.answer_within_seconds if waiting else None)
+        if not await self.gateway.start(
+                WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
+                task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
+                summary=summary(facts),
+                answer_within=self.answer_within_seconds if waiting else None):
+            await self._claim(case_number, case_input, facts)
         await asyncio.to_thread(cases.mark_workflow_started, uow=self.writing(),
-                                case_number=case_number, system="govhall-intake",
+                                case_number=case_number, system=INTAKE_SYSTEM,
                                 started_at=started_at)
         log.info("chain.started", case_number=case_number)
+
+    async def _claim(self, case_number: str, case_input: ApprovalInput,
+                     facts: StatementFacts) -> None:
+        """The case's workflow id is held: by its own run (done), or by a squatter's.
+
+        A squatter's run is recorded, ended if it runs, and the case's own run
+        started in its place; should yet another take the id meanwhile, again.
+        """
+        identifier = workflow_id(case_number)
+        for _ in range(self.replacements):
+            # None: the run is gone since (its history was deleted), so start afresh.
+            run = await self.gateway.existing_run(identifier, ApprovalInput)
+            if run is not None:
+                why = not_ours(run, case_input=case_input, workflow_queue=self.workflow_queue)
+                if not why:
+                    log.info("chain.own_run_found", case_number=case_number,
+                             running=run.running)
+                    return
+                await asyncio.to_thread(record_squatted_workflow, uow=self.writing(),
+                                        case_number=case_number, run=run, why=why,
+                                        now=datetime.now(UTC))
+                log.warning("chain.squatted_workflow", case_number=case_number,
+                            workflow_id=identifier, run_id=run.run_id, not_ours=why,
+                            running=run.running)
+                if run.running:
+                    await self.gateway.terminate(
+                        identifier, run_id=run.run_id,
+                        reason=f"not the approval chain of case {case_number}: "
+                               "started by someone other than intake")
+            if await self.gateway.start(
+                    WORKFLOW_NAME, case_input, workflow_id=identifier,
+                    task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
+                    summary=summary(facts), replacing=run is not None):
+                return
+        raise SquattedWorkflowId(
+            f"the workflow id {identifier} was taken {self.replacements} times by runs that "
+            "are not the case's: the outbox tries again")
 
     async def start_pending(self) -> int:
         """Start every accepted case that has no workflow yet; how many were started.

@@ -12,7 +12,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kernel.audit import Actor
-from kernel.directory import Official, require_official
+from kernel.directory import Official, acting_official, require_official
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.identity import Caller
 from kernel.paging import page_size
@@ -339,15 +339,18 @@ def get_decision(*, uow: IntakeUnitOfWork, caller: Caller, certificate_number: s
 
     Without an entitled official the verification code printed on the
     document is needed, and a wrong one is answered like an unknown
-    certificate, so numbers cannot be probed.
+    certificate, so numbers cannot be probed. An official counts only in the
+    roles the calling system may speak for (its registry entry); naming one
+    it may speak for in none is refused, code or not, as everywhere else: a
+    system that only wants the public view names nobody.
     """
     with uow:
+        official = acting_official(uow.staff, caller) if caller.official_id else None
         sealed = uow.sealed.get(certificate_number)
         if sealed is None:
             raise NotFound(f"no decision was sealed as {certificate_number}")
         case = uow.cases.get(sealed.case_number)
         assert case is not None
-        official = uow.staff.get(caller.official_id) if caller.official_id else None
         if official is not None and (
                 official.department_code == case.department_code
                 or official.roles & {"operator", "supervisor"}):

@@ -158,9 +158,11 @@ class SignatureCheck:
 
 
 def _fields(document: bytes) -> dict[str, Any]:
+    # Anyone may hand in a document to verify: one nested past the parser's depth is as
+    # unreadable as one that is not JSON.
     try:
         content = json.loads(document.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return {}
     return content if isinstance(content, dict) else {}
 

@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import update
 
 from govhall.intake.v1 import intake_pb2 as pb
+from govhall.intake.v1 import intake_pb2_grpc as pb_grpc
 from services.intake.db import tables
 from services.intake.domain.cases import china_date
 from services.intake.domain.decisions import canonical_document, key_id
@@ -254,3 +255,57 @@ async def test_the_register_is_anonymised_and_read_with_a_cursor(sealing: Sealin
     wire = b"".join(e.SerializeToString() for e in read)
     for personal in ("张三丰".encode(), "李四".encode(), b"110101199003077777", b"13800000000"):
         assert personal not in wire
+
+
+async def test_a_system_reads_a_full_decision_only_for_an_official_it_may_speak_for(
+        sealing: Sealing) -> None:
+    """Any registered system may call GetDecision; naming an official used to be enough to read
+    the full document (the hotline naming an operator). Now the official counts only as far as
+    the system's registry entry lets it speak for them; naming one it may not is refused."""
+    async with routed(sealing.service) as stub:
+        _, receipt = await sealing.sealed_case(stub, PERSON)
+        certificate = receipt.certificate_number
+        code = json.loads((await stub.GetDecision(pb.GetDecisionRequest(
+            certificate_number=certificate), metadata=as_official(OPERATOR))).decision.document
+        )["verification_code"]
+
+    async def answer(system: str, official: str, with_code: bool) -> str:
+        async with sealing.service.channel(system) as channel:
+            try:
+                response = await pb_grpc.IntakeServiceStub(channel).GetDecision(
+                    pb.GetDecisionRequest(certificate_number=certificate,
+                                          verification_code=code if with_code else ""),
+                    metadata=as_official(official) if official else ())
+            except grpc.aio.AioRpcError as error:
+                return error.code().name
+        shown = [f.name for f, _ in response.ListFields()]
+        assert len(shown) == 1, shown
+        return shown[0]
+
+    matrix = {
+        # The attacker's matrix (attacks/t_getdecision.py): systems naming officials they do
+        # not speak for.
+        ("hotline-12345", OPERATOR): "PERMISSION_DENIED",
+        ("provincial-complaint-portal", SUPERVISOR): "PERMISSION_DENIED",
+        ("trading-platform", "SCJGJ-001"): "PERMISSION_DENIED",
+        ("department-system-zjj", REVIEWER): "PERMISSION_DENIED",
+        ("department-system-scjgj", "SCJGJ-999"): "PERMISSION_DENIED",
+        # Officials the systems do speak for: in full for the deciding department, operators
+        # and supervisors; the public view with the code for anyone else.
+        ("department-system-scjgj", REVIEWER): "decision",
+        ("department-system-scjgj", LEADER): "decision",
+        ("hall-window-system", "SCJGJ-001"): "decision",
+        ("operator", OPERATOR): "decision",
+        ("supervision-system", SUPERVISOR): "decision",
+        ("department-system-zjj", "ZJJ-003"): "public_decision",
+        ("operator", "ZWFWZX-007"): "public_decision",
+        ("hotline-12345", ""): "public_decision",
+    }
+    with_code = {key: await answer(*key, with_code=True) for key in matrix}
+    without_code = {key: await answer(*key, with_code=False) for key in matrix}
+    assert with_code == matrix
+    # Without the code the public view is not found, and the hotline naming nobody is told
+    # whom a decision is for.
+    assert without_code == {key: {"public_decision": "NOT_FOUND"}.get(shown, shown)
+                            for key, shown in matrix.items()} | {
+        ("hotline-12345", ""): "PERMISSION_DENIED"}
