@@ -138,11 +138,19 @@ class Center:
     #: Who signs the seal receipts (intake's key); without it the fake seal signs nothing
     #: and the workflow refuses its receipt.
     signers: Signers | None = None
-    #: When set, each recomputation waits for it (a test holds one back to race another).
+    #: When set, the first recomputation waits for it; later ones answer at once (a test
+    #: holds one back to race another, which nothing else holds).
     hold_recompute: asyncio.Event | None = None
     #: When set, opening the case waits for it.
     hold_open: asyncio.Event | None = None
+    #: When set, marking an SLA change waits for it (an escalation still in flight).
+    hold_mark: asyncio.Event | None = None
+    #: When set, recording the seal's transition waits for it: the case has ended, its
+    #: workflow is still open.
+    hold_seal_record: asyncio.Event | None = None
     recompute_started: asyncio.Event = field(default_factory=asyncio.Event)
+    mark_started: asyncio.Event = field(default_factory=asyncio.Event)
+    seal_record_started: asyncio.Event = field(default_factory=asyncio.Event)
     #: When set, marking an SLA change fails for good with this message.
     mark_fails: str = ""
     #: When set, recording a decided stage fails for good with this message.
@@ -192,8 +200,9 @@ class Center:
 
         @activity.defn(name=c.RECOMPUTE_CASE_DEADLINES)
         async def recompute(request: c.DeadlinesRequest) -> c.Deadlines:
+            first = not center.recompute_started.is_set()
             center.recompute_started.set()
-            if center.hold_recompute is not None:
+            if first and center.hold_recompute is not None:
                 await center.hold_recompute.wait()
             center.recomputes.append(request)
             return center.deadlines(request)
@@ -203,12 +212,19 @@ class Center:
             if center.transition_fails:
                 raise ApplicationError(center.transition_fails, type="FailedPrecondition",
                                        non_retryable=True)
+            if transition.decision.stage == c.Stage.SEAL:
+                center.seal_record_started.set()
+                if center.hold_seal_record is not None:
+                    await center.hold_seal_record.wait()
             if not any(t.decision.stage == transition.decision.stage
                        for t in center.transitions):
                 center.transitions.append(transition)
 
         @activity.defn(name=c.MARK_SLA)
         async def mark_sla(mark: c.SlaMark) -> None:
+            center.mark_started.set()
+            if center.hold_mark is not None:
+                await center.hold_mark.wait()
             if center.mark_fails:
                 raise ApplicationError(center.mark_fails, type="InvalidArgument",
                                        non_retryable=True)

@@ -27,7 +27,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
 )
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
@@ -87,6 +86,27 @@ class Case:
                 return
             await asyncio.sleep(0.025)
         raise AssertionError(f"never: {what}")
+
+    async def events(self, kind: EventType.ValueType) -> list[HistoryEvent]:
+        history = await self.handle.fetch_history()
+        return [event for event in history.events if event.event_type == kind]
+
+    async def scheduled(self, activity_name: str) -> int:
+        """How many times the workflow has scheduled the activity so far."""
+        return sum(1 for event in await self.events(EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED)
+                   if event.activity_task_scheduled_event_attributes.activity_type.name
+                   == activity_name)
+
+    async def until_accepted(self, update_id: str) -> None:
+        """Wait until the workflow has accepted the update (its validator passed)."""
+        for _ in range(400):
+            accepted = await self.events(
+                EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            if any(e.workflow_execution_update_accepted_event_attributes.accepted_request
+                   .meta.update_id == update_id for e in accepted):
+                return
+            await asyncio.sleep(0.025)
+        raise AssertionError(f"never: update {update_id} accepted")
 
     async def until_status(self, check: Callable[[c.ApprovalStatus], bool],
                            what: str) -> c.ApprovalStatus:
@@ -255,19 +275,28 @@ async def test_a_withdrawal_closes_the_case_in_intake_and_review(
 
 async def test_a_sealed_case_takes_no_withdrawal_and_no_more_decisions(
         time_skipping: WorkflowEnvironment, signers: Signers) -> None:
-    async with approval_case(time_skipping, signers) as case:
+    # Review is slow to record the seal: the case has ended, its workflow is still open, so
+    # the late acts reach the workflow's own rules (not Temporal's "workflow closed").
+    center = Center(hold_seal_record=asyncio.Event())
+    async with approval_case(time_skipping, signers, center=center) as case:
         await case.decide(REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
         await case.decide(LEADER, c.Stage.SIGN, c.Outcome.APPROVE)
         await case.decide(SEALER, c.Stage.SEAL, c.Outcome.SEAL)
-        await case.handle.result()
-        for late in ((c.WITHDRAW, signers.withdrawal(case.number)),
-                     (c.DECIDE, signers.decision(case.number, OTHER_REVIEWER,
-                                                 c.Stage.REVIEW, c.Outcome.APPROVE))):
-            with pytest.raises(RPCError) as refused:
-                await case.handle.execute_update(*late)
-            assert refused.value.status == RPCStatusCode.NOT_FOUND
+        await asyncio.wait_for(center.seal_record_started.wait(), 10)
+        withdrawal = await case.refused(c.WITHDRAW, signers.withdrawal(case.number))
+        decision = await case.refused(c.DECIDE, signers.decision(
+            case.number, OTHER_REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE))
+        still_open = await case.handle.describe()
+        assert center.hold_seal_record is not None
+        center.hold_seal_record.set()
+        result = await case.handle.result()
+    assert still_open.status == WorkflowExecutionStatus.RUNNING
+    finished = f"case {case.number} is finished (completed)"
+    assert (withdrawal.type, withdrawal.message) == ("FailedPrecondition", finished)
+    assert (decision.type, decision.message) == ("FailedPrecondition", finished)
+    assert result.outcome == "approved"
     assert case.center.withdrawals == [] and case.center.closings == []
-    assert len(case.center.transitions) == 3
+    assert [t.decision.stage for t in case.center.transitions] == ["review", "sign", "seal"]
 
 
 async def test_yellow_then_red_escalates_and_the_case_still_finishes(
@@ -291,6 +320,39 @@ async def test_yellow_then_red_escalates_and_the_case_still_finishes(
         ("warning", []), ("breached", ["promised_breach"])]
     assert result.outcome == "approved"
     assert result.sla_state == c.SlaState.BREACHED
+
+
+async def test_an_escalation_in_flight_when_the_case_ends_is_recorded_before_it_closes(
+        time_skipping: WorkflowEnvironment, signers: Signers) -> None:
+    # Accepted months ago: red at once; the supervision desk is slow to take the escalation.
+    center = Center(hold_mark=asyncio.Event())
+    async with approval_case(time_skipping, signers, center=center, promised=1, legal=10,
+                             accepted_on=date(2026, 3, 2)) as case:
+        await asyncio.wait_for(center.mark_started.wait(), 10)
+        await case.decide(REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
+        await case.decide(LEADER, c.Stage.SIGN, c.Outcome.APPROVE)
+        await case.decide(SEALER, c.Stage.SEAL, c.Outcome.SEAL)
+        await case.until(lambda: len(center.transitions) == 3, "the seal recorded")
+        ended = await case.status()
+        escalated_before_the_end = list(center.marks)
+        assert center.hold_mark is not None
+        center.hold_mark.set()
+        result = await case.handle.result()
+        history = await case.handle.fetch_history()
+    assert ended.stage == c.Stage.COMPLETED
+    assert escalated_before_the_end == []
+    assert result.outcome == "approved"
+    assert [(m.sla_state, m.escalations) for m in center.marks] == [
+        ("breached", ["promised_breach", "legal_breach"])]
+    # The workflow waited for its watcher: the escalation's answer is in its history, before
+    # the case's run closed (an activity still running when a run closes is never answered).
+    by_id = {event.event_id: event for event in history.events}
+    marked = [event for event in history.events
+              if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED
+              and by_id[event.activity_task_completed_event_attributes.scheduled_event_id]
+              .activity_task_scheduled_event_attributes.activity_type.name == c.MARK_SLA]
+    assert len(marked) == 1
+    assert history.events[-1].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED
 
 
 async def failure_messages(env: WorkflowEnvironment, event: HistoryEvent) -> str:
@@ -419,6 +481,8 @@ async def test_a_leader_extends_the_legal_limit_once(
 
 async def test_an_extension_racing_a_recompute_is_not_lost(
         time_skipping: WorkflowEnvironment, signers: Signers) -> None:
+    # Only the first computation is slow: an extension's computation started beside it
+    # would answer first, and the slow one, finishing last, would drop the extension.
     center = Center(hold_recompute=asyncio.Event())
     async with approval_case(time_skipping, signers, center=center) as case:
         before = await case.status()
@@ -429,15 +493,23 @@ async def test_an_extension_racing_a_recompute_is_not_lost(
         extension = asyncio.create_task(case.handle.execute_update(
             c.EXTEND_TIME_LIMIT,
             signers.clock(K.EXTENSION, case.number, LEADER, days=10, reason="核查"),
-            result_type=c.ChangeReceipt))
-        await asyncio.sleep(0.3)
+            id="extension", result_type=c.ChangeReceipt))
+        # Once the update is accepted, its handler has run as far as it can in that
+        # workflow task: had it started its own computation, that would be in the history.
+        await case.until_accepted("extension")
+        in_flight = await case.scheduled(c.RECOMPUTE_CASE_DEADLINES)
+        taken = await case.status()
         assert center.hold_recompute is not None
         center.hold_recompute.set()
         receipt = await asyncio.wait_for(extension, 10)
         after = await case.until_status(lambda s: len(center.recomputes) == 2, "both computed")
         await case.handle.terminate("test over")
     assert before.deadlines is not None and after.deadlines is not None
-    # The extension's computation came second, on the state as it stood then.
+    # One computation at a time: the extension was taken, its computation waited for the
+    # slow one to finish...
+    assert taken.extension_days == 10
+    assert in_flight == 1
+    # ...and then ran on the state as it stood, extension included.
     assert [r.extension is not None for r in center.recomputes] == [False, True]
     assert after.deadlines.legal_due_at == receipt.deadlines.legal_due_at
     assert after.deadlines.legal_due_at >= before.deadlines.legal_due_at + timedelta(days=14)
@@ -508,14 +580,17 @@ async def test_an_extension_sent_before_the_case_opened_waits_for_it(
         extension = asyncio.create_task(case.handle.execute_update(
             c.EXTEND_TIME_LIMIT,
             signers.clock(K.EXTENSION, case.number, LEADER, days=10, reason="核查"),
-            result_type=c.ChangeReceipt))
-        await asyncio.sleep(0.3)
+            id="early extension", result_type=c.ChangeReceipt))
+        # Accepted, its handler run as far as it can: no computation before the case opened.
+        await case.until_accepted("early extension")
+        computed_early = await case.scheduled(c.RECOMPUTE_CASE_DEADLINES)
         assert not extension.done()
         assert center.hold_open is not None
         center.hold_open.set()
         receipt = await asyncio.wait_for(extension, 10)
         status = await case.status()
         await case.handle.terminate("test over")
+    assert computed_early == 0
     assert status.extension_days == 10
     assert [r.extension is not None for r in center.recomputes] == [True]
     assert status.deadlines is not None
