@@ -108,6 +108,9 @@ class IntakeStandIn:
     receipts: dict[str, c.SealReceipt] = field(default_factory=dict)
     withdrawals: list[c.WithdrawalRecord] = field(default_factory=list)
     notices: list[c.ApplicantNotice] = field(default_factory=list)
+    #: When set, the seal is refused with this message (FailedPrecondition), as intake
+    #: refuses one it cannot seal now: a refusal inside the workflow's seal handler.
+    refuse_seal: str = ""
 
     def accept(self, case_number: str, **terms: Any) -> c.SignedStatement:
         self.acceptances[case_number] = sign_acceptance(self.signers, case_number, **terms)
@@ -131,6 +134,9 @@ class IntakeStandIn:
         async def seal(request: c.SealRequest) -> c.SealReceipt:
             if request.case_number in stand_in.receipts:
                 return stand_in.receipts[request.case_number]
+            if stand_in.refuse_seal:
+                raise ApplicationError(stand_in.refuse_seal, type="FailedPrecondition",
+                                       non_retryable=True)
             outcome = stand_in.seal_outcome(request)
             stand_in.seals[request.case_number] = request
             number = f"SY-2026-{len(stand_in.receipts) + 1:06d}"

@@ -322,6 +322,39 @@ async def test_a_request_id_is_answered_once_and_never_for_another_request(
         ("review", "approve"), ("sign", "approve"), ("seal", "seal")]
 
 
+async def test_a_request_refused_inside_the_workflow_leaves_its_id_to_another_request(
+        chain: Chain) -> None:
+    """The seal is refused by intake inside the workflow's handler, after the update was
+    accepted: Temporal keeps that update's failure under its id. The same request id with
+    another request must reach the workflow, not be answered with that failure."""
+    handle = await chain.start_case()
+    case_number = case_of(handle)
+    seal_id = str(uuid.uuid4())
+    async with routed(chain.review) as stub:
+        await open_task_of(chain, case_number, "review")
+        await decide(stub, REVIEWER, case_number, REVIEW, APPROVE)
+        await open_task_of(chain, case_number, "sign")
+        await decide(stub, LEADER, case_number, SIGN, APPROVE)
+        await open_task_of(chain, case_number, "seal")
+        chain.intake.refuse_seal = "the seal key is being rotated: try again shortly"
+        refused = await refusal(decide(stub, SEALER, case_number, SEAL, SEAL_IT,
+                                       request_id=seal_id, opinion="同意"))
+        ids_after_refusal = handled_requests(chain)
+        chain.intake.refuse_seal = ""
+        sealed = (await decide(stub, SEALER, case_number, SEAL, SEAL_IT, request_id=seal_id,
+                               opinion="同意，盖章")).receipt
+        result = await handle.result()
+        await completed(chain, case_number)
+    assert refused == (grpc.StatusCode.FAILED_PRECONDITION,
+                       "the seal key is being rotated: try again shortly")
+    assert seal_id not in ids_after_refusal
+    assert sealed.certificate_number == chain.intake.receipts[case_number].certificate_number
+    assert (result.outcome, result.certificate_number) == ("approved", sealed.certificate_number)
+    assert [(d["stage"], d["opinion"]) for d in decisions_of(chain, case_number)] == [
+        ("review", "材料齐全，符合法定条件"), ("sign", "材料齐全，符合法定条件"),
+        ("seal", "同意，盖章")]
+
+
 @pytest.mark.parametrize(("leader_outcome", "decision"), [(REFUSE, "refused"),
                                                           (APPROVE, "approved")])
 async def test_a_reviewers_refusal_goes_to_the_leader_whose_outcome_is_sealed(
@@ -557,17 +590,27 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
     assert actions.count("case.special_procedure_ended") == 1
 
 
+def review_task_due(chain: Chain, case_number: str) -> datetime:
+    with chain.engine.connect() as connection:
+        due: datetime = connection.execute(select(tables.tasks.c.due_at).where(
+            tables.tasks.c.case_number == case_number,
+            tables.tasks.c.stage == "review")).scalar_one()
+    return due.astimezone(UTC)
+
+
 async def test_loading_a_holiday_schedule_recomputes_running_cases(
         chain_on_dev_server: Chain) -> None:
     chain = chain_on_dev_server
-    # Ten working days from 21 December 2026 run into 2027, which nobody has loaded yet.
-    handle = await chain.start_case(accepted_on="2026-12-21", promised=10, legal=20)
+    # Accepted Wednesday 23 December 2026: ten working days run into 2027, which nobody has
+    # loaded yet, and so does the review's own limit (eight working days).
+    handle = await chain.start_case(accepted_on="2026-12-23", promised=10, legal=20)
     case_number = case_of(handle)
     client = chain.client
     async with chain.review.channel("operator") as channel:
         stub = review_pb2_grpc.ReviewServiceStub(channel)
         await open_task_of(chain, case_number, "review")
         before = await progress_of(stub, case_number)
+        review_due_before = review_task_due(chain, case_number)
 
         async def listed() -> list[str]:
             return [w.id async for w in client.list_workflows(
@@ -583,21 +626,17 @@ async def test_loading_a_holiday_schedule_recomputes_running_cases(
     assert before.deadlines.unknown_year == 2027
     # Provisional: Friday 1 January taken as a working day.
     assert before.deadlines.promised_due_at.ToDatetime(tzinfo=UTC) == end_of_day(
-        date(2027, 1, 4))
+        date(2027, 1, 6))
+    assert review_due_before == end_of_day(date(2027, 1, 4))
     assert loaded.cases_recomputing >= 1
     assert after.deadlines.promised_due_at.ToDatetime(tzinfo=UTC) == end_of_day(
-        date(2027, 1, 5))
+        date(2027, 1, 7))
     assert after.deadlines.unknown_year == 0
     recomputed = after.timeline[-1]
     assert (recomputed.kind, recomputed.details["reason"]) == (
         "deadlines.computed", "holiday schedule 2027 loaded")
-    with chain.engine.connect() as connection:
-        review_due = connection.execute(select(tables.tasks.c.due_at).where(
-            tables.tasks.c.case_number == case_number)).scalar_one()
-    # The open task follows the new deadlines.
-    assert review_due > before.deadlines.promised_due_at.ToDatetime(tzinfo=UTC) - timedelta(
-        days=10)
-    assert review_due.astimezone(UTC) <= after.deadlines.promised_due_at.ToDatetime(tzinfo=UTC)
+    # The open review task follows the new deadlines: New Year's Day is a holiday now.
+    assert review_task_due(chain, case_number) == end_of_day(date(2027, 1, 5))
 
 
 async def test_progress_is_read_by_the_cases_department_supervision_and_operators_only(
