@@ -347,15 +347,19 @@ async def test_personal_data_stays_out_of_logs_and_the_audit_log(
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         await _submit(stub, _request(materials=_materials("M01")))
         accepted = await _submit(stub, _request())
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as unknown_item:
             await _submit(stub, _request(item_code="019999999999999"))
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as long_name:
             await _submit(stub, _request(applicant=pb.Applicant(
                 kind=pb.APPLICANT_KIND_PERSON, name="张三丰" * 50,
                 id_number="110101199003077777", phone="13800000000")))
         await stub.GetCase(pb.GetCaseRequest(case_number=accepted.case.case_number),
                            metadata=as_official(CLERK))
     logged = "".join(capfd.readouterr())
+    # Each refused where it should be, so its log line is the one checked below.
+    assert unknown_item.value.code() == grpc.StatusCode.NOT_FOUND
+    assert long_name.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(long_name.value) == ["applicant.name"]
     # The workflow start was postponed (Temporal is unreachable) and said so, by case number.
     assert accepted.case.case_number in logged
     for personal in (APPLICANT.name, APPLICANT.id_number, APPLICANT.phone):
