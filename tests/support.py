@@ -9,9 +9,10 @@ GOVHALL_TEST_POSTGRES_URL names a server (see .ci/run).
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -23,9 +24,17 @@ from sqlalchemy import create_engine, text
 from kernel.directory import Official, sample_officials
 from kernel.grpcserver import secure_channel
 from kernel.identity import OFFICIAL_METADATA_KEY, Caller
+from kernel.pki import client_pair, issue
 from kernel.service import RunningService, ServiceDefinition, prepare, start
 from kernel.settings import ROOT
-from kernel.systems import EVERY, Registry, sample_systems
+from kernel.systems import (
+    EVERY,
+    CallingSystem,
+    DepartmentRole,
+    Registry,
+    RegistryUnitOfWork,
+    sample_systems,
+)
 
 POSTGRES_URL = os.environ.get("GOVHALL_TEST_POSTGRES_URL", "")
 BACKENDS = ["sqlite", "postgresql"] if POSTGRES_URL else ["sqlite"]
@@ -107,6 +116,27 @@ class ServiceUnderTest:
 
     def channel(self, system: str = "operator") -> grpc.aio.Channel:
         return secure_channel(self.address, pki_dir=self.pki_dir, system=system)
+
+
+def register_system(service: ServiceUnderTest, name: str, *, rpcs: Iterable[str],
+                    speaks_for: Iterable[tuple[str, str]]) -> str:
+    """A calling system of the test's own in ``service``'s registry, with a certificate.
+
+    For a refusal the sample systems never reach: none of them may both call an
+    RPC and speak for an official the RPC's own rule refuses, so the registry
+    (or "may not speak for") answers first and the rule itself goes untested.
+    """
+    pair = client_pair(service.pki_dir, name)
+    if not pair.cert.exists():
+        issue(service.pki_dir, pair, common_name=name, server=False)
+    with RegistryUnitOfWork(service.running.engine) as uow:
+        uow.systems.put(CallingSystem(
+            name, rpcs=frozenset(rpcs),
+            speaks_for=frozenset(DepartmentRole(d, r) for d, r in speaks_for)),
+            at=datetime.now(UTC), by="ZWFWZX-004")
+        uow.commit()
+    service.running.registry.invalidate()
+    return name
 
 
 class RoutedStub:

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-#: Every test ends within this, setup aside.
+#: How long a test waits for what it waits for (a deadline for waits, not a speed to meet).
 TEST_SECONDS = 90
 
 
@@ -194,8 +194,7 @@ async def _assert_completed_exactly_once(processes: ChainProcesses, case_number:
 
 async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         chain: ChainProcesses) -> None:
-    started = time.monotonic()
-    deadline = started + TEST_SECONDS
+    deadline = time.monotonic() + TEST_SECONDS
     await chain.ensure_running(deadline)
     case_number = await submit(chain)
     await decide_until_done(chain, case_number, REVIEW, str(uuid.uuid4()), deadline)
@@ -239,13 +238,11 @@ async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
     assert update_ids[decision_update_id(case_number, SIGN, sign_id)] == 1
     assert sum(update_ids.values()) == 3  # review, sign, seal: one accepted update each
-    assert time.monotonic() - started < TEST_SECONDS
 
 
 async def test_the_seal_is_issued_once_when_intake_dies_while_applying_it(
         chain: ChainProcesses) -> None:
-    started = time.monotonic()
-    deadline = started + TEST_SECONDS
+    deadline = time.monotonic() + TEST_SECONDS
     await chain.ensure_running(deadline)
     case_number = await submit(chain)
     for stage in (REVIEW, SIGN):
@@ -292,7 +289,6 @@ async def test_the_seal_is_issued_once_when_intake_dies_while_applying_it(
         and activity_names[e.activity_task_started_event_attributes.scheduled_event_id]
         == SEAL_DECISION]
     assert seal_attempts == [2]  # the killed attempt, then the one that sealed
-    assert time.monotonic() - started < TEST_SECONDS
 
 
 def _certificates_drawn(processes: ChainProcesses) -> int:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,7 @@ from services.review.main import DEFINITION as REVIEW
 from services.trading.main import DEFINITION as TRADING
 from tests.support import (
     BACKENDS,
+    SAMPLE_DIR,
     ServiceUnderTest,
     as_official,
     fresh_database_url,
@@ -74,9 +76,89 @@ def _rpcs() -> list[tuple[str, str]]:
 RPCS = _rpcs()
 
 
+# ---- the oracle: the sample file read as JSON, not through the product's Registry ---------
+#
+# The expected answers come from deploy/sample/systems.json read here by
+# hand (an entry's own RPCs plus the shared "*" entry's, a "Service/*"
+# wildcard, a "*" department), so a fault in kernel.systems' scope rules
+# cannot agree with itself. KNOWN pins answers written out by a person.
+
+_ENTRIES: dict[str, dict[str, Any]] = {
+    entry["name"]: entry
+    for entry in json.loads((SAMPLE_DIR / "systems.json").read_text("utf-8"))["systems"]}
+
+
 def _may_call(system: str, rpc: str) -> bool:
+    entry = _ENTRIES.get(system)
+    if entry is None or system == "*":
+        return False
+    listed = set(entry["rpcs"]) | set(_ENTRIES["*"]["rpcs"])
+    return rpc in listed or f"{rpc.split('/')[0]}/*" in listed
+
+
+def _may_speak_for(system: str, department: str, role: str) -> bool:
+    entry = _ENTRIES.get(system)
+    if entry is None or system == "*":
+        return False
+    pairs = {(p["department_code"], p["role"]) for p in entry["speaks_for"]}
+    return (department, role) in pairs or ("*", role) in pairs
+
+
+#: (system, RPC) answers a person checked against the registry's descriptions.
+KNOWN_CALLS: dict[tuple[str, str], bool] = {
+    ("hotline-12345", "govhall.intake.v1.IntakeService/SubmitApplication"): False,
+    ("hotline-12345", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("hotline-12345", "govhall.review.v1.ReviewService/LoadHolidaySchedule"): False,
+    ("hotline-12345", "govhall.intake.v1.IntakeService/PublishApprovalItemVersion"): False,
+    ("hotline-12345", "govhall.trading.v1.TradingService/ListExperts"): False,
+    ("trading-platform", "govhall.intake.v1.IntakeService/RevokeDecision"): False,
+    ("trading-platform", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("department-system-scjgj", "govhall.review.v1.ReviewService/DecideCase"): True,
+    ("department-system-scjgj", "govhall.intake.v1.IntakeService/SubmitApplication"): False,
+    ("department-system-scjgj", "govhall.review.v1.ReviewService/LoadHolidaySchedule"): False,
+    ("hall-window-system", "govhall.intake.v1.IntakeService/SubmitApplication"): True,
+    ("hall-window-system", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("center-seal-system", "govhall.review.v1.ReviewService/DecideCase"): True,
+    ("operator", "govhall.review.v1.ReviewService/LoadHolidaySchedule"): True,
+    ("operator", "govhall.common.v1.CallingSystemsService/SetCallingSystem"): True,
+    ("supervision-system", "govhall.common.v1.CallingSystemsService/SetCallingSystem"): False,
+    ("unregistered-system", "govhall.intake.v1.IntakeService/VerifyDecision"): False,
+    ("hotline-12345", "govhall.intake.v1.IntakeService/VerifyDecision"): True,
+}
+
+#: (system, department, role) answers a person checked: the attack the registry answers.
+KNOWN_SPEAKING: dict[tuple[str, str, str], bool] = {
+    ("hotline-12345", "SCJGJ", "window_clerk"): False,
+    ("hotline-12345", "SCJGJ", "leader"): False,
+    ("trading-platform", "ZWFWZX", "seal_custodian"): False,
+    ("department-system-scjgj", "SCJGJ", "leader"): True,
+    ("department-system-scjgj", "ZJJ", "leader"): False,
+    ("department-system-scjgj", "ZWFWZX", "seal_custodian"): False,
+    ("department-system-zjj", "SCJGJ", "reviewer"): False,
+    ("hall-window-system", "ZJJ", "window_clerk"): True,
+    ("hall-window-system", "SCJGJ", "reviewer"): False,
+    ("center-seal-system", "ZWFWZX", "seal_custodian"): True,
+    ("operator", "ZWFWZX", "operator"): True,
+    ("supervision-system", "SCJGJ", "leader"): False,
+}
+
+
+@pytest.mark.parametrize(("system", "rpc", "expected"),
+                         [(s, r, e) for (s, r), e in KNOWN_CALLS.items()])
+def test_the_oracle_and_the_product_agree_with_the_pinned_calls(
+        system: str, rpc: str, expected: bool) -> None:
     scope = sample_registry().scope_of(system)
-    return scope is not None and scope.may_call(rpc)
+    assert _may_call(system, rpc) is expected
+    assert (scope is not None and scope.may_call(rpc)) is expected
+
+
+@pytest.mark.parametrize(("system", "department", "role", "expected"),
+                         [(*key, e) for key, e in KNOWN_SPEAKING.items()])
+def test_the_oracle_and_the_product_agree_with_the_pinned_speakers(
+        system: str, department: str, role: str, expected: bool) -> None:
+    scope = sample_registry().scope_of(system)
+    assert _may_speak_for(system, department, role) is expected
+    assert (scope is not None and scope.may_speak_for(department, role)) is expected
 
 
 # ---- probes: an RPC that needs a role, with a request that passes validation -----------
@@ -214,6 +296,11 @@ def test_the_matrix_covers_every_system_rpc_and_pair() -> None:
     assert {service for service, _ in RPCS} == set(DEFINITIONS)
     assert len(PAIRS) >= 100
     assert len(OFFICIAL_CASES) >= 6 * len(PAIRS)
+    # The pinned answers name real RPCs, systems and pairs (a typo would pin nothing).
+    served = {rpc for _, rpc in RPCS}
+    assert {rpc for _, rpc in KNOWN_CALLS} <= served
+    assert {system for system, _ in KNOWN_CALLS} | {s for s, _, _ in KNOWN_SPEAKING} <= set(SYSTEMS)
+    assert {(d, r) for _, d, r in KNOWN_SPEAKING} <= {(d, r) for d, r, _ in PAIRS}
 
 
 @pytest.mark.parametrize(("system", "service", "rpc"),
@@ -237,8 +324,7 @@ async def test_a_system_speaks_exactly_for_the_officials_the_registry_lets_it(
         suite: Suite, system: str, department: str, role: str, official: str) -> None:
     probe = _probe(system, role)
     assert probe is not None
-    scope = sample_registry().scope_of(system)
-    allowed = scope is not None and scope.may_speak_for(department, role)
+    allowed = _may_speak_for(system, department, role)
     before = suite.audit_entries(probe.service)
     code, details = await suite.call(probe.service, system, probe.rpc,
                                      probe.request().SerializeToString(), official)
@@ -251,11 +337,19 @@ async def test_a_system_speaks_exactly_for_the_officials_the_registry_lets_it(
     assert suite.audit_entries(probe.service) == before
 
 
-@pytest.mark.parametrize("system", SYSTEMS)
+#: The systems that may call no RPC needing an official (probes cover every such RPC).
+SILENT_SYSTEMS = [system for system in SYSTEMS
+                  if not any(_may_call(system, p.rpc) for probes in PROBES.values()
+                             for p in probes)]
+
+
+def test_the_systems_that_call_no_rpc_needing_an_official_are_the_complaint_platforms() -> None:
+    assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345", UNREGISTERED}
+
+
+@pytest.mark.parametrize("system", SILENT_SYSTEMS)
 def test_a_system_that_may_call_no_rpc_needing_an_official_speaks_for_nobody(
         system: str) -> None:
-    if any(_may_call(system, p.rpc) for probes in PROBES.values() for p in probes):
-        return
     entry = sample_registry().systems.get(system)
     assert entry is None or entry.speaks_for == frozenset()
 

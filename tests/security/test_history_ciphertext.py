@@ -28,6 +28,7 @@ from temporalio.worker import Worker
 from kernel.codec import ENCODING, KEY_ID
 from kernel.codec_server import CodecServerSettings, start, token_path
 from kernel.pki import ca_cert_path, client_pair
+from kernel.temporal import TemporalSecurity, connect
 from tests.security.marker_workflow import NOTE, REMARK, Carried, MarkerWorkflow, echo, refuse
 from tests.security.payloads import stored_payloads
 
@@ -36,9 +37,17 @@ UI_ORIGIN = "http://127.0.0.1:8233"
 
 
 @pytest.fixture(scope="module")
-async def history(temporal_dev_server: WorkflowEnvironment) -> History:
-    """The raw history of one finished MarkerWorkflow run."""
-    client = temporal_dev_server.client
+async def history(temporal_dev_server: WorkflowEnvironment,
+                  temporal_security: TemporalSecurity) -> History:
+    """The raw history of one finished MarkerWorkflow run.
+
+    Its client, worker and starter included, is the one govhall's own processes make
+    (``kernel.temporal.connect``), not the test server's: what is checked is what the
+    services and the worker send.
+    """
+    server = temporal_dev_server.client
+    client = await connect(str(server.service_client.config.target_host), server.namespace,
+                           security=temporal_security)
     task_queue = f"marker-{uuid.uuid4()}"
     async with Worker(client, task_queue=task_queue, workflows=[MarkerWorkflow],
                       activities=[echo, refuse]):

@@ -21,6 +21,7 @@ for what reached them.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -116,27 +117,37 @@ async def test_forged_decision_updates_are_refused_and_the_case_goes_on(
                                signer=genuine_key)
     edited = replace(edited, statement=replace(
         edited.statement, body={**edited.statement.body, "official_id": "SCJGJ-999"}))
+    # A complete, well-formed decision under review's name and key id, left unsigned or
+    # signed with 64 bytes that are no signature of review's.
+    unsigned = attacker.decision(case_number, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE)
+    under_review_key = replace(unsigned.statement, key_id=genuine_key.key_id)
     attempts = {
         "a made-up official, the attacker's key": attacker.decision(
             case_number, nobody, c.Stage.REVIEW, c.Outcome.APPROVE),
         "a real official, the attacker's key": attacker.decision(
             case_number, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE),
         "review's statement, edited": edited,
-        "no signature at all": c.Decision(c.SignedStatement(
-            {"kind": "decision", "case_number": case_number}, "review", "", "")),
+        "no signature at all": replace(unsigned, statement=replace(under_review_key,
+                                                                   signature="")),
+        "a wrong signature under review's key id": replace(unsigned, statement=replace(
+            under_review_key, signature=base64.b64encode(os.urandom(64)).decode("ascii"))),
     }
     refusals = {}
     for what, decision in attempts.items():
+        # Each reads as a decision: what refuses it is its signature, not its shape.
+        assert c.StatementFacts.read(decision.statement.body).kind == c.StatementKind.DECISION
         with pytest.raises(WorkflowUpdateFailedError) as failure:
             await handle.execute_update(c.DECIDE, decision)
         assert isinstance(failure.value.cause, ApplicationError), what
-        refusals[what] = failure.value.cause.type
+        refusals[what] = (failure.value.cause.type, failure.value.cause.message)
     status = await handle.query(c.STATUS, result_type=c.ApprovalStatus)
-    assert set(refusals.values()) <= {"PermissionDenied", "InvalidArgument"}, refusals
-    assert refusals["a real official, the attacker's key"] == "PermissionDenied"
+    # Refused by the workflow's validator itself, before anything reached review.
+    assert refusals == dict.fromkeys(attempts, (
+        "PermissionDenied", "the decision is not one the review service signed: refused"))
     assert (status.stage, status.decisions) == (c.Stage.REVIEW, [])
     assert _count(chain, "review", "SELECT count(*) FROM decisions WHERE case_number = :c",
                   c=case_number) == 0
+    assert _violations(chain, "review", case_number) == []
     # The case goes on through the real chain.
     reviewed = await decide_until_done(chain, case_number, REVIEW, str(uuid.uuid4()), deadline)
     assert reviewed.response.receipt.next_stage == SIGN

@@ -26,6 +26,7 @@ from tests.support import (
     as_official,
     field_violations,
     fresh_database_url,
+    register_system,
     service_under_test,
 )
 
@@ -322,18 +323,34 @@ async def test_the_applicant_is_shown_to_the_cases_department_only(
     assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
 
 
+#: A front desk of the department's own that speaks for its clerks and its reviewers: the
+#: withdrawal's own rule (a window clerk of the case's department) is what refuses a
+#: reviewer through it, not the registry.
+FRONT_DESK = "scjgj-front-desk"
+
+
+def _front_desk(intake: ServiceUnderTest) -> str:
+    return register_system(
+        intake, FRONT_DESK, rpcs=["govhall.intake.v1.IntakeService/WithdrawApplication"],
+        speaks_for=[("SCJGJ", "window_clerk"), ("SCJGJ", "reviewer")])
+
+
 async def test_withdrawing_a_case_awaiting_materials_closes_it(intake: ServiceUnderTest) -> None:
     async with intake.channel(WINDOW) as channel:
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         number = (await _submit(stub, _request(materials=_materials("M01")))).case.case_number
         request = pb.WithdrawApplicationRequest(case_number=number, reason="申请人撤回")
-        with pytest.raises(grpc.aio.AioRpcError) as by_reviewer:
-            await stub.WithdrawApplication(request, metadata=as_official(REVIEWER))
+        async with intake.channel(_front_desk(intake)) as desk:
+            with pytest.raises(grpc.aio.AioRpcError) as by_reviewer:
+                await intake_pb2_grpc.IntakeServiceStub(desk).WithdrawApplication(
+                    request, metadata=as_official(REVIEWER))
         withdrawn = await stub.WithdrawApplication(request, metadata=as_official(CLERK))
         with pytest.raises(grpc.aio.AioRpcError) as twice:
             await stub.WithdrawApplication(request, metadata=as_official(CLERK))
         read = await stub.GetCase(pb.GetCaseRequest(case_number=number))
     assert by_reviewer.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert by_reviewer.value.details() == (
+        f"official {REVIEWER} does not hold the role window_clerk")
     assert withdrawn.case.status == pb.CASE_STATUS_WITHDRAWN
     assert withdrawn.case.withdrawal_reason == "申请人撤回"
     assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
@@ -347,15 +364,19 @@ async def test_personal_data_stays_out_of_logs_and_the_audit_log(
         stub = intake_pb2_grpc.IntakeServiceStub(channel)
         await _submit(stub, _request(materials=_materials("M01")))
         accepted = await _submit(stub, _request())
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as unknown_item:
             await _submit(stub, _request(item_code="019999999999999"))
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as long_name:
             await _submit(stub, _request(applicant=pb.Applicant(
                 kind=pb.APPLICANT_KIND_PERSON, name="张三丰" * 50,
                 id_number="110101199003077777", phone="13800000000")))
         await stub.GetCase(pb.GetCaseRequest(case_number=accepted.case.case_number),
                            metadata=as_official(CLERK))
     logged = "".join(capfd.readouterr())
+    # Each refused where it should be, so its log line is the one checked below.
+    assert unknown_item.value.code() == grpc.StatusCode.NOT_FOUND
+    assert long_name.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(long_name.value) == ["applicant.name"]
     # The workflow start was postponed (Temporal is unreachable) and said so, by case number.
     assert accepted.case.case_number in logged
     for personal in (APPLICANT.name, APPLICANT.id_number, APPLICANT.phone):

@@ -60,10 +60,12 @@ async def test_a_sealed_decision_verifies_until_altered_or_revoked(sealing: Seal
             await stub.RevokeDecision(pb.RevokeDecisionRequest(
                 certificate_number=receipt.certificate_number, reason="许可证记载事项错误"),
                 metadata=as_official(OTHER_LEADER))
-        with pytest.raises(grpc.aio.AioRpcError) as by_clerk:
+        # Through the department's own system, which may call RevokeDecision and speak for
+        # its reviewers: refused by the revocation's rule, not by the registry.
+        with pytest.raises(grpc.aio.AioRpcError) as by_reviewer:
             await stub.RevokeDecision(pb.RevokeDecisionRequest(
                 certificate_number=receipt.certificate_number, reason="许可证记载事项错误"),
-                metadata=as_official("SCJGJ-001"))
+                metadata=as_official(REVIEWER))
         with pytest.raises(grpc.aio.AioRpcError) as without_reason:
             await stub.RevokeDecision(pb.RevokeDecisionRequest(
                 certificate_number=receipt.certificate_number, reason=""),
@@ -95,8 +97,13 @@ async def test_a_sealed_decision_verifies_until_altered_or_revoked(sealing: Seal
     assert tampered.result == pb.VERIFICATION_RESULT_TAMPERED
     assert tampered_signature.result == pb.VERIFICATION_RESULT_TAMPERED
     assert foreign.result == pb.VERIFICATION_RESULT_UNKNOWN_KEY
+    who_revokes = "a decision is revoked by a leader of SCJGJ or by an operator"
     assert by_other_department.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    assert by_clerk.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert by_other_department.value.details() == (
+        f"official {OTHER_LEADER} belongs to ZJJ, not to SCJGJ: {who_revokes}")
+    assert by_reviewer.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert by_reviewer.value.details() == (
+        f"official {REVIEWER} does not hold the role leader: {who_revokes}")
     assert without_reason.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert still_valid.result == pb.VERIFICATION_RESULT_VALID
     assert revoked.revoked and revoked.revocation_reason == "许可证记载事项错误"

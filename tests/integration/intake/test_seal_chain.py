@@ -47,6 +47,8 @@ from tests.unit.workflows.fakes import (
 from workflows import approval_contract as c
 
 OPERATOR = "ZWFWZX-004"
+#: The department's other leader (each sample department has two).
+OTHER_LEADER = Official("SCJGJ-007", "SCJGJ", ("leader",))
 K = c.StatementKind
 S = c.Stage
 
@@ -167,7 +169,41 @@ def _bad_chains(sealing: Sealing, number: str, accepted_at: datetime,
         "reviewed before it was accepted": chain(
             review=decided(REVIEWER, S.REVIEW, "approve", -60)),
         "the stages out of order": [review, seal, *chain()[1:2]],
+        # The stage sequence alone: every statement genuine, by the right person, in time.
+        "no seal": [review, decided(LEADER, S.SIGN, "approve", 2)()],
+        "the seal before the signature": [
+            review, decided(SEALER, S.SEAL, "seal", 2)(), decided(LEADER, S.SIGN, "approve", 3)()],
+        "signed twice, never sealed": [
+            review, decided(LEADER, S.SIGN, "approve", 2)(),
+            decided(OTHER_LEADER, S.SIGN, "approve", 3)()],
     }
+
+
+IN_ORDER = "a sealed decision needs review, sign and seal in order"
+#: What the seal records for each broken chain: the part it refused, and why.
+REFUSED_FOR = {
+    "signed by an unknown key": ("statements", "review has no published key"),
+    "signed by intake, not review": ("statements", "signed by 'intake', not by 'review'"),
+    "a body changed after signing": ("statements", "the signature of review does not hold"),
+    "a statement of another case": ("statements",
+                                    "a statement about case AP-20260101-000001 was given"),
+    "an opinion other than the signed one": (
+        "statements", "the texts of the sign decision are not the ones review signed"),
+    "the same official twice": ("chain", "official SCJGJ-006 has already acted on case"),
+    "a deputy for the reviewer": ("chain", "official SCJGJ-007 has already acted on case"),
+    "a refusal with no leader's signature": ("chain", IN_ORDER),
+    "a reviewer signing for the leader": ("chain", "official SCJGJ-004 is not a leader"),
+    "a leader of another department": ("chain", "case {number} is decided by SCJGJ, not by FGW"),
+    "a seal custodian outside the center": (
+        "chain", "case {number} is decided by ZWFWZX, not by SCJGJ"),
+    "signed before it was reviewed": ("chain", "the sign statement predates the step before it"),
+    "reviewed before it was accepted": (
+        "chain", "the review statement predates the step before it"),
+    "the stages out of order": ("chain", IN_ORDER),
+    "no seal": ("chain", IN_ORDER),
+    "the seal before the signature": ("chain", IN_ORDER),
+    "signed twice, never sealed": ("chain", IN_ORDER),
+}
 
 
 async def test_a_broken_chain_is_refused_records_a_violation_and_seals_nothing(
@@ -182,16 +218,21 @@ async def test_a_broken_chain_is_refused_records_a_violation_and_seals_nothing(
                 await sealing.seal(number, decisions)
             assert refused.value.non_retryable, label
             refusals[label] = str(refused.value.type)
-            violations[label] = [(action, subject)
-                                 for action, subject, _ in sealing.violations()[before:]]
+            violations[label] = [(action, subject, details["what"], details["reason"])
+                                 for action, subject, details in sealing.violations()[before:]]
         unsealed = await stub.GetCase(pb.GetCaseRequest(case_number=number))
         sealed_after = sealing.count("sealed_decisions")
         # Nothing was left half done: the genuine chain still seals, with the year's first number.
         receipt = await sealing.seal(number, sealing.chain(number, accepted_at))
         audit = (await stub.VerifyAuditLog(pb.VerifyAuditLogRequest())).verification
-    assert set(refusals.values()) <= {"PermissionDenied", "FailedPrecondition"}, refusals
-    assert violations == {label: [("violation.refused_seal", f"case/{number}")]
-                          for label in refusals}
+    assert refusals == dict.fromkeys(REFUSED_FOR, "PermissionDenied")
+    # Each refused for its own fault: the violation recorded says which.
+    assert set(violations) == set(REFUSED_FOR)
+    for label, recorded in violations.items():
+        [(action, subject, what, reason)] = recorded
+        assert (action, subject, what) == ("violation.refused_seal", f"case/{number}",
+                                           REFUSED_FOR[label][0]), label
+        assert REFUSED_FOR[label][1].format(number=number) in reason, (label, reason)
     assert sealed_after == 0
     assert unsealed.case.status == pb.CASE_STATUS_ACCEPTED
     assert not unsealed.case.certificate_number

@@ -266,12 +266,17 @@ async def test_a_statement_review_did_not_sign_is_refused_and_recorded(
         **genuine.decision.statement.body, "roles": ["reviewer", "leader"]})
     altered = await refused(record, dataclasses.replace(
         genuine, decision=dataclasses.replace(genuine.decision, statement=raised)))
+    # A decision review really signed, but about another case: taken for this one, it would
+    # record a decision nobody made on this case.
+    elsewhere = transition(signers, REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE, c.Stage.SIGN,
+                           case_number="AP-20260929-000002")
+    another_case = await refused(record, dataclasses.replace(genuine, decision=elsewhere.decision))
     # An acceptance must be intake's: one signed by review opens no case.
     intakes = opening(signers, "AP-20260929-000009")
     by_review = dataclasses.replace(intakes, acceptance=c.as_statement(
         signers.review.sign(intakes.acceptance.body)))
     acceptance = await refused(hosted(review, signers).open_case, by_review)
-    for failure in (unknown_key, by_intake, altered, acceptance):
+    for failure in (unknown_key, by_intake, altered, another_case, acceptance):
         assert failure.type == "PermissionDenied"
         assert "refused and recorded" in failure.message
     assert rows(review, tables.decisions) == []
@@ -280,11 +285,13 @@ async def test_a_statement_review_did_not_sign_is_refused_and_recorded(
                   if r["action"] == "violation.refused_statement"]
     assert [(v["subject"], json.loads(v["details"])["what"]) for v in violations] == [
         (f"case/{CASE}", "decision"), (f"case/{CASE}", "decision"),
-        (f"case/{CASE}", "decision"), ("case/AP-20260929-000009", "acceptance")]
+        (f"case/{CASE}", "decision"), (f"case/{CASE}", "decision"),
+        ("case/AP-20260929-000009", "acceptance")]
     reasons = [json.loads(v["details"])["reason"] for v in violations]
     assert "no published key" in reasons[0]
     assert "signed by 'intake', not by 'review'" in reasons[1]
     assert "does not hold" in reasons[2]
+    assert reasons[3] == "the statement is about case AP-20260929-000002"
     assert event_kinds(review) == ["chain.started", "deadlines.computed"]
 
 

@@ -293,13 +293,16 @@ async def test_expert_names_never_reach_the_logs(
     async with trading.channel() as channel:
         stub = trading_pb2_grpc.TradingServiceStub(channel)
         await stub.RegisterExpert(_register_request(), metadata=OFFICER)
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as taken:
             await stub.RegisterExpert(_register_request(), metadata=OFFICER)
-        with pytest.raises(grpc.aio.AioRpcError):
+        with pytest.raises(grpc.aio.AioRpcError) as unknown_specialty:
             await stub.RegisterExpert(_register_request("EX-0098", specialties=["烹饪"]),
                                       metadata=OFFICER)
         await stub.GetExpert(pb.GetExpertRequest(id="EX-0097"), metadata=OFFICER)
     captured = capfd.readouterr()
+    # Each refused where it should be, so its log line is the one checked below.
+    assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert unknown_specialty.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     logged = captured.out + captured.err
     assert "rpc.refused" in logged  # the logs were captured at all
     assert "EX-0098" in logged

@@ -42,11 +42,10 @@ def test_stop_terminates_and_kills_what_ignores_sigterm(tmp_path: Path) -> None:
     stubborn = processes.spawn("stubborn", [sys.executable, "-c", IGNORES_SIGTERM],
                                environment={}, log_dir=tmp_path)
     _until_logged(stubborn, "ignoring SIGTERM")
-    started = time.monotonic()
     processes.stop([polite, stubborn], timeout=1.0)
+    # Killed, not waited out: the stubborn child would have exited 0 after its minute.
     assert polite.process.returncode == -signal.SIGTERM
     assert stubborn.process.returncode == -signal.SIGKILL
-    assert time.monotonic() - started < 10
     assert polite.log.closed and stubborn.log.closed
 
 
