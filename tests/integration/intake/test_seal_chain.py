@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import rfc8785
@@ -211,7 +212,7 @@ async def test_a_broken_chain_is_refused_records_a_violation_and_seals_nothing(
     async with routed(sealing.service) as stub:
         number, accepted_at = await sealing.accepted_case(stub)
         refusals: dict[str, str] = {}
-        violations: dict[str, list[tuple[str, str]]] = {}
+        violations: dict[str, list[tuple[str, str, Any, Any]]] = {}
         for label, decisions in _bad_chains(sealing, number, accepted_at, tmp_path).items():
             before = len(sealing.violations())
             with pytest.raises(ApplicationError) as refused:
