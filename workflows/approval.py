@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -109,6 +109,10 @@ with workflow.unsafe.imports_passed_through():
         next_stage,
         sla_state,
     )
+
+    # By the module's full name, so the sandbox hands over the worker's own module (its
+    # listener), not a copy made for the workflow.
+    from workflows.refused_acts import RefusedAct, printable, report, report_id
 
 #: Recording activities must land: retried until they do, unless the input is wrong.
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -291,6 +295,25 @@ class ApprovalWorkflow:
         except RuleBroken as broken:
             raise _refuse(broken.status, broken.message) from broken
 
+    @contextlib.contextmanager
+    def _reporting_forgeries(self, update: str) -> Iterator[None]:
+        """Refusals for want of authority (no service's signature, another case, official or
+        role) are reported on their way out (workflows/refused_acts.py): a genuine service
+        never sends one, so whoever did went around the services."""
+        try:
+            yield
+        except ApplicationError as refused:
+            if refused.type == "PermissionDenied" and not workflow.unsafe.is_replaying():
+                info = workflow.info()
+                update_info = workflow.current_update_info()
+                report(RefusedAct(
+                    case_number=self.case.case_number,
+                    report_id=report_id(info.workflow_id, info.run_id,
+                                        update_info.id if update_info else ""),
+                    update_name=update, reason=printable(refused.message),
+                    refused_at=workflow.now()))
+            raise
+
     def _stage_due(self, stage: str) -> datetime:
         assert self.deadlines is not None
         return self.deadlines.stage_due_at.get(stage, self.deadlines.promised_due_at)
@@ -311,8 +334,9 @@ class ApprovalWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        facts = _facts(decision.statement, StatementKind.DECISION)
-        self._check(check_decision, facts)
+        with self._reporting_forgeries(DECIDE):
+            facts = _facts(decision.statement, StatementKind.DECISION)
+            self._check(check_decision, facts)
         if content_digest(opinion=decision.opinion,
                           legal_basis=decision.legal_basis) != facts.content_sha256:
             raise _refuse("InvalidArgument",
@@ -404,7 +428,9 @@ class ApprovalWorkflow:
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
-        self._check(check_withdrawal, _facts(withdrawal.statement, StatementKind.WITHDRAWAL))
+        with self._reporting_forgeries(WITHDRAW):
+            self._check(check_withdrawal,
+                        _facts(withdrawal.statement, StatementKind.WITHDRAWAL))
 
     # ---- handlers: the clock ---------------------------------------------------------------
 
@@ -425,8 +451,9 @@ class ApprovalWorkflow:
 
     @start_special_procedure.validator
     def _validate_start(self, change: ClockChange) -> None:
-        self._check(check_procedure_start,
-                    _facts(change.statement, StatementKind.PROCEDURE_START))
+        with self._reporting_forgeries(START_SPECIAL_PROCEDURE):
+            self._check(check_procedure_start,
+                        _facts(change.statement, StatementKind.PROCEDURE_START))
 
     @workflow.update(name=END_SPECIAL_PROCEDURE)
     async def end_special_procedure(self, change: ClockChange) -> ChangeReceipt:
@@ -448,7 +475,9 @@ class ApprovalWorkflow:
 
     @end_special_procedure.validator
     def _validate_end(self, change: ClockChange) -> None:
-        self._check(check_procedure_end, _facts(change.statement, StatementKind.PROCEDURE_END))
+        with self._reporting_forgeries(END_SPECIAL_PROCEDURE):
+            self._check(check_procedure_end,
+                        _facts(change.statement, StatementKind.PROCEDURE_END))
 
     @workflow.update(name=EXTEND_TIME_LIMIT)
     async def extend_time_limit(self, change: ClockChange) -> ChangeReceipt:
@@ -468,8 +497,9 @@ class ApprovalWorkflow:
 
     @extend_time_limit.validator
     def _validate_extend(self, change: ClockChange) -> None:
-        facts = _facts(change.statement, StatementKind.EXTENSION)
-        self._check(check_extension, facts)
+        with self._reporting_forgeries(EXTEND_TIME_LIMIT):
+            facts = _facts(change.statement, StatementKind.EXTENSION)
+            self._check(check_extension, facts)
         if content_digest(reason=change.reason) != facts.content_sha256:
             raise _refuse("InvalidArgument", "the reason is not the one review signed")
 

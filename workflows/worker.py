@@ -9,19 +9,28 @@ import asyncio
 import os
 import signal
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import grpc
+import stamina
 from pydantic_settings import SettingsConfigDict
 from temporalio.worker import Worker
 
+from govhall.review.v1 import review_pb2, review_pb2_grpc
+from kernel.grpcserver import secure_channel
 from kernel.logging import configure_logging
 from kernel.privatefiles import set_private_umask
 from kernel.settings import TemporalClientSettings
 from kernel.signing import TrustedKeys, public_keys_dir, trust_in_workflows
 from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
+from workflows import refused_acts
 from workflows.approval import ApprovalWorkflow
+
+if TYPE_CHECKING:
+    from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
 WORKFLOWS: list[type[Any]] = [ApprovalWorkflow]
@@ -38,6 +47,13 @@ class WorkerSettings(TemporalClientSettings):
     task_queue_prefix: str = "govhall-"
     #: The services' public keys (``<service>/<key id>.pub``); empty for ``<pki_dir>/services``.
     public_keys_dir: Path | None = None
+    #: Review's gRPC address, where refused acts are reported (RecordRefusedAct); empty:
+    #: they are only logged.
+    review_address: str = ""
+    #: The calling system the worker is to review (its client certificate under pki_dir).
+    system: str = "workflows-worker"
+    #: Longest a refused act's report keeps being retried while review is unreachable.
+    report_retry_seconds: float = 600.0
 
     @property
     def workflow_task_queue(self) -> str:
@@ -46,6 +62,32 @@ class WorkerSettings(TemporalClientSettings):
     def trusted_keys(self) -> TrustedKeys:
         """The services' public keys the workflows' validators check statements with."""
         return TrustedKeys.load(self.public_keys_dir or public_keys_dir(self.pki_dir))
+
+
+#: Review's answers worth trying again: it is down, restarting or slow.
+_TRANSIENT = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED,
+                        grpc.StatusCode.RESOURCE_EXHAUSTED})
+
+
+def _transient(error: Exception) -> bool:
+    return isinstance(error, grpc.aio.AioRpcError) and error.code() in _TRANSIENT
+
+
+def review_sender(stub: ReviewServiceAsyncStub, *, retry_seconds: float,
+                  ) -> Callable[[refused_acts.RefusedAct], Awaitable[None]]:
+    """Sends one refused act to review, retrying while review is unreachable."""
+
+    async def send(act: refused_acts.RefusedAct) -> None:
+        request = review_pb2.RecordRefusedActRequest(
+            case_number=act.case_number, report_id=act.report_id,
+            update_name=act.update_name, reason=act.reason)
+        request.refused_at.FromDatetime(act.refused_at)
+        async for attempt in stamina.retry_context(on=_transient, attempts=None,
+                                                   timeout=retry_seconds, wait_max=10.0):
+            with attempt:
+                await stub.RecordRefusedAct(request, timeout=10)
+
+    return send
 
 
 async def run(settings: WorkerSettings) -> None:
@@ -65,9 +107,24 @@ async def run(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    reporting: asyncio.Task[None] | None = None
+    channel: grpc.aio.Channel | None = None
+    if settings.review_address:
+        channel = secure_channel(settings.review_address, pki_dir=settings.pki_dir,
+                                 system=settings.system)
+        reporter = refused_acts.Reporter(
+            review_sender(review_pb2_grpc.ReviewServiceStub(channel),
+                          retry_seconds=settings.report_retry_seconds), loop=loop)
+        refused_acts.listen(reporter.take)
+        reporting = asyncio.create_task(reporter.run())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([stopping, background.task], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()
+    refused_acts.listen(None)
+    if reporting is not None:
+        reporting.cancel()
+    if channel is not None:
+        await channel.close(grace=None)
     # Re-raises what killed the worker, so the process exits non-zero.
     await background.shutdown()
 

@@ -113,12 +113,14 @@ def service_environment(name: str, *, var_dir: Path, temporal_address: str,
     return settings
 
 
-def worker_environment(*, var_dir: Path, temporal_address: str,
-                       namespace: str) -> dict[str, str]:
-    """The workflows worker's settings: Temporal, and the payload keys under var_dir/pki."""
+def worker_environment(*, var_dir: Path, temporal_address: str, namespace: str,
+                       review_address: str) -> dict[str, str]:
+    """The workflows worker's settings: Temporal, the payload keys and its certificate under
+    var_dir/pki, and review, where it reports the acts its workflows refused."""
     return {"GOVHALL_WORKER_TEMPORAL_ADDRESS": temporal_address,
             "GOVHALL_WORKER_TEMPORAL_NAMESPACE": namespace,
-            "GOVHALL_WORKER_PKI_DIR": str(var_dir / "pki")}
+            "GOVHALL_WORKER_PKI_DIR": str(var_dir / "pki"),
+            "GOVHALL_WORKER_REVIEW_ADDRESS": review_address}
 
 
 def codec_server_environment(*, var_dir: Path, host: str, port: int,

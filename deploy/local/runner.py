@@ -116,13 +116,16 @@ class Suite:
         self.pki = self.var / "pki"
         self.children: list[Child] = []
         # The embedded default's settings, unless the environment says otherwise.
-        defaults: dict[str, str] = processes.worker_environment(
-            var_dir=self.var, temporal_address=settings.temporal_target,
-            namespace=settings.namespace)
+        defaults: dict[str, str] = {}
         for name, _ in SERVICES:
             defaults |= processes.service_environment(
                 name, var_dir=self.var, temporal_address=settings.temporal_target,
                 namespace=settings.namespace)
+        review = ReviewSettings.model_validate(
+            _from_environment(defaults | dict(os.environ), "review"))
+        defaults |= processes.worker_environment(
+            var_dir=self.var, temporal_address=settings.temporal_target,
+            namespace=settings.namespace, review_address=review.address)
         for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
             defaults |= {prefix + name: value
                          for name, value in settings.temporal_client_environment().items()}

@@ -143,9 +143,9 @@ class ChainProcesses:
             environment |= processes.service_environment(
                 name, var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
                 port=ports[name])
-        environment |= processes.worker_environment(var_dir=var_dir,
-                                                    temporal_address=temporal_address,
-                                                    namespace=namespace)
+        environment |= processes.worker_environment(
+            var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
+            review_address=f"127.0.0.1:{ports['review']}" if "review" in ports else "")
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
     @property

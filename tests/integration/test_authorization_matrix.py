@@ -124,6 +124,10 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("supervision-system", "govhall.common.v1.CallingSystemsService/SetCallingSystem"): False,
     ("unregistered-system", "govhall.intake.v1.IntakeService/VerifyDecision"): False,
     ("hotline-12345", "govhall.intake.v1.IntakeService/VerifyDecision"): True,
+    ("workflows-worker", "govhall.review.v1.ReviewService/RecordRefusedAct"): True,
+    ("workflows-worker", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("department-system-scjgj", "govhall.review.v1.ReviewService/RecordRefusedAct"): False,
+    ("operator", "govhall.review.v1.ReviewService/RecordRefusedAct"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.
@@ -343,8 +347,10 @@ SILENT_SYSTEMS = [system for system in SYSTEMS
                              for p in probes)]
 
 
-def test_the_systems_that_call_no_rpc_needing_an_official_are_the_complaint_platforms() -> None:
-    assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345", UNREGISTERED}
+def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_worker(
+        ) -> None:
+    assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
+                                   "workflows-worker", UNREGISTERED}
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -197,6 +197,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "ExtendTimeLimit": decided | {"days": 5, "reason": "情况复杂，经负责人批准延长"},
         "ListEscalations": {"department_code": "SCJGJ", "open_only": True, "page_size": 5},
         "GetCaseProgress": {"case_number": CASE},
+        "RecordRefusedAct": {"case_number": CASE, "report_id": "0f" * 32,
+                             "update_name": "decide", "refused_at": _in_days(0),
+                             "reason": "the decision is not one the review service signed"},
         # trading
         "ListCatalogueEntries": {"category": "TRADING_CATEGORY_CONSTRUCTION"},
         "CheckMustEnter": {"category": "TRADING_CATEGORY_GOVERNMENT_PROCUREMENT",

@@ -16,7 +16,9 @@ only, like anyone on the network of the cluster could. It tries to
 
 Every attempt is refused, nothing is sealed or recorded, the case goes on as
 if nothing happened, and the services keep a violation in their audit log
-for what reached them.
+for what reached them; a forged update, refused by the workflow before any
+service saw it, is reported by the workflows worker to review, which keeps
+it too.
 """
 
 from __future__ import annotations
@@ -95,6 +97,21 @@ def _violations(processes: ChainProcesses, service: str, case_number: str) -> li
         engine.dispose()
 
 
+def _kept_refusals(processes: ChainProcesses,
+                   case_number: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Review's violations for the case: (action, the system that reported it, details)."""
+    engine = processes.read_only("review")
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(text(
+                "SELECT action, system, details FROM audit_log "
+                "WHERE action LIKE 'violation.%' AND subject = :subject ORDER BY sequence"),
+                {"subject": f"case/{case_number}"})
+            return [(action, system, json.loads(details)) for action, system, details in rows]
+    finally:
+        engine.dispose()
+
+
 def _attacker(tmp: Path) -> Signers:
     """Signing keys the attacker made: named review and intake, published nowhere the
     services look."""
@@ -147,7 +164,20 @@ async def test_forged_decision_updates_are_refused_and_the_case_goes_on(
     assert (status.stage, status.decisions) == (c.Stage.REVIEW, [])
     assert _count(chain, "review", "SELECT count(*) FROM decisions WHERE case_number = :c",
                   c=case_number) == 0
-    assert _violations(chain, "review", case_number) == []
+
+    # The worker reports each refusal to review, which keeps it (RecordRefusedAct): one
+    # violation per forged update, none of them anything but a violation.
+    async def all_kept() -> bool:
+        return len(_violations(chain, "review", case_number)) >= len(attempts)
+
+    await within(deadline, "review kept every forged update", all_kept)
+    kept = _kept_refusals(chain, case_number)
+    assert [action for action, _, _ in kept] == ["violation.forged_update"] * len(attempts)
+    assert all(details["what"] == c.DECIDE and details["reason"] == (
+        "the decision is not one the review service signed: refused")
+        for _, _, details in kept)
+    assert len({details["report_id"] for _, _, details in kept}) == len(attempts)
+    assert {system for _, system, _ in kept} == {"workflows-worker"}
     # The case goes on through the real chain.
     reviewed = await decide_until_done(chain, case_number, REVIEW, str(uuid.uuid4()), deadline)
     assert reviewed.response.receipt.next_stage == SIGN

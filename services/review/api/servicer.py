@@ -25,6 +25,7 @@ from kernel.directory import ROLES, Official
 from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
 from services.review.app import decisions, handlers
+from services.review.app.chain import record_refused_act
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.model import Delegation, LoadedSchedule
 from services.review.domain.progress import CaseProgress, ChainEvent, waiting_for
@@ -391,3 +392,13 @@ class ReviewServicer(review_pb2_grpc.ReviewServiceServicer):
             handlers.case_progress, uow=self._reading(), caller=current_caller(),
             case_number=request.case_number)
         return progress_to_proto(progress, recorded, timeline)
+
+    async def RecordRefusedAct(self, request: pb.RecordRefusedActRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.RecordRefusedActResponse:
+        recorded = await asyncio.to_thread(
+            record_refused_act, uow=self._writing(), system=current_caller().system,
+            case_number=request.case_number, report_id=request.report_id,
+            update_name=request.update_name, reason=request.reason,
+            refused_at=_instant(request.refused_at, "refused_at"), now=datetime.now(UTC))
+        return pb.RecordRefusedActResponse(recorded=recorded)

@@ -24,7 +24,7 @@ from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, Permiss
 from kernel.signing import BadSignature, TrustedKeys
 from services.review.app.handlers import WORKFLOWS
 from services.review.db.audit import DECISIONS
-from services.review.db.repository import ReviewUnitOfWork
+from services.review.db.repository import HandledRequest, ReviewUnitOfWork
 from services.review.domain import deadlines as rules
 from services.review.domain.deadlines import CaseDeadlines, Pause
 from services.review.domain.progress import CaseProgress, ChainEvent
@@ -63,6 +63,32 @@ def record_violation(*, uow: ReviewUnitOfWork, case_number: str, what: str, reas
                          subject=_subject(case_number or "unknown"), at=now,
                          details={"what": what, "reason": reason[:200]})
         uow.commit()
+
+
+#: The audit action of an act a workflow refused for want of authority (RecordRefusedAct).
+REFUSED_ACT = "violation.forged_update"
+
+
+def record_refused_act(*, uow: ReviewUnitOfWork, system: str, case_number: str, report_id: str,
+                       update_name: str, reason: str, refused_at: datetime,
+                       now: datetime) -> bool:
+    """Keep an act the case's workflow refused (reported by the workflows worker), once.
+
+    False when the same report (``system``, ``report_id``) was kept before. The
+    report's content is the worker's word: it is kept as a violation someone
+    attempted, never as a fact about the case.
+    """
+    with uow:
+        if uow.requests.get(system, report_id) is not None:
+            return False
+        uow.requests.add(HandledRequest(system, report_id, report_id, case_number, "{}"),
+                         received_at=now)
+        uow.audit.append(actor=Actor(system), action=REFUSED_ACT, subject=_subject(case_number),
+                         at=now, details={"what": update_name, "reason": reason,
+                                          "refused_at": refused_at.isoformat(),
+                                          "report_id": report_id})
+        uow.commit()
+    return True
 
 
 def verified(*, keys: TrustedKeys, statement: SignedStatement, kind: StatementKind,

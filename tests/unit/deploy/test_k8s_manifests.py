@@ -13,9 +13,10 @@ import yaml
 
 from deploy.local.runner import SERVICES
 from kernel.codec_server import CodecServerSettings, token_path
-from kernel.pki import ca_cert_path, server_pair
+from kernel.pki import ca_cert_path, client_pair, server_pair
 from kernel.signing import public_keys_dir, signing_key_path
 from services.intake.keystore import applicant_key_path, seal_key_path
+from services.review.settings import ReviewSettings
 from workflows.worker import WorkerSettings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
@@ -40,7 +41,10 @@ SERVING["intake"] |= {_relative(seal_key_path(Path(ROOT))),
 PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
 PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),
                        _relative(applicant_key_path(Path(ROOT)))}
-WORKER = {"client.pem", "client.key", "token"}
+WORKER = {"temporal/client.pem", "temporal/client.key", "temporal/token",
+          # Its client certificate of the center's CA, for review's RecordRefusedAct.
+          f"pki/{_relative(client_pair(Path(ROOT), 'workflows-worker').cert)}",
+          f"pki/{_relative(client_pair(Path(ROOT), 'workflows-worker').key)}"}
 #: The codec server's: its TLS server pair and the operators' bearer token.
 CODEC_SERVER = {_relative(server_pair(Path(ROOT)).cert), _relative(server_pair(Path(ROOT)).key),
                 _relative(token_path(Path(ROOT)))}
@@ -196,7 +200,7 @@ def test_no_pod_mounts_a_secret_it_does_not_need(name: str, kind: str,
     secrets = [f for f in mounted if f.source == "secret"]
     assert {f.name for f in secrets} | _secrets_in_env(container) <= {own, CODEC_SECRET}
     if name == "worker":
-        base = PurePosixPath("/etc/govhall/temporal")
+        base = PurePosixPath("/etc/govhall")
         needed = WORKER
     elif name == "codec-server":
         base = PurePosixPath(_env(container)["GOVHALL_CODEC_PKI_DIR"]["value"])
@@ -305,8 +309,14 @@ def test_the_worker_finds_every_services_public_key_in_its_pki_folder() -> None:
     for name, _ in SERVICES:
         assert any(Path(str(f.path)).parent == public_keys_dir(pki) / name
                    and f.path.suffix == ".pub" for f in in_pki), name
-    # Public keys only: nothing secret in the worker's PKI folder.
-    assert {f.source for f in in_pki} == {"configMap"}
+    # Public keys and the center's CA, and as its only secret its own client certificate
+    # (the calling system workflows-worker, for review's RecordRefusedAct).
+    assert {str(f.path) for f in in_pki if f.source == "secret"} == {
+        str(client_pair(pki, "workflows-worker").cert),
+        str(client_pair(pki, "workflows-worker").key)}
+    assert str(ca_cert_path(pki)) in {str(f.path) for f in in_pki if f.source == "configMap"}
+    assert _env(container)["GOVHALL_WORKER_REVIEW_ADDRESS"]["value"].endswith(
+        f":{ReviewSettings().port}")
 
 
 def test_the_codec_server_reads_its_files_where_they_are_mounted(

@@ -85,11 +85,12 @@ def test_a_service_keeps_all_its_state_under_the_var_dir(tmp_path: Path) -> None
 
 def test_the_worker_finds_the_payload_keys_under_the_var_dir(tmp_path: Path) -> None:
     settings = processes.worker_environment(var_dir=tmp_path, temporal_address="127.0.0.1:1",
-                                            namespace="ns")
+                                            namespace="ns", review_address="127.0.0.1:2")
     assert settings == {
         "GOVHALL_WORKER_TEMPORAL_ADDRESS": "127.0.0.1:1",
         "GOVHALL_WORKER_TEMPORAL_NAMESPACE": "ns",
         "GOVHALL_WORKER_PKI_DIR": str(tmp_path / "pki"),
+        "GOVHALL_WORKER_REVIEW_ADDRESS": "127.0.0.1:2",
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
@@ -45,6 +45,7 @@ from tests.unit.workflows.fakes import (
     Signers,
 )
 from workflows import approval_contract as c
+from workflows import refused_acts
 from workflows.approval import ApprovalWorkflow
 
 K = c.StatementKind
@@ -228,8 +229,18 @@ async def test_wrong_decisions_are_refused_and_record_nothing(
     assert case.center.transitions[1].decision.on_behalf_of == "SCJGJ-006"
 
 
+@pytest.fixture
+def refusals() -> Iterator[list[refused_acts.RefusedAct]]:
+    """What the workflows report of the acts they refused for want of authority."""
+    reported: list[refused_acts.RefusedAct] = []
+    refused_acts.listen(reported.append)
+    yield reported
+    refused_acts.listen(None)
+
+
 async def test_forged_and_altered_statements_are_refused_at_once(
-        time_skipping: WorkflowEnvironment, signers: Signers, tmp_path: Path) -> None:
+        time_skipping: WorkflowEnvironment, signers: Signers, tmp_path: Path,
+        refusals: list[refused_acts.RefusedAct]) -> None:
     outsider = service_signer(tmp_path / "outsider", "review")
     async with approval_case(time_skipping, signers) as case:
         n = case.number
@@ -252,6 +263,12 @@ async def test_forged_and_altered_statements_are_refused_at_once(
     assert other_case.type == "PermissionDenied"
     assert nothing.stage == c.Stage.REVIEW and nothing.decisions == []
     assert case.center.transitions == []
+    # Each refusal for want of authority is reported (as the workflow's case, under an id of
+    # the run and the update); the mismatched texts (a wrong shape, not a forgery) are not.
+    assert [(r.case_number, r.update_name, r.reason) for r in refusals] == [
+        (n, c.DECIDE, forged.message), (n, c.DECIDE, by_intake.message),
+        (n, c.DECIDE, altered.message), (n, c.DECIDE, other_case.message)]
+    assert len({r.report_id for r in refusals}) == 4
 
 
 async def test_a_withdrawal_closes_the_case_in_intake_and_review(

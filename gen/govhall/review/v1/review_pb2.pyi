@@ -1847,3 +1847,70 @@ class ChainEvent(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ChainEvent: _TypeAlias = ChainEvent  # noqa: Y015
+
+@_typing.final
+class RecordRefusedActRequest(_message.Message):
+    """RecordRefusedActRequest is one act a case's workflow refused."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    REPORT_ID_FIELD_NUMBER: _builtins.int
+    UPDATE_NAME_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    REFUSED_AT_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The case whose workflow refused the act (the workflow's own, not the
+    act's claim), for example "AP-20261126-000042".
+    """
+    report_id: _builtins.str
+    """The report's id: lowercase hex SHA-256 over the workflow run and the
+    refused update's id (which whoever sent the update chose, so it is not
+    kept as sent).
+    """
+    update_name: _builtins.str
+    """The update the act came as, for example "decide"."""
+    reason: _builtins.str
+    """Why the workflow refused it, as the workflow said it."""
+    @_builtins.property
+    def refused_at(self) -> _timestamp_pb2.Timestamp:
+        """When the workflow refused it."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        report_id: _builtins.str = ...,
+        update_name: _builtins.str = ...,
+        reason: _builtins.str = ...,
+        refused_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["refused_at", b"refused_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "reason", b"reason", "refused_at", b"refused_at", "report_id", b"report_id", "update_name", b"update_name"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRefusedActRequest: _TypeAlias = RecordRefusedActRequest  # noqa: Y015
+
+@_typing.final
+class RecordRefusedActResponse(_message.Message):
+    """RecordRefusedActResponse says whether the report was kept now."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORDED_FIELD_NUMBER: _builtins.int
+    recorded: _builtins.bool
+    """False when the same report was kept before."""
+    def __init__(
+        self,
+        *,
+        recorded: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["recorded", b"recorded"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordRefusedActResponse: _TypeAlias = RecordRefusedActResponse  # noqa: Y015

@@ -121,6 +121,11 @@ class ReviewServiceStub:
                 request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.SerializeToString,
                 response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.FromString,
                 _registered_method=True)
+        self.RecordRefusedAct = channel.unary_unary(
+                '/govhall.review.v1.ReviewService/RecordRefusedAct',
+                request_serializer=govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActRequest.SerializeToString,
+                response_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActResponse.FromString,
+                _registered_method=True)
 
 
 class ReviewServiceServicer:
@@ -279,6 +284,18 @@ class ReviewServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RecordRefusedAct(self, request, context):
+        """RecordRefusedAct keeps, in review's audit log, an act a case's workflow
+        refused for want of authority before anything was recorded: an update
+        sent to Temporal directly whose statement no service signed, or signed
+        for another case, official or role. Only the workflows worker sees such
+        updates, and it holds no database, so it reports them here. Each report
+        is kept once (a report sent again returns recorded=false).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ReviewServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -361,6 +378,11 @@ def add_ReviewServiceServicer_to_server(servicer, server):
                     servicer.GetCaseProgress,
                     request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.FromString,
                     response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.SerializeToString,
+            ),
+            'RecordRefusedAct': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordRefusedAct,
+                    request_deserializer=govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActRequest.FromString,
+                    response_serializer=govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -802,6 +824,33 @@ class ReviewService:
             '/govhall.review.v1.ReviewService/GetCaseProgress',
             govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressRequest.SerializeToString,
             govhall_dot_review_dot_v1_dot_review__pb2.GetCaseProgressResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordRefusedAct(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.review.v1.ReviewService/RecordRefusedAct',
+            govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActRequest.SerializeToString,
+            govhall_dot_review_dot_v1_dot_review__pb2.RecordRefusedActResponse.FromString,
             options,
             channel_credentials,
             insecure,

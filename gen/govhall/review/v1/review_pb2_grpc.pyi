@@ -121,6 +121,14 @@ class ReviewServiceStub:
     official of the case's department, or one holding ROLE_SUPERVISOR or
     ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
     """
+    RecordRefusedAct: _grpc.UnaryUnaryMultiCallable[_review_pb2.RecordRefusedActRequest, _review_pb2.RecordRefusedActResponse]
+    """RecordRefusedAct keeps, in review's audit log, an act a case's workflow
+    refused for want of authority before anything was recorded: an update
+    sent to Temporal directly whose statement no service signed, or signed
+    for another case, official or role. Only the workflows worker sees such
+    updates, and it holds no database, so it reports them here. Each report
+    is kept once (a report sent again returns recorded=false).
+    """
 
 @_typing.type_check_only
 class ReviewServiceAsyncStub(ReviewServiceStub):
@@ -214,6 +222,14 @@ class ReviewServiceAsyncStub(ReviewServiceStub):
     stage, deadlines, decisions and whom it waits for. Needs an acting
     official of the case's department, or one holding ROLE_SUPERVISOR or
     ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
+    """
+    RecordRefusedAct: _aio.UnaryUnaryMultiCallable[_review_pb2.RecordRefusedActRequest, _review_pb2.RecordRefusedActResponse]  # type: ignore[assignment]
+    """RecordRefusedAct keeps, in review's audit log, an act a case's workflow
+    refused for want of authority before anything was recorded: an update
+    sent to Temporal directly whose statement no service signed, or signed
+    for another case, official or role. Only the workflows worker sees such
+    updates, and it holds no database, so it reports them here. Each report
+    is kept once (a report sent again returns recorded=false).
     """
 
 class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -401,6 +417,20 @@ class ReviewServiceServicer(metaclass=_abc_1.ABCMeta):
         stage, deadlines, decisions and whom it waits for. Needs an acting
         official of the case's department, or one holding ROLE_SUPERVISOR or
         ROLE_OPERATOR; anyone else is refused with PERMISSION_DENIED.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordRefusedAct(
+        self,
+        request: _review_pb2.RecordRefusedActRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_review_pb2.RecordRefusedActResponse, _abc.Awaitable[_review_pb2.RecordRefusedActResponse]]:
+        """RecordRefusedAct keeps, in review's audit log, an act a case's workflow
+        refused for want of authority before anything was recorded: an update
+        sent to Temporal directly whose statement no service signed, or signed
+        for another case, official or role. Only the workflows worker sees such
+        updates, and it holds no database, so it reports them here. Each report
+        is kept once (a report sent again returns recorded=false).
         """
 
 def add_ReviewServiceServicer_to_server(servicer: ReviewServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
