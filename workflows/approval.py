@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from temporalio import workflow
@@ -295,24 +295,36 @@ class ApprovalWorkflow:
         except RuleBroken as broken:
             raise _refuse(broken.status, broken.message) from broken
 
-    @contextlib.contextmanager
-    def _reporting_forgeries(self, update: str) -> Iterator[None]:
-        """Refusals for want of authority (no service's signature, another case, official or
-        role) are reported on their way out (workflows/refused_acts.py): a genuine service
-        never sends one, so whoever did went around the services."""
+    def _authored(self, update: str, statement: SignedStatement, kind: StatementKind, *,
+                  texts: dict[str, str] | None = None,
+                  texts_refusal: str = "") -> StatementFacts:
+        """The statement's facts if its service made it, for this case (and, when given, for
+        these texts by their digest); refused otherwise, and reported.
+
+        No service sends anything else: whoever sent it went around the services, so
+        the refusal goes to review's audit log too (workflows/refused_acts.py; the
+        workflows worker reports it). A genuine statement the chain's rules refuse
+        (a wrong role, department or stage, a second act) is an official's mistake,
+        answered but not reported. Validators do not run on replay.
+        """
         try:
-            yield
+            facts = _facts(statement, kind)
+            if facts.case_number != self.case.case_number:
+                raise _refuse("PermissionDenied", f"the statement is about case "
+                              f"{facts.case_number}, not {self.case.case_number}")
+            if texts is not None and content_digest(**texts) != facts.content_sha256:
+                raise _refuse("InvalidArgument", texts_refusal)
         except ApplicationError as refused:
-            if refused.type == "PermissionDenied" and not workflow.unsafe.is_replaying():
-                info = workflow.info()
-                update_info = workflow.current_update_info()
-                report(RefusedAct(
-                    case_number=self.case.case_number,
-                    report_id=report_id(info.workflow_id, info.run_id,
-                                        update_info.id if update_info else ""),
-                    update_name=update, reason=printable(refused.message),
-                    refused_at=workflow.now()))
+            info = workflow.info()
+            update_info = workflow.current_update_info()
+            report(RefusedAct(
+                case_number=self.case.case_number,
+                report_id=report_id(info.workflow_id, info.run_id,
+                                    update_info.id if update_info else ""),
+                update_name=update, reason=printable(refused.message),
+                refused_at=workflow.now()))
             raise
+        return facts
 
     def _stage_due(self, stage: str) -> datetime:
         assert self.deadlines is not None
@@ -334,13 +346,11 @@ class ApprovalWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        with self._reporting_forgeries(DECIDE):
-            facts = _facts(decision.statement, StatementKind.DECISION)
-            self._check(check_decision, facts)
-        if content_digest(opinion=decision.opinion,
-                          legal_basis=decision.legal_basis) != facts.content_sha256:
-            raise _refuse("InvalidArgument",
-                          "the opinion and legal basis are not the ones review signed")
+        facts = self._authored(
+            DECIDE, decision.statement, StatementKind.DECISION,
+            texts={"opinion": decision.opinion, "legal_basis": decision.legal_basis},
+            texts_refusal="the opinion and legal basis are not the ones review signed")
+        self._check(check_decision, facts)
 
     async def _take(self, decision: Decision, facts: StatementFacts) -> DecisionReceipt:
         stage = Stage(facts.stage)
@@ -428,9 +438,8 @@ class ApprovalWorkflow:
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
-        with self._reporting_forgeries(WITHDRAW):
-            self._check(check_withdrawal,
-                        _facts(withdrawal.statement, StatementKind.WITHDRAWAL))
+        self._check(check_withdrawal,
+                    self._authored(WITHDRAW, withdrawal.statement, StatementKind.WITHDRAWAL))
 
     # ---- handlers: the clock ---------------------------------------------------------------
 
@@ -451,9 +460,8 @@ class ApprovalWorkflow:
 
     @start_special_procedure.validator
     def _validate_start(self, change: ClockChange) -> None:
-        with self._reporting_forgeries(START_SPECIAL_PROCEDURE):
-            self._check(check_procedure_start,
-                        _facts(change.statement, StatementKind.PROCEDURE_START))
+        self._check(check_procedure_start, self._authored(
+            START_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_START))
 
     @workflow.update(name=END_SPECIAL_PROCEDURE)
     async def end_special_procedure(self, change: ClockChange) -> ChangeReceipt:
@@ -475,9 +483,8 @@ class ApprovalWorkflow:
 
     @end_special_procedure.validator
     def _validate_end(self, change: ClockChange) -> None:
-        with self._reporting_forgeries(END_SPECIAL_PROCEDURE):
-            self._check(check_procedure_end,
-                        _facts(change.statement, StatementKind.PROCEDURE_END))
+        self._check(check_procedure_end, self._authored(
+            END_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_END))
 
     @workflow.update(name=EXTEND_TIME_LIMIT)
     async def extend_time_limit(self, change: ClockChange) -> ChangeReceipt:
@@ -497,11 +504,10 @@ class ApprovalWorkflow:
 
     @extend_time_limit.validator
     def _validate_extend(self, change: ClockChange) -> None:
-        with self._reporting_forgeries(EXTEND_TIME_LIMIT):
-            facts = _facts(change.statement, StatementKind.EXTENSION)
-            self._check(check_extension, facts)
-        if content_digest(reason=change.reason) != facts.content_sha256:
-            raise _refuse("InvalidArgument", "the reason is not the one review signed")
+        facts = self._authored(EXTEND_TIME_LIMIT, change.statement, StatementKind.EXTENSION,
+                               texts={"reason": change.reason},
+                               texts_refusal="the reason is not the one review signed")
+        self._check(check_extension, facts)
 
     @workflow.signal(name=RECOMPUTE_DEADLINES)
     async def recompute_deadlines(self, request: Recompute) -> None:

@@ -122,6 +122,13 @@ class Reporter:
             finally:
                 self._waiting.task_done()
 
+    @property
+    def waiting(self) -> int:
+        """Reports taken and not yet sent or given up."""
+        return self._waiting.qsize()
+
     async def drained(self) -> None:
         """Until every report taken so far was sent or given up."""
+        # Reports taken on other threads reach the queue through the loop: let them in first.
+        await asyncio.sleep(0)
         await self._waiting.join()

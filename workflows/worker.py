@@ -6,16 +6,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
 import stamina
+import structlog
 from pydantic_settings import SettingsConfigDict
 from temporalio.worker import Worker
 
@@ -31,6 +33,8 @@ from workflows.approval import ApprovalWorkflow
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
+
+log = structlog.get_logger("govhall.workflows")
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
 WORKFLOWS: list[type[Any]] = [ApprovalWorkflow]
@@ -107,26 +111,47 @@ async def run(settings: WorkerSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    reporting: asyncio.Task[None] | None = None
-    channel: grpc.aio.Channel | None = None
-    if settings.review_address:
-        channel = secure_channel(settings.review_address, pki_dir=settings.pki_dir,
-                                 system=settings.system)
-        reporter = refused_acts.Reporter(
-            review_sender(review_pb2_grpc.ReviewServiceStub(channel),
-                          retry_seconds=settings.report_retry_seconds), loop=loop)
-        refused_acts.listen(reporter.take)
-        reporting = asyncio.create_task(reporter.run())
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([stopping, background.task], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    refused_acts.listen(None)
-    if reporting is not None:
+    async with reporting_refusals(settings):
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([stopping, background.task], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        # Re-raises what killed the worker, so the process exits non-zero.
+        await background.shutdown()
+
+
+@contextlib.asynccontextmanager
+async def reporting_refusals(settings: WorkerSettings, *,
+                             drain_seconds: float = 10.0) -> AsyncIterator[None]:
+    """While the worker runs, its workflows' refusals of forged acts go to review.
+
+    On the way out (the workflows stopped, so no refusal comes any more) the
+    reports still waiting get ``drain_seconds`` to reach review; any left are
+    counted in the log, since a refused update is in no history to find again.
+    """
+    if not settings.review_address:
+        yield
+        return
+    channel = secure_channel(settings.review_address, pki_dir=settings.pki_dir,
+                             system=settings.system)
+    reporter = refused_acts.Reporter(
+        review_sender(review_pb2_grpc.ReviewServiceStub(channel),
+                      retry_seconds=settings.report_retry_seconds),
+        loop=asyncio.get_running_loop())
+    refused_acts.listen(reporter.take)
+    reporting = asyncio.create_task(reporter.run())
+    try:
+        yield
+    finally:
+        refused_acts.listen(None)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(drain_seconds):
+                await reporter.drained()
+        if reporter.waiting:
+            log.warning("violation.reports_not_kept_at_stop", waiting=reporter.waiting)
         reporting.cancel()
-    if channel is not None:
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporting
         await channel.close(grace=None)
-    # Re-raises what killed the worker, so the process exits non-zero.
-    await background.shutdown()
 
 
 def main() -> None:

@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 
+from sqlalchemy.exc import IntegrityError
+
 from kernel.audit import Actor
 from kernel.calendar import WorkingCalendar
 from kernel.chinatime import china_date
@@ -67,6 +69,8 @@ def record_violation(*, uow: ReviewUnitOfWork, case_number: str, what: str, reas
 
 #: The audit action of an act a workflow refused for want of authority (RecordRefusedAct).
 REFUSED_ACT = "violation.forged_update"
+#: Reports kept per case: enough to show an attack on it, not enough to flood the audit log.
+REFUSED_ACTS_PER_CASE = 20
 
 
 def record_refused_act(*, uow: ReviewUnitOfWork, system: str, case_number: str, report_id: str,
@@ -74,20 +78,31 @@ def record_refused_act(*, uow: ReviewUnitOfWork, system: str, case_number: str, 
                        now: datetime) -> bool:
     """Keep an act the case's workflow refused (reported by the workflows worker), once.
 
-    False when the same report (``system``, ``report_id``) was kept before. The
-    report's content is the worker's word: it is kept as a violation someone
-    attempted, never as a fact about the case.
+    False when the same report (``system``, ``report_id``) was kept before, or
+    when the case already holds REFUSED_ACTS_PER_CASE of them (a flood of forged
+    updates: the worker logs the rest). NotFound for a case review never
+    opened. The report is the worker's word: kept as an attempt someone made,
+    never as a fact about the case (its timeline and progress do not change).
     """
     with uow:
+        if uow.progress.get(case_number) is None:
+            raise NotFound(f"case {case_number} is not in review's record")
         if uow.requests.get(system, report_id) is not None:
             return False
-        uow.requests.add(HandledRequest(system, report_id, report_id, case_number, "{}"),
-                         received_at=now)
-        uow.audit.append(actor=Actor(system), action=REFUSED_ACT, subject=_subject(case_number),
-                         at=now, details={"what": update_name, "reason": reason,
-                                          "refused_at": refused_at.isoformat(),
-                                          "report_id": report_id})
-        uow.commit()
+        if uow.requests.count_for_case(system, case_number) >= REFUSED_ACTS_PER_CASE:
+            return False
+        try:
+            uow.requests.add(HandledRequest(system, report_id, report_id, case_number, "{}"),
+                             received_at=now)
+            uow.audit.append(actor=Actor(system), action=REFUSED_ACT,
+                             subject=_subject(case_number), at=now,
+                             details={"what": update_name, "reason": reason,
+                                      "refused_at": refused_at.isoformat(),
+                                      "report_id": report_id})
+            uow.commit()
+        except IntegrityError:
+            # The same report, kept by a concurrent call since the check (rolled back).
+            return False
     return True
 
 

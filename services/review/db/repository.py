@@ -456,6 +456,11 @@ class HandledRequests:
                 return True
         return False
 
+    def count_for_case(self, system: str, case_number: str) -> int:
+        """How many requests of ``system`` about the case were taken."""
+        return int(self._connection.execute(select(func.count()).select_from(self._t).where(
+            self._t.c.system == system, self._t.c.case_number == case_number)).scalar_one())
+
     def remove(self, system: str, request_id: str) -> None:
         self._connection.execute(delete(self._t).where(
             self._t.c.system == system, self._t.c.request_id == request_id))

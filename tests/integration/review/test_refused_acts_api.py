@@ -21,12 +21,27 @@ from sqlalchemy import text
 
 from govhall.review.v1 import review_pb2 as pb
 from govhall.review.v1 import review_pb2_grpc
+from services.review.app.chain import REFUSED_ACTS_PER_CASE
+from tests.integration.review.test_approval_activities import CASE, open_case, opening
 from tests.support import ServiceUnderTest
+from tests.unit.workflows.fakes import Signers
+from workflows import refused_acts
 from workflows.refused_acts import RefusedAct, Reporter, printable, report_id
-from workflows.worker import review_sender
+from workflows.worker import WorkerSettings, reporting_refusals, review_sender
 
 WORKER = "workflows-worker"
-CASE = "AP-20261201-000042"
+
+
+@pytest.fixture
+async def opened(review: ServiceUnderTest, signers: Signers) -> ServiceUnderTest:
+    """Review with CASE opened by its workflow (review's open_case activity)."""
+    await open_case(review, signers, opening(signers))
+    return review
+
+
+def _handled(review: ServiceUnderTest) -> int:
+    with review.running.engine.connect() as connection:
+        return int(connection.execute(text("SELECT count(*) FROM handled_requests")).scalar_one())
 
 
 def _kept(review: ServiceUnderTest) -> list[tuple[str, str, str, dict[str, Any]]]:
@@ -38,15 +53,16 @@ def _kept(review: ServiceUnderTest) -> list[tuple[str, str, str, dict[str, Any]]
                 for system, action, subject, details in rows]
 
 
-def _request(report: str, reason: str = "the decision is not one the review service signed"
-             ) -> pb.RecordRefusedActRequest:
-    request = pb.RecordRefusedActRequest(case_number=CASE, report_id=report,
+def _request(report: str, reason: str = "the decision is not one the review service signed",
+             case_number: str = CASE) -> pb.RecordRefusedActRequest:
+    request = pb.RecordRefusedActRequest(case_number=case_number, report_id=report,
                                          update_name="decide", reason=reason)
     request.refused_at.FromDatetime(datetime(2026, 12, 1, 4, 0, tzinfo=UTC))
     return request
 
 
-async def test_a_reported_refusal_is_kept_once_as_a_violation(review: ServiceUnderTest) -> None:
+async def test_a_reported_refusal_is_kept_once_as_a_violation(opened: ServiceUnderTest) -> None:
+    review = opened
     first = report_id("approval/" + CASE, "run-1", "update-1")
     other = report_id("approval/" + CASE, "run-1", "update-2")
     async with review.channel(WORKER) as channel:
@@ -67,8 +83,10 @@ async def test_a_reported_refusal_is_kept_once_as_a_violation(review: ServiceUnd
 
 
 async def test_no_other_system_may_report_and_a_bad_report_changes_nothing(
-        review: ServiceUnderTest) -> None:
+        opened: ServiceUnderTest) -> None:
+    review = opened
     report = report_id("approval/" + CASE, "run-1", "update-1")
+    handled = _handled(review)
     async with review.channel("department-system-scjgj") as channel:
         with pytest.raises(grpc.aio.AioRpcError) as not_the_worker:
             await review_pb2_grpc.ReviewServiceStub(channel).RecordRefusedAct(_request(report))
@@ -78,20 +96,37 @@ async def test_no_other_system_may_report_and_a_bad_report_changes_nothing(
             await stub.RecordRefusedAct(_request(report, reason="official \x00 forged"))
         with pytest.raises(grpc.aio.AioRpcError) as not_an_id:
             await stub.RecordRefusedAct(_request("update-1"))
+        with pytest.raises(grpc.aio.AioRpcError) as unknown_case:
+            await stub.RecordRefusedAct(_request(report, case_number="AP-20261201-999999"))
     assert not_the_worker.value.code() == grpc.StatusCode.PERMISSION_DENIED
     assert control_character.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert not_an_id.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert unknown_case.value.code() == grpc.StatusCode.NOT_FOUND
+    assert unknown_case.value.details() == "case AP-20261201-999999 is not in review's record"
     assert _kept(review) == []
+    assert _handled(review) == handled
+
+
+async def test_a_flood_of_forged_updates_keeps_a_bounded_number_per_case(
+        opened: ServiceUnderTest) -> None:
+    async with opened.channel(WORKER) as channel:
+        stub = review_pb2_grpc.ReviewServiceStub(channel)
+        answers = [(await stub.RecordRefusedAct(_request(
+            report_id("approval/" + CASE, "run-1", f"flood-{i}")))).recorded
+            for i in range(REFUSED_ACTS_PER_CASE + 5)]
+    assert answers == [True] * REFUSED_ACTS_PER_CASE + [False] * 5
+    assert len(_kept(opened)) == REFUSED_ACTS_PER_CASE
 
 
 async def test_the_workers_reporter_delivers_refusals_taken_on_other_threads(
-        review: ServiceUnderTest) -> None:
+        opened: ServiceUnderTest) -> None:
     """As the worker runs it: validators hand refusals over from the workflows' threads, the
     reporter sends them to review; a reason with a control character is made printable
     first (review would refuse it), and a refusal seen twice is kept once."""
     acts = [RefusedAct(CASE, report_id("approval/" + CASE, "run-1", f"update-{i}"), "decide",
                        printable(f"official SCJGJ-99{i}\x1b[31m is not a reviewer"),
                        datetime(2026, 12, 1, 4, i, tzinfo=UTC)) for i in range(3)]
+    review = opened
     async with review.channel(WORKER) as channel:
         reporter = Reporter(review_sender(review_pb2_grpc.ReviewServiceStub(channel),
                                           retry_seconds=30),
@@ -111,3 +146,24 @@ async def test_the_workers_reporter_delivers_refusals_taken_on_other_threads(
     assert sorted(details["reason"] for _, _, _, details in kept) == [
         f"official SCJGJ-99{i}?[31m is not a reviewer" for i in range(3)]
     assert {details["report_id"] for _, _, _, details in kept} == {a.report_id for a in acts}
+
+
+async def test_the_worker_reports_while_it_runs_and_drains_what_waits_when_it_stops(
+        opened: ServiceUnderTest) -> None:
+    """The worker's own wiring (its settings, its certificate as workflows-worker): what the
+    validators report reaches review, the reports still waiting when the worker stops
+    included; after the stop nothing listens."""
+    settings = WorkerSettings(review_address=opened.address, pki_dir=opened.pki_dir)
+    acts = [RefusedAct(CASE, report_id("approval/" + CASE, "run-2", f"stop-{i}"), "withdraw",
+                       "the withdrawal is not one the intake service signed: refused",
+                       datetime(2026, 12, 1, 5, i, tzinfo=UTC)) for i in range(5)]
+    async with reporting_refusals(settings, drain_seconds=60):
+        for act in acts:
+            refused_acts.report(act)
+    refused_acts.report(RefusedAct(CASE, report_id("approval/" + CASE, "run-2", "late"),
+                                   "withdraw", "after the stop", datetime.now(UTC)))
+    await asyncio.sleep(0.1)
+    kept = _kept(opened)
+    assert sorted(details["report_id"] for _, _, _, details in kept) == sorted(
+        a.report_id for a in acts)
+    assert {system for system, _, _, _ in kept} == {WORKER}

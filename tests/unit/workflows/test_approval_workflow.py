@@ -255,6 +255,11 @@ async def test_forged_and_altered_statements_are_refused_at_once(
         other_texts = await case.refused(c.DECIDE, replace(genuine, opinion="另一意见"))
         other_case = await case.refused(c.DECIDE, signers.decision(
             "AP-elsewhere", REVIEWER, c.Stage.REVIEW, c.Outcome.APPROVE))
+        # Statements review made, refused by the chain's rules: an official's mistake.
+        not_a_reviewer = await case.refused(c.DECIDE, signers.decision(
+            n, LEADER, c.Stage.REVIEW, c.Outcome.APPROVE))
+        not_yet = await case.refused(c.DECIDE, signers.decision(
+            n, LEADER, c.Stage.SIGN, c.Outcome.APPROVE))
         nothing = await case.status()
         await case.handle.terminate("test over")
     assert (forged.type, by_intake.type, altered.type) == ("PermissionDenied",) * 3
@@ -263,12 +268,14 @@ async def test_forged_and_altered_statements_are_refused_at_once(
     assert other_case.type == "PermissionDenied"
     assert nothing.stage == c.Stage.REVIEW and nothing.decisions == []
     assert case.center.transitions == []
-    # Each refusal for want of authority is reported (as the workflow's case, under an id of
-    # the run and the update); the mismatched texts (a wrong shape, not a forgery) are not.
+    assert (not_a_reviewer.type, not_yet.type) == ("PermissionDenied", "FailedPrecondition")
+    # Each act no service sent (no signature of review's, altered, other texts, another
+    # case) is reported, as the workflow's own case under an id of the run and the update;
+    # genuine statements the rules refuse are not.
     assert [(r.case_number, r.update_name, r.reason) for r in refusals] == [
-        (n, c.DECIDE, forged.message), (n, c.DECIDE, by_intake.message),
-        (n, c.DECIDE, altered.message), (n, c.DECIDE, other_case.message)]
-    assert len({r.report_id for r in refusals}) == 4
+        (n, c.DECIDE, refusal.message)
+        for refusal in (forged, by_intake, altered, other_texts, other_case)]
+    assert len({r.report_id for r in refusals}) == 5
 
 
 async def test_a_withdrawal_closes_the_case_in_intake_and_review(

@@ -48,17 +48,23 @@ def test_a_reason_is_made_printable_and_short() -> None:
 
 def test_a_report_with_nobody_listening_is_dropped_and_a_failing_listener_is_contained(
         ) -> None:
+    heard: list[RefusedAct] = []
+    refused_acts.listen(heard.append)
+    refused_acts.report(ACT)
     refused_acts.listen(None)
     refused_acts.report(ACT)  # nobody listens: nothing happens, nothing raises
+    tried: list[RefusedAct] = []
 
     def broken(act: RefusedAct) -> None:
-        raise RuntimeError("the reporter is gone")
+        tried.append(act)
+        raise RuntimeError("the reporter's loop is closed")
 
     refused_acts.listen(broken)
     try:
-        refused_acts.report(ACT)
+        refused_acts.report(ACT)  # the workflow's validator goes on
     finally:
         refused_acts.listen(None)
+    assert heard == [ACT] and tried == [ACT]
 
 
 async def test_the_reporter_keeps_at_most_its_capacity_and_counts_the_rest() -> None:
