@@ -23,7 +23,7 @@ import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import rfc8785
 from pydantic import TypeAdapter
@@ -118,11 +118,22 @@ def release_request(*, uow: ReviewUnitOfWork, caller: Caller, request_id: str) -
         uow.commit()
 
 
+#: One adapter per answer type: building one costs more than the rest of a request.
+_ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
+
+
+def _adapter(result_type: type[T]) -> TypeAdapter[T]:
+    adapter = _ADAPTERS.get(result_type)
+    if adapter is None:
+        adapter = _ADAPTERS[result_type] = TypeAdapter(result_type)
+    return cast("TypeAdapter[T]", adapter)
+
+
 async def _once(chain: Chain, *, caller: Caller, request_id: str, print_: str,
                 case_number: str, now: datetime, result_type: type[T],
                 send: Callable[[], Any]) -> T:
     """Run ``send`` once per request id; a repeat is answered as the first time."""
-    adapter = TypeAdapter(result_type)
+    adapter = _adapter(result_type)
     earlier = await asyncio.to_thread(
         take_request, uow=chain.writing(), caller=caller, request_id=request_id,
         fingerprint=print_, case_number=case_number, now=now)
