@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from kernel.audittrail import AuditTrailService
+from kernel.fieldcipher import field_cipher
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from services.complaints import activities
@@ -26,8 +27,14 @@ from services.complaints.settings import ComplaintsSettings
 def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
+    cipher = field_cipher(complainant_key_path(settings.pki_dir))
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
-        ComplaintsServicer(engine, audit=audit), server)
+        ComplaintsServicer(engine, audit=audit, cipher=cipher), server)
+
+
+def complainant_key_path(pki_dir: Path) -> Path:
+    """The AES-256-GCM key complainants' names and phones are sealed with, made on first use."""
+    return pki_dir / "complaints" / "complainant-data.key"
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

@@ -109,6 +109,10 @@ CALLERS: dict[str, tuple[str, str]] = {
     "ExtendTimeLimit": ("department-system-scjgj", "SCJGJ-006"),
     "PublishAuditCheckpoint": ("operator", "ZWFWZX-004"),
     "ExportAuditLog": ("supervision-system", "ZWFWZX-004"),
+    # A platform's RPCs: any other system is refused before its input counts.
+    "SubmitComplaint": ("hotline-12345", ""),
+    "GetComplaint": ("hotline-12345", ""),
+    "ListComplaintEvents": ("hotline-12345", ""),
 }
 
 
@@ -148,6 +152,15 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "SetRoutingRule": {"category_code": "SC-01", "department_code": "SCJGJ",
                            "basis": "《沈阳市12345热线管理办法》第十条"},
         "ListRoutingRules": {"category_code": "SC-01", "page_size": 5},
+        "SubmitComplaint": {
+            "external_id": "HL-2026-000001", "kind": "COMPLAINT_KIND_COMPLAINT",
+            "urgent": True, "category_code": "SC-01", "content": "早餐店使用过期食材",
+            "location": {"latitude": 41.8057, "longitude": 123.4315,
+                         "address": "沈阳市和平区南京北街1号"},
+            "complainant_name": "张三丰", "complainant_phone": "13800000000",
+            "linked_case_number": CASE, "linked_tender_number": "ZB-2026-0001"},
+        "GetComplaint": {"case_number": "CP-20260105-000001"},
+        "ListComplaintEvents": {"case_number": "CP-20260105-000001", "page_size": 5},
         # intake
         "ListApprovalItems": {"department_code": "SCJGJ", "page_size": 5},
         "GetApprovalItem": {"code": "012101000007001", "version": 1},

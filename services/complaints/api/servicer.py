@@ -6,6 +6,7 @@ Database work runs in a thread so the event loop keeps serving other calls.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -20,12 +21,37 @@ from kernel.commonpb import (
     department_to_proto,
     verification_to_proto,
 )
+from kernel.fieldcipher import FieldCipher
 from kernel.identity import current_caller
-from services.complaints.app import handlers
+from services.complaints.app import cases, handlers
 from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.domain.cases import (
+    Complainant,
+    ComplaintEvent,
+    ComplaintKind,
+    ComplaintStatus,
+    ComplaintSubmission,
+    DeadlineClass,
+    Location,
+)
 from services.complaints.domain.model import Category, Platform, RoutingRule
 
 _PLATFORM_KINDS = {"portal": pb.PLATFORM_KIND_PORTAL, "hotline": pb.PLATFORM_KIND_HOTLINE}
+_KINDS = {
+    pb.COMPLAINT_KIND_CONSULTATION: ComplaintKind.CONSULTATION,
+    pb.COMPLAINT_KIND_HELP_REQUEST: ComplaintKind.HELP_REQUEST,
+    pb.COMPLAINT_KIND_SUGGESTION: ComplaintKind.SUGGESTION,
+    pb.COMPLAINT_KIND_COMPLAINT: ComplaintKind.COMPLAINT,
+    pb.COMPLAINT_KIND_REPORT: ComplaintKind.REPORT,
+}
+_KIND_PROTOS = {kind: value for value, kind in _KINDS.items()}
+_DEADLINE_CLASSES = {
+    DeadlineClass.URGENT: pb.DEADLINE_CLASS_URGENT,
+    DeadlineClass.CONSULTATION: pb.DEADLINE_CLASS_CONSULTATION,
+    DeadlineClass.REQUEST: pb.DEADLINE_CLASS_REQUEST,
+    DeadlineClass.COMPLAINT: pb.DEADLINE_CLASS_COMPLAINT,
+}
+_STATUSES = {ComplaintStatus.ROUTED: pb.COMPLAINT_STATUS_ROUTED}
 
 
 def category_to_proto(category: Category, department_name: str) -> pb.Category:
@@ -49,10 +75,60 @@ def platform_to_proto(platform: Platform) -> pb.Platform:
     return pb.Platform(id=platform.id, name=platform.name, kind=_PLATFORM_KINDS[platform.kind])
 
 
+def submission_from_proto(request: pb.SubmitComplaintRequest) -> ComplaintSubmission:
+    location = None
+    if request.HasField("location"):
+        given = request.location
+        location = Location(
+            latitude=given.latitude if given.HasField("latitude") else None,
+            longitude=given.longitude if given.HasField("longitude") else None,
+            address=given.address)
+    return ComplaintSubmission(
+        external_id=request.external_id, kind=_KINDS[request.kind], urgent=request.urgent,
+        category_code=request.category_code, content=request.content,
+        complainant=Complainant(request.complainant_name, request.complainant_phone),
+        location=location, linked_case_number=request.linked_case_number,
+        linked_tender_number=request.linked_tender_number)
+
+
+def complaint_to_proto(view: cases.ComplaintView) -> pb.Complaint:
+    complaint = view.complaint
+    message = pb.Complaint(
+        case_number=complaint.number, platform_id=complaint.platform_id,
+        external_id=complaint.external_id, kind=_KIND_PROTOS[complaint.kind],
+        urgent=complaint.urgent, category_code=complaint.category_code,
+        department_code=complaint.department_code, department_name=view.department_name,
+        rule_version=complaint.rule_version,
+        deadline_class=_DEADLINE_CLASSES[complaint.deadline_class],
+        content=complaint.content, linked_case_number=complaint.linked_case_number,
+        linked_tender_number=complaint.linked_tender_number,
+        status=_STATUSES[complaint.status])
+    if complaint.location is not None:
+        location = complaint.location
+        message.location.address = location.address
+        if location.latitude is not None and location.longitude is not None:
+            message.location.latitude = location.latitude
+            message.location.longitude = location.longitude
+    if complaint.complainant is not None:
+        message.complainant_name = complaint.complainant.name
+        message.complainant_phone = complaint.complainant.phone
+    message.received_at.FromDatetime(complaint.received_at)
+    return message
+
+
+def event_to_proto(event: ComplaintEvent) -> pb.ComplaintEvent:
+    message = pb.ComplaintEvent(sequence=event.sequence, code=event.code,
+                                details=event.details)
+    message.at.FromDatetime(event.at)
+    return message
+
+
 class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
-    def __init__(self, engine: Engine, *, audit: AuditTrailService) -> None:
+    def __init__(self, engine: Engine, *, audit: AuditTrailService,
+                 cipher: FieldCipher) -> None:
         self._engine = engine
         self._audit = audit
+        self._cipher = cipher
 
     def _reading(self) -> ComplaintsUnitOfWork:
         return ComplaintsUnitOfWork(self._engine, write=False)
@@ -134,3 +210,32 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
         result = await asyncio.to_thread(
             self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
+
+    async def SubmitComplaint(self, request: pb.SubmitComplaintRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.SubmitComplaintResponse:
+        result = await asyncio.to_thread(
+            cases.submit_complaint, uow=self._writing(), cipher=self._cipher,
+            caller=current_caller(), submission=submission_from_proto(request),
+            now=datetime.now(UTC))
+        return pb.SubmitComplaintResponse(complaint=complaint_to_proto(result.view),
+                                          replayed=result.replayed)
+
+    async def GetComplaint(self, request: pb.GetComplaintRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.GetComplaintResponse:
+        view = await asyncio.to_thread(
+            cases.get_complaint, uow=self._reading(), cipher=self._cipher,
+            caller=current_caller(), case_number=request.case_number)
+        return pb.GetComplaintResponse(complaint=complaint_to_proto(view))
+
+    async def ListComplaintEvents(self, request: pb.ListComplaintEventsRequest,
+                                  context: grpc.aio.ServicerContext[Any, Any],
+                                  ) -> pb.ListComplaintEventsResponse:
+        page = await asyncio.to_thread(
+            cases.list_complaint_events, uow=self._reading(), caller=current_caller(),
+            case_number=request.case_number, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListComplaintEventsResponse(
+            events=[event_to_proto(e) for e in page.events],
+            next_page_token=page.next_page_token)

@@ -179,7 +179,8 @@ def load_sample_directory(*, uow: ComplaintsUnitOfWork, sample_dir: Path) -> boo
             uow.routing.apply(change_routing(
                 None, category_code=record["code"], department_code=record["department_code"],
                 name=record["name"], basis=INITIAL_BASIS, at=loaded_at))
-        platforms = [Platform(p["id"], p["name"], p["kind"]) for p in sample["platforms"]]
+        platforms = [Platform(p["id"], p["name"], p["kind"], p.get("system", ""))
+                     for p in sample["platforms"]]
         uow.platforms.replace_all(platforms)
         uow.audit.append(actor=Actor("govhall-runner"), action="directory.loaded",
                          subject="routing_table",

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import AuditLog
@@ -13,6 +16,14 @@ from kernel.db import UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from kernel.errors import FailedPrecondition
 from services.complaints.db import tables
+from services.complaints.domain.cases import (
+    Complaint,
+    ComplaintEvent,
+    ComplaintKind,
+    ComplaintStatus,
+    DeadlineClass,
+    Location,
+)
 from services.complaints.domain.model import Category, Platform, RoutingChange, RoutingRule
 
 
@@ -121,20 +132,145 @@ class Platforms:
         self._connection = connection
         self._t = tables.platforms
 
+    @staticmethod
+    def _platform(row: Row[Any]) -> Platform:
+        return Platform(row.id, row.name, row.kind, row.system_name or "")
+
     def list(self) -> list[Platform]:
         rows = self._connection.execute(select(self._t).order_by(self._t.c.id))
-        return [Platform(r.id, r.name, r.kind) for r in rows]
+        return [self._platform(r) for r in rows]
+
+    def of_system(self, system_name: str) -> Platform | None:
+        """The platform that pushes cases through calling system ``system_name``, if any."""
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.system_name == system_name)).first()
+        return self._platform(row) if row else None
 
     def replace_all(self, platforms: Iterable[Platform]) -> None:
         self._connection.execute(delete(self._t))
-        rows = [{"id": p.id, "name": p.name, "kind": p.kind} for p in platforms]
+        rows = [{"id": p.id, "name": p.name, "kind": p.kind,
+                 "system_name": p.system_name or None} for p in platforms]
         if rows:
             self._connection.execute(insert(self._t), rows)
+
+
+class DuplicatePush(Exception):
+    """Another transaction stored a case under the same platform and external id first."""
+
+
+@dataclass(frozen=True)
+class StoredComplaint:
+    """A case as stored: the complainant still sealed, and the push's fingerprint."""
+
+    complaint: Complaint
+    sealed_complainant: str
+    fingerprint: str
+
+
+class ComplaintCases:
+    """Repository of the cases platforms push in."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_cases
+
+    @staticmethod
+    def _stored(row: Row[Any]) -> StoredComplaint:
+        location = None
+        if row.latitude is not None or row.longitude is not None or row.address:
+            location = Location(row.latitude, row.longitude, row.address or "")
+        complaint = Complaint(
+            number=row.case_number, platform_id=row.platform_id, external_id=row.external_id,
+            kind=ComplaintKind(row.kind), urgent=bool(row.urgent),
+            category_code=row.category_code, department_code=row.department_code,
+            rule_version=row.rule_version, deadline_class=DeadlineClass(row.deadline_class),
+            content=row.content, location=location,
+            linked_case_number=row.linked_case_number,
+            linked_tender_number=row.linked_tender_number,
+            status=ComplaintStatus(row.status), received_at=row.received_at)
+        return StoredComplaint(complaint, row.complainant, row.fingerprint)
+
+    def add(self, complaint: Complaint, *, sealed_complainant: str, fingerprint: str) -> None:
+        """Store a new case; DuplicatePush when its (platform, external id) is taken."""
+        location = complaint.location
+        try:
+            self._connection.execute(insert(self._t).values(
+                case_number=complaint.number, platform_id=complaint.platform_id,
+                external_id=complaint.external_id, fingerprint=fingerprint,
+                kind=str(complaint.kind), urgent=complaint.urgent,
+                category_code=complaint.category_code,
+                department_code=complaint.department_code,
+                rule_version=complaint.rule_version,
+                deadline_class=str(complaint.deadline_class), content=complaint.content,
+                latitude=location.latitude if location else None,
+                longitude=location.longitude if location else None,
+                address=location.address if location else None,
+                complainant=sealed_complainant,
+                linked_case_number=complaint.linked_case_number,
+                linked_tender_number=complaint.linked_tender_number,
+                status=str(complaint.status), received_at=complaint.received_at))
+        except IntegrityError as error:
+            raise DuplicatePush(complaint.external_id) from error
+
+    def get(self, case_number: str) -> StoredComplaint | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.case_number == case_number)).first()
+        return self._stored(row) if row else None
+
+    def of_platform(self, platform_id: str, external_id: str) -> StoredComplaint | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.platform_id == platform_id,
+            self._t.c.external_id == external_id)).first()
+        return self._stored(row) if row else None
+
+
+class ComplaintEvents:
+    """Repository of what happened to each case."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_events
+
+    def add(self, events: Iterable[ComplaintEvent]) -> None:
+        rows = [{"case_number": e.case_number, "sequence": e.sequence, "code": e.code,
+                 "at": e.at, "details": json.dumps(e.details, ensure_ascii=False,
+                                                   sort_keys=True)} for e in events]
+        if rows:
+            self._connection.execute(insert(self._t), rows)
+
+    def list(self, case_number: str, *, after_sequence: int,
+             limit: int) -> list[ComplaintEvent]:
+        t = self._t
+        rows = self._connection.execute(
+            select(t).where(t.c.case_number == case_number, t.c.sequence > after_sequence)
+            .order_by(t.c.sequence).limit(limit))
+        return [ComplaintEvent(r.case_number, r.sequence, r.code, r.at, json.loads(r.details))
+                for r in rows]
+
+
+class ComplaintSequences:
+    """Running numbers of cases that never repeat: each call returns the next of its name."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_sequences
+
+    def next(self, name: str) -> int:
+        dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
+        # An upsert: concurrent callers queue on the row's lock, none reads a stale value.
+        statement = (dialect.insert(self._t).values(name=name, last=1)
+                     .on_conflict_do_update(index_elements=[self._t.c.name],
+                                            set_={"last": self._t.c.last + 1})
+                     .returning(self._t.c.last))
+        return int(self._connection.execute(statement).scalar_one())
 
 
 class ComplaintsUnitOfWork(UnitOfWork):
     routing: RoutingTable
     platforms: Platforms
+    cases: ComplaintCases
+    events: ComplaintEvents
+    sequences: ComplaintSequences
     departments: Departments
     staff: StaffDirectory
     audit: AuditLog
@@ -142,6 +278,9 @@ class ComplaintsUnitOfWork(UnitOfWork):
     def bind(self, connection: Connection) -> None:
         self.routing = RoutingTable(connection)
         self.platforms = Platforms(connection)
+        self.cases = ComplaintCases(connection)
+        self.events = ComplaintEvents(connection)
+        self.sequences = ComplaintSequences(connection)
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)
         self.audit = AuditLog(connection, tables.audit_log)

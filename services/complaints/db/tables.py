@@ -1,10 +1,13 @@
-"""The complaints database: routing table with its history, platforms,
-directory copies and the audit log."""
+"""The complaints database: routing table with its history, platforms, the
+cases they push in with their events, directory copies and the audit log."""
 
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
+    Boolean,
     Column,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -12,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 from kernel.audit import audit_table
@@ -53,6 +57,59 @@ platforms = Table(
     Column("id", String(20), primary_key=True),
     Column("name", String(100), nullable=False),
     Column("kind", String(20), nullable=False),
+    # The calling system (registry entry) the platform pushes through; NULL for none.
+    Column("system_name", String(100), nullable=True),
+    UniqueConstraint("system_name", name="uq_platforms_system_name"),
+)
+
+#: The cases platforms push in. (platform_id, external_id) is unique: a re-push, even two
+#: at once, finds the case the first made. ``complainant`` is the complainant's name and
+#: phone sealed by kernel.fieldcipher (bound to the case number); ``fingerprint`` is a
+#: keyed digest of everything the push said, to tell a re-push from other content.
+complaint_cases = Table(
+    "complaint_cases",
+    metadata,
+    Column("case_number", String(20), primary_key=True),
+    Column("platform_id", String(20), nullable=False),
+    Column("external_id", String(64), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("urgent", Boolean, nullable=False),
+    Column("category_code", String(10), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("rule_version", Integer, nullable=False),
+    Column("deadline_class", String(20), nullable=False),
+    Column("content", Text, nullable=False),
+    Column("latitude", Float, nullable=True),
+    Column("longitude", Float, nullable=True),
+    Column("address", String(200), nullable=True),
+    Column("complainant", Text, nullable=False),
+    Column("linked_case_number", String(20), nullable=False),
+    Column("linked_tender_number", String(40), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    UniqueConstraint("platform_id", "external_id",
+                     name="uq_complaint_cases_platform_external_id"),
+)
+
+#: What happened to each case, numbered from 1 within it: codes only, no personal data.
+complaint_events = Table(
+    "complaint_events",
+    metadata,
+    Column("case_number", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("code", String(40), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("details", Text, nullable=False),
+    PrimaryKeyConstraint("case_number", "sequence"),
+)
+
+#: Running numbers of cases per China day ("CP-20260105").
+complaint_sequences = Table(
+    "complaint_sequences",
+    metadata,
+    Column("name", String(20), primary_key=True),
+    Column("last", BigInteger, nullable=False),
 )
 
 departments = departments_table(metadata)

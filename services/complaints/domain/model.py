@@ -140,6 +140,8 @@ class Platform:
     id: str
     name: str
     kind: str
+    #: The calling system the platform pushes cases through; '' while it has none.
+    system_name: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in PLATFORM_KINDS:

@@ -15,6 +15,7 @@ from deploy.local.runner import SERVICES
 from kernel.codec_server import CodecServerSettings, token_path
 from kernel.pki import ca_cert_path, client_pair, server_pair
 from kernel.signing import public_keys_dir, signing_key_path
+from services.complaints.main import complainant_key_path
 from services.intake.keystore import applicant_key_path, seal_key_path
 from services.review.settings import ReviewSettings
 from workflows.worker import WorkerSettings
@@ -37,6 +38,7 @@ SERVING = {
     for name, _ in SERVICES}
 SERVING["intake"] |= {_relative(seal_key_path(Path(ROOT))),
                       _relative(applicant_key_path(Path(ROOT)))}
+SERVING["complaints"] |= {_relative(complainant_key_path(Path(ROOT)))}
 #: What ``prepare`` reads: intake makes sure its seal and applicant-data keys exist.
 PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
 PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),

@@ -46,6 +46,96 @@ PLATFORM_KIND_HOTLINE: PlatformKind.ValueType  # 2
 """A telephone hotline such as 12345, whose agents file what callers say."""
 Global___PlatformKind: _TypeAlias = PlatformKind  # noqa: Y015
 
+class _ComplaintKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComplaintKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComplaintKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPLAINT_KIND_UNSPECIFIED: _ComplaintKind.ValueType  # 0
+    """The kind was not set; never valid in a request."""
+    COMPLAINT_KIND_CONSULTATION: _ComplaintKind.ValueType  # 1
+    """A question about a rule or a service (咨询)."""
+    COMPLAINT_KIND_HELP_REQUEST: _ComplaintKind.ValueType  # 2
+    """A request for help with a difficulty (求助)."""
+    COMPLAINT_KIND_SUGGESTION: _ComplaintKind.ValueType  # 3
+    """A suggestion for the government's work (建议)."""
+    COMPLAINT_KIND_COMPLAINT: _ComplaintKind.ValueType  # 4
+    """A complaint about a service or an official (投诉)."""
+    COMPLAINT_KIND_REPORT: _ComplaintKind.ValueType  # 5
+    """A report of a violation of the law (举报)."""
+
+class ComplaintKind(_ComplaintKind, metaclass=_ComplaintKindEnumTypeWrapper):
+    """ComplaintKind is what a citizen asks of the center with a case."""
+
+COMPLAINT_KIND_UNSPECIFIED: ComplaintKind.ValueType  # 0
+"""The kind was not set; never valid in a request."""
+COMPLAINT_KIND_CONSULTATION: ComplaintKind.ValueType  # 1
+"""A question about a rule or a service (咨询)."""
+COMPLAINT_KIND_HELP_REQUEST: ComplaintKind.ValueType  # 2
+"""A request for help with a difficulty (求助)."""
+COMPLAINT_KIND_SUGGESTION: ComplaintKind.ValueType  # 3
+"""A suggestion for the government's work (建议)."""
+COMPLAINT_KIND_COMPLAINT: ComplaintKind.ValueType  # 4
+"""A complaint about a service or an official (投诉)."""
+COMPLAINT_KIND_REPORT: ComplaintKind.ValueType  # 5
+"""A report of a violation of the law (举报)."""
+Global___ComplaintKind: _TypeAlias = ComplaintKind  # noqa: Y015
+
+class _DeadlineClass:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DeadlineClassEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DeadlineClass.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEADLINE_CLASS_UNSPECIFIED: _DeadlineClass.ValueType  # 0
+    """The class was not set."""
+    DEADLINE_CLASS_URGENT: _DeadlineClass.ValueType  # 1
+    """An urgent case, whatever its kind: life or property at risk."""
+    DEADLINE_CLASS_CONSULTATION: _DeadlineClass.ValueType  # 2
+    """A consultation that is not urgent."""
+    DEADLINE_CLASS_REQUEST: _DeadlineClass.ValueType  # 3
+    """A help request or a suggestion that is not urgent."""
+    DEADLINE_CLASS_COMPLAINT: _DeadlineClass.ValueType  # 4
+    """A complaint or a report that is not urgent."""
+
+class DeadlineClass(_DeadlineClass, metaclass=_DeadlineClassEnumTypeWrapper):
+    """DeadlineClass says which reply deadline of the center's policy a case
+    falls under; the policy in force gives each class its length.
+    """
+
+DEADLINE_CLASS_UNSPECIFIED: DeadlineClass.ValueType  # 0
+"""The class was not set."""
+DEADLINE_CLASS_URGENT: DeadlineClass.ValueType  # 1
+"""An urgent case, whatever its kind: life or property at risk."""
+DEADLINE_CLASS_CONSULTATION: DeadlineClass.ValueType  # 2
+"""A consultation that is not urgent."""
+DEADLINE_CLASS_REQUEST: DeadlineClass.ValueType  # 3
+"""A help request or a suggestion that is not urgent."""
+DEADLINE_CLASS_COMPLAINT: DeadlineClass.ValueType  # 4
+"""A complaint or a report that is not urgent."""
+Global___DeadlineClass: _TypeAlias = DeadlineClass  # noqa: Y015
+
+class _ComplaintStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComplaintStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComplaintStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPLAINT_STATUS_UNSPECIFIED: _ComplaintStatus.ValueType  # 0
+    """The status was not set."""
+    COMPLAINT_STATUS_ROUTED: _ComplaintStatus.ValueType  # 1
+    """The case was taken in and routed to its responsible department."""
+
+class ComplaintStatus(_ComplaintStatus, metaclass=_ComplaintStatusEnumTypeWrapper):
+    """ComplaintStatus is where a case stands."""
+
+COMPLAINT_STATUS_UNSPECIFIED: ComplaintStatus.ValueType  # 0
+"""The status was not set."""
+COMPLAINT_STATUS_ROUTED: ComplaintStatus.ValueType  # 1
+"""The case was taken in and routed to its responsible department."""
+Global___ComplaintStatus: _TypeAlias = ComplaintStatus  # noqa: Y015
+
 @_typing.final
 class Category(_message.Message):
     """Category is one kind of complaint matter and the department it is routed
@@ -605,3 +695,404 @@ class VerifyAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditLogResponse: _TypeAlias = VerifyAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class Location(_message.Message):
+    """Location says where the matter of a case is: coordinates, an address,
+    or both.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LATITUDE_FIELD_NUMBER: _builtins.int
+    LONGITUDE_FIELD_NUMBER: _builtins.int
+    ADDRESS_FIELD_NUMBER: _builtins.int
+    latitude: _builtins.float
+    """The latitude in degrees (WGS 84), north positive; set together with
+    longitude.
+    """
+    longitude: _builtins.float
+    """The longitude in degrees (WGS 84), east positive; set together with
+    latitude.
+    """
+    address: _builtins.str
+    """The address as the platform wrote it down; empty when only
+    coordinates are known.
+    """
+    def __init__(
+        self,
+        *,
+        latitude: _builtins.float | None = ...,
+        longitude: _builtins.float | None = ...,
+        address: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_latitude", b"_latitude", "_longitude", b"_longitude", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_latitude", b"_latitude", "_longitude", b"_longitude", "address", b"address", "latitude", b"latitude", "longitude", b"longitude"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__latitude: _TypeAlias = _typing.Literal["latitude"]  # noqa: Y015
+    _WhichOneofArgType__latitude: _TypeAlias = _typing.Literal["_latitude", b"_latitude"]  # noqa: Y015
+    _WhichOneofReturnType__longitude: _TypeAlias = _typing.Literal["longitude"]  # noqa: Y015
+    _WhichOneofArgType__longitude: _TypeAlias = _typing.Literal["_longitude", b"_longitude"]  # noqa: Y015
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__latitude) -> _WhichOneofReturnType__latitude | None: ...
+    @_typing.overload
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__longitude) -> _WhichOneofReturnType__longitude | None: ...
+
+Global___Location: _TypeAlias = Location  # noqa: Y015
+
+@_typing.final
+class Complaint(_message.Message):
+    """Complaint is one case pushed in by a platform, as the center holds it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    URGENT_FIELD_NUMBER: _builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_NAME_FIELD_NUMBER: _builtins.int
+    RULE_VERSION_FIELD_NUMBER: _builtins.int
+    DEADLINE_CLASS_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    COMPLAINANT_NAME_FIELD_NUMBER: _builtins.int
+    COMPLAINANT_PHONE_FIELD_NUMBER: _builtins.int
+    LINKED_CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    LINKED_TENDER_NUMBER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    RECEIVED_AT_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The center's case number, for example "CP-20260105-000001"."""
+    platform_id: _builtins.str
+    """The id of the platform that pushed the case in."""
+    external_id: _builtins.str
+    """The platform's own id of the case."""
+    kind: Global___ComplaintKind.ValueType
+    """What the citizen asks of the center."""
+    urgent: _builtins.bool
+    """Whether life or property is at risk."""
+    category_code: _builtins.str
+    """The code of the case's category."""
+    department_code: _builtins.str
+    """The code of the department the category was routed to."""
+    department_name: _builtins.str
+    """The name of that department."""
+    rule_version: _builtins.int
+    """The version of the category's routing rule the case was routed by."""
+    deadline_class: Global___DeadlineClass.ValueType
+    """The reply deadline of the policy the case falls under."""
+    content: _builtins.str
+    """What the citizen said."""
+    complainant_name: _builtins.str
+    """The complainant's name; only the platform that pushed the case sees it."""
+    complainant_phone: _builtins.str
+    """The complainant's phone number; only the platform that pushed the case
+    sees it.
+    """
+    linked_case_number: _builtins.str
+    """The approval case the complaint is about; empty when none."""
+    linked_tender_number: _builtins.str
+    """The tender the complaint is about; empty when none."""
+    status: Global___ComplaintStatus.ValueType
+    """Where the case stands."""
+    @_builtins.property
+    def location(self) -> Global___Location:
+        """Where the matter is; unset when the platform gave no location."""
+
+    @_builtins.property
+    def received_at(self) -> _timestamp_pb2.Timestamp:
+        """When the center took the case in."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        platform_id: _builtins.str = ...,
+        external_id: _builtins.str = ...,
+        kind: Global___ComplaintKind.ValueType = ...,
+        urgent: _builtins.bool = ...,
+        category_code: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        department_name: _builtins.str = ...,
+        rule_version: _builtins.int = ...,
+        deadline_class: Global___DeadlineClass.ValueType = ...,
+        content: _builtins.str = ...,
+        location: Global___Location | None = ...,
+        complainant_name: _builtins.str = ...,
+        complainant_phone: _builtins.str = ...,
+        linked_case_number: _builtins.str = ...,
+        linked_tender_number: _builtins.str = ...,
+        status: Global___ComplaintStatus.ValueType = ...,
+        received_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location", "received_at", b"received_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "category_code", b"category_code", "complainant_name", b"complainant_name", "complainant_phone", b"complainant_phone", "content", b"content", "deadline_class", b"deadline_class", "department_code", b"department_code", "department_name", b"department_name", "external_id", b"external_id", "kind", b"kind", "linked_case_number", b"linked_case_number", "linked_tender_number", b"linked_tender_number", "location", b"location", "platform_id", b"platform_id", "received_at", b"received_at", "rule_version", b"rule_version", "status", b"status", "urgent", b"urgent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Complaint: _TypeAlias = Complaint  # noqa: Y015
+
+@_typing.final
+class ComplaintEvent(_message.Message):
+    """ComplaintEvent is one thing that happened to a case. It holds codes only,
+    never the complainant's data or the case's content.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DetailsEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CODE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The event's number within its case, counting from 1."""
+    code: _builtins.str
+    """What happened, for example "complaint.received" or "complaint.routed"."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def details(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Codes saying more, for example the department a case was routed to."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        code: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        details: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["at", b"at", "code", b"code", "details", b"details", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintEvent: _TypeAlias = ComplaintEvent  # noqa: Y015
+
+@_typing.final
+class SubmitComplaintRequest(_message.Message):
+    """SubmitComplaintRequest is a case as a platform pushes it in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXTERNAL_ID_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    URGENT_FIELD_NUMBER: _builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    LOCATION_FIELD_NUMBER: _builtins.int
+    COMPLAINANT_NAME_FIELD_NUMBER: _builtins.int
+    COMPLAINANT_PHONE_FIELD_NUMBER: _builtins.int
+    LINKED_CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    LINKED_TENDER_NUMBER_FIELD_NUMBER: _builtins.int
+    external_id: _builtins.str
+    """The platform's own id of the case; together with the platform it
+    identifies the case, so a re-push changes nothing.
+    """
+    kind: Global___ComplaintKind.ValueType
+    """What the citizen asks of the center."""
+    urgent: _builtins.bool
+    """Whether life or property is at risk; an urgent case gets the shortest
+    deadline whatever its kind.
+    """
+    category_code: _builtins.str
+    """The code of the case's category, for example "SC-01" (ListCategories)."""
+    content: _builtins.str
+    """What the citizen said."""
+    complainant_name: _builtins.str
+    """The complainant's name."""
+    complainant_phone: _builtins.str
+    """The complainant's phone number: digits, an optional leading plus and
+    dashes.
+    """
+    linked_case_number: _builtins.str
+    """The approval case the complaint is about, for example
+    "AP-20260105-000001"; empty when none.
+    """
+    linked_tender_number: _builtins.str
+    """The number of the tender the complaint is about; empty when none."""
+    @_builtins.property
+    def location(self) -> Global___Location:
+        """Where the matter is; optional."""
+
+    def __init__(
+        self,
+        *,
+        external_id: _builtins.str = ...,
+        kind: Global___ComplaintKind.ValueType = ...,
+        urgent: _builtins.bool = ...,
+        category_code: _builtins.str = ...,
+        content: _builtins.str = ...,
+        location: Global___Location | None = ...,
+        complainant_name: _builtins.str = ...,
+        complainant_phone: _builtins.str = ...,
+        linked_case_number: _builtins.str = ...,
+        linked_tender_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["location", b"location"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category_code", b"category_code", "complainant_name", b"complainant_name", "complainant_phone", b"complainant_phone", "content", b"content", "external_id", b"external_id", "kind", b"kind", "linked_case_number", b"linked_case_number", "linked_tender_number", b"linked_tender_number", "location", b"location", "urgent", b"urgent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitComplaintRequest: _TypeAlias = SubmitComplaintRequest  # noqa: Y015
+
+@_typing.final
+class SubmitComplaintResponse(_message.Message):
+    """SubmitComplaintResponse carries the case the push made, or found."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLAINT_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """Whether the case was pushed before: nothing was changed by this push."""
+    @_builtins.property
+    def complaint(self) -> Global___Complaint:
+        """The case, as the submitting platform sees it."""
+
+    def __init__(
+        self,
+        *,
+        complaint: Global___Complaint | None = ...,
+        replayed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitComplaintResponse: _TypeAlias = SubmitComplaintResponse  # noqa: Y015
+
+@_typing.final
+class GetComplaintRequest(_message.Message):
+    """GetComplaintRequest names one case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The center's case number."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintRequest: _TypeAlias = GetComplaintRequest  # noqa: Y015
+
+@_typing.final
+class GetComplaintResponse(_message.Message):
+    """GetComplaintResponse carries the case asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COMPLAINT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def complaint(self) -> Global___Complaint:
+        """The case."""
+
+    def __init__(
+        self,
+        *,
+        complaint: Global___Complaint | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintResponse: _TypeAlias = GetComplaintResponse  # noqa: Y015
+
+@_typing.final
+class ListComplaintEventsRequest(_message.Message):
+    """ListComplaintEventsRequest asks for one page of a case's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The center's case number."""
+    page_size: _builtins.int
+    """How many events at most; 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComplaintEventsRequest: _TypeAlias = ListComplaintEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListComplaintEventsResponse(_message.Message):
+    """ListComplaintEventsResponse is one page of a case's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplaintEvent]:
+        """The events of this page, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___ComplaintEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComplaintEventsResponse: _TypeAlias = ListComplaintEventsResponse  # noqa: Y015

@@ -82,6 +82,21 @@ class ComplaintsServiceStub:
                 request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.SubmitComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/SubmitComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintResponse.FromString,
+                _registered_method=True)
+        self.GetComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/GetComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintResponse.FromString,
+                _registered_method=True)
+        self.ListComplaintEvents = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ListComplaintEvents',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ComplaintsServiceServicer:
@@ -160,6 +175,34 @@ class ComplaintsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SubmitComplaint(self, request, context):
+        """SubmitComplaint takes in a case a complaint platform pushes, routes it
+        by its category to the responsible department and numbers it. Only a
+        system registered as a platform may call it. It is idempotent on the
+        platform and its external id: pushing the same case again returns the
+        case already made, marked replayed, and changes nothing; the same
+        external id with other content is ALREADY_EXISTS.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetComplaint(self, request, context):
+        """GetComplaint returns one case to the platform that pushed it, with the
+        complainant's name and phone. Another platform's case is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListComplaintEvents(self, request, context):
+        """ListComplaintEvents pages through what happened to one case of the
+        calling platform, oldest first. Events carry codes, never personal data.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplaintsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -202,6 +245,21 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'SubmitComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintResponse.SerializeToString,
+            ),
+            'GetComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintResponse.SerializeToString,
+            ),
+            'ListComplaintEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComplaintEvents,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -428,6 +486,87 @@ class ComplaintsService:
             '/govhall.complaints.v1.ComplaintsService/VerifyAuditLog',
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogRequest.SerializeToString,
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/SubmitComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SubmitComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/GetComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComplaintEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ListComplaintEvents',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -72,6 +72,22 @@ class ComplaintsServiceStub:
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.VerifyAuditLogRequest, _complaints_pb2.VerifyAuditLogResponse]
     """VerifyAuditLog checks the hash chain of the complaints audit log."""
+    SubmitComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SubmitComplaintRequest, _complaints_pb2.SubmitComplaintResponse]
+    """SubmitComplaint takes in a case a complaint platform pushes, routes it
+    by its category to the responsible department and numbers it. Only a
+    system registered as a platform may call it. It is idempotent on the
+    platform and its external id: pushing the same case again returns the
+    case already made, marked replayed, and changes nothing; the same
+    external id with other content is ALREADY_EXISTS.
+    """
+    GetComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintRequest, _complaints_pb2.GetComplaintResponse]
+    """GetComplaint returns one case to the platform that pushed it, with the
+    complainant's name and phone. Another platform's case is NOT_FOUND.
+    """
+    ListComplaintEvents: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintEventsRequest, _complaints_pb2.ListComplaintEventsResponse]
+    """ListComplaintEvents pages through what happened to one case of the
+    calling platform, oldest first. Events carry codes, never personal data.
+    """
 
 @_typing.type_check_only
 class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
@@ -117,6 +133,22 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_complaints_pb2.VerifyAuditLogRequest, _complaints_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """VerifyAuditLog checks the hash chain of the complaints audit log."""
+    SubmitComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SubmitComplaintRequest, _complaints_pb2.SubmitComplaintResponse]  # type: ignore[assignment]
+    """SubmitComplaint takes in a case a complaint platform pushes, routes it
+    by its category to the responsible department and numbers it. Only a
+    system registered as a platform may call it. It is idempotent on the
+    platform and its external id: pushing the same case again returns the
+    case already made, marked replayed, and changes nothing; the same
+    external id with other content is ALREADY_EXISTS.
+    """
+    GetComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintRequest, _complaints_pb2.GetComplaintResponse]  # type: ignore[assignment]
+    """GetComplaint returns one case to the platform that pushed it, with the
+    complainant's name and phone. Another platform's case is NOT_FOUND.
+    """
+    ListComplaintEvents: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintEventsRequest, _complaints_pb2.ListComplaintEventsResponse]  # type: ignore[assignment]
+    """ListComplaintEvents pages through what happened to one case of the
+    calling platform, oldest first. Events carry codes, never personal data.
+    """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
     """ComplaintsService is the center's complaint desk: the directory of
@@ -207,5 +239,39 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_complaints_pb2.VerifyAuditLogResponse, _abc.Awaitable[_complaints_pb2.VerifyAuditLogResponse]]:
         """VerifyAuditLog checks the hash chain of the complaints audit log."""
+
+    @_abc_1.abstractmethod
+    def SubmitComplaint(
+        self,
+        request: _complaints_pb2.SubmitComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SubmitComplaintResponse, _abc.Awaitable[_complaints_pb2.SubmitComplaintResponse]]:
+        """SubmitComplaint takes in a case a complaint platform pushes, routes it
+        by its category to the responsible department and numbers it. Only a
+        system registered as a platform may call it. It is idempotent on the
+        platform and its external id: pushing the same case again returns the
+        case already made, marked replayed, and changes nothing; the same
+        external id with other content is ALREADY_EXISTS.
+        """
+
+    @_abc_1.abstractmethod
+    def GetComplaint(
+        self,
+        request: _complaints_pb2.GetComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.GetComplaintResponse, _abc.Awaitable[_complaints_pb2.GetComplaintResponse]]:
+        """GetComplaint returns one case to the platform that pushed it, with the
+        complainant's name and phone. Another platform's case is NOT_FOUND.
+        """
+
+    @_abc_1.abstractmethod
+    def ListComplaintEvents(
+        self,
+        request: _complaints_pb2.ListComplaintEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ListComplaintEventsResponse, _abc.Awaitable[_complaints_pb2.ListComplaintEventsResponse]]:
+        """ListComplaintEvents pages through what happened to one case of the
+        calling platform, oldest first. Events carry codes, never personal data.
+        """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
