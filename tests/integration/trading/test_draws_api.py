@@ -13,6 +13,8 @@ import hashlib
 import hmac
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -23,11 +25,12 @@ import grpc
 import pytest
 from google.protobuf import json_format
 from google.protobuf.timestamp_pb2 import Timestamp
-from sqlalchemy import text
+from sqlalchemy import select
 
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.signing import public_keys_dir
+from services.trading.db import tables
 from services.trading.main import DEFINITION
 from tests.integration.trading.conftest import OTHER_TRADING_OFFICER, TRADING_OFFICER
 from tests.support import (
@@ -37,7 +40,8 @@ from tests.support import (
     fresh_database_url,
     service_under_test,
 )
-from tools import verify_draw
+
+ROOT = Path(__file__).resolve().parents[3]
 
 SUPERVISOR, OTHER_SUPERVISOR = "JJZ-001", "JJZ-002"
 WITNESSES = (SUPERVISOR, OTHER_TRADING_OFFICER, OTHER_SUPERVISOR)
@@ -45,7 +49,7 @@ WITNESSES = (SUPERVISOR, OTHER_TRADING_OFFICER, OTHER_SUPERVISOR)
 SYSTEM_OF = {SUPERVISOR: "supervision-system", OTHER_SUPERVISOR: "supervision-system",
              OTHER_TRADING_OFFICER: "trading-platform", TRADING_OFFICER: "trading-platform"}
 AGENCIES = [f"AG-{n:03d}" for n in range(1, 8)]
-TABLES = ("feed_entries", "draws", "draw_seeds", "audit_log")
+TABLES = (tables.feed_entries, tables.draws, tables.draw_seeds, tables.audit_log)
 
 
 @pytest.fixture
@@ -71,8 +75,8 @@ class Clients:
     def rows(self) -> dict[str, list[str]]:
         """Every row of the draw tables and the audit log: equal means nothing was written."""
         with self.service.running.engine.connect() as connection:
-            return {t: [repr(tuple(r)) for r in connection.execute(
-                text(f"SELECT * FROM {t} ORDER BY 1"))] for t in TABLES}
+            return {t.name: sorted(repr(tuple(r)) for r in connection.execute(select(t)))
+                    for t in TABLES}
 
 
 @pytest.fixture
@@ -96,7 +100,8 @@ def _deadline(seconds: float) -> Timestamp:
 def _open_request(draw_id: str, seeds: dict[str, bytes], *, candidates: Sequence[str] = AGENCIES,
                   count: int = 1, deadline_seconds: float = 3600) -> pb.OpenDrawRequest:
     return pb.OpenDrawRequest(
-        draw_id=draw_id, purpose=pb.DRAW_PURPOSE_AGENCY_LOTTERY, title="沈阳市第一中学新校区建设项目招标代理",
+        draw_id=draw_id, purpose=pb.DRAW_PURPOSE_AGENCY_LOTTERY,
+        title="沈阳市第一中学新校区建设项目招标代理",
         candidates=list(candidates),
         witnesses=[pb.DrawWitness(official_id=w, commitment=hashlib.sha256(s).hexdigest())
                    for w, s in seeds.items()],
@@ -139,9 +144,16 @@ def _trading_keys(service: ServiceUnderTest) -> list[str]:
     return [str(p) for p in sorted((public_keys_dir(service.pki_dir) / "trading").glob("*.pub"))]
 
 
-def _verify(service: ServiceUnderTest, feed: Path, *extra: str) -> int:
+def _tool(*args: str) -> tuple[int, str]:
+    """``python -m tools.verify_draw ARGS``: its exit status and what it printed."""
+    done = subprocess.run([sys.executable, "-m", "tools.verify_draw", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _verify(service: ServiceUnderTest, feed: Path, *extra: str) -> tuple[int, str]:
     keys = [arg for key in _trading_keys(service) for arg in ("--key", key)]
-    return verify_draw.main(["--feed", str(feed), *keys, *extra])
+    return _tool("--feed", str(feed), *keys, *extra)
 
 
 async def _wait_for_state(clients: Clients, draw_id: str, state: int,
@@ -156,7 +168,7 @@ async def _wait_for_state(clients: Clients, draw_id: str, state: int,
 
 
 async def test_a_draw_is_published_before_any_seed_and_drawn_from_all_seeds(
-        clients: Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     opened = (await clients.stub("trading-platform").OpenDraw(
         _open_request("DR-2026-0001", seeds, count=2),
@@ -194,28 +206,29 @@ async def test_a_draw_is_published_before_any_seed_and_drawn_from_all_seeds(
     assert (await clients.stub("supervision-system").ReadFeed(
         pb.ReadFeedRequest(sequence=2))).entry == feed[1]
 
-    assert _verify(clients.service, _export(feed, tmp_path / "feed.json")) == 0
-    assert "draw DR-2026-0001: VALID — drew " in capsys.readouterr().out
+    status, out = _verify(clients.service, _export(feed, tmp_path / "feed.json"))
+    assert status == 0, out
+    assert f"draw DR-2026-0001: VALID — drew {order[0]}, {order[1]} of 7 candidates" in out
 
 
 async def test_the_verifier_reads_the_feed_from_the_service(
-        clients: Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     await clients.stub("operator").OpenDraw(_open_request("DR-2026-0002", seeds),
                                             metadata=as_official(TRADING_OFFICER))
     for witness, seed in seeds.items():
         await _reveal(clients, "DR-2026-0002", witness, seed)
     saved = tmp_path / "saved.json"
-    status = await asyncio.to_thread(verify_draw.main, [
-        "--address", clients.service.address, "--pki-dir", str(clients.service.pki_dir),
-        "--system", "hotline-12345", "--save", str(saved)])
-    assert status == 0
-    assert "draw DR-2026-0002: VALID" in capsys.readouterr().out
-    assert _verify(clients.service, saved, "--draw", "DR-2026-0002") == 0
+    status, out = await asyncio.to_thread(
+        _tool, "--address", clients.service.address, "--pki-dir", str(clients.service.pki_dir),
+        "--system", "hotline-12345", "--save", str(saved))
+    assert status == 0 and "draw DR-2026-0002: VALID" in out, out
+    status, out = _verify(clients.service, saved, "--draw", "DR-2026-0002")
+    assert status == 0 and "draw DR-2026-0002: VALID" in out, out
 
 
 async def test_a_witness_who_never_reveals_is_named_missing_at_the_deadline(
-        clients: Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     await clients.stub("trading-platform").OpenDraw(
         _open_request("DR-2026-0003", seeds, deadline_seconds=1.5),
@@ -234,12 +247,13 @@ async def test_a_witness_who_never_reveals_is_named_missing_at_the_deadline(
                       seeds[OTHER_TRADING_OFFICER])
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert clients.rows() == before
-    assert _verify(clients.service, _export(await _feed(clients), tmp_path / "f.json")) == 0
-    assert f"missing {OTHER_TRADING_OFFICER}" in capsys.readouterr().out
+    status, out = _verify(clients.service, _export(await _feed(clients), tmp_path / "f.json"))
+    assert status == 0 and f"VALID — drew {draw.drawn[0]}" in out, out
+    assert f"missing {OTHER_TRADING_OFFICER}" in out
 
 
 async def test_with_fewer_than_two_seeds_at_the_deadline_the_draw_fails_publicly(
-        clients: Clients, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     await clients.stub("trading-platform").OpenDraw(
         _open_request("DR-2026-0004", seeds, deadline_seconds=1.0),
@@ -251,8 +265,8 @@ async def test_with_fewer_than_two_seeds_at_the_deadline_the_draw_fails_publicly
     assert list(draw.drawn) == [] and draw.randomness == ""
     feed = await _feed(clients)
     assert [e.kind for e in feed] == ["draw.opened", "draw.failed"]
-    assert _verify(clients.service, _export(feed, tmp_path / "f.json")) == 0
-    assert "VALID — failed: 1 seed(s) revealed" in capsys.readouterr().out
+    status, out = _verify(clients.service, _export(feed, tmp_path / "f.json"))
+    assert status == 0 and "VALID — failed: 1 seed(s) revealed" in out, out
 
 
 async def _refused(clients: Clients, call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
