@@ -70,7 +70,7 @@ class Clients:
     def stub(self, system: str) -> trading_pb2_grpc.TradingServiceAsyncStub:
         if system not in self.channels:
             self.channels[system] = self.service.channel(system)
-        return trading_pb2_grpc.TradingServiceStub(self.channels[system])  # type: ignore[return-value]
+        return trading_pb2_grpc.TradingServiceStub(self.channels[system])
 
     def rows(self) -> dict[str, list[str]]:
         """Every row of the draw tables and the audit log: equal means nothing was written."""
