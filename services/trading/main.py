@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +16,28 @@ from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
+from kernel.signing import service_signer
 from services.trading import activities
 from services.trading.api.servicer import TradingServicer
+from services.trading.app.draws import close_at_deadlines
 from services.trading.app.handlers import load_sample_directory
 from services.trading.db.audit import AUDIT_TRAIL
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.settings import TradingSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
+def _register(server: grpc.aio.Server, engine: Engine,
+              settings: Any) -> list[Coroutine[Any, Any, None]]:
+    assert isinstance(settings, TradingSettings)  # DEFINITION.settings_type
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
+    signer = service_signer(settings.pki_dir, settings.service)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(
-        TradingServicer(engine, audit=audit), server)
+        TradingServicer(engine, audit=audit, signer=signer), server)
+    # Draws whose witnesses did not all reveal are closed at their published deadline.
+    return [close_at_deadlines(unit=lambda: TradingUnitOfWork(engine), signer=signer,
+                               service=settings.service,
+                               poll_seconds=settings.draw_close_poll_seconds)]
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

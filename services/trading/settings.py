@@ -12,3 +12,5 @@ class TradingSettings(ServiceSettings):
 
     service: str = "trading"
     port: int = 50053
+    #: How often open draws are checked for a reveal deadline that has come.
+    draw_close_poll_seconds: float = 2.0

@@ -128,6 +128,11 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("workflows-worker", "govhall.review.v1.ReviewService/DecideCase"): False,
     ("department-system-scjgj", "govhall.review.v1.ReviewService/RecordRefusedAct"): False,
     ("operator", "govhall.review.v1.ReviewService/RecordRefusedAct"): False,
+    ("hotline-12345", "govhall.trading.v1.TradingService/ListFeed"): True,
+    ("hotline-12345", "govhall.trading.v1.TradingService/RevealSeed"): False,
+    ("supervision-system", "govhall.trading.v1.TradingService/RevealSeed"): True,
+    ("supervision-system", "govhall.trading.v1.TradingService/OpenDraw"): False,
+    ("department-system-zjj", "govhall.trading.v1.TradingService/OpenDraw"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.

@@ -224,6 +224,16 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "RegisterExpert": {"id": "EX-9001", "name": "易东松", "specialties": ["市政工程"],
                            "employer": "沈阳市政工程设计研究院"},
         "SetExpertAvailability": {"id": "EX-0001", "available": False, "reason": "出国"},
+        "ListFeed": {"cursor": 0, "page_size": 5},
+        "ReadFeed": {"sequence": 1},
+        "OpenDraw": {"draw_id": "DR-2026-0001", "purpose": "DRAW_PURPOSE_AGENCY_LOTTERY",
+                     "title": "沈阳市第一中学新校区建设项目招标代理",
+                     "candidates": ["AG-001", "AG-002", "AG-003"],
+                     "witnesses": [{"official_id": "JJZ-001", "commitment": "a1" * 32},
+                                   {"official_id": "ZWFWZX-008", "commitment": "b2" * 32}],
+                     "count": 1, "reveal_deadline": _in_days(1)},
+        "RevealSeed": {"draw_id": "DR-2026-0001", "seed": "c3" * 32},
+        "GetDraw": {"draw_id": "DR-2026-0001"},
     }
 
 

@@ -6,18 +6,24 @@ Database work runs in a thread so the event loop keeps serving other calls.
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
+from kernel.errors import FieldViolation, InvalidArgument
 from kernel.identity import current_caller
-from services.trading.app import handlers
-from services.trading.db.repository import TradingUnitOfWork
+from kernel.signing import ServiceSigner
+from services.trading.app import draws, handlers
+from services.trading.db.repository import StoredDraw, TradingUnitOfWork
+from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
+from services.trading.domain.feed import FeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 
 _CATEGORIES: dict[str, pb.TradingCategory.ValueType] = {
@@ -50,10 +56,64 @@ def expert_to_proto(expert: Expert) -> pb.Expert:
                      unavailable_reason=expert.unavailable_reason)
 
 
+_PURPOSES: dict[DrawPurpose, pb.DrawPurpose.ValueType] = {
+    DrawPurpose.AGENCY_LOTTERY: pb.DRAW_PURPOSE_AGENCY_LOTTERY,
+    DrawPurpose.EXPERT_DRAW: pb.DRAW_PURPOSE_EXPERT_DRAW,
+}
+_PURPOSE_NAMES = {v: k for k, v in _PURPOSES.items()}
+_STATES: dict[DrawState, pb.DrawState.ValueType] = {
+    DrawState.OPEN: pb.DRAW_STATE_OPEN,
+    DrawState.DRAWN: pb.DRAW_STATE_DRAWN,
+    DrawState.FAILED: pb.DRAW_STATE_FAILED,
+}
+
+
+def _timestamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+def feed_entry_to_proto(entry: FeedEntry) -> pb.FeedEntry:
+    return pb.FeedEntry(sequence=entry.sequence, kind=entry.kind, subject=entry.subject,
+                        published_at=_timestamp(entry.published_at), body=entry.body,
+                        body_sha256=entry.body_sha256)
+
+
+def draw_to_proto(draw: StoredDraw) -> pb.Draw:
+    spec, outcome = draw.spec, draw.outcome or {}
+    return pb.Draw(
+        draw_id=spec.draw_id, purpose=_PURPOSES[spec.purpose], title=spec.title,
+        candidates=list(spec.candidates),
+        witnesses=[pb.DrawWitness(official_id=w.official_id, commitment=w.commitment,
+                                  revealed=w.official_id in draw.revealed)
+                   for w in spec.witnesses],
+        count=spec.count, reveal_deadline=_timestamp(spec.reveal_deadline),
+        state=_STATES[draw.state], opened_sequence=draw.opened_sequence,
+        result_sequence=draw.result_sequence or 0, order=outcome.get("order", []),
+        drawn=outcome.get("drawn", []), randomness=outcome.get("randomness", ""),
+        missing_witnesses=outcome.get("missing", []))
+
+
+def draw_spec_from_proto(request: pb.OpenDrawRequest) -> DrawSpec:
+    purpose = _PURPOSE_NAMES.get(request.purpose)
+    if purpose is None:
+        raise InvalidArgument("purpose must be set", violations=[
+            FieldViolation("purpose", "must be a draw purpose")])
+    return DrawSpec(
+        draw_id=request.draw_id, purpose=purpose, title=request.title,
+        candidates=tuple(request.candidates),
+        witnesses=tuple(Witness(w.official_id, w.commitment) for w in request.witnesses),
+        count=request.count,
+        reveal_deadline=request.reveal_deadline.ToDatetime(tzinfo=UTC))
+
+
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
-    def __init__(self, engine: Engine, *, audit: AuditTrailService) -> None:
+    def __init__(self, engine: Engine, *, audit: AuditTrailService,
+                 signer: ServiceSigner) -> None:
         self._engine = engine
         self._audit = audit
+        self._signer = signer
 
     def _reading(self) -> TradingUnitOfWork:
         return TradingUnitOfWork(self._engine, write=False)
@@ -136,3 +196,42 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         result = await asyncio.to_thread(
             self._audit.verify, kept=[checkpoint_from_proto(c) for c in request.checkpoints])
         return pb.VerifyAuditLogResponse(verification=verification_to_proto(result))
+
+    async def ListFeed(self, request: pb.ListFeedRequest,
+                       context: grpc.aio.ServicerContext[Any, Any],
+                       ) -> pb.ListFeedResponse:
+        page = await asyncio.to_thread(draws.list_feed, uow=self._reading(),
+                                       cursor=request.cursor, requested_size=request.page_size)
+        return pb.ListFeedResponse(entries=[feed_entry_to_proto(e) for e in page.entries],
+                                   next_cursor=page.next_cursor)
+
+    async def ReadFeed(self, request: pb.ReadFeedRequest,
+                       context: grpc.aio.ServicerContext[Any, Any],
+                       ) -> pb.ReadFeedResponse:
+        entry = await asyncio.to_thread(draws.read_feed, uow=self._reading(),
+                                        sequence=request.sequence)
+        return pb.ReadFeedResponse(entry=feed_entry_to_proto(entry))
+
+    async def OpenDraw(self, request: pb.OpenDrawRequest,
+                       context: grpc.aio.ServicerContext[Any, Any],
+                       ) -> pb.OpenDrawResponse:
+        draw = await asyncio.to_thread(
+            draws.open_draw, uow=self._writing(), signer=self._signer, caller=current_caller(),
+            spec=draw_spec_from_proto(request), now=datetime.now(UTC))
+        return pb.OpenDrawResponse(draw=draw_to_proto(draw))
+
+    async def RevealSeed(self, request: pb.RevealSeedRequest,
+                         context: grpc.aio.ServicerContext[Any, Any],
+                         ) -> pb.RevealSeedResponse:
+        draw = await asyncio.to_thread(
+            draws.reveal_seed, uow=self._writing(), signer=self._signer,
+            caller=current_caller(), draw_id=request.draw_id,
+            seed=bytes.fromhex(request.seed), now=datetime.now(UTC))
+        return pb.RevealSeedResponse(draw=draw_to_proto(draw))
+
+    async def GetDraw(self, request: pb.GetDrawRequest,
+                      context: grpc.aio.ServicerContext[Any, Any],
+                      ) -> pb.GetDrawResponse:
+        draw = await asyncio.to_thread(draws.get_draw, uow=self._reading(),
+                                       draw_id=request.draw_id)
+        return pb.GetDrawResponse(draw=draw_to_proto(draw))

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, update
+from sqlalchemy import Connection, Row, func, insert, select, text, update
 
 from kernel.audit import AuditLog
 from kernel.db import UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
+from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
+from services.trading.domain.feed import FeedEntry, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 
 
@@ -113,6 +116,126 @@ class ExpertPool:
             .values(available=expert.available, unavailable_reason=expert.unavailable_reason))
 
 
+class Feed:
+    """Repository of the public feed: entries numbered in the order they commit."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.feed_entries
+
+    def append(self, entry: NewFeedEntry, *, at: datetime) -> int:
+        """Publish ``entry`` as the next number; returns its sequence.
+
+        The number is taken under a lock held until the transaction ends
+        (PostgreSQL: an advisory lock; SQLite: the write lock every writing
+        unit of work takes at its start), so an entry with a higher number
+        never becomes visible before one with a lower number: a reader
+        continuing after the last number it read misses nothing.
+        """
+        if self._connection.dialect.name == "postgresql":
+            self._connection.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext('govhall_trading_feed'))"))
+        last = self._connection.execute(select(func.max(self._t.c.sequence))).scalar_one()
+        sequence = int(last or 0) + 1
+        self._connection.execute(insert(self._t).values(
+            sequence=sequence, kind=entry.kind, subject=entry.subject, published_at=at,
+            body=entry.body, body_sha256=entry.body_sha256))
+        return sequence
+
+    @staticmethod
+    def _entry(row: Row[Any]) -> FeedEntry:
+        return FeedEntry(row.sequence, row.kind, row.subject, row.published_at, row.body,
+                         row.body_sha256)
+
+    def after(self, cursor: int, *, limit: int) -> list[FeedEntry]:
+        rows = self._connection.execute(select(self._t).where(self._t.c.sequence > cursor)
+                                        .order_by(self._t.c.sequence).limit(limit))
+        return [self._entry(r) for r in rows]
+
+    def get(self, sequence: int) -> FeedEntry | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.sequence == sequence)).first()
+        return self._entry(row) if row else None
+
+
+class StoredDraw:
+    """A draw as the database holds it."""
+
+    def __init__(self, spec: DrawSpec, *, state: DrawState, opened_by: str,
+                 opened_sequence: int, result_sequence: int | None,
+                 outcome: dict[str, Any] | None, revealed: frozenset[str]) -> None:
+        self.spec = spec
+        self.state = state
+        self.opened_by = opened_by
+        self.opened_sequence = opened_sequence
+        self.result_sequence = result_sequence
+        self.outcome = outcome
+        self.revealed = revealed
+
+
+class Draws:
+    """Repository of the verifiable draws and their revealed seeds."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.draws
+        self._s = tables.draw_seeds
+
+    def add(self, spec: DrawSpec, *, opened_by: str, opened_at: datetime,
+            opened_sequence: int) -> None:
+        self._connection.execute(insert(self._t).values(
+            draw_id=spec.draw_id, purpose=str(spec.purpose), title=spec.title,
+            candidates=json.dumps(list(spec.candidates), ensure_ascii=False),
+            witnesses=json.dumps([[w.official_id, w.commitment] for w in spec.witnesses]),
+            draw_count=spec.count, reveal_deadline=spec.reveal_deadline,
+            opened_by=opened_by, opened_at=opened_at, state=str(DrawState.OPEN),
+            opened_sequence=opened_sequence, result_sequence=None, outcome=None))
+
+    def get(self, draw_id: str, *, for_update: bool = False) -> StoredDraw | None:
+        """The draw; ``for_update`` locks its row to the end of the transaction (PostgreSQL),
+        so that concurrent reveals close it once."""
+        query = select(self._t).where(self._t.c.draw_id == draw_id)
+        if for_update:
+            query = query.with_for_update()
+        row = self._connection.execute(query).first()
+        if row is None:
+            return None
+        spec = DrawSpec(
+            draw_id=row.draw_id, purpose=DrawPurpose(row.purpose), title=row.title,
+            candidates=tuple(json.loads(row.candidates)),
+            witnesses=tuple(Witness(w, c) for w, c in json.loads(row.witnesses)),
+            count=row.draw_count, reveal_deadline=row.reveal_deadline)
+        revealed = frozenset(self._connection.execute(
+            select(self._s.c.official_id).where(self._s.c.draw_id == draw_id)).scalars())
+        return StoredDraw(spec, state=DrawState(row.state), opened_by=row.opened_by,
+                          opened_sequence=row.opened_sequence,
+                          result_sequence=row.result_sequence,
+                          outcome=json.loads(row.outcome) if row.outcome else None,
+                          revealed=revealed)
+
+    def add_seed(self, draw_id: str, official_id: str, seed: bytes, *, at: datetime) -> None:
+        self._connection.execute(insert(self._s).values(
+            draw_id=draw_id, official_id=official_id, seed=seed.hex(), revealed_at=at))
+
+    def seeds(self, draw_id: str) -> dict[str, bytes]:
+        return {r.official_id: bytes.fromhex(r.seed) for r in self._connection.execute(
+            select(self._s.c.official_id, self._s.c.seed).where(self._s.c.draw_id == draw_id))}
+
+    def close(self, draw_id: str, *, state: DrawState, result_sequence: int,
+              outcome: dict[str, Any]) -> None:
+        self._connection.execute(
+            update(self._t).where(self._t.c.draw_id == draw_id)
+            .values(state=str(state), result_sequence=result_sequence,
+                    outcome=json.dumps(outcome, ensure_ascii=False)))
+
+    def overdue(self, now: datetime, *, limit: int = 100) -> list[str]:
+        """The ids of the open draws whose reveal deadline has come."""
+        return list(self._connection.execute(
+            select(self._t.c.draw_id)
+            .where(self._t.c.state == str(DrawState.OPEN), self._t.c.reveal_deadline <= now)
+            .order_by(self._t.c.reveal_deadline, self._t.c.draw_id).limit(limit)).scalars())
+
+
 class TradingUnitOfWork(UnitOfWork):
     catalogue: Catalogue
     agencies: Agencies
@@ -120,6 +243,8 @@ class TradingUnitOfWork(UnitOfWork):
     departments: Departments
     staff: StaffDirectory
     audit: AuditLog
+    feed: Feed
+    draws: Draws
 
     def bind(self, connection: Connection) -> None:
         self.catalogue = Catalogue(connection)
@@ -128,3 +253,5 @@ class TradingUnitOfWork(UnitOfWork):
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)
         self.audit = AuditLog(connection, tables.audit_log)
+        self.feed = Feed(connection)
+        self.draws = Draws(connection)

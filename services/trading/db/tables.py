@@ -66,6 +66,52 @@ expert_specialties = Table(
     Index("ix_expert_specialties_specialty", "specialty", "expert_id"),
 )
 
+#: The public feed: append-only, numbered 1, 2, 3, ... in the order the entries commit.
+feed_entries = Table(
+    "feed_entries",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(40), nullable=False),
+    Column("subject", String(80), nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+    #: The body as published: RFC 8785 canonical JSON text.
+    Column("body", Text, nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Index("ix_feed_entries_subject", "subject", "sequence"),
+)
+
+#: Verifiable draws; candidates and witnesses as JSON lists in the published order.
+draws = Table(
+    "draws",
+    metadata,
+    Column("draw_id", String(20), primary_key=True),
+    Column("purpose", String(20), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("candidates", Text, nullable=False),
+    Column("witnesses", Text, nullable=False),
+    Column("draw_count", Integer, nullable=False),
+    Column("reveal_deadline", UtcDateTime, nullable=False),
+    Column("opened_by", String(20), nullable=False),
+    Column("opened_at", UtcDateTime, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("opened_sequence", BigInteger, nullable=False),
+    Column("result_sequence", BigInteger, nullable=True),
+    #: The outcome (kernel of the result entry) once closed, as JSON.
+    Column("outcome", Text, nullable=True),
+    Index("ix_draws_state_deadline", "state", "reveal_deadline"),
+)
+
+#: The seeds revealed so far; kept by the service until the result publishes them.
+draw_seeds = Table(
+    "draw_seeds",
+    metadata,
+    Column("draw_id", String(20), ForeignKey("draws.draw_id"), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    Column("seed", String(128), nullable=False),
+    Column("revealed_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("draw_id", "official_id"),
+)
+
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)

@@ -6,6 +6,7 @@ isort:skip_file
 from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from govhall.common.v1 import audit_pb2 as _audit_pb2
@@ -54,6 +55,66 @@ TRADING_CATEGORY_LAND: TradingCategory.ValueType  # 3
 TRADING_CATEGORY_PROPERTY_RIGHTS: TradingCategory.ValueType  # 4
 """Transfer of state-owned property rights (国有产权交易)."""
 Global___TradingCategory: _TypeAlias = TradingCategory  # noqa: Y015
+
+class _DrawPurpose:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DrawPurposeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DrawPurpose.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRAW_PURPOSE_UNSPECIFIED: _DrawPurpose.ValueType  # 0
+    """The purpose was not set."""
+    DRAW_PURPOSE_AGENCY_LOTTERY: _DrawPurpose.ValueType  # 1
+    """The lottery of tender agencies for a government-invested construction
+    project (代理机构摇号).
+    """
+    DRAW_PURPOSE_EXPERT_DRAW: _DrawPurpose.ValueType  # 2
+    """The draw of evaluation experts from the pool (评标专家抽取)."""
+
+class DrawPurpose(_DrawPurpose, metaclass=_DrawPurposeEnumTypeWrapper):
+    """DrawPurpose is what a draw picks."""
+
+DRAW_PURPOSE_UNSPECIFIED: DrawPurpose.ValueType  # 0
+"""The purpose was not set."""
+DRAW_PURPOSE_AGENCY_LOTTERY: DrawPurpose.ValueType  # 1
+"""The lottery of tender agencies for a government-invested construction
+project (代理机构摇号).
+"""
+DRAW_PURPOSE_EXPERT_DRAW: DrawPurpose.ValueType  # 2
+"""The draw of evaluation experts from the pool (评标专家抽取)."""
+Global___DrawPurpose: _TypeAlias = DrawPurpose  # noqa: Y015
+
+class _DrawState:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DrawStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DrawState.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DRAW_STATE_UNSPECIFIED: _DrawState.ValueType  # 0
+    """The state was not set."""
+    DRAW_STATE_OPEN: _DrawState.ValueType  # 1
+    """Published; waiting for the witnesses' seeds."""
+    DRAW_STATE_DRAWN: _DrawState.ValueType  # 2
+    """Computed from the revealed seeds and published."""
+    DRAW_STATE_FAILED: _DrawState.ValueType  # 3
+    """Fewer than two seeds were revealed by the deadline: no result; the
+    failure is published and a new draw must be opened.
+    """
+
+class DrawState(_DrawState, metaclass=_DrawStateEnumTypeWrapper):
+    """DrawState is where a draw stands."""
+
+DRAW_STATE_UNSPECIFIED: DrawState.ValueType  # 0
+"""The state was not set."""
+DRAW_STATE_OPEN: DrawState.ValueType  # 1
+"""Published; waiting for the witnesses' seeds."""
+DRAW_STATE_DRAWN: DrawState.ValueType  # 2
+"""Computed from the revealed seeds and published."""
+DRAW_STATE_FAILED: DrawState.ValueType  # 3
+"""Fewer than two seeds were revealed by the deadline: no result; the
+failure is published and a new draw must be opened.
+"""
+Global___DrawState: _TypeAlias = DrawState  # noqa: Y015
 
 @_typing.final
 class CatalogueEntry(_message.Message):
@@ -657,3 +718,455 @@ class VerifyAuditLogResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyAuditLogResponse: _TypeAlias = VerifyAuditLogResponse  # noqa: Y015
+
+@_typing.final
+class FeedEntry(_message.Message):
+    """FeedEntry is one entry of the public feed. Its body is a JSON object in
+    RFC 8785 canonical form; draw entries hold a document signed with the
+    trading service's Ed25519 key ({"body", "signer", "key_id", "signature"}).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    BODY_FIELD_NUMBER: _builtins.int
+    BODY_SHA256_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The entry's place in the feed: 1, 2, 3, ... with no gap."""
+    kind: _builtins.str
+    """What the entry records, for example "draw.opened" or "draw.drawn"."""
+    subject: _builtins.str
+    """What the entry is about, for example "draw/DR-2026-0001"."""
+    body: _builtins.str
+    """The entry's JSON body, canonical (RFC 8785), exactly as published."""
+    body_sha256: _builtins.str
+    """The SHA-256 of the body's UTF-8 bytes, in lower-case hex."""
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was published."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        kind: _builtins.str = ...,
+        subject: _builtins.str = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+        body: _builtins.str = ...,
+        body_sha256: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body", b"body", "body_sha256", b"body_sha256", "kind", b"kind", "published_at", b"published_at", "sequence", b"sequence", "subject", b"subject"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___FeedEntry: _TypeAlias = FeedEntry  # noqa: Y015
+
+@_typing.final
+class ListFeedRequest(_message.Message):
+    """ListFeedRequest asks for the feed entries after a cursor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """The sequence of the last entry read; 0 to read from the start."""
+    page_size: _builtins.int
+    """How many entries at most; 0 means 50."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedRequest: _TypeAlias = ListFeedRequest  # noqa: Y015
+
+@_typing.final
+class ListFeedResponse(_message.Message):
+    """ListFeedResponse is one page of the feed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRIES_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.int
+    """The cursor to continue from: the sequence of the last entry here, or
+    the request's cursor when there is none.
+    """
+    @_builtins.property
+    def entries(self) -> _containers.RepeatedCompositeFieldContainer[Global___FeedEntry]:
+        """The entries after the cursor, in order of sequence."""
+
+    def __init__(
+        self,
+        *,
+        entries: _abc.Iterable[Global___FeedEntry] | None = ...,
+        next_cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entries", b"entries", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListFeedResponse: _TypeAlias = ListFeedResponse  # noqa: Y015
+
+@_typing.final
+class ReadFeedRequest(_message.Message):
+    """ReadFeedRequest names one feed entry."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The entry's sequence."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadFeedRequest: _TypeAlias = ReadFeedRequest  # noqa: Y015
+
+@_typing.final
+class ReadFeedResponse(_message.Message):
+    """ReadFeedResponse carries the feed entry asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ENTRY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def entry(self) -> Global___FeedEntry:
+        """The entry."""
+
+    def __init__(
+        self,
+        *,
+        entry: Global___FeedEntry | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReadFeedResponse: _TypeAlias = ReadFeedResponse  # noqa: Y015
+
+@_typing.final
+class DrawWitness(_message.Message):
+    """DrawWitness is one witness of a draw and the commitment to its seed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    REVEALED_FIELD_NUMBER: _builtins.int
+    official_id: _builtins.str
+    """The witness: an official of the staff directory holding
+    ROLE_SUPERVISOR or ROLE_TRADING_OFFICER, not the official opening the
+    draw.
+    """
+    commitment: _builtins.str
+    """The SHA-256 of the witness's secret seed (its raw bytes), in lower-case
+    hex.
+    """
+    revealed: _builtins.bool
+    """True once the witness revealed its seed (output only)."""
+    def __init__(
+        self,
+        *,
+        official_id: _builtins.str = ...,
+        commitment: _builtins.str = ...,
+        revealed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "official_id", b"official_id", "revealed", b"revealed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrawWitness: _TypeAlias = DrawWitness  # noqa: Y015
+
+@_typing.final
+class Draw(_message.Message):
+    """Draw is a verifiable random draw as it stands."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    WITNESSES_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    REVEAL_DEADLINE_FIELD_NUMBER: _builtins.int
+    STATE_FIELD_NUMBER: _builtins.int
+    OPENED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    RESULT_SEQUENCE_FIELD_NUMBER: _builtins.int
+    ORDER_FIELD_NUMBER: _builtins.int
+    DRAWN_FIELD_NUMBER: _builtins.int
+    RANDOMNESS_FIELD_NUMBER: _builtins.int
+    MISSING_WITNESSES_FIELD_NUMBER: _builtins.int
+    draw_id: _builtins.str
+    """The draw's id, for example "DR-2026-0001"."""
+    purpose: Global___DrawPurpose.ValueType
+    """What the draw picks."""
+    title: _builtins.str
+    """What the draw is for, for example the project's name."""
+    count: _builtins.int
+    """How many candidates are drawn."""
+    state: Global___DrawState.ValueType
+    """Where the draw stands."""
+    opened_sequence: _builtins.int
+    """The feed entry that published the draw."""
+    result_sequence: _builtins.int
+    """The feed entry that published the result or failure; 0 while open."""
+    randomness: _builtins.str
+    """The SHA-256 of the revealed seeds concatenated in witness order, hex;
+    empty unless drawn.
+    """
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The candidates' labels, in the published order."""
+
+    @_builtins.property
+    def witnesses(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawWitness]:
+        """The witnesses in the published order (the order their seeds are
+        concatenated in).
+        """
+
+    @_builtins.property
+    def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the seeds not revealed by then are given up as missing."""
+
+    @_builtins.property
+    def order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """All candidates in drawn order; empty unless drawn."""
+
+    @_builtins.property
+    def drawn(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first count of order: the candidates drawn."""
+
+    @_builtins.property
+    def missing_witnesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The witnesses whose seeds were not revealed by the deadline."""
+
+    def __init__(
+        self,
+        *,
+        draw_id: _builtins.str = ...,
+        purpose: Global___DrawPurpose.ValueType = ...,
+        title: _builtins.str = ...,
+        candidates: _abc.Iterable[_builtins.str] | None = ...,
+        witnesses: _abc.Iterable[Global___DrawWitness] | None = ...,
+        count: _builtins.int = ...,
+        reveal_deadline: _timestamp_pb2.Timestamp | None = ...,
+        state: Global___DrawState.ValueType = ...,
+        opened_sequence: _builtins.int = ...,
+        result_sequence: _builtins.int = ...,
+        order: _abc.Iterable[_builtins.str] | None = ...,
+        drawn: _abc.Iterable[_builtins.str] | None = ...,
+        randomness: _builtins.str = ...,
+        missing_witnesses: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reveal_deadline", b"reveal_deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "count", b"count", "draw_id", b"draw_id", "drawn", b"drawn", "missing_witnesses", b"missing_witnesses", "opened_sequence", b"opened_sequence", "order", b"order", "purpose", b"purpose", "randomness", b"randomness", "result_sequence", b"result_sequence", "reveal_deadline", b"reveal_deadline", "state", b"state", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Draw: _TypeAlias = Draw  # noqa: Y015
+
+@_typing.final
+class OpenDrawRequest(_message.Message):
+    """OpenDrawRequest describes a new draw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    CANDIDATES_FIELD_NUMBER: _builtins.int
+    WITNESSES_FIELD_NUMBER: _builtins.int
+    COUNT_FIELD_NUMBER: _builtins.int
+    REVEAL_DEADLINE_FIELD_NUMBER: _builtins.int
+    draw_id: _builtins.str
+    """The new draw's id, not yet taken."""
+    purpose: Global___DrawPurpose.ValueType
+    """What the draw picks."""
+    title: _builtins.str
+    """What the draw is for, for example the project's name."""
+    count: _builtins.int
+    """How many candidates to draw."""
+    @_builtins.property
+    def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The candidates' labels (agency codes, expert ids, ...), at least two
+        and at least count, all different.
+        """
+
+    @_builtins.property
+    def witnesses(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawWitness]:
+        """The witnesses and their seed commitments, two to nine, in the order
+        their seeds will be concatenated.
+        """
+
+    @_builtins.property
+    def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the seeds not revealed by then are given up as missing: in the
+        future, at most 30 days ahead.
+        """
+
+    def __init__(
+        self,
+        *,
+        draw_id: _builtins.str = ...,
+        purpose: Global___DrawPurpose.ValueType = ...,
+        title: _builtins.str = ...,
+        candidates: _abc.Iterable[_builtins.str] | None = ...,
+        witnesses: _abc.Iterable[Global___DrawWitness] | None = ...,
+        count: _builtins.int = ...,
+        reveal_deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reveal_deadline", b"reveal_deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "count", b"count", "draw_id", b"draw_id", "purpose", b"purpose", "reveal_deadline", b"reveal_deadline", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDrawRequest: _TypeAlias = OpenDrawRequest  # noqa: Y015
+
+@_typing.final
+class OpenDrawResponse(_message.Message):
+    """OpenDrawResponse carries the draw as published."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draw(self) -> Global___Draw:
+        """The draw, open."""
+
+    def __init__(
+        self,
+        *,
+        draw: Global___Draw | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___OpenDrawResponse: _TypeAlias = OpenDrawResponse  # noqa: Y015
+
+@_typing.final
+class RevealSeedRequest(_message.Message):
+    """RevealSeedRequest carries the acting official's seed for a draw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    SEED_FIELD_NUMBER: _builtins.int
+    draw_id: _builtins.str
+    """The draw's id."""
+    seed: _builtins.str
+    """The seed, 16 to 64 bytes, in lower-case hex."""
+    def __init__(
+        self,
+        *,
+        draw_id: _builtins.str = ...,
+        seed: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw_id", b"draw_id", "seed", b"seed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealSeedRequest: _TypeAlias = RevealSeedRequest  # noqa: Y015
+
+@_typing.final
+class RevealSeedResponse(_message.Message):
+    """RevealSeedResponse carries the draw after the reveal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draw(self) -> Global___Draw:
+        """The draw; drawn when this was the last seed."""
+
+    def __init__(
+        self,
+        *,
+        draw: Global___Draw | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealSeedResponse: _TypeAlias = RevealSeedResponse  # noqa: Y015
+
+@_typing.final
+class GetDrawRequest(_message.Message):
+    """GetDrawRequest names one draw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    draw_id: _builtins.str
+    """The draw's id."""
+    def __init__(
+        self,
+        *,
+        draw_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw_id", b"draw_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDrawRequest: _TypeAlias = GetDrawRequest  # noqa: Y015
+
+@_typing.final
+class GetDrawResponse(_message.Message):
+    """GetDrawResponse carries the draw asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draw(self) -> Global___Draw:
+        """The draw."""
+
+    def __init__(
+        self,
+        *,
+        draw: Global___Draw | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDrawResponse: _TypeAlias = GetDrawResponse  # noqa: Y015

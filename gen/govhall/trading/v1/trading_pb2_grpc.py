@@ -87,6 +87,31 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogResponse.FromString,
                 _registered_method=True)
+        self.ListFeed = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/ListFeed',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedResponse.FromString,
+                _registered_method=True)
+        self.ReadFeed = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/ReadFeed',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedResponse.FromString,
+                _registered_method=True)
+        self.OpenDraw = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/OpenDraw',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawResponse.FromString,
+                _registered_method=True)
+        self.RevealSeed = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RevealSeed',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedResponse.FromString,
+                _registered_method=True)
+        self.GetDraw = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/GetDraw',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -169,6 +194,49 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListFeed(self, request, context):
+        """ListFeed reads the public feed of the venue (draws today; notices,
+        results and contracts later) in the order its entries were published,
+        after a cursor: a reader that continues from the last cursor it got
+        never misses or reads twice an entry, whatever is published meanwhile.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReadFeed(self, request, context):
+        """ReadFeed returns one entry of the public feed by its sequence.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def OpenDraw(self, request, context):
+        """OpenDraw opens a verifiable random draw and publishes its candidates and
+        its witnesses' seed commitments to the feed before any seed is
+        revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealSeed(self, request, context):
+        """RevealSeed reveals the acting official's seed for a draw the official
+        witnesses; it is refused unless its SHA-256 is the published commitment.
+        When every witness has revealed, the draw is computed and its signed
+        result published to the feed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDraw(self, request, context):
+        """GetDraw returns a draw as it stands: open, drawn or failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -216,6 +284,31 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.VerifyAuditLog,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogResponse.SerializeToString,
+            ),
+            'ListFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListFeed,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedResponse.SerializeToString,
+            ),
+            'ReadFeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReadFeed,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedResponse.SerializeToString,
+            ),
+            'OpenDraw': grpc.unary_unary_rpc_method_handler(
+                    servicer.OpenDraw,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawResponse.SerializeToString,
+            ),
+            'RevealSeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealSeed,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedResponse.SerializeToString,
+            ),
+            'GetDraw': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDraw,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -469,6 +562,141 @@ class TradingService:
             '/govhall.trading.v1.TradingService/VerifyAuditLog',
             govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.VerifyAuditLogResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/ListFeed',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReadFeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/ReadFeed',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ReadFeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def OpenDraw(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/OpenDraw',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.OpenDrawResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealSeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RevealSeed',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealSeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDraw(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/GetDraw',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -70,6 +70,27 @@ class TradingServiceStub:
     """
     VerifyAuditLog: _grpc.UnaryUnaryMultiCallable[_trading_pb2.VerifyAuditLogRequest, _trading_pb2.VerifyAuditLogResponse]
     """VerifyAuditLog checks the hash chain of the trading audit log."""
+    ListFeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListFeedRequest, _trading_pb2.ListFeedResponse]
+    """ListFeed reads the public feed of the venue (draws today; notices,
+    results and contracts later) in the order its entries were published,
+    after a cursor: a reader that continues from the last cursor it got
+    never misses or reads twice an entry, whatever is published meanwhile.
+    """
+    ReadFeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ReadFeedRequest, _trading_pb2.ReadFeedResponse]
+    """ReadFeed returns one entry of the public feed by its sequence."""
+    OpenDraw: _grpc.UnaryUnaryMultiCallable[_trading_pb2.OpenDrawRequest, _trading_pb2.OpenDrawResponse]
+    """OpenDraw opens a verifiable random draw and publishes its candidates and
+    its witnesses' seed commitments to the feed before any seed is
+    revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+    """
+    RevealSeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RevealSeedRequest, _trading_pb2.RevealSeedResponse]
+    """RevealSeed reveals the acting official's seed for a draw the official
+    witnesses; it is refused unless its SHA-256 is the published commitment.
+    When every witness has revealed, the draw is computed and its signed
+    result published to the feed.
+    """
+    GetDraw: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetDrawRequest, _trading_pb2.GetDrawResponse]
+    """GetDraw returns a draw as it stands: open, drawn or failed."""
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -113,6 +134,27 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """
     VerifyAuditLog: _aio.UnaryUnaryMultiCallable[_trading_pb2.VerifyAuditLogRequest, _trading_pb2.VerifyAuditLogResponse]  # type: ignore[assignment]
     """VerifyAuditLog checks the hash chain of the trading audit log."""
+    ListFeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListFeedRequest, _trading_pb2.ListFeedResponse]  # type: ignore[assignment]
+    """ListFeed reads the public feed of the venue (draws today; notices,
+    results and contracts later) in the order its entries were published,
+    after a cursor: a reader that continues from the last cursor it got
+    never misses or reads twice an entry, whatever is published meanwhile.
+    """
+    ReadFeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.ReadFeedRequest, _trading_pb2.ReadFeedResponse]  # type: ignore[assignment]
+    """ReadFeed returns one entry of the public feed by its sequence."""
+    OpenDraw: _aio.UnaryUnaryMultiCallable[_trading_pb2.OpenDrawRequest, _trading_pb2.OpenDrawResponse]  # type: ignore[assignment]
+    """OpenDraw opens a verifiable random draw and publishes its candidates and
+    its witnesses' seed commitments to the feed before any seed is
+    revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+    """
+    RevealSeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.RevealSeedRequest, _trading_pb2.RevealSeedResponse]  # type: ignore[assignment]
+    """RevealSeed reveals the acting official's seed for a draw the official
+    witnesses; it is refused unless its SHA-256 is the published commitment.
+    When every witness has revealed, the draw is computed and its signed
+    result published to the feed.
+    """
+    GetDraw: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetDrawRequest, _trading_pb2.GetDrawResponse]  # type: ignore[assignment]
+    """GetDraw returns a draw as it stands: open, drawn or failed."""
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TradingService is the public resource trading platform's directory: the
@@ -207,5 +249,56 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.VerifyAuditLogResponse, _abc.Awaitable[_trading_pb2.VerifyAuditLogResponse]]:
         """VerifyAuditLog checks the hash chain of the trading audit log."""
+
+    @_abc_1.abstractmethod
+    def ListFeed(
+        self,
+        request: _trading_pb2.ListFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListFeedResponse, _abc.Awaitable[_trading_pb2.ListFeedResponse]]:
+        """ListFeed reads the public feed of the venue (draws today; notices,
+        results and contracts later) in the order its entries were published,
+        after a cursor: a reader that continues from the last cursor it got
+        never misses or reads twice an entry, whatever is published meanwhile.
+        """
+
+    @_abc_1.abstractmethod
+    def ReadFeed(
+        self,
+        request: _trading_pb2.ReadFeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ReadFeedResponse, _abc.Awaitable[_trading_pb2.ReadFeedResponse]]:
+        """ReadFeed returns one entry of the public feed by its sequence."""
+
+    @_abc_1.abstractmethod
+    def OpenDraw(
+        self,
+        request: _trading_pb2.OpenDrawRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.OpenDrawResponse, _abc.Awaitable[_trading_pb2.OpenDrawResponse]]:
+        """OpenDraw opens a verifiable random draw and publishes its candidates and
+        its witnesses' seed commitments to the feed before any seed is
+        revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+        """
+
+    @_abc_1.abstractmethod
+    def RevealSeed(
+        self,
+        request: _trading_pb2.RevealSeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RevealSeedResponse, _abc.Awaitable[_trading_pb2.RevealSeedResponse]]:
+        """RevealSeed reveals the acting official's seed for a draw the official
+        witnesses; it is refused unless its SHA-256 is the published commitment.
+        When every witness has revealed, the draw is computed and its signed
+        result published to the feed.
+        """
+
+    @_abc_1.abstractmethod
+    def GetDraw(
+        self,
+        request: _trading_pb2.GetDrawRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.GetDrawResponse, _abc.Awaitable[_trading_pb2.GetDrawResponse]]:
+        """GetDraw returns a draw as it stands: open, drawn or failed."""
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,223 @@
+"""The public feed and the verifiable draws: use cases, one function each, on a unit of work.
+
+Who may do what, through the registry of calling systems:
+
+- opening a draw needs a trading officer, spoken for by a system the
+  registry lets speak for one (the trading platform, the operator console);
+- revealing a seed needs the witness itself: the acting official must be a
+  witness of the draw, holding a supervisor's or trading officer's role the
+  calling system may speak for (the supervision system for the discipline
+  inspection group's supervisors, the trading platform for the center's
+  trading officers). So no system can reveal for a witness it does not speak
+  for, and the official opening a draw cannot be one of its witnesses;
+- the feed and the draws are public reads of every registered system.
+
+Audit entries name officials by id; seeds are never written to the audit log
+or the logs (the feed publishes them with the result).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import structlog
+
+from kernel.audit import Actor
+from kernel.directory import require_official
+from kernel.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from kernel.identity import Caller
+from kernel.signing import ServiceSigner
+from services.trading.db.repository import StoredDraw, TradingUnitOfWork
+from services.trading.domain.draws import (
+    WITNESS_ROLES,
+    DrawSpec,
+    DrawState,
+    FeedKind,
+    check_reveal,
+    check_spec,
+    opened_body,
+    outcome,
+    result_body,
+    subject_of,
+)
+from services.trading.domain.feed import FeedEntry, NewFeedEntry
+
+log = structlog.get_logger("govhall.trading.draws")
+
+TRADING_OFFICER = "trading_officer"
+DEFAULT_FEED_PAGE = 50
+MAX_FEED_PAGE = 500
+
+
+@dataclass(frozen=True)
+class FeedPage:
+    entries: list[FeedEntry]
+    next_cursor: int
+
+
+def list_feed(*, uow: TradingUnitOfWork, cursor: int, requested_size: int) -> FeedPage:
+    """The entries after ``cursor``, in order; the cursor to continue from."""
+    if cursor < 0:
+        raise InvalidArgument("cursor must not be negative",
+                              violations=[FieldViolation("cursor", "must not be negative")])
+    size = min(requested_size or DEFAULT_FEED_PAGE, MAX_FEED_PAGE)
+    with uow:
+        entries = uow.feed.after(cursor, limit=size)
+    return FeedPage(entries, entries[-1].sequence if entries else cursor)
+
+
+def read_feed(*, uow: TradingUnitOfWork, sequence: int) -> FeedEntry:
+    with uow:
+        entry = uow.feed.get(sequence)
+    if entry is None:
+        raise NotFound(f"the feed has no entry {sequence}")
+    return entry
+
+
+def _signed_entry(signer: ServiceSigner, kind: FeedKind, draw_id: str,
+                  body: dict[str, object]) -> NewFeedEntry:
+    """A feed entry whose body is ``body`` signed with the trading service's key."""
+    return NewFeedEntry.of(str(kind), subject_of(draw_id), signer.sign(body).as_dict())
+
+
+def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec) -> None:
+    problems: list[FieldViolation] = []
+    for index, witness in enumerate(spec.witnesses):
+        official = uow.staff.get(witness.official_id)
+        if official is None:
+            problems.append(FieldViolation(
+                f"witnesses[{index}].official_id",
+                f"{witness.official_id} is not in the staff directory"))
+        elif not official.roles & set(WITNESS_ROLES):
+            problems.append(FieldViolation(
+                f"witnesses[{index}].official_id",
+                f"{witness.official_id} holds none of the roles a witness holds "
+                f"({', '.join(WITNESS_ROLES)})"))
+    if problems:
+        raise InvalidArgument(
+            f"draw {spec.draw_id} cannot be opened: "
+            + "; ".join(f"{p.field} {p.description}" for p in problems), violations=problems)
+
+
+def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+              spec: DrawSpec, now: datetime) -> StoredDraw:
+    """Publish a new draw (candidates and commitments) to the feed and keep it open.
+
+    Opening the same draw again (a retry) returns it as it stands; another
+    draw under a taken id is ALREADY_EXISTS.
+    """
+    with uow:
+        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+        existing = uow.draws.get(spec.draw_id)
+        if existing is not None:
+            if existing.spec == spec and existing.opened_by == official.id:
+                return existing
+            raise AlreadyExists(f"draw id {spec.draw_id} is taken by another draw: "
+                                "choose another id")
+        check_spec(spec, opened_by=official.id, now=now)
+        _witnesses_exist(uow, spec)
+        body = opened_body(spec, opened_by=official.id, opened_at=now)
+        # Locks, on PostgreSQL, are always taken feed first, then audit log.
+        sequence = uow.feed.append(
+            _signed_entry(signer, FeedKind.DRAW_OPENED, spec.draw_id, body), at=now)
+        uow.draws.add(spec, opened_by=official.id, opened_at=now, opened_sequence=sequence)
+        uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
+                         subject=subject_of(spec.draw_id),
+                         details={"feed_sequence": sequence, "purpose": str(spec.purpose),
+                                  "candidates": len(spec.candidates), "count": spec.count,
+                                  "witnesses": spec.witness_ids()}, at=now)
+        uow.commit()
+    return _get(uow, spec.draw_id)
+
+
+def _get(uow: TradingUnitOfWork, draw_id: str) -> StoredDraw:
+    with uow:
+        return _existing(uow, draw_id)
+
+
+def _existing(uow: TradingUnitOfWork, draw_id: str, *, for_update: bool = False) -> StoredDraw:
+    draw = uow.draws.get(draw_id, for_update=for_update)
+    if draw is None:
+        raise NotFound(f"there is no draw {draw_id}")
+    return draw
+
+
+def get_draw(*, uow: TradingUnitOfWork, draw_id: str) -> StoredDraw:
+    return _get(uow, draw_id)
+
+
+def _close(uow: TradingUnitOfWork, signer: ServiceSigner, draw: StoredDraw, *, actor: Actor,
+           now: datetime) -> None:
+    """Compute the draw from the seeds revealed so far and publish the signed result."""
+    spec = draw.spec
+    result = outcome(spec, uow.draws.seeds(spec.draw_id))
+    opened = uow.feed.get(draw.opened_sequence)
+    assert opened is not None  # published in the transaction that made the draw
+    body = result_body(spec, result, opened_sequence=draw.opened_sequence,
+                       opened_sha256=opened.body_sha256, closed_at=now)
+    kind = FeedKind.DRAW_DRAWN if result.state is DrawState.DRAWN else FeedKind.DRAW_FAILED
+    sequence = uow.feed.append(_signed_entry(signer, kind, spec.draw_id, body), at=now)
+    uow.draws.close(spec.draw_id, state=result.state, result_sequence=sequence, outcome={
+        "randomness": result.randomness, "order": list(result.order),
+        "drawn": list(result.drawn), "missing": list(result.missing)})
+    uow.audit.append(actor=actor, action=str(kind), subject=subject_of(spec.draw_id),
+                     details={"feed_sequence": sequence, "revealed": len(result.revealed),
+                              "missing": list(result.missing)}, at=now)
+
+
+def reveal_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+                draw_id: str, seed: bytes, now: datetime) -> StoredDraw:
+    """Record a witness's seed; the last one closes the draw and publishes its result."""
+    with uow:
+        official = require_official(uow.staff, caller, role=WITNESS_ROLES)
+        draw = _existing(uow, draw_id, for_update=True)
+        if official.id in draw.revealed and draw.state is DrawState.OPEN:
+            # A retry: the seed matched the commitment the first time, so it is the same seed.
+            check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now)
+            return draw
+        check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now)
+        actor = Actor(caller.system, official.id)
+        uow.draws.add_seed(draw_id, official.id, seed, at=now)
+        # The feed's lock before the audit log's, as everywhere (no deadlock on PostgreSQL).
+        if draw.revealed | {official.id} >= set(draw.spec.witness_ids()):
+            _close(uow, signer, draw, actor=actor, now=now)
+        uow.audit.append(actor=actor, action="draw.seed_revealed",
+                         subject=subject_of(draw_id), details={}, at=now)
+        uow.commit()
+    return _get(uow, draw_id)
+
+
+def close_overdue_draws(*, unit: Callable[[], TradingUnitOfWork], signer: ServiceSigner,
+                        service: str, now: datetime) -> list[str]:
+    """Close every open draw whose reveal deadline has come; the ids closed."""
+    with unit() as uow:
+        due = uow.draws.overdue(now)
+    closed: list[str] = []
+    for draw_id in due:
+        with unit() as uow:
+            draw = _existing(uow, draw_id, for_update=True)
+            if draw.state is not DrawState.OPEN or draw.spec.reveal_deadline > now:
+                continue  # another replica closed it meanwhile
+            _close(uow, signer, draw, actor=Actor(service), now=now)
+            uow.commit()
+            closed.append(draw_id)
+    return closed
+
+
+async def close_at_deadlines(*, unit: Callable[[], TradingUnitOfWork], signer: ServiceSigner,
+                             service: str, poll_seconds: float) -> None:
+    """Until cancelled: every ``poll_seconds``, close the draws whose deadline has come."""
+    while True:
+        try:
+            closed = await asyncio.to_thread(close_overdue_draws, unit=unit, signer=signer,
+                                             service=service, now=datetime.now(UTC))
+            if closed:
+                log.info("draws.closed_at_deadline", draws=closed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a database outage: try again next round
+            log.exception("draws.closing_failed")
+        await asyncio.sleep(poll_seconds)

@@ -1,0 +1,261 @@
+"""Verifiable random draws (DESIGN.md §2): the agency lottery and the expert draw.
+
+Free of any framework. The scheme (docs/draws.md):
+
+1. A draw is opened with its candidates' labels, its witnesses in order and
+   each witness's commitment, the SHA-256 of a secret seed only the witness
+   knows; all of it is published before any seed is revealed.
+2. Each witness reveals its seed; a seed whose SHA-256 is not the published
+   commitment is refused.
+3. When every witness has revealed, or at the published reveal deadline, the
+   draw is computed: randomness = SHA-256 of the revealed seeds' bytes
+   concatenated in the published witness order (a missing witness's seed is
+   left out and the witness named as missing); the candidates are ordered by
+   HMAC-SHA256(key=randomness, message=label as UTF-8), lowest first (the
+   label breaks a tie), and the first ``count`` are drawn.
+4. With fewer than ``MIN_SEEDS`` seeds revealed by the deadline nothing is
+   drawn: the draw fails, publicly, and a new one must be opened. One seed
+   alone would let its witness choose the result.
+
+Witnesses are officials of the staff directory (supervisors, or trading
+officers other than the one opening the draw), so the registry of calling
+systems says which system may reveal for which witness: the one that may
+speak for the witness's department and role.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+
+#: The version of the scheme, named in every published body.
+SCHEME = "govhall-draw/1"
+#: Fewer revealed seeds than this by the deadline: the draw fails.
+MIN_SEEDS = 2
+MIN_CANDIDATES = 2
+MIN_WITNESSES = 2
+MAX_WITNESSES = 9
+MAX_CANDIDATES = 1000
+MAX_DEADLINE = timedelta(days=30)
+#: The roles a witness may hold (one of them).
+WITNESS_ROLES = ("supervisor", "trading_officer")
+
+DRAW_ID_PATTERN = re.compile(r"^DR-[0-9]{4}-[0-9]{4}$")
+COMMITMENT_PATTERN = re.compile(r"^[0-9a-f]{64}$")
+SEED_PATTERN = re.compile(r"^([0-9a-f]{2}){16,64}$")
+
+
+class DrawPurpose(StrEnum):
+    AGENCY_LOTTERY = "agency_lottery"
+    EXPERT_DRAW = "expert_draw"
+
+
+class DrawState(StrEnum):
+    OPEN = "open"
+    DRAWN = "drawn"
+    FAILED = "failed"
+
+
+class FeedKind(StrEnum):
+    DRAW_OPENED = "draw.opened"
+    DRAW_DRAWN = "draw.drawn"
+    DRAW_FAILED = "draw.failed"
+
+
+def subject_of(draw_id: str) -> str:
+    return f"draw/{draw_id}"
+
+
+def commitment_of(seed: bytes) -> str:
+    """The commitment to a seed: SHA-256 of its raw bytes, lower-case hex."""
+    return hashlib.sha256(seed).hexdigest()
+
+
+def randomness_of(seeds: Sequence[bytes]) -> bytes:
+    """SHA-256 of the seeds concatenated in witness order."""
+    return hashlib.sha256(b"".join(seeds)).digest()
+
+
+def ticket(randomness: bytes, label: str) -> str:
+    """A candidate's place-maker: HMAC-SHA256(randomness, label), hex."""
+    return hmac.new(randomness, label.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def drawn_order(randomness: bytes, candidates: Sequence[str]) -> list[str]:
+    """The candidates sorted by their tickets, lowest first; the label breaks a tie."""
+    return sorted(candidates, key=lambda label: (ticket(randomness, label), label))
+
+
+@dataclass(frozen=True)
+class Witness:
+    official_id: str
+    commitment: str
+
+
+@dataclass(frozen=True)
+class DrawSpec:
+    """A draw as opened: everything published before any seed is revealed."""
+
+    draw_id: str
+    purpose: DrawPurpose
+    title: str
+    candidates: tuple[str, ...]
+    witnesses: tuple[Witness, ...]
+    count: int
+    reveal_deadline: datetime
+
+    def witness_ids(self) -> list[str]:
+        return [w.official_id for w in self.witnesses]
+
+
+def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
+    """The draw, if it may be opened by ``opened_by`` at ``now``; InvalidArgument otherwise."""
+    problems: list[FieldViolation] = []
+    if not DRAW_ID_PATTERN.fullmatch(spec.draw_id):
+        problems.append(FieldViolation("draw_id", "must look like DR-2026-0001"))
+    if not spec.title.strip():
+        problems.append(FieldViolation("title", "must not be blank"))
+    labels = spec.candidates
+    if len(labels) < MIN_CANDIDATES:
+        problems.append(FieldViolation(
+            "candidates", f"a draw needs at least {MIN_CANDIDATES} candidates, "
+            f"{len(labels)} given"))
+    if len(labels) > MAX_CANDIDATES:
+        problems.append(FieldViolation("candidates", f"at most {MAX_CANDIDATES} candidates"))
+    if any(label != label.strip() or not label for label in labels):
+        problems.append(FieldViolation(
+            "candidates", "a label must not be blank or start or end with a space"))
+    duplicates = sorted({label for label in labels if labels.count(label) > 1})
+    if duplicates:
+        problems.append(FieldViolation(
+            "candidates", f"labels must differ; given more than once: {', '.join(duplicates)}"))
+    if spec.count < 1:
+        problems.append(FieldViolation("count", "must draw at least one candidate"))
+    elif spec.count > len(labels):
+        problems.append(FieldViolation(
+            "count", f"cannot draw {spec.count} of {len(labels)} candidates"))
+    ids = spec.witness_ids()
+    if not MIN_WITNESSES <= len(ids) <= MAX_WITNESSES:
+        problems.append(FieldViolation(
+            "witnesses", f"a draw needs {MIN_WITNESSES} to {MAX_WITNESSES} witnesses, "
+            f"{len(ids)} given"))
+    if len(set(ids)) != len(ids):
+        problems.append(FieldViolation("witnesses", "a witness is named more than once"))
+    if opened_by in ids:
+        problems.append(FieldViolation(
+            "witnesses", f"the official opening the draw ({opened_by}) cannot witness it"))
+    commitments = [w.commitment for w in spec.witnesses]
+    if any(not COMMITMENT_PATTERN.fullmatch(c) for c in commitments):
+        problems.append(FieldViolation(
+            "witnesses", "a commitment is the SHA-256 of the seed in lower-case hex"))
+    elif len(set(commitments)) != len(commitments):
+        problems.append(FieldViolation(
+            "witnesses", "two witnesses gave the same commitment: each needs its own seed"))
+    if spec.reveal_deadline <= now:
+        problems.append(FieldViolation("reveal_deadline", "must be in the future"))
+    elif spec.reveal_deadline > now + MAX_DEADLINE:
+        problems.append(FieldViolation(
+            "reveal_deadline", f"must be at most {MAX_DEADLINE.days} days ahead"))
+    if problems:
+        raise InvalidArgument(
+            f"draw {spec.draw_id} cannot be opened: "
+            + "; ".join(f"{p.field} {p.description}" for p in problems), violations=problems)
+    return spec
+
+
+def check_reveal(spec: DrawSpec, state: DrawState, *, witness_id: str, seed: bytes,
+                 now: datetime) -> None:
+    """Refuse a reveal the draw cannot take; returns when the seed may be recorded."""
+    if state is not DrawState.OPEN:
+        raise FailedPrecondition(f"draw {spec.draw_id} is {state}: no seed is taken any more")
+    if now >= spec.reveal_deadline:
+        raise FailedPrecondition(
+            f"the reveal deadline of draw {spec.draw_id} has passed: no seed is taken any more")
+    witness = next((w for w in spec.witnesses if w.official_id == witness_id), None)
+    if witness is None:
+        raise PermissionDenied(f"official {witness_id} is not a witness of draw {spec.draw_id}")
+    if commitment_of(seed) != witness.commitment:
+        raise InvalidArgument(
+            f"the SHA-256 of this seed is not the commitment {witness_id} published for "
+            f"draw {spec.draw_id}", violations=[FieldViolation(
+                "seed", "its SHA-256 does not match the witness's published commitment")])
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a closed draw publishes."""
+
+    state: DrawState
+    #: (witness, seed hex) of the revealed seeds, in witness order.
+    revealed: tuple[tuple[str, str], ...]
+    missing: tuple[str, ...]
+    randomness: str = ""
+    order: tuple[str, ...] = ()
+    drawn: tuple[str, ...] = ()
+
+
+def outcome(spec: DrawSpec, seeds: Mapping[str, bytes]) -> Outcome:
+    """The draw computed from the revealed seeds (by witness id)."""
+    revealed = tuple((w.official_id, seeds[w.official_id].hex())
+                     for w in spec.witnesses if w.official_id in seeds)
+    missing = tuple(w.official_id for w in spec.witnesses if w.official_id not in seeds)
+    if len(revealed) < MIN_SEEDS:
+        return Outcome(DrawState.FAILED, revealed, missing)
+    randomness = randomness_of([seeds[witness] for witness, _ in revealed])
+    order = tuple(drawn_order(randomness, spec.candidates))
+    return Outcome(DrawState.DRAWN, revealed, missing, randomness.hex(), order,
+                   order[:spec.count])
+
+
+def utc_text(at: datetime) -> str:
+    """An instant as published: ISO 8601 in UTC with microseconds and ``Z``."""
+    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def opened_body(spec: DrawSpec, *, opened_by: str, opened_at: datetime) -> dict[str, Any]:
+    """The body of the ``draw.opened`` entry: candidates and commitments, no seed."""
+    return {
+        "scheme": SCHEME,
+        "kind": str(FeedKind.DRAW_OPENED),
+        "draw_id": spec.draw_id,
+        "purpose": str(spec.purpose),
+        "title": spec.title,
+        "candidates": list(spec.candidates),
+        "witnesses": [{"official_id": w.official_id, "commitment": w.commitment}
+                      for w in spec.witnesses],
+        "count": spec.count,
+        "reveal_deadline": utc_text(spec.reveal_deadline),
+        "min_seeds": MIN_SEEDS,
+        "opened_by": opened_by,
+        "opened_at": utc_text(opened_at),
+    }
+
+
+def result_body(spec: DrawSpec, result: Outcome, *, opened_sequence: int,
+                opened_sha256: str, closed_at: datetime) -> dict[str, Any]:
+    """The body of the ``draw.drawn`` or ``draw.failed`` entry."""
+    body: dict[str, Any] = {
+        "scheme": SCHEME,
+        "kind": str(FeedKind.DRAW_DRAWN if result.state is DrawState.DRAWN
+                    else FeedKind.DRAW_FAILED),
+        "draw_id": spec.draw_id,
+        "opened_entry": {"sequence": opened_sequence, "body_sha256": opened_sha256},
+        "revealed": [{"official_id": witness, "seed": seed} for witness, seed in result.revealed],
+        "missing": list(result.missing),
+        "closed_at": utc_text(closed_at),
+    }
+    if result.state is DrawState.DRAWN:
+        body |= {"randomness": result.randomness, "order": list(result.order),
+                 "drawn": list(result.drawn)}
+    else:
+        body["reason"] = (f"{len(result.revealed)} seed(s) revealed by the deadline, fewer "
+                          f"than {MIN_SEEDS}: nothing is drawn")
+    return body

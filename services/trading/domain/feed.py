@@ -1,0 +1,53 @@
+"""The venue's public feed (DESIGN.md §2), free of any framework.
+
+Every entry is a JSON object published in RFC 8785 canonical form beside its
+SHA-256, numbered 1, 2, 3, ... without a gap in the order the entries
+commit, so a reader that continues after the last sequence it read never
+misses or reads twice an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import rfc8785
+
+
+def canonical_text(body: Mapping[str, Any]) -> str:
+    """The body as RFC 8785 canonical JSON text."""
+    return rfc8785.dumps(dict(body)).decode("utf-8")
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewFeedEntry:
+    """An entry about to be published: its number is given when it commits."""
+
+    kind: str
+    subject: str
+    body: str
+    body_sha256: str
+
+    @classmethod
+    def of(cls, kind: str, subject: str, body: Mapping[str, Any]) -> NewFeedEntry:
+        text = canonical_text(body)
+        return cls(kind, subject, text, sha256_hex(text))
+
+
+@dataclass(frozen=True)
+class FeedEntry:
+    """A published entry."""
+
+    sequence: int
+    kind: str
+    subject: str
+    published_at: datetime
+    body: str
+    body_sha256: str

@@ -1,0 +1,212 @@
+"""``python -m tools.verify_draw`` on a real feed: a genuine draw holds, every edit is caught.
+
+The feed comes from the trading service over gRPC; the tampering is done on
+its JSON export, as anyone holding a copy could. Edits are made twice: by
+an outsider, who cannot sign (the trading service's signature fails), and by
+a dishonest service that signs its lie with its own key (only the
+recomputation from the published seeds and commitments can catch it).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import rfc8785
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from google.protobuf import json_format
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
+from kernel.signing import public_keys_dir, service_signer
+from services.trading.main import DEFINITION
+from tests.support import as_official, fresh_database_url, service_under_test
+
+ROOT = Path(__file__).resolve().parents[3]
+WITNESSES = {"JJZ-001": "supervision-system", "ZWFWZX-008": "trading-platform",
+             "JJZ-002": "supervision-system"}
+CANDIDATES = [f"EX-{n:04d}" for n in range(1, 13)]
+Entries = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+async def genuine(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Entries:
+    """The feed, exported, of one expert draw drawn with every witness's seed."""
+    directory = tmp_path_factory.mktemp("verify-draw")
+    seeds = {w: os.urandom(24) for w in WITNESSES}
+    deadline = Timestamp()
+    deadline.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
+    async with service_under_test(
+            DEFINITION, database_url=fresh_database_url("sqlite", "trading", directory),
+            pki_dir=pki_dir) as service:
+        channels = {s: service.channel(s) for s in {*WITNESSES.values(), "hotline-12345"}}
+        try:
+            await trading_pb2_grpc.TradingServiceStub(channels["trading-platform"]).OpenDraw(
+                pb.OpenDrawRequest(
+                    draw_id="DR-2026-0100", purpose=pb.DRAW_PURPOSE_EXPERT_DRAW,
+                    title="某道路改造工程评标委员会专家抽取", candidates=CANDIDATES,
+                    witnesses=[pb.DrawWitness(official_id=w,
+                                              commitment=hashlib.sha256(s).hexdigest())
+                               for w, s in seeds.items()],
+                    count=5, reveal_deadline=deadline),
+                metadata=as_official("ZWFWZX-007"))
+            for witness, system in WITNESSES.items():
+                await trading_pb2_grpc.TradingServiceStub(channels[system]).RevealSeed(
+                    pb.RevealSeedRequest(draw_id="DR-2026-0100", seed=seeds[witness].hex()),
+                    metadata=as_official(witness))
+            page = await trading_pb2_grpc.TradingServiceStub(
+                channels["hotline-12345"]).ListFeed(pb.ListFeedRequest())
+        finally:
+            for channel in channels.values():
+                await channel.close(None)
+    return [json_format.MessageToDict(e) for e in page.entries]
+
+
+def _run(entries: Entries, pki_dir: Path, tmp_path: Path, *, key: Path | None = None
+         ) -> tuple[int, str]:
+    feed = tmp_path / "feed.json"
+    feed.write_text(json.dumps({"entries": entries}, ensure_ascii=False), "utf-8")
+    keys = [key] if key else sorted((public_keys_dir(pki_dir) / "trading").glob("*.pub"))
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.verify_draw", "--feed", str(feed),
+         *[a for k in keys for a in ("--key", str(k))]],
+        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    return done.returncode, done.stdout + done.stderr
+
+
+def _edited(entries: Entries, sequence: int, change: Callable[[dict[str, Any]], None], *,
+            pki_dir: Path | None = None) -> Entries:
+    """A copy with entry ``sequence``'s signed body changed; signed again with the service's
+    own key when ``pki_dir`` is given (a dishonest service), else left with the old signature
+    (an outsider); the entry's SHA-256 is recomputed either way."""
+    edited = copy.deepcopy(entries)
+    entry = next(e for e in edited if int(e["sequence"]) == sequence)
+    document = json.loads(entry["body"])
+    change(document["body"])
+    if pki_dir is not None:
+        document = service_signer(pki_dir, "trading").sign(document["body"]).as_dict()
+    entry["body"] = rfc8785.dumps(document).decode()
+    entry["bodySha256"] = hashlib.sha256(entry["body"].encode()).hexdigest()
+    return edited
+
+
+def _result(entries: Entries) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(entries[1]["body"])["body"]
+    return body
+
+
+def test_the_genuine_draw_verifies(genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    assert [e["kind"] for e in genuine] == ["draw.opened", "draw.drawn"]
+    status, out = _run(genuine, pki_dir, tmp_path)
+    assert status == 0, out
+    drawn = _result(genuine)["drawn"]
+    assert f"draw DR-2026-0100: VALID — drew {', '.join(drawn)} of 12 candidates" in out
+
+
+def _other_seed(result: dict[str, Any]) -> None:
+    result["revealed"][1]["seed"] = "00" + result["revealed"][1]["seed"][2:]
+
+
+def test_a_changed_seed_is_caught(genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    status, out = _run(_edited(genuine, 2, _other_seed), pki_dir, tmp_path)
+    assert status == 1 and "signature does not hold" in out, out
+    status, out = _run(_edited(genuine, 2, _other_seed, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1, out
+    assert "the seed of ZWFWZX-008 does not hash to the commitment" in out
+    assert "the randomness is not SHA-256 of the revealed seeds" in out
+
+
+def test_a_changed_candidate_list_is_caught(genuine: Entries, pki_dir: Path,
+                                            tmp_path: Path) -> None:
+    def swap_candidate(opened: dict[str, Any]) -> None:
+        opened["candidates"][0] = "EX-0099"
+
+    status, out = _run(_edited(genuine, 1, swap_candidate), pki_dir, tmp_path)
+    assert status == 1 and "entry 1 (draw.opened): the trading service's signature" in out, out
+    lie = _edited(genuine, 1, swap_candidate, pki_dir=pki_dir)
+    status, out = _run(lie, pki_dir, tmp_path)
+    assert status == 1 and "does not name the opening entry it follows" in out, out
+
+    # The result made to point at the changed opening too: the order no longer holds.
+    def follow(result: dict[str, Any]) -> None:
+        result["opened_entry"]["body_sha256"] = lie[0]["bodySha256"]
+
+    status, out = _run(_edited(lie, 2, follow, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1, out
+    assert "does not name the opening entry" not in out
+    assert "the order is not the candidates sorted by HMAC-SHA256" in out
+
+
+def test_a_changed_commitment_is_caught(genuine: Entries, pki_dir: Path,
+                                        tmp_path: Path) -> None:
+    def commit_otherwise(opened: dict[str, Any]) -> None:
+        opened["witnesses"][2]["commitment"] = hashlib.sha256(b"another seed").hexdigest()
+
+    lie = _edited(genuine, 1, commit_otherwise, pki_dir=pki_dir)
+
+    def follow(result: dict[str, Any]) -> None:
+        result["opened_entry"]["body_sha256"] = lie[0]["bodySha256"]
+
+    status, out = _run(_edited(lie, 2, follow, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1 and "the seed of JJZ-002 does not hash to the commitment" in out, out
+
+
+def test_a_changed_order_drawn_or_randomness_is_caught(genuine: Entries, pki_dir: Path,
+                                                       tmp_path: Path) -> None:
+    def swap_order(result: dict[str, Any]) -> None:
+        order = result["order"]
+        order[0], order[-1] = order[-1], order[0]
+
+    def swap_drawn(result: dict[str, Any]) -> None:
+        result["drawn"][0] = result["order"][-1]
+
+    def other_randomness(result: dict[str, Any]) -> None:
+        result["randomness"] = hashlib.sha256(b"chosen").hexdigest()
+
+    for change, caught in ((swap_order, "the order is not the candidates sorted"),
+                           (swap_drawn, "the drawn candidates are not the first 5"),
+                           (other_randomness, "the randomness is not SHA-256")):
+        status, out = _run(_edited(genuine, 2, change), pki_dir, tmp_path)
+        assert status == 1 and "signature does not hold" in out, (change, out)
+        status, out = _run(_edited(genuine, 2, change, pki_dir=pki_dir), pki_dir, tmp_path)
+        assert status == 1 and caught in out, (change, out)
+
+
+def test_a_dropped_witness_is_caught(genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """A service leaving out a seed it got, before the deadline, to steer the result."""
+    def drop(result: dict[str, Any]) -> None:
+        del result["revealed"][0]
+        result["missing"] = ["JJZ-001"]
+
+    status, out = _run(_edited(genuine, 2, drop, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1, out
+    assert "closed before its reveal deadline without every seed" in out
+
+
+def test_an_entry_edited_without_its_hash_or_removed_or_another_key(
+        genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    edited = copy.deepcopy(genuine)
+    edited[0]["body"] = edited[0]["body"].replace("EX-0001", "EX-0091")
+    status, out = _run(edited, pki_dir, tmp_path)
+    assert status == 1 and "its body is not the one its SHA-256 names" in out, out
+
+    # A result whose opening was cut from the feed proves nothing.
+    status, out = _run(genuine[1:], pki_dir, tmp_path)
+    assert status == 3 and "the feed holds no draw" in out, out
+
+    stranger = tmp_path / "stranger.pem"
+    stranger.write_bytes(Ed25519PrivateKey.generate().public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    status, out = _run(genuine, pki_dir, tmp_path, key=stranger)
+    assert status == 1 and "which is not among the keys given" in out, out

@@ -1,0 +1,131 @@
+"""The draw rules of services/trading/domain/draws.py, without a database or a server."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import itertools
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from kernel.errors import FailedPrecondition, InvalidArgument, PermissionDenied
+from services.trading.domain.draws import (
+    DrawPurpose,
+    DrawSpec,
+    DrawState,
+    Witness,
+    check_reveal,
+    check_spec,
+    commitment_of,
+    drawn_order,
+    outcome,
+    result_body,
+)
+
+NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+SEEDS = {"JJZ-001": b"\x01" * 32, "ZWFWZX-008": b"\x02" * 32, "JJZ-002": b"\x03" * 32}
+
+
+def _spec(**changes: object) -> DrawSpec:
+    values: dict[str, object] = {
+        "draw_id": "DR-2026-0001", "purpose": DrawPurpose.AGENCY_LOTTERY, "title": "代理机构摇号",
+        "candidates": ("AG-001", "AG-002", "AG-003", "AG-004"),
+        "witnesses": tuple(Witness(w, commitment_of(s)) for w, s in SEEDS.items()),
+        "count": 2, "reveal_deadline": NOW + timedelta(hours=1)}
+    return DrawSpec(**(values | changes))  # type: ignore[arg-type]
+
+
+def _fields(error: InvalidArgument) -> list[str]:
+    return [v.field for v in error.violations]
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"candidates": ("AG-001",), "count": 1}, "candidates"),
+    ({"candidates": ()}, "candidates"),
+    ({"candidates": ("AG-001", "AG-002", "AG-001")}, "candidates"),
+    ({"candidates": ("AG-001", " AG-002")}, "candidates"),
+    ({"count": 5}, "count"),
+    ({"count": 0}, "count"),
+    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),)}, "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),) * 2}, "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),
+                    Witness("JJZ-002", commitment_of(b"x" * 16)))}, "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", "F" * 64), Witness("JJZ-002", "0" * 64))},
+     "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", commitment_of(b"a" * 16)),
+                    Witness("ZWFWZX-007", commitment_of(b"b" * 16)))}, "witnesses"),
+    ({"reveal_deadline": NOW}, "reveal_deadline"),
+    ({"reveal_deadline": NOW + timedelta(days=31)}, "reveal_deadline"),
+    ({"title": " "}, "title"),
+])
+def test_a_draw_that_cannot_be_opened_is_refused_naming_the_field(
+        changes: dict[str, object], field: str) -> None:
+    with pytest.raises(InvalidArgument) as refused:
+        check_spec(_spec(**changes), opened_by="ZWFWZX-007", now=NOW)
+    assert field in _fields(refused.value)
+
+
+def test_a_good_draw_opens_and_all_candidates_may_be_drawn() -> None:
+    assert check_spec(_spec(), opened_by="ZWFWZX-007", now=NOW) == _spec()
+    check_spec(_spec(count=4), opened_by="ZWFWZX-007", now=NOW)
+
+
+def test_the_order_is_by_hmac_of_the_randomness_over_each_label() -> None:
+    labels = [f"EX-{n:04d}" for n in range(30)]
+    for randomness in (b"\x00" * 32, hashlib.sha256(b"r").digest()):
+        tickets = [hmac.new(randomness, label.encode(), hashlib.sha256).digest()
+                   for label in labels]
+        expected = [label for _, label in sorted(zip(tickets, labels, strict=True))]
+        assert drawn_order(randomness, labels) == expected
+    # Another randomness gives another order (30! orders: a collision would be a bug).
+    assert drawn_order(b"\x00" * 32, labels) != drawn_order(b"\x01" * 32, labels)
+
+
+def test_all_seeds_draw_from_their_concatenation_in_witness_order() -> None:
+    result = outcome(_spec(), SEEDS)
+    randomness = hashlib.sha256(b"\x01" * 32 + b"\x02" * 32 + b"\x03" * 32).digest()
+    assert result.state is DrawState.DRAWN
+    assert result.randomness == randomness.hex()
+    assert result.order == tuple(drawn_order(randomness, _spec().candidates))
+    assert result.drawn == result.order[:2]
+    assert result.missing == ()
+    # The order of the published witnesses, not of the reveals, decides.
+    assert outcome(_spec(), dict(reversed(list(SEEDS.items())))) == result
+
+
+def test_a_missing_witness_is_left_out_and_named() -> None:
+    seeds = {w: s for w, s in SEEDS.items() if w != "ZWFWZX-008"}
+    result = outcome(_spec(), seeds)
+    assert result.state is DrawState.DRAWN
+    assert result.missing == ("ZWFWZX-008",)
+    assert result.randomness == hashlib.sha256(b"\x01" * 32 + b"\x03" * 32).hexdigest()
+    assert [w for w, _ in result.revealed] == ["JJZ-001", "JJZ-002"]
+
+
+def test_fewer_than_two_seeds_draw_nothing() -> None:
+    for count in (0, 1):
+        seeds = dict(itertools.islice(SEEDS.items(), count))
+        result = outcome(_spec(), seeds)
+        assert result.state is DrawState.FAILED
+        assert (result.order, result.drawn, result.randomness) == ((), (), "")
+        body = result_body(_spec(), result, opened_sequence=1, opened_sha256="0" * 64,
+                           closed_at=NOW)
+        assert body["kind"] == "draw.failed" and "fewer than 2" in body["reason"]
+        assert "order" not in body
+
+
+def test_a_reveal_is_checked_against_the_commitment_the_witness_and_the_state() -> None:
+    spec = _spec()
+    check_reveal(spec, DrawState.OPEN, witness_id="JJZ-001", seed=SEEDS["JJZ-001"], now=NOW)
+    with pytest.raises(InvalidArgument) as wrong:
+        check_reveal(spec, DrawState.OPEN, witness_id="JJZ-001", seed=SEEDS["JJZ-002"], now=NOW)
+    assert _fields(wrong.value) == ["seed"]
+    with pytest.raises(PermissionDenied):
+        check_reveal(spec, DrawState.OPEN, witness_id="JJZ-003", seed=SEEDS["JJZ-001"], now=NOW)
+    for state in (DrawState.DRAWN, DrawState.FAILED):
+        with pytest.raises(FailedPrecondition):
+            check_reveal(spec, state, witness_id="JJZ-001", seed=SEEDS["JJZ-001"], now=NOW)
+    with pytest.raises(FailedPrecondition):
+        check_reveal(spec, DrawState.OPEN, witness_id="JJZ-001", seed=SEEDS["JJZ-001"],
+                     now=spec.reveal_deadline)
