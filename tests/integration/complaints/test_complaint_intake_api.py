@@ -156,6 +156,13 @@ async def test_the_same_external_id_with_other_content_is_already_exists_and_ove
 
 
 async def test_concurrent_re_pushes_make_one_case(complaints: ServiceUnderTest) -> None:
+    """Twelve pushes of one external id at once make one case.
+
+    On SQLite the database's single writer already serialises the pushes, so
+    only the PostgreSQL lane shows that the unique constraint settles the race
+    (it fails there without it); the next test shows the constraint itself on
+    both lanes.
+    """
     async with complaints.channel(HOTLINE) as channel, complaints.channel(HOTLINE) as second:
         stubs = [Stub(channel), Stub(second)]
         answers = await asyncio.gather(*(stubs[i % 2].SubmitComplaint(_push("HL-RACE-1"))
@@ -167,6 +174,22 @@ async def test_concurrent_re_pushes_make_one_case(complaints: ServiceUnderTest) 
     assert len(rows["complaint_events"]) == 2
     submitted = [r for r in rows["audit_log"] if "complaint.submitted" in r]
     assert len(submitted) == 1
+
+
+async def test_the_database_itself_refuses_a_second_case_for_one_external_id(
+        complaints: ServiceUnderTest) -> None:
+    """The unique constraint idempotency rests on, in the migrated schema of either lane:
+    a second row for the same (platform, external id) is refused whatever wrote it."""
+    async with complaints.channel(HOTLINE) as channel:
+        first = (await Stub(channel).SubmitComplaint(_push("HL-UNIQUE-1"))).complaint
+    cases = tables.complaint_cases
+    with complaints.running.engine.connect() as connection:
+        row = dict(connection.execute(sa.select(cases).where(
+            cases.c.case_number == first.case_number)).one()._mapping)
+    with pytest.raises(sa.exc.IntegrityError), complaints.running.engine.begin() as connection:
+        connection.execute(sa.insert(cases).values(
+            {**row, "case_number": "CP-20000101-000001", "fingerprint": "0" * 64}))
+    assert len(_rows(complaints)["complaint_cases"]) == 1
 
 
 async def test_an_external_id_is_the_platforms_own(complaints: ServiceUnderTest) -> None:
