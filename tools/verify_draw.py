@@ -422,7 +422,7 @@ def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
     ids = list(draw_ids) or sorted({e.subject.split("/", 1)[1] for e in entries
                                     if e.kind in (OPENED, FAILED)
                                     and e.subject.startswith("draw/")})
-    if not ids or not any(e.kind == OPENED or e.kind == FAILED for e in entries):
+    if not ids:
         return UNREADABLE, ["the feed holds no draw"]
     problems, newest = feed_problems(entries, keys)
     lines = [f"feed: INVALID — {p}" for p in problems]

@@ -894,7 +894,8 @@ class DrawWitness(_message.Message):
     """
     commitment: _builtins.str
     """The SHA-256 of the witness's secret seed (its raw bytes), in lower-case
-    hex.
+    hex, as the witness committed it with CommitSeed; empty in a Draw until
+    then.
     """
     revealed: _builtins.bool
     """True once the witness revealed its seed (output only)."""
@@ -945,7 +946,7 @@ class Draw(_message.Message):
     state: Global___DrawState.ValueType
     """Where the draw stands."""
     opened_sequence: _builtins.int
-    """The feed entry that published the draw."""
+    """The feed entry that published the draw; 0 while witnesses commit."""
     result_sequence: _builtins.int
     """The feed entry that published the result or failure; 0 while open."""
     randomness: _builtins.str
@@ -964,7 +965,7 @@ class Draw(_message.Message):
 
     @_builtins.property
     def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
-        """When the seeds not revealed by then are given up as missing."""
+        """When a draw still missing a seed fails."""
 
     @_builtins.property
     def order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -976,7 +977,7 @@ class Draw(_message.Message):
 
     @_builtins.property
     def missing_witnesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The witnesses whose seeds were not revealed by the deadline."""
+        """The witnesses who did not commit or reveal by the deadline."""
 
     @_builtins.property
     def commit_deadline(self) -> _timestamp_pb2.Timestamp:
@@ -1047,8 +1048,8 @@ class OpenDrawRequest(_message.Message):
 
     @_builtins.property
     def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
-        """When the seeds not revealed by then are given up as missing: in the
-        future, at most 30 days ahead.
+        """When a draw still missing a seed fails: after the commit deadline, at
+        most 30 days ahead.
         """
 
     @_builtins.property
