@@ -105,7 +105,7 @@ def test_each_witness_commits_once_before_the_commit_deadline() -> None:
                      commitment=commitment_of(b"x" * 16), now=NOW)
     with pytest.raises(FailedPrecondition):
         check_commit(spec, committing, witness_id="JJZ-002",
-                     commitment=commitment_of(SEEDS["JJZ-002"]), now=spec.commit_deadline)
+                     commitment=commitment_of(SEEDS["JJZ-002"]), now=NOW + timedelta(minutes=30))
     with pytest.raises(FailedPrecondition):
         check_commit(spec, DrawState.FAILED, witness_id="JJZ-002",
                      commitment=commitment_of(SEEDS["JJZ-002"]), now=NOW)
