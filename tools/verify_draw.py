@@ -17,20 +17,29 @@ the key you trust and pass it. Each KEY is a trading service public key
 
 The scheme is docs/draws.md. This file re-implements it with the standard
 library, ``rfc8785`` and ``cryptography`` only, apart from the service's own
-code, so that a fault there is not repeated here. For each draw the checks
-are: every entry's SHA-256 and canonical form; the signatures of the
-trading service; the result points at the opening entry it follows; each
-revealed seed hashes to its witness's published commitment, in the
+code, so that a fault there is not repeated here.
+
+The feed is a chain: every entry's signed body carries its ``feed`` link
+(its own sequence, the SHA-256 of the previous entry's body, its publication
+time). From wherever the export starts, the entries must follow each other
+without a gap, each carrying its own number and its predecessor's SHA-256.
+
+For each draw the checks are: every entry's SHA-256 and canonical form; the
+signatures of the trading service (an entry whose signature fails is not
+looked into further); the result points at the opening entry it follows;
+each revealed seed hashes to its witness's published commitment, in the
 published witness order; the missing witnesses are exactly those who did not
 reveal, and a draw with missing witnesses was not closed before its
 deadline; randomness = SHA-256(seeds concatenated); order = candidates
 sorted by HMAC-SHA256(randomness, label); drawn = the first ``count``; a
-failed draw had fewer than ``min_seeds`` seeds.
+failed draw had fewer than ``min_seeds`` seeds. A draw still open although
+the feed goes on past its reveal deadline is not valid: its result was cut
+off (or never published).
 
 One line a draw: ``draw <id>: VALID — ...``, ``OPEN — ...`` (no result yet)
 or ``INVALID — <what is wrong>; ...``. Exit status: 0 every draw checked is
 valid or still open; 1 one is not (or an entry of the feed is not what it
-says); 3 the feed cannot be read or holds no such draw.
+says); 3 the feed cannot be read or holds no such draw. Never a traceback.
 """
 
 from __future__ import annotations
@@ -59,6 +68,7 @@ VALID, INVALID, UNREADABLE = 0, 1, 3
 SIGNER = "trading"
 OPENED, DRAWN, FAILED = "draw.opened", "draw.drawn", "draw.failed"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
+GENESIS = "0" * 64
 
 
 # ---- reading ------------------------------------------------------------------------------
@@ -71,6 +81,7 @@ class Entry:
     subject: str
     body: str
     body_sha256: str
+    published_at: str = ""
 
 
 def _pick(item: Mapping[str, Any], snake: str) -> Any:
@@ -95,9 +106,12 @@ def parse_entries(values: Iterable[Any]) -> list[Entry]:
     entries: list[Entry] = []
     for value in values:
         for item in _as_entries(value):
+            if not isinstance(item, dict):
+                raise ValueError("the feed holds something that is not an entry")
             entries.append(Entry(int(_pick(item, "sequence")), str(_pick(item, "kind")),
                                  str(_pick(item, "subject")), str(_pick(item, "body")),
-                                 str(_pick(item, "body_sha256"))))
+                                 str(_pick(item, "body_sha256")),
+                                 str(_pick(item, "published_at"))))
     return sorted(entries, key=lambda e: e.sequence)
 
 
@@ -149,7 +163,9 @@ class Verdict:
 
 def _entry_body(entry: Entry, keys: Mapping[str, Ed25519PublicKey],
                 problems: list[str]) -> dict[str, Any] | None:
-    """The signed body of a draw entry, if the entry is intact and trading signed it."""
+    """The signed body of an entry, if the entry is intact and trading signed it; None
+    (and the reason in ``problems``) otherwise: a body whose signature fails is not
+    looked into, since anyone could have written it."""
     name = f"entry {entry.sequence} ({entry.kind})"
     if hashlib.sha256(entry.body.encode("utf-8")).hexdigest() != entry.body_sha256:
         problems.append(f"{name}: its body is not the one its SHA-256 names")
@@ -171,16 +187,17 @@ def _entry_body(entry: Entry, keys: Mapping[str, Ed25519PublicKey],
         return None
     if signer != SIGNER:
         problems.append(f"{name}: signed by {signer!r}, not by the trading service")
-        return body
+        return None
     key = keys.get(str(kid))
     if key is None:
         problems.append(f"{name}: signed with key {kid}, which is not among the keys given")
-        return body
+        return None
     try:
         key.verify(base64.b64decode(str(signature), validate=True), rfc8785.dumps(body))
-    except (InvalidSignature, binascii.Error, ValueError):
+    except (InvalidSignature, binascii.Error, ValueError, TypeError):
         problems.append(f"{name}: the trading service's signature does not hold "
                         "(the entry was changed after it was signed)")
+        return None
     return body
 
 
@@ -245,6 +262,9 @@ def _recompute(opened: Mapping[str, Any], result: Mapping[str, Any], kind: str,
     deadline, closed = _instant(opened.get("reveal_deadline")), _instant(result.get("closed_at"))
     if missing and (deadline is None or closed is None or closed < deadline):
         problems.append("the draw was closed before its reveal deadline without every seed")
+    if kind == DRAWN and missing:
+        problems.append(f"the draw was computed without the seeds of {', '.join(missing)}: "
+                        "every witness's seed is needed")
     if kind == FAILED:
         if len(seeds) >= min_seeds:
             problems.append(f"the draw is published as failed with {len(seeds)} seeds, enough "
@@ -270,13 +290,52 @@ def _recompute(opened: Mapping[str, Any], result: Mapping[str, Any], kind: str,
                                              else ""))
 
 
+def _uncommitted(draw_id: str, entry: Entry, keys: Mapping[str, Ed25519PublicKey],
+                 verdict: Verdict) -> Verdict:
+    """A draw that failed before its opening was published: a witness did not commit."""
+    problems = verdict.problems
+    body = _entry_body(entry, keys, problems)
+    if body is None:
+        return verdict
+    if body.get("kind") != FAILED or body.get("draw_id") != draw_id or body.get(
+            "stage") != "commit":
+        problems.append(f"entry {entry.sequence} is a result without the opening it follows")
+        return verdict
+    missing, witnesses = body.get("missing"), body.get("witnesses")
+    if not (isinstance(missing, list) and missing and isinstance(witnesses, list)
+            and all(m in witnesses for m in missing)):
+        problems.append("the failure names no witness who failed to commit")
+        return verdict
+    deadline, closed = _instant(body.get("commit_deadline")), _instant(body.get("closed_at"))
+    if deadline is None or closed is None or closed < deadline:
+        problems.append("the draw was given up before its commit deadline")
+    verdict.summary = (f"failed before it was opened: {', '.join(map(str, missing))} did not "
+                       f"commit by the deadline (entry {entry.sequence})")
+    return verdict
+
+
 def check_draw(draw_id: str, entries: Sequence[Entry],
-               keys: Mapping[str, Ed25519PublicKey]) -> Verdict:
+               keys: Mapping[str, Ed25519PublicKey], *, newest: datetime | None = None
+               ) -> Verdict:
+    """The verdict on one draw; ``newest`` is when the newest entry of the feed was
+    published (a draw still open past its reveal deadline then is not valid)."""
     verdict = Verdict(draw_id)
+    problems = verdict.problems
+    try:
+        return _check_draw(draw_id, entries, keys, newest, verdict)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as error:
+        problems.append(f"an entry of the draw is malformed ({type(error).__name__})")
+        return verdict
+
+
+def _check_draw(draw_id: str, entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
+                newest: datetime | None, verdict: Verdict) -> Verdict:
     problems = verdict.problems
     mine = [e for e in entries if e.subject == f"draw/{draw_id}"]
     openings = [e for e in mine if e.kind == OPENED]
     results = [e for e in mine if e.kind in (DRAWN, FAILED)]
+    if not openings and len(results) == 1 and results[0].kind == FAILED:
+        return _uncommitted(draw_id, results[0], keys, verdict)
     if len(openings) != 1 or len(results) > 1:
         problems.append(f"the feed holds {len(openings)} opening(s) and {len(results)} "
                         "result(s) of this draw; one of each at most")
@@ -288,6 +347,15 @@ def check_draw(draw_id: str, entries: Sequence[Entry],
     if opened.get("kind") != OPENED or opened.get("draw_id") != draw_id:
         problems.append("the opening entry's body is about another draw or kind")
     if not results:
+        deadline = _instant(opened.get("reveal_deadline"))
+        if deadline is None:
+            problems.append("the opening entry has no reveal deadline")
+        elif newest is not None and deadline < newest:
+            problems.append(
+                f"the draw is still open in this feed although its reveal deadline "
+                f"({opened.get('reveal_deadline')}) lies before the newest entry's publication "
+                "time: its result was cut off, or never published")
+            return verdict
         verdict.open = True
         verdict.summary = (f"opened in entry {opening.sequence}, no result yet; seeds are due "
                            f"by {opened.get('reveal_deadline')}")
@@ -309,32 +377,62 @@ def check_draw(draw_id: str, entries: Sequence[Entry],
     return verdict
 
 
-def feed_problems(entries: Sequence[Entry]) -> list[str]:
-    """Gaps or repeats in the numbering of a feed read from its start."""
+def _link(entry: Entry, keys: Mapping[str, Ed25519PublicKey]) -> Mapping[str, Any] | None:
+    """The entry's signed ``feed`` link, or None if the entry is not signed or has none."""
+    body = _entry_body(entry, keys, [])
+    link = body.get("feed") if body is not None else None
+    return link if isinstance(link, dict) else None
+
+
+def feed_problems(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
+                  ) -> tuple[list[str], datetime | None]:
+    """What breaks the chain of the entries, from wherever they start; and when the
+    newest of them was published (by its signed link, else as exported)."""
     found: list[str] = []
-    if entries and entries[0].sequence == 1:
-        for before, after in itertools.pairwise(entries):
-            if after.sequence != before.sequence + 1:
-                found.append(f"entry {after.sequence} follows entry {before.sequence}: the "
-                             "feed has a gap or a repeat")
-    return found
+    links = [_link(entry, keys) for entry in entries]
+    for entry, link in zip(entries, links, strict=True):
+        if link is None:
+            found.append(f"entry {entry.sequence} carries no signed link into the feed's chain")
+        elif link.get("sequence") != entry.sequence:
+            found.append(f"entry {entry.sequence} is signed as entry {link.get('sequence')}: "
+                         "the feed was renumbered")
+        elif entry.published_at and _instant(entry.published_at) != _instant(
+                link.get("published_at")):
+            found.append(f"entry {entry.sequence} shows another publication time than the one "
+                         "signed")
+    if entries and entries[0].sequence == 1 and links[0] is not None and links[0].get(
+            "previous_sha256") != GENESIS:
+        found.append("entry 1 does not start the chain")
+    for (before, _), (after, link) in itertools.pairwise(zip(entries, links, strict=True)):
+        if after.sequence != before.sequence + 1:
+            found.append(f"entry {after.sequence} follows entry {before.sequence}: the "
+                         "feed has a gap or a repeat")
+        elif link is not None and link.get("previous_sha256") != before.body_sha256:
+            found.append(f"entry {after.sequence} does not follow entry {before.sequence}: "
+                         "it names another previous entry (the chain is broken)")
+    times = [t for t in (_instant(link.get("published_at")) if link else _instant(
+        entry.published_at) for entry, link in zip(entries, links, strict=True))
+             if t is not None]
+    return found, max(times, default=None)
 
 
 def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
            draw_ids: Sequence[str] = ()) -> tuple[int, list[str]]:
     """The exit status and the report lines for the draws named (every draw by default)."""
     ids = list(draw_ids) or sorted({e.subject.split("/", 1)[1] for e in entries
-                                    if e.kind == OPENED and e.subject.startswith("draw/")})
+                                    if e.kind in (OPENED, FAILED)
+                                    and e.subject.startswith("draw/")})
     if not ids:
         return UNREADABLE, ["the feed holds no draw"]
-    lines = [f"feed: INVALID — {p}" for p in feed_problems(entries)]
+    problems, newest = feed_problems(entries, keys)
+    lines = [f"feed: INVALID — {p}" for p in problems]
     status = INVALID if lines else VALID
     for draw_id in ids:
         if not any(e.subject == f"draw/{draw_id}" for e in entries):
             lines.append(f"draw {draw_id}: not in the feed")
             status = max(status, UNREADABLE)
             continue
-        verdict = check_draw(draw_id, entries, keys)
+        verdict = check_draw(draw_id, entries, keys, newest=newest)
         lines.append(verdict.line())
         if verdict.problems:
             status = max(status, INVALID)
@@ -412,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
                       "to check against a key you keep")
                 keys = published
             entries = parse_entries([items])
-    except (OSError, ValueError, binascii.Error) as error:
+    except (OSError, ValueError, TypeError, binascii.Error) as error:
         print(f"UNREADABLE: {error}")
         return UNREADABLE
     status, lines = verify(entries, {key_id(k): k for k in keys}, args.draw)

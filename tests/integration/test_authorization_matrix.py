@@ -131,6 +131,8 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("hotline-12345", "govhall.trading.v1.TradingService/ListFeed"): True,
     ("hotline-12345", "govhall.trading.v1.TradingService/RevealSeed"): False,
     ("supervision-system", "govhall.trading.v1.TradingService/RevealSeed"): True,
+    ("hotline-12345", "govhall.trading.v1.TradingService/CommitSeed"): False,
+    ("supervision-system", "govhall.trading.v1.TradingService/CommitSeed"): True,
     ("supervision-system", "govhall.trading.v1.TradingService/OpenDraw"): False,
     ("department-system-zjj", "govhall.trading.v1.TradingService/OpenDraw"): False,
 }

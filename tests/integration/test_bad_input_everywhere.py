@@ -229,9 +229,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "OpenDraw": {"draw_id": "DR-2026-0001", "purpose": "DRAW_PURPOSE_AGENCY_LOTTERY",
                      "title": "沈阳市第一中学新校区建设项目招标代理",
                      "candidates": ["AG-001", "AG-002", "AG-003"],
-                     "witnesses": [{"official_id": "JJZ-001", "commitment": "a1" * 32},
-                                   {"official_id": "ZWFWZX-008", "commitment": "b2" * 32}],
-                     "count": 1, "reveal_deadline": _in_days(1)},
+                     "witness_ids": ["JJZ-001", "ZWFWZX-008"], "count": 1,
+                     "commit_deadline": _in_days(1), "reveal_deadline": _in_days(2)},
+        "CommitSeed": {"draw_id": "DR-2026-0001", "commitment": "a1" * 32},
         "RevealSeed": {"draw_id": "DR-2026-0001", "seed": "c3" * 32},
         "GetDraw": {"draw_id": "DR-2026-0001"},
     }

@@ -65,6 +65,7 @@ _STATES: dict[DrawState, pb.DrawState.ValueType] = {
     DrawState.OPEN: pb.DRAW_STATE_OPEN,
     DrawState.DRAWN: pb.DRAW_STATE_DRAWN,
     DrawState.FAILED: pb.DRAW_STATE_FAILED,
+    DrawState.COMMITTING: pb.DRAW_STATE_COMMITTING,
 }
 
 
@@ -82,7 +83,7 @@ def feed_entry_to_proto(entry: FeedEntry) -> pb.FeedEntry:
 
 def draw_to_proto(draw: StoredDraw) -> pb.Draw:
     spec, outcome = draw.spec, draw.outcome or {}
-    return pb.Draw(
+    made = pb.Draw(
         draw_id=spec.draw_id, purpose=_PURPOSES[spec.purpose], title=spec.title,
         candidates=list(spec.candidates),
         witnesses=[pb.DrawWitness(official_id=w.official_id, commitment=w.commitment,
@@ -93,6 +94,9 @@ def draw_to_proto(draw: StoredDraw) -> pb.Draw:
         result_sequence=draw.result_sequence or 0, order=outcome.get("order", []),
         drawn=outcome.get("drawn", []), randomness=outcome.get("randomness", ""),
         missing_witnesses=outcome.get("missing", []))
+    if spec.commit_deadline is not None:
+        made.commit_deadline.CopyFrom(_timestamp(spec.commit_deadline))
+    return made
 
 
 def draw_spec_from_proto(request: pb.OpenDrawRequest) -> DrawSpec:
@@ -103,9 +107,11 @@ def draw_spec_from_proto(request: pb.OpenDrawRequest) -> DrawSpec:
     return DrawSpec(
         draw_id=request.draw_id, purpose=purpose, title=request.title,
         candidates=tuple(request.candidates),
-        witnesses=tuple(Witness(w.official_id, w.commitment) for w in request.witnesses),
+        witnesses=tuple(Witness(w.official_id, w.commitment) for w in request.witnesses)
+        + tuple(Witness(official_id, "") for official_id in request.witness_ids),
         count=request.count,
-        reveal_deadline=request.reveal_deadline.ToDatetime(tzinfo=UTC))
+        reveal_deadline=request.reveal_deadline.ToDatetime(tzinfo=UTC),
+        commit_deadline=request.commit_deadline.ToDatetime(tzinfo=UTC))
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
@@ -219,6 +225,15 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             draws.open_draw, uow=self._writing(), signer=self._signer, caller=current_caller(),
             spec=draw_spec_from_proto(request), now=datetime.now(UTC))
         return pb.OpenDrawResponse(draw=draw_to_proto(draw))
+
+    async def CommitSeed(self, request: pb.CommitSeedRequest,
+                         context: grpc.aio.ServicerContext[Any, Any],
+                         ) -> pb.CommitSeedResponse:
+        draw = await asyncio.to_thread(
+            draws.commit_seed, uow=self._writing(), signer=self._signer,
+            caller=current_caller(), draw_id=request.draw_id, commitment=request.commitment,
+            now=datetime.now(UTC))
+        return pb.CommitSeedResponse(draw=draw_to_proto(draw))
 
     async def RevealSeed(self, request: pb.RevealSeedRequest,
                          context: grpc.aio.ServicerContext[Any, Any],

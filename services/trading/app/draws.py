@@ -3,8 +3,10 @@
 Who may do what, through the registry of calling systems:
 
 - opening a draw needs a trading officer, spoken for by a system the
-  registry lets speak for one (the trading platform, the operator console);
-- revealing a seed needs the witness itself: the acting official must be a
+  registry lets speak for one (the trading platform, the operator console),
+  and at least one witness that system may not speak for in any role (an
+  independent witness), so that no one system commits every seed;
+- committing and revealing a seed need the witness itself: the acting official must be a
   witness of the draw, holding a supervisor's or trading officer's role the
   calling system may speak for (the supervision system for the discipline
   inspection group's supervisors, the trading platform for the center's
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
-from kernel.directory import require_official
+from kernel.directory import require_official, spoken_roles
 from kernel.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
 from kernel.identity import Caller
 from kernel.signing import ServiceSigner
@@ -36,14 +39,18 @@ from services.trading.domain.draws import (
     DrawSpec,
     DrawState,
     FeedKind,
+    check_commit,
     check_reveal,
     check_spec,
+    commitment_of,
     opened_body,
     outcome,
     result_body,
     subject_of,
+    uncommitted_body,
+    utc_text,
 )
-from services.trading.domain.feed import FeedEntry, NewFeedEntry
+from services.trading.domain.feed import FeedEntry, FeedLink, NewFeedEntry
 
 log = structlog.get_logger("govhall.trading.draws")
 
@@ -77,25 +84,38 @@ def read_feed(*, uow: TradingUnitOfWork, sequence: int) -> FeedEntry:
     return entry
 
 
-def _signed_entry(signer: ServiceSigner, kind: FeedKind, draw_id: str,
-                  body: dict[str, object]) -> NewFeedEntry:
-    """A feed entry whose body is ``body`` signed with the trading service's key."""
-    return NewFeedEntry.of(str(kind), subject_of(draw_id), signer.sign(body).as_dict())
+def _publish(uow: TradingUnitOfWork, signer: ServiceSigner, kind: FeedKind, draw_id: str,
+             body: dict[str, object], *, at: datetime) -> int:
+    """Append ``body``, with its place in the feed's chain, signed with the trading
+    service's key; the entry's sequence."""
+    def make(link: FeedLink) -> NewFeedEntry:
+        chained = body | {"feed": link.as_dict(utc_text(link.published_at))}
+        return NewFeedEntry.of(str(kind), subject_of(draw_id), signer.sign(chained).as_dict())
+
+    return uow.feed.append(make, at=at)
 
 
-def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec) -> None:
+def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> None:
     problems: list[FieldViolation] = []
     for index, witness in enumerate(spec.witnesses):
         official = uow.staff.get(witness.official_id)
         if official is None:
             problems.append(FieldViolation(
-                f"witnesses[{index}].official_id",
+                f"witness_ids[{index}]",
                 f"{witness.official_id} is not in the staff directory"))
         elif not official.roles & set(WITNESS_ROLES):
             problems.append(FieldViolation(
-                f"witnesses[{index}].official_id",
+                f"witness_ids[{index}]",
                 f"{witness.official_id} holds none of the roles a witness holds "
                 f"({', '.join(WITNESS_ROLES)})"))
+    if not problems and all(
+            spoken_roles(caller, official.department_code, official.roles)
+            for official in (uow.staff.get(w.official_id) for w in spec.witnesses)
+            if official is not None):
+        problems.append(FieldViolation(
+            "witness_ids", f"at least one witness must be an official system {caller.system} "
+            "may not speak for (an independent witness), so that no one system commits "
+            "every seed"))
     if problems:
         raise InvalidArgument(
             f"draw {spec.draw_id} cannot be opened: "
@@ -104,33 +124,48 @@ def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec) -> None:
 
 def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
               spec: DrawSpec, now: datetime) -> StoredDraw:
-    """Publish a new draw (candidates and commitments) to the feed and keep it open.
+    """Open a new draw: its candidates and witnesses are fixed, nothing is published
+    until every witness has committed (``commit_seed``).
 
-    Opening the same draw again (a retry) returns it as it stands; another
-    draw under a taken id is ALREADY_EXISTS.
+    Opening the same draw again (a retry, also one racing the first call)
+    returns it as it stands; another draw under a taken id is ALREADY_EXISTS.
     """
-    with uow:
-        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
-        existing = uow.draws.get(spec.draw_id)
-        if existing is not None:
-            if existing.spec == spec and existing.opened_by == official.id:
-                return existing
-            raise AlreadyExists(f"draw id {spec.draw_id} is taken by another draw: "
-                                "choose another id")
-        check_spec(spec, opened_by=official.id, now=now)
-        _witnesses_exist(uow, spec)
-        body = opened_body(spec, opened_by=official.id, opened_at=now)
-        # Locks, on PostgreSQL, are always taken feed first, then audit log.
-        sequence = uow.feed.append(
-            _signed_entry(signer, FeedKind.DRAW_OPENED, spec.draw_id, body), at=now)
-        uow.draws.add(spec, opened_by=official.id, opened_at=now, opened_sequence=sequence)
-        uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
-                         subject=subject_of(spec.draw_id),
-                         details={"feed_sequence": sequence, "purpose": str(spec.purpose),
-                                  "candidates": len(spec.candidates), "count": spec.count,
-                                  "witnesses": spec.witness_ids()}, at=now)
-        uow.commit()
+    try:
+        with uow:
+            official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+            existing = uow.draws.get(spec.draw_id)
+            if existing is not None:
+                return _same_or_refused(existing, spec, official.id)
+            check_spec(spec, opened_by=official.id, now=now)
+            _witnesses_exist(uow, spec, caller)
+            uow.draws.add(spec, opened_by=official.id, opened_at=now, opened_sequence=0)
+            uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
+                             subject=subject_of(spec.draw_id),
+                             details={"purpose": str(spec.purpose),
+                                      "candidates": len(spec.candidates), "count": spec.count,
+                                      "witnesses": spec.witness_ids()}, at=now)
+            uow.commit()
+    except IntegrityError:
+        # The same id inserted by a concurrent call that committed first (PostgreSQL
+        # waits for it on the primary key, then refuses this insert).
+        with uow:
+            existing = uow.draws.get(spec.draw_id)
+            if existing is None:
+                raise
+            return _same_or_refused(existing, spec, official.id)
     return _get(uow, spec.draw_id)
+
+
+def _same_or_refused(existing: StoredDraw, spec: DrawSpec, opened_by: str) -> StoredDraw:
+    """``existing`` when it is the draw asked for (a retry); ALREADY_EXISTS otherwise."""
+    if existing.opened_by == opened_by and _as_opened(existing.spec) == spec:
+        return existing
+    raise AlreadyExists(f"draw id {spec.draw_id} is taken by another draw: choose another id")
+
+
+def _as_opened(spec: DrawSpec) -> DrawSpec:
+    """The draw as its opener asked for it: without the witnesses' commitments."""
+    return replace(spec, witnesses=tuple(replace(w, commitment="") for w in spec.witnesses))
 
 
 def _get(uow: TradingUnitOfWork, draw_id: str) -> StoredDraw:
@@ -159,7 +194,7 @@ def _close(uow: TradingUnitOfWork, signer: ServiceSigner, draw: StoredDraw, *, a
     body = result_body(spec, result, opened_sequence=draw.opened_sequence,
                        opened_sha256=opened.body_sha256, closed_at=now)
     kind = FeedKind.DRAW_DRAWN if result.state is DrawState.DRAWN else FeedKind.DRAW_FAILED
-    sequence = uow.feed.append(_signed_entry(signer, kind, spec.draw_id, body), at=now)
+    sequence = _publish(uow, signer, kind, spec.draw_id, body, at=now)
     uow.draws.close(spec.draw_id, state=result.state, result_sequence=sequence, outcome={
         "randomness": result.randomness, "order": list(result.order),
         "drawn": list(result.drawn), "missing": list(result.missing)})
@@ -168,16 +203,60 @@ def _close(uow: TradingUnitOfWork, signer: ServiceSigner, draw: StoredDraw, *, a
                               "missing": list(result.missing)}, at=now)
 
 
-def reveal_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
-                draw_id: str, seed: bytes, now: datetime) -> StoredDraw:
-    """Record a witness's seed; the last one closes the draw and publishes its result."""
+def _fail_uncommitted(uow: TradingUnitOfWork, signer: ServiceSigner, draw: StoredDraw, *,
+                      actor: Actor, now: datetime) -> None:
+    """Publish the failure of a draw some witness did not commit to by the deadline."""
+    spec = draw.spec
+    body = uncommitted_body(spec, opened_by=draw.opened_by, closed_at=now)
+    missing = [w.official_id for w in spec.uncommitted()]
+    sequence = _publish(uow, signer, FeedKind.DRAW_FAILED, spec.draw_id, body, at=now)
+    uow.draws.close(spec.draw_id, state=DrawState.FAILED, result_sequence=sequence,
+                    outcome={"randomness": "", "order": [], "drawn": [], "missing": missing})
+    uow.audit.append(actor=actor, action=str(FeedKind.DRAW_FAILED),
+                     subject=subject_of(spec.draw_id),
+                     details={"feed_sequence": sequence, "stage": "commit",
+                              "missing": missing}, at=now)
+
+
+def commit_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+                draw_id: str, commitment: str, now: datetime) -> StoredDraw:
+    """Record a witness's commitment; the last one publishes the draw's opening."""
     with uow:
         official = require_official(uow.staff, caller, role=WITNESS_ROLES)
         draw = _existing(uow, draw_id, for_update=True)
-        if official.id in draw.revealed and draw.state is DrawState.OPEN:
-            # A retry: the seed matched the commitment the first time, so it is the same seed.
-            check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now)
-            return draw
+        if not check_commit(draw.spec, draw.state, witness_id=official.id,
+                            commitment=commitment, now=now):
+            return draw  # a retry of the commitment recorded
+        actor = Actor(caller.system, official.id)
+        spec = draw.spec.with_commitment(official.id, commitment)
+        uow.draws.save_commitments(spec)
+        details: dict[str, object] = {}
+        if not spec.uncommitted():
+            # Every witness has committed: publish candidates and commitments.
+            body = opened_body(spec, opened_by=draw.opened_by, opened_at=now)
+            sequence = _publish(uow, signer, FeedKind.DRAW_OPENED, draw_id, body, at=now)
+            uow.draws.publish(draw_id, opened_sequence=sequence)
+            details = {"feed_sequence": sequence}
+        uow.audit.append(actor=actor, action="draw.seed_committed",
+                         subject=subject_of(draw_id), details=details, at=now)
+        uow.commit()
+    return _get(uow, draw_id)
+
+
+def reveal_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+                draw_id: str, seed: bytes, now: datetime) -> StoredDraw:
+    """Record a witness's seed; the last one closes the draw and publishes its result.
+
+    A retry of a reveal already recorded (the same witness, a seed matching
+    its commitment, so the same seed) returns the draw as it stands, also
+    once the reveal closed the draw.
+    """
+    with uow:
+        official = require_official(uow.staff, caller, role=WITNESS_ROLES)
+        draw = _existing(uow, draw_id, for_update=True)
+        if official.id in draw.revealed and commitment_of(seed) in {
+                w.commitment for w in draw.spec.witnesses if w.official_id == official.id}:
+            return draw  # a retry: the seed matches, so it is the seed recorded
         check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now)
         actor = Actor(caller.system, official.id)
         uow.draws.add_seed(draw_id, official.id, seed, at=now)
@@ -199,9 +278,14 @@ def close_overdue_draws(*, unit: Callable[[], TradingUnitOfWork], signer: Servic
     for draw_id in due:
         with unit() as uow:
             draw = _existing(uow, draw_id, for_update=True)
-            if draw.state is not DrawState.OPEN or draw.spec.reveal_deadline > now:
+            spec = draw.spec
+            if draw.state is DrawState.OPEN and spec.reveal_deadline <= now:
+                _close(uow, signer, draw, actor=Actor(service), now=now)
+            elif (draw.state is DrawState.COMMITTING and spec.commit_deadline is not None
+                  and spec.commit_deadline <= now):
+                _fail_uncommitted(uow, signer, draw, actor=Actor(service), now=now)
+            else:
                 continue  # another replica closed it meanwhile
-            _close(uow, signer, draw, actor=Actor(service), now=now)
             uow.commit()
             closed.append(draw_id)
     return closed

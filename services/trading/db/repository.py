@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, insert, select, text, update
+from sqlalchemy import Connection, Row, and_, func, insert, or_, select, text, update
 
 from kernel.audit import AuditLog
 from kernel.db import UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
-from services.trading.domain.feed import FeedEntry, NewFeedEntry
+from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 
 
@@ -123,8 +123,11 @@ class Feed:
         self._connection = connection
         self._t = tables.feed_entries
 
-    def append(self, entry: NewFeedEntry, *, at: datetime) -> int:
-        """Publish ``entry`` as the next number; returns its sequence.
+    def append(self, make: Callable[[FeedLink], NewFeedEntry], *, at: datetime) -> int:
+        """Publish the entry ``make`` builds for its link as the next number; its sequence.
+
+        ``make`` gets the entry's sequence and the previous entry's SHA-256
+        (the chain) and returns the entry, whose signed body carries them.
 
         The number is taken under a lock held until the transaction ends
         (PostgreSQL: an advisory lock; SQLite: the write lock every writing
@@ -135,8 +138,11 @@ class Feed:
         if self._connection.dialect.name == "postgresql":
             self._connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext('govhall_trading_feed'))"))
-        last = self._connection.execute(select(func.max(self._t.c.sequence))).scalar_one()
-        sequence = int(last or 0) + 1
+        last = self._connection.execute(
+            select(self._t.c.sequence, self._t.c.body_sha256)
+            .order_by(self._t.c.sequence.desc()).limit(1)).first()
+        sequence = int(last.sequence) + 1 if last else 1
+        entry = make(FeedLink(sequence, last.body_sha256 if last else GENESIS, at))
         self._connection.execute(insert(self._t).values(
             sequence=sequence, kind=entry.kind, subject=entry.subject, published_at=at,
             body=entry.body, body_sha256=entry.body_sha256))
@@ -188,8 +194,22 @@ class Draws:
             candidates=json.dumps(list(spec.candidates), ensure_ascii=False),
             witnesses=json.dumps([[w.official_id, w.commitment] for w in spec.witnesses]),
             draw_count=spec.count, reveal_deadline=spec.reveal_deadline,
-            opened_by=opened_by, opened_at=opened_at, state=str(DrawState.OPEN),
+            commit_deadline=spec.commit_deadline,
+            opened_by=opened_by, opened_at=opened_at, state=str(DrawState.COMMITTING),
             opened_sequence=opened_sequence, result_sequence=None, outcome=None))
+
+    def save_commitments(self, spec: DrawSpec) -> None:
+        """Record the witnesses' commitments as ``spec`` holds them."""
+        self._connection.execute(
+            update(self._t).where(self._t.c.draw_id == spec.draw_id)
+            .values(witnesses=json.dumps([[w.official_id, w.commitment]
+                                          for w in spec.witnesses])))
+
+    def publish(self, draw_id: str, *, opened_sequence: int) -> None:
+        """The draw's opening is published: seeds may be revealed."""
+        self._connection.execute(
+            update(self._t).where(self._t.c.draw_id == draw_id)
+            .values(state=str(DrawState.OPEN), opened_sequence=opened_sequence))
 
     def get(self, draw_id: str, *, for_update: bool = False) -> StoredDraw | None:
         """The draw; ``for_update`` locks its row to the end of the transaction (PostgreSQL),
@@ -204,7 +224,8 @@ class Draws:
             draw_id=row.draw_id, purpose=DrawPurpose(row.purpose), title=row.title,
             candidates=tuple(json.loads(row.candidates)),
             witnesses=tuple(Witness(w, c) for w, c in json.loads(row.witnesses)),
-            count=row.draw_count, reveal_deadline=row.reveal_deadline)
+            count=row.draw_count, reveal_deadline=row.reveal_deadline,
+            commit_deadline=row.commit_deadline)
         revealed = frozenset(self._connection.execute(
             select(self._s.c.official_id).where(self._s.c.draw_id == draw_id)).scalars())
         return StoredDraw(spec, state=DrawState(row.state), opened_by=row.opened_by,
@@ -229,11 +250,15 @@ class Draws:
                     outcome=json.dumps(outcome, ensure_ascii=False)))
 
     def overdue(self, now: datetime, *, limit: int = 100) -> list[str]:
-        """The ids of the open draws whose reveal deadline has come."""
+        """The ids of the draws whose deadline has come: open ones past their reveal
+        deadline, committing ones past their commit deadline."""
+        t = self._t
         return list(self._connection.execute(
-            select(self._t.c.draw_id)
-            .where(self._t.c.state == str(DrawState.OPEN), self._t.c.reveal_deadline <= now)
-            .order_by(self._t.c.reveal_deadline, self._t.c.draw_id).limit(limit)).scalars())
+            select(t.c.draw_id)
+            .where(or_(and_(t.c.state == str(DrawState.OPEN), t.c.reveal_deadline <= now),
+                       and_(t.c.state == str(DrawState.COMMITTING),
+                            t.c.commit_deadline <= now)))
+            .order_by(t.c.draw_id).limit(limit)).scalars())
 
 
 class TradingUnitOfWork(UnitOfWork):

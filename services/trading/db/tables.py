@@ -98,6 +98,8 @@ draws = Table(
     Column("result_sequence", BigInteger, nullable=True),
     #: The outcome (kernel of the result entry) once closed, as JSON.
     Column("outcome", Text, nullable=True),
+    #: When every witness must have committed (draws opened since 0005).
+    Column("commit_deadline", UtcDateTime, nullable=True),
     Index("ix_draws_state_deadline", "state", "reveal_deadline"),
 )
 

@@ -1,26 +1,28 @@
 """Verifiable random draws (DESIGN.md §2): the agency lottery and the expert draw.
 
-Free of any framework. The scheme (docs/draws.md):
+Free of any framework. The scheme (docs/draws.md, ``govhall-draw/2``):
 
-1. A draw is opened with its candidates' labels, its witnesses in order and
-   each witness's commitment, the SHA-256 of a secret seed only the witness
-   knows; all of it is published before any seed is revealed.
-2. Each witness reveals its seed; a seed whose SHA-256 is not the published
+1. A trading officer opens a draw: its candidates' labels, its witnesses in
+   order, a commit deadline and a reveal deadline. Nothing is published yet.
+2. Each witness commits its own seed, through a system that may speak for
+   it: the SHA-256 of a secret seed only the witness knows. Nobody else
+   supplies a witness's commitment. When every witness has committed, the
+   candidates and the commitments are published as the draw's opening; a
+   witness who has not committed by the commit deadline fails the draw.
+3. Each witness reveals its seed; a seed whose SHA-256 is not the published
    commitment is refused.
-3. When every witness has revealed, or at the published reveal deadline, the
-   draw is computed: randomness = SHA-256 of the revealed seeds' bytes
-   concatenated in the published witness order (a missing witness's seed is
-   left out and the witness named as missing); the candidates are ordered by
-   HMAC-SHA256(key=randomness, message=label as UTF-8), lowest first (the
-   label breaks a tie), and the first ``count`` are drawn.
-4. With fewer than ``MIN_SEEDS`` seeds revealed by the deadline nothing is
-   drawn: the draw fails, publicly, and a new one must be opened. One seed
-   alone would let its witness choose the result.
+4. When every witness has revealed, the draw is computed: randomness =
+   SHA-256 of the seeds' bytes concatenated in the published witness order;
+   the candidates are ordered by HMAC-SHA256(key=randomness, message=label
+   as UTF-8), lowest first (the label breaks a tie), and the first ``count``
+   are drawn. A witness who has not revealed by the reveal deadline fails
+   the draw, publicly: nothing is drawn from the other seeds, so withholding
+   a seed can never choose between results, only make the draw fail in the
+   open, naming the witness.
 
-Witnesses are officials of the staff directory (supervisors, or trading
-officers other than the one opening the draw), so the registry of calling
-systems says which system may reveal for which witness: the one that may
-speak for the witness's department and role.
+At least one witness must be an official the system opening the draw may not
+speak for (checked by the use case against the registry): otherwise one
+system could commit, and so know, every seed.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
@@ -37,9 +39,7 @@ from typing import Any
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
 
 #: The version of the scheme, named in every published body.
-SCHEME = "govhall-draw/1"
-#: Fewer revealed seeds than this by the deadline: the draw fails.
-MIN_SEEDS = 2
+SCHEME = "govhall-draw/2"
 MIN_CANDIDATES = 2
 MIN_WITNESSES = 2
 MAX_WITNESSES = 9
@@ -59,6 +59,7 @@ class DrawPurpose(StrEnum):
 
 
 class DrawState(StrEnum):
+    COMMITTING = "committing"
     OPEN = "open"
     DRAWN = "drawn"
     FAILED = "failed"
@@ -111,9 +112,20 @@ class DrawSpec:
     witnesses: tuple[Witness, ...]
     count: int
     reveal_deadline: datetime
+    #: When every witness must have committed; None for draws of scheme 1.
+    commit_deadline: datetime | None = None
 
     def witness_ids(self) -> list[str]:
         return [w.official_id for w in self.witnesses]
+
+    def uncommitted(self) -> tuple[Witness, ...]:
+        """The witnesses not yet committed, in witness order."""
+        return tuple(w for w in self.witnesses if not w.commitment)
+
+    def with_commitment(self, witness_id: str, commitment: str) -> DrawSpec:
+        return replace(self, witnesses=tuple(
+            Witness(w.official_id, commitment) if w.official_id == witness_id else w
+            for w in self.witnesses))
 
 
 def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
@@ -152,18 +164,18 @@ def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
     if opened_by in ids:
         problems.append(FieldViolation(
             "witnesses", f"the official opening the draw ({opened_by}) cannot witness it"))
-    commitments = [w.commitment for w in spec.witnesses]
-    if any(not COMMITMENT_PATTERN.fullmatch(c) for c in commitments):
+    if any(w.commitment for w in spec.witnesses):
         problems.append(FieldViolation(
-            "witnesses", "a commitment is the SHA-256 of the seed in lower-case hex"))
-    elif len(set(commitments)) != len(commitments):
-        problems.append(FieldViolation(
-            "witnesses", "two witnesses gave the same commitment: each needs its own seed"))
-    if spec.reveal_deadline <= now:
-        problems.append(FieldViolation("reveal_deadline", "must be in the future"))
-    elif spec.reveal_deadline > now + MAX_DEADLINE:
+            "witnesses", "the opener gives no commitment: each witness commits its own seed "
+            "with CommitSeed; name the witnesses in witness_ids"))
+    if spec.reveal_deadline > now + MAX_DEADLINE:
         problems.append(FieldViolation(
             "reveal_deadline", f"must be at most {MAX_DEADLINE.days} days ahead"))
+    if spec.commit_deadline is None or spec.commit_deadline <= now:
+        problems.append(FieldViolation("commit_deadline", "must be in the future"))
+    elif spec.reveal_deadline <= spec.commit_deadline:
+        problems.append(FieldViolation(
+            "reveal_deadline", "must come after the commit deadline"))
     if problems:
         raise InvalidArgument(
             f"draw {spec.draw_id} cannot be opened: "
@@ -171,17 +183,58 @@ def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
     return spec
 
 
+def _witness(spec: DrawSpec, witness_id: str) -> Witness:
+    witness = next((w for w in spec.witnesses if w.official_id == witness_id), None)
+    if witness is None:
+        raise PermissionDenied(f"official {witness_id} is not a witness of draw {spec.draw_id}")
+    return witness
+
+
+def check_commit(spec: DrawSpec, state: DrawState, *, witness_id: str, commitment: str,
+                 now: datetime) -> bool:
+    """Whether ``commitment`` is to be recorded; False for a retry of the one recorded.
+
+    Refused: a non-witness, a malformed commitment, one equal to another
+    witness's, a change of a recorded commitment, a commitment after the
+    commit deadline or once the draw is published or closed.
+    """
+    witness = _witness(spec, witness_id)
+    if witness.commitment:
+        if witness.commitment == commitment:
+            return False
+        raise FailedPrecondition(
+            f"{witness_id} has committed for draw {spec.draw_id} already: a commitment "
+            "cannot change")
+    if state is not DrawState.COMMITTING:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} is {state}: no commitment is taken any more")
+    if spec.commit_deadline is None or now >= spec.commit_deadline:
+        raise FailedPrecondition(
+            f"the commit deadline of draw {spec.draw_id} has passed: no commitment is taken "
+            "any more")
+    if not COMMITMENT_PATTERN.fullmatch(commitment):
+        raise InvalidArgument("a commitment is the SHA-256 of the seed in lower-case hex",
+                              violations=[FieldViolation("commitment", "must be 64 hex digits")])
+    if any(w.commitment == commitment for w in spec.witnesses):
+        raise InvalidArgument(
+            f"another witness of draw {spec.draw_id} gave this commitment: each witness "
+            "needs its own seed", violations=[FieldViolation(
+                "commitment", "equal to another witness's: choose a new random seed")])
+    return True
+
+
 def check_reveal(spec: DrawSpec, state: DrawState, *, witness_id: str, seed: bytes,
                  now: datetime) -> None:
     """Refuse a reveal the draw cannot take; returns when the seed may be recorded."""
+    if state is DrawState.COMMITTING:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} waits for its witnesses' commitments: no seed is taken yet")
     if state is not DrawState.OPEN:
         raise FailedPrecondition(f"draw {spec.draw_id} is {state}: no seed is taken any more")
     if now >= spec.reveal_deadline:
         raise FailedPrecondition(
             f"the reveal deadline of draw {spec.draw_id} has passed: no seed is taken any more")
-    witness = next((w for w in spec.witnesses if w.official_id == witness_id), None)
-    if witness is None:
-        raise PermissionDenied(f"official {witness_id} is not a witness of draw {spec.draw_id}")
+    witness = _witness(spec, witness_id)
     if commitment_of(seed) != witness.commitment:
         raise InvalidArgument(
             f"the SHA-256 of this seed is not the commitment {witness_id} published for "
@@ -207,7 +260,7 @@ def outcome(spec: DrawSpec, seeds: Mapping[str, bytes]) -> Outcome:
     revealed = tuple((w.official_id, seeds[w.official_id].hex())
                      for w in spec.witnesses if w.official_id in seeds)
     missing = tuple(w.official_id for w in spec.witnesses if w.official_id not in seeds)
-    if len(revealed) < MIN_SEEDS:
+    if missing:
         return Outcome(DrawState.FAILED, revealed, missing)
     randomness = randomness_of([seeds[witness] for witness, _ in revealed])
     order = tuple(drawn_order(randomness, spec.candidates))
@@ -232,8 +285,9 @@ def opened_body(spec: DrawSpec, *, opened_by: str, opened_at: datetime) -> dict[
         "witnesses": [{"official_id": w.official_id, "commitment": w.commitment}
                       for w in spec.witnesses],
         "count": spec.count,
+        "commit_deadline": utc_text(spec.commit_deadline) if spec.commit_deadline else "",
         "reveal_deadline": utc_text(spec.reveal_deadline),
-        "min_seeds": MIN_SEEDS,
+        "min_seeds": len(spec.witnesses),
         "opened_by": opened_by,
         "opened_at": utc_text(opened_at),
     }
@@ -256,6 +310,32 @@ def result_body(spec: DrawSpec, result: Outcome, *, opened_sequence: int,
         body |= {"randomness": result.randomness, "order": list(result.order),
                  "drawn": list(result.drawn)}
     else:
-        body["reason"] = (f"{len(result.revealed)} seed(s) revealed by the deadline, fewer "
-                          f"than {MIN_SEEDS}: nothing is drawn")
+        body["reason"] = (f"not revealed by the deadline: {', '.join(result.missing)}; "
+                          "every witness's seed is needed, nothing is drawn")
     return body
+
+
+def uncommitted_body(spec: DrawSpec, *, opened_by: str, closed_at: datetime) -> dict[str, Any]:
+    """The body of the ``draw.failed`` entry of a draw some witness did not commit to.
+
+    It is the draw's only entry: the commitments given are not published
+    (their seeds stay secret and must not be used again).
+    """
+    missing = [w.official_id for w in spec.uncommitted()]
+    return {
+        "scheme": SCHEME,
+        "kind": str(FeedKind.DRAW_FAILED),
+        "stage": "commit",
+        "draw_id": spec.draw_id,
+        "purpose": str(spec.purpose),
+        "title": spec.title,
+        "candidates": list(spec.candidates),
+        "witnesses": spec.witness_ids(),
+        "count": spec.count,
+        "commit_deadline": utc_text(spec.commit_deadline) if spec.commit_deadline else "",
+        "opened_by": opened_by,
+        "missing": missing,
+        "closed_at": utc_text(closed_at),
+        "reason": f"not committed by the commit deadline: {', '.join(missing)}; nothing is "
+                  "drawn",
+    }

@@ -4,6 +4,11 @@ Every entry is a JSON object published in RFC 8785 canonical form beside its
 SHA-256, numbered 1, 2, 3, ... without a gap in the order the entries
 commit, so a reader that continues after the last sequence it read never
 misses or reads twice an entry.
+
+The entries are chained: every entry's signed body carries its ``feed``
+link, its own sequence, the SHA-256 of the previous entry's body (``GENESIS``
+for the first) and its publication time, so an entry cannot be renumbered,
+dropped from the middle or moved without breaking a signature or the chain.
 """
 
 from __future__ import annotations
@@ -24,6 +29,23 @@ def canonical_text(body: Mapping[str, Any]) -> str:
 
 def sha256_hex(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+#: The previous_sha256 of the first entry.
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class FeedLink:
+    """Where an entry goes in the feed, known only under the feed's lock."""
+
+    sequence: int
+    previous_sha256: str
+    published_at: datetime
+
+    def as_dict(self, published_at_text: str) -> dict[str, Any]:
+        return {"sequence": self.sequence, "previous_sha256": self.previous_sha256,
+                "published_at": published_at_text}
 
 
 @dataclass(frozen=True)

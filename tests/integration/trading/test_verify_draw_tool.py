@@ -9,17 +9,20 @@ recomputation from the published seeds and commitments can catch it).
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import rfc8785
 from cryptography.hazmat.primitives import serialization
@@ -31,7 +34,7 @@ from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.signing import public_keys_dir, service_signer
 from services.trading.main import DEFINITION
-from tests.support import as_official, fresh_database_url, service_under_test
+from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 
 ROOT = Path(__file__).resolve().parents[3]
 WITNESSES = {"JJZ-001": "supervision-system", "ZWFWZX-008": "trading-platform",
@@ -40,37 +43,79 @@ CANDIDATES = [f"EX-{n:04d}" for n in range(1, 13)]
 Entries = list[dict[str, Any]]
 
 
+def _after(seconds: float) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(datetime.now(UTC) + timedelta(seconds=seconds))
+    return stamp
+
+
+async def _draw(channels: dict[str, grpc.aio.Channel], draw_id: str, *,
+                reveal_seconds: float = 3600) -> None:
+    """Open an expert draw, have every witness commit and reveal: it is drawn."""
+    seeds = {w: os.urandom(24) for w in WITNESSES}
+    await trading_pb2_grpc.TradingServiceStub(channels["trading-platform"]).OpenDraw(
+        pb.OpenDrawRequest(
+            draw_id=draw_id, purpose=pb.DRAW_PURPOSE_EXPERT_DRAW,
+            title="某道路改造工程评标委员会专家抽取", candidates=CANDIDATES,
+            witness_ids=list(WITNESSES), count=5,
+            commit_deadline=_after(reveal_seconds / 2), reveal_deadline=_after(reveal_seconds)),
+        metadata=as_official("ZWFWZX-007"))
+    for step in ("commit", "reveal"):
+        for witness, system in WITNESSES.items():
+            stub = trading_pb2_grpc.TradingServiceStub(channels[system])
+            if step == "commit":
+                await stub.CommitSeed(pb.CommitSeedRequest(
+                    draw_id=draw_id, commitment=hashlib.sha256(seeds[witness]).hexdigest()),
+                    metadata=as_official(witness))
+            else:
+                await stub.RevealSeed(pb.RevealSeedRequest(
+                    draw_id=draw_id, seed=seeds[witness].hex()), metadata=as_official(witness))
+
+
+async def _exported(service: ServiceUnderTest, run: Callable[
+        [dict[str, grpc.aio.Channel]], Awaitable[None]]) -> Entries:
+    channels = {s: service.channel(s) for s in {*WITNESSES.values(), "hotline-12345"}}
+    try:
+        await run(channels)
+        page = await trading_pb2_grpc.TradingServiceStub(
+            channels["hotline-12345"]).ListFeed(pb.ListFeedRequest())
+    finally:
+        for channel in channels.values():
+            await channel.close(None)
+    return [json_format.MessageToDict(e) for e in page.entries]
+
+
 @pytest.fixture(scope="module")
 async def genuine(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Entries:
     """The feed, exported, of one expert draw drawn with every witness's seed."""
     directory = tmp_path_factory.mktemp("verify-draw")
-    seeds = {w: os.urandom(24) for w in WITNESSES}
-    deadline = Timestamp()
-    deadline.FromDatetime(datetime.now(UTC) + timedelta(hours=1))
     async with service_under_test(
             DEFINITION, database_url=fresh_database_url("sqlite", "trading", directory),
             pki_dir=pki_dir) as service:
-        channels = {s: service.channel(s) for s in {*WITNESSES.values(), "hotline-12345"}}
-        try:
-            await trading_pb2_grpc.TradingServiceStub(channels["trading-platform"]).OpenDraw(
-                pb.OpenDrawRequest(
-                    draw_id="DR-2026-0100", purpose=pb.DRAW_PURPOSE_EXPERT_DRAW,
-                    title="某道路改造工程评标委员会专家抽取", candidates=CANDIDATES,
-                    witnesses=[pb.DrawWitness(official_id=w,
-                                              commitment=hashlib.sha256(s).hexdigest())
-                               for w, s in seeds.items()],
-                    count=5, reveal_deadline=deadline),
-                metadata=as_official("ZWFWZX-007"))
-            for witness, system in WITNESSES.items():
-                await trading_pb2_grpc.TradingServiceStub(channels[system]).RevealSeed(
-                    pb.RevealSeedRequest(draw_id="DR-2026-0100", seed=seeds[witness].hex()),
-                    metadata=as_official(witness))
-            page = await trading_pb2_grpc.TradingServiceStub(
-                channels["hotline-12345"]).ListFeed(pb.ListFeedRequest())
-        finally:
-            for channel in channels.values():
-                await channel.close(None)
-    return [json_format.MessageToDict(e) for e in page.entries]
+        return await _exported(service, lambda channels: _draw(channels, "DR-2026-0100"))
+
+
+@pytest.fixture(scope="module")
+async def overtaken(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Entries:
+    """A feed where draw 0101 (reveal deadline in two seconds) was drawn, and draw 0102 was
+    published after 0101's reveal deadline."""
+    directory = tmp_path_factory.mktemp("verify-draw-overtaken")
+    async with service_under_test(
+            DEFINITION, database_url=fresh_database_url("sqlite", "trading", directory),
+            pki_dir=pki_dir) as service:
+        async def run(channels: dict[str, grpc.aio.Channel]) -> None:
+            await _draw(channels, "DR-2026-0101", reveal_seconds=2.0)
+            stub = trading_pb2_grpc.TradingServiceStub(channels["hotline-12345"])
+            first = (await stub.GetDraw(pb.GetDrawRequest(draw_id="DR-2026-0101"))).draw
+            passed = first.reveal_deadline.ToDatetime(tzinfo=UTC)
+            give_up = time.monotonic() + 10
+            while True:  # until the deadline lies in the past
+                if datetime.now(UTC) > passed or time.monotonic() > give_up:
+                    break
+                await asyncio.sleep(0.05)
+            await _draw(channels, "DR-2026-0102")
+
+        return await _exported(service, run)
 
 
 def _run(entries: Entries, pki_dir: Path, tmp_path: Path, *, key: Path | None = None
@@ -94,11 +139,15 @@ def _edited(entries: Entries, sequence: int, change: Callable[[dict[str, Any]], 
     entry = next(e for e in edited if int(e["sequence"]) == sequence)
     document = json.loads(entry["body"])
     change(document["body"])
+    _resign(entry, document, pki_dir)
+    return edited
+
+
+def _resign(entry: dict[str, Any], document: dict[str, Any], pki_dir: Path | None) -> None:
     if pki_dir is not None:
         document = service_signer(pki_dir, "trading").sign(document["body"]).as_dict()
     entry["body"] = rfc8785.dumps(document).decode()
     entry["bodySha256"] = hashlib.sha256(entry["body"].encode()).hexdigest()
-    return edited
 
 
 def _result(entries: Entries) -> dict[str, Any]:
@@ -210,3 +259,76 @@ def test_an_entry_edited_without_its_hash_or_removed_or_another_key(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
     status, out = _run(genuine, pki_dir, tmp_path, key=stranger)
     assert status == 1 and "which is not among the keys given" in out, out
+
+
+def test_a_forged_entry_gets_a_verdict_never_a_traceback(
+        genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """A body whose signature fails is not recomputed; a malformed body signed with the
+    service's key is reported malformed."""
+    def unhashable(result: dict[str, Any]) -> None:
+        result["revealed"][0]["official_id"] = ["JJZ-001"]
+
+    status, out = _run(_edited(genuine, 2, unhashable), pki_dir, tmp_path)
+    assert status == 1 and "signature does not hold" in out, out
+    assert "Traceback" not in out
+    status, out = _run(_edited(genuine, 2, unhashable, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1 and "is malformed" in out, out
+    assert "Traceback" not in out
+    broken = copy.deepcopy(genuine)
+    broken[0]["sequence"] = {"not": "a number"}
+    status, out = _run(broken, pki_dir, tmp_path)
+    assert status == 3 and "UNREADABLE" in out and "Traceback" not in out, out
+
+
+def test_the_feed_is_a_chain(genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    links = [json.loads(e["body"])["body"]["feed"] for e in genuine]
+    assert [link["sequence"] for link in links] == [1, 2]
+    assert [link["previous_sha256"] for link in links] == ["0" * 64, genuine[0]["bodySha256"]]
+
+    # Renumbered by an outsider: the signed number says otherwise.
+    renumbered = copy.deepcopy(genuine)
+    renumbered[1]["sequence"] = "3"
+    status, out = _run(renumbered, pki_dir, tmp_path)
+    assert status == 1 and "entry 3 is signed as entry 2: the feed was renumbered" in out, out
+    # A result cut off by an outsider: its opening, still before its deadline, is open.
+    status, out = _run(genuine[:1], pki_dir, tmp_path)
+    assert status == 0 and "draw DR-2026-0100: OPEN" in out, out
+
+
+def test_a_result_cut_off_is_caught_by_a_later_entry(
+        overtaken: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    assert [(e["kind"], e["subject"]) for e in overtaken] == [
+        ("draw.opened", "draw/DR-2026-0101"), ("draw.drawn", "draw/DR-2026-0101"),
+        ("draw.opened", "draw/DR-2026-0102"), ("draw.drawn", "draw/DR-2026-0102")]
+    status, out = _run(overtaken, pki_dir, tmp_path)
+    assert status == 0 and out.count("VALID") == 2, out
+    # Exported from the middle: the chain is checked from where the export starts.
+    status, out = _run(overtaken[2:], pki_dir, tmp_path)
+    assert status == 0 and "draw DR-2026-0102: VALID" in out, out
+
+    # An outsider cuts 0101's result: the gap and the broken chain show.
+    cut = [overtaken[0], *overtaken[2:]]
+    status, out = _run(cut, pki_dir, tmp_path)
+    assert status == 1 and "entry 3 follows entry 1" in out, out
+
+    # A dishonest service renumbers and re-chains the rest, signing with its own key:
+    # the chain holds, but draw 0101 is still open past its deadline in this feed.
+    forged = copy.deepcopy(cut)
+    previous = forged[0]["bodySha256"]
+    for sequence, entry in enumerate(forged[1:], start=2):
+        document = json.loads(entry["body"])
+        document["body"]["feed"] |= {"sequence": sequence, "previous_sha256": previous}
+        if "opened_entry" in document["body"]:
+            document["body"]["opened_entry"]["sequence"] = sequence - 1
+            document["body"]["opened_entry"]["body_sha256"] = previous
+        entry["sequence"] = str(sequence)
+        _resign(entry, document, pki_dir)
+        previous = entry["bodySha256"]
+    status, out = _run(forged, pki_dir, tmp_path)
+    assert "feed: INVALID" not in out, out
+    assert "draw DR-2026-0102: VALID" in out, out
+    assert status == 1 and "draw DR-2026-0101: INVALID — the draw is still open" in out, out
+
+    # Cut at the tail with nothing after it, the draw is just open: nothing shows that.
+    status, out = _run(overtaken[:1], pki_dir, tmp_path)
+    assert status == 0 and "draw DR-2026-0101: OPEN" in out, out

@@ -15,6 +15,7 @@ from services.trading.domain.draws import (
     DrawSpec,
     DrawState,
     Witness,
+    check_commit,
     check_reveal,
     check_spec,
     commitment_of,
@@ -28,12 +29,20 @@ SEEDS = {"JJZ-001": b"\x01" * 32, "ZWFWZX-008": b"\x02" * 32, "JJZ-002": b"\x03"
 
 
 def _spec(**changes: object) -> DrawSpec:
+    """A draw as published: every witness has committed."""
     values: dict[str, object] = {
         "draw_id": "DR-2026-0001", "purpose": DrawPurpose.AGENCY_LOTTERY, "title": "代理机构摇号",
         "candidates": ("AG-001", "AG-002", "AG-003", "AG-004"),
         "witnesses": tuple(Witness(w, commitment_of(s)) for w, s in SEEDS.items()),
-        "count": 2, "reveal_deadline": NOW + timedelta(hours=1)}
+        "count": 2, "reveal_deadline": NOW + timedelta(hours=1),
+        "commit_deadline": NOW + timedelta(minutes=30)}
     return DrawSpec(**(values | changes))  # type: ignore[arg-type]
+
+
+def _opening(**changes: object) -> DrawSpec:
+    """A draw as its opener asks for it: witnesses without commitments."""
+    values: dict[str, object] = {"witnesses": tuple(Witness(w, "") for w in SEEDS)}
+    return _spec(**(values | changes))
 
 
 def _fields(error: InvalidArgument) -> list[str]:
@@ -47,28 +56,59 @@ def _fields(error: InvalidArgument) -> list[str]:
     ({"candidates": ("AG-001", " AG-002")}, "candidates"),
     ({"count": 5}, "count"),
     ({"count": 0}, "count"),
-    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),)}, "witnesses"),
-    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),) * 2}, "witnesses"),
-    ({"witnesses": (Witness("JJZ-001", commitment_of(b"x" * 16)),
-                    Witness("JJZ-002", commitment_of(b"x" * 16)))}, "witnesses"),
-    ({"witnesses": (Witness("JJZ-001", "F" * 64), Witness("JJZ-002", "0" * 64))},
+    ({"witnesses": (Witness("JJZ-001", ""),)}, "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", ""),) * 2}, "witnesses"),
+    ({"witnesses": (Witness("JJZ-001", ""), Witness("ZWFWZX-007", ""))}, "witnesses"),
+    # The opener may not give a witness's commitment.
+    ({"witnesses": (Witness("JJZ-001", commitment_of(b"a" * 16)), Witness("JJZ-002", ""))},
      "witnesses"),
-    ({"witnesses": (Witness("JJZ-001", commitment_of(b"a" * 16)),
-                    Witness("ZWFWZX-007", commitment_of(b"b" * 16)))}, "witnesses"),
-    ({"reveal_deadline": NOW}, "reveal_deadline"),
+    ({"commit_deadline": NOW}, "commit_deadline"),
+    ({"commit_deadline": None}, "commit_deadline"),
+    ({"reveal_deadline": NOW + timedelta(minutes=30)}, "reveal_deadline"),
     ({"reveal_deadline": NOW + timedelta(days=31)}, "reveal_deadline"),
     ({"title": " "}, "title"),
 ])
 def test_a_draw_that_cannot_be_opened_is_refused_naming_the_field(
         changes: dict[str, object], field: str) -> None:
     with pytest.raises(InvalidArgument) as refused:
-        check_spec(_spec(**changes), opened_by="ZWFWZX-007", now=NOW)
+        check_spec(_opening(**changes), opened_by="ZWFWZX-007", now=NOW)
     assert field in _fields(refused.value)
 
 
 def test_a_good_draw_opens_and_all_candidates_may_be_drawn() -> None:
-    assert check_spec(_spec(), opened_by="ZWFWZX-007", now=NOW) == _spec()
-    check_spec(_spec(count=4), opened_by="ZWFWZX-007", now=NOW)
+    assert check_spec(_opening(), opened_by="ZWFWZX-007", now=NOW) == _opening()
+    check_spec(_opening(count=4), opened_by="ZWFWZX-007", now=NOW)
+
+
+def test_each_witness_commits_once_before_the_commit_deadline() -> None:
+    spec = _opening()
+    committing = DrawState.COMMITTING
+    assert check_commit(spec, committing, witness_id="JJZ-001",
+                        commitment=commitment_of(SEEDS["JJZ-001"]), now=NOW)
+    spec = spec.with_commitment("JJZ-001", commitment_of(SEEDS["JJZ-001"]))
+    assert [w.official_id for w in spec.uncommitted()] == ["ZWFWZX-008", "JJZ-002"]
+    # A retry is no change; another commitment is.
+    for state in (committing, DrawState.OPEN, DrawState.DRAWN):
+        assert not check_commit(spec, state, witness_id="JJZ-001",
+                                commitment=commitment_of(SEEDS["JJZ-001"]), now=NOW)
+    with pytest.raises(FailedPrecondition):
+        check_commit(spec, committing, witness_id="JJZ-001",
+                     commitment=commitment_of(b"other" * 8), now=NOW)
+    with pytest.raises(InvalidArgument) as copied:
+        check_commit(spec, committing, witness_id="JJZ-002",
+                     commitment=commitment_of(SEEDS["JJZ-001"]), now=NOW)
+    assert _fields(copied.value) == ["commitment"]
+    with pytest.raises(InvalidArgument):
+        check_commit(spec, committing, witness_id="JJZ-002", commitment="F" * 64, now=NOW)
+    with pytest.raises(PermissionDenied):
+        check_commit(spec, committing, witness_id="ZWFWZX-007",
+                     commitment=commitment_of(b"x" * 16), now=NOW)
+    with pytest.raises(FailedPrecondition):
+        check_commit(spec, committing, witness_id="JJZ-002",
+                     commitment=commitment_of(SEEDS["JJZ-002"]), now=NOW + timedelta(minutes=30))
+    with pytest.raises(FailedPrecondition):
+        check_commit(spec, DrawState.FAILED, witness_id="JJZ-002",
+                     commitment=commitment_of(SEEDS["JJZ-002"]), now=NOW)
 
 
 def test_the_order_is_by_hmac_of_the_randomness_over_each_label() -> None:
@@ -94,24 +134,16 @@ def test_all_seeds_draw_from_their_concatenation_in_witness_order() -> None:
     assert outcome(_spec(), dict(reversed(list(SEEDS.items())))) == result
 
 
-def test_a_missing_witness_is_left_out_and_named() -> None:
-    seeds = {w: s for w, s in SEEDS.items() if w != "ZWFWZX-008"}
-    result = outcome(_spec(), seeds)
-    assert result.state is DrawState.DRAWN
-    assert result.missing == ("ZWFWZX-008",)
-    assert result.randomness == hashlib.sha256(b"\x01" * 32 + b"\x03" * 32).hexdigest()
-    assert [w for w, _ in result.revealed] == ["JJZ-001", "JJZ-002"]
-
-
-def test_fewer_than_two_seeds_draw_nothing() -> None:
-    for count in (0, 1):
+def test_a_missing_witness_fails_the_draw_whatever_the_others_revealed() -> None:
+    for count in (0, 1, 2):
         seeds = dict(itertools.islice(SEEDS.items(), count))
         result = outcome(_spec(), seeds)
         assert result.state is DrawState.FAILED
+        assert result.missing == tuple(list(SEEDS)[count:])
         assert (result.order, result.drawn, result.randomness) == ((), (), "")
         body = result_body(_spec(), result, opened_sequence=1, opened_sha256="0" * 64,
                            closed_at=NOW)
-        assert body["kind"] == "draw.failed" and "fewer than 2" in body["reason"]
+        assert body["kind"] == "draw.failed" and "every witness's seed" in body["reason"]
         assert "order" not in body
 
 
@@ -123,7 +155,7 @@ def test_a_reveal_is_checked_against_the_commitment_the_witness_and_the_state() 
     assert _fields(wrong.value) == ["seed"]
     with pytest.raises(PermissionDenied):
         check_reveal(spec, DrawState.OPEN, witness_id="JJZ-003", seed=SEEDS["JJZ-001"], now=NOW)
-    for state in (DrawState.DRAWN, DrawState.FAILED):
+    for state in (DrawState.COMMITTING, DrawState.DRAWN, DrawState.FAILED):
         with pytest.raises(FailedPrecondition):
             check_reveal(spec, state, witness_id="JJZ-001", seed=SEEDS["JJZ-001"], now=NOW)
     with pytest.raises(FailedPrecondition):

@@ -97,8 +97,13 @@ class _DrawStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DrawState.V
     DRAW_STATE_DRAWN: _DrawState.ValueType  # 2
     """Computed from the revealed seeds and published."""
     DRAW_STATE_FAILED: _DrawState.ValueType  # 3
-    """Fewer than two seeds were revealed by the deadline: no result; the
-    failure is published and a new draw must be opened.
+    """A witness did not commit by the commit deadline or did not reveal by
+    the reveal deadline: no result; the failure is published and a new draw
+    must be opened.
+    """
+    DRAW_STATE_COMMITTING: _DrawState.ValueType  # 4
+    """Opened; waiting for every witness to commit its seed. Nothing is
+    published yet.
     """
 
 class DrawState(_DrawState, metaclass=_DrawStateEnumTypeWrapper):
@@ -111,8 +116,13 @@ DRAW_STATE_OPEN: DrawState.ValueType  # 1
 DRAW_STATE_DRAWN: DrawState.ValueType  # 2
 """Computed from the revealed seeds and published."""
 DRAW_STATE_FAILED: DrawState.ValueType  # 3
-"""Fewer than two seeds were revealed by the deadline: no result; the
-failure is published and a new draw must be opened.
+"""A witness did not commit by the commit deadline or did not reveal by
+the reveal deadline: no result; the failure is published and a new draw
+must be opened.
+"""
+DRAW_STATE_COMMITTING: DrawState.ValueType  # 4
+"""Opened; waiting for every witness to commit its seed. Nothing is
+published yet.
 """
 Global___DrawState: _TypeAlias = DrawState  # noqa: Y015
 
@@ -884,7 +894,8 @@ class DrawWitness(_message.Message):
     """
     commitment: _builtins.str
     """The SHA-256 of the witness's secret seed (its raw bytes), in lower-case
-    hex.
+    hex, as the witness committed it with CommitSeed; empty in a Draw until
+    then.
     """
     revealed: _builtins.bool
     """True once the witness revealed its seed (output only)."""
@@ -923,6 +934,7 @@ class Draw(_message.Message):
     DRAWN_FIELD_NUMBER: _builtins.int
     RANDOMNESS_FIELD_NUMBER: _builtins.int
     MISSING_WITNESSES_FIELD_NUMBER: _builtins.int
+    COMMIT_DEADLINE_FIELD_NUMBER: _builtins.int
     draw_id: _builtins.str
     """The draw's id, for example "DR-2026-0001"."""
     purpose: Global___DrawPurpose.ValueType
@@ -934,7 +946,7 @@ class Draw(_message.Message):
     state: Global___DrawState.ValueType
     """Where the draw stands."""
     opened_sequence: _builtins.int
-    """The feed entry that published the draw."""
+    """The feed entry that published the draw; 0 while witnesses commit."""
     result_sequence: _builtins.int
     """The feed entry that published the result or failure; 0 while open."""
     randomness: _builtins.str
@@ -953,7 +965,7 @@ class Draw(_message.Message):
 
     @_builtins.property
     def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
-        """When the seeds not revealed by then are given up as missing."""
+        """When a draw still missing a seed fails."""
 
     @_builtins.property
     def order(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -965,7 +977,11 @@ class Draw(_message.Message):
 
     @_builtins.property
     def missing_witnesses(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The witnesses whose seeds were not revealed by the deadline."""
+        """The witnesses who did not commit or reveal by the deadline."""
+
+    @_builtins.property
+    def commit_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When the witnesses who have not committed by then fail the draw."""
 
     def __init__(
         self,
@@ -984,10 +1000,11 @@ class Draw(_message.Message):
         drawn: _abc.Iterable[_builtins.str] | None = ...,
         randomness: _builtins.str = ...,
         missing_witnesses: _abc.Iterable[_builtins.str] | None = ...,
+        commit_deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reveal_deadline", b"reveal_deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "reveal_deadline", b"reveal_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "count", b"count", "draw_id", b"draw_id", "drawn", b"drawn", "missing_witnesses", b"missing_witnesses", "opened_sequence", b"opened_sequence", "order", b"order", "purpose", b"purpose", "randomness", b"randomness", "result_sequence", b"result_sequence", "reveal_deadline", b"reveal_deadline", "state", b"state", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "count", b"count", "draw_id", b"draw_id", "drawn", b"drawn", "missing_witnesses", b"missing_witnesses", "opened_sequence", b"opened_sequence", "order", b"order", "purpose", b"purpose", "randomness", b"randomness", "result_sequence", b"result_sequence", "reveal_deadline", b"reveal_deadline", "state", b"state", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1006,6 +1023,8 @@ class OpenDrawRequest(_message.Message):
     WITNESSES_FIELD_NUMBER: _builtins.int
     COUNT_FIELD_NUMBER: _builtins.int
     REVEAL_DEADLINE_FIELD_NUMBER: _builtins.int
+    WITNESS_IDS_FIELD_NUMBER: _builtins.int
+    COMMIT_DEADLINE_FIELD_NUMBER: _builtins.int
     draw_id: _builtins.str
     """The new draw's id, not yet taken."""
     purpose: Global___DrawPurpose.ValueType
@@ -1022,14 +1041,28 @@ class OpenDrawRequest(_message.Message):
 
     @_builtins.property
     def witnesses(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawWitness]:
-        """The witnesses and their seed commitments, two to nine, in the order
-        their seeds will be concatenated.
+        """No longer used: must be empty. The opener does not give the witnesses'
+        commitments; each witness commits its own seed with CommitSeed. Name
+        the witnesses in witness_ids.
         """
 
     @_builtins.property
     def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
-        """When the seeds not revealed by then are given up as missing: in the
-        future, at most 30 days ahead.
+        """When a draw still missing a seed fails: after the commit deadline, at
+        most 30 days ahead.
+        """
+
+    @_builtins.property
+    def witness_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The witnesses, two to nine officials, in the order their seeds will be
+        concatenated; at least one must be an official the calling system may
+        not speak for.
+        """
+
+    @_builtins.property
+    def commit_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When every witness must have committed its seed: in the future and
+        before the reveal deadline.
         """
 
     def __init__(
@@ -1042,10 +1075,12 @@ class OpenDrawRequest(_message.Message):
         witnesses: _abc.Iterable[Global___DrawWitness] | None = ...,
         count: _builtins.int = ...,
         reveal_deadline: _timestamp_pb2.Timestamp | None = ...,
+        witness_ids: _abc.Iterable[_builtins.str] | None = ...,
+        commit_deadline: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["reveal_deadline", b"reveal_deadline"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "reveal_deadline", b"reveal_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "count", b"count", "draw_id", b"draw_id", "purpose", b"purpose", "reveal_deadline", b"reveal_deadline", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "count", b"count", "draw_id", b"draw_id", "purpose", b"purpose", "reveal_deadline", b"reveal_deadline", "title", b"title", "witness_ids", b"witness_ids", "witnesses", b"witnesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1124,6 +1159,58 @@ class RevealSeedResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevealSeedResponse: _TypeAlias = RevealSeedResponse  # noqa: Y015
+
+@_typing.final
+class CommitSeedRequest(_message.Message):
+    """CommitSeedRequest carries the acting official's commitment for a draw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    COMMITMENT_FIELD_NUMBER: _builtins.int
+    draw_id: _builtins.str
+    """The draw's id."""
+    commitment: _builtins.str
+    """The SHA-256 of the witness's secret seed (16 to 64 random bytes), in
+    lower-case hex.
+    """
+    def __init__(
+        self,
+        *,
+        draw_id: _builtins.str = ...,
+        commitment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "draw_id", b"draw_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitSeedRequest: _TypeAlias = CommitSeedRequest  # noqa: Y015
+
+@_typing.final
+class CommitSeedResponse(_message.Message):
+    """CommitSeedResponse carries the draw after the commitment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def draw(self) -> Global___Draw:
+        """The draw; open (published) when this was the last commitment."""
+
+    def __init__(
+        self,
+        *,
+        draw: Global___Draw | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CommitSeedResponse: _TypeAlias = CommitSeedResponse  # noqa: Y015
 
 @_typing.final
 class GetDrawRequest(_message.Message):

@@ -112,6 +112,11 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.FromString,
                 _registered_method=True)
+        self.CommitSeed = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/CommitSeed',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -212,9 +217,10 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def OpenDraw(self, request, context):
-        """OpenDraw opens a verifiable random draw and publishes its candidates and
-        its witnesses' seed commitments to the feed before any seed is
-        revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+        """OpenDraw opens a verifiable random draw: its candidates and witnesses
+        are fixed and the witnesses are asked to commit their seeds. Needs
+        ROLE_TRADING_OFFICER, and at least one witness the calling system may
+        not speak for; see docs/draws.md.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -232,6 +238,16 @@ class TradingServiceServicer:
 
     def GetDraw(self, request, context):
         """GetDraw returns a draw as it stands: open, drawn or failed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CommitSeed(self, request, context):
+        """CommitSeed records the acting official's commitment (the SHA-256 of a
+        secret seed) for a draw the official witnesses. When every witness has
+        committed, the candidates and the commitments are published to the feed
+        as the draw's opening and seeds may be revealed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -309,6 +325,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.GetDraw,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.SerializeToString,
+            ),
+            'CommitSeed': grpc.unary_unary_rpc_method_handler(
+                    servicer.CommitSeed,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -697,6 +718,33 @@ class TradingService:
             '/govhall.trading.v1.TradingService/GetDraw',
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetDrawResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CommitSeed(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/CommitSeed',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.FromString,
             options,
             channel_credentials,
             insecure,

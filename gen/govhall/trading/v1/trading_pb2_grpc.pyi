@@ -79,9 +79,10 @@ class TradingServiceStub:
     ReadFeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ReadFeedRequest, _trading_pb2.ReadFeedResponse]
     """ReadFeed returns one entry of the public feed by its sequence."""
     OpenDraw: _grpc.UnaryUnaryMultiCallable[_trading_pb2.OpenDrawRequest, _trading_pb2.OpenDrawResponse]
-    """OpenDraw opens a verifiable random draw and publishes its candidates and
-    its witnesses' seed commitments to the feed before any seed is
-    revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+    """OpenDraw opens a verifiable random draw: its candidates and witnesses
+    are fixed and the witnesses are asked to commit their seeds. Needs
+    ROLE_TRADING_OFFICER, and at least one witness the calling system may
+    not speak for; see docs/draws.md.
     """
     RevealSeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RevealSeedRequest, _trading_pb2.RevealSeedResponse]
     """RevealSeed reveals the acting official's seed for a draw the official
@@ -91,6 +92,12 @@ class TradingServiceStub:
     """
     GetDraw: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetDrawRequest, _trading_pb2.GetDrawResponse]
     """GetDraw returns a draw as it stands: open, drawn or failed."""
+    CommitSeed: _grpc.UnaryUnaryMultiCallable[_trading_pb2.CommitSeedRequest, _trading_pb2.CommitSeedResponse]
+    """CommitSeed records the acting official's commitment (the SHA-256 of a
+    secret seed) for a draw the official witnesses. When every witness has
+    committed, the candidates and the commitments are published to the feed
+    as the draw's opening and seeds may be revealed.
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -143,9 +150,10 @@ class TradingServiceAsyncStub(TradingServiceStub):
     ReadFeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.ReadFeedRequest, _trading_pb2.ReadFeedResponse]  # type: ignore[assignment]
     """ReadFeed returns one entry of the public feed by its sequence."""
     OpenDraw: _aio.UnaryUnaryMultiCallable[_trading_pb2.OpenDrawRequest, _trading_pb2.OpenDrawResponse]  # type: ignore[assignment]
-    """OpenDraw opens a verifiable random draw and publishes its candidates and
-    its witnesses' seed commitments to the feed before any seed is
-    revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+    """OpenDraw opens a verifiable random draw: its candidates and witnesses
+    are fixed and the witnesses are asked to commit their seeds. Needs
+    ROLE_TRADING_OFFICER, and at least one witness the calling system may
+    not speak for; see docs/draws.md.
     """
     RevealSeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.RevealSeedRequest, _trading_pb2.RevealSeedResponse]  # type: ignore[assignment]
     """RevealSeed reveals the acting official's seed for a draw the official
@@ -155,6 +163,12 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """
     GetDraw: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetDrawRequest, _trading_pb2.GetDrawResponse]  # type: ignore[assignment]
     """GetDraw returns a draw as it stands: open, drawn or failed."""
+    CommitSeed: _aio.UnaryUnaryMultiCallable[_trading_pb2.CommitSeedRequest, _trading_pb2.CommitSeedResponse]  # type: ignore[assignment]
+    """CommitSeed records the acting official's commitment (the SHA-256 of a
+    secret seed) for a draw the official witnesses. When every witness has
+    committed, the candidates and the commitments are published to the feed
+    as the draw's opening and seeds may be revealed.
+    """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TradingService is the public resource trading platform's directory: the
@@ -276,9 +290,10 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.OpenDrawRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.OpenDrawResponse, _abc.Awaitable[_trading_pb2.OpenDrawResponse]]:
-        """OpenDraw opens a verifiable random draw and publishes its candidates and
-        its witnesses' seed commitments to the feed before any seed is
-        revealed. Needs ROLE_TRADING_OFFICER; see docs/draws.md.
+        """OpenDraw opens a verifiable random draw: its candidates and witnesses
+        are fixed and the witnesses are asked to commit their seeds. Needs
+        ROLE_TRADING_OFFICER, and at least one witness the calling system may
+        not speak for; see docs/draws.md.
         """
 
     @_abc_1.abstractmethod
@@ -300,5 +315,17 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.GetDrawResponse, _abc.Awaitable[_trading_pb2.GetDrawResponse]]:
         """GetDraw returns a draw as it stands: open, drawn or failed."""
+
+    @_abc_1.abstractmethod
+    def CommitSeed(
+        self,
+        request: _trading_pb2.CommitSeedRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.CommitSeedResponse, _abc.Awaitable[_trading_pb2.CommitSeedResponse]]:
+        """CommitSeed records the acting official's commitment (the SHA-256 of a
+        secret seed) for a draw the official witnesses. When every witness has
+        committed, the candidates and the commitments are published to the feed
+        as the draw's opening and seeds may be revealed.
+        """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
