@@ -30,11 +30,18 @@ looked into further); the result points at the opening entry it follows;
 each revealed seed hashes to its witness's published commitment, in the
 published witness order; the missing witnesses are exactly those who did not
 reveal, and a draw with missing witnesses was not closed before its
-deadline; randomness = SHA-256(seeds concatenated); order = candidates
+deadline; randomness = SHA-256 over the scheme name, the draw id and the
+seeds, each prefixed by its length (4 bytes, big-endian); order = candidates
 sorted by HMAC-SHA256(randomness, label); drawn = the first ``count``; a
 failed draw had fewer than ``min_seeds`` seeds. A draw still open although
 the feed goes on past its reveal deadline is not valid: its result was cut
 off (or never published).
+
+Entries are sorted into draws by their SIGNED body's ``kind`` and
+``draw_id``, not by the export's unsigned ``kind`` and ``subject`` fields
+(anyone could relabel those): an entry whose export fields disagree with its
+signed body makes its draw INVALID. Only an entry whose signature does not
+hold is placed by its export fields (and reported as such).
 
 One line a draw: ``draw <id>: VALID — ...``, ``OPEN — ...`` (no result yet)
 or ``INVALID — <what is wrong>; ...``. Exit status: 0 every draw checked is
@@ -67,6 +74,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 VALID, INVALID, UNREADABLE = 0, 1, 3
 SIGNER = "trading"
 OPENED, DRAWN, FAILED = "draw.opened", "draw.drawn", "draw.failed"
+#: The scheme this tool verifies (docs/draws.md).
+SCHEME = "govhall-draw/3"
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 GENESIS = "0" * 64
 
@@ -273,10 +282,13 @@ def _recompute(opened: Mapping[str, Any], result: Mapping[str, Any], kind: str,
     if len(seeds) < min_seeds:
         problems.append(f"the draw was computed from {len(seeds)} seed(s), fewer than "
                         f"{min_seeds}")
-    randomness = hashlib.sha256(b"".join(seeds)).digest()
+    draw_id = str(opened.get("draw_id", ""))
+    parts = [SCHEME.encode("utf-8"), draw_id.encode("utf-8"), *seeds]
+    randomness = hashlib.sha256(
+        b"".join(len(part).to_bytes(4, "big") + part for part in parts)).digest()
     if result.get("randomness") != randomness.hex():
-        problems.append(f"the randomness is not SHA-256 of the revealed seeds "
-                        f"({randomness.hex()})")
+        problems.append(f"the randomness is not SHA-256 over the scheme, the draw id and the "
+                        f"revealed seeds, length-prefixed ({randomness.hex()})")
     order = sorted(candidates, key=lambda label: (
         hmac.new(randomness, label.encode("utf-8"), hashlib.sha256).hexdigest(), label))
     if result.get("order") != order:
@@ -346,6 +358,9 @@ def _check_draw(draw_id: str, entries: Sequence[Entry], keys: Mapping[str, Ed255
         return verdict
     if opened.get("kind") != OPENED or opened.get("draw_id") != draw_id:
         problems.append("the opening entry's body is about another draw or kind")
+    if opened.get("scheme") != SCHEME:
+        problems.append(f"the draw follows scheme {opened.get('scheme')!r}; this tool "
+                        f"verifies {SCHEME}")
     if not results:
         deadline = _instant(opened.get("reveal_deadline"))
         if deadline is None:
@@ -416,15 +431,45 @@ def feed_problems(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey]
     return found, max(times, default=None)
 
 
+def as_signed(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
+              ) -> tuple[list[Entry], dict[str, list[str]]]:
+    """The entries labelled by their signed bodies' ``kind`` and ``draw_id``; and, by
+    draw id, where an entry's export fields say otherwise.
+
+    The export's ``kind`` and ``subject`` are not signed: sorting entries into
+    draws by them would let a relabelled entry pass for another kind, or hide
+    from its draw. An entry whose signature does not hold keeps its export
+    labels (its body could be anything; its draw reports it).
+    """
+    labelled: list[Entry] = []
+    relabelled: dict[str, list[str]] = {}
+    for entry in entries:
+        body = _entry_body(entry, keys, [])
+        kind = body.get("kind") if body is not None else None
+        draw_id = body.get("draw_id") if body is not None else None
+        if not (isinstance(kind, str) and isinstance(draw_id, str)):
+            labelled.append(entry)
+            continue
+        subject = f"draw/{draw_id}"
+        if (entry.kind, entry.subject) != (kind, subject):
+            relabelled.setdefault(draw_id, []).append(
+                f"entry {entry.sequence} is exported as {entry.kind!r} of {entry.subject!r} "
+                f"but its signed body is {kind!r} of {subject!r}")
+        labelled.append(Entry(entry.sequence, kind, subject, entry.body, entry.body_sha256,
+                              entry.published_at))
+    return labelled, relabelled
+
+
 def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
            draw_ids: Sequence[str] = ()) -> tuple[int, list[str]]:
     """The exit status and the report lines for the draws named (every draw by default)."""
+    problems, newest = feed_problems(entries, keys)
+    entries, relabelled = as_signed(entries, keys)
     ids = list(draw_ids) or sorted({e.subject.split("/", 1)[1] for e in entries
                                     if e.kind in (OPENED, FAILED)
                                     and e.subject.startswith("draw/")})
     if not ids:
         return UNREADABLE, ["the feed holds no draw"]
-    problems, newest = feed_problems(entries, keys)
     lines = [f"feed: INVALID — {p}" for p in problems]
     status = INVALID if lines else VALID
     for draw_id in ids:
@@ -433,6 +478,7 @@ def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
             status = max(status, UNREADABLE)
             continue
         verdict = check_draw(draw_id, entries, keys, newest=newest)
+        verdict.problems[:0] = relabelled.get(draw_id, [])
         lines.append(verdict.line())
         if verdict.problems:
             status = max(status, INVALID)

@@ -82,12 +82,22 @@ def feed_entry_to_proto(entry: FeedEntry) -> pb.FeedEntry:
 
 
 def draw_to_proto(draw: StoredDraw) -> pb.Draw:
+    """The draw as any registered system may see it.
+
+    The commitments are shown only once ``draw.opened`` is published (the
+    draw has an opening entry): before, and for a draw that failed at the
+    commit stage, only whether each witness committed, so that no witness
+    learns another's commitment before giving its own.
+    """
     spec, outcome = draw.spec, draw.outcome or {}
+    published = draw.opened_sequence > 0
     made = pb.Draw(
         draw_id=spec.draw_id, purpose=_PURPOSES[spec.purpose], title=spec.title,
         candidates=list(spec.candidates),
-        witnesses=[pb.DrawWitness(official_id=w.official_id, commitment=w.commitment,
-                                  revealed=w.official_id in draw.revealed)
+        witnesses=[pb.DrawWitness(official_id=w.official_id,
+                                  commitment=w.commitment if published else "",
+                                  revealed=w.official_id in draw.revealed,
+                                  committed=bool(w.commitment), independent=w.independent)
                    for w in spec.witnesses],
         count=spec.count, reveal_deadline=_timestamp(spec.reveal_deadline),
         state=_STATES[draw.state], opened_sequence=draw.opened_sequence,

@@ -95,7 +95,9 @@ def _publish(uow: TradingUnitOfWork, signer: ServiceSigner, kind: FeedKind, draw
     return uow.feed.append(make, at=at)
 
 
-def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> None:
+def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> set[str]:
+    """The ids of the independent witnesses (those ``caller``'s system may not speak for
+    in any role); InvalidArgument if a witness is unknown or none is independent."""
     problems: list[FieldViolation] = []
     for index, witness in enumerate(spec.witnesses):
         official = uow.staff.get(witness.official_id)
@@ -108,10 +110,11 @@ def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> 
                 f"witness_ids[{index}]",
                 f"{witness.official_id} holds none of the roles a witness holds "
                 f"({', '.join(WITNESS_ROLES)})"))
-    if not problems and all(
-            spoken_roles(caller, official.department_code, official.roles)
-            for official in (uow.staff.get(w.official_id) for w in spec.witnesses)
-            if official is not None):
+    independent = {
+        official.id for official in (uow.staff.get(w.official_id) for w in spec.witnesses)
+        if official is not None
+        and not spoken_roles(caller, official.department_code, official.roles)}
+    if not problems and not independent:
         problems.append(FieldViolation(
             "witness_ids", f"at least one witness must be an official system {caller.system} "
             "may not speak for (an independent witness), so that no one system commits "
@@ -120,6 +123,7 @@ def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> 
         raise InvalidArgument(
             f"draw {spec.draw_id} cannot be opened: "
             + "; ".join(f"{p.field} {p.description}" for p in problems), violations=problems)
+    return independent
 
 
 def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
@@ -137,13 +141,15 @@ def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
             if existing is not None:
                 return _same_or_refused(existing, spec, official.id)
             check_spec(spec, opened_by=official.id, now=now)
-            _witnesses_exist(uow, spec, caller)
-            uow.draws.add(spec, opened_by=official.id, opened_at=now, opened_sequence=0)
+            independent = _witnesses_exist(uow, spec, caller)
+            uow.draws.add(spec.with_independent(independent), opened_by=official.id,
+                          opened_at=now, opened_sequence=0)
             uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
                              subject=subject_of(spec.draw_id),
                              details={"purpose": str(spec.purpose),
                                       "candidates": len(spec.candidates), "count": spec.count,
-                                      "witnesses": spec.witness_ids()}, at=now)
+                                      "witnesses": spec.witness_ids(),
+                                      "independent": sorted(independent)}, at=now)
             uow.commit()
     except IntegrityError:
         # The same id inserted by a concurrent call that committed first (PostgreSQL
@@ -164,8 +170,10 @@ def _same_or_refused(existing: StoredDraw, spec: DrawSpec, opened_by: str) -> St
 
 
 def _as_opened(spec: DrawSpec) -> DrawSpec:
-    """The draw as its opener asked for it: without the witnesses' commitments."""
-    return replace(spec, witnesses=tuple(replace(w, commitment="") for w in spec.witnesses))
+    """The draw as its opener asked for it: without the witnesses' commitments and
+    without the independence the service recorded."""
+    return replace(spec, witnesses=tuple(replace(w, commitment="", independent=False)
+                                         for w in spec.witnesses))
 
 
 def _get(uow: TradingUnitOfWork, draw_id: str) -> StoredDraw:
@@ -218,18 +226,45 @@ def _fail_uncommitted(uow: TradingUnitOfWork, signer: ServiceSigner, draw: Store
                               "missing": missing}, at=now)
 
 
+def _used(commitment: str) -> AlreadyExists:
+    return AlreadyExists(
+        "this commitment was given for an earlier draw: a seed is used for one draw only; "
+        "choose a new random seed")
+
+
 def commit_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                 draw_id: str, commitment: str, now: datetime) -> StoredDraw:
-    """Record a witness's commitment; the last one publishes the draw's opening."""
+    """Record a witness's commitment; the last one publishes the draw's opening.
+
+    A commitment given for any earlier draw (by any witness) is refused,
+    ALREADY_EXISTS: a seed is used for one draw only, also when two draws
+    take the same commitment at once (the loser's insert hits its primary key).
+    """
+    try:
+        return _commit_seed(uow=uow, signer=signer, caller=caller, draw_id=draw_id,
+                            commitment=commitment, now=now)
+    except IntegrityError:
+        with uow:
+            if uow.draws.commitment_used_in(commitment) is None:
+                raise
+        raise _used(commitment) from None
+
+
+def _commit_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+                 draw_id: str, commitment: str, now: datetime) -> StoredDraw:
     with uow:
         official = require_official(uow.staff, caller, role=WITNESS_ROLES)
         draw = _existing(uow, draw_id, for_update=True)
         if not check_commit(draw.spec, draw.state, witness_id=official.id,
                             commitment=commitment, now=now):
             return draw  # a retry of the commitment recorded
+        used_in = uow.draws.commitment_used_in(commitment)
+        if used_in is not None:
+            raise _used(commitment)
         actor = Actor(caller.system, official.id)
         spec = draw.spec.with_commitment(official.id, commitment)
         uow.draws.save_commitments(spec)
+        uow.draws.add_commitment(commitment, draw_id=draw_id, official_id=official.id)
         details: dict[str, object] = {}
         if not spec.uncommitted():
             # Every witness has committed: publish candidates and commitments.
@@ -257,7 +292,8 @@ def reveal_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller
         if official.id in draw.revealed and commitment_of(seed) in {
                 w.commitment for w in draw.spec.witnesses if w.official_id == official.id}:
             return draw  # a retry: the seed matches, so it is the seed recorded
-        check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now)
+        check_reveal(draw.spec, draw.state, witness_id=official.id, seed=seed, now=now,
+                     revealed=draw.revealed)
         actor = Actor(caller.system, official.id)
         uow.draws.add_seed(draw_id, official.id, seed, at=now)
         # The feed's lock before the audit log's, as everywhere (no deadlock on PostgreSQL).

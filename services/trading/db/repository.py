@@ -186,13 +186,14 @@ class Draws:
         self._connection = connection
         self._t = tables.draws
         self._s = tables.draw_seeds
+        self._c = tables.draw_commitments
 
     def add(self, spec: DrawSpec, *, opened_by: str, opened_at: datetime,
             opened_sequence: int) -> None:
         self._connection.execute(insert(self._t).values(
             draw_id=spec.draw_id, purpose=str(spec.purpose), title=spec.title,
             candidates=json.dumps(list(spec.candidates), ensure_ascii=False),
-            witnesses=json.dumps([[w.official_id, w.commitment] for w in spec.witnesses]),
+            witnesses=self._witnesses(spec),
             draw_count=spec.count, reveal_deadline=spec.reveal_deadline,
             commit_deadline=spec.commit_deadline,
             opened_by=opened_by, opened_at=opened_at, state=str(DrawState.COMMITTING),
@@ -202,8 +203,23 @@ class Draws:
         """Record the witnesses' commitments as ``spec`` holds them."""
         self._connection.execute(
             update(self._t).where(self._t.c.draw_id == spec.draw_id)
-            .values(witnesses=json.dumps([[w.official_id, w.commitment]
-                                          for w in spec.witnesses])))
+            .values(witnesses=self._witnesses(spec)))
+
+    @staticmethod
+    def _witnesses(spec: DrawSpec) -> str:
+        """The witnesses as stored: [id, commitment, independent] in witness order."""
+        return json.dumps([[w.official_id, w.commitment, w.independent]
+                           for w in spec.witnesses])
+
+    def commitment_used_in(self, commitment: str) -> str | None:
+        """The draw a commitment was given for, if any."""
+        return self._connection.execute(
+            select(self._c.c.draw_id).where(self._c.c.commitment == commitment)).scalar()
+
+    def add_commitment(self, commitment: str, *, draw_id: str, official_id: str) -> None:
+        """Record a commitment as used (its primary key refuses it for any other draw)."""
+        self._connection.execute(insert(self._c).values(
+            commitment=commitment, draw_id=draw_id, official_id=official_id))
 
     def publish(self, draw_id: str, *, opened_sequence: int) -> None:
         """The draw's opening is published: seeds may be revealed."""
@@ -223,7 +239,8 @@ class Draws:
         spec = DrawSpec(
             draw_id=row.draw_id, purpose=DrawPurpose(row.purpose), title=row.title,
             candidates=tuple(json.loads(row.candidates)),
-            witnesses=tuple(Witness(w, c) for w, c in json.loads(row.witnesses)),
+            # Draws opened before independence was recorded hold [id, commitment].
+            witnesses=tuple(Witness(*w) for w in json.loads(row.witnesses)),
             count=row.draw_count, reveal_deadline=row.reveal_deadline,
             commit_deadline=row.commit_deadline)
         revealed = frozenset(self._connection.execute(

@@ -114,6 +114,15 @@ draw_seeds = Table(
     PrimaryKeyConstraint("draw_id", "official_id"),
 )
 
+#: Every commitment given for any draw: a commitment (so a seed) serves one draw only.
+draw_commitments = Table(
+    "draw_commitments",
+    metadata,
+    Column("commitment", String(64), primary_key=True),
+    Column("draw_id", String(20), ForeignKey("draws.draw_id"), nullable=False),
+    Column("official_id", String(20), nullable=False),
+)
+
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)

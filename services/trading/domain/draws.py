@@ -1,6 +1,6 @@
 """Verifiable random draws (DESIGN.md §2): the agency lottery and the expert draw.
 
-Free of any framework. The scheme (docs/draws.md, ``govhall-draw/2``):
+Free of any framework. The scheme (docs/draws.md, ``govhall-draw/3``):
 
 1. A trading officer opens a draw: its candidates' labels, its witnesses in
    order, a commit deadline and a reveal deadline. Nothing is published yet.
@@ -10,9 +10,13 @@ Free of any framework. The scheme (docs/draws.md, ``govhall-draw/2``):
    candidates and the commitments are published as the draw's opening; a
    witness who has not committed by the commit deadline fails the draw.
 3. Each witness reveals its seed; a seed whose SHA-256 is not the published
-   commitment is refused.
+   commitment is refused. The witnesses independent of the opening system
+   (recorded at opening, published in the opening) reveal last: an
+   independent witness's seed is refused until every other witness's is in,
+   so nobody knows the result before the last independent seed closes it.
 4. When every witness has revealed, the draw is computed: randomness =
-   SHA-256 of the seeds' bytes concatenated in the published witness order;
+   SHA-256 over the scheme name, the draw id and the seeds, each prefixed by
+   its length (4 bytes, big-endian), the seeds in the published witness order;
    the candidates are ordered by HMAC-SHA256(key=randomness, message=label
    as UTF-8), lowest first (the label breaks a tie), and the first ``count``
    are drawn. A witness who has not revealed by the reveal deadline fails
@@ -39,7 +43,7 @@ from typing import Any
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
 
 #: The version of the scheme, named in every published body.
-SCHEME = "govhall-draw/2"
+SCHEME = "govhall-draw/3"
 MIN_CANDIDATES = 2
 MIN_WITNESSES = 2
 MAX_WITNESSES = 9
@@ -80,9 +84,16 @@ def commitment_of(seed: bytes) -> str:
     return hashlib.sha256(seed).hexdigest()
 
 
-def randomness_of(seeds: Sequence[bytes]) -> bytes:
-    """SHA-256 of the seeds concatenated in witness order."""
-    return hashlib.sha256(b"".join(seeds)).digest()
+def _framed(part: bytes) -> bytes:
+    """``part`` prefixed by its length, 4 bytes big-endian."""
+    return len(part).to_bytes(4, "big") + part
+
+
+def randomness_of(draw_id: str, seeds: Sequence[bytes]) -> bytes:
+    """SHA-256 over the scheme name, the draw id and the seeds in witness order,
+    each prefixed by its length: the randomness belongs to this draw alone."""
+    parts = [SCHEME.encode("utf-8"), draw_id.encode("utf-8"), *seeds]
+    return hashlib.sha256(b"".join(_framed(part) for part in parts)).digest()
 
 
 def ticket(randomness: bytes, label: str) -> str:
@@ -99,6 +110,9 @@ def drawn_order(randomness: bytes, candidates: Sequence[str]) -> list[str]:
 class Witness:
     official_id: str
     commitment: str
+    #: Whether the opening system may not speak for the witness in any role (recorded
+    #: by the service at opening; such a witness reveals after the others).
+    independent: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,8 +138,13 @@ class DrawSpec:
 
     def with_commitment(self, witness_id: str, commitment: str) -> DrawSpec:
         return replace(self, witnesses=tuple(
-            Witness(w.official_id, commitment) if w.official_id == witness_id else w
+            replace(w, commitment=commitment) if w.official_id == witness_id else w
             for w in self.witnesses))
+
+    def with_independent(self, independent: set[str]) -> DrawSpec:
+        """The draw with ``independent`` (witness ids) marked as independent witnesses."""
+        return replace(self, witnesses=tuple(
+            replace(w, independent=w.official_id in independent) for w in self.witnesses))
 
 
 def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
@@ -224,8 +243,19 @@ def check_commit(spec: DrawSpec, state: DrawState, *, witness_id: str, commitmen
 
 
 def check_reveal(spec: DrawSpec, state: DrawState, *, witness_id: str, seed: bytes,
-                 now: datetime) -> None:
-    """Refuse a reveal the draw cannot take; returns when the seed may be recorded."""
+                 now: datetime, revealed: frozenset[str] = frozenset()) -> None:
+    """Refuse a reveal the draw cannot take; returns when the seed may be recorded.
+
+    ``revealed`` names the witnesses whose seeds are in. An independent
+    witness's seed is refused until every other witness's seed is in: the
+    independent seeds come last, so whoever reads the seeds held before the
+    result cannot know it, and a witness the opening system controls cannot
+    withhold its seed once it could know the result.
+    """
+    if not SEED_PATTERN.fullmatch(seed.hex()):
+        raise InvalidArgument(
+            "a seed is 16 to 64 random bytes, given in hex", violations=[FieldViolation(
+                "seed", f"must be 16 to 64 bytes, {len(seed)} given")])
     if state is DrawState.COMMITTING:
         raise FailedPrecondition(
             f"draw {spec.draw_id} waits for its witnesses' commitments: no seed is taken yet")
@@ -235,6 +265,14 @@ def check_reveal(spec: DrawSpec, state: DrawState, *, witness_id: str, seed: byt
         raise FailedPrecondition(
             f"the reveal deadline of draw {spec.draw_id} has passed: no seed is taken any more")
     witness = _witness(spec, witness_id)
+    if witness.independent:
+        waiting = [w.official_id for w in spec.witnesses
+                   if not w.independent and w.official_id not in revealed]
+        if waiting:
+            raise FailedPrecondition(
+                f"{witness_id} is an independent witness of draw {spec.draw_id} and reveals "
+                "after every other witness: an independent witness's seed is taken only "
+                f"once every other witness's seed is in; waiting for {', '.join(waiting)}")
     if commitment_of(seed) != witness.commitment:
         raise InvalidArgument(
             f"the SHA-256 of this seed is not the commitment {witness_id} published for "
@@ -262,7 +300,7 @@ def outcome(spec: DrawSpec, seeds: Mapping[str, bytes]) -> Outcome:
     missing = tuple(w.official_id for w in spec.witnesses if w.official_id not in seeds)
     if missing:
         return Outcome(DrawState.FAILED, revealed, missing)
-    randomness = randomness_of([seeds[witness] for witness, _ in revealed])
+    randomness = randomness_of(spec.draw_id, [seeds[witness] for witness, _ in revealed])
     order = tuple(drawn_order(randomness, spec.candidates))
     return Outcome(DrawState.DRAWN, revealed, missing, randomness.hex(), order,
                    order[:spec.count])
@@ -282,8 +320,8 @@ def opened_body(spec: DrawSpec, *, opened_by: str, opened_at: datetime) -> dict[
         "purpose": str(spec.purpose),
         "title": spec.title,
         "candidates": list(spec.candidates),
-        "witnesses": [{"official_id": w.official_id, "commitment": w.commitment}
-                      for w in spec.witnesses],
+        "witnesses": [{"official_id": w.official_id, "commitment": w.commitment,
+                       "independent": w.independent} for w in spec.witnesses],
         "count": spec.count,
         "commit_deadline": utc_text(spec.commit_deadline) if spec.commit_deadline else "",
         "reveal_deadline": utc_text(spec.reveal_deadline),

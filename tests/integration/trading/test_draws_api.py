@@ -48,11 +48,15 @@ ROOT = Path(__file__).resolve().parents[3]
 
 SUPERVISOR, OTHER_SUPERVISOR = "JJZ-001", "JJZ-002"
 WITNESSES = (SUPERVISOR, OTHER_TRADING_OFFICER, OTHER_SUPERVISOR)
+#: An order the service takes reveals in: the witness the opening system speaks for
+#: first, the independent witnesses (the supervisors) after it.
+REVEAL_ORDER = (OTHER_TRADING_OFFICER, OTHER_SUPERVISOR, SUPERVISOR)
 #: Which system reveals for which witness: the one that may speak for them.
 SYSTEM_OF = {SUPERVISOR: "supervision-system", OTHER_SUPERVISOR: "supervision-system",
              OTHER_TRADING_OFFICER: "trading-platform", TRADING_OFFICER: "trading-platform"}
 AGENCIES = [f"AG-{n:03d}" for n in range(1, 8)]
-TABLES = (tables.feed_entries, tables.draws, tables.draw_seeds, tables.audit_log)
+TABLES = (tables.feed_entries, tables.draws, tables.draw_seeds, tables.draw_commitments,
+          tables.audit_log)
 GENESIS = "0" * 64
 
 
@@ -146,9 +150,11 @@ async def _feed(clients: Clients, system: str = "hotline-12345") -> list[pb.Feed
         cursor = page.next_cursor
 
 
-def _expected(seeds: Sequence[bytes], candidates: Sequence[str]) -> tuple[str, list[str]]:
+def _expected(draw_id: str, seeds: Sequence[bytes],
+              candidates: Sequence[str]) -> tuple[str, list[str]]:
     """The scheme of docs/draws.md, written out here a third time."""
-    randomness = hashlib.sha256(b"".join(seeds)).digest()
+    parts = [b"govhall-draw/3", draw_id.encode(), *seeds]
+    randomness = hashlib.sha256(b"".join(len(p).to_bytes(4, "big") + p for p in parts)).digest()
     tickets = {c: hmac.new(randomness, c.encode(), hashlib.sha256).digest() for c in candidates}
     return randomness.hex(), sorted(candidates, key=lambda c: tickets[c])
 
@@ -208,10 +214,17 @@ async def test_witnesses_commit_their_own_seeds_before_the_draw_is_published(
         _open_request("DR-2026-0001", count=2), metadata=as_official(TRADING_OFFICER))).draw
     assert opened.state == pb.DRAW_STATE_COMMITTING and opened.opened_sequence == 0
     assert [w.commitment for w in opened.witnesses] == ["", "", ""]
-    # Nothing is published, and no seed is taken, until every witness has committed.
+    # Nothing is published, and no seed is taken, until every witness has committed;
+    # until then nobody sees a commitment, only who has committed.
     for witness in (OTHER_SUPERVISOR, SUPERVISOR):
         draw = await _commit(clients, "DR-2026-0001", witness, seeds[witness])
         assert draw.state == pb.DRAW_STATE_COMMITTING
+        assert [w.commitment for w in draw.witnesses] == ["", "", ""]
+    shown = (await clients.stub("hotline-12345").GetDraw(
+        pb.GetDrawRequest(draw_id="DR-2026-0001"))).draw
+    assert [w.commitment for w in shown.witnesses] == ["", "", ""]
+    assert [w.committed for w in shown.witnesses] == [True, False, True]
+    assert [w.independent for w in shown.witnesses] == [True, False, True]
     assert await _feed(clients) == []
     early = await _refused(clients, _reveal(clients, "DR-2026-0001", SUPERVISOR,
                                             seeds[SUPERVISOR]),
@@ -230,18 +243,21 @@ async def test_witnesses_commit_their_own_seeds_before_the_draw_is_published(
     assert document["body"]["candidates"] == AGENCIES
     assert [w["commitment"] for w in document["body"]["witnesses"]] == [
         hashlib.sha256(seeds[w]).hexdigest() for w in WITNESSES]
+    assert [w["independent"] for w in document["body"]["witnesses"]] == [True, False, True]
+    assert [w.commitment for w in published.witnesses] == [
+        hashlib.sha256(seeds[w]).hexdigest() for w in WITNESSES]
     assert document["body"]["min_seeds"] == len(WITNESSES)
+    assert document["body"]["scheme"] == "govhall-draw/3"
 
-    # Seeds come in out of order; none is published before the result.
-    for witness in (OTHER_SUPERVISOR, SUPERVISOR):
+    # Seeds come in out of witness order; none is published before the result.
+    for witness in (OTHER_TRADING_OFFICER, OTHER_SUPERVISOR):
         draw = await _reveal(clients, "DR-2026-0001", witness, seeds[witness])
         assert draw.state == pb.DRAW_STATE_OPEN
     assert len(await _feed(clients)) == 1
-    assert [w.revealed for w in draw.witnesses] == [True, False, True]
+    assert [w.revealed for w in draw.witnesses] == [False, True, True]
 
-    drawn = await _reveal(clients, "DR-2026-0001", OTHER_TRADING_OFFICER,
-                          seeds[OTHER_TRADING_OFFICER])
-    randomness, order = _expected([seeds[w] for w in WITNESSES], AGENCIES)
+    drawn = await _reveal(clients, "DR-2026-0001", SUPERVISOR, seeds[SUPERVISOR])
+    randomness, order = _expected("DR-2026-0001", [seeds[w] for w in WITNESSES], AGENCIES)
     assert drawn.state == pb.DRAW_STATE_DRAWN
     assert (drawn.randomness, list(drawn.order), list(drawn.drawn)) == (
         randomness, order, order[:2])
@@ -349,6 +365,10 @@ async def test_a_witness_who_does_not_commit_fails_the_draw_publicly(
     body = json.loads(feed[0].body)["body"]
     assert body["stage"] == "commit" and body["missing"] == [OTHER_SUPERVISOR]
     assert "commitment" not in feed[0].body  # the commitments given stay unpublished
+    shown = (await clients.stub("hotline-12345").GetDraw(
+        pb.GetDrawRequest(draw_id="DR-2026-0009"))).draw
+    assert [w.commitment for w in shown.witnesses] == ["", "", ""]
+    assert [w.committed for w in shown.witnesses] == [True, True, False]
     await _refused(clients, _commit(clients, "DR-2026-0009", OTHER_SUPERVISOR,
                                     seeds[OTHER_SUPERVISOR]), grpc.StatusCode.FAILED_PRECONDITION)
     status, out = _verify(clients.service, _export(feed, tmp_path / "f.json"))
@@ -360,8 +380,8 @@ async def test_the_verifier_reads_the_feed_from_the_service(
         clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     await _open_and_commit(clients, _open_request("DR-2026-0002"), seeds, system="operator")
-    for witness, seed in seeds.items():
-        await _reveal(clients, "DR-2026-0002", witness, seed)
+    for witness in REVEAL_ORDER:
+        await _reveal(clients, "DR-2026-0002", witness, seeds[witness])
     saved = tmp_path / "saved.json"
     status, out = await asyncio.to_thread(
         _tool, "--address", clients.service.address, "--pki-dir", str(clients.service.pki_dir),
@@ -378,15 +398,15 @@ async def test_a_witness_who_never_reveals_fails_the_draw_at_the_deadline(
     seeds = _seeds()
     await _open_and_commit(clients, _open_request("DR-2026-0003", deadline_seconds=2.0,
                                                   commit_seconds=1.5), seeds)
-    for witness in (SUPERVISOR, OTHER_SUPERVISOR):
+    for witness in (OTHER_TRADING_OFFICER, SUPERVISOR):
         await _reveal(clients, "DR-2026-0003", witness, seeds[witness])
     draw = await _wait_for_state(clients, "DR-2026-0003", pb.DRAW_STATE_FAILED)
     assert draw.state == pb.DRAW_STATE_FAILED
-    assert list(draw.missing_witnesses) == [OTHER_TRADING_OFFICER]
+    assert list(draw.missing_witnesses) == [OTHER_SUPERVISOR]
     assert list(draw.drawn) == [] and draw.randomness == ""
     # The late witness is refused, and nothing changes.
-    late = await _refused(clients, _reveal(clients, "DR-2026-0003", OTHER_TRADING_OFFICER,
-                                           seeds[OTHER_TRADING_OFFICER]),
+    late = await _refused(clients, _reveal(clients, "DR-2026-0003", OTHER_SUPERVISOR,
+                                           seeds[OTHER_SUPERVISOR]),
                           grpc.StatusCode.FAILED_PRECONDITION)
     assert "failed" in (late.details() or "")
     feed = await _feed(clients)
@@ -394,7 +414,7 @@ async def test_a_witness_who_never_reveals_fails_the_draw_at_the_deadline(
     _assert_chained(feed)
     status, out = _verify(clients.service, _export(feed, tmp_path / "f.json"))
     assert status == 0 and "VALID — failed: 2 seed(s) revealed" in out, out
-    assert f"missing {OTHER_TRADING_OFFICER}" in out
+    assert f"missing {OTHER_SUPERVISOR}" in out
 
 
 async def _refused(clients: Clients, call: object, code: grpc.StatusCode) -> grpc.aio.AioRpcError:
@@ -406,10 +426,47 @@ async def _refused(clients: Clients, call: object, code: grpc.StatusCode) -> grp
     return refused.value
 
 
+async def test_an_independent_witness_reveals_after_every_other_witness(
+        clients: Clients) -> None:
+    """The supervisors, whom the opening system may not speak for, reveal last: until the
+    trading officer's seed is in, theirs is refused and nothing is stored, so no seed
+    that would give the result away sits in the database while a witness the opening
+    system controls could still withhold its own."""
+    seeds = _seeds()
+    opened = await _open_and_commit(clients, _open_request("DR-2026-0013"), seeds)
+    assert [w.independent for w in opened.witnesses] == [True, False, True]
+    for witness in (SUPERVISOR, OTHER_SUPERVISOR):
+        early = await _refused(clients, _reveal(clients, "DR-2026-0013", witness,
+                                                seeds[witness]),
+                               grpc.StatusCode.FAILED_PRECONDITION)
+        assert "independent witness" in (early.details() or "")
+        assert OTHER_TRADING_OFFICER in (early.details() or "")
+    await _reveal(clients, "DR-2026-0013", OTHER_TRADING_OFFICER, seeds[OTHER_TRADING_OFFICER])
+    await _reveal(clients, "DR-2026-0013", SUPERVISOR, seeds[SUPERVISOR])
+    # The last independent seed computes and publishes the result in its transaction.
+    drawn = await _reveal(clients, "DR-2026-0013", OTHER_SUPERVISOR, seeds[OTHER_SUPERVISOR])
+    assert drawn.state == pb.DRAW_STATE_DRAWN and drawn.result_sequence == 2
+
+
+async def test_a_commitment_serves_one_draw_only(clients: Clients) -> None:
+    """A seed committed for one draw is refused for any later draw, by any witness."""
+    seeds = _seeds()
+    await _open_and_commit(clients, _open_request("DR-2026-0014"), seeds)
+    await clients.stub("trading-platform").OpenDraw(_open_request("DR-2026-0015"),
+                                                    metadata=as_official(TRADING_OFFICER))
+    for witness, seed in ((SUPERVISOR, seeds[SUPERVISOR]),
+                          (OTHER_SUPERVISOR, seeds[SUPERVISOR])):
+        reused = await _refused(clients, _commit(clients, "DR-2026-0015", witness, seed),
+                                grpc.StatusCode.ALREADY_EXISTS)
+        assert "earlier draw" in (reused.details() or "")
+    draw = await _commit(clients, "DR-2026-0015", SUPERVISOR, os.urandom(32))
+    assert [w.committed for w in draw.witnesses] == [True, False, False]
+
+
 async def test_bad_reveals_are_refused_and_change_nothing(clients: Clients) -> None:
     seeds = _seeds()
     await _open_and_commit(clients, _open_request("DR-2026-0005"), seeds)
-    wrong = await _refused(clients, _reveal(clients, "DR-2026-0005", SUPERVISOR,
+    wrong = await _refused(clients, _reveal(clients, "DR-2026-0005", OTHER_TRADING_OFFICER,
                                             seeds[OTHER_SUPERVISOR]),
                            grpc.StatusCode.INVALID_ARGUMENT)
     assert field_violations(wrong) == ["seed"]
@@ -430,13 +487,13 @@ async def test_bad_reveals_are_refused_and_change_nothing(clients: Clients) -> N
     await _refused(clients, _reveal(clients, "DR-2026-9999", SUPERVISOR, seeds[SUPERVISOR]),
                    grpc.StatusCode.NOT_FOUND)
     # A retried reveal changes nothing; the last one draws.
-    await _reveal(clients, "DR-2026-0005", SUPERVISOR, seeds[SUPERVISOR])
+    await _reveal(clients, "DR-2026-0005", OTHER_TRADING_OFFICER, seeds[OTHER_TRADING_OFFICER])
     before = clients.rows()
-    again = await _reveal(clients, "DR-2026-0005", SUPERVISOR, seeds[SUPERVISOR])
+    again = await _reveal(clients, "DR-2026-0005", OTHER_TRADING_OFFICER,
+                          seeds[OTHER_TRADING_OFFICER])
     assert again.state == pb.DRAW_STATE_OPEN and clients.rows() == before
     await _reveal(clients, "DR-2026-0005", OTHER_SUPERVISOR, seeds[OTHER_SUPERVISOR])
-    last = await _reveal(clients, "DR-2026-0005", OTHER_TRADING_OFFICER,
-                         seeds[OTHER_TRADING_OFFICER])
+    last = await _reveal(clients, "DR-2026-0005", SUPERVISOR, seeds[SUPERVISOR])
     assert last.state == pb.DRAW_STATE_DRAWN
     # The final reveal retried (its answer was lost): the recorded answer, nothing changed.
     before = clients.rows()
@@ -456,10 +513,10 @@ async def test_the_final_reveal_sent_twice_at_once_closes_the_draw_once(
     row, SQLite on its write lock); one result is published."""
     seeds = _seeds()
     await _open_and_commit(clients, _open_request("DR-2026-0011"), seeds)
-    for witness in (SUPERVISOR, OTHER_SUPERVISOR):
+    for witness in (OTHER_TRADING_OFFICER, SUPERVISOR):
         await _reveal(clients, "DR-2026-0011", witness, seeds[witness])
     answers = await asyncio.gather(*(
-        _reveal(clients, "DR-2026-0011", OTHER_TRADING_OFFICER, seeds[OTHER_TRADING_OFFICER])
+        _reveal(clients, "DR-2026-0011", OTHER_SUPERVISOR, seeds[OTHER_SUPERVISOR])
         for _ in range(4)))
     assert all(a.state == pb.DRAW_STATE_DRAWN and a == answers[0] for a in answers)
     assert [e.kind for e in await _feed(clients)] == ["draw.opened", "draw.drawn"]
@@ -551,12 +608,11 @@ async def test_no_reader_misses_or_rereads_an_entry_under_concurrent_writers(
     """
     writers, draws_each = 4, 4
     total = writers * draws_each
-    seeds = _seeds()
     done = asyncio.Event()
 
     async def write(writer: int) -> None:
         for n in range(draws_each):
-            await _open_and_commit(clients, _open_request(f"DR-2027-{writer}{n:03d}"), seeds,
+            await _open_and_commit(clients, _open_request(f"DR-2027-{writer}{n:03d}"), _seeds(),
                                    system="trading-platform" if writer % 2 else "operator")
 
     async def read() -> list[int]:

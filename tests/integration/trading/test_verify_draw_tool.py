@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import hashlib
+import hmac
 import json
 import os
 import subprocess
@@ -60,8 +61,11 @@ async def _draw(channels: dict[str, grpc.aio.Channel], draw_id: str, *,
             witness_ids=list(WITNESSES), count=5,
             commit_deadline=_after(reveal_seconds / 2), reveal_deadline=_after(reveal_seconds)),
         metadata=as_official("ZWFWZX-007"))
+    # The witness the opening system speaks for reveals first; the independent ones last.
+    reveal_order = ["ZWFWZX-008", "JJZ-001", "JJZ-002"]
     for step in ("commit", "reveal"):
-        for witness, system in WITNESSES.items():
+        for witness in WITNESSES if step == "commit" else reveal_order:
+            system = WITNESSES[witness]
             stub = trading_pb2_grpc.TradingServiceStub(channels[system])
             if step == "commit":
                 await stub.CommitSeed(pb.CommitSeedRequest(
@@ -173,7 +177,8 @@ def test_a_changed_seed_is_caught(genuine: Entries, pki_dir: Path, tmp_path: Pat
     status, out = _run(_edited(genuine, 2, _other_seed, pki_dir=pki_dir), pki_dir, tmp_path)
     assert status == 1, out
     assert "the seed of ZWFWZX-008 does not hash to the commitment" in out
-    assert "the randomness is not SHA-256 of the revealed seeds" in out
+    assert ("the randomness is not SHA-256 over the scheme, the draw id and the revealed "
+            "seeds") in out
 
 
 def test_a_changed_candidate_list_is_caught(genuine: Entries, pki_dir: Path,
@@ -332,3 +337,44 @@ def test_a_result_cut_off_is_caught_by_a_later_entry(
     # Cut at the tail with nothing after it, the draw is just open: nothing shows that.
     status, out = _run(overtaken[:1], pki_dir, tmp_path)
     assert status == 0 and "draw DR-2026-0101: OPEN" in out, out
+
+
+def test_entries_are_sorted_into_draws_by_their_signed_body(
+        genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """The export's kind and subject are not signed: relabelling them neither passes an
+    entry off as another kind nor hides it from its draw."""
+    relabelled = copy.deepcopy(genuine)
+    relabelled[1]["kind"] = "draw.failed"
+    status, out = _run(relabelled, pki_dir, tmp_path)
+    assert status == 1 and "draw DR-2026-0100: INVALID" in out, out
+    assert "exported as 'draw.failed'" in out and "signed body is 'draw.drawn'" in out, out
+
+    moved = copy.deepcopy(genuine)
+    moved[1]["subject"] = "draw/DR-2026-0999"
+    status, out = _run(moved, pki_dir, tmp_path)
+    assert status == 1 and "draw DR-2026-0100: INVALID" in out, out
+    assert "'draw/DR-2026-0999'" in out and "DR-2026-0999:" not in out, out
+    # Hidden from its draw, the result would have left the draw OPEN (status 0).
+    assert "OPEN" not in out, out
+
+
+def test_the_randomness_is_bound_to_the_draw(
+        genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """The same seeds concatenated without the scheme and the draw id (the old scheme) do
+    not verify, even signed by the service."""
+    def unbound(result: dict[str, Any]) -> None:
+        seeds = b"".join(bytes.fromhex(r["seed"]) for r in result["revealed"])
+        randomness = hashlib.sha256(seeds).digest()
+        order = sorted(CANDIDATES, key=lambda label: hmac.new(
+            randomness, label.encode(), hashlib.sha256).hexdigest())
+        result |= {"randomness": randomness.hex(), "order": order, "drawn": order[:5]}
+
+    status, out = _run(_edited(genuine, 2, unbound, pki_dir=pki_dir), pki_dir, tmp_path)
+    assert status == 1 and "the randomness is not SHA-256 over the scheme" in out, out
+
+    def old_scheme(opened: dict[str, Any]) -> None:
+        opened["scheme"] = "govhall-draw/2"
+
+    edited = _edited(genuine, 1, old_scheme, pki_dir=pki_dir)
+    status, out = _run(edited, pki_dir, tmp_path)
+    assert status == 1 and "this tool verifies govhall-draw/3" in out, out

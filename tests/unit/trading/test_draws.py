@@ -122,9 +122,14 @@ def test_the_order_is_by_hmac_of_the_randomness_over_each_label() -> None:
     assert drawn_order(b"\x00" * 32, labels) != drawn_order(b"\x01" * 32, labels)
 
 
-def test_all_seeds_draw_from_their_concatenation_in_witness_order() -> None:
+def _framed(*parts: bytes) -> bytes:
+    return b"".join(len(p).to_bytes(4, "big") + p for p in parts)
+
+
+def test_all_seeds_draw_from_the_scheme_the_draw_id_and_the_seeds_in_witness_order() -> None:
     result = outcome(_spec(), SEEDS)
-    randomness = hashlib.sha256(b"\x01" * 32 + b"\x02" * 32 + b"\x03" * 32).digest()
+    randomness = hashlib.sha256(_framed(
+        b"govhall-draw/3", b"DR-2026-0001", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)).digest()
     assert result.state is DrawState.DRAWN
     assert result.randomness == randomness.hex()
     assert result.order == tuple(drawn_order(randomness, _spec().candidates))
@@ -132,6 +137,19 @@ def test_all_seeds_draw_from_their_concatenation_in_witness_order() -> None:
     assert result.missing == ()
     # The order of the published witnesses, not of the reveals, decides.
     assert outcome(_spec(), dict(reversed(list(SEEDS.items())))) == result
+
+
+def test_the_same_seeds_draw_differently_for_another_draw() -> None:
+    """The randomness is bound to the draw: the seeds of one draw replayed for another
+    draw (or moved between lengths) do not give the same randomness."""
+    first = outcome(_spec(), SEEDS)
+    other = outcome(_spec(draw_id="DR-2026-0002"), SEEDS)
+    assert first.randomness != other.randomness
+    # Length-prefixed: moving a byte from one seed to the next changes the randomness.
+    moved = {"JJZ-001": b"\x01" * 31, "ZWFWZX-008": b"\x01" + b"\x02" * 32,
+             "JJZ-002": b"\x03" * 32}
+    spec = _spec(witnesses=tuple(Witness(w, commitment_of(s)) for w, s in moved.items()))
+    assert outcome(spec, moved).randomness != first.randomness
 
 
 def test_a_missing_witness_fails_the_draw_whatever_the_others_revealed() -> None:
@@ -161,3 +179,29 @@ def test_a_reveal_is_checked_against_the_commitment_the_witness_and_the_state() 
     with pytest.raises(FailedPrecondition):
         check_reveal(spec, DrawState.OPEN, witness_id="JJZ-001", seed=SEEDS["JJZ-001"],
                      now=spec.reveal_deadline)
+
+
+@pytest.mark.parametrize("seed", [b"", b"\x01" * 15, b"\x01" * 65])
+def test_a_seed_of_the_wrong_length_is_refused(seed: bytes) -> None:
+    witnesses = (Witness("JJZ-001", commitment_of(seed)), Witness("ZWFWZX-008", "b" * 64))
+    with pytest.raises(InvalidArgument) as refused:
+        check_reveal(_spec(witnesses=witnesses), DrawState.OPEN, witness_id="JJZ-001",
+                     seed=seed, now=NOW)
+    assert _fields(refused.value) == ["seed"]
+
+
+def test_an_independent_witness_reveals_only_after_every_other_witness() -> None:
+    spec = _spec().with_independent({"JJZ-001", "JJZ-002"})
+    for revealed in (frozenset(), frozenset({"JJZ-002"})):
+        with pytest.raises(FailedPrecondition) as refused:
+            check_reveal(spec, DrawState.OPEN, witness_id="JJZ-001", seed=SEEDS["JJZ-001"],
+                         now=NOW, revealed=revealed)
+        assert "independent witness" in str(refused.value)
+        assert "ZWFWZX-008" in str(refused.value)
+    # The witness the opening system speaks for may reveal at once ...
+    check_reveal(spec, DrawState.OPEN, witness_id="ZWFWZX-008", seed=SEEDS["ZWFWZX-008"],
+                 now=NOW)
+    # ... and once it has, the independent witnesses may, in any order.
+    for witness in ("JJZ-001", "JJZ-002"):
+        check_reveal(spec, DrawState.OPEN, witness_id=witness, seed=SEEDS[witness], now=NOW,
+                     revealed=frozenset({"ZWFWZX-008"}))

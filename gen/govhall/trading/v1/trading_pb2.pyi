@@ -887,6 +887,8 @@ class DrawWitness(_message.Message):
     OFFICIAL_ID_FIELD_NUMBER: _builtins.int
     COMMITMENT_FIELD_NUMBER: _builtins.int
     REVEALED_FIELD_NUMBER: _builtins.int
+    COMMITTED_FIELD_NUMBER: _builtins.int
+    INDEPENDENT_FIELD_NUMBER: _builtins.int
     official_id: _builtins.str
     """The witness: an official of the staff directory holding
     ROLE_SUPERVISOR or ROLE_TRADING_OFFICER, not the official opening the
@@ -899,16 +901,27 @@ class DrawWitness(_message.Message):
     """
     revealed: _builtins.bool
     """True once the witness revealed its seed (output only)."""
+    committed: _builtins.bool
+    """True once the witness committed (output only). Until the draw's opening
+    is published, only this is shown: the commitment itself stays empty.
+    """
+    independent: _builtins.bool
+    """True if the system that opened the draw may not speak for the witness in
+    any role (output only, recorded at opening). Such a witness reveals after
+    every other witness.
+    """
     def __init__(
         self,
         *,
         official_id: _builtins.str = ...,
         commitment: _builtins.str = ...,
         revealed: _builtins.bool = ...,
+        committed: _builtins.bool = ...,
+        independent: _builtins.bool = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "official_id", b"official_id", "revealed", b"revealed"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commitment", b"commitment", "committed", b"committed", "independent", b"independent", "official_id", b"official_id", "revealed", b"revealed"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
