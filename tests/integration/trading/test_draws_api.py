@@ -463,6 +463,26 @@ async def test_a_commitment_serves_one_draw_only(clients: Clients) -> None:
     assert [w.committed for w in draw.witnesses] == [True, False, False]
 
 
+async def test_one_commitment_given_to_two_draws_at_once_is_taken_once(
+        clients: Clients) -> None:
+    """Never INTERNAL: on PostgreSQL the loser's insert hits the commitment's primary key
+    after the winner commits, and is answered ALREADY_EXISTS."""
+    for draw_id in ("DR-2026-0016", "DR-2026-0017"):
+        await clients.stub("trading-platform").OpenDraw(_open_request(draw_id),
+                                                        metadata=as_official(TRADING_OFFICER))
+    seed = os.urandom(32)
+    answers = await asyncio.gather(*(
+        _commit(clients, draw_id, witness, seed) for draw_id, witness in (
+            ("DR-2026-0016", SUPERVISOR), ("DR-2026-0017", OTHER_SUPERVISOR),
+            ("DR-2026-0016", OTHER_TRADING_OFFICER), ("DR-2026-0017", SUPERVISOR))),
+        return_exceptions=True)
+    taken = [a for a in answers if isinstance(a, pb.Draw)]
+    refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+    assert len(taken) == 1 and len(refused) == 3, answers
+    assert all(r.code() in (grpc.StatusCode.ALREADY_EXISTS, grpc.StatusCode.INVALID_ARGUMENT)
+               for r in refused), [(r.code(), r.details()) for r in refused]
+
+
 async def test_bad_reveals_are_refused_and_change_nothing(clients: Clients) -> None:
     seeds = _seeds()
     await _open_and_commit(clients, _open_request("DR-2026-0005"), seeds)
