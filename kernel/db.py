@@ -14,7 +14,18 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 
 #: The largest value of an Integer column on PostgreSQL (int4): no row id or version
 #: beyond it can exist, and PostgreSQL refuses to compare an Integer column with one.
@@ -93,3 +104,30 @@ class UnitOfWork:
     @property
     def dialect(self) -> str:
         return self._engine.dialect.name
+
+
+# ---- running numbers ----------------------------------------------------------------------
+
+
+def sequences_table(metadata: MetaData, name: str = "sequences") -> Table:
+    """A service's counters: one row per counter name, holding the last number taken."""
+    return Table(name, metadata,
+                 Column("name", String(20), primary_key=True),
+                 Column("last", BigInteger, nullable=False))
+
+
+class RunningNumbers:
+    """Each call of ``next`` returns the next number of its counter, from 1."""
+
+    def __init__(self, connection: Connection, table: Table) -> None:
+        self._connection = connection
+        self._t = table
+
+    def next(self, name: str) -> int:
+        dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
+        # An upsert: concurrent callers queue on the row's lock, none reads a stale value.
+        statement = (dialect.insert(self._t).values(name=name, last=1)
+                     .on_conflict_do_update(index_elements=[self._t.c.name],
+                                            set_={"last": self._t.c.last + 1})
+                     .returning(self._t.c.last))
+        return int(self._connection.execute(statement).scalar_one())

@@ -8,11 +8,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import AuditLog
-from kernel.db import UnitOfWork
+from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from kernel.errors import FailedPrecondition
 from services.complaints.db import tables
@@ -248,29 +247,12 @@ class ComplaintEvents:
                 for r in rows]
 
 
-class ComplaintSequences:
-    """Running numbers of cases that never repeat: each call returns the next of its name."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._t = tables.complaint_sequences
-
-    def next(self, name: str) -> int:
-        dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
-        # An upsert: concurrent callers queue on the row's lock, none reads a stale value.
-        statement = (dialect.insert(self._t).values(name=name, last=1)
-                     .on_conflict_do_update(index_elements=[self._t.c.name],
-                                            set_={"last": self._t.c.last + 1})
-                     .returning(self._t.c.last))
-        return int(self._connection.execute(statement).scalar_one())
-
-
 class ComplaintsUnitOfWork(UnitOfWork):
     routing: RoutingTable
     platforms: Platforms
     cases: ComplaintCases
     events: ComplaintEvents
-    sequences: ComplaintSequences
+    sequences: RunningNumbers
     departments: Departments
     staff: StaffDirectory
     audit: AuditLog
@@ -280,7 +262,7 @@ class ComplaintsUnitOfWork(UnitOfWork):
         self.platforms = Platforms(connection)
         self.cases = ComplaintCases(connection)
         self.events = ComplaintEvents(connection)
-        self.sequences = ComplaintSequences(connection)
+        self.sequences = RunningNumbers(connection, tables.complaint_sequences)
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)
         self.audit = AuditLog(connection, tables.audit_log)

@@ -4,7 +4,6 @@ cases they push in with their events, directory copies and the audit log."""
 from __future__ import annotations
 
 from sqlalchemy import (
-    BigInteger,
     Boolean,
     Column,
     Float,
@@ -20,6 +19,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.checkpoints import audit_checkpoints_table
+from kernel.db import sequences_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 from kernel.systems import calling_systems_table
@@ -105,12 +105,7 @@ complaint_events = Table(
 )
 
 #: Running numbers of cases per China day ("CP-20260105").
-complaint_sequences = Table(
-    "complaint_sequences",
-    metadata,
-    Column("name", String(20), primary_key=True),
-    Column("last", BigInteger, nullable=False),
-)
+complaint_sequences = sequences_table(metadata, "complaint_sequences")
 
 departments = departments_table(metadata)
 officials = officials_table(metadata)

@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Any
 
 from kernel.errors import AlreadyExists, FieldViolation, InvalidArgument
+from kernel.numbering import day_number
 from services.complaints.domain.model import Category
 
 CASE_NUMBER_PATTERN = re.compile(r"^CP-[0-9]{8}-[0-9]{6}$")
@@ -71,9 +72,7 @@ def deadline_class(kind: ComplaintKind, *, urgent: bool) -> DeadlineClass:
 
 def case_number(day: date, sequence: int) -> str:
     """CP-YYYYMMDD-NNNNNN: the China day's running number, counting from 1."""
-    if not 1 <= sequence <= 999_999:
-        raise ValueError(f"complaint sequence {sequence} is out of range for one day")
-    return f"CP-{day:%Y%m%d}-{sequence:06d}"
+    return day_number("CP", day, sequence, what="complaint")
 
 
 def _refuse(subject: str, problems: list[FieldViolation]) -> None:

@@ -8,11 +8,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, Row, Table, func, insert, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from kernel.audit import AuditLog
 from kernel.authority import AuthorityRecords
-from kernel.db import UnitOfWork
+from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.intake.db import tables
 from services.intake.domain.cases import (
@@ -237,22 +236,6 @@ class IdempotencyKeys:
             case_number=case_number, outcome=outcome, recorded_at=at))
 
 
-class Sequences:
-    """Running numbers that never repeat: each call returns the next of its name."""
-
-    def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._t = tables.sequences
-
-    def next(self, name: str) -> int:
-        dialect: Any = postgresql if _is_postgresql(self._connection) else sqlite
-        statement = (dialect.insert(self._t).values(name=name, last=1)
-                     .on_conflict_do_update(index_elements=[self._t.c.name],
-                                            set_={"last": self._t.c.last + 1})
-                     .returning(self._t.c.last))
-        return int(self._connection.execute(statement).scalar_one())
-
-
 class Notices:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -453,7 +436,7 @@ class IntakeUnitOfWork(UnitOfWork):
     authority: AuthorityRecords
     cases: Cases
     idempotency: IdempotencyKeys
-    sequences: Sequences
+    sequences: RunningNumbers
     notices: Notices
     timeline: Timeline
     seal_keys: SealKeys
@@ -473,7 +456,7 @@ class IntakeUnitOfWork(UnitOfWork):
         self.authority = AuthorityRecords(connection, self.audit)
         self.cases = Cases(connection, self._cipher)
         self.idempotency = IdempotencyKeys(connection)
-        self.sequences = Sequences(connection)
+        self.sequences = RunningNumbers(connection, tables.sequences)
         self.notices = Notices(connection)
         self.timeline = Timeline(connection)
         self.seal_keys = SealKeys(connection)

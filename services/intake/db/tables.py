@@ -19,6 +19,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.checkpoints import audit_checkpoints_table
+from kernel.db import sequences_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 from kernel.systems import calling_systems_table
@@ -135,12 +136,7 @@ case_events = Table(
 )
 
 #: Running numbers: cases per China day ("AP-20260105"), certificates per year ("SY-2026").
-sequences = Table(
-    "sequences",
-    metadata,
-    Column("name", String(20), primary_key=True),
-    Column("last", BigInteger, nullable=False),
-)
+sequences = sequences_table(metadata)
 
 # ---- the seal, sealed decisions and the public register ---------------------------------
 

@@ -13,9 +13,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from enum import StrEnum
 
-# China's date decides case numbers and acceptance dates; the seal code imports it from here.
 from kernel.chinatime import china_date as china_date
 from kernel.errors import FieldViolation, InvalidArgument
+
+# China's date decides case numbers and acceptance dates; the seal code imports it from here.
+from kernel.numbering import day_number
 from services.intake.domain.model import ApprovalItem
 
 CASE_NUMBER_PATTERN = re.compile(r"^AP-[0-9]{8}-[0-9]{6}$")
@@ -28,9 +30,7 @@ NOT_PROVIDED = "未提交"
 
 def case_number(day: date, sequence: int) -> str:
     """AP-YYYYMMDD-NNNNNN: the day's running number, counting from 1."""
-    if not 1 <= sequence <= 999_999:
-        raise ValueError(f"case sequence {sequence} is out of range for one day")
-    return f"AP-{day:%Y%m%d}-{sequence:06d}"
+    return day_number("AP", day, sequence, what="case")
 
 
 class Finding(StrEnum):
