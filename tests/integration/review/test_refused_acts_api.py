@@ -107,6 +107,21 @@ async def test_no_other_system_may_report_and_a_bad_report_changes_nothing(
     assert _handled(review) == handled
 
 
+async def test_one_report_sent_at_once_many_times_is_kept_once(
+        opened: ServiceUnderTest) -> None:
+    """The worker retries a report whose answer it lost while the first call may still run:
+    the copies race, one is kept, the others answer recorded=false (never INTERNAL). On
+    SQLite the single writer settles it; on PostgreSQL the copies collide on the key."""
+    report = report_id("approval/" + CASE, "run-1", "race")
+    async with opened.channel(WORKER) as first, opened.channel(WORKER) as second:
+        stubs = [review_pb2_grpc.ReviewServiceStub(first),
+                 review_pb2_grpc.ReviewServiceStub(second)]
+        answers = await asyncio.gather(*(stubs[i % 2].RecordRefusedAct(_request(report))
+                                         for i in range(8)))
+    assert sorted(a.recorded for a in answers) == [False] * 7 + [True]
+    assert len(_kept(opened)) == 1
+
+
 async def test_a_flood_of_forged_updates_keeps_a_bounded_number_per_case(
         opened: ServiceUnderTest) -> None:
     async with opened.channel(WORKER) as channel:
