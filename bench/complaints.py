@@ -182,7 +182,7 @@ def serve_bare(port: int, pki_dir: Path, database: Path) -> None:
 
     async def submit(request: complaints_pb2.SubmitComplaintRequest,
                context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        common_names = context.auth_context().get("x509_common_name", [b""])
+        common_names = list(context.auth_context().get("x509_common_name", [b""]))
         platform = common_names[0].decode()
         case_number = f"CP-00000000-{next(numbers):06d}"
         inserted = connection.execute(
