@@ -28,6 +28,8 @@ and the service applies these when it records the act.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -309,3 +311,22 @@ def overdue(state: CaseState, *, what: str) -> None:
     else:
         raise InvalidArgument(f"{what!r} is not a deadline",
                               violations=[FieldViolation("what", "sign_for or reply")])
+
+
+#: Numbers shaped like a phone number (mobile or landline) or a resident ID card number.
+_NUMBER_SHAPES = re.compile(
+    r"(?<![0-9])(?:[0-9]{17}[0-9Xx]|[0-9]{15}|1[3-9][0-9]{9}|0[0-9]{2,3}-?[0-9]{7,8}"
+    r"|[0-9]{7,8})(?![0-9])")
+
+
+def _masked(match: re.Match[str]) -> str:
+    return re.sub(r"[0-9Xx]", "*", match.group(0))
+
+
+def anonymised(text: str, *, names: Iterable[str], numbers: Iterable[str]) -> str:
+    """``text`` for publication: the complainant's names and numbers, and anything shaped
+    like a phone or ID card number, masked."""
+    published = text
+    for secret in sorted((s for s in (*names, *numbers) if s.strip()), key=len, reverse=True):
+        published = published.replace(secret, "*" * len(secret))
+    return _NUMBER_SHAPES.sub(_masked, published)
