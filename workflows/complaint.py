@@ -49,6 +49,10 @@ with workflow.unsafe.imports_passed_through():
         SLA_STATE,
         STAGE,
     )
+
+    # The statement's own module, passed through too: the data converter resolves the
+    # dataclass's fields by the module that defines it.
+    from workflows.approval_contract import SignedStatement, activity_queue
     from workflows.complaint_contract import (
         CASE_KIND as KIND_COMPLAINT,
     )
@@ -97,11 +101,9 @@ with workflow.unsafe.imports_passed_through():
         Overdue,
         OverdueWhat,
         PlatformDelivery,
-        SignedStatement,
         SlaState,
         Stage,
         StatementKind,
-        activity_queue,
         iso_instant,
         texts_match,
         workflow_id,
