@@ -17,7 +17,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from google.protobuf import json_format
@@ -88,7 +88,7 @@ class Case:
     signers: ComplaintSigners
 
     async def act(self, update: str, kind: c.StatementKind, who: Person, *,
-                  texts: dict[str, str] | None = None, **facts: object) -> c.ActReceipt:
+                  texts: dict[str, str] | None = None, **facts: Any) -> c.ActReceipt:
         receipt: c.ActReceipt = await self.handle.execute_update(
             update, self.signers.act(kind, self.number, who, texts=texts, **facts),
             result_type=c.ActReceipt)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
+from typing import Any
 
 import pytest
 
@@ -40,24 +41,24 @@ Rule = Callable[[ComplaintState, ComplaintFacts, Mapping[str, str]], None]
 
 
 def facts(kind: StatementKind, *, official: str = "SJJ-010", department: str = "SJJ",
-          roles: tuple[str, ...] = ("complaint_handler",), **more: object) -> ComplaintFacts:
+          roles: tuple[str, ...] = ("complaint_handler",), **more: Any) -> ComplaintFacts:
     base = ComplaintFacts(kind=kind, case_number=CASE, official_id=official,
                           department_code=department, roles=roles, system="dept-sjj",
                           issued_at="2026-12-01T02:00:00.000000Z")
-    return replace(base, **more)  # type: ignore[arg-type]
+    return replace(base, **more)
 
 
-def state(stage: Stage = Stage.HANDLING, **more: object) -> ComplaintState:
+def state(stage: Stage = Stage.HANDLING, **more: Any) -> ComplaintState:
     base = ComplaintState(case_number=CASE, stage=stage, department_code="SJJ",
                           platform_id="portal-1")
-    return replace(base, **more)  # type: ignore[arg-type]
+    return replace(base, **more)
 
 
-HANDLER = {"official": "SJJ-010", "department": "SJJ", "roles": ("complaint_handler",)}
-DISPATCHER = {"official": "ZWFWZX-020", "department": "ZWFWZX",
+HANDLER: dict[str, Any] = {"official": "SJJ-010", "department": "SJJ", "roles": ("complaint_handler",)}
+DISPATCHER: dict[str, Any] = {"official": "ZWFWZX-020", "department": "ZWFWZX",
               "roles": ("complaint_dispatcher",)}
-CO_HANDLER = {"official": "FGW-010", "department": "FGW", "roles": ("complaint_handler",)}
-PLATFORM = {"official": "portal-1", "department": "", "roles": (), "platform_id": "portal-1"}
+CO_HANDLER: dict[str, Any] = {"official": "FGW-010", "department": "FGW", "roles": ("complaint_handler",)}
+PLATFORM: dict[str, Any] = {"official": "portal-1", "department": "", "roles": (), "platform_id": "portal-1"}
 
 
 @dataclass(frozen=True)
@@ -106,8 +107,8 @@ def test_the_good_act_is_taken(name: str) -> None:
     check(GOOD[name])
 
 
-def _with(name: str, *, state_changes: Mapping[str, object] | None = None,
-          fact_changes: Mapping[str, object] | None = None,
+def _with(name: str, *, state_changes: Mapping[str, Any] | None = None,
+          fact_changes: Mapping[str, Any] | None = None,
           texts: Mapping[str, str] | None = None) -> Case:
     good = GOOD[name]
     return Case(good.rule, replace(good.state, **(state_changes or {})),
