@@ -54,11 +54,12 @@ def state(stage: Stage = Stage.HANDLING, **more: Any) -> ComplaintState:
     return replace(base, **more)
 
 
-HANDLER: dict[str, Any] = {"official": "SJJ-010", "department": "SJJ", "roles": ("complaint_handler",)}
-DISPATCHER: dict[str, Any] = {"official": "ZWFWZX-020", "department": "ZWFWZX",
-              "roles": ("complaint_dispatcher",)}
-CO_HANDLER: dict[str, Any] = {"official": "FGW-010", "department": "FGW", "roles": ("complaint_handler",)}
-PLATFORM: dict[str, Any] = {"official": "portal-1", "department": "", "roles": (), "platform_id": "portal-1"}
+Who = dict[str, Any]
+DISPATCHER: Who = {"official": "ZWFWZX-020", "department": "ZWFWZX",
+                   "roles": ("complaint_dispatcher",)}
+CO_HANDLER: Who = {"official": "FGW-010", "department": "FGW", "roles": ("complaint_handler",)}
+PLATFORM: Who = {"official": "portal-1", "department": "", "roles": (),
+                 "platform_id": "portal-1"}
 
 
 @dataclass(frozen=True)
