@@ -91,6 +91,7 @@ class Bench:
         number: str = response.complaint.case_number
         with ComplaintsUnitOfWork(self.service.running.engine, write=False) as uow:
             case = uow.handling.get(number)
+        assert case is not None
         await ActivityEnvironment().run(self.activities.open_case,
                                         OpenCase(received_statement(self.signer, case)))
         return number
