@@ -131,19 +131,19 @@ def open_envelope(envelope: bytes, key: bytes, tender: str, bidder: str,
                       "for this tender and bidder") from None
 
 
-def _read(path: Path, limit: int) -> bytes:
+def _read(path: Path, limit: int, *, reason: str = "document_size") -> bytes:
     try:
         with path.open("rb") as handle:
             data = handle.read(limit + 1)
     except OSError as error:
         raise Unreadable(f"cannot read {path}: {error.strerror}") from None
     if len(data) > limit:
-        raise Refused("document_size", f"{path} is larger than {limit} bytes")
+        raise Refused(reason, f"{path} is larger than {limit} bytes")
     return data
 
 
 def _read_key(path: Path) -> bytes:
-    text = _read(path, 4 * KEY_BYTES).decode("ascii", "replace").strip()
+    text = _read(path, 4 * KEY_BYTES, reason="malformed_key").decode("ascii", "replace").strip()
     try:
         key = bytes.fromhex(text)
     except ValueError:
@@ -184,7 +184,8 @@ def _seal(args: argparse.Namespace) -> None:
 
 
 def _reveal(args: argparse.Namespace) -> None:
-    envelope = _read(args.sealed, HEADER_BYTES + MAX_DOCUMENT_BYTES + TAG_BYTES)
+    envelope = _read(args.sealed, HEADER_BYTES + MAX_DOCUMENT_BYTES + TAG_BYTES,
+                     reason="malformed_envelope")
     key = _read_key(args.key)
     digest = args.ciphertext_sha256 or hashlib.sha256(envelope).hexdigest()
     _digest_argument(digest, "ciphertext_sha256")
@@ -196,7 +197,8 @@ def _reveal(args: argparse.Namespace) -> None:
 
 
 def _open(args: argparse.Namespace) -> None:
-    envelope = _read(args.sealed, HEADER_BYTES + MAX_DOCUMENT_BYTES + TAG_BYTES)
+    envelope = _read(args.sealed, HEADER_BYTES + MAX_DOCUMENT_BYTES + TAG_BYTES,
+                     reason="malformed_envelope")
     key = _read_key(args.key)
     document = open_envelope(envelope, key, args.tender, args.bidder,
                              args.ciphertext_sha256, args.key_commitment)

@@ -123,6 +123,8 @@ def test_the_tool_opens_nothing_the_venue_refuses(tmp_path: Path) -> None:
 def test_bad_input_gets_a_message_and_an_exit_status_never_a_traceback(tmp_path: Path) -> None:
     empty = tmp_path / "empty.pdf"
     empty.write_bytes(b"")
+    long_key = tmp_path / "long.key"
+    long_key.write_text("ab" * 100)
     cases = [
         (("seal", "--tender", TENDER, "--bidder", BIDDER, tmp_path / "missing.pdf"), 3),
         (("seal", "--tender", TENDER, "--bidder", BIDDER, empty), 1),
@@ -135,6 +137,8 @@ def test_bad_input_gets_a_message_and_an_exit_status_never_a_traceback(tmp_path:
         code, _, err = _tool(*args)
         assert code == status, (args, err)
         assert "Traceback" not in err
+    code, _, err = _tool("reveal", "--tender", TENDER, "--bidder", BIDDER, empty, long_key)
+    assert (code, "malformed_key" in err) == (1, True)
 
 
 def test_the_tool_uses_the_standard_library_and_cryptography_only() -> None:
