@@ -224,8 +224,6 @@ class ComplaintWorkflow:
         self.acting = False
         #: One record at a time: an act, an escalation, a closing.
         self.recording = asyncio.Lock()
-        #: Bumped when a deadline changes, so the clock looks again.
-        self.clock_version = 0
         self.started = False
         self.deliveries: list[asyncio.Task[None]] = []
         self.shown_stage = ""
@@ -258,10 +256,10 @@ class ComplaintWorkflow:
         self._show()
         while self.stage not in TERMINAL:
             mark = self._next_mark()
-            version = self.clock_version
 
-            def moved(version: int = version) -> bool:
-                return self.stage in TERMINAL or self.clock_version != version
+            def moved(mark: tuple[str, datetime] | None = mark) -> bool:
+                # An act that leaves the next deadline where it was keeps its timer.
+                return self.stage in TERMINAL or self._next_mark() != mark
 
             if mark is None:
                 await workflow.wait_condition(moved)
@@ -487,8 +485,6 @@ class ComplaintWorkflow:
         self.sign_for_due = recorded.sign_for_due
         self.reply_due = recorded.reply_due
         self.rating_closes = recorded.rating_closes
-        # The clock looks again: new deadlines, or none running at this stage.
-        self.clock_version += 1
         self._deliver(recorded.platform_events)
 
     async def _tell_primary(self) -> None:

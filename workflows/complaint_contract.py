@@ -187,11 +187,15 @@ TEXT_KEYS: dict[StatementKind, tuple[str, ...]] = {
 
 
 def texts_match(kind: StatementKind | str, content_sha256: str, texts: dict[str, str]) -> bool:
-    """Are ``texts`` the ones a ``kind`` statement with this digest was signed over?"""
+    """Are ``texts`` the ones a ``kind`` statement with this digest was signed over?
+
+    No texts and no digest match too (a rating without a comment; a reply without one
+    is then refused by the rules, not as forged).
+    """
     keys = TEXT_KEYS.get(StatementKind(kind), ())
-    if not keys:
-        return not texts and not content_sha256
-    return set(texts) == set(keys) and content_digest(**texts) == content_sha256
+    if not texts and not content_sha256:
+        return True
+    return bool(keys) and set(texts) == set(keys) and content_digest(**texts) == content_sha256
 
 
 @dataclass(frozen=True)

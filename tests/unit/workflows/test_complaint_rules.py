@@ -14,7 +14,13 @@ from typing import Any
 
 import pytest
 
-from workflows.complaint_contract import ComplaintFacts, Stage, StatementKind
+from workflows.complaint_contract import (
+    ComplaintFacts,
+    Stage,
+    StatementKind,
+    content_digest,
+    texts_match,
+)
 from workflows.complaint_rules import (
     ComplaintState,
     RuleBroken,
@@ -230,3 +236,14 @@ def test_an_unsatisfied_rating_reopens_once(level: int, reopened: bool,
     current = state(Stage.REPLIED, reopened=reopened)
     assert after_rating(current, level) == expected
     assert reopens(current, level) == (expected == Stage.HANDLING)
+
+
+def test_texts_match_their_digest_and_their_kind() -> None:
+    reply = {"reply": "答复"}
+    digest = content_digest(**reply)
+    assert texts_match(K.REPLY, digest, reply)
+    assert texts_match(K.RATING, "", {})
+    assert not texts_match(K.REPLY, digest, {"reply": "别的"})
+    assert not texts_match(K.REPLY, digest, {})
+    assert not texts_match(K.RETURN, content_digest(reply="x"), {"reply": "x"})
+    assert not texts_match(K.SIGN_FOR, digest, reply)
