@@ -60,7 +60,7 @@ class LinkStatus(StrEnum):
 
 class LinkKind(StrEnum):
     APPROVAL = "approval"
-    TRADE = "trade"
+    TENDER = "tender"
 
 
 @dataclass(frozen=True)
@@ -223,7 +223,7 @@ def linked_counts(records: Iterable[CaseRecord]) -> tuple[LinkedCount, ...]:
                     record.link_department_code if found else "")] += 1
         if record.linked_tender_number:
             # Trading keeps no tenders yet, so nothing can check a tender number.
-            counts[(LinkKind.TRADE, LinkStatus.UNCHECKED, "", "")] += 1
+            counts[(LinkKind.TENDER, LinkStatus.UNCHECKED, "", "")] += 1
     return tuple(LinkedCount(kind, status, item, department, cases)
                  for (kind, status, item, department), cases in sorted(counts.items()))
 

@@ -152,7 +152,7 @@ def test_one_department_asked_for() -> None:
     assert [d.department_code for d in metrics.departments] == ["ZJJ"]
     assert rates(metrics.overall) == rates(metrics.departments[0])
     assert [(c.kind, c.item_code) for c in metrics.linked] == [
-        (LinkKind.APPROVAL, "I-2"), (LinkKind.TRADE, "")]
+        (LinkKind.APPROVAL, "I-2"), (LinkKind.TENDER, "")]
 
 
 def test_a_department_without_cases_says_no_cases() -> None:
@@ -170,7 +170,7 @@ def test_linked_complaints_by_item_and_department() -> None:
         (LinkKind.APPROVAL, LinkStatus.FOUND, "I-2", "ZJJ", 1),     # b1
         (LinkKind.APPROVAL, LinkStatus.NOT_FOUND, "", "", 1),       # a3
         (LinkKind.APPROVAL, LinkStatus.UNCHECKED, "", "", 1),       # a4
-        (LinkKind.TRADE, LinkStatus.UNCHECKED, "", "", 1),          # b1's tender
+        (LinkKind.TENDER, LinkStatus.UNCHECKED, "", "", 1),          # b1's tender
     ]
 
 
