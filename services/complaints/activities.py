@@ -16,6 +16,9 @@ from temporalio import activity
 from kernel.activities import run_use_case
 from services.complaints.app import handlers
 from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.intake_links import IntakeLinks
+from services.complaints.link_activity import LinkActivities
+from services.complaints.settings import ComplaintsSettings
 
 
 @dataclass(frozen=True)
@@ -53,5 +56,14 @@ class ComplaintsActivities:
             department_name=routing.department.name, rule_version=routing.category.rule_version)
 
 
-def activities(engine: Engine, _settings: Any) -> Sequence[Callable[..., Any]]:
-    return [ComplaintsActivities(engine).route_complaint]
+def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
+    return [ComplaintsActivities(engine).route_complaint,
+            LinkActivities(engine, intake_lookup(settings)).check_link]
+
+
+def intake_lookup(settings: ComplaintsSettings) -> IntakeLinks | None:
+    """Intake's CheckCaseLink as this service's calling system, or None without intake."""
+    if not settings.intake_address:
+        return None
+    return IntakeLinks(settings.intake_address, pki_dir=settings.pki_dir,
+                       system=settings.calling_system)

@@ -17,7 +17,10 @@ that section too.
   instant has passed at ``as_of`` is late; one still within its time is not
   judged yet, nor is one without a due instant.
 - **On-time reply rate**: the same with ``first_replied_at`` and
-  ``reply_due`` (the due instant after any granted extension).
+  ``reply_due`` (the due instant after any granted extension). A reopened
+  case holds the reopening's ``reply_due`` (the first one is replaced), so
+  it is judged by its reply after reopening: ``replied_at`` once it is
+  replied or closed again, late once that due instant passed without one.
 - **Satisfaction rate**: rated cases rated 4 or 5 / rated cases; a case is
   counted once by the rating it holds last (a reopened case by the rating of
   its second reply once given).
@@ -98,6 +101,8 @@ class CaseRecord:
     signed_for_at: datetime | None = None
     reply_due: datetime | None = None
     first_replied_at: datetime | None = None
+    #: The latest reply (after reopening, the second).
+    replied_at: datetime | None = None
     closed_at: datetime | None = None
     rating: int | None = None
     reopened: bool = False
@@ -186,10 +191,16 @@ def _judged_on_time(done_at: datetime | None, due: datetime | None, as_of: datet
     return False if as_of > due else None
 
 
-def _on_time_rate(records: list[CaseRecord], as_of: datetime, *, sign_for: bool) -> Rate:
-    verdicts = [_judged_on_time(r.signed_for_at if sign_for else r.first_replied_at,
-                                r.sign_for_due if sign_for else r.reply_due, as_of)
-                for r in records]
+def _reply_verdict(record: CaseRecord, as_of: datetime) -> bool | None:
+    if record.reopened:
+        # reply_due is the reopening's: the reply that answers it is the one after reopening,
+        # given once the case is replied (or closed) again.
+        again = record.replied_at if record.status in COMPLETED_STATUSES else None
+        return _judged_on_time(again, record.reply_due, as_of)
+    return _judged_on_time(record.first_replied_at, record.reply_due, as_of)
+
+
+def _rate_of(verdicts: Iterable[bool | None]) -> Rate:
     judged = [v for v in verdicts if v is not None]
     return Rate(sum(judged), len(judged))
 
@@ -204,8 +215,9 @@ def department_metrics(department_code: str, records: Iterable[CaseRecord], *,
         department_code=department_code, cases=len(counted),
         merged_duplicates=len(every) - len(counted),
         completion=Rate(sum(r.status in COMPLETED_STATUSES for r in counted), len(counted)),
-        sign_for_on_time=_on_time_rate(counted, as_of, sign_for=True),
-        reply_on_time=_on_time_rate(counted, as_of, sign_for=False),
+        sign_for_on_time=_rate_of(_judged_on_time(r.signed_for_at, r.sign_for_due, as_of)
+                                  for r in counted),
+        reply_on_time=_rate_of(_reply_verdict(r, as_of) for r in counted),
         satisfaction=Rate(sum(r in SATISFIED_RATINGS for r in rated), len(rated)),
         excellent=Rate(sum(r == EXCELLENT_RATING for r in rated), len(rated)))
 

@@ -55,15 +55,18 @@ DATA = [
          closed_at=at(28), rating=4,
          linked_case_number="AP-20260301-000002", link_status=LinkStatus.FOUND,
          link_item_code="I-1", link_department_code="SCJGJ"),
-    # a3: reopened after a 1, replied again, rated 5 at last and closed: counted once, as 5.
+    # a3: reopened after a 1, replied again on the 25th by the reopening's due instant (the
+    # 26th), rated 5 at last and closed: counted once, as 5, and replied on time.
     # Linked to an approval case intake does not know.
     case("a3", "SCJGJ", at(4), "closed", sign_for_due=at(4, 5), signed_for_at=at(4, 2),
-         reply_due=at(10), first_replied_at=at(9), closed_at=at(30), rating=5, reopened=True,
+         reply_due=at(26), first_replied_at=at(9), replied_at=at(25), closed_at=at(30),
+         rating=5, reopened=True,
          linked_case_number="AP-20260301-000404", link_status=LinkStatus.NOT_FOUND),
-    # a4: reopened after a 2, back in handling: its rating is still the 2, not complete.
-    # Linked, not checked yet.
+    # a4: reopened after a 2, back in handling, its new reply due after AS_OF: its rating is
+    # still the 2, not complete, reply not judged yet. Linked, not checked yet.
     case("a4", "SCJGJ", at(5), "handling", sign_for_due=at(5, 5), signed_for_at=at(5, 4),
-         reply_due=at(12), first_replied_at=at(11), rating=2, reopened=True,
+         reply_due=at(20, month=4), first_replied_at=at(11), replied_at=at(11), rating=2,
+         reopened=True,
          linked_case_number="AP-20260301-000003"),
     # a5: never signed for nor replied, both due instants long past: late twice.
     case("a5", "SCJGJ", at(6), "routed", sign_for_due=at(6, 5), reply_due=at(25)),
@@ -121,7 +124,7 @@ def test_each_department_on_the_known_data_set() -> None:
     assert rates(scjgj) == {
         "completion": (4, 8),          # a1 a2 a3 closed, a10 replied
         "sign_for_on_time": (3, 5),    # on time a1 a3 a4; late a2 a5; a6 a9 a10 not judged
-        "reply_on_time": (4, 6),       # on time a1 a3 a4 a10; late a2 a5; a6 a9 not judged
+        "reply_on_time": (3, 5),       # on time a1 a3 a10; late a2 a5; a4 a6 a9 not judged
         "satisfaction": (3, 4),        # rated a1(5) a2(4) a3(5) a4(2)
         "excellent": (2, 4),           # a1 a3
     }
@@ -141,7 +144,7 @@ def test_overall_is_every_department_together() -> None:
     assert overall.department_code == ""
     assert (overall.cases, overall.merged_duplicates) == (10, 2)
     assert rates(overall) == {"completion": (6, 10), "sign_for_on_time": (4, 7),
-                              "reply_on_time": (6, 8), "satisfaction": (3, 5),
+                              "reply_on_time": (5, 7), "satisfaction": (3, 5),
                               "excellent": (2, 5)}
     assert overall.completion.fraction() == Fraction(3, 5)
 
@@ -222,6 +225,21 @@ def test_satisfaction_and_excellent_by_rating(rating: int | None, satisfied: tup
                                               excellent: tuple[int, int]) -> None:
     figures = _one(replace(BASE, rating=rating))
     assert (figures["satisfaction"], figures["excellent"]) == (satisfied, excellent)
+
+
+@pytest.mark.parametrize(("status", "replied_again", "as_of", "expected"), [
+    # The reopening's reply due on the 20th; the first reply (on the 5th) does not count.
+    ("handling", None, at(20), (0, 0)),             # not replied again, still in time
+    ("handling", None, at(20) + TICK, (0, 1)),      # not replied again, due passed: late
+    ("replied", at(20), AS_OF, (1, 1)),             # replied again on the due instant
+    ("closed", at(20) + TICK, AS_OF, (0, 1)),       # replied again too late, then closed
+])
+def test_a_reopened_case_is_judged_by_its_reply_after_reopening(
+        status: str, replied_again: datetime | None, as_of: datetime,
+        expected: tuple[int, int]) -> None:
+    reopened = replace(BASE, status=status, reopened=True, reply_due=at(20),
+                       first_replied_at=at(5), replied_at=replied_again or at(5), rating=1)
+    assert _one(reopened, as_of)["reply_on_time"] == expected
 
 
 def test_a_reopened_case_counts_once_by_its_last_rating() -> None:

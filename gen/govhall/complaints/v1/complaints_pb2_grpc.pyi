@@ -88,6 +88,14 @@ class ComplaintsServiceStub:
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
     """
+    GetComplaintMetrics: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]
+    """GetComplaintMetrics counts how the cases received in a period (at most
+    366 days) were handled, overall and per lead department: completion,
+    on-time sign-for and reply, satisfaction and excellent rates, each as
+    the numerator and denominator counted (docs/complaints.md, "Metrics"),
+    and the complaints linked to approval cases or tenders. An unknown
+    department is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
@@ -148,6 +156,14 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     ListComplaintEvents: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintEventsRequest, _complaints_pb2.ListComplaintEventsResponse]  # type: ignore[assignment]
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
+    """
+    GetComplaintMetrics: _aio.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]  # type: ignore[assignment]
+    """GetComplaintMetrics counts how the cases received in a period (at most
+    366 days) were handled, overall and per lead department: completion,
+    on-time sign-for and reply, satisfaction and excellent rates, each as
+    the numerator and denominator counted (docs/complaints.md, "Metrics"),
+    and the complaints linked to approval cases or tenders. An unknown
+    department is NOT_FOUND.
     """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -272,6 +288,20 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_complaints_pb2.ListComplaintEventsResponse, _abc.Awaitable[_complaints_pb2.ListComplaintEventsResponse]]:
         """ListComplaintEvents pages through what happened to one case of the
         calling platform, oldest first. Events carry codes, never personal data.
+        """
+
+    @_abc_1.abstractmethod
+    def GetComplaintMetrics(
+        self,
+        request: _complaints_pb2.GetComplaintMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.GetComplaintMetricsResponse, _abc.Awaitable[_complaints_pb2.GetComplaintMetricsResponse]]:
+        """GetComplaintMetrics counts how the cases received in a period (at most
+        366 days) were handled, overall and per lead department: completion,
+        on-time sign-for and reply, satisfaction and excellent rates, each as
+        the numerator and denominator counted (docs/complaints.md, "Metrics"),
+        and the complaints linked to approval cases or tenders. An unknown
+        department is NOT_FOUND.
         """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
