@@ -1,24 +1,46 @@
 """Activities the complaints service hosts on its own task queue (govhall-complaints).
 
 Workflows route complaints through these, so a workflow never touches a
-database.
+database. The complaint workflow opens a case, records each accepted act,
+marks deadlines missed and closes lapsed cases through them: each is one use
+case of services/complaints/app/recording.py in one transaction, verifies
+the signed statement it acts on with the service's trusted keys, and may be
+retried (a repeat records nothing new). A refusal, or input the database
+cannot store, fails for good (kernel.activities.run_use_case).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine
 from temporalio import activity
 
 from kernel.activities import run_use_case
-from services.complaints.app import handlers
+from kernel.fieldcipher import FieldCipher, field_cipher
+from kernel.settings import ServiceSettings
+from kernel.signing import TrustedKeys
+from services.complaints.app import handlers, recording
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.intake_links import IntakeLinks
 from services.complaints.link_activity import LinkActivities
-from services.complaints.settings import ComplaintsSettings
+from services.complaints.settings import ComplaintsSettings, complainant_key_path
+from workflows.complaint_contract import (
+    CLOSE_CASE,
+    MARK_OVERDUE,
+    OPEN_CASE,
+    RECORD_ACT,
+    ActRecord,
+    ActRecorded,
+    CaseClock,
+    Closing,
+    Escalated,
+    OpenCase,
+    Overdue,
+)
 
 
 @dataclass(frozen=True)
@@ -41,8 +63,16 @@ class ResponsibleDepartment:
 
 
 class ComplaintsActivities:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, keys: TrustedKeys | None = None,
+                 cipher: FieldCipher | None = None,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
         self._engine = engine
+        self._keys = keys or TrustedKeys({})
+        self._cipher = cipher
+        self._clock = clock
+
+    def _writing(self) -> ComplaintsUnitOfWork:
+        return ComplaintsUnitOfWork(self._engine)
 
     @activity.defn(name="complaints.route_complaint")
     async def route_complaint(self, request: RouteComplaintInput) -> ResponsibleDepartment:
@@ -55,15 +85,38 @@ class ComplaintsActivities:
             category_code=routing.category.code, department_code=routing.department.code,
             department_name=routing.department.name, rule_version=routing.category.rule_version)
 
+    @activity.defn(name=OPEN_CASE)
+    async def open_case(self, request: OpenCase) -> CaseClock:
+        return await run_use_case(recording.open_case, uow=self._writing, keys=self._keys,
+                                  request=request, now=self._clock())
 
-def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
-    return [ComplaintsActivities(engine).route_complaint,
-            LinkActivities(engine, intake_lookup(settings)).check_link]
+    @activity.defn(name=RECORD_ACT)
+    async def record_act(self, act: ActRecord) -> ActRecorded:
+        assert self._cipher is not None, "the complaints activities need the field cipher"
+        return await run_use_case(recording.record_act, uow=self._writing, keys=self._keys,
+                                  cipher=self._cipher, act=act, now=self._clock())
+
+    @activity.defn(name=MARK_OVERDUE)
+    async def mark_overdue(self, request: Overdue) -> Escalated:
+        return await run_use_case(recording.mark_overdue, uow=self._writing, request=request,
+                                  now=self._clock())
+
+    @activity.defn(name=CLOSE_CASE)
+    async def close_case(self, closing: Closing) -> ActRecorded:
+        return await run_use_case(recording.close_case, uow=self._writing, closing=closing,
+                                  now=self._clock())
 
 
-def intake_lookup(settings: ComplaintsSettings) -> IntakeLinks | None:
+def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[..., Any]]:
+    hosted = ComplaintsActivities(engine, settings.trusted_keys(),
+                                  field_cipher(complainant_key_path(settings.pki_dir)))
+    return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
+            hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link]
+
+
+def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:
     """Intake's CheckCaseLink as this service's calling system, or None without intake."""
-    if not settings.intake_address:
+    if not isinstance(settings, ComplaintsSettings) or not settings.intake_address:
         return None
     return IntakeLinks(settings.intake_address, pki_dir=settings.pki_dir,
                        system=settings.calling_system)

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +18,50 @@ from kernel.audittrail import AuditTrailService
 from kernel.fieldcipher import field_cipher
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
+from kernel.signing import service_signer
+from kernel.temporal import TemporalSecurity, connect_with
+from kernel.workflow_gateway import WorkflowGateway
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
+from services.complaints.app.desk import Desk
+from services.complaints.app.flow import ComplaintStarter
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.audit import AUDIT_TRAIL
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from services.complaints.settings import ComplaintsSettings
+from services.complaints.settings import ComplaintsSettings, complainant_key_path
+
+__all__ = ["DEFINITION", "complainant_key_path"]
 
 
-def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
+def _register(server: grpc.aio.Server, engine: Engine,
+              settings: Any) -> list[Coroutine[Any, Any, None]]:
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
     cipher = field_cipher(complainant_key_path(settings.pki_dir))
+    # The client is made on first use, so the service starts while Temporal is down; keys
+    # and TLS files are read now, so a bad one stops the start at once.
+    security = TemporalSecurity.from_settings(settings)
+    gateway = WorkflowGateway(
+        lambda: connect_with(settings, security=security),
+        call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+    signer = service_signer(settings.pki_dir, "complaints")
+    starter = ComplaintStarter(
+        reading=lambda: ComplaintsUnitOfWork(engine, write=False),
+        writing=lambda: ComplaintsUnitOfWork(engine), signer=signer, gateway=gateway,
+        workflow_queue=settings.workflow_task_queue)
+    handling = Desk(reading=lambda: ComplaintsUnitOfWork(engine, write=False),
+                    writing=lambda: ComplaintsUnitOfWork(engine), signer=signer,
+                    gateway=gateway, cipher=cipher)
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
-        ComplaintsServicer(engine, audit=audit, cipher=cipher), server)
-
-
-def complainant_key_path(pki_dir: Path) -> Path:
-    """The AES-256-GCM key complainants' names and phones are sealed with, made on first use."""
-    return pki_dir / "complaints" / "complainant-data.key"
+        ComplaintsServicer(engine, audit=audit, cipher=cipher, desk=handling,
+                           starter=starter), server)
+    # The outbox: every committed case gets its workflow, whenever Temporal answers.
+    return [starter.run()]
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
+    # The complaints signing key exists before the first case.
+    service_signer(settings.pki_dir, "complaints")
     return load_sample_directory(uow=ComplaintsUnitOfWork(engine), sample_dir=settings.sample_dir)
 
 

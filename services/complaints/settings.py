@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from kernel.settings import ServiceSettings
@@ -18,3 +20,8 @@ class ComplaintsSettings(ServiceSettings):
     intake_address: str = ""
     #: The calling system this service is to intake (its client certificate under pki_dir).
     calling_system: str = "complaints-service"
+
+
+def complainant_key_path(pki_dir: Path) -> Path:
+    """The AES-256-GCM key complainants' names and phones are sealed with, made on first use."""
+    return pki_dir / "complaints" / "complainant-data.key"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2 as pb
@@ -21,11 +22,13 @@ from kernel.commonpb import (
     department_to_proto,
     verification_to_proto,
 )
+from kernel.errors import Unavailable
 from kernel.fieldcipher import FieldCipher
 from kernel.identity import current_caller
-from services.complaints.app import cases, handlers
+from services.complaints.app import cases, desk, handlers
 from services.complaints.app import metrics as complaint_metrics
-from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.app.flow import ComplaintStarter
+from services.complaints.db.repository import ComplaintsUnitOfWork, StoredPolicy
 from services.complaints.domain.cases import (
     Complainant,
     ComplaintEvent,
@@ -43,6 +46,8 @@ from services.complaints.domain.metrics import (
     Rate,
 )
 from services.complaints.domain.model import Category, Platform, RoutingRule
+from services.complaints.domain.policy import DeadlinePolicy
+from workflows.complaint_contract import ActReceipt
 
 _PLATFORM_KINDS = {"portal": pb.PLATFORM_KIND_PORTAL, "hotline": pb.PLATFORM_KIND_HOTLINE}
 _KINDS = {
@@ -59,7 +64,94 @@ _DEADLINE_CLASSES = {
     DeadlineClass.REQUEST: pb.DEADLINE_CLASS_REQUEST,
     DeadlineClass.COMPLAINT: pb.DEADLINE_CLASS_COMPLAINT,
 }
-_STATUSES = {ComplaintStatus.ROUTED: pb.COMPLAINT_STATUS_ROUTED}
+_STATUSES = {
+    ComplaintStatus.ROUTED: pb.COMPLAINT_STATUS_ROUTED,
+    ComplaintStatus.HANDLING: pb.COMPLAINT_STATUS_HANDLING,
+    ComplaintStatus.RETURNED: pb.COMPLAINT_STATUS_RETURNED,
+    ComplaintStatus.REPLIED: pb.COMPLAINT_STATUS_REPLIED,
+    ComplaintStatus.CLOSED: pb.COMPLAINT_STATUS_CLOSED,
+    ComplaintStatus.MERGED: pb.COMPLAINT_STATUS_MERGED,
+}
+_INBOX_REASONS = {
+    "lead": pb.INBOX_REASON_LEAD,
+    "co_handler": pb.INBOX_REASON_CO_HANDLER,
+    "returned": pb.INBOX_REASON_RETURNED,
+    "extension": pb.INBOX_REASON_EXTENSION,
+}
+_DISPATCH_OUTCOMES = {pb.DISPATCH_OUTCOME_REASSIGN: "reassign",
+                      pb.DISPATCH_OUTCOME_SEND_BACK: "send_back"}
+_EXTENSION_DECISIONS = {pb.EXTENSION_DECISION_GRANTED: "granted",
+                        pb.EXTENSION_DECISION_REFUSED: "refused"}
+
+
+def _stamp(moment: datetime | None) -> Timestamp | None:
+    if moment is None:
+        return None
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def _iso_stamp(text: str) -> Timestamp | None:
+    return _stamp(datetime.fromisoformat(text.replace("Z", "+00:00"))) if text else None
+
+
+def receipt_to_proto(receipt: ActReceipt) -> pb.ComplaintActReceipt:
+    return pb.ComplaintActReceipt(
+        case_number=receipt.case_number, status=_STATUSES[ComplaintStatus(receipt.stage)],
+        department_code=receipt.department_code, sign_for_due=_iso_stamp(receipt.sign_for_due),
+        reply_due=_iso_stamp(receipt.reply_due), reopened=receipt.reopened)
+
+
+def handling_to_proto(view: desk.HandlingView) -> pb.ComplaintHandling:
+    case = view.case
+    return pb.ComplaintHandling(
+        case_number=case.case_number, status=_STATUSES[case.status],
+        department_code=case.department_code,
+        co_handlers=[pb.ComplaintCoHandler(department_code=c.department_code,
+                                           contributed=c.contributed_at is not None)
+                     for c in view.co_handlers],
+        sign_for_due=_stamp(case.sign_for_due), signed_for_at=_stamp(case.signed_for_at),
+        reply_due=_stamp(case.reply_due), replied_at=_stamp(case.replied_at),
+        rating_closes=_stamp(case.rating_closes), closed_at=_stamp(case.closed_at),
+        rating=case.rating or 0, reopened=case.reopened, merged_into=case.merged_into,
+        escalations=case.escalations, policy_version=case.policy_version or 0,
+        extension_pending_days=view.extension_pending_days,
+        extended_days=case.extended_days,
+        replies=[pb.ComplaintReply(sequence=r.sequence, department_code=r.department_code,
+                                   text=r.text, published_text=r.published_text,
+                                   replied_at=_stamp(r.replied_at), answered_by=r.answered_by)
+                 for r in view.replies],
+        returned_by=case.returned_by, return_basis=view.return_basis,
+        kind=_KIND_PROTOS[ComplaintKind(case.kind)], urgent=case.urgent,
+        category_code=case.category_code)
+
+
+def policy_to_proto(stored: StoredPolicy) -> pb.DeadlinePolicy:
+    policy = stored.policy
+    return pb.DeadlinePolicy(
+        version=policy.version, consultation_days=policy.consultation_days,
+        request_days=policy.request_days, complaint_days=policy.complaint_days,
+        urgent_reply_hours=policy.urgent_reply_hours,
+        sign_for_working_hours=policy.sign_for_working_hours,
+        urgent_sign_for_minutes=policy.urgent_sign_for_minutes,
+        rating_window_days=policy.rating_window_days,
+        reopen_reply_days=policy.reopen_reply_days,
+        max_extension_days=policy.max_extension_days, basis=stored.basis,
+        set_by_official_id=stored.set_by_official_id, valid_from=_stamp(stored.valid_from),
+        valid_until=_stamp(stored.valid_until))
+
+
+def policy_from_proto(message: pb.DeadlinePolicy) -> DeadlinePolicy:
+    return DeadlinePolicy(
+        version=1, consultation_days=message.consultation_days,
+        request_days=message.request_days, complaint_days=message.complaint_days,
+        urgent_reply_hours=message.urgent_reply_hours,
+        sign_for_working_hours=message.sign_for_working_hours,
+        urgent_sign_for_minutes=message.urgent_sign_for_minutes,
+        rating_window_days=message.rating_window_days,
+        reopen_reply_days=message.reopen_reply_days,
+        max_extension_days=message.max_extension_days)
 
 
 def category_to_proto(category: Category, department_name: str) -> pb.Category:
@@ -177,10 +269,13 @@ def metrics_to_proto(view: complaint_metrics.MetricsView) -> pb.GetComplaintMetr
 
 class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
-                 cipher: FieldCipher) -> None:
+                 cipher: FieldCipher, desk: desk.Desk | None = None,
+                 starter: ComplaintStarter | None = None) -> None:
         self._engine = engine
         self._audit = audit
         self._cipher = cipher
+        self._desk = desk
+        self._starter = starter
 
     def _reading(self) -> ComplaintsUnitOfWork:
         return ComplaintsUnitOfWork(self._engine, write=False)
@@ -270,16 +365,31 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
             cases.submit_complaint, uow=self._writing(), cipher=self._cipher,
             caller=current_caller(), submission=submission_from_proto(request),
             now=datetime.now(UTC))
+        if self._starter is not None and not result.replayed:
+            # The outbox starts the case's workflow; the answer never waits for it.
+            self._starter.wake()
         return pb.SubmitComplaintResponse(complaint=complaint_to_proto(result.view),
                                           replayed=result.replayed)
 
     async def GetComplaint(self, request: pb.GetComplaintRequest,
                            context: grpc.aio.ServicerContext[Any, Any],
                            ) -> pb.GetComplaintResponse:
+        caller = current_caller()
+        if caller.official_id:
+            # An official of a department system: the handling departments see the
+            # complainant, the dispatcher the case without them.
+            seen = await asyncio.to_thread(
+                desk.official_view, uow=self._reading(), cipher=self._cipher, caller=caller,
+                case_number=request.case_number)
+            return pb.GetComplaintResponse(complaint=complaint_to_proto(seen.view),
+                                           handling=handling_to_proto(seen.handling))
         view = await asyncio.to_thread(
             cases.get_complaint, uow=self._reading(), cipher=self._cipher,
-            caller=current_caller(), case_number=request.case_number)
-        return pb.GetComplaintResponse(complaint=complaint_to_proto(view))
+            caller=caller, case_number=request.case_number)
+        handling = await asyncio.to_thread(desk.handling_of, uow=self._reading(),
+                                           case_number=request.case_number)
+        return pb.GetComplaintResponse(complaint=complaint_to_proto(view),
+                                       handling=handling_to_proto(handling))
 
     async def ListComplaintEvents(self, request: pb.ListComplaintEventsRequest,
                                   context: grpc.aio.ServicerContext[Any, Any],
@@ -291,6 +401,128 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
         return pb.ListComplaintEventsResponse(
             events=[event_to_proto(e) for e in page.events],
             next_page_token=page.next_page_token)
+
+    # ---- complaint handling ----
+
+    def _handling_desk(self) -> desk.Desk:
+        if self._desk is None:
+            raise Unavailable("complaint handling is not configured in this process")
+        return self._desk
+
+    async def ListComplaintInbox(self, request: pb.ListComplaintInboxRequest,
+                                 context: grpc.aio.ServicerContext[Any, Any],
+                                 ) -> pb.ListComplaintInboxResponse:
+        page = await asyncio.to_thread(
+            desk.list_inbox, uow=self._reading(), caller=current_caller(),
+            requested_size=request.page_size, page_token=request.page_token)
+        return pb.ListComplaintInboxResponse(
+            items=[pb.ComplaintInboxItem(reason=_INBOX_REASONS[item.reason],
+                                         handling=handling_to_proto(item.view))
+                   for item in page.items],
+            next_page_token=page.next_page_token)
+
+    async def SignForComplaint(self, request: pb.SignForComplaintRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.SignForComplaintResponse:
+        receipt = await desk.sign_for(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, now=datetime.now(UTC))
+        return pb.SignForComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def ReturnComplaint(self, request: pb.ReturnComplaintRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.ReturnComplaintResponse:
+        receipt = await desk.return_case(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, basis=request.basis, now=datetime.now(UTC))
+        return pb.ReturnComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def DispatchComplaint(self, request: pb.DispatchComplaintRequest,
+                                context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> pb.DispatchComplaintResponse:
+        receipt = await desk.dispatch(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, outcome=_DISPATCH_OUTCOMES[request.outcome],
+            department_code=request.department_code, basis=request.basis,
+            now=datetime.now(UTC))
+        return pb.DispatchComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def SetCoHandlers(self, request: pb.SetCoHandlersRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.SetCoHandlersResponse:
+        receipt = await desk.set_co_handlers(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, departments=list(request.department_codes),
+            now=datetime.now(UTC))
+        return pb.SetCoHandlersResponse(receipt=receipt_to_proto(receipt))
+
+    async def ContributeToComplaint(self, request: pb.ContributeToComplaintRequest,
+                                    context: grpc.aio.ServicerContext[Any, Any],
+                                    ) -> pb.ContributeToComplaintResponse:
+        receipt = await desk.contribute(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, text=request.text, now=datetime.now(UTC))
+        return pb.ContributeToComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def ReplyToComplaint(self, request: pb.ReplyToComplaintRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.ReplyToComplaintResponse:
+        receipt = await desk.reply(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, text=request.text, now=datetime.now(UTC))
+        return pb.ReplyToComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def RequestComplaintExtension(self, request: pb.RequestComplaintExtensionRequest,
+                                        context: grpc.aio.ServicerContext[Any, Any],
+                                        ) -> pb.RequestComplaintExtensionResponse:
+        receipt = await desk.request_extension(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, days=request.days, basis=request.basis,
+            now=datetime.now(UTC))
+        return pb.RequestComplaintExtensionResponse(receipt=receipt_to_proto(receipt))
+
+    async def DecideComplaintExtension(self, request: pb.DecideComplaintExtensionRequest,
+                                       context: grpc.aio.ServicerContext[Any, Any],
+                                       ) -> pb.DecideComplaintExtensionResponse:
+        receipt = await desk.decide_extension(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, outcome=_EXTENSION_DECISIONS[request.decision],
+            days=request.days, now=datetime.now(UTC))
+        return pb.DecideComplaintExtensionResponse(receipt=receipt_to_proto(receipt))
+
+    async def MergeComplaint(self, request: pb.MergeComplaintRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.MergeComplaintResponse:
+        receipt = await desk.merge(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, primary_case_number=request.primary_case_number,
+            now=datetime.now(UTC))
+        return pb.MergeComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def RateComplaint(self, request: pb.RateComplaintRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.RateComplaintResponse:
+        receipt = await desk.rate(
+            self._handling_desk(), caller=current_caller(), case_number=request.case_number,
+            request_id=request.request_id, level=request.level, comment=request.comment,
+            now=datetime.now(UTC))
+        return pb.RateComplaintResponse(receipt=receipt_to_proto(receipt))
+
+    async def GetDeadlinePolicy(self, request: pb.GetDeadlinePolicyRequest,
+                                context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> pb.GetDeadlinePolicyResponse:
+        stored = await asyncio.to_thread(desk.get_deadline_policy, uow=self._reading(),
+                                         version=request.version)
+        return pb.GetDeadlinePolicyResponse(policy=policy_to_proto(stored))
+
+    async def SetDeadlinePolicy(self, request: pb.SetDeadlinePolicyRequest,
+                                context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> pb.SetDeadlinePolicyResponse:
+        stored = await asyncio.to_thread(
+            desk.set_deadline_policy, uow=self._writing(), caller=current_caller(),
+            policy=policy_from_proto(request.policy), basis=request.policy.basis,
+            now=datetime.now(UTC))
+        return pb.SetDeadlinePolicyResponse(policy=policy_to_proto(stored))
 
     # ---- metrics -----------------------------------------------------------------------
 

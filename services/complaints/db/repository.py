@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
@@ -25,6 +26,7 @@ from services.complaints.domain.cases import (
     DeadlineClass,
     Location,
 )
+from services.complaints.domain.policy import DeadlinePolicy
 from services.complaints.domain.model import Category, Platform, RoutingChange, RoutingRule
 
 
@@ -239,6 +241,11 @@ class ComplaintEvents:
         if rows:
             self._connection.execute(insert(self._t), rows)
 
+    def last_sequence(self, case_number: str) -> int:
+        last = self._connection.execute(select(func.max(self._t.c.sequence)).where(
+            self._t.c.case_number == case_number)).scalar_one_or_none()
+        return int(last or 0)
+
     def list(self, case_number: str, *, after_sequence: int,
              limit: int) -> list[ComplaintEvent]:
         t = self._t
@@ -249,11 +256,415 @@ class ComplaintEvents:
                 for r in rows]
 
 
+@dataclass(frozen=True)
+class CaseHandling:
+    """A case's handling record: where it stands, its clock and outcome."""
+
+    case_number: str
+    platform_id: str
+    status: ComplaintStatus
+    department_code: str
+    kind: str
+    urgent: bool
+    category_code: str
+    deadline_class: str
+    received_at: datetime
+    sign_for_due: datetime | None
+    signed_for_at: datetime | None
+    reply_due: datetime | None
+    first_replied_at: datetime | None
+    replied_at: datetime | None
+    closed_at: datetime | None
+    rating: int | None
+    rated_at: datetime | None
+    reopened: bool
+    merged_into: str
+    policy_version: int | None
+    escalations: int
+    workflow_started: bool
+    rating_closes: datetime | None
+    sla_state: str
+    returned_by: str
+    extended_days: int
+    unknown_year: int
+
+
+_HANDLING_FIELDS = tuple(f for f in CaseHandling.__dataclass_fields__
+                         if f not in ("case_number", "platform_id", "status", "department_code",
+                                      "kind", "urgent", "category_code", "deadline_class",
+                                      "received_at"))
+
+
+def _handling(row: Row[Any]) -> CaseHandling:
+    return CaseHandling(
+        case_number=row.case_number, platform_id=row.platform_id,
+        status=ComplaintStatus(row.status), department_code=row.department_code,
+        kind=row.kind, urgent=bool(row.urgent), category_code=row.category_code,
+        deadline_class=row.deadline_class, received_at=row.received_at,
+        sign_for_due=row.sign_for_due, signed_for_at=row.signed_for_at,
+        reply_due=row.reply_due, first_replied_at=row.first_replied_at,
+        replied_at=row.replied_at, closed_at=row.closed_at, rating=row.rating,
+        rated_at=row.rated_at, reopened=bool(row.reopened), merged_into=row.merged_into,
+        policy_version=row.policy_version, escalations=row.escalations,
+        workflow_started=bool(row.workflow_started), rating_closes=row.rating_closes,
+        sla_state=row.sla_state, returned_by=row.returned_by,
+        extended_days=row.extended_days, unknown_year=row.unknown_year)
+
+
+class CaseHandlings:
+    """Repository of the cases' handling records (columns of complaint_cases)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_cases
+
+    def get(self, case_number: str, *, for_update: bool = False) -> CaseHandling | None:
+        query = select(self._t).where(self._t.c.case_number == case_number)
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
+        return _handling(row) if row else None
+
+    def save(self, handling: CaseHandling) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.case_number == handling.case_number).values(
+            status=str(handling.status), department_code=handling.department_code,
+            **{name: getattr(handling, name) for name in _HANDLING_FIELDS}))
+
+    def unstarted(self, *, limit: int = 200) -> list[str]:
+        """Committed cases whose workflow is not started yet (the outbox), oldest first."""
+        rows = self._connection.execute(
+            select(self._t.c.case_number).where(self._t.c.workflow_started.is_(False))
+            .order_by(self._t.c.case_number).limit(limit))
+        return [r.case_number for r in rows]
+
+    def mark_started(self, case_number: str) -> bool:
+        moved = self._connection.execute(update(self._t).where(
+            self._t.c.case_number == case_number, self._t.c.workflow_started.is_(False))
+            .values(workflow_started=True))
+        return moved.rowcount == 1
+
+    def merged_into(self, primary: str) -> list[CaseHandling]:
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.merged_into == primary).order_by(self._t.c.case_number))
+        return [_handling(r) for r in rows]
+
+    def of_departments(self, departments: Iterable[str], statuses: Iterable[str], *,
+                       after: str, limit: int) -> list[CaseHandling]:
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.department_code.in_(list(departments)),
+            self._t.c.status.in_(list(statuses)), self._t.c.case_number > after)
+            .order_by(self._t.c.case_number).limit(limit))
+        return [_handling(r) for r in rows]
+
+    def in_status(self, statuses: Iterable[str], *, after: str, limit: int,
+                  numbers: Iterable[str] | None = None) -> list[CaseHandling]:
+        query = select(self._t).where(self._t.c.status.in_(list(statuses)),
+                                      self._t.c.case_number > after)
+        if numbers is not None:
+            query = query.where(self._t.c.case_number.in_(list(numbers)))
+        rows = self._connection.execute(query.order_by(self._t.c.case_number).limit(limit))
+        return [_handling(r) for r in rows]
+
+
+@dataclass(frozen=True)
+class Reply:
+    case_number: str
+    sequence: int
+    department_code: str
+    official_id: str
+    text: str
+    published_text: str
+    replied_at: datetime
+    answered_by: str = ""
+
+
+class Replies:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_replies
+
+    def add(self, reply: Reply) -> Reply:
+        last = self._connection.execute(select(func.max(self._t.c.sequence)).where(
+            self._t.c.case_number == reply.case_number)).scalar_one_or_none() or 0
+        stored = replace(reply, sequence=last + 1)
+        self._connection.execute(insert(self._t).values(
+            case_number=stored.case_number, sequence=stored.sequence,
+            department_code=stored.department_code, official_id=stored.official_id,
+            text=stored.text, published_text=stored.published_text,
+            replied_at=stored.replied_at, answered_by=stored.answered_by))
+        return stored
+
+    def of_case(self, case_number: str) -> list[Reply]:
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.case_number == case_number).order_by(self._t.c.sequence))
+        return [Reply(r.case_number, r.sequence, r.department_code, r.official_id, r.text,
+                      r.published_text, r.replied_at, r.answered_by) for r in rows]
+
+
+@dataclass(frozen=True)
+class CoHandler:
+    case_number: str
+    department_code: str
+    contribution: str | None = None
+    contributed_at: datetime | None = None
+    official_id: str = ""
+
+
+class CoHandlers:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_co_handlers
+
+    def of_case(self, case_number: str) -> list[CoHandler]:
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.case_number == case_number).order_by(self._t.c.department_code))
+        return [CoHandler(r.case_number, r.department_code, r.contribution, r.contributed_at,
+                          r.official_id) for r in rows]
+
+    def set(self, case_number: str, departments: Iterable[str]) -> None:
+        """The co-handlers are ``departments``; those that contributed are kept as they are."""
+        wanted = set(departments)
+        current = {c.department_code for c in self.of_case(case_number)}
+        gone = current - wanted
+        if gone:
+            self._connection.execute(delete(self._t).where(
+                self._t.c.case_number == case_number,
+                self._t.c.department_code.in_(sorted(gone))))
+        new = sorted(wanted - current)
+        if new:
+            self._connection.execute(insert(self._t), [
+                {"case_number": case_number, "department_code": code} for code in new])
+
+    def contribute(self, case_number: str, department_code: str, *, text: str,
+                   official_id: str, at: datetime) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.case_number == case_number,
+            self._t.c.department_code == department_code).values(
+            contribution=text, contributed_at=at, official_id=official_id))
+
+    def cases_of(self, department_code: str) -> list[str]:
+        rows = self._connection.execute(select(self._t.c.case_number).where(
+            self._t.c.department_code == department_code))
+        return [r.case_number for r in rows]
+
+
+@dataclass(frozen=True)
+class Extension:
+    case_number: str
+    sequence: int
+    department_code: str
+    requested_days: int
+    basis: str
+    requested_by: str
+    requested_at: datetime
+    outcome: str = ""
+    granted_days: int = 0
+    decided_by: str = ""
+    decided_at: datetime | None = None
+
+
+class Extensions:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_extensions
+
+    @staticmethod
+    def _extension(r: Row[Any]) -> Extension:
+        return Extension(r.case_number, r.sequence, r.department_code, r.requested_days,
+                         r.basis, r.requested_by, r.requested_at, r.outcome, r.granted_days,
+                         r.decided_by, r.decided_at)
+
+    def add(self, extension: Extension) -> None:
+        last = self._connection.execute(select(func.max(self._t.c.sequence)).where(
+            self._t.c.case_number == extension.case_number)).scalar_one_or_none() or 0
+        self._connection.execute(insert(self._t).values(
+            case_number=extension.case_number, sequence=last + 1,
+            department_code=extension.department_code,
+            requested_days=extension.requested_days, basis=extension.basis,
+            requested_by=extension.requested_by, requested_at=extension.requested_at))
+
+    def pending(self, case_number: str) -> Extension | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.case_number == case_number, self._t.c.outcome == "")).first()
+        return self._extension(row) if row else None
+
+    def pending_cases(self) -> list[str]:
+        rows = self._connection.execute(select(self._t.c.case_number).where(
+            self._t.c.outcome == ""))
+        return [r.case_number for r in rows]
+
+    def decide(self, case_number: str, *, outcome: str, granted_days: int, decided_by: str,
+               at: datetime) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.case_number == case_number, self._t.c.outcome == "").values(
+            outcome=outcome, granted_days=granted_days, decided_by=decided_by, decided_at=at))
+
+    def of_case(self, case_number: str) -> list[Extension]:
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.case_number == case_number).order_by(self._t.c.sequence))
+        return [self._extension(r) for r in rows]
+
+
+class Returns:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_returns
+
+    def add(self, *, case_number: str, department_code: str, official_id: str, basis: str,
+            at: datetime) -> None:
+        last = self._connection.execute(select(func.max(self._t.c.sequence)).where(
+            self._t.c.case_number == case_number)).scalar_one_or_none() or 0
+        self._connection.execute(insert(self._t).values(
+            case_number=case_number, sequence=last + 1, department_code=department_code,
+            official_id=official_id, basis=basis, returned_at=at))
+
+    def pending_basis(self, case_number: str) -> str:
+        row = self._connection.execute(select(self._t.c.basis).where(
+            self._t.c.case_number == case_number, self._t.c.outcome == "")).first()
+        return str(row.basis) if row else ""
+
+    def decide(self, case_number: str, *, outcome: str, target_department: str, basis: str,
+               decided_by: str, at: datetime) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.case_number == case_number, self._t.c.outcome == "").values(
+            outcome=outcome, target_department=target_department, dispatch_basis=basis,
+            decided_by=decided_by, decided_at=at))
+
+
+@dataclass(frozen=True)
+class RecordedAct:
+    act_id: str
+    case_number: str
+    kind: str
+    result: str
+
+
+class Acts:
+    """Repository of the signed acts recorded, one row each."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.complaint_acts
+
+    def get(self, act_id: str) -> RecordedAct | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.act_id == act_id)).first()
+        return RecordedAct(row.act_id, row.case_number, row.kind, row.result) if row else None
+
+    def add(self, *, act_id: str, case_number: str, kind: str, official_id: str, system: str,
+            statement: str, result: str, at: datetime) -> None:
+        self._connection.execute(insert(self._t).values(
+            act_id=act_id, case_number=case_number, kind=kind, official_id=official_id,
+            system=system, statement=statement, result=result, recorded_at=at))
+
+
+@dataclass(frozen=True)
+class StoredPolicy:
+    policy: DeadlinePolicy
+    basis: str
+    set_by_official_id: str
+    valid_from: datetime
+    valid_until: datetime | None
+
+
+_POLICY_FIELDS = tuple(DeadlinePolicy.__dataclass_fields__)
+
+
+class DeadlinePolicies:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.deadline_policies
+
+    def _stored(self, row: Row[Any]) -> StoredPolicy:
+        return StoredPolicy(DeadlinePolicy(**{name: getattr(row, name)
+                                              for name in _POLICY_FIELDS}),
+                            row.basis, row.set_by_official_id, row.valid_from, row.valid_until)
+
+    def in_force(self, *, for_update: bool = False) -> StoredPolicy:
+        query = select(self._t).where(self._t.c.valid_until.is_(None))
+        row = self._connection.execute(query.with_for_update() if for_update else query).first()
+        if row is None:
+            raise FailedPrecondition("no deadline policy is in force: an operator must set one")
+        return self._stored(row)
+
+    def get(self, version: int) -> StoredPolicy | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.version == version)).first()
+        return self._stored(row) if row else None
+
+    def replace_in_force(self, policy: DeadlinePolicy, *, basis: str, set_by_official_id: str,
+                         at: datetime, superseded: int) -> None:
+        """The new version in force from ``at``; the one in force until now ends there."""
+        ended = self._connection.execute(update(self._t).where(
+            self._t.c.version == superseded, self._t.c.valid_until.is_(None))
+            .values(valid_until=at))
+        if ended.rowcount != 1:
+            raise FailedPrecondition(
+                "the deadline policy was changed by another call at the same time: read it "
+                "again and retry")
+        try:
+            self._connection.execute(insert(self._t).values(
+                basis=basis, set_by_official_id=set_by_official_id, valid_from=at,
+                valid_until=None, **{name: getattr(policy, name) for name in _POLICY_FIELDS}))
+        except IntegrityError as error:
+            raise FailedPrecondition(
+                "the deadline policy was changed by another call at the same time: read it "
+                "again and retry") from error
+
+
+@dataclass(frozen=True)
+class HandledRequest:
+    system: str
+    request_id: str
+    fingerprint: str
+    case_number: str
+    #: JSON of the answer; empty while the request is in flight.
+    response: str
+
+
+class HandledRequests:
+    """Requests taken, keyed by the calling system and its request id."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.handled_requests
+
+    def get(self, system: str, request_id: str) -> HandledRequest | None:
+        row = self._connection.execute(select(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id)).first()
+        if row is None:
+            return None
+        return HandledRequest(row.system, row.request_id, row.fingerprint, row.case_number,
+                              row.response)
+
+    def add(self, request: HandledRequest, *, received_at: datetime) -> None:
+        self._connection.execute(insert(self._t).values(
+            system=request.system, request_id=request.request_id,
+            fingerprint=request.fingerprint, case_number=request.case_number,
+            response=request.response, received_at=received_at))
+
+    def answer(self, system: str, request_id: str, response: str) -> None:
+        self._connection.execute(update(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id)
+            .values(response=response))
+
+    def remove(self, system: str, request_id: str) -> None:
+        self._connection.execute(delete(self._t).where(
+            self._t.c.system == system, self._t.c.request_id == request_id))
+
+
 class ComplaintsUnitOfWork(UnitOfWork):
     routing: RoutingTable
     platforms: Platforms
     cases: ComplaintCases
     events: ComplaintEvents
+    handling: CaseHandlings
+    replies: Replies
+    co_handlers: CoHandlers
+    extensions: Extensions
+    returns: Returns
+    acts: Acts
+    policies: DeadlinePolicies
+    requests: HandledRequests
     sequences: RunningNumbers
     departments: Departments
     staff: StaffDirectory
@@ -266,6 +677,14 @@ class ComplaintsUnitOfWork(UnitOfWork):
         self.platforms = Platforms(connection)
         self.cases = ComplaintCases(connection)
         self.events = ComplaintEvents(connection)
+        self.handling = CaseHandlings(connection)
+        self.replies = Replies(connection)
+        self.co_handlers = CoHandlers(connection)
+        self.extensions = Extensions(connection)
+        self.returns = Returns(connection)
+        self.acts = Acts(connection)
+        self.policies = DeadlinePolicies(connection)
+        self.requests = HandledRequests(connection)
         self.sequences = RunningNumbers(connection, tables.complaint_sequences)
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)

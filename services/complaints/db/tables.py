@@ -15,6 +15,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from kernel.audit import audit_table
@@ -95,8 +96,38 @@ complaint_cases = Table(
     Column("link_checked_at", UtcDateTime, nullable=True),
     Column("status", String(20), nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
+    # ---- handling (0005): the clock, the outcome and the outbox flag ----
+    Column("sign_for_due", UtcDateTime, nullable=True),
+    Column("signed_for_at", UtcDateTime, nullable=True),
+    Column("reply_due", UtcDateTime, nullable=True),
+    Column("first_replied_at", UtcDateTime, nullable=True),
+    Column("replied_at", UtcDateTime, nullable=True),
+    Column("closed_at", UtcDateTime, nullable=True),
+    Column("rating", Integer, nullable=True),
+    Column("rated_at", UtcDateTime, nullable=True),
+    Column("reopened", Boolean, nullable=False, default=False, server_default=false()),
+    Column("merged_into", String(20), nullable=False, default="", server_default=""),
+    #: The deadline policy version the case's deadlines follow (set when it is opened).
+    Column("policy_version", Integer, nullable=True),
+    Column("escalations", Integer, nullable=False, default=0, server_default="0"),
+    #: The outbox flag: the case's workflow was started (or found to be its own).
+    Column("workflow_started", Boolean, nullable=False, default=False,
+           server_default=false()),
+    #: When the rating window closes while the case is replied.
+    Column("rating_closes", UtcDateTime, nullable=True),
+    #: "on_time" or "overdue" (a deadline was missed and escalated).
+    Column("sla_state", String(12), nullable=False, default="on_time",
+           server_default="on_time"),
+    #: The department that returned the case while the dispatcher decides.
+    Column("returned_by", String(12), nullable=False, default="", server_default=""),
+    #: Working days of extensions granted so far.
+    Column("extended_days", Integer, nullable=False, default=0, server_default="0"),
+    #: The first year a deadline had to take as Monday to Friday (0: none).
+    Column("unknown_year", Integer, nullable=False, default=0, server_default="0"),
     UniqueConstraint("platform_id", "external_id",
                      name="uq_complaint_cases_platform_external_id"),
+    Index("ix_complaint_cases_department_status", "department_code", "status"),
+    Index("ix_complaint_cases_outbox", "workflow_started", "case_number"),
     # The metrics read a period's cases by when they were received (migration 0008).
     Index("ix_complaint_cases_received_at", "received_at"),
 )
@@ -111,6 +142,127 @@ complaint_events = Table(
     Column("at", UtcDateTime, nullable=False),
     Column("details", Text, nullable=False),
     PrimaryKeyConstraint("case_number", "sequence"),
+)
+
+#: Replies, numbered from 1 within a case: the text as written (the origin platform gets
+#: it) and the published text, anonymised. A duplicate gets a row for its primary's reply.
+complaint_replies = Table(
+    "complaint_replies",
+    metadata,
+    Column("case_number", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    Column("text", Text, nullable=False),
+    Column("published_text", Text, nullable=False),
+    Column("replied_at", UtcDateTime, nullable=False),
+    #: The case whose reply this is ('' for the case's own; the primary's for a duplicate).
+    Column("answered_by", String(20), nullable=False, default="", server_default=""),
+    PrimaryKeyConstraint("case_number", "sequence"),
+)
+
+#: Co-handling departments of a case and their contributions (joined into the reply).
+complaint_co_handlers = Table(
+    "complaint_co_handlers",
+    metadata,
+    Column("case_number", String(20), nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("contribution", Text, nullable=True),
+    Column("contributed_at", UtcDateTime, nullable=True),
+    Column("official_id", String(20), nullable=False, default="", server_default=""),
+    PrimaryKeyConstraint("case_number", "department_code"),
+    Index("ix_complaint_co_handlers_department", "department_code", "case_number"),
+)
+
+#: Extensions asked for, numbered within a case; outcome '' while the dispatcher decides.
+complaint_extensions = Table(
+    "complaint_extensions",
+    metadata,
+    Column("case_number", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("requested_days", Integer, nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("requested_by", String(20), nullable=False),
+    Column("requested_at", UtcDateTime, nullable=False),
+    Column("outcome", String(12), nullable=False, default="", server_default=""),
+    Column("granted_days", Integer, nullable=False, default=0, server_default="0"),
+    Column("decided_by", String(20), nullable=False, default="", server_default=""),
+    Column("decided_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("case_number", "sequence"),
+    Index("ix_complaint_extensions_outcome", "outcome", "case_number"),
+)
+
+#: Returns (退单) with their basis and the dispatcher's decision ('' while pending).
+complaint_returns = Table(
+    "complaint_returns",
+    metadata,
+    Column("case_number", String(20), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("department_code", String(12), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("returned_at", UtcDateTime, nullable=False),
+    Column("outcome", String(12), nullable=False, default="", server_default=""),
+    Column("target_department", String(12), nullable=False, default="", server_default=""),
+    Column("dispatch_basis", Text, nullable=False, default="", server_default=""),
+    Column("decided_by", String(20), nullable=False, default="", server_default=""),
+    Column("decided_at", UtcDateTime, nullable=True),
+    PrimaryKeyConstraint("case_number", "sequence"),
+)
+
+#: Every signed act recorded, once (act_id = SHA-256 of its signature): a retried activity
+#: finds its act here and gets the same answer, and nothing is recorded twice.
+complaint_acts = Table(
+    "complaint_acts",
+    metadata,
+    Column("act_id", String(64), primary_key=True),
+    Column("case_number", String(20), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("official_id", String(20), nullable=False),
+    Column("system", String(100), nullable=False),
+    #: The signed statement (kernel.signing's document form): no personal data.
+    Column("statement", Text, nullable=False),
+    #: JSON of the answer the recording gave.
+    Column("result", Text, nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+    Index("ix_complaint_acts_case", "case_number"),
+)
+
+#: Versions of the deadline policy; valid_until is NULL for the one in force.
+deadline_policies = Table(
+    "deadline_policies",
+    metadata,
+    Column("version", Integer, primary_key=True),
+    Column("consultation_days", Integer, nullable=False),
+    Column("request_days", Integer, nullable=False),
+    Column("complaint_days", Integer, nullable=False),
+    Column("urgent_reply_hours", Integer, nullable=False),
+    Column("sign_for_working_hours", Integer, nullable=False),
+    Column("urgent_sign_for_minutes", Integer, nullable=False),
+    Column("rating_window_days", Integer, nullable=False),
+    Column("reopen_reply_days", Integer, nullable=False),
+    Column("max_extension_days", Integer, nullable=False),
+    Column("basis", Text, nullable=False),
+    Column("set_by_official_id", String(20), nullable=False),
+    Column("valid_from", UtcDateTime, nullable=False),
+    Column("valid_until", UtcDateTime, nullable=True),
+)
+
+#: Officials' requests answered, by the calling system's request id: a repeat gets the
+#: first answer, the same id for another request is refused.
+handled_requests = Table(
+    "handled_requests",
+    metadata,
+    Column("system", String(100), nullable=False),
+    Column("request_id", String(80), nullable=False),
+    #: SHA-256 over the request's method and content.
+    Column("fingerprint", String(64), nullable=False),
+    Column("case_number", String(40), nullable=False),
+    #: JSON of the answer once given; empty while the request is in flight.
+    Column("response", Text, nullable=False),
+    Column("received_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("system", "request_id"),
 )
 
 #: Running numbers of cases per China day ("CP-20260105").

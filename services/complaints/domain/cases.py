@@ -53,7 +53,14 @@ class DeadlineClass(StrEnum):
 
 
 class ComplaintStatus(StrEnum):
+    """Where a case stands (the values of the complaint workflow's ``Stage``)."""
+
     ROUTED = "routed"
+    HANDLING = "handling"
+    RETURNED = "returned"
+    REPLIED = "replied"
+    CLOSED = "closed"
+    MERGED = "merged"
 
 
 _CLASS_OF_KIND = {

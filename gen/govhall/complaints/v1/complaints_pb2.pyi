@@ -126,6 +126,16 @@ class _ComplaintStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Compl
     """The status was not set."""
     COMPLAINT_STATUS_ROUTED: _ComplaintStatus.ValueType  # 1
     """The case was taken in and routed to its responsible department."""
+    COMPLAINT_STATUS_HANDLING: _ComplaintStatus.ValueType  # 2
+    """The department signed for the case and handles it."""
+    COMPLAINT_STATUS_RETURNED: _ComplaintStatus.ValueType  # 3
+    """The department returned the case; the center's dispatcher decides."""
+    COMPLAINT_STATUS_REPLIED: _ComplaintStatus.ValueType  # 4
+    """The case was replied; the rating window is open."""
+    COMPLAINT_STATUS_CLOSED: _ComplaintStatus.ValueType  # 5
+    """The case is closed."""
+    COMPLAINT_STATUS_MERGED: _ComplaintStatus.ValueType  # 6
+    """The case was merged into another, whose reply answers it."""
 
 class ComplaintStatus(_ComplaintStatus, metaclass=_ComplaintStatusEnumTypeWrapper):
     """ComplaintStatus is where a case stands."""
@@ -134,7 +144,97 @@ COMPLAINT_STATUS_UNSPECIFIED: ComplaintStatus.ValueType  # 0
 """The status was not set."""
 COMPLAINT_STATUS_ROUTED: ComplaintStatus.ValueType  # 1
 """The case was taken in and routed to its responsible department."""
+COMPLAINT_STATUS_HANDLING: ComplaintStatus.ValueType  # 2
+"""The department signed for the case and handles it."""
+COMPLAINT_STATUS_RETURNED: ComplaintStatus.ValueType  # 3
+"""The department returned the case; the center's dispatcher decides."""
+COMPLAINT_STATUS_REPLIED: ComplaintStatus.ValueType  # 4
+"""The case was replied; the rating window is open."""
+COMPLAINT_STATUS_CLOSED: ComplaintStatus.ValueType  # 5
+"""The case is closed."""
+COMPLAINT_STATUS_MERGED: ComplaintStatus.ValueType  # 6
+"""The case was merged into another, whose reply answers it."""
 Global___ComplaintStatus: _TypeAlias = ComplaintStatus  # noqa: Y015
+
+class _InboxReason:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _InboxReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_InboxReason.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    INBOX_REASON_UNSPECIFIED: _InboxReason.ValueType  # 0
+    """The reason was not set."""
+    INBOX_REASON_LEAD: _InboxReason.ValueType  # 1
+    """The official's department leads the case."""
+    INBOX_REASON_CO_HANDLER: _InboxReason.ValueType  # 2
+    """The official's department co-handles the case."""
+    INBOX_REASON_RETURNED: _InboxReason.ValueType  # 3
+    """The case was returned: the dispatcher decides."""
+    INBOX_REASON_EXTENSION: _InboxReason.ValueType  # 4
+    """The case's extension waits for the dispatcher."""
+
+class InboxReason(_InboxReason, metaclass=_InboxReasonEnumTypeWrapper):
+    """InboxReason says why a case is in an official's inbox."""
+
+INBOX_REASON_UNSPECIFIED: InboxReason.ValueType  # 0
+"""The reason was not set."""
+INBOX_REASON_LEAD: InboxReason.ValueType  # 1
+"""The official's department leads the case."""
+INBOX_REASON_CO_HANDLER: InboxReason.ValueType  # 2
+"""The official's department co-handles the case."""
+INBOX_REASON_RETURNED: InboxReason.ValueType  # 3
+"""The case was returned: the dispatcher decides."""
+INBOX_REASON_EXTENSION: InboxReason.ValueType  # 4
+"""The case's extension waits for the dispatcher."""
+Global___InboxReason: _TypeAlias = InboxReason  # noqa: Y015
+
+class _DispatchOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DispatchOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DispatchOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DISPATCH_OUTCOME_UNSPECIFIED: _DispatchOutcome.ValueType  # 0
+    """The outcome was not set."""
+    DISPATCH_OUTCOME_REASSIGN: _DispatchOutcome.ValueType  # 1
+    """To another department (改派)."""
+    DISPATCH_OUTCOME_SEND_BACK: _DispatchOutcome.ValueType  # 2
+    """Back to the department that returned it."""
+
+class DispatchOutcome(_DispatchOutcome, metaclass=_DispatchOutcomeEnumTypeWrapper):
+    """DispatchOutcome is what the dispatcher decides for a returned case."""
+
+DISPATCH_OUTCOME_UNSPECIFIED: DispatchOutcome.ValueType  # 0
+"""The outcome was not set."""
+DISPATCH_OUTCOME_REASSIGN: DispatchOutcome.ValueType  # 1
+"""To another department (改派)."""
+DISPATCH_OUTCOME_SEND_BACK: DispatchOutcome.ValueType  # 2
+"""Back to the department that returned it."""
+Global___DispatchOutcome: _TypeAlias = DispatchOutcome  # noqa: Y015
+
+class _ExtensionDecision:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExtensionDecisionEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExtensionDecision.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXTENSION_DECISION_UNSPECIFIED: _ExtensionDecision.ValueType  # 0
+    """The decision was not set."""
+    EXTENSION_DECISION_GRANTED: _ExtensionDecision.ValueType  # 1
+    """Granted, for the days given."""
+    EXTENSION_DECISION_REFUSED: _ExtensionDecision.ValueType  # 2
+    """Refused."""
+
+class ExtensionDecision(_ExtensionDecision, metaclass=_ExtensionDecisionEnumTypeWrapper):
+    """ExtensionDecision is the dispatcher's decision on an extension."""
+
+EXTENSION_DECISION_UNSPECIFIED: ExtensionDecision.ValueType  # 0
+"""The decision was not set."""
+EXTENSION_DECISION_GRANTED: ExtensionDecision.ValueType  # 1
+"""Granted, for the days given."""
+EXTENSION_DECISION_REFUSED: ExtensionDecision.ValueType  # 2
+"""Refused."""
+Global___ExtensionDecision: _TypeAlias = ExtensionDecision  # noqa: Y015
 
 class _ComplaintLinkKind:
     ValueType = _typing.NewType("ValueType", _builtins.int)
@@ -1077,18 +1177,24 @@ class GetComplaintResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPLAINT_FIELD_NUMBER: _builtins.int
+    HANDLING_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def complaint(self) -> Global___Complaint:
         """The case."""
+
+    @_builtins.property
+    def handling(self) -> Global___ComplaintHandling:
+        """How the case is being handled."""
 
     def __init__(
         self,
         *,
         complaint: Global___Complaint | None = ...,
+        handling: Global___ComplaintHandling | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint", "handling", b"handling"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["complaint", b"complaint", "handling", b"handling"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1151,6 +1257,1089 @@ class ListComplaintEventsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListComplaintEventsResponse: _TypeAlias = ListComplaintEventsResponse  # noqa: Y015
+
+@_typing.final
+class ComplaintActReceipt(_message.Message):
+    """---- complaint handling ----
+
+    ComplaintActReceipt says where a case stands after an act on it.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    SIGN_FOR_DUE_FIELD_NUMBER: _builtins.int
+    REPLY_DUE_FIELD_NUMBER: _builtins.int
+    REOPENED_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The center's case number."""
+    status: Global___ComplaintStatus.ValueType
+    """Where the case stands now."""
+    department_code: _builtins.str
+    """The code of the department handling it now."""
+    reopened: _builtins.bool
+    """Whether an unsatisfied rating reopened the case."""
+    @_builtins.property
+    def sign_for_due(self) -> _timestamp_pb2.Timestamp:
+        """When sign-for is due; unset when no sign-for is awaited."""
+
+    @_builtins.property
+    def reply_due(self) -> _timestamp_pb2.Timestamp:
+        """When the reply is due; unset when no reply is awaited."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        status: Global___ComplaintStatus.ValueType = ...,
+        department_code: _builtins.str = ...,
+        sign_for_due: _timestamp_pb2.Timestamp | None = ...,
+        reply_due: _timestamp_pb2.Timestamp | None = ...,
+        reopened: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["reply_due", b"reply_due", "sign_for_due", b"sign_for_due"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "department_code", b"department_code", "reopened", b"reopened", "reply_due", b"reply_due", "sign_for_due", b"sign_for_due", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintActReceipt: _TypeAlias = ComplaintActReceipt  # noqa: Y015
+
+@_typing.final
+class ComplaintCoHandler(_message.Message):
+    """ComplaintCoHandler is a co-handling department of a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    CONTRIBUTED_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """The department's code."""
+    contributed: _builtins.bool
+    """Whether it has contributed to the reply."""
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        contributed: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["contributed", b"contributed", "department_code", b"department_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintCoHandler: _TypeAlias = ComplaintCoHandler  # noqa: Y015
+
+@_typing.final
+class ComplaintReply(_message.Message):
+    """ComplaintReply is a reply given to a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    PUBLISHED_TEXT_FIELD_NUMBER: _builtins.int
+    REPLIED_AT_FIELD_NUMBER: _builtins.int
+    ANSWERED_BY_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The reply's number within the case, from 1."""
+    department_code: _builtins.str
+    """The code of the department that replied."""
+    text: _builtins.str
+    """The reply as sent to the origin platform (co-handlers' contributions
+    joined).
+    """
+    published_text: _builtins.str
+    """The reply as published: the complainant's name and numbers masked."""
+    answered_by: _builtins.str
+    """The primary case whose reply answered this one; empty for its own."""
+    @_builtins.property
+    def replied_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was replied."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        department_code: _builtins.str = ...,
+        text: _builtins.str = ...,
+        published_text: _builtins.str = ...,
+        replied_at: _timestamp_pb2.Timestamp | None = ...,
+        answered_by: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["replied_at", b"replied_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answered_by", b"answered_by", "department_code", b"department_code", "published_text", b"published_text", "replied_at", b"replied_at", "sequence", b"sequence", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintReply: _TypeAlias = ComplaintReply  # noqa: Y015
+
+@_typing.final
+class ComplaintHandling(_message.Message):
+    """ComplaintHandling is how a case is being handled: where it stands, its
+    deadlines, co-handlers and replies. It holds no personal data.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    CO_HANDLERS_FIELD_NUMBER: _builtins.int
+    SIGN_FOR_DUE_FIELD_NUMBER: _builtins.int
+    SIGNED_FOR_AT_FIELD_NUMBER: _builtins.int
+    REPLY_DUE_FIELD_NUMBER: _builtins.int
+    REPLIED_AT_FIELD_NUMBER: _builtins.int
+    RATING_CLOSES_FIELD_NUMBER: _builtins.int
+    CLOSED_AT_FIELD_NUMBER: _builtins.int
+    RATING_FIELD_NUMBER: _builtins.int
+    REOPENED_FIELD_NUMBER: _builtins.int
+    MERGED_INTO_FIELD_NUMBER: _builtins.int
+    ESCALATIONS_FIELD_NUMBER: _builtins.int
+    POLICY_VERSION_FIELD_NUMBER: _builtins.int
+    EXTENSION_PENDING_DAYS_FIELD_NUMBER: _builtins.int
+    EXTENDED_DAYS_FIELD_NUMBER: _builtins.int
+    REPLIES_FIELD_NUMBER: _builtins.int
+    RETURNED_BY_FIELD_NUMBER: _builtins.int
+    RETURN_BASIS_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    URGENT_FIELD_NUMBER: _builtins.int
+    CATEGORY_CODE_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The center's case number."""
+    status: Global___ComplaintStatus.ValueType
+    """Where the case stands."""
+    department_code: _builtins.str
+    """The code of the department handling it."""
+    rating: _builtins.int
+    """The platform's rating (1 to 5); 0 until rated."""
+    reopened: _builtins.bool
+    """Whether an unsatisfied rating reopened it."""
+    merged_into: _builtins.str
+    """The primary case a duplicate was merged into; empty otherwise."""
+    escalations: _builtins.int
+    """Deadlines missed and escalated (督办)."""
+    policy_version: _builtins.int
+    """The version of the deadline policy its deadlines follow."""
+    extension_pending_days: _builtins.int
+    """Working days of the extension waiting for the dispatcher; 0 if none."""
+    extended_days: _builtins.int
+    """Working days of extensions granted."""
+    returned_by: _builtins.str
+    """The department that returned it, while the dispatcher decides."""
+    return_basis: _builtins.str
+    """The basis of the pending return, while the dispatcher decides."""
+    kind: Global___ComplaintKind.ValueType
+    """The case's kind."""
+    urgent: _builtins.bool
+    """Whether life or property is at risk."""
+    category_code: _builtins.str
+    """The code of the case's category."""
+    @_builtins.property
+    def co_handlers(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplaintCoHandler]:
+        """The co-handling departments."""
+
+    @_builtins.property
+    def sign_for_due(self) -> _timestamp_pb2.Timestamp:
+        """When sign-for is (or was) due."""
+
+    @_builtins.property
+    def signed_for_at(self) -> _timestamp_pb2.Timestamp:
+        """When the department signed for it; unset until it did."""
+
+    @_builtins.property
+    def reply_due(self) -> _timestamp_pb2.Timestamp:
+        """When the reply is (or was) due."""
+
+    @_builtins.property
+    def replied_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was last replied; unset until it was."""
+
+    @_builtins.property
+    def rating_closes(self) -> _timestamp_pb2.Timestamp:
+        """When the rating window closes; unset unless the case is replied."""
+
+    @_builtins.property
+    def closed_at(self) -> _timestamp_pb2.Timestamp:
+        """When it closed; unset until it did."""
+
+    @_builtins.property
+    def replies(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplaintReply]:
+        """The replies given, oldest first."""
+
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+        status: Global___ComplaintStatus.ValueType = ...,
+        department_code: _builtins.str = ...,
+        co_handlers: _abc.Iterable[Global___ComplaintCoHandler] | None = ...,
+        sign_for_due: _timestamp_pb2.Timestamp | None = ...,
+        signed_for_at: _timestamp_pb2.Timestamp | None = ...,
+        reply_due: _timestamp_pb2.Timestamp | None = ...,
+        replied_at: _timestamp_pb2.Timestamp | None = ...,
+        rating_closes: _timestamp_pb2.Timestamp | None = ...,
+        closed_at: _timestamp_pb2.Timestamp | None = ...,
+        rating: _builtins.int = ...,
+        reopened: _builtins.bool = ...,
+        merged_into: _builtins.str = ...,
+        escalations: _builtins.int = ...,
+        policy_version: _builtins.int = ...,
+        extension_pending_days: _builtins.int = ...,
+        extended_days: _builtins.int = ...,
+        replies: _abc.Iterable[Global___ComplaintReply] | None = ...,
+        returned_by: _builtins.str = ...,
+        return_basis: _builtins.str = ...,
+        kind: Global___ComplaintKind.ValueType = ...,
+        urgent: _builtins.bool = ...,
+        category_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closed_at", b"closed_at", "rating_closes", b"rating_closes", "replied_at", b"replied_at", "reply_due", b"reply_due", "sign_for_due", b"sign_for_due", "signed_for_at", b"signed_for_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "category_code", b"category_code", "closed_at", b"closed_at", "co_handlers", b"co_handlers", "department_code", b"department_code", "escalations", b"escalations", "extended_days", b"extended_days", "extension_pending_days", b"extension_pending_days", "kind", b"kind", "merged_into", b"merged_into", "policy_version", b"policy_version", "rating", b"rating", "rating_closes", b"rating_closes", "reopened", b"reopened", "replied_at", b"replied_at", "replies", b"replies", "reply_due", b"reply_due", "return_basis", b"return_basis", "returned_by", b"returned_by", "sign_for_due", b"sign_for_due", "signed_for_at", b"signed_for_at", "status", b"status", "urgent", b"urgent"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintHandling: _TypeAlias = ComplaintHandling  # noqa: Y015
+
+@_typing.final
+class ComplaintInboxItem(_message.Message):
+    """ComplaintInboxItem is one case in an official's inbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REASON_FIELD_NUMBER: _builtins.int
+    HANDLING_FIELD_NUMBER: _builtins.int
+    reason: Global___InboxReason.ValueType
+    """Why the case is there."""
+    @_builtins.property
+    def handling(self) -> Global___ComplaintHandling:
+        """The case."""
+
+    def __init__(
+        self,
+        *,
+        reason: Global___InboxReason.ValueType = ...,
+        handling: Global___ComplaintHandling | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["handling", b"handling"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["handling", b"handling", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintInboxItem: _TypeAlias = ComplaintInboxItem  # noqa: Y015
+
+@_typing.final
+class ListComplaintInboxRequest(_message.Message):
+    """ListComplaintInboxRequest asks for one page of the acting official's inbox."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    page_size: _builtins.int
+    """How many cases at most; 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComplaintInboxRequest: _TypeAlias = ListComplaintInboxRequest  # noqa: Y015
+
+@_typing.final
+class ListComplaintInboxResponse(_message.Message):
+    """ListComplaintInboxResponse is one page of the inbox, by case number."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ComplaintInboxItem]:
+        """The cases of this page."""
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___ComplaintInboxItem] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["items", b"items", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListComplaintInboxResponse: _TypeAlias = ListComplaintInboxResponse  # noqa: Y015
+
+@_typing.final
+class SignForComplaintRequest(_message.Message):
+    """SignForComplaintRequest signs for a case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignForComplaintRequest: _TypeAlias = SignForComplaintRequest  # noqa: Y015
+
+@_typing.final
+class SignForComplaintResponse(_message.Message):
+    """SignForComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SignForComplaintResponse: _TypeAlias = SignForComplaintResponse  # noqa: Y015
+
+@_typing.final
+class ReturnComplaintRequest(_message.Message):
+    """ReturnComplaintRequest returns a case with its basis."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    basis: _builtins.str
+    """Why the department is not responsible."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        basis: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_number", b"case_number", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnComplaintRequest: _TypeAlias = ReturnComplaintRequest  # noqa: Y015
+
+@_typing.final
+class ReturnComplaintResponse(_message.Message):
+    """ReturnComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReturnComplaintResponse: _TypeAlias = ReturnComplaintResponse  # noqa: Y015
+
+@_typing.final
+class DispatchComplaintRequest(_message.Message):
+    """DispatchComplaintRequest decides a returned case."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    outcome: Global___DispatchOutcome.ValueType
+    """Reassign or send back."""
+    department_code: _builtins.str
+    """The department to reassign the case to; empty to send it back."""
+    basis: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        outcome: Global___DispatchOutcome.ValueType = ...,
+        department_code: _builtins.str = ...,
+        basis: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_number", b"case_number", "department_code", b"department_code", "outcome", b"outcome", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchComplaintRequest: _TypeAlias = DispatchComplaintRequest  # noqa: Y015
+
+@_typing.final
+class DispatchComplaintResponse(_message.Message):
+    """DispatchComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DispatchComplaintResponse: _TypeAlias = DispatchComplaintResponse  # noqa: Y015
+
+@_typing.final
+class SetCoHandlersRequest(_message.Message):
+    """SetCoHandlersRequest names the co-handling departments."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    @_builtins.property
+    def department_codes(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The co-handling departments' codes (none to clear them)."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        department_codes: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "department_codes", b"department_codes", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCoHandlersRequest: _TypeAlias = SetCoHandlersRequest  # noqa: Y015
+
+@_typing.final
+class SetCoHandlersResponse(_message.Message):
+    """SetCoHandlersResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCoHandlersResponse: _TypeAlias = SetCoHandlersResponse  # noqa: Y015
+
+@_typing.final
+class ContributeToComplaintRequest(_message.Message):
+    """ContributeToComplaintRequest carries a co-handler's contribution."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    text: _builtins.str
+    """The contribution."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContributeToComplaintRequest: _TypeAlias = ContributeToComplaintRequest  # noqa: Y015
+
+@_typing.final
+class ContributeToComplaintResponse(_message.Message):
+    """ContributeToComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ContributeToComplaintResponse: _TypeAlias = ContributeToComplaintResponse  # noqa: Y015
+
+@_typing.final
+class ReplyToComplaintRequest(_message.Message):
+    """ReplyToComplaintRequest carries the lead department's reply."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    TEXT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    text: _builtins.str
+    """The reply."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        text: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "request_id", b"request_id", "text", b"text"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplyToComplaintRequest: _TypeAlias = ReplyToComplaintRequest  # noqa: Y015
+
+@_typing.final
+class ReplyToComplaintResponse(_message.Message):
+    """ReplyToComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReplyToComplaintResponse: _TypeAlias = ReplyToComplaintResponse  # noqa: Y015
+
+@_typing.final
+class RequestComplaintExtensionRequest(_message.Message):
+    """RequestComplaintExtensionRequest asks for more working days."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    days: _builtins.int
+    """How many working days."""
+    basis: _builtins.str
+    """Why."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        days: _builtins.int = ...,
+        basis: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "case_number", b"case_number", "days", b"days", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestComplaintExtensionRequest: _TypeAlias = RequestComplaintExtensionRequest  # noqa: Y015
+
+@_typing.final
+class RequestComplaintExtensionResponse(_message.Message):
+    """RequestComplaintExtensionResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RequestComplaintExtensionResponse: _TypeAlias = RequestComplaintExtensionResponse  # noqa: Y015
+
+@_typing.final
+class DecideComplaintExtensionRequest(_message.Message):
+    """DecideComplaintExtensionRequest decides the pending extension."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    DECISION_FIELD_NUMBER: _builtins.int
+    DAYS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    decision: Global___ExtensionDecision.ValueType
+    """Granted or refused."""
+    days: _builtins.int
+    """The working days granted (at most those asked for); 0 when refused."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        decision: Global___ExtensionDecision.ValueType = ...,
+        days: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "days", b"days", "decision", b"decision", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideComplaintExtensionRequest: _TypeAlias = DecideComplaintExtensionRequest  # noqa: Y015
+
+@_typing.final
+class DecideComplaintExtensionResponse(_message.Message):
+    """DecideComplaintExtensionResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DecideComplaintExtensionResponse: _TypeAlias = DecideComplaintExtensionResponse  # noqa: Y015
+
+@_typing.final
+class MergeComplaintRequest(_message.Message):
+    """MergeComplaintRequest merges the case (a duplicate) into its primary."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    PRIMARY_CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    primary_case_number: _builtins.str
+    """The primary case, whose reply answers the duplicate."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        primary_case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "primary_case_number", b"primary_case_number", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeComplaintRequest: _TypeAlias = MergeComplaintRequest  # noqa: Y015
+
+@_typing.final
+class MergeComplaintResponse(_message.Message):
+    """MergeComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MergeComplaintResponse: _TypeAlias = MergeComplaintResponse  # noqa: Y015
+
+@_typing.final
+class RateComplaintRequest(_message.Message):
+    """RateComplaintRequest carries the origin platform's rating."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    LEVEL_FIELD_NUMBER: _builtins.int
+    COMMENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """The caller's id of this request: a repeat with the same id gets the
+    first answer; the same id for another request is refused.
+    """
+    case_number: _builtins.str
+    """The center's case number."""
+    level: _builtins.int
+    """The rating, 1 (worst) to 5 (best)."""
+    comment: _builtins.str
+    """The citizen's comment; may be empty."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        case_number: _builtins.str = ...,
+        level: _builtins.int = ...,
+        comment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "comment", b"comment", "level", b"level", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateComplaintRequest: _TypeAlias = RateComplaintRequest  # noqa: Y015
+
+@_typing.final
+class RateComplaintResponse(_message.Message):
+    """RateComplaintResponse carries the case after the act."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECEIPT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def receipt(self) -> Global___ComplaintActReceipt:
+        """The case after the act."""
+
+    def __init__(
+        self,
+        *,
+        receipt: Global___ComplaintActReceipt | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["receipt", b"receipt"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RateComplaintResponse: _TypeAlias = RateComplaintResponse  # noqa: Y015
+
+@_typing.final
+class DeadlinePolicy(_message.Message):
+    """DeadlinePolicy is one version of the complaint deadline policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    CONSULTATION_DAYS_FIELD_NUMBER: _builtins.int
+    REQUEST_DAYS_FIELD_NUMBER: _builtins.int
+    COMPLAINT_DAYS_FIELD_NUMBER: _builtins.int
+    URGENT_REPLY_HOURS_FIELD_NUMBER: _builtins.int
+    SIGN_FOR_WORKING_HOURS_FIELD_NUMBER: _builtins.int
+    URGENT_SIGN_FOR_MINUTES_FIELD_NUMBER: _builtins.int
+    RATING_WINDOW_DAYS_FIELD_NUMBER: _builtins.int
+    REOPEN_REPLY_DAYS_FIELD_NUMBER: _builtins.int
+    MAX_EXTENSION_DAYS_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    SET_BY_OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    VALID_FROM_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version, from 1."""
+    consultation_days: _builtins.int
+    """Working days to reply to a consultation."""
+    request_days: _builtins.int
+    """Working days to reply to a help request or a suggestion."""
+    complaint_days: _builtins.int
+    """Working days to reply to a complaint or a report."""
+    urgent_reply_hours: _builtins.int
+    """Clock hours to reply to an urgent case."""
+    sign_for_working_hours: _builtins.int
+    """Working hours to sign for a case."""
+    urgent_sign_for_minutes: _builtins.int
+    """Clock minutes to sign for an urgent case."""
+    rating_window_days: _builtins.int
+    """Working days the rating window stays open after a reply."""
+    reopen_reply_days: _builtins.int
+    """Working days to reply again after an unsatisfied rating."""
+    max_extension_days: _builtins.int
+    """The most working days extensions may add to a case."""
+    basis: _builtins.str
+    """Why this version was set."""
+    set_by_official_id: _builtins.str
+    """The operator who set it; empty for the defaults."""
+    @_builtins.property
+    def valid_from(self) -> _timestamp_pb2.Timestamp:
+        """When it came into force."""
+
+    @_builtins.property
+    def valid_until(self) -> _timestamp_pb2.Timestamp:
+        """When it stopped being in force; unset while it is."""
+
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        consultation_days: _builtins.int = ...,
+        request_days: _builtins.int = ...,
+        complaint_days: _builtins.int = ...,
+        urgent_reply_hours: _builtins.int = ...,
+        sign_for_working_hours: _builtins.int = ...,
+        urgent_sign_for_minutes: _builtins.int = ...,
+        rating_window_days: _builtins.int = ...,
+        reopen_reply_days: _builtins.int = ...,
+        max_extension_days: _builtins.int = ...,
+        basis: _builtins.str = ...,
+        set_by_official_id: _builtins.str = ...,
+        valid_from: _timestamp_pb2.Timestamp | None = ...,
+        valid_until: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["valid_from", b"valid_from", "valid_until", b"valid_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "complaint_days", b"complaint_days", "consultation_days", b"consultation_days", "max_extension_days", b"max_extension_days", "rating_window_days", b"rating_window_days", "reopen_reply_days", b"reopen_reply_days", "request_days", b"request_days", "set_by_official_id", b"set_by_official_id", "sign_for_working_hours", b"sign_for_working_hours", "urgent_reply_hours", b"urgent_reply_hours", "urgent_sign_for_minutes", b"urgent_sign_for_minutes", "valid_from", b"valid_from", "valid_until", b"valid_until", "version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeadlinePolicy: _TypeAlias = DeadlinePolicy  # noqa: Y015
+
+@_typing.final
+class GetDeadlinePolicyRequest(_message.Message):
+    """GetDeadlinePolicyRequest asks for a version of the deadline policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The version; 0 for the one in force."""
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["version", b"version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeadlinePolicyRequest: _TypeAlias = GetDeadlinePolicyRequest  # noqa: Y015
+
+@_typing.final
+class GetDeadlinePolicyResponse(_message.Message):
+    """GetDeadlinePolicyResponse carries the version asked for."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___DeadlinePolicy:
+        """The policy."""
+
+    def __init__(
+        self,
+        *,
+        policy: Global___DeadlinePolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetDeadlinePolicyResponse: _TypeAlias = GetDeadlinePolicyResponse  # noqa: Y015
+
+@_typing.final
+class SetDeadlinePolicyRequest(_message.Message):
+    """SetDeadlinePolicyRequest sets a new version of the deadline policy; the
+    version, set_by_official_id and validity in the policy given are ignored.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___DeadlinePolicy:
+        """The new durations and their basis."""
+
+    def __init__(
+        self,
+        *,
+        policy: Global___DeadlinePolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDeadlinePolicyRequest: _TypeAlias = SetDeadlinePolicyRequest  # noqa: Y015
+
+@_typing.final
+class SetDeadlinePolicyResponse(_message.Message):
+    """SetDeadlinePolicyResponse carries the version now in force."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    POLICY_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def policy(self) -> Global___DeadlinePolicy:
+        """The new version."""
+
+    def __init__(
+        self,
+        *,
+        policy: Global___DeadlinePolicy | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policy", b"policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetDeadlinePolicyResponse: _TypeAlias = SetDeadlinePolicyResponse  # noqa: Y015
 
 @_typing.final
 class GetComplaintMetricsRequest(_message.Message):

@@ -97,6 +97,71 @@ class ComplaintsServiceStub:
                 request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.SerializeToString,
                 response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.FromString,
                 _registered_method=True)
+        self.ListComplaintInbox = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ListComplaintInbox',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxResponse.FromString,
+                _registered_method=True)
+        self.SignForComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/SignForComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintResponse.FromString,
+                _registered_method=True)
+        self.ReturnComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ReturnComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintResponse.FromString,
+                _registered_method=True)
+        self.DispatchComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/DispatchComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintResponse.FromString,
+                _registered_method=True)
+        self.SetCoHandlers = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/SetCoHandlers',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersResponse.FromString,
+                _registered_method=True)
+        self.ContributeToComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ContributeToComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintResponse.FromString,
+                _registered_method=True)
+        self.ReplyToComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ReplyToComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintResponse.FromString,
+                _registered_method=True)
+        self.RequestComplaintExtension = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/RequestComplaintExtension',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionResponse.FromString,
+                _registered_method=True)
+        self.DecideComplaintExtension = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/DecideComplaintExtension',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionResponse.FromString,
+                _registered_method=True)
+        self.MergeComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/MergeComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintResponse.FromString,
+                _registered_method=True)
+        self.RateComplaint = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/RateComplaint',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintResponse.FromString,
+                _registered_method=True)
+        self.GetDeadlinePolicy = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/GetDeadlinePolicy',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyResponse.FromString,
+                _registered_method=True)
+        self.SetDeadlinePolicy = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.FromString,
+                _registered_method=True)
         self.GetComplaintMetrics = channel.unary_unary(
                 '/govhall.complaints.v1.ComplaintsService/GetComplaintMetrics',
                 request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.SerializeToString,
@@ -208,6 +273,102 @@ class ComplaintsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListComplaintInbox(self, request, context):
+        """---- complaint handling ----
+
+        Lists the cases an official has to act on: a handler's department's cases
+        as lead or co-handler, a dispatcher's returned cases and pending extensions.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SignForComplaint(self, request, context):
+        """Signs for a case routed to the official's department (签收).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReturnComplaint(self, request, context):
+        """Returns a case the official's department is not responsible for, with its
+        basis (退单); the center's dispatcher decides.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DispatchComplaint(self, request, context):
+        """The dispatcher reassigns a returned case (改派) or sends it back.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCoHandlers(self, request, context):
+        """The lead department names its co-handling departments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ContributeToComplaint(self, request, context):
+        """A co-handling department's contribution, joined into the reply.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ReplyToComplaint(self, request, context):
+        """The lead department's reply, sent to the origin platform (and to the
+        platforms of the duplicates merged into the case).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RequestComplaintExtension(self, request, context):
+        """The lead department asks the dispatcher for more working days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DecideComplaintExtension(self, request, context):
+        """The dispatcher grants or refuses a pending extension.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def MergeComplaint(self, request, context):
+        """The dispatcher merges a duplicate case into its primary case (并单).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RateComplaint(self, request, context):
+        """The origin platform rates a replied case (1 to 5); 1 or 2 reopens it once.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetDeadlinePolicy(self, request, context):
+        """Reads the deadline policy in force, or a given version of it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetDeadlinePolicy(self, request, context):
+        """An operator sets a new version of the deadline policy; running cases keep theirs.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def GetComplaintMetrics(self, request, context):
         """GetComplaintMetrics counts how the cases received in a period (at most
         366 days) were handled, overall and per lead department: completion,
@@ -277,6 +438,71 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
                     servicer.ListComplaintEvents,
                     request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.FromString,
                     response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.SerializeToString,
+            ),
+            'ListComplaintInbox': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListComplaintInbox,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxResponse.SerializeToString,
+            ),
+            'SignForComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.SignForComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintResponse.SerializeToString,
+            ),
+            'ReturnComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReturnComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintResponse.SerializeToString,
+            ),
+            'DispatchComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.DispatchComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintResponse.SerializeToString,
+            ),
+            'SetCoHandlers': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCoHandlers,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersResponse.SerializeToString,
+            ),
+            'ContributeToComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ContributeToComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintResponse.SerializeToString,
+            ),
+            'ReplyToComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.ReplyToComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintResponse.SerializeToString,
+            ),
+            'RequestComplaintExtension': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestComplaintExtension,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionResponse.SerializeToString,
+            ),
+            'DecideComplaintExtension': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecideComplaintExtension,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionResponse.SerializeToString,
+            ),
+            'MergeComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.MergeComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintResponse.SerializeToString,
+            ),
+            'RateComplaint': grpc.unary_unary_rpc_method_handler(
+                    servicer.RateComplaint,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintResponse.SerializeToString,
+            ),
+            'GetDeadlinePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetDeadlinePolicy,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyResponse.SerializeToString,
+            ),
+            'SetDeadlinePolicy': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetDeadlinePolicy,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.SerializeToString,
             ),
             'GetComplaintMetrics': grpc.unary_unary_rpc_method_handler(
                     servicer.GetComplaintMetrics,
@@ -589,6 +815,357 @@ class ComplaintsService:
             '/govhall.complaints.v1.ComplaintsService/ListComplaintEvents',
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsRequest.SerializeToString,
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListComplaintInbox(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ListComplaintInbox',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListComplaintInboxResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SignForComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/SignForComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SignForComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReturnComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ReturnComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReturnComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DispatchComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/DispatchComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.DispatchComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCoHandlers(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/SetCoHandlers',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetCoHandlersResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ContributeToComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ContributeToComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ContributeToComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ReplyToComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ReplyToComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ReplyToComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestComplaintExtension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/RequestComplaintExtension',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.RequestComplaintExtensionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecideComplaintExtension(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/DecideComplaintExtension',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.DecideComplaintExtensionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MergeComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/MergeComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.MergeComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RateComplaint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/RateComplaint',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.RateComplaintResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetDeadlinePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/GetDeadlinePolicy',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetDeadlinePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetDeadlinePolicy(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -88,6 +88,40 @@ class ComplaintsServiceStub:
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
     """
+    ListComplaintInbox: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintInboxRequest, _complaints_pb2.ListComplaintInboxResponse]
+    """---- complaint handling ----
+
+    Lists the cases an official has to act on: a handler's department's cases
+    as lead or co-handler, a dispatcher's returned cases and pending extensions.
+    """
+    SignForComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SignForComplaintRequest, _complaints_pb2.SignForComplaintResponse]
+    """Signs for a case routed to the official's department (签收)."""
+    ReturnComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ReturnComplaintRequest, _complaints_pb2.ReturnComplaintResponse]
+    """Returns a case the official's department is not responsible for, with its
+    basis (退单); the center's dispatcher decides.
+    """
+    DispatchComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.DispatchComplaintRequest, _complaints_pb2.DispatchComplaintResponse]
+    """The dispatcher reassigns a returned case (改派) or sends it back."""
+    SetCoHandlers: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetCoHandlersRequest, _complaints_pb2.SetCoHandlersResponse]
+    """The lead department names its co-handling departments."""
+    ContributeToComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ContributeToComplaintRequest, _complaints_pb2.ContributeToComplaintResponse]
+    """A co-handling department's contribution, joined into the reply."""
+    ReplyToComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ReplyToComplaintRequest, _complaints_pb2.ReplyToComplaintResponse]
+    """The lead department's reply, sent to the origin platform (and to the
+    platforms of the duplicates merged into the case).
+    """
+    RequestComplaintExtension: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.RequestComplaintExtensionRequest, _complaints_pb2.RequestComplaintExtensionResponse]
+    """The lead department asks the dispatcher for more working days."""
+    DecideComplaintExtension: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.DecideComplaintExtensionRequest, _complaints_pb2.DecideComplaintExtensionResponse]
+    """The dispatcher grants or refuses a pending extension."""
+    MergeComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.MergeComplaintRequest, _complaints_pb2.MergeComplaintResponse]
+    """The dispatcher merges a duplicate case into its primary case (并单)."""
+    RateComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.RateComplaintRequest, _complaints_pb2.RateComplaintResponse]
+    """The origin platform rates a replied case (1 to 5); 1 or 2 reopens it once."""
+    GetDeadlinePolicy: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.GetDeadlinePolicyRequest, _complaints_pb2.GetDeadlinePolicyResponse]
+    """Reads the deadline policy in force, or a given version of it."""
+    SetDeadlinePolicy: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetDeadlinePolicyRequest, _complaints_pb2.SetDeadlinePolicyResponse]
+    """An operator sets a new version of the deadline policy; running cases keep theirs."""
     GetComplaintMetrics: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]
     """GetComplaintMetrics counts how the cases received in a period (at most
     366 days) were handled, overall and per lead department: completion,
@@ -157,6 +191,40 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
     """
+    ListComplaintInbox: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintInboxRequest, _complaints_pb2.ListComplaintInboxResponse]  # type: ignore[assignment]
+    """---- complaint handling ----
+
+    Lists the cases an official has to act on: a handler's department's cases
+    as lead or co-handler, a dispatcher's returned cases and pending extensions.
+    """
+    SignForComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SignForComplaintRequest, _complaints_pb2.SignForComplaintResponse]  # type: ignore[assignment]
+    """Signs for a case routed to the official's department (签收)."""
+    ReturnComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ReturnComplaintRequest, _complaints_pb2.ReturnComplaintResponse]  # type: ignore[assignment]
+    """Returns a case the official's department is not responsible for, with its
+    basis (退单); the center's dispatcher decides.
+    """
+    DispatchComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.DispatchComplaintRequest, _complaints_pb2.DispatchComplaintResponse]  # type: ignore[assignment]
+    """The dispatcher reassigns a returned case (改派) or sends it back."""
+    SetCoHandlers: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetCoHandlersRequest, _complaints_pb2.SetCoHandlersResponse]  # type: ignore[assignment]
+    """The lead department names its co-handling departments."""
+    ContributeToComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ContributeToComplaintRequest, _complaints_pb2.ContributeToComplaintResponse]  # type: ignore[assignment]
+    """A co-handling department's contribution, joined into the reply."""
+    ReplyToComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ReplyToComplaintRequest, _complaints_pb2.ReplyToComplaintResponse]  # type: ignore[assignment]
+    """The lead department's reply, sent to the origin platform (and to the
+    platforms of the duplicates merged into the case).
+    """
+    RequestComplaintExtension: _aio.UnaryUnaryMultiCallable[_complaints_pb2.RequestComplaintExtensionRequest, _complaints_pb2.RequestComplaintExtensionResponse]  # type: ignore[assignment]
+    """The lead department asks the dispatcher for more working days."""
+    DecideComplaintExtension: _aio.UnaryUnaryMultiCallable[_complaints_pb2.DecideComplaintExtensionRequest, _complaints_pb2.DecideComplaintExtensionResponse]  # type: ignore[assignment]
+    """The dispatcher grants or refuses a pending extension."""
+    MergeComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.MergeComplaintRequest, _complaints_pb2.MergeComplaintResponse]  # type: ignore[assignment]
+    """The dispatcher merges a duplicate case into its primary case (并单)."""
+    RateComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.RateComplaintRequest, _complaints_pb2.RateComplaintResponse]  # type: ignore[assignment]
+    """The origin platform rates a replied case (1 to 5); 1 or 2 reopens it once."""
+    GetDeadlinePolicy: _aio.UnaryUnaryMultiCallable[_complaints_pb2.GetDeadlinePolicyRequest, _complaints_pb2.GetDeadlinePolicyResponse]  # type: ignore[assignment]
+    """Reads the deadline policy in force, or a given version of it."""
+    SetDeadlinePolicy: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetDeadlinePolicyRequest, _complaints_pb2.SetDeadlinePolicyResponse]  # type: ignore[assignment]
+    """An operator sets a new version of the deadline policy; running cases keep theirs."""
     GetComplaintMetrics: _aio.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]  # type: ignore[assignment]
     """GetComplaintMetrics counts how the cases received in a period (at most
     366 days) were handled, overall and per lead department: completion,
@@ -289,6 +357,118 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         """ListComplaintEvents pages through what happened to one case of the
         calling platform, oldest first. Events carry codes, never personal data.
         """
+
+    @_abc_1.abstractmethod
+    def ListComplaintInbox(
+        self,
+        request: _complaints_pb2.ListComplaintInboxRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ListComplaintInboxResponse, _abc.Awaitable[_complaints_pb2.ListComplaintInboxResponse]]:
+        """---- complaint handling ----
+
+        Lists the cases an official has to act on: a handler's department's cases
+        as lead or co-handler, a dispatcher's returned cases and pending extensions.
+        """
+
+    @_abc_1.abstractmethod
+    def SignForComplaint(
+        self,
+        request: _complaints_pb2.SignForComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SignForComplaintResponse, _abc.Awaitable[_complaints_pb2.SignForComplaintResponse]]:
+        """Signs for a case routed to the official's department (签收)."""
+
+    @_abc_1.abstractmethod
+    def ReturnComplaint(
+        self,
+        request: _complaints_pb2.ReturnComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ReturnComplaintResponse, _abc.Awaitable[_complaints_pb2.ReturnComplaintResponse]]:
+        """Returns a case the official's department is not responsible for, with its
+        basis (退单); the center's dispatcher decides.
+        """
+
+    @_abc_1.abstractmethod
+    def DispatchComplaint(
+        self,
+        request: _complaints_pb2.DispatchComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.DispatchComplaintResponse, _abc.Awaitable[_complaints_pb2.DispatchComplaintResponse]]:
+        """The dispatcher reassigns a returned case (改派) or sends it back."""
+
+    @_abc_1.abstractmethod
+    def SetCoHandlers(
+        self,
+        request: _complaints_pb2.SetCoHandlersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SetCoHandlersResponse, _abc.Awaitable[_complaints_pb2.SetCoHandlersResponse]]:
+        """The lead department names its co-handling departments."""
+
+    @_abc_1.abstractmethod
+    def ContributeToComplaint(
+        self,
+        request: _complaints_pb2.ContributeToComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ContributeToComplaintResponse, _abc.Awaitable[_complaints_pb2.ContributeToComplaintResponse]]:
+        """A co-handling department's contribution, joined into the reply."""
+
+    @_abc_1.abstractmethod
+    def ReplyToComplaint(
+        self,
+        request: _complaints_pb2.ReplyToComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ReplyToComplaintResponse, _abc.Awaitable[_complaints_pb2.ReplyToComplaintResponse]]:
+        """The lead department's reply, sent to the origin platform (and to the
+        platforms of the duplicates merged into the case).
+        """
+
+    @_abc_1.abstractmethod
+    def RequestComplaintExtension(
+        self,
+        request: _complaints_pb2.RequestComplaintExtensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.RequestComplaintExtensionResponse, _abc.Awaitable[_complaints_pb2.RequestComplaintExtensionResponse]]:
+        """The lead department asks the dispatcher for more working days."""
+
+    @_abc_1.abstractmethod
+    def DecideComplaintExtension(
+        self,
+        request: _complaints_pb2.DecideComplaintExtensionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.DecideComplaintExtensionResponse, _abc.Awaitable[_complaints_pb2.DecideComplaintExtensionResponse]]:
+        """The dispatcher grants or refuses a pending extension."""
+
+    @_abc_1.abstractmethod
+    def MergeComplaint(
+        self,
+        request: _complaints_pb2.MergeComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.MergeComplaintResponse, _abc.Awaitable[_complaints_pb2.MergeComplaintResponse]]:
+        """The dispatcher merges a duplicate case into its primary case (并单)."""
+
+    @_abc_1.abstractmethod
+    def RateComplaint(
+        self,
+        request: _complaints_pb2.RateComplaintRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.RateComplaintResponse, _abc.Awaitable[_complaints_pb2.RateComplaintResponse]]:
+        """The origin platform rates a replied case (1 to 5); 1 or 2 reopens it once."""
+
+    @_abc_1.abstractmethod
+    def GetDeadlinePolicy(
+        self,
+        request: _complaints_pb2.GetDeadlinePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.GetDeadlinePolicyResponse, _abc.Awaitable[_complaints_pb2.GetDeadlinePolicyResponse]]:
+        """Reads the deadline policy in force, or a given version of it."""
+
+    @_abc_1.abstractmethod
+    def SetDeadlinePolicy(
+        self,
+        request: _complaints_pb2.SetDeadlinePolicyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SetDeadlinePolicyResponse, _abc.Awaitable[_complaints_pb2.SetDeadlinePolicyResponse]]:
+        """An operator sets a new version of the deadline policy; running cases keep theirs."""
 
     @_abc_1.abstractmethod
     def GetComplaintMetrics(
