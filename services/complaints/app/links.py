@@ -132,7 +132,7 @@ def record_link_check(*, uow: ComplaintsUnitOfWork, case_number: str,
             details |= {"linked_tender": stored.linked_tender_number,
                         "tender_status": str(LinkStatus.UNCHECKED),
                         "tender_reason": TENDERS_UNCHECKED}
-        uow.events.add([ComplaintEvent(case_number, uow.links.last_event_sequence(case_number)
+        uow.events.add([ComplaintEvent(case_number, uow.events.last_sequence(case_number)
                                        + 1, LINK_CHECKED, now, details)])
         uow.audit.append(actor=Actor(WORKFLOWS), action=LINK_CHECKED,
                          subject=f"complaint/{case_number}", at=now, details=details)

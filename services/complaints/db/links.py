@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, select, update
 
 from services.complaints.db import tables
 from services.complaints.domain.metrics import LinkStatus
@@ -53,9 +53,3 @@ class CaseLinks:
             update(self._t).where(self._t.c.case_number == case_number).values(
                 link_status=str(status), link_item_code=item_code,
                 link_department_code=department_code, link_checked_at=at))
-
-    def last_event_sequence(self, case_number: str) -> int:
-        events = tables.complaint_events
-        return int(self._connection.execute(
-            select(func.coalesce(func.max(events.c.sequence), 0))
-            .where(events.c.case_number == case_number)).scalar_one())
