@@ -483,3 +483,10 @@ class LinkChecked:
 def queue(workflow_queue: str) -> str:
     """The complaints activities' task queue beside ``workflow_queue``."""
     return activity_queue(workflow_queue, COMPLAINTS)
+
+
+def case_summary(facts: ComplaintFacts) -> str:
+    """What the Temporal UI shows for the workflow (its static summary): codes only."""
+    urgent = " urgent" if facts.urgent else ""
+    return (f"Complaint{urgent} {facts.complaint_kind} {facts.category_code} "
+            f"— {facts.department_code}")

@@ -135,6 +135,20 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("supervision-system", "govhall.trading.v1.TradingService/CommitSeed"): True,
     ("supervision-system", "govhall.trading.v1.TradingService/OpenDraw"): False,
     ("department-system-zjj", "govhall.trading.v1.TradingService/OpenDraw"): False,
+    ("department-system-scjgj", "govhall.complaints.v1.ComplaintsService/SignForComplaint"): True,
+    ("department-system-scjgj", "govhall.complaints.v1.ComplaintsService/ReplyToComplaint"): True,
+    ("department-system-scjgj",
+     "govhall.complaints.v1.ComplaintsService/DispatchComplaint"): False,
+    ("department-system-scjgj", "govhall.complaints.v1.ComplaintsService/RateComplaint"): False,
+    ("complaint-dispatch-system",
+     "govhall.complaints.v1.ComplaintsService/DispatchComplaint"): True,
+    ("complaint-dispatch-system", "govhall.complaints.v1.ComplaintsService/MergeComplaint"): True,
+    ("complaint-dispatch-system",
+     "govhall.complaints.v1.ComplaintsService/ReplyToComplaint"): False,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/RateComplaint"): True,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ReplyToComplaint"): False,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy"): False,
+    ("operator", "govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy"): True,
     ("supervision-system", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): True,
     ("operator", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): True,
     ("hotline-12345", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): False,
@@ -229,9 +243,12 @@ PROBES: dict[str, list[Probe]] = {
     "complaint_dispatcher": [Probe(
         "complaints", "govhall.complaints.v1.ComplaintsService/SetRoutingRule",
         lambda: complaints_pb2.SetRoutingRuleRequest(
-            category_code="ZZ-99", department_code="NOWHERE", basis="职能调整"))],
-    # No RPC needs a complaint handler yet.
-    "complaint_handler": [],
+            category_code="ZZ-99", department_code="NOWHERE", basis="职能调整")), Probe(
+        "complaints", "govhall.complaints.v1.ComplaintsService/ListComplaintInbox",
+        lambda: complaints_pb2.ListComplaintInboxRequest())],
+    "complaint_handler": [Probe(
+        "complaints", "govhall.complaints.v1.ComplaintsService/ListComplaintInbox",
+        lambda: complaints_pb2.ListComplaintInboxRequest())],
 }
 
 

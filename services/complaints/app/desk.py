@@ -185,6 +185,9 @@ def _official(official: Official, case: CaseHandling) -> _Checked:
 def _checked(*, uow: ComplaintsUnitOfWork, caller: Caller, case_number: str,
              check: Check) -> _Checked:
     with uow:
+        if caller.official_id:
+            # Who may speak for whom is settled before anything is said about the case.
+            acting_official(uow.staff, caller)
         case = uow.handling.get(case_number)
         if case is None:
             raise NotFound(f"complaint case {case_number} does not exist")

@@ -47,6 +47,7 @@ from services.complaints.domain import policy as clock
 from services.complaints.domain.cases import ComplaintEvent, ComplaintStatus
 from services.complaints.domain.handling import CaseState, Change
 from services.complaints.domain.policy import DeadlinePolicy
+from workflows.complaint_contract import CENTER_DEPARTMENT as CENTER
 from workflows.complaint_contract import (
     DISPATCHER_ROLE,
     HANDLER_ROLE,
@@ -67,7 +68,6 @@ from workflows.complaint_contract import (
     texts_match,
     verified_complaint_facts,
 )
-from workflows.complaint_contract import CENTER_DEPARTMENT as CENTER
 
 UnitOfWorkFactory = Callable[[], ComplaintsUnitOfWork]
 

@@ -26,8 +26,8 @@ from services.complaints.domain.cases import (
     DeadlineClass,
     Location,
 )
-from services.complaints.domain.policy import DeadlinePolicy
 from services.complaints.domain.model import Category, Platform, RoutingChange, RoutingRule
+from services.complaints.domain.policy import DeadlinePolicy
 
 
 def _category(row: Row[Any]) -> Category:
