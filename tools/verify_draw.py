@@ -407,9 +407,11 @@ def subject_problems(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicK
             problem = ""
             if replaces == before:
                 failed_at = traces[before].failed_at if before else None
-                if before and (failed_at is None or failed_at > traces[draw_id].first):
-                    problem = (f"it replaces {before}, which had not failed when this draw "
-                               "was published")
+                if before and failed_at is None:
+                    problem = f"it replaces {before}, which did not fail"
+                elif before and failed_at is not None and failed_at > traces[draw_id].first:
+                    problem = (f"it replaces {before}, which had not failed yet when this "
+                               "draw was published")
             elif not before and replaces not in traces:
                 if complete:
                     problem = (f"it replaces {replaces}, which is not in the feed: a first "

@@ -139,10 +139,10 @@ def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> 
     return independent
 
 
-def _subject_free(uow: TradingUnitOfWork, spec: DrawSpec) -> None:
+def _subject_free(spec: DrawSpec, earlier: list[tuple[str, DrawState]]) -> None:
     """Refuse a draw of a subject that has a draw which has not failed (ALREADY_EXISTS),
-    or a re-draw not naming the subject's latest failed draw (FAILED_PRECONDITION)."""
-    earlier = uow.draws.of_subject(spec.subject)
+    or a re-draw not naming the subject's latest failed draw (FAILED_PRECONDITION);
+    ``earlier`` are the subject's draws (id, state) in the order they were opened."""
     live = [(draw_id, state) for draw_id, state in earlier if state is not DrawState.FAILED]
     if live:
         raise _live_draw(spec, *live[0])
@@ -211,7 +211,11 @@ def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                 return _same_or_refused(existing, spec, official.id)
             check_spec(spec, opened_by=official.id, now=now)
             independent = _witnesses_exist(uow, spec, caller)
-            _subject_free(uow, spec)
+            earlier = uow.draws.of_subject(spec.subject)
+            if any(draw_id == spec.draw_id for draw_id, _ in earlier):
+                # This very id, opened by a concurrent call that committed meanwhile.
+                return _same_or_refused(_existing(uow, spec.draw_id), spec, official.id)
+            _subject_free(spec, earlier)
             built = _candidates(uow, spec)
             uow.draws.add(built.with_independent(independent), opened_by=official.id,
                           opened_at=now, opened_sequence=0)
