@@ -21,7 +21,7 @@ from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.audit import AUDIT_TRAIL
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from services.complaints.settings import ComplaintsSettings
+from services.complaints.settings import ComplaintsSettings, complainant_key_path
 
 
 def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
@@ -30,11 +30,6 @@ def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
     cipher = field_cipher(complainant_key_path(settings.pki_dir))
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
         ComplaintsServicer(engine, audit=audit, cipher=cipher), server)
-
-
-def complainant_key_path(pki_dir: Path) -> Path:
-    """The AES-256-GCM key complainants' names and phones are sealed with, made on first use."""
-    return pki_dir / "complaints" / "complainant-data.key"
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

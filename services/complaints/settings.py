@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic_settings import SettingsConfigDict
 
 from kernel.settings import ServiceSettings
@@ -13,3 +15,14 @@ class ComplaintsSettings(ServiceSettings):
 
     service: str = "complaints"
     port: int = 50054
+    #: How long one webhook delivery may take (connect, send, answer) before it counts as
+    #: failed and Temporal tries again.
+    webhook_timeout_seconds: float = 10.0
+
+
+def complainant_key_path(pki_dir: Path) -> Path:
+    """The AES-256-GCM key complainants' names and phones are sealed with, made on first use.
+
+    The platforms' webhook signing secrets are sealed with it too.
+    """
+    return pki_dir / "complaints" / "complainant-data.key"

@@ -135,6 +135,14 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("supervision-system", "govhall.trading.v1.TradingService/CommitSeed"): True,
     ("supervision-system", "govhall.trading.v1.TradingService/OpenDraw"): False,
     ("department-system-zjj", "govhall.trading.v1.TradingService/OpenDraw"): False,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("provincial-complaint-portal",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
+    ("operator", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): True,
+    ("department-system-scjgj",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): False,
+    ("trading-platform", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.

@@ -88,6 +88,26 @@ class ComplaintsServiceStub:
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
     """
+    SetPlatformWebhook: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetPlatformWebhookRequest, _complaints_pb2.SetPlatformWebhookResponse]
+    """---- webhooks ----
+
+    SetPlatformWebhook points a platform's webhook at a URL and returns a
+    new signing secret, this once: later calls and reads never show it
+    again, and setting the webhook again replaces the secret, so the old
+    one no longer verifies. Replies and status changes of the platform's
+    cases are then POSTed there as Standard Webhooks, retried until the
+    platform answers 2xx. The URL must be https (plain http only to the
+    loopback host), hold no user name or password and no link-local
+    address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+    """
+    ListPlatformEvents: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ListPlatformEventsRequest, _complaints_pb2.ListPlatformEventsResponse]
+    """ListPlatformEvents pages through the calling platform's own events
+    (the same ones its webhook is sent, under the same ids) in the order
+    they happened, after a cursor: a platform continuing from the last
+    token it got never misses an event or reads one twice. A platform's
+    system reads its own platform's events only; the center's operator
+    console may read any platform's, naming it.
+    """
 
 @_typing.type_check_only
 class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
@@ -148,6 +168,26 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     ListComplaintEvents: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListComplaintEventsRequest, _complaints_pb2.ListComplaintEventsResponse]  # type: ignore[assignment]
     """ListComplaintEvents pages through what happened to one case of the
     calling platform, oldest first. Events carry codes, never personal data.
+    """
+    SetPlatformWebhook: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetPlatformWebhookRequest, _complaints_pb2.SetPlatformWebhookResponse]  # type: ignore[assignment]
+    """---- webhooks ----
+
+    SetPlatformWebhook points a platform's webhook at a URL and returns a
+    new signing secret, this once: later calls and reads never show it
+    again, and setting the webhook again replaces the secret, so the old
+    one no longer verifies. Replies and status changes of the platform's
+    cases are then POSTed there as Standard Webhooks, retried until the
+    platform answers 2xx. The URL must be https (plain http only to the
+    loopback host), hold no user name or password and no link-local
+    address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+    """
+    ListPlatformEvents: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListPlatformEventsRequest, _complaints_pb2.ListPlatformEventsResponse]  # type: ignore[assignment]
+    """ListPlatformEvents pages through the calling platform's own events
+    (the same ones its webhook is sent, under the same ids) in the order
+    they happened, after a cursor: a platform continuing from the last
+    token it got never misses an event or reads one twice. A platform's
+    system reads its own platform's events only; the center's operator
+    console may read any platform's, naming it.
     """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -272,6 +312,38 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_complaints_pb2.ListComplaintEventsResponse, _abc.Awaitable[_complaints_pb2.ListComplaintEventsResponse]]:
         """ListComplaintEvents pages through what happened to one case of the
         calling platform, oldest first. Events carry codes, never personal data.
+        """
+
+    @_abc_1.abstractmethod
+    def SetPlatformWebhook(
+        self,
+        request: _complaints_pb2.SetPlatformWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SetPlatformWebhookResponse, _abc.Awaitable[_complaints_pb2.SetPlatformWebhookResponse]]:
+        """---- webhooks ----
+
+        SetPlatformWebhook points a platform's webhook at a URL and returns a
+        new signing secret, this once: later calls and reads never show it
+        again, and setting the webhook again replaces the secret, so the old
+        one no longer verifies. Replies and status changes of the platform's
+        cases are then POSTed there as Standard Webhooks, retried until the
+        platform answers 2xx. The URL must be https (plain http only to the
+        loopback host), hold no user name or password and no link-local
+        address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlatformEvents(
+        self,
+        request: _complaints_pb2.ListPlatformEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ListPlatformEventsResponse, _abc.Awaitable[_complaints_pb2.ListPlatformEventsResponse]]:
+        """ListPlatformEvents pages through the calling platform's own events
+        (the same ones its webhook is sent, under the same ids) in the order
+        they happened, after a cursor: a platform continuing from the last
+        token it got never misses an event or reads one twice. A platform's
+        system reads its own platform's events only; the center's operator
+        console may read any platform's, naming it.
         """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
