@@ -21,7 +21,8 @@ from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.audit import AUDIT_TRAIL
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from services.complaints.settings import ComplaintsSettings, complainant_key_path
+from services.complaints.settings import ComplaintsSettings
+from services.complaints.settings import complainant_key_path as complainant_key_path
 
 
 def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
