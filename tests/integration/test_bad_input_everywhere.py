@@ -113,6 +113,8 @@ CALLERS: dict[str, tuple[str, str]] = {
     "SubmitComplaint": ("hotline-12345", ""),
     "GetComplaint": ("hotline-12345", ""),
     "ListComplaintEvents": ("hotline-12345", ""),
+    "ListPlatformEvents": ("hotline-12345", ""),
+    "SetPlatformWebhook": ("operator", "ZWFWZX-004"),
 }
 
 
@@ -161,6 +163,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "linked_case_number": CASE, "linked_tender_number": "ZB-2026-0001"},
         "GetComplaint": {"case_number": "CP-20260105-000001"},
         "ListComplaintEvents": {"case_number": "CP-20260105-000001", "page_size": 5},
+        "SetPlatformWebhook": {"platform_id": "12345",
+                               "url": "https://hooks.hotline.example/govhall"},
+        "ListPlatformEvents": {"page_size": 5},
         # intake
         "ListApprovalItems": {"department_code": "SCJGJ", "page_size": 5},
         "GetApprovalItem": {"code": "012101000007001", "version": 1},
