@@ -159,6 +159,14 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("complaints-service", "govhall.complaints.v1.ComplaintsService/GetComplaint"): False,
     ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("provincial-complaint-portal",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
+    ("operator", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): True,
+    ("department-system-scjgj",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): False,
+    ("trading-platform", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.

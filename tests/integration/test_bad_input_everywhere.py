@@ -128,6 +128,8 @@ CALLERS: dict[str, tuple[str, str]] = {
     "SetCoHandlers": ("department-system-scjgj", "SCJGJ-008"),
     "DecideComplaintExtension": ("complaint-dispatch-system", DISPATCHER),
     "MergeComplaint": ("complaint-dispatch-system", DISPATCHER),
+    "ListPlatformEvents": ("hotline-12345", ""),
+    "SetPlatformWebhook": ("operator", "ZWFWZX-004"),
 }
 
 
@@ -208,6 +210,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "basis": "《沈阳市12345热线管理办法》"}},
         "GetComplaintMetrics": {"period_start": _in_days(-30), "period_end": _in_days(0),
                                 "department_code": "SCJGJ"},
+        "SetPlatformWebhook": {"platform_id": "12345",
+                               "url": "https://hooks.hotline.example/govhall"},
+        "ListPlatformEvents": {"page_size": 5},
         # intake
         "ListApprovalItems": {"department_code": "SCJGJ", "page_size": 5},
         "GetApprovalItem": {"code": "012101000007001", "version": 1},
