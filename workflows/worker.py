@@ -30,6 +30,7 @@ from kernel.signing import TrustedKeys, public_keys_dir, trust_in_workflows
 from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
 from workflows import refused_acts
 from workflows.approval import ApprovalWorkflow
+from workflows.tender import TenderWorkflow
 
 if TYPE_CHECKING:
     from govhall.review.v1.review_pb2_grpc import ReviewServiceAsyncStub
@@ -37,7 +38,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("govhall.workflows")
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
-WORKFLOWS: list[type[Any]] = [ApprovalWorkflow]
+WORKFLOWS: list[type[Any]] = [ApprovalWorkflow, TenderWorkflow]
 
 
 class WorkerSettings(TemporalClientSettings):
