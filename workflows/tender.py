@@ -37,7 +37,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
-    from workflows.approval_contract import SignedStatement, activity_queue
+    from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
 
     # By the module's full name, so the sandbox hands over the worker's own module.
@@ -351,6 +351,9 @@ class TenderWorkflow:
             if facts.tender_no != self.tender.tender_no:
                 raise _refuse(PERMISSION_DENIED, f"the statement is about tender "
                               f"{facts.tender_no}, not {self.tender.tender_no}")
+            if (facts.content_sha256 or act.text) and \
+                    content_digest(text=act.text) != facts.content_sha256:
+                raise _refuse("InvalidArgument", "the text is not the one trading signed")
         except ApplicationError as refused:
             info = workflow.info()
             update_info = workflow.current_update_info()
@@ -396,7 +399,7 @@ class TenderWorkflow:
         try:
             receipt = await self._record_act(TenderStep(
                 self.tender.tender_no, act.statement, workflow.now(), "amended",
-                self.deadline), "record and publish the amendment")
+                self.deadline, text=act.text), "record and publish the amendment")
         except ApplicationError:
             self.deadline = before
             raise
@@ -453,7 +456,7 @@ class TenderWorkflow:
         try:
             receipt = await self._record_act(TenderStep(
                 self.tender.tender_no, act.statement, workflow.now(), "objected",
-                self.deadline), "record the objection: the tender pauses")
+                self.deadline, text=act.text), "record the objection: the tender pauses")
         except ApplicationError:
             self.objection = None
             self.objection_statement = None
@@ -490,7 +493,7 @@ class TenderWorkflow:
         try:
             receipt = await self._record_act(TenderStep(
                 self.tender.tender_no, act.statement, workflow.now(), "objection_answered",
-                self.deadline, objection=self.objection_statement),
+                self.deadline, objection=self.objection_statement, text=act.text),
                 "record the answer: the tender resumes")
         except ApplicationError:
             self.deadline = before

@@ -250,9 +250,12 @@ class TenderInput:
 @dataclass
 class OfficialAct:
     """An official's act on the tender, signed by trading (amend, object, answer, evaluate,
-    award, record the contract)."""
+    award, record the contract); ``text`` is the free text its ``content_sha256`` binds
+    (an amendment's content, an objection's grounds, an answer), carried in the encrypted
+    payload only."""
 
     statement: SignedStatement
+    text: str = ""
 
 
 @dataclass
@@ -329,6 +332,8 @@ class TenderStep:
     bid_deadline: datetime | None = None
     #: The objection an answer ends, with its statement (the pause runs from it).
     objection: SignedStatement | None = None
+    #: The free text the statement binds by its digest.
+    text: str = ""
 
 
 @dataclass

@@ -36,7 +36,7 @@ from kernel.signing import (
 from workflows import refused_acts
 from workflows import tender_contract as t
 from workflows import tender_rules as r
-from workflows.approval_contract import as_statement
+from workflows.approval_contract import as_statement, content_digest
 from workflows.tender import TenderWorkflow
 
 K = t.StatementKind
@@ -53,12 +53,13 @@ class TradingSigner:
         trust_in_workflows(TrustedKeys.load(public_keys_dir(pki_dir)))
 
     def sign(self, kind: t.StatementKind, tender_no: str, at: datetime, *,
-             forged: bool = False, **facts: Any) -> t.OfficialAct:
+             forged: bool = False, text: str = "", **facts: Any) -> t.OfficialAct:
+        digest = content_digest(text=text) if text else ""
         body = t.tender_statement_body(kind=kind, tender_no=tender_no, issued_at=at,
-                                       request_id=str(uuid.uuid4()),
+                                       request_id=str(uuid.uuid4()), content_sha256=digest,
                                        **(OFFICER | facts))
         signer = self.forger if forged else self.trading
-        return t.OfficialAct(as_statement(signer.sign(body)))
+        return t.OfficialAct(as_statement(signer.sign(body)), text)
 
 
 @dataclass
@@ -238,12 +239,12 @@ async def test_an_amendment_late_in_the_bid_period_pushes_the_deadline(
         original = case.announced_at + timedelta(days=20)
         # 16 days before the deadline: it stands.
         await case.skip_to(original - timedelta(days=16))
-        early = await case.act(t.AMEND, K.AMENDMENT, content_sha256="ab" * 32)
+        early = await case.act(t.AMEND, K.AMENDMENT, text="第一次澄清")
         assert early.bid_deadline == original
         # 5 days before the deadline: pushed to 15 days after the amendment.
         await case.skip_to(original - timedelta(days=5))
         amended_at = await case.now()
-        late = await case.act(t.AMEND, K.AMENDMENT, content_sha256="cd" * 32)
+        late = await case.act(t.AMEND, K.AMENDMENT, text="第二次澄清")
         assert abs(late.bid_deadline - (amended_at + timedelta(days=15))) < timedelta(seconds=1)
         await case.skip_to(original + timedelta(hours=1))
         assert (await case.status()).stage == t.Stage.BIDDING
@@ -274,7 +275,7 @@ async def test_an_objection_pauses_the_tender_and_the_deadline_moves_by_the_paus
         assert (await case.status()).stage == t.Stage.BIDDING
         answered_at = await case.now()
         answer = await case.act(t.ANSWER_OBJECTION, K.OBJECTION_ANSWER, objection_id="OB-1",
-                                content_sha256="ef" * 32)
+                                text="答复：文件无误")
         assert not answer.paused
         moved = original + (answered_at - objected_at)
         assert abs(answer.bid_deadline - moved) < timedelta(seconds=2)
