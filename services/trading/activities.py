@@ -91,7 +91,7 @@ class TenderActivities:
     @activity.defn(name=CLOSE_DECRYPTION)
     async def close_decryption(self, step: TenderStep) -> StepReceipt:
         return await run_use_case(tender_steps.close_decryption, uow=self._writing,
-                                  keys=self._keys, step=step)
+                                  keys=self._keys, signer=self._signer, step=step)
 
     @activity.defn(name=MARK_TENDER_LATE)
     async def mark_tender_late(self, step: TenderStep) -> StepReceipt:

@@ -262,6 +262,7 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "SubmitSealedBid": {"tender_no": TENDER, "bidder_id": "BD-0001",
                             "ciphertext": "R0hTQgE=", "ciphertext_sha256": "ab" * 32,
                             "key_commitment": "cd" * 32},
+        "RevealBidKey": {"tender_no": TENDER, "bidder_id": "BD-0001", "key": "ef" * 32},
     }
 
 

@@ -472,3 +472,15 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return pb.SubmitSealedBidResponse(tender_no=bid.tender_no, bidder_id=bid.bidder_id,
                                           ciphertext_sha256=bid.ciphertext_sha256,
                                           submitted_at=_timestamp(bid.submitted_at))
+
+    async def RevealBidKey(self, request: pb.RevealBidKeyRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.RevealBidKeyResponse:
+        bid = await asyncio.to_thread(
+            tenders.reveal_bid_key, uow=self._writing(), caller=current_caller(),
+            tender_no=request.tender_no, bidder_id=request.bidder_id,
+            key=bytes.fromhex(request.key), now=datetime.now(UTC))
+        response = pb.RevealBidKeyResponse(tender_no=bid.tender_no, bidder_id=bid.bidder_id)
+        if bid.revealed_at is not None:
+            response.revealed_at.CopyFrom(_timestamp(bid.revealed_at))
+        return response

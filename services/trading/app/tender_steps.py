@@ -24,7 +24,8 @@ from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
 from services.trading.domain.feed import FeedLink, NewFeedEntry
-from services.trading.domain.tenders import Tender, TenderStage
+from services.trading.domain.sealed_bids import SealedBidError, open_bid
+from services.trading.domain.tenders import SealedBid, Tender, TenderStage
 from workflows import tender_rules as rules
 from workflows.approval_contract import SignedStatement, content_digest, statement_json
 from workflows.tender_contract import (
@@ -165,10 +166,11 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
                 changes["bid_deadline"] = deadline
             changes["paused"] = False
         elif kind == StatementKind.EVALUATION:
-            bidders = {bid.bidder_id for bid in unit.tenders.bids(step.tender_no)}
-            strangers = [c for c in facts.candidates if c not in bidders]
+            valid = {bid.bidder_id for bid in unit.tenders.bids(step.tender_no)
+                     if bid.validity == "valid"}
+            strangers = [c for c in facts.candidates if c not in valid]
             if strangers:
-                raise FailedPrecondition(f"{', '.join(strangers)} did not bid")
+                raise FailedPrecondition(f"{', '.join(strangers)} has no valid bid")
             changes["stage"] = str(TenderStage.CANDIDATES)
             sequence = _publish(unit, signer, "tender.candidates", step.tender_no, public | {
                 "candidates": list(facts.candidates),
@@ -246,14 +248,33 @@ def _window(tender: Tender) -> timedelta:
     return timedelta(seconds=tender.decryption_window_seconds)
 
 
-def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys,
+def _validity(tender_no: str, bid: SealedBid) -> str:
+    """"valid" when the revealed key opens the bid (govhall-bid/1), else why not."""
+    if bid.revealed_key is None:
+        return "unrevealed"
+    try:
+        open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
+                 bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
+                 key_commitment=bid.key_commitment)
+    except SealedBidError as refused:
+        return refused.reason
+    return "valid"
+
+
+def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
                      step: TenderStep) -> StepReceipt:
-    """The decryption window ended: the tender goes to evaluation."""
+    """The decryption window ended: each bid opened with its revealed key (an unrevealed or
+    mismatching one is invalid), the outcome published, the tender to evaluation.
+
+    The bid documents are not kept or published here: the evaluation opens the valid
+    bids again with their keys.
+    """
     _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.tender_no)
     with uow() as unit:
         tender = _tender(unit, step.tender_no)
-        if unit.tenders.step(step.tender_no, "decryption_closed") is not None:
-            return _receipt(tender, 0)
+        done = unit.tenders.step(step.tender_no, "decryption_closed")
+        if done is not None:
+            return _receipt(tender, done.feed_sequence)
         if tender.stage != TenderStage.DECRYPTION:
             raise FailedPrecondition(f"tender {step.tender_no} is at {tender.stage}, "
                                      "not decryption")
@@ -261,14 +282,26 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys,
         assert opened is not None
         if step.at < opened.at + _window(tender):
             raise FailedPrecondition("the decryption window has not ended")
+        outcome = []
+        for bid in unit.tenders.bids(step.tender_no):
+            validity = _validity(step.tender_no, bid)
+            unit.tenders.set_validity(step.tender_no, bid.bidder_id, validity)
+            outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
+                            "reason": "" if validity == "valid" else validity})
+        sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
+            "tender_no": step.tender_no, "bids": outcome,
+            "valid": sum(1 for b in outcome if b["valid"])}, at=step.at)
         unit.tenders.save_state(step.tender_no, stage=str(TenderStage.EVALUATION))
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
-                              at=step.at, feed_sequence=0,
+                              at=step.at, feed_sequence=sequence,
                               statement=statement_json(step.statement), content="")
         unit.audit.append(actor=Actor(TRADING_SYSTEM), action="tender.decryption_closed",
-                          subject=f"tender/{step.tender_no}", at=step.at, details={})
+                          subject=f"tender/{step.tender_no}", at=step.at,
+                          details={"feed_sequence": sequence,
+                                   "invalid": [b["bidder_id"] for b in outcome
+                                               if not b["valid"]]})
         unit.commit()
-        return _receipt(tender, 0, stage=TenderStage.EVALUATION)
+        return _receipt(tender, sequence, stage=TenderStage.EVALUATION)
 
 
 def mark_late(*, uow: UnitOfWorkFactory, keys: TrustedKeys, step: TenderStep) -> StepReceipt:

@@ -46,6 +46,7 @@ from kernel.numbering import day_number
 from kernel.signing import ServiceSigner
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import entry_requiring_venue, require_category
+from services.trading.domain.sealed_bids import check_key, check_submission
 from services.trading.domain.tenders import (
     FUNDING_SOURCES,
     Bidder,
@@ -315,11 +316,12 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
             except UnknownYearError as error:
                 raise FailedPrecondition(str(error)) from error
         if kind == StatementKind.EVALUATION:
-            bidders = {bid.bidder_id for bid in uow.tenders.bids(tender_no)}
-            strangers = [c for c in candidates or [] if c not in bidders]
+            valid = {bid.bidder_id for bid in uow.tenders.bids(tender_no)
+                     if bid.validity == "valid"}
+            strangers = [c for c in candidates or [] if c not in valid]
             if strangers:
                 raise FailedPrecondition(
-                    f"{', '.join(strangers)} did not bid in tender {tender_no}")
+                    f"{', '.join(strangers)} has no valid bid in tender {tender_no}")
     if tender.stage in (TenderStage.CONTRACTED, TenderStage.FAILED):
         raise FailedPrecondition(f"tender {tender_no} is finished ({tender.stage})")
     body = tender_statement_body(
@@ -347,6 +349,10 @@ def submit_sealed_bid(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
     """
     check_sealed_bid(ciphertext=ciphertext, ciphertext_sha256=ciphertext_sha256,
                      key_commitment=key_commitment)
+    # The envelope is well formed (govhall-bid/1) and is the one committed to; the key
+    # stays with the bidder (services/trading/domain/sealed_bids.py).
+    check_submission(ciphertext, tender_number=tender_no, bidder_id=bidder_id,
+                     ciphertext_sha256=ciphertext_sha256, key_commitment=key_commitment)
     try:
         with uow:
             bidder = uow.bidders.get(bidder_id)
@@ -390,6 +396,47 @@ def submit_sealed_bid(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
             return raced
         raise AlreadyExists(f"bidder {bidder_id} has a bid in tender {tender_no} already: "
                             "one bid per bidder, not replaced") from None
+
+
+def reveal_bid_key(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
+                   bidder_id: str, key: bytes, now: datetime) -> SealedBid:
+    """Take a bidder's key in the decryption window, from the bidder's own system, if it is
+    the committed one (HMAC key commitment: no second key can open the bid).
+
+    A key that does not match is INVALID_ARGUMENT and nothing is kept; the same key again
+    is answered as the first time. Before the deadline (keys then would unseal bids
+    early) and after the window, FAILED_PRECONDITION.
+    """
+    with uow:
+        bidder = uow.bidders.get(bidder_id)
+        if bidder is None:
+            raise NotFound(f"bidder {bidder_id} is not in the bidders directory")
+        if bidder.system != caller.system:
+            raise PermissionDenied(f"system {caller.system} may not reveal the key of bidder "
+                                   f"{bidder_id}: only the bidder's own system may")
+        tender = uow.tenders.get(tender_no, for_update=True)
+        if tender is None:
+            raise NotFound(f"tender {tender_no} is not known")
+        bid = uow.tenders.bid(tender_no, bidder_id)
+        if bid is None:
+            raise NotFound(f"bidder {bidder_id} has no bid in tender {tender_no}")
+        if tender.stage != TenderStage.DECRYPTION:
+            raise FailedPrecondition(
+                f"keys are revealed in the decryption window after the deadline; tender "
+                f"{tender_no} is at {tender.stage}")
+        check_key(key, tender_number=tender_no, bidder_id=bidder_id,
+                  ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment)
+        if bid.revealed_key is not None:
+            return bid
+        uow.tenders.reveal(tender_no, bidder_id, key, at=now)
+        # The key itself is never audited or logged.
+        uow.audit.append(actor=Actor(caller.system), action="tender.key_revealed",
+                         subject=f"tender/{tender_no}", at=now,
+                         details={"bidder_id": bidder_id})
+        uow.commit()
+        revealed = uow.tenders.bid(tender_no, bidder_id)
+        assert revealed is not None
+        return revealed
 
 
 def load_sample_bidders(*, uow: TradingUnitOfWork, sample_dir: Path) -> bool:

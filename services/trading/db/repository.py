@@ -439,7 +439,9 @@ class Tenders:
     def _bid(row: Row[Any]) -> SealedBid:
         return SealedBid(row.tender_no, row.bidder_id, bytes(row.ciphertext),
                          row.ciphertext_sha256, row.key_commitment, row.system,
-                         row.submitted_at)
+                         row.submitted_at,
+                         bytes.fromhex(row.revealed_key) if row.revealed_key else None,
+                         row.validity, row.revealed_at)
 
     def bids(self, tender_no: str) -> list[SealedBid]:
         return [self._bid(r) for r in self._connection.execute(
@@ -450,7 +452,18 @@ class Tenders:
         self._connection.execute(insert(self._b).values(
             tender_no=bid.tender_no, bidder_id=bid.bidder_id, ciphertext=bid.ciphertext,
             ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment,
-            system=bid.system, submitted_at=bid.submitted_at))
+            system=bid.system, submitted_at=bid.submitted_at, revealed_key=None,
+            revealed_at=None, validity=""))
+
+    def reveal(self, tender_no: str, bidder_id: str, key: bytes, *, at: datetime) -> None:
+        self._connection.execute(update(self._b).where(and_(
+            self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
+            .values(revealed_key=key.hex(), revealed_at=at))
+
+    def set_validity(self, tender_no: str, bidder_id: str, validity: str) -> None:
+        self._connection.execute(update(self._b).where(and_(
+            self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
+            .values(validity=validity))
 
 
 class TradingUnitOfWork(UnitOfWork):

@@ -214,6 +214,13 @@ sealed_bids = Table(
     Column("key_commitment", String(64), nullable=False),
     Column("system", String(100), nullable=False),
     Column("submitted_at", UtcDateTime, nullable=False),
+    #: The key the bidder revealed in the decryption window (hex), once it matched the
+    #: key commitment; NULL before.
+    Column("revealed_key", String(64), nullable=True),
+    Column("revealed_at", UtcDateTime, nullable=True),
+    #: After the decryption window: "valid", or why not ("unrevealed", the library's
+    #: reason code); '' before.
+    Column("validity", String(30), nullable=False),
     PrimaryKeyConstraint("tender_no", "bidder_id"),
 )
 

@@ -19,10 +19,11 @@ from enum import StrEnum
 
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.trading.domain.model import CatalogueEntry
+from services.trading.domain.sealed_bids import MAX_ENVELOPE_BYTES
 
 FUNDING_SOURCES = ("public", "state_owned", "mixed", "private")
-#: Largest sealed bid taken, in bytes.
-MAX_CIPHERTEXT_BYTES = 1024 * 1024
+#: Largest sealed bid taken, in bytes: the sealed-bid scheme's largest envelope.
+MAX_CIPHERTEXT_BYTES = MAX_ENVELOPE_BYTES
 #: Largest amount the platform takes, in fen (one trillion yuan): more is a typing mistake.
 MAX_AMOUNT_FEN = 10**14
 
@@ -90,6 +91,11 @@ class SealedBid:
     key_commitment: str
     system: str
     submitted_at: datetime
+    #: The key revealed in the decryption window; None before.
+    revealed_key: bytes | None = None
+    #: After the decryption window: "valid" or why the bid is invalid; '' before.
+    validity: str = ""
+    revealed_at: datetime | None = None
 
 
 def check_amount(amount_fen: int, *, field: str) -> None:

@@ -31,6 +31,7 @@ from govhall.trading.v1 import trading_pb2_grpc
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from kernel.temporal import CASE_KIND, CASE_NUMBER
 from services.trading.db import tables
+from services.trading.domain.sealed_bids import seal_bid
 from services.trading.main import DEFINITION
 from tests.integration.intake.sealing import closed_port
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
@@ -95,14 +96,18 @@ class Venue:
         return await _until(lambda: self.tender(tender_no), lambda x: x.stage == stage,
                             f"tender at {pb.TenderStage.Name(stage)}")
 
-    async def bid(self, tender_no: str, n: str) -> str:
-        ciphertext = uuid.uuid4().bytes * 16
-        commitment = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+    async def bid(self, tender_no: str, n: str) -> tuple[str, bytes]:
+        """A bid sealed by the bidder's client; its key commitment and its key."""
+        sealed, key = seal_bid(f"报价 {uuid.uuid4()}".encode(), tender_number=tender_no,
+                               bidder_id=f"BD-{n}")
         await self.via(f"bidder-system-bd{n}").SubmitSealedBid(pb.SubmitSealedBidRequest(
-            tender_no=tender_no, bidder_id=f"BD-{n}", ciphertext=ciphertext,
-            ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest(),
-            key_commitment=commitment))
-        return commitment
+            tender_no=tender_no, bidder_id=f"BD-{n}", ciphertext=sealed.envelope,
+            ciphertext_sha256=sealed.ciphertext_sha256, key_commitment=sealed.key_commitment))
+        return sealed.key_commitment, key
+
+    async def reveal(self, tender_no: str, n: str, key: bytes) -> None:
+        await self.via(f"bidder-system-bd{n}").RevealBidKey(pb.RevealBidKeyRequest(
+            tender_no=tender_no, bidder_id=f"BD-{n}", key=key.hex()))
 
     async def feed(self, tender_no: str) -> list[tuple[str, dict[str, Any]]]:
         """The tender's feed entries: kind and signed body (verified with trading's key)."""
@@ -149,7 +154,8 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     assert tender.workflow_started
     number = tender.tender_no
     await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
-    commitments = {f"BD-{n}": await venue.bid(number, n) for n in ("0001", "0002", "0003")}
+    sealed = {f"BD-{n}": await venue.bid(number, n) for n in ("0001", "0002", "0003", "0004")}
+    commitments = {bidder: commitment for bidder, (commitment, _) in sealed.items()}
 
     amended = (await venue.via().AmendTender(pb.AmendTenderRequest(
         request_id=str(uuid.uuid4()), tender_no=number, content="第3章技术参数更正"),
@@ -171,14 +177,24 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     # The deadline moved by the pause (as trading recorded it from the signed statements).
     assert answered.tender.bid_deadline.ToDatetime() > tender.bid_deadline.ToDatetime()
 
-    await venue.skip(timedelta(days=21))
-    # The test server may skip the decryption window's timer on its own: either stage.
-    opened = await _until(lambda: venue.tender(number),
-                          lambda x: x.stage in (pb.TENDER_STAGE_DECRYPTION,
-                                                pb.TENDER_STAGE_EVALUATION), "opened")
-    assert opened.bids == 3
+    deadline = answered.tender.bid_deadline.ToDatetime(tzinfo=UTC)
+    await venue.skip(deadline - await venue.env.get_current_time() + timedelta(minutes=1))
+    opened = await venue.until_stage(number, pb.TENDER_STAGE_DECRYPTION)
+    assert opened.bids == 4
+    # In the window: a wrong key is refused, the right ones taken; BD-0004 never reveals.
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await venue.reveal(number, "0001", sealed["BD-0002"][1])
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for n in ("0001", "0002", "0003"):
+        await venue.reveal(number, n, sealed[f"BD-{n}"][1])
     await venue.skip(timedelta(hours=2, minutes=1))
     await venue.until_stage(number, pb.TENDER_STAGE_EVALUATION)
+    # An unrevealed bid is invalid: it cannot be a candidate.
+    with pytest.raises(grpc.aio.AioRpcError) as unrevealed:
+        await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
+            request_id=str(uuid.uuid4()), tender_no=number,
+            candidate_bidder_ids=["BD-0004"]), metadata=OFFICER)
+    assert unrevealed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
         request_id=str(uuid.uuid4()), tender_no=number,
         candidate_bidder_ids=["BD-0002", "BD-0001"]), metadata=OFFICER)
@@ -202,8 +218,9 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
 
     feed = await venue.feed(number)
     assert [kind for kind, _ in feed] == ["tender.announced", "tender.amended",
-                                          "tender.opened", "tender.candidates",
-                                          "tender.awarded", "tender.contracted"]
+                                          "tender.opened", "tender.decrypted",
+                                          "tender.candidates", "tender.awarded",
+                                          "tender.contracted"]
     published = dict(feed)
     # The commitments are published at the deadline; no ciphertext ever is.
     assert {b["bidder_id"]: b["key_commitment"] for b in published["tender.opened"]["bids"]} \
@@ -211,6 +228,13 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     assert "ciphertext" not in json.dumps(published["tender.opened"]).replace(
         "ciphertext_sha256", "")
     assert published["tender.amended"]["content"] == "第3章技术参数更正"
+    assert {(b["bidder_id"], b["valid"], b["reason"])
+            for b in published["tender.decrypted"]["bids"]} == {
+        ("BD-0001", True, ""), ("BD-0002", True, ""), ("BD-0003", True, ""),
+        ("BD-0004", False, "unrevealed")}
+    # No key and no bid document is published.
+    for _, key in sealed.values():
+        assert key.hex() not in json.dumps(feed)
     assert published["tender.candidates"]["candidates"] == ["BD-0002", "BD-0001"]
     assert published["tender.awarded"]["winner"] == "BD-0002"
     # Each published act carries the official's statement, signed by trading.

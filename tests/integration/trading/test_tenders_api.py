@@ -24,6 +24,7 @@ from sqlalchemy import func, select, update
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from services.trading.db import tables
+from services.trading.domain.sealed_bids import MAX_ENVELOPE_BYTES, seal_bid
 from services.trading.main import DEFINITION
 from tests.integration.intake.sealing import closed_port
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
@@ -278,12 +279,17 @@ async def test_procurement_documents_are_available_five_working_days(
 
 # ---- sealed bids ------------------------------------------------------------------------------
 
-def _bid(tender_no: str, bidder_id: str, document: bytes = b"") -> pb.SubmitSealedBidRequest:
-    ciphertext = document or uuid.uuid4().bytes * 8
+KEYS: dict[tuple[str, str], bytes] = {}
+
+
+def _bid(tender_no: str, bidder_id: str) -> pb.SubmitSealedBidRequest:
+    """A bid sealed as a bidder's client seals it (govhall-bid/1); its key kept in KEYS."""
+    sealed, key = seal_bid(f"投标报价 {uuid.uuid4()}".encode(), tender_number=tender_no,
+                           bidder_id=bidder_id)
+    KEYS[(tender_no, bidder_id)] = key
     return pb.SubmitSealedBidRequest(
-        tender_no=tender_no, bidder_id=bidder_id, ciphertext=ciphertext,
-        ciphertext_sha256=hashlib.sha256(ciphertext).hexdigest(),
-        key_commitment=hashlib.sha256(uuid.uuid4().bytes).hexdigest())
+        tender_no=tender_no, bidder_id=bidder_id, ciphertext=sealed.envelope,
+        ciphertext_sha256=sealed.ciphertext_sha256, key_commitment=sealed.key_commitment)
 
 
 @pytest.fixture
@@ -335,12 +341,22 @@ async def test_bad_bids_are_refused_and_change_nothing(calls: Calls, trading: Se
                                                        tender: pb.Tender) -> None:
     bidder = calls.via("bidder-system-bd0001")
     before = _state(trading)
-    oversized = _bid(tender.tender_no, "BD-0001", b"x" * (1024 * 1024 + 1))
+    oversized = _bid(tender.tender_no, "BD-0001")
+    oversized.ciphertext = oversized.ciphertext + b"x" * (MAX_ENVELOPE_BYTES + 1
+                                                          - len(oversized.ciphertext))
+    oversized.ciphertext_sha256 = hashlib.sha256(oversized.ciphertext).hexdigest()
     wrong_hash = _bid(tender.tender_no, "BD-0001")
     wrong_hash.ciphertext_sha256 = "0" * 64
+    not_an_envelope = _bid(tender.tender_no, "BD-0001")
+    not_an_envelope.ciphertext = uuid.uuid4().bytes * 4
+    not_an_envelope.ciphertext_sha256 = hashlib.sha256(not_an_envelope.ciphertext).hexdigest()
+    # Sealed for another tender: its envelope's hash is fine, its binding is not this one's.
+    elsewhere = _bid("TD-20000101-000002", "BD-0001")
+    elsewhere.tender_no = tender.tender_no
     answers = {
         "oversized": (await _refused(bidder.SubmitSealedBid(oversized))).code(),
         "wrong hash": (await _refused(bidder.SubmitSealedBid(wrong_hash))).code(),
+        "not an envelope": (await _refused(bidder.SubmitSealedBid(not_an_envelope))).code(),
         "unknown tender": (await _refused(bidder.SubmitSealedBid(
             _bid("TD-20000101-000001", "BD-0001")))).code(),
         "unknown bidder": (await _refused(bidder.SubmitSealedBid(
@@ -348,6 +364,7 @@ async def test_bad_bids_are_refused_and_change_nothing(calls: Calls, trading: Se
     }
     assert answers == {"oversized": grpc.StatusCode.INVALID_ARGUMENT,
                        "wrong hash": grpc.StatusCode.INVALID_ARGUMENT,
+                       "not an envelope": grpc.StatusCode.INVALID_ARGUMENT,
                        "unknown tender": grpc.StatusCode.NOT_FOUND,
                        "unknown bidder": grpc.StatusCode.NOT_FOUND}
     assert _state(trading) == before
@@ -386,3 +403,60 @@ async def test_an_act_while_temporal_is_out_of_reach_is_unavailable(
         metadata=OFFICER))
     assert refused.code() == grpc.StatusCode.UNAVAILABLE
     assert _state(trading) == before
+
+
+# ---- revealing keys ---------------------------------------------------------------------------
+
+def _reveal(tender_no: str, bidder_id: str, key: bytes) -> pb.RevealBidKeyRequest:
+    return pb.RevealBidKeyRequest(tender_no=tender_no, bidder_id=bidder_id, key=key.hex())
+
+
+def _stage(service: ServiceUnderTest, tender_no: str, stage: str) -> None:
+    """The stage the tender's workflow would have moved it to (recorded by its activity)."""
+    with service.running.engine.begin() as connection:
+        connection.execute(update(tables.tenders).where(tables.tenders.c.tender_no == tender_no)
+                           .values(stage=stage))
+
+
+async def test_keys_are_revealed_in_the_window_only_and_must_match_their_commitment(
+        calls: Calls, trading: ServiceUnderTest, tender: pb.Tender) -> None:
+    number = tender.tender_no
+    bidder = calls.via("bidder-system-bd0001")
+    await bidder.SubmitSealedBid(_bid(number, "BD-0001"))
+    await calls.via("bidder-system-bd0002").SubmitSealedBid(_bid(number, "BD-0002"))
+    key = KEYS[(number, "BD-0001")]
+    before = _state(trading)
+    early = await _refused(bidder.RevealBidKey(_reveal(number, "BD-0001", key)))
+    assert early.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert _state(trading) == before
+
+    _stage(trading, number, "decryption")
+    before = _state(trading)
+    wrong = await _refused(bidder.RevealBidKey(_reveal(number, "BD-0001", bytes(32))))
+    assert wrong.code() == grpc.StatusCode.INVALID_ARGUMENT
+    # Another bidder's key (a real key, committed for another bid) does not open this one.
+    other_key = KEYS[(number, "BD-0002")]
+    swapped = await _refused(bidder.RevealBidKey(_reveal(number, "BD-0001", other_key)))
+    assert swapped.code() == grpc.StatusCode.INVALID_ARGUMENT
+    foreign = await _refused(bidder.RevealBidKey(_reveal(number, "BD-0002", other_key)))
+    assert foreign.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert _state(trading) == before
+    with trading.running.engine.connect() as connection:
+        assert connection.execute(select(tables.sealed_bids.c.revealed_key)).scalars().all() \
+            == [None, None]
+
+    taken = await bidder.RevealBidKey(_reveal(number, "BD-0001", key))
+    again = await bidder.RevealBidKey(_reveal(number, "BD-0001", key))
+    assert taken.revealed_at == again.revealed_at
+    # The key is kept for the opening; never in the audit log.
+    with trading.running.engine.connect() as connection:
+        kept = connection.execute(select(tables.sealed_bids.c.revealed_key).where(
+            tables.sealed_bids.c.bidder_id == "BD-0001")).scalar_one()
+        audit = " ".join(str(r) for r in connection.execute(select(tables.audit_log)))
+    assert kept == key.hex()
+    assert key.hex() not in audit
+
+    _stage(trading, number, "evaluation")
+    late = await _refused(calls.via("bidder-system-bd0002").RevealBidKey(
+        _reveal(number, "BD-0002", other_key)))
+    assert late.code() == grpc.StatusCode.FAILED_PRECONDITION

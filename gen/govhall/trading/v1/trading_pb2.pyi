@@ -2157,8 +2157,9 @@ class SubmitSealedBidRequest(_message.Message):
     bidder_id: _builtins.str
     """The bidder, as the bidders directory knows it."""
     ciphertext: _builtins.bytes
-    """The sealed bid: the bid document encrypted under the bidder's own key
-    (see docs/sealed-bids.md), 1 byte to 1 MiB.
+    """The sealed bid: the govhall-bid/1 envelope of the bid document,
+    encrypted under the bidder's own key (see docs/sealed-bids.md), at most
+    3 MiB of document.
     """
     ciphertext_sha256: _builtins.str
     """The SHA-256 of the ciphertext, in lower-case hex."""
@@ -2216,3 +2217,65 @@ class SubmitSealedBidResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitSealedBidResponse: _TypeAlias = SubmitSealedBidResponse  # noqa: Y015
+
+@_typing.final
+class RevealBidKeyRequest(_message.Message):
+    """RevealBidKeyRequest carries a bidder's key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory knows it."""
+    key: _builtins.str
+    """The AES-256 key the bid was sealed with, 32 bytes in lower-case hex."""
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "key", b"key", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealBidKeyRequest: _TypeAlias = RevealBidKeyRequest  # noqa: Y015
+
+@_typing.final
+class RevealBidKeyResponse(_message.Message):
+    """RevealBidKeyResponse confirms the key was taken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    REVEALED_AT_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder."""
+    @_builtins.property
+    def revealed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key was revealed."""
+
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        revealed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revealed_at", b"revealed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "revealed_at", b"revealed_at", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealBidKeyResponse: _TypeAlias = RevealBidKeyResponse  # noqa: Y015

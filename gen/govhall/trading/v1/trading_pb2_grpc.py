@@ -172,6 +172,11 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.FromString,
                 _registered_method=True)
+        self.RevealBidKey = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RevealBidKey',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -410,6 +415,16 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RevealBidKey(self, request, context):
+        """RevealBidKey reveals a bidder's key in the decryption window after the
+        deadline; it is refused unless it matches the bidder's key commitment.
+        Only the bidder's own system may reveal it. A bid whose key is not
+        revealed by the end of the window is invalid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -542,6 +557,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.SubmitSealedBid,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.SerializeToString,
+            ),
+            'RevealBidKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealBidKey,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1254,6 +1274,33 @@ class TradingService:
             '/govhall.trading.v1.TradingService/SubmitSealedBid',
             govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealBidKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RevealBidKey',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

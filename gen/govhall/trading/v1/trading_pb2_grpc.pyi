@@ -155,6 +155,12 @@ class TradingServiceStub:
     bidder. Only the system the bidders directory names for the bidder may
     submit its bid; one bid per bidder and tender.
     """
+    RevealBidKey: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RevealBidKeyRequest, _trading_pb2.RevealBidKeyResponse]
+    """RevealBidKey reveals a bidder's key in the decryption window after the
+    deadline; it is refused unless it matches the bidder's key commitment.
+    Only the bidder's own system may reveal it. A bid whose key is not
+    revealed by the end of the window is invalid.
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -282,6 +288,12 @@ class TradingServiceAsyncStub(TradingServiceStub):
     ciphertext and commitments to it and to the key, which stays with the
     bidder. Only the system the bidders directory names for the bidder may
     submit its bid; one bid per bidder and tender.
+    """
+    RevealBidKey: _aio.UnaryUnaryMultiCallable[_trading_pb2.RevealBidKeyRequest, _trading_pb2.RevealBidKeyResponse]  # type: ignore[assignment]
+    """RevealBidKey reveals a bidder's key in the decryption window after the
+    deadline; it is refused unless it matches the bidder's key commitment.
+    Only the bidder's own system may reveal it. A bid whose key is not
+    revealed by the end of the window is invalid.
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -563,6 +575,18 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         ciphertext and commitments to it and to the key, which stays with the
         bidder. Only the system the bidders directory names for the bidder may
         submit its bid; one bid per bidder and tender.
+        """
+
+    @_abc_1.abstractmethod
+    def RevealBidKey(
+        self,
+        request: _trading_pb2.RevealBidKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RevealBidKeyResponse, _abc.Awaitable[_trading_pb2.RevealBidKeyResponse]]:
+        """RevealBidKey reveals a bidder's key in the decryption window after the
+        deadline; it is refused unless it matches the bidder's key commitment.
+        Only the bidder's own system may reveal it. A bid whose key is not
+        revealed by the end of the window is invalid.
         """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
