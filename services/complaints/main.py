@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,23 +15,39 @@ from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from kernel.audittrail import AuditTrailService
-from kernel.fieldcipher import field_cipher
+from kernel.fieldcipher import FieldCipher, field_cipher
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.audit import AUDIT_TRAIL
+from services.complaints.db.open311 import Open311UnitOfWork
 from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.open311.keys import ensure_platform_keys
+from services.complaints.open311.server import Open311Server
 from services.complaints.settings import ComplaintsSettings
 
 
-def _register(server: grpc.aio.Server, engine: Engine, settings: Any) -> None:
+def _register(server: grpc.aio.Server, engine: Engine,
+              settings: Any) -> list[Coroutine[Any, Any, None]]:
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
     cipher = field_cipher(complainant_key_path(settings.pki_dir))
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
         ComplaintsServicer(engine, audit=audit, cipher=cipher), server)
+    if not settings.open311_enabled:
+        return []
+    return [open311_server(engine, settings, cipher=cipher).run()]
+
+
+def open311_server(engine: Engine, settings: ComplaintsSettings, *,
+                   cipher: FieldCipher) -> Open311Server:
+    """The Open311 façade as the complaints process runs it: its host, its port, the
+    center's server certificate."""
+    return Open311Server(engine, cipher=cipher, host=settings.host,
+                         port=settings.open311_port, pki_dir=settings.pki_dir,
+                         grace_seconds=settings.shutdown_grace_seconds)
 
 
 def complainant_key_path(pki_dir: Path) -> Path:
@@ -38,7 +56,13 @@ def complainant_key_path(pki_dir: Path) -> Path:
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
-    return load_sample_directory(uow=ComplaintsUnitOfWork(engine), sample_dir=settings.sample_dir)
+    loaded = load_sample_directory(uow=ComplaintsUnitOfWork(engine),
+                                   sample_dir=settings.sample_dir)
+    if isinstance(settings, ComplaintsSettings) and settings.open311_write_api_keys:
+        ensure_platform_keys(uow=Open311UnitOfWork(engine),
+                             key_file=settings.resolved_open311_api_keys_file(),
+                             now=datetime.now(UTC))
+    return loaded
 
 
 DEFINITION = ServiceDefinition(
