@@ -151,7 +151,9 @@ def runner_environment(var_dir: Path, ports: Mapping[str, int],
     for service in SERVICES:
         environment[f"GOVHALL_{service.upper()}_PORT"] = str(ports[service])
     for name, setting in FACADE_PORTS.items():
-        environment[setting] = str(ports[name])
+        # A façade whose port is not given listens on a free one, never on a default that
+        # another suite (or ``make run``) may hold.
+        environment[setting] = str(ports.get(name, 0))
     return environment
 
 

@@ -53,7 +53,7 @@ log = structlog.get_logger("govhall.complaints.open311")
 BASE_PATH = "/open311/v2"
 SPECIFICATION = "http://wiki.open311.org/GeoReport_v2"
 #: When this API last changed shape (discovery's ``changeset``).
-CHANGESET = "2026-12-01T00:00:00+08:00"
+CHANGESET = "2026-11-30T16:00:00Z"
 #: GeoReport's default window for GET requests and the most it returns.
 DEFAULT_SPAN = timedelta(days=90)
 MAX_REQUESTS = 1000
@@ -129,10 +129,10 @@ def _instant(name: str, text: str) -> datetime:
         instant = datetime.fromisoformat(text)
     except ValueError:
         raise BadRequest(f"{name} {text!r} is not a W3C date-time such as "
-                         "2026-01-05T09:00:00+08:00") from None
+                         "2026-01-05T01:00:00Z") from None
     if instant.tzinfo is None or instant.utcoffset() is None:
         raise BadRequest(f"{name} {text!r} has no time zone: end it with Z or an offset "
-                         "such as +08:00")
+                         "from UTC (+HH:MM)")
     return instant.astimezone(UTC)
 
 

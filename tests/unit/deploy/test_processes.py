@@ -70,6 +70,9 @@ def test_the_runners_environment_has_only_the_suites_own_settings(tmp_path: Path
     assert environment["GOVHALL_RUNNER_CODEC_PORT"] == "5"
     assert environment["GOVHALL_COMPLAINTS_PORT"] == "9"
     assert environment["GOVHALL_COMPLAINTS_OPEN311_PORT"] == "10"
+    without_facades = processes.runner_environment(
+        tmp_path, {k: v for k, v in ports.items() if k not in processes.FACADE_PORTS}, base={})
+    assert without_facades["GOVHALL_COMPLAINTS_OPEN311_PORT"] == "0"
 
 
 def test_a_service_keeps_all_its_state_under_the_var_dir(tmp_path: Path) -> None:
