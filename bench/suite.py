@@ -21,7 +21,7 @@ class EmbeddedSuite(processes.RunnerProcess):
     Ctrl-C."""
 
     def __init__(self, var_dir: Path) -> None:
-        names = [*processes.RUNNER_PORTS, *processes.SERVICES]
+        names = [*processes.RUNNER_PORTS, *processes.SERVICES, *processes.FACADE_PORTS]
         ports = dict(zip(names, processes.free_ports(len(names)), strict=True))
         super().__init__(runner_environment(var_dir, ports), cwd=ROOT)
         self.var_dir = var_dir
