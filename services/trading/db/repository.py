@@ -466,6 +466,11 @@ class Projects:
                     .where(and_(d.c.recorded_at >= start, d.c.recorded_at < end)))]
 
 
+def _amount(statement: str) -> int:
+    """The amount a recorded statement signs (an award's, a contract's); 0 when none."""
+    return int(json.loads(statement)["body"].get("amount_fen", 0))
+
+
 class Tenders:
     """Repository of the tenders, their recorded steps and their sealed bids."""
 
@@ -607,9 +612,9 @@ class Tenders:
                     select(s.c.tender_no, s.c.statement).where(and_(
                         s.c.step == "contracted",
                         s.c.tender_no.in_([r.tender_no for r in awarded])))):
-                contracts[row.tender_no] = int(json.loads(row.statement)["body"]["amount_fen"])
-        return [Deal(DealSource.TENDER, r.category, r.at, contracts.get(
-            r.tender_no, int(json.loads(r.statement)["body"]["amount_fen"]))) for r in awarded]
+                contracts[row.tender_no] = _amount(row.statement)
+        return [Deal(DealSource.TENDER, r.category, r.at,
+                     contracts.get(r.tender_no, _amount(r.statement))) for r in awarded]
 
     def reveal(self, tender_no: str, bidder_id: str, key: bytes, *, at: datetime) -> None:
         self._connection.execute(update(self._b).where(and_(
