@@ -382,10 +382,8 @@ def submit_sealed_bid(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
                                     "already: one bid per bidder, not replaced")
             bid = SealedBid(tender_no, bidder_id, ciphertext, ciphertext_sha256,
                             key_commitment, caller.system, now, origin=origin)
-            alerts = alerts_on_bid(
-                BidSeen(bidder_id, origin, ciphertext_sha256),
-                [BidSeen(b.bidder_id, b.origin, b.ciphertext_sha256)
-                 for b in uow.tenders.bids(tender_no)])
+            alerts = alerts_on_bid(BidSeen(bidder_id, origin, ciphertext_sha256),
+                                   uow.tenders.bids_seen(tender_no))
             uow.tenders.add_bid(bid, alerts=alerts)
             uow.audit.append(actor=Actor(caller.system), action="tender.bid_submitted",
                              subject=f"tender/{tender_no}", at=now,

@@ -20,6 +20,7 @@ from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
     Alert,
     AlertRule,
+    BidSeen,
     NewTradeStep,
     StoredAlert,
     TradeStep,
@@ -582,6 +583,14 @@ class Tenders:
         return [self._bid(r) for r in self._connection.execute(
             select(self._b).where(self._b.c.tender_no == tender_no)
             .order_by(self._b.c.bidder_id))]
+
+    def bids_seen(self, tender_no: str) -> list[BidSeen]:
+        """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
+        b = self._b
+        return [BidSeen(r.bidder_id, r.origin or "", r.ciphertext_sha256)
+                for r in self._connection.execute(
+                    select(b.c.bidder_id, b.c.origin, b.c.ciphertext_sha256)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def add_bid(self, bid: SealedBid, *, alerts: Sequence[Alert] = ()) -> None:
         """Keep the bid, and for monitoring a step "bid_received" (who, which envelope;

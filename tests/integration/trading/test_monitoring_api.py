@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -455,3 +457,33 @@ async def test_a_backwards_or_missing_period_is_an_invalid_argument(calls: Calls
                                                  period_end=_stamp(now - timedelta(days=1)))):
         refused = await _refused(calls.supervision.GetTradeStatistics(request))
         assert refused.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+async def test_every_step_of_a_draw_is_watched_in_order(calls: Calls) -> None:
+    witnesses = {"JJZ-001": "supervision-system", "ZWFWZX-008": "trading-platform",
+                 "JJZ-002": "supervision-system"}
+    seeds = {w: os.urandom(32) for w in witnesses}
+    now = datetime.now(UTC)
+    await calls.platform.OpenDraw(pb.OpenDrawRequest(
+        draw_id="DR-2026-0001", purpose=pb.DRAW_PURPOSE_AGENCY_LOTTERY,
+        title="沈阳市第一中学新校区建设项目招标代理", witness_ids=list(witnesses), count=1,
+        commit_deadline=_stamp(now + timedelta(minutes=30)),
+        reveal_deadline=_stamp(now + timedelta(hours=1)),
+        subject="project/SY-2026-0001/agency"), metadata=OFFICER)
+    for witness, system in witnesses.items():
+        await calls.via(system).CommitSeed(pb.CommitSeedRequest(
+            draw_id="DR-2026-0001", commitment=hashlib.sha256(seeds[witness]).hexdigest()),
+            metadata=as_official(witness))
+    for witness in ("ZWFWZX-008", "JJZ-002", "JJZ-001"):
+        await calls.via(witnesses[witness]).RevealSeed(pb.RevealSeedRequest(
+            draw_id="DR-2026-0001", seed=seeds[witness].hex()), metadata=as_official(witness))
+    seen = [r.step async for r in calls.supervision.WatchTrades(pb.WatchTradesRequest())]
+    assert {s.trade for s in seen} == {"draw/DR-2026-0001"}
+    assert [(s.step, s.stage) for s in seen] == [
+        ("registered", "committing"), ("seed_committed", "committing"),
+        ("seed_committed", "committing"), ("opened", "open"), ("seed_revealed", "open"),
+        ("seed_revealed", "open"), ("seed_revealed", "open"), ("drawn", "drawn")]
+    assert [s.feed_sequence > 0 for s in seen] == [False] * 3 + [True] + [False] * 3 + [True]
+    assert [a for s in seen for a in s.alerts] == []
+    # No seed is shown before the result publishes it, and none in the steps at all.
+    assert not any(seed.hex() in s.details_json for s in seen for seed in seeds.values())
