@@ -100,12 +100,15 @@ class RunningService:
         self.stopping.set()
         if self.checkpoints_task is not None:
             await self.checkpoints_task
-        await self.server.stop(grace)
+        # The work beside the servicers stops first: some of it holds calls open until it
+        # ends (trading's WatchTrades streams), which the server would otherwise wait for
+        # through the whole grace period.
         for task in self.background:
             task.cancel()
         for task in self.background:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await self.server.stop(grace)
         try:
             if self.activity_worker is not None:
                 await self.activity_worker.shutdown()

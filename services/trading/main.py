@@ -46,14 +46,17 @@ def _register(server: grpc.aio.Server, engine: Engine,
                             writing=lambda: TradingUnitOfWork(engine), gateway=gateway,
                             workflow_queue=settings.workflow_task_queue,
                             answer_within_seconds=settings.tender_start_wait_seconds)
-    trading_pb2_grpc.add_TradingServiceServicer_to_server(
-        TradingServicer(engine, audit=audit, signer=signer, starter=starter), server)
+    servicer = TradingServicer(engine, audit=audit, signer=signer, starter=starter,
+                               watch_poll_seconds=settings.watch_poll_seconds)
+    trading_pb2_grpc.add_TradingServiceServicer_to_server(servicer, server)
     # Draws whose witnesses did not all reveal are closed at their published deadline;
     # every announced tender gets its workflow, whenever Temporal answers (the outbox).
     return [close_at_deadlines(unit=lambda: TradingUnitOfWork(engine), signer=signer,
                                service=settings.service,
                                poll_seconds=settings.draw_close_poll_seconds),
-            starter.run()]
+            starter.run(),
+            # Open WatchTrades streams end when the service stops.
+            servicer.streams_open()]
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

@@ -17,3 +17,5 @@ class TradingSettings(ServiceSettings):
     #: How long an officer's AnnounceTender waits for the tender's workflow to start
     #: before it answers with the start pending (the outbox starts it later).
     tender_start_wait_seconds: float = 2.0
+    #: How often a following WatchTrades stream looks for new steps.
+    watch_poll_seconds: float = 0.25

@@ -319,6 +319,10 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                             "ciphertext": "R0hTQgE=", "ciphertext_sha256": "ab" * 32,
                             "key_commitment": "cd" * 32},
         "RevealBidKey": {"tender_no": TENDER, "bidder_id": "BD-0001", "key": "ef" * 32},
+        "ListTradeAlerts": {"cursor": 0, "page_size": 5, "trade": f"tender/{TENDER}",
+                            "rule": "TRADE_ALERT_RULE_LOW_PRICE"},
+        "GetTradeStatistics": {"period_start": _in_days(-30), "period_end": _in_days(0),
+                               "category": "TRADING_CATEGORY_CONSTRUCTION"},
     }
 
 

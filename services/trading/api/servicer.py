@@ -6,6 +6,8 @@ Database work runs in a thread so the event loop keeps serving other calls.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +23,7 @@ from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.errors import FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
-from services.trading.app import draws, handlers, tenders
+from services.trading.app import draws, handlers, monitoring, tenders
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
@@ -33,6 +35,14 @@ from services.trading.domain.draws import (
 )
 from services.trading.domain.feed import FeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
+from services.trading.domain.monitoring import (
+    AlertRule,
+    StoredAlert,
+    TradeStep,
+    details_text,
+    network_origin,
+)
+from services.trading.domain.statistics import DealSource, Statistics
 from services.trading.domain.tenders import Project, Tender
 from workflows.tender_contract import (
     AMEND,
@@ -194,15 +204,69 @@ def tender_to_proto(tender: Tender) -> pb.Tender:
     return made
 
 
+_ALERT_RULES: dict[AlertRule, pb.TradeAlertRule.ValueType] = {
+    AlertRule.SAME_ORIGIN: pb.TRADE_ALERT_RULE_SAME_ORIGIN,
+    AlertRule.IDENTICAL_DOCUMENTS: pb.TRADE_ALERT_RULE_IDENTICAL_DOCUMENTS,
+    AlertRule.LOW_PRICE: pb.TRADE_ALERT_RULE_LOW_PRICE,
+    AlertRule.OUT_OF_ORDER: pb.TRADE_ALERT_RULE_OUT_OF_ORDER,
+}
+_ALERT_RULE_NAMES = {v: k for k, v in _ALERT_RULES.items()}
+_DEAL_SOURCES: dict[DealSource, pb.DealSource.ValueType] = {
+    DealSource.TENDER: pb.DEAL_SOURCE_TENDER,
+    DealSource.DIRECT_AWARD: pb.DEAL_SOURCE_DIRECT_AWARD,
+    DealSource.LISTING: pb.DEAL_SOURCE_LISTING,
+}
+
+
+def alert_to_proto(alert: StoredAlert) -> pb.TradeAlert:
+    return pb.TradeAlert(alert_no=alert.alert_no, step_sequence=alert.step_sequence,
+                         trade=alert.trade, rule=_ALERT_RULES[alert.rule],
+                         message=alert.message, details_json=details_text(alert.details),
+                         raised_at=_timestamp(alert.raised_at))
+
+
+def trade_step_to_proto(step: TradeStep) -> pb.TradeStep:
+    return pb.TradeStep(sequence=step.sequence, trade=step.trade, kind=step.kind,
+                        step=step.step, stage=step.stage, at=_timestamp(step.at),
+                        feed_sequence=step.feed_sequence,
+                        details_json=details_text(step.details),
+                        alerts=[alert_to_proto(a) for a in step.alerts])
+
+
+def statistics_to_proto(statistics: Statistics) -> pb.GetTradeStatisticsResponse:
+    return pb.GetTradeStatisticsResponse(
+        rows=[pb.TradeStatisticsRow(category=_CATEGORIES[r.category],
+                                    source=_DEAL_SOURCES[r.source], deals=r.deals,
+                                    total_value_fen=r.total_value_fen)
+              for r in statistics.rows],
+        deals=statistics.deals, total_value_fen=statistics.total_value_fen)
+
+
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  signer: ServiceSigner, starter: TenderStarter | None = None,
-                 calendar: WorkingCalendar | None = None) -> None:
+                 calendar: WorkingCalendar | None = None,
+                 watch_poll_seconds: float = 0.25) -> None:
         self._engine = engine
         self._audit = audit
         self._signer = signer
         self._starter = starter
         self._calendar = calendar or WorkingCalendar()
+        self._watch_poll_seconds = watch_poll_seconds
+        #: Set when the service stops: every open watch ends at once.
+        self._closing = asyncio.Event()
+
+    def close_streams(self) -> None:
+        """End every open WatchTrades stream (the service is stopping)."""
+        self._closing.set()
+
+    async def streams_open(self) -> None:
+        """Run beside the servicer until the service stops, then end the open streams
+        (kernel.service stops the work beside the servicers before the server)."""
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self.close_streams()
 
     def _reading(self) -> TradingUnitOfWork:
         return TradingUnitOfWork(self._engine, write=False)
@@ -482,7 +546,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             tenders.submit_sealed_bid, uow=self._writing(), caller=current_caller(),
             tender_no=request.tender_no, bidder_id=request.bidder_id,
             ciphertext=request.ciphertext, ciphertext_sha256=request.ciphertext_sha256,
-            key_commitment=request.key_commitment, now=datetime.now(UTC))
+            key_commitment=request.key_commitment, now=datetime.now(UTC),
+            origin=network_origin(context.peer() or ""))
         return pb.SubmitSealedBidResponse(tender_no=bid.tender_no, bidder_id=bid.bidder_id,
                                           ciphertext_sha256=bid.ciphertext_sha256,
                                           submitted_at=_timestamp(bid.submitted_at))
@@ -498,3 +563,49 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         if bid.revealed_at is not None:
             response.revealed_at.CopyFrom(_timestamp(bid.revealed_at))
         return response
+
+    # ---- monitoring ---------------------------------------------------------------------------
+
+    async def WatchTrades(self, request: pb.WatchTradesRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> AsyncIterator[pb.WatchTradesResponse]:
+        """Every step after the cursor, in order; with ``follow``, new ones as they commit
+        (read every ``watch_poll_seconds``), until the client cancels or the service stops.
+
+        The steps are numbered under a lock held to the commit, so reading after the last
+        number sent never misses a step nor sends one twice (services/trading/db)."""
+        cursor = request.after_step
+        await asyncio.to_thread(monitoring.check_step_cursor, uow=self._reading(),
+                                after_step=cursor)
+        while not self._closing.is_set():
+            batch = await asyncio.to_thread(monitoring.steps_after, uow=self._reading(),
+                                            after_step=cursor)
+            for step in batch:
+                yield pb.WatchTradesResponse(step=trade_step_to_proto(step))
+                cursor = step.sequence
+            if len(batch) == monitoring.WATCH_BATCH:
+                continue
+            if not request.follow:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._watch_poll_seconds)
+
+    async def ListTradeAlerts(self, request: pb.ListTradeAlertsRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.ListTradeAlertsResponse:
+        page = await asyncio.to_thread(
+            monitoring.list_alerts, uow=self._reading(), cursor=request.cursor,
+            requested_size=request.page_size, trade=request.trade,
+            rule=_ALERT_RULE_NAMES.get(request.rule))
+        return pb.ListTradeAlertsResponse(alerts=[alert_to_proto(a) for a in page.alerts],
+                                          next_cursor=page.next_cursor)
+
+    async def GetTradeStatistics(self, request: pb.GetTradeStatisticsRequest,
+                                 context: grpc.aio.ServicerContext[Any, Any],
+                                 ) -> pb.GetTradeStatisticsResponse:
+        statistics = await asyncio.to_thread(
+            monitoring.trade_statistics, uow=self._reading(),
+            start=request.period_start.ToDatetime(tzinfo=UTC),
+            end=request.period_end.ToDatetime(tzinfo=UTC),
+            category=category_name(request.category))
+        return statistics_to_proto(statistics)

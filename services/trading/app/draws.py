@@ -64,6 +64,7 @@ from services.trading.domain.draws import (
     with_candidates,
 )
 from services.trading.domain.feed import FeedEntry, FeedLink, NewFeedEntry
+from services.trading.domain.monitoring import NewTradeStep
 
 log = structlog.get_logger("govhall.trading.draws")
 
@@ -191,6 +192,13 @@ def _candidates(uow: TradingUnitOfWork, spec: DrawSpec) -> DrawSpec:
         exclusions=spec.exclusions))
 
 
+def _monitor(uow: TradingUnitOfWork, draw_id: str, step: str, stage: DrawState, *,
+             at: datetime, feed_sequence: int = 0, **details: object) -> None:
+    """Record a step of the draw for the live watch (services/trading/domain/monitoring.py)."""
+    uow.monitor.record(NewTradeStep(subject_of(draw_id), "draw", step, str(stage), at,
+                                    feed_sequence, details))
+
+
 def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
               spec: DrawSpec, now: datetime) -> StoredDraw:
     """Open a new draw for its subject: its candidates (built here from the registry)
@@ -219,6 +227,8 @@ def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
             built = _candidates(uow, spec)
             uow.draws.add(built.with_independent(independent), opened_by=official.id,
                           opened_at=now, opened_sequence=0)
+            _monitor(uow, spec.draw_id, "registered", DrawState.COMMITTING, at=now,
+                     purpose=str(spec.purpose), subject=spec.subject)
             uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
                              subject=subject_of(spec.draw_id),
                              details={"purpose": str(spec.purpose), "subject": spec.subject,
@@ -288,6 +298,8 @@ def _close(uow: TradingUnitOfWork, signer: ServiceSigner, draw: StoredDraw, *, a
     uow.draws.close(spec.draw_id, state=result.state, result_sequence=sequence, outcome={
         "randomness": result.randomness, "order": list(result.order),
         "drawn": list(result.drawn), "missing": list(result.missing)})
+    _monitor(uow, spec.draw_id, str(result.state), result.state, at=now,
+             feed_sequence=sequence, missing=list(result.missing))
     uow.audit.append(actor=actor, action=str(kind), subject=subject_of(spec.draw_id),
                      details={"feed_sequence": sequence, "revealed": len(result.revealed),
                               "missing": list(result.missing)}, at=now)
@@ -302,6 +314,8 @@ def _fail_uncommitted(uow: TradingUnitOfWork, signer: ServiceSigner, draw: Store
     sequence = _publish(uow, signer, FeedKind.DRAW_FAILED, spec.draw_id, body, at=now)
     uow.draws.close(spec.draw_id, state=DrawState.FAILED, result_sequence=sequence,
                     outcome={"randomness": "", "order": [], "drawn": [], "missing": missing})
+    _monitor(uow, spec.draw_id, "failed", DrawState.FAILED, at=now, feed_sequence=sequence,
+             missing=missing)
     uow.audit.append(actor=actor, action=str(FeedKind.DRAW_FAILED),
                      subject=subject_of(spec.draw_id),
                      details={"feed_sequence": sequence, "stage": "commit",
@@ -354,6 +368,11 @@ def _commit_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Calle
             sequence = _publish(uow, signer, FeedKind.DRAW_OPENED, draw_id, body, at=now)
             uow.draws.publish(draw_id, opened_sequence=sequence)
             details = {"feed_sequence": sequence}
+            _monitor(uow, draw_id, "opened", DrawState.OPEN, at=now, feed_sequence=sequence,
+                     witness_id=official.id)
+        else:
+            _monitor(uow, draw_id, "seed_committed", DrawState.COMMITTING, at=now,
+                     witness_id=official.id)
         uow.audit.append(actor=actor, action="draw.seed_committed",
                          subject=subject_of(draw_id), details=details, at=now)
         uow.commit()
@@ -378,6 +397,7 @@ def reveal_seed(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller
                      revealed=draw.revealed)
         actor = Actor(caller.system, official.id)
         uow.draws.add_seed(draw_id, official.id, seed, at=now)
+        _monitor(uow, draw_id, "seed_revealed", DrawState.OPEN, at=now, witness_id=official.id)
         # The feed's lock before the audit log's, as everywhere (no deadlock on PostgreSQL).
         if draw.revealed | {official.id} >= set(draw.spec.witness_ids()):
             _close(uow, signer, draw, actor=actor, now=now)

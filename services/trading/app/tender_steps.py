@@ -24,6 +24,12 @@ from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
 from services.trading.domain.feed import FeedLink, NewFeedEntry
+from services.trading.domain.monitoring import (
+    Alert,
+    OpenedBid,
+    alerts_on_award,
+    alerts_on_opening,
+)
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
 from services.trading.domain.tenders import SealedBid, Tender, TenderStage
 from workflows import tender_rules as rules
@@ -141,6 +147,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
         sequence = 0
         deadline = tender.bid_deadline
         changes: dict[str, Any] = {}
+        alerts: list[Alert] = []
         public: dict[str, Any] = {"tender_no": step.tender_no,
                                   "statement": statement_json(step.statement)}
         if kind == StatementKind.AMENDMENT:
@@ -177,6 +184,9 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
                 "award_from": utc_text(rules.earliest_award(step.at))}, at=step.at)
         elif kind == StatementKind.AWARD:
             changes |= {"stage": str(TenderStage.AWARDED), "winner": facts.winner}
+            project = unit.projects.get(tender.project_no)
+            alerts = alerts_on_award(winner=facts.winner, amount_fen=facts.amount_fen,
+                                     estimate_fen=project.estimated_value_fen if project else 0)
             sequence = _publish(unit, signer, "tender.awarded", step.tender_no, public | {
                 "winner": facts.winner, "amount_fen": facts.amount_fen,
                 "contract_due": utc_text(rules.contract_due(step.at))}, at=step.at)
@@ -188,7 +198,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
         unit.tenders.save_state(step.tender_no, **changes)
         unit.tenders.add_step(step.tender_no, key, step=step.step, at=step.at,
                               feed_sequence=sequence, statement=statement_json(step.statement),
-                              content=step.text)
+                              content=step.text, alerts=alerts)
         unit.audit.append(actor=_actor(facts), action=f"tender.{step.step}",
                           subject=f"tender/{step.tender_no}", at=step.at,
                           details={"request_id": facts.request_id, "feed_sequence": sequence,
@@ -248,17 +258,18 @@ def _window(tender: Tender) -> timedelta:
     return timedelta(seconds=tender.decryption_window_seconds)
 
 
-def _validity(tender_no: str, bid: SealedBid) -> str:
-    """"valid" when the revealed key opens the bid (govhall-bid/1), else why not."""
+def _validity(tender_no: str, bid: SealedBid) -> tuple[str, bytes | None]:
+    """"valid" and the document when the revealed key opens the bid (govhall-bid/1), else
+    why not and None."""
     if bid.revealed_key is None:
-        return "unrevealed"
+        return "unrevealed", None
     try:
-        open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
-                 bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
-                 key_commitment=bid.key_commitment)
+        document = open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
+                            bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
+                            key_commitment=bid.key_commitment)
     except SealedBidError as refused:
-        return refused.reason
-    return "valid"
+        return refused.reason, None
+    return "valid", document
 
 
 def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
@@ -283,8 +294,12 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         if step.at < opened.at + _window(tender):
             raise FailedPrecondition("the decryption window has not ended")
         outcome = []
+        opened_bids: list[OpenedBid] = []
         for bid in unit.tenders.bids(step.tender_no):
-            validity = _validity(step.tender_no, bid)
+            validity, document = _validity(step.tender_no, bid)
+            if document is not None:
+                # Only digests and stated prices go on: the documents are not kept.
+                opened_bids.append(OpenedBid.of(bid.bidder_id, document))
             unit.tenders.set_validity(step.tender_no, bid.bidder_id, validity)
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})
@@ -292,9 +307,14 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
             "tender_no": step.tender_no, "bids": outcome,
             "valid": sum(1 for b in outcome if b["valid"])}, at=step.at)
         unit.tenders.save_state(step.tender_no, stage=str(TenderStage.EVALUATION))
+        project = unit.projects.get(tender.project_no)
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
                               at=step.at, feed_sequence=sequence,
-                              statement=statement_json(step.statement), content="")
+                              statement=statement_json(step.statement), content="",
+                              alerts=alerts_on_opening(
+                                  opened_bids,
+                                  estimate_fen=project.estimated_value_fen if project else 0),
+                              details={"valid": len(opened_bids), "bids": len(outcome)})
         unit.audit.append(actor=Actor(TRADING_SYSTEM), action="tender.decryption_closed",
                           subject=f"tender/{step.tender_no}", at=step.at,
                           details={"feed_sequence": sequence,

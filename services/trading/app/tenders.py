@@ -46,6 +46,7 @@ from kernel.numbering import day_number
 from kernel.signing import ServiceSigner
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import entry_requiring_venue, require_category
+from services.trading.domain.monitoring import BidSeen, alerts_on_bid
 from services.trading.domain.sealed_bids import check_key, check_submission
 from services.trading.domain.tenders import (
     FUNDING_SOURCES,
@@ -339,8 +340,12 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
 
 def submit_sealed_bid(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
                       bidder_id: str, ciphertext: bytes, ciphertext_sha256: str,
-                      key_commitment: str, now: datetime) -> SealedBid:
+                      key_commitment: str, now: datetime, origin: str = "") -> SealedBid:
     """Take a bidder's sealed bid before the deadline, from the bidder's own system only.
+
+    ``origin`` is the network origin the bid came from (the caller's IP address,
+    ``monitoring.network_origin``): kept with the bid, and compared by the monitoring
+    rules with the other bids' (``same_origin``), as is the envelope's SHA-256.
 
     One bid per bidder and tender: a second is ALREADY_EXISTS (the same bid
     sent again is answered with the first: a retry). No replacement: a bidder
@@ -376,8 +381,10 @@ def submit_sealed_bid(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
                 raise AlreadyExists(f"bidder {bidder_id} has a bid in tender {tender_no} "
                                     "already: one bid per bidder, not replaced")
             bid = SealedBid(tender_no, bidder_id, ciphertext, ciphertext_sha256,
-                            key_commitment, caller.system, now)
-            uow.tenders.add_bid(bid)
+                            key_commitment, caller.system, now, origin=origin)
+            alerts = alerts_on_bid(BidSeen(bidder_id, origin, ciphertext_sha256),
+                                   uow.tenders.bids_seen(tender_no))
+            uow.tenders.add_bid(bid, alerts=alerts)
             uow.audit.append(actor=Actor(caller.system), action="tender.bid_submitted",
                              subject=f"tender/{tender_no}", at=now,
                              details={"bidder_id": bidder_id,

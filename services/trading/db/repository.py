@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,6 +17,17 @@ from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
+from services.trading.domain.monitoring import (
+    Alert,
+    AlertRule,
+    BidSeen,
+    NewTradeStep,
+    StoredAlert,
+    TradeStep,
+    details_text,
+    out_of_order,
+)
+from services.trading.domain.statistics import Deal, DealSource
 from services.trading.domain.tenders import Bidder, Project, SealedBid, Tender, TenderStage
 
 
@@ -142,8 +153,7 @@ class Feed:
         continuing after the last number it read misses nothing.
         """
         if self._connection.dialect.name == "postgresql":
-            self._connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext('govhall_trading_feed'))"))
+            self._connection.execute(text(_FEED_LOCK))
         last = self._connection.execute(
             select(self._t.c.sequence, self._t.c.body_sha256)
             .order_by(self._t.c.sequence.desc()).limit(1)).first()
@@ -168,6 +178,87 @@ class Feed:
         row = self._connection.execute(
             select(self._t).where(self._t.c.sequence == sequence)).first()
         return self._entry(row) if row else None
+
+
+#: The lock every numbered record of the venue takes (feed entries, trade steps, alerts), so
+#: that one transaction may append to both without two locks to order.
+_FEED_LOCK = "SELECT pg_advisory_xact_lock(hashtext('govhall_trading_feed'))"
+
+
+class Monitor:
+    """Repository of the trade steps and alerts the live watch reads, numbered in the order
+    they commit (under the feed's lock, as the feed)."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.trade_steps
+        self._a = tables.trade_alerts
+
+    def record(self, step: NewTradeStep, alerts: Sequence[Alert] = ()) -> int:
+        """Record ``step`` as the next number with ``alerts`` and the order rule's alert,
+        if it raises one; the step's sequence.
+
+        As ``Feed.append``: the number is taken under a lock held until the
+        transaction ends, so a higher number never becomes visible before a lower one.
+        """
+        if self._connection.dialect.name == "postgresql":
+            self._connection.execute(text(_FEED_LOCK))
+        last = self._connection.execute(select(func.max(self._t.c.sequence))).scalar()
+        sequence = int(last or 0) + 1
+        previous = self._connection.execute(
+            select(self._t.c.stage).where(self._t.c.trade == step.trade)
+            .order_by(self._t.c.sequence.desc()).limit(1)).scalar()
+        ordered = out_of_order(step, previous)
+        raised = [*([ordered] if ordered else []), *alerts]
+        self._connection.execute(insert(self._t).values(
+            sequence=sequence, trade=step.trade, kind=step.kind, step=step.step,
+            stage=step.stage, at=step.at, feed_sequence=step.feed_sequence,
+            details=details_text(step.details)))
+        if raised:
+            last_alert = self._connection.execute(select(func.max(self._a.c.alert_no))).scalar()
+            first = int(last_alert or 0) + 1
+            self._connection.execute(insert(self._a), [
+                {"alert_no": first + i, "step_sequence": sequence, "trade": step.trade,
+                 "rule": str(alert.rule), "message": alert.message,
+                 "details": details_text(alert.details), "raised_at": step.at}
+                for i, alert in enumerate(raised)])
+        return sequence
+
+    def last_sequence(self) -> int:
+        return int(self._connection.execute(select(func.max(self._t.c.sequence))).scalar() or 0)
+
+    def last_alert_no(self) -> int:
+        return int(self._connection.execute(select(func.max(self._a.c.alert_no))).scalar() or 0)
+
+    @staticmethod
+    def _alert(row: Row[Any]) -> StoredAlert:
+        return StoredAlert(row.alert_no, row.step_sequence, row.trade, AlertRule(row.rule),
+                           row.message, json.loads(row.details), row.raised_at)
+
+    def after(self, cursor: int, *, limit: int) -> list[TradeStep]:
+        """The steps after ``cursor`` in order, each with its alerts."""
+        rows = list(self._connection.execute(
+            select(self._t).where(self._t.c.sequence > cursor)
+            .order_by(self._t.c.sequence).limit(limit)))
+        alerts: dict[int, list[StoredAlert]] = defaultdict(list)
+        if rows:
+            for a in self._connection.execute(
+                    select(self._a).where(and_(self._a.c.step_sequence > cursor,
+                                               self._a.c.step_sequence <= rows[-1].sequence))
+                    .order_by(self._a.c.alert_no)):
+                alerts[a.step_sequence].append(self._alert(a))
+        return [TradeStep(r.sequence, r.trade, r.kind, r.step, r.stage, r.at, r.feed_sequence,
+                          json.loads(r.details), tuple(alerts[r.sequence])) for r in rows]
+
+    def alerts(self, cursor: int, *, limit: int, trade: str = "",
+               rule: AlertRule | None = None) -> list[StoredAlert]:
+        query = select(self._a).where(self._a.c.alert_no > cursor)
+        if trade:
+            query = query.where(self._a.c.trade == trade)
+        if rule is not None:
+            query = query.where(self._a.c.rule == str(rule))
+        return [self._alert(r) for r in self._connection.execute(
+            query.order_by(self._a.c.alert_no).limit(limit))]
 
 
 class StoredDraw:
@@ -366,12 +457,27 @@ class Projects:
         t = tables.direct_awards
         return self._connection.execute(select(t).where(t.c.project_no == project_no)).first()
 
+    def direct_deals(self, start: datetime, end: datetime) -> list[Deal]:
+        """The direct awards recorded in [start, end)."""
+        d, p = tables.direct_awards, self._t
+        return [Deal(DealSource.DIRECT_AWARD, r.category, r.recorded_at, r.amount_fen)
+                for r in self._connection.execute(
+                    select(d.c.recorded_at, d.c.amount_fen, p.c.category)
+                    .join(p, p.c.project_no == d.c.project_no)
+                    .where(and_(d.c.recorded_at >= start, d.c.recorded_at < end)))]
+
+
+def _amount(statement: str) -> int:
+    """The amount a recorded statement signs (an award's, a contract's); 0 when none."""
+    return int(json.loads(statement)["body"].get("amount_fen", 0))
+
 
 class Tenders:
     """Repository of the tenders, their recorded steps and their sealed bids."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, monitor: Monitor) -> None:
         self._connection = connection
+        self._monitor = monitor
         self._t = tables.tenders
         self._s = tables.tender_steps
         self._b = tables.sealed_bids
@@ -443,11 +549,18 @@ class Tenders:
                                        self._s.c.step_key == step_key))).first()
 
     def add_step(self, tender_no: str, step_key: str, *, step: str, at: datetime,
-                 feed_sequence: int, statement: dict[str, Any], content: str) -> None:
+                 feed_sequence: int, statement: dict[str, Any], content: str,
+                 alerts: Sequence[Alert] = (), details: dict[str, Any] | None = None) -> None:
+        """Record the step, and for monitoring the step at the tender's stage as it now
+        stands (its state saved first) with ``alerts``; the content is not monitored."""
         self._connection.execute(insert(self._s).values(
             tender_no=tender_no, step_key=step_key, step=step, at=at,
             feed_sequence=feed_sequence, statement=json.dumps(statement, ensure_ascii=False),
             content=content))
+        stage = self._connection.execute(
+            select(self._t.c.stage).where(self._t.c.tender_no == tender_no)).scalar_one()
+        self._monitor.record(NewTradeStep(f"tender/{tender_no}", "tender", step, stage, at,
+                                          feed_sequence, details or {}), alerts)
 
     def steps(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(
@@ -464,19 +577,53 @@ class Tenders:
                          row.ciphertext_sha256, row.key_commitment, row.system,
                          row.submitted_at,
                          bytes.fromhex(row.revealed_key) if row.revealed_key else None,
-                         row.validity, row.revealed_at)
+                         row.validity, row.revealed_at, row.origin or "")
 
     def bids(self, tender_no: str) -> list[SealedBid]:
         return [self._bid(r) for r in self._connection.execute(
             select(self._b).where(self._b.c.tender_no == tender_no)
             .order_by(self._b.c.bidder_id))]
 
-    def add_bid(self, bid: SealedBid) -> None:
+    def bids_seen(self, tender_no: str) -> list[BidSeen]:
+        """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
+        b = self._b
+        return [BidSeen(r.bidder_id, r.origin or "", r.ciphertext_sha256)
+                for r in self._connection.execute(
+                    select(b.c.bidder_id, b.c.origin, b.c.ciphertext_sha256)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
+
+    def add_bid(self, bid: SealedBid, *, alerts: Sequence[Alert] = ()) -> None:
+        """Keep the bid, and for monitoring a step "bid_received" (who, which envelope;
+        never the content) with ``alerts``."""
         self._connection.execute(insert(self._b).values(
             tender_no=bid.tender_no, bidder_id=bid.bidder_id, ciphertext=bid.ciphertext,
             ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment,
             system=bid.system, submitted_at=bid.submitted_at, revealed_key=None,
-            revealed_at=None, validity=""))
+            revealed_at=None, validity="", origin=bid.origin))
+        stage = self._connection.execute(
+            select(self._t.c.stage).where(self._t.c.tender_no == bid.tender_no)).scalar_one()
+        self._monitor.record(NewTradeStep(
+            f"tender/{bid.tender_no}", "tender", "bid_received", stage, bid.submitted_at,
+            0, {"bidder_id": bid.bidder_id, "ciphertext_sha256": bid.ciphertext_sha256}),
+            alerts)
+
+    def deals(self, start: datetime, end: datetime) -> list[Deal]:
+        """The tenders awarded in [start, end): at the award, worth the contract's amount
+        once recorded, the award's before."""
+        s, t = self._s, self._t
+        awarded = list(self._connection.execute(
+            select(s.c.tender_no, s.c.at, s.c.statement, t.c.category)
+            .join(t, t.c.tender_no == s.c.tender_no)
+            .where(and_(s.c.step == "awarded", s.c.at >= start, s.c.at < end))))
+        contracts: dict[str, int] = {}
+        if awarded:
+            for row in self._connection.execute(
+                    select(s.c.tender_no, s.c.statement).where(and_(
+                        s.c.step == "contracted",
+                        s.c.tender_no.in_([r.tender_no for r in awarded])))):
+                contracts[row.tender_no] = _amount(row.statement)
+        return [Deal(DealSource.TENDER, r.category, r.at,
+                     contracts.get(r.tender_no, _amount(r.statement))) for r in awarded]
 
     def reveal(self, tender_no: str, bidder_id: str, key: bytes, *, at: datetime) -> None:
         self._connection.execute(update(self._b).where(and_(
@@ -501,6 +648,7 @@ class TradingUnitOfWork(UnitOfWork):
     bidders: Bidders
     projects: Projects
     tenders: Tenders
+    monitor: Monitor
     sequences: RunningNumbers
 
     def bind(self, connection: Connection) -> None:
@@ -514,5 +662,6 @@ class TradingUnitOfWork(UnitOfWork):
         self.draws = Draws(connection)
         self.bidders = Bidders(connection)
         self.projects = Projects(connection, self.catalogue)
-        self.tenders = Tenders(connection)
+        self.monitor = Monitor(connection)
+        self.tenders = Tenders(connection, self.monitor)
         self.sequences = RunningNumbers(connection, tables.sequences)

@@ -234,7 +234,45 @@ sealed_bids = Table(
     #: After the decryption window: "valid", or why not ("unrevealed", the library's
     #: reason code); '' before.
     Column("validity", String(30), nullable=False),
+    #: The network origin (IP address) the bid came from, for monitoring; '' when unknown.
+    Column("origin", String(64), nullable=True),
     PrimaryKeyConstraint("tender_no", "bidder_id"),
+)
+
+#: Monitoring: every recorded step of every trade, numbered 1, 2, 3, ... in the order the
+#: steps commit (under the feed's lock), for the supervision desk's live watch.
+trade_steps = Table(
+    "trade_steps",
+    metadata,
+    Column("sequence", BigInteger, primary_key=True, autoincrement=False),
+    #: The trade: "tender/<no>", "draw/<id>".
+    Column("trade", String(80), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("step", String(40), nullable=False),
+    #: The trade's stage after the step.
+    Column("stage", String(20), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    #: The feed entry the step published; 0 when none.
+    Column("feed_sequence", BigInteger, nullable=False),
+    #: Public facts of the step (JSON); never a bid's content.
+    Column("details", Text, nullable=False),
+    Index("ix_trade_steps_trade", "trade", "sequence"),
+)
+
+#: The alerts the monitoring rules raised on the steps, numbered in the order they commit.
+trade_alerts = Table(
+    "trade_alerts",
+    metadata,
+    Column("alert_no", BigInteger, primary_key=True, autoincrement=False),
+    Column("step_sequence", BigInteger, ForeignKey("trade_steps.sequence"), nullable=False),
+    Column("trade", String(80), nullable=False),
+    Column("rule", String(30), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),
+    Column("raised_at", UtcDateTime, nullable=False),
+    Index("ix_trade_alerts_step", "step_sequence", "alert_no"),
+    Index("ix_trade_alerts_trade", "trade", "alert_no"),
+    Index("ix_trade_alerts_rule", "rule", "alert_no"),
 )
 
 sequences = sequences_table(metadata)

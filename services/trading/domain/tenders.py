@@ -96,6 +96,8 @@ class SealedBid:
     #: After the decryption window: "valid" or why the bid is invalid; '' before.
     validity: str = ""
     revealed_at: datetime | None = None
+    #: The network origin (IP address) the bid came from; '' when unknown.
+    origin: str = ""
 
 
 def check_amount(amount_fen: int, *, field: str) -> None:

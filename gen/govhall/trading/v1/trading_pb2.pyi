@@ -226,6 +226,69 @@ OBJECTION_TARGET_CANDIDATES: ObjectionTarget.ValueType  # 2
 """The published candidates."""
 Global___ObjectionTarget: _TypeAlias = ObjectionTarget  # noqa: Y015
 
+class _TradeAlertRule:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TradeAlertRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TradeAlertRule.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TRADE_ALERT_RULE_UNSPECIFIED: _TradeAlertRule.ValueType  # 0
+    """No rule; in a filter it means every rule."""
+    TRADE_ALERT_RULE_SAME_ORIGIN: _TradeAlertRule.ValueType  # 1
+    """Bids on one tender from one network origin."""
+    TRADE_ALERT_RULE_IDENTICAL_DOCUMENTS: _TradeAlertRule.ValueType  # 2
+    """Identical sealed envelopes, or identical bid documents after the opening."""
+    TRADE_ALERT_RULE_LOW_PRICE: _TradeAlertRule.ValueType  # 3
+    """A price below 70% of the mean of the other valid bids or of the estimate."""
+    TRADE_ALERT_RULE_OUT_OF_ORDER: _TradeAlertRule.ValueType  # 4
+    """A step whose stage does not follow the trade's previous step."""
+
+class TradeAlertRule(_TradeAlertRule, metaclass=_TradeAlertRuleEnumTypeWrapper):
+    """---- monitoring ----
+
+    TradeAlertRule names the monitoring rule that raised an alert.
+    """
+
+TRADE_ALERT_RULE_UNSPECIFIED: TradeAlertRule.ValueType  # 0
+"""No rule; in a filter it means every rule."""
+TRADE_ALERT_RULE_SAME_ORIGIN: TradeAlertRule.ValueType  # 1
+"""Bids on one tender from one network origin."""
+TRADE_ALERT_RULE_IDENTICAL_DOCUMENTS: TradeAlertRule.ValueType  # 2
+"""Identical sealed envelopes, or identical bid documents after the opening."""
+TRADE_ALERT_RULE_LOW_PRICE: TradeAlertRule.ValueType  # 3
+"""A price below 70% of the mean of the other valid bids or of the estimate."""
+TRADE_ALERT_RULE_OUT_OF_ORDER: TradeAlertRule.ValueType  # 4
+"""A step whose stage does not follow the trade's previous step."""
+Global___TradeAlertRule: _TypeAlias = TradeAlertRule  # noqa: Y015
+
+class _DealSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _DealSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_DealSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    DEAL_SOURCE_UNSPECIFIED: _DealSource.ValueType  # 0
+    """Not set."""
+    DEAL_SOURCE_TENDER: _DealSource.ValueType  # 1
+    """A tender in the venue, counted at its award."""
+    DEAL_SOURCE_DIRECT_AWARD: _DealSource.ValueType  # 2
+    """A direct award of a project the catalogue lets out of the venue."""
+    DEAL_SOURCE_LISTING: _DealSource.ValueType  # 3
+    """A land or property-rights listing, counted at its conclusion."""
+
+class DealSource(_DealSource, metaclass=_DealSourceEnumTypeWrapper):
+    """DealSource says how a deal was concluded."""
+
+DEAL_SOURCE_UNSPECIFIED: DealSource.ValueType  # 0
+"""Not set."""
+DEAL_SOURCE_TENDER: DealSource.ValueType  # 1
+"""A tender in the venue, counted at its award."""
+DEAL_SOURCE_DIRECT_AWARD: DealSource.ValueType  # 2
+"""A direct award of a project the catalogue lets out of the venue."""
+DEAL_SOURCE_LISTING: DealSource.ValueType  # 3
+"""A land or property-rights listing, counted at its conclusion."""
+Global___DealSource: _TypeAlias = DealSource  # noqa: Y015
+
 @_typing.final
 class CatalogueEntry(_message.Message):
     """CatalogueEntry is one line of the catalogue of what must enter the venue."""
@@ -2380,3 +2443,327 @@ class RevealBidKeyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___RevealBidKeyResponse: _TypeAlias = RevealBidKeyResponse  # noqa: Y015
+
+@_typing.final
+class TradeAlert(_message.Message):
+    """TradeAlert is an alert a monitoring rule raised on a step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERT_NO_FIELD_NUMBER: _builtins.int
+    STEP_SEQUENCE_FIELD_NUMBER: _builtins.int
+    TRADE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    RAISED_AT_FIELD_NUMBER: _builtins.int
+    alert_no: _builtins.int
+    """The alert's number: 1, 2, 3, ... in the order alerts were raised."""
+    step_sequence: _builtins.int
+    """The step it was raised on."""
+    trade: _builtins.str
+    """The trade, as "tender/<no>" or "draw/<id>"."""
+    rule: Global___TradeAlertRule.ValueType
+    """The rule that raised it."""
+    message: _builtins.str
+    """What the rule found, in words."""
+    details_json: _builtins.str
+    """The public facts behind it (bidder ids, digests, origins, amounts), as JSON."""
+    @_builtins.property
+    def raised_at(self) -> _timestamp_pb2.Timestamp:
+        """When the step it was raised on happened."""
+
+    def __init__(
+        self,
+        *,
+        alert_no: _builtins.int = ...,
+        step_sequence: _builtins.int = ...,
+        trade: _builtins.str = ...,
+        rule: Global___TradeAlertRule.ValueType = ...,
+        message: _builtins.str = ...,
+        details_json: _builtins.str = ...,
+        raised_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["raised_at", b"raised_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alert_no", b"alert_no", "details_json", b"details_json", "message", b"message", "raised_at", b"raised_at", "rule", b"rule", "step_sequence", b"step_sequence", "trade", b"trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradeAlert: _TypeAlias = TradeAlert  # noqa: Y015
+
+@_typing.final
+class TradeStep(_message.Message):
+    """TradeStep is one recorded step of a trade."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    TRADE_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    STEP_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    AT_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    DETAILS_JSON_FIELD_NUMBER: _builtins.int
+    ALERTS_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The step's number: 1, 2, 3, ... in the order the steps committed."""
+    trade: _builtins.str
+    """The trade, as "tender/<no>" or "draw/<id>"."""
+    kind: _builtins.str
+    """The kind of trade: "tender" or "draw"."""
+    step: _builtins.str
+    """The step, such as "announced", "bid_received", "deadline", "drawn"."""
+    stage: _builtins.str
+    """The trade's stage after the step."""
+    feed_sequence: _builtins.int
+    """The public feed entry the step published; 0 when none."""
+    details_json: _builtins.str
+    """The step's public facts, as JSON; never a bid's content."""
+    @_builtins.property
+    def at(self) -> _timestamp_pb2.Timestamp:
+        """When the step happened."""
+
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradeAlert]:
+        """The alerts raised on the step."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        trade: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        step: _builtins.str = ...,
+        stage: _builtins.str = ...,
+        at: _timestamp_pb2.Timestamp | None = ...,
+        feed_sequence: _builtins.int = ...,
+        details_json: _builtins.str = ...,
+        alerts: _abc.Iterable[Global___TradeAlert] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["at", b"at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "at", b"at", "details_json", b"details_json", "feed_sequence", b"feed_sequence", "kind", b"kind", "sequence", b"sequence", "stage", b"stage", "step", b"step", "trade", b"trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradeStep: _TypeAlias = TradeStep  # noqa: Y015
+
+@_typing.final
+class WatchTradesRequest(_message.Message):
+    """WatchTradesRequest says where the watch starts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    AFTER_STEP_FIELD_NUMBER: _builtins.int
+    FOLLOW_FIELD_NUMBER: _builtins.int
+    after_step: _builtins.int
+    """The sequence of the last step already seen; 0 to start from the first.
+    A sequence beyond the last step recorded is INVALID_ARGUMENT.
+    """
+    follow: _builtins.bool
+    """Whether to stay open for new steps; when false the stream ends after the
+    last step recorded.
+    """
+    def __init__(
+        self,
+        *,
+        after_step: _builtins.int = ...,
+        follow: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["after_step", b"after_step", "follow", b"follow"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTradesRequest: _TypeAlias = WatchTradesRequest  # noqa: Y015
+
+@_typing.final
+class WatchTradesResponse(_message.Message):
+    """WatchTradesResponse carries one step."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STEP_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def step(self) -> Global___TradeStep:
+        """The step, with its alerts."""
+
+    def __init__(
+        self,
+        *,
+        step: Global___TradeStep | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["step", b"step"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___WatchTradesResponse: _TypeAlias = WatchTradesResponse  # noqa: Y015
+
+@_typing.final
+class ListTradeAlertsRequest(_message.Message):
+    """ListTradeAlertsRequest asks for the alerts after a cursor."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURSOR_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    TRADE_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    cursor: _builtins.int
+    """The number of the last alert read; 0 to read from the first."""
+    page_size: _builtins.int
+    """How many alerts at most; 0 means 50."""
+    trade: _builtins.str
+    """Only the alerts of this trade ("tender/<no>", "draw/<id>"); empty for all."""
+    rule: Global___TradeAlertRule.ValueType
+    """Only the alerts of this rule; unspecified for all."""
+    def __init__(
+        self,
+        *,
+        cursor: _builtins.int = ...,
+        page_size: _builtins.int = ...,
+        trade: _builtins.str = ...,
+        rule: Global___TradeAlertRule.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cursor", b"cursor", "page_size", b"page_size", "rule", b"rule", "trade", b"trade"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTradeAlertsRequest: _TypeAlias = ListTradeAlertsRequest  # noqa: Y015
+
+@_typing.final
+class ListTradeAlertsResponse(_message.Message):
+    """ListTradeAlertsResponse is one page of alerts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ALERTS_FIELD_NUMBER: _builtins.int
+    NEXT_CURSOR_FIELD_NUMBER: _builtins.int
+    next_cursor: _builtins.int
+    """The cursor to continue from: the number of the last alert here, or the
+    request's cursor when there is none.
+    """
+    @_builtins.property
+    def alerts(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradeAlert]:
+        """The alerts after the cursor, in order of number."""
+
+    def __init__(
+        self,
+        *,
+        alerts: _abc.Iterable[Global___TradeAlert] | None = ...,
+        next_cursor: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["alerts", b"alerts", "next_cursor", b"next_cursor"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListTradeAlertsResponse: _TypeAlias = ListTradeAlertsResponse  # noqa: Y015
+
+@_typing.final
+class GetTradeStatisticsRequest(_message.Message):
+    """GetTradeStatisticsRequest names a period and optionally a category."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    category: Global___TradingCategory.ValueType
+    """Only this category; unspecified for every category."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period's first instant (included)."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """The period's end (excluded); after period_start, at most 20 years later."""
+
+    def __init__(
+        self,
+        *,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        category: Global___TradingCategory.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTradeStatisticsRequest: _TypeAlias = GetTradeStatisticsRequest  # noqa: Y015
+
+@_typing.final
+class TradeStatisticsRow(_message.Message):
+    """TradeStatisticsRow counts the deals of one category from one source."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    SOURCE_FIELD_NUMBER: _builtins.int
+    DEALS_FIELD_NUMBER: _builtins.int
+    TOTAL_VALUE_FEN_FIELD_NUMBER: _builtins.int
+    category: Global___TradingCategory.ValueType
+    """The category."""
+    source: Global___DealSource.ValueType
+    """How the deals were concluded."""
+    deals: _builtins.int
+    """How many deals."""
+    total_value_fen: _builtins.int
+    """Their total value in fen (exact)."""
+    def __init__(
+        self,
+        *,
+        category: Global___TradingCategory.ValueType = ...,
+        source: Global___DealSource.ValueType = ...,
+        deals: _builtins.int = ...,
+        total_value_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "deals", b"deals", "source", b"source", "total_value_fen", b"total_value_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TradeStatisticsRow: _TypeAlias = TradeStatisticsRow  # noqa: Y015
+
+@_typing.final
+class GetTradeStatisticsResponse(_message.Message):
+    """GetTradeStatisticsResponse holds the deals of the period."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ROWS_FIELD_NUMBER: _builtins.int
+    DEALS_FIELD_NUMBER: _builtins.int
+    TOTAL_VALUE_FEN_FIELD_NUMBER: _builtins.int
+    deals: _builtins.int
+    """How many deals in all."""
+    total_value_fen: _builtins.int
+    """Their total value in fen (exact)."""
+    @_builtins.property
+    def rows(self) -> _containers.RepeatedCompositeFieldContainer[Global___TradeStatisticsRow]:
+        """By category, then source; only the pairs with deals."""
+
+    def __init__(
+        self,
+        *,
+        rows: _abc.Iterable[Global___TradeStatisticsRow] | None = ...,
+        deals: _builtins.int = ...,
+        total_value_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deals", b"deals", "rows", b"rows", "total_value_fen", b"total_value_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTradeStatisticsResponse: _TypeAlias = GetTradeStatisticsResponse  # noqa: Y015

@@ -177,6 +177,21 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
                 _registered_method=True)
+        self.WatchTrades = channel.unary_stream(
+                '/govhall.trading.v1.TradingService/WatchTrades',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesResponse.FromString,
+                _registered_method=True)
+        self.ListTradeAlerts = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/ListTradeAlerts',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsResponse.FromString,
+                _registered_method=True)
+        self.GetTradeStatistics = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/GetTradeStatistics',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -425,6 +440,37 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchTrades(self, request, context):
+        """---- monitoring ----
+
+        WatchTrades streams every recorded step of every trade (a tender's steps,
+        each sealed bid received without its content, each step of a draw) after
+        a cursor, in the order the steps committed, each with the alerts the
+        monitoring rules raised on it. With follow set the stream stays open and
+        sends new steps as they are committed, until the client cancels or the
+        service shuts down; resume with the last sequence received. For the
+        supervision system and the operators.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListTradeAlerts(self, request, context):
+        """ListTradeAlerts lists the alerts raised, after a cursor, optionally of one
+        trade or one rule.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTradeStatistics(self, request, context):
+        """GetTradeStatistics counts the deals concluded in a period and sums their
+        value, by category and source (docs/tenders.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -562,6 +608,21 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.RevealBidKey,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.SerializeToString,
+            ),
+            'WatchTrades': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchTrades,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesResponse.SerializeToString,
+            ),
+            'ListTradeAlerts': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListTradeAlerts,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsResponse.SerializeToString,
+            ),
+            'GetTradeStatistics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTradeStatistics,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1301,6 +1362,87 @@ class TradingService:
             '/govhall.trading.v1.TradingService/RevealBidKey',
             govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchTrades(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/WatchTrades',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.WatchTradesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListTradeAlerts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/ListTradeAlerts',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListTradeAlertsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTradeStatistics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/GetTradeStatistics',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.FromString,
             options,
             channel_credentials,
             insecure,

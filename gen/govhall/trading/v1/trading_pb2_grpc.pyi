@@ -161,6 +161,25 @@ class TradingServiceStub:
     Only the bidder's own system may reveal it. A bid whose key is not
     revealed by the end of the window is invalid.
     """
+    WatchTrades: _grpc.UnaryStreamMultiCallable[_trading_pb2.WatchTradesRequest, _trading_pb2.WatchTradesResponse]
+    """---- monitoring ----
+
+    WatchTrades streams every recorded step of every trade (a tender's steps,
+    each sealed bid received without its content, each step of a draw) after
+    a cursor, in the order the steps committed, each with the alerts the
+    monitoring rules raised on it. With follow set the stream stays open and
+    sends new steps as they are committed, until the client cancels or the
+    service shuts down; resume with the last sequence received. For the
+    supervision system and the operators.
+    """
+    ListTradeAlerts: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListTradeAlertsRequest, _trading_pb2.ListTradeAlertsResponse]
+    """ListTradeAlerts lists the alerts raised, after a cursor, optionally of one
+    trade or one rule.
+    """
+    GetTradeStatistics: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetTradeStatisticsRequest, _trading_pb2.GetTradeStatisticsResponse]
+    """GetTradeStatistics counts the deals concluded in a period and sums their
+    value, by category and source (docs/tenders.md).
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -294,6 +313,25 @@ class TradingServiceAsyncStub(TradingServiceStub):
     deadline; it is refused unless it matches the bidder's key commitment.
     Only the bidder's own system may reveal it. A bid whose key is not
     revealed by the end of the window is invalid.
+    """
+    WatchTrades: _aio.UnaryStreamMultiCallable[_trading_pb2.WatchTradesRequest, _trading_pb2.WatchTradesResponse]  # type: ignore[assignment]
+    """---- monitoring ----
+
+    WatchTrades streams every recorded step of every trade (a tender's steps,
+    each sealed bid received without its content, each step of a draw) after
+    a cursor, in the order the steps committed, each with the alerts the
+    monitoring rules raised on it. With follow set the stream stays open and
+    sends new steps as they are committed, until the client cancels or the
+    service shuts down; resume with the last sequence received. For the
+    supervision system and the operators.
+    """
+    ListTradeAlerts: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListTradeAlertsRequest, _trading_pb2.ListTradeAlertsResponse]  # type: ignore[assignment]
+    """ListTradeAlerts lists the alerts raised, after a cursor, optionally of one
+    trade or one rule.
+    """
+    GetTradeStatistics: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetTradeStatisticsRequest, _trading_pb2.GetTradeStatisticsResponse]  # type: ignore[assignment]
+    """GetTradeStatistics counts the deals concluded in a period and sums their
+    value, by category and source (docs/tenders.md).
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -587,6 +625,43 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         deadline; it is refused unless it matches the bidder's key commitment.
         Only the bidder's own system may reveal it. A bid whose key is not
         revealed by the end of the window is invalid.
+        """
+
+    @_abc_1.abstractmethod
+    def WatchTrades(
+        self,
+        request: _trading_pb2.WatchTradesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_trading_pb2.WatchTradesResponse], _abc.AsyncIterator[_trading_pb2.WatchTradesResponse]]:
+        """---- monitoring ----
+
+        WatchTrades streams every recorded step of every trade (a tender's steps,
+        each sealed bid received without its content, each step of a draw) after
+        a cursor, in the order the steps committed, each with the alerts the
+        monitoring rules raised on it. With follow set the stream stays open and
+        sends new steps as they are committed, until the client cancels or the
+        service shuts down; resume with the last sequence received. For the
+        supervision system and the operators.
+        """
+
+    @_abc_1.abstractmethod
+    def ListTradeAlerts(
+        self,
+        request: _trading_pb2.ListTradeAlertsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListTradeAlertsResponse, _abc.Awaitable[_trading_pb2.ListTradeAlertsResponse]]:
+        """ListTradeAlerts lists the alerts raised, after a cursor, optionally of one
+        trade or one rule.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTradeStatistics(
+        self,
+        request: _trading_pb2.GetTradeStatisticsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.GetTradeStatisticsResponse, _abc.Awaitable[_trading_pb2.GetTradeStatisticsResponse]]:
+        """GetTradeStatistics counts the deals concluded in a period and sums their
+        value, by category and source (docs/tenders.md).
         """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,287 @@
+"""Live monitoring of the venue (DESIGN.md §2, issue #9 item 7), free of any framework.
+
+Every recorded step of every trade (a tender's steps, each sealed bid
+received — never its content —, each step of a draw) is numbered 1, 2, 3, ...
+in the order the steps commit, beside the public feed, so that a watcher
+continuing after the last number it saw misses nothing and sees nothing
+twice. Each step carries the alerts the rules below raise on it:
+
+``same_origin``
+    a sealed bid on a tender from the same network origin (the caller's IP
+    address, the port left out) as another bidder's bid on that tender;
+``identical_documents``
+    a sealed bid whose envelope has the same SHA-256 as another bidder's on
+    that tender, or, at the opening, valid bids whose opened documents have
+    the same SHA-256;
+``low_price``
+    at the opening, a valid bid whose price is below ``LOW_PRICE_PERCENT`` %
+    of the mean of the other valid bids' prices (of the project's estimate
+    when no other bid has a price); at the award, an awarded amount below
+    ``LOW_PRICE_PERCENT`` % of the project's estimate;
+``out_of_order``
+    a step whose stage does not follow the trade's previous step (a tender's
+    first step that is not its announcement, a stage moving backwards or
+    skipping one).
+
+The rules only read: an alert stops nothing, it is for the supervision desk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class AlertRule(StrEnum):
+    SAME_ORIGIN = "same_origin"
+    IDENTICAL_DOCUMENTS = "identical_documents"
+    LOW_PRICE = "low_price"
+    OUT_OF_ORDER = "out_of_order"
+
+
+#: A price below this percentage of its reference is abnormally low.
+LOW_PRICE_PERCENT = 70
+
+
+@dataclass(frozen=True)
+class Alert:
+    """An alert a rule raised on a step."""
+
+    rule: AlertRule
+    message: str
+    #: Public facts behind the alert (bidder ids, digests, origins, amounts).
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NewTradeStep:
+    """A step about to be recorded; its number is given when it commits."""
+
+    trade: str
+    kind: str
+    step: str
+    stage: str
+    at: datetime
+    feed_sequence: int = 0
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StoredAlert:
+    alert_no: int
+    step_sequence: int
+    trade: str
+    rule: AlertRule
+    message: str
+    details: Mapping[str, Any]
+    raised_at: datetime
+
+
+@dataclass(frozen=True)
+class TradeStep:
+    """A recorded step and the alerts raised on it."""
+
+    sequence: int
+    trade: str
+    kind: str
+    step: str
+    stage: str
+    at: datetime
+    feed_sequence: int
+    details: Mapping[str, Any]
+    alerts: tuple[StoredAlert, ...] = ()
+
+
+def details_text(details: Mapping[str, Any]) -> str:
+    """Details as stored and shown: JSON with sorted keys."""
+    return json.dumps(dict(details), ensure_ascii=False, sort_keys=True)
+
+
+# ---- network origin ---------------------------------------------------------------------------
+
+def network_origin(peer: str) -> str:
+    """The network origin of a gRPC peer (``ipv4:10.0.0.1:5000``, ``ipv6:[::1]:5000``): its
+    IP address in canonical form, without the port; '' when the peer names none."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        host = rest.rsplit(":", 1)[0]
+    elif kind == "ipv6":
+        host = rest[1:].split("]", 1)[0] if rest.startswith("[") else rest.rsplit(":", 1)[0]
+    else:
+        return ""
+    try:
+        return str(ipaddress.ip_address(host.split("%", 1)[0]))
+    except ValueError:
+        return ""
+
+
+# ---- bids received ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BidSeen:
+    """A sealed bid as monitoring sees it: who, from where, which envelope."""
+
+    bidder_id: str
+    origin: str
+    ciphertext_sha256: str
+
+
+def alerts_on_bid(new: BidSeen, others: Iterable[BidSeen]) -> list[Alert]:
+    """The alerts on a bid received, given the other bidders' bids on the same tender."""
+    others = [o for o in others if o.bidder_id != new.bidder_id]
+    alerts: list[Alert] = []
+    same_origin = sorted(o.bidder_id for o in others if new.origin and o.origin == new.origin)
+    if same_origin:
+        alerts.append(Alert(
+            AlertRule.SAME_ORIGIN,
+            f"bidder {new.bidder_id} bid from the same network origin as "
+            f"{', '.join(same_origin)}",
+            {"bidders": sorted([new.bidder_id, *same_origin]), "origin": new.origin}))
+    same_envelope = sorted(o.bidder_id for o in others
+                           if o.ciphertext_sha256 == new.ciphertext_sha256)
+    if same_envelope:
+        alerts.append(Alert(
+            AlertRule.IDENTICAL_DOCUMENTS,
+            f"bidder {new.bidder_id} sent the same sealed envelope as "
+            f"{', '.join(same_envelope)}",
+            {"bidders": sorted([new.bidder_id, *same_envelope]),
+             "ciphertext_sha256": new.ciphertext_sha256}))
+    return alerts
+
+
+# ---- the opening -----------------------------------------------------------------------------
+
+def bid_price(document: bytes) -> int | None:
+    """The price a bid document states, in fen: its JSON object's integer ``price_fen``
+    (> 0); None for a document that states none (no price rule applies to it)."""
+    try:
+        parsed = json.loads(document.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+    price = parsed.get("price_fen") if isinstance(parsed, dict) else None
+    if isinstance(price, int) and not isinstance(price, bool) and price > 0:
+        return price
+    return None
+
+
+@dataclass(frozen=True)
+class OpenedBid:
+    """A valid bid after the opening: its document's digest and stated price."""
+
+    bidder_id: str
+    document_sha256: str
+    price_fen: int | None
+
+    @classmethod
+    def of(cls, bidder_id: str, document: bytes) -> OpenedBid:
+        return cls(bidder_id, hashlib.sha256(document).hexdigest(), bid_price(document))
+
+
+def is_abnormally_low(price_fen: int, reference_fen: int, *, references: int = 1) -> bool:
+    """``price_fen`` < LOW_PRICE_PERCENT % of ``reference_fen`` / ``references`` (a mean of
+    ``references`` prices summing to ``reference_fen``), in exact integer arithmetic."""
+    return price_fen * 100 * references < LOW_PRICE_PERCENT * reference_fen
+
+
+def alerts_on_opening(opened: Sequence[OpenedBid], *, estimate_fen: int) -> list[Alert]:
+    """The alerts on a tender's opening: identical documents among the valid bids, and each
+    valid bid priced abnormally low against the mean of the others (or the estimate)."""
+    alerts: list[Alert] = []
+    by_digest: dict[str, list[str]] = defaultdict(list)
+    for bid in opened:
+        by_digest[bid.document_sha256].append(bid.bidder_id)
+    for digest, bidders in sorted(by_digest.items(), key=lambda item: sorted(item[1])):
+        if len(bidders) > 1:
+            alerts.append(Alert(
+                AlertRule.IDENTICAL_DOCUMENTS,
+                f"bidders {', '.join(sorted(bidders))} submitted the same bid document",
+                {"bidders": sorted(bidders), "document_sha256": digest}))
+    priced = [b for b in opened if b.price_fen is not None]
+    for bid in sorted(priced, key=lambda b: b.bidder_id):
+        assert bid.price_fen is not None
+        others = [o.price_fen for o in priced if o.bidder_id != bid.bidder_id
+                  and o.price_fen is not None]
+        if others:
+            reference, count, basis = sum(others), len(others), "mean_of_other_bids"
+        elif estimate_fen > 0:
+            reference, count, basis = estimate_fen, 1, "estimate"
+        else:
+            continue
+        if is_abnormally_low(bid.price_fen, reference, references=count):
+            alerts.append(Alert(
+                AlertRule.LOW_PRICE,
+                f"bidder {bid.bidder_id}'s price {bid.price_fen} fen is below "
+                f"{LOW_PRICE_PERCENT}% of the {basis.replace('_', ' ')}",
+                {"bidder_id": bid.bidder_id, "price_fen": bid.price_fen, "basis": basis,
+                 "reference_sum_fen": reference, "reference_count": count}))
+    return alerts
+
+
+def alerts_on_award(*, winner: str, amount_fen: int, estimate_fen: int) -> list[Alert]:
+    """An awarded amount below LOW_PRICE_PERCENT % of the project's estimate."""
+    if estimate_fen > 0 and is_abnormally_low(amount_fen, estimate_fen):
+        return [Alert(AlertRule.LOW_PRICE,
+                      f"tender awarded to {winner} at {amount_fen} fen, below "
+                      f"{LOW_PRICE_PERCENT}% of the estimate {estimate_fen} fen",
+                      {"bidder_id": winner, "price_fen": amount_fen, "basis": "estimate",
+                       "reference_sum_fen": estimate_fen, "reference_count": 1})]
+    return []
+
+
+# ---- order ------------------------------------------------------------------------------------
+
+#: Per kind of trade: the step that must come first, and the stages each stage may move to
+#: (staying at a stage is always in order).
+FIRST_STEP = {"tender": "announced", "draw": "registered"}
+NEXT_STAGES: dict[str, dict[str, frozenset[str]]] = {
+    "tender": {
+        "bidding": frozenset({"decryption", "failed"}),
+        "decryption": frozenset({"evaluation"}),
+        "evaluation": frozenset({"candidates"}),
+        "candidates": frozenset({"awarded"}),
+        "awarded": frozenset({"contracted"}),
+        "contracted": frozenset(),
+        "failed": frozenset(),
+    },
+    "draw": {
+        "committing": frozenset({"open", "failed"}),
+        "open": frozenset({"drawn", "failed"}),
+        "drawn": frozenset(),
+        "failed": frozenset(),
+    },
+}
+#: The stage a trade is at after its first step.
+FIRST_STAGE = {"tender": "bidding", "draw": "committing"}
+#: Stages no further step may follow.
+FINAL_STAGES = {"tender": frozenset({"contracted", "failed"}),
+                "draw": frozenset({"drawn", "failed"})}
+
+
+def out_of_order(step: NewTradeStep, previous_stage: str | None) -> Alert | None:
+    """An alert when ``step`` does not follow the trade's previous step (at
+    ``previous_stage``; None when it is the trade's first)."""
+    rules = NEXT_STAGES.get(step.kind)
+    if rules is None:
+        return None
+    if previous_stage is None:
+        if step.step == FIRST_STEP[step.kind] and step.stage == FIRST_STAGE[step.kind]:
+            return None
+        return Alert(AlertRule.OUT_OF_ORDER,
+                     f"{step.trade}: {step.step} came before the {step.kind}'s "
+                     f"{FIRST_STEP[step.kind]} step",
+                     {"step": step.step, "stage": step.stage, "previous_stage": ""})
+    if previous_stage in FINAL_STAGES[step.kind]:
+        reason = f"the {step.kind} had ended at {previous_stage}"
+    elif step.stage == previous_stage or step.stage in rules.get(previous_stage, frozenset()):
+        return None
+    else:
+        reason = f"stage {step.stage} does not follow {previous_stage}"
+    return Alert(AlertRule.OUT_OF_ORDER, f"{step.trade}: {step.step} out of order: {reason}",
+                 {"step": step.step, "stage": step.stage, "previous_stage": previous_stage})

@@ -1,0 +1,184 @@
+"""The monitoring rules (services/trading/domain/monitoring.py), each on both sides."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from services.trading.domain.monitoring import (
+    AlertRule,
+    BidSeen,
+    NewTradeStep,
+    OpenedBid,
+    alerts_on_award,
+    alerts_on_bid,
+    alerts_on_opening,
+    bid_price,
+    is_abnormally_low,
+    network_origin,
+    out_of_order,
+)
+
+AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
+A = "a" * 64
+B = "b" * 64
+
+
+@pytest.mark.parametrize(("peer", "origin"), [
+    ("ipv4:10.1.2.3:50000", "10.1.2.3"),
+    ("ipv4:127.0.0.1:1", "127.0.0.1"),
+    ("ipv6:[::1]:50000", "::1"),
+    ("ipv6:[2001:DB8:0:0::1]:443", "2001:db8::1"),
+    ("ipv6:[fe80::1%eth0]:443", "fe80::1"),
+    ("unix:/tmp/socket", ""),
+    ("", ""),
+    ("ipv4:not-an-address:1", ""),
+])
+def test_the_network_origin_is_the_address_without_the_port(peer: str, origin: str) -> None:
+    assert network_origin(peer) == origin
+
+
+def test_two_ports_of_one_address_are_one_origin() -> None:
+    assert network_origin("ipv4:10.0.0.7:40001") == network_origin("ipv4:10.0.0.7:40002")
+
+
+def test_bids_from_one_origin_raise_an_alert_and_from_two_do_not() -> None:
+    first = BidSeen("BD-0001", "10.0.0.1", A)
+    same = alerts_on_bid(BidSeen("BD-0002", "10.0.0.1", B), [first])
+    other = alerts_on_bid(BidSeen("BD-0002", "10.0.0.2", B), [first])
+    assert [a.rule for a in same] == [AlertRule.SAME_ORIGIN]
+    assert same[0].details == {"bidders": ["BD-0001", "BD-0002"], "origin": "10.0.0.1"}
+    assert other == []
+
+
+def test_an_unknown_origin_matches_nothing() -> None:
+    assert alerts_on_bid(BidSeen("BD-0002", "", B), [BidSeen("BD-0001", "", A)]) == []
+
+
+def test_the_same_envelope_raises_an_alert_and_another_does_not() -> None:
+    first = BidSeen("BD-0001", "10.0.0.1", A)
+    same = alerts_on_bid(BidSeen("BD-0002", "10.0.0.2", A), [first])
+    other = alerts_on_bid(BidSeen("BD-0002", "10.0.0.2", B), [first])
+    assert [a.rule for a in same] == [AlertRule.IDENTICAL_DOCUMENTS]
+    assert same[0].details["bidders"] == ["BD-0001", "BD-0002"]
+    assert other == []
+
+
+def test_a_bidder_s_own_retry_is_not_compared_with_itself() -> None:
+    bid = BidSeen("BD-0001", "10.0.0.1", A)
+    assert alerts_on_bid(bid, [bid]) == []
+
+
+@pytest.mark.parametrize(("document", "price"), [
+    (b'{"price_fen": 123456}', 123456),
+    (json.dumps({"price_fen": 5, "note": "报价"}).encode(), 5),
+    (b'{"price_fen": 0}', None),
+    (b'{"price_fen": -3}', None),
+    (b'{"price_fen": "100"}', None),
+    (b'{"price_fen": true}', None),
+    (b'{"price_fen": 1.5}', None),
+    (b"[1, 2]", None),
+    ("投标报价 100 元".encode(), None),
+    (b"\xff\xfe", None),
+])
+def test_a_bid_states_its_price_as_an_integer_of_fen(document: bytes,
+                                                      price: int | None) -> None:
+    assert bid_price(document) == price
+
+
+def test_seventy_percent_is_the_threshold_in_exact_integers() -> None:
+    # 70% of 1000 is 700: 699 is below, 700 is not.
+    assert is_abnormally_low(699, 1000)
+    assert not is_abnormally_low(700, 1000)
+    # The mean of 3 prices summing to 3001 is 1000.33...; 70% of it is 700.23...
+    assert is_abnormally_low(700, 3001, references=3)
+    assert not is_abnormally_low(701, 3001, references=3)
+
+
+def _opened(bidder: str, price: int | None, text: str = "") -> OpenedBid:
+    body = {"price_fen": price} if price is not None else {}
+    return OpenedBid.of(bidder, json.dumps(body | {"who": text or bidder}).encode())
+
+
+def test_a_price_below_seventy_percent_of_the_others_mean_raises_an_alert() -> None:
+    # Others: 1000 and 1000, mean 1000: 699 is low, 700 is not.
+    low = alerts_on_opening([_opened("BD-1", 699), _opened("BD-2", 1000),
+                             _opened("BD-3", 1000)], estimate_fen=10)
+    fine = alerts_on_opening([_opened("BD-1", 700), _opened("BD-2", 1000),
+                              _opened("BD-3", 1000)], estimate_fen=10)
+    assert [(a.rule, a.details["bidder_id"]) for a in low] == [(AlertRule.LOW_PRICE, "BD-1")]
+    assert low[0].details["basis"] == "mean_of_other_bids"
+    assert low[0].details["reference_sum_fen"] == 2000
+    assert fine == []
+
+
+def test_with_no_other_price_the_estimate_is_the_reference() -> None:
+    low = alerts_on_opening([_opened("BD-1", 6999), _opened("BD-2", None)], estimate_fen=10_000)
+    fine = alerts_on_opening([_opened("BD-1", 7000), _opened("BD-2", None)], estimate_fen=10_000)
+    assert [(a.rule, a.details["basis"]) for a in low] == [(AlertRule.LOW_PRICE, "estimate")]
+    assert fine == []
+
+
+def test_identical_documents_at_the_opening_raise_one_alert_per_group() -> None:
+    twins = [_opened("BD-1", 1000, "same"), _opened("BD-2", 1000, "same"),
+             _opened("BD-3", 1000)]
+    distinct = [_opened("BD-1", 1000), _opened("BD-2", 1000), _opened("BD-3", 1000)]
+    found = alerts_on_opening(twins, estimate_fen=1000)
+    assert [(a.rule, a.details["bidders"]) for a in found] == [
+        (AlertRule.IDENTICAL_DOCUMENTS, ["BD-1", "BD-2"])]
+    assert alerts_on_opening(distinct, estimate_fen=1000) == []
+
+
+def test_an_award_below_seventy_percent_of_the_estimate_raises_an_alert() -> None:
+    low = alerts_on_award(winner="BD-1", amount_fen=69_999, estimate_fen=100_000)
+    assert [a.rule for a in low] == [AlertRule.LOW_PRICE]
+    assert alerts_on_award(winner="BD-1", amount_fen=70_000, estimate_fen=100_000) == []
+
+
+def _step(step: str, stage: str, kind: str = "tender") -> NewTradeStep:
+    return NewTradeStep(f"{kind}/X", kind, step, stage, AT)
+
+
+@pytest.mark.parametrize(("previous", "step", "stage"), [
+    (None, "announced", "bidding"),
+    ("bidding", "bid_received", "bidding"),
+    ("bidding", "amended", "bidding"),
+    ("bidding", "deadline", "decryption"),
+    ("bidding", "deadline", "failed"),
+    ("decryption", "decryption_closed", "evaluation"),
+    ("evaluation", "candidates_published", "candidates"),
+    ("candidates", "objected", "candidates"),
+    ("candidates", "awarded", "awarded"),
+    ("awarded", "contract_late", "awarded"),
+    ("awarded", "contracted", "contracted"),
+])
+def test_a_tender_step_following_its_previous_one_raises_nothing(
+        previous: str | None, step: str, stage: str) -> None:
+    assert out_of_order(_step(step, stage), previous) is None
+
+
+@pytest.mark.parametrize(("previous", "step", "stage"), [
+    (None, "bid_received", "bidding"),
+    (None, "deadline", "decryption"),
+    ("bidding", "decryption_closed", "evaluation"),
+    ("bidding", "awarded", "awarded"),
+    ("evaluation", "announced", "bidding"),
+    ("candidates", "contracted", "contracted"),
+    ("failed", "bid_received", "bidding"),
+    ("contracted", "contracted", "contracted"),
+])
+def test_a_tender_step_out_of_order_raises_an_alert(previous: str | None, step: str,
+                                                    stage: str) -> None:
+    alert = out_of_order(_step(step, stage), previous)
+    assert alert is not None and alert.rule is AlertRule.OUT_OF_ORDER
+    assert alert.details["step"] == step
+
+
+def test_a_draw_follows_its_own_order() -> None:
+    assert out_of_order(_step("registered", "committing", "draw"), None) is None
+    assert out_of_order(_step("opened", "open", "draw"), "committing") is None
+    assert out_of_order(_step("drawn", "drawn", "draw"), "open") is None
+    assert out_of_order(_step("drawn", "drawn", "draw"), "committing") is not None
+    assert out_of_order(_step("seed_revealed", "open", "draw"), None) is not None
