@@ -69,6 +69,12 @@ SUBMIT_METHOD = "/govhall.complaints.v1.ComplaintsService/SubmitComplaint"
 KINDS = (complaints_pb2.COMPLAINT_KIND_CONSULTATION, complaints_pb2.COMPLAINT_KIND_HELP_REQUEST,
          complaints_pb2.COMPLAINT_KIND_SUGGESTION, complaints_pb2.COMPLAINT_KIND_COMPLAINT,
          complaints_pb2.COMPLAINT_KIND_REPORT)
+#: Open311's names of the kinds (the service definitions' ``kind`` attribute).
+OPEN311_KINDS = {complaints_pb2.COMPLAINT_KIND_CONSULTATION: "consultation",
+                 complaints_pb2.COMPLAINT_KIND_HELP_REQUEST: "help_request",
+                 complaints_pb2.COMPLAINT_KIND_SUGGESTION: "suggestion",
+                 complaints_pb2.COMPLAINT_KIND_COMPLAINT: "complaint",
+                 complaints_pb2.COMPLAINT_KIND_REPORT: "report"}
 #: The workflow type the outbox starts for every case (workflows/complaint_contract.py).
 COMPLAINT_WORKFLOW = "ComplaintWorkflow"
 
@@ -294,6 +300,8 @@ async def post_open311(suite: EmbeddedSuite, pushes: Sequence[Push], *, concurre
                 request = push.request
                 form = {"api_key": keys[system_platform[push.system]],
                         "service_code": request.category_code,
+                        "attribute[kind]": OPEN311_KINDS[request.kind],
+                        "attribute[external_id]": request.external_id,
                         "description": request.content,
                         "lat": str(request.location.latitude),
                         "long": str(request.location.longitude),
