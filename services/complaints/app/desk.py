@@ -294,12 +294,11 @@ async def set_co_handlers(desk: Desk, *, caller: Caller, case_number: str, reque
                           departments: list[str], now: datetime) -> ActReceipt:
     def check(uow: ComplaintsUnitOfWork, caller: Caller, case: CaseHandling,
               state: CaseState) -> _Checked:
-        official = _lead_handler(uow, caller, case)
+        official = _dispatcher(uow, caller)
         unknown = [code for code in departments if uow.departments.get(code) is None]
         if unknown:
             raise InvalidArgument(f"departments {', '.join(unknown)} are not in the directory")
-        rules.set_co_handlers(state, department_code=official.department_code,
-                              co_handlers=departments)
+        rules.set_co_handlers(state, co_handlers=departments)
         return _official(official, case)
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=SET_CO_HANDLERS, kind=StatementKind.CO_HANDLERS, check=check,

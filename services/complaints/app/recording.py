@@ -373,12 +373,11 @@ def _dispatch(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandli
 
 def _co_handlers(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandling,
                  facts: ComplaintFacts, _texts: dict[str, str], at: datetime) -> ActRecorded:
-    department = _Actor(facts).handler()
+    _Actor(facts).dispatcher()
     unknown = [code for code in facts.co_handlers if unit.departments.get(code) is None]
     if unknown:
         raise InvalidArgument(f"departments {', '.join(unknown)} are not in the directory")
-    change = rules.set_co_handlers(_state(unit, case), department_code=department,
-                                   co_handlers=list(facts.co_handlers))
+    change = rules.set_co_handlers(_state(unit, case), co_handlers=list(facts.co_handlers))
     unit.co_handlers.set(case.case_number, change.state.co_handlers)
     after, events = _apply(unit, case, change, at,
                            {"official": facts.official_id,

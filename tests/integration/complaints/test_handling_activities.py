@@ -220,8 +220,15 @@ async def test_return_then_reassign_and_send_back(bench: Bench) -> None:
 
 async def test_co_handlers_contributions_join_the_reply(bench: Bench) -> None:
     number = await bench.submit("HL-6")
+    # The center's dispatcher names them (as the workflow's rule says), even before sign-for;
+    # the lead's handler cannot.
+    with pytest.raises(ApplicationError) as by_handler:
+        await bench.record(bench.act(StatementKind.CO_HANDLERS, number, co_handlers=["WJW"]))
+    assert by_handler.value.type == "PermissionDenied"
+    assert bench.rows(tables.complaint_co_handlers, number) == []
+    await bench.record(bench.dispatcher_act(StatementKind.CO_HANDLERS, number,
+                                            co_handlers=["WJW"]))
     await bench.record(bench.act(StatementKind.SIGN_FOR, number))
-    await bench.record(bench.act(StatementKind.CO_HANDLERS, number, co_handlers=["WJW"]))
     with pytest.raises(ApplicationError) as waiting:
         await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复"}))
     assert waiting.value.type == "FailedPrecondition"
