@@ -27,7 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.calendar import WorkingCalendar
-from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from kernel.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from kernel.fieldcipher import FieldCipher
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.complaints.app.cases import open_complainant
@@ -585,9 +591,12 @@ def close_case(*, uow: UnitOfWorkFactory, closing: Closing, now: datetime) -> Ac
         if case.status == ComplaintStatus.CLOSED:
             return _recorded(case, [])
         if case.rating_closes is not None and now < case.rating_closes:
-            raise FailedPrecondition(
+            # The workflow asks only once its timer passed the end, so this clock is behind
+            # Temporal's: retryable, Temporal asks again until this clock is there too. A
+            # refusal for good would leave the case's workflow stuck.
+            raise Unavailable(
                 f"the rating window of case {case.case_number} is open until "
-                f"{case.rating_closes.isoformat()}")
+                f"{case.rating_closes.isoformat()} by the complaints service's clock")
         change = rules.close_lapsed(_state(unit, case))
         after, events = _apply(unit, case, change, now, {"reason": closing.reason},
                                closed_at=now)
