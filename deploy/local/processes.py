@@ -123,6 +123,12 @@ def worker_environment(*, var_dir: Path, temporal_address: str, namespace: str,
             "GOVHALL_WORKER_REVIEW_ADDRESS": review_address}
 
 
+def complaints_environment(*, intake_address: str) -> dict[str, str]:
+    """The complaints service's link to intake: where it checks the approval cases complaints
+    name (CheckCaseLink, as the calling system complaints-service)."""
+    return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address}
+
+
 def codec_server_environment(*, var_dir: Path, host: str, port: int,
                              ui_origins: Iterable[str] = ()) -> dict[str, str]:
     """The codec server's settings: where it listens, the keys under var_dir/pki, the UI's

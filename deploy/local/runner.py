@@ -126,6 +126,9 @@ class Suite:
         defaults |= processes.worker_environment(
             var_dir=self.var, temporal_address=settings.temporal_target,
             namespace=settings.namespace, review_address=review.address)
+        intake = IntakeSettings.model_validate(
+            _from_environment(defaults | dict(os.environ), "intake"))
+        defaults |= processes.complaints_environment(intake_address=intake.address)
         for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
             defaults |= {prefix + name: value
                          for name, value in settings.temporal_client_environment().items()}

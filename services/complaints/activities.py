@@ -25,7 +25,9 @@ from kernel.settings import ServiceSettings
 from kernel.signing import TrustedKeys
 from services.complaints.app import handlers, recording
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from services.complaints.settings import complainant_key_path
+from services.complaints.intake_links import IntakeLinks
+from services.complaints.link_activity import LinkActivities
+from services.complaints.settings import ComplaintsSettings, complainant_key_path
 from workflows.complaint_contract import (
     CLOSE_CASE,
     MARK_OVERDUE,
@@ -109,4 +111,12 @@ def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[.
     hosted = ComplaintsActivities(engine, settings.trusted_keys(),
                                   field_cipher(complainant_key_path(settings.pki_dir)))
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
-            hosted.close_case]
+            hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link]
+
+
+def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:
+    """Intake's CheckCaseLink as this service's calling system, or None without intake."""
+    if not isinstance(settings, ComplaintsSettings) or not settings.intake_address:
+        return None
+    return IntakeLinks(settings.intake_address, pki_dir=settings.pki_dir,
+                       system=settings.calling_system)

@@ -15,6 +15,11 @@ class ComplaintsSettings(ServiceSettings):
 
     service: str = "complaints"
     port: int = 50054
+    #: Intake's gRPC address, where complaints' links to approval cases are checked
+    #: (CheckCaseLink); empty: links to approval cases stay unchecked.
+    intake_address: str = ""
+    #: The calling system this service is to intake (its client certificate under pki_dir).
+    calling_system: str = "complaints-service"
 
 
 def complainant_key_path(pki_dir: Path) -> Path:

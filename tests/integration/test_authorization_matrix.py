@@ -149,6 +149,16 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ReplyToComplaint"): False,
     ("hotline-12345", "govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy"): False,
     ("operator", "govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy"): True,
+    ("supervision-system", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): True,
+    ("operator", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): True,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): False,
+    ("department-system-scjgj",
+     "govhall.complaints.v1.ComplaintsService/GetComplaintMetrics"): False,
+    ("complaints-service", "govhall.intake.v1.IntakeService/CheckCaseLink"): True,
+    ("complaints-service", "govhall.intake.v1.IntakeService/GetCase"): False,
+    ("complaints-service", "govhall.complaints.v1.ComplaintsService/GetComplaint"): False,
+    ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
+    ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.
@@ -374,7 +384,7 @@ SILENT_SYSTEMS = [system for system in SYSTEMS
 def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_worker(
         ) -> None:
     assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
-                                   "workflows-worker", UNREGISTERED}
+                                   "workflows-worker", "complaints-service", UNREGISTERED}
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -161,6 +161,8 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "linked_case_number": CASE, "linked_tender_number": "ZB-2026-0001"},
         "GetComplaint": {"case_number": "CP-20260105-000001"},
         "ListComplaintEvents": {"case_number": "CP-20260105-000001", "page_size": 5},
+        "GetComplaintMetrics": {"period_start": _in_days(-30), "period_end": _in_days(0),
+                                "department_code": "SCJGJ"},
         # intake
         "ListApprovalItems": {"department_code": "SCJGJ", "page_size": 5},
         "GetApprovalItem": {"code": "012101000007001", "version": 1},
@@ -186,6 +188,7 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                         "verification_code": "ABCDEFGH23"},
         "RevokeDecision": {"certificate_number": "SY-2026-000001", "reason": "事实认定错误"},
         "ListRegister": {"cursor": 0, "page_size": 5},
+        "CheckCaseLink": {"case_number": CASE},
         # review
         "ListOfficials": {"department_code": "SCJGJ", "role": "ROLE_REVIEWER", "page_size": 5},
         "GetOfficial": {"official_id": "SCJGJ-005"},

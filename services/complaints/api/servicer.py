@@ -26,6 +26,7 @@ from kernel.errors import Unavailable
 from kernel.fieldcipher import FieldCipher
 from kernel.identity import current_caller
 from services.complaints.app import cases, desk, handlers
+from services.complaints.app import metrics as complaint_metrics
 from services.complaints.app.flow import ComplaintStarter
 from services.complaints.db.repository import ComplaintsUnitOfWork, StoredPolicy
 from services.complaints.domain.cases import (
@@ -36,6 +37,13 @@ from services.complaints.domain.cases import (
     ComplaintSubmission,
     DeadlineClass,
     Location,
+)
+from services.complaints.domain.metrics import (
+    DepartmentMetrics,
+    LinkedCount,
+    LinkKind,
+    LinkStatus,
+    Rate,
 )
 from services.complaints.domain.model import Category, Platform, RoutingRule
 from services.complaints.domain.policy import DeadlinePolicy
@@ -212,6 +220,50 @@ def event_to_proto(event: ComplaintEvent) -> pb.ComplaintEvent:
     message = pb.ComplaintEvent(sequence=event.sequence, code=event.code,
                                 details=event.details)
     message.at.FromDatetime(event.at)
+    return message
+
+
+_LINK_KINDS = {LinkKind.APPROVAL: pb.COMPLAINT_LINK_KIND_APPROVAL,
+               LinkKind.TENDER: pb.COMPLAINT_LINK_KIND_TENDER}
+_LINK_STATUSES = {LinkStatus.FOUND: pb.COMPLAINT_LINK_STATUS_FOUND,
+                  LinkStatus.NOT_FOUND: pb.COMPLAINT_LINK_STATUS_NOT_FOUND,
+                  LinkStatus.UNCHECKED: pb.COMPLAINT_LINK_STATUS_UNCHECKED}
+
+
+def rate_to_proto(rate: Rate) -> pb.ComplaintRate:
+    return pb.ComplaintRate(numerator=rate.numerator, denominator=rate.denominator,
+                            no_cases=rate.no_cases)
+
+
+def department_metrics_to_proto(figures: DepartmentMetrics,
+                                names: dict[str, str]) -> pb.DepartmentComplaintMetrics:
+    return pb.DepartmentComplaintMetrics(
+        department_code=figures.department_code,
+        department_name=names.get(figures.department_code, ""), cases=figures.cases,
+        merged_duplicates=figures.merged_duplicates,
+        completion=rate_to_proto(figures.completion),
+        sign_for_on_time=rate_to_proto(figures.sign_for_on_time),
+        reply_on_time=rate_to_proto(figures.reply_on_time),
+        satisfaction=rate_to_proto(figures.satisfaction),
+        excellent=rate_to_proto(figures.excellent))
+
+
+def linked_to_proto(count: LinkedCount) -> pb.LinkedComplaints:
+    return pb.LinkedComplaints(kind=_LINK_KINDS[count.kind], status=_LINK_STATUSES[count.status],
+                               item_code=count.item_code,
+                               department_code=count.department_code, cases=count.cases)
+
+
+def metrics_to_proto(view: complaint_metrics.MetricsView) -> pb.GetComplaintMetricsResponse:
+    metrics = view.metrics
+    message = pb.GetComplaintMetricsResponse(
+        overall=department_metrics_to_proto(metrics.overall, view.department_names),
+        departments=[department_metrics_to_proto(d, view.department_names)
+                     for d in metrics.departments],
+        linked=[linked_to_proto(c) for c in metrics.linked])
+    message.period_start.FromDatetime(metrics.period_start)
+    message.period_end.FromDatetime(metrics.period_end)
+    message.as_of.FromDatetime(metrics.as_of)
     return message
 
 
@@ -471,3 +523,15 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
             policy=policy_from_proto(request.policy), basis=request.policy.basis,
             now=datetime.now(UTC))
         return pb.SetDeadlinePolicyResponse(policy=policy_to_proto(stored))
+
+    # ---- metrics -----------------------------------------------------------------------
+
+    async def GetComplaintMetrics(self, request: pb.GetComplaintMetricsRequest,
+                                  context: grpc.aio.ServicerContext[Any, Any],
+                                  ) -> pb.GetComplaintMetricsResponse:
+        view = await asyncio.to_thread(
+            complaint_metrics.get_complaint_metrics, uow=self._reading(),
+            start=request.period_start.ToDatetime(UTC),
+            end=request.period_end.ToDatetime(UTC),
+            department_code=request.department_code, as_of=datetime.now(UTC))
+        return metrics_to_proto(view)

@@ -16,6 +16,8 @@ from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from kernel.errors import FailedPrecondition
 from services.complaints.db import tables
+from services.complaints.db.links import CaseLinks
+from services.complaints.db.metrics import CaseRecords
 from services.complaints.domain.cases import (
     Complaint,
     ComplaintEvent,
@@ -667,6 +669,8 @@ class ComplaintsUnitOfWork(UnitOfWork):
     departments: Departments
     staff: StaffDirectory
     audit: AuditLog
+    links: CaseLinks
+    case_records: CaseRecords
 
     def bind(self, connection: Connection) -> None:
         self.routing = RoutingTable(connection)
@@ -685,3 +689,5 @@ class ComplaintsUnitOfWork(UnitOfWork):
         self.departments = Departments(connection, tables.departments)
         self.staff = StaffDirectory(connection, tables.officials)
         self.audit = AuditLog(connection, tables.audit_log)
+        self.links = CaseLinks(connection)
+        self.case_records = CaseRecords(connection)

@@ -87,6 +87,13 @@ complaint_cases = Table(
     Column("complainant", Text, nullable=False),
     Column("linked_case_number", String(20), nullable=False),
     Column("linked_tender_number", String(40), nullable=False),
+    # What checking linked_case_number against intake found (migration 0008): found, not_found
+    # or unchecked (not yet, or a tender: trading keeps none to check); for a case found, its
+    # approval item and deciding department, which the metrics count linked complaints by.
+    Column("link_status", String(12), nullable=False, server_default="unchecked"),
+    Column("link_item_code", String(15), nullable=False, server_default=""),
+    Column("link_department_code", String(12), nullable=False, server_default=""),
+    Column("link_checked_at", UtcDateTime, nullable=True),
     Column("status", String(20), nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     # ---- handling (0005): the clock, the outcome and the outbox flag ----
@@ -121,6 +128,8 @@ complaint_cases = Table(
                      name="uq_complaint_cases_platform_external_id"),
     Index("ix_complaint_cases_department_status", "department_code", "status"),
     Index("ix_complaint_cases_outbox", "workflow_started", "case_number"),
+    # The metrics read a period's cases by when they were received (migration 0008).
+    Index("ix_complaint_cases_received_at", "received_at"),
 )
 
 #: What happened to each case, numbered from 1 within it: codes only, no personal data.

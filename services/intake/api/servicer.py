@@ -440,3 +440,16 @@ class IntakeServicer(intake_pb2_grpc.IntakeServiceServicer):
                                        cursor=request.cursor, requested_size=request.page_size)
         return pb.ListRegisterResponse(entries=[register_entry_to_proto(e) for e in page.entries],
                                        next_cursor=page.next_cursor)
+
+    # ---- complaints linked to a case ---------------------------------------------------
+
+    async def CheckCaseLink(self, request: pb.CheckCaseLinkRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.CheckCaseLinkResponse:
+        link = await asyncio.to_thread(cases.check_case_link, uow=self._reading(),
+                                       case_number=request.case_number)
+        if link is None:
+            return pb.CheckCaseLinkResponse(found=False)
+        return pb.CheckCaseLinkResponse(found=True, item_code=link.item_code,
+                                        department_code=link.department_code,
+                                        status=_STATUSES[link.status])

@@ -500,3 +500,23 @@ def notify_applicant(*, uow: IntakeUnitOfWork, facts: StatementFacts, at: dateti
 def _stage_of(case: Case) -> str:
     return {CaseStatus.UNDER_REVIEW: Stage.REVIEW, CaseStatus.AWAITING_SIGNATURE: Stage.SIGN,
             CaseStatus.AWAITING_SEAL: Stage.SEAL}.get(case.status, "")
+
+
+# ---- complaints linked to a case ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class CaseLink:
+    """What a complaint naming a case is counted for: codes only, nothing of the applicant."""
+
+    item_code: str
+    department_code: str
+    status: CaseStatus
+
+
+def check_case_link(*, uow: IntakeUnitOfWork, case_number: str) -> CaseLink | None:
+    """The item, department and status of case ``case_number``; None when there is none."""
+    with uow:
+        case = uow.cases.get(case_number)
+        if case is None:
+            return None
+        return CaseLink(case.item_code, case.department_code, case.status)

@@ -13,10 +13,12 @@ import yaml
 
 from deploy.local.runner import SERVICES
 from kernel.codec_server import CodecServerSettings, token_path
-from kernel.pki import ca_cert_path, client_pair, server_pair
+from kernel.pki import ca_cert_path, client_pair, sample_system_names, server_pair
 from kernel.signing import public_keys_dir, signing_key_path
 from services.complaints.main import complainant_key_path
+from services.complaints.settings import ComplaintsSettings
 from services.intake.keystore import applicant_key_path, seal_key_path
+from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
 from workflows.worker import WorkerSettings
 
@@ -38,7 +40,10 @@ SERVING = {
     for name, _ in SERVICES}
 SERVING["intake"] |= {_relative(seal_key_path(Path(ROOT))),
                       _relative(applicant_key_path(Path(ROOT)))}
-SERVING["complaints"] |= {_relative(complainant_key_path(Path(ROOT)))}
+SERVING["complaints"] |= {_relative(complainant_key_path(Path(ROOT))),
+                          # Its client certificate, for intake's CheckCaseLink.
+                          _relative(client_pair(Path(ROOT), "complaints-service").cert),
+                          _relative(client_pair(Path(ROOT), "complaints-service").key)}
 #: What ``prepare`` reads: intake makes sure its seal and applicant-data keys exist.
 PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
 PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),
@@ -319,6 +324,20 @@ def test_the_worker_finds_every_services_public_key_in_its_pki_folder() -> None:
     assert str(ca_cert_path(pki)) in {str(f.path) for f in in_pki if f.source == "configMap"}
     assert _env(container)["GOVHALL_WORKER_REVIEW_ADDRESS"]["value"].endswith(
         f":{ReviewSettings().port}")
+
+
+def test_complaints_checks_links_at_intake_as_its_own_calling_system() -> None:
+    deployment = next(w for name, kind, w in _workloads()
+                      if (name, kind) == ("complaints", "Deployment"))
+    (container,) = _containers(deployment)
+    settings = ComplaintsSettings.model_validate(
+        {v["name"].removeprefix("GOVHALL_COMPLAINTS_").lower(): v["value"]
+         for v in container["env"] if "value" in v})
+    assert settings.intake_address.endswith(f":{IntakeSettings().port}")
+    mounted = {Path(str(f.path)) for f in _mounted_files(deployment, container)}
+    pair = client_pair(settings.pki_dir, settings.calling_system)
+    assert {pair.cert, pair.key} <= mounted
+    assert settings.calling_system in sample_system_names()
 
 
 def test_the_codec_server_reads_its_files_where_they_are_mounted(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import time
@@ -11,7 +12,9 @@ import grpc
 import pytest
 
 from deploy.local import processes
+from deploy.local.runner import RunnerSettings, Suite
 from kernel.pki import ensure_pki
+from services.complaints.settings import ComplaintsSettings
 
 IGNORES_SIGTERM = ("import signal, time\n"
                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -92,6 +95,17 @@ def test_the_worker_finds_the_payload_keys_under_the_var_dir(tmp_path: Path) -> 
         "GOVHALL_WORKER_PKI_DIR": str(tmp_path / "pki"),
         "GOVHALL_WORKER_REVIEW_ADDRESS": "127.0.0.1:2",
     }
+
+
+def test_the_runner_points_complaints_at_its_intake(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("GOVHALL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GOVHALL_INTAKE_PORT", "50061")
+    suite = Suite(RunnerSettings(var_dir=tmp_path))
+    complaints = dict(suite.service_settings())["complaints"]
+    assert isinstance(complaints, ComplaintsSettings)
+    assert complaints.intake_address == "127.0.0.1:50061"
 
 
 def test_the_codec_server_serves_the_keys_under_the_var_dir_to_the_ui(tmp_path: Path) -> None:

@@ -236,6 +236,61 @@ EXTENSION_DECISION_REFUSED: ExtensionDecision.ValueType  # 2
 """Refused."""
 Global___ExtensionDecision: _TypeAlias = ExtensionDecision  # noqa: Y015
 
+class _ComplaintLinkKind:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComplaintLinkKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComplaintLinkKind.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPLAINT_LINK_KIND_UNSPECIFIED: _ComplaintLinkKind.ValueType  # 0
+    """The kind was not set."""
+    COMPLAINT_LINK_KIND_APPROVAL: _ComplaintLinkKind.ValueType  # 1
+    """An approval case of intake (AP- number)."""
+    COMPLAINT_LINK_KIND_TENDER: _ComplaintLinkKind.ValueType  # 2
+    """A tender of the trading service."""
+
+class ComplaintLinkKind(_ComplaintLinkKind, metaclass=_ComplaintLinkKindEnumTypeWrapper):
+    """---- metrics ----
+
+    ComplaintLinkKind says what a complaint is linked to.
+    """
+
+COMPLAINT_LINK_KIND_UNSPECIFIED: ComplaintLinkKind.ValueType  # 0
+"""The kind was not set."""
+COMPLAINT_LINK_KIND_APPROVAL: ComplaintLinkKind.ValueType  # 1
+"""An approval case of intake (AP- number)."""
+COMPLAINT_LINK_KIND_TENDER: ComplaintLinkKind.ValueType  # 2
+"""A tender of the trading service."""
+Global___ComplaintLinkKind: _TypeAlias = ComplaintLinkKind  # noqa: Y015
+
+class _ComplaintLinkStatus:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ComplaintLinkStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ComplaintLinkStatus.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COMPLAINT_LINK_STATUS_UNSPECIFIED: _ComplaintLinkStatus.ValueType  # 0
+    """The status was not set."""
+    COMPLAINT_LINK_STATUS_FOUND: _ComplaintLinkStatus.ValueType  # 1
+    """The linked case exists; its item and department are known."""
+    COMPLAINT_LINK_STATUS_NOT_FOUND: _ComplaintLinkStatus.ValueType  # 2
+    """The service that keeps such cases has none of that number."""
+    COMPLAINT_LINK_STATUS_UNCHECKED: _ComplaintLinkStatus.ValueType  # 3
+    """Not checked: not yet, or it cannot be (trading keeps no tenders yet)."""
+
+class ComplaintLinkStatus(_ComplaintLinkStatus, metaclass=_ComplaintLinkStatusEnumTypeWrapper):
+    """ComplaintLinkStatus says what checking a complaint's link found."""
+
+COMPLAINT_LINK_STATUS_UNSPECIFIED: ComplaintLinkStatus.ValueType  # 0
+"""The status was not set."""
+COMPLAINT_LINK_STATUS_FOUND: ComplaintLinkStatus.ValueType  # 1
+"""The linked case exists; its item and department are known."""
+COMPLAINT_LINK_STATUS_NOT_FOUND: ComplaintLinkStatus.ValueType  # 2
+"""The service that keeps such cases has none of that number."""
+COMPLAINT_LINK_STATUS_UNCHECKED: ComplaintLinkStatus.ValueType  # 3
+"""Not checked: not yet, or it cannot be (trading keeps no tenders yet)."""
+Global___ComplaintLinkStatus: _TypeAlias = ComplaintLinkStatus  # noqa: Y015
+
 @_typing.final
 class Category(_message.Message):
     """Category is one kind of complaint matter and the department it is routed
@@ -2285,3 +2340,230 @@ class SetDeadlinePolicyResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SetDeadlinePolicyResponse: _TypeAlias = SetDeadlinePolicyResponse  # noqa: Y015
+
+@_typing.final
+class GetComplaintMetricsRequest(_message.Message):
+    """GetComplaintMetricsRequest names the period (received_at from
+    period_start, included, to period_end, excluded) and optionally one
+    department.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """One lead department's code; empty for every department."""
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period's first instant (included)."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """The instant after the period (excluded), at most 366 days after period_start."""
+
+    def __init__(
+        self,
+        *,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintMetricsRequest: _TypeAlias = GetComplaintMetricsRequest  # noqa: Y015
+
+@_typing.final
+class ComplaintRate(_message.Message):
+    """ComplaintRate is a rate as counted: numerator of denominator cases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NUMERATOR_FIELD_NUMBER: _builtins.int
+    DENOMINATOR_FIELD_NUMBER: _builtins.int
+    NO_CASES_FIELD_NUMBER: _builtins.int
+    numerator: _builtins.int
+    """The cases that meet the rate's condition."""
+    denominator: _builtins.int
+    """The cases the rate is taken over; 0 when there are none."""
+    no_cases: _builtins.bool
+    """True when the denominator is 0: there are no cases, and no rate."""
+    def __init__(
+        self,
+        *,
+        numerator: _builtins.int = ...,
+        denominator: _builtins.int = ...,
+        no_cases: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["denominator", b"denominator", "no_cases", b"no_cases", "numerator", b"numerator"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ComplaintRate: _TypeAlias = ComplaintRate  # noqa: Y015
+
+@_typing.final
+class DepartmentComplaintMetrics(_message.Message):
+    """DepartmentComplaintMetrics holds the figures of one lead department, or of
+    the whole center.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_NAME_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    MERGED_DUPLICATES_FIELD_NUMBER: _builtins.int
+    COMPLETION_FIELD_NUMBER: _builtins.int
+    SIGN_FOR_ON_TIME_FIELD_NUMBER: _builtins.int
+    REPLY_ON_TIME_FIELD_NUMBER: _builtins.int
+    SATISFACTION_FIELD_NUMBER: _builtins.int
+    EXCELLENT_FIELD_NUMBER: _builtins.int
+    department_code: _builtins.str
+    """The lead department's code; empty for the whole center."""
+    department_name: _builtins.str
+    """The department's name; empty for the whole center."""
+    cases: _builtins.int
+    """The cases received in the period, merged duplicates left out."""
+    merged_duplicates: _builtins.int
+    """The duplicates merged into a primary case, left out of every figure."""
+    @_builtins.property
+    def completion(self) -> Global___ComplaintRate:
+        """Cases replied or closed, of the cases."""
+
+    @_builtins.property
+    def sign_for_on_time(self) -> Global___ComplaintRate:
+        """Cases signed for by their due instant, of the cases that can be judged."""
+
+    @_builtins.property
+    def reply_on_time(self) -> Global___ComplaintRate:
+        """Cases first replied by their due instant, of the cases that can be judged."""
+
+    @_builtins.property
+    def satisfaction(self) -> Global___ComplaintRate:
+        """Cases rated 4 or 5, of the rated cases."""
+
+    @_builtins.property
+    def excellent(self) -> Global___ComplaintRate:
+        """Cases rated 5, of the rated cases."""
+
+    def __init__(
+        self,
+        *,
+        department_code: _builtins.str = ...,
+        department_name: _builtins.str = ...,
+        cases: _builtins.int = ...,
+        merged_duplicates: _builtins.int = ...,
+        completion: Global___ComplaintRate | None = ...,
+        sign_for_on_time: Global___ComplaintRate | None = ...,
+        reply_on_time: Global___ComplaintRate | None = ...,
+        satisfaction: Global___ComplaintRate | None = ...,
+        excellent: Global___ComplaintRate | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "excellent", b"excellent", "reply_on_time", b"reply_on_time", "satisfaction", b"satisfaction", "sign_for_on_time", b"sign_for_on_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "completion", b"completion", "department_code", b"department_code", "department_name", b"department_name", "excellent", b"excellent", "merged_duplicates", b"merged_duplicates", "reply_on_time", b"reply_on_time", "satisfaction", b"satisfaction", "sign_for_on_time", b"sign_for_on_time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DepartmentComplaintMetrics: _TypeAlias = DepartmentComplaintMetrics  # noqa: Y015
+
+@_typing.final
+class LinkedComplaints(_message.Message):
+    """LinkedComplaints counts the complaints of the period linked alike."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    KIND_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    CASES_FIELD_NUMBER: _builtins.int
+    kind: Global___ComplaintLinkKind.ValueType
+    """What they are linked to."""
+    status: Global___ComplaintLinkStatus.ValueType
+    """What checking the link found."""
+    item_code: _builtins.str
+    """For approval cases found: the approval item's code; otherwise empty."""
+    department_code: _builtins.str
+    """For approval cases found: the item's department; otherwise empty."""
+    cases: _builtins.int
+    """How many complaints."""
+    def __init__(
+        self,
+        *,
+        kind: Global___ComplaintLinkKind.ValueType = ...,
+        status: Global___ComplaintLinkStatus.ValueType = ...,
+        item_code: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        cases: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "department_code", b"department_code", "item_code", b"item_code", "kind", b"kind", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LinkedComplaints: _TypeAlias = LinkedComplaints  # noqa: Y015
+
+@_typing.final
+class GetComplaintMetricsResponse(_message.Message):
+    """GetComplaintMetricsResponse carries the period's figures."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PERIOD_START_FIELD_NUMBER: _builtins.int
+    PERIOD_END_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    OVERALL_FIELD_NUMBER: _builtins.int
+    DEPARTMENTS_FIELD_NUMBER: _builtins.int
+    LINKED_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def period_start(self) -> _timestamp_pb2.Timestamp:
+        """The period's first instant."""
+
+    @_builtins.property
+    def period_end(self) -> _timestamp_pb2.Timestamp:
+        """The instant after the period."""
+
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """When the figures were taken: a case not yet signed for or replied is late
+        only once its due instant is before this.
+        """
+
+    @_builtins.property
+    def overall(self) -> Global___DepartmentComplaintMetrics:
+        """The whole center's figures (the department's, when one was asked for)."""
+
+    @_builtins.property
+    def departments(self) -> _containers.RepeatedCompositeFieldContainer[Global___DepartmentComplaintMetrics]:
+        """Each lead department with cases in the period, by code."""
+
+    @_builtins.property
+    def linked(self) -> _containers.RepeatedCompositeFieldContainer[Global___LinkedComplaints]:
+        """The linked complaints, by kind, status, item and department."""
+
+    def __init__(
+        self,
+        *,
+        period_start: _timestamp_pb2.Timestamp | None = ...,
+        period_end: _timestamp_pb2.Timestamp | None = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        overall: Global___DepartmentComplaintMetrics | None = ...,
+        departments: _abc.Iterable[Global___DepartmentComplaintMetrics] | None = ...,
+        linked: _abc.Iterable[Global___LinkedComplaints] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "overall", b"overall", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "departments", b"departments", "linked", b"linked", "overall", b"overall", "period_end", b"period_end", "period_start", b"period_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetComplaintMetricsResponse: _TypeAlias = GetComplaintMetricsResponse  # noqa: Y015

@@ -162,6 +162,11 @@ class ComplaintsServiceStub:
                 request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.SerializeToString,
                 response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.FromString,
                 _registered_method=True)
+        self.GetComplaintMetrics = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/GetComplaintMetrics',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.FromString,
+                _registered_method=True)
 
 
 class ComplaintsServiceServicer:
@@ -364,6 +369,18 @@ class ComplaintsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetComplaintMetrics(self, request, context):
+        """GetComplaintMetrics counts how the cases received in a period (at most
+        366 days) were handled, overall and per lead department: completion,
+        on-time sign-for and reply, satisfaction and excellent rates, each as
+        the numerator and denominator counted (docs/complaints.md, "Metrics"),
+        and the complaints linked to approval cases or tenders. An unknown
+        department is NOT_FOUND.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ComplaintsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -486,6 +503,11 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
                     servicer.SetDeadlinePolicy,
                     request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.FromString,
                     response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.SerializeToString,
+            ),
+            'GetComplaintMetrics': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetComplaintMetrics,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1144,6 +1166,33 @@ class ComplaintsService:
             '/govhall.complaints.v1.ComplaintsService/SetDeadlinePolicy',
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyRequest.SerializeToString,
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetDeadlinePolicyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetComplaintMetrics(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/GetComplaintMetrics',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.FromString,
             options,
             channel_credentials,
             insecure,

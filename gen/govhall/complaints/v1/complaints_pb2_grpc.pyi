@@ -122,6 +122,14 @@ class ComplaintsServiceStub:
     """Reads the deadline policy in force, or a given version of it."""
     SetDeadlinePolicy: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetDeadlinePolicyRequest, _complaints_pb2.SetDeadlinePolicyResponse]
     """An operator sets a new version of the deadline policy; running cases keep theirs."""
+    GetComplaintMetrics: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]
+    """GetComplaintMetrics counts how the cases received in a period (at most
+    366 days) were handled, overall and per lead department: completion,
+    on-time sign-for and reply, satisfaction and excellent rates, each as
+    the numerator and denominator counted (docs/complaints.md, "Metrics"),
+    and the complaints linked to approval cases or tenders. An unknown
+    department is NOT_FOUND.
+    """
 
 @_typing.type_check_only
 class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
@@ -217,6 +225,14 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     """Reads the deadline policy in force, or a given version of it."""
     SetDeadlinePolicy: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetDeadlinePolicyRequest, _complaints_pb2.SetDeadlinePolicyResponse]  # type: ignore[assignment]
     """An operator sets a new version of the deadline policy; running cases keep theirs."""
+    GetComplaintMetrics: _aio.UnaryUnaryMultiCallable[_complaints_pb2.GetComplaintMetricsRequest, _complaints_pb2.GetComplaintMetricsResponse]  # type: ignore[assignment]
+    """GetComplaintMetrics counts how the cases received in a period (at most
+    366 days) were handled, overall and per lead department: completion,
+    on-time sign-for and reply, satisfaction and excellent rates, each as
+    the numerator and denominator counted (docs/complaints.md, "Metrics"),
+    and the complaints linked to approval cases or tenders. An unknown
+    department is NOT_FOUND.
+    """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
     """ComplaintsService is the center's complaint desk: the directory of
@@ -453,5 +469,19 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_complaints_pb2.SetDeadlinePolicyResponse, _abc.Awaitable[_complaints_pb2.SetDeadlinePolicyResponse]]:
         """An operator sets a new version of the deadline policy; running cases keep theirs."""
+
+    @_abc_1.abstractmethod
+    def GetComplaintMetrics(
+        self,
+        request: _complaints_pb2.GetComplaintMetricsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.GetComplaintMetricsResponse, _abc.Awaitable[_complaints_pb2.GetComplaintMetricsResponse]]:
+        """GetComplaintMetrics counts how the cases received in a period (at most
+        366 days) were handled, overall and per lead department: completion,
+        on-time sign-for and reply, satisfaction and excellent rates, each as
+        the numerator and denominator counted (docs/complaints.md, "Metrics"),
+        and the complaints linked to approval cases or tenders. An unknown
+        department is NOT_FOUND.
+        """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

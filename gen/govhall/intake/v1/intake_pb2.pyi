@@ -1970,3 +1970,62 @@ class ListRegisterResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListRegisterResponse: _TypeAlias = ListRegisterResponse  # noqa: Y015
+
+@_typing.final
+class CheckCaseLinkRequest(_message.Message):
+    """---- complaint links ----
+
+    CheckCaseLinkRequest names the approval case a complaint is linked to.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    case_number: _builtins.str
+    """The approval case number the complaint names."""
+    def __init__(
+        self,
+        *,
+        case_number: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCaseLinkRequest: _TypeAlias = CheckCaseLinkRequest  # noqa: Y015
+
+@_typing.final
+class CheckCaseLinkResponse(_message.Message):
+    """CheckCaseLinkResponse says whether the case exists and what it is about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    ITEM_CODE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    """Whether intake has a case of that number; the other fields are empty when not."""
+    item_code: _builtins.str
+    """The approval item's code of the case."""
+    department_code: _builtins.str
+    """The department of the case's approval item."""
+    status: Global___CaseStatus.ValueType
+    """The case's status now."""
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        item_code: _builtins.str = ...,
+        department_code: _builtins.str = ...,
+        status: Global___CaseStatus.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["department_code", b"department_code", "found", b"found", "item_code", b"item_code", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckCaseLinkResponse: _TypeAlias = CheckCaseLinkResponse  # noqa: Y015

@@ -107,6 +107,11 @@ class IntakeServiceStub:
                 request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.SerializeToString,
                 response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.FromString,
                 _registered_method=True)
+        self.CheckCaseLink = channel.unary_unary(
+                '/govhall.intake.v1.IntakeService/CheckCaseLink',
+                request_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkRequest.SerializeToString,
+                response_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkResponse.FromString,
+                _registered_method=True)
 
 
 class IntakeServiceServicer:
@@ -242,6 +247,17 @@ class IntakeServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckCaseLink(self, request, context):
+        """CheckCaseLink tells the complaints service whether an approval case a
+        complaint names exists, and if so its item, department and status, so the
+        complaint is counted for that item. It answers codes only, never the
+        applicant or the case's content; an unknown case is found = false, not an
+        error. Only the calling system complaints-service may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IntakeServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -309,6 +325,11 @@ def add_IntakeServiceServicer_to_server(servicer, server):
                     servicer.ListRegister,
                     request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.FromString,
                     response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.SerializeToString,
+            ),
+            'CheckCaseLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckCaseLink,
+                    request_deserializer=govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkRequest.FromString,
+                    response_serializer=govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -670,6 +691,33 @@ class IntakeService:
             '/govhall.intake.v1.IntakeService/ListRegister',
             govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterRequest.SerializeToString,
             govhall_dot_intake_dot_v1_dot_intake__pb2.ListRegisterResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckCaseLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.intake.v1.IntakeService/CheckCaseLink',
+            govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkRequest.SerializeToString,
+            govhall_dot_intake_dot_v1_dot_intake__pb2.CheckCaseLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -110,6 +110,13 @@ class IntakeServiceStub:
     cursor: a reader that continues from the last cursor it got never misses
     or reads twice an entry.
     """
+    CheckCaseLink: _grpc.UnaryUnaryMultiCallable[_intake_pb2.CheckCaseLinkRequest, _intake_pb2.CheckCaseLinkResponse]
+    """CheckCaseLink tells the complaints service whether an approval case a
+    complaint names exists, and if so its item, department and status, so the
+    complaint is counted for that item. It answers codes only, never the
+    applicant or the case's content; an unknown case is found = false, not an
+    error. Only the calling system complaints-service may call it.
+    """
 
 @_typing.type_check_only
 class IntakeServiceAsyncStub(IntakeServiceStub):
@@ -192,6 +199,13 @@ class IntakeServiceAsyncStub(IntakeServiceStub):
     revocations, anonymised, in the order they were recorded, after a
     cursor: a reader that continues from the last cursor it got never misses
     or reads twice an entry.
+    """
+    CheckCaseLink: _aio.UnaryUnaryMultiCallable[_intake_pb2.CheckCaseLinkRequest, _intake_pb2.CheckCaseLinkResponse]  # type: ignore[assignment]
+    """CheckCaseLink tells the complaints service whether an approval case a
+    complaint names exists, and if so its item, department and status, so the
+    complaint is counted for that item. It answers codes only, never the
+    applicant or the case's content; an unknown case is found = false, not an
+    error. Only the calling system complaints-service may call it.
     """
 
 class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -350,6 +364,19 @@ class IntakeServiceServicer(metaclass=_abc_1.ABCMeta):
         revocations, anonymised, in the order they were recorded, after a
         cursor: a reader that continues from the last cursor it got never misses
         or reads twice an entry.
+        """
+
+    @_abc_1.abstractmethod
+    def CheckCaseLink(
+        self,
+        request: _intake_pb2.CheckCaseLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_intake_pb2.CheckCaseLinkResponse, _abc.Awaitable[_intake_pb2.CheckCaseLinkResponse]]:
+        """CheckCaseLink tells the complaints service whether an approval case a
+        complaint names exists, and if so its item, department and status, so the
+        complaint is counted for that item. It answers codes only, never the
+        applicant or the case's content; an unknown case is found = false, not an
+        error. Only the calling system complaints-service may call it.
         """
 
 def add_IntakeServiceServicer_to_server(servicer: IntakeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
