@@ -312,9 +312,26 @@ async def test_a_returned_case_is_reassigned_and_signed_for_by_the_new_departmen
                                                             case_number=number),
                                  HANDLERS["SCJGJ"][1])
     assert code == grpc.StatusCode.PERMISSION_DENIED
-    signed = await desk.handler("WJW", "SignForComplaint", pb.SignForComplaintRequest(
-        request_id=_rid(), case_number=number))
+    # WJW returns it too; the dispatcher sends it back: WJW keeps it.
+    await desk.handler("WJW", "ReturnComplaint", pb.ReturnComplaintRequest(
+        request_id=_rid(), case_number=number, basis="不属于卫健委职责"))
+    back = await desk.dispatcher("DispatchComplaint", pb.DispatchComplaintRequest(
+        request_id=_rid(), case_number=number, outcome=pb.DISPATCH_OUTCOME_SEND_BACK,
+        basis="经审核属于卫健委职责，退回承办"))
+    assert (back.status, back.department_code) == (pb.COMPLAINT_STATUS_ROUTED, "WJW")
+    request = pb.SignForComplaintRequest(request_id=_rid(), case_number=number)
+    signed = await desk.handler("WJW", "SignForComplaint", request)
     assert (signed.status, signed.department_code) == (pb.COMPLAINT_STATUS_HANDLING, "WJW")
+    # The same request again gets the same answer and changes nothing; its id for another
+    # request is ALREADY_EXISTS.
+    before = desk.snapshot(number)
+    assert await desk.handler("WJW", "SignForComplaint", request) == signed
+    code, _ = await desk.refused(*HANDLERS["WJW"][:1], "ReturnComplaint",
+                                 pb.ReturnComplaintRequest(request_id=request.request_id,
+                                                           case_number=number, basis="再退"),
+                                 HANDLERS["WJW"][1])
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert desk.snapshot(number) == before
     got = await desk.get(number)
     assert (got.complaint.department_code, got.handling.status) == (
         "WJW", pb.COMPLAINT_STATUS_HANDLING)
