@@ -35,7 +35,16 @@ seeds, each prefixed by its length (4 bytes, big-endian); order = candidates
 sorted by HMAC-SHA256(randomness, label); drawn = the first ``count``; a
 failed draw had fewer than ``min_seeds`` seeds. A draw still open although
 the feed goes on past its reveal deadline is not valid: its result was cut
-off (or never published).
+off (or never published). The candidates are in the order the service builds
+them (sorted), and no excluded expert is among them.
+
+Every draw names its ``subject`` (what it is for). Across the feed, a
+subject has at most one draw that did not fail: two that did not (draw
+shopping: keeping the result one likes) make both INVALID. The draws of a
+subject form a chain: each after the first names, in ``replaces_draw_id``,
+the draw of the subject before it, which must have failed before the
+re-draw was published. A first draw naming a draw before the export's start
+can only be checked against a full export.
 
 Entries are sorted into draws by their SIGNED body's ``kind`` and
 ``draw_id``, not by the export's unsigned ``kind`` and ``subject`` fields
@@ -75,7 +84,8 @@ VALID, INVALID, UNREADABLE = 0, 1, 3
 SIGNER = "trading"
 OPENED, DRAWN, FAILED = "draw.opened", "draw.drawn", "draw.failed"
 #: The scheme this tool verifies (docs/draws.md).
-SCHEME = "govhall-draw/3"
+SCHEME = "govhall-draw/4"
+_SUBJECT = re.compile(r"^(project|tender)/[A-Z]{2,6}-[0-9]{4}-[0-9]{4}/(agency|experts)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 GENESIS = "0" * 64
 
@@ -326,6 +336,103 @@ def _uncommitted(draw_id: str, entry: Entry, keys: Mapping[str, Ed25519PublicKey
     return verdict
 
 
+def _candidate_problems(opened: Mapping[str, Any], problems: list[str]) -> None:
+    """The candidates are built by the service, sorted, without an excluded expert."""
+    candidates, exclusions = opened.get("candidates"), opened.get("exclusions")
+    if not isinstance(candidates, list) or not isinstance(exclusions, list):
+        problems.append("the opening does not publish its candidates and exclusions")
+        return
+    if candidates != sorted(candidates, key=str):
+        problems.append("the candidates are not in the order the service builds them "
+                        "(sorted): the list was not built from the registry")
+    excluded = {e.get("expert_id") for e in exclusions if isinstance(e, dict)}
+    among = sorted(str(c) for c in candidates if c in excluded)
+    if among:
+        problems.append(f"excluded expert(s) {', '.join(among)} are among the candidates")
+
+
+@dataclass
+class _Trace:
+    """What the feed shows of one draw for the checks across draws of a subject."""
+
+    first: int
+    subjects: set[str] = field(default_factory=set)
+    replaces: set[str] = field(default_factory=set)
+    failed_at: int | None = None
+
+
+def subject_problems(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
+                     *, complete: bool) -> dict[str, list[str]]:
+    """By draw id, what breaks the rules of subjects: a draw without a subject, two draws
+    of one subject that did not fail, a re-draw not naming the failed draw of its subject
+    before it. ``complete``: the export starts at the feed's first entry."""
+    traces: dict[str, _Trace] = {}
+    for entry in entries:
+        body = _entry_body(entry, keys, [])
+        if body is None or body.get("kind") not in (OPENED, DRAWN, FAILED):
+            continue
+        draw_id = body.get("draw_id")
+        if not isinstance(draw_id, str):
+            continue
+        trace = traces.setdefault(draw_id, _Trace(entry.sequence))
+        trace.subjects.add(str(body.get("subject") or ""))
+        trace.replaces.add(str(body.get("replaces_draw_id") or ""))
+        if body.get("kind") == FAILED:
+            trace.failed_at = entry.sequence
+    found: dict[str, list[str]] = {}
+    by_subject: dict[str, list[str]] = {}
+    for draw_id, trace in traces.items():
+        mine = found.setdefault(draw_id, [])
+        if len(trace.subjects) > 1 or len(trace.replaces) > 1:
+            mine.append("its entries name different subjects or replaced draws")
+            continue
+        subject = next(iter(trace.subjects))
+        if not _SUBJECT.fullmatch(subject):
+            mine.append("the draw names no subject (what it is for), so nothing shows "
+                        "whether another draw was held for the same thing")
+            continue
+        by_subject.setdefault(subject, []).append(draw_id)
+    for subject, ids in by_subject.items():
+        ids.sort(key=lambda d: traces[d].first)
+        live = [d for d in ids if traces[d].failed_at is None]
+        if len(live) > 1:
+            for draw_id in live:
+                found[draw_id].append(
+                    f"draws {', '.join(live)} are all for {subject} and none of them failed: "
+                    "a subject has one draw at a time (several would let the service keep "
+                    "the result it likes)")
+        for index, draw_id in enumerate(ids):
+            replaces = next(iter(traces[draw_id].replaces))
+            before = ids[index - 1] if index else ""
+            problem = ""
+            if replaces == before:
+                failed_at = traces[before].failed_at if before else None
+                if before and failed_at is None:
+                    problem = f"it replaces {before}, which did not fail"
+                elif before and failed_at is not None and failed_at > traces[draw_id].first:
+                    problem = (f"it replaces {before}, which had not failed yet when this "
+                               "draw was published")
+            elif not before and replaces not in traces:
+                if complete:
+                    problem = (f"it replaces {replaces}, which is not in the feed: a first "
+                               f"draw of {subject} replaces nothing")
+            elif not replaces:
+                problem = (f"it does not name the draw of {subject} before it, {before}: a "
+                           "re-draw names the failed draw it replaces in replaces_draw_id")
+            elif replaces not in traces:
+                problem = f"it replaces {replaces}, which is not in the feed"
+            elif next(iter(traces[replaces].subjects)) != subject:
+                problem = f"it replaces {replaces}, a draw of another subject"
+            elif traces[replaces].failed_at is None:
+                problem = f"it replaces {replaces}, which did not fail"
+            else:
+                problem = (f"it replaces {replaces}, but the draw of {subject} before it is "
+                           f"{before or 'none'}")
+            if problem:
+                found[draw_id].append(problem)
+    return found
+
+
 def check_draw(draw_id: str, entries: Sequence[Entry],
                keys: Mapping[str, Ed25519PublicKey], *, newest: datetime | None = None
                ) -> Verdict:
@@ -361,6 +468,7 @@ def _check_draw(draw_id: str, entries: Sequence[Entry], keys: Mapping[str, Ed255
     if opened.get("scheme") != SCHEME:
         problems.append(f"the draw follows scheme {opened.get('scheme')!r}; this tool "
                         f"verifies {SCHEME}")
+    _candidate_problems(opened, problems)
     if not results:
         deadline = _instant(opened.get("reveal_deadline"))
         if deadline is None:
@@ -465,6 +573,8 @@ def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
     """The exit status and the report lines for the draws named (every draw by default)."""
     problems, newest = feed_problems(entries, keys)
     entries, relabelled = as_signed(entries, keys)
+    subjects = subject_problems(entries, keys, complete=bool(entries)
+                                and entries[0].sequence == 1)
     ids = list(draw_ids) or sorted({e.subject.split("/", 1)[1] for e in entries
                                     if e.kind in (OPENED, FAILED)
                                     and e.subject.startswith("draw/")})
@@ -479,6 +589,7 @@ def verify(entries: Sequence[Entry], keys: Mapping[str, Ed25519PublicKey],
             continue
         verdict = check_draw(draw_id, entries, keys, newest=newest)
         verdict.problems[:0] = relabelled.get(draw_id, [])
+        verdict.problems += subjects.get(draw_id, [])
         lines.append(verdict.line())
         if verdict.problems:
             status = max(status, INVALID)

@@ -92,6 +92,9 @@ DEFINITIONS = {"intake": INTAKE, "review": REVIEW, "trading": TRADING, "complain
 NEVER = {grpc.StatusCode.INTERNAL, grpc.StatusCode.UNKNOWN}
 UNREACHABLE_TEMPORAL = "127.0.0.1:1"
 CASE = "AP-20260105-000001"
+COMPLAINT = "CP-20260105-000001"
+#: A dispatcher of the center (complaint_dispatcher of ZWFWZX).
+DISPATCHER = "ZWFWZX-009"
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 
@@ -113,6 +116,18 @@ CALLERS: dict[str, tuple[str, str]] = {
     "SubmitComplaint": ("hotline-12345", ""),
     "GetComplaint": ("hotline-12345", ""),
     "ListComplaintEvents": ("hotline-12345", ""),
+    "RateComplaint": ("hotline-12345", ""),
+    # A department's handlers act through its system; the center's dispatchers through theirs.
+    "ListComplaintInbox": ("department-system-scjgj", "SCJGJ-008"),
+    "SignForComplaint": ("department-system-scjgj", "SCJGJ-008"),
+    "ReturnComplaint": ("department-system-scjgj", "SCJGJ-008"),
+    "ContributeToComplaint": ("department-system-scjgj", "SCJGJ-008"),
+    "ReplyToComplaint": ("department-system-scjgj", "SCJGJ-008"),
+    "RequestComplaintExtension": ("department-system-scjgj", "SCJGJ-008"),
+    "DispatchComplaint": ("complaint-dispatch-system", DISPATCHER),
+    "SetCoHandlers": ("department-system-scjgj", "SCJGJ-008"),
+    "DecideComplaintExtension": ("complaint-dispatch-system", DISPATCHER),
+    "MergeComplaint": ("complaint-dispatch-system", DISPATCHER),
 }
 
 
@@ -161,6 +176,36 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "linked_case_number": CASE, "linked_tender_number": "ZB-2026-0001"},
         "GetComplaint": {"case_number": "CP-20260105-000001"},
         "ListComplaintEvents": {"case_number": "CP-20260105-000001", "page_size": 5},
+        "ListComplaintInbox": {"page_size": 5},
+        "SignForComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT},
+        "ReturnComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                            "basis": "该事项不属于本部门职责"},
+        "DispatchComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                              "outcome": "DISPATCH_OUTCOME_REASSIGN",
+                              "department_code": "ZJJ", "basis": "属住建局职责"},
+        "SetCoHandlers": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                          "department_codes": ["ZJJ"]},
+        "ContributeToComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                                  "text": "已现场核查"},
+        "ReplyToComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                             "text": "经核查，已责令整改。"},
+        "RequestComplaintExtension": {"request_id": str(uuid.uuid4()),
+                                      "case_number": COMPLAINT, "days": 5,
+                                      "basis": "需现场检测"},
+        "DecideComplaintExtension": {"request_id": str(uuid.uuid4()),
+                                     "case_number": COMPLAINT,
+                                     "decision": "EXTENSION_DECISION_GRANTED", "days": 5},
+        "MergeComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                           "primary_case_number": "CP-20260105-000002"},
+        "RateComplaint": {"request_id": str(uuid.uuid4()), "case_number": COMPLAINT,
+                          "level": 4, "comment": "满意"},
+        "GetDeadlinePolicy": {"version": 1},
+        "SetDeadlinePolicy": {"policy": {
+            "consultation_days": 2, "request_days": 10, "complaint_days": 15,
+            "urgent_reply_hours": 2, "sign_for_working_hours": 4,
+            "urgent_sign_for_minutes": 30, "rating_window_days": 5,
+            "reopen_reply_days": 15, "max_extension_days": 10,
+            "basis": "《沈阳市12345热线管理办法》"}},
         "GetComplaintMetrics": {"period_start": _in_days(-30), "period_end": _in_days(0),
                                 "department_code": "SCJGJ"},
         # intake
@@ -229,9 +274,12 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "SetExpertAvailability": {"id": "EX-0001", "available": False, "reason": "出国"},
         "ListFeed": {"cursor": 0, "page_size": 5},
         "ReadFeed": {"sequence": 1},
-        "OpenDraw": {"draw_id": "DR-2026-0001", "purpose": "DRAW_PURPOSE_AGENCY_LOTTERY",
-                     "title": "沈阳市第一中学新校区建设项目招标代理",
-                     "candidates": ["AG-001", "AG-002", "AG-003"],
+        # An expert draw: its every text field (conflicts and exclusions too) is probed.
+        "OpenDraw": {"draw_id": "DR-2026-0001", "purpose": "DRAW_PURPOSE_EXPERT_DRAW",
+                     "title": "沈阳市第一中学新校区建设项目评标专家抽取",
+                     "subject": "tender/ZB-2026-0001/experts", "specialties": ["市政工程"],
+                     "conflicted_employers": ["沈阳华建建筑设计研究院有限公司"],
+                     "exclusions": [{"expert_id": "EX-0002", "basis": "曾参与本项目前期咨询"}],
                      "witness_ids": ["JJZ-001", "ZWFWZX-008"], "count": 1,
                      "commit_deadline": _in_days(1), "reveal_deadline": _in_days(2)},
         "CommitSeed": {"draw_id": "DR-2026-0001", "commitment": "a1" * 32},

@@ -22,7 +22,13 @@ from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
-from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
+from services.trading.domain.draws import (
+    DrawPurpose,
+    DrawSpec,
+    DrawState,
+    Exclusion,
+    Witness,
+)
 from services.trading.domain.feed import FeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 
@@ -103,7 +109,11 @@ def draw_to_proto(draw: StoredDraw) -> pb.Draw:
         state=_STATES[draw.state], opened_sequence=draw.opened_sequence,
         result_sequence=draw.result_sequence or 0, order=outcome.get("order", []),
         drawn=outcome.get("drawn", []), randomness=outcome.get("randomness", ""),
-        missing_witnesses=outcome.get("missing", []))
+        missing_witnesses=outcome.get("missing", []), subject=spec.subject,
+        replaces_draw_id=spec.replaces_draw_id, specialties=list(spec.specialties),
+        conflicted_employers=list(spec.conflicted_employers),
+        exclusions=[pb.DrawExclusion(expert_id=e.expert_id, basis=e.basis)
+                    for e in spec.exclusions])
     if spec.commit_deadline is not None:
         made.commit_deadline.CopyFrom(_timestamp(spec.commit_deadline))
     return made
@@ -121,7 +131,11 @@ def draw_spec_from_proto(request: pb.OpenDrawRequest) -> DrawSpec:
         + tuple(Witness(official_id, "") for official_id in request.witness_ids),
         count=request.count,
         reveal_deadline=request.reveal_deadline.ToDatetime(tzinfo=UTC),
-        commit_deadline=request.commit_deadline.ToDatetime(tzinfo=UTC))
+        commit_deadline=request.commit_deadline.ToDatetime(tzinfo=UTC),
+        subject=request.subject, replaces_draw_id=request.replaces_draw_id,
+        specialties=tuple(request.specialties),
+        conflicted_employers=tuple(request.conflicted_employers),
+        exclusions=tuple(Exclusion(e.expert_id, e.basis) for e in request.exclusions))
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):

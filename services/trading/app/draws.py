@@ -5,7 +5,10 @@ Who may do what, through the registry of calling systems:
 - opening a draw needs a trading officer, spoken for by a system the
   registry lets speak for one (the trading platform, the operator console),
   and at least one witness that system may not speak for in any role (an
-  independent witness), so that no one system commits every seed;
+  independent witness), so that no one system commits every seed; it is for
+  a subject without a draw that has not failed (a re-draw names the
+  subject's latest failed draw), and its candidates are built here from the
+  registry, never given by the opener;
 - committing and revealing a seed need the witness itself: the acting official must be a
   witness of the draw, holding a supervisor's or trading officer's role the
   calling system may speak for (the supervision system for the discipline
@@ -30,25 +33,35 @@ from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.directory import require_official, spoken_roles
-from kernel.errors import AlreadyExists, FieldViolation, InvalidArgument, NotFound
+from kernel.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+)
 from kernel.identity import Caller
 from kernel.signing import ServiceSigner
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
     WITNESS_ROLES,
+    DrawPurpose,
     DrawSpec,
     DrawState,
     FeedKind,
+    agency_candidates,
     check_commit,
     check_reveal,
     check_spec,
     commitment_of,
+    expert_candidates,
     opened_body,
     outcome,
     result_body,
     subject_of,
     uncommitted_body,
     utc_text,
+    with_candidates,
 )
 from services.trading.domain.feed import FeedEntry, FeedLink, NewFeedEntry
 
@@ -126,13 +139,69 @@ def _witnesses_exist(uow: TradingUnitOfWork, spec: DrawSpec, caller: Caller) -> 
     return independent
 
 
+def _subject_free(spec: DrawSpec, earlier: list[tuple[str, DrawState]]) -> None:
+    """Refuse a draw of a subject that has a draw which has not failed (ALREADY_EXISTS),
+    or a re-draw not naming the subject's latest failed draw (FAILED_PRECONDITION);
+    ``earlier`` are the subject's draws (id, state) in the order they were opened."""
+    live = [(draw_id, state) for draw_id, state in earlier if state is not DrawState.FAILED]
+    if live:
+        raise _live_draw(spec, *live[0])
+    latest = earlier[-1][0] if earlier else ""
+    if spec.replaces_draw_id == latest:
+        return
+    if not latest:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} cannot be opened: replaces_draw_id names "
+            f"{spec.replaces_draw_id}, but {spec.subject} has had no draw; leave it empty")
+    if not spec.replaces_draw_id:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} cannot be opened: {spec.subject} was drawn for before and "
+            f"its latest draw, {latest}, failed; a re-draw names it in replaces_draw_id")
+    raise FailedPrecondition(
+        f"draw {spec.draw_id} cannot be opened: replaces_draw_id names "
+        f"{spec.replaces_draw_id}, but the latest failed draw of {spec.subject} is {latest}")
+
+
+def _live_draw(spec: DrawSpec, draw_id: str, state: DrawState) -> AlreadyExists:
+    return AlreadyExists(
+        f"draw {spec.draw_id} cannot be opened: {spec.subject} has a draw that has not "
+        f"failed, {draw_id} ({state}); a subject has one draw at a time, and a new one "
+        "may be opened only once that one has failed publicly, naming it in "
+        "replaces_draw_id")
+
+
+def _candidates(uow: TradingUnitOfWork, spec: DrawSpec) -> DrawSpec:
+    """The draw with its candidates built from the registry: every agency for an agency
+    lottery; for an expert draw, the available experts of the specialties, minus the
+    conflicted employers' experts and the exclusions."""
+    if spec.purpose is DrawPurpose.AGENCY_LOTTERY:
+        return with_candidates(spec, agency_candidates(uow.agencies.codes()))
+    pool = uow.experts.list()
+    known = {expert.id for expert in pool}
+    unknown = [FieldViolation(f"exclusions[{index}].expert_id",
+                              f"{exclusion.expert_id} is not in the expert pool")
+               for index, exclusion in enumerate(spec.exclusions)
+               if exclusion.expert_id not in known]
+    if unknown:
+        raise InvalidArgument(
+            f"draw {spec.draw_id} cannot be opened: "
+            + "; ".join(f"{p.field} {p.description}" for p in unknown), violations=unknown)
+    return with_candidates(spec, expert_candidates(
+        pool, specialties=spec.specialties, conflicted_employers=spec.conflicted_employers,
+        exclusions=spec.exclusions))
+
+
 def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
               spec: DrawSpec, now: datetime) -> StoredDraw:
-    """Open a new draw: its candidates and witnesses are fixed, nothing is published
-    until every witness has committed (``commit_seed``).
+    """Open a new draw for its subject: its candidates (built here from the registry)
+    and witnesses are fixed, nothing is published until every witness has committed
+    (``commit_seed``).
 
     Opening the same draw again (a retry, also one racing the first call)
-    returns it as it stands; another draw under a taken id is ALREADY_EXISTS.
+    returns it as it stands; another draw under a taken id is ALREADY_EXISTS;
+    so is a draw of a subject that has a draw which has not failed, also when
+    two calls race (the loser's insert hits the partial unique index on the
+    live subject). A re-draw must name the subject's latest failed draw.
     """
     try:
         with uow:
@@ -142,23 +211,36 @@ def open_draw(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                 return _same_or_refused(existing, spec, official.id)
             check_spec(spec, opened_by=official.id, now=now)
             independent = _witnesses_exist(uow, spec, caller)
-            uow.draws.add(spec.with_independent(independent), opened_by=official.id,
+            earlier = uow.draws.of_subject(spec.subject)
+            if any(draw_id == spec.draw_id for draw_id, _ in earlier):
+                # This very id, opened by a concurrent call that committed meanwhile.
+                return _same_or_refused(_existing(uow, spec.draw_id), spec, official.id)
+            _subject_free(spec, earlier)
+            built = _candidates(uow, spec)
+            uow.draws.add(built.with_independent(independent), opened_by=official.id,
                           opened_at=now, opened_sequence=0)
             uow.audit.append(actor=Actor(caller.system, official.id), action="draw.opened",
                              subject=subject_of(spec.draw_id),
-                             details={"purpose": str(spec.purpose),
-                                      "candidates": len(spec.candidates), "count": spec.count,
+                             details={"purpose": str(spec.purpose), "subject": spec.subject,
+                                      "replaces_draw_id": spec.replaces_draw_id,
+                                      "candidates": len(built.candidates), "count": spec.count,
+                                      "exclusions": len(spec.exclusions),
                                       "witnesses": spec.witness_ids(),
                                       "independent": sorted(independent)}, at=now)
             uow.commit()
     except IntegrityError:
-        # The same id inserted by a concurrent call that committed first (PostgreSQL
-        # waits for it on the primary key, then refuses this insert).
+        # The same id, or another live draw of the subject, inserted by a concurrent
+        # call that committed first (PostgreSQL waits for it on the primary key or the
+        # partial unique index of live subjects, then refuses this insert).
         with uow:
             existing = uow.draws.get(spec.draw_id)
-            if existing is None:
+            if existing is not None:
+                return _same_or_refused(existing, spec, official.id)
+            live = [(draw_id, state) for draw_id, state in uow.draws.of_subject(spec.subject)
+                    if state is not DrawState.FAILED]
+            if not live:
                 raise
-            return _same_or_refused(existing, spec, official.id)
+            raise _live_draw(spec, *live[0]) from None
     return _get(uow, spec.draw_id)
 
 
@@ -170,10 +252,10 @@ def _same_or_refused(existing: StoredDraw, spec: DrawSpec, opened_by: str) -> St
 
 
 def _as_opened(spec: DrawSpec) -> DrawSpec:
-    """The draw as its opener asked for it: without the witnesses' commitments and
-    without the independence the service recorded."""
-    return replace(spec, witnesses=tuple(replace(w, commitment="", independent=False)
-                                         for w in spec.witnesses))
+    """The draw as its opener asked for it: without the candidates the service built,
+    the witnesses' commitments and the independence the service recorded."""
+    return replace(spec, candidates=(), witnesses=tuple(
+        replace(w, commitment="", independent=False) for w in spec.witnesses))
 
 
 def _get(uow: TradingUnitOfWork, draw_id: str) -> StoredDraw:

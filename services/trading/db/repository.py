@@ -14,7 +14,7 @@ from kernel.audit import AuditLog
 from kernel.db import UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
-from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
+from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 
@@ -53,6 +53,11 @@ class Agencies:
     def get(self, code: str) -> Agency | None:
         row = self._connection.execute(select(self._t).where(self._t.c.code == code)).first()
         return Agency(row.code, row.name, row.qualification) if row else None
+
+    def codes(self) -> list[str]:
+        """Every agency's code, sorted."""
+        return list(self._connection.execute(
+            select(self._t.c.code).order_by(self._t.c.code)).scalars())
 
     def list(self, *, after: str, limit: int) -> list[Agency]:
         rows = self._connection.execute(
@@ -195,7 +200,13 @@ class Draws:
             candidates=json.dumps(list(spec.candidates), ensure_ascii=False),
             witnesses=self._witnesses(spec),
             draw_count=spec.count, reveal_deadline=spec.reveal_deadline,
-            commit_deadline=spec.commit_deadline,
+            commit_deadline=spec.commit_deadline, subject=spec.subject,
+            replaces_draw_id=spec.replaces_draw_id,
+            candidate_basis=json.dumps({
+                "specialties": list(spec.specialties),
+                "conflicted_employers": list(spec.conflicted_employers),
+                "exclusions": [[e.expert_id, e.basis] for e in spec.exclusions]},
+                ensure_ascii=False),
             opened_by=opened_by, opened_at=opened_at, state=str(DrawState.COMMITTING),
             opened_sequence=opened_sequence, result_sequence=None, outcome=None))
 
@@ -236,13 +247,18 @@ class Draws:
         row = self._connection.execute(query).first()
         if row is None:
             return None
+        basis = json.loads(row.candidate_basis) if row.candidate_basis else {}
         spec = DrawSpec(
             draw_id=row.draw_id, purpose=DrawPurpose(row.purpose), title=row.title,
             candidates=tuple(json.loads(row.candidates)),
             # Draws opened before independence was recorded hold [id, commitment].
             witnesses=tuple(Witness(*w) for w in json.loads(row.witnesses)),
             count=row.draw_count, reveal_deadline=row.reveal_deadline,
-            commit_deadline=row.commit_deadline)
+            commit_deadline=row.commit_deadline, subject=row.subject or "",
+            replaces_draw_id=row.replaces_draw_id or "",
+            specialties=tuple(basis.get("specialties", ())),
+            conflicted_employers=tuple(basis.get("conflicted_employers", ())),
+            exclusions=tuple(Exclusion(*e) for e in basis.get("exclusions", ())))
         revealed = frozenset(self._connection.execute(
             select(self._s.c.official_id).where(self._s.c.draw_id == draw_id)).scalars())
         return StoredDraw(spec, state=DrawState(row.state), opened_by=row.opened_by,
@@ -250,6 +266,13 @@ class Draws:
                           result_sequence=row.result_sequence,
                           outcome=json.loads(row.outcome) if row.outcome else None,
                           revealed=revealed)
+
+    def of_subject(self, subject: str) -> list[tuple[str, DrawState]]:
+        """The draws of ``subject`` (id and state), in the order they were opened."""
+        t = self._t
+        return [(r.draw_id, DrawState(r.state)) for r in self._connection.execute(
+            select(t.c.draw_id, t.c.state).where(t.c.subject == subject)
+            .order_by(t.c.opened_at, t.c.draw_id))]
 
     def add_seed(self, draw_id: str, official_id: str, seed: bytes, *, at: datetime) -> None:
         self._connection.execute(insert(self._s).values(

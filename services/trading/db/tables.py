@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 from kernel.audit import audit_table
@@ -100,7 +101,19 @@ draws = Table(
     Column("outcome", Text, nullable=True),
     #: When every witness must have committed (draws opened since 0005).
     Column("commit_deadline", UtcDateTime, nullable=True),
+    #: What the draw is for (draws opened since 0008; NULL before).
+    Column("subject", String(80), nullable=True),
+    #: The failed draw of the same subject this one replaces; '' for a first draw.
+    Column("replaces_draw_id", String(20), nullable=True),
+    #: Where the candidates came from (specialties, conflicted employers,
+    #: exclusions), as JSON.
+    Column("candidate_basis", Text, nullable=True),
     Index("ix_draws_state_deadline", "state", "reveal_deadline"),
+    Index("ix_draws_subject", "subject", "opened_at"),
+    #: One draw a subject that has not failed: a second one, also opened at once
+    #: by a concurrent call, is refused by the database.
+    Index("uq_draws_live_subject", "subject", unique=True,
+          sqlite_where=text("state != 'failed'"), postgresql_where=text("state != 'failed'")),
 )
 
 #: The seeds revealed so far; kept by the service until the result publishes them.

@@ -1,9 +1,15 @@
 """Verifiable random draws (DESIGN.md §2): the agency lottery and the expert draw.
 
-Free of any framework. The scheme (docs/draws.md, ``govhall-draw/3``):
+Free of any framework. The scheme (docs/draws.md, ``govhall-draw/4``):
 
-1. A trading officer opens a draw: its candidates' labels, its witnesses in
-   order, a commit deadline and a reveal deadline. Nothing is published yet.
+1. A trading officer opens a draw for a **subject** (the project or tender
+   and what is drawn for it, ``project/SY-2026-0001/agency``): its witnesses
+   in order, a commit deadline and a reveal deadline. The candidates are not
+   given but built by the service from the registry (every agency for an
+   agency lottery; the available experts of the requested specialties, minus
+   the conflicted employers' experts and the published exclusions, for an
+   expert draw). A subject has at most one draw that has not failed; a
+   re-draw names the failed draw it replaces. Nothing is published yet.
 2. Each witness commits its own seed, through a system that may speak for
    it: the SHA-256 of a secret seed only the witness knows. Nobody else
    supplies a witness's commitment. When every witness has committed, the
@@ -34,16 +40,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, PermissionDenied
+from services.trading.domain.model import EXPERT_ID_PATTERN, EXPERT_SPECIALTIES, Expert
 
 #: The version of the scheme, named in every published body.
-SCHEME = "govhall-draw/3"
+SCHEME = "govhall-draw/4"
 MIN_CANDIDATES = 2
 MIN_WITNESSES = 2
 MAX_WITNESSES = 9
@@ -55,11 +62,21 @@ WITNESS_ROLES = ("supervisor", "trading_officer")
 DRAW_ID_PATTERN = re.compile(r"^DR-[0-9]{4}-[0-9]{4}$")
 COMMITMENT_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 SEED_PATTERN = re.compile(r"^([0-9a-f]{2}){16,64}$")
+#: What a draw is for: a project's agency lottery or a tender's expert committee.
+SUBJECT_PATTERN = re.compile(r"^(project|tender)/[A-Z]{2,6}-[0-9]{4}-[0-9]{4}/(agency|experts)$")
+MAX_SPECIALTIES = 5
+MAX_CONFLICTED_EMPLOYERS = 50
+MAX_EXCLUSIONS = 100
+MAX_TEXT = 200
 
 
 class DrawPurpose(StrEnum):
     AGENCY_LOTTERY = "agency_lottery"
     EXPERT_DRAW = "expert_draw"
+
+
+#: What the last part of a subject says a draw of each purpose picks.
+SUBJECT_PURPOSES = {"agency": "agency_lottery", "experts": "expert_draw"}
 
 
 class DrawState(StrEnum):
@@ -116,18 +133,38 @@ class Witness:
 
 
 @dataclass(frozen=True)
+class Exclusion:
+    """An expert kept out of an expert draw, and why (published with the draw)."""
+
+    expert_id: str
+    basis: str
+
+
+@dataclass(frozen=True)
 class DrawSpec:
     """A draw as opened: everything published before any seed is revealed."""
 
     draw_id: str
     purpose: DrawPurpose
     title: str
+    #: Built by the service from the registry (``with_candidates``); empty as asked for.
     candidates: tuple[str, ...]
     witnesses: tuple[Witness, ...]
     count: int
     reveal_deadline: datetime
     #: When every witness must have committed; None for draws of scheme 1.
     commit_deadline: datetime | None = None
+    #: What the draw is for (``SUBJECT_PATTERN``); '' for draws opened before scheme 4.
+    subject: str = ""
+    #: The failed draw of the same subject this one replaces; '' for a first draw.
+    replaces_draw_id: str = ""
+    #: Expert draws: the specialties the candidates are drawn from.
+    specialties: tuple[str, ...] = ()
+    #: Expert draws: the organisations of the parties (tenderer, bidders), whose
+    #: experts stand aside (回避).
+    conflicted_employers: tuple[str, ...] = ()
+    #: Expert draws: experts kept out, each with its published basis.
+    exclusions: tuple[Exclusion, ...] = ()
 
     def witness_ids(self) -> list[str]:
         return [w.official_id for w in self.witnesses]
@@ -147,32 +184,92 @@ class DrawSpec:
             replace(w, independent=w.official_id in independent) for w in self.witnesses))
 
 
+def _blank_or_padded(text: str) -> bool:
+    return not text.strip() or text != text.strip()
+
+
+def _candidate_basis_problems(spec: DrawSpec) -> list[FieldViolation]:
+    """What is wrong with the specialties, conflicted employers and exclusions."""
+    problems: list[FieldViolation] = []
+    if spec.purpose is DrawPurpose.AGENCY_LOTTERY:
+        for name in ("specialties", "conflicted_employers", "exclusions"):
+            if getattr(spec, name):
+                problems.append(FieldViolation(
+                    name, "an agency lottery draws from every agency of the registry: "
+                    "leave it empty"))
+        return problems
+    specialties = spec.specialties
+    if not 1 <= len(specialties) <= MAX_SPECIALTIES:
+        problems.append(FieldViolation(
+            "specialties", f"an expert draw names 1 to {MAX_SPECIALTIES} specialties of the "
+            f"pool, {len(specialties)} given"))
+    unknown = [s for s in specialties if s not in EXPERT_SPECIALTIES]
+    if unknown:
+        problems.append(FieldViolation(
+            "specialties", f"{'、'.join(unknown)} not among the pool's specialties "
+            f"({'、'.join(EXPERT_SPECIALTIES)})"))
+    if len(set(specialties)) != len(specialties):
+        problems.append(FieldViolation("specialties", "a specialty is named more than once"))
+    employers = spec.conflicted_employers
+    if len(employers) > MAX_CONFLICTED_EMPLOYERS:
+        problems.append(FieldViolation(
+            "conflicted_employers", f"at most {MAX_CONFLICTED_EMPLOYERS} organisations"))
+    for index, employer in enumerate(employers):
+        if _blank_or_padded(employer) or len(employer) > MAX_TEXT:
+            problems.append(FieldViolation(
+                f"conflicted_employers[{index}]", "must be an organisation's name, not blank, "
+                f"without surrounding spaces, at most {MAX_TEXT} characters"))
+    if len(set(employers)) != len(employers):
+        problems.append(FieldViolation(
+            "conflicted_employers", "an organisation is named more than once"))
+    exclusions = spec.exclusions
+    if len(exclusions) > MAX_EXCLUSIONS:
+        problems.append(FieldViolation("exclusions", f"at most {MAX_EXCLUSIONS} exclusions"))
+    for index, exclusion in enumerate(exclusions):
+        if not EXPERT_ID_PATTERN.fullmatch(exclusion.expert_id):
+            problems.append(FieldViolation(f"exclusions[{index}].expert_id",
+                                           "must look like EX-0001"))
+        if _blank_or_padded(exclusion.basis) or len(exclusion.basis) > MAX_TEXT:
+            problems.append(FieldViolation(
+                f"exclusions[{index}].basis", "an exclusion is published with its basis: "
+                f"not blank, at most {MAX_TEXT} characters"))
+    excluded = [e.expert_id for e in exclusions]
+    if len(set(excluded)) != len(excluded):
+        problems.append(FieldViolation("exclusions", "an expert is excluded more than once"))
+    return problems
+
+
 def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
-    """The draw, if it may be opened by ``opened_by`` at ``now``; InvalidArgument otherwise."""
+    """The draw as asked for, if it may be opened by ``opened_by`` at ``now``;
+    InvalidArgument otherwise. Its candidates are not given: ``with_candidates``
+    adds the ones the service builds from the registry."""
     problems: list[FieldViolation] = []
     if not DRAW_ID_PATTERN.fullmatch(spec.draw_id):
         problems.append(FieldViolation("draw_id", "must look like DR-2026-0001"))
     if not spec.title.strip():
         problems.append(FieldViolation("title", "must not be blank"))
-    labels = spec.candidates
-    if len(labels) < MIN_CANDIDATES:
+    subject = SUBJECT_PATTERN.fullmatch(spec.subject)
+    if subject is None:
         problems.append(FieldViolation(
-            "candidates", f"a draw needs at least {MIN_CANDIDATES} candidates, "
-            f"{len(labels)} given"))
-    if len(labels) > MAX_CANDIDATES:
-        problems.append(FieldViolation("candidates", f"at most {MAX_CANDIDATES} candidates"))
-    if any(label != label.strip() or not label for label in labels):
+            "subject", "must name what the draw is for, like project/SY-2026-0001/agency "
+            "(an agency lottery) or tender/ZB-2026-0001/experts (an expert draw)"))
+    elif SUBJECT_PURPOSES[subject.group(2)] != str(spec.purpose):
         problems.append(FieldViolation(
-            "candidates", "a label must not be blank or start or end with a space"))
-    duplicates = sorted({label for label in labels if labels.count(label) > 1})
-    if duplicates:
+            "subject", f"a subject ending in /{subject.group(2)} is for "
+            f"{SUBJECT_PURPOSES[subject.group(2)]}, not {spec.purpose}"))
+    if spec.replaces_draw_id and (not DRAW_ID_PATTERN.fullmatch(spec.replaces_draw_id)
+                                  or spec.replaces_draw_id == spec.draw_id):
         problems.append(FieldViolation(
-            "candidates", f"labels must differ; given more than once: {', '.join(duplicates)}"))
+            "replaces_draw_id", "must be empty or name another draw, like DR-2026-0001"))
+    if spec.candidates:
+        problems.append(FieldViolation(
+            "candidates", "are not given: the service builds them from the registry (every "
+            "agency for an agency lottery; for an expert draw, the available experts of the "
+            "specialties, minus the conflicted employers' experts and the exclusions); "
+            "leave candidates empty"))
+    problems += _candidate_basis_problems(spec)
     if spec.count < 1:
         problems.append(FieldViolation("count", "must draw at least one candidate"))
-    elif spec.count > len(labels):
-        problems.append(FieldViolation(
-            "count", f"cannot draw {spec.count} of {len(labels)} candidates"))
     ids = spec.witness_ids()
     if not MIN_WITNESSES <= len(ids) <= MAX_WITNESSES:
         problems.append(FieldViolation(
@@ -200,6 +297,49 @@ def check_spec(spec: DrawSpec, *, opened_by: str, now: datetime) -> DrawSpec:
             f"draw {spec.draw_id} cannot be opened: "
             + "; ".join(f"{p.field} {p.description}" for p in problems), violations=problems)
     return spec
+
+
+def agency_candidates(codes: Iterable[str]) -> list[str]:
+    """The candidates of an agency lottery: every agency of the registry, sorted by code."""
+    return sorted(codes)
+
+
+def expert_candidates(experts: Iterable[Expert], *, specialties: Sequence[str],
+                      conflicted_employers: Sequence[str],
+                      exclusions: Sequence[Exclusion]) -> list[str]:
+    """The candidates of an expert draw, sorted by id: the available experts registered
+    in any of ``specialties``, except those employed by a conflicted employer (回避)
+    and those excluded."""
+    conflicted = {e.strip() for e in conflicted_employers}
+    excluded = {e.expert_id for e in exclusions}
+    wanted = set(specialties)
+    return sorted(e.id for e in experts
+                  if e.available and wanted & set(e.specialties)
+                  and e.employer.strip() not in conflicted and e.id not in excluded)
+
+
+def with_candidates(spec: DrawSpec, candidates: Sequence[str]) -> DrawSpec:
+    """The draw with the candidates the service built; FailedPrecondition when too few
+    remain for ``count`` (or for a draw at all), or more than a draw takes."""
+    needed = max(spec.count, MIN_CANDIDATES)
+    if len(candidates) < needed:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} cannot be opened: {len(candidates)} candidate(s) remain "
+            f"{_basis_text(spec)}, and it needs at least {needed} (count {spec.count}, "
+            f"a draw at least {MIN_CANDIDATES})")
+    if len(candidates) > MAX_CANDIDATES:
+        raise FailedPrecondition(
+            f"draw {spec.draw_id} cannot be opened: {len(candidates)} candidates remain "
+            f"{_basis_text(spec)}, more than the {MAX_CANDIDATES} a draw takes")
+    return replace(spec, candidates=tuple(candidates))
+
+
+def _basis_text(spec: DrawSpec) -> str:
+    if spec.purpose is DrawPurpose.AGENCY_LOTTERY:
+        return "in the agency registry"
+    return (f"of specialties {'、'.join(spec.specialties)} in the expert pool (available, "
+            f"minus {len(spec.conflicted_employers)} conflicted employer(s) and "
+            f"{len(spec.exclusions)} exclusion(s))")
 
 
 def _witness(spec: DrawSpec, witness_id: str) -> Witness:
@@ -311,14 +451,30 @@ def utc_text(at: datetime) -> str:
     return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def candidate_basis(spec: DrawSpec) -> dict[str, Any]:
+    """Where the candidates come from, as published with them."""
+    return {
+        "candidates_from": ("every agency of the registry, sorted by code"
+                            if spec.purpose is DrawPurpose.AGENCY_LOTTERY else
+                            "the available experts of the specialties, minus the experts of "
+                            "the conflicted employers and the exclusions, sorted by id"),
+        "specialties": list(spec.specialties),
+        "conflicted_employers": list(spec.conflicted_employers),
+        "exclusions": [{"expert_id": e.expert_id, "basis": e.basis} for e in spec.exclusions],
+    }
+
+
 def opened_body(spec: DrawSpec, *, opened_by: str, opened_at: datetime) -> dict[str, Any]:
     """The body of the ``draw.opened`` entry: candidates and commitments, no seed."""
     return {
         "scheme": SCHEME,
         "kind": str(FeedKind.DRAW_OPENED),
         "draw_id": spec.draw_id,
+        "subject": spec.subject,
+        "replaces_draw_id": spec.replaces_draw_id,
         "purpose": str(spec.purpose),
         "title": spec.title,
+        **candidate_basis(spec),
         "candidates": list(spec.candidates),
         "witnesses": [{"official_id": w.official_id, "commitment": w.commitment,
                        "independent": w.independent} for w in spec.witnesses],
@@ -339,6 +495,8 @@ def result_body(spec: DrawSpec, result: Outcome, *, opened_sequence: int,
         "kind": str(FeedKind.DRAW_DRAWN if result.state is DrawState.DRAWN
                     else FeedKind.DRAW_FAILED),
         "draw_id": spec.draw_id,
+        "subject": spec.subject,
+        "replaces_draw_id": spec.replaces_draw_id,
         "opened_entry": {"sequence": opened_sequence, "body_sha256": opened_sha256},
         "revealed": [{"official_id": witness, "seed": seed} for witness, seed in result.revealed],
         "missing": list(result.missing),
@@ -365,8 +523,11 @@ def uncommitted_body(spec: DrawSpec, *, opened_by: str, closed_at: datetime) -> 
         "kind": str(FeedKind.DRAW_FAILED),
         "stage": "commit",
         "draw_id": spec.draw_id,
+        "subject": spec.subject,
+        "replaces_draw_id": spec.replaces_draw_id,
         "purpose": str(spec.purpose),
         "title": spec.title,
+        **candidate_basis(spec),
         "candidates": list(spec.candidates),
         "witnesses": spec.witness_ids(),
         "count": spec.count,

@@ -34,7 +34,7 @@ async def _all_officials(stub: ReviewServiceAsyncStub,
 async def test_the_sample_staff_is_served_page_by_page(review: ServiceUnderTest) -> None:
     async with review.channel("department-system-scjgj") as channel:
         officials = await _all_officials(review_pb2_grpc.ReviewServiceStub(channel))
-    assert len(officials) == 335
+    assert len(officials) == 338  # 335 before three complaint handlers joined (stop 12)
     ids = [o.id for o in officials]
     assert ids == sorted(ids)
     assert len(set(ids)) == len(ids)
@@ -52,7 +52,7 @@ async def test_officials_of_one_department_and_one_role(review: ServiceUnderTest
         department = await _all_officials(stub, department_code="SCJGJ")
         custodians = await _all_officials(stub, role=common_pb2.ROLE_SEAL_CUSTODIAN)
     assert [o.id for o in leaders] == ["SCJGJ-006", "SCJGJ-007"]
-    assert len(department) == 7
+    assert len(department) == 8
     assert {o.department_code for o in department} == {"SCJGJ"}
     assert [o.id for o in custodians] == ["ZWFWZX-001", "ZWFWZX-002", "ZWFWZX-003"]
     assert all(o.roles == [common_pb2.ROLE_SEAL_CUSTODIAN] for o in custodians)

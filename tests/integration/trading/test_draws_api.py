@@ -6,6 +6,12 @@ and a trading officer (ZWFWZX-008), who commits and reveals through the
 trading platform; the draw is opened by another trading officer
 (ZWFWZX-007) through the trading platform or the operator console, neither
 of which may speak for the supervisors.
+
+Every draw is for a subject (``project/SY-2026-0001/agency`` for draw
+DR-2026-0001 unless a test says otherwise); its candidates are built by the
+service from the registry. What the registry holds is read here from
+deploy/sample/trading.json, the sample the service loads, and the expected
+candidates are computed from it independently of the service's code.
 """
 
 from __future__ import annotations
@@ -54,7 +60,9 @@ REVEAL_ORDER = (OTHER_TRADING_OFFICER, OTHER_SUPERVISOR, SUPERVISOR)
 #: Which system reveals for which witness: the one that may speak for them.
 SYSTEM_OF = {SUPERVISOR: "supervision-system", OTHER_SUPERVISOR: "supervision-system",
              OTHER_TRADING_OFFICER: "trading-platform", TRADING_OFFICER: "trading-platform"}
-AGENCIES = [f"AG-{n:03d}" for n in range(1, 8)]
+SAMPLE = json.loads((ROOT / "deploy" / "sample" / "trading.json").read_text("utf-8"))
+#: The candidates of every agency lottery: every agency of the registry, by code.
+AGENCIES = sorted(agency["code"] for agency in SAMPLE["agencies"])
 TABLES = (tables.feed_entries, tables.draws, tables.draw_seeds, tables.draw_commitments,
           tables.audit_log)
 GENESIS = "0" * 64
@@ -105,14 +113,21 @@ def _deadline(seconds: float) -> Timestamp:
     return stamp
 
 
+def _subject(draw_id: str) -> str:
+    """The subject the tests open ``draw_id`` for unless they say otherwise."""
+    return f"project/SY-{draw_id[3:]}/agency"
+
+
 def _open_request(draw_id: str, witnesses: Sequence[str] = WITNESSES, *,
-                  candidates: Sequence[str] = AGENCIES, count: int = 1,
+                  candidates: Sequence[str] = (), count: int = 1,
                   deadline_seconds: float = 3600, commit_seconds: float = 1800,
-                  title: str = "沈阳市第一中学新校区建设项目招标代理") -> pb.OpenDrawRequest:
+                  title: str = "沈阳市第一中学新校区建设项目招标代理", subject: str = "",
+                  replaces: str = "") -> pb.OpenDrawRequest:
     return pb.OpenDrawRequest(
         draw_id=draw_id, purpose=pb.DRAW_PURPOSE_AGENCY_LOTTERY, title=title,
         candidates=list(candidates), witness_ids=list(witnesses), count=count,
-        commit_deadline=_deadline(commit_seconds), reveal_deadline=_deadline(deadline_seconds))
+        commit_deadline=_deadline(commit_seconds), reveal_deadline=_deadline(deadline_seconds),
+        subject=subject or _subject(draw_id), replaces_draw_id=replaces)
 
 
 async def _commit(clients: Clients, draw_id: str, witness: str, seed: bytes) -> pb.Draw:
@@ -153,7 +168,7 @@ async def _feed(clients: Clients, system: str = "hotline-12345") -> list[pb.Feed
 def _expected(draw_id: str, seeds: Sequence[bytes],
               candidates: Sequence[str]) -> tuple[str, list[str]]:
     """The scheme of docs/draws.md, written out here a third time."""
-    parts = [b"govhall-draw/3", draw_id.encode(), *seeds]
+    parts = [b"govhall-draw/4", draw_id.encode(), *seeds]
     randomness = hashlib.sha256(b"".join(len(p).to_bytes(4, "big") + p for p in parts)).digest()
     tickets = {c: hmac.new(randomness, c.encode(), hashlib.sha256).digest() for c in candidates}
     return randomness.hex(), sorted(candidates, key=lambda c: tickets[c])
@@ -247,7 +262,11 @@ async def test_witnesses_commit_their_own_seeds_before_the_draw_is_published(
     assert [w.commitment for w in published.witnesses] == [
         hashlib.sha256(seeds[w]).hexdigest() for w in WITNESSES]
     assert document["body"]["min_seeds"] == len(WITNESSES)
-    assert document["body"]["scheme"] == "govhall-draw/3"
+    assert document["body"]["scheme"] == "govhall-draw/4"
+    assert document["body"]["subject"] == "project/SY-2026-0001/agency"
+    assert document["body"]["replaces_draw_id"] == ""
+    assert (published.subject, list(published.candidates)) == (
+        "project/SY-2026-0001/agency", AGENCIES)
 
     # Seeds come in out of witness order; none is published before the result.
     for witness in (OTHER_TRADING_OFFICER, OTHER_SUPERVISOR):
@@ -273,7 +292,8 @@ async def test_witnesses_commit_their_own_seeds_before_the_draw_is_published(
 
     status, out = _verify(clients.service, _export(feed, tmp_path / "feed.json"))
     assert status == 0, out
-    assert f"draw DR-2026-0001: VALID — drew {order[0]}, {order[1]} of 7 candidates" in out
+    assert (f"draw DR-2026-0001: VALID — drew {order[0]}, {order[1]} of {len(AGENCIES)} "
+            "candidates") in out
 
 
 async def test_the_opening_system_cannot_commit_for_an_independent_witness(
@@ -555,11 +575,18 @@ async def test_bad_draws_are_refused_and_change_nothing(clients: Clients) -> Non
             assert any(f.startswith(field) for f in field_violations(error)), (
                 field, field_violations(error), error.details())
 
-    await refused_open(_open_request("DR-2026-0010", candidates=["AG-001"]), "candidates")
-    await refused_open(_open_request("DR-2026-0010", candidates=["AG-001", "AG-002"], count=3),
-                       "count")
-    await refused_open(_open_request("DR-2026-0010", candidates=["AG-001", "AG-002", "AG-001"]),
-                       "candidates")
+    # Candidates are built by the service from the registry, never given.
+    for labels in (["AG-001"], ["AG-001", "AG-002"], AGENCIES, ["AG-001", "AG-002", "AG-001"]):
+        await refused_open(_open_request("DR-2026-0010", candidates=labels), "candidates")
+    # More drawn than the registry holds.
+    await refused_open(_open_request("DR-2026-0010", count=len(AGENCIES) + 1), "",
+                       grpc.StatusCode.FAILED_PRECONDITION)
+    await refused_open(_open_request("DR-2026-0010", subject="project/SY-2026-0010"),
+                       "subject")
+    await refused_open(_open_request("DR-2026-0010", subject="tender/ZB-2026-0010/experts"),
+                       "subject")
+    await refused_open(_open_request("DR-2026-0010", replaces="DR-2026-0010"),
+                       "replaces_draw_id")
     await refused_open(_open_request("DR-2026-0010", (SUPERVISOR,)), "witnesses")
     await refused_open(_open_request("DR-2026-0010", (SUPERVISOR, TRADING_OFFICER)),
                        "witnesses")
@@ -660,3 +687,193 @@ async def test_no_reader_misses_or_rereads_an_entry_under_concurrent_writers(
     _assert_chained(feed)
     assert {json.loads(e.body)["body"]["draw_id"] for e in feed} == {
         f"DR-2027-{w}{n:03d}" for w in range(writers) for n in range(draws_each)}
+
+
+# ---- subjects, re-draws and candidates from the registry (draw shopping) -----------------
+
+
+def _expert_request(draw_id: str, *, specialties: Sequence[str], count: int = 5,
+                    conflicted: Sequence[str] = (),
+                    exclusions: Sequence[tuple[str, str]] = (),
+                    subject: str = "tender/ZB-2026-0001/experts") -> pb.OpenDrawRequest:
+    request = _open_request(draw_id, count=count, subject=subject,
+                            title="某道路改造工程评标委员会专家抽取")
+    request.purpose = pb.DRAW_PURPOSE_EXPERT_DRAW
+    request.specialties.extend(specialties)
+    request.conflicted_employers.extend(conflicted)
+    request.exclusions.extend(pb.DrawExclusion(expert_id=e, basis=b) for e, b in exclusions)
+    return request
+
+
+def _sample_expert_candidates(specialties: Sequence[str], conflicted: Sequence[str],
+                              excluded: Sequence[str], unavailable: Sequence[str] = ()
+                              ) -> list[str]:
+    """The expert draw's candidates, from the sample file: the experts of any of the
+    specialties, not unavailable, not of a conflicted employer, not excluded, by id."""
+    return sorted(
+        expert["id"] for expert in SAMPLE["experts"]
+        if set(expert["specialties"]) & set(specialties)
+        and expert["employer"] not in conflicted
+        and expert["id"] not in excluded and expert["id"] not in unavailable
+        and expert.get("available", True))
+
+
+async def test_a_subject_has_one_draw_that_has_not_failed(clients: Clients) -> None:
+    """Draw shopping: a second draw for the same project is refused, naming the live draw,
+    and nothing is written, while the first commits, is open and is drawn."""
+    platform, officer = clients.stub("trading-platform"), as_official(TRADING_OFFICER)
+    subject = "project/SY-2026-0020/agency"
+    seeds = _seeds()
+    await platform.OpenDraw(_open_request("DR-2026-0020", subject=subject), metadata=officer)
+
+    async def second(draw_id: str, replaces: str = "") -> None:
+        for system in ("trading-platform", "operator"):
+            refused = await _refused(clients, clients.stub(system).OpenDraw(
+                _open_request(draw_id, subject=subject, replaces=replaces), metadata=officer),
+                grpc.StatusCode.ALREADY_EXISTS)
+            assert subject in (refused.details() or "")
+            assert "DR-2026-0020" in (refused.details() or "")
+
+    await second("DR-2026-0021")  # committing
+    await second("DR-2026-0021", replaces="DR-2026-0020")
+    for witness in WITNESSES:
+        await _commit(clients, "DR-2026-0020", witness, seeds[witness])
+    await second("DR-2026-0021")  # open
+    for witness in REVEAL_ORDER:
+        await _reveal(clients, "DR-2026-0020", witness, seeds[witness])
+    await second("DR-2026-0022", replaces="DR-2026-0020")  # drawn: never again
+    # Another subject is free.
+    other = await platform.OpenDraw(_open_request("DR-2026-0023"), metadata=officer)
+    assert other.draw.subject == "project/SY-2026-0023/agency"
+
+
+async def test_a_redraw_names_the_failed_draw_it_replaces(
+        clients: Clients, tmp_path: Path) -> None:
+    """After a public failure, a re-draw naming the failed draw is accepted; without it, or
+    naming another draw, it is refused. The chain verifies."""
+    platform, officer = clients.stub("trading-platform"), as_official(TRADING_OFFICER)
+    subject = "project/SY-2026-0030/agency"
+    seeds = _seeds()
+    await platform.OpenDraw(_open_request("DR-2026-0030", subject=subject, commit_seconds=1.0),
+                            metadata=officer)
+    await _commit(clients, "DR-2026-0030", SUPERVISOR, seeds[SUPERVISOR])
+    failed = await _wait_for_state(clients, "DR-2026-0030", pb.DRAW_STATE_FAILED)
+    assert failed.state == pb.DRAW_STATE_FAILED
+    # A first draw of a subject replaces nothing.
+    await platform.OpenDraw(_open_request("DR-2026-0031", subject="project/SY-2026-0031/agency"),
+                            metadata=officer)
+    for replaces, named in (("", "DR-2026-0030"), ("DR-2026-0031", "DR-2026-0030"),
+                            ("DR-2026-0099", "DR-2026-0030")):
+        refused = await _refused(clients, platform.OpenDraw(
+            _open_request("DR-2026-0032", subject=subject, replaces=replaces), metadata=officer),
+            grpc.StatusCode.FAILED_PRECONDITION)
+        assert "replaces_draw_id" in (refused.details() or "")
+        assert named in (refused.details() or "")
+    refused = await _refused(clients, platform.OpenDraw(
+        _open_request("DR-2026-0033", replaces="DR-2026-0030"), metadata=officer),
+        grpc.StatusCode.FAILED_PRECONDITION)
+    assert "has had no draw" in (refused.details() or "")
+
+    redraw = await _open_and_commit(
+        clients, _open_request("DR-2026-0032", subject=subject, replaces="DR-2026-0030"),
+        _seeds())
+    assert (redraw.subject, redraw.replaces_draw_id) == (subject, "DR-2026-0030")
+    # The re-draw is live now: a third draw must wait, even naming the failed one.
+    await _refused(clients, platform.OpenDraw(
+        _open_request("DR-2026-0034", subject=subject, replaces="DR-2026-0030"),
+        metadata=officer), grpc.StatusCode.ALREADY_EXISTS)
+    feed = await _feed(clients)
+    bodies = [json.loads(e.body)["body"] for e in feed]
+    assert [(b["kind"], b["draw_id"], b["subject"], b["replaces_draw_id"]) for b in bodies] == [
+        ("draw.failed", "DR-2026-0030", subject, ""),
+        ("draw.opened", "DR-2026-0032", subject, "DR-2026-0030")]
+    status, out = _verify(clients.service, _export(feed, tmp_path / "f.json"))
+    assert status == 0, out
+    assert "draw DR-2026-0030: VALID — failed before it was opened" in out
+    assert "draw DR-2026-0032: OPEN" in out
+
+
+async def test_concurrent_draws_of_one_subject_open_one(clients: Clients) -> None:
+    """Never INTERNAL: on PostgreSQL the losers' inserts wait on the partial unique index of
+    live subjects and are refused once the winner commits; they are answered
+    ALREADY_EXISTS naming the winner."""
+    platform = clients.stub("trading-platform")
+    subject = "project/SY-2026-0040/agency"
+    results = await asyncio.gather(*(platform.OpenDraw(
+        _open_request(f"DR-2026-004{n}", subject=subject), metadata=as_official(
+            TRADING_OFFICER)) for n in range(6)), return_exceptions=True)
+    opened = [r for r in results if isinstance(r, pb.OpenDrawResponse)]
+    refused = [r for r in results if isinstance(r, grpc.aio.AioRpcError)]
+    assert len(opened) == 1 and len(refused) == 5, results
+    assert {r.code() for r in refused} == {grpc.StatusCode.ALREADY_EXISTS}, [
+        r.details() for r in refused]
+    assert all(opened[0].draw.draw_id in (r.details() or "") for r in refused)
+    with clients.service.running.engine.connect() as connection:
+        assert connection.execute(select(tables.draws.c.draw_id)).scalars().all() == [
+            opened[0].draw.draw_id]
+
+
+async def test_expert_candidates_are_the_pool_minus_conflicts_and_exclusions(
+        clients: Clients) -> None:
+    platform, officer = clients.stub("trading-platform"), as_official(TRADING_OFFICER)
+    specialties = ["市政工程", "电气工程"]
+    conflicted = ["沈阳华建建筑设计研究院有限公司", "辽宁恒电电力工程设计有限公司"]
+    eligible = _sample_expert_candidates(specialties, conflicted, ())
+    # One excluded expert who would be a candidate, one who would not anyway.
+    outsider = next(e["id"] for e in SAMPLE["experts"]
+                    if not set(e["specialties"]) & set(specialties))
+    exclusions = [(eligible[3], "曾参与本项目前期咨询"), (outsider, "近亲属在投标单位任职")]
+    unavailable = eligible[0]
+    await platform.SetExpertAvailability(pb.SetExpertAvailabilityRequest(
+        id=unavailable, available=False, reason="出国访学"), metadata=officer)
+    expected = _sample_expert_candidates(specialties, conflicted, [e for e, _ in exclusions],
+                                         [unavailable])
+    assert len(expected) < len(eligible) - 1  # the conflicts took someone out too
+
+    seeds = _seeds()
+    opened = await _open_and_commit(clients, _expert_request(
+        "DR-2026-0050", specialties=specialties, conflicted=conflicted, exclusions=exclusions),
+        seeds)
+    assert list(opened.candidates) == expected
+    assert (list(opened.specialties), list(opened.conflicted_employers)) == (
+        specialties, conflicted)
+    assert [(e.expert_id, e.basis) for e in opened.exclusions] == exclusions
+    body = json.loads((await _feed(clients))[0].body)["body"]
+    assert body["candidates"] == expected and body["subject"] == "tender/ZB-2026-0001/experts"
+    assert (body["specialties"], body["conflicted_employers"]) == (specialties, conflicted)
+    assert body["exclusions"] == [{"expert_id": e, "basis": b} for e, b in exclusions]
+
+
+async def test_given_or_too_few_candidates_are_refused_and_change_nothing(
+        clients: Clients) -> None:
+    platform, officer = clients.stub("trading-platform"), as_official(TRADING_OFFICER)
+    given = _expert_request("DR-2026-0060", specialties=["法律"])
+    given.candidates.extend(["EX-0001", "EX-0002", "EX-0003", "EX-0004", "EX-0005"])
+    refused = await _refused(clients, platform.OpenDraw(given, metadata=officer),
+                             grpc.StatusCode.INVALID_ARGUMENT)
+    assert field_violations(refused) == ["candidates"]
+    assert "the service builds them from the registry" in (refused.details() or "")
+
+    land = _sample_expert_candidates(["土地估价"], (), ())
+    too_many = await _refused(clients, platform.OpenDraw(_expert_request(
+        "DR-2026-0060", specialties=["土地估价"], count=len(land) + 1), metadata=officer),
+        grpc.StatusCode.FAILED_PRECONDITION)
+    assert f"{len(land)} candidate(s) remain" in (too_many.details() or "")
+    # The conflicts leave too few for the count.
+    employers = sorted({e["employer"] for e in SAMPLE["experts"]
+                        if "土地估价" in e["specialties"]})
+    left = _sample_expert_candidates(["土地估价"], employers[1:], ())
+    conflicted = await _refused(clients, platform.OpenDraw(_expert_request(
+        "DR-2026-0060", specialties=["土地估价"], count=len(left) + 1,
+        conflicted=employers[1:]), metadata=officer), grpc.StatusCode.FAILED_PRECONDITION)
+    assert f"{len(left)} candidate(s) remain" in (conflicted.details() or "")
+    unknown = await _refused(clients, platform.OpenDraw(_expert_request(
+        "DR-2026-0060", specialties=["土地估价"], exclusions=[("EX-9999", "回避")]),
+        metadata=officer), grpc.StatusCode.INVALID_ARGUMENT)
+    assert field_violations(unknown) == ["exclusions[0].expert_id"]
+    # An agency lottery takes everything from the registry: no specialties or conflicts.
+    lottery = _open_request("DR-2026-0060")
+    lottery.conflicted_employers.append("沈阳某公司")
+    refused = await _refused(clients, platform.OpenDraw(lottery, metadata=officer),
+                             grpc.StatusCode.INVALID_ARGUMENT)
+    assert field_violations(refused) == ["conflicted_employers"]

@@ -4,7 +4,9 @@ The feed comes from the trading service over gRPC; the tampering is done on
 its JSON export, as anyone holding a copy could. Edits are made twice: by
 an outsider, who cannot sign (the trading service's signature fails), and by
 a dishonest service that signs its lie with its own key (only the
-recomputation from the published seeds and commitments can catch it).
+recomputation from the published seeds and commitments can catch it, or the
+rules across draws: one draw a subject that has not failed, re-draws naming
+the failed draw they replace).
 """
 
 from __future__ import annotations
@@ -40,7 +42,10 @@ from tests.support import ServiceUnderTest, as_official, fresh_database_url, ser
 ROOT = Path(__file__).resolve().parents[3]
 WITNESSES = {"JJZ-001": "supervision-system", "ZWFWZX-008": "trading-platform",
              "JJZ-002": "supervision-system"}
-CANDIDATES = [f"EX-{n:04d}" for n in range(1, 13)]
+SPECIALTIES = ["市政工程"]
+SAMPLE = json.loads((ROOT / "deploy" / "sample" / "trading.json").read_text("utf-8"))
+#: The expert draws' candidates: the sample pool's experts of the specialty, by id.
+CANDIDATES = sorted(e["id"] for e in SAMPLE["experts"] if set(e["specialties"]) & {*SPECIALTIES})
 Entries = list[dict[str, Any]]
 
 
@@ -50,21 +55,32 @@ def _after(seconds: float) -> Timestamp:
     return stamp
 
 
+def _subject(draw_id: str) -> str:
+    return f"tender/ZB-{draw_id[3:]}/experts"
+
+
 async def _draw(channels: dict[str, grpc.aio.Channel], draw_id: str, *,
-                reveal_seconds: float = 3600) -> None:
-    """Open an expert draw, have every witness commit and reveal: it is drawn."""
+                reveal_seconds: float = 3600, commit_seconds: float = 0,
+                subject: str = "", replaces: str = "",
+                witnesses: tuple[str, ...] = tuple(WITNESSES)) -> None:
+    """Open an expert draw, have every witness commit and reveal: it is drawn (when only
+    some ``witnesses`` take part, it waits for the others)."""
     seeds = {w: os.urandom(24) for w in WITNESSES}
     await trading_pb2_grpc.TradingServiceStub(channels["trading-platform"]).OpenDraw(
         pb.OpenDrawRequest(
             draw_id=draw_id, purpose=pb.DRAW_PURPOSE_EXPERT_DRAW,
-            title="某道路改造工程评标委员会专家抽取", candidates=CANDIDATES,
+            title="某道路改造工程评标委员会专家抽取", specialties=SPECIALTIES,
+            subject=subject or _subject(draw_id), replaces_draw_id=replaces,
             witness_ids=list(WITNESSES), count=5,
-            commit_deadline=_after(reveal_seconds / 2), reveal_deadline=_after(reveal_seconds)),
+            commit_deadline=_after(commit_seconds or reveal_seconds / 2),
+            reveal_deadline=_after(reveal_seconds)),
         metadata=as_official("ZWFWZX-007"))
     # The witness the opening system speaks for reveals first; the independent ones last.
     reveal_order = ["ZWFWZX-008", "JJZ-001", "JJZ-002"]
     for step in ("commit", "reveal"):
-        for witness in WITNESSES if step == "commit" else reveal_order:
+        if len(witnesses) < len(WITNESSES) and step == "reveal":
+            return
+        for witness in witnesses if step == "commit" else reveal_order:
             system = WITNESSES[witness]
             stub = trading_pb2_grpc.TradingServiceStub(channels[system])
             if step == "commit":
@@ -164,7 +180,9 @@ def test_the_genuine_draw_verifies(genuine: Entries, pki_dir: Path, tmp_path: Pa
     status, out = _run(genuine, pki_dir, tmp_path)
     assert status == 0, out
     drawn = _result(genuine)["drawn"]
-    assert f"draw DR-2026-0100: VALID — drew {', '.join(drawn)} of 12 candidates" in out
+    assert (f"draw DR-2026-0100: VALID — drew {', '.join(drawn)} of {len(CANDIDATES)} "
+            "candidates") in out
+    assert json.loads(genuine[0]["body"])["body"]["candidates"] == CANDIDATES
 
 
 def _other_seed(result: dict[str, Any]) -> None:
@@ -365,7 +383,8 @@ def test_the_randomness_is_bound_to_the_draw(
     def unbound(result: dict[str, Any]) -> None:
         seeds = b"".join(bytes.fromhex(r["seed"]) for r in result["revealed"])
         randomness = hashlib.sha256(seeds).digest()
-        order = sorted(CANDIDATES, key=lambda label: hmac.new(
+        candidates = json.loads(genuine[0]["body"])["body"]["candidates"]
+        order = sorted(candidates, key=lambda label: hmac.new(
             randomness, label.encode(), hashlib.sha256).hexdigest())
         result |= {"randomness": randomness.hex(), "order": order, "drawn": order[:5]}
 
@@ -373,8 +392,153 @@ def test_the_randomness_is_bound_to_the_draw(
     assert status == 1 and "the randomness is not SHA-256 over the scheme" in out, out
 
     def old_scheme(opened: dict[str, Any]) -> None:
-        opened["scheme"] = "govhall-draw/2"
+        opened["scheme"] = "govhall-draw/3"
 
     edited = _edited(genuine, 1, old_scheme, pki_dir=pki_dir)
     status, out = _run(edited, pki_dir, tmp_path)
-    assert status == 1 and "this tool verifies govhall-draw/3" in out, out
+    assert status == 1 and "this tool verifies govhall-draw/4" in out, out
+
+
+# ---- subjects: one draw a subject that has not failed, re-draws naming the failed one ------
+
+
+@pytest.fixture(scope="module")
+async def redrawn(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Entries:
+    """A feed where draw 0200 failed (a witness did not commit by its deadline) and draw
+    0201, for the same subject, replaced it and was drawn: an honest re-draw."""
+    directory = tmp_path_factory.mktemp("verify-draw-redrawn")
+    async with service_under_test(
+            DEFINITION, database_url=fresh_database_url("sqlite", "trading", directory),
+            pki_dir=pki_dir, draw_close_poll_seconds=0.05) as service:
+        async def run(channels: dict[str, grpc.aio.Channel]) -> None:
+            subject = _subject("DR-2026-0200")
+            await _draw(channels, "DR-2026-0200", commit_seconds=1.0,
+                        witnesses=("JJZ-001", "ZWFWZX-008"))
+            stub = trading_pb2_grpc.TradingServiceStub(channels["hotline-12345"])
+            give_up = time.monotonic() + 20
+            while True:  # until the service has published the failure
+                draw = (await stub.GetDraw(pb.GetDrawRequest(draw_id="DR-2026-0200"))).draw
+                if draw.state == pb.DRAW_STATE_FAILED or time.monotonic() > give_up:
+                    break
+                await asyncio.sleep(0.05)
+            await _draw(channels, "DR-2026-0201", subject=subject, replaces="DR-2026-0200")
+
+        return await _exported(service, run)
+
+
+def _forged(entries: Entries, changes: dict[int, Callable[[dict[str, Any]], None]],
+            pki_dir: Path) -> Entries:
+    """A copy with the signed bodies of the entries in ``changes`` changed, and the chain
+    after them (each entry's previous SHA-256, a result's opening SHA-256) made to hold
+    again, all signed with the service's own key: what a dishonest service can publish."""
+    forged = copy.deepcopy(entries)
+    renamed: dict[str, str] = {}
+    previous = ""
+    for entry in forged:
+        document = json.loads(entry["body"])
+        body = document["body"]
+        touched = int(entry["sequence"]) in changes
+        if touched:
+            changes[int(entry["sequence"])](body)
+        if previous and body["feed"]["previous_sha256"] != previous:
+            body["feed"]["previous_sha256"] = previous
+            touched = True
+        opened = body.get("opened_entry")
+        if opened and opened["body_sha256"] in renamed:
+            opened["body_sha256"] = renamed[opened["body_sha256"]]
+            touched = True
+        old = entry["bodySha256"]
+        if touched:
+            _resign(entry, document, pki_dir)
+        renamed[old] = previous = entry["bodySha256"]
+    return forged
+
+
+def test_an_honest_redraw_after_a_public_failure_verifies(
+        redrawn: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    bodies = [json.loads(e["body"])["body"] for e in redrawn]
+    assert [(b["kind"], b["draw_id"], b["subject"], b["replaces_draw_id"]) for b in bodies] == [
+        ("draw.failed", "DR-2026-0200", "tender/ZB-2026-0200/experts", ""),
+        ("draw.opened", "DR-2026-0201", "tender/ZB-2026-0200/experts", "DR-2026-0200"),
+        ("draw.drawn", "DR-2026-0201", "tender/ZB-2026-0200/experts", "DR-2026-0200")]
+    status, out = _run(redrawn, pki_dir, tmp_path)
+    assert status == 0 and out.count(": VALID") == 2, out
+    assert "draw DR-2026-0200: VALID — failed before it was opened" in out
+
+
+def test_two_completed_draws_of_one_subject_are_caught(
+        overtaken: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """Draw shopping: a dishonest service publishes, and signs, a second draw for the
+    subject of a drawn one, to keep the result it likes. Each draw verifies on its own;
+    the feed shows two live draws of one subject."""
+    subject = json.loads(overtaken[0]["body"])["body"]["subject"]
+
+    def same_subject(body: dict[str, Any]) -> None:
+        body["subject"] = subject
+
+    status, out = _run(overtaken, pki_dir, tmp_path)
+    assert status == 0, out
+    shopped = _forged(overtaken, {3: same_subject, 4: same_subject}, pki_dir)
+    status, out = _run(shopped, pki_dir, tmp_path)
+    assert status == 1 and "feed: INVALID" not in out, out
+    for draw_id in ("DR-2026-0101", "DR-2026-0102"):
+        assert f"draw {draw_id}: INVALID" in out, out
+    assert (f"draws DR-2026-0101, DR-2026-0102 are all for {subject} and none of them "
+            "failed") in out, out
+    assert "does not name the draw of" in out, out
+
+    # Made to look like a re-draw: it names a draw that did not fail.
+    def replacing(body: dict[str, Any]) -> None:
+        body |= {"subject": subject, "replaces_draw_id": "DR-2026-0101"}
+
+    status, out = _run(_forged(overtaken, {3: replacing, 4: replacing}, pki_dir), pki_dir,
+                       tmp_path)
+    assert status == 1 and "it replaces DR-2026-0101, which did not fail" in out, out
+
+
+def test_a_redraw_not_naming_the_failed_draw_or_a_draw_without_subject_is_caught(
+        redrawn: Entries, genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    def names(replaces: str) -> Callable[[dict[str, Any]], None]:
+        def change(body: dict[str, Any]) -> None:
+            body["replaces_draw_id"] = replaces
+        return change
+
+    for replaces, caught in (
+            ("", "it does not name the draw of tender/ZB-2026-0200/experts before it, "
+                 "DR-2026-0200"),
+            ("DR-2026-0999", "it replaces DR-2026-0999, which is not in the feed")):
+        forged = _forged(redrawn, {2: names(replaces), 3: names(replaces)}, pki_dir)
+        status, out = _run(forged, pki_dir, tmp_path)
+        assert status == 1 and "draw DR-2026-0201: INVALID" in out and caught in out, out
+        assert "feed: INVALID" not in out, out
+    # A first draw of a subject replaces nothing: in a feed read from its start, naming
+    # a draw that is not there is caught.
+    forged = _forged(genuine, {1: names("DR-2026-0099"), 2: names("DR-2026-0099")}, pki_dir)
+    status, out = _run(forged, pki_dir, tmp_path)
+    assert status == 1 and "it replaces DR-2026-0099, which is not in the feed" in out, out
+
+    def no_subject(body: dict[str, Any]) -> None:
+        del body["subject"]
+
+    status, out = _run(_forged(genuine, {1: no_subject, 2: no_subject}, pki_dir), pki_dir,
+                       tmp_path)
+    assert status == 1 and "the draw names no subject" in out, out
+
+
+def test_candidates_out_of_the_registry_order_or_excluded_are_caught(
+        genuine: Entries, pki_dir: Path, tmp_path: Path) -> None:
+    """The candidates are the service's sorted list: a hand-picked order, or an excluded
+    expert among them, shows even when the service signs it."""
+    def reordered(body: dict[str, Any]) -> None:
+        if body["kind"] == "draw.opened":
+            body["candidates"] = list(reversed(body["candidates"]))
+
+    status, out = _run(_forged(genuine, {1: reordered}, pki_dir), pki_dir, tmp_path)
+    assert status == 1 and "the candidates are not in the order the service builds" in out, out
+
+    def excluded(body: dict[str, Any]) -> None:
+        body["exclusions"] = [{"expert_id": body["candidates"][0], "basis": "回避"}]
+
+    status, out = _run(_forged(genuine, {1: excluded}, pki_dir), pki_dir, tmp_path)
+    assert status == 1, out
+    assert f"excluded expert(s) {CANDIDATES[0]} are among the candidates" in out, out

@@ -129,7 +129,7 @@ def test_the_sample_has_a_system_for_each_of_three_departments_speaking_for_its_
     department_systems = {}
     for system in registry.systems.values():
         roles = {p.role for p in system.speaks_for}
-        if roles == {"reviewer", "leader"}:
+        if {"reviewer", "leader"} <= roles:
             departments = {p.department_code for p in system.speaks_for}
             assert len(departments) == 1, system.name
             department_systems[system.name] = departments.pop()

@@ -14,15 +14,19 @@ from services.trading.domain.draws import (
     DrawPurpose,
     DrawSpec,
     DrawState,
+    Exclusion,
     Witness,
     check_commit,
     check_reveal,
     check_spec,
     commitment_of,
     drawn_order,
+    expert_candidates,
     outcome,
     result_body,
+    with_candidates,
 )
+from services.trading.domain.model import Expert
 
 NOW = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 SEEDS = {"JJZ-001": b"\x01" * 32, "ZWFWZX-008": b"\x02" * 32, "JJZ-002": b"\x03" * 32}
@@ -35,13 +39,15 @@ def _spec(**changes: object) -> DrawSpec:
         "candidates": ("AG-001", "AG-002", "AG-003", "AG-004"),
         "witnesses": tuple(Witness(w, commitment_of(s)) for w, s in SEEDS.items()),
         "count": 2, "reveal_deadline": NOW + timedelta(hours=1),
-        "commit_deadline": NOW + timedelta(minutes=30)}
+        "commit_deadline": NOW + timedelta(minutes=30),
+        "subject": "project/SY-2026-0001/agency"}
     return DrawSpec(**(values | changes))  # type: ignore[arg-type]
 
 
 def _opening(**changes: object) -> DrawSpec:
-    """A draw as its opener asks for it: witnesses without commitments."""
-    values: dict[str, object] = {"witnesses": tuple(Witness(w, "") for w in SEEDS)}
+    """A draw as its opener asks for it: no candidates, witnesses without commitments."""
+    values: dict[str, object] = {"witnesses": tuple(Witness(w, "") for w in SEEDS),
+                                 "candidates": ()}
     return _spec(**(values | changes))
 
 
@@ -49,13 +55,33 @@ def _fields(error: InvalidArgument) -> list[str]:
     return [v.field for v in error.violations]
 
 
+EXPERT_DRAW = {"purpose": DrawPurpose.EXPERT_DRAW, "subject": "tender/ZB-2026-0001/experts",
+               "specialties": ("市政工程",)}
+
+
 @pytest.mark.parametrize(("changes", "field"), [
-    ({"candidates": ("AG-001",), "count": 1}, "candidates"),
-    ({"candidates": ()}, "candidates"),
-    ({"candidates": ("AG-001", "AG-002", "AG-001")}, "candidates"),
-    ({"candidates": ("AG-001", " AG-002")}, "candidates"),
-    ({"count": 5}, "count"),
+    # Candidates are built by the service, never given.
+    ({"candidates": ("AG-001", "AG-002")}, "candidates"),
     ({"count": 0}, "count"),
+    ({"subject": ""}, "subject"),
+    ({"subject": "project/SY-2026-0001"}, "subject"),
+    ({"subject": "project/SY-2026-0001/agency "}, "subject"),
+    ({"subject": "tender/ZB-2026-0001/experts"}, "subject"),  # not an agency lottery's
+    (EXPERT_DRAW | {"subject": "project/SY-2026-0001/agency"}, "subject"),
+    ({"replaces_draw_id": "DR-2026-0001"}, "replaces_draw_id"),  # itself
+    ({"replaces_draw_id": "draw 1"}, "replaces_draw_id"),
+    ({"specialties": ("市政工程",)}, "specialties"),  # an agency lottery takes none
+    ({"conflicted_employers": ("某公司",)}, "conflicted_employers"),
+    ({"exclusions": (Exclusion("EX-0001", "近亲属"),)}, "exclusions"),
+    (EXPERT_DRAW | {"specialties": ()}, "specialties"),
+    (EXPERT_DRAW | {"specialties": ("烹饪",)}, "specialties"),
+    (EXPERT_DRAW | {"specialties": ("市政工程", "市政工程")}, "specialties"),
+    (EXPERT_DRAW | {"conflicted_employers": (" ",)}, "conflicted_employers[0]"),
+    (EXPERT_DRAW | {"conflicted_employers": ("甲公司", "甲公司")}, "conflicted_employers"),
+    (EXPERT_DRAW | {"exclusions": (Exclusion("EX-1", "近亲属"),)}, "exclusions[0].expert_id"),
+    (EXPERT_DRAW | {"exclusions": (Exclusion("EX-0001", " "),)}, "exclusions[0].basis"),
+    (EXPERT_DRAW | {"exclusions": (Exclusion("EX-0001", "a"), Exclusion("EX-0001", "b"))},
+     "exclusions"),
     ({"witnesses": (Witness("JJZ-001", ""),)}, "witnesses"),
     ({"witnesses": (Witness("JJZ-001", ""),) * 2}, "witnesses"),
     ({"witnesses": (Witness("JJZ-001", ""), Witness("ZWFWZX-007", ""))}, "witnesses"),
@@ -77,7 +103,37 @@ def test_a_draw_that_cannot_be_opened_is_refused_naming_the_field(
 
 def test_a_good_draw_opens_and_all_candidates_may_be_drawn() -> None:
     assert check_spec(_opening(), opened_by="ZWFWZX-007", now=NOW) == _opening()
-    check_spec(_opening(count=4), opened_by="ZWFWZX-007", now=NOW)
+    expert = _opening(**EXPERT_DRAW, conflicted_employers=("甲公司",),
+                      exclusions=(Exclusion("EX-0001", "与投标人存在利害关系"),))
+    assert check_spec(expert, opened_by="ZWFWZX-007", now=NOW) == expert
+    four = ("AG-001", "AG-002", "AG-003", "AG-004")
+    assert with_candidates(_opening(count=4), four).candidates == four
+
+
+@pytest.mark.parametrize(("count", "candidates"), [(5, 4), (1, 1), (2, 0)])
+def test_too_few_candidates_left_refuse_the_draw_saying_how_many_remain(
+        count: int, candidates: int) -> None:
+    with pytest.raises(FailedPrecondition) as refused:
+        with_candidates(_opening(count=count),
+                        [f"AG-{n:03d}" for n in range(1, candidates + 1)])
+    assert f"{candidates} candidate(s) remain" in str(refused.value)
+
+
+def test_expert_candidates_are_the_available_experts_of_the_specialties_minus_conflicts() -> None:
+    def expert(number: int, specialties: tuple[str, ...], employer: str,
+               available: bool = True) -> Expert:
+        return Expert(id=f"EX-{number:04d}", name="专家", specialties=specialties,
+                      employer=employer, available=available,
+                      unavailable_reason="" if available else "出国")
+
+    pool = [expert(5, ("市政工程",), "甲公司"), expert(4, ("法律", "交通工程"), "乙公司"),
+            expert(3, ("市政工程",), "乙公司", available=False), expert(2, ("法律",), "丙公司"),
+            expert(1, ("财务会计",), "丁公司"), expert(6, ("交通工程",), "丁公司")]
+    assert expert_candidates(pool, specialties=("市政工程", "法律"), conflicted_employers=(),
+                             exclusions=()) == ["EX-0002", "EX-0004", "EX-0005"]
+    assert expert_candidates(
+        pool, specialties=("市政工程", "法律", "交通工程"), conflicted_employers=("甲公司",),
+        exclusions=(Exclusion("EX-0002", "曾参与该项目前期咨询"),)) == ["EX-0004", "EX-0006"]
 
 
 def test_each_witness_commits_once_before_the_commit_deadline() -> None:
@@ -129,7 +185,7 @@ def _framed(*parts: bytes) -> bytes:
 def test_all_seeds_draw_from_the_scheme_the_draw_id_and_the_seeds_in_witness_order() -> None:
     result = outcome(_spec(), SEEDS)
     randomness = hashlib.sha256(_framed(
-        b"govhall-draw/3", b"DR-2026-0001", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)).digest()
+        b"govhall-draw/4", b"DR-2026-0001", b"\x01" * 32, b"\x02" * 32, b"\x03" * 32)).digest()
     assert result.state is DrawState.DRAWN
     assert result.randomness == randomness.hex()
     assert result.order == tuple(drawn_order(randomness, _spec().candidates))

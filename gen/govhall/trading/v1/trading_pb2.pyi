@@ -928,6 +928,36 @@ class DrawWitness(_message.Message):
 Global___DrawWitness: _TypeAlias = DrawWitness  # noqa: Y015
 
 @_typing.final
+class DrawExclusion(_message.Message):
+    """DrawExclusion keeps one expert out of an expert draw, for a basis that is
+    published with the draw.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EXPERT_ID_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
+    expert_id: _builtins.str
+    """The expert kept out, an expert of the pool."""
+    basis: _builtins.str
+    """Why the expert is kept out (for example a tie to a bidder the employers
+    do not show); published with the draw.
+    """
+    def __init__(
+        self,
+        *,
+        expert_id: _builtins.str = ...,
+        basis: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "expert_id", b"expert_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrawExclusion: _TypeAlias = DrawExclusion  # noqa: Y015
+
+@_typing.final
 class Draw(_message.Message):
     """Draw is a verifiable random draw as it stands."""
 
@@ -948,6 +978,11 @@ class Draw(_message.Message):
     RANDOMNESS_FIELD_NUMBER: _builtins.int
     MISSING_WITNESSES_FIELD_NUMBER: _builtins.int
     COMMIT_DEADLINE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    REPLACES_DRAW_ID_FIELD_NUMBER: _builtins.int
+    SPECIALTIES_FIELD_NUMBER: _builtins.int
+    CONFLICTED_EMPLOYERS_FIELD_NUMBER: _builtins.int
+    EXCLUSIONS_FIELD_NUMBER: _builtins.int
     draw_id: _builtins.str
     """The draw's id, for example "DR-2026-0001"."""
     purpose: Global___DrawPurpose.ValueType
@@ -965,6 +1000,15 @@ class Draw(_message.Message):
     randomness: _builtins.str
     """The SHA-256 of the revealed seeds concatenated in witness order, hex;
     empty unless drawn.
+    """
+    subject: _builtins.str
+    """What the draw is for, for example "project/SY-2026-0001/agency"; a
+    subject has at most one draw that has not failed. Empty for draws opened
+    before subjects were recorded.
+    """
+    replaces_draw_id: _builtins.str
+    """The failed draw of the same subject this draw replaces; empty for the
+    first draw of a subject.
     """
     @_builtins.property
     def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -996,6 +1040,18 @@ class Draw(_message.Message):
     def commit_deadline(self) -> _timestamp_pb2.Timestamp:
         """When the witnesses who have not committed by then fail the draw."""
 
+    @_builtins.property
+    def specialties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expert draws: the specialties the candidates were taken from."""
+
+    @_builtins.property
+    def conflicted_employers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expert draws: the organisations of the parties whose experts stand aside."""
+
+    @_builtins.property
+    def exclusions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawExclusion]:
+        """Expert draws: the experts kept out, each with its basis."""
+
     def __init__(
         self,
         *,
@@ -1014,10 +1070,15 @@ class Draw(_message.Message):
         randomness: _builtins.str = ...,
         missing_witnesses: _abc.Iterable[_builtins.str] | None = ...,
         commit_deadline: _timestamp_pb2.Timestamp | None = ...,
+        subject: _builtins.str = ...,
+        replaces_draw_id: _builtins.str = ...,
+        specialties: _abc.Iterable[_builtins.str] | None = ...,
+        conflicted_employers: _abc.Iterable[_builtins.str] | None = ...,
+        exclusions: _abc.Iterable[Global___DrawExclusion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "reveal_deadline", b"reveal_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "count", b"count", "draw_id", b"draw_id", "drawn", b"drawn", "missing_witnesses", b"missing_witnesses", "opened_sequence", b"opened_sequence", "order", b"order", "purpose", b"purpose", "randomness", b"randomness", "result_sequence", b"result_sequence", "reveal_deadline", b"reveal_deadline", "state", b"state", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "conflicted_employers", b"conflicted_employers", "count", b"count", "draw_id", b"draw_id", "drawn", b"drawn", "exclusions", b"exclusions", "missing_witnesses", b"missing_witnesses", "opened_sequence", b"opened_sequence", "order", b"order", "purpose", b"purpose", "randomness", b"randomness", "replaces_draw_id", b"replaces_draw_id", "result_sequence", b"result_sequence", "reveal_deadline", b"reveal_deadline", "specialties", b"specialties", "state", b"state", "subject", b"subject", "title", b"title", "witnesses", b"witnesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1038,6 +1099,11 @@ class OpenDrawRequest(_message.Message):
     REVEAL_DEADLINE_FIELD_NUMBER: _builtins.int
     WITNESS_IDS_FIELD_NUMBER: _builtins.int
     COMMIT_DEADLINE_FIELD_NUMBER: _builtins.int
+    SUBJECT_FIELD_NUMBER: _builtins.int
+    REPLACES_DRAW_ID_FIELD_NUMBER: _builtins.int
+    SPECIALTIES_FIELD_NUMBER: _builtins.int
+    CONFLICTED_EMPLOYERS_FIELD_NUMBER: _builtins.int
+    EXCLUSIONS_FIELD_NUMBER: _builtins.int
     draw_id: _builtins.str
     """The new draw's id, not yet taken."""
     purpose: Global___DrawPurpose.ValueType
@@ -1046,10 +1112,22 @@ class OpenDrawRequest(_message.Message):
     """What the draw is for, for example the project's name."""
     count: _builtins.int
     """How many candidates to draw."""
+    subject: _builtins.str
+    """What the draw is for: "project/<project no>/agency" for an agency
+    lottery, "tender/<tender no>/experts" for an expert draw, for example
+    "project/SY-2026-0001/agency". A subject has at most one draw that has
+    not failed.
+    """
+    replaces_draw_id: _builtins.str
+    """Empty for the first draw of the subject. A re-draw, allowed once every
+    earlier draw of the subject has failed, names the latest of them.
+    """
     @_builtins.property
     def candidates(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
-        """The candidates' labels (agency codes, expert ids, ...), at least two
-        and at least count, all different.
+        """No longer given: must be empty. The service builds the candidates from
+        the registry: every agency (sorted by code) for an agency lottery; for an
+        expert draw, the available experts of the specialties, minus the experts
+        of the conflicted employers and the exclusions (sorted by id).
         """
 
     @_builtins.property
@@ -1078,6 +1156,24 @@ class OpenDrawRequest(_message.Message):
         before the reveal deadline.
         """
 
+    @_builtins.property
+    def specialties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expert draws: one to five specialties of the pool the candidates are
+        taken from. Empty for an agency lottery.
+        """
+
+    @_builtins.property
+    def conflicted_employers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Expert draws: the organisations of the tenderer and the bidders, whose
+        experts stand aside (回避). Empty for an agency lottery.
+        """
+
+    @_builtins.property
+    def exclusions(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawExclusion]:
+        """Expert draws: further experts kept out, each with its published basis.
+        Empty for an agency lottery.
+        """
+
     def __init__(
         self,
         *,
@@ -1090,10 +1186,15 @@ class OpenDrawRequest(_message.Message):
         reveal_deadline: _timestamp_pb2.Timestamp | None = ...,
         witness_ids: _abc.Iterable[_builtins.str] | None = ...,
         commit_deadline: _timestamp_pb2.Timestamp | None = ...,
+        subject: _builtins.str = ...,
+        replaces_draw_id: _builtins.str = ...,
+        specialties: _abc.Iterable[_builtins.str] | None = ...,
+        conflicted_employers: _abc.Iterable[_builtins.str] | None = ...,
+        exclusions: _abc.Iterable[Global___DrawExclusion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "reveal_deadline", b"reveal_deadline"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "count", b"count", "draw_id", b"draw_id", "purpose", b"purpose", "reveal_deadline", b"reveal_deadline", "title", b"title", "witness_ids", b"witness_ids", "witnesses", b"witnesses"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidates", b"candidates", "commit_deadline", b"commit_deadline", "conflicted_employers", b"conflicted_employers", "count", b"count", "draw_id", b"draw_id", "exclusions", b"exclusions", "purpose", b"purpose", "replaces_draw_id", b"replaces_draw_id", "reveal_deadline", b"reveal_deadline", "specialties", b"specialties", "subject", b"subject", "title", b"title", "witness_ids", b"witness_ids", "witnesses", b"witnesses"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
