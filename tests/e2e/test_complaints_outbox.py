@@ -38,7 +38,13 @@ from tests.e2e.suite import (
     fresh_namespace,
     within,
 )
-from workflows.complaint_contract import CASE_KIND, WORKFLOW_NAME, workflow_id
+from kernel.db import make_engine
+from kernel.signing import service_signer
+from kernel.temporal import WORKFLOW_TASK_QUEUE
+from services.complaints.app.flow import SQUATTED, search_attributes
+from services.complaints.app.recording import received_statement
+from services.complaints.db.repository import ComplaintsUnitOfWork
+from workflows.complaint_contract import CASE_KIND, WORKFLOW_NAME, ComplaintInput, workflow_id
 
 pytestmark = pytest.mark.e2e
 
@@ -102,7 +108,8 @@ async def _workflows(client: Client, query: str) -> list[str]:
 
 
 async def _exactly_one_workflow_each(chain: ChainProcesses, numbers: set[str],
-                                     deadline: float) -> None:
+                                     deadline: float, squatted: frozenset[str] = frozenset(),
+                                     ) -> None:
     """Every case started (its flag set), and Temporal holding one run per case, no more."""
     async def all_started() -> bool:
         return _rows(chain, "SELECT count(*) FROM complaint_cases WHERE NOT workflow_started"
@@ -118,8 +125,10 @@ async def _exactly_one_workflow_each(chain: ChainProcesses, numbers: set[str],
     by_type = await _workflows(client, f"WorkflowType = '{WORKFLOW_NAME}'")
     assert Counter(by_kind) == Counter(by_type) == Counter(wanted)
     for number in numbers:
+        # A squatter's run (ended) and the case's own one; otherwise the case's own only.
+        runs = 2 if number in squatted else 1
         assert await _workflows(client, f"WorkflowId = '{workflow_id(number)}'") == [
-            workflow_id(number)]
+            workflow_id(number)] * runs
     started = Counter(subject for (subject,) in _rows(
         chain, "SELECT subject FROM audit_log WHERE action = 'complaint.workflow_started'"))
     assert started == Counter(f"complaint/{n}" for n in numbers)
@@ -191,3 +200,38 @@ async def test_a_burst_with_a_kill_9_in_the_middle_loses_and_doubles_nothing(
     assert len(accepted) == len(unique) == len(cases)
     assert {number for *_, number in cases} == set(accepted.values())
     await _exactly_one_workflow_each(chain, set(accepted.values()), deadline)
+
+
+async def test_a_kill_9_between_the_start_and_its_flag_and_a_squatter(
+        chain: ChainProcesses) -> None:
+    """The service started a case's run and died before setting the flag: the next process
+    finds the run its own (the same signed input) and starts no second one. Another case's
+    id was taken by a run the service did not start: recorded, ended and replaced."""
+    deadline = time.monotonic() + TEST_SECONDS
+    await _serving_without_temporal(chain, deadline)
+    own, squatted = [await _push(chain, "hotline-12345", f"OWN-{i}") for i in range(2)]
+    chain.kill("complaints")
+    engine = make_engine(f"sqlite:///{chain.database('complaints')}")
+    try:
+        with ComplaintsUnitOfWork(engine, write=False) as uow:
+            case = uow.handling.get(own)
+        assert case is not None
+    finally:
+        engine.dispose()
+    client = await chain.client()
+    # What the killed process had done before its end: the start, with its own input.
+    await client.start_workflow(
+        WORKFLOW_NAME, ComplaintInput(received_statement(
+            service_signer(chain.pki_dir, "complaints"), case)),
+        id=workflow_id(own), task_queue=WORKFLOW_TASK_QUEUE,
+        search_attributes=search_attributes(case))
+    # Someone else's run under the other case's id.
+    await client.start_workflow("NotAComplaint", "squat", id=workflow_id(squatted),
+                                task_queue="squatters")
+
+    await asyncio.gather(chain.start_and_wait("complaints", deadline),
+                         chain.start_and_wait(WORKER, deadline))
+    await _exactly_one_workflow_each(chain, {own, squatted}, deadline,
+                                     squatted=frozenset({squatted}))
+    recorded = _rows(chain, f"SELECT subject FROM audit_log WHERE action = '{SQUATTED}'")
+    assert recorded == [(f"complaint/{squatted}",)]
