@@ -30,7 +30,13 @@ from temporalio.testing import WorkflowEnvironment
 from deploy.local import processes
 from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
+from kernel.db import make_engine
 from kernel.grpcserver import channel_credentials, secure_channel
+from kernel.signing import service_signer
+from kernel.temporal import WORKFLOW_TASK_QUEUE
+from services.complaints.app.flow import SQUATTED, search_attributes
+from services.complaints.app.recording import received_statement
+from services.complaints.db.repository import ComplaintsUnitOfWork
 from tests.e2e.suite import (
     WORKER,
     ChainProcesses,
@@ -38,12 +44,6 @@ from tests.e2e.suite import (
     fresh_namespace,
     within,
 )
-from kernel.db import make_engine
-from kernel.signing import service_signer
-from kernel.temporal import WORKFLOW_TASK_QUEUE
-from services.complaints.app.flow import SQUATTED, search_attributes
-from services.complaints.app.recording import received_statement
-from services.complaints.db.repository import ComplaintsUnitOfWork
 from workflows.complaint_contract import CASE_KIND, WORKFLOW_NAME, ComplaintInput, workflow_id
 
 pytestmark = pytest.mark.e2e
@@ -233,5 +233,6 @@ async def test_a_kill_9_between_the_start_and_its_flag_and_a_squatter(
                          chain.start_and_wait(WORKER, deadline))
     await _exactly_one_workflow_each(chain, {own, squatted}, deadline,
                                      squatted=frozenset({squatted}))
-    recorded = _rows(chain, f"SELECT subject FROM audit_log WHERE action = '{SQUATTED}'")
-    assert recorded == [(f"complaint/{squatted}",)]
+    recorded = _rows(chain, "SELECT action, subject FROM audit_log "
+                            "WHERE action LIKE 'violation.%'")
+    assert recorded == [(SQUATTED, f"complaint/{squatted}")]
