@@ -411,6 +411,12 @@ async def test_a_merged_duplicate_gets_the_primary_s_reply_at_both_origins(
 
 
 async def test_an_extension_requested_and_granted_moves_the_reply_due(desk: Desk) -> None:
+    # The operator allows longer extensions than the default ten working days.
+    policy = (await desk.call("operator", "GetDeadlinePolicy",
+                              pb.GetDeadlinePolicyRequest())).policy
+    policy.max_extension_days, policy.basis = 15, "重大复杂诉求可延期至十五个工作日"
+    await desk.call("operator", "SetDeadlinePolicy", pb.SetDeadlinePolicyRequest(policy=policy),
+                    "ZWFWZX-004")
     number = await desk.submit("SCJGJ", f"E2E-{uuid.uuid4().hex[:8]}")
     await desk.started(number)
     await desk.handler("SCJGJ", "SignForComplaint", pb.SignForComplaintRequest(
@@ -427,7 +433,7 @@ async def test_an_extension_requested_and_granted_moves_the_reply_due(desk: Desk
     assert desk.snapshot(number) == before
     asked = await desk.handler("SCJGJ", "RequestComplaintExtension",
                                pb.RequestComplaintExtensionRequest(
-                                   request_id=_rid(), case_number=number, days=10,
+                                   request_id=_rid(), case_number=number, days=12,
                                    basis="需等待检测报告"))
     assert asked.status == pb.COMPLAINT_STATUS_HANDLING
     assert (await desk.status(number)).extension_pending
@@ -441,14 +447,14 @@ async def test_an_extension_requested_and_granted_moves_the_reply_due(desk: Desk
     granted = await desk.dispatcher("DecideComplaintExtension",
                                     pb.DecideComplaintExtensionRequest(
                                         request_id=_rid(), case_number=number,
-                                        decision=pb.EXTENSION_DECISION_GRANTED, days=10))
+                                        decision=pb.EXTENSION_DECISION_GRANTED, days=12))
     view = await desk.status(number)
     assert not view.extension_pending
-    # Ten working days on from the old due day, by the service's calendar: from a case
+    # Twelve working days on from the old due day, by the service's calendar: from a case
     # received in December that runs into a year the built-in calendar may not know yet.
     assert datetime.fromisoformat(view.reply_due) == extended_reply_due(
-        WorkingCalendar(), reply_due=datetime.fromisoformat(due), days=10).at
+        WorkingCalendar(), reply_due=datetime.fromisoformat(due), days=12).at
     assert _at(granted.reply_due) == datetime.fromisoformat(view.reply_due)
     got = await desk.get(number)
-    assert (got.handling.extended_days, got.handling.extension_pending_days) == (10, 0)
+    assert (got.handling.extended_days, got.handling.extension_pending_days) == (12, 0)
     assert _at(got.handling.reply_due) == datetime.fromisoformat(view.reply_due)

@@ -185,7 +185,7 @@ REFUSALS: dict[str, tuple[str, Case]] = {
                                                   fact_changes=OTHER_DEPARTMENT)),
     "second extension pending": (FP, _with("extension_request", state_changes={
         "extension_pending_days": 3})),
-    "extension too long": (IA, _with("extension_request", fact_changes={"days": 11})),
+    "extension too long": (IA, _with("extension_request", fact_changes={"days": 61})),
     "extension of nothing": (IA, _with("extension_request", fact_changes={"days": 0})),
     "extension without basis": (IA, _with("extension_request", texts={"basis": ""})),
     # Extension decision: the dispatcher, while one is pending, up to the days asked.
@@ -215,6 +215,12 @@ def test_one_broken_rule_is_refused_with_its_status(name: str) -> None:
     with pytest.raises(RuleBroken) as refused:
         check(case)
     assert refused.value.status == status
+
+
+def test_an_extension_as_long_as_the_policy_in_force_allows() -> None:
+    """The service applies the versioned deadline policy before it signs: an operator's policy
+    allowing 15 working days (the default is 10) is not refused here."""
+    check(_with("extension_request", fact_changes={"days": 15}))
 
 
 def test_a_refused_extension_needs_no_days() -> None:
