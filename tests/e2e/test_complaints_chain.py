@@ -283,10 +283,20 @@ async def test_a_returned_case_is_reassigned_and_signed_for_by_the_new_departmen
         desk: Desk) -> None:
     number = await desk.submit("SCJGJ", f"E2E-{uuid.uuid4().hex[:8]}")
     await desk.started(number)
+    # Handled a while: a co-handler named, an extension asked. A return ends both.
+    await desk.handler("SCJGJ", "SignForComplaint", pb.SignForComplaintRequest(
+        request_id=_rid(), case_number=number))
+    await desk.dispatcher("SetCoHandlers", pb.SetCoHandlersRequest(
+        request_id=_rid(), case_number=number, department_codes=["ZJJ"]))
+    await desk.handler("SCJGJ", "RequestComplaintExtension", pb.RequestComplaintExtensionRequest(
+        request_id=_rid(), case_number=number, days=3, basis="需协调"))
     returned = await desk.handler("SCJGJ", "ReturnComplaint", pb.ReturnComplaintRequest(
         request_id=_rid(), case_number=number, basis="属于卫健委职责"))
     assert returned.status == pb.COMPLAINT_STATUS_RETURNED
-    assert (await desk.status(number)).stage == "returned"
+    view = await desk.status(number)
+    assert (view.stage, view.co_handlers, view.extension_pending) == ("returned", [], False)
+    got = await desk.get(number)
+    assert (list(got.handling.co_handlers), got.handling.extension_pending_days) == ([], 0)
     # The old department can no longer act; the handler cannot dispatch.
     before = desk.snapshot(number)
     code, _ = await desk.refused(*HANDLERS["SCJGJ"][:1], "SignForComplaint",
@@ -332,10 +342,19 @@ async def test_a_returned_case_is_reassigned_and_signed_for_by_the_new_departmen
                                  HANDLERS["WJW"][1])
     assert code == grpc.StatusCode.ALREADY_EXISTS
     assert desk.snapshot(number) == before
+    # The new department handles it afresh: its own extension, its own reply.
+    await desk.handler("WJW", "RequestComplaintExtension", pb.RequestComplaintExtensionRequest(
+        request_id=_rid(), case_number=number, days=2, basis="需抽检"))
+    await desk.dispatcher("DecideComplaintExtension", pb.DecideComplaintExtensionRequest(
+        request_id=_rid(), case_number=number, decision=pb.EXTENSION_DECISION_REFUSED))
+    replied = await desk.handler("WJW", "ReplyToComplaint", pb.ReplyToComplaintRequest(
+        request_id=_rid(), case_number=number, text="卫健委已处理"))
+    assert (replied.status, replied.department_code) == (pb.COMPLAINT_STATUS_REPLIED, "WJW")
     got = await desk.get(number)
     assert (got.complaint.department_code, got.handling.status) == (
-        "WJW", pb.COMPLAINT_STATUS_HANDLING)
-    await desk.visible(f"CaseNumber = '{number}' AND Department = 'WJW' AND Stage = 'handling'")
+        "WJW", pb.COMPLAINT_STATUS_REPLIED)
+    assert [r.text for r in got.handling.replies] == ["卫健委已处理"]
+    await desk.visible(f"CaseNumber = '{number}' AND Department = 'WJW' AND Stage = 'replied'")
 
 
 async def test_an_unsatisfied_rating_reopens_once_and_the_second_closes(desk: Desk) -> None:
