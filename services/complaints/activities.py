@@ -16,20 +16,22 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 from sqlalchemy import Engine
 from temporalio import activity
 
-from kernel.activities import run_use_case
+from kernel.activities import run_use_case, translated_failures
 from kernel.fieldcipher import FieldCipher, field_cipher
 from kernel.settings import ServiceSettings
 from kernel.signing import TrustedKeys
-from services.complaints.app import handlers, recording
+from services.complaints.app import handlers, recording, webhooks
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.intake_links import IntakeLinks
 from services.complaints.link_activity import LinkActivities
 from services.complaints.settings import ComplaintsSettings, complainant_key_path
 from workflows.complaint_contract import (
     CLOSE_CASE,
+    DELIVER_PLATFORM_EVENT,
     MARK_OVERDUE,
     OPEN_CASE,
     RECORD_ACT,
@@ -37,9 +39,11 @@ from workflows.complaint_contract import (
     ActRecorded,
     CaseClock,
     Closing,
+    DeliveryResult,
     Escalated,
     OpenCase,
     Overdue,
+    PlatformDelivery,
 )
 
 
@@ -107,11 +111,38 @@ class ComplaintsActivities:
                                   now=self._clock())
 
 
+class PlatformDeliveryActivities:
+    """POSTs platform events to the platforms' webhooks (Standard Webhooks)."""
+
+    def __init__(self, engine: Engine, cipher: FieldCipher, *,
+                 timeout_seconds: float = 10.0) -> None:
+        self._engine = engine
+        self._cipher = cipher
+        self._timeout = httpx.Timeout(timeout_seconds)
+
+    @activity.defn(name=DELIVER_PLATFORM_EVENT)
+    async def deliver_platform_event(self, delivery: PlatformDelivery) -> DeliveryResult:
+        # A non-2xx answer or a network error raises, and Temporal retries (DELIVERY_RETRY)
+        # under the same webhook-id; an unknown event fails for good. Redirects are not
+        # followed: the operator chose the URL, and a redirect could aim the signed POST
+        # anywhere, inside the center's network included.
+        with translated_failures():
+            async with httpx.AsyncClient(timeout=self._timeout,
+                                         follow_redirects=False) as client:
+                result = await webhooks.deliver(delivery.event_id, engine=self._engine,
+                                                cipher=self._cipher, client=client)
+        return DeliveryResult(delivered=result.delivered, status_code=result.status_code)
+
+
 def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[..., Any]]:
-    hosted = ComplaintsActivities(engine, settings.trusted_keys(),
-                                  field_cipher(complainant_key_path(settings.pki_dir)))
+    cipher = field_cipher(complainant_key_path(settings.pki_dir))
+    hosted = ComplaintsActivities(engine, settings.trusted_keys(), cipher)
+    timeout = settings.webhook_timeout_seconds if isinstance(settings, ComplaintsSettings) \
+        else ComplaintsSettings.model_fields["webhook_timeout_seconds"].default
+    delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout)
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
-            hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link]
+            hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link,
+            delivery.deliver_platform_event]
 
 
 def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:

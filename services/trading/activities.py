@@ -14,8 +14,20 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from kernel.activities import run_use_case
-from services.trading.app import handlers
+from kernel.settings import ServiceSettings
+from kernel.signing import ServiceSigner, TrustedKeys, service_signer
+from services.trading.app import handlers, tender_steps
 from services.trading.db.repository import TradingUnitOfWork
+from workflows.tender_contract import (
+    CLOSE_BIDDING,
+    CLOSE_DECRYPTION,
+    MARK_TENDER_LATE,
+    OPEN_TENDER,
+    RECORD_TENDER_STEP,
+    BiddingClosed,
+    StepReceipt,
+    TenderStep,
+)
 
 
 @dataclass(frozen=True)
@@ -48,5 +60,51 @@ class TradingActivities:
         return EligibleExperts(specialty=query.specialty, expert_ids=ids)
 
 
-def activities(engine: Engine, _settings: Any) -> Sequence[Callable[..., Any]]:
-    return [TradingActivities(engine).eligible_experts]
+class TenderActivities:
+    """The tender workflow's steps, one activity per transition (services/trading/app/
+    tender_steps.py): each verifies the statement it is given with the trading service's
+    published keys before it records anything."""
+
+    def __init__(self, engine: Engine, keys: TrustedKeys, signer: ServiceSigner) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._signer = signer
+
+    def _writing(self) -> TradingUnitOfWork:
+        return TradingUnitOfWork(self._engine)
+
+    @activity.defn(name=OPEN_TENDER)
+    async def open_tender(self, step: TenderStep) -> StepReceipt:
+        return await run_use_case(tender_steps.open_tender, uow=self._writing,
+                                  keys=self._keys, signer=self._signer, step=step)
+
+    @activity.defn(name=RECORD_TENDER_STEP)
+    async def record_tender_step(self, step: TenderStep) -> StepReceipt:
+        return await run_use_case(tender_steps.record_step, uow=self._writing,
+                                  keys=self._keys, signer=self._signer, step=step)
+
+    @activity.defn(name=CLOSE_BIDDING)
+    async def close_bidding(self, step: TenderStep) -> BiddingClosed:
+        return await run_use_case(tender_steps.close_bidding, uow=self._writing,
+                                  keys=self._keys, signer=self._signer, step=step)
+
+    @activity.defn(name=CLOSE_DECRYPTION)
+    async def close_decryption(self, step: TenderStep) -> StepReceipt:
+        return await run_use_case(tender_steps.close_decryption, uow=self._writing,
+                                  keys=self._keys, signer=self._signer, step=step)
+
+    @activity.defn(name=MARK_TENDER_LATE)
+    async def mark_tender_late(self, step: TenderStep) -> StepReceipt:
+        return await run_use_case(tender_steps.mark_late, uow=self._writing,
+                                  keys=self._keys, step=step)
+
+
+def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
+    assert isinstance(settings, ServiceSettings)
+    # The signing key first: made and published on first use, so the keys loaded next
+    # hold it.
+    signer = service_signer(settings.pki_dir, settings.service)
+    tenders = TenderActivities(engine, settings.trusted_keys(), signer)
+    return [TradingActivities(engine).eligible_experts, tenders.open_tender,
+            tenders.record_tender_step, tenders.close_bidding, tenders.close_decryption,
+            tenders.mark_tender_late]

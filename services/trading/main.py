@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,14 @@ from kernel.audittrail import AuditTrailService
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from kernel.signing import service_signer
+from kernel.temporal import TemporalSecurity, connect_with
+from kernel.workflow_gateway import WorkflowGateway
 from services.trading import activities
 from services.trading.api.servicer import TradingServicer
 from services.trading.app.draws import close_at_deadlines
 from services.trading.app.handlers import load_sample_directory
+from services.trading.app.tender_chain import TenderStarter
+from services.trading.app.tenders import load_sample_bidders
 from services.trading.db.audit import AUDIT_TRAIL
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.settings import TradingSettings
@@ -32,16 +37,32 @@ def _register(server: grpc.aio.Server, engine: Engine,
     audit = AuditTrailService(engine, AUDIT_TRAIL, service=settings.service,
                               pki_dir=settings.pki_dir)
     signer = service_signer(settings.pki_dir, settings.service)
+    # The client is made on first use, so the service starts while Temporal is down.
+    security = TemporalSecurity.from_settings(settings)
+    gateway = WorkflowGateway(
+        lambda: connect_with(settings, security=security),
+        call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
+    starter = TenderStarter(reading=lambda: TradingUnitOfWork(engine, write=False),
+                            writing=lambda: TradingUnitOfWork(engine), gateway=gateway,
+                            workflow_queue=settings.workflow_task_queue,
+                            answer_within_seconds=settings.tender_start_wait_seconds)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(
-        TradingServicer(engine, audit=audit, signer=signer), server)
-    # Draws whose witnesses did not all reveal are closed at their published deadline.
+        TradingServicer(engine, audit=audit, signer=signer, starter=starter), server)
+    # Draws whose witnesses did not all reveal are closed at their published deadline;
+    # every announced tender gets its workflow, whenever Temporal answers (the outbox).
     return [close_at_deadlines(unit=lambda: TradingUnitOfWork(engine), signer=signer,
                                service=settings.service,
-                               poll_seconds=settings.draw_close_poll_seconds)]
+                               poll_seconds=settings.draw_close_poll_seconds),
+            starter.run()]
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
-    return load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir)
+    # Trading's signing key exists before the first statement it signs is checked.
+    service_signer(settings.pki_dir, settings.service)
+    if load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir):
+        return True
+    # The bidders directory came later: a database loaded before it gets it on its own.
+    return load_sample_bidders(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir)
 
 
 DEFINITION = ServiceDefinition(

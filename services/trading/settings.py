@@ -14,3 +14,6 @@ class TradingSettings(ServiceSettings):
     port: int = 50053
     #: How often open draws are checked for a reveal deadline that has come.
     draw_close_poll_seconds: float = 2.0
+    #: How long an officer's AnnounceTender waits for the tender's workflow to start
+    #: before it answers with the start pending (the outbox starts it later).
+    tender_start_wait_seconds: float = 2.0

@@ -159,6 +159,14 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("complaints-service", "govhall.complaints.v1.ComplaintsService/GetComplaint"): False,
     ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("provincial-complaint-portal",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
+    ("hotline-12345", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
+    ("operator", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): True,
+    ("department-system-scjgj",
+     "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): False,
+    ("trading-platform", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.
@@ -383,8 +391,10 @@ SILENT_SYSTEMS = [system for system in SYSTEMS
 
 def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_worker(
         ) -> None:
+    # The bidders' systems act for their bidder (the bidders directory), never an official.
+    bidders = {f"bidder-system-bd000{n}" for n in range(1, 5)}
     assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
-                                   "workflows-worker", "complaints-service", UNREGISTERED}
+                                   "workflows-worker", "complaints-service", UNREGISTERED} | bidders
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -95,6 +95,7 @@ CASE = "AP-20260105-000001"
 COMPLAINT = "CP-20260105-000001"
 #: A dispatcher of the center (complaint_dispatcher of ZWFWZX).
 DISPATCHER = "ZWFWZX-009"
+TENDER = "TD-20260105-000001"
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 
@@ -128,6 +129,8 @@ CALLERS: dict[str, tuple[str, str]] = {
     "SetCoHandlers": ("complaint-dispatch-system", DISPATCHER),
     "DecideComplaintExtension": ("complaint-dispatch-system", DISPATCHER),
     "MergeComplaint": ("complaint-dispatch-system", DISPATCHER),
+    "ListPlatformEvents": ("hotline-12345", ""),
+    "SetPlatformWebhook": ("operator", "ZWFWZX-004"),
 }
 
 
@@ -208,6 +211,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
             "basis": "《沈阳市12345热线管理办法》"}},
         "GetComplaintMetrics": {"period_start": _in_days(-30), "period_end": _in_days(0),
                                 "department_code": "SCJGJ"},
+        "SetPlatformWebhook": {"platform_id": "12345",
+                               "url": "https://hooks.hotline.example/govhall"},
+        "ListPlatformEvents": {"page_size": 5},
         # intake
         "ListApprovalItems": {"department_code": "SCJGJ", "page_size": 5},
         "GetApprovalItem": {"code": "012101000007001", "version": 1},
@@ -285,6 +291,34 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "CommitSeed": {"draw_id": "DR-2026-0001", "commitment": "a1" * 32},
         "RevealSeed": {"draw_id": "DR-2026-0001", "seed": "c3" * 32},
         "GetDraw": {"draw_id": "DR-2026-0001"},
+        "RegisterProject": {"request_id": str(uuid.uuid4()),
+                            "category": "TRADING_CATEGORY_CONSTRUCTION",
+                            "title": "沈阳市第一中学新校区建设项目",
+                            "estimated_value_fen": 500_000_000,
+                            "funding_source": "FUNDING_SOURCE_PUBLIC",
+                            "department_code": "JYJ"},
+        "AnnounceTender": {"request_id": str(uuid.uuid4()), "project_no": "PJ-20000101-000001",
+                           "bid_deadline": _in_days(21), "decryption_window_minutes": 120},
+        "RecordDirectAward": {"request_id": str(uuid.uuid4()),
+                              "project_no": "PJ-20000101-000001",
+                              "supplier_code": "91210100MA0XXXXX1A", "amount_fen": 1000},
+        "GetTender": {"tender_no": TENDER},
+        "AmendTender": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                        "content": "第3章技术参数更正"},
+        "ObjectToTender": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                           "target": "OBJECTION_TARGET_DOCUMENTS", "grounds": "资格条件"},
+        "AnswerObjection": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                            "objection_id": "OB-1", "answer": "符合规定"},
+        "SubmitEvaluation": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                             "candidate_bidder_ids": ["BD-0001", "BD-0002"]},
+        "AwardTender": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                        "winner_bidder_id": "BD-0001", "amount_fen": 1000},
+        "RecordContract": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                           "contract_no": "HT-2026-001", "amount_fen": 1000},
+        "SubmitSealedBid": {"tender_no": TENDER, "bidder_id": "BD-0001",
+                            "ciphertext": "R0hTQgE=", "ciphertext_sha256": "ab" * 32,
+                            "key_commitment": "cd" * 32},
+        "RevealBidKey": {"tender_no": TENDER, "bidder_id": "BD-0001", "key": "ef" * 32},
     }
 
 

@@ -25,7 +25,7 @@ from kernel.commonpb import (
 from kernel.errors import Unavailable
 from kernel.fieldcipher import FieldCipher
 from kernel.identity import current_caller
-from services.complaints.app import cases, desk, handlers
+from services.complaints.app import cases, desk, handlers, webhooks
 from services.complaints.app import metrics as complaint_metrics
 from services.complaints.app.flow import ComplaintStarter
 from services.complaints.db.repository import ComplaintsUnitOfWork, StoredPolicy
@@ -47,6 +47,7 @@ from services.complaints.domain.metrics import (
 )
 from services.complaints.domain.model import Category, Platform, RoutingRule
 from services.complaints.domain.policy import DeadlinePolicy
+from services.complaints.domain.webhooks import PlatformEvent, PlatformWebhook
 from workflows.complaint_contract import ActReceipt
 
 _PLATFORM_KINDS = {"portal": pb.PLATFORM_KIND_PORTAL, "hotline": pb.PLATFORM_KIND_HOTLINE}
@@ -264,6 +265,23 @@ def metrics_to_proto(view: complaint_metrics.MetricsView) -> pb.GetComplaintMetr
     message.period_start.FromDatetime(metrics.period_start)
     message.period_end.FromDatetime(metrics.period_end)
     message.as_of.FromDatetime(metrics.as_of)
+    return message
+
+
+def webhook_to_proto(webhook: PlatformWebhook) -> pb.PlatformWebhook:
+    message = pb.PlatformWebhook(platform_id=webhook.platform_id, url=webhook.url,
+                                 set_by_official_id=webhook.set_by_official_id)
+    message.set_at.FromDatetime(webhook.set_at)
+    return message
+
+
+def platform_event_to_proto(event: PlatformEvent) -> pb.PlatformEvent:
+    message = pb.PlatformEvent(event_id=event.event_id, sequence=event.sequence,
+                               case_number=event.case_number, event_type=event.event_type,
+                               data=event.data)
+    message.occurred_at.FromDatetime(event.created_at)
+    if event.delivered_at is not None:
+        message.delivered_at.FromDatetime(event.delivered_at)
     return message
 
 
@@ -535,3 +553,26 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
             end=request.period_end.ToDatetime(UTC),
             department_code=request.department_code, as_of=datetime.now(UTC))
         return metrics_to_proto(view)
+
+    # ---- webhooks ----
+
+    async def SetPlatformWebhook(self, request: pb.SetPlatformWebhookRequest,
+                                 context: grpc.aio.ServicerContext[Any, Any],
+                                 ) -> pb.SetPlatformWebhookResponse:
+        result = await asyncio.to_thread(
+            webhooks.set_platform_webhook, uow=self._writing(), cipher=self._cipher,
+            caller=current_caller(), platform_id=request.platform_id, url=request.url,
+            now=datetime.now(UTC))
+        return pb.SetPlatformWebhookResponse(webhook=webhook_to_proto(result.webhook),
+                                             signing_secret=result.secret)
+
+    async def ListPlatformEvents(self, request: pb.ListPlatformEventsRequest,
+                                 context: grpc.aio.ServicerContext[Any, Any],
+                                 ) -> pb.ListPlatformEventsResponse:
+        page = await asyncio.to_thread(
+            webhooks.list_platform_events, uow=self._reading(), caller=current_caller(),
+            platform_id=request.platform_id, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListPlatformEventsResponse(
+            events=[platform_event_to_proto(e) for e in page.events],
+            next_page_token=page.next_page_token, more=page.more)

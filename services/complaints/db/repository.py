@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import AuditLog
@@ -28,6 +29,7 @@ from services.complaints.domain.cases import (
 )
 from services.complaints.domain.model import Category, Platform, RoutingChange, RoutingRule
 from services.complaints.domain.policy import DeadlinePolicy
+from services.complaints.domain.webhooks import PlatformEvent, PlatformWebhook
 
 
 def _category(row: Row[Any]) -> Category:
@@ -650,6 +652,78 @@ class HandledRequests:
     def remove(self, system: str, request_id: str) -> None:
         self._connection.execute(delete(self._t).where(
             self._t.c.system == system, self._t.c.request_id == request_id))
+class PlatformWebhooks:
+    """Repository of the platforms' webhook URLs and their sealed signing secrets."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.platform_webhooks
+
+    def get(self, platform_id: str) -> tuple[PlatformWebhook, str] | None:
+        """The platform's webhook and its sealed secret, if one is set."""
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.platform_id == platform_id)).first()
+        if row is None:
+            return None
+        return (PlatformWebhook(row.platform_id, row.url, row.set_by_official_id, row.set_at),
+                row.secret)
+
+    def put(self, webhook: PlatformWebhook, *, sealed_secret: str) -> None:
+        """Set the platform's webhook, replacing (and so revoking) any earlier one."""
+        values = {"url": webhook.url, "secret": sealed_secret,
+                  "set_by_official_id": webhook.set_by_official_id, "set_at": webhook.set_at}
+        dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
+        self._connection.execute(
+            dialect.insert(self._t).values(platform_id=webhook.platform_id, **values)
+            .on_conflict_do_update(index_elements=[self._t.c.platform_id], set_=values))
+
+
+class PlatformEvents:
+    """Repository of what each platform is told, numbered per platform."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.platform_events
+
+    @staticmethod
+    def _event(row: Row[Any]) -> PlatformEvent:
+        return PlatformEvent(
+            event_id=row.event_id, platform_id=row.platform_id, sequence=row.sequence,
+            case_number=row.case_number, event_type=row.event_type,
+            data=json.loads(row.payload)["data"], created_at=row.created_at,
+            delivered_at=row.delivered_at, attempts=row.attempts, last_status=row.last_status)
+
+    def add(self, event: PlatformEvent) -> None:
+        self._connection.execute(insert(self._t).values(
+            event_id=event.event_id, platform_id=event.platform_id, sequence=event.sequence,
+            case_number=event.case_number, event_type=event.event_type, payload=event.body,
+            created_at=event.created_at, delivered_at=event.delivered_at,
+            attempts=event.attempts, last_status=event.last_status))
+
+    def get(self, event_id: str) -> PlatformEvent | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.event_id == event_id)).first()
+        return self._event(row) if row else None
+
+    def after(self, platform_id: str, *, sequence: int, limit: int) -> list[PlatformEvent]:
+        """The platform's events numbered after ``sequence``, in order."""
+        t = self._t
+        rows = self._connection.execute(
+            select(t).where(t.c.platform_id == platform_id, t.c.sequence > sequence)
+            .order_by(t.c.sequence).limit(limit))
+        return [self._event(r) for r in rows]
+
+    def record_attempt(self, event_id: str, *, status: int, delivered_at: datetime | None,
+                       ) -> None:
+        """Count one delivery attempt and its HTTP status; mark it delivered on a 2xx."""
+        t = self._t
+        self._connection.execute(update(t).where(t.c.event_id == event_id).values(
+            attempts=t.c.attempts + 1, last_status=status))
+        if delivered_at is not None:
+            # The first 2xx is when it was delivered; a later repeat does not move it.
+            self._connection.execute(update(t).where(
+                t.c.event_id == event_id, t.c.delivered_at.is_(None)).values(
+                delivered_at=delivered_at))
 
 
 class ComplaintsUnitOfWork(UnitOfWork):
@@ -671,6 +745,9 @@ class ComplaintsUnitOfWork(UnitOfWork):
     audit: AuditLog
     links: CaseLinks
     case_records: CaseRecords
+    webhooks: PlatformWebhooks
+    platform_events: PlatformEvents
+    platform_event_numbers: RunningNumbers
 
     def bind(self, connection: Connection) -> None:
         self.routing = RoutingTable(connection)
@@ -691,3 +768,7 @@ class ComplaintsUnitOfWork(UnitOfWork):
         self.audit = AuditLog(connection, tables.audit_log)
         self.links = CaseLinks(connection)
         self.case_records = CaseRecords(connection)
+        self.webhooks = PlatformWebhooks(connection)
+        self.platform_events = PlatformEvents(connection)
+        self.platform_event_numbers = RunningNumbers(connection,
+                                                     tables.platform_event_sequences)

@@ -4,6 +4,7 @@ cases they push in with their events, directory copies and the audit log."""
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     Float,
@@ -267,6 +268,44 @@ handled_requests = Table(
 
 #: Running numbers of cases per China day ("CP-20260105").
 complaint_sequences = sequences_table(metadata, "complaint_sequences")
+
+#: Where each platform's events are POSTed (Standard Webhooks), one URL per platform.
+#: ``secret`` is the signing secret sealed by kernel.fieldcipher (bound to the platform
+#: id): the secret is shown once when set and never kept in the clear.
+platform_webhooks = Table(
+    "platform_webhooks",
+    metadata,
+    Column("platform_id", String(20), primary_key=True),
+    Column("url", String(2048), nullable=False),
+    Column("secret", Text, nullable=False),
+    Column("set_by_official_id", String(20), nullable=False),
+    Column("set_at", UtcDateTime, nullable=False),
+)
+
+#: What each platform is told about its cases (replies, status changes): sent by webhook
+#: and pullable with a cursor. ``event_id`` is the webhook-id of every delivery attempt;
+#: ``sequence`` numbers a platform's events from 1 in the order their transactions
+#: committed (platform_event_sequences). ``payload`` is the JSON body sent, which
+#: holds no complainant's name or phone.
+platform_events = Table(
+    "platform_events",
+    metadata,
+    Column("event_id", String(40), primary_key=True),
+    Column("platform_id", String(20), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    Column("case_number", String(20), nullable=False),
+    Column("event_type", String(40), nullable=False),
+    Column("payload", Text, nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("delivered_at", UtcDateTime, nullable=True),
+    Column("attempts", Integer, nullable=False),
+    # The HTTP status of the last attempt; 0 before any, or when none came back.
+    Column("last_status", Integer, nullable=False),
+    UniqueConstraint("platform_id", "sequence", name="uq_platform_events_sequence"),
+)
+
+#: The running number of each platform's events (counter name = platform id).
+platform_event_sequences = sequences_table(metadata, "platform_event_sequences")
 
 departments = departments_table(metadata)
 officials = officials_table(metadata)

@@ -6,7 +6,7 @@ Database work runs in a thread so the event loop keeps serving other calls.
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -16,11 +16,13 @@ from sqlalchemy import Engine
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
+from kernel.calendar import WorkingCalendar
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
-from kernel.errors import FieldViolation, InvalidArgument
+from kernel.errors import FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
-from services.trading.app import draws, handlers
+from services.trading.app import draws, handlers, tenders
+from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
     DrawPurpose,
@@ -31,6 +33,18 @@ from services.trading.domain.draws import (
 )
 from services.trading.domain.feed import FeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
+from services.trading.domain.tenders import Project, Tender
+from workflows.tender_contract import (
+    AMEND,
+    ANSWER_OBJECTION,
+    AWARD,
+    EVALUATE,
+    OBJECT,
+    RECORD_CONTRACT,
+    ActReceipt,
+    StatementKind,
+    workflow_id,
+)
 
 _CATEGORIES: dict[str, pb.TradingCategory.ValueType] = {
     "government_procurement": pb.TRADING_CATEGORY_GOVERNMENT_PROCUREMENT,
@@ -138,12 +152,57 @@ def draw_spec_from_proto(request: pb.OpenDrawRequest) -> DrawSpec:
         exclusions=tuple(Exclusion(e.expert_id, e.basis) for e in request.exclusions))
 
 
+_FUNDING: dict[str, pb.FundingSource.ValueType] = {
+    "public": pb.FUNDING_SOURCE_PUBLIC, "state_owned": pb.FUNDING_SOURCE_STATE_OWNED,
+    "mixed": pb.FUNDING_SOURCE_MIXED, "private": pb.FUNDING_SOURCE_PRIVATE,
+}
+_FUNDING_NAMES = {v: k for k, v in _FUNDING.items()}
+_TENDER_STAGES: dict[str, pb.TenderStage.ValueType] = {
+    "bidding": pb.TENDER_STAGE_BIDDING, "decryption": pb.TENDER_STAGE_DECRYPTION,
+    "evaluation": pb.TENDER_STAGE_EVALUATION, "candidates": pb.TENDER_STAGE_CANDIDATES,
+    "awarded": pb.TENDER_STAGE_AWARDED, "contracted": pb.TENDER_STAGE_CONTRACTED,
+    "failed": pb.TENDER_STAGE_FAILED,
+}
+_TARGETS: dict[pb.ObjectionTarget.ValueType, str] = {
+    pb.OBJECTION_TARGET_DOCUMENTS: "documents", pb.OBJECTION_TARGET_CANDIDATES: "candidates"}
+
+
+def project_to_proto(project: Project) -> pb.Project:
+    made = pb.Project(project_no=project.project_no, category=_CATEGORIES[project.category],
+                      title=project.title, estimated_value_fen=project.estimated_value_fen,
+                      funding_source=_FUNDING[project.funding_source],
+                      department_code=project.department_code, must_enter=project.must_enter,
+                      registered_at=_timestamp(project.registered_at))
+    if project.entry is not None:
+        made.entry.CopyFrom(entry_to_proto(project.entry))
+    return made
+
+
+def tender_to_proto(tender: Tender) -> pb.Tender:
+    made = pb.Tender(tender_no=tender.tender_no, project_no=tender.project_no,
+                     category=_CATEGORIES[tender.category],
+                     stage=_TENDER_STAGES[tender.stage],
+                     announced_at=_timestamp(tender.announced_at),
+                     bid_deadline=_timestamp(tender.bid_deadline),
+                     decryption_window_minutes=tender.decryption_window_seconds // 60,
+                     workflow_started=tender.workflow_started, bids=tender.bids,
+                     paused=tender.paused, entry_code=tender.entry_code, winner=tender.winner)
+    if tender.documents_until is not None:
+        made.documents_until.CopyFrom(_timestamp(tender.documents_until))
+    if tender.objections_until is not None:
+        made.objections_until.CopyFrom(_timestamp(tender.objections_until))
+    return made
+
+
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
-                 signer: ServiceSigner) -> None:
+                 signer: ServiceSigner, starter: TenderStarter | None = None,
+                 calendar: WorkingCalendar | None = None) -> None:
         self._engine = engine
         self._audit = audit
         self._signer = signer
+        self._starter = starter
+        self._calendar = calendar or WorkingCalendar()
 
     def _reading(self) -> TradingUnitOfWork:
         return TradingUnitOfWork(self._engine, write=False)
@@ -274,3 +333,168 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         draw = await asyncio.to_thread(draws.get_draw, uow=self._reading(),
                                        draw_id=request.draw_id)
         return pb.GetDrawResponse(draw=draw_to_proto(draw))
+
+    # ---- projects and tenders ---------------------------------------------------------------
+
+    def _tender_starter(self) -> TenderStarter:
+        if self._starter is None:
+            raise RuntimeError("the trading servicer was made without its tender starter")
+        return self._starter
+
+    async def RegisterProject(self, request: pb.RegisterProjectRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.RegisterProjectResponse:
+        project = await asyncio.to_thread(
+            tenders.register_project, uow=self._writing(), caller=current_caller(),
+            request_id=request.request_id, category=category_name(request.category),
+            title=request.title, estimated_value_fen=request.estimated_value_fen,
+            funding_source=_FUNDING_NAMES.get(request.funding_source, ""),
+            department_code=request.department_code, now=datetime.now(UTC))
+        return pb.RegisterProjectResponse(project=project_to_proto(project))
+
+    async def RecordDirectAward(self, request: pb.RecordDirectAwardRequest,
+                                context: grpc.aio.ServicerContext[Any, Any],
+                                ) -> pb.RecordDirectAwardResponse:
+        award = await asyncio.to_thread(
+            tenders.record_direct_award, uow=self._writing(), caller=current_caller(),
+            request_id=request.request_id, project_no=request.project_no,
+            supplier_code=request.supplier_code, amount_fen=request.amount_fen,
+            now=datetime.now(UTC))
+        return pb.RecordDirectAwardResponse(project_no=award.project_no,
+                                            amount_fen=award.amount_fen,
+                                            recorded_at=_timestamp(award.recorded_at))
+
+    async def AnnounceTender(self, request: pb.AnnounceTenderRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.AnnounceTenderResponse:
+        starter = self._tender_starter()
+        window = (timedelta(minutes=request.decryption_window_minutes)
+                  if request.decryption_window_minutes else None)
+        tender = await asyncio.to_thread(
+            tenders.announce_tender, uow=self._writing(), signer=self._signer,
+            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            project_no=request.project_no,
+            bid_deadline=request.bid_deadline.ToDatetime(tzinfo=UTC),
+            documents_until=(request.documents_until.ToDatetime(tzinfo=UTC)
+                             if request.HasField("documents_until") else None),
+            decryption_window=window, now=datetime.now(UTC))
+        if not tender.workflow_started:
+            # Committed first; started now if Temporal answers, else by the outbox.
+            await starter.start(tender.tender_no, waiting=True)
+        tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
+                                         tender_no=tender.tender_no)
+        return pb.AnnounceTenderResponse(tender=tender_to_proto(tender))
+
+    async def GetTender(self, request: pb.GetTenderRequest,
+                        context: grpc.aio.ServicerContext[Any, Any],
+                        ) -> pb.GetTenderResponse:
+        tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
+                                         tender_no=request.tender_no)
+        return pb.GetTenderResponse(tender=tender_to_proto(tender))
+
+    async def _act(self, update: str, kind: StatementKind, *, tender_no: str,
+                   request_id: str, **facts: Any) -> tuple[pb.TenderActResponse,
+                                                           tenders.PreparedAct]:
+        """Sign the official's act and send it to the tender's workflow, which checks it
+        and has trading record it; the tender as it then stands."""
+        starter = self._tender_starter()
+        prepared = await asyncio.to_thread(
+            tenders.prepare_act, uow=self._reading(), signer=self._signer,
+            calendar=self._calendar, caller=current_caller(), kind=kind, tender_no=tender_no,
+            request_id=request_id, now=datetime.now(UTC), **facts)
+        if not prepared.tender.workflow_started and not await starter.start(tender_no,
+                                                                            waiting=True):
+            raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
+                              "try again later")
+        receipt = await starter.gateway.update(
+            workflow_id(tender_no), update, prepared.act, update_id=f"{update}/{request_id}",
+            result_type=ActReceipt)
+        tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
+                                         tender_no=tender_no)
+        return (pb.TenderActResponse(tender=tender_to_proto(tender),
+                                     feed_sequence=receipt.feed_sequence), prepared)
+
+    async def AmendTender(self, request: pb.AmendTenderRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> pb.AmendTenderResponse:
+        result, _ = await self._act(AMEND, StatementKind.AMENDMENT,
+                                    tender_no=request.tender_no, request_id=request.request_id,
+                                    text=request.content)
+        return pb.AmendTenderResponse(result=result)
+
+    async def ObjectToTender(self, request: pb.ObjectToTenderRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.ObjectToTenderResponse:
+        target = _TARGETS.get(request.target)
+        if target is None:
+            raise InvalidArgument("target must be the documents or the candidates",
+                                  violations=[FieldViolation("target", "must be set")])
+        result, prepared = await self._act(
+            OBJECT, StatementKind.OBJECTION, tender_no=request.tender_no,
+            request_id=request.request_id, text=request.grounds, target=target)
+        response = pb.ObjectToTenderResponse(result=result,
+                                             objection_id=prepared.objection_id)
+        if prepared.answer_due is not None:
+            response.answer_due.CopyFrom(_timestamp(prepared.answer_due))
+        return response
+
+    async def AnswerObjection(self, request: pb.AnswerObjectionRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.AnswerObjectionResponse:
+        result, _ = await self._act(
+            ANSWER_OBJECTION, StatementKind.OBJECTION_ANSWER, tender_no=request.tender_no,
+            request_id=request.request_id, text=request.answer,
+            objection_id=request.objection_id)
+        return pb.AnswerObjectionResponse(result=result)
+
+    async def SubmitEvaluation(self, request: pb.SubmitEvaluationRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.SubmitEvaluationResponse:
+        result, _ = await self._act(
+            EVALUATE, StatementKind.EVALUATION, tender_no=request.tender_no,
+            request_id=request.request_id, candidates=list(request.candidate_bidder_ids))
+        return pb.SubmitEvaluationResponse(result=result)
+
+    async def AwardTender(self, request: pb.AwardTenderRequest,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> pb.AwardTenderResponse:
+        result, _ = await self._act(
+            AWARD, StatementKind.AWARD, tender_no=request.tender_no,
+            request_id=request.request_id, winner=request.winner_bidder_id,
+            amount_fen=request.amount_fen)
+        return pb.AwardTenderResponse(result=result)
+
+    async def RecordContract(self, request: pb.RecordContractRequest,
+                             context: grpc.aio.ServicerContext[Any, Any],
+                             ) -> pb.RecordContractResponse:
+        tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
+                                         tender_no=request.tender_no)
+        result, _ = await self._act(
+            RECORD_CONTRACT, StatementKind.CONTRACT, tender_no=request.tender_no,
+            request_id=request.request_id, winner=tender.winner,
+            amount_fen=request.amount_fen, contract_no=request.contract_no)
+        return pb.RecordContractResponse(result=result)
+
+    async def SubmitSealedBid(self, request: pb.SubmitSealedBidRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.SubmitSealedBidResponse:
+        bid = await asyncio.to_thread(
+            tenders.submit_sealed_bid, uow=self._writing(), caller=current_caller(),
+            tender_no=request.tender_no, bidder_id=request.bidder_id,
+            ciphertext=request.ciphertext, ciphertext_sha256=request.ciphertext_sha256,
+            key_commitment=request.key_commitment, now=datetime.now(UTC))
+        return pb.SubmitSealedBidResponse(tender_no=bid.tender_no, bidder_id=bid.bidder_id,
+                                          ciphertext_sha256=bid.ciphertext_sha256,
+                                          submitted_at=_timestamp(bid.submitted_at))
+
+    async def RevealBidKey(self, request: pb.RevealBidKeyRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.RevealBidKeyResponse:
+        bid = await asyncio.to_thread(
+            tenders.reveal_bid_key, uow=self._writing(), caller=current_caller(),
+            tender_no=request.tender_no, bidder_id=request.bidder_id,
+            key=bytes.fromhex(request.key), now=datetime.now(UTC))
+        response = pb.RevealBidKeyResponse(tender_no=bid.tender_no, bidder_id=bid.bidder_id)
+        if bid.revealed_at is not None:
+            response.revealed_at.CopyFrom(_timestamp(bid.revealed_at))
+        return response

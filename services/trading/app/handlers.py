@@ -30,6 +30,7 @@ from services.trading.domain.model import (
     require_category,
     require_specialty,
 )
+from services.trading.domain.tenders import Bidder
 
 TRADING_OFFICER = "trading_officer"
 
@@ -167,10 +168,13 @@ def load_sample_directory(*, uow: TradingUnitOfWork, sample_dir: Path) -> bool:
             uow.experts.add(Expert(id=record["id"], name=record["name"],
                                    specialties=tuple(record["specialties"]),
                                    employer=record["employer"]))
+        for record in sample.get("bidders", []):
+            uow.bidders.add(Bidder(record["id"], record["name"], record["system"]))
         uow.audit.append(actor=Actor("govhall-runner"), action="directory.loaded",
                          subject="trading_directory",
                          details={"catalogue_entries": len(sample["catalogue"]),
                                   "agencies": len(sample["agencies"]),
-                                  "experts": len(sample["experts"])})
+                                  "experts": len(sample["experts"]),
+                                  "bidders": len(sample.get("bidders", []))})
         uow.commit()
         return True

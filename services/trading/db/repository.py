@@ -11,12 +11,13 @@ from typing import Any
 from sqlalchemy import Connection, Row, and_, func, insert, or_, select, text, update
 
 from kernel.audit import AuditLog
-from kernel.db import UnitOfWork
+from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
+from services.trading.domain.tenders import Bidder, Project, SealedBid, Tender, TenderStage
 
 
 class Catalogue:
@@ -301,6 +302,193 @@ class Draws:
             .order_by(t.c.draw_id).limit(limit)).scalars())
 
 
+class Bidders:
+    """Repository of the bidders directory."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.bidders
+
+    def get(self, bidder_id: str) -> Bidder | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.bidder_id == bidder_id)).first()
+        return Bidder(row.bidder_id, row.name, row.system) if row else None
+
+    def count(self) -> int:
+        return int(self._connection.execute(select(func.count()).select_from(self._t))
+                   .scalar_one())
+
+    def add(self, bidder: Bidder) -> None:
+        self._connection.execute(insert(self._t).values(
+            bidder_id=bidder.bidder_id, name=bidder.name, system=bidder.system))
+
+
+class Projects:
+    """Repository of the projects registered for trading."""
+
+    def __init__(self, connection: Connection, catalogue: Catalogue) -> None:
+        self._connection = connection
+        self._catalogue = catalogue
+        self._t = tables.projects
+
+    def _project(self, row: Row[Any]) -> Project:
+        entries = {e.code: e for e in self._catalogue.list(category=row.category)}
+        return Project(row.project_no, row.category, row.title, row.estimated_value_fen,
+                       row.funding_source, row.department_code,
+                       entries.get(row.entry_code) if row.entry_code else None,
+                       row.registered_at)
+
+    def get(self, project_no: str) -> Project | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.project_no == project_no)).first()
+        return self._project(row) if row else None
+
+    def by_request(self, request_id: str) -> Project | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.request_id == request_id)).first()
+        return self._project(row) if row else None
+
+    def add(self, project: Project, *, request_id: str, registered_by: str) -> None:
+        self._connection.execute(insert(self._t).values(
+            project_no=project.project_no, request_id=request_id, category=project.category,
+            title=project.title, estimated_value_fen=project.estimated_value_fen,
+            funding_source=project.funding_source, department_code=project.department_code,
+            entry_code=project.entry.code if project.entry else "",
+            registered_by=registered_by, registered_at=project.registered_at))
+
+    def add_direct_award(self, project_no: str, *, request_id: str, supplier_code: str,
+                         amount_fen: int, recorded_by: str, at: datetime) -> None:
+        self._connection.execute(insert(tables.direct_awards).values(
+            project_no=project_no, request_id=request_id, supplier_code=supplier_code,
+            amount_fen=amount_fen, recorded_by=recorded_by, recorded_at=at))
+
+    def direct_award(self, project_no: str) -> Row[Any] | None:
+        t = tables.direct_awards
+        return self._connection.execute(select(t).where(t.c.project_no == project_no)).first()
+
+
+class Tenders:
+    """Repository of the tenders, their recorded steps and their sealed bids."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._t = tables.tenders
+        self._s = tables.tender_steps
+        self._b = tables.sealed_bids
+
+    def _tender(self, row: Row[Any]) -> Tender:
+        announcement = json.loads(row.announcement)
+        bids = int(self._connection.execute(
+            select(func.count()).select_from(self._b)
+            .where(self._b.c.tender_no == row.tender_no)).scalar_one())
+        return Tender(row.tender_no, row.project_no, row.category, TenderStage(row.stage),
+                      row.announced_at, row.bid_deadline, row.documents_until,
+                      row.objections_until, row.decryption_window_seconds,
+                      row.workflow_started, row.paused, row.winner,
+                      announcement["body"].get("entry_code", ""), bids)
+
+    def get(self, tender_no: str, *, for_update: bool = False) -> Tender | None:
+        query = select(self._t).where(self._t.c.tender_no == tender_no)
+        if for_update:
+            query = query.with_for_update()
+        row = self._connection.execute(query).first()
+        return self._tender(row) if row else None
+
+    def by_request(self, request_id: str) -> Tender | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.request_id == request_id)).first()
+        return self._tender(row) if row else None
+
+    def of_project(self, project_no: str) -> str | None:
+        return self._connection.execute(
+            select(self._t.c.tender_no).where(self._t.c.project_no == project_no)).scalar()
+
+    def announcement(self, tender_no: str) -> dict[str, Any]:
+        text_ = self._connection.execute(
+            select(self._t.c.announcement).where(self._t.c.tender_no == tender_no)
+        ).scalar_one()
+        found: dict[str, Any] = json.loads(text_)
+        return found
+
+    def add(self, tender: Tender, *, request_id: str, announcement: dict[str, Any]) -> None:
+        self._connection.execute(insert(self._t).values(
+            tender_no=tender.tender_no, request_id=request_id, project_no=tender.project_no,
+            category=tender.category, stage=str(tender.stage),
+            announced_at=tender.announced_at, bid_deadline=tender.bid_deadline,
+            documents_until=tender.documents_until, objections_until=tender.objections_until,
+            decryption_window_seconds=tender.decryption_window_seconds,
+            announcement=json.dumps(announcement, ensure_ascii=False),
+            workflow_started=False, paused=False, winner=""))
+
+    def unstarted(self, *, limit: int = 100) -> list[str]:
+        return list(self._connection.execute(
+            select(self._t.c.tender_no).where(self._t.c.workflow_started.is_(False))
+            .order_by(self._t.c.tender_no).limit(limit)).scalars())
+
+    def mark_started(self, tender_no: str) -> bool:
+        """True if this call marked it (it was pending)."""
+        result = self._connection.execute(
+            update(self._t).where(and_(self._t.c.tender_no == tender_no,
+                                       self._t.c.workflow_started.is_(False)))
+            .values(workflow_started=True))
+        return bool(result.rowcount)
+
+    def save_state(self, tender_no: str, **values: Any) -> None:
+        self._connection.execute(
+            update(self._t).where(self._t.c.tender_no == tender_no).values(**values))
+
+    def step(self, tender_no: str, step_key: str) -> Row[Any] | None:
+        return self._connection.execute(
+            select(self._s).where(and_(self._s.c.tender_no == tender_no,
+                                       self._s.c.step_key == step_key))).first()
+
+    def add_step(self, tender_no: str, step_key: str, *, step: str, at: datetime,
+                 feed_sequence: int, statement: dict[str, Any], content: str) -> None:
+        self._connection.execute(insert(self._s).values(
+            tender_no=tender_no, step_key=step_key, step=step, at=at,
+            feed_sequence=feed_sequence, statement=json.dumps(statement, ensure_ascii=False),
+            content=content))
+
+    def steps(self, tender_no: str) -> list[Row[Any]]:
+        return list(self._connection.execute(
+            select(self._s).where(self._s.c.tender_no == tender_no).order_by(self._s.c.at)))
+
+    def bid(self, tender_no: str, bidder_id: str) -> SealedBid | None:
+        row = self._connection.execute(select(self._b).where(and_(
+            self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))).first()
+        return self._bid(row) if row else None
+
+    @staticmethod
+    def _bid(row: Row[Any]) -> SealedBid:
+        return SealedBid(row.tender_no, row.bidder_id, bytes(row.ciphertext),
+                         row.ciphertext_sha256, row.key_commitment, row.system,
+                         row.submitted_at,
+                         bytes.fromhex(row.revealed_key) if row.revealed_key else None,
+                         row.validity, row.revealed_at)
+
+    def bids(self, tender_no: str) -> list[SealedBid]:
+        return [self._bid(r) for r in self._connection.execute(
+            select(self._b).where(self._b.c.tender_no == tender_no)
+            .order_by(self._b.c.bidder_id))]
+
+    def add_bid(self, bid: SealedBid) -> None:
+        self._connection.execute(insert(self._b).values(
+            tender_no=bid.tender_no, bidder_id=bid.bidder_id, ciphertext=bid.ciphertext,
+            ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment,
+            system=bid.system, submitted_at=bid.submitted_at, revealed_key=None,
+            revealed_at=None, validity=""))
+
+    def reveal(self, tender_no: str, bidder_id: str, key: bytes, *, at: datetime) -> None:
+        self._connection.execute(update(self._b).where(and_(
+            self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
+            .values(revealed_key=key.hex(), revealed_at=at))
+
+    def set_validity(self, tender_no: str, bidder_id: str, validity: str) -> None:
+        self._connection.execute(update(self._b).where(and_(
+            self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
+            .values(validity=validity))
+
+
 class TradingUnitOfWork(UnitOfWork):
     catalogue: Catalogue
     agencies: Agencies
@@ -310,6 +498,10 @@ class TradingUnitOfWork(UnitOfWork):
     audit: AuditLog
     feed: Feed
     draws: Draws
+    bidders: Bidders
+    projects: Projects
+    tenders: Tenders
+    sequences: RunningNumbers
 
     def bind(self, connection: Connection) -> None:
         self.catalogue = Catalogue(connection)
@@ -320,3 +512,7 @@ class TradingUnitOfWork(UnitOfWork):
         self.audit = AuditLog(connection, tables.audit_log)
         self.feed = Feed(connection)
         self.draws = Draws(connection)
+        self.bidders = Bidders(connection)
+        self.projects = Projects(connection, self.catalogue)
+        self.tenders = Tenders(connection)
+        self.sequences = RunningNumbers(connection, tables.sequences)

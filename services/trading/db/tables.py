@@ -9,6 +9,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -19,6 +20,7 @@ from sqlalchemy import (
 
 from kernel.audit import audit_table
 from kernel.checkpoints import audit_checkpoints_table
+from kernel.db import sequences_table
 from kernel.directory import departments_table, officials_table
 from kernel.instants import UtcDateTime
 from kernel.systems import calling_systems_table
@@ -136,6 +138,106 @@ draw_commitments = Table(
     Column("official_id", String(20), nullable=False),
 )
 
+#: The bidders directory: each bidder and the one calling system that acts for it.
+bidders = Table(
+    "bidders",
+    metadata,
+    Column("bidder_id", String(10), primary_key=True),
+    #: The company's registered name (a legal person, not personal data).
+    Column("name", String(200), nullable=False),
+    Column("system", String(100), nullable=False),
+)
+
+#: Projects registered for trading, with the catalogue's word on them when registered.
+projects = Table(
+    "projects",
+    metadata,
+    Column("project_no", String(20), primary_key=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("category", String(30), nullable=False),
+    Column("title", String(200), nullable=False),
+    Column("estimated_value_fen", BigInteger, nullable=False),
+    Column("funding_source", String(20), nullable=False),
+    Column("department_code", String(10), nullable=False),
+    #: The catalogue entry that makes it enter the venue; '' when none.
+    Column("entry_code", String(10), nullable=False),
+    Column("registered_by", String(20), nullable=False),
+    Column("registered_at", UtcDateTime, nullable=False),
+)
+
+#: Projects awarded outside the venue (only those the catalogue lets out).
+direct_awards = Table(
+    "direct_awards",
+    metadata,
+    Column("project_no", String(20), ForeignKey("projects.project_no"), primary_key=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("supplier_code", String(18), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("recorded_by", String(20), nullable=False),
+    Column("recorded_at", UtcDateTime, nullable=False),
+)
+
+#: Tenders; ``workflow_started`` false is the outbox entry of the tender's workflow.
+tenders = Table(
+    "tenders",
+    metadata,
+    Column("tender_no", String(20), primary_key=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("project_no", String(20), ForeignKey("projects.project_no"), nullable=False,
+           unique=True),
+    Column("category", String(30), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("announced_at", UtcDateTime, nullable=False),
+    Column("bid_deadline", UtcDateTime, nullable=False),
+    Column("documents_until", UtcDateTime, nullable=True),
+    Column("objections_until", UtcDateTime, nullable=True),
+    Column("decryption_window_seconds", Integer, nullable=False),
+    #: The signed announcement the workflow is started with (JSON).
+    Column("announcement", Text, nullable=False),
+    Column("workflow_started", Boolean, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("winner", String(10), nullable=False),
+    Index("ix_tenders_unstarted", "workflow_started", "tender_no"),
+)
+
+#: Each step of a tender, recorded once (a retried activity finds its step).
+tender_steps = Table(
+    "tender_steps",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
+    Column("step_key", String(80), nullable=False),
+    Column("step", String(30), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("feed_sequence", BigInteger, nullable=False),
+    #: The signed statement behind the step (JSON).
+    Column("statement", Text, nullable=False),
+    #: The free text the statement binds (amendment, grounds, answer); '' when none.
+    Column("content", Text, nullable=False),
+    PrimaryKeyConstraint("tender_no", "step_key"),
+)
+
+#: Sealed bids: ciphertext and commitments only; the key stays with the bidder.
+sealed_bids = Table(
+    "sealed_bids",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
+    Column("bidder_id", String(10), ForeignKey("bidders.bidder_id"), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    Column("ciphertext_sha256", String(64), nullable=False),
+    Column("key_commitment", String(64), nullable=False),
+    Column("system", String(100), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    #: The key the bidder revealed in the decryption window (hex), once it matched the
+    #: key commitment; NULL before.
+    Column("revealed_key", String(64), nullable=True),
+    Column("revealed_at", UtcDateTime, nullable=True),
+    #: After the decryption window: "valid", or why not ("unrevealed", the library's
+    #: reason code); '' before.
+    Column("validity", String(30), nullable=False),
+    PrimaryKeyConstraint("tender_no", "bidder_id"),
+)
+
+sequences = sequences_table(metadata)
 departments = departments_table(metadata)
 officials = officials_table(metadata)
 audit_log = audit_table(metadata)

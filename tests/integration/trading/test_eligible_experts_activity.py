@@ -32,7 +32,9 @@ async def test_the_activity_is_hosted_under_its_published_name(
         trading: ServiceUnderTest) -> None:
     hosted = DEFINITION.activities(trading.running.engine, trading.settings)
     names = [getattr(a, "__temporal_activity_definition").name for a in hosted]
-    assert names == ["trading.eligible_experts"]
+    assert names == ["trading.eligible_experts", "trading.open_tender",
+                     "trading.record_tender_step", "trading.close_bidding",
+                     "trading.close_decryption", "trading.mark_tender_late"]
     assert trading.settings.task_queue == "govhall-trading"
 
 

@@ -2567,3 +2567,250 @@ class GetComplaintMetricsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetComplaintMetricsResponse: _TypeAlias = GetComplaintMetricsResponse  # noqa: Y015
+
+@_typing.final
+class PlatformWebhook(_message.Message):
+    """---- webhooks ----
+
+    PlatformWebhook is where a platform's events are POSTed. Its signing
+    secret is not part of it: the secret is shown once, when it is made.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    SET_BY_OFFICIAL_ID_FIELD_NUMBER: _builtins.int
+    SET_AT_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """The platform's id, for example "12345"."""
+    url: _builtins.str
+    """The URL events are POSTed to."""
+    set_by_official_id: _builtins.str
+    """The operator who set the webhook."""
+    @_builtins.property
+    def set_at(self) -> _timestamp_pb2.Timestamp:
+        """When the webhook was set."""
+
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        url: _builtins.str = ...,
+        set_by_official_id: _builtins.str = ...,
+        set_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["set_at", b"set_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_id", b"platform_id", "set_at", b"set_at", "set_by_official_id", b"set_by_official_id", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlatformWebhook: _TypeAlias = PlatformWebhook  # noqa: Y015
+
+@_typing.final
+class SetPlatformWebhookRequest(_message.Message):
+    """SetPlatformWebhookRequest names the platform and its webhook URL."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    URL_FIELD_NUMBER: _builtins.int
+    platform_id: _builtins.str
+    """The platform's id, as ListPlatforms lists it."""
+    url: _builtins.str
+    """The URL to POST events to: https, or http to 127.0.0.1, ::1 or
+    localhost only; at most 2048 characters.
+    """
+    def __init__(
+        self,
+        *,
+        platform_id: _builtins.str = ...,
+        url: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["platform_id", b"platform_id", "url", b"url"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPlatformWebhookRequest: _TypeAlias = SetPlatformWebhookRequest  # noqa: Y015
+
+@_typing.final
+class SetPlatformWebhookResponse(_message.Message):
+    """SetPlatformWebhookResponse carries the webhook as set and its new secret."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    WEBHOOK_FIELD_NUMBER: _builtins.int
+    SIGNING_SECRET_FIELD_NUMBER: _builtins.int
+    signing_secret: _builtins.str
+    """The signing secret (`whsec_` and base64), shown this once: the platform
+    verifies every delivery with it (see docs/complaints.md, Webhooks).
+    """
+    @_builtins.property
+    def webhook(self) -> Global___PlatformWebhook:
+        """The webhook as now set."""
+
+    def __init__(
+        self,
+        *,
+        webhook: Global___PlatformWebhook | None = ...,
+        signing_secret: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["webhook", b"webhook"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["signing_secret", b"signing_secret", "webhook", b"webhook"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetPlatformWebhookResponse: _TypeAlias = SetPlatformWebhookResponse  # noqa: Y015
+
+@_typing.final
+class PlatformEvent(_message.Message):
+    """PlatformEvent is one thing a platform is told about one of its cases."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class DataEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    CASE_NUMBER_FIELD_NUMBER: _builtins.int
+    EVENT_TYPE_FIELD_NUMBER: _builtins.int
+    DATA_FIELD_NUMBER: _builtins.int
+    OCCURRED_AT_FIELD_NUMBER: _builtins.int
+    DELIVERED_AT_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The event's id, the webhook-id of every delivery of it: `msg_` and 26
+    characters.
+    """
+    sequence: _builtins.int
+    """The event's number among the platform's events, from 1."""
+    case_number: _builtins.str
+    """The center's case number."""
+    event_type: _builtins.str
+    """What happened: "complaint.status_changed" or "complaint.replied"."""
+    @_builtins.property
+    def data(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the webhook's body carries as data: the case number, the
+        platform's external id and the event's fields (status and
+        department_code; or reply, replied_at and department_code).
+        """
+
+    @_builtins.property
+    def occurred_at(self) -> _timestamp_pb2.Timestamp:
+        """When it happened."""
+
+    @_builtins.property
+    def delivered_at(self) -> _timestamp_pb2.Timestamp:
+        """When the platform's webhook took it (answered 2xx); unset until then."""
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+        case_number: _builtins.str = ...,
+        event_type: _builtins.str = ...,
+        data: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        occurred_at: _timestamp_pb2.Timestamp | None = ...,
+        delivered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["delivered_at", b"delivered_at", "occurred_at", b"occurred_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["case_number", b"case_number", "data", b"data", "delivered_at", b"delivered_at", "event_id", b"event_id", "event_type", b"event_type", "occurred_at", b"occurred_at", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlatformEvent: _TypeAlias = PlatformEvent  # noqa: Y015
+
+@_typing.final
+class ListPlatformEventsRequest(_message.Message):
+    """ListPlatformEventsRequest asks for the calling platform's events after a
+    cursor.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PLATFORM_ID_FIELD_NUMBER: _builtins.int
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty to read from the first
+    event.
+    """
+    page_size: _builtins.int
+    """How many events at most; 0 means 50."""
+    platform_id: _builtins.str
+    """The platform whose events to read. A platform's own system leaves it
+    empty (or names its own platform) and may name no other; a system that
+    is not a platform's (the center's operator console) must name one.
+    """
+    def __init__(
+        self,
+        *,
+        page_token: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        platform_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["page_size", b"page_size", "page_token", b"page_token", "platform_id", b"platform_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlatformEventsRequest: _TypeAlias = ListPlatformEventsRequest  # noqa: Y015
+
+@_typing.final
+class ListPlatformEventsResponse(_message.Message):
+    """ListPlatformEventsResponse is one page of the platform's events."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENTS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    MORE_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The cursor to continue from, also when this page is empty or the last
+    for now: after the last event here, or the request's own token when
+    there is none. Keep it and ask again later for newer events.
+    """
+    more: _builtins.bool
+    """More events follow this page already."""
+    @_builtins.property
+    def events(self) -> _containers.RepeatedCompositeFieldContainer[Global___PlatformEvent]:
+        """The events of this page, in order of sequence."""
+
+    def __init__(
+        self,
+        *,
+        events: _abc.Iterable[Global___PlatformEvent] | None = ...,
+        next_page_token: _builtins.str = ...,
+        more: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["events", b"events", "more", b"more", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListPlatformEventsResponse: _TypeAlias = ListPlatformEventsResponse  # noqa: Y015

@@ -167,6 +167,16 @@ class ComplaintsServiceStub:
                 request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.SerializeToString,
                 response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.FromString,
                 _registered_method=True)
+        self.SetPlatformWebhook = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/SetPlatformWebhook',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookResponse.FromString,
+                _registered_method=True)
+        self.ListPlatformEvents = channel.unary_unary(
+                '/govhall.complaints.v1.ComplaintsService/ListPlatformEvents',
+                request_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsRequest.SerializeToString,
+                response_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsResponse.FromString,
+                _registered_method=True)
 
 
 class ComplaintsServiceServicer:
@@ -376,6 +386,33 @@ class ComplaintsServiceServicer:
         the numerator and denominator counted (docs/complaints.md, "Metrics"),
         and the complaints linked to approval cases or tenders. An unknown
         department is NOT_FOUND.
+        ---- webhooks ----
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetPlatformWebhook(self, request, context):
+        """SetPlatformWebhook points a platform's webhook at a URL and returns a
+        new signing secret, this once: later calls and reads never show it
+        again, and setting the webhook again replaces the secret, so the old
+        one no longer verifies. Replies and status changes of the platform's
+        cases are then POSTed there as Standard Webhooks, retried until the
+        platform answers 2xx. The URL must be https (plain http only to the
+        loopback host), hold no user name or password and no link-local
+        address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListPlatformEvents(self, request, context):
+        """ListPlatformEvents pages through the calling platform's own events
+        (the same ones its webhook is sent, under the same ids) in the order
+        they happened, after a cursor: a platform continuing from the last
+        token it got never misses an event or reads one twice. A platform's
+        system reads its own platform's events only; the center's operator
+        console may read any platform's, naming it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -508,6 +545,16 @@ def add_ComplaintsServiceServicer_to_server(servicer, server):
                     servicer.GetComplaintMetrics,
                     request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.FromString,
                     response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.SerializeToString,
+            ),
+            'SetPlatformWebhook': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetPlatformWebhook,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookResponse.SerializeToString,
+            ),
+            'ListPlatformEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListPlatformEvents,
+                    request_deserializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsRequest.FromString,
+                    response_serializer=govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1193,6 +1240,60 @@ class ComplaintsService:
             '/govhall.complaints.v1.ComplaintsService/GetComplaintMetrics',
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsRequest.SerializeToString,
             govhall_dot_complaints_dot_v1_dot_complaints__pb2.GetComplaintMetricsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetPlatformWebhook(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/SetPlatformWebhook',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.SetPlatformWebhookResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListPlatformEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.complaints.v1.ComplaintsService/ListPlatformEvents',
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsRequest.SerializeToString,
+            govhall_dot_complaints_dot_v1_dot_complaints__pb2.ListPlatformEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -129,6 +129,25 @@ class ComplaintsServiceStub:
     the numerator and denominator counted (docs/complaints.md, "Metrics"),
     and the complaints linked to approval cases or tenders. An unknown
     department is NOT_FOUND.
+    ---- webhooks ----
+    """
+    SetPlatformWebhook: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetPlatformWebhookRequest, _complaints_pb2.SetPlatformWebhookResponse]
+    """SetPlatformWebhook points a platform's webhook at a URL and returns a
+    new signing secret, this once: later calls and reads never show it
+    again, and setting the webhook again replaces the secret, so the old
+    one no longer verifies. Replies and status changes of the platform's
+    cases are then POSTed there as Standard Webhooks, retried until the
+    platform answers 2xx. The URL must be https (plain http only to the
+    loopback host), hold no user name or password and no link-local
+    address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+    """
+    ListPlatformEvents: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ListPlatformEventsRequest, _complaints_pb2.ListPlatformEventsResponse]
+    """ListPlatformEvents pages through the calling platform's own events
+    (the same ones its webhook is sent, under the same ids) in the order
+    they happened, after a cursor: a platform continuing from the last
+    token it got never misses an event or reads one twice. A platform's
+    system reads its own platform's events only; the center's operator
+    console may read any platform's, naming it.
     """
 
 @_typing.type_check_only
@@ -232,6 +251,25 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     the numerator and denominator counted (docs/complaints.md, "Metrics"),
     and the complaints linked to approval cases or tenders. An unknown
     department is NOT_FOUND.
+    ---- webhooks ----
+    """
+    SetPlatformWebhook: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetPlatformWebhookRequest, _complaints_pb2.SetPlatformWebhookResponse]  # type: ignore[assignment]
+    """SetPlatformWebhook points a platform's webhook at a URL and returns a
+    new signing secret, this once: later calls and reads never show it
+    again, and setting the webhook again replaces the secret, so the old
+    one no longer verifies. Replies and status changes of the platform's
+    cases are then POSTed there as Standard Webhooks, retried until the
+    platform answers 2xx. The URL must be https (plain http only to the
+    loopback host), hold no user name or password and no link-local
+    address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+    """
+    ListPlatformEvents: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ListPlatformEventsRequest, _complaints_pb2.ListPlatformEventsResponse]  # type: ignore[assignment]
+    """ListPlatformEvents pages through the calling platform's own events
+    (the same ones its webhook is sent, under the same ids) in the order
+    they happened, after a cursor: a platform continuing from the last
+    token it got never misses an event or reads one twice. A platform's
+    system reads its own platform's events only; the center's operator
+    console may read any platform's, naming it.
     """
 
 class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -482,6 +520,37 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         the numerator and denominator counted (docs/complaints.md, "Metrics"),
         and the complaints linked to approval cases or tenders. An unknown
         department is NOT_FOUND.
+        ---- webhooks ----
+        """
+
+    @_abc_1.abstractmethod
+    def SetPlatformWebhook(
+        self,
+        request: _complaints_pb2.SetPlatformWebhookRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.SetPlatformWebhookResponse, _abc.Awaitable[_complaints_pb2.SetPlatformWebhookResponse]]:
+        """SetPlatformWebhook points a platform's webhook at a URL and returns a
+        new signing secret, this once: later calls and reads never show it
+        again, and setting the webhook again replaces the secret, so the old
+        one no longer verifies. Replies and status changes of the platform's
+        cases are then POSTed there as Standard Webhooks, retried until the
+        platform answers 2xx. The URL must be https (plain http only to the
+        loopback host), hold no user name or password and no link-local
+        address. Needs ROLE_OPERATOR of the center (ZWFWZX).
+        """
+
+    @_abc_1.abstractmethod
+    def ListPlatformEvents(
+        self,
+        request: _complaints_pb2.ListPlatformEventsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_complaints_pb2.ListPlatformEventsResponse, _abc.Awaitable[_complaints_pb2.ListPlatformEventsResponse]]:
+        """ListPlatformEvents pages through the calling platform's own events
+        (the same ones its webhook is sent, under the same ids) in the order
+        they happened, after a cursor: a platform continuing from the last
+        token it got never misses an event or reads one twice. A platform's
+        system reads its own platform's events only; the center's operator
+        console may read any platform's, naming it.
         """
 
 def add_ComplaintsServiceServicer_to_server(servicer: ComplaintsServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

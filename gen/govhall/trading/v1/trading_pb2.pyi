@@ -126,6 +126,106 @@ published yet.
 """
 Global___DrawState: _TypeAlias = DrawState  # noqa: Y015
 
+class _FundingSource:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _FundingSourceEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_FundingSource.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    FUNDING_SOURCE_UNSPECIFIED: _FundingSource.ValueType  # 0
+    """The funding source was not set."""
+    FUNDING_SOURCE_PUBLIC: _FundingSource.ValueType  # 1
+    """Public funds (财政资金)."""
+    FUNDING_SOURCE_STATE_OWNED: _FundingSource.ValueType  # 2
+    """State-owned enterprise funds (国有资金)."""
+    FUNDING_SOURCE_MIXED: _FundingSource.ValueType  # 3
+    """Public and private funds together."""
+    FUNDING_SOURCE_PRIVATE: _FundingSource.ValueType  # 4
+    """Private funds only."""
+
+class FundingSource(_FundingSource, metaclass=_FundingSourceEnumTypeWrapper):
+    """FundingSource says where a project's money comes from."""
+
+FUNDING_SOURCE_UNSPECIFIED: FundingSource.ValueType  # 0
+"""The funding source was not set."""
+FUNDING_SOURCE_PUBLIC: FundingSource.ValueType  # 1
+"""Public funds (财政资金)."""
+FUNDING_SOURCE_STATE_OWNED: FundingSource.ValueType  # 2
+"""State-owned enterprise funds (国有资金)."""
+FUNDING_SOURCE_MIXED: FundingSource.ValueType  # 3
+"""Public and private funds together."""
+FUNDING_SOURCE_PRIVATE: FundingSource.ValueType  # 4
+"""Private funds only."""
+Global___FundingSource: _TypeAlias = FundingSource  # noqa: Y015
+
+class _TenderStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _TenderStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TenderStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    TENDER_STAGE_UNSPECIFIED: _TenderStage.ValueType  # 0
+    """The stage is unknown."""
+    TENDER_STAGE_BIDDING: _TenderStage.ValueType  # 1
+    """Bids are taken until the deadline."""
+    TENDER_STAGE_DECRYPTION: _TenderStage.ValueType  # 2
+    """The deadline passed; bidders reveal their keys."""
+    TENDER_STAGE_EVALUATION: _TenderStage.ValueType  # 3
+    """The bids are evaluated."""
+    TENDER_STAGE_CANDIDATES: _TenderStage.ValueType  # 4
+    """The candidates are published."""
+    TENDER_STAGE_AWARDED: _TenderStage.ValueType  # 5
+    """The tender is awarded; the contract is awaited."""
+    TENDER_STAGE_CONTRACTED: _TenderStage.ValueType  # 6
+    """The contract is signed."""
+    TENDER_STAGE_FAILED: _TenderStage.ValueType  # 7
+    """Fewer than 3 bids came: the tender failed, nothing was opened."""
+
+class TenderStage(_TenderStage, metaclass=_TenderStageEnumTypeWrapper):
+    """TenderStage is where a tender stands."""
+
+TENDER_STAGE_UNSPECIFIED: TenderStage.ValueType  # 0
+"""The stage is unknown."""
+TENDER_STAGE_BIDDING: TenderStage.ValueType  # 1
+"""Bids are taken until the deadline."""
+TENDER_STAGE_DECRYPTION: TenderStage.ValueType  # 2
+"""The deadline passed; bidders reveal their keys."""
+TENDER_STAGE_EVALUATION: TenderStage.ValueType  # 3
+"""The bids are evaluated."""
+TENDER_STAGE_CANDIDATES: TenderStage.ValueType  # 4
+"""The candidates are published."""
+TENDER_STAGE_AWARDED: TenderStage.ValueType  # 5
+"""The tender is awarded; the contract is awaited."""
+TENDER_STAGE_CONTRACTED: TenderStage.ValueType  # 6
+"""The contract is signed."""
+TENDER_STAGE_FAILED: TenderStage.ValueType  # 7
+"""Fewer than 3 bids came: the tender failed, nothing was opened."""
+Global___TenderStage: _TypeAlias = TenderStage  # noqa: Y015
+
+class _ObjectionTarget:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ObjectionTargetEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ObjectionTarget.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    OBJECTION_TARGET_UNSPECIFIED: _ObjectionTarget.ValueType  # 0
+    """Not set."""
+    OBJECTION_TARGET_DOCUMENTS: _ObjectionTarget.ValueType  # 1
+    """The tender's documents, while bids are taken."""
+    OBJECTION_TARGET_CANDIDATES: _ObjectionTarget.ValueType  # 2
+    """The published candidates."""
+
+class ObjectionTarget(_ObjectionTarget, metaclass=_ObjectionTargetEnumTypeWrapper):
+    """ObjectionTarget is what an objection is to."""
+
+OBJECTION_TARGET_UNSPECIFIED: ObjectionTarget.ValueType  # 0
+"""Not set."""
+OBJECTION_TARGET_DOCUMENTS: ObjectionTarget.ValueType  # 1
+"""The tender's documents, while bids are taken."""
+OBJECTION_TARGET_CANDIDATES: ObjectionTarget.ValueType  # 2
+"""The published candidates."""
+Global___ObjectionTarget: _TypeAlias = ObjectionTarget  # noqa: Y015
+
 @_typing.final
 class CatalogueEntry(_message.Message):
     """CatalogueEntry is one line of the catalogue of what must enter the venue."""
@@ -1371,3 +1471,912 @@ class GetDrawResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetDrawResponse: _TypeAlias = GetDrawResponse  # noqa: Y015
+
+@_typing.final
+class Project(_message.Message):
+    """Project is a project registered for trading."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    ESTIMATED_VALUE_FEN_FIELD_NUMBER: _builtins.int
+    FUNDING_SOURCE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    MUST_ENTER_FIELD_NUMBER: _builtins.int
+    ENTRY_FIELD_NUMBER: _builtins.int
+    REGISTERED_AT_FIELD_NUMBER: _builtins.int
+    project_no: _builtins.str
+    """The project's number, for example "PJ-20261201-000001"."""
+    category: Global___TradingCategory.ValueType
+    """The category of trade."""
+    title: _builtins.str
+    """What the project is."""
+    estimated_value_fen: _builtins.int
+    """The estimated value in fen (1/100 yuan)."""
+    funding_source: Global___FundingSource.ValueType
+    """Where the money comes from."""
+    department_code: _builtins.str
+    """The tenderer's department code."""
+    must_enter: _builtins.bool
+    """Whether the catalogue makes the project enter the venue."""
+    @_builtins.property
+    def entry(self) -> Global___CatalogueEntry:
+        """The catalogue entry that makes it enter; unset when none does."""
+
+    @_builtins.property
+    def registered_at(self) -> _timestamp_pb2.Timestamp:
+        """When the project was registered."""
+
+    def __init__(
+        self,
+        *,
+        project_no: _builtins.str = ...,
+        category: Global___TradingCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        estimated_value_fen: _builtins.int = ...,
+        funding_source: Global___FundingSource.ValueType = ...,
+        department_code: _builtins.str = ...,
+        must_enter: _builtins.bool = ...,
+        entry: Global___CatalogueEntry | None = ...,
+        registered_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["entry", b"entry", "registered_at", b"registered_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "department_code", b"department_code", "entry", b"entry", "estimated_value_fen", b"estimated_value_fen", "funding_source", b"funding_source", "must_enter", b"must_enter", "project_no", b"project_no", "registered_at", b"registered_at", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Project: _TypeAlias = Project  # noqa: Y015
+
+@_typing.final
+class RegisterProjectRequest(_message.Message):
+    """RegisterProjectRequest carries a project to register."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    TITLE_FIELD_NUMBER: _builtins.int
+    ESTIMATED_VALUE_FEN_FIELD_NUMBER: _builtins.int
+    FUNDING_SOURCE_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per project: a retry with the same id returns the first answer."""
+    category: Global___TradingCategory.ValueType
+    """The category of trade."""
+    title: _builtins.str
+    """What the project is, 1 to 200 characters."""
+    estimated_value_fen: _builtins.int
+    """The estimated value in fen: positive, and at most 10^14 (one trillion yuan)."""
+    funding_source: Global___FundingSource.ValueType
+    """Where the money comes from."""
+    department_code: _builtins.str
+    """The tenderer's department code, for example "JYJ"."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        category: Global___TradingCategory.ValueType = ...,
+        title: _builtins.str = ...,
+        estimated_value_fen: _builtins.int = ...,
+        funding_source: Global___FundingSource.ValueType = ...,
+        department_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "department_code", b"department_code", "estimated_value_fen", b"estimated_value_fen", "funding_source", b"funding_source", "request_id", b"request_id", "title", b"title"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterProjectRequest: _TypeAlias = RegisterProjectRequest  # noqa: Y015
+
+@_typing.final
+class RegisterProjectResponse(_message.Message):
+    """RegisterProjectResponse carries the registered project."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def project(self) -> Global___Project:
+        """The project, with the catalogue's word on it."""
+
+    def __init__(
+        self,
+        *,
+        project: Global___Project | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["project", b"project"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["project", b"project"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterProjectResponse: _TypeAlias = RegisterProjectResponse  # noqa: Y015
+
+@_typing.final
+class Tender(_message.Message):
+    """Tender is a tender as the trading service records it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    ANNOUNCED_AT_FIELD_NUMBER: _builtins.int
+    BID_DEADLINE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNTIL_FIELD_NUMBER: _builtins.int
+    OBJECTIONS_UNTIL_FIELD_NUMBER: _builtins.int
+    DECRYPTION_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    WORKFLOW_STARTED_FIELD_NUMBER: _builtins.int
+    BIDS_FIELD_NUMBER: _builtins.int
+    PAUSED_FIELD_NUMBER: _builtins.int
+    ENTRY_CODE_FIELD_NUMBER: _builtins.int
+    WINNER_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender's number, for example "TD-20261201-000001"."""
+    project_no: _builtins.str
+    """The project tendered."""
+    category: Global___TradingCategory.ValueType
+    """The category of trade."""
+    stage: Global___TenderStage.ValueType
+    """Where the tender stands."""
+    decryption_window_minutes: _builtins.int
+    """The decryption window after the deadline, in minutes."""
+    workflow_started: _builtins.bool
+    """Whether the tender's workflow has been started."""
+    bids: _builtins.int
+    """How many sealed bids were submitted."""
+    paused: _builtins.bool
+    """Whether an objection waits for its answer (the tender is paused)."""
+    entry_code: _builtins.str
+    """The catalogue entry the project entered the venue by; empty when voluntary."""
+    winner: _builtins.str
+    """The winner, once awarded."""
+    @_builtins.property
+    def announced_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was announced."""
+
+    @_builtins.property
+    def bid_deadline(self) -> _timestamp_pb2.Timestamp:
+        """The bid deadline as it stands (amendments and objections move it)."""
+
+    @_builtins.property
+    def documents_until(self) -> _timestamp_pb2.Timestamp:
+        """Government procurement: until when the documents are available."""
+
+    @_builtins.property
+    def objections_until(self) -> _timestamp_pb2.Timestamp:
+        """Government procurement: the last instant an objection to the documents is taken."""
+
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        category: Global___TradingCategory.ValueType = ...,
+        stage: Global___TenderStage.ValueType = ...,
+        announced_at: _timestamp_pb2.Timestamp | None = ...,
+        bid_deadline: _timestamp_pb2.Timestamp | None = ...,
+        documents_until: _timestamp_pb2.Timestamp | None = ...,
+        objections_until: _timestamp_pb2.Timestamp | None = ...,
+        decryption_window_minutes: _builtins.int = ...,
+        workflow_started: _builtins.bool = ...,
+        bids: _builtins.int = ...,
+        paused: _builtins.bool = ...,
+        entry_code: _builtins.str = ...,
+        winner: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["announced_at", b"announced_at", "bid_deadline", b"bid_deadline", "documents_until", b"documents_until", "objections_until", b"objections_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["announced_at", b"announced_at", "bid_deadline", b"bid_deadline", "bids", b"bids", "category", b"category", "decryption_window_minutes", b"decryption_window_minutes", "documents_until", b"documents_until", "entry_code", b"entry_code", "objections_until", b"objections_until", "paused", b"paused", "project_no", b"project_no", "stage", b"stage", "tender_no", b"tender_no", "winner", b"winner", "workflow_started", b"workflow_started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Tender: _TypeAlias = Tender  # noqa: Y015
+
+@_typing.final
+class AnnounceTenderRequest(_message.Message):
+    """AnnounceTenderRequest announces a tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    BID_DEADLINE_FIELD_NUMBER: _builtins.int
+    DOCUMENTS_UNTIL_FIELD_NUMBER: _builtins.int
+    DECRYPTION_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per tender: a retry with the same id returns the first answer."""
+    project_no: _builtins.str
+    """The registered project."""
+    decryption_window_minutes: _builtins.int
+    """The decryption window after the deadline, 30 to 2880 minutes; 0 for
+    the default, 120.
+    """
+    @_builtins.property
+    def bid_deadline(self) -> _timestamp_pb2.Timestamp:
+        """The bid deadline: 20 days at least after the announcement."""
+
+    @_builtins.property
+    def documents_until(self) -> _timestamp_pb2.Timestamp:
+        """Government procurement only: until when the documents are available,
+        5 working days at least; unset for other categories.
+        """
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        bid_deadline: _timestamp_pb2.Timestamp | None = ...,
+        documents_until: _timestamp_pb2.Timestamp | None = ...,
+        decryption_window_minutes: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "documents_until", b"documents_until"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "decryption_window_minutes", b"decryption_window_minutes", "documents_until", b"documents_until", "project_no", b"project_no", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceTenderRequest: _TypeAlias = AnnounceTenderRequest  # noqa: Y015
+
+@_typing.final
+class AnnounceTenderResponse(_message.Message):
+    """AnnounceTenderResponse carries the announced tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tender(self) -> Global___Tender:
+        """The tender; workflow_started is false when Temporal could not be reached
+        yet (the service starts it as soon as it can).
+        """
+
+    def __init__(
+        self,
+        *,
+        tender: Global___Tender | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tender", b"tender"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender", b"tender"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnnounceTenderResponse: _TypeAlias = AnnounceTenderResponse  # noqa: Y015
+
+@_typing.final
+class RecordDirectAwardRequest(_message.Message):
+    """RecordDirectAwardRequest records a project awarded outside the venue."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    SUPPLIER_CODE_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per award."""
+    project_no: _builtins.str
+    """The registered project."""
+    supplier_code: _builtins.str
+    """The supplier's unified social credit code (18 characters)."""
+    amount_fen: _builtins.int
+    """The amount awarded in fen: positive, at most 10^14."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        supplier_code: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "project_no", b"project_no", "request_id", b"request_id", "supplier_code", b"supplier_code"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordDirectAwardRequest: _TypeAlias = RecordDirectAwardRequest  # noqa: Y015
+
+@_typing.final
+class RecordDirectAwardResponse(_message.Message):
+    """RecordDirectAwardResponse confirms the direct award."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    project_no: _builtins.str
+    """The project awarded."""
+    amount_fen: _builtins.int
+    """The amount in fen."""
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When it was recorded."""
+
+    def __init__(
+        self,
+        *,
+        project_no: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "project_no", b"project_no", "recorded_at", b"recorded_at"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordDirectAwardResponse: _TypeAlias = RecordDirectAwardResponse  # noqa: Y015
+
+@_typing.final
+class GetTenderRequest(_message.Message):
+    """GetTenderRequest names a tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender's number."""
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenderRequest: _TypeAlias = GetTenderRequest  # noqa: Y015
+
+@_typing.final
+class GetTenderResponse(_message.Message):
+    """GetTenderResponse carries the tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def tender(self) -> Global___Tender:
+        """The tender."""
+
+    def __init__(
+        self,
+        *,
+        tender: Global___Tender | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tender", b"tender"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender", b"tender"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetTenderResponse: _TypeAlias = GetTenderResponse  # noqa: Y015
+
+@_typing.final
+class TenderActResponse(_message.Message):
+    """TenderActResponse is the answer to an official's act on a tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    feed_sequence: _builtins.int
+    """The feed entry that published the act; 0 when it is not published."""
+    @_builtins.property
+    def tender(self) -> Global___Tender:
+        """The tender after the act."""
+
+    def __init__(
+        self,
+        *,
+        tender: Global___Tender | None = ...,
+        feed_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["tender", b"tender"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_sequence", b"feed_sequence", "tender", b"tender"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TenderActResponse: _TypeAlias = TenderActResponse  # noqa: Y015
+
+@_typing.final
+class AmendTenderRequest(_message.Message):
+    """AmendTenderRequest amends a tender's documents."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    CONTENT_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act: a retry with the same id returns the first answer."""
+    tender_no: _builtins.str
+    """The tender."""
+    content: _builtins.str
+    """What changes, as published, 1 to 4000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        content: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["content", b"content", "request_id", b"request_id", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AmendTenderRequest: _TypeAlias = AmendTenderRequest  # noqa: Y015
+
+@_typing.final
+class AmendTenderResponse(_message.Message):
+    """AmendTenderResponse answers an amendment."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender after the amendment, and its feed entry."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AmendTenderResponse: _TypeAlias = AmendTenderResponse  # noqa: Y015
+
+@_typing.final
+class ObjectToTenderRequest(_message.Message):
+    """ObjectToTenderRequest records an objection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    TARGET_FIELD_NUMBER: _builtins.int
+    GROUNDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender."""
+    target: Global___ObjectionTarget.ValueType
+    """What the objection is to."""
+    grounds: _builtins.str
+    """The grounds, 1 to 4000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        target: Global___ObjectionTarget.ValueType = ...,
+        grounds: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["grounds", b"grounds", "request_id", b"request_id", "target", b"target", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectToTenderRequest: _TypeAlias = ObjectToTenderRequest  # noqa: Y015
+
+@_typing.final
+class ObjectToTenderResponse(_message.Message):
+    """ObjectToTenderResponse answers an objection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    OBJECTION_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_DUE_FIELD_NUMBER: _builtins.int
+    objection_id: _builtins.str
+    """The objection's id, to answer it by."""
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender, paused."""
+
+    @_builtins.property
+    def answer_due(self) -> _timestamp_pb2.Timestamp:
+        """When the answer is due."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+        objection_id: _builtins.str = ...,
+        answer_due: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer_due", b"answer_due", "objection_id", b"objection_id", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ObjectToTenderResponse: _TypeAlias = ObjectToTenderResponse  # noqa: Y015
+
+@_typing.final
+class AnswerObjectionRequest(_message.Message):
+    """AnswerObjectionRequest answers the open objection."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    OBJECTION_ID_FIELD_NUMBER: _builtins.int
+    ANSWER_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender."""
+    objection_id: _builtins.str
+    """The objection answered."""
+    answer: _builtins.str
+    """The answer, 1 to 4000 characters."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        objection_id: _builtins.str = ...,
+        answer: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["answer", b"answer", "objection_id", b"objection_id", "request_id", b"request_id", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerObjectionRequest: _TypeAlias = AnswerObjectionRequest  # noqa: Y015
+
+@_typing.final
+class AnswerObjectionResponse(_message.Message):
+    """AnswerObjectionResponse answers the answer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender, resumed."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AnswerObjectionResponse: _TypeAlias = AnswerObjectionResponse  # noqa: Y015
+
+@_typing.final
+class SubmitEvaluationRequest(_message.Message):
+    """SubmitEvaluationRequest gives the evaluation's ranked candidates."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    CANDIDATE_BIDDER_IDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender."""
+    @_builtins.property
+    def candidate_bidder_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The candidates' bidder ids, best first: 1 to 3 of the tender's bidders."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        candidate_bidder_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_bidder_ids", b"candidate_bidder_ids", "request_id", b"request_id", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitEvaluationRequest: _TypeAlias = SubmitEvaluationRequest  # noqa: Y015
+
+@_typing.final
+class SubmitEvaluationResponse(_message.Message):
+    """SubmitEvaluationResponse answers the evaluation."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender with its candidates published."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitEvaluationResponse: _TypeAlias = SubmitEvaluationResponse  # noqa: Y015
+
+@_typing.final
+class AwardTenderRequest(_message.Message):
+    """AwardTenderRequest awards the tender."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    WINNER_BIDDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender."""
+    winner_bidder_id: _builtins.str
+    """The winner, one of the published candidates."""
+    amount_fen: _builtins.int
+    """The awarded amount in fen: positive, at most 10^14."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        winner_bidder_id: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "request_id", b"request_id", "tender_no", b"tender_no", "winner_bidder_id", b"winner_bidder_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AwardTenderRequest: _TypeAlias = AwardTenderRequest  # noqa: Y015
+
+@_typing.final
+class AwardTenderResponse(_message.Message):
+    """AwardTenderResponse answers the award."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender, awarded."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AwardTenderResponse: _TypeAlias = AwardTenderResponse  # noqa: Y015
+
+@_typing.final
+class RecordContractRequest(_message.Message):
+    """RecordContractRequest records the contract signed with the winner."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    CONTRACT_NO_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender."""
+    contract_no: _builtins.str
+    """The contract's number, 1 to 40 letters, digits and dashes."""
+    amount_fen: _builtins.int
+    """The contract's amount in fen: positive, at most 10^14."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        contract_no: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "contract_no", b"contract_no", "request_id", b"request_id", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordContractRequest: _TypeAlias = RecordContractRequest  # noqa: Y015
+
+@_typing.final
+class RecordContractResponse(_message.Message):
+    """RecordContractResponse answers the contract."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender, contracted."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordContractResponse: _TypeAlias = RecordContractResponse  # noqa: Y015
+
+@_typing.final
+class SubmitSealedBidRequest(_message.Message):
+    """SubmitSealedBidRequest carries a sealed bid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_SHA256_FIELD_NUMBER: _builtins.int
+    KEY_COMMITMENT_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory knows it."""
+    ciphertext: _builtins.bytes
+    """The sealed bid: the govhall-bid/1 envelope of the bid document,
+    encrypted under the bidder's own key (see docs/sealed-bids.md), at most
+    3 MiB of document.
+    """
+    ciphertext_sha256: _builtins.str
+    """The SHA-256 of the ciphertext, in lower-case hex."""
+    key_commitment: _builtins.str
+    """The commitment to the key, in lower-case hex (64 digits)."""
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        ciphertext: _builtins.bytes = ...,
+        ciphertext_sha256: _builtins.str = ...,
+        key_commitment: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "ciphertext", b"ciphertext", "ciphertext_sha256", b"ciphertext_sha256", "key_commitment", b"key_commitment", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitSealedBidRequest: _TypeAlias = SubmitSealedBidRequest  # noqa: Y015
+
+@_typing.final
+class SubmitSealedBidResponse(_message.Message):
+    """SubmitSealedBidResponse confirms a sealed bid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    CIPHERTEXT_SHA256_FIELD_NUMBER: _builtins.int
+    SUBMITTED_AT_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder."""
+    ciphertext_sha256: _builtins.str
+    """The SHA-256 of the ciphertext kept."""
+    @_builtins.property
+    def submitted_at(self) -> _timestamp_pb2.Timestamp:
+        """When the bid was taken."""
+
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        ciphertext_sha256: _builtins.str = ...,
+        submitted_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["submitted_at", b"submitted_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "ciphertext_sha256", b"ciphertext_sha256", "submitted_at", b"submitted_at", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitSealedBidResponse: _TypeAlias = SubmitSealedBidResponse  # noqa: Y015
+
+@_typing.final
+class RevealBidKeyRequest(_message.Message):
+    """RevealBidKeyRequest carries a bidder's key."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    KEY_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory knows it."""
+    key: _builtins.str
+    """The AES-256 key the bid was sealed with, 32 bytes in lower-case hex."""
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        key: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "key", b"key", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealBidKeyRequest: _TypeAlias = RevealBidKeyRequest  # noqa: Y015
+
+@_typing.final
+class RevealBidKeyResponse(_message.Message):
+    """RevealBidKeyResponse confirms the key was taken."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    REVEALED_AT_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender."""
+    bidder_id: _builtins.str
+    """The bidder."""
+    @_builtins.property
+    def revealed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the key was revealed."""
+
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        revealed_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["revealed_at", b"revealed_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "revealed_at", b"revealed_at", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RevealBidKeyResponse: _TypeAlias = RevealBidKeyResponse  # noqa: Y015

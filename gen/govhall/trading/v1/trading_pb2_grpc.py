@@ -117,6 +117,66 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.FromString,
                 _registered_method=True)
+        self.RegisterProject = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RegisterProject',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectResponse.FromString,
+                _registered_method=True)
+        self.AnnounceTender = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/AnnounceTender',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderResponse.FromString,
+                _registered_method=True)
+        self.RecordDirectAward = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RecordDirectAward',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardResponse.FromString,
+                _registered_method=True)
+        self.GetTender = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/GetTender',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.FromString,
+                _registered_method=True)
+        self.AmendTender = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/AmendTender',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderResponse.FromString,
+                _registered_method=True)
+        self.ObjectToTender = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/ObjectToTender',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderResponse.FromString,
+                _registered_method=True)
+        self.AnswerObjection = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/AnswerObjection',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionResponse.FromString,
+                _registered_method=True)
+        self.SubmitEvaluation = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SubmitEvaluation',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationResponse.FromString,
+                _registered_method=True)
+        self.AwardTender = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/AwardTender',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderResponse.FromString,
+                _registered_method=True)
+        self.RecordContract = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RecordContract',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractResponse.FromString,
+                _registered_method=True)
+        self.SubmitSealedBid = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SubmitSealedBid',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.FromString,
+                _registered_method=True)
+        self.RevealBidKey = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RevealBidKey',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -253,6 +313,118 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RegisterProject(self, request, context):
+        """RegisterProject registers a project that is to be traded: its category,
+        estimated value and funding source. The answer says whether the
+        catalogue makes it enter the venue, and by which entry. Needs
+        ROLE_TRADING_OFFICER. The same request_id returns the first answer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnnounceTender(self, request, context):
+        """AnnounceTender announces a tender for a registered project: the bid
+        period is at least 20 days (government procurement: the documents are
+        available at least 5 working days). The tender's workflow
+        (tender/<tender no>) is started once, also after a crash. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordDirectAward(self, request, context):
+        """RecordDirectAward records a project awarded without the venue. It is
+        refused with FAILED_PRECONDITION, naming the catalogue entry and its
+        threshold, when the catalogue says the project must enter the venue.
+        Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetTender(self, request, context):
+        """GetTender returns a tender as the trading service records it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AmendTender(self, request, context):
+        """AmendTender amends a tender's documents while bids are taken; an
+        amendment less than 15 days before the deadline pushes the deadline to
+        15 days after it. Published to the feed. Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ObjectToTender(self, request, context):
+        """ObjectToTender records an objection to a tender's documents (up to 10
+        days before the deadline; government procurement: within 7 working days
+        of the end of the documents' availability) or to its published
+        candidates. The tender pauses until the objection is answered; its
+        deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AnswerObjection(self, request, context):
+        """AnswerObjection answers the objection the tender waits for; the tender
+        resumes. Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitEvaluation(self, request, context):
+        """SubmitEvaluation gives the evaluation's ranked candidates after the
+        decryption window; they are published for 3 days at least. Needs
+        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
+        scores will take its place).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def AwardTender(self, request, context):
+        """AwardTender awards the tender to one of the published candidates once
+        their publication period has ended. Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordContract(self, request, context):
+        """RecordContract records the contract signed with the winner (due within
+        30 days of the award). Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitSealedBid(self, request, context):
+        """SubmitSealedBid submits a bidder's sealed bid before the deadline: the
+        ciphertext and commitments to it and to the key, which stays with the
+        bidder. Only the system the bidders directory names for the bidder may
+        submit its bid; one bid per bidder and tender.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RevealBidKey(self, request, context):
+        """RevealBidKey reveals a bidder's key in the decryption window after the
+        deadline; it is refused unless it matches the bidder's key commitment.
+        Only the bidder's own system may reveal it. A bid whose key is not
+        revealed by the end of the window is invalid.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -330,6 +502,66 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.CommitSeed,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.SerializeToString,
+            ),
+            'RegisterProject': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterProject,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectResponse.SerializeToString,
+            ),
+            'AnnounceTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnnounceTender,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderResponse.SerializeToString,
+            ),
+            'RecordDirectAward': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordDirectAward,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardResponse.SerializeToString,
+            ),
+            'GetTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetTender,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.SerializeToString,
+            ),
+            'AmendTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.AmendTender,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderResponse.SerializeToString,
+            ),
+            'ObjectToTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.ObjectToTender,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderResponse.SerializeToString,
+            ),
+            'AnswerObjection': grpc.unary_unary_rpc_method_handler(
+                    servicer.AnswerObjection,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionResponse.SerializeToString,
+            ),
+            'SubmitEvaluation': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitEvaluation,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationResponse.SerializeToString,
+            ),
+            'AwardTender': grpc.unary_unary_rpc_method_handler(
+                    servicer.AwardTender,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderResponse.SerializeToString,
+            ),
+            'RecordContract': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordContract,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractResponse.SerializeToString,
+            ),
+            'SubmitSealedBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitSealedBid,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.SerializeToString,
+            ),
+            'RevealBidKey': grpc.unary_unary_rpc_method_handler(
+                    servicer.RevealBidKey,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -745,6 +977,330 @@ class TradingService:
             '/govhall.trading.v1.TradingService/CommitSeed',
             govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.CommitSeedResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterProject(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RegisterProject',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterProjectResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnnounceTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/AnnounceTender',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AnnounceTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordDirectAward(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RecordDirectAward',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordDirectAwardResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/GetTender',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AmendTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/AmendTender',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ObjectToTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/ObjectToTender',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ObjectToTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AnswerObjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/AnswerObjection',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AnswerObjectionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitEvaluation(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SubmitEvaluation',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitEvaluationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AwardTender(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/AwardTender',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.AwardTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordContract(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RecordContract',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordContractResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitSealedBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SubmitSealedBid',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitSealedBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RevealBidKey(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RevealBidKey',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -98,6 +98,69 @@ class TradingServiceStub:
     committed, the candidates and the commitments are published to the feed
     as the draw's opening and seeds may be revealed.
     """
+    RegisterProject: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RegisterProjectRequest, _trading_pb2.RegisterProjectResponse]
+    """RegisterProject registers a project that is to be traded: its category,
+    estimated value and funding source. The answer says whether the
+    catalogue makes it enter the venue, and by which entry. Needs
+    ROLE_TRADING_OFFICER. The same request_id returns the first answer.
+    """
+    AnnounceTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AnnounceTenderRequest, _trading_pb2.AnnounceTenderResponse]
+    """AnnounceTender announces a tender for a registered project: the bid
+    period is at least 20 days (government procurement: the documents are
+    available at least 5 working days). The tender's workflow
+    (tender/<tender no>) is started once, also after a crash. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    RecordDirectAward: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RecordDirectAwardRequest, _trading_pb2.RecordDirectAwardResponse]
+    """RecordDirectAward records a project awarded without the venue. It is
+    refused with FAILED_PRECONDITION, naming the catalogue entry and its
+    threshold, when the catalogue says the project must enter the venue.
+    Needs ROLE_TRADING_OFFICER.
+    """
+    GetTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetTenderRequest, _trading_pb2.GetTenderResponse]
+    """GetTender returns a tender as the trading service records it."""
+    AmendTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AmendTenderRequest, _trading_pb2.AmendTenderResponse]
+    """AmendTender amends a tender's documents while bids are taken; an
+    amendment less than 15 days before the deadline pushes the deadline to
+    15 days after it. Published to the feed. Needs ROLE_TRADING_OFFICER.
+    """
+    ObjectToTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ObjectToTenderRequest, _trading_pb2.ObjectToTenderResponse]
+    """ObjectToTender records an objection to a tender's documents (up to 10
+    days before the deadline; government procurement: within 7 working days
+    of the end of the documents' availability) or to its published
+    candidates. The tender pauses until the objection is answered; its
+    deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+    """
+    AnswerObjection: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AnswerObjectionRequest, _trading_pb2.AnswerObjectionResponse]
+    """AnswerObjection answers the objection the tender waits for; the tender
+    resumes. Needs ROLE_TRADING_OFFICER.
+    """
+    SubmitEvaluation: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]
+    """SubmitEvaluation gives the evaluation's ranked candidates after the
+    decryption window; they are published for 3 days at least. Needs
+    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
+    scores will take its place).
+    """
+    AwardTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]
+    """AwardTender awards the tender to one of the published candidates once
+    their publication period has ended. Needs ROLE_TRADING_OFFICER.
+    """
+    RecordContract: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RecordContractRequest, _trading_pb2.RecordContractResponse]
+    """RecordContract records the contract signed with the winner (due within
+    30 days of the award). Needs ROLE_TRADING_OFFICER.
+    """
+    SubmitSealedBid: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitSealedBidRequest, _trading_pb2.SubmitSealedBidResponse]
+    """SubmitSealedBid submits a bidder's sealed bid before the deadline: the
+    ciphertext and commitments to it and to the key, which stays with the
+    bidder. Only the system the bidders directory names for the bidder may
+    submit its bid; one bid per bidder and tender.
+    """
+    RevealBidKey: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RevealBidKeyRequest, _trading_pb2.RevealBidKeyResponse]
+    """RevealBidKey reveals a bidder's key in the decryption window after the
+    deadline; it is refused unless it matches the bidder's key commitment.
+    Only the bidder's own system may reveal it. A bid whose key is not
+    revealed by the end of the window is invalid.
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -168,6 +231,69 @@ class TradingServiceAsyncStub(TradingServiceStub):
     secret seed) for a draw the official witnesses. When every witness has
     committed, the candidates and the commitments are published to the feed
     as the draw's opening and seeds may be revealed.
+    """
+    RegisterProject: _aio.UnaryUnaryMultiCallable[_trading_pb2.RegisterProjectRequest, _trading_pb2.RegisterProjectResponse]  # type: ignore[assignment]
+    """RegisterProject registers a project that is to be traded: its category,
+    estimated value and funding source. The answer says whether the
+    catalogue makes it enter the venue, and by which entry. Needs
+    ROLE_TRADING_OFFICER. The same request_id returns the first answer.
+    """
+    AnnounceTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AnnounceTenderRequest, _trading_pb2.AnnounceTenderResponse]  # type: ignore[assignment]
+    """AnnounceTender announces a tender for a registered project: the bid
+    period is at least 20 days (government procurement: the documents are
+    available at least 5 working days). The tender's workflow
+    (tender/<tender no>) is started once, also after a crash. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    RecordDirectAward: _aio.UnaryUnaryMultiCallable[_trading_pb2.RecordDirectAwardRequest, _trading_pb2.RecordDirectAwardResponse]  # type: ignore[assignment]
+    """RecordDirectAward records a project awarded without the venue. It is
+    refused with FAILED_PRECONDITION, naming the catalogue entry and its
+    threshold, when the catalogue says the project must enter the venue.
+    Needs ROLE_TRADING_OFFICER.
+    """
+    GetTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetTenderRequest, _trading_pb2.GetTenderResponse]  # type: ignore[assignment]
+    """GetTender returns a tender as the trading service records it."""
+    AmendTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AmendTenderRequest, _trading_pb2.AmendTenderResponse]  # type: ignore[assignment]
+    """AmendTender amends a tender's documents while bids are taken; an
+    amendment less than 15 days before the deadline pushes the deadline to
+    15 days after it. Published to the feed. Needs ROLE_TRADING_OFFICER.
+    """
+    ObjectToTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.ObjectToTenderRequest, _trading_pb2.ObjectToTenderResponse]  # type: ignore[assignment]
+    """ObjectToTender records an objection to a tender's documents (up to 10
+    days before the deadline; government procurement: within 7 working days
+    of the end of the documents' availability) or to its published
+    candidates. The tender pauses until the objection is answered; its
+    deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+    """
+    AnswerObjection: _aio.UnaryUnaryMultiCallable[_trading_pb2.AnswerObjectionRequest, _trading_pb2.AnswerObjectionResponse]  # type: ignore[assignment]
+    """AnswerObjection answers the objection the tender waits for; the tender
+    resumes. Needs ROLE_TRADING_OFFICER.
+    """
+    SubmitEvaluation: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]  # type: ignore[assignment]
+    """SubmitEvaluation gives the evaluation's ranked candidates after the
+    decryption window; they are published for 3 days at least. Needs
+    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
+    scores will take its place).
+    """
+    AwardTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]  # type: ignore[assignment]
+    """AwardTender awards the tender to one of the published candidates once
+    their publication period has ended. Needs ROLE_TRADING_OFFICER.
+    """
+    RecordContract: _aio.UnaryUnaryMultiCallable[_trading_pb2.RecordContractRequest, _trading_pb2.RecordContractResponse]  # type: ignore[assignment]
+    """RecordContract records the contract signed with the winner (due within
+    30 days of the award). Needs ROLE_TRADING_OFFICER.
+    """
+    SubmitSealedBid: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitSealedBidRequest, _trading_pb2.SubmitSealedBidResponse]  # type: ignore[assignment]
+    """SubmitSealedBid submits a bidder's sealed bid before the deadline: the
+    ciphertext and commitments to it and to the key, which stays with the
+    bidder. Only the system the bidders directory names for the bidder may
+    submit its bid; one bid per bidder and tender.
+    """
+    RevealBidKey: _aio.UnaryUnaryMultiCallable[_trading_pb2.RevealBidKeyRequest, _trading_pb2.RevealBidKeyResponse]  # type: ignore[assignment]
+    """RevealBidKey reveals a bidder's key in the decryption window after the
+    deadline; it is refused unless it matches the bidder's key commitment.
+    Only the bidder's own system may reveal it. A bid whose key is not
+    revealed by the end of the window is invalid.
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -326,6 +452,141 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         secret seed) for a draw the official witnesses. When every witness has
         committed, the candidates and the commitments are published to the feed
         as the draw's opening and seeds may be revealed.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterProject(
+        self,
+        request: _trading_pb2.RegisterProjectRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RegisterProjectResponse, _abc.Awaitable[_trading_pb2.RegisterProjectResponse]]:
+        """RegisterProject registers a project that is to be traded: its category,
+        estimated value and funding source. The answer says whether the
+        catalogue makes it enter the venue, and by which entry. Needs
+        ROLE_TRADING_OFFICER. The same request_id returns the first answer.
+        """
+
+    @_abc_1.abstractmethod
+    def AnnounceTender(
+        self,
+        request: _trading_pb2.AnnounceTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.AnnounceTenderResponse, _abc.Awaitable[_trading_pb2.AnnounceTenderResponse]]:
+        """AnnounceTender announces a tender for a registered project: the bid
+        period is at least 20 days (government procurement: the documents are
+        available at least 5 working days). The tender's workflow
+        (tender/<tender no>) is started once, also after a crash. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordDirectAward(
+        self,
+        request: _trading_pb2.RecordDirectAwardRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RecordDirectAwardResponse, _abc.Awaitable[_trading_pb2.RecordDirectAwardResponse]]:
+        """RecordDirectAward records a project awarded without the venue. It is
+        refused with FAILED_PRECONDITION, naming the catalogue entry and its
+        threshold, when the catalogue says the project must enter the venue.
+        Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def GetTender(
+        self,
+        request: _trading_pb2.GetTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.GetTenderResponse, _abc.Awaitable[_trading_pb2.GetTenderResponse]]:
+        """GetTender returns a tender as the trading service records it."""
+
+    @_abc_1.abstractmethod
+    def AmendTender(
+        self,
+        request: _trading_pb2.AmendTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.AmendTenderResponse, _abc.Awaitable[_trading_pb2.AmendTenderResponse]]:
+        """AmendTender amends a tender's documents while bids are taken; an
+        amendment less than 15 days before the deadline pushes the deadline to
+        15 days after it. Published to the feed. Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def ObjectToTender(
+        self,
+        request: _trading_pb2.ObjectToTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ObjectToTenderResponse, _abc.Awaitable[_trading_pb2.ObjectToTenderResponse]]:
+        """ObjectToTender records an objection to a tender's documents (up to 10
+        days before the deadline; government procurement: within 7 working days
+        of the end of the documents' availability) or to its published
+        candidates. The tender pauses until the objection is answered; its
+        deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def AnswerObjection(
+        self,
+        request: _trading_pb2.AnswerObjectionRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.AnswerObjectionResponse, _abc.Awaitable[_trading_pb2.AnswerObjectionResponse]]:
+        """AnswerObjection answers the objection the tender waits for; the tender
+        resumes. Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitEvaluation(
+        self,
+        request: _trading_pb2.SubmitEvaluationRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SubmitEvaluationResponse, _abc.Awaitable[_trading_pb2.SubmitEvaluationResponse]]:
+        """SubmitEvaluation gives the evaluation's ranked candidates after the
+        decryption window; they are published for 3 days at least. Needs
+        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
+        scores will take its place).
+        """
+
+    @_abc_1.abstractmethod
+    def AwardTender(
+        self,
+        request: _trading_pb2.AwardTenderRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.AwardTenderResponse, _abc.Awaitable[_trading_pb2.AwardTenderResponse]]:
+        """AwardTender awards the tender to one of the published candidates once
+        their publication period has ended. Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordContract(
+        self,
+        request: _trading_pb2.RecordContractRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RecordContractResponse, _abc.Awaitable[_trading_pb2.RecordContractResponse]]:
+        """RecordContract records the contract signed with the winner (due within
+        30 days of the award). Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitSealedBid(
+        self,
+        request: _trading_pb2.SubmitSealedBidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SubmitSealedBidResponse, _abc.Awaitable[_trading_pb2.SubmitSealedBidResponse]]:
+        """SubmitSealedBid submits a bidder's sealed bid before the deadline: the
+        ciphertext and commitments to it and to the key, which stays with the
+        bidder. Only the system the bidders directory names for the bidder may
+        submit its bid; one bid per bidder and tender.
+        """
+
+    @_abc_1.abstractmethod
+    def RevealBidKey(
+        self,
+        request: _trading_pb2.RevealBidKeyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RevealBidKeyResponse, _abc.Awaitable[_trading_pb2.RevealBidKeyResponse]]:
+        """RevealBidKey reveals a bidder's key in the decryption window after the
+        deadline; it is refused unless it matches the bidder's key commitment.
+        Only the bidder's own system may reveal it. A bid whose key is not
+        revealed by the end of the window is invalid.
         """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

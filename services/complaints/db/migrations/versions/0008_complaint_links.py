@@ -3,7 +3,7 @@ unchecked, and for a case found its approval item and deciding department; cases
 by when they were received, for the metrics
 
 Revision ID: 0008_complaint_links
-Revises: 0005_complaint_handling
+Revises: 0007_platform_webhooks
 Create Date: 2026-12-01 07:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008_complaint_links"
-down_revision: str | None = "0005_complaint_handling"
+down_revision: str | None = "0007_platform_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

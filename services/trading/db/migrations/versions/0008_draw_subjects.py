@@ -1,7 +1,7 @@
 """draw subjects: every draw names what it is for; one draw a subject that has not failed
 
 Revision ID: 0008_draw_subjects
-Revises: 0006_draw_commitments_used
+Revises: 0007_tenders
 Create Date: 2026-12-01 07:10:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0008_draw_subjects'
-down_revision: str | None = '0006_draw_commitments_used'
+down_revision: str | None = '0007_tenders'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

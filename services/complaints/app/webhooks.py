@@ -1,0 +1,254 @@
+"""Platforms told of their cases: events emitted, webhooks set, delivered and pulled.
+
+An event is written in the transaction of the change it tells of
+(``emit_platform_event``), so it exists exactly when the change does, and
+gets its id there, once: every delivery attempt and every pull shows that
+id, so a platform drops a repeat by it (Standard Webhooks' webhook-id).
+
+Each platform's events are numbered 1, 2, ... by a counter row the emitting
+transaction updates (kernel.db.RunningNumbers): a second transaction emitting
+for the same platform waits on that row until the first commits or rolls
+back, so numbers become visible in order and without gaps, and a reader
+continuing after the last number it saw misses none and reads none twice.
+
+The signing secret is made here (``whsec_`` + base64 of 32 random bytes, as
+Standard Webhooks describes), returned once to the operator who set the
+webhook, and kept only sealed with the complaints field key
+(kernel.fieldcipher, bound to the platform id). Setting the webhook again
+makes a new secret, and the old one signs nothing more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import httpx
+import structlog
+from sqlalchemy import Engine
+from standardwebhooks import Webhook
+
+from kernel.audit import Actor
+from kernel.directory import require_official
+from kernel.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from kernel.fieldcipher import FieldCipher, FieldCipherError
+from kernel.identity import Caller
+from kernel.paging import after_number, encode_token, page_size, rows_to_fetch
+from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.domain.model import Platform
+from services.complaints.domain.webhooks import (
+    PlatformEvent,
+    PlatformWebhook,
+    check_webhook_url,
+    event_data,
+)
+
+log = structlog.get_logger("govhall.complaints.webhooks")
+
+#: Who may set a platform's webhook: an operator of the center.
+WEBHOOK_ROLE = "operator"
+CENTER_DEPARTMENT = "ZWFWZX"
+SECRET_PREFIX = "whsec_"  # noqa: S105 (the prefix, not a secret)
+#: Standard Webhooks asks for 24 to 64 random bytes.
+SECRET_BYTES = 32
+
+
+class WebhookNotDelivered(Exception):
+    """The platform's endpoint did not take the event: Temporal tries again."""
+
+
+@dataclass(frozen=True)
+class WebhookSet:
+    webhook: PlatformWebhook
+    #: The signing secret, shown this once.
+    secret: str
+
+
+@dataclass(frozen=True)
+class PlatformEventPage:
+    events: list[PlatformEvent]
+    #: Where to continue: after the last event here, or where the request started.
+    next_page_token: str
+    #: More events follow this page now.
+    more: bool
+
+
+@dataclass(frozen=True)
+class Delivery:
+    delivered: bool
+    #: The HTTP status the platform answered; 0 when nothing was sent.
+    status_code: int
+
+
+def new_signing_secret() -> str:
+    """A fresh Standard Webhooks signing secret."""
+    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode("ascii")
+
+
+def new_event_id() -> str:
+    """``msg_`` and 26 base32 characters: 130 random bits, never reused."""
+    return "msg_" + base64.b32encode(secrets.token_bytes(17)).decode("ascii").lower()[:26]
+
+
+def emit_platform_event(uow: ComplaintsUnitOfWork, *, platform_id: str, case_number: str,
+                        event_type: str, data: dict[str, str], at: datetime) -> str:
+    """Record, in ``uow``'s transaction, an event for the platform a case came from; its id.
+
+    The caller commits. ValueError when the case is not the platform's, or the
+    event's type or fields are not those ``domain.webhooks.EVENT_FIELDS`` lists.
+    """
+    stored = uow.cases.get(case_number)
+    if stored is None or stored.complaint.platform_id != platform_id:
+        raise ValueError(f"case {case_number} is not a case of platform {platform_id}")
+    content = event_data(event_type, data, case_number=case_number,
+                         external_id=stored.complaint.external_id)
+    event = PlatformEvent(
+        event_id=new_event_id(), platform_id=platform_id,
+        sequence=uow.platform_event_numbers.next(platform_id), case_number=case_number,
+        event_type=event_type, data=content, created_at=at, delivered_at=None, attempts=0,
+        last_status=0)
+    uow.platform_events.add(event)
+    return event.event_id
+
+
+def _platform(uow: ComplaintsUnitOfWork, platform_id: str) -> Platform:
+    found = [p for p in uow.platforms.list() if p.id == platform_id]
+    if not found:
+        raise NotFound(f"platform {platform_id} is not registered: ListPlatforms lists them")
+    return found[0]
+
+
+def set_platform_webhook(*, uow: ComplaintsUnitOfWork, cipher: FieldCipher, caller: Caller,
+                         platform_id: str, url: str, now: datetime) -> WebhookSet:
+    """Point a platform's webhook at ``url`` with a new signing secret, returned once."""
+    with uow:
+        official = require_official(uow.staff, caller, role=WEBHOOK_ROLE,
+                                    department_code=CENTER_DEPARTMENT)
+        check_webhook_url(url)
+        _platform(uow, platform_id)
+        secret = new_signing_secret()
+        webhook = PlatformWebhook(platform_id, url, official.id, now)
+        uow.webhooks.put(webhook, sealed_secret=cipher.seal(secret.encode("ascii"),
+                                                            context=platform_id))
+        uow.audit.append(actor=Actor(caller.system, official.id), action="platform_webhook.set",
+                         subject=f"platform/{platform_id}", at=now, details={"url": url})
+        uow.commit()
+    log.info("platform_webhook.set", platform=platform_id, official=official.id)
+    return WebhookSet(webhook, secret)
+
+
+def _readable_platform(uow: ComplaintsUnitOfWork, caller: Caller, platform_id: str) -> str:
+    own = uow.platforms.of_system(caller.system)
+    if own is not None:
+        if platform_id and platform_id != own.id:
+            raise PermissionDenied(
+                f"system {caller.system} is platform {own.id}'s: it reads only that "
+                "platform's events")
+        return own.id
+    # Not a platform's system, yet the registry lets it call: the center's console.
+    if not platform_id:
+        raise InvalidArgument(
+            f"system {caller.system} is no platform's: name the platform whose events to read",
+            violations=[FieldViolation("platform_id", "required for a system that is no "
+                                                      "platform's")])
+    return _platform(uow, platform_id).id
+
+
+def list_platform_events(*, uow: ComplaintsUnitOfWork, caller: Caller, platform_id: str,
+                         requested_size: int, page_token: str) -> PlatformEventPage:
+    """A platform's events after the cursor, in the order they were numbered.
+
+    A platform's system reads its own; another system allowed to call names the platform.
+    """
+    size = page_size(requested_size)
+    after = after_number(page_token)
+    with uow:
+        readable = _readable_platform(uow, caller, platform_id)
+        rows = uow.platform_events.after(readable, sequence=after, limit=rows_to_fetch(size))
+    events = rows[:size]
+    token = encode_token(events[-1].sequence) if events else page_token
+    return PlatformEventPage(events, token, more=len(rows) > size)
+
+
+@dataclass(frozen=True)
+class _Target:
+    event: PlatformEvent
+    url: str
+    secret: str
+
+
+def _target(engine: Engine, cipher: FieldCipher, event_id: str) -> _Target | Delivery:
+    with ComplaintsUnitOfWork(engine, write=False) as uow:
+        event = uow.platform_events.get(event_id)
+        if event is None:
+            raise NotFound(f"there is no platform event {event_id}",
+                           violations=[FieldViolation("event_id", "unknown event")])
+        if event.delivered_at is not None:
+            # Delivered by an earlier attempt whose completion Temporal did not hear of.
+            return Delivery(True, event.last_status)
+        found = uow.webhooks.get(event.platform_id)
+    if found is None:
+        return Delivery(False, 0)
+    webhook, sealed = found
+    try:
+        secret = cipher.open(sealed, context=webhook.platform_id).decode("ascii")
+    except FieldCipherError as error:
+        raise WebhookNotDelivered(
+            f"platform {webhook.platform_id}'s signing secret does not open with this "
+            "service's field key: an operator must restore the key or set the webhook again",
+        ) from error
+    return _Target(event, webhook.url, secret)
+
+
+def _record_attempt(engine: Engine, event_id: str, *, status: int,
+                    delivered_at: datetime | None) -> None:
+    with ComplaintsUnitOfWork(engine) as uow:
+        uow.platform_events.record_attempt(event_id, status=status, delivered_at=delivered_at)
+        uow.commit()
+
+
+async def deliver(event_id: str, *, engine: Engine, cipher: FieldCipher,
+                  client: httpx.AsyncClient) -> Delivery:
+    """POST one event to its platform's webhook, signed; WebhookNotDelivered unless 2xx.
+
+    No webhook set: not delivered, and no error (the platform pulls the event).
+    ``client`` must not follow redirects.
+    """
+    target = await asyncio.to_thread(_target, engine, cipher, event_id)
+    if isinstance(target, Delivery):
+        return target
+    event = target.event
+    body = event.body
+    # Standard Webhooks' timestamp is whole seconds, and is the attempt's, not the event's.
+    sent_at = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()), UTC)
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": event.event_id,
+        "webhook-timestamp": str(int(sent_at.timestamp())),
+        "webhook-signature": Webhook(target.secret).sign(event.event_id, sent_at, body),
+    }
+    try:
+        response = await client.post(target.url, content=body.encode("utf-8"),
+                                     headers=headers)
+    except httpx.HTTPError as error:
+        await asyncio.to_thread(_record_attempt, engine, event_id, status=0,
+                                delivered_at=None)
+        log.info("platform_event.not_delivered", event_id=event_id,
+                 platform=event.platform_id, error=type(error).__name__)
+        raise WebhookNotDelivered(
+            f"platform {event.platform_id}'s webhook could not be reached "
+            f"({type(error).__name__})") from None
+    status = response.status_code
+    delivered = 200 <= status < 300
+    await asyncio.to_thread(_record_attempt, engine, event_id, status=status,
+                            delivered_at=datetime.now(UTC) if delivered else None)
+    log.info("platform_event.attempted", event_id=event_id, platform=event.platform_id,
+             status=status, case_number=event.case_number)
+    if not delivered:
+        raise WebhookNotDelivered(
+            f"platform {event.platform_id}'s webhook answered HTTP {status}")
+    return Delivery(True, status)
+

@@ -1,0 +1,145 @@
+"""What a platform is told about its cases, and where it may be told it.
+
+A platform hears of every reply and status change of its cases twice over:
+POSTed to the webhook URL an operator set for it, as Standard Webhooks
+(webhook-id, webhook-timestamp, HMAC-SHA256 webhook-signature), and in a
+feed it pulls with a cursor. Both carry the same event under the same id.
+
+Which URLs a webhook may have, and why (see ``check_webhook_url``):
+
+- ``https`` anywhere, ``http`` only to the loopback host (127.0.0.1, ::1,
+  localhost). The body carries the reply to a citizen; over plain HTTP any
+  network hop could read or change it (the signature tells the receiver of
+  a change, it hides nothing). Loopback traffic never leaves the machine, so
+  a receiver beside the service (the embedded default, tests) may use http.
+- No user name or password in the URL: a credential in a URL ends up in
+  logs, in the operator console and in whatever reads the table; the
+  signature is how the platform knows the sender.
+- No literal address of the link-local range (169.254.0.0/16, where cloud
+  metadata services answer, and fe80::/10), the unspecified address or a
+  multicast one. Setting a URL makes the complaints service send requests
+  from inside the center's network (server-side request forgery); with
+  https only, redirects never followed (the sender's rule) and these ranges
+  refused, a URL cannot point the service at a plaintext internal endpoint.
+  A host name resolving to such an address later is not caught here.
+- At most ``MAX_URL_LENGTH`` characters, no fragment, no whitespace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
+
+from kernel.errors import FieldViolation, InvalidArgument
+
+MAX_URL_LENGTH = 2048
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+#: The fields each kind of event carries beside the case's number and the platform's
+#: own external id. Codes, dates and the reply: never the complainant's name or phone.
+EVENT_FIELDS: dict[str, frozenset[str]] = {
+    "complaint.status_changed": frozenset({"status", "department_code"}),
+    "complaint.replied": frozenset({"reply", "replied_at", "department_code"}),
+}
+#: Fields every event's data holds, set from the case itself.
+CASE_FIELDS = frozenset({"case_number", "external_id"})
+#: Standard Webhooks' message ids: a prefix and 26 base32 characters.
+EVENT_ID_SHAPE = re.compile(r"^msg_[a-z2-7]{26}$")
+
+
+@dataclass(frozen=True)
+class PlatformWebhook:
+    """Where a platform's events are POSTed; its signing secret is kept apart, sealed."""
+
+    platform_id: str
+    url: str
+    set_by_official_id: str
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class PlatformEvent:
+    """One thing a platform is told about one of its cases."""
+
+    event_id: str
+    platform_id: str
+    sequence: int
+    case_number: str
+    event_type: str
+    data: dict[str, str]
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: int
+    last_status: int
+
+    @property
+    def body(self) -> str:
+        """The JSON body POSTed for the event, the same on every attempt."""
+        return event_body(self.event_type, self.data, self.created_at)
+
+
+def event_body(event_type: str, data: dict[str, str], at: datetime) -> str:
+    """The Standard Webhooks payload shape: type, timestamp, data."""
+    return json.dumps({"type": event_type,
+                       "timestamp": at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+                       "data": data}, ensure_ascii=False, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def event_data(event_type: str, data: dict[str, str], *, case_number: str,
+               external_id: str) -> dict[str, str]:
+    """The data an event carries; ValueError for a kind or a field this module does not know.
+
+    A caller passing something else is a bug in the caller, and refusing it keeps
+    anything not listed here (a complainant's name, say) out of what platforms receive.
+    """
+    fields = EVENT_FIELDS.get(event_type)
+    if fields is None:
+        raise ValueError(f"unknown platform event type {event_type!r}")
+    if set(data) != fields or not all(isinstance(v, str) for v in data.values()):
+        raise ValueError(f"a {event_type} event carries exactly the text fields "
+                         f"{sorted(fields)}, not {sorted(data)}")
+    return {**data, "case_number": case_number, "external_id": external_id}
+
+
+def _bad_url(reason: str) -> InvalidArgument:
+    return InvalidArgument(f"webhook url {reason}",
+                           violations=[FieldViolation("url", reason)])
+
+
+def check_webhook_url(url: str) -> str:
+    """``url`` if a webhook may have it; InvalidArgument saying why not (module docstring)."""
+    if not url:
+        raise _bad_url("is required")
+    if len(url) > MAX_URL_LENGTH:
+        raise _bad_url(f"is longer than {MAX_URL_LENGTH} characters")
+    if any(c.isspace() or not c.isprintable() for c in url):
+        raise _bad_url("holds whitespace or control characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018  (raises ValueError for a port out of range)
+    except ValueError as error:
+        raise _bad_url("is not a URL") from error
+    if parts.scheme not in ("https", "http") or not host:
+        raise _bad_url("must be an https:// URL with a host")
+    if parts.username is not None or parts.password is not None:
+        raise _bad_url("may not hold a user name or password: the signature identifies the "
+                       "sender")
+    if parts.fragment:
+        raise _bad_url("may not hold a fragment")
+    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
+        raise _bad_url("must use https: plain http is allowed only to the loopback host "
+                       "(127.0.0.1, ::1, localhost)")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return url
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        raise _bad_url(f"may not point at {address}: a link-local, unspecified or multicast "
+                       "address")
+    return url

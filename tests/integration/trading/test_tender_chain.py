@@ -1,0 +1,325 @@
+"""A tender from announcement to contract: the trading service over gRPC, its real
+activities, the real TenderWorkflow, on a time-skipping server of the test's own.
+
+Each test has its own server and task queues, so tender numbers (which repeat
+across fresh databases) never meet another test's workflow. Time is skipped
+to each deadline; what the public sees is read back from the feed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from sqlalchemy import select
+from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+
+from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
+from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
+from kernel.temporal import CASE_KIND, CASE_NUMBER
+from services.trading.db import tables
+from services.trading.domain.sealed_bids import seal_bid
+from services.trading.main import DEFINITION
+from tests.integration.intake.sealing import closed_port
+from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
+from workflows import tender_contract as t
+from workflows.approval_contract import SignedStatement
+from workflows.tender import TenderWorkflow
+
+T = TypeVar("T")
+OFFICER = as_official("ZWFWZX-007")
+
+
+def _target(environment: WorkflowEnvironment) -> str:
+    return str(environment.client.service_client.config.target_host)
+
+
+def _stamp(at: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(at)
+    return stamp
+
+
+async def _until(probe: Callable[[], Awaitable[T]], done: Callable[[T], bool],
+                 what: str) -> T:
+    for _ in range(400):
+        found = await probe()
+        if done(found):
+            return found
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"never: {what}; last {found!r}")
+
+
+@dataclass
+class Venue:
+    env: WorkflowEnvironment
+    trading: ServiceUnderTest
+    channels: dict[str, grpc.aio.Channel]
+
+    def via(self, system: str = "trading-platform") -> Any:
+        if system not in self.channels:
+            self.channels[system] = self.trading.channel(system)
+        return trading_pb2_grpc.TradingServiceStub(self.channels[system])
+
+    async def announce(self, value: int = 500_000_000) -> pb.Tender:
+        project = (await self.via().RegisterProject(pb.RegisterProjectRequest(
+            request_id=str(uuid.uuid4()), category=pb.TRADING_CATEGORY_CONSTRUCTION,
+            title="浑南新区道路工程", estimated_value_fen=value,
+            funding_source=pb.FUNDING_SOURCE_PUBLIC, department_code="JYJ"),
+            metadata=OFFICER)).project
+        now = await self.env.get_current_time()
+        response = await self.via().AnnounceTender(pb.AnnounceTenderRequest(
+            request_id=str(uuid.uuid4()), project_no=project.project_no,
+            bid_deadline=_stamp(now + timedelta(days=20, minutes=10))), metadata=OFFICER)
+        tender: pb.Tender = response.tender
+        return tender
+
+    async def tender(self, tender_no: str) -> pb.Tender:
+        found: pb.Tender = (await self.via().GetTender(
+            pb.GetTenderRequest(tender_no=tender_no))).tender
+        return found
+
+    async def until_stage(self, tender_no: str, stage: Any) -> pb.Tender:
+        return await _until(lambda: self.tender(tender_no), lambda x: x.stage == stage,
+                            f"tender at {pb.TenderStage.Name(stage)}")
+
+    async def bid(self, tender_no: str, n: str) -> tuple[str, bytes]:
+        """A bid sealed by the bidder's client; its key commitment and its key."""
+        sealed, key = seal_bid(f"报价 {uuid.uuid4()}".encode(), tender_number=tender_no,
+                               bidder_id=f"BD-{n}")
+        await self.via(f"bidder-system-bd{n}").SubmitSealedBid(pb.SubmitSealedBidRequest(
+            tender_no=tender_no, bidder_id=f"BD-{n}", ciphertext=sealed.envelope,
+            ciphertext_sha256=sealed.ciphertext_sha256, key_commitment=sealed.key_commitment))
+        return sealed.key_commitment, key
+
+    async def reveal(self, tender_no: str, n: str, key: bytes) -> None:
+        await self.via(f"bidder-system-bd{n}").RevealBidKey(pb.RevealBidKeyRequest(
+            tender_no=tender_no, bidder_id=f"BD-{n}", key=key.hex()))
+
+    async def feed(self, tender_no: str) -> list[tuple[str, dict[str, Any]]]:
+        """The tender's feed entries: kind and signed body (verified with trading's key)."""
+        keys = TrustedKeys.load(public_keys_dir(self.trading.pki_dir))
+        entries = (await self.via().ListFeed(pb.ListFeedRequest(cursor=0,
+                                                                page_size=500))).entries
+        found = []
+        for entry in entries:
+            if entry.subject != f"tender/{tender_no}":
+                continue
+            assert hashlib.sha256(entry.body.encode()).hexdigest() == entry.body_sha256
+            signed = Signed.from_dict(json.loads(entry.body))
+            found.append((entry.kind, keys.verify(signed, signer="trading")))
+        return found
+
+    async def skip(self, delta: timedelta) -> None:
+        await self.env.sleep(delta)
+
+
+@pytest.fixture
+async def venue(time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path,
+                pki_dir: Path) -> AsyncIterator[Venue]:
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+    url = fresh_database_url(backend, "trading", tmp_path)
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=_target(time_skipping),
+                                  task_queue_prefix=prefix, run_activity_worker=True,
+                                  ) as trading:
+        # The workflows worker trusts the services' published keys, trading's among them.
+        trust_in_workflows(TrustedKeys.load(public_keys_dir(pki_dir)))
+        made = Venue(time_skipping, trading, {})
+        async with Worker(time_skipping.client, task_queue=f"{prefix}workflows",
+                          workflows=[TenderWorkflow]):
+            try:
+                yield made
+            finally:
+                for channel in made.channels.values():
+                    await channel.close(None)
+
+
+async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_published(
+        venue: Venue) -> None:
+    tender = await venue.announce()
+    assert tender.workflow_started
+    number = tender.tender_no
+    await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
+    sealed = {f"BD-{n}": await venue.bid(number, n) for n in ("0001", "0002", "0003", "0004")}
+    commitments = {bidder: commitment for bidder, (commitment, _) in sealed.items()}
+
+    amended = (await venue.via().AmendTender(pb.AmendTenderRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, content="第3章技术参数更正"),
+        metadata=OFFICER)).result
+    assert amended.feed_sequence > 0
+    # More than 15 days before the deadline: it stands.
+    assert amended.tender.bid_deadline == tender.bid_deadline
+
+    objected = await venue.via().ObjectToTender(pb.ObjectToTenderRequest(
+        request_id=str(uuid.uuid4()), tender_no=number,
+        target=pb.OBJECTION_TARGET_DOCUMENTS, grounds="资格条件排斥潜在投标人"),
+        metadata=OFFICER)
+    assert objected.result.tender.paused and objected.objection_id == "OB-1"
+    await venue.skip(timedelta(hours=5))
+    answered = (await venue.via().AnswerObjection(pb.AnswerObjectionRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, objection_id="OB-1",
+        answer="资格条件符合法律规定"), metadata=OFFICER)).result
+    assert not answered.tender.paused
+    # The deadline moved by the pause (as trading recorded it from the signed statements).
+    assert answered.tender.bid_deadline.ToDatetime() > tender.bid_deadline.ToDatetime()
+
+    deadline = answered.tender.bid_deadline.ToDatetime(tzinfo=UTC)
+    await venue.skip(deadline - await venue.env.get_current_time() + timedelta(minutes=1))
+    opened = await venue.until_stage(number, pb.TENDER_STAGE_DECRYPTION)
+    assert opened.bids == 4
+    # In the window: a wrong key is refused, the right ones taken; BD-0004 never reveals.
+    with pytest.raises(grpc.aio.AioRpcError) as wrong:
+        await venue.reveal(number, "0001", sealed["BD-0002"][1])
+    assert wrong.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    for n in ("0001", "0002", "0003"):
+        await venue.reveal(number, n, sealed[f"BD-{n}"][1])
+    await venue.skip(timedelta(hours=2, minutes=1))
+    await venue.until_stage(number, pb.TENDER_STAGE_EVALUATION)
+    # An unrevealed bid is invalid: it cannot be a candidate.
+    with pytest.raises(grpc.aio.AioRpcError) as unrevealed:
+        await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
+            request_id=str(uuid.uuid4()), tender_no=number,
+            candidate_bidder_ids=["BD-0004"]), metadata=OFFICER)
+    assert unrevealed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
+        request_id=str(uuid.uuid4()), tender_no=number,
+        candidate_bidder_ids=["BD-0002", "BD-0001"]), metadata=OFFICER)
+    early = pb.AwardTenderRequest(request_id=str(uuid.uuid4()), tender_no=number,
+                                  winner_bidder_id="BD-0002", amount_fen=480_000_000)
+    with pytest.raises(grpc.aio.AioRpcError) as too_early:
+        await venue.via().AwardTender(early, metadata=OFFICER)
+    assert too_early.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert (await venue.tender(number)).stage == pb.TENDER_STAGE_CANDIDATES
+    await venue.skip(timedelta(days=3, minutes=1))
+    await venue.via().AwardTender(pb.AwardTenderRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, winner_bidder_id="BD-0002",
+        amount_fen=480_000_000), metadata=OFFICER)
+    contracted = (await venue.via().RecordContract(pb.RecordContractRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, contract_no="HT-2026-001",
+        amount_fen=480_000_000), metadata=OFFICER)).result
+    assert contracted.tender.stage == pb.TENDER_STAGE_CONTRACTED
+    result = await venue.env.client.get_workflow_handle(
+        t.workflow_id(number), result_type=t.TenderResult).result()
+    assert result.outcome == "contracted" and result.winner == "BD-0002"
+
+    feed = await venue.feed(number)
+    assert [kind for kind, _ in feed] == ["tender.announced", "tender.amended",
+                                          "tender.opened", "tender.decrypted",
+                                          "tender.candidates", "tender.awarded",
+                                          "tender.contracted"]
+    published = dict(feed)
+    # The commitments are published at the deadline; no ciphertext ever is.
+    assert {b["bidder_id"]: b["key_commitment"] for b in published["tender.opened"]["bids"]} \
+        == commitments
+    assert "ciphertext" not in json.dumps(published["tender.opened"]).replace(
+        "ciphertext_sha256", "")
+    assert published["tender.amended"]["content"] == "第3章技术参数更正"
+    assert {(b["bidder_id"], b["valid"], b["reason"])
+            for b in published["tender.decrypted"]["bids"]} == {
+        ("BD-0001", True, ""), ("BD-0002", True, ""), ("BD-0003", True, ""),
+        ("BD-0004", False, "unrevealed")}
+    # No key and no bid document is published.
+    for _, key in sealed.values():
+        assert key.hex() not in json.dumps(feed)
+    assert published["tender.candidates"]["candidates"] == ["BD-0002", "BD-0001"]
+    assert published["tender.awarded"]["winner"] == "BD-0002"
+    # Each published act carries the official's statement, signed by trading.
+    statement = published["tender.awarded"]["statement"]
+    TrustedKeys.load(public_keys_dir(venue.trading.pki_dir)).verify(
+        Signed.from_dict(statement), signer="trading")
+
+
+async def test_two_bids_fail_the_tender_publicly_and_nothing_is_opened(venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    await venue.bid(number, "0001")
+    await venue.bid(number, "0002")
+    await venue.skip(timedelta(days=20, minutes=11))
+    failed = await venue.until_stage(number, pb.TENDER_STAGE_FAILED)
+    assert failed.bids == 2
+    feed = await venue.feed(number)
+    assert [kind for kind, _ in feed] == ["tender.announced", "tender.failed"]
+    assert dict(feed)["tender.failed"]["bids"] == 2
+    result = await venue.env.client.get_workflow_handle(
+        t.workflow_id(number), result_type=t.TenderResult).result()
+    assert result.outcome == "failed"
+    with pytest.raises(grpc.aio.AioRpcError) as late:
+        await venue.bid(number, "0003")
+    assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+async def test_a_forged_act_sent_to_temporal_directly_is_refused_and_recorded_nowhere(
+        venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
+    handle = venue.env.client.get_workflow_handle(t.workflow_id(number))
+    forged = t.OfficialAct(SignedStatement(
+        t.tender_statement_body(kind=t.StatementKind.AMENDMENT, tender_no=number,
+                                official_id="ZWFWZX-007", department_code="ZWFWZX",
+                                roles=["trading_officer"], system="trading-platform",
+                                issued_at=datetime.now(UTC)),
+        "trading", "0" * 16, "AAAA"))
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(t.AMEND, forged)
+    with venue.trading.running.engine.connect() as connection:
+        steps = connection.execute(select(tables.tender_steps.c.step).where(
+            tables.tender_steps.c.tender_no == number)).scalars().all()
+    assert steps == ["announced"]
+
+
+async def test_the_outbox_starts_a_tender_announced_while_temporal_was_down(
+        time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path,
+        pki_dir: Path) -> None:
+    prefix = f"t{uuid.uuid4().hex[:10]}-"
+    url = fresh_database_url(backend, "trading", tmp_path)
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=closed_port(), task_queue_prefix=prefix,
+                                  tender_start_wait_seconds=0.5) as down:
+        venue = Venue(time_skipping, down, {})
+        tender = await venue.announce()
+        for channel in venue.channels.values():
+            await channel.close(None)
+    assert not tender.workflow_started
+    number = tender.tender_no
+    # Someone who reached Temporal took the tender's workflow id first.
+    squatter = await time_skipping.client.start_workflow(
+        "TenderWorkflow", t.TenderInput(SignedStatement({"kind": "x"}, "trading", "", "")),
+        id=t.workflow_id(number), task_queue=f"{prefix}squatters")
+    # Restarted with Temporal in reach: the outbox starts the tender's own run, once.
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=_target(time_skipping),
+                                  task_queue_prefix=prefix) as up:
+        venue = Venue(time_skipping, up, {})
+        started = await _until(lambda: venue.tender(number), lambda x: x.workflow_started,
+                               "the outbox started the tender")
+        for channel in venue.channels.values():
+            await channel.close(None)
+    assert started.workflow_started
+    handle = time_skipping.client.get_workflow_handle(t.workflow_id(number))
+    description = await handle.describe()
+    assert description.status == WorkflowExecutionStatus.RUNNING
+    assert description.run_id != squatter.result_run_id
+    assert description.typed_search_attributes.get(CASE_NUMBER) == number
+    assert description.typed_search_attributes.get(CASE_KIND) == "tender"
+    squatted = await time_skipping.client.get_workflow_handle(
+        t.workflow_id(number), run_id=squatter.result_run_id).describe()
+    assert squatted.status == WorkflowExecutionStatus.TERMINATED
+    with up.running.engine.connect() as connection:
+        actions = connection.execute(select(tables.audit_log.c.action)).scalars().all()
+    assert actions.count("violation.squatted_workflow") == 1
+    assert actions.count("tender.workflow_started") == 1
