@@ -423,6 +423,15 @@ async def test_a_merged_duplicate_gets_the_primary_s_reply_at_both_origins(
     assert [r.text for r in at_primary.handling.replies] == ["已约谈诊所并退还费用"]
     assert [r.text for r in at_duplicate.handling.replies] == ["已约谈诊所并退还费用"]
     assert at_duplicate.handling.merged_into == primary
+    # Each origin platform gets the reply as its own event, about its own case, once.
+    for platform, number in ((HOTLINE, primary), (PORTAL, duplicate)):
+        events = (await desk.call(platform, "ListPlatformEvents",
+                                  pb.ListPlatformEventsRequest(page_size=500))).events
+        replies = [e for e in events
+                   if e.case_number == number and e.event_type == "complaint.replied"]
+        assert [e.data["reply"] for e in replies] == ["已约谈诊所并退还费用"], platform
+        assert not [e for e in events if e.case_number == (duplicate if platform == HOTLINE
+                                                           else primary)]
     # The duplicate's platform sees its own case only.
     code, _ = await desk.refused(PORTAL, "GetComplaint",
                                  pb.GetComplaintRequest(case_number=primary))
