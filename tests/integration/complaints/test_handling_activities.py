@@ -253,6 +253,13 @@ async def test_a_merged_duplicate_gets_the_primarys_reply(bench: Bench) -> None:
     assert [r.answered_by for r in bench.rows(tables.complaint_replies, duplicate)] == [primary]
     assert len(bench.rows(tables.complaint_replies, primary)) == 1
     assert bench.case(duplicate).replied_at is not None
+    # Each origin gets the reply as an event of its own platform, about its own case.
+    for number, platform in ((primary, "12345"), (duplicate, "LNZWFW")):
+        events = [(e.platform_id, json.loads(e.payload)["data"])
+                  for e in bench.rows(tables.platform_events, number)
+                  if e.event_type == "complaint.replied"]
+        assert [(p, d["reply"], d["case_number"]) for p, d in events] \
+            == [(platform, "已查处", number)]
 
 
 async def test_extension_granted_then_refused(bench: Bench) -> None:
