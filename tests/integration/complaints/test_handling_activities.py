@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError
@@ -300,11 +301,67 @@ async def test_an_unsatisfied_rating_reopens_once(bench: Bench) -> None:
     await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复二"}))
     closed = await bench.record(rating(2))
     assert closed.stage == "closed"
+
+
+def _snapshot(bench: Bench, number: str) -> list[Any]:
+    """What a refused rating must leave as it was."""
+    return [bench.rows(table, number) for table in (
+        tables.complaint_cases, tables.complaint_events, tables.complaint_replies,
+        tables.platform_events)]
+
+
+async def _replied(bench: Bench, external_id: str) -> str:
+    number = await bench.submit(external_id)
+    await bench.record(bench.act(StatementKind.SIGN_FOR, number))
+    await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复"}))
+    return number
+
+
+async def _rate_over_grpc(bench: Bench, system: str, number: str) -> grpc.StatusCode:
+    async with bench.service.channel(system) as channel:
+        try:
+            await complaints_pb2_grpc.ComplaintsServiceStub(channel).RateComplaint(
+                pb.RateComplaintRequest(request_id="late", case_number=number, level=5),
+                timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_another_platform_cannot_rate_a_replied_case(bench: Bench) -> None:
+    number = await _replied(bench, "HL-11")
+    before = _snapshot(bench, number)
     with pytest.raises(ApplicationError) as other_platform:
         await bench.record(bench.act(StatementKind.RATING, number, official="LNZWFW",
                                      department="", roles=(), texts={"comment": ""},
-                                     platform_id="LNZWFW", level=5))
-    assert other_platform.value.type in ("PermissionDenied", "FailedPrecondition")
+                                     platform_id="LNZWFW", level=1))
+    assert other_platform.value.type == "PermissionDenied"
+    assert _snapshot(bench, number) == before
+    # Over gRPC, the other platform's system is told there is no such case of its own.
+    assert await _rate_over_grpc(bench, "provincial-complaint-portal", number) \
+        == grpc.StatusCode.NOT_FOUND
+    assert _snapshot(bench, number) == before
+
+
+async def test_a_rating_after_the_window_is_refused_and_changes_nothing(bench: Bench) -> None:
+    number = await _replied(bench, "HL-12")
+    closes = bench.case(number).rating_closes
+    bench.clock[0] = closes + timedelta(seconds=1)
+    before = _snapshot(bench, number)
+    with pytest.raises(ApplicationError) as late:
+        await bench.record(bench.act(StatementKind.RATING, number, official="12345",
+                                     department="", roles=(), texts={"comment": ""},
+                                     platform_id="12345", level=1))
+    assert late.value.type == "FailedPrecondition"
+    assert _snapshot(bench, number) == before
+    # The RPC reads the real clock: the window (from the bench's November 2026) has closed.
+    assert closes < datetime.now(UTC)
+    assert await _rate_over_grpc(bench, "hotline-12345", number) \
+        == grpc.StatusCode.FAILED_PRECONDITION
+    assert _snapshot(bench, number) == before
+    with bench.service.running.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(
+            tables.handled_requests)).scalar_one() == 0
 
 
 async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -> None:
