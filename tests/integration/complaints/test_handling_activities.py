@@ -83,7 +83,9 @@ class Bench:
         return result
 
     async def submit(self, external_id: str, *, category: str = "SC-01",
-                     platform_system: str = "hotline-12345") -> str:
+                     platform_system: str = "hotline-12345",
+                     received_at: datetime | None = None) -> str:
+        """Push a case and open it; ``received_at``: as if it had arrived then."""
         async with self.service.channel(platform_system) as channel:
             response = await complaints_pb2_grpc.ComplaintsServiceStub(channel).SubmitComplaint(
                 pb.SubmitComplaintRequest(
@@ -91,6 +93,11 @@ class Bench:
                     category_code=category, content="超市出售过期食品",
                     complainant_name=NAME, complainant_phone=PHONE))
         number: str = response.complaint.case_number
+        if received_at is not None:
+            with self.service.running.engine.begin() as connection:
+                connection.execute(sa.update(tables.complaint_cases).where(
+                    tables.complaint_cases.c.case_number == number).values(
+                    received_at=received_at))
         with ComplaintsUnitOfWork(self.service.running.engine, write=False) as uow:
             case = uow.handling.get(number)
         assert case is not None
@@ -113,15 +120,24 @@ async def bench(backend: str, tmp_path: Path, pki_dir: Path) -> AsyncIterator[Be
 
 
 async def test_open_sign_for_reply_rate_close_with_deadlines(bench: Bench) -> None:
-    number = await bench.submit("HL-1")
+    # Arrived Monday 9 November 2026, 10:00 in China (the bench's clock): a complaint.
+    number = await bench.submit("HL-1", received_at=bench.clock[0])
     opened = bench.case(number)
-    assert opened.policy_version == 1 and opened.sign_for_due and opened.reply_due
+    assert opened.policy_version == 1
+    # Sign-for: four working hours, 10:00-12:00 and 13:30-15:30 (07:30 UTC).
+    assert opened.sign_for_due == datetime(2026, 11, 9, 7, 30, tzinfo=UTC)
+    # Reply: the end of working time (17:30, 09:30 UTC) 15 working days after the 9th:
+    # 10-13, 16-20, 23-27 November and Monday the 30th (no holiday in November).
+    assert opened.reply_due == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
     signed = await bench.record(bench.act(StatementKind.SIGN_FOR, number))
     assert (signed.stage, signed.sign_for_due) == ("handling", None)
     assert signed.reply_due == opened.reply_due
     replied = await bench.record(bench.act(
         StatementKind.REPLY, number, texts={"reply": f"已查处。联系人{NAME}，电话{PHONE}。"}))
-    assert replied.stage == "replied" and replied.rating_closes is not None
+    # The rating window: five working days after the reply's day (10-13 and the 16th).
+    assert replied.stage == "replied"
+    assert replied.rating_closes == datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+    assert bench.case(number).rating_closes == replied.rating_closes
     [reply] = bench.rows(tables.complaint_replies, number)
     assert NAME in reply.text and PHONE in reply.text
     assert NAME not in reply.published_text and PHONE not in reply.published_text
