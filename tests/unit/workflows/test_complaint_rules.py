@@ -24,7 +24,6 @@ from workflows.complaint_contract import (
 from workflows.complaint_rules import (
     ComplaintState,
     RuleBroken,
-    after_rating,
     check_co_handlers,
     check_contribution,
     check_dispatch,
@@ -35,8 +34,6 @@ from workflows.complaint_rules import (
     check_reply,
     check_return,
     check_sign_for,
-    dispatched_to,
-    reopens,
 )
 
 K = StatementKind
@@ -225,23 +222,6 @@ def test_an_extension_as_long_as_the_policy_in_force_allows() -> None:
 
 def test_a_refused_extension_needs_no_days() -> None:
     check(_with("extension_decision", fact_changes={"outcome": "refused", "days": 0}))
-
-
-def test_a_dispatch_goes_where_its_outcome_says() -> None:
-    reassign, send_back = GOOD["reassign"], GOOD["send_back"]
-    assert dispatched_to(reassign.state, reassign.facts) == "FGW"
-    assert dispatched_to(send_back.state, replace(send_back.facts, target_department="")) \
-        == "SJJ"
-
-
-@pytest.mark.parametrize(("level", "reopened", "expected"), [
-    (1, False, Stage.HANDLING), (2, False, Stage.HANDLING), (3, False, Stage.CLOSED),
-    (5, False, Stage.CLOSED), (1, True, Stage.CLOSED), (2, True, Stage.CLOSED)])
-def test_an_unsatisfied_rating_reopens_once(level: int, reopened: bool,
-                                            expected: Stage) -> None:
-    current = state(Stage.REPLIED, reopened=reopened)
-    assert after_rating(current, level) == expected
-    assert reopens(current, level) == (expected == Stage.HANDLING)
 
 
 def test_texts_match_their_digest_and_their_kind() -> None:
