@@ -17,21 +17,16 @@ import uuid
 import pytest
 
 from govhall.complaints.v1 import complaints_pb2 as pb
+from tests.e2e import test_complaints_chain as chain_tests
 from tests.e2e.suite import within
-from tests.e2e.test_complaints_chain import (  # noqa: F401 (fixtures)
-    HOTLINE,
-    NAME,
-    PHONE,
-    PORTAL,
-    Desk,
-    _rid,
-    chain,
-    desk,
-)
+from tests.e2e.test_complaints_chain import HOTLINE, NAME, PHONE, PORTAL, Desk, _rid
 from tests.history_text import decoded_history_text
 from workflows.complaint_contract import workflow_id
 
 pytestmark = pytest.mark.e2e
+#: The chain's fixtures (its processes, module-wide; the desk, per test).
+chain = chain_tests.chain
+desk = chain_tests.desk
 
 #: Another number shaped like a mobile phone, which is not the complainant's.
 OTHER_PHONE = "13812345678"
