@@ -145,9 +145,12 @@ class BackgroundWorker:
 
     async def _run(self) -> None:
         client: Client | None = None
-        # RuntimeError is how the SDK reports a frontend it cannot reach.
-        for attempt in stamina.retry_context(on=(RuntimeError, RPCError), attempts=None,
-                                             timeout=None, wait_max=self._retry_wait_max):
+        # RuntimeError is how the SDK reports a frontend it cannot reach. ``async for``: the
+        # waits between attempts are asyncio sleeps (a plain ``for`` sleeps in time.sleep and
+        # stops the whole process, gRPC server included, while Temporal is down).
+        async for attempt in stamina.retry_context(on=(RuntimeError, RPCError), attempts=None,
+                                                   timeout=None,
+                                                   wait_max=self._retry_wait_max):
             with attempt:
                 client = await self._connect()
         assert client is not None

@@ -461,6 +461,11 @@ class ComplaintWorkflow:
             self.extension_pending_days = facts.days
         elif kind == StatementKind.EXTENSION_DECISION:
             self.extension_pending_days = 0
+        elif kind == StatementKind.RETURN:
+            # As the service records a return: the co-handling ends and an extension asked
+            # is withdrawn; whoever gets the case next starts its handling afresh.
+            self.co_handlers, self.contributed = [], set()
+            self.extension_pending_days = 0
         elif kind == StatementKind.RATING:
             self.rating = facts.level
             if before == Stage.REPLIED and recorded.stage == Stage.HANDLING:

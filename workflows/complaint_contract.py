@@ -53,8 +53,10 @@ COMPLAINTS = "complaints"
 CENTER_DEPARTMENT = "ZWFWZX"
 HANDLER_ROLE = "complaint_handler"
 DISPATCHER_ROLE = "complaint_dispatcher"
-#: The longest extension a department may ask for, in working days.
-MAX_EXTENSION_DAYS = 10
+#: The longest extension any deadline policy may allow, in working days (the policy's own
+#: bound, services/complaints/domain/policy.py MAX_DAYS, and the RPC's). The policy in force
+#: (10 by default, an operator may change it) is applied by the service before it signs.
+MAX_EXTENSION_DAYS = 60
 #: Rating levels; a level up to UNSATISFIED_AT is "unsatisfied" (reopens once).
 RATING_LEVELS = range(1, 6)
 UNSATISFIED_AT = 2

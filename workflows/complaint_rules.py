@@ -14,6 +14,10 @@ and may ask for an extension (one pending at a time), which the dispatcher
 decides. A duplicate not yet replied may be merged into another case (并单).
 The origin platform rates the reply while the rating window is open; an
 unsatisfied rating (1 or 2) reopens the case once, after that it closes.
+Where an act leads (the department a dispatch sends the case to, whether a
+rating reopens the case) is decided by the service as it records the act
+(services/complaints/domain/handling.py); the workflow follows the recorded
+stage and department, so these rules only check that an act may be taken.
 """
 
 from __future__ import annotations
@@ -35,7 +39,6 @@ from workflows.complaint_contract import (
     MAX_EXTENSION_DAYS,
     RATING_LEVELS,
     TERMINAL,
-    UNSATISFIED_AT,
     ComplaintFacts,
     DispatchOutcome,
     ExtensionOutcome,
@@ -151,13 +154,6 @@ def check_dispatch(state: ComplaintState, facts: ComplaintFacts, texts: Texts = 
     _written(texts, "basis", "the basis of a dispatch")
 
 
-def dispatched_to(state: ComplaintState, facts: ComplaintFacts) -> str:
-    """The department a checked dispatch sends the case to."""
-    if facts.outcome == DispatchOutcome.REASSIGN:
-        return facts.target_department
-    return state.department_code
-
-
 def check_co_handlers(state: ComplaintState, facts: ComplaintFacts,
                       texts: Texts = NO_TEXTS) -> None:
     """The dispatcher names the co-handling departments while the case is being handled."""
@@ -258,16 +254,3 @@ def check_rating(state: ComplaintState, facts: ComplaintFacts, texts: Texts = NO
         raise RuleBroken(INVALID_ARGUMENT,
                          f"a rating is {RATING_LEVELS.start} to {RATING_LEVELS.stop - 1}")
 
-
-def unsatisfied(level: int) -> bool:
-    return level <= UNSATISFIED_AT
-
-
-def reopens(state: ComplaintState, level: int) -> bool:
-    """Does this rating reopen the case? An unsatisfied one, when never reopened before."""
-    return unsatisfied(level) and not state.reopened
-
-
-def after_rating(state: ComplaintState, level: int) -> Stage:
-    """Handling again (reopened once) or closed."""
-    return Stage.HANDLING if reopens(state, level) else Stage.CLOSED

@@ -126,7 +126,7 @@ CALLERS: dict[str, tuple[str, str]] = {
     "ReplyToComplaint": ("department-system-scjgj", "SCJGJ-008"),
     "RequestComplaintExtension": ("department-system-scjgj", "SCJGJ-008"),
     "DispatchComplaint": ("complaint-dispatch-system", DISPATCHER),
-    "SetCoHandlers": ("department-system-scjgj", "SCJGJ-008"),
+    "SetCoHandlers": ("complaint-dispatch-system", DISPATCHER),
     "DecideComplaintExtension": ("complaint-dispatch-system", DISPATCHER),
     "MergeComplaint": ("complaint-dispatch-system", DISPATCHER),
     "ListPlatformEvents": ("hotline-12345", ""),

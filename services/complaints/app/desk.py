@@ -173,6 +173,8 @@ class _Checked:
     case: CaseHandling
     #: Facts for the statement found with the case.
     extra: dict[str, str | int | bool | list[str]] = field(default_factory=dict)
+    #: Free texts as they are signed and sent, where they differ from the request's (masked).
+    texts: dict[str, str] = field(default_factory=dict)
 
 
 Check = Callable[[ComplaintsUnitOfWork, Caller, CaseHandling, CaseState], _Checked]
@@ -215,6 +217,7 @@ async def _act(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
     try:
         checked = await asyncio.to_thread(_checked, uow=desk.reading(), caller=caller,
                                           case_number=case_number, check=check)
+        texts = texts | checked.texts
         digest = content_digest(**texts) if texts else ""
         statement = as_statement(desk.signer.sign(complaint_statement_body(
             kind=kind, case_number=case_number, official_id=checked.official_id,
@@ -294,16 +297,34 @@ async def set_co_handlers(desk: Desk, *, caller: Caller, case_number: str, reque
                           departments: list[str], now: datetime) -> ActReceipt:
     def check(uow: ComplaintsUnitOfWork, caller: Caller, case: CaseHandling,
               state: CaseState) -> _Checked:
-        official = _lead_handler(uow, caller, case)
+        official = _dispatcher(uow, caller)
         unknown = [code for code in departments if uow.departments.get(code) is None]
         if unknown:
             raise InvalidArgument(f"departments {', '.join(unknown)} are not in the directory")
-        rules.set_co_handlers(state, department_code=official.department_code,
-                              co_handlers=departments)
+        rules.set_co_handlers(state, co_handlers=departments)
         return _official(official, case)
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=SET_CO_HANDLERS, kind=StatementKind.CO_HANDLERS, check=check,
                       now=now, co_handlers=list(departments))
+
+
+def _masked(uow: ComplaintsUnitOfWork, cipher: FieldCipher, case: CaseHandling,
+            text: str) -> str:
+    """``text`` with the complainants of ``case`` and of every duplicate merged into it
+    masked, and any phone or ID card shaped number: what an official writes about a case
+    leaves the complaints service's encrypted field only in this form (workflow, replies,
+    platform events, webhooks)."""
+    names: list[str] = []
+    numbers: list[str] = []
+    for number in [case.case_number,
+                   *(d.case_number for d in uow.handling.merged_into(case.case_number))]:
+        stored = uow.cases.get(number)
+        if stored is None:
+            continue
+        complainant = open_complainant(cipher, stored.sealed_complainant, number=number)
+        names.append(complainant.name)
+        numbers.append(complainant.phone)
+    return rules.anonymised(text, names=names, numbers=numbers)
 
 
 async def contribute(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
@@ -312,7 +333,8 @@ async def contribute(desk: Desk, *, caller: Caller, case_number: str, request_id
               state: CaseState) -> _Checked:
         official = require_official(uow.staff, caller, role=HANDLER_ROLE)
         rules.contribute(state, department_code=official.department_code, text=text)
-        return _official(official, case)
+        return replace(_official(official, case),
+                       texts={"contribution": _masked(uow, desk.cipher, case, text)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=CONTRIBUTE, kind=StatementKind.CONTRIBUTION, check=check, now=now,
                       texts={"contribution": text})
@@ -324,7 +346,8 @@ async def reply(desk: Desk, *, caller: Caller, case_number: str, request_id: str
               state: CaseState) -> _Checked:
         official = _lead_handler(uow, caller, case)
         rules.reply(state, department_code=official.department_code, text=text)
-        return _official(official, case)
+        return replace(_official(official, case),
+                       texts={"reply": _masked(uow, desk.cipher, case, text)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=REPLY, kind=StatementKind.REPLY, check=check, now=now,
                       texts={"reply": text})

@@ -27,7 +27,13 @@ from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.calendar import WorkingCalendar
-from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from kernel.errors import (
+    FailedPrecondition,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
 from kernel.fieldcipher import FieldCipher
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.complaints.app.cases import open_complainant
@@ -373,12 +379,11 @@ def _dispatch(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandli
 
 def _co_handlers(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandling,
                  facts: ComplaintFacts, _texts: dict[str, str], at: datetime) -> ActRecorded:
-    department = _Actor(facts).handler()
+    _Actor(facts).dispatcher()
     unknown = [code for code in facts.co_handlers if unit.departments.get(code) is None]
     if unknown:
         raise InvalidArgument(f"departments {', '.join(unknown)} are not in the directory")
-    change = rules.set_co_handlers(_state(unit, case), department_code=department,
-                                   co_handlers=list(facts.co_handlers))
+    change = rules.set_co_handlers(_state(unit, case), co_handlers=list(facts.co_handlers))
     unit.co_handlers.set(case.case_number, change.state.co_handlers)
     after, events = _apply(unit, case, change, at,
                            {"official": facts.official_id,
@@ -586,9 +591,12 @@ def close_case(*, uow: UnitOfWorkFactory, closing: Closing, now: datetime) -> Ac
         if case.status == ComplaintStatus.CLOSED:
             return _recorded(case, [])
         if case.rating_closes is not None and now < case.rating_closes:
-            raise FailedPrecondition(
+            # The workflow asks only once its timer passed the end, so this clock is behind
+            # Temporal's: retryable, Temporal asks again until this clock is there too. A
+            # refusal for good would leave the case's workflow stuck.
+            raise Unavailable(
                 f"the rating window of case {case.case_number} is open until "
-                f"{case.rating_closes.isoformat()}")
+                f"{case.rating_closes.isoformat()} by the complaints service's clock")
         change = rules.close_lapsed(_state(unit, case))
         after, events = _apply(unit, case, change, now, {"reason": closing.reason},
                                closed_at=now)

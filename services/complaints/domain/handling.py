@@ -166,11 +166,11 @@ def dispatch(state: CaseState, *, outcome: str, target_department: str, basis: s
     return _change(state, after, event)
 
 
-def set_co_handlers(state: CaseState, *, department_code: str,
-                    co_handlers: list[str]) -> Change:
-    """The lead names its co-handling departments (a department that contributed stays)."""
-    _at(state, ComplaintStatus.HANDLING, act="name co-handlers")
-    _lead(state, department_code, "name co-handlers")
+def set_co_handlers(state: CaseState, *, co_handlers: list[str]) -> Change:
+    """The center's dispatcher names the lead's co-handling departments, before or after the
+    lead signed for the case (a department that contributed stays). The caller checks the
+    dispatcher, as the workflow does (workflows/complaint_rules.py)."""
+    _at(state, ComplaintStatus.ROUTED, ComplaintStatus.HANDLING, act="name co-handlers")
     wanted = list(dict.fromkeys(co_handlers))
     problems: list[FieldViolation] = []
     if len(wanted) != len(co_handlers):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 import sqlalchemy as sa
 from temporalio.exceptions import ApplicationError
@@ -20,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
+from kernel.errors import Unavailable
 from kernel.fieldcipher import field_cipher
 from kernel.signing import ServiceSigner, TrustedKeys, service_signer
 from services.complaints.activities import ComplaintsActivities
@@ -81,7 +83,9 @@ class Bench:
         return result
 
     async def submit(self, external_id: str, *, category: str = "SC-01",
-                     platform_system: str = "hotline-12345") -> str:
+                     platform_system: str = "hotline-12345",
+                     received_at: datetime | None = None) -> str:
+        """Push a case and open it; ``received_at``: as if it had arrived then."""
         async with self.service.channel(platform_system) as channel:
             response = await complaints_pb2_grpc.ComplaintsServiceStub(channel).SubmitComplaint(
                 pb.SubmitComplaintRequest(
@@ -89,6 +93,11 @@ class Bench:
                     category_code=category, content="超市出售过期食品",
                     complainant_name=NAME, complainant_phone=PHONE))
         number: str = response.complaint.case_number
+        if received_at is not None:
+            with self.service.running.engine.begin() as connection:
+                connection.execute(sa.update(tables.complaint_cases).where(
+                    tables.complaint_cases.c.case_number == number).values(
+                    received_at=received_at))
         with ComplaintsUnitOfWork(self.service.running.engine, write=False) as uow:
             case = uow.handling.get(number)
         assert case is not None
@@ -111,15 +120,24 @@ async def bench(backend: str, tmp_path: Path, pki_dir: Path) -> AsyncIterator[Be
 
 
 async def test_open_sign_for_reply_rate_close_with_deadlines(bench: Bench) -> None:
-    number = await bench.submit("HL-1")
+    # Arrived Monday 9 November 2026, 10:00 in China (the bench's clock): a complaint.
+    number = await bench.submit("HL-1", received_at=bench.clock[0])
     opened = bench.case(number)
-    assert opened.policy_version == 1 and opened.sign_for_due and opened.reply_due
+    assert opened.policy_version == 1
+    # Sign-for: four working hours, 10:00-12:00 and 13:30-15:30 (07:30 UTC).
+    assert opened.sign_for_due == datetime(2026, 11, 9, 7, 30, tzinfo=UTC)
+    # Reply: the end of working time (17:30, 09:30 UTC) 15 working days after the 9th:
+    # 10-13, 16-20, 23-27 November and Monday the 30th (no holiday in November).
+    assert opened.reply_due == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
     signed = await bench.record(bench.act(StatementKind.SIGN_FOR, number))
     assert (signed.stage, signed.sign_for_due) == ("handling", None)
     assert signed.reply_due == opened.reply_due
     replied = await bench.record(bench.act(
         StatementKind.REPLY, number, texts={"reply": f"已查处。联系人{NAME}，电话{PHONE}。"}))
-    assert replied.stage == "replied" and replied.rating_closes is not None
+    # The rating window: five working days after the reply's day (10-13 and the 16th).
+    assert replied.stage == "replied"
+    assert replied.rating_closes == datetime(2026, 11, 16, 9, 30, tzinfo=UTC)
+    assert bench.case(number).rating_closes == replied.rating_closes
     [reply] = bench.rows(tables.complaint_replies, number)
     assert NAME in reply.text and PHONE in reply.text
     assert NAME not in reply.published_text and PHONE not in reply.published_text
@@ -220,8 +238,15 @@ async def test_return_then_reassign_and_send_back(bench: Bench) -> None:
 
 async def test_co_handlers_contributions_join_the_reply(bench: Bench) -> None:
     number = await bench.submit("HL-6")
+    # The center's dispatcher names them (as the workflow's rule says), even before sign-for;
+    # the lead's handler cannot.
+    with pytest.raises(ApplicationError) as by_handler:
+        await bench.record(bench.act(StatementKind.CO_HANDLERS, number, co_handlers=["WJW"]))
+    assert by_handler.value.type == "PermissionDenied"
+    assert bench.rows(tables.complaint_co_handlers, number) == []
+    await bench.record(bench.dispatcher_act(StatementKind.CO_HANDLERS, number,
+                                            co_handlers=["WJW"]))
     await bench.record(bench.act(StatementKind.SIGN_FOR, number))
-    await bench.record(bench.act(StatementKind.CO_HANDLERS, number, co_handlers=["WJW"]))
     with pytest.raises(ApplicationError) as waiting:
         await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复"}))
     assert waiting.value.type == "FailedPrecondition"
@@ -245,6 +270,13 @@ async def test_a_merged_duplicate_gets_the_primarys_reply(bench: Bench) -> None:
     assert [r.answered_by for r in bench.rows(tables.complaint_replies, duplicate)] == [primary]
     assert len(bench.rows(tables.complaint_replies, primary)) == 1
     assert bench.case(duplicate).replied_at is not None
+    # Each origin gets the reply as an event of its own platform, about its own case.
+    for number, platform in ((primary, "12345"), (duplicate, "LNZWFW")):
+        events = [(e.platform_id, json.loads(e.payload)["data"])
+                  for e in bench.rows(tables.platform_events, number)
+                  if e.event_type == "complaint.replied"]
+        assert [(p, d["reply"], d["case_number"]) for p, d in events] \
+            == [(platform, "已查处", number)]
 
 
 async def test_extension_granted_then_refused(bench: Bench) -> None:
@@ -285,11 +317,67 @@ async def test_an_unsatisfied_rating_reopens_once(bench: Bench) -> None:
     await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复二"}))
     closed = await bench.record(rating(2))
     assert closed.stage == "closed"
+
+
+def _snapshot(bench: Bench, number: str) -> list[Any]:
+    """What a refused rating must leave as it was."""
+    return [bench.rows(table, number) for table in (
+        tables.complaint_cases, tables.complaint_events, tables.complaint_replies,
+        tables.platform_events)]
+
+
+async def _replied(bench: Bench, external_id: str) -> str:
+    number = await bench.submit(external_id)
+    await bench.record(bench.act(StatementKind.SIGN_FOR, number))
+    await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复"}))
+    return number
+
+
+async def _rate_over_grpc(bench: Bench, system: str, number: str) -> grpc.StatusCode:
+    async with bench.service.channel(system) as channel:
+        try:
+            await complaints_pb2_grpc.ComplaintsServiceStub(channel).RateComplaint(
+                pb.RateComplaintRequest(request_id="late", case_number=number, level=5),
+                timeout=10)
+        except grpc.aio.AioRpcError as error:
+            return error.code()
+    return grpc.StatusCode.OK
+
+
+async def test_another_platform_cannot_rate_a_replied_case(bench: Bench) -> None:
+    number = await _replied(bench, "HL-11")
+    before = _snapshot(bench, number)
     with pytest.raises(ApplicationError) as other_platform:
         await bench.record(bench.act(StatementKind.RATING, number, official="LNZWFW",
                                      department="", roles=(), texts={"comment": ""},
-                                     platform_id="LNZWFW", level=5))
-    assert other_platform.value.type in ("PermissionDenied", "FailedPrecondition")
+                                     platform_id="LNZWFW", level=1))
+    assert other_platform.value.type == "PermissionDenied"
+    assert _snapshot(bench, number) == before
+    # Over gRPC, the other platform's system is told there is no such case of its own.
+    assert await _rate_over_grpc(bench, "provincial-complaint-portal", number) \
+        == grpc.StatusCode.NOT_FOUND
+    assert _snapshot(bench, number) == before
+
+
+async def test_a_rating_after_the_window_is_refused_and_changes_nothing(bench: Bench) -> None:
+    number = await _replied(bench, "HL-12")
+    closes = bench.case(number).rating_closes
+    bench.clock[0] = closes + timedelta(seconds=1)
+    before = _snapshot(bench, number)
+    with pytest.raises(ApplicationError) as late:
+        await bench.record(bench.act(StatementKind.RATING, number, official="12345",
+                                     department="", roles=(), texts={"comment": ""},
+                                     platform_id="12345", level=1))
+    assert late.value.type == "FailedPrecondition"
+    assert _snapshot(bench, number) == before
+    # The RPC reads the real clock: the window (from the bench's November 2026) has closed.
+    assert closes < datetime.now(UTC)
+    assert await _rate_over_grpc(bench, "hotline-12345", number) \
+        == grpc.StatusCode.FAILED_PRECONDITION
+    assert _snapshot(bench, number) == before
+    with bench.service.running.engine.connect() as connection:
+        assert connection.execute(sa.select(sa.func.count()).select_from(
+            tables.handled_requests)).scalar_one() == 0
 
 
 async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -> None:
@@ -303,9 +391,13 @@ async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -
     assert bench.case(number).sla_state == "overdue"
     await bench.record(bench.act(StatementKind.SIGN_FOR, number))
     await bench.record(bench.act(StatementKind.REPLY, number, texts={"reply": "答复"}))
-    with pytest.raises(ApplicationError):
+    # Asked a moment early (the service's clock behind Temporal's): a retryable failure, not
+    # a refusal for good that would leave the workflow stuck; nothing closed.
+    bench.clock[0] = bench.case(number).rating_closes - timedelta(milliseconds=5)
+    with pytest.raises(Unavailable):
         await ActivityEnvironment().run(bench.activities.close_case,
                                         Closing(number, "rating_window_lapsed"))
+    assert bench.case(number).status == "replied"
     bench.clock[0] = bench.case(number).rating_closes + timedelta(seconds=1)
     closed = await ActivityEnvironment().run(bench.activities.close_case,
                                              Closing(number, "rating_window_lapsed"))

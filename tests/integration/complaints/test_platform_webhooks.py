@@ -8,7 +8,7 @@ import base64
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -337,11 +337,15 @@ async def test_a_webhook_refused_three_times_delivers_one_event_under_one_id(
         receiver.secret = (await _set_webhook(complaints, receiver.url)).signing_secret
         event_id = _emit_reply(complaints, HOTLINE_ID, case)
         queue = f"t-{uuid.uuid4()}"
+        # A delivery that never succeeds (a bad signature, an id changing per attempt)
+        # retries for ever: the run's deadlines make that a failure, not a hang. Three
+        # refusals take 1 + 2 + 4 s of workflow time; an hour is a dozen attempts.
         async with Worker(time_skipping.client, task_queue=queue, workflows=[DeliverOneEvent],
-                          activities=[_activity(complaints).deliver_platform_event]):
+                          activities=[_activity(complaints).deliver_platform_event]), \
+                asyncio.timeout(60):
             result = await time_skipping.client.execute_workflow(
                 DeliverOneEvent.run, PlatformDelivery(event_id), id=f"deliver/{event_id}",
-                task_queue=queue)
+                task_queue=queue, execution_timeout=timedelta(hours=1))
     assert result == DeliveryResult(delivered=True, status_code=200)
     assert [r.answered for r in receiver.requests] == [500, 500, 500, 200]
     assert all(r.verified for r in receiver.requests)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pytest
 from google.protobuf import json_format
 from temporalio.api.enums.v1 import EventType
-from temporalio.api.history.v1 import History
+from temporalio.api.history.v1 import History, HistoryEvent
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import (
     WorkflowExecutionStatus,
@@ -37,6 +37,7 @@ from temporalio.worker import Worker
 from kernel.chinatime import CHINA, china_date
 from kernel.signing import service_signer
 from kernel.temporal import CASE_KIND, ITEM_CODE, SLA_STATE, STAGE
+from tests.history_text import decoded_history_text
 from tests.integration.workflows.complaint_fakes import (
     CO_HANDLER,
     DISPATCHER,
@@ -404,6 +405,24 @@ async def test_a_delivery_is_retried_until_the_platform_takes_it(
     assert fake.delivered == [event]
 
 
+def _without_act_texts(events: Iterable[HistoryEvent]) -> list[HistoryEvent]:
+    """The events without the updates' arguments and the activities' inputs."""
+    copies: list[HistoryEvent] = []
+    for event in events:
+        copy = HistoryEvent()
+        copy.CopyFrom(event)
+        if copy.HasField("workflow_execution_update_accepted_event_attributes"):
+            accepted = copy.workflow_execution_update_accepted_event_attributes
+            accepted.accepted_request.input.ClearField("args")
+        if copy.HasField("workflow_execution_update_admitted_event_attributes"):
+            copy.workflow_execution_update_admitted_event_attributes.request.input.ClearField(
+                "args")
+        if copy.HasField("activity_task_scheduled_event_attributes"):
+            copy.activity_task_scheduled_event_attributes.ClearField("input")
+        copies.append(copy)
+    return copies
+
+
 async def test_no_personal_data_reaches_the_history_or_the_ui(
         time_skipping: WorkflowEnvironment, signers: ComplaintSigners) -> None:
     async with cases(time_skipping, signers) as start:
@@ -422,11 +441,22 @@ async def test_no_personal_data_reaches_the_history_or_the_ui(
     assert result.stage == c.Stage.CLOSED
     # The texts did reach the service, through the encrypted payloads.
     assert any(PHONE in text for texts in case.fake.texts for text in texts.values())
-    # Every event as Temporal stores it, search attributes and summaries included.
+    # Every event as Temporal stores it (its payloads encrypted): the raw bytes.
     raw = History(events=history.events).SerializeToString()
     assert PHONE.encode() not in raw
     assert "投诉人".encode() not in raw
+    # Decoded through the client's codec: the acts' texts travel (encrypted) as the update's
+    # arguments and the recording activity's input, the service's own channel; nothing
+    # else — summaries, details, memo, search attributes, results, failures — holds them.
+    decoded = await decoded_history_text(time_skipping.client, history.events)
+    assert PHONE in decoded and "投诉人" in decoded  # the decoding works
+    elsewhere = await decoded_history_text(time_skipping.client, _without_act_texts(
+        history.events))
+    assert "record complaint_sign_for by" in elsewhere  # the activities' summaries, decoded
+    assert PHONE not in elsewhere and "投诉人" not in elsewhere
     assert description.status == WorkflowExecutionStatus.COMPLETED
     assert PHONE not in json_format.MessageToJson(description.raw_description)
+    memo = await description.memo()
+    assert PHONE not in str(memo) and PHONE not in str(description.search_attributes)
     details = metadata.current_details
     assert "**Stage:** closed" in details and PHONE not in details

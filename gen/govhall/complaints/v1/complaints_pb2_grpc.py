@@ -316,7 +316,7 @@ class ComplaintsServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetCoHandlers(self, request, context):
-        """The lead department names its co-handling departments.
+        """The center's dispatcher names the lead department's co-handling departments.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

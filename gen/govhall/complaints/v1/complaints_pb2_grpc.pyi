@@ -103,7 +103,7 @@ class ComplaintsServiceStub:
     DispatchComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.DispatchComplaintRequest, _complaints_pb2.DispatchComplaintResponse]
     """The dispatcher reassigns a returned case (改派) or sends it back."""
     SetCoHandlers: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.SetCoHandlersRequest, _complaints_pb2.SetCoHandlersResponse]
-    """The lead department names its co-handling departments."""
+    """The center's dispatcher names the lead department's co-handling departments."""
     ContributeToComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ContributeToComplaintRequest, _complaints_pb2.ContributeToComplaintResponse]
     """A co-handling department's contribution, joined into the reply."""
     ReplyToComplaint: _grpc.UnaryUnaryMultiCallable[_complaints_pb2.ReplyToComplaintRequest, _complaints_pb2.ReplyToComplaintResponse]
@@ -225,7 +225,7 @@ class ComplaintsServiceAsyncStub(ComplaintsServiceStub):
     DispatchComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.DispatchComplaintRequest, _complaints_pb2.DispatchComplaintResponse]  # type: ignore[assignment]
     """The dispatcher reassigns a returned case (改派) or sends it back."""
     SetCoHandlers: _aio.UnaryUnaryMultiCallable[_complaints_pb2.SetCoHandlersRequest, _complaints_pb2.SetCoHandlersResponse]  # type: ignore[assignment]
-    """The lead department names its co-handling departments."""
+    """The center's dispatcher names the lead department's co-handling departments."""
     ContributeToComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ContributeToComplaintRequest, _complaints_pb2.ContributeToComplaintResponse]  # type: ignore[assignment]
     """A co-handling department's contribution, joined into the reply."""
     ReplyToComplaint: _aio.UnaryUnaryMultiCallable[_complaints_pb2.ReplyToComplaintRequest, _complaints_pb2.ReplyToComplaintResponse]  # type: ignore[assignment]
@@ -440,7 +440,7 @@ class ComplaintsServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _complaints_pb2.SetCoHandlersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_complaints_pb2.SetCoHandlersResponse, _abc.Awaitable[_complaints_pb2.SetCoHandlersResponse]]:
-        """The lead department names its co-handling departments."""
+        """The center's dispatcher names the lead department's co-handling departments."""
 
     @_abc_1.abstractmethod
     def ContributeToComplaint(

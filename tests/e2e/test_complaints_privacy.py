@@ -1,0 +1,105 @@
+"""A reply quoting the complainant leaves the complaints service masked, everywhere.
+
+An official may write the complainant's name and phone into a reply (or a
+co-handler's contribution); the desk masks them, and any phone or ID card
+shaped number, before the text is signed and sent to the workflow. So the
+workflow's history (decoded through the codec), ``complaint_replies``, the
+platform events of every origin of a merged case and what the platforms pull
+over gRPC only ever hold the masked text. The chain runs as in
+tests/e2e/test_complaints_chain.py (the same fixtures).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from govhall.complaints.v1 import complaints_pb2 as pb
+from tests.e2e import test_complaints_chain as chain_tests
+from tests.e2e.suite import within
+from tests.e2e.test_complaints_chain import HOTLINE, NAME, PHONE, PORTAL, Desk, _rid
+from tests.history_text import decoded_history_text
+from workflows.complaint_contract import workflow_id
+
+pytestmark = pytest.mark.e2e
+#: The chain's fixtures (its processes, module-wide; the desk, per test).
+chain = chain_tests.chain
+desk = chain_tests.desk
+
+#: Another number shaped like a mobile phone, which is not the complainant's.
+OTHER_PHONE = "13812345678"
+#: The merged duplicate's complainant (another platform's).
+DUPLICATE_NAME, DUPLICATE_PHONE = "司马云舒", "13700001111"
+REPLY = f"已回电{NAME}（电话{PHONE}）及{DUPLICATE_NAME}，并联系商户负责人{OTHER_PHONE}，" \
+        "已责令下架过期食品"
+MASKED = f"已回电{'*' * len(NAME)}（电话{'*' * len(PHONE)}）及{'*' * len(DUPLICATE_NAME)}，" \
+         f"并联系商户负责人{'*' * len(OTHER_PHONE)}，已责令下架过期食品"
+CONTRIBUTION = f"已核查{NAME}反映的情况，电话{PHONE}"
+
+
+def _secrets_in(text: str) -> list[str]:
+    return [s for s in (NAME, PHONE, OTHER_PHONE, DUPLICATE_NAME, DUPLICATE_PHONE)
+            if s in text]
+
+
+async def test_a_reply_quoting_the_complainant_is_masked_everywhere(desk: Desk) -> None:
+    primary = await desk.submit("SCJGJ", f"E2E-{uuid.uuid4().hex[:8]}")
+    duplicate = (await desk.call(PORTAL, "SubmitComplaint", pb.SubmitComplaintRequest(
+        external_id=f"E2E-{uuid.uuid4().hex[:8]}", kind=pb.COMPLAINT_KIND_COMPLAINT,
+        category_code="SC-01", content="超市出售过期食品（重复）",
+        complainant_name=DUPLICATE_NAME, complainant_phone=DUPLICATE_PHONE))
+                 ).complaint.case_number
+    await desk.started(primary)
+    await desk.started(duplicate)
+    await desk.dispatcher("MergeComplaint", pb.MergeComplaintRequest(
+        request_id=_rid(), case_number=duplicate, primary_case_number=primary))
+
+    async def merged() -> bool:
+        return duplicate in (await desk.status(primary)).merged_cases
+    await within(desk.deadline, "the primary shows its merged duplicate", merged)
+    await desk.handler("SCJGJ", "SignForComplaint", pb.SignForComplaintRequest(
+        request_id=_rid(), case_number=primary))
+    await desk.dispatcher("SetCoHandlers", pb.SetCoHandlersRequest(
+        request_id=_rid(), case_number=primary, department_codes=["ZJJ"]))
+    await desk.handler("ZJJ", "ContributeToComplaint", pb.ContributeToComplaintRequest(
+        request_id=_rid(), case_number=primary, text=CONTRIBUTION))
+    await desk.handler("SCJGJ", "ReplyToComplaint", pb.ReplyToComplaintRequest(
+        request_id=_rid(), case_number=primary, text=REPLY))
+
+    # The stored replies, both cases: the masked text, as written and as published.
+    replies = desk.rows("SELECT case_number, text, published_text FROM complaint_replies "
+                        "WHERE case_number IN (:p, :d)", p=primary, d=duplicate)
+    assert sorted(r[0] for r in replies) == sorted([primary, duplicate])
+    for _, text, published in replies:
+        assert text.startswith(MASKED), text
+        assert not _secrets_in(text) and not _secrets_in(published)
+    contributions = desk.rows("SELECT contribution FROM complaint_co_handlers "
+                              "WHERE case_number = :p", p=primary)
+    assert contributions and not _secrets_in(str(contributions))
+    # The platform events of both origins, decoded (the payload is JSON).
+    events = desk.rows("SELECT platform_id, case_number, event_type, payload "
+                       "FROM platform_events WHERE case_number IN (:p, :d)",
+                       p=primary, d=duplicate)
+    replied = {e[1]: json.loads(e[3])["data"] for e in events if e[2] == "complaint.replied"}
+    assert set(replied) == {primary, duplicate}
+    assert all(r["reply"].startswith(MASKED) for r in replied.values())
+    for event in events:
+        assert not _secrets_in(json.dumps(json.loads(event[3]), ensure_ascii=False)), event
+    # What each platform pulls over gRPC.
+    for platform, number in ((HOTLINE, primary), (PORTAL, duplicate)):
+        pulled = (await desk.call(platform, "ListPlatformEvents",
+                                  pb.ListPlatformEventsRequest(page_size=500))).events
+        mine = [e for e in pulled if e.case_number == number]
+        assert [e.data["reply"] for e in mine if e.event_type == "complaint.replied"] \
+            == [replied[number]["reply"]]
+        assert not _secrets_in(str(mine))
+        shown = await desk.get(number, platform=platform)
+        assert [r.text for r in shown.handling.replies] == [replied[number]["reply"]]
+    # The workflow's history, every payload (the update's arguments too) decoded.
+    client = await desk.processes.client()
+    history = await client.get_workflow_handle(workflow_id(primary)).fetch_history()
+    text = await decoded_history_text(client, history.events)
+    assert MASKED in text  # the update's decoded argument: what was sent
+    assert not _secrets_in(text)
