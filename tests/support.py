@@ -196,7 +196,9 @@ async def routed_stub(service: ServiceUnderTest, stub_type: Any, service_name: s
 @asynccontextmanager
 async def service_under_test(definition: ServiceDefinition, *, database_url: str,
                              pki_dir: Path, **overrides: Any) -> AsyncIterator[ServiceUnderTest]:
-    values: dict[str, Any] = {"port": 0, "run_activity_worker": False,
+    # open311_port: the complaints service's HTTPS façade on a free port too, never on its
+    # default, which ``make run`` or another suite may hold (other services ignore it).
+    values: dict[str, Any] = {"port": 0, "open311_port": 0, "run_activity_worker": False,
                               "shutdown_grace_seconds": 0.5}
     settings = definition.settings_type(
         database_url=database_url, pki_dir=pki_dir, **(values | overrides))

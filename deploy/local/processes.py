@@ -58,6 +58,8 @@ READY_LINE = "ready in"
 RUNNER_PORTS = {"temporal": "TEMPORAL_PORT", "ui": "TEMPORAL_UI_PORT",
                 "http": "TEMPORAL_HTTP_PORT", "metrics": "TEMPORAL_METRICS_PORT",
                 "codec": "CODEC_PORT"}
+#: Ports of the HTTP façades the services serve beside gRPC, by name, and their settings.
+FACADE_PORTS = {"open311": "GOVHALL_COMPLAINTS_OPEN311_PORT"}
 #: How often a wait looks again.
 POLL_SECONDS = 0.2
 #: How much of a log an error quotes.
@@ -154,6 +156,10 @@ def runner_environment(var_dir: Path, ports: Mapping[str, int],
         environment[f"GOVHALL_RUNNER_{suffix}"] = str(ports[name])
     for service in SERVICES:
         environment[f"GOVHALL_{service.upper()}_PORT"] = str(ports[service])
+    for name, setting in FACADE_PORTS.items():
+        # A façade whose port is not given listens on a free one, never on a default that
+        # another suite (or ``make run``) may hold.
+        environment[setting] = str(ports.get(name, 0))
     return environment
 
 

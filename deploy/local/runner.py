@@ -242,6 +242,11 @@ class Suite:
         for name, settings in self.service_settings():
             lines.append(f"  {name:<21} {settings.address}  (gRPC, mTLS; "
                          f"activities on {settings.task_queue})")
+        for _, settings in self.service_settings():
+            if isinstance(settings, ComplaintsSettings) and settings.open311_enabled:
+                lines.append(f"  Open311 GeoReport v2  {settings.open311_url}  (HTTPS, the "
+                             "center's CA; platforms' api keys in "
+                             f"{settings.resolved_open311_api_keys_file()})")
         lines.append("  workflows worker      " + (
             f"running {', '.join(w.__name__ for w in WORKFLOWS)} on {WORKFLOW_TASK_QUEUE}"
             if WORKFLOWS else "not started: no workflows yet"))

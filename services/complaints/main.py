@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from sqlalchemy import Engine
 
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from kernel.audittrail import AuditTrailService
-from kernel.fieldcipher import field_cipher
+from kernel.fieldcipher import FieldCipher, field_cipher
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from kernel.signing import service_signer
@@ -27,7 +27,10 @@ from services.complaints.app.desk import Desk
 from services.complaints.app.flow import ComplaintStarter
 from services.complaints.app.handlers import load_sample_directory
 from services.complaints.db.audit import AUDIT_TRAIL
+from services.complaints.db.open311 import Open311UnitOfWork
 from services.complaints.db.repository import ComplaintsUnitOfWork
+from services.complaints.open311.keys import ensure_platform_keys
+from services.complaints.open311.server import Open311Server
 from services.complaints.settings import ComplaintsSettings, complainant_key_path
 
 __all__ = ["DEFINITION", "complainant_key_path"]
@@ -56,13 +59,31 @@ def _register(server: grpc.aio.Server, engine: Engine,
         ComplaintsServicer(engine, audit=audit, cipher=cipher, desk=handling,
                            starter=starter), server)
     # The outbox: every committed case gets its workflow, whenever Temporal answers.
-    return [starter.run()]
+    running = [starter.run()]
+    if settings.open311_enabled:
+        running.append(open311_server(engine, settings, cipher=cipher).run())
+    return running
+
+
+def open311_server(engine: Engine, settings: ComplaintsSettings, *,
+                   cipher: FieldCipher) -> Open311Server:
+    """The Open311 façade as the complaints process runs it: its host, its port, the
+    center's server certificate."""
+    return Open311Server(engine, cipher=cipher, host=settings.host,
+                         port=settings.open311_port, pki_dir=settings.pki_dir,
+                         grace_seconds=settings.shutdown_grace_seconds)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
     # The complaints signing key exists before the first case.
     service_signer(settings.pki_dir, "complaints")
-    return load_sample_directory(uow=ComplaintsUnitOfWork(engine), sample_dir=settings.sample_dir)
+    loaded = load_sample_directory(uow=ComplaintsUnitOfWork(engine),
+                                   sample_dir=settings.sample_dir)
+    if isinstance(settings, ComplaintsSettings) and settings.open311_write_api_keys:
+        ensure_platform_keys(uow=Open311UnitOfWork(engine),
+                             key_file=settings.resolved_open311_api_keys_file(),
+                             now=datetime.now(UTC))
+    return loaded
 
 
 DEFINITION = ServiceDefinition(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from kernel.settings import ServiceSettings
@@ -23,6 +24,25 @@ class ComplaintsSettings(ServiceSettings):
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0
+
+    #: Port of the Open311 GeoReport v2 façade (HTTPS, on ``host``); 0 picks a free one.
+    open311_port: int = Field(default=50055, ge=0, le=65535)
+    #: Serve the Open311 façade beside the gRPC server.
+    open311_enabled: bool = True
+    #: Where the embedded default writes each platform's Open311 API key (0600); empty for
+    #: ``<pki_dir>/../open311/api-keys.json`` (``var/open311/api-keys.json`` by default).
+    open311_api_keys_file: Path | None = None
+    #: Write that file (and issue the keys it holds) when the service prepares; off where
+    #: keys are handed to platforms another way.
+    open311_write_api_keys: bool = True
+
+    def resolved_open311_api_keys_file(self) -> Path:
+        return self.open311_api_keys_file or self.pki_dir.parent / "open311" / "api-keys.json"
+
+    @property
+    def open311_url(self) -> str:
+        """The façade's base URL as configured (port 0 is only known once it listens)."""
+        return f"https://{self.host}:{self.open311_port}/open311/v2"
 
 
 def complainant_key_path(pki_dir: Path) -> Path:

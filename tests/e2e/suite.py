@@ -94,7 +94,7 @@ class RunnerSuite(processes.RunnerProcess):
 
     @classmethod
     def create(cls, var_dir: Path) -> RunnerSuite:
-        names = [*processes.RUNNER_PORTS, *processes.SERVICES]
+        names = [*processes.RUNNER_PORTS, *processes.SERVICES, *processes.FACADE_PORTS]
         ports = dict(zip(names, free_ports(len(names)), strict=True))
         return cls(processes.runner_environment(var_dir, ports), var_dir=var_dir, ports=ports)
 
@@ -143,6 +143,8 @@ class ChainProcesses:
             environment |= processes.service_environment(
                 name, var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
                 port=ports[name])
+        # The Open311 façade on a port of its own choosing: these tests speak gRPC.
+        environment[processes.FACADE_PORTS["open311"]] = "0"
         environment |= processes.worker_environment(
             var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
             review_address=f"127.0.0.1:{ports['review']}" if "review" in ports else "")

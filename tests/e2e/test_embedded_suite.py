@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import httpx
 import pytest
 from google.protobuf import json_format
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -183,6 +184,20 @@ async def test_a_case_leaves_only_ciphertext_in_temporal_which_operators_can_dec
         assert OPINION not in text
 
 
+async def test_the_open311_facade_answers_where_the_output_says(suite: RunnerSuite) -> None:
+    url = f"https://127.0.0.1:{suite.ports['open311']}/open311/v2"
+    assert url in suite.output
+    keys = suite.var_dir / "open311" / "api-keys.json"
+    assert str(keys) in suite.output
+    assert stat.S_IMODE(keys.stat().st_mode) == 0o600
+    context = ssl.create_default_context(cafile=str(suite.var_dir / "pki" / "ca.pem"))
+    async with httpx.AsyncClient(verify=context, timeout=30) as client:
+        services = (await client.get(f"{url}/services.json")).json()
+        wrong = await client.get(f"{url}/requests.json", params={"api_key": "o311_wrong"})
+    assert "SC-01" in {s["service_code"] for s in services}
+    assert wrong.status_code == 403
+
+
 def test_everything_under_var_is_private(suite: RunnerSuite) -> None:
     paths = [suite.var_dir, *suite.var_dir.rglob("*")]
     open_to_others = [(str(p), oct(p.lstat().st_mode & 0o777)) for p in paths
@@ -205,8 +220,10 @@ async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: RunnerSuit
             metadata=as_official("ZWFWZX-004"))
         audit_before = (await stub.VerifyAuditLog(
             intake_pb2.VerifyAuditLogRequest())).verification
+    api_keys = (suite.var_dir / "open311" / "api-keys.json").read_text()
     assert suite.stop() == 0
     assert "stopped" in suite.output
+    # Every port, the Open311 façade's too, is closed.
     for port in suite.ports.values():
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0, f"port {port} still open"
@@ -219,6 +236,8 @@ async def test_stopping_is_clean_and_restarting_keeps_the_data(suite: RunnerSuit
         audit_after = (await stub.VerifyAuditLog(
             intake_pb2.VerifyAuditLogRequest())).verification
     assert kept.version == 2 and kept.promised_limit_days == 1
+    # The platforms keep the Open311 keys they were given.
+    assert (suite.var_dir / "open311" / "api-keys.json").read_text() == api_keys
     # The sample data is not loaded a second time.
     assert audit_after.entries == audit_before.entries
     assert audit_after.head_hash == audit_before.head_hash

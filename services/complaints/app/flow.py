@@ -144,6 +144,9 @@ class ComplaintStarter:
     backoff_seconds: float = 1.0
     #: Squatters replaced in one attempt before the case is left to the next round.
     replacements: int = 3
+    #: Cases started at once: one by one, a burst of pushes outran the outbox (each start
+    #: waits on Temporal and on the database's write lock).
+    concurrency: int = 16
     _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def wake(self) -> None:
@@ -209,18 +212,26 @@ class ComplaintStarter:
                 unstarted_cases, uow=self.reading()) if number not in passed_over]
             if not pending:
                 return started
-            for case_number in pending:
-                try:
-                    await self.start(case_number)
-                except Unavailable as error:
-                    log.warning("complaint.start_pending", case_number=case_number,
-                                reason=error.message)
+            for at in range(0, len(pending), self.concurrency):
+                chunk = pending[at:at + self.concurrency]
+                outcomes = await asyncio.gather(*(self.start(number) for number in chunk),
+                                                return_exceptions=True)
+                away = False
+                for case_number, outcome in zip(chunk, outcomes, strict=True):
+                    if isinstance(outcome, asyncio.CancelledError):
+                        raise outcome
+                    if isinstance(outcome, Unavailable):
+                        log.warning("complaint.start_pending", case_number=case_number,
+                                    reason=outcome.message)
+                        away = True
+                    elif isinstance(outcome, BaseException):
+                        log.error("complaint.start_failed", case_number=case_number,
+                                  exc_info=outcome)
+                        passed_over.add(case_number)
+                    else:
+                        started += 1
+                if away:
                     return started
-                except Exception:
-                    log.exception("complaint.start_failed", case_number=case_number)
-                    passed_over.add(case_number)
-                    continue
-                started += 1
 
     async def run(self) -> None:
         """Until cancelled: start pending cases when woken, or every ``poll_seconds``."""

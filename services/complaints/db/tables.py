@@ -312,3 +312,14 @@ officials = officials_table(metadata)
 audit_log = audit_table(metadata)
 audit_checkpoints = audit_checkpoints_table(metadata)
 calling_systems = calling_systems_table(metadata)
+
+#: Open311 API keys, one per platform: only the SHA-256 of the key (a random 256-bit
+#: secret, so an unsalted hash is enough), never the key itself.
+open311_api_keys = Table(
+    "open311_api_keys",
+    metadata,
+    Column("platform_id", String(20), primary_key=True),
+    Column("key_sha256", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    UniqueConstraint("key_sha256", name="uq_open311_api_keys_key_sha256"),
+)

@@ -62,7 +62,8 @@ def test_run_to_end_fails_with_the_log_of_a_failed_step(tmp_path: Path) -> None:
 
 
 def test_the_runners_environment_has_only_the_suites_own_settings(tmp_path: Path) -> None:
-    ports = dict(zip([*processes.RUNNER_PORTS, *processes.SERVICES], range(1, 10), strict=True))
+    ports = dict(zip([*processes.RUNNER_PORTS, *processes.SERVICES, *processes.FACADE_PORTS],
+                     range(1, 11), strict=True))
     environment = processes.runner_environment(
         tmp_path, ports, base={"PATH": "/bin", "GOVHALL_INTAKE_DATABASE_URL": "postgresql://x"})
     assert environment["PATH"] == "/bin"
@@ -71,6 +72,10 @@ def test_the_runners_environment_has_only_the_suites_own_settings(tmp_path: Path
     assert environment["GOVHALL_RUNNER_TEMPORAL_UI_PORT"] == "2"
     assert environment["GOVHALL_RUNNER_CODEC_PORT"] == "5"
     assert environment["GOVHALL_COMPLAINTS_PORT"] == "9"
+    assert environment["GOVHALL_COMPLAINTS_OPEN311_PORT"] == "10"
+    without_facades = processes.runner_environment(
+        tmp_path, {k: v for k, v in ports.items() if k not in processes.FACADE_PORTS}, base={})
+    assert without_facades["GOVHALL_COMPLAINTS_OPEN311_PORT"] == "0"
 
 
 def test_a_service_keeps_all_its_state_under_the_var_dir(tmp_path: Path) -> None:

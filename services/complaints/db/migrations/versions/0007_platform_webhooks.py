@@ -2,7 +2,7 @@
 sent or pulls, numbered per platform
 
 Revision ID: 0007_platform_webhooks
-Revises: 0005_complaint_handling
+Revises: 0006_open311_api_keys
 Create Date: 2026-12-01 07:00:00
 """
 
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_platform_webhooks"
-down_revision: str | None = "0005_complaint_handling"
+down_revision: str | None = "0006_open311_api_keys"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
