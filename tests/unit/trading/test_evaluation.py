@@ -116,7 +116,8 @@ def test_comprehensive_scoring_by_hand() -> None:
     assert result.disqualified == ("BD-000D",)
     assert result.candidates == ("BD-000A", "BD-000C", "BD-000B")
     c = result.ranking[1]
-    assert (c.price_points, c.technical_points, c.business_points) == (Fraction(96, 5), Fraction(57), Fraction(5))
+    assert (c.price_points, c.technical_points, c.business_points) == (
+        Fraction(96, 5), Fraction(57), Fraction(5))
     assert c.as_dict() == {"rank": 2, "bidder_id": "BD-000C", "price_fen": 125_000,
                            "price_points": "19.20", "technical_points": "57.00",
                            "business_points": "5.00", "total": "81.20"}
