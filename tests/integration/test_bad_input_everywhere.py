@@ -319,6 +319,16 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                             "ciphertext": "R0hTQgE=", "ciphertext_sha256": "ab" * 32,
                             "key_commitment": "cd" * 32},
         "RevealBidKey": {"tender_no": TENDER, "bidder_id": "BD-0001", "key": "ef" * 32},
+        "DrawEvaluationCommittee": {"tender_no": TENDER, "draw_id": "DR-2026-0001",
+                                    "specialties": ["园林绿化"], "committee_size": 5,
+                                    "witness_ids": ["JJZ-001", "ZWFWZX-008"],
+                                    "commit_deadline": _in_days(1),
+                                    "reveal_deadline": _in_days(2)},
+        "SeatEvaluationCommittee": {"request_id": str(uuid.uuid4()), "tender_no": TENDER},
+        "SubmitScoreSheet": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                             "member_id": "EX-0002", "bidder_id": "BD-0001",
+                             "compliant": True, "technical_score": 80,
+                             "business_score": 90},
     }
 
 

@@ -177,6 +177,21 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
                 _registered_method=True)
+        self.DrawEvaluationCommittee = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/DrawEvaluationCommittee',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.FromString,
+                _registered_method=True)
+        self.SeatEvaluationCommittee = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SeatEvaluationCommittee',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.FromString,
+                _registered_method=True)
+        self.SubmitScoreSheet = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SubmitScoreSheet',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -425,6 +440,38 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DrawEvaluationCommittee(self, request, context):
+        """---- evaluation ----
+
+        DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+        experts once its decryption window has closed: subject
+        "tender/<tender no>/experts", the available experts of the specialties
+        minus those employed by the tenderer or a bidder of the tender (computed
+        by the service). Witnesses commit and reveal as for any draw. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SeatEvaluationCommittee(self, request, context):
+        """SeatEvaluationCommittee seats the committee from its draw's signed result
+        and the tenderer's representatives, and publishes it. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitScoreSheet(self, request, context):
+        """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+        the member's own system only; one sheet per member and bid, never
+        replaced. The last sheet ranks the bids and publishes the candidates.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -562,6 +609,21 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.RevealBidKey,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.SerializeToString,
+            ),
+            'DrawEvaluationCommittee': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrawEvaluationCommittee,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.SerializeToString,
+            ),
+            'SeatEvaluationCommittee': grpc.unary_unary_rpc_method_handler(
+                    servicer.SeatEvaluationCommittee,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.SerializeToString,
+            ),
+            'SubmitScoreSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitScoreSheet,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1301,6 +1363,87 @@ class TradingService:
             '/govhall.trading.v1.TradingService/RevealBidKey',
             govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.RevealBidKeyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrawEvaluationCommittee(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/DrawEvaluationCommittee',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SeatEvaluationCommittee(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SeatEvaluationCommittee',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitScoreSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SubmitScoreSheet',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -161,6 +161,26 @@ class TradingServiceStub:
     Only the bidder's own system may reveal it. A bid whose key is not
     revealed by the end of the window is invalid.
     """
+    DrawEvaluationCommittee: _grpc.UnaryUnaryMultiCallable[_trading_pb2.DrawEvaluationCommitteeRequest, _trading_pb2.DrawEvaluationCommitteeResponse]
+    """---- evaluation ----
+
+    DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+    experts once its decryption window has closed: subject
+    "tender/<tender no>/experts", the available experts of the specialties
+    minus those employed by the tenderer or a bidder of the tender (computed
+    by the service). Witnesses commit and reveal as for any draw. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SeatEvaluationCommittee: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SeatEvaluationCommitteeRequest, _trading_pb2.SeatEvaluationCommitteeResponse]
+    """SeatEvaluationCommittee seats the committee from its draw's signed result
+    and the tenderer's representatives, and publishes it. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SubmitScoreSheet: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitScoreSheetRequest, _trading_pb2.SubmitScoreSheetResponse]
+    """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+    the member's own system only; one sheet per member and bid, never
+    replaced. The last sheet ranks the bids and publishes the candidates.
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -294,6 +314,26 @@ class TradingServiceAsyncStub(TradingServiceStub):
     deadline; it is refused unless it matches the bidder's key commitment.
     Only the bidder's own system may reveal it. A bid whose key is not
     revealed by the end of the window is invalid.
+    """
+    DrawEvaluationCommittee: _aio.UnaryUnaryMultiCallable[_trading_pb2.DrawEvaluationCommitteeRequest, _trading_pb2.DrawEvaluationCommitteeResponse]  # type: ignore[assignment]
+    """---- evaluation ----
+
+    DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+    experts once its decryption window has closed: subject
+    "tender/<tender no>/experts", the available experts of the specialties
+    minus those employed by the tenderer or a bidder of the tender (computed
+    by the service). Witnesses commit and reveal as for any draw. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SeatEvaluationCommittee: _aio.UnaryUnaryMultiCallable[_trading_pb2.SeatEvaluationCommitteeRequest, _trading_pb2.SeatEvaluationCommitteeResponse]  # type: ignore[assignment]
+    """SeatEvaluationCommittee seats the committee from its draw's signed result
+    and the tenderer's representatives, and publishes it. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SubmitScoreSheet: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitScoreSheetRequest, _trading_pb2.SubmitScoreSheetResponse]  # type: ignore[assignment]
+    """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+    the member's own system only; one sheet per member and bid, never
+    replaced. The last sheet ranks the bids and publishes the candidates.
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -587,6 +627,44 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         deadline; it is refused unless it matches the bidder's key commitment.
         Only the bidder's own system may reveal it. A bid whose key is not
         revealed by the end of the window is invalid.
+        """
+
+    @_abc_1.abstractmethod
+    def DrawEvaluationCommittee(
+        self,
+        request: _trading_pb2.DrawEvaluationCommitteeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.DrawEvaluationCommitteeResponse, _abc.Awaitable[_trading_pb2.DrawEvaluationCommitteeResponse]]:
+        """---- evaluation ----
+
+        DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+        experts once its decryption window has closed: subject
+        "tender/<tender no>/experts", the available experts of the specialties
+        minus those employed by the tenderer or a bidder of the tender (computed
+        by the service). Witnesses commit and reveal as for any draw. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SeatEvaluationCommittee(
+        self,
+        request: _trading_pb2.SeatEvaluationCommitteeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SeatEvaluationCommitteeResponse, _abc.Awaitable[_trading_pb2.SeatEvaluationCommitteeResponse]]:
+        """SeatEvaluationCommittee seats the committee from its draw's signed result
+        and the tenderer's representatives, and publishes it. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitScoreSheet(
+        self,
+        request: _trading_pb2.SubmitScoreSheetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SubmitScoreSheetResponse, _abc.Awaitable[_trading_pb2.SubmitScoreSheetResponse]]:
+        """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+        the member's own system only; one sheet per member and bid, never
+        replaced. The last sheet ranks the bids and publishes the candidates.
         """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
