@@ -18,7 +18,7 @@ from govhall.trading.v1 import trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.calendar import WorkingCalendar
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
-from kernel.errors import FieldViolation, InvalidArgument, Unavailable
+from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers, tenders
@@ -40,7 +40,6 @@ from workflows.tender_contract import (
     AMEND,
     ANSWER_OBJECTION,
     AWARD,
-    EVALUATE,
     OBJECT,
     RECORD_CONTRACT,
     SCORE,
@@ -477,10 +476,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def SubmitEvaluation(self, request: pb.SubmitEvaluationRequest,
                                context: grpc.aio.ServicerContext[Any, Any],
                                ) -> pb.SubmitEvaluationResponse:
-        result, _ = await self._act(
-            EVALUATE, StatementKind.EVALUATION, tender_no=request.tender_no,
-            request_id=request.request_id, candidates=list(request.candidate_bidder_ids))
-        return pb.SubmitEvaluationResponse(result=result)
+        # The stub the electronic evaluation replaced: candidates are computed from the
+        # committee's score sheets (SubmitScoreSheet), never named by an officer.
+        raise FailedPrecondition(
+            f"tender {request.tender_no}: the candidates are computed from the evaluation "
+            "committee's score sheets (DrawEvaluationCommittee, SeatEvaluationCommittee, "
+            "SubmitScoreSheet); an officer cannot name them")
 
     async def AwardTender(self, request: pb.AwardTenderRequest,
                           context: grpc.aio.ServicerContext[Any, Any],
