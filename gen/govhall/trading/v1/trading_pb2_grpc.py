@@ -395,10 +395,9 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubmitEvaluation(self, request, context):
-        """SubmitEvaluation gives the evaluation's ranked candidates after the
-        decryption window; they are published for 3 days at least. Needs
-        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-        scores will take its place).
+        """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+        candidates are computed from the evaluation committee's score sheets
+        (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -136,10 +136,9 @@ class TradingServiceStub:
     resumes. Needs ROLE_TRADING_OFFICER.
     """
     SubmitEvaluation: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]
-    """SubmitEvaluation gives the evaluation's ranked candidates after the
-    decryption window; they are published for 3 days at least. Needs
-    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-    scores will take its place).
+    """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+    candidates are computed from the evaluation committee's score sheets
+    (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
     """
     AwardTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]
     """AwardTender awards the tender to one of the published candidates once
@@ -290,10 +289,9 @@ class TradingServiceAsyncStub(TradingServiceStub):
     resumes. Needs ROLE_TRADING_OFFICER.
     """
     SubmitEvaluation: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]  # type: ignore[assignment]
-    """SubmitEvaluation gives the evaluation's ranked candidates after the
-    decryption window; they are published for 3 days at least. Needs
-    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-    scores will take its place).
+    """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+    candidates are computed from the evaluation committee's score sheets
+    (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
     """
     AwardTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]  # type: ignore[assignment]
     """AwardTender awards the tender to one of the published candidates once
@@ -579,10 +577,9 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.SubmitEvaluationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.SubmitEvaluationResponse, _abc.Awaitable[_trading_pb2.SubmitEvaluationResponse]]:
-        """SubmitEvaluation gives the evaluation's ranked candidates after the
-        decryption window; they are published for 3 days at least. Needs
-        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-        scores will take its place).
+        """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+        candidates are computed from the evaluation committee's score sheets
+        (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
         """
 
     @_abc_1.abstractmethod
