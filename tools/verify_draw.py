@@ -85,7 +85,8 @@ SIGNER = "trading"
 OPENED, DRAWN, FAILED = "draw.opened", "draw.drawn", "draw.failed"
 #: The scheme this tool verifies (docs/draws.md).
 SCHEME = "govhall-draw/4"
-_SUBJECT = re.compile(r"^(project|tender)/[A-Z]{2,6}-[0-9]{4}-[0-9]{4}/(agency|experts)$")
+_SUBJECT = re.compile(r"^(project|tender)/[A-Z]{2,6}-(?:[0-9]{4}-[0-9]{4}|[0-9]{8}-[0-9]{6})"
+                      r"/(agency|experts)$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 GENESIS = "0" * 64
 

@@ -54,6 +54,8 @@ with workflow.unsafe.imports_passed_through():
         OPEN_TENDER,
         RECORD_CONTRACT,
         RECORD_TENDER_STEP,
+        SCORE,
+        SEAT_COMMITTEE,
         SIGNER,
         STATUS,
         TERMINAL,
@@ -89,7 +91,8 @@ with workflow.unsafe.imports_passed_through():
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
                         non_retryable_error_types=["NotFound", "InvalidArgument",
-                                                   "PermissionDenied", "FailedPrecondition"])
+                                                   "PermissionDenied", "FailedPrecondition",
+                                                   "AlreadyExists"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 
 
@@ -131,6 +134,10 @@ class TenderWorkflow:
         self.bids = 0
         self.decryption_ends_at: datetime | None = None
         self.candidates: tuple[str, ...] = ()
+        #: The evaluation committee, in seat order, once seated from its expert draw.
+        self.committee: tuple[str, ...] = ()
+        #: The score sheets recorded ("member/bidder"): one each, never replaced.
+        self.scored: set[str] = set()
         self.candidates_published_at: datetime | None = None
         #: Time the candidates' publication stood paused by objections to them.
         self.candidates_paused = timedelta(0)
@@ -180,6 +187,10 @@ class TenderWorkflow:
         self.stage = Stage.EVALUATION
         self._show()
         await workflow.wait_condition(lambda: self.stage != Stage.EVALUATION)
+        if self.stage == Stage.FAILED:
+            self._show()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return TenderResult(self.tender.tender_no, "failed", workflow.now(), bids=self.bids)
         await self._publication()
         await self._contract()
         await workflow.wait_condition(workflow.all_handlers_finished)
@@ -547,6 +558,79 @@ class TenderWorkflow:
     def _validate_evaluate(self, act: OfficialAct) -> None:
         self._evaluate_rules(self._authored(EVALUATE, act, StatementKind.EVALUATION))
 
+    def _committee_rules(self, facts: TenderFacts) -> None:
+        self._require(self.stage == Stage.EVALUATION and not self.acting,
+                      f"tender {self.tender.tender_no} is at {self.stage}, not evaluation")
+        self._require(not self.committee, f"tender {self.tender.tender_no} has its "
+                      "committee seated already", "AlreadyExists")
+        self._require(len(facts.members) >= 5 and len(facts.members) % 2 == 1
+                      and len(set(facts.members)) == len(facts.members),
+                      "a committee is an odd number of 5 or more different members",
+                      "InvalidArgument")
+
+    @workflow.update(name=SEAT_COMMITTEE)
+    async def seat_committee(self, act: OfficialAct) -> ActReceipt:
+        facts = TenderFacts.read(act.statement.body)
+        self._committee_rules(facts)
+        self.acting = True
+        try:
+            receipt = await self._record_act(TenderStep(
+                self.tender.tender_no, act.statement, workflow.now(), "committee_seated",
+                self.deadline), "record and publish the committee drawn")
+        finally:
+            self.acting = False
+        self.committee = facts.members
+        self.version += 1
+        self._show()
+        return self._receipt(receipt)
+
+    @seat_committee.validator
+    def _validate_seat_committee(self, act: OfficialAct) -> None:
+        self._committee_rules(self._authored(SEAT_COMMITTEE, act, StatementKind.COMMITTEE))
+
+    def _score_rules(self, facts: TenderFacts) -> None:
+        # Members score at once: sheets are not held back by one another (``acting``); the
+        # recording lock keeps them in order and trading refuses one after the ranking.
+        self._require(self.stage == Stage.EVALUATION,
+                      f"tender {self.tender.tender_no} is at {self.stage}, not evaluation")
+        self._require(bool(self.committee), f"tender {self.tender.tender_no} has no "
+                      "committee seated yet")
+        self._require(facts.member_id in self.committee,
+                      f"{facts.member_id} is not on the committee of tender "
+                      f"{self.tender.tender_no}", PERMISSION_DENIED)
+        self._require(f"{facts.member_id}/{facts.bidder_id}" not in self.scored,
+                      f"{facts.member_id} has scored {facts.bidder_id} already: a score "
+                      "sheet is not replaced", "AlreadyExists")
+
+    @workflow.update(name=SCORE)
+    async def score(self, act: OfficialAct) -> ActReceipt:
+        facts = TenderFacts.read(act.statement.body)
+        self._score_rules(facts)
+        sheet = f"{facts.member_id}/{facts.bidder_id}"
+        # Taken before it is recorded, so the same sheet sent again meanwhile is refused.
+        self.scored.add(sheet)
+        try:
+            receipt = await self._record_act(TenderStep(
+                self.tender.tender_no, act.statement, workflow.now(), "scored",
+                self.deadline), "record the score sheet; rank when the last is in")
+        except ApplicationError:
+            self.scored.discard(sheet)
+            raise
+        if receipt.stage == Stage.CANDIDATES:
+            self.candidates = tuple(receipt.candidates)
+            self.candidates_published_at = workflow.now()
+            self.stage = Stage.CANDIDATES
+        elif receipt.stage == Stage.FAILED:
+            # No bid qualified: the tender failed publicly.
+            self.stage = Stage.FAILED
+        self.version += 1
+        self._show()
+        return self._receipt(receipt)
+
+    @score.validator
+    def _validate_score(self, act: OfficialAct) -> None:
+        self._score_rules(self._authored(SCORE, act, StatementKind.SCORE_SHEET))
+
     def _award_rules(self, facts: TenderFacts) -> None:
         self._require(self.stage == Stage.CANDIDATES and not self.acting,
                       f"tender {self.tender.tender_no} is at {self.stage}, not at the award")
@@ -654,7 +738,8 @@ class TenderWorkflow:
         return {
             Stage.BIDDING: f"bids, until the deadline {self.deadline.isoformat()}",
             Stage.DECRYPTION: "the bidders to reveal their keys",
-            Stage.EVALUATION: "the evaluation committee's ranked candidates",
+            Stage.EVALUATION: ("the committee's score sheets" if self.committee
+                               else "the evaluation committee to be drawn and seated"),
             Stage.CANDIDATES: "the candidates' publication to end, then the award",
             Stage.AWARDED: "the contract with the winner",
         }.get(self.stage, "")

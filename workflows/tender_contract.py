@@ -67,6 +67,10 @@ class StatementKind(StrEnum):
     EVALUATION = "tender_evaluation"
     AWARD = "tender_award"
     CONTRACT = "tender_contract"
+    #: The evaluation committee, seated from its expert draw's signed result.
+    COMMITTEE = "tender_committee"
+    #: One member's score sheet for one valid bid, from the member's own system.
+    SCORE_SHEET = "tender_score_sheet"
 
 
 class ObjectionTarget(StrEnum):
@@ -81,6 +85,8 @@ ANSWER_OBJECTION = "answer_objection"
 EVALUATE = "evaluate"
 AWARD = "award"
 RECORD_CONTRACT = "record_contract"
+SEAT_COMMITTEE = "seat_committee"
+SCORE = "score"
 STATUS = "status"
 
 # Activity names, on the trading service's task queue.
@@ -134,6 +140,21 @@ class TenderFacts:
     winner: str = ""
     amount_fen: int = 0
     contract_no: str = ""
+    #: Announcement: the evaluation method ('' is the default) and comprehensive scoring's
+    #: weights (price, technical, business).
+    evaluation_method: str = ""
+    weights: tuple[int, ...] = ()
+    #: Committee: its expert draw, the draw's result entry, the members in seat order.
+    draw_id: str = ""
+    result_sequence: int = 0
+    result_sha256: str = ""
+    members: tuple[str, ...] = ()
+    #: Score sheet: who scored which bid, and how.
+    member_id: str = ""
+    bidder_id: str = ""
+    compliant: bool = False
+    technical: int = 0
+    business: int = 0
 
     class Malformed(ValueError):
         pass
@@ -158,6 +179,19 @@ class TenderFacts:
                 raise cls.Malformed(f"statement field {key} is not a list of text")
             return tuple(value)
 
+        def flag(key: str) -> bool:
+            value = body.get(key, False)
+            if not isinstance(value, bool):
+                raise cls.Malformed(f"statement field {key} is not true or false")
+            return value
+
+        def numbers(key: str) -> tuple[int, ...]:
+            value = body.get(key, [])
+            if not isinstance(value, list) or not all(
+                    isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise cls.Malformed(f"statement field {key} is not a list of whole numbers")
+            return tuple(value)
+
         kind = text("kind", required=True)
         if kind not in set(StatementKind):
             raise cls.Malformed(f"{kind!r} is not a kind of tender statement")
@@ -177,7 +211,13 @@ class TenderFacts:
             objection_id=text("objection_id"), target=text("target"),
             answer_due=text("answer_due"), content_sha256=text("content_sha256"),
             candidates=texts("candidates"), winner=text("winner"),
-            amount_fen=number("amount_fen"), contract_no=text("contract_no"))
+            amount_fen=number("amount_fen"), contract_no=text("contract_no"),
+            evaluation_method=text("evaluation_method"), weights=numbers("weights"),
+            draw_id=text("draw_id"), result_sequence=number("result_sequence"),
+            result_sha256=text("result_sha256"), members=texts("members"),
+            member_id=text("member_id"), bidder_id=text("bidder_id"),
+            compliant=flag("compliant"), technical=number("technical"),
+            business=number("business"))
         for instant in ("issued_at", "bid_deadline", "documents_until", "objections_until",
                         "answer_due"):
             value = getattr(facts, instant)
@@ -224,7 +264,7 @@ def verified_facts(keys: TrustedKeys, statement: SignedStatement,
 def tender_statement_body(*, kind: StatementKind, tender_no: str, official_id: str,
                           department_code: str, roles: list[str], system: str,
                           issued_at: datetime, request_id: str = "",
-                          **extra: str | int | list[str] | datetime | None
+                          **extra: str | int | list[str] | list[int] | datetime | None
                           ) -> dict[str, Any]:
     """The body trading signs: the facts it checked, and nothing personal."""
     body: dict[str, Any] = {
@@ -232,7 +272,7 @@ def tender_statement_body(*, kind: StatementKind, tender_no: str, official_id: s
         "department_code": department_code, "roles": sorted(roles), "system": system,
         "issued_at": iso_instant(issued_at), "request_id": request_id}
     for key, value in extra.items():
-        if value in ("", 0, [], None):
+        if value is not True and value in ("", 0, [], None):
             continue
         body[key] = iso_instant(value) if isinstance(value, datetime) else value
     return body
@@ -342,6 +382,8 @@ class StepReceipt:
     stage: str
     bid_deadline: datetime
     feed_sequence: int = 0
+    #: A score sheet that completed the evaluation: the candidates computed, in rank order.
+    candidates: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -62,10 +62,12 @@ def _register(server: grpc.aio.Server, engine: Engine,
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:
     # Trading's signing key exists before the first statement it signs is checked.
     service_signer(settings.pki_dir, settings.service)
-    if load_sample_directory(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir):
-        return True
-    # The bidders directory came later: a database loaded before it gets it on its own.
-    return load_sample_bidders(uow=TradingUnitOfWork(engine), sample_dir=settings.sample_dir)
+    loaded = load_sample_directory(uow=TradingUnitOfWork(engine),
+                                   sample_dir=settings.sample_dir)
+    # The bidders directory and the experts' systems came later: a database loaded before
+    # them gets them on their own.
+    return load_sample_bidders(uow=TradingUnitOfWork(engine),
+                               sample_dir=settings.sample_dir) or loaded
 
 
 DEFINITION = ServiceDefinition(

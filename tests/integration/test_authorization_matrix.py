@@ -401,8 +401,12 @@ def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_
         ) -> None:
     # The bidders' systems act for their bidder (the bidders directory), never an official.
     bidders = {f"bidder-system-bd000{n}" for n in range(1, 5)}
+    # The experts' systems act for their expert (the trading registry), never an official.
+    experts = {f"expert-system-ex{n}" for n in ("0002", "0003", "0019", "0025", "0045", "0056",
+                                                "0074", "0075", "0090", "0093")}
     assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
-                                   "workflows-worker", "complaints-service", UNREGISTERED} | bidders
+                                   "workflows-worker", "complaints-service",
+                                   UNREGISTERED} | bidders | experts
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -323,6 +323,16 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                             "rule": "TRADE_ALERT_RULE_LOW_PRICE"},
         "GetTradeStatistics": {"period_start": _in_days(-30), "period_end": _in_days(0),
                                "category": "TRADING_CATEGORY_CONSTRUCTION"},
+        "DrawEvaluationCommittee": {"tender_no": TENDER, "draw_id": "DR-2026-0001",
+                                    "specialties": ["园林绿化"], "committee_size": 5,
+                                    "witness_ids": ["JJZ-001", "ZWFWZX-008"],
+                                    "commit_deadline": _in_days(1),
+                                    "reveal_deadline": _in_days(2)},
+        "SeatEvaluationCommittee": {"request_id": str(uuid.uuid4()), "tender_no": TENDER},
+        "SubmitScoreSheet": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
+                             "member_id": "EX-0002", "bidder_id": "BD-0001",
+                             "compliant": True, "technical_score": 80,
+                             "business_score": 90},
     }
 
 

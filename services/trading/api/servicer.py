@@ -20,10 +20,11 @@ from govhall.trading.v1 import trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.calendar import WorkingCalendar
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
-from kernel.errors import FieldViolation, InvalidArgument, Unavailable
+from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers, monitoring, tenders
+from services.trading.app import evaluation as evaluations
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
@@ -33,6 +34,7 @@ from services.trading.domain.draws import (
     Exclusion,
     Witness,
 )
+from services.trading.domain.evaluation import Method, Weights
 from services.trading.domain.feed import FeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
@@ -48,9 +50,10 @@ from workflows.tender_contract import (
     AMEND,
     ANSWER_OBJECTION,
     AWARD,
-    EVALUATE,
     OBJECT,
     RECORD_CONTRACT,
+    SCORE,
+    SEAT_COMMITTEE,
     ActReceipt,
     StatementKind,
     workflow_id,
@@ -175,6 +178,9 @@ _TENDER_STAGES: dict[str, pb.TenderStage.ValueType] = {
 }
 _TARGETS: dict[pb.ObjectionTarget.ValueType, str] = {
     pb.OBJECTION_TARGET_DOCUMENTS: "documents", pb.OBJECTION_TARGET_CANDIDATES: "candidates"}
+_METHODS: dict[pb.EvaluationMethod.ValueType, Method] = {
+    pb.EVALUATION_METHOD_LOWEST_PRICE: Method.LOWEST_PRICE,
+    pb.EVALUATION_METHOD_COMPREHENSIVE: Method.COMPREHENSIVE}
 
 
 def project_to_proto(project: Project) -> pb.Project:
@@ -441,7 +447,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             bid_deadline=request.bid_deadline.ToDatetime(tzinfo=UTC),
             documents_until=(request.documents_until.ToDatetime(tzinfo=UTC)
                              if request.HasField("documents_until") else None),
-            decryption_window=window, now=datetime.now(UTC))
+            decryption_window=window, now=datetime.now(UTC),
+            evaluation_method=_METHODS.get(request.evaluation_method),
+            weights=(Weights(request.weights.price, request.weights.technical,
+                             request.weights.business)
+                     if request.HasField("weights") else None))
         if not tender.workflow_started:
             # Committed first; started now if Temporal answers, else by the outbox.
             await starter.start(tender.tender_no, waiting=True)
@@ -477,6 +487,22 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                          tender_no=tender_no)
         return (pb.TenderActResponse(tender=tender_to_proto(tender),
                                      feed_sequence=receipt.feed_sequence), prepared)
+
+    async def _send(self, update: str, prepared: tenders.PreparedAct, *, tender_no: str,
+                    request_id: str) -> tuple[pb.TenderActResponse, pb.Tender]:
+        """Send an act signed elsewhere to the tender's workflow; the tender after it."""
+        starter = self._tender_starter()
+        if not prepared.tender.workflow_started and not await starter.start(tender_no,
+                                                                            waiting=True):
+            raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
+                              "try again later")
+        receipt = await starter.gateway.update(
+            workflow_id(tender_no), update, prepared.act, update_id=f"{update}/{request_id}",
+            result_type=ActReceipt)
+        tender = tender_to_proto(await asyncio.to_thread(
+            tenders.get_tender, uow=self._reading(), tender_no=tender_no))
+        return (pb.TenderActResponse(tender=tender, feed_sequence=receipt.feed_sequence),
+                tender)
 
     async def AmendTender(self, request: pb.AmendTenderRequest,
                           context: grpc.aio.ServicerContext[Any, Any],
@@ -514,10 +540,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     async def SubmitEvaluation(self, request: pb.SubmitEvaluationRequest,
                                context: grpc.aio.ServicerContext[Any, Any],
                                ) -> pb.SubmitEvaluationResponse:
-        result, _ = await self._act(
-            EVALUATE, StatementKind.EVALUATION, tender_no=request.tender_no,
-            request_id=request.request_id, candidates=list(request.candidate_bidder_ids))
-        return pb.SubmitEvaluationResponse(result=result)
+        # The stub the electronic evaluation replaced: candidates are computed from the
+        # committee's score sheets (SubmitScoreSheet), never named by an officer.
+        raise FailedPrecondition(
+            f"tender {request.tender_no}: the candidates are computed from the evaluation "
+            "committee's score sheets (DrawEvaluationCommittee, SeatEvaluationCommittee, "
+            "SubmitScoreSheet); an officer cannot name them")
 
     async def AwardTender(self, request: pb.AwardTenderRequest,
                           context: grpc.aio.ServicerContext[Any, Any],
@@ -609,3 +637,53 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             end=request.period_end.ToDatetime(tzinfo=UTC),
             category=category_name(request.category))
         return statistics_to_proto(statistics)
+
+    # ---- evaluation ----
+
+    async def DrawEvaluationCommittee(self, request: pb.DrawEvaluationCommitteeRequest,
+                                      context: grpc.aio.ServicerContext[Any, Any],
+                                      ) -> pb.DrawEvaluationCommitteeResponse:
+        drawn = await asyncio.to_thread(
+            evaluations.draw_committee, uow=self._writing(), signer=self._signer,
+            caller=current_caller(), tender_no=request.tender_no, draw_id=request.draw_id,
+            specialties=list(request.specialties), committee_size=request.committee_size,
+            representative_ids=list(request.representative_ids),
+            witness_ids=list(request.witness_ids),
+            commit_deadline=request.commit_deadline.ToDatetime(tzinfo=UTC),
+            reveal_deadline=request.reveal_deadline.ToDatetime(tzinfo=UTC),
+            now=datetime.now(UTC))
+        return pb.DrawEvaluationCommitteeResponse(
+            draw=draw_to_proto(drawn.draw), conflicted_employers=drawn.conflicted_employers,
+            experts=drawn.committee.experts)
+
+    async def SeatEvaluationCommittee(self, request: pb.SeatEvaluationCommitteeRequest,
+                                      context: grpc.aio.ServicerContext[Any, Any],
+                                      ) -> pb.SeatEvaluationCommitteeResponse:
+        prepared = await asyncio.to_thread(
+            evaluations.prepare_committee, uow=self._reading(), signer=self._signer,
+            caller=current_caller(), tender_no=request.tender_no,
+            request_id=request.request_id, now=datetime.now(UTC))
+        result, _ = await self._send(SEAT_COMMITTEE, prepared, tender_no=request.tender_no,
+                                     request_id=request.request_id)
+        return pb.SeatEvaluationCommitteeResponse(
+            result=result, member_ids=list(prepared.act.statement.body["members"]))
+
+    async def SubmitScoreSheet(self, request: pb.SubmitScoreSheetRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.SubmitScoreSheetResponse:
+        prepared = await asyncio.to_thread(
+            evaluations.prepare_score_sheet, uow=self._reading(), signer=self._signer,
+            caller=current_caller(), tender_no=request.tender_no,
+            request_id=request.request_id, member_id=request.member_id,
+            bidder_id=request.bidder_id, compliant=request.compliant,
+            technical=request.technical_score, business=request.business_score,
+            now=datetime.now(UTC))
+        result, tender = await self._send(SCORE, prepared, tender_no=request.tender_no,
+                                          request_id=request.request_id)
+        response = pb.SubmitScoreSheetResponse(result=result)
+        if tender.stage == pb.TENDER_STAGE_CANDIDATES:
+            candidates = await asyncio.to_thread(
+                evaluations.published_candidates, uow=self._reading(),
+                tender_no=request.tender_no)
+            response.candidate_bidder_ids.extend(candidates)
+        return response

@@ -170,11 +170,14 @@ def load_sample_directory(*, uow: TradingUnitOfWork, sample_dir: Path) -> bool:
                                    employer=record["employer"]))
         for record in sample.get("bidders", []):
             uow.bidders.add(Bidder(record["id"], record["name"], record["system"]))
+        for record in sample.get("expert_systems", []):
+            uow.evaluations.add_expert_system(record["expert_id"], record["system"])
         uow.audit.append(actor=Actor("govhall-runner"), action="directory.loaded",
                          subject="trading_directory",
                          details={"catalogue_entries": len(sample["catalogue"]),
                                   "agencies": len(sample["agencies"]),
                                   "experts": len(sample["experts"]),
-                                  "bidders": len(sample.get("bidders", []))})
+                                  "bidders": len(sample.get("bidders", [])),
+                                  "expert_systems": len(sample.get("expert_systems", []))})
         uow.commit()
         return True

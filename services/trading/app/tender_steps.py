@@ -14,6 +14,7 @@ failure, candidates, award and contract.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,8 +22,10 @@ from typing import Any
 from kernel.audit import Actor
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
+from services.trading.app import evaluation
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
+from services.trading.domain.evaluation import Method
 from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.monitoring import (
     Alert,
@@ -109,6 +112,7 @@ def open_tender(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             "bid_deadline": facts.bid_deadline, "documents_until": facts.documents_until,
             "objections_until": facts.objections_until,
             "decryption_window_seconds": facts.decryption_window_seconds,
+            "evaluation_method": facts.evaluation_method, "weights": list(facts.weights),
             "announcement": statement_json(step.statement)}, at=step.at)
         unit.tenders.add_step(step.tender_no, "announced", step="announced", at=step.at,
                               feed_sequence=sequence, statement=statement_json(step.statement),
@@ -123,7 +127,8 @@ def open_tender(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
 _KINDS = {"amended": StatementKind.AMENDMENT, "objected": StatementKind.OBJECTION,
           "objection_answered": StatementKind.OBJECTION_ANSWER,
           "candidates_published": StatementKind.EVALUATION, "awarded": StatementKind.AWARD,
-          "contracted": StatementKind.CONTRACT}
+          "contracted": StatementKind.CONTRACT,
+          "committee_seated": StatementKind.COMMITTEE, "scored": StatementKind.SCORE_SHEET}
 
 
 def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
@@ -141,13 +146,21 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
         tender = _tender(unit, step.tender_no)
         done = unit.tenders.step(step.tender_no, key)
         if done is not None:
-            return _receipt(tender, done.feed_sequence)
+            receipt = _receipt(tender, done.feed_sequence)
+            if kind == StatementKind.SCORE_SHEET and done.feed_sequence:
+                # The sheet that completed the evaluation, retried: its candidates again.
+                published = unit.feed.get(done.feed_sequence)
+                assert published is not None
+                receipt.candidates = list(
+                    json.loads(published.body)["body"].get("candidates", []))
+            return receipt
         if tender.stage in (TenderStage.CONTRACTED, TenderStage.FAILED):
             raise FailedPrecondition(f"tender {step.tender_no} is finished ({tender.stage})")
         sequence = 0
         deadline = tender.bid_deadline
         changes: dict[str, Any] = {}
         alerts: list[Alert] = []
+        candidates: list[str] = []
         public: dict[str, Any] = {"tender_no": step.tender_no,
                                   "statement": statement_json(step.statement)}
         if kind == StatementKind.AMENDMENT:
@@ -182,6 +195,41 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             sequence = _publish(unit, signer, "tender.candidates", step.tender_no, public | {
                 "candidates": list(facts.candidates),
                 "award_from": utc_text(rules.earliest_award(step.at))}, at=step.at)
+        elif kind == StatementKind.COMMITTEE:
+            if tender.stage != TenderStage.EVALUATION:
+                raise FailedPrecondition(f"tender {step.tender_no} is at {tender.stage}, "
+                                         "not evaluation")
+            seated = evaluation.record_committee(unit, keys, facts, at=step.at)
+            sequence = _publish(unit, signer, "tender.committee", step.tender_no,
+                                public | seated, at=step.at)
+        elif kind == StatementKind.SCORE_SHEET:
+            if tender.stage != TenderStage.EVALUATION:
+                raise FailedPrecondition(f"tender {step.tender_no} is at {tender.stage}: "
+                                         "its score sheets are closed")
+            ranked = evaluation.record_sheet(unit, facts, at=step.at,
+                                             statement=statement_json(step.statement))
+            if ranked is not None:
+                result = ranked.evaluation
+                candidates = list(result.candidates)
+                ranking: dict[str, Any] = {
+                    "tender_no": step.tender_no, "method": str(result.method),
+                    "ranking": [r.as_dict() for r in result.ranking],
+                    "disqualified": list(result.disqualified),
+                    "unpriced": list(ranked.unpriced)}
+                if result.method == Method.COMPREHENSIVE:
+                    ranking["weights"] = ranked.weights.as_dict()
+                if candidates:
+                    changes["stage"] = str(TenderStage.CANDIDATES)
+                    sequence = _publish(unit, signer, "tender.candidates", step.tender_no,
+                                        ranking | {"candidates": candidates,
+                                                   "award_from": utc_text(
+                                                       rules.earliest_award(step.at))},
+                                        at=step.at)
+                else:
+                    changes["stage"] = str(TenderStage.FAILED)
+                    sequence = _publish(unit, signer, "tender.failed", step.tender_no,
+                                        ranking | {"reason": "no bid qualified in the "
+                                                   "evaluation"}, at=step.at)
         elif kind == StatementKind.AWARD:
             changes |= {"stage": str(TenderStage.AWARDED), "winner": facts.winner}
             project = unit.projects.get(tender.project_no)
@@ -195,7 +243,8 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             sequence = _publish(unit, signer, "tender.contracted", step.tender_no, public | {
                 "winner": facts.winner, "contract_no": facts.contract_no,
                 "amount_fen": facts.amount_fen}, at=step.at)
-        unit.tenders.save_state(step.tender_no, **changes)
+        if changes:
+            unit.tenders.save_state(step.tender_no, **changes)
         unit.tenders.add_step(step.tender_no, key, step=step.step, at=step.at,
                               feed_sequence=sequence, statement=statement_json(step.statement),
                               content=step.text, alerts=alerts)
@@ -205,10 +254,15 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
                                    "bid_deadline": deadline.isoformat(),
                                    "objection_id": facts.objection_id,
                                    "candidates": list(facts.candidates),
-                                   "winner": facts.winner, "amount_fen": facts.amount_fen})
+                                   "winner": facts.winner, "amount_fen": facts.amount_fen,
+                                   "member_id": facts.member_id,
+                                   "bidder_id": facts.bidder_id,
+                                   "members": list(facts.members)})
         unit.commit()
         stage = TenderStage(changes.get("stage", tender.stage))
-        return _receipt(tender, sequence, stage=stage, deadline=deadline)
+        receipt = _receipt(tender, sequence, stage=stage, deadline=deadline)
+        receipt.candidates = candidates
+        return receipt
 
 
 def close_bidding(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,

@@ -45,6 +45,13 @@ from kernel.identity import Caller
 from kernel.numbering import day_number
 from kernel.signing import ServiceSigner
 from services.trading.db.repository import TradingUnitOfWork
+from services.trading.domain.evaluation import (
+    DEFAULT_METHOD,
+    DEFAULT_WEIGHTS,
+    Method,
+    Weights,
+    check_weights,
+)
 from services.trading.domain.model import entry_requiring_venue, require_category
 from services.trading.domain.monitoring import BidSeen, alerts_on_bid
 from services.trading.domain.sealed_bids import check_key, check_submission
@@ -185,13 +192,23 @@ def record_direct_award(*, uow: TradingUnitOfWork, caller: Caller, request_id: s
 def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                     calendar: WorkingCalendar, caller: Caller, request_id: str,
                     project_no: str, bid_deadline: datetime, documents_until: datetime | None,
-                    decryption_window: timedelta | None, now: datetime) -> Tender:
+                    decryption_window: timedelta | None, now: datetime,
+                    evaluation_method: Method | None = None,
+                    weights: Weights | None = None) -> Tender:
     """Announce a tender for a registered project: checked against the timing rules, the
     signed announcement kept as the outbox entry of its workflow (started by the caller).
 
     The same ``request_id`` again returns the tender it announced.
     """
     window = decryption_window or rules.DEFAULT_DECRYPTION_WINDOW
+    method = evaluation_method or DEFAULT_METHOD
+    if method == Method.COMPREHENSIVE:
+        weights = weights or DEFAULT_WEIGHTS
+        check_weights(weights)
+    elif weights is not None:
+        raise InvalidArgument("weights are for comprehensive scoring only",
+                              violations=[FieldViolation("weights", "only for comprehensive "
+                                                         "scoring")])
     try:
         rules.check_decryption_window(window)
         rules.check_bid_period(announced_at=now, deadline=bid_deadline)
@@ -240,7 +257,9 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
             entry_code=project.entry.code if project.entry else "",
             tenderer_department=project.department_code, bid_deadline=bid_deadline,
             documents_until=documents_until, objections_until=objections_until,
-            decryption_window_seconds=int(window.total_seconds())))
+            decryption_window_seconds=int(window.total_seconds()),
+            evaluation_method=str(method),
+            weights=[weights.price, weights.technical, weights.business] if weights else []))
         tender = Tender(tender_no, project_no, project.category, TenderStage.BIDDING, now,
                         bid_deadline, documents_until, objections_until,
                         int(window.total_seconds()), False, False, "",
@@ -447,15 +466,24 @@ def reveal_bid_key(*, uow: TradingUnitOfWork, caller: Caller, tender_no: str,
 
 
 def load_sample_bidders(*, uow: TradingUnitOfWork, sample_dir: Path) -> bool:
-    """Load the sample bidders directory into an empty one, once."""
+    """Load the sample bidders directory, and the experts' own systems, each into an empty
+    one, once."""
     with uow:
-        if uow.bidders.count():
-            return False
         sample = read_sample(sample_dir, "trading.json")
-        for record in sample.get("bidders", []):
-            uow.bidders.add(Bidder(record["id"], record["name"], record["system"]))
-        uow.audit.append(actor=Actor("govhall-runner"), action="bidders.loaded",
-                         subject="bidders_directory",
-                         details={"bidders": len(sample.get("bidders", []))})
+        loaded = False
+        if not uow.bidders.count():
+            for record in sample.get("bidders", []):
+                uow.bidders.add(Bidder(record["id"], record["name"], record["system"]))
+            uow.audit.append(actor=Actor("govhall-runner"), action="bidders.loaded",
+                             subject="bidders_directory",
+                             details={"bidders": len(sample.get("bidders", []))})
+            loaded = True
+        if not uow.evaluations.expert_systems() and sample.get("expert_systems"):
+            for record in sample.get("expert_systems", []):
+                uow.evaluations.add_expert_system(record["expert_id"], record["system"])
+            uow.audit.append(actor=Actor("govhall-runner"), action="expert_systems.loaded",
+                             subject="expert_systems",
+                             details={"systems": len(sample.get("expert_systems", []))})
+            loaded = True
         uow.commit()
-        return True
+        return loaded

@@ -28,7 +28,14 @@ from services.trading.domain.monitoring import (
     out_of_order,
 )
 from services.trading.domain.statistics import Deal, DealSource
-from services.trading.domain.tenders import Bidder, Project, SealedBid, Tender, TenderStage
+from services.trading.domain.tenders import (
+    Bidder,
+    Committee,
+    Project,
+    SealedBid,
+    Tender,
+    TenderStage,
+)
 
 
 class Catalogue:
@@ -636,6 +643,71 @@ class Tenders:
             .values(validity=validity))
 
 
+class Evaluations:
+    """Repository of the experts' own systems, the tenders' committees and score sheets."""
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+        self._x = tables.expert_systems
+        self._c = tables.tender_committees
+        self._s = tables.tender_score_sheets
+
+    def expert_system(self, expert_id: str) -> str | None:
+        return self._connection.execute(
+            select(self._x.c.system).where(self._x.c.expert_id == expert_id)).scalar()
+
+    def add_expert_system(self, expert_id: str, system: str) -> None:
+        self._connection.execute(insert(self._x).values(expert_id=expert_id, system=system))
+
+    def expert_systems(self) -> int:
+        return int(self._connection.execute(select(func.count()).select_from(self._x))
+                   .scalar_one())
+
+    def committee(self, tender_no: str) -> Committee | None:
+        row = self._connection.execute(
+            select(self._c).where(self._c.c.tender_no == tender_no)).first()
+        if row is None:
+            return None
+        return Committee(row.tender_no, row.draw_id, row.size,
+                         tuple(json.loads(row.representatives)),
+                         tuple(json.loads(row.members)) if row.members else (),
+                         row.seated_at)
+
+    def plan_committee(self, committee: Committee) -> None:
+        """Insert the committee as planned, or replace a plan not yet seated."""
+        values = {"draw_id": committee.draw_id, "size": committee.size,
+                  "representatives": json.dumps(list(committee.representatives)),
+                  "members": None, "seated_at": None}
+        if self.committee(committee.tender_no) is None:
+            self._connection.execute(insert(self._c).values(tender_no=committee.tender_no,
+                                                            **values))
+        else:
+            self._connection.execute(update(self._c).where(
+                self._c.c.tender_no == committee.tender_no).values(**values))
+
+    def seat(self, tender_no: str, members: Iterable[str], *, at: datetime) -> None:
+        self._connection.execute(update(self._c).where(self._c.c.tender_no == tender_no)
+                                 .values(members=json.dumps(list(members)), seated_at=at))
+
+    def sheet(self, tender_no: str, member_id: str, bidder_id: str) -> Row[Any] | None:
+        return self._connection.execute(select(self._s).where(and_(
+            self._s.c.tender_no == tender_no, self._s.c.member_id == member_id,
+            self._s.c.bidder_id == bidder_id))).first()
+
+    def sheets(self, tender_no: str) -> list[Row[Any]]:
+        return list(self._connection.execute(
+            select(self._s).where(self._s.c.tender_no == tender_no)
+            .order_by(self._s.c.bidder_id, self._s.c.member_id)))
+
+    def add_sheet(self, tender_no: str, *, member_id: str, bidder_id: str, compliant: bool,
+                  technical: int, business: int, system: str, at: datetime,
+                  statement: dict[str, Any]) -> None:
+        self._connection.execute(insert(self._s).values(
+            tender_no=tender_no, member_id=member_id, bidder_id=bidder_id,
+            compliant=compliant, technical=technical, business=business, system=system,
+            submitted_at=at, statement=json.dumps(statement, ensure_ascii=False)))
+
+
 class TradingUnitOfWork(UnitOfWork):
     catalogue: Catalogue
     agencies: Agencies
@@ -649,6 +721,7 @@ class TradingUnitOfWork(UnitOfWork):
     projects: Projects
     tenders: Tenders
     monitor: Monitor
+    evaluations: Evaluations
     sequences: RunningNumbers
 
     def bind(self, connection: Connection) -> None:
@@ -664,4 +737,5 @@ class TradingUnitOfWork(UnitOfWork):
         self.projects = Projects(connection, self.catalogue)
         self.monitor = Monitor(connection)
         self.tenders = Tenders(connection, self.monitor)
+        self.evaluations = Evaluations(connection)
         self.sequences = RunningNumbers(connection, tables.sequences)

@@ -275,6 +275,47 @@ trade_alerts = Table(
     Index("ix_trade_alerts_rule", "rule", "alert_no"),
 )
 
+#: Each expert's own calling system: the only one that may submit its score sheets.
+expert_systems = Table(
+    "expert_systems",
+    metadata,
+    Column("expert_id", String(10), ForeignKey("experts.id"), primary_key=True),
+    Column("system", String(100), nullable=False, unique=True),
+)
+
+#: A tender's evaluation committee: planned when its expert draw is opened, seated
+#: (``members``) from the draw's signed result.
+tender_committees = Table(
+    "tender_committees",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), primary_key=True),
+    Column("draw_id", String(20), nullable=False),
+    Column("size", Integer, nullable=False),
+    #: The tenderer's representatives (official ids, JSON list).
+    Column("representatives", Text, nullable=False),
+    #: The members in seat order (experts as drawn, then representatives; JSON list);
+    #: NULL until seated.
+    Column("members", Text, nullable=True),
+    Column("seated_at", UtcDateTime, nullable=True),
+)
+
+#: One score sheet per member per valid bid, never replaced.
+tender_score_sheets = Table(
+    "tender_score_sheets",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
+    Column("member_id", String(20), nullable=False),
+    Column("bidder_id", String(10), nullable=False),
+    Column("compliant", Boolean, nullable=False),
+    Column("technical", Integer, nullable=False),
+    Column("business", Integer, nullable=False),
+    Column("system", String(100), nullable=False),
+    Column("submitted_at", UtcDateTime, nullable=False),
+    #: The signed statement it was recorded from (JSON).
+    Column("statement", Text, nullable=False),
+    PrimaryKeyConstraint("tender_no", "member_id", "bidder_id"),
+)
+
 sequences = sequences_table(metadata)
 departments = departments_table(metadata)
 officials = officials_table(metadata)

@@ -63,7 +63,8 @@ DRAW_ID_PATTERN = re.compile(r"^DR-[0-9]{4}-[0-9]{4}$")
 COMMITMENT_PATTERN = re.compile(r"^[0-9a-f]{64}$")
 SEED_PATTERN = re.compile(r"^([0-9a-f]{2}){16,64}$")
 #: What a draw is for: a project's agency lottery or a tender's expert committee.
-SUBJECT_PATTERN = re.compile(r"^(project|tender)/[A-Z]{2,6}-[0-9]{4}-[0-9]{4}/(agency|experts)$")
+SUBJECT_PATTERN = re.compile(r"^(project|tender)/[A-Z]{2,6}-(?:[0-9]{4}-[0-9]{4}|[0-9]{8}-[0-9]{6})"
+                             r"/(agency|experts)$")
 MAX_SPECIALTIES = 5
 MAX_CONFLICTED_EMPLOYERS = 50
 MAX_EXCLUSIONS = 100

@@ -100,6 +100,23 @@ class SealedBid:
     origin: str = ""
 
 
+@dataclass(frozen=True)
+class Committee:
+    """A tender's evaluation committee: its expert draw, size and the tenderer's
+    representatives; ``members`` (experts as drawn, then the representatives) once seated."""
+
+    tender_no: str
+    draw_id: str
+    size: int
+    representatives: tuple[str, ...]
+    members: tuple[str, ...] = ()
+    seated_at: datetime | None = None
+
+    @property
+    def experts(self) -> int:
+        return self.size - len(self.representatives)
+
+
 def check_amount(amount_fen: int, *, field: str) -> None:
     if not 0 < amount_fen <= MAX_AMOUNT_FEN:
         raise InvalidArgument(

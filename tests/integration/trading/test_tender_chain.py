@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -34,7 +35,13 @@ from services.trading.db import tables
 from services.trading.domain.sealed_bids import seal_bid
 from services.trading.main import DEFINITION
 from tests.integration.intake.sealing import closed_port
-from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
+from tests.support import (
+    SAMPLE_DIR,
+    ServiceUnderTest,
+    as_official,
+    fresh_database_url,
+    service_under_test,
+)
 from workflows import tender_contract as t
 from workflows.approval_contract import SignedStatement
 from workflows.tender import TenderWorkflow
@@ -96,10 +103,11 @@ class Venue:
         return await _until(lambda: self.tender(tender_no), lambda x: x.stage == stage,
                             f"tender at {pb.TenderStage.Name(stage)}")
 
-    async def bid(self, tender_no: str, n: str) -> tuple[str, bytes]:
+    async def bid(self, tender_no: str, n: str, price_fen: int = 500_000_000,
+                  ) -> tuple[str, bytes]:
         """A bid sealed by the bidder's client; its key commitment and its key."""
-        sealed, key = seal_bid(f"报价 {uuid.uuid4()}".encode(), tender_number=tender_no,
-                               bidder_id=f"BD-{n}")
+        document = json.dumps({"price_fen": price_fen, "offer": str(uuid.uuid4())}).encode()
+        sealed, key = seal_bid(document, tender_number=tender_no, bidder_id=f"BD-{n}")
         await self.via(f"bidder-system-bd{n}").SubmitSealedBid(pb.SubmitSealedBidRequest(
             tender_no=tender_no, bidder_id=f"BD-{n}", ciphertext=sealed.envelope,
             ciphertext_sha256=sealed.ciphertext_sha256, key_commitment=sealed.key_commitment))
@@ -125,6 +133,34 @@ class Venue:
 
     async def skip(self, delta: timedelta) -> None:
         await self.env.sleep(delta)
+
+    async def draw_committee(self, tender_no: str, draw_id: str = "DR-2026-0001",
+                             ) -> tuple[list[str], pb.DrawEvaluationCommitteeResponse]:
+        """The committee's expert draw (5 experts), opened, committed and revealed by its
+        witnesses (the independent one, JJZ-001, last): the experts drawn."""
+        now = datetime.now(UTC)
+        opened = await self.via().DrawEvaluationCommittee(pb.DrawEvaluationCommitteeRequest(
+            tender_no=tender_no, draw_id=draw_id, specialties=["园林绿化"], committee_size=5,
+            witness_ids=["ZWFWZX-008", "JJZ-001"],
+            commit_deadline=_stamp(now + timedelta(hours=1)),
+            reveal_deadline=_stamp(now + timedelta(hours=2))), metadata=OFFICER)
+        seeds = {"ZWFWZX-008": os.urandom(32), "JJZ-001": os.urandom(32)}
+        system = {"ZWFWZX-008": "trading-platform", "JJZ-001": "supervision-system"}
+        for witness, seed in seeds.items():
+            await self.via(system[witness]).CommitSeed(pb.CommitSeedRequest(
+                draw_id=draw_id, commitment=hashlib.sha256(seed).hexdigest()),
+                metadata=as_official(witness))
+        drawn = None
+        for witness, seed in seeds.items():
+            drawn = (await self.via(system[witness]).RevealSeed(pb.RevealSeedRequest(
+                draw_id=draw_id, seed=seed.hex()), metadata=as_official(witness))).draw
+        assert drawn is not None and drawn.state == pb.DRAW_STATE_DRAWN
+        return list(drawn.drawn), opened
+
+    async def seat(self, tender_no: str) -> list[str]:
+        seated = await self.via().SeatEvaluationCommittee(pb.SeatEvaluationCommitteeRequest(
+            request_id=str(uuid.uuid4()), tender_no=tender_no), metadata=OFFICER)
+        return list(seated.member_ids)
 
 
 @pytest.fixture
@@ -154,7 +190,9 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     assert tender.workflow_started
     number = tender.tender_no
     await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
-    sealed = {f"BD-{n}": await venue.bid(number, n) for n in ("0001", "0002", "0003", "0004")}
+    prices = {"0001": 490_000_000, "0002": 480_000_000, "0003": 470_000_000,
+              "0004": 460_000_000}
+    sealed = {f"BD-{n}": await venue.bid(number, n, prices[n]) for n in prices}
     commitments = {bidder: commitment for bidder, (commitment, _) in sealed.items()}
 
     amended = (await venue.via().AmendTender(pb.AmendTenderRequest(
@@ -189,15 +227,17 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
         await venue.reveal(number, n, sealed[f"BD-{n}"][1])
     await venue.skip(timedelta(hours=2, minutes=1))
     await venue.until_stage(number, pb.TENDER_STAGE_EVALUATION)
-    # An unrevealed bid is invalid: it cannot be a candidate.
-    with pytest.raises(grpc.aio.AioRpcError) as unrevealed:
-        await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
-            request_id=str(uuid.uuid4()), tender_no=number,
-            candidate_bidder_ids=["BD-0004"]), metadata=OFFICER)
-    assert unrevealed.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    await venue.via().SubmitEvaluation(pb.SubmitEvaluationRequest(
-        request_id=str(uuid.uuid4()), tender_no=number,
-        candidate_bidder_ids=["BD-0002", "BD-0001"]), metadata=OFFICER)
+    # The committee, drawn and seated; each expert judges each valid bid through its own
+    # system (lowest evaluated price: BD-0003 is found non-compliant by the majority).
+    await venue.draw_committee(number)
+    members = await venue.seat(number)
+    systems = {r["expert_id"]: r["system"] for r in json.loads(
+        (SAMPLE_DIR / "trading.json").read_text("utf-8"))["expert_systems"]}
+    for bidder in ("BD-0001", "BD-0002", "BD-0003"):
+        for index, member in enumerate(members):
+            await venue.via(systems[member]).SubmitScoreSheet(pb.SubmitScoreSheetRequest(
+                request_id=str(uuid.uuid4()), tender_no=number, member_id=member,
+                bidder_id=bidder, compliant=bidder != "BD-0003" or index < 2))
     early = pb.AwardTenderRequest(request_id=str(uuid.uuid4()), tender_no=number,
                                   winner_bidder_id="BD-0002", amount_fen=480_000_000)
     with pytest.raises(grpc.aio.AioRpcError) as too_early:
@@ -219,7 +259,8 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     feed = await venue.feed(number)
     assert [kind for kind, _ in feed] == ["tender.announced", "tender.amended",
                                           "tender.opened", "tender.decrypted",
-                                          "tender.candidates", "tender.awarded",
+                                          "tender.committee", "tender.candidates",
+                                          "tender.awarded",
                                           "tender.contracted"]
     published = dict(feed)
     # The commitments are published at the deadline; no ciphertext ever is.

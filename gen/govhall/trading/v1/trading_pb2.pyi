@@ -289,6 +289,33 @@ DEAL_SOURCE_LISTING: DealSource.ValueType  # 3
 """A land or property-rights listing, counted at its conclusion."""
 Global___DealSource: _TypeAlias = DealSource  # noqa: Y015
 
+class _EvaluationMethod:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _EvaluationMethodEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EvaluationMethod.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EVALUATION_METHOD_UNSPECIFIED: _EvaluationMethod.ValueType  # 0
+    """Not chosen: the default, the lowest evaluated price."""
+    EVALUATION_METHOD_LOWEST_PRICE: _EvaluationMethod.ValueType  # 1
+    """The qualified bids by price, lowest first."""
+    EVALUATION_METHOD_COMPREHENSIVE: _EvaluationMethod.ValueType  # 2
+    """Weighted price, technical and business points, highest total first."""
+
+class EvaluationMethod(_EvaluationMethod, metaclass=_EvaluationMethodEnumTypeWrapper):
+    """---- evaluation ----
+
+    EvaluationMethod is how a tender's valid bids are ranked.
+    """
+
+EVALUATION_METHOD_UNSPECIFIED: EvaluationMethod.ValueType  # 0
+"""Not chosen: the default, the lowest evaluated price."""
+EVALUATION_METHOD_LOWEST_PRICE: EvaluationMethod.ValueType  # 1
+"""The qualified bids by price, lowest first."""
+EVALUATION_METHOD_COMPREHENSIVE: EvaluationMethod.ValueType  # 2
+"""Weighted price, technical and business points, highest total first."""
+Global___EvaluationMethod: _TypeAlias = EvaluationMethod  # noqa: Y015
+
 @_typing.final
 class CatalogueEntry(_message.Message):
     """CatalogueEntry is one line of the catalogue of what must enter the venue."""
@@ -1752,6 +1779,8 @@ class AnnounceTenderRequest(_message.Message):
     BID_DEADLINE_FIELD_NUMBER: _builtins.int
     DOCUMENTS_UNTIL_FIELD_NUMBER: _builtins.int
     DECRYPTION_WINDOW_MINUTES_FIELD_NUMBER: _builtins.int
+    EVALUATION_METHOD_FIELD_NUMBER: _builtins.int
+    WEIGHTS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A fresh UUID per tender: a retry with the same id returns the first answer."""
     project_no: _builtins.str
@@ -1759,6 +1788,10 @@ class AnnounceTenderRequest(_message.Message):
     decryption_window_minutes: _builtins.int
     """The decryption window after the deadline, 30 to 2880 minutes; 0 for
     the default, 120.
+    """
+    evaluation_method: Global___EvaluationMethod.ValueType
+    """How the bids will be evaluated; unspecified for the default, the lowest
+    evaluated price.
     """
     @_builtins.property
     def bid_deadline(self) -> _timestamp_pb2.Timestamp:
@@ -1770,6 +1803,12 @@ class AnnounceTenderRequest(_message.Message):
         5 working days at least; unset for other categories.
         """
 
+    @_builtins.property
+    def weights(self) -> Global___EvaluationWeights:
+        """Comprehensive scoring only: the weights, summing to 100; unset for the
+        default (price 30, technical 60, business 10).
+        """
+
     def __init__(
         self,
         *,
@@ -1778,10 +1817,12 @@ class AnnounceTenderRequest(_message.Message):
         bid_deadline: _timestamp_pb2.Timestamp | None = ...,
         documents_until: _timestamp_pb2.Timestamp | None = ...,
         decryption_window_minutes: _builtins.int = ...,
+        evaluation_method: Global___EvaluationMethod.ValueType = ...,
+        weights: Global___EvaluationWeights | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "documents_until", b"documents_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "documents_until", b"documents_until", "weights", b"weights"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "decryption_window_minutes", b"decryption_window_minutes", "documents_until", b"documents_until", "project_no", b"project_no", "request_id", b"request_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bid_deadline", b"bid_deadline", "decryption_window_minutes", b"decryption_window_minutes", "documents_until", b"documents_until", "evaluation_method", b"evaluation_method", "project_no", b"project_no", "request_id", b"request_id", "weights", b"weights"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -2767,3 +2808,269 @@ class GetTradeStatisticsResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetTradeStatisticsResponse: _TypeAlias = GetTradeStatisticsResponse  # noqa: Y015
+
+@_typing.final
+class EvaluationWeights(_message.Message):
+    """EvaluationWeights are comprehensive scoring's weights, in points out of
+    100.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    PRICE_FIELD_NUMBER: _builtins.int
+    TECHNICAL_FIELD_NUMBER: _builtins.int
+    BUSINESS_FIELD_NUMBER: _builtins.int
+    price: _builtins.int
+    """The price's weight, 1 to 100."""
+    technical: _builtins.int
+    """The technical weight, 0 to 100."""
+    business: _builtins.int
+    """The business weight, 0 to 100."""
+    def __init__(
+        self,
+        *,
+        price: _builtins.int = ...,
+        technical: _builtins.int = ...,
+        business: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["business", b"business", "price", b"price", "technical", b"technical"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___EvaluationWeights: _TypeAlias = EvaluationWeights  # noqa: Y015
+
+@_typing.final
+class DrawEvaluationCommitteeRequest(_message.Message):
+    """DrawEvaluationCommitteeRequest opens a tender's committee draw."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    DRAW_ID_FIELD_NUMBER: _builtins.int
+    SPECIALTIES_FIELD_NUMBER: _builtins.int
+    COMMITTEE_SIZE_FIELD_NUMBER: _builtins.int
+    REPRESENTATIVE_IDS_FIELD_NUMBER: _builtins.int
+    WITNESS_IDS_FIELD_NUMBER: _builtins.int
+    COMMIT_DEADLINE_FIELD_NUMBER: _builtins.int
+    REVEAL_DEADLINE_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender, past its decryption window."""
+    draw_id: _builtins.str
+    """The draw's id, fresh."""
+    committee_size: _builtins.int
+    """The committee's members: odd, 5 to 25."""
+    @_builtins.property
+    def specialties(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """One to five specialties of the pool the experts are drawn from."""
+
+    @_builtins.property
+    def representative_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The tenderer's representatives (officials of the tenderer's
+        department), at most a third of the committee; the rest are drawn.
+        """
+
+    @_builtins.property
+    def witness_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The draw's witnesses, as for OpenDraw."""
+
+    @_builtins.property
+    def commit_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When every witness must have committed its seed."""
+
+    @_builtins.property
+    def reveal_deadline(self) -> _timestamp_pb2.Timestamp:
+        """When a draw still missing a seed fails."""
+
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+        draw_id: _builtins.str = ...,
+        specialties: _abc.Iterable[_builtins.str] | None = ...,
+        committee_size: _builtins.int = ...,
+        representative_ids: _abc.Iterable[_builtins.str] | None = ...,
+        witness_ids: _abc.Iterable[_builtins.str] | None = ...,
+        commit_deadline: _timestamp_pb2.Timestamp | None = ...,
+        reveal_deadline: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "reveal_deadline", b"reveal_deadline"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["commit_deadline", b"commit_deadline", "committee_size", b"committee_size", "draw_id", b"draw_id", "representative_ids", b"representative_ids", "reveal_deadline", b"reveal_deadline", "specialties", b"specialties", "tender_no", b"tender_no", "witness_ids", b"witness_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrawEvaluationCommitteeRequest: _TypeAlias = DrawEvaluationCommitteeRequest  # noqa: Y015
+
+@_typing.final
+class DrawEvaluationCommitteeResponse(_message.Message):
+    """DrawEvaluationCommitteeResponse carries the draw opened."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DRAW_FIELD_NUMBER: _builtins.int
+    CONFLICTED_EMPLOYERS_FIELD_NUMBER: _builtins.int
+    EXPERTS_FIELD_NUMBER: _builtins.int
+    experts: _builtins.int
+    """How many experts the draw picks."""
+    @_builtins.property
+    def draw(self) -> Global___Draw:
+        """The draw, committing until every witness has committed."""
+
+    @_builtins.property
+    def conflicted_employers(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The organisations whose experts stand aside: the tenderer and the
+        bidders of the tender.
+        """
+
+    def __init__(
+        self,
+        *,
+        draw: Global___Draw | None = ...,
+        conflicted_employers: _abc.Iterable[_builtins.str] | None = ...,
+        experts: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["draw", b"draw"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["conflicted_employers", b"conflicted_employers", "draw", b"draw", "experts", b"experts"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrawEvaluationCommitteeResponse: _TypeAlias = DrawEvaluationCommitteeResponse  # noqa: Y015
+
+@_typing.final
+class SeatEvaluationCommitteeRequest(_message.Message):
+    """SeatEvaluationCommitteeRequest seats a tender's committee."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act."""
+    tender_no: _builtins.str
+    """The tender whose committee draw is drawn."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["request_id", b"request_id", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeatEvaluationCommitteeRequest: _TypeAlias = SeatEvaluationCommitteeRequest  # noqa: Y015
+
+@_typing.final
+class SeatEvaluationCommitteeResponse(_message.Message):
+    """SeatEvaluationCommitteeResponse answers the seating."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    MEMBER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender, and the feed entry that published the committee."""
+
+    @_builtins.property
+    def member_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The members in seat order: the experts drawn, then the representatives."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+        member_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["member_ids", b"member_ids", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SeatEvaluationCommitteeResponse: _TypeAlias = SeatEvaluationCommitteeResponse  # noqa: Y015
+
+@_typing.final
+class SubmitScoreSheetRequest(_message.Message):
+    """SubmitScoreSheetRequest carries one member's sheet for one valid bid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    MEMBER_ID_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    COMPLIANT_FIELD_NUMBER: _builtins.int
+    TECHNICAL_SCORE_FIELD_NUMBER: _builtins.int
+    BUSINESS_SCORE_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per sheet."""
+    tender_no: _builtins.str
+    """The tender."""
+    member_id: _builtins.str
+    """The member scoring: an expert id, or a representative's official id."""
+    bidder_id: _builtins.str
+    """The bidder whose valid bid is scored."""
+    compliant: _builtins.bool
+    """Whether the bid meets the tender's requirements."""
+    technical_score: _builtins.int
+    """Comprehensive scoring: the technical score, 0 to 100; 0 for the lowest
+    evaluated price.
+    """
+    business_score: _builtins.int
+    """Comprehensive scoring: the business score, 0 to 100; 0 for the lowest
+    evaluated price.
+    """
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        tender_no: _builtins.str = ...,
+        member_id: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        compliant: _builtins.bool = ...,
+        technical_score: _builtins.int = ...,
+        business_score: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "business_score", b"business_score", "compliant", b"compliant", "member_id", b"member_id", "request_id", b"request_id", "technical_score", b"technical_score", "tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitScoreSheetRequest: _TypeAlias = SubmitScoreSheetRequest  # noqa: Y015
+
+@_typing.final
+class SubmitScoreSheetResponse(_message.Message):
+    """SubmitScoreSheetResponse answers a sheet."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULT_FIELD_NUMBER: _builtins.int
+    CANDIDATE_BIDDER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def result(self) -> Global___TenderActResponse:
+        """The tender after the sheet (at candidates when it was the last one)."""
+
+    @_builtins.property
+    def candidate_bidder_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The candidates in rank order, when this sheet completed the evaluation."""
+
+    def __init__(
+        self,
+        *,
+        result: Global___TenderActResponse | None = ...,
+        candidate_bidder_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["candidate_bidder_ids", b"candidate_bidder_ids", "result", b"result"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SubmitScoreSheetResponse: _TypeAlias = SubmitScoreSheetResponse  # noqa: Y015

@@ -192,6 +192,21 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.FromString,
                 _registered_method=True)
+        self.DrawEvaluationCommittee = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/DrawEvaluationCommittee',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.FromString,
+                _registered_method=True)
+        self.SeatEvaluationCommittee = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SeatEvaluationCommittee',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.FromString,
+                _registered_method=True)
+        self.SubmitScoreSheet = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/SubmitScoreSheet',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -395,10 +410,9 @@ class TradingServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SubmitEvaluation(self, request, context):
-        """SubmitEvaluation gives the evaluation's ranked candidates after the
-        decryption window; they are published for 3 days at least. Needs
-        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-        scores will take its place).
+        """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+        candidates are computed from the evaluation committee's score sheets
+        (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -466,6 +480,38 @@ class TradingServiceServicer:
     def GetTradeStatistics(self, request, context):
         """GetTradeStatistics counts the deals concluded in a period and sums their
         value, by category and source (docs/tenders.md).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DrawEvaluationCommittee(self, request, context):
+        """---- evaluation ----
+
+        DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+        experts once its decryption window has closed: subject
+        "tender/<tender no>/experts", the available experts of the specialties
+        minus those employed by the tenderer or a bidder of the tender (computed
+        by the service). Witnesses commit and reveal as for any draw. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SeatEvaluationCommittee(self, request, context):
+        """SeatEvaluationCommittee seats the committee from its draw's signed result
+        and the tenderer's representatives, and publishes it. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SubmitScoreSheet(self, request, context):
+        """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+        the member's own system only; one sheet per member and bid, never
+        replaced. The last sheet ranks the bids and publishes the candidates.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -623,6 +669,21 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.GetTradeStatistics,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.SerializeToString,
+            ),
+            'DrawEvaluationCommittee': grpc.unary_unary_rpc_method_handler(
+                    servicer.DrawEvaluationCommittee,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.SerializeToString,
+            ),
+            'SeatEvaluationCommittee': grpc.unary_unary_rpc_method_handler(
+                    servicer.SeatEvaluationCommittee,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.SerializeToString,
+            ),
+            'SubmitScoreSheet': grpc.unary_unary_rpc_method_handler(
+                    servicer.SubmitScoreSheet,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1443,6 +1504,87 @@ class TradingService:
             '/govhall.trading.v1.TradingService/GetTradeStatistics',
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetTradeStatisticsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DrawEvaluationCommittee(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/DrawEvaluationCommittee',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DrawEvaluationCommitteeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SeatEvaluationCommittee(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SeatEvaluationCommittee',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SeatEvaluationCommitteeResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SubmitScoreSheet(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/SubmitScoreSheet',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
             options,
             channel_credentials,
             insecure,

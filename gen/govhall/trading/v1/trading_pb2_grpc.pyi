@@ -136,10 +136,9 @@ class TradingServiceStub:
     resumes. Needs ROLE_TRADING_OFFICER.
     """
     SubmitEvaluation: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]
-    """SubmitEvaluation gives the evaluation's ranked candidates after the
-    decryption window; they are published for 3 days at least. Needs
-    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-    scores will take its place).
+    """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+    candidates are computed from the evaluation committee's score sheets
+    (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
     """
     AwardTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]
     """AwardTender awards the tender to one of the published candidates once
@@ -179,6 +178,26 @@ class TradingServiceStub:
     GetTradeStatistics: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetTradeStatisticsRequest, _trading_pb2.GetTradeStatisticsResponse]
     """GetTradeStatistics counts the deals concluded in a period and sums their
     value, by category and source (docs/tenders.md).
+    """
+    DrawEvaluationCommittee: _grpc.UnaryUnaryMultiCallable[_trading_pb2.DrawEvaluationCommitteeRequest, _trading_pb2.DrawEvaluationCommitteeResponse]
+    """---- evaluation ----
+
+    DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+    experts once its decryption window has closed: subject
+    "tender/<tender no>/experts", the available experts of the specialties
+    minus those employed by the tenderer or a bidder of the tender (computed
+    by the service). Witnesses commit and reveal as for any draw. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SeatEvaluationCommittee: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SeatEvaluationCommitteeRequest, _trading_pb2.SeatEvaluationCommitteeResponse]
+    """SeatEvaluationCommittee seats the committee from its draw's signed result
+    and the tenderer's representatives, and publishes it. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SubmitScoreSheet: _grpc.UnaryUnaryMultiCallable[_trading_pb2.SubmitScoreSheetRequest, _trading_pb2.SubmitScoreSheetResponse]
+    """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+    the member's own system only; one sheet per member and bid, never
+    replaced. The last sheet ranks the bids and publishes the candidates.
     """
 
 @_typing.type_check_only
@@ -289,10 +308,9 @@ class TradingServiceAsyncStub(TradingServiceStub):
     resumes. Needs ROLE_TRADING_OFFICER.
     """
     SubmitEvaluation: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitEvaluationRequest, _trading_pb2.SubmitEvaluationResponse]  # type: ignore[assignment]
-    """SubmitEvaluation gives the evaluation's ranked candidates after the
-    decryption window; they are published for 3 days at least. Needs
-    ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-    scores will take its place).
+    """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+    candidates are computed from the evaluation committee's score sheets
+    (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
     """
     AwardTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AwardTenderRequest, _trading_pb2.AwardTenderResponse]  # type: ignore[assignment]
     """AwardTender awards the tender to one of the published candidates once
@@ -332,6 +350,26 @@ class TradingServiceAsyncStub(TradingServiceStub):
     GetTradeStatistics: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetTradeStatisticsRequest, _trading_pb2.GetTradeStatisticsResponse]  # type: ignore[assignment]
     """GetTradeStatistics counts the deals concluded in a period and sums their
     value, by category and source (docs/tenders.md).
+    """
+    DrawEvaluationCommittee: _aio.UnaryUnaryMultiCallable[_trading_pb2.DrawEvaluationCommitteeRequest, _trading_pb2.DrawEvaluationCommitteeResponse]  # type: ignore[assignment]
+    """---- evaluation ----
+
+    DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+    experts once its decryption window has closed: subject
+    "tender/<tender no>/experts", the available experts of the specialties
+    minus those employed by the tenderer or a bidder of the tender (computed
+    by the service). Witnesses commit and reveal as for any draw. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SeatEvaluationCommittee: _aio.UnaryUnaryMultiCallable[_trading_pb2.SeatEvaluationCommitteeRequest, _trading_pb2.SeatEvaluationCommitteeResponse]  # type: ignore[assignment]
+    """SeatEvaluationCommittee seats the committee from its draw's signed result
+    and the tenderer's representatives, and publishes it. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    SubmitScoreSheet: _aio.UnaryUnaryMultiCallable[_trading_pb2.SubmitScoreSheetRequest, _trading_pb2.SubmitScoreSheetResponse]  # type: ignore[assignment]
+    """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+    the member's own system only; one sheet per member and bid, never
+    replaced. The last sheet ranks the bids and publishes the candidates.
     """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -577,10 +615,9 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _trading_pb2.SubmitEvaluationRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.SubmitEvaluationResponse, _abc.Awaitable[_trading_pb2.SubmitEvaluationResponse]]:
-        """SubmitEvaluation gives the evaluation's ranked candidates after the
-        decryption window; they are published for 3 days at least. Needs
-        ROLE_TRADING_OFFICER (the electronic evaluation by the experts' own
-        scores will take its place).
+        """SubmitEvaluation is no longer taken: it answers FAILED_PRECONDITION. The
+        candidates are computed from the evaluation committee's score sheets
+        (DrawEvaluationCommittee, SeatEvaluationCommittee, SubmitScoreSheet).
         """
 
     @_abc_1.abstractmethod
@@ -662,6 +699,44 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_trading_pb2.GetTradeStatisticsResponse, _abc.Awaitable[_trading_pb2.GetTradeStatisticsResponse]]:
         """GetTradeStatistics counts the deals concluded in a period and sums their
         value, by category and source (docs/tenders.md).
+        """
+
+    @_abc_1.abstractmethod
+    def DrawEvaluationCommittee(
+        self,
+        request: _trading_pb2.DrawEvaluationCommitteeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.DrawEvaluationCommitteeResponse, _abc.Awaitable[_trading_pb2.DrawEvaluationCommitteeResponse]]:
+        """---- evaluation ----
+
+        DrawEvaluationCommittee opens the verifiable draw of a tender's evaluation
+        experts once its decryption window has closed: subject
+        "tender/<tender no>/experts", the available experts of the specialties
+        minus those employed by the tenderer or a bidder of the tender (computed
+        by the service). Witnesses commit and reveal as for any draw. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SeatEvaluationCommittee(
+        self,
+        request: _trading_pb2.SeatEvaluationCommitteeRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SeatEvaluationCommitteeResponse, _abc.Awaitable[_trading_pb2.SeatEvaluationCommitteeResponse]]:
+        """SeatEvaluationCommittee seats the committee from its draw's signed result
+        and the tenderer's representatives, and publishes it. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def SubmitScoreSheet(
+        self,
+        request: _trading_pb2.SubmitScoreSheetRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.SubmitScoreSheetResponse, _abc.Awaitable[_trading_pb2.SubmitScoreSheetResponse]]:
+        """SubmitScoreSheet takes one member's score sheet for one valid bid, from
+        the member's own system only; one sheet per member and bid, never
+        replaced. The last sheet ranks the bids and publishes the candidates.
         """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -2,7 +2,7 @@
 the network origin of each sealed bid
 
 Revision ID: 0010_monitoring
-Revises: 0008_draw_subjects
+Revises: 0009_evaluation
 Create Date: 2026-12-01 08:00:00.000000
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 
 
 revision: str = '0010_monitoring'
-down_revision: str | None = '0008_draw_subjects'
+down_revision: str | None = '0009_evaluation'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
