@@ -303,6 +303,7 @@ async def test_an_unsatisfied_rating_reopens_once(bench: Bench) -> None:
 async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -> None:
     number = await bench.submit("HL-10")
     due = bench.case(number).sign_for_due
+    bench.clock[0] = due + timedelta(seconds=1)
     first = await ActivityEnvironment().run(bench.activities.mark_overdue,
                                             Overdue(number, "sign_for", due))
     again = await ActivityEnvironment().run(bench.activities.mark_overdue,
