@@ -148,7 +148,9 @@ def _readable_platform(uow: ComplaintsUnitOfWork, caller: Caller, platform_id: s
                 f"system {caller.system} is platform {own.id}'s: it reads only that "
                 "platform's events")
         return own.id
-    # Not a platform's system, yet the registry lets it call: the center's console.
+    # Not a platform's system, yet the registry lets it call: the center's console, for an
+    # operator of the center (as SetPlatformWebhook), never anonymously.
+    require_official(uow.staff, caller, role=WEBHOOK_ROLE, department_code=CENTER_DEPARTMENT)
     if not platform_id:
         raise InvalidArgument(
             f"system {caller.system} is no platform's: name the platform whose events to read",

@@ -227,12 +227,17 @@ async def test_a_platform_pulls_its_own_events_and_never_another_platforms(
         other = await Stub(portal).ListPlatformEvents(pb.ListPlatformEventsRequest())
         prying = await _refused(Stub(hotline).ListPlatformEvents(
             pb.ListPlatformEventsRequest(platform_id=PORTAL_ID)))
+        not_an_operator = await _refused(Stub(operator).ListPlatformEvents(
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID), metadata=DISPATCHER))
         named = await Stub(hotline).ListPlatformEvents(
             pb.ListPlatformEventsRequest(platform_id=HOTLINE_ID))
         console = await Stub(operator).ListPlatformEvents(
-            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID))
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID), metadata=OPERATOR)
         unnamed = await _refused(Stub(operator).ListPlatformEvents(
-            pb.ListPlatformEventsRequest()))
+            pb.ListPlatformEventsRequest(), metadata=OPERATOR))
+        # Another system, without an operator of the center: refused.
+        anonymous = await _refused(Stub(operator).ListPlatformEvents(
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID)))
     assert [e.event_id for e in own.events] == mine
     assert [e.sequence for e in own.events] == [1, 2]
     assert [e.event_id for e in other.events] == theirs == [
@@ -241,6 +246,9 @@ async def test_a_platform_pulls_its_own_events_and_never_another_platforms(
     assert named.events == own.events
     assert prying.code() == grpc.StatusCode.PERMISSION_DENIED
     assert unnamed.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert anonymous.code() in (grpc.StatusCode.PERMISSION_DENIED,
+                                grpc.StatusCode.UNAUTHENTICATED)
+    assert not_an_operator.code() == grpc.StatusCode.PERMISSION_DENIED
     status, reply = own.events
     assert status.event_type == "complaint.status_changed"
     assert dict(status.data) == {"status": "handling", "department_code": "SCJGJ",
