@@ -111,6 +111,17 @@ def _bad_url(reason: str) -> InvalidArgument:
                            violations=[FieldViolation("url", reason)])
 
 
+#: The last label of a host a resolver reads as an IPv4 address (WHATWG URL: a number).
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
+
+def _canonical_ipv4(host: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False
+
+
 def check_webhook_url(url: str) -> str:
     """``url`` if a webhook may have it; InvalidArgument saying why not (module docstring)."""
     if not url:
@@ -135,10 +146,21 @@ def check_webhook_url(url: str) -> str:
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise _bad_url("must use https: plain http is allowed only to the loopback host "
                        "(127.0.0.1, ::1, localhost)")
+    last_label = host.rstrip(".").rsplit(".", 1)[-1]
+    if _NUMERIC_LABEL.fullmatch(last_label) and not _canonical_ipv4(host):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1, 169.254.169.254.: resolvers read each as
+        # an IPv4 address, so each is refused unless written the one canonical way.
+        raise _bad_url("may name an IPv4 address only as four decimal numbers (a.b.c.d)")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return url
+    if isinstance(address, ipaddress.IPv6Address) and (
+            address.ipv4_mapped is not None or address.sixtofour is not None
+            or address.teredo is not None
+            or (int(address) >> 32 == 0 and not address.is_loopback
+                and not address.is_unspecified)):
+        raise _bad_url("may not name an IPv4 address inside an IPv6 one")
     if address.is_link_local or address.is_unspecified or address.is_multicast:
         raise _bad_url(f"may not point at {address}: a link-local, unspecified or multicast "
                        "address")
