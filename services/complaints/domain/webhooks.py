@@ -91,8 +91,11 @@ def event_body(event_type: str, data: dict[str, str], at: datetime) -> str:
 
 
 def event_data(event_type: str, data: dict[str, str], *, case_number: str,
-               external_id: str) -> dict[str, str]:
+               external_id: str, sequence: int) -> dict[str, str]:
     """The data an event carries; ValueError for a kind or a field this module does not know.
+
+    ``sequence`` is the event's number among its platform's events (decimal text), so a
+    receiver can put deliveries that arrive in parallel back in order.
 
     A caller passing something else is a bug in the caller, and refusing it keeps
     anything not listed here (a complainant's name, say) out of what platforms receive.
@@ -103,7 +106,8 @@ def event_data(event_type: str, data: dict[str, str], *, case_number: str,
     if set(data) != fields or not all(isinstance(v, str) for v in data.values()):
         raise ValueError(f"a {event_type} event carries exactly the text fields "
                          f"{sorted(fields)}, not {sorted(data)}")
-    return {**data, "case_number": case_number, "external_id": external_id}
+    return {**data, "case_number": case_number, "external_id": external_id,
+            "sequence": str(sequence)}
 
 
 def _bad_url(reason: str) -> InvalidArgument:

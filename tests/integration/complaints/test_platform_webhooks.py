@@ -252,9 +252,11 @@ async def test_a_platform_pulls_its_own_events_and_never_another_platforms(
     status, reply = own.events
     assert status.event_type == "complaint.status_changed"
     assert dict(status.data) == {"status": "handling", "department_code": "SCJGJ",
-                                 "case_number": hotline_case, "external_id": "HL-1"}
+                                 "case_number": hotline_case, "external_id": "HL-1",
+                                 "sequence": "1"}
     assert reply.event_type == "complaint.replied"
     assert reply.data["reply"] == "经查，该店已停业整顿。"
+    assert [e.data["sequence"] for e in own.events] == ["1", "2"]
     assert not reply.HasField("delivered_at")
     # The complainant is in no event, pulled or stored.
     assert NAME not in str(own) and PHONE not in str(own)
@@ -359,6 +361,7 @@ async def test_a_webhook_refused_three_times_delivers_one_event_under_one_id(
     assert body["type"] == "complaint.replied"
     assert body["data"]["case_number"] == case
     assert body["data"]["reply"] == "经查，该店已停业整顿。"
+    assert body["data"]["sequence"] == "1"
     # Every attempt sent the same body; only its timestamp and signature are its own.
     assert len({r.body for r in receiver.requests}) == 1
     assert NAME not in receiver.requests[0].body.decode()
