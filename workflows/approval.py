@@ -109,6 +109,7 @@ with workflow.unsafe.imports_passed_through():
         next_stage,
         sla_state,
     )
+    from workflows.arguments import well_typed
 
     # By the module's full name, so the sandbox hands over the worker's own module (its
     # listener), not a copy made for the workflow.
@@ -131,6 +132,12 @@ PAUSE_RECORDED_WITH_STATEMENT = "pause-recorded-with-its-statement"
 def _refuse(kind: str, message: str) -> ApplicationError:
     """An update refusal; ``kind`` is the gRPC status the service answers with."""
     return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _shaped(update: str, value: object, shape: type) -> None:
+    """Refuse at once an update argument of the wrong shape (a JSON null, a wrong type)."""
+    if not well_typed(value, shape):
+        raise _refuse("InvalidArgument", f"the {update} argument is not a {shape.__name__}")
 
 
 def _refused_by_activity(error: ActivityError) -> ApplicationError:
@@ -346,6 +353,7 @@ class ApprovalWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
+        _shaped(DECIDE, decision, Decision)
         facts = self._authored(
             DECIDE, decision.statement, StatementKind.DECISION,
             texts={"opinion": decision.opinion, "legal_basis": decision.legal_basis},
@@ -438,6 +446,7 @@ class ApprovalWorkflow:
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
+        _shaped(WITHDRAW, withdrawal, Withdrawal)
         self._check(check_withdrawal,
                     self._authored(WITHDRAW, withdrawal.statement, StatementKind.WITHDRAWAL))
 
@@ -460,6 +469,7 @@ class ApprovalWorkflow:
 
     @start_special_procedure.validator
     def _validate_start(self, change: ClockChange) -> None:
+        _shaped(START_SPECIAL_PROCEDURE, change, ClockChange)
         self._check(check_procedure_start, self._authored(
             START_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_START))
 
@@ -483,6 +493,7 @@ class ApprovalWorkflow:
 
     @end_special_procedure.validator
     def _validate_end(self, change: ClockChange) -> None:
+        _shaped(END_SPECIAL_PROCEDURE, change, ClockChange)
         self._check(check_procedure_end, self._authored(
             END_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_END))
 
@@ -504,6 +515,7 @@ class ApprovalWorkflow:
 
     @extend_time_limit.validator
     def _validate_extend(self, change: ClockChange) -> None:
+        _shaped(EXTEND_TIME_LIMIT, change, ClockChange)
         facts = self._authored(EXTEND_TIME_LIMIT, change.statement, StatementKind.EXTENSION,
                                texts={"reason": change.reason},
                                texts_refusal="the reason is not the one review signed")
@@ -511,6 +523,12 @@ class ApprovalWorkflow:
 
     @workflow.signal(name=RECOMPUTE_DEADLINES)
     async def recompute_deadlines(self, request: Recompute) -> None:
+        # Anything but a Recompute (a JSON null from a bare client) is dropped: a signal
+        # handler that raised would fail the workflow task on every retry.
+        if not well_typed(request, Recompute):
+            workflow.logger.warning("recompute_deadlines: dropped a signal that is not a "
+                                    "Recompute")
+            return
         await workflow.wait_condition(lambda: self.started)
         if self.stage not in TERMINAL:
             try:

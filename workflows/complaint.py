@@ -53,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
     # The statement's own module, passed through too: the data converter resolves the
     # dataclass's fields by the module that defines it.
     from workflows.approval_contract import SignedStatement, activity_queue
+    from workflows.arguments import well_typed
     from workflows.complaint_contract import (
         CASE_KIND as KIND_COMPLAINT,
     )
@@ -401,6 +402,8 @@ class ComplaintWorkflow:
         reported. Validators do not run on replay.
         """
         try:
+            if not well_typed(act, Act):
+                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
             facts = _facts(act.statement, kind)
             if facts.case_number != self.case.case_number:
                 raise _refuse("PermissionDenied", f"the statement is about case "
@@ -584,7 +587,12 @@ class ComplaintWorkflow:
 
     @workflow.signal(name=MERGED_CASE)
     def merged_case(self, merged: MergedCase) -> None:
-        """A duplicate merged into this case: shown only (a signal carries no authority)."""
+        """A duplicate merged into this case: shown only (a signal carries no authority).
+        Anything but a MergedCase (a JSON null from a bare client) is dropped: a signal
+        handler that raised would fail the workflow task on every retry."""
+        if not well_typed(merged, MergedCase):
+            workflow.logger.warning("merged_case: dropped a signal that is not a MergedCase")
+            return
         number = merged.case_number
         if CASE_NUMBER_SHAPE.fullmatch(number) and number != self.case.case_number \
                 and number not in self.merged_cases and len(self.merged_cases) < 100:

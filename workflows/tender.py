@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
     from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
+    from workflows.arguments import well_typed
 
     # By the module's full name, so the sandbox hands over the worker's own module.
     from workflows.refused_acts import RefusedAct, printable, report, report_id
@@ -340,8 +341,10 @@ class TenderWorkflow:
     def _authored(self, update: str, act: OfficialAct, kind: StatementKind) -> TenderFacts:
         """The statement's facts if trading signed it, for this tender; refused otherwise,
         and reported (nothing but a forger sends anything else)."""
-        statement = act.statement
         try:
+            if not well_typed(act, OfficialAct):
+                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
+            statement = act.statement
             try:
                 facts = TenderFacts.read(statement.body)
             except TenderFacts.Malformed as error:

@@ -126,7 +126,11 @@ class PlatformDeliveryActivities:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout, follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout, follow_redirects=False,
+                # No HTTP(S)_PROXY, NO_PROXY or .netrc from the environment: the webhook URL
+                # as checked is where the event goes.
+                trust_env=False)
         return self._client
 
     @activity.defn(name=DELIVER_PLATFORM_EVENT)

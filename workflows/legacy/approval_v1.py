@@ -436,6 +436,10 @@ class ApprovalWorkflow:
 
     @workflow.signal(name=RECOMPUTE_DEADLINES)
     async def recompute_deadlines(self, request: Recompute) -> None:
+        # A JSON null (or any other shape) is dropped: raising would wedge the workflow.
+        if not isinstance(request, Recompute) or not isinstance(request.reason, str):
+            workflow.logger.warning("recompute_deadlines: dropped a malformed signal")
+            return
         await workflow.wait_condition(lambda: self.started)
         if self.stage in TERMINAL:
             return

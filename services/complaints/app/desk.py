@@ -19,7 +19,8 @@ Each act
 
 A refusal leaves nothing behind: the request id is released. An outage
 (UNAVAILABLE) keeps it, because the act may have been taken; the caller
-sends the same request again.
+sends the same request again, which goes through again with the same update
+id, so Temporal answers it with the first result (as review's take_request).
 """
 
 from __future__ import annotations
@@ -124,10 +125,9 @@ def _take_request(*, uow: ComplaintsUnitOfWork, caller: Caller, request_id: str,
                 raise AlreadyExists(
                     f"request_id {request_id} was used for another request: use a new "
                     "request_id for a new request")
-            if not earlier.response:
-                raise Unavailable(f"request {request_id} is still being answered: send it "
-                                  "again in a moment")
-            return earlier.response
+            # Not answered yet (an outage, or a twin in flight): it goes through again
+            # with the same update id, and Temporal answers with the first result.
+            return earlier.response or None
         uow.requests.add(HandledRequest(caller.system, request_id, print_, case_number, ""),
                          received_at=now)
         uow.commit()

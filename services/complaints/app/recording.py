@@ -20,7 +20,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -541,11 +541,19 @@ _RECORDERS: dict[StatementKind, _Recorder] = {
 
 # ---- the clock --------------------------------------------------------------------------
 
+#: How far ahead of this service's clock a deadline Temporal says has passed may be: asked
+#: within it, the mark is retried; beyond it (or for a deadline the case does not have) it
+#: is refused and kept in the audit log as a violation.
+OVERDUE_CLOCK_SKEW = timedelta(minutes=1)
+
+
 def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> Escalated:
     """A deadline passed (督办): the escalation recorded once, the case marked overdue.
 
-    A case that no longer owes what the deadline was set for (signed for, replied
-    meanwhile) is left as it is.
+    Only the case's own recorded sign-for or reply deadline, once passed, is marked; any
+    other ``due`` (a rogue workflow calling the activity) is recorded as a violation and
+    changes nothing else. A case that no longer owes what the deadline was set for
+    (signed for, replied meanwhile) is left as it is.
     """
     identifier = hashlib.sha256(
         f"overdue/{request.case_number}/{request.what}/{request.due.isoformat()}"
@@ -559,6 +567,20 @@ def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> 
                            "database")
         if unit.acts.get(identifier) is not None:
             return Escalated(case.escalations)
+        recorded = case.sign_for_due if request.what == "sign_for" else case.reply_due
+        if recorded is None or request.due != recorded \
+                or request.due - now > OVERDUE_CLOCK_SKEW:
+            # Not the case's own deadline, or one still far ahead: not the case's workflow
+            # asking (anyone who reaches Temporal can call this activity). Kept, not done.
+            unit.audit.append(actor=Actor(WORKFLOWS), action="violation.refused_overdue",
+                              subject=f"complaint/{case.case_number}", at=now,
+                              details={"what": request.what, "due": request.due.isoformat()})
+            unit.commit()
+            return Escalated(case.escalations)
+        if request.due > now:
+            # A moment early (the service's clock behind Temporal's): retried, not refused.
+            raise Unavailable(f"the {request.what} deadline of case {case.case_number} has "
+                              "not passed yet on this service's clock: try again")
         try:
             rules.overdue(_state(unit, case), what=request.what)
         except FailedPrecondition:

@@ -103,11 +103,12 @@ def emit_platform_event(uow: ComplaintsUnitOfWork, *, platform_id: str, case_num
     stored = uow.cases.get(case_number)
     if stored is None or stored.complaint.platform_id != platform_id:
         raise ValueError(f"case {case_number} is not a case of platform {platform_id}")
+    sequence = uow.platform_event_numbers.next(platform_id)
     content = event_data(event_type, data, case_number=case_number,
-                         external_id=stored.complaint.external_id)
+                         external_id=stored.complaint.external_id, sequence=sequence)
     event = PlatformEvent(
         event_id=new_event_id(), platform_id=platform_id,
-        sequence=uow.platform_event_numbers.next(platform_id), case_number=case_number,
+        sequence=sequence, case_number=case_number,
         event_type=event_type, data=content, created_at=at, delivered_at=None, attempts=0,
         last_status=0)
     uow.platform_events.add(event)
@@ -148,7 +149,9 @@ def _readable_platform(uow: ComplaintsUnitOfWork, caller: Caller, platform_id: s
                 f"system {caller.system} is platform {own.id}'s: it reads only that "
                 "platform's events")
         return own.id
-    # Not a platform's system, yet the registry lets it call: the center's console.
+    # Not a platform's system, yet the registry lets it call: the center's console, for an
+    # operator of the center (as SetPlatformWebhook), never anonymously.
+    require_official(uow.staff, caller, role=WEBHOOK_ROLE, department_code=CENTER_DEPARTMENT)
     if not platform_id:
         raise InvalidArgument(
             f"system {caller.system} is no platform's: name the platform whose events to read",

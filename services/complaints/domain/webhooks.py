@@ -91,8 +91,11 @@ def event_body(event_type: str, data: dict[str, str], at: datetime) -> str:
 
 
 def event_data(event_type: str, data: dict[str, str], *, case_number: str,
-               external_id: str) -> dict[str, str]:
+               external_id: str, sequence: int) -> dict[str, str]:
     """The data an event carries; ValueError for a kind or a field this module does not know.
+
+    ``sequence`` is the event's number among its platform's events (decimal text), so a
+    receiver can put deliveries that arrive in parallel back in order.
 
     A caller passing something else is a bug in the caller, and refusing it keeps
     anything not listed here (a complainant's name, say) out of what platforms receive.
@@ -103,12 +106,24 @@ def event_data(event_type: str, data: dict[str, str], *, case_number: str,
     if set(data) != fields or not all(isinstance(v, str) for v in data.values()):
         raise ValueError(f"a {event_type} event carries exactly the text fields "
                          f"{sorted(fields)}, not {sorted(data)}")
-    return {**data, "case_number": case_number, "external_id": external_id}
+    return {**data, "case_number": case_number, "external_id": external_id,
+            "sequence": str(sequence)}
 
 
 def _bad_url(reason: str) -> InvalidArgument:
     return InvalidArgument(f"webhook url {reason}",
                            violations=[FieldViolation("url", reason)])
+
+
+#: The last label of a host a resolver reads as an IPv4 address (WHATWG URL: a number).
+_NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+
+
+def _canonical_ipv4(host: str) -> bool:
+    try:
+        return str(ipaddress.IPv4Address(host)) == host
+    except ValueError:
+        return False
 
 
 def check_webhook_url(url: str) -> str:
@@ -135,10 +150,21 @@ def check_webhook_url(url: str) -> str:
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise _bad_url("must use https: plain http is allowed only to the loopback host "
                        "(127.0.0.1, ::1, localhost)")
+    last_label = host.rstrip(".").rsplit(".", 1)[-1]
+    if _NUMERIC_LABEL.fullmatch(last_label) and not _canonical_ipv4(host):
+        # 2130706433, 0x7f.1, 0177.0.0.1, 127.1, 169.254.169.254.: resolvers read each as
+        # an IPv4 address, so each is refused unless written the one canonical way.
+        raise _bad_url("may name an IPv4 address only as four decimal numbers (a.b.c.d)")
     try:
         address = ipaddress.ip_address(host)
     except ValueError:
         return url
+    if isinstance(address, ipaddress.IPv6Address) and (
+            address.ipv4_mapped is not None or address.sixtofour is not None
+            or address.teredo is not None
+            or (int(address) >> 32 == 0 and not address.is_loopback
+                and not address.is_unspecified)):
+        raise _bad_url("may not name an IPv4 address inside an IPv6 one")
     if address.is_link_local or address.is_unspecified or address.is_multicast:
         raise _bad_url(f"may not point at {address}: a link-local, unspecified or multicast "
                        "address")

@@ -41,6 +41,7 @@ from kernel.errors import (
     Unauthenticated,
 )
 from kernel.fieldcipher import FieldCipher
+from kernel.text import text_fault
 from services.complaints.db.open311 import CaseSearch, HandlingSchema, Open311UnitOfWork
 from services.complaints.domain.cases import CASE_NUMBER_PATTERN
 from services.complaints.domain.model import CATEGORY_CODE
@@ -124,22 +125,48 @@ def _list(values: dict[str, list[str]], name: str) -> list[str]:
             if part.strip()]
 
 
+#: The years a date argument may fall in; beyond them no case exists, and the span
+#: arithmetic on one would overflow.
+FIRST_YEAR, LAST_YEAR = 2000, 2100
+#: Degrees as a person writes them: no exponent, no underscores, no inf or nan.
+_DEGREES = re.compile(r"[+-]?(?:[0-9]{1,3}(?:\.[0-9]{1,15})?|\.[0-9]{1,15})")
+
+
 def _instant(name: str, text: str) -> datetime:
     try:
         instant = datetime.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"{name} {text!r} is not a W3C date-time such as "
+        if instant.tzinfo is None or instant.utcoffset() is None:
+            raise BadRequest(f"{name} {text[:40]!r} has no time zone: end it with Z or an "
+                             "offset from UTC (+HH:MM)")
+        instant = instant.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise BadRequest(f"{name} {text[:40]!r} is not a W3C date-time such as "
                          "2026-01-05T01:00:00Z") from None
-    if instant.tzinfo is None or instant.utcoffset() is None:
-        raise BadRequest(f"{name} {text!r} has no time zone: end it with Z or an offset "
-                         "from UTC (+HH:MM)")
-    return instant.astimezone(UTC)
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise BadRequest(f"{name} {text[:40]!r} is outside the years {FIRST_YEAR} to "
+                         f"{LAST_YEAR}")
+    return instant
+
+
+def _no_controls(values: dict[str, list[str]]) -> dict[str, list[str]]:
+    """``values`` unless a name or a value holds a control character (NUL, ESC, DEL, C1 …),
+    refused as gRPC refuses them (kernel.text)."""
+    for name, given in values.items():
+        for text in (name, *given):
+            fault = text_fault(text)
+            if fault is not None:
+                shown = name if text_fault(name) is None else "a field name"
+                raise InvalidArgument(f"{shown} {fault}",
+                                      violations=[FieldViolation(shown, fault)])
+    return values
 
 
 def _degrees(name: str, text: str) -> float | None:
     if not text:
         return None
     try:
+        if not _DEGREES.fullmatch(text):
+            raise ValueError(text)
         return float(text)
     except ValueError:
         raise InvalidArgument(f"{name} {text!r} is not a number of degrees",
@@ -151,7 +178,7 @@ def _query(request: Request) -> dict[str, list[str]]:
     for name, value in request.query_params.multi_items():
         if value:  # GeoReport: an empty argument is one not given
             values.setdefault(name, []).append(value)
-    return values
+    return _no_controls(values)
 
 
 class Open311Api:
@@ -288,7 +315,7 @@ async def _form(request: Request) -> dict[str, list[str]]:
     for name, value in pairs:
         if value:  # GeoReport: an empty argument is one not given
             fields.setdefault(name, []).append(value)
-    return fields
+    return _no_controls(fields)
 
 
 def _service_request_form(fields: dict[str, list[str]]) -> handlers.ServiceRequestForm:

@@ -383,6 +383,7 @@ async def test_a_rating_after_the_window_is_refused_and_changes_nothing(bench: B
 async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -> None:
     number = await bench.submit("HL-10")
     due = bench.case(number).sign_for_due
+    bench.clock[0] = due + timedelta(seconds=1)
     first = await ActivityEnvironment().run(bench.activities.mark_overdue,
                                             Overdue(number, "sign_for", due))
     again = await ActivityEnvironment().run(bench.activities.mark_overdue,

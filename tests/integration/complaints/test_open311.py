@@ -466,6 +466,19 @@ _BAD_POSTS: list[tuple[str, dict[str, str], int, str]] = [
     ("unknown field", _case(colour="red"), 400, "colour"),
     ("no name", _case(first_name="", last_name=""), 400, "first_name"),
     ("bad phone", _case(phone="call me"), 400, "phone"),
+    # Control characters, refused as gRPC refuses them (kernel.text), never a 500.
+    ("NUL in the description", _case(description="超市\x00过期"), 400, "description"),
+    ("ESC in a name", _case(first_name="张\x1b[31m"), 400, "first_name"),
+    ("DEL in the address", _case(address_string="长安街\x7f1号"), 400, "address_string"),
+    ("C1 in the description", _case(description="超市\x85过期"), 400, "description"),
+    ("NUL in an attribute", _case(**{"attribute[external_id]": "HL-\x00"}), 400,
+     "external_id"),
+    # Degrees by a strict pattern: no underscores, exponents, inf or nan.
+    ("lat with an underscore", _case(lat="4_1.8"), 400, "lat"),
+    ("lat with an exponent", _case(lat="4e1"), 400, "lat"),
+    ("long infinity", _case(long="inf"), 400, "long"),
+    ("long spelled infinity", _case(long="-Infinity"), 400, "long"),
+    ("lat hex", _case(lat="0x1p4"), 400, "lat"),
 ]
 
 
@@ -526,6 +539,16 @@ _BAD_READS: list[tuple[str, str, dict[str, str], int]] = [
     ("more than 90 days", "/requests.json",
      {"start_date": "2026-01-01T00:00:00Z", "end_date": "2026-06-01T00:00:00Z"}, 400),
     ("unknown status", "/requests.json", {"status": "pending"}, 400),
+    ("date before 2000", "/requests.json", {"start_date": "1999-12-31T00:00:00Z"}, 400),
+    ("date after 2100", "/requests.json", {"end_date": "2101-01-01T00:00:00Z"}, 400),
+    ("date that overflows", "/requests.json", {"end_date": "9999-12-31T23:59:59-14:00"},
+     400),
+    ("date that underflows", "/requests.xml", {"start_date": "0001-01-01T00:00:00+14:00"},
+     400),
+    ("first date there is", "/requests.json", {"start_date": "0001-01-01T00:00:00Z"}, 400),
+    ("last date there is", "/requests.json", {"end_date": "9999-12-31T23:59:59Z"}, 400),
+    ("NUL in a read", "/requests.json", {"status": "open\x00"}, 400),
+    ("C1 in a read", "/requests.xml", {"service_code": "SC-01\x9b"}, 400),
     ("malformed request id", "/requests.json", {"service_request_id": "1 OR 1=1"}, 400),
     ("malformed service code", "/requests.xml", {"service_code": "SC01"}, 400),
     ("unknown service code", "/requests.json", {"service_code": "SC-99"}, 404),

@@ -227,12 +227,17 @@ async def test_a_platform_pulls_its_own_events_and_never_another_platforms(
         other = await Stub(portal).ListPlatformEvents(pb.ListPlatformEventsRequest())
         prying = await _refused(Stub(hotline).ListPlatformEvents(
             pb.ListPlatformEventsRequest(platform_id=PORTAL_ID)))
+        not_an_operator = await _refused(Stub(operator).ListPlatformEvents(
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID), metadata=DISPATCHER))
         named = await Stub(hotline).ListPlatformEvents(
             pb.ListPlatformEventsRequest(platform_id=HOTLINE_ID))
         console = await Stub(operator).ListPlatformEvents(
-            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID))
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID), metadata=OPERATOR)
         unnamed = await _refused(Stub(operator).ListPlatformEvents(
-            pb.ListPlatformEventsRequest()))
+            pb.ListPlatformEventsRequest(), metadata=OPERATOR))
+        # Another system, without an operator of the center: refused.
+        anonymous = await _refused(Stub(operator).ListPlatformEvents(
+            pb.ListPlatformEventsRequest(platform_id=PORTAL_ID)))
     assert [e.event_id for e in own.events] == mine
     assert [e.sequence for e in own.events] == [1, 2]
     assert [e.event_id for e in other.events] == theirs == [
@@ -241,12 +246,17 @@ async def test_a_platform_pulls_its_own_events_and_never_another_platforms(
     assert named.events == own.events
     assert prying.code() == grpc.StatusCode.PERMISSION_DENIED
     assert unnamed.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert anonymous.code() in (grpc.StatusCode.PERMISSION_DENIED,
+                                grpc.StatusCode.UNAUTHENTICATED)
+    assert not_an_operator.code() == grpc.StatusCode.PERMISSION_DENIED
     status, reply = own.events
     assert status.event_type == "complaint.status_changed"
     assert dict(status.data) == {"status": "handling", "department_code": "SCJGJ",
-                                 "case_number": hotline_case, "external_id": "HL-1"}
+                                 "case_number": hotline_case, "external_id": "HL-1",
+                                 "sequence": "1"}
     assert reply.event_type == "complaint.replied"
     assert reply.data["reply"] == "经查，该店已停业整顿。"
+    assert [e.data["sequence"] for e in own.events] == ["1", "2"]
     assert not reply.HasField("delivered_at")
     # The complainant is in no event, pulled or stored.
     assert NAME not in str(own) and PHONE not in str(own)
@@ -355,6 +365,7 @@ async def test_a_webhook_refused_three_times_delivers_one_event_under_one_id(
     assert body["type"] == "complaint.replied"
     assert body["data"]["case_number"] == case
     assert body["data"]["reply"] == "经查，该店已停业整顿。"
+    assert body["data"]["sequence"] == "1"
     # Every attempt sent the same body; only its timestamp and signature are its own.
     assert len({r.body for r in receiver.requests}) == 1
     assert NAME not in receiver.requests[0].body.decode()
