@@ -352,7 +352,9 @@ async def test_an_objection_to_the_candidates_lengthens_their_publication(
         objected = await case.now()
         await case.act(t.OBJECT, K.OBJECTION, objection_id="OB-1", target="candidates",
                        answer_due=objected + timedelta(days=3))
-        await case.skip_to(objected + timedelta(days=1))
+        # A second past the day: the objection itself was signed a moment after ``objected``,
+        # so the pause (answer's instant minus objection's) is a whole day at least.
+        await case.skip_to(objected + timedelta(days=1, seconds=1))
         await case.act(t.ANSWER_OBJECTION, K.OBJECTION_ANSWER, objection_id="OB-1")
         later = await case.status()
         assert later.award_from is not None
