@@ -34,7 +34,6 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.chinatime import china_date
-    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import (
         CASE_KIND,
         CASE_NUMBER,
@@ -43,6 +42,14 @@ with workflow.unsafe.imports_passed_through():
         ITEM_CODE,
         SLA_STATE,
         STAGE,
+    )
+    from workflows.acts import (
+        check_signature,
+        read_statement,
+        refuse,
+        refused_by_activity,
+        shaped,
+        stuck,
     )
     from workflows.approval_contract import (
         CASE_KIND as KIND_APPROVAL,
@@ -129,55 +136,11 @@ SEAL_RECEIPT_SIGNED = "seal-receipt-signed"
 PAUSE_RECORDED_WITH_STATEMENT = "pause-recorded-with-its-statement"
 
 
-def _refuse(kind: str, message: str) -> ApplicationError:
-    """An update refusal; ``kind`` is the gRPC status the service answers with."""
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
-def _shaped(update: str, value: object, shape: type) -> None:
-    """Refuse at once an update argument of the wrong shape (a JSON null, a wrong type)."""
-    if not well_typed(value, shape):
-        raise _refuse("InvalidArgument", f"the {update} argument is not a {shape.__name__}")
-
-
-def _refused_by_activity(error: ActivityError) -> ApplicationError:
-    """An act the service refused when the workflow asked it to record it: refused here too."""
-    cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return _refuse(cause.type, cause.message)
-    return _refuse("FailedPrecondition", "the service did not record it; try again")
-
-
-def _stuck(what: str, error: ActivityError) -> RuntimeError:
-    """A record the case cannot do without failed for good: a bug or a misconfiguration.
-
-    Not a business outcome, so the case must not end: the workflow task fails
-    instead (shown in the UI, retried), until an operator fixes the cause.
-    """
-    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-    return RuntimeError(f"the case {what}: {cause}")
-
-
 def _facts(statement: SignedStatement, kind: StatementKind) -> StatementFacts:
     """The statement's facts, if its signer signed it; refused otherwise."""
-    try:
-        facts = StatementFacts.read(statement.body)
-    except StatementFacts.Malformed as error:
-        raise _refuse("InvalidArgument", str(error)) from error
-    if facts.kind != kind:
-        raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
-    try:
-        # The signature check raises from native code, which imports its exception type:
-        # that import must reach the real module, not the sandbox's copy.
-        with workflow.unsafe.imports_passed_through():
-            verify_in_workflow(Signed(statement.body, statement.signer, statement.key_id,
-                                      statement.signature), signer=STATEMENT_SIGNER[kind])
-    except BadSignature as error:
-        workflow.logger.warning(f"violation.forged_statement: {error}", extra={
-            "kind": str(kind), "reason": str(error)})
-        raise _refuse("PermissionDenied",
-                      f"the {kind} is not one the {STATEMENT_SIGNER[kind]} service signed: "
-                      "refused") from error
+    facts = read_statement(statement, kind, read=StatementFacts.read,
+                           malformed=StatementFacts.Malformed)
+    check_signature(statement, kind, signer=STATEMENT_SIGNER[kind])
     return facts
 
 
@@ -231,7 +194,7 @@ class ApprovalWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary="open the case: deadlines and the review task")
         except ActivityError as error:
-            raise _stuck("could not be opened in review", error) from error
+            raise stuck("case", "could not be opened in review", error) from error
         workflow.upsert_search_attributes([DUE_TIME.value_set(self.deadlines.promised_due_at)])
         self.started = True
         self._show()
@@ -271,7 +234,7 @@ class ApprovalWorkflow:
         try:
             await self._record_once(step)
         except ActivityError as error:
-            raise _stuck("could not record its last step", error) from error
+            raise stuck("case", "could not record its last step", error) from error
 
     async def _record_once(self, step: Transition | CaseClosing) -> None:
         if isinstance(step, Transition):
@@ -300,7 +263,7 @@ class ApprovalWorkflow:
         try:
             rule(self._state(), facts)
         except RuleBroken as broken:
-            raise _refuse(broken.status, broken.message) from broken
+            raise refuse(broken.status, broken.message) from broken
 
     def _authored(self, update: str, statement: SignedStatement, kind: StatementKind, *,
                   texts: dict[str, str] | None = None,
@@ -317,10 +280,10 @@ class ApprovalWorkflow:
         try:
             facts = _facts(statement, kind)
             if facts.case_number != self.case.case_number:
-                raise _refuse("PermissionDenied", f"the statement is about case "
+                raise refuse("PermissionDenied", f"the statement is about case "
                               f"{facts.case_number}, not {self.case.case_number}")
             if texts is not None and content_digest(**texts) != facts.content_sha256:
-                raise _refuse("InvalidArgument", texts_refusal)
+                raise refuse("InvalidArgument", texts_refusal)
         except ApplicationError as refused:
             info = workflow.info()
             update_info = workflow.current_update_info()
@@ -353,7 +316,7 @@ class ApprovalWorkflow:
 
     @decide.validator
     def _validate_decide(self, decision: Decision) -> None:
-        _shaped(DECIDE, decision, Decision)
+        shaped(DECIDE, decision, Decision)
         facts = self._authored(
             DECIDE, decision.statement, StatementKind.DECISION,
             texts={"opinion": decision.opinion, "legal_basis": decision.legal_basis},
@@ -407,15 +370,15 @@ class ApprovalWorkflow:
         update handler runs again on replay, where the worker's keys may differ.
         """
         if receipt.statement is None:
-            raise _refuse("PermissionDenied", "the seal came back without intake's signature")
+            raise refuse("PermissionDenied", "the seal came back without intake's signature")
         try:
             facts = StatementFacts.read(receipt.statement.body)
         except StatementFacts.Malformed as error:
-            raise _refuse("PermissionDenied", f"the seal came back unreadable: {error}") \
+            raise refuse("PermissionDenied", f"the seal came back unreadable: {error}") \
                 from error
         if facts.kind != StatementKind.SEALED or facts.case_number != self.case.case_number \
                 or not facts.certificate_number:
-            raise _refuse("PermissionDenied",
+            raise refuse("PermissionDenied",
                           f"the seal came back for case {facts.case_number}, not this one")
         return facts
 
@@ -446,7 +409,7 @@ class ApprovalWorkflow:
 
     @withdraw.validator
     def _validate_withdraw(self, withdrawal: Withdrawal) -> None:
-        _shaped(WITHDRAW, withdrawal, Withdrawal)
+        shaped(WITHDRAW, withdrawal, Withdrawal)
         self._check(check_withdrawal,
                     self._authored(WITHDRAW, withdrawal.statement, StatementKind.WITHDRAWAL))
 
@@ -469,7 +432,7 @@ class ApprovalWorkflow:
 
     @start_special_procedure.validator
     def _validate_start(self, change: ClockChange) -> None:
-        _shaped(START_SPECIAL_PROCEDURE, change, ClockChange)
+        shaped(START_SPECIAL_PROCEDURE, change, ClockChange)
         self._check(check_procedure_start, self._authored(
             START_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_START))
 
@@ -485,7 +448,7 @@ class ApprovalWorkflow:
         except ActivityError as error:
             self.paused[-1].end_on = ""
             self.pause_statements.pop()
-            raise _refused_by_activity(error) from error
+            raise refused_by_activity(error) from error
         await self._notify("special_procedure_ended", {"procedure": facts.procedure},
                            change.statement)
         self._show()
@@ -493,7 +456,7 @@ class ApprovalWorkflow:
 
     @end_special_procedure.validator
     def _validate_end(self, change: ClockChange) -> None:
-        _shaped(END_SPECIAL_PROCEDURE, change, ClockChange)
+        shaped(END_SPECIAL_PROCEDURE, change, ClockChange)
         self._check(check_procedure_end, self._authored(
             END_SPECIAL_PROCEDURE, change.statement, StatementKind.PROCEDURE_END))
 
@@ -508,14 +471,14 @@ class ApprovalWorkflow:
             await self._recompute("legal limit extended", cause="extended")
         except ActivityError as error:
             self.extension = None
-            raise _refused_by_activity(error) from error
+            raise refused_by_activity(error) from error
         await self._notify("time_limit_extended", {"days": str(facts.days)}, change.statement)
         self._show()
         return self._receipt()
 
     @extend_time_limit.validator
     def _validate_extend(self, change: ClockChange) -> None:
-        _shaped(EXTEND_TIME_LIMIT, change, ClockChange)
+        shaped(EXTEND_TIME_LIMIT, change, ClockChange)
         facts = self._authored(EXTEND_TIME_LIMIT, change.statement, StatementKind.EXTENSION,
                                texts={"reason": change.reason},
                                texts_refusal="the reason is not the one review signed")

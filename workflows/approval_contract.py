@@ -30,6 +30,7 @@ from typing import Any
 import rfc8785
 
 from kernel.signing import BadSignature, Signed, TrustedKeys
+from workflows.statement_fields import StatementFields
 
 #: The workflow type. Version 2: signed statements and one recording activity per
 #: transition. Version 1 ("ApprovalWorkflow") lives on in workflows/legacy for replay.
@@ -211,23 +212,8 @@ class StatementFacts:
 
     @classmethod
     def read(cls, body: dict[str, Any]) -> StatementFacts:
-        def text(key: str, required: bool = False) -> str:
-            value = body.get(key, "")
-            if not isinstance(value, str) or (required and not value):
-                raise cls.Malformed(f"statement field {key} is missing or not text")
-            return value
-
-        def number(key: str) -> int:
-            value = body.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not a whole number")
-            return value
-
-        def texts(key: str) -> tuple[str, ...]:
-            value = body.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise cls.Malformed(f"statement field {key} is not a list of text")
-            return tuple(value)
+        fields = StatementFields(body, cls.Malformed)
+        text, number, texts = fields.text, fields.number, fields.texts
 
         kind = text("kind", required=True)
         if kind not in set(StatementKind):

@@ -39,7 +39,6 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import (
         CASE_KIND,
         CASE_NUMBER,
@@ -48,6 +47,14 @@ with workflow.unsafe.imports_passed_through():
         ITEM_CODE,
         SLA_STATE,
         STAGE,
+    )
+    from workflows.acts import (
+        check_signature,
+        read_statement,
+        refuse,
+        refused_by_activity,
+        shaped,
+        stuck,
     )
 
     # The statement's own module, passed through too: the data converter resolves the
@@ -143,49 +150,11 @@ DELIVERY_TIMEOUT = timedelta(seconds=30)
 Rule = Callable[[ComplaintState, ComplaintFacts, Texts], None]
 
 
-def _refuse(kind: str, message: str) -> ApplicationError:
-    """An update refusal; ``kind`` is the gRPC status the service answers with."""
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
-def _refused_by_activity(error: ActivityError) -> ApplicationError:
-    """An act the service refused when the workflow asked it to record it: refused here too."""
-    cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return _refuse(cause.type, cause.message)
-    return _refuse("FailedPrecondition", "the service did not record it; try again")
-
-
-def _stuck(what: str, error: ActivityError) -> RuntimeError:
-    """A record the case cannot do without failed for good: a bug or a misconfiguration.
-
-    Not a business outcome, so the case must not end: the workflow task fails
-    instead (shown in the UI, retried), until an operator fixes the cause.
-    """
-    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-    return RuntimeError(f"the case {what}: {cause}")
-
-
 def _facts(statement: SignedStatement, kind: StatementKind) -> ComplaintFacts:
     """The statement's facts, if the complaints service signed it; refused otherwise."""
-    try:
-        facts = ComplaintFacts.read(statement.body)
-    except ComplaintFacts.Malformed as error:
-        raise _refuse("InvalidArgument", str(error)) from error
-    if facts.kind != kind:
-        raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
-    try:
-        # The signature check raises from native code, which imports its exception type:
-        # that import must reach the real module, not the sandbox's copy.
-        with workflow.unsafe.imports_passed_through():
-            verify_in_workflow(Signed(statement.body, statement.signer, statement.key_id,
-                                      statement.signature), signer=STATEMENT_SIGNER)
-    except BadSignature as error:
-        workflow.logger.warning(f"violation.forged_statement: {error}", extra={
-            "kind": str(kind), "reason": str(error)})
-        raise _refuse("PermissionDenied",
-                      f"the {kind} is not one the {STATEMENT_SIGNER} service signed: "
-                      "refused") from error
+    facts = read_statement(statement, kind, read=ComplaintFacts.read,
+                           malformed=ComplaintFacts.Malformed)
+    check_signature(statement, kind, signer=STATEMENT_SIGNER)
     return facts
 
 
@@ -250,7 +219,7 @@ class ComplaintWorkflow:
                 result_type=CaseClock, start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RECORDING, summary="open the case: its deadlines")
         except ActivityError as error:
-            raise _stuck("could not be opened", error) from error
+            raise stuck("case", "could not be opened", error) from error
         self.sign_for_due, self.reply_due = clock.sign_for_due, clock.reply_due
         self._deliver(clock.platform_events)
         self.started = True
@@ -339,7 +308,7 @@ class ComplaintWorkflow:
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                     summary="close the case: the rating window lapsed")
             except ActivityError as error:
-                raise _stuck("could not be closed", error) from error
+                raise stuck("case", "could not be closed", error) from error
             self.end_reason = CloseReason.RATING_WINDOW_LAPSED
             self._take_recorded(recorded)
             self._show()
@@ -352,7 +321,7 @@ class ComplaintWorkflow:
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                 summary=f"escalate (督办): {what} overdue")
         except ActivityError as error:
-            raise _stuck(f"could not escalate its {what} deadline", error) from error
+            raise stuck("case", f"could not escalate its {what} deadline", error) from error
         self.escalations = escalated.escalations
         self._deliver(escalated.platform_events)
         self._show()
@@ -389,7 +358,7 @@ class ComplaintWorkflow:
         try:
             rule(self._state(busy=busy), facts, texts)
         except RuleBroken as broken:
-            raise _refuse(broken.status, broken.message) from broken
+            raise refuse(broken.status, broken.message) from broken
 
     def _authored(self, update: str, act: Act, kind: StatementKind) -> ComplaintFacts:
         """The statement's facts if the complaints service made it, for this case and these
@@ -402,14 +371,13 @@ class ComplaintWorkflow:
         reported. Validators do not run on replay.
         """
         try:
-            if not well_typed(act, Act):
-                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
+            shaped(update, act, Act, called="an act")
             facts = _facts(act.statement, kind)
             if facts.case_number != self.case.case_number:
-                raise _refuse("PermissionDenied", f"the statement is about case "
+                raise refuse("PermissionDenied", f"the statement is about case "
                               f"{facts.case_number}, not {self.case.case_number}")
             if not texts_match(kind, facts.content_sha256, act.texts):
-                raise _refuse("InvalidArgument",
+                raise refuse("InvalidArgument",
                               f"the texts are not the ones the {STATEMENT_SIGNER} service signed")
         except ApplicationError as refused:
             info = workflow.info()
@@ -444,7 +412,7 @@ class ComplaintWorkflow:
                         start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                         summary=f"record {facts.kind} by {facts.official_id}")
                 except ActivityError as error:
-                    raise _refused_by_activity(error) from error
+                    raise refused_by_activity(error) from error
                 self._take_act(facts, recorded)
         finally:
             self.acting = False

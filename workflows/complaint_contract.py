@@ -39,6 +39,7 @@ from workflows.approval_contract import (
     iso_instant,
     statement_json,
 )
+from workflows.statement_fields import StatementFields
 
 __all__ = [
     "CASE_NUMBER_SHAPE", "SignedStatement", "SlaState", "activity_queue", "as_statement",
@@ -243,29 +244,8 @@ class ComplaintFacts:
 
     @classmethod
     def read(cls, body: dict[str, Any]) -> ComplaintFacts:
-        def text(key: str, required: bool = False) -> str:
-            value = body.get(key, "")
-            if not isinstance(value, str) or (required and not value):
-                raise cls.Malformed(f"statement field {key} is missing or not text")
-            return value
-
-        def number(key: str) -> int:
-            value = body.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not a whole number")
-            return value
-
-        def flag(key: str) -> bool:
-            value = body.get(key, False)
-            if not isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not true or false")
-            return value
-
-        def texts(key: str) -> tuple[str, ...]:
-            value = body.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise cls.Malformed(f"statement field {key} is not a list of text")
-            return tuple(value)
+        fields = StatementFields(body, cls.Malformed)
+        text, number, flag, texts = fields.text, fields.number, fields.flag, fields.texts
 
         kind = text("kind", required=True)
         if kind not in set(StatementKind):

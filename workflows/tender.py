@@ -35,11 +35,17 @@ from temporalio.common import RetryPolicy, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
+    from workflows.acts import (
+        check_signature,
+        read_statement,
+        refuse,
+        refused_by_activity,
+        shaped,
+        stuck,
+    )
     from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
-    from workflows.arguments import well_typed
 
     # By the module's full name, so the sandbox hands over the worker's own module.
     from workflows.refused_acts import RefusedAct, printable, report, report_id
@@ -95,24 +101,6 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                                                    "PermissionDenied", "FailedPrecondition",
                                                    "AlreadyExists"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
-
-
-def _refuse(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
-def _refused_by_activity(error: ActivityError) -> ApplicationError:
-    cause = error.cause
-    if isinstance(cause, ApplicationError) and cause.type:
-        return _refuse(cause.type, cause.message)
-    return _refuse("FailedPrecondition", "the trading service did not record it; try again")
-
-
-def _stuck(what: str, error: ActivityError) -> RuntimeError:
-    """A record the tender cannot do without failed for good: fail the workflow task (shown
-    in the UI, retried) rather than end the tender."""
-    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-    return RuntimeError(f"the tender {what}: {cause}")
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -256,7 +244,7 @@ class TenderWorkflow:
                     retry_policy=RECORDING,
                     summary="the deadline: count the bids, publish the opening or the failure")
         except ActivityError as error:
-            raise _stuck("could not close its bidding", error) from error
+            raise stuck("tender", "could not close its bidding", error) from error
         if closed.feed_sequence:
             self.feed_sequences.append(closed.feed_sequence)
         return closed
@@ -314,7 +302,7 @@ class TenderWorkflow:
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                     summary=summary)
         except ActivityError as error:
-            raise _stuck(f"could not record its step {step.step}", error) from error
+            raise stuck("tender", f"could not record its step {step.step}", error) from error
         if receipt.feed_sequence:
             self.feed_sequences.append(receipt.feed_sequence)
         return receipt
@@ -328,7 +316,7 @@ class TenderWorkflow:
                     result_type=StepReceipt, start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=RECORDING, summary=summary)
         except ActivityError as error:
-            raise _refused_by_activity(error) from error
+            raise refused_by_activity(error, service="trading service") from error
         if receipt.feed_sequence:
             self.feed_sequences.append(receipt.feed_sequence)
         return receipt
@@ -342,32 +330,17 @@ class TenderWorkflow:
         """The statement's facts if trading signed it, for this tender; refused otherwise,
         and reported (nothing but a forger sends anything else)."""
         try:
-            if not well_typed(act, OfficialAct):
-                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
+            shaped(update, act, OfficialAct, called="an act")
             statement = act.statement
-            try:
-                facts = TenderFacts.read(statement.body)
-            except TenderFacts.Malformed as error:
-                raise _refuse("InvalidArgument", str(error)) from error
-            if facts.kind != kind:
-                raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
-            try:
-                with workflow.unsafe.imports_passed_through():
-                    verify_in_workflow(Signed(statement.body, statement.signer,
-                                              statement.key_id, statement.signature),
-                                       signer=SIGNER)
-            except BadSignature as error:
-                workflow.logger.warning(f"violation.forged_statement: {error}", extra={
-                    "kind": str(kind), "reason": str(error)})
-                raise _refuse(PERMISSION_DENIED,
-                              f"the {kind} is not one the trading service signed: refused") \
-                    from error
+            facts = read_statement(statement, kind, read=TenderFacts.read,
+                                   malformed=TenderFacts.Malformed)
+            check_signature(statement, kind, signer=SIGNER)
             if facts.tender_no != self.tender.tender_no:
-                raise _refuse(PERMISSION_DENIED, f"the statement is about tender "
+                raise refuse(PERMISSION_DENIED, f"the statement is about tender "
                               f"{facts.tender_no}, not {self.tender.tender_no}")
             if (facts.content_sha256 or act.text) and \
                     content_digest(text=act.text) != facts.content_sha256:
-                raise _refuse("InvalidArgument", "the text is not the one trading signed")
+                raise refuse("InvalidArgument", "the text is not the one trading signed")
         except ApplicationError as refused:
             info = workflow.info()
             update_info = workflow.current_update_info()
@@ -384,12 +357,12 @@ class TenderWorkflow:
         try:
             rule()
         except RuleBroken as broken:
-            raise _refuse(broken.status, broken.message) from broken
+            raise refuse(broken.status, broken.message) from broken
 
     def _require(self, condition: bool, message: str, status: str = "FailedPrecondition"
                  ) -> None:
         if not condition:
-            raise _refuse(status, message)
+            raise refuse(status, message)
 
     def _receipt(self, receipt: StepReceipt) -> ActReceipt:
         return ActReceipt(self.tender.tender_no, self.stage, self.deadline,
@@ -455,7 +428,7 @@ class TenderWorkflow:
                           "an objection is waiting for its answer: a further objection waits "
                           "until it is answered")
         else:
-            raise _refuse("InvalidArgument", "an objection is to the documents or the candidates")
+            raise refuse("InvalidArgument", "an objection is to the documents or the candidates")
 
     @workflow.update(name=OBJECT)
     async def object_to(self, act: OfficialAct) -> ActReceipt:

@@ -28,6 +28,7 @@ from typing import Any
 
 from kernel.signing import BadSignature, Signed, TrustedKeys
 from workflows.approval_contract import SignedStatement, iso_instant
+from workflows.statement_fields import StatementFields
 
 #: The workflow type.
 WORKFLOW_NAME = "TenderWorkflow"
@@ -161,36 +162,9 @@ class TenderFacts:
 
     @classmethod
     def read(cls, body: dict[str, Any]) -> TenderFacts:
-        def text(key: str, required: bool = False) -> str:
-            value = body.get(key, "")
-            if not isinstance(value, str) or (required and not value):
-                raise cls.Malformed(f"statement field {key} is missing or not text")
-            return value
-
-        def number(key: str) -> int:
-            value = body.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not a whole number")
-            return value
-
-        def texts(key: str) -> tuple[str, ...]:
-            value = body.get(key, [])
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise cls.Malformed(f"statement field {key} is not a list of text")
-            return tuple(value)
-
-        def flag(key: str) -> bool:
-            value = body.get(key, False)
-            if not isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not true or false")
-            return value
-
-        def numbers(key: str) -> tuple[int, ...]:
-            value = body.get(key, [])
-            if not isinstance(value, list) or not all(
-                    isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise cls.Malformed(f"statement field {key} is not a list of whole numbers")
-            return tuple(value)
+        fields = StatementFields(body, cls.Malformed)
+        text, number, flag = fields.text, fields.number, fields.flag
+        texts, numbers = fields.texts, fields.numbers
 
         kind = text("kind", required=True)
         if kind not in set(StatementKind):
