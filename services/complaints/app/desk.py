@@ -46,6 +46,7 @@ from kernel.errors import (
     Unavailable,
 )
 from kernel.fieldcipher import FieldCipher
+from kernel.handled_requests import HandledRequest
 from kernel.identity import Caller
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
@@ -55,7 +56,6 @@ from services.complaints.db.repository import (
     CaseHandling,
     CoHandler,
     ComplaintsUnitOfWork,
-    HandledRequest,
     Reply,
     StoredPolicy,
 )

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Row, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from kernel import handled_requests as kernel_requests
 from kernel.audit import AuditLog
 from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
@@ -613,45 +614,13 @@ class DeadlinePolicies:
                 "again and retry") from error
 
 
-@dataclass(frozen=True)
-class HandledRequest:
-    system: str
-    request_id: str
-    fingerprint: str
-    case_number: str
-    #: JSON of the answer; empty while the request is in flight.
-    response: str
-
-
-class HandledRequests:
-    """Requests taken, keyed by the calling system and its request id."""
+class HandledRequests(kernel_requests.HandledRequests):
+    """The handling desk's requests taken."""
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._t = tables.handled_requests
+        super().__init__(connection, tables.handled_requests)
 
-    def get(self, system: str, request_id: str) -> HandledRequest | None:
-        row = self._connection.execute(select(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id)).first()
-        if row is None:
-            return None
-        return HandledRequest(row.system, row.request_id, row.fingerprint, row.case_number,
-                              row.response)
 
-    def add(self, request: HandledRequest, *, received_at: datetime) -> None:
-        self._connection.execute(insert(self._t).values(
-            system=request.system, request_id=request.request_id,
-            fingerprint=request.fingerprint, case_number=request.case_number,
-            response=request.response, received_at=received_at))
-
-    def answer(self, system: str, request_id: str, response: str) -> None:
-        self._connection.execute(update(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id)
-            .values(response=response))
-
-    def remove(self, system: str, request_id: str) -> None:
-        self._connection.execute(delete(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id))
 class PlatformWebhooks:
     """Repository of the platforms' webhook URLs and their sealed signing secrets."""
 

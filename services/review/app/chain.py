@@ -23,10 +23,11 @@ from kernel.audit import Actor
 from kernel.calendar import WorkingCalendar
 from kernel.chinatime import china_date
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
+from kernel.handled_requests import HandledRequest
 from kernel.signing import BadSignature, TrustedKeys
 from services.review.app.handlers import WORKFLOWS
 from services.review.db.audit import DECISIONS
-from services.review.db.repository import HandledRequest, ReviewUnitOfWork
+from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain import deadlines as rules
 from services.review.domain.deadlines import CaseDeadlines, Pause
 from services.review.domain.progress import CaseProgress, ChainEvent

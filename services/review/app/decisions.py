@@ -29,11 +29,12 @@ import rfc8785
 from pydantic import TypeAdapter
 
 from kernel.errors import AlreadyExists, FailedPrecondition, GovhallError, Unavailable
+from kernel.handled_requests import HandledRequest
 from kernel.identity import Caller
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from kernel.workflow_gateway import WorkflowGateway
 from services.review.app import handlers
-from services.review.db.repository import HandledRequest, ReviewUnitOfWork
+from services.review.db.repository import ReviewUnitOfWork
 from services.review.domain.tasks import Capacity
 from workflows.approval_contract import (
     DECIDE,

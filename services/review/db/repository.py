@@ -10,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Row, and_, delete, func, insert, or_, select, update
 
+from kernel import handled_requests as kernel_requests
 from kernel.audit import AuditLog
 from kernel.authority import AuthorityRecords
 from kernel.calendar import YearSchedule
@@ -406,41 +407,11 @@ class ChainEvents:
                            sla_state=r.sla_state, sequence=r.sequence) for r in rows]
 
 
-@dataclass(frozen=True)
-class HandledRequest:
-    system: str
-    request_id: str
-    fingerprint: str
-    case_number: str
-    #: JSON of the answer; empty while the request is in flight.
-    response: str
-
-
-class HandledRequests:
-    """Repository of requests taken, keyed by the calling system and its request id."""
+class HandledRequests(kernel_requests.HandledRequests):
+    """Review's requests taken, with what its desk asks of them."""
 
     def __init__(self, connection: Connection) -> None:
-        self._connection = connection
-        self._t = tables.handled_requests
-
-    def get(self, system: str, request_id: str) -> HandledRequest | None:
-        row = self._connection.execute(select(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id)).first()
-        if row is None:
-            return None
-        return HandledRequest(row.system, row.request_id, row.fingerprint, row.case_number,
-                              row.response)
-
-    def add(self, request: HandledRequest, *, received_at: datetime) -> None:
-        self._connection.execute(insert(self._t).values(
-            system=request.system, request_id=request.request_id,
-            fingerprint=request.fingerprint, case_number=request.case_number,
-            response=request.response, received_at=received_at))
-
-    def answer(self, system: str, request_id: str, response: str) -> None:
-        self._connection.execute(update(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id)
-            .values(response=response))
+        super().__init__(connection, tables.handled_requests)
 
     def answered_stage(self, case_number: str, stage: str) -> bool:
         """Whether a decision at ``stage`` of the case was answered to some request."""
@@ -460,10 +431,6 @@ class HandledRequests:
         """How many requests of ``system`` about the case were taken."""
         return int(self._connection.execute(select(func.count()).select_from(self._t).where(
             self._t.c.system == system, self._t.c.case_number == case_number)).scalar_one())
-
-    def remove(self, system: str, request_id: str) -> None:
-        self._connection.execute(delete(self._t).where(
-            self._t.c.system == system, self._t.c.request_id == request_id))
 
 
 class ReviewUnitOfWork(UnitOfWork):

@@ -20,6 +20,7 @@ from sqlalchemy import (
 from kernel.audit import audit_table
 from kernel.checkpoints import audit_checkpoints_table
 from kernel.directory import departments_table, officials_table
+from kernel.handled_requests import handled_requests_table
 from kernel.instants import UtcDateTime
 from kernel.systems import calling_systems_table
 
@@ -178,16 +179,4 @@ case_events = Table(
 
 #: Requests taken, by the calling system's request id: a repeat gets the first answer,
 #: another request under the same id is refused.
-handled_requests = Table(
-    "handled_requests",
-    metadata,
-    Column("system", String(100), nullable=False),
-    Column("request_id", String(80), nullable=False),
-    #: SHA-256 over the request's method and content.
-    Column("fingerprint", String(64), nullable=False),
-    Column("case_number", String(40), nullable=False),
-    #: JSON of the answer once given; empty while the request is in flight.
-    Column("response", Text, nullable=False),
-    Column("received_at", UtcDateTime, nullable=False),
-    PrimaryKeyConstraint("system", "request_id"),
-)
+handled_requests = handled_requests_table(metadata)
