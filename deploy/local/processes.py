@@ -131,6 +131,13 @@ def complaints_environment(*, intake_address: str) -> dict[str, str]:
     return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address}
 
 
+def holiday_schedules_environment(*, review_address: str) -> dict[str, str]:
+    """Where complaints and trading read the holiday schedules operators loaded: review
+    (ListHolidaySchedules, each as its own calling system)."""
+    return {"GOVHALL_COMPLAINTS_REVIEW_ADDRESS": review_address,
+            "GOVHALL_TRADING_REVIEW_ADDRESS": review_address}
+
+
 def codec_server_environment(*, var_dir: Path, host: str, port: int,
                              ui_origins: Iterable[str] = ()) -> dict[str, str]:
     """The codec server's settings: where it listens, the keys under var_dir/pki, the UI's

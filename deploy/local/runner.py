@@ -129,6 +129,7 @@ class Suite:
         intake = IntakeSettings.model_validate(
             _from_environment(defaults | dict(os.environ), "intake"))
         defaults |= processes.complaints_environment(intake_address=intake.address)
+        defaults |= processes.holiday_schedules_environment(review_address=review.address)
         for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
             defaults |= {prefix + name: value
                          for name, value in settings.temporal_client_environment().items()}

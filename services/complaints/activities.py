@@ -21,7 +21,9 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from kernel.activities import run_use_case, translated_failures
+from kernel.calendar import WorkingCalendar
 from kernel.fieldcipher import FieldCipher, field_cipher
+from kernel.holiday_schedules import HolidaySchedules
 from kernel.settings import ServiceSettings
 from kernel.signing import TrustedKeys
 from services.complaints.app import handlers, recording, webhooks
@@ -69,11 +71,19 @@ class ResponsibleDepartment:
 class ComplaintsActivities:
     def __init__(self, engine: Engine, keys: TrustedKeys | None = None,
                  cipher: FieldCipher | None = None,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 calendar: WorkingCalendar | None = None) -> None:
         self._engine = engine
         self._keys = keys or TrustedKeys({})
         self._cipher = cipher
         self._clock = clock
+        #: Deadlines count with it (None: the built-in schedules only).
+        self._calendar = calendar
+
+    def _counting(self) -> None:
+        # This activity's task only; its use case's worker thread inherits it.
+        if self._calendar is not None:
+            recording.WORKING_CALENDAR.set(self._calendar)
 
     def _writing(self) -> ComplaintsUnitOfWork:
         return ComplaintsUnitOfWork(self._engine)
@@ -91,12 +101,14 @@ class ComplaintsActivities:
 
     @activity.defn(name=OPEN_CASE)
     async def open_case(self, request: OpenCase) -> CaseClock:
+        self._counting()
         return await run_use_case(recording.open_case, uow=self._writing, keys=self._keys,
                                   request=request, now=self._clock())
 
     @activity.defn(name=RECORD_ACT)
     async def record_act(self, act: ActRecord) -> ActRecorded:
         assert self._cipher is not None, "the complaints activities need the field cipher"
+        self._counting()
         return await run_use_case(recording.record_act, uow=self._writing, keys=self._keys,
                                   cipher=self._cipher, act=act, now=self._clock())
 
@@ -147,13 +159,25 @@ class PlatformDeliveryActivities:
 
 def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[..., Any]]:
     cipher = field_cipher(complainant_key_path(settings.pki_dir))
-    hosted = ComplaintsActivities(engine, settings.trusted_keys(), cipher)
+    hosted = ComplaintsActivities(engine, settings.trusted_keys(), cipher,
+                                  calendar=holiday_schedules(settings).working_calendar())
     timeout = settings.webhook_timeout_seconds if isinstance(settings, ComplaintsSettings) \
         else ComplaintsSettings.model_fields["webhook_timeout_seconds"].default
     delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout)
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
             hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link,
             delivery.deliver_platform_event]
+
+
+def holiday_schedules(settings: ServiceSettings) -> HolidaySchedules:
+    """The holiday schedules loaded in review, read as this service's calling system; the
+    built-in ones only without review."""
+    if not isinstance(settings, ComplaintsSettings):
+        return HolidaySchedules(None)
+    return HolidaySchedules.from_review(
+        settings.review_address, pki_dir=settings.pki_dir, system=settings.calling_system,
+        refresh_seconds=settings.holiday_refresh_seconds,
+        retry_spacing_seconds=settings.holiday_retry_spacing_seconds)
 
 
 def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:

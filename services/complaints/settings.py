@@ -19,8 +19,16 @@ class ComplaintsSettings(ServiceSettings):
     #: Intake's gRPC address, where complaints' links to approval cases are checked
     #: (CheckCaseLink); empty: links to approval cases stay unchecked.
     intake_address: str = ""
-    #: The calling system this service is to intake (its client certificate under pki_dir).
+    #: The calling system this service is to intake and review (its client certificate
+    #: under pki_dir).
     calling_system: str = "complaints-service"
+    #: Review's gRPC address, where the holiday schedules operators loaded are read
+    #: (ListHolidaySchedules); empty: deadlines follow the built-in schedules only.
+    review_address: str = ""
+    #: How old the copy of review's holiday schedules may grow before it is read again.
+    holiday_refresh_seconds: float = Field(default=300.0, gt=0)
+    #: A deadline in a year with no schedule reads review again at once, at most this often.
+    holiday_retry_spacing_seconds: float = Field(default=5.0, ge=0)
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0

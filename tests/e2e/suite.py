@@ -151,6 +151,9 @@ class ChainProcesses:
         if "intake" in ports:
             environment |= processes.complaints_environment(
                 intake_address=f"127.0.0.1:{ports['intake']}")
+        if "review" in ports:
+            environment |= processes.holiday_schedules_environment(
+                review_address=f"127.0.0.1:{ports['review']}")
         return cls(var_dir, temporal_address, namespace, ports, environment)
 
     @property

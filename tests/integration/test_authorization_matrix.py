@@ -165,6 +165,14 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("complaints-service", "govhall.intake.v1.IntakeService/CheckCaseLink"): True,
     ("complaints-service", "govhall.intake.v1.IntakeService/GetCase"): False,
     ("complaints-service", "govhall.complaints.v1.ComplaintsService/GetComplaint"): False,
+    ("complaints-service", "govhall.review.v1.ReviewService/ListHolidaySchedules"): True,
+    ("complaints-service", "govhall.review.v1.ReviewService/LoadHolidaySchedule"): False,
+    ("trading-service", "govhall.review.v1.ReviewService/ListHolidaySchedules"): True,
+    ("trading-service", "govhall.review.v1.ReviewService/LoadHolidaySchedule"): False,
+    ("trading-service", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("trading-service", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
+    ("trading-service", "govhall.trading.v1.TradingService/AnnounceTender"): False,
+    ("hotline-12345", "govhall.review.v1.ReviewService/ListHolidaySchedules"): False,
     ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
@@ -406,7 +414,7 @@ def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_
                                                 "0074", "0075", "0090", "0093")}
     assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
                                    "workflows-worker", "complaints-service",
-                                   UNREGISTERED} | bidders | experts
+                                   "trading-service", UNREGISTERED} | bidders | experts
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -129,10 +130,17 @@ def _instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+#: The working calendar the use case running counts with: the activity sets it (the
+#: built-in schedules and those operators loaded in review, kernel/holiday_schedules.py) for
+#: its own task, and the worker thread of the use case inherits it.
+WORKING_CALENDAR: ContextVar[WorkingCalendar | None] = ContextVar(
+    "complaints_working_calendar", default=None)
+
+
 def _calendar() -> WorkingCalendar:
-    # The built-in schedules; a year without one is taken as Monday to Friday and flagged
-    # on the case (unknown_year), see services/complaints/domain/policy.py.
-    return WorkingCalendar()
+    # Unset: the built-in schedules. A year without a schedule is taken as Monday to Friday
+    # and flagged on the case (unknown_year), see services/complaints/domain/policy.py.
+    return WORKING_CALENDAR.get() or WorkingCalendar()
 
 
 def _policy(unit: ComplaintsUnitOfWork, case: CaseHandling) -> DeadlinePolicy:

@@ -94,11 +94,13 @@ class DeadlinePolicy:
 class _Provisional(WorkingCalendar):
     """The working calendar, taking Monday to Friday for a year it has no schedule of."""
 
+    #: The calendar asked first (it may read schedules loaded in review on the way).
+    within: WorkingCalendar = field(default_factory=WorkingCalendar)
     unknown_years: set[int] = field(default_factory=set)
 
     def is_working_day(self, day: date) -> bool:
         try:
-            return super().is_working_day(day)
+            return self.within.is_working_day(day)
         except UnknownYearError as gap:
             self.unknown_years.add(gap.year)
             return day.weekday() < 5
@@ -118,7 +120,7 @@ def _aware(instant: datetime) -> None:
 
 
 def _provisional(calendar: WorkingCalendar) -> _Provisional:
-    return _Provisional(loaded=dict(calendar.loaded))
+    return _Provisional(within=calendar)
 
 
 def _due(calendar: _Provisional, at: datetime) -> Due:

@@ -20,6 +20,7 @@ from services.complaints.settings import ComplaintsSettings
 from services.intake.keystore import applicant_key_path, seal_key_path
 from services.intake.settings import IntakeSettings
 from services.review.settings import ReviewSettings
+from services.trading.settings import TradingSettings
 from workflows.worker import WorkerSettings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
@@ -44,6 +45,10 @@ SERVING["complaints"] |= {_relative(complainant_key_path(Path(ROOT))),
                           # Its client certificate, for intake's CheckCaseLink.
                           _relative(client_pair(Path(ROOT), "complaints-service").cert),
                           _relative(client_pair(Path(ROOT), "complaints-service").key)}
+SERVING["trading"] |= {
+    # Its client certificate, for review's ListHolidaySchedules.
+    _relative(client_pair(Path(ROOT), "trading-service").cert),
+    _relative(client_pair(Path(ROOT), "trading-service").key)}
 #: What ``prepare`` reads: intake makes sure its seal and applicant-data keys exist.
 PREPARING: dict[str, set[str]] = {name: set() for name, _ in SERVICES}
 PREPARING["intake"] = {_relative(seal_key_path(Path(ROOT))),
@@ -334,6 +339,24 @@ def test_complaints_checks_links_at_intake_as_its_own_calling_system() -> None:
         {v["name"].removeprefix("GOVHALL_COMPLAINTS_").lower(): v["value"]
          for v in container["env"] if "value" in v})
     assert settings.intake_address.endswith(f":{IntakeSettings().port}")
+    mounted = {Path(str(f.path)) for f in _mounted_files(deployment, container)}
+    pair = client_pair(settings.pki_dir, settings.calling_system)
+    assert {pair.cert, pair.key} <= mounted
+    assert settings.calling_system in sample_system_names()
+
+
+@pytest.mark.parametrize(("name", "settings_type"), [("complaints", ComplaintsSettings),
+                                                     ("trading", TradingSettings)])
+def test_complaints_and_trading_read_holiday_schedules_at_review_as_their_own_system(
+        name: str, settings_type: type[ComplaintsSettings | TradingSettings]) -> None:
+    deployment = next(w for service, kind, w in _workloads()
+                      if (service, kind) == (name, "Deployment"))
+    (container,) = _containers(deployment)
+    prefix = f"GOVHALL_{name.upper()}_"
+    settings = settings_type.model_validate(
+        {v["name"].removeprefix(prefix).lower(): v["value"]
+         for v in container["env"] if "value" in v})
+    assert settings.review_address.endswith(f":{ReviewSettings().port}")
     mounted = {Path(str(f.path)) for f in _mounted_files(deployment, container)}
     pair = client_pair(settings.pki_dir, settings.calling_system)
     assert {pair.cert, pair.key} <= mounted

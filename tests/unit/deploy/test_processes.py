@@ -15,6 +15,7 @@ from deploy.local import processes
 from deploy.local.runner import RunnerSettings, Suite
 from kernel.pki import ensure_pki
 from services.complaints.settings import ComplaintsSettings
+from services.trading.settings import TradingSettings
 
 IGNORES_SIGTERM = ("import signal, time\n"
                    "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
@@ -111,6 +112,20 @@ def test_the_runner_points_complaints_at_its_intake(tmp_path: Path,
     complaints = dict(suite.service_settings())["complaints"]
     assert isinstance(complaints, ComplaintsSettings)
     assert complaints.intake_address == "127.0.0.1:50061"
+
+
+def test_the_runner_points_complaints_and_trading_at_its_review_for_holidays(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in [n for n in os.environ if n.startswith("GOVHALL_")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("GOVHALL_REVIEW_PORT", "50062")
+    suite = Suite(RunnerSettings(var_dir=tmp_path))
+    settings = dict(suite.service_settings())
+    complaints, trading = settings["complaints"], settings["trading"]
+    assert isinstance(complaints, ComplaintsSettings) and isinstance(trading, TradingSettings)
+    assert complaints.review_address == trading.review_address == "127.0.0.1:50062"
+    assert (complaints.calling_system, trading.calling_system) == ("complaints-service",
+                                                                   "trading-service")
 
 
 def test_the_codec_server_serves_the_keys_under_the_var_dir_to_the_ui(tmp_path: Path) -> None:
