@@ -243,8 +243,8 @@ FIRST_STEP = {"tender": "announced", "draw": "registered"}
 NEXT_STAGES: dict[str, dict[str, frozenset[str]]] = {
     "tender": {
         "bidding": frozenset({"decryption", "failed"}),
-        "decryption": frozenset({"evaluation"}),
-        "evaluation": frozenset({"candidates"}),
+        "decryption": frozenset({"evaluation", "failed"}),
+        "evaluation": frozenset({"candidates", "failed"}),
         "candidates": frozenset({"awarded"}),
         "awarded": frozenset({"contracted"}),
         "contracted": frozenset(),

@@ -303,6 +303,34 @@ async def test_two_bids_fail_the_tender_publicly_and_nothing_is_opened(venue: Ve
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_two_valid_bids_after_decryption_fail_the_tender_publicly_unevaluated(
+        venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    sealed = {n: await venue.bid(number, n) for n in ("0001", "0002", "0003", "0004")}
+    await venue.skip(timedelta(days=20, minutes=11))
+    await venue.until_stage(number, pb.TENDER_STAGE_DECRYPTION)
+    # Two keys revealed; BD-0003 and BD-0004 never reveal theirs.
+    for n in ("0001", "0002"):
+        await venue.reveal(number, n, sealed[n][1])
+    await venue.skip(timedelta(hours=2, minutes=1))
+    failed = await venue.until_stage(number, pb.TENDER_STAGE_FAILED)
+    assert failed.bids == 4
+    result = await venue.env.client.get_workflow_handle(
+        t.workflow_id(number), result_type=t.TenderResult).result()
+    assert result.outcome == "failed"
+    feed = await venue.feed(number)
+    assert [kind for kind, _ in feed] == ["tender.announced", "tender.opened",
+                                          "tender.decrypted", "tender.failed"]
+    published = dict(feed)
+    assert published["tender.failed"]["valid"] == 2
+    assert "fewer than 3 valid bids" in published["tender.failed"]["reason"]
+    # No evaluation: the committee cannot be drawn for a failed tender.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await venue.draw_committee(number)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 async def test_a_forged_act_sent_to_temporal_directly_is_refused_and_recorded_nowhere(
         venue: Venue) -> None:
     tender = await venue.announce()
