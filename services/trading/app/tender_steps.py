@@ -350,14 +350,17 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
             raise FailedPrecondition("the decryption window has not ended")
         outcome = []
         opened_bids: list[OpenedBid] = []
+        validities: dict[str, str] = {}
         for bid in unit.tenders.bids(step.tender_no):
             validity, document = _validity(step.tender_no, bid)
             if document is not None:
                 # Only digests and stated prices go on: the documents are not kept.
                 opened_bids.append(OpenedBid.of(bid.bidder_id, document))
-            unit.tenders.set_validity(step.tender_no, bid.bidder_id, validity)
+            validities[bid.bidder_id] = validity
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})
+        # One batched write for every bid, not a round trip per bid.
+        unit.tenders.set_validities(step.tender_no, validities)
         valid = sum(1 for b in outcome if b["valid"])
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
             "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)
