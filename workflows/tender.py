@@ -11,7 +11,8 @@ recorded, and published where the public must see it, by one trading activity:
 - **deadline**: trading counts the bids; fewer than 3 and the tender fails
   publicly with nothing opened; otherwise the commitments are published as
   the opening record;
-- **decryption**: the window in which bidders reveal their keys;
+- **decryption**: the window in which bidders reveal their keys; fewer than 3
+  valid bids when it closes and trading fails the tender publicly;
 - **evaluation**: until the evaluation's ranked candidates arrive (an update);
 - **candidates**: published 3 days at least, objections possible (pausing);
 - **award**, then the **contract** within 30 days (escalated once when late).
@@ -171,8 +172,15 @@ class TenderWorkflow:
         self.decryption_ends_at = workflow.now() + self.window
         self._show()
         await workflow.sleep(self.window, summary="the decryption window: bidders reveal keys")
-        await self._step(CLOSE_DECRYPTION, self._clock_step("decryption_closed"),
-                         "close the decryption window")
+        decrypted = await self._step(CLOSE_DECRYPTION, self._clock_step("decryption_closed"),
+                                     "close the decryption window")
+        if decrypted.stage == Stage.FAILED:
+            # Fewer than 3 valid bids once the keys were due: trading failed the tender
+            # publicly. No new command: a recorded history replays as before.
+            self.stage = Stage.FAILED
+            self._show()
+            await workflow.wait_condition(workflow.all_handlers_finished)
+            return TenderResult(self.tender.tender_no, "failed", workflow.now(), bids=self.bids)
         self.stage = Stage.EVALUATION
         self._show()
         await workflow.wait_condition(lambda: self.stage != Stage.EVALUATION)

@@ -13,6 +13,8 @@ differ (DESIGN.md §2):
   pauses the process until it is answered, and the deadline moves by the pause;
 - government procurement: the documents are available at least 5 working days;
 - fewer than 3 bids at the deadline: the tender fails, nothing is opened;
+- fewer than 3 valid bids once the decryption window has closed (unrevealed
+  or mismatching bids are invalid): the tender fails, nothing is evaluated;
 - candidates are published at least 3 days before the award;
 - the contract is signed within 30 days of the award.
 
@@ -165,6 +167,12 @@ def deadline_after_pause(*, deadline: datetime, paused_at: datetime,
 def opens(bids: int) -> bool:
     """Three bids at least are opened; fewer and the tender fails."""
     return bids >= MIN_BIDS
+
+
+def evaluates(valid_bids: int) -> bool:
+    """Three valid bids at least are evaluated once the decryption window has closed; fewer
+    and the tender fails (an unrevealed or mismatching bid is not valid)."""
+    return valid_bids >= MIN_BIDS
 
 
 def check_decryption_window(window: timedelta) -> None:

@@ -142,6 +142,13 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("hotline-12345", "govhall.trading.v1.TradingService/WatchTrades"): False,
     ("bidder-system-bd0001", "govhall.trading.v1.TradingService/WatchTrades"): False,
     ("bidder-system-bd0001", "govhall.trading.v1.TradingService/ListTradeAlerts"): False,
+    # A bidder objects through its own system (for its own bidder only: the use case checks).
+    ("bidder-system-bd0001", "govhall.trading.v1.TradingService/ObjectToTender"): True,
+    ("bidder-system-bd0004", "govhall.trading.v1.TradingService/ObjectToTender"): True,
+    ("bidder-system-bd0001", "govhall.trading.v1.TradingService/AnswerObjection"): False,
+    ("bidder-system-bd0001", "govhall.trading.v1.TradingService/AmendTender"): False,
+    ("hotline-12345", "govhall.trading.v1.TradingService/ObjectToTender"): False,
+    ("expert-system-ex0002", "govhall.trading.v1.TradingService/ObjectToTender"): False,
     ("department-system-zjj", "govhall.trading.v1.TradingService/GetTradeStatistics"): False,
     ("department-system-scjgj", "govhall.complaints.v1.ComplaintsService/SignForComplaint"): True,
     ("department-system-scjgj", "govhall.complaints.v1.ComplaintsService/ReplyToComplaint"): True,

@@ -521,7 +521,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                   violations=[FieldViolation("target", "must be set")])
         result, prepared = await self._act(
             OBJECT, StatementKind.OBJECTION, tender_no=request.tender_no,
-            request_id=request.request_id, text=request.grounds, target=target)
+            request_id=request.request_id, text=request.grounds, target=target,
+            bidder_id=request.bidder_id)
         response = pb.ObjectToTenderResponse(result=result,
                                              objection_id=prepared.objection_id)
         if prepared.answer_due is not None:

@@ -54,7 +54,7 @@ from services.trading.domain.evaluation import (
     read_bid_price,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
-from services.trading.domain.tenders import Committee, Tender, TenderStage
+from services.trading.domain.tenders import Committee, SealedBid, Tender, TenderStage
 from workflows.approval_contract import as_statement
 from workflows.tender_contract import (
     OfficialAct,
@@ -295,13 +295,12 @@ def record_committee(unit: TradingUnitOfWork, keys: TrustedKeys, facts: TenderFa
             "weights": weights.as_dict() if method == Method.COMPREHENSIVE else {}}
 
 
-def _price(tender_no: str, unit: TradingUnitOfWork, bidder_id: str) -> int | None:
+def _price(tender_no: str, bid: SealedBid) -> int | None:
     """The price a valid bid's document states, opened again with its revealed key."""
-    bid = unit.tenders.bid(tender_no, bidder_id)
-    assert bid is not None and bid.revealed_key is not None
+    assert bid.revealed_key is not None
     try:
         document = open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
-                            bidder_id=bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
+                            bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
                             key_commitment=bid.key_commitment)
         return read_bid_price(document)
     except (SealedBidError, InvalidArgument):
@@ -329,7 +328,8 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
     method, weights = evaluation_method(unit, tender_no)
     check_sheet(ScoreSheet(facts.member_id, facts.bidder_id, facts.compliant,
                            facts.technical, facts.business), method=method)
-    valid = [b.bidder_id for b in unit.tenders.bids(tender_no) if b.validity == "valid"]
+    valid_bids = {b.bidder_id: b for b in unit.tenders.bids(tender_no) if b.validity == "valid"}
+    valid = list(valid_bids)
     if facts.bidder_id not in valid:
         raise FailedPrecondition(f"{facts.bidder_id} has no valid bid in tender {tender_no}")
     if unit.evaluations.sheet(tender_no, facts.member_id, facts.bidder_id) is not None:
@@ -342,7 +342,8 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
     rows = unit.evaluations.sheets(tender_no)
     if len(rows) < len(committee.members) * len(valid):
         return None
-    prices = {bidder: _price(tender_no, unit, bidder) for bidder in valid}
+    # The bids were read once above: no round trip per bid.
+    prices = {bidder: _price(tender_no, bid) for bidder, bid in valid_bids.items()}
     priced = {bidder: price for bidder, price in prices.items() if price is not None}
     sheets = [ScoreSheet(r.member_id, r.bidder_id, r.compliant, r.technical, r.business)
               for r in rows if r.bidder_id in priced]

@@ -329,7 +329,8 @@ def _validity(tender_no: str, bid: SealedBid) -> tuple[str, bytes | None]:
 def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
                      step: TenderStep) -> StepReceipt:
     """The decryption window ended: each bid opened with its revealed key (an unrevealed or
-    mismatching one is invalid), the outcome published, the tender to evaluation.
+    mismatching one is invalid), the outcome published, the tender to evaluation; with
+    fewer than 3 valid bids the tender fails publicly instead (``tender.failed``).
 
     The bid documents are not kept or published here: the evaluation opens the valid
     bids again with their keys.
@@ -349,18 +350,30 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
             raise FailedPrecondition("the decryption window has not ended")
         outcome = []
         opened_bids: list[OpenedBid] = []
+        validities: dict[str, str] = {}
         for bid in unit.tenders.bids(step.tender_no):
             validity, document = _validity(step.tender_no, bid)
             if document is not None:
                 # Only digests and stated prices go on: the documents are not kept.
                 opened_bids.append(OpenedBid.of(bid.bidder_id, document))
-            unit.tenders.set_validity(step.tender_no, bid.bidder_id, validity)
+            validities[bid.bidder_id] = validity
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})
+        # One batched write for every bid, not a round trip per bid.
+        unit.tenders.set_validities(step.tender_no, validities)
+        valid = sum(1 for b in outcome if b["valid"])
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
-            "tender_no": step.tender_no, "bids": outcome,
-            "valid": sum(1 for b in outcome if b["valid"])}, at=step.at)
-        unit.tenders.save_state(step.tender_no, stage=str(TenderStage.EVALUATION))
+            "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)
+        stage = TenderStage.EVALUATION
+        if not rules.evaluates(valid):
+            # Fewer than 3 valid bids: the tender fails publicly, nothing is evaluated.
+            stage = TenderStage.FAILED
+            sequence = _publish(unit, signer, "tender.failed", step.tender_no, {
+                "tender_no": step.tender_no, "bids": len(outcome), "valid": valid,
+                "decrypted_sequence": sequence,
+                "reason": f"fewer than {rules.MIN_BIDS} valid bids after the decryption "
+                          "window: nothing is evaluated"}, at=step.at)
+        unit.tenders.save_state(step.tender_no, stage=str(stage))
         project = unit.projects.get(tender.project_no)
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
                               at=step.at, feed_sequence=sequence,
@@ -369,13 +382,15 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
                                   opened_bids,
                                   estimate_fen=project.estimated_value_fen if project else 0),
                               details={"valid": len(opened_bids), "bids": len(outcome)})
-        unit.audit.append(actor=Actor(TRADING_SYSTEM), action="tender.decryption_closed",
+        unit.audit.append(actor=Actor(TRADING_SYSTEM),
+                          action="tender.decryption_closed" if stage == TenderStage.EVALUATION
+                          else "tender.failed",
                           subject=f"tender/{step.tender_no}", at=step.at,
                           details={"feed_sequence": sequence,
                                    "invalid": [b["bidder_id"] for b in outcome
                                                if not b["valid"]]})
         unit.commit()
-        return _receipt(tender, sequence, stage=TenderStage.EVALUATION)
+        return _receipt(tender, sequence, stage=stage)
 
 
 def mark_late(*, uow: UnitOfWorkFactory, keys: TrustedKeys, step: TenderStep) -> StepReceipt:

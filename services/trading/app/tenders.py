@@ -70,6 +70,7 @@ from workflows import tender_rules as rules
 from workflows.approval_contract import as_statement, content_digest
 from workflows.approval_rules import RuleBroken
 from workflows.tender_contract import (
+    ObjectionTarget,
     OfficialAct,
     StatementKind,
     tender_statement_body,
@@ -309,21 +310,54 @@ class PreparedAct:
     answer_due: datetime | None = None
 
 
+#: The department code a bidder's own act is signed under (a bidder is no official).
+BIDDER_AUTHOR = "bidder"
+
+
+def _objecting_bidder(uow: TradingUnitOfWork, caller: Caller, tender: Tender | None,
+                      bidder_id: str, target: str) -> tuple[str, str, list[str]]:
+    """The author of a bidder's objection, through the bidder's own system only: to the
+    documents any registered bidder, to the candidates only one that bid in the tender.
+
+    Another bidder's system: PERMISSION_DENIED; a bidder not in the directory: NOT_FOUND.
+    """
+    bidder = uow.bidders.get(bidder_id)
+    if bidder is None:
+        raise NotFound(f"bidder {bidder_id} is not in the bidders directory")
+    if bidder.system != caller.system:
+        raise PermissionDenied(f"system {caller.system} may not object for bidder "
+                               f"{bidder_id}: only the bidder's own system may")
+    if tender is not None and target == ObjectionTarget.CANDIDATES and \
+            uow.tenders.bid(tender.tender_no, bidder_id) is None:
+        raise PermissionDenied(f"bidder {bidder_id} did not bid in tender {tender.tender_no}: "
+                               "only its bidders may object to its candidates")
+    return bidder_id, BIDDER_AUTHOR, []
+
+
 def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: WorkingCalendar,
                 caller: Caller, kind: StatementKind, tender_no: str, request_id: str,
                 now: datetime, text: str = "", target: str = "", objection_id: str = "",
                 candidates: list[str] | None = None, winner: str = "", amount_fen: int = 0,
-                contract_no: str = "") -> PreparedAct:
+                contract_no: str = "", bidder_id: str = "") -> PreparedAct:
     """Check the official and the tender, and sign the act; nothing is written.
+
+    With ``bidder_id`` (an objection only), the act is the bidder's, from its own
+    system instead of an official's (``_objecting_bidder``).
 
     The workflow checks the act against the tender's rules and state, and the
     trading activity records it: a refused act leaves nothing behind.
     """
     if amount_fen:
         check_amount(amount_fen, field="amount_fen")
+    if bidder_id and kind != StatementKind.OBJECTION:
+        raise InvalidArgument("only an objection is a bidder's act")
     with uow:
-        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
         tender = uow.tenders.get(tender_no)
+        if bidder_id:
+            author = _objecting_bidder(uow, caller, tender, bidder_id, target)
+        else:
+            official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+            author = (official.id, official.department_code, sorted(official.roles))
         if tender is None:
             raise NotFound(f"tender {tender_no} is not known")
         answer_due: datetime | None = None
@@ -344,13 +378,14 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
                     f"{', '.join(strangers)} has no valid bid in tender {tender_no}")
     if tender.stage in (TenderStage.CONTRACTED, TenderStage.FAILED):
         raise FailedPrecondition(f"tender {tender_no} is finished ({tender.stage})")
+    official_id, department_code, roles = author
     body = tender_statement_body(
-        kind=kind, tender_no=tender_no, official_id=official.id,
-        department_code=official.department_code, roles=sorted(official.roles),
+        kind=kind, tender_no=tender_no, official_id=official_id,
+        department_code=department_code, roles=roles,
         system=caller.system, issued_at=now, request_id=request_id,
         content_sha256=content_digest(text=text) if text else "", target=target,
         objection_id=objection_id, answer_due=answer_due, candidates=list(candidates or []),
-        winner=winner, amount_fen=amount_fen, contract_no=contract_no)
+        winner=winner, amount_fen=amount_fen, contract_no=contract_no, bidder_id=bidder_id)
     return PreparedAct(OfficialAct(as_statement(signer.sign(body)), text), tender,
                        objection_id, answer_due)
 

@@ -8,7 +8,18 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, func, insert, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 
 from kernel.audit import AuditLog
 from kernel.db import RunningNumbers, UnitOfWork
@@ -641,6 +652,17 @@ class Tenders:
         self._connection.execute(update(self._b).where(and_(
             self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
             .values(validity=validity))
+
+    def set_validities(self, tender_no: str, validities: dict[str, str]) -> None:
+        """Every opened bid's validity (bidder id -> validity) in one batched statement."""
+        if not validities:
+            return
+        self._connection.execute(
+            update(self._b).where(and_(self._b.c.tender_no == tender_no,
+                                       self._b.c.bidder_id == bindparam("opened_bidder")))
+            .values(validity=bindparam("opened_validity")),
+            [{"opened_bidder": bidder, "opened_validity": validity}
+             for bidder, validity in validities.items()])
 
 
 class Evaluations:

@@ -303,6 +303,138 @@ async def test_two_bids_fail_the_tender_publicly_and_nothing_is_opened(venue: Ve
     assert late.value.code() == grpc.StatusCode.FAILED_PRECONDITION
 
 
+async def test_two_valid_bids_after_decryption_fail_the_tender_publicly_unevaluated(
+        venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    sealed = {n: await venue.bid(number, n) for n in ("0001", "0002", "0003", "0004")}
+    await venue.skip(timedelta(days=20, minutes=11))
+    await venue.until_stage(number, pb.TENDER_STAGE_DECRYPTION)
+    # Two keys revealed; BD-0003 and BD-0004 never reveal theirs.
+    for n in ("0001", "0002"):
+        await venue.reveal(number, n, sealed[n][1])
+    await venue.skip(timedelta(hours=2, minutes=1))
+    failed = await venue.until_stage(number, pb.TENDER_STAGE_FAILED)
+    assert failed.bids == 4
+    result = await venue.env.client.get_workflow_handle(
+        t.workflow_id(number), result_type=t.TenderResult).result()
+    assert result.outcome == "failed"
+    feed = await venue.feed(number)
+    assert [kind for kind, _ in feed] == ["tender.announced", "tender.opened",
+                                          "tender.decrypted", "tender.failed"]
+    published = dict(feed)
+    assert published["tender.failed"]["valid"] == 2
+    assert "fewer than 3 valid bids" in published["tender.failed"]["reason"]
+    # No evaluation: the committee cannot be drawn for a failed tender.
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await venue.draw_committee(number)
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def _bidder_objection(number: str, bidder: str, target: Any,
+                      grounds: str = "评分标准排斥潜在投标人") -> pb.ObjectToTenderRequest:
+    return pb.ObjectToTenderRequest(request_id=str(uuid.uuid4()), tender_no=number,
+                                    target=target, grounds=grounds, bidder_id=bidder)
+
+
+async def test_a_bidder_objects_to_the_documents_through_its_own_system_only(
+        venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
+    documents = pb.OBJECTION_TARGET_DOCUMENTS
+    # A bidder system speaking for another bidder: refused, nothing recorded.
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await venue.via("bidder-system-bd0002").ObjectToTender(
+            _bidder_objection(number, "BD-0001", documents))
+    assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert not (await venue.tender(number)).paused
+    # Any registered bidder may object to the documents (BD-0004 has not bid), from its own
+    # system, naming no official; the tender pauses as for an officer's objection.
+    objected = await venue.via("bidder-system-bd0004").ObjectToTender(
+        _bidder_objection(number, "BD-0004", documents))
+    assert objected.result.tender.paused and objected.objection_id == "OB-1"
+    with venue.trading.running.engine.connect() as connection:
+        step = connection.execute(select(tables.tender_steps.c.statement).where(
+            tables.tender_steps.c.tender_no == number,
+            tables.tender_steps.c.step == "objected")).scalar_one()
+    signed = json.loads(step) if isinstance(step, str) else step
+    # Signed by trading as the bidder's act, through the bidder's system.
+    body = TrustedKeys.load(public_keys_dir(venue.trading.pki_dir)).verify(
+        Signed.from_dict(signed), signer="trading")
+    assert (body["bidder_id"], body["official_id"], body["system"]) == (
+        "BD-0004", "BD-0004", "bidder-system-bd0004")
+    # A second one waits for the first's answer (the workflow's rule, as before).
+    with pytest.raises(grpc.aio.AioRpcError) as waiting:
+        await venue.via("bidder-system-bd0001").ObjectToTender(
+            _bidder_objection(number, "BD-0001", documents))
+    assert waiting.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    await venue.via().AnswerObjection(pb.AnswerObjectionRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, objection_id="OB-1",
+        answer="评分标准符合规定"), metadata=OFFICER)
+    # A bidder's system cannot answer, nor object to the candidates of a tender in bidding.
+    with pytest.raises(grpc.aio.AioRpcError) as answering:
+        await venue.via("bidder-system-bd0004").AnswerObjection(pb.AnswerObjectionRequest(
+            request_id=str(uuid.uuid4()), tender_no=number, objection_id="OB-1",
+            answer="x"))
+    assert answering.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # Answered, the next bidder's objection is taken (the window's limits are the
+    # workflow's rules, the same for a bidder's objection as for an officer's).
+    again = await venue.via("bidder-system-bd0001").ObjectToTender(
+        _bidder_objection(number, "BD-0001", documents))
+    assert again.objection_id == "OB-2"
+    # A bidder naming a bidder outside the directory: NOT_FOUND.
+    with pytest.raises(grpc.aio.AioRpcError) as unknown:
+        await venue.via("bidder-system-bd0001").ObjectToTender(
+            _bidder_objection(number, "BD-0999", documents))
+    assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_only_a_bidder_of_the_tender_objects_to_its_candidates(venue: Venue) -> None:
+    tender = await venue.announce()
+    number = tender.tender_no
+    prices = {"0001": 490_000_000, "0002": 480_000_000, "0003": 470_000_000}
+    sealed = {n: await venue.bid(number, n, price) for n, price in prices.items()}
+    await venue.skip(timedelta(days=20, minutes=11))
+    await venue.until_stage(number, pb.TENDER_STAGE_DECRYPTION)
+    for n, (_, key) in sealed.items():
+        await venue.reveal(number, n, key)
+    await venue.skip(timedelta(hours=2, minutes=1))
+    await venue.until_stage(number, pb.TENDER_STAGE_EVALUATION)
+    await venue.draw_committee(number)
+    members = await venue.seat(number)
+    systems = {r["expert_id"]: r["system"] for r in json.loads(
+        (SAMPLE_DIR / "trading.json").read_text("utf-8"))["expert_systems"]}
+    for n in prices:
+        for member in members:
+            await venue.via(systems[member]).SubmitScoreSheet(pb.SubmitScoreSheetRequest(
+                request_id=str(uuid.uuid4()), tender_no=number, member_id=member,
+                bidder_id=f"BD-{n}", compliant=True))
+    await venue.until_stage(number, pb.TENDER_STAGE_CANDIDATES)
+    candidates = pb.OBJECTION_TARGET_CANDIDATES
+    # BD-0004 is a registered bidder but did not bid in this tender.
+    with pytest.raises(grpc.aio.AioRpcError) as stranger:
+        await venue.via("bidder-system-bd0004").ObjectToTender(
+            _bidder_objection(number, "BD-0004", candidates))
+    assert stranger.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    # A bidder of the tender, through another bidder's system: refused too.
+    with pytest.raises(grpc.aio.AioRpcError) as other:
+        await venue.via("bidder-system-bd0001").ObjectToTender(
+            _bidder_objection(number, "BD-0002", candidates))
+    assert other.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert not (await venue.tender(number)).paused
+    objected = await venue.via("bidder-system-bd0002").ObjectToTender(
+        _bidder_objection(number, "BD-0002", candidates, "第一候选人业绩造假"))
+    assert objected.result.tender.paused
+    # The award waits for the answer, as for an officer's objection.
+    await venue.skip(timedelta(days=3, minutes=1))
+    with pytest.raises(grpc.aio.AioRpcError) as paused:
+        await venue.via().AwardTender(pb.AwardTenderRequest(
+            request_id=str(uuid.uuid4()), tender_no=number, winner_bidder_id="BD-0003",
+            amount_fen=470_000_000), metadata=OFFICER)
+    assert paused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+
+
 async def test_a_forged_act_sent_to_temporal_directly_is_refused_and_recorded_nowhere(
         venue: Venue) -> None:
     tender = await venue.announce()

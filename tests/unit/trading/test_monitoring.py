@@ -148,6 +148,9 @@ def _step(step: str, stage: str, kind: str = "tender") -> NewTradeStep:
     ("bidding", "deadline", "decryption"),
     ("bidding", "deadline", "failed"),
     ("decryption", "decryption_closed", "evaluation"),
+    # Fewer than 3 valid bids after decryption; no bid qualified in the evaluation.
+    ("decryption", "decryption_closed", "failed"),
+    ("evaluation", "scored", "failed"),
     ("evaluation", "candidates_published", "candidates"),
     ("candidates", "objected", "candidates"),
     ("candidates", "awarded", "awarded"),

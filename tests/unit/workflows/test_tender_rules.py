@@ -125,6 +125,13 @@ def test_three_bids_open_two_do_not() -> None:
     assert not r.opens(0)
 
 
+def test_three_valid_bids_are_evaluated_two_are_not() -> None:
+    assert r.evaluates(3)
+    assert r.evaluates(4)
+    assert not r.evaluates(2)
+    assert not r.evaluates(0)
+
+
 def test_the_candidates_are_published_three_days_before_the_award() -> None:
     published = T0
     candidates = ("BD-0001", "BD-0002")

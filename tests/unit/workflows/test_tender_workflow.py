@@ -67,6 +67,8 @@ class Trading:
     """The fake trading service: what it was asked to record."""
 
     bids: int = 3
+    #: The bids found valid when the decryption window closes.
+    valid: int = 3
     steps: list[t.TenderStep] = field(default_factory=list)
     late: list[str] = field(default_factory=list)
     sequence: int = 0
@@ -99,6 +101,9 @@ class Trading:
         async def close_decryption(step: t.TenderStep) -> t.StepReceipt:
             self.steps.append(step)
             assert step.bid_deadline is not None
+            if not r.evaluates(self.valid):
+                return t.StepReceipt(step.tender_no, "failed", step.bid_deadline,
+                                     self._published())
             return t.StepReceipt(step.tender_no, "evaluation", step.bid_deadline)
 
         @activity.defn(name=t.MARK_TENDER_LATE)
@@ -169,10 +174,11 @@ def signer(tmp_path: Path) -> TradingSigner:
 
 @asynccontextmanager
 async def tender(env: WorkflowEnvironment, signer: TradingSigner, *, bids: int = 3,
+                 valid: int = 3,
                  category: str = "construction", period: timedelta = timedelta(days=20),
                  objections_until: datetime | None = None,
                  window: timedelta = timedelta(hours=2)) -> AsyncIterator[Tender]:
-    trading = Trading(bids=bids)
+    trading = Trading(bids=bids, valid=valid)
     prefix = f"t{uuid.uuid4().hex[:10]}-"
     number = f"TD-20260101-{uuid.uuid4().int % 1_000_000:06d}"
     now = await env.get_current_time()
@@ -231,6 +237,22 @@ async def test_two_bids_at_the_deadline_fail_the_tender_without_an_opening(
     assert case.trading.step_names() == ["announced", "deadline"]
     # The failure is published (the deadline step's feed entry).
     assert status.feed_sequences == [1, 2]
+
+
+async def test_fewer_than_three_valid_bids_after_decryption_fail_the_tender_unevaluated(
+        time_skipping: WorkflowEnvironment, signer: TradingSigner) -> None:
+    async with tender(time_skipping, signer, bids=4, valid=2) as case:
+        await case.skip_to(case.announced_at + timedelta(days=20, seconds=1))
+        status = await case.until(lambda s: s.stage == t.Stage.DECRYPTION, "decryption")
+        assert status.decryption_ends_at is not None
+        await case.skip_to(status.decryption_ends_at + timedelta(seconds=1))
+        status = await case.until(lambda s: s.stage == t.Stage.FAILED, "failed")
+        result = await case.handle.result()
+    assert result.outcome == "failed" and result.bids == 4
+    assert status.stage == t.Stage.FAILED and not status.candidates
+    assert case.trading.step_names() == ["announced", "deadline", "decryption_closed"]
+    # The failure is published (the decryption step's feed entry).
+    assert status.feed_sequences == [1, 2, 3]
 
 
 async def test_an_amendment_late_in_the_bid_period_pushes_the_deadline(

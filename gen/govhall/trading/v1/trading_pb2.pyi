@@ -2058,6 +2058,7 @@ class ObjectToTenderRequest(_message.Message):
     TENDER_NO_FIELD_NUMBER: _builtins.int
     TARGET_FIELD_NUMBER: _builtins.int
     GROUNDS_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A fresh UUID per act."""
     tender_no: _builtins.str
@@ -2066,6 +2067,12 @@ class ObjectToTenderRequest(_message.Message):
     """What the objection is to."""
     grounds: _builtins.str
     """The grounds, 1 to 4000 characters."""
+    bidder_id: _builtins.str
+    """The objecting bidder, when the objection comes from the bidder's own
+    system (the one the bidders directory names for it; no official is
+    named): to the documents any registered bidder, to the candidates only a
+    bidder that bid in the tender. Empty for a trading officer's objection.
+    """
     def __init__(
         self,
         *,
@@ -2073,10 +2080,11 @@ class ObjectToTenderRequest(_message.Message):
         tender_no: _builtins.str = ...,
         target: Global___ObjectionTarget.ValueType = ...,
         grounds: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["grounds", b"grounds", "request_id", b"request_id", "target", b"target", "tender_no", b"tender_no"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "grounds", b"grounds", "request_id", b"request_id", "target", b"target", "tender_no", b"tender_no"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

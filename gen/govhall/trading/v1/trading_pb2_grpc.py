@@ -395,7 +395,8 @@ class TradingServiceServicer:
         days before the deadline; government procurement: within 7 working days
         of the end of the documents' availability) or to its published
         candidates. The tender pauses until the objection is answered; its
-        deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+        deadline moves by the pause. Needs ROLE_TRADING_OFFICER, or, with
+        bidder_id, the bidder's own system (a supplier's objection).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -129,7 +129,8 @@ class TradingServiceStub:
     days before the deadline; government procurement: within 7 working days
     of the end of the documents' availability) or to its published
     candidates. The tender pauses until the objection is answered; its
-    deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+    deadline moves by the pause. Needs ROLE_TRADING_OFFICER, or, with
+    bidder_id, the bidder's own system (a supplier's objection).
     """
     AnswerObjection: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AnswerObjectionRequest, _trading_pb2.AnswerObjectionResponse]
     """AnswerObjection answers the objection the tender waits for; the tender
@@ -301,7 +302,8 @@ class TradingServiceAsyncStub(TradingServiceStub):
     days before the deadline; government procurement: within 7 working days
     of the end of the documents' availability) or to its published
     candidates. The tender pauses until the objection is answered; its
-    deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+    deadline moves by the pause. Needs ROLE_TRADING_OFFICER, or, with
+    bidder_id, the bidder's own system (a supplier's objection).
     """
     AnswerObjection: _aio.UnaryUnaryMultiCallable[_trading_pb2.AnswerObjectionRequest, _trading_pb2.AnswerObjectionResponse]  # type: ignore[assignment]
     """AnswerObjection answers the objection the tender waits for; the tender
@@ -596,7 +598,8 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         days before the deadline; government procurement: within 7 working days
         of the end of the documents' availability) or to its published
         candidates. The tender pauses until the objection is answered; its
-        deadline moves by the pause. Needs ROLE_TRADING_OFFICER.
+        deadline moves by the pause. Needs ROLE_TRADING_OFFICER, or, with
+        bidder_id, the bidder's own system (a supplier's objection).
         """
 
     @_abc_1.abstractmethod
