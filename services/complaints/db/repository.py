@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -197,25 +197,35 @@ class ComplaintCases:
 
     def add(self, complaint: Complaint, *, sealed_complainant: str, fingerprint: str) -> None:
         """Store a new case; DuplicatePush when its (platform, external id) is taken."""
-        location = complaint.location
+        self.add_all([StoredComplaint(complaint, sealed_complainant, fingerprint)])
+
+    def add_all(self, stored: Sequence[StoredComplaint]) -> None:
+        """Store new cases in one statement; DuplicatePush when any one's key is taken."""
+        rows: list[dict[str, object]] = []
+        for entry in stored:
+            complaint = entry.complaint
+            location = complaint.location
+            rows.append({
+                "case_number": complaint.number, "platform_id": complaint.platform_id,
+                "external_id": complaint.external_id, "fingerprint": entry.fingerprint,
+                "kind": str(complaint.kind), "urgent": complaint.urgent,
+                "category_code": complaint.category_code,
+                "department_code": complaint.department_code,
+                "rule_version": complaint.rule_version,
+                "deadline_class": str(complaint.deadline_class), "content": complaint.content,
+                "latitude": location.latitude if location else None,
+                "longitude": location.longitude if location else None,
+                "address": location.address if location else None,
+                "complainant": entry.sealed_complainant,
+                "linked_case_number": complaint.linked_case_number,
+                "linked_tender_number": complaint.linked_tender_number,
+                "status": str(complaint.status), "received_at": complaint.received_at})
+        if not rows:
+            return
         try:
-            self._connection.execute(insert(self._t).values(
-                case_number=complaint.number, platform_id=complaint.platform_id,
-                external_id=complaint.external_id, fingerprint=fingerprint,
-                kind=str(complaint.kind), urgent=complaint.urgent,
-                category_code=complaint.category_code,
-                department_code=complaint.department_code,
-                rule_version=complaint.rule_version,
-                deadline_class=str(complaint.deadline_class), content=complaint.content,
-                latitude=location.latitude if location else None,
-                longitude=location.longitude if location else None,
-                address=location.address if location else None,
-                complainant=sealed_complainant,
-                linked_case_number=complaint.linked_case_number,
-                linked_tender_number=complaint.linked_tender_number,
-                status=str(complaint.status), received_at=complaint.received_at))
+            self._connection.execute(insert(self._t), rows)
         except IntegrityError as error:
-            raise DuplicatePush(complaint.external_id) from error
+            raise DuplicatePush(", ".join(e.complaint.external_id for e in stored)) from error
 
     def get(self, case_number: str) -> StoredComplaint | None:
         row = self._connection.execute(
