@@ -153,6 +153,29 @@ class _Lookups:
         self._platforms: dict[str, Platform | None] = {}
         self._categories: dict[str, Category | None] = {}
         self._departments: dict[str, Department | None] = {}
+        self._earlier: dict[tuple[str, str], StoredComplaint | None] = {}
+
+    def read_ahead(self, pushes: Sequence[tuple[Platform, Push]]) -> None:
+        """Read what the checks of ``pushes`` will ask for in a few queries, not a few each."""
+        by_platform: dict[str, set[str]] = {}
+        for platform, push in pushes:
+            by_platform.setdefault(platform.id, set()).add(push.submission.external_id)
+        for platform_id, external_ids in by_platform.items():
+            stored = self._uow.cases.of_platform_all(platform_id, external_ids)
+            for external_id in external_ids:
+                self._earlier[(platform_id, external_id)] = stored.get(external_id)
+        codes = {push.submission.category_code for _, push in pushes}
+        categories = self._uow.routing.categories(codes)
+        self._categories.update({code: categories.get(code) for code in codes})
+        departments = {c.department_code for c in categories.values()}
+        found = self._uow.departments.of_codes(departments)
+        self._departments.update({code: found.get(code) for code in departments})
+
+    def earlier(self, platform_id: str, external_id: str) -> StoredComplaint | None:
+        key = (platform_id, external_id)
+        if key not in self._earlier:
+            self._earlier[key] = self._uow.cases.of_platform(platform_id, external_id)
+        return self._earlier[key]
 
     def platform(self, caller: Caller) -> Platform:
         if caller.system not in self._platforms:
@@ -183,7 +206,7 @@ def _check(uow: ComplaintsUnitOfWork, cipher: FieldCipher, lookups: _Lookups, pu
     """
     submission = push.submission
     platform = lookups.platform(push.caller)
-    earlier = uow.cases.of_platform(platform.id, submission.external_id)
+    earlier = lookups.earlier(platform.id, submission.external_id)
     if earlier is not None:
         return _replayed(uow, cipher, earlier, fingerprint=fingerprint, platform=platform)
     category = lookups.category(submission.category_code)
@@ -298,11 +321,21 @@ def submit_complaints(*, uow: Callable[[], ComplaintsUnitOfWork], cipher: FieldC
     try:
         with (unit := uow()):
             lookups = _Lookups(unit)
-            taken: set[tuple[str, str]] = set()
-            routed: list[tuple[int, _Routed]] = []
+            platforms: list[Platform | None] = []
             for at, push in enumerate(pushes):
                 try:
-                    platform = lookups.platform(push.caller)
+                    platforms.append(lookups.platform(push.caller))
+                except GovhallError as refused:
+                    platforms.append(None)
+                    answers[at] = refused
+            lookups.read_ahead([(platform, push) for platform, push
+                                in zip(platforms, pushes, strict=True) if platform is not None])
+            taken: set[tuple[str, str]] = set()
+            routed: list[tuple[int, _Routed]] = []
+            for at, (platform, push) in enumerate(zip(platforms, pushes, strict=True)):
+                if platform is None:
+                    continue
+                try:
                     key = (platform.id, push.submission.external_id)
                     if key in taken:
                         later.append(at)

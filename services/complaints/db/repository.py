@@ -66,6 +66,12 @@ class RoutingTable:
             select(self._categories).where(self._categories.c.code == code)).first()
         return _category(row) if row else None
 
+    def categories(self, codes: Iterable[str]) -> dict[str, Category]:
+        """The categories of ``codes`` that exist, by code, in one query."""
+        rows = self._connection.execute(
+            select(self._categories).where(self._categories.c.code.in_(set(codes))))
+        return {row.code: _category(row) for row in rows}
+
     def list_categories(self, *, department_code: str, after: str,
                         limit: int) -> list[Category]:
         t = self._categories
@@ -231,6 +237,13 @@ class ComplaintCases:
         row = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number)).first()
         return self._stored(row) if row else None
+
+    def of_platform_all(self, platform_id: str,
+                        external_ids: Iterable[str]) -> dict[str, StoredComplaint]:
+        """The platform's stored cases of ``external_ids``, by external id, in one query."""
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.platform_id == platform_id, self._t.c.external_id.in_(set(external_ids))))
+        return {row.external_id: self._stored(row) for row in rows}
 
     def of_platform(self, platform_id: str, external_id: str) -> StoredComplaint | None:
         row = self._connection.execute(select(self._t).where(
