@@ -38,7 +38,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from kernel.audit import Actor
 from kernel.errors import NotFound
-from kernel.outbox import SQUATTED, WorkflowOutbox, WorkflowStart
+from kernel.outbox import SQUATTED as SQUATTED
+from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
+from kernel.outbox import WorkflowOutbox, WorkflowStart
 from kernel.signing import ServiceSigner
 from kernel.temporal import (
     CASE_KIND,

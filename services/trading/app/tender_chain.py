@@ -28,8 +28,9 @@ import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from kernel.audit import Actor
-from kernel.outbox import SQUATTED, WorkflowOutbox, WorkflowStart
+from kernel.outbox import SQUATTED as SQUATTED
 from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
+from kernel.outbox import WorkflowOutbox, WorkflowStart
 from kernel.signing import Signed
 from kernel.temporal import (
     CASE_KIND,
