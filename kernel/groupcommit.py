@@ -18,7 +18,6 @@ burst pass first.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,22 +36,15 @@ class GroupCommit(Generic[Item, Answer]):
     write: Callable[[Sequence[Item]], Sequence[Answer | Exception]]
     #: The most items one batch takes.
     max_batch: int = 64
-    #: Seconds a batch short of ``max_batch`` waits for more calls before it is written:
-    #: under a burst the calls come a few at a time, and each batch has a fixed cost.
-    linger_seconds: float = 0.0
     _queue: list[tuple[Item, asyncio.Future[Answer]]] = field(default_factory=list,
                                                               init=False, repr=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_busy: float = field(default_factory=time.monotonic, init=False, repr=False)
-    #: Set when a lingering batch is full.
-    _full: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     async def submit(self, item: Item) -> Answer:
         """The answer to ``item``, written in the next batch; raises the item's exception."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queue.append((item, answer))
-        if len(self._queue) >= self.max_batch:
-            self._full.set()
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
         return await answer
@@ -66,11 +58,6 @@ class GroupCommit(Generic[Item, Answer]):
     async def _write_queued(self) -> None:
         try:
             while self._queue:
-                if self.linger_seconds and len(self._queue) < self.max_batch:
-                    self._full.clear()
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(self.linger_seconds):
-                            await self._full.wait()
                 batch = self._queue[:self.max_batch]
                 del self._queue[:self.max_batch]
                 try:

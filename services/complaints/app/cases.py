@@ -408,7 +408,4 @@ def group_intake(*, writing: Callable[[], ComplaintsUnitOfWork],
     def write(pushes: Sequence[Push]) -> list[Submitted | Exception]:
         return submit_complaints(uow=writing, cipher=cipher, pushes=pushes,
                                  now=datetime.now(UTC))
-    # A batch short of full waits 2 ms for more pushes: a burst's calls reach the
-    # service a few at a time, and each batch has a fixed cost (the transaction, the
-    # lookups, the running number, the audit head).
-    return GroupCommit(write, linger_seconds=0.002)
+    return GroupCommit(write)

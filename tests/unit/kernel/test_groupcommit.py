@@ -63,15 +63,3 @@ async def test_a_writer_that_fails_as_a_whole_fails_each_call_of_the_batch() -> 
     # The group carries on with the next calls.
     group.write = lambda items: [n for n in items]
     assert await group.submit(3) == 3
-
-
-async def test_a_lingering_batch_waits_for_more_calls_and_goes_once_it_is_full() -> None:
-    writer = Writer()
-    writer.go.set()
-    group = GroupCommit(writer, max_batch=3, linger_seconds=60)
-    first = asyncio.create_task(group.submit(1))
-    await asyncio.sleep(0)  # the first call is queued; its batch lingers
-    assert writer.batches == []
-    rest = [group.submit(n) for n in (2, 3)]
-    assert await asyncio.wait_for(asyncio.gather(first, *rest), timeout=10) == [2, 4, 6]
-    assert writer.batches == [[1, 2, 3]]
