@@ -71,6 +71,17 @@ class Actor:
 
 
 @dataclass(frozen=True)
+class AuditEntry:
+    """One entry to append: who did what to which subject, when (now when ``at`` is None)."""
+
+    actor: Actor
+    action: str
+    subject: str
+    details: dict[str, Any] | None = None
+    at: datetime | None = None
+
+
+@dataclass(frozen=True)
 class CheckpointClaim:
     """What a validly signed checkpoint vouches for: entry ``sequence`` hashed to ``head_hash``."""
 
@@ -218,6 +229,17 @@ class AuditLog:
 
         ``details`` must hold no personal data: identifiers and codes only.
         """
+        return self.append_all([AuditEntry(actor=actor, action=action, subject=subject,
+                                           details=details, at=at)])[0]
+
+    def append_all(self, entries: Sequence[AuditEntry]) -> list[int]:
+        """Add ``entries`` after the current head, in order; returns their sequence numbers.
+
+        One read of the head and one insert for them all: a batch of pushes taken in
+        one transaction chains its entries here rather than re-reading the head each.
+        """
+        if not entries:
+            return []
         if self._connection.dialect.name == "postgresql":
             # Serialises appenders on this log for the rest of the transaction.
             self._connection.execute(
@@ -226,21 +248,26 @@ class AuditLog:
             select(self._table.c.sequence, self._table.c.entry_hash)
             .order_by(self._table.c.sequence.desc()).limit(1)
         ).first()
-        sequence = (head.sequence + 1) if head else 1
-        recorded_at = at or datetime.now(UTC)
-        row: dict[str, Any] = {
-            "sequence": sequence,
-            "recorded_at": utc_text(recorded_at),
-            "system": actor.system,
-            "official_id": actor.official_id,
-            "action": action,
-            "subject": subject,
-            "details": json.dumps(details or {}, sort_keys=True, ensure_ascii=False),
-            "previous_hash": head.entry_hash if head else GENESIS,
-        }
-        row["entry_hash"] = entry_hash(row)
-        self._connection.execute(self._table.insert().values(**row | {"recorded_at": recorded_at}))
-        return sequence
+        sequence = head.sequence if head else 0
+        previous_hash = head.entry_hash if head else GENESIS
+        rows: list[dict[str, Any]] = []
+        for entry in entries:
+            sequence += 1
+            recorded_at = entry.at or datetime.now(UTC)
+            row: dict[str, Any] = {
+                "sequence": sequence,
+                "recorded_at": utc_text(recorded_at),
+                "system": entry.actor.system,
+                "official_id": entry.actor.official_id,
+                "action": entry.action,
+                "subject": entry.subject,
+                "details": json.dumps(entry.details or {}, sort_keys=True, ensure_ascii=False),
+                "previous_hash": previous_hash,
+            }
+            row["entry_hash"] = previous_hash = entry_hash(row)
+            rows.append(row | {"recorded_at": recorded_at})
+        self._connection.execute(self._table.insert(), rows)
+        return [row["sequence"] for row in rows]
 
     def entries(self, *, subject: str | None = None) -> list[dict[str, Any]]:
         query = select(self._table).order_by(self._table.c.sequence)

@@ -150,10 +150,17 @@ class RunningNumbers:
         self._t = table
 
     def next(self, name: str) -> int:
+        return self.take(name, 1)[0]
+
+    def take(self, name: str, count: int) -> list[int]:
+        """The next ``count`` numbers of the counter, in order, in one statement."""
+        if count < 1:
+            raise ValueError(f"cannot take {count} numbers of counter {name}")
         dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
         # An upsert: concurrent callers queue on the row's lock, none reads a stale value.
-        statement = (dialect.insert(self._t).values(name=name, last=1)
+        statement = (dialect.insert(self._t).values(name=name, last=count)
                      .on_conflict_do_update(index_elements=[self._t.c.name],
-                                            set_={"last": self._t.c.last + 1})
+                                            set_={"last": self._t.c.last + count})
                      .returning(self._t.c.last))
-        return int(self._connection.execute(statement).scalar_one())
+        last = int(self._connection.execute(statement).scalar_one())
+        return list(range(last - count + 1, last + 1))

@@ -23,6 +23,7 @@ from kernel.temporal import TemporalSecurity, connect_with
 from kernel.workflow_gateway import WorkflowGateway
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
+from services.complaints.app.cases import group_intake
 from services.complaints.app.desk import Desk
 from services.complaints.app.flow import ComplaintStarter
 from services.complaints.app.handlers import load_sample_directory
@@ -48,16 +49,19 @@ def _register(server: grpc.aio.Server, engine: Engine,
         lambda: connect_with(settings, security=security),
         call_timeout=timedelta(seconds=settings.workflow_call_timeout_seconds))
     signer = service_signer(settings.pki_dir, "complaints")
+    # Concurrent pushes share transactions; under a burst of them the outbox waits for
+    # intake to be quiet (a few seconds at most) before its starts go ahead.
+    intake = group_intake(writing=lambda: ComplaintsUnitOfWork(engine), cipher=cipher)
     starter = ComplaintStarter(
         reading=lambda: ComplaintsUnitOfWork(engine, write=False),
         writing=lambda: ComplaintsUnitOfWork(engine), signer=signer, gateway=gateway,
-        workflow_queue=settings.workflow_task_queue)
+        workflow_queue=settings.workflow_task_queue, intake_quiet=intake.quiet_seconds)
     handling = Desk(reading=lambda: ComplaintsUnitOfWork(engine, write=False),
                     writing=lambda: ComplaintsUnitOfWork(engine), signer=signer,
                     gateway=gateway, cipher=cipher)
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
         ComplaintsServicer(engine, audit=audit, cipher=cipher, desk=handling,
-                           starter=starter), server)
+                           starter=starter, intake=intake), server)
     # The outbox: every committed case gets its workflow, whenever Temporal answers.
     running = [starter.run()]
     if settings.open311_enabled:

@@ -24,6 +24,7 @@ from kernel.commonpb import (
 )
 from kernel.errors import Unavailable
 from kernel.fieldcipher import FieldCipher
+from kernel.groupcommit import GroupCommit
 from kernel.identity import current_caller
 from services.complaints.app import cases, desk, handlers, webhooks
 from services.complaints.app import metrics as complaint_metrics
@@ -288,12 +289,15 @@ def platform_event_to_proto(event: PlatformEvent) -> pb.PlatformEvent:
 class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  cipher: FieldCipher, desk: desk.Desk | None = None,
-                 starter: ComplaintStarter | None = None) -> None:
+                 starter: ComplaintStarter | None = None,
+                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> None:
         self._engine = engine
         self._audit = audit
         self._cipher = cipher
         self._desk = desk
         self._starter = starter
+        # Concurrent pushes share transactions (group commit): see cases.submit_complaints.
+        self._intake = intake or cases.group_intake(writing=self._writing, cipher=cipher)
 
     def _reading(self) -> ComplaintsUnitOfWork:
         return ComplaintsUnitOfWork(self._engine, write=False)
@@ -379,10 +383,8 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     async def SubmitComplaint(self, request: pb.SubmitComplaintRequest,
                               context: grpc.aio.ServicerContext[Any, Any],
                               ) -> pb.SubmitComplaintResponse:
-        result = await asyncio.to_thread(
-            cases.submit_complaint, uow=self._writing(), cipher=self._cipher,
-            caller=current_caller(), submission=submission_from_proto(request),
-            now=datetime.now(UTC))
+        result = await self._intake.submit(cases.Push(current_caller(),
+                                                      submission_from_proto(request)))
         if self._starter is not None and not result.replayed:
             # The outbox starts the case's workflow; the answer never waits for it.
             self._starter.wake()

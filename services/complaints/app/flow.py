@@ -21,23 +21,26 @@ is the service's own). Anything else is a squatter: recorded as
 ``violation.squatted_workflow`` in the audit log, terminated if it still
 runs, and replaced by the case's own run.
 
-This copies the shape of intake's ``ChainStarter`` (services/intake/app/chain.py)
-rather than sharing it: intake's also serves the window's waiting call and
-its locks, which complaints does not need.
+The machinery (rounds, bounded concurrency, squatters, letting a burst of
+pushes pass first) is the kernel's ``WorkflowOutbox`` (kernel/outbox.py),
+shared with intake's ``ChainStarter`` and trading's ``TenderStarter``.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
+from typing import ClassVar
 
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from kernel.audit import Actor
-from kernel.errors import NotFound, Unavailable
+from kernel.errors import NotFound
+from kernel.outbox import SQUATTED as SQUATTED
+from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
+from kernel.outbox import WorkflowOutbox, WorkflowStart
 from kernel.signing import ServiceSigner
 from kernel.temporal import (
     CASE_KIND,
@@ -60,25 +63,6 @@ from workflows.complaint_contract import (
 )
 
 log = structlog.get_logger("govhall.complaints.flow")
-
-#: What the service records when someone else's run held a case's workflow id.
-SQUATTED = "violation.squatted_workflow"
-
-
-class SquattedWorkflowId(Exception):
-    """The case's workflow id was taken again and again by runs that are not the case's."""
-
-
-def not_ours(run: ExistingRun, *, case_input: ComplaintInput, workflow_queue: str) -> str:
-    """What makes ``run`` another's than the case's own ('' when it is the case's own)."""
-    if run.workflow_type != WORKFLOW_NAME:
-        return "workflow_type"
-    if run.task_queue != workflow_queue:
-        return "task_queue"
-    if run.argument != case_input:
-        return "input"
-    return ""
-
 
 def summary(case: CaseHandling) -> str:
     """What the Temporal UI shows: codes only, no personal data."""
@@ -130,8 +114,11 @@ def record_squatted_workflow(*, uow: ComplaintsUnitOfWork, case_number: str, run
 
 
 @dataclass
-class ComplaintStarter:
+class ComplaintStarter(WorkflowOutbox):
     """Starts the workflow of every committed case, once, whenever Temporal can be reached."""
+
+    log_name: ClassVar[str] = "complaint"
+    started_event: ClassVar[str] = "complaint.workflow_started"
 
     reading: Callable[[], ComplaintsUnitOfWork]
     writing: Callable[[], ComplaintsUnitOfWork]
@@ -147,105 +134,26 @@ class ComplaintStarter:
     #: Cases started at once: one by one, a burst of pushes outran the outbox (each start
     #: waits on Temporal and on the database's write lock).
     concurrency: int = 16
-    _wake: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
+    #: Seconds since intake last took a push in: under a burst the starts wait for it
+    #: (up to ``most_deferral_seconds``), since they compete with it for the database.
+    intake_quiet: Callable[[], float] | None = None
 
-    def wake(self) -> None:
-        """A case was committed: look for pending cases now rather than at the next poll."""
-        self._wake.set()
+    def pending(self) -> list[str]:
+        return unstarted_cases(uow=self.reading())
 
-    async def start(self, case_number: str) -> None:
-        """Start the case's workflow, or find its own run; Unavailable when Temporal is away."""
-        started_at = datetime.now(UTC)
-        case = await asyncio.to_thread(case_to_start, uow=self.reading(),
-                                       case_number=case_number)
-        case_input = ComplaintInput(received_statement(self.signer, case))
-        if not await self.gateway.start(
-                WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
-                task_queue=self.workflow_queue, search_attributes=search_attributes(case),
-                summary=summary(case)):
-            await self._claim(case, case_input)
-        await asyncio.to_thread(mark_started, uow=self.writing(), case_number=case_number,
-                                now=started_at)
-        log.info("complaint.workflow_started", case_number=case_number)
+    def prepare(self, key: str) -> WorkflowStart:
+        case = case_to_start(uow=self.reading(), case_number=key)
+        return WorkflowStart(WORKFLOW_NAME, ComplaintInput(received_statement(self.signer, case)),
+                             workflow_id(key), search_attributes(case), summary(case))
 
-    async def _claim(self, case: CaseHandling, case_input: ComplaintInput) -> None:
-        """The case's workflow id is held: by its own run (done), or by a squatter's."""
-        identifier = workflow_id(case.case_number)
-        for _ in range(self.replacements):
-            run = await self.gateway.existing_run(identifier, ComplaintInput)
-            if run is not None:
-                why = not_ours(run, case_input=case_input, workflow_queue=self.workflow_queue)
-                if not why:
-                    log.info("complaint.own_run_found", case_number=case.case_number,
-                             running=run.running)
-                    return
-                await asyncio.to_thread(record_squatted_workflow, uow=self.writing(),
-                                        case_number=case.case_number, run=run, why=why,
-                                        now=datetime.now(UTC))
-                log.warning("complaint.squatted_workflow", case_number=case.case_number,
-                            workflow_id=identifier, run_id=run.run_id, not_ours=why,
-                            running=run.running)
-                if run.running:
-                    await self.gateway.terminate(
-                        identifier, run_id=run.run_id,
-                        reason=f"not the workflow of complaint case {case.case_number}: "
-                               "started by someone other than the complaints service")
-            if await self.gateway.start(
-                    WORKFLOW_NAME, case_input, workflow_id=identifier,
-                    task_queue=self.workflow_queue, search_attributes=search_attributes(case),
-                    summary=summary(case), replacing=run is not None):
-                return
-        raise SquattedWorkflowId(
-            f"the workflow id {identifier} was taken {self.replacements} times by runs that "
-            "are not the case's: the outbox tries again")
+    def mark_started(self, key: str, *, started_at: datetime) -> None:
+        mark_started(uow=self.writing(), case_number=key, now=started_at)
 
-    async def start_pending(self) -> int:
-        """Start every committed case that has no workflow yet; how many were started.
+    def record_squatter(self, key: str, *, run: ExistingRun, why: str,
+                        now: datetime) -> None:
+        record_squatted_workflow(uow=self.writing(), case_number=key, run=run, why=why,
+                                 now=now)
 
-        The round ends when Temporal is out of reach; a case that fails for another
-        reason is logged and passed over until the next round.
-        """
-        started = 0
-        passed_over: set[str] = set()
-        while True:
-            pending = [number for number in await asyncio.to_thread(
-                unstarted_cases, uow=self.reading()) if number not in passed_over]
-            if not pending:
-                return started
-            for at in range(0, len(pending), self.concurrency):
-                chunk = pending[at:at + self.concurrency]
-                outcomes = await asyncio.gather(*(self.start(number) for number in chunk),
-                                                return_exceptions=True)
-                away = False
-                for case_number, outcome in zip(chunk, outcomes, strict=True):
-                    if isinstance(outcome, asyncio.CancelledError):
-                        raise outcome
-                    if isinstance(outcome, Unavailable):
-                        log.warning("complaint.start_pending", case_number=case_number,
-                                    reason=outcome.message)
-                        away = True
-                    elif isinstance(outcome, BaseException):
-                        log.error("complaint.start_failed", case_number=case_number,
-                                  exc_info=outcome)
-                        passed_over.add(case_number)
-                    else:
-                        started += 1
-                if away:
-                    return started
-
-    async def run(self) -> None:
-        """Until cancelled: start pending cases when woken, or every ``poll_seconds``."""
-        while True:
-            self._wake.clear()
-            try:
-                await self.start_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug or a database outage: keep the outbox alive
-                log.exception("complaint.outbox_failed")
-                await asyncio.sleep(self.backoff_seconds)
-            try:
-                async with asyncio.timeout(self.poll_seconds):
-                    await self._wake.wait()
-            except TimeoutError:
-                pass
+    def squatter_ended(self, key: str) -> str:
+        return (f"not the workflow of complaint case {key}: started by someone other than "
+                "the complaints service")

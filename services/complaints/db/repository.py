@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -66,6 +66,12 @@ class RoutingTable:
         row = self._connection.execute(
             select(self._categories).where(self._categories.c.code == code)).first()
         return _category(row) if row else None
+
+    def categories(self, codes: Iterable[str]) -> dict[str, Category]:
+        """The categories of ``codes`` that exist, by code, in one query."""
+        rows = self._connection.execute(
+            select(self._categories).where(self._categories.c.code.in_(set(codes))))
+        return {row.code: _category(row) for row in rows}
 
     def list_categories(self, *, department_code: str, after: str,
                         limit: int) -> list[Category]:
@@ -198,30 +204,47 @@ class ComplaintCases:
 
     def add(self, complaint: Complaint, *, sealed_complainant: str, fingerprint: str) -> None:
         """Store a new case; DuplicatePush when its (platform, external id) is taken."""
-        location = complaint.location
+        self.add_all([StoredComplaint(complaint, sealed_complainant, fingerprint)])
+
+    def add_all(self, stored: Sequence[StoredComplaint]) -> None:
+        """Store new cases in one statement; DuplicatePush when any one's key is taken."""
+        rows: list[dict[str, object]] = []
+        for entry in stored:
+            complaint = entry.complaint
+            location = complaint.location
+            rows.append({
+                "case_number": complaint.number, "platform_id": complaint.platform_id,
+                "external_id": complaint.external_id, "fingerprint": entry.fingerprint,
+                "kind": str(complaint.kind), "urgent": complaint.urgent,
+                "category_code": complaint.category_code,
+                "department_code": complaint.department_code,
+                "rule_version": complaint.rule_version,
+                "deadline_class": str(complaint.deadline_class), "content": complaint.content,
+                "latitude": location.latitude if location else None,
+                "longitude": location.longitude if location else None,
+                "address": location.address if location else None,
+                "complainant": entry.sealed_complainant,
+                "linked_case_number": complaint.linked_case_number,
+                "linked_tender_number": complaint.linked_tender_number,
+                "status": str(complaint.status), "received_at": complaint.received_at})
+        if not rows:
+            return
         try:
-            self._connection.execute(insert(self._t).values(
-                case_number=complaint.number, platform_id=complaint.platform_id,
-                external_id=complaint.external_id, fingerprint=fingerprint,
-                kind=str(complaint.kind), urgent=complaint.urgent,
-                category_code=complaint.category_code,
-                department_code=complaint.department_code,
-                rule_version=complaint.rule_version,
-                deadline_class=str(complaint.deadline_class), content=complaint.content,
-                latitude=location.latitude if location else None,
-                longitude=location.longitude if location else None,
-                address=location.address if location else None,
-                complainant=sealed_complainant,
-                linked_case_number=complaint.linked_case_number,
-                linked_tender_number=complaint.linked_tender_number,
-                status=str(complaint.status), received_at=complaint.received_at))
+            self._connection.execute(insert(self._t), rows)
         except IntegrityError as error:
-            raise DuplicatePush(complaint.external_id) from error
+            raise DuplicatePush(", ".join(e.complaint.external_id for e in stored)) from error
 
     def get(self, case_number: str) -> StoredComplaint | None:
         row = self._connection.execute(
             select(self._t).where(self._t.c.case_number == case_number)).first()
         return self._stored(row) if row else None
+
+    def of_platform_all(self, platform_id: str,
+                        external_ids: Iterable[str]) -> dict[str, StoredComplaint]:
+        """The platform's stored cases of ``external_ids``, by external id, in one query."""
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.platform_id == platform_id, self._t.c.external_id.in_(set(external_ids))))
+        return {row.external_id: self._stored(row) for row in rows}
 
     def of_platform(self, platform_id: str, external_id: str) -> StoredComplaint | None:
         row = self._connection.execute(select(self._t).where(

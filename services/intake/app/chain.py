@@ -29,11 +29,10 @@ workflow closes the case here (``record_withdrawal``) and in review.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any, ClassVar
 
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -41,6 +40,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from kernel.audit import Actor
 from kernel.errors import Unavailable
 from kernel.identity import Caller
+from kernel.outbox import SQUATTED as SQUATTED
+from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
+from kernel.outbox import WorkflowOutbox, WorkflowStart
 from kernel.signing import ServiceSigner
 from kernel.temporal import (
     CASE_KIND,
@@ -76,25 +78,6 @@ log = structlog.get_logger("govhall.intake.chain")
 
 #: Who starts the case's workflow, in intake's audit log.
 INTAKE_SYSTEM = "govhall-intake"
-#: What intake records when someone else's run held a case's workflow id.
-SQUATTED = "violation.squatted_workflow"
-
-
-class SquattedWorkflowId(Exception):
-    """The case's workflow id was taken again and again by runs that are not the case's."""
-
-
-def not_ours(run: ExistingRun, *, case_input: ApprovalInput, workflow_queue: str) -> str:
-    """What makes ``run`` another's than the case's own ('' when it is the case's own)."""
-    if run.workflow_type != WORKFLOW_NAME:
-        return "workflow_type"
-    if run.task_queue != workflow_queue:
-        return "task_queue"
-    if run.argument != case_input:
-        return "input"
-    return ""
-
-
 def record_squatted_workflow(*, uow: IntakeUnitOfWork, case_number: str, run: ExistingRun,
                              why: str, now: datetime) -> None:
     """Keep, in the audit log, a run someone else started under the case's workflow id.
@@ -127,16 +110,13 @@ def search_attributes(facts: StatementFacts) -> TypedSearchAttributes:
 
 
 @dataclass
-class _Starting:
-    """One case being started: its lock, and how many hold it or wait for it."""
+class ChainStarter(WorkflowOutbox):
+    """Starts the workflow of every accepted case, once, whenever Temporal can be reached.
 
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    users: int = 0
+    The machinery is the kernel's ``WorkflowOutbox``; this gives it intake's database.
+    """
 
-
-@dataclass
-class ChainStarter:
-    """Starts the workflow of every accepted case, once, whenever Temporal can be reached."""
+    log_name: ClassVar[str] = "chain"
 
     reading: Callable[[], IntakeUnitOfWork]
     writing: Callable[[], IntakeUnitOfWork]
@@ -152,152 +132,28 @@ class ChainStarter:
     answer_within_seconds: float = 2.0
     #: Squatters replaced in one attempt before the case is left to the next round.
     replacements: int = 3
-    #: The cases being started now, each with its lock.
-    _starting: dict[str, _Starting] = field(default_factory=dict, init=False, repr=False)
 
-    @contextlib.asynccontextmanager
-    async def _one_at_a_time(self, case_number: str,
-                             within: float | None) -> AsyncIterator[None]:
-        """The window's call and the outbox may start the same case at once: one after the
-        other, so a squatter is recorded and replaced once, not by both. A caller that
-        waits for the answer waits ``within`` seconds at most (then the start is pending)."""
-        starting = self._starting.setdefault(case_number, _Starting())
-        starting.users += 1
-        try:
-            try:
-                async with asyncio.timeout(within):
-                    await starting.lock.acquire()
-            except TimeoutError as error:
-                raise Unavailable(f"the workflow of case {case_number} is being started "
-                                  "by the outbox") from error
-            try:
-                yield
-            finally:
-                starting.lock.release()
-        finally:
-            starting.users -= 1
-            if not starting.users:
-                del self._starting[case_number]
+    def pending(self) -> list[str]:
+        return cases.unstarted_cases(uow=self.reading())
 
-    async def start(self, case_number: str, *, waiting: bool = False) -> bool:
-        """Start the case's workflow now; False (it stays pending) when Temporal is out of reach.
-
-        ``waiting``: a caller waits for the answer, so give up after
-        ``answer_within_seconds`` and leave the start to the outbox.
-        """
-        try:
-            await self._start(case_number, waiting=waiting)
-        except Unavailable as error:
-            log.warning("chain.start_pending", case_number=case_number, reason=error.message)
-            return False
-        except Exception:
-            # The case is committed either way: whatever went wrong, the outbox tries
-            # again, and a window's call still gets its answer (accepted, start pending).
-            log.exception("chain.start_failed", case_number=case_number)
-            return False
-        return True
-
-    async def _start(self, case_number: str, *, waiting: bool) -> None:
-        async with self._one_at_a_time(
-                case_number, self.answer_within_seconds if waiting else None):
-            await self._start_once(case_number, waiting=waiting)
-
-    async def _start_once(self, case_number: str, *, waiting: bool) -> None:
-        started_at = datetime.now(UTC)
-        case_input: ApprovalInput = await asyncio.to_thread(
-            cases.approval_input, uow=self.reading(), case_number=case_number,
-            signer=self.signer)
+    def prepare(self, key: str) -> WorkflowStart:
+        case_input: ApprovalInput = cases.approval_input(uow=self.reading(), case_number=key,
+                                                         signer=self.signer)
         facts = StatementFacts.read(case_input.acceptance.body)
-        if not await self.gateway.start(
-                WORKFLOW_NAME, case_input, workflow_id=workflow_id(case_number),
-                task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                summary=summary(facts),
-                answer_within=self.answer_within_seconds if waiting else None):
-            await self._claim(case_number, case_input, facts)
-        await asyncio.to_thread(cases.mark_workflow_started, uow=self.writing(),
-                                case_number=case_number, system=INTAKE_SYSTEM,
-                                started_at=started_at)
-        log.info("chain.started", case_number=case_number)
+        return WorkflowStart(WORKFLOW_NAME, case_input, workflow_id(key),
+                             search_attributes(facts), summary(facts))
 
-    async def _claim(self, case_number: str, case_input: ApprovalInput,
-                     facts: StatementFacts) -> None:
-        """The case's workflow id is held: by its own run (done), or by a squatter's.
+    def mark_started(self, key: str, *, started_at: datetime) -> None:
+        cases.mark_workflow_started(uow=self.writing(), case_number=key, system=INTAKE_SYSTEM,
+                                    started_at=started_at)
 
-        A squatter's run is recorded, ended if it runs, and the case's own run
-        started in its place; should yet another take the id meanwhile, again.
-        """
-        identifier = workflow_id(case_number)
-        for _ in range(self.replacements):
-            # None: the run is gone since (its history was deleted), so start afresh.
-            run = await self.gateway.existing_run(identifier, ApprovalInput)
-            if run is not None:
-                why = not_ours(run, case_input=case_input, workflow_queue=self.workflow_queue)
-                if not why:
-                    log.info("chain.own_run_found", case_number=case_number,
-                             running=run.running)
-                    return
-                await asyncio.to_thread(record_squatted_workflow, uow=self.writing(),
-                                        case_number=case_number, run=run, why=why,
-                                        now=datetime.now(UTC))
-                log.warning("chain.squatted_workflow", case_number=case_number,
-                            workflow_id=identifier, run_id=run.run_id, not_ours=why,
-                            running=run.running)
-                if run.running:
-                    await self.gateway.terminate(
-                        identifier, run_id=run.run_id,
-                        reason=f"not the approval chain of case {case_number}: "
-                               "started by someone other than intake")
-            if await self.gateway.start(
-                    WORKFLOW_NAME, case_input, workflow_id=identifier,
-                    task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                    summary=summary(facts), replacing=run is not None):
-                return
-        raise SquattedWorkflowId(
-            f"the workflow id {identifier} was taken {self.replacements} times by runs that "
-            "are not the case's: the outbox tries again")
+    def record_squatter(self, key: str, *, run: ExistingRun, why: str,
+                        now: datetime) -> None:
+        record_squatted_workflow(uow=self.writing(), case_number=key, run=run, why=why,
+                                 now=now)
 
-    async def start_pending(self) -> int:
-        """Start every accepted case that has no workflow yet; how many were started.
-
-        The round ends when Temporal is out of reach. A case that fails for
-        another reason (a bug) is logged and passed over until the next round,
-        so it never holds up the cases behind it.
-        """
-        started = 0
-        passed_over: set[str] = set()
-        while True:
-            pending = [number for number in await asyncio.to_thread(
-                cases.unstarted_cases, uow=self.reading()) if number not in passed_over]
-            if not pending:
-                return started
-            for case_number in pending:
-                try:
-                    await self._start(case_number, waiting=False)
-                except Unavailable as error:
-                    log.warning("chain.start_pending", case_number=case_number,
-                                reason=error.message)
-                    return started
-                except Exception:
-                    log.exception("chain.start_failed", case_number=case_number)
-                    passed_over.add(case_number)
-                    continue
-                started += 1
-
-    async def run(self) -> None:
-        """Until cancelled: start pending cases every ``poll_seconds``.
-
-        A round ends at the first start Temporal does not take, so an outage
-        costs one attempt a round, not a tight loop of them.
-        """
-        while True:
-            try:
-                await self.start_pending()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # a bug or a database outage: keep the outbox alive
-                log.exception("chain.outbox_failed")
-                await asyncio.sleep(self.backoff_seconds)
-            await asyncio.sleep(self.poll_seconds)
+    def squatter_ended(self, key: str) -> str:
+        return f"not the approval chain of case {key}: started by someone other than intake"
 
 
 async def withdraw(starter: ChainStarter, *, caller: Caller, case_number: str, reason: str,
