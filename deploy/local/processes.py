@@ -125,10 +125,13 @@ def worker_environment(*, var_dir: Path, temporal_address: str, namespace: str,
             "GOVHALL_WORKER_REVIEW_ADDRESS": review_address}
 
 
-def complaints_environment(*, intake_address: str) -> dict[str, str]:
-    """The complaints service's link to intake: where it checks the approval cases complaints
-    name (CheckCaseLink, as the calling system complaints-service)."""
-    return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address}
+def complaints_environment(*, intake_address: str, trading_address: str = ""
+                           ) -> dict[str, str]:
+    """The complaints service's links to intake and trading: where it checks the approval
+    cases (CheckCaseLink) and the tenders (CheckTenderLink) complaints name, as the calling
+    system complaints-service."""
+    return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address,
+            "GOVHALL_COMPLAINTS_TRADING_ADDRESS": trading_address}
 
 
 def codec_server_environment(*, var_dir: Path, host: str, port: int,

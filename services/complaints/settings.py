@@ -19,7 +19,11 @@ class ComplaintsSettings(ServiceSettings):
     #: Intake's gRPC address, where complaints' links to approval cases are checked
     #: (CheckCaseLink); empty: links to approval cases stay unchecked.
     intake_address: str = ""
-    #: The calling system this service is to intake (its client certificate under pki_dir).
+    #: Trading's gRPC address, where complaints' links to tenders are checked
+    #: (CheckTenderLink); empty: links to tenders stay unchecked.
+    trading_address: str = ""
+    #: The calling system this service is to intake and trading (its client certificate
+    #: under pki_dir).
     calling_system: str = "complaints-service"
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.

@@ -252,7 +252,8 @@ def department_metrics_to_proto(figures: DepartmentMetrics,
 def linked_to_proto(count: LinkedCount) -> pb.LinkedComplaints:
     return pb.LinkedComplaints(kind=_LINK_KINDS[count.kind], status=_LINK_STATUSES[count.status],
                                item_code=count.item_code,
-                               department_code=count.department_code, cases=count.cases)
+                               department_code=count.department_code, cases=count.cases,
+                               category=count.category)
 
 
 def metrics_to_proto(view: complaint_metrics.MetricsView) -> pb.GetComplaintMetricsResponse:
