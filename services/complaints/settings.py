@@ -28,6 +28,10 @@ class ComplaintsSettings(ServiceSettings):
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0
+    #: Take plain-http webhook URLs to the loopback host (127.0.0.1, ::1, localhost): only
+    #: where a platform's receiver runs beside the service (the embedded default, tests);
+    #: off in production, where every webhook URL is https.
+    webhook_allow_loopback: bool = False
 
     #: Port of the Open311 GeoReport v2 façade (HTTPS, on ``host``); 0 picks a free one.
     open311_port: int = Field(default=50055, ge=0, le=65535)

@@ -289,8 +289,10 @@ def platform_event_to_proto(event: PlatformEvent) -> pb.PlatformEvent:
 class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  cipher: FieldCipher, desk: desk.Desk | None = None,
-                 starter: ComplaintStarter | None = None) -> None:
+                 starter: ComplaintStarter | None = None,
+                 webhook_allow_loopback: bool = False) -> None:
         self._engine = engine
+        self._webhook_allow_loopback = webhook_allow_loopback
         self._audit = audit
         self._cipher = cipher
         self._desk = desk
@@ -563,7 +565,7 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
         result = await asyncio.to_thread(
             webhooks.set_platform_webhook, uow=self._writing(), cipher=self._cipher,
             caller=current_caller(), platform_id=request.platform_id, url=request.url,
-            now=datetime.now(UTC))
+            now=datetime.now(UTC), allow_loopback=self._webhook_allow_loopback)
         return pb.SetPlatformWebhookResponse(webhook=webhook_to_proto(result.webhook),
                                              signing_secret=result.secret)
 

@@ -113,6 +113,9 @@ def test_the_runner_points_complaints_at_its_intake_and_trading(
     assert isinstance(complaints, ComplaintsSettings)
     assert complaints.intake_address == "127.0.0.1:50061"
     assert complaints.trading_address == "127.0.0.1:50063"
+    # Everything on one machine: a platform's receiver beside it may be plain http.
+    assert complaints.webhook_allow_loopback is True
+    assert ComplaintsSettings().webhook_allow_loopback is False
 
 
 def test_the_codec_server_serves_the_keys_under_the_var_dir_to_the_ui(tmp_path: Path) -> None:
