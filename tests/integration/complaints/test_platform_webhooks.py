@@ -8,8 +8,8 @@ import base64
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,8 +27,8 @@ from services.complaints.activities import PlatformDeliveryActivities, activitie
 from services.complaints.app.webhooks import emit_platform_event
 from services.complaints.db import tables
 from services.complaints.db.repository import ComplaintsUnitOfWork
-from services.complaints.main import DEFINITION
 from services.complaints.domain.webhooks import EVENT_ID_SHAPE
+from services.complaints.main import DEFINITION
 from services.complaints.settings import complainant_key_path
 from tests.integration.complaints.delivery_workflow import DeliverOneEvent
 from tests.integration.complaints.webhook_receiver import Receiver, webhook_receiver
