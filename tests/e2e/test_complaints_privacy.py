@@ -15,6 +15,7 @@ import json
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from tests.e2e import test_complaints_chain as chain_tests
@@ -155,11 +156,11 @@ def _every_stored_row(desk: Desk) -> str:
     column is ciphertext)."""
     engine = desk.processes.read_only("complaints")
     try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
         with engine.connect() as connection:
-            tables = [row[0] for row in connection.exec_driver_sql(
-                "SELECT name FROM sqlite_master WHERE type = 'table'")]
-            return "\n".join(repr(tuple(row)) for table in tables
-                             for row in connection.exec_driver_sql(f'SELECT * FROM "{table}"'))
+            return "\n".join(repr(tuple(row)) for table in metadata.sorted_tables
+                             for row in connection.execute(sa.select(table)))
     finally:
         engine.dispose()
 
