@@ -173,7 +173,7 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("complaints-service", "govhall.trading.v1.TradingService/CheckTenderLink"): True,
-    ("complaints-service", "govhall.trading.v1.TradingService/GetTender"): False,
+    ("complaints-service", "govhall.trading.v1.TradingService/AnnounceTender"): False,
     ("operator", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
     ("trading-platform", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
     ("supervision-system", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
