@@ -95,6 +95,12 @@ NAME_PATTERN = re.compile(r"^(\*|[a-z0-9][a-z0-9.-]{0,99})$")
 _API = (intake_pb2, review_pb2, trading_pb2, complaints_pb2, systems_pb2, audit_pb2)
 
 
+#: RPCs a ``Service/*`` wildcard does not cover: one service asking another about a record
+#: it names (codes only) is for the one system an entry names explicitly, not for every
+#: system that may call the rest of that service (the operator, the trading platform).
+NAMED_ONLY_RPCS = frozenset({"govhall.trading.v1.TradingService/CheckTenderLink"})
+
+
 @cache
 def api_rpcs() -> frozenset[str]:
     """Every RPC of govhall's API, as ``package.Service/Method``."""
@@ -126,7 +132,8 @@ class CallingSystem:
     def may_call(self, rpc: str) -> bool:
         """Whether the entry lists ``rpc`` (``/pkg.Service/Method`` or ``pkg.Service/Method``)."""
         name = rpc.lstrip("/")
-        return name in self.rpcs or f"{name.split('/', 1)[0]}/*" in self.rpcs
+        return name in self.rpcs or (name not in NAMED_ONLY_RPCS
+                                     and f"{name.split('/', 1)[0]}/*" in self.rpcs)
 
     def may_speak_for(self, department_code: str, role: str) -> bool:
         return (DepartmentRole(department_code, role) in self.speaks_for

@@ -125,10 +125,15 @@ def worker_environment(*, var_dir: Path, temporal_address: str, namespace: str,
             "GOVHALL_WORKER_REVIEW_ADDRESS": review_address}
 
 
-def complaints_environment(*, intake_address: str) -> dict[str, str]:
-    """The complaints service's link to intake: where it checks the approval cases complaints
-    name (CheckCaseLink, as the calling system complaints-service)."""
-    return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address}
+def complaints_environment(*, intake_address: str, trading_address: str = ""
+                           ) -> dict[str, str]:
+    """The complaints service's links to intake and trading: where it checks the approval
+    cases (CheckCaseLink) and the tenders (CheckTenderLink) complaints name, as the calling
+    system complaints-service; and, everything running on one machine, plain-http webhooks
+    to a receiver on the loopback host are taken."""
+    return {"GOVHALL_COMPLAINTS_INTAKE_ADDRESS": intake_address,
+            "GOVHALL_COMPLAINTS_TRADING_ADDRESS": trading_address,
+            "GOVHALL_COMPLAINTS_WEBHOOK_ALLOW_LOOPBACK": "true"}
 
 
 def holiday_schedules_environment(*, review_address: str) -> dict[str, str]:

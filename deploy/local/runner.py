@@ -128,7 +128,10 @@ class Suite:
             namespace=settings.namespace, review_address=review.address)
         intake = IntakeSettings.model_validate(
             _from_environment(defaults | dict(os.environ), "intake"))
-        defaults |= processes.complaints_environment(intake_address=intake.address)
+        trading = TradingSettings.model_validate(
+            _from_environment(defaults | dict(os.environ), "trading"))
+        defaults |= processes.complaints_environment(intake_address=intake.address,
+                                                     trading_address=trading.address)
         defaults |= processes.holiday_schedules_environment(review_address=review.address)
         for prefix in [f"GOVHALL_{name.upper()}_" for name, _ in SERVICES] + ["GOVHALL_WORKER_"]:
             defaults |= {prefix + name: value

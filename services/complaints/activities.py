@@ -31,6 +31,7 @@ from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.intake_links import IntakeLinks
 from services.complaints.link_activity import LinkActivities
 from services.complaints.settings import ComplaintsSettings, complainant_key_path
+from services.complaints.trading_links import TradingLinks
 from workflows.complaint_contract import (
     CLOSE_CASE,
     DELIVER_PLATFORM_EVENT,
@@ -165,7 +166,9 @@ def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[.
         else ComplaintsSettings.model_fields["webhook_timeout_seconds"].default
     delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout)
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
-            hosted.close_case, LinkActivities(engine, intake_lookup(settings)).check_link,
+            hosted.close_case,
+            LinkActivities(engine, intake_lookup(settings),
+                           tender_lookup=trading_lookup(settings)).check_link,
             delivery.deliver_platform_event]
 
 
@@ -186,3 +189,11 @@ def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:
         return None
     return IntakeLinks(settings.intake_address, pki_dir=settings.pki_dir,
                        system=settings.calling_system)
+
+
+def trading_lookup(settings: ServiceSettings) -> TradingLinks | None:
+    """Trading's CheckTenderLink as this service's calling system, or None without trading."""
+    if not isinstance(settings, ComplaintsSettings) or not settings.trading_address:
+        return None
+    return TradingLinks(settings.trading_address, pki_dir=settings.pki_dir,
+                        system=settings.calling_system)

@@ -61,7 +61,8 @@ def _register(server: grpc.aio.Server, engine: Engine,
                     gateway=gateway, cipher=cipher)
     complaints_pb2_grpc.add_ComplaintsServiceServicer_to_server(
         ComplaintsServicer(engine, audit=audit, cipher=cipher, desk=handling,
-                           starter=starter, intake=intake), server)
+                           starter=starter, intake=intake,
+                           webhook_allow_loopback=settings.webhook_allow_loopback), server)
     # The outbox: every committed case gets its workflow, whenever Temporal answers.
     running = [starter.run()]
     if settings.open311_enabled:

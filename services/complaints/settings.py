@@ -19,7 +19,10 @@ class ComplaintsSettings(ServiceSettings):
     #: Intake's gRPC address, where complaints' links to approval cases are checked
     #: (CheckCaseLink); empty: links to approval cases stay unchecked.
     intake_address: str = ""
-    #: The calling system this service is to intake and review (its client certificate
+    #: Trading's gRPC address, where complaints' links to tenders are checked
+    #: (CheckTenderLink); empty: links to tenders stay unchecked.
+    trading_address: str = ""
+    #: The calling system this service is to intake, trading and review (its client certificate
     #: under pki_dir).
     calling_system: str = "complaints-service"
     #: Review's gRPC address, where the holiday schedules operators loaded are read
@@ -32,6 +35,10 @@ class ComplaintsSettings(ServiceSettings):
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0
+    #: Take plain-http webhook URLs to the loopback host (127.0.0.1, ::1, localhost): only
+    #: where a platform's receiver runs beside the service (the embedded default, tests);
+    #: off in production, where every webhook URL is https.
+    webhook_allow_loopback: bool = False
 
     #: Port of the Open311 GeoReport v2 façade (HTTPS, on ``host``); 0 picks a free one.
     open311_port: int = Field(default=50055, ge=0, le=65535)

@@ -148,9 +148,10 @@ class ChainProcesses:
         environment |= processes.worker_environment(
             var_dir=var_dir, temporal_address=temporal_address, namespace=namespace,
             review_address=f"127.0.0.1:{ports['review']}" if "review" in ports else "")
-        if "intake" in ports:
+        if "complaints" in ports:
             environment |= processes.complaints_environment(
-                intake_address=f"127.0.0.1:{ports['intake']}")
+                intake_address=f"127.0.0.1:{ports['intake']}" if "intake" in ports else "",
+                trading_address=f"127.0.0.1:{ports['trading']}" if "trading" in ports else "")
         if "review" in ports:
             environment |= processes.holiday_schedules_environment(
                 review_address=f"127.0.0.1:{ports['review']}")

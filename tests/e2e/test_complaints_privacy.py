@@ -15,6 +15,7 @@ import json
 import uuid
 
 import pytest
+import sqlalchemy as sa
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from tests.e2e import test_complaints_chain as chain_tests
@@ -148,3 +149,62 @@ async def test_after_the_chain_the_complainants_are_in_no_file_the_processes_wro
              for path in files for secret in secrets
              if any(form in path.read_bytes() for form in _forms(secret))}
     assert found == set()
+
+
+def _every_stored_row(desk: Desk) -> str:
+    """Every row of every table of the complaints database, as text (the sealed complainant
+    column is ciphertext)."""
+    engine = desk.processes.read_only("complaints")
+    try:
+        metadata = sa.MetaData()
+        metadata.reflect(engine)
+        with engine.connect() as connection:
+            return "\n".join(repr(tuple(row)) for table in metadata.sorted_tables
+                             for row in connection.execute(sa.select(table)))
+    finally:
+        engine.dispose()
+
+
+async def test_bases_and_a_rating_comment_quoting_the_complainant_are_masked_everywhere(
+        desk: Desk) -> None:
+    """A return basis, a reassignment basis, an extension basis and a platform's rating
+    comment are free text that may quote the complainant: masked at the desk before they
+    are signed, like a reply."""
+    name, phone = "慕容秋水", "13611112222"
+    number = (await desk.call(HOTLINE, "SubmitComplaint", pb.SubmitComplaintRequest(
+        external_id=f"bases-{uuid.uuid4().hex[:8]}", kind=pb.COMPLAINT_KIND_COMPLAINT,
+        category_code=chain_tests.CATEGORY["SCJGJ"], content="农贸市场出售病死禽肉",
+        complainant_name=name, complainant_phone=phone))).complaint.case_number
+    await desk.started(number)
+    await desk.handler("SCJGJ", "SignForComplaint", pb.SignForComplaintRequest(
+        request_id=_rid(), case_number=number))
+    await desk.handler("SCJGJ", "RequestComplaintExtension", pb.RequestComplaintExtensionRequest(
+        request_id=_rid(), case_number=number, days=3,
+        basis=f"需与{name}（{phone}）约定现场核查时间"))
+    await desk.handler("SCJGJ", "ReturnComplaint", pb.ReturnComplaintRequest(
+        request_id=_rid(), case_number=number, basis=f"经电话{phone}与{name}核实，属卫健委职责"))
+    await desk.dispatcher("DispatchComplaint", pb.DispatchComplaintRequest(
+        request_id=_rid(), case_number=number, outcome=pb.DISPATCH_OUTCOME_REASSIGN,
+        department_code="WJW", basis=f"{name}反映的病死禽问题改派卫健委，回访电话{phone}"))
+    await desk.handler("WJW", "SignForComplaint", pb.SignForComplaintRequest(
+        request_id=_rid(), case_number=number))
+    await desk.handler("WJW", "ReplyToComplaint", pb.ReplyToComplaintRequest(
+        request_id=_rid(), case_number=number, text="已查封涉事摊位"))
+    await desk.call(HOTLINE, "RateComplaint", pb.RateComplaintRequest(
+        request_id=_rid(), case_number=number, level=5,
+        comment=f"我是{name}，电话{phone}，处理及时"))
+    await desk.ended(number)
+
+    stored = _every_stored_row(desk)
+    assert "约定现场核查时间" in stored and "属卫健委职责" in stored  # the bases are there
+    assert "*" * len(name) in stored
+    assert name not in stored and phone not in stored
+    events = desk.rows("SELECT details FROM complaint_events WHERE case_number = :n", n=number)
+    assert not any(name in str(e) or phone in str(e) for e in events)
+    client = await desk.processes.client()
+    history = await client.get_workflow_handle(workflow_id(number)).fetch_history()
+    decoded = await decoded_history_text(client, history.events)
+    # The updates' decoded arguments: every basis and the comment, masked.
+    for kept in ("约定现场核查时间", "属卫健委职责", "改派卫健委", "处理及时"):
+        assert kept in decoded
+    assert name not in decoded and phone not in decoded

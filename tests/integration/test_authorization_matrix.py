@@ -88,12 +88,17 @@ _ENTRIES: dict[str, dict[str, Any]] = {
     for entry in json.loads((SAMPLE_DIR / "systems.json").read_text("utf-8"))["systems"]}
 
 
+#: RPCs only an entry naming them may call, never a "Service/*" wildcard: one service asking
+#: another about a record (trading's CheckTenderLink, for the complaints service only).
+_NAMED_ONLY = {"govhall.trading.v1.TradingService/CheckTenderLink"}
+
+
 def _may_call(system: str, rpc: str) -> bool:
     entry = _ENTRIES.get(system)
     if entry is None or system == "*":
         return False
     listed = set(entry["rpcs"]) | set(_ENTRIES["*"]["rpcs"])
-    return rpc in listed or f"{rpc.split('/')[0]}/*" in listed
+    return rpc in listed or (rpc not in _NAMED_ONLY and f"{rpc.split('/')[0]}/*" in listed)
 
 
 def _may_speak_for(system: str, department: str, role: str) -> bool:
@@ -182,6 +187,12 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("hotline-12345", "govhall.review.v1.ReviewService/ListHolidaySchedules"): False,
     ("operator", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
     ("supervision-system", "govhall.intake.v1.IntakeService/CheckCaseLink"): False,
+    ("complaints-service", "govhall.trading.v1.TradingService/CheckTenderLink"): True,
+    ("complaints-service", "govhall.trading.v1.TradingService/AnnounceTender"): False,
+    ("operator", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
+    ("trading-platform", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
+    ("supervision-system", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
+    ("hotline-12345", "govhall.trading.v1.TradingService/CheckTenderLink"): False,
     ("hotline-12345", "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,
     ("provincial-complaint-portal",
      "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): True,

@@ -303,6 +303,7 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                               "project_no": "PJ-20000101-000001",
                               "supplier_code": "91210100MA0XXXXX1A", "amount_fen": 1000},
         "GetTender": {"tender_no": TENDER},
+        "CheckTenderLink": {"tender_no": TENDER},
         "AmendTender": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,
                         "content": "第3章技术参数更正"},
         "ObjectToTender": {"request_id": str(uuid.uuid4()), "tender_no": TENDER,

@@ -253,7 +253,8 @@ def department_metrics_to_proto(figures: DepartmentMetrics,
 def linked_to_proto(count: LinkedCount) -> pb.LinkedComplaints:
     return pb.LinkedComplaints(kind=_LINK_KINDS[count.kind], status=_LINK_STATUSES[count.status],
                                item_code=count.item_code,
-                               department_code=count.department_code, cases=count.cases)
+                               department_code=count.department_code, cases=count.cases,
+                               category=count.category)
 
 
 def metrics_to_proto(view: complaint_metrics.MetricsView) -> pb.GetComplaintMetricsResponse:
@@ -290,8 +291,10 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  cipher: FieldCipher, desk: desk.Desk | None = None,
                  starter: ComplaintStarter | None = None,
-                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> None:
+                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None,
+                 webhook_allow_loopback: bool = False) -> None:
         self._engine = engine
+        self._webhook_allow_loopback = webhook_allow_loopback
         self._audit = audit
         self._cipher = cipher
         self._desk = desk
@@ -564,7 +567,7 @@ class ComplaintsServicer(complaints_pb2_grpc.ComplaintsServiceServicer):
         result = await asyncio.to_thread(
             webhooks.set_platform_webhook, uow=self._writing(), cipher=self._cipher,
             caller=current_caller(), platform_id=request.platform_id, url=request.url,
-            now=datetime.now(UTC))
+            now=datetime.now(UTC), allow_loopback=self._webhook_allow_loopback)
         return pb.SetPlatformWebhookResponse(webhook=webhook_to_proto(result.webhook),
                                              signing_secret=result.secret)
 

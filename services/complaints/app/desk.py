@@ -21,6 +21,10 @@ A refusal leaves nothing behind: the request id is released. An outage
 (UNAVAILABLE) keeps it, because the act may have been taken; the caller
 sends the same request again, which goes through again with the same update
 id, so Temporal answers it with the first result (as review's take_request).
+If the act was recorded already, the case has moved on and step 3 would
+refuse it: the repeat is not checked again but sends the recorded statement
+under the same update id (as review's decision_capacity lets a decision
+recorded under the same request id through).
 """
 
 from __future__ import annotations
@@ -79,6 +83,7 @@ from workflows.complaint_contract import (
     SIGN_FOR,
     Act,
     ActReceipt,
+    SignedStatement,
     StatementKind,
     as_statement,
     complaint_statement_body,
@@ -116,8 +121,17 @@ def fingerprint(rpc: str, **content: Any) -> str:
     return hashlib.sha256(rfc8785.dumps({"rpc": rpc, **content})).hexdigest()
 
 
+@dataclass(frozen=True)
+class _Taken:
+    """The request id claimed: ``seen`` when this request came before, with its answer
+    (``response``) if it was given."""
+
+    seen: bool = False
+    response: str = ""
+
+
 def _take_request(*, uow: ComplaintsUnitOfWork, caller: Caller, request_id: str,
-                  print_: str, case_number: str, now: datetime) -> str | None:
+                  print_: str, case_number: str, now: datetime) -> _Taken:
     with uow:
         earlier = uow.requests.get(caller.system, request_id)
         if earlier is not None:
@@ -127,11 +141,11 @@ def _take_request(*, uow: ComplaintsUnitOfWork, caller: Caller, request_id: str,
                     "request_id for a new request")
             # Not answered yet (an outage, or a twin in flight): it goes through again
             # with the same update id, and Temporal answers with the first result.
-            return earlier.response or None
+            return _Taken(seen=True, response=earlier.response)
         uow.requests.add(HandledRequest(caller.system, request_id, print_, case_number, ""),
                          received_at=now)
         uow.commit()
-        return None
+        return _Taken()
 
 
 def _answer(*, uow: ComplaintsUnitOfWork, caller: Caller, request_id: str,
@@ -175,6 +189,9 @@ class _Checked:
     extra: dict[str, str | int | bool | list[str]] = field(default_factory=dict)
     #: Free texts as they are signed and sent, where they differ from the request's (masked).
     texts: dict[str, str] = field(default_factory=dict)
+    #: The statement this very request was recorded under already (a repeat whose first
+    #: answer was lost): sent again as it was, so Temporal answers with the first result.
+    recorded: SignedStatement | None = None
 
 
 Check = Callable[[ComplaintsUnitOfWork, Caller, CaseHandling, CaseState], _Checked]
@@ -184,8 +201,30 @@ def _official(official: Official, case: CaseHandling) -> _Checked:
     return _Checked(official.id, official.department_code, sorted(official.roles), case)
 
 
+def _recorded(uow: ComplaintsUnitOfWork, cipher: FieldCipher, caller: Caller,
+              case: CaseHandling, request_id: str, texts: dict[str, str]) -> _Checked | None:
+    """The act of this request as recorded already, if it was: the case has moved on since
+    (that act moved it), so its rule would refuse the request it answered."""
+    document = uow.acts.statement_of_request(case.case_number, system=caller.system,
+                                             request_id=request_id)
+    if document is None:
+        return None
+    statement = SignedStatement(document["body"], document["signer"], document["key_id"],
+                                document["signature"])
+    body = statement.body
+    return _Checked(str(body.get("official_id", "")), str(body.get("department_code", "")),
+                    list(body.get("roles", [])), case,
+                    texts={name: _masked(uow, cipher, case, text)
+                           for name, text in texts.items()},
+                    recorded=statement)
+
+
 def _checked(*, uow: ComplaintsUnitOfWork, caller: Caller, case_number: str,
-             check: Check) -> _Checked:
+             check: Check, repeat: tuple[FieldCipher, str, dict[str, str]] | None = None,
+             ) -> _Checked:
+    """The act checked against the case as recorded. ``repeat`` (the cipher, the request
+    id and the texts) for a request seen before and not answered: found recorded, it is
+    not checked again."""
     with uow:
         if caller.official_id:
             # Who may speak for whom is settled before anything is said about the case.
@@ -193,7 +232,9 @@ def _checked(*, uow: ComplaintsUnitOfWork, caller: Caller, case_number: str,
         case = uow.handling.get(case_number)
         if case is None:
             raise NotFound(f"complaint case {case_number} does not exist")
-        checked = check(uow, caller, case, _state_of(uow, case))
+        found = _recorded(uow, repeat[0], caller, case, repeat[1], repeat[2]) \
+            if repeat is not None else None
+        checked = found or check(uow, caller, case, _state_of(uow, case))
     if not case.workflow_started:
         raise Unavailable(f"the workflow of case {case_number} is being started: try again "
                           "in a moment")
@@ -209,17 +250,18 @@ async def _act(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
     print_ = fingerprint(update, official=caller.official_id, case=case_number,
                          texts=texts, **facts)
     facts.pop("requested_department", None)
-    earlier = await asyncio.to_thread(
+    taken = await asyncio.to_thread(
         _take_request, uow=desk.writing(), caller=caller, request_id=request_id,
         print_=print_, case_number=case_number, now=now)
-    if earlier is not None:
-        return _RECEIPTS.validate_json(earlier)
+    if taken.response:
+        return _RECEIPTS.validate_json(taken.response)
     try:
-        checked = await asyncio.to_thread(_checked, uow=desk.reading(), caller=caller,
-                                          case_number=case_number, check=check)
+        checked = await asyncio.to_thread(
+            _checked, uow=desk.reading(), caller=caller, case_number=case_number, check=check,
+            repeat=(desk.cipher, request_id, texts) if taken.seen else None)
         texts = texts | checked.texts
         digest = content_digest(**texts) if texts else ""
-        statement = as_statement(desk.signer.sign(complaint_statement_body(
+        statement = checked.recorded or as_statement(desk.signer.sign(complaint_statement_body(
             kind=kind, case_number=case_number, official_id=checked.official_id,
             department_code=checked.department_code, roles=checked.roles,
             system=caller.system, issued_at=now, request_id=request_id,
@@ -267,7 +309,8 @@ async def return_case(desk: Desk, *, caller: Caller, case_number: str, request_i
               state: CaseState) -> _Checked:
         official = _lead_handler(uow, caller, case)
         rules.return_case(state, department_code=official.department_code, basis=basis)
-        return _official(official, case)
+        return replace(_official(official, case),
+                       texts={"basis": _masked(uow, desk.cipher, case, basis)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=RETURN_CASE, kind=StatementKind.RETURN, check=check, now=now,
                       texts={"basis": basis})
@@ -286,7 +329,8 @@ async def dispatch(desk: Desk, *, caller: Caller, case_number: str, request_id: 
         # The statement names the department the case goes to (for send_back: the one
         # that returned it), known once the case is read.
         return replace(_official(official, case),
-                       extra={"target_department": change.state.department_code})
+                       extra={"target_department": change.state.department_code},
+                       texts={"basis": _masked(uow, desk.cipher, case, basis)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=DISPATCH, kind=StatementKind.DISPATCH, check=check, now=now,
                       texts={"basis": basis}, outcome=outcome,
@@ -311,9 +355,9 @@ async def set_co_handlers(desk: Desk, *, caller: Caller, case_number: str, reque
 def _masked(uow: ComplaintsUnitOfWork, cipher: FieldCipher, case: CaseHandling,
             text: str) -> str:
     """``text`` with the complainants of ``case`` and of every duplicate merged into it
-    masked, and any phone or ID card shaped number: what an official writes about a case
-    leaves the complaints service's encrypted field only in this form (workflow, replies,
-    platform events, webhooks)."""
+    masked, and any phone or ID card shaped number: what an official (or a platform's
+    rating comment) writes about a case leaves the complaints service's encrypted field
+    only in this form (workflow, replies, bases, platform events, webhooks)."""
     names: list[str] = []
     numbers: list[str] = []
     for number in [case.case_number,
@@ -362,7 +406,8 @@ async def request_extension(desk: Desk, *, caller: Caller, case_number: str, req
             or uow.policies.in_force()
         rules.request_extension(state, department_code=official.department_code, days=days,
                                 basis=basis, max_days=policy.policy.max_extension_days)
-        return _official(official, case)
+        return replace(_official(official, case),
+                       texts={"basis": _masked(uow, desk.cipher, case, basis)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=REQUEST_EXTENSION, kind=StatementKind.EXTENSION_REQUEST,
                       check=check, now=now, texts={"basis": basis}, days=days)
@@ -409,7 +454,8 @@ async def rate(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
             raise NotFound(f"platform {platform.id} has no complaint case {case.case_number}")
         rules.rate(state, platform_id=platform.id, level=level, at=now,
                    rating_closes=case.rating_closes)
-        return _Checked(platform.id, "", [], case, {"platform_id": platform.id})
+        return _Checked(platform.id, "", [], case, {"platform_id": platform.id},
+                        texts={"comment": _masked(uow, desk.cipher, case, comment)})
     return await _act(desk, caller=caller, case_number=case_number, request_id=request_id,
                       update=RATE, kind=StatementKind.RATING, check=check, now=now,
                       texts={"comment": comment}, level=level)

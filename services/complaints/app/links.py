@@ -2,17 +2,20 @@
 
 A platform may name the approval case (AP- number) or the tender a
 complaint is about. The complaint workflow asks once, at its start, for the
-link to be checked (activity ``complaints.check_link``): intake answers
+links to be checked (activity ``complaints.check_link``): intake answers
 whether the approval case exists and under which item and department
-(``IntakeService/CheckCaseLink``, codes only), and the answer is kept on
-the case (``link_status``, ``link_item_code``, ``link_department_code``)
-with an event, so the metrics count linked complaints per item and
-department — the complaint-rate input of the three-zeros report.
+(``IntakeService/CheckCaseLink``, codes only); trading answers whether the
+tender exists, its category of trade, the tenderer's department and its
+stage (``TradingService/CheckTenderLink``, codes only). The answers are kept
+on the case (``link_status``, ``link_item_code``, ``link_department_code``;
+``tender_link_status``, ``tender_link_category``,
+``tender_link_department_code``) with an event, so the metrics count linked
+complaints per item and department, and per category and tenderer — the
+complaint-rate input of the three-zeros report.
 
-Trading keeps no tenders yet, so a tender number cannot be checked: it
-stays "unchecked", and the event says why. An intake that cannot be reached
-fails the check as retryable (Temporal tries again); the case itself never
-waits on it.
+A service that cannot be reached fails the check as retryable (Temporal
+tries again); the case itself never waits on it. A process given no address
+of intake (or trading) leaves that link unchecked, and the event says why.
 """
 
 from __future__ import annotations
@@ -36,8 +39,8 @@ log = structlog.get_logger("govhall.complaints.links")
 LINK_CHECKED = "complaint.link_checked"
 #: The system the complaint workflows' activities act as in the audit log.
 WORKFLOWS = "govhall-workflows"
-#: Why a tender number stays unchecked.
-TENDERS_UNCHECKED = "trading keeps no tenders yet: a linked tender number cannot be checked"
+#: Why a tender stays unchecked when this process has no trading to ask.
+NO_TRADING = "no trading address is configured: the tender cannot be checked"
 #: Why an approval case stays unchecked when this process has no intake to ask.
 NO_INTAKE = "no intake address is configured: the approval case cannot be checked"
 
@@ -56,6 +59,24 @@ class IntakeAnswer:
 #: Asks intake about a case number; raises kernel.errors.Unavailable while intake cannot
 #: be reached (the check is retried).
 IntakeLookup = Callable[[str], Awaitable[IntakeAnswer]]
+
+
+@dataclass(frozen=True)
+class TradingAnswer:
+    """What trading answered about a tender: codes only."""
+
+    found: bool
+    #: The category of trade ("construction", "government_procurement", ...).
+    category: str = ""
+    #: The tenderer's department.
+    department_code: str = ""
+    #: Trading's stage of the tender ("bidding", "awarded", ...), '' when not found.
+    stage: str = ""
+
+
+#: Asks trading about a tender number; raises kernel.errors.Unavailable while trading cannot
+#: be reached (the check is retried).
+TradingLookup = Callable[[str], Awaitable[TradingAnswer]]
 
 
 @dataclass(frozen=True)
@@ -83,43 +104,69 @@ def _approval_detail(answer: IntakeAnswer | None, number: str) -> str:
             f"{answer.case_status}")
 
 
-def outcome_of(stored: StoredLink, answer: IntakeAnswer | None) -> LinkOutcome:
+def _tender_detail(answer: TradingAnswer | None, number: str) -> str:
+    if answer is None:
+        return NO_TRADING
+    if not answer.found:
+        return f"trading has no tender {number}"
+    return (f"tender {number}: {answer.category} of {answer.department_code}, "
+            f"{answer.stage}")
+
+
+def outcome_of(stored: StoredLink, answer: IntakeAnswer | None,
+               tender_answer: TradingAnswer | None = None) -> LinkOutcome:
     """What the check found, for the workflow (codes only)."""
     if stored.linked_case_number:
         detail = _approval_detail(answer, stored.linked_case_number)
         if stored.linked_tender_number:
-            detail += f"; {TENDERS_UNCHECKED}"
+            detail += f"; {_tender_detail(tender_answer, stored.linked_tender_number)}"
         return LinkOutcome(str(LinkKind.APPROVAL), bool(answer and answer.found), detail)
     if stored.linked_tender_number:
-        return LinkOutcome(str(LinkKind.TENDER), False, TENDERS_UNCHECKED)
+        return LinkOutcome(str(LinkKind.TENDER), bool(tender_answer and tender_answer.found),
+                           _tender_detail(tender_answer, stored.linked_tender_number))
     return LinkOutcome("", False, "the case names no approval case and no tender")
 
 
+def _status_of(found: bool | None) -> LinkStatus:
+    if found is None:
+        return LinkStatus.UNCHECKED
+    return LinkStatus.FOUND if found else LinkStatus.NOT_FOUND
+
+
 def record_link_check(*, uow: ComplaintsUnitOfWork, case_number: str,
-                      answer: IntakeAnswer | None, now: datetime) -> LinkOutcome:
+                      answer: IntakeAnswer | None, now: datetime,
+                      tender_answer: TradingAnswer | None = None) -> LinkOutcome:
     """Keep what the check found on the case, with an event and an audit entry.
 
-    ``answer`` is intake's, or None when there was no intake to ask. Run
-    again with the same answer (a retried activity) it changes nothing.
+    ``answer`` is intake's and ``tender_answer`` trading's, each None when
+    there was no service to ask. Run again with the same answers (a retried
+    activity) it changes nothing.
     """
     with uow:
         stored = uow.links.get(case_number, for_update=True)
         if stored is None:
             raise NotFound(f"complaint case {case_number} is unknown")
-        outcome = outcome_of(stored, answer)
+        outcome = outcome_of(stored, answer, tender_answer)
         if not outcome.kind:
             return outcome
         status, item, department = LinkStatus.UNCHECKED, "", ""
         if stored.linked_case_number and answer is not None:
-            status = LinkStatus.FOUND if answer.found else LinkStatus.NOT_FOUND
+            status = _status_of(answer.found)
             if answer.found:
                 item, department = answer.item_code, answer.department_code
-        if stored.checked_at is not None and (stored.status, stored.item_code,
-                                              stored.department_code) == (status, item,
-                                                                          department):
+        tender_status, category, tenderer = LinkStatus.UNCHECKED, "", ""
+        if stored.linked_tender_number and tender_answer is not None:
+            tender_status = _status_of(tender_answer.found)
+            if tender_answer.found:
+                category, tenderer = tender_answer.category, tender_answer.department_code
+        found = (status, item, department, tender_status, category, tenderer)
+        if stored.checked_at is not None and found == (
+                stored.status, stored.item_code, stored.department_code, stored.tender_status,
+                stored.tender_category, stored.tender_department_code):
             return outcome
         uow.links.record(case_number, status=status, item_code=item,
-                         department_code=department, at=now)
+                         department_code=department, at=now, tender_status=tender_status,
+                         tender_category=category, tender_department_code=tenderer)
         details: dict[str, str] = {}
         if stored.linked_case_number:
             details |= {"linked_case": stored.linked_case_number, "status": str(status)}
@@ -130,12 +177,17 @@ def record_link_check(*, uow: ComplaintsUnitOfWork, case_number: str,
                             "case_status": answer.case_status}
         if stored.linked_tender_number:
             details |= {"linked_tender": stored.linked_tender_number,
-                        "tender_status": str(LinkStatus.UNCHECKED),
-                        "tender_reason": TENDERS_UNCHECKED}
+                        "tender_status": str(tender_status)}
+            if tender_answer is None:
+                details["tender_reason"] = NO_TRADING
+            elif tender_answer.found:
+                details |= {"tender_category": category, "tender_department": tenderer,
+                            "tender_stage": tender_answer.stage}
         uow.events.add([ComplaintEvent(case_number, uow.events.last_sequence(case_number)
                                        + 1, LINK_CHECKED, now, details)])
         uow.audit.append(actor=Actor(WORKFLOWS), action=LINK_CHECKED,
                          subject=f"complaint/{case_number}", at=now, details=details)
         uow.commit()
-    log.info(LINK_CHECKED, case_number=case_number, kind=outcome.kind, status=str(status))
+    log.info(LINK_CHECKED, case_number=case_number, kind=outcome.kind, status=str(status),
+             tender_status=str(tender_status))
     return outcome

@@ -123,12 +123,16 @@ def _platform(uow: ComplaintsUnitOfWork, platform_id: str) -> Platform:
 
 
 def set_platform_webhook(*, uow: ComplaintsUnitOfWork, cipher: FieldCipher, caller: Caller,
-                         platform_id: str, url: str, now: datetime) -> WebhookSet:
-    """Point a platform's webhook at ``url`` with a new signing secret, returned once."""
+                         platform_id: str, url: str, now: datetime,
+                         allow_loopback: bool = False) -> WebhookSet:
+    """Point a platform's webhook at ``url`` with a new signing secret, returned once.
+
+    ``allow_loopback``: plain http to the loopback host is taken (the embedded default).
+    """
     with uow:
         official = require_official(uow.staff, caller, role=WEBHOOK_ROLE,
                                     department_code=CENTER_DEPARTMENT)
-        check_webhook_url(url)
+        check_webhook_url(url, allow_loopback=allow_loopback)
         _platform(uow, platform_id)
         secret = new_signing_secret()
         webhook = PlatformWebhook(platform_id, url, official.id, now)

@@ -1,4 +1,4 @@
-"""What checking a case's link found, as stored on the case (migration 0008)."""
+"""What checking a case's links found, as stored on the case (migrations 0008, 0009)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,11 @@ class StoredLink:
     item_code: str
     department_code: str
     checked_at: datetime | None
+    tender_status: LinkStatus = LinkStatus.UNCHECKED
+    #: For a tender found: its category of trade ("construction", ...).
+    tender_category: str = ""
+    #: For a tender found: the tenderer's department.
+    tender_department_code: str = ""
 
 
 class CaseLinks:
@@ -37,7 +42,8 @@ class CaseLinks:
         t = self._t
         query = select(t.c.case_number, t.c.linked_case_number, t.c.linked_tender_number,
                        t.c.link_status, t.c.link_item_code, t.c.link_department_code,
-                       t.c.link_checked_at).where(t.c.case_number == case_number)
+                       t.c.link_checked_at, t.c.tender_link_status, t.c.tender_link_category,
+                       t.c.tender_link_department_code).where(t.c.case_number == case_number)
         if for_update:
             query = query.with_for_update()
         row = self._connection.execute(query).first()
@@ -45,11 +51,17 @@ class CaseLinks:
             return None
         return StoredLink(row.case_number, row.linked_case_number, row.linked_tender_number,
                           LinkStatus(row.link_status), row.link_item_code,
-                          row.link_department_code, row.link_checked_at)
+                          row.link_department_code, row.link_checked_at,
+                          LinkStatus(row.tender_link_status), row.tender_link_category,
+                          row.tender_link_department_code)
 
     def record(self, case_number: str, *, status: LinkStatus, item_code: str,
-               department_code: str, at: datetime) -> None:
+               department_code: str, at: datetime,
+               tender_status: LinkStatus = LinkStatus.UNCHECKED, tender_category: str = "",
+               tender_department_code: str = "") -> None:
         self._connection.execute(
             update(self._t).where(self._t.c.case_number == case_number).values(
                 link_status=str(status), link_item_code=item_code,
-                link_department_code=department_code, link_checked_at=at))
+                link_department_code=department_code, link_checked_at=at,
+                tender_link_status=str(tender_status), tender_link_category=tender_category,
+                tender_link_department_code=tender_department_code))

@@ -21,7 +21,10 @@ def _record(row: Any) -> CaseRecord:
         merged_into=row.merged_into or "", linked_case_number=row.linked_case_number,
         linked_tender_number=row.linked_tender_number,
         link_status=LinkStatus(row.link_status), link_item_code=row.link_item_code,
-        link_department_code=row.link_department_code)
+        link_department_code=row.link_department_code,
+        tender_link_status=LinkStatus(row.tender_link_status),
+        tender_link_category=row.tender_link_category,
+        tender_link_department_code=row.tender_link_department_code)
 
 
 class CaseRecords:
@@ -40,7 +43,8 @@ class CaseRecords:
             t.c.sign_for_due, t.c.signed_for_at, t.c.reply_due, t.c.first_replied_at,
             t.c.replied_at, t.c.closed_at, t.c.rating, t.c.reopened, t.c.merged_into,
             t.c.linked_case_number, t.c.linked_tender_number, t.c.link_status,
-            t.c.link_item_code, t.c.link_department_code,
+            t.c.link_item_code, t.c.link_department_code, t.c.tender_link_status,
+            t.c.tender_link_category, t.c.tender_link_department_code,
         ).where(t.c.received_at >= start, t.c.received_at < end)
         if department_code:
             query = query.where(t.c.department_code == department_code)

@@ -576,6 +576,19 @@ class Acts:
             self._t.c.act_id == act_id)).first()
         return RecordedAct(row.act_id, row.case_number, row.kind, row.result) if row else None
 
+    def statement_of_request(self, case_number: str, *, system: str,
+                             request_id: str) -> dict[str, Any] | None:
+        """The signed statement (document form) of the act ``system`` sent on ``case_number``
+        under ``request_id``, if it was recorded; None otherwise."""
+        rows = self._connection.execute(select(self._t.c.statement).where(
+            self._t.c.case_number == case_number, self._t.c.system == system))
+        for (text,) in rows:
+            document: dict[str, Any] = json.loads(text)
+            body = document.get("body")
+            if isinstance(body, dict) and body.get("request_id") == request_id:
+                return document
+        return None
+
     def add(self, *, act_id: str, case_number: str, kind: str, official_id: str, system: str,
             statement: str, result: str, at: datetime) -> None:
         self._connection.execute(insert(self._t).values(

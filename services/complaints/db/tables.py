@@ -90,12 +90,17 @@ complaint_cases = Table(
     Column("linked_case_number", String(20), nullable=False),
     Column("linked_tender_number", String(40), nullable=False),
     # What checking linked_case_number against intake found (migration 0008): found, not_found
-    # or unchecked (not yet, or a tender: trading keeps none to check); for a case found, its
+    # or unchecked (not yet, or no intake to ask); for a case found, its
     # approval item and deciding department, which the metrics count linked complaints by.
     Column("link_status", String(12), nullable=False, server_default="unchecked"),
     Column("link_item_code", String(15), nullable=False, server_default=""),
     Column("link_department_code", String(12), nullable=False, server_default=""),
     Column("link_checked_at", UtcDateTime, nullable=True),
+    # What checking linked_tender_number against trading found (migration 0009), and for a
+    # tender found its category of trade and the tenderer's department.
+    Column("tender_link_status", String(12), nullable=False, server_default="unchecked"),
+    Column("tender_link_category", String(30), nullable=False, server_default=""),
+    Column("tender_link_department_code", String(12), nullable=False, server_default=""),
     Column("status", String(20), nullable=False),
     Column("received_at", UtcDateTime, nullable=False),
     # ---- handling (0005): the clock, the outcome and the outbox flag ----

@@ -57,7 +57,7 @@ class LinkStatus(StrEnum):
     FOUND = "found"
     #: The service that keeps such cases has no case of that number.
     NOT_FOUND = "not_found"
-    #: Not checked (yet, or it cannot be: trades have no tenders to check against).
+    #: Not checked (yet, or it cannot be: no address of the service to ask).
     UNCHECKED = "unchecked"
 
 
@@ -112,6 +112,9 @@ class CaseRecord:
     link_status: LinkStatus = LinkStatus.UNCHECKED
     link_item_code: str = ""
     link_department_code: str = ""
+    tender_link_status: LinkStatus = LinkStatus.UNCHECKED
+    tender_link_category: str = ""
+    tender_link_department_code: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,9 @@ class LinkedCount:
 
     For approval cases found, ``item_code`` and ``department_code`` are the
     approval case's item and deciding department (the complaint-rate input of
-    the three-zeros report); otherwise they are ''.
+    the three-zeros report); for tenders found, ``category`` is the tender's
+    category of trade and ``department_code`` the tenderer's department;
+    otherwise they are ''.
     """
 
     kind: LinkKind
@@ -144,6 +149,7 @@ class LinkedCount:
     item_code: str
     department_code: str
     cases: int
+    category: str = ""
 
 
 @dataclass(frozen=True)
@@ -223,8 +229,9 @@ def department_metrics(department_code: str, records: Iterable[CaseRecord], *,
 
 
 def linked_counts(records: Iterable[CaseRecord]) -> tuple[LinkedCount, ...]:
-    """Linked complaints (merged duplicates left out) by kind, status, item and department."""
-    counts: Counter[tuple[LinkKind, LinkStatus, str, str]] = Counter()
+    """Linked complaints (merged duplicates left out) by kind, status, item or category, and
+    department."""
+    counts: Counter[tuple[LinkKind, LinkStatus, str, str, str]] = Counter()
     for record in records:
         if is_merged_duplicate(record):
             continue
@@ -232,12 +239,15 @@ def linked_counts(records: Iterable[CaseRecord]) -> tuple[LinkedCount, ...]:
             found = record.link_status is LinkStatus.FOUND
             counts[(LinkKind.APPROVAL, record.link_status,
                     record.link_item_code if found else "",
-                    record.link_department_code if found else "")] += 1
+                    record.link_department_code if found else "", "")] += 1
         if record.linked_tender_number:
-            # Trading keeps no tenders yet, so nothing can check a tender number.
-            counts[(LinkKind.TENDER, LinkStatus.UNCHECKED, "", "")] += 1
-    return tuple(LinkedCount(kind, status, item, department, cases)
-                 for (kind, status, item, department), cases in sorted(counts.items()))
+            found = record.tender_link_status is LinkStatus.FOUND
+            counts[(LinkKind.TENDER, record.tender_link_status, "",
+                    record.tender_link_department_code if found else "",
+                    record.tender_link_category if found else "")] += 1
+    return tuple(LinkedCount(kind, status, item, department, cases, category)
+                 for (kind, status, item, department, category), cases
+                 in sorted(counts.items()))
 
 
 def complaint_metrics(records: Iterable[CaseRecord], *, start: datetime, end: datetime,

@@ -8,10 +8,15 @@ feed it pulls with a cursor. Both carry the same event under the same id.
 Which URLs a webhook may have, and why (see ``check_webhook_url``):
 
 - ``https`` anywhere, ``http`` only to the loopback host (127.0.0.1, ::1,
-  localhost). The body carries the reply to a citizen; over plain HTTP any
-  network hop could read or change it (the signature tells the receiver of
-  a change, it hides nothing). Loopback traffic never leaves the machine, so
-  a receiver beside the service (the embedded default, tests) may use http.
+  localhost), and only where the setting ``webhook_allow_loopback``
+  (``GOVHALL_COMPLAINTS_WEBHOOK_ALLOW_LOOPBACK``) allows it: off by default
+  and in production, on in the embedded default. The body carries the reply
+  to a citizen; over plain HTTP any network hop could read or change it (the
+  signature tells the receiver of a change, it hides nothing). Loopback
+  traffic never leaves the machine, so a receiver beside the service (the
+  embedded default, tests) may use http; in production nothing of a platform
+  runs beside the service, and a plain-http URL to the service's own host
+  would only reach the center's internal endpoints.
 - No user name or password in the URL: a credential in a URL ends up in
   logs, in the operator console and in whatever reads the table; the
   signature is how the platform knows the sender.
@@ -126,8 +131,11 @@ def _canonical_ipv4(host: str) -> bool:
         return False
 
 
-def check_webhook_url(url: str) -> str:
-    """``url`` if a webhook may have it; InvalidArgument saying why not (module docstring)."""
+def check_webhook_url(url: str, *, allow_loopback: bool = False) -> str:
+    """``url`` if a webhook may have it; InvalidArgument saying why not (module docstring).
+
+    ``allow_loopback``: whether plain http to the loopback host is taken.
+    """
     if not url:
         raise _bad_url("is required")
     if len(url) > MAX_URL_LENGTH:
@@ -147,6 +155,9 @@ def check_webhook_url(url: str) -> str:
                        "sender")
     if parts.fragment:
         raise _bad_url("may not hold a fragment")
+    if parts.scheme == "http" and not allow_loopback:
+        raise _bad_url("must use https: this service takes no plain http webhook (not even "
+                       "to the loopback host)")
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise _bad_url("must use https: plain http is allowed only to the loopback host "
                        "(127.0.0.1, ::1, localhost)")

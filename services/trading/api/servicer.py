@@ -466,6 +466,17 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                          tender_no=request.tender_no)
         return pb.GetTenderResponse(tender=tender_to_proto(tender))
 
+    async def CheckTenderLink(self, request: pb.CheckTenderLinkRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.CheckTenderLinkResponse:
+        link = await asyncio.to_thread(tenders.check_tender_link, uow=self._reading(),
+                                       tender_no=request.tender_no)
+        if link is None:
+            return pb.CheckTenderLinkResponse(found=False)
+        return pb.CheckTenderLinkResponse(found=True, category=_CATEGORIES[link.category],
+                                          department_code=link.department_code,
+                                          stage=_TENDER_STAGES[link.stage])
+
     async def _act(self, update: str, kind: StatementKind, *, tender_no: str,
                    request_id: str, **facts: Any) -> tuple[pb.TenderActResponse,
                                                            tenders.PreparedAct]:

@@ -282,6 +282,27 @@ def get_tender(*, uow: TradingUnitOfWork, tender_no: str) -> Tender:
     return tender
 
 
+@dataclass(frozen=True)
+class TenderLink:
+    """What a complaint naming a tender is counted for: codes only, no bidder or bid."""
+
+    category: str
+    #: The tenderer's department (the project's).
+    department_code: str
+    stage: TenderStage
+
+
+def check_tender_link(*, uow: TradingUnitOfWork, tender_no: str) -> TenderLink | None:
+    """The category, tenderer's department and stage of ``tender_no``; None when unknown."""
+    with uow:
+        tender = uow.tenders.get(tender_no)
+        if tender is None:
+            return None
+        project = uow.projects.get(tender.project_no)
+    return TenderLink(tender.category, project.department_code if project else "",
+                      tender.stage)
+
+
 def unstarted_tenders(*, uow: TradingUnitOfWork) -> list[str]:
     with uow:
         return uow.tenders.unstarted()

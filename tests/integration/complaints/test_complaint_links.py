@@ -21,7 +21,7 @@ from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
 from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from kernel.errors import Unavailable
-from services.complaints.app.links import LINK_CHECKED, NO_INTAKE, TENDERS_UNCHECKED
+from services.complaints.app.links import LINK_CHECKED, NO_INTAKE, NO_TRADING
 from services.complaints.db import tables
 from services.complaints.intake_links import IntakeLinks
 from services.complaints.link_activity import LinkActivities
@@ -194,14 +194,18 @@ async def test_intake_down_fails_the_check_for_a_retry_and_blocks_nothing(
     assert _link_columns(complaints, number) == ("not_found", "", "", True)
 
 
-async def test_a_tender_stays_unchecked_and_says_why(complaints: ServiceUnderTest) -> None:
-    number = await _pushed(complaints, "HL-LINK-5", linked_tender="ZB-2026-0007")
-    checked = await _check(_checker(complaints, None), number)
-    assert checked == LinkChecked(kind="tender", found=False, detail=TENDERS_UNCHECKED)
-    assert _link_columns(complaints, number) == ("unchecked", "", "", True)
+async def test_a_case_and_a_tender_are_both_checked_and_reported(
+        complaints: ServiceUnderTest, intake: ServiceUnderTest) -> None:
+    # This process asks intake but has no trading to ask: the tender says why.
+    number = await _pushed(complaints, "HL-LINK-5", linked_case=UNKNOWN_CASE,
+                           linked_tender="ZB-2026-0007")
+    checked = await _check(_checker(complaints, intake.address), number)
+    assert (checked.kind, checked.found) == ("approval", False)
+    assert checked.detail.endswith(NO_TRADING)
+    assert _link_columns(complaints, number) == ("not_found", "", "", True)
     assert await _link_events(complaints, number) == [
-        {"linked_tender": "ZB-2026-0007", "tender_status": "unchecked",
-         "tender_reason": TENDERS_UNCHECKED}]
+        {"linked_case": UNKNOWN_CASE, "status": "not_found", "linked_tender": "ZB-2026-0007",
+         "tender_status": "unchecked", "tender_reason": NO_TRADING}]
 
 
 async def test_without_an_intake_address_the_link_stays_unchecked(

@@ -58,11 +58,14 @@ def _store(service: ServiceUnderTest, records: list[CaseRecord], shift: timedelt
                 handling, status=ComplaintStatus(record.status), rating=record.rating,
                 reopened=record.reopened,
                 merged_into=numbers.get(record.merged_into, record.merged_into), **moved))
-            if record.link_status != "unchecked":
+            if (record.link_status, record.tender_link_status) != ("unchecked", "unchecked"):
                 uow.links.record(number, status=record.link_status,
                                  item_code=record.link_item_code,
                                  department_code=record.link_department_code,
-                                 at=record.received_at + shift)
+                                 at=record.received_at + shift,
+                                 tender_status=record.tender_link_status,
+                                 tender_category=record.tender_link_category,
+                                 tender_department_code=record.tender_link_department_code)
         uow.commit()
 
 
@@ -112,13 +115,17 @@ async def test_the_figures_are_the_hand_computed_ones(complaints: ServiceUnderTe
     assert (departments["WJW"].cases, departments["WJW"].merged_duplicates) == (0, 1)
     assert departments["WJW"].completion.no_cases
     assert not departments["ZJJ"].completion.no_cases
-    assert [(c.kind, c.status, c.item_code, c.department_code, c.cases)
+    assert [(c.kind, c.status, c.item_code, c.category, c.department_code, c.cases)
             for c in answer.linked] == [
-        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_FOUND, "I-1", "SCJGJ", 2),
-        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_FOUND, "I-2", "ZJJ", 1),
-        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_NOT_FOUND, "", "", 1),
-        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_UNCHECKED, "", "", 1),
-        (pb.COMPLAINT_LINK_KIND_TENDER, pb.COMPLAINT_LINK_STATUS_UNCHECKED, "", "", 1)]
+        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_FOUND, "I-1", "", "SCJGJ",
+         2),
+        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_FOUND, "I-2", "", "ZJJ", 1),
+        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_NOT_FOUND, "", "", "", 1),
+        (pb.COMPLAINT_LINK_KIND_APPROVAL, pb.COMPLAINT_LINK_STATUS_UNCHECKED, "", "", "", 1),
+        (pb.COMPLAINT_LINK_KIND_TENDER, pb.COMPLAINT_LINK_STATUS_FOUND, "", "construction",
+         "JYJ", 1),
+        (pb.COMPLAINT_LINK_KIND_TENDER, pb.COMPLAINT_LINK_STATUS_NOT_FOUND, "", "", "", 1),
+        (pb.COMPLAINT_LINK_KIND_TENDER, pb.COMPLAINT_LINK_STATUS_UNCHECKED, "", "", "", 1)]
     assert answer.period_start.ToDatetime(UTC) == START + shift
     assert answer.as_of.ToDatetime(UTC) >= AS_OF + shift
     assert [d.department_code for d in one.departments] == ["ZJJ"]

@@ -7,8 +7,9 @@ import asyncio
 import base64
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -27,10 +28,11 @@ from services.complaints.app.webhooks import emit_platform_event
 from services.complaints.db import tables
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.domain.webhooks import EVENT_ID_SHAPE
+from services.complaints.main import DEFINITION
 from services.complaints.settings import complainant_key_path
 from tests.integration.complaints.delivery_workflow import DeliverOneEvent
 from tests.integration.complaints.webhook_receiver import Receiver, webhook_receiver
-from tests.support import ServiceUnderTest, as_official
+from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.complaint_contract import DeliveryResult, PlatformDelivery
 
 HOTLINE, HOTLINE_ID = "hotline-12345", "12345"
@@ -161,6 +163,31 @@ async def test_the_secret_is_shown_once_kept_sealed_and_replaced_on_rotation(
 async def test_an_https_or_loopback_url_is_taken(complaints: ServiceUnderTest,
                                                  url: str) -> None:
     assert (await _set_webhook(complaints, url)).webhook.url == url
+
+
+@pytest.fixture
+async def production(backend: str, tmp_path: Path,
+                     pki_dir: Path) -> AsyncIterator[ServiceUnderTest]:
+    """The complaints service as production runs it: the loopback setting at its default."""
+    url = fresh_database_url(backend, "complaints", tmp_path)
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir) as service:
+        assert service.settings.webhook_allow_loopback is False
+        yield service
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/hook", "http://[::1]:8080/hook",
+                                 "http://localhost/hook"])
+async def test_in_production_plain_http_to_the_loopback_host_is_refused(
+        production: ServiceUnderTest, url: str) -> None:
+    await _set_webhook(production, "https://hooks.hotline.example/govhall")
+    before = _every_row(production)
+    error = await _refused(_set_webhook(production, url))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "must use https" in (error.details() or "")
+    assert _every_row(production) == before
+    # https is taken as before, the loopback host's too.
+    taken = await _set_webhook(production, "https://127.0.0.1:8443/hook")
+    assert taken.webhook.url == "https://127.0.0.1:8443/hook"
 
 
 @pytest.mark.parametrize("url", [

@@ -68,8 +68,10 @@ DATA = [
          reply_due=at(20, month=4), first_replied_at=at(11), replied_at=at(11), rating=2,
          reopened=True,
          linked_case_number="AP-20260301-000003"),
-    # a5: never signed for nor replied, both due instants long past: late twice.
-    case("a5", "SCJGJ", at(6), "routed", sign_for_due=at(6, 5), reply_due=at(25)),
+    # a5: never signed for nor replied, both due instants long past: late twice. Linked to
+    # a tender trading does not know.
+    case("a5", "SCJGJ", at(6), "routed", sign_for_due=at(6, 5), reply_due=at(25),
+         linked_tender_number="TD-20260301-000404", tender_link_status=LinkStatus.NOT_FOUND),
     # a6: received in the last second of the period; its due instants are after AS_OF:
     # not judged yet.
     case("a6", "SCJGJ", END - timedelta(seconds=1), "routed",
@@ -91,14 +93,17 @@ DATA = [
          first_replied_at=at(17)),
     # ZJJ --------------------------------------------------------------------------------
     # b1: on time twice, replied, rated 3 (rated, neither satisfied nor excellent); linked
-    # to a tender (trades cannot be checked) and to an approval case found under I-2 (ZJJ).
+    # to a tender not checked yet and to an approval case found under I-2 (ZJJ).
     case("b1", "ZJJ", at(10), "replied", sign_for_due=at(10, 5), signed_for_at=at(10, 4),
          reply_due=at(20), first_replied_at=at(19), rating=3,
          linked_tender_number="ZB-2026-0007", linked_case_number="AP-20260301-000009",
          link_status=LinkStatus.FOUND, link_item_code="I-2", link_department_code="ZJJ"),
-    # b2: signed for late, replied on time, closed without a rating (window lapsed).
+    # b2: signed for late, replied on time, closed without a rating (window lapsed);
+    # linked to a construction tender of JYJ that trading found.
     case("b2", "ZJJ", at(11), "closed", sign_for_due=at(11, 5), signed_for_at=at(11, 6),
-         reply_due=at(25), first_replied_at=at(24), closed_at=at(31)),
+         reply_due=at(25), first_replied_at=at(24), closed_at=at(31),
+         linked_tender_number="TD-20260301-000001", tender_link_status=LinkStatus.FOUND,
+         tender_link_category="construction", tender_link_department_code="JYJ"),
     # b3: received in February: outside the period.
     case("b3", "ZJJ", at(27, month=2), "closed", sign_for_due=at(27, 5, month=2),
          signed_for_at=at(27, 6, month=2), rating=1),
@@ -154,8 +159,9 @@ def test_one_department_asked_for() -> None:
                                 department_code="ZJJ")
     assert [d.department_code for d in metrics.departments] == ["ZJJ"]
     assert rates(metrics.overall) == rates(metrics.departments[0])
-    assert [(c.kind, c.item_code) for c in metrics.linked] == [
-        (LinkKind.APPROVAL, "I-2"), (LinkKind.TENDER, "")]
+    assert [(c.kind, c.item_code, c.category) for c in metrics.linked] == [
+        (LinkKind.APPROVAL, "I-2", ""), (LinkKind.TENDER, "", "construction"),
+        (LinkKind.TENDER, "", "")]
 
 
 def test_a_department_without_cases_says_no_cases() -> None:
@@ -166,14 +172,17 @@ def test_a_department_without_cases_says_no_cases() -> None:
     assert metrics.linked == ()
 
 
-def test_linked_complaints_by_item_and_department() -> None:
+def test_linked_complaints_by_item_or_category_and_department() -> None:
     linked = complaint_metrics(DATA, start=START, end=END, as_of=AS_OF).linked
-    assert [(c.kind, c.status, c.item_code, c.department_code, c.cases) for c in linked] == [
-        (LinkKind.APPROVAL, LinkStatus.FOUND, "I-1", "SCJGJ", 2),   # a1 a2 (a7 merged)
-        (LinkKind.APPROVAL, LinkStatus.FOUND, "I-2", "ZJJ", 1),     # b1
-        (LinkKind.APPROVAL, LinkStatus.NOT_FOUND, "", "", 1),       # a3
-        (LinkKind.APPROVAL, LinkStatus.UNCHECKED, "", "", 1),       # a4
-        (LinkKind.TENDER, LinkStatus.UNCHECKED, "", "", 1),          # b1's tender
+    assert [(c.kind, c.status, c.item_code, c.category, c.department_code, c.cases)
+            for c in linked] == [
+        (LinkKind.APPROVAL, LinkStatus.FOUND, "I-1", "", "SCJGJ", 2),   # a1 a2 (a7 merged)
+        (LinkKind.APPROVAL, LinkStatus.FOUND, "I-2", "", "ZJJ", 1),     # b1
+        (LinkKind.APPROVAL, LinkStatus.NOT_FOUND, "", "", "", 1),       # a3
+        (LinkKind.APPROVAL, LinkStatus.UNCHECKED, "", "", "", 1),       # a4
+        (LinkKind.TENDER, LinkStatus.FOUND, "", "construction", "JYJ", 1),  # b2's tender
+        (LinkKind.TENDER, LinkStatus.NOT_FOUND, "", "", "", 1),         # a5's tender
+        (LinkKind.TENDER, LinkStatus.UNCHECKED, "", "", "", 1),         # b1's tender
     ]
 
 

@@ -44,12 +44,26 @@ ALLOWED = [
 @pytest.mark.parametrize("url", REFUSED)
 def test_numeric_and_link_local_spellings_are_refused(url: str) -> None:
     with pytest.raises(InvalidArgument):
-        check_webhook_url(url)
+        check_webhook_url(url, allow_loopback=True)
 
 
 @pytest.mark.parametrize("url", ALLOWED)
 def test_canonical_hosts_are_taken(url: str) -> None:
-    assert check_webhook_url(url) == url
+    assert check_webhook_url(url, allow_loopback=True) == url
+
+
+@pytest.mark.parametrize("url", [u for u in ALLOWED if u.startswith("http:")])
+def test_without_the_loopback_setting_plain_http_is_refused_even_to_loopback(
+        url: str) -> None:
+    with pytest.raises(InvalidArgument, match="must use https"):
+        check_webhook_url(url)
+    with pytest.raises(InvalidArgument, match="must use https"):
+        check_webhook_url(url, allow_loopback=False)
+
+
+@pytest.mark.parametrize("url", [u for u in ALLOWED if u.startswith("https:")])
+def test_without_the_loopback_setting_https_is_taken_as_before(url: str) -> None:
+    assert check_webhook_url(url, allow_loopback=False) == url
 
 
 async def test_deliveries_take_no_proxy_from_the_environment(

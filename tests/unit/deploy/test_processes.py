@@ -103,15 +103,20 @@ def test_the_worker_finds_the_payload_keys_under_the_var_dir(tmp_path: Path) -> 
     }
 
 
-def test_the_runner_points_complaints_at_its_intake(tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_runner_points_complaints_at_its_intake_and_trading(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for name in [n for n in os.environ if n.startswith("GOVHALL_")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("GOVHALL_INTAKE_PORT", "50061")
+    monkeypatch.setenv("GOVHALL_TRADING_PORT", "50063")
     suite = Suite(RunnerSettings(var_dir=tmp_path))
     complaints = dict(suite.service_settings())["complaints"]
     assert isinstance(complaints, ComplaintsSettings)
     assert complaints.intake_address == "127.0.0.1:50061"
+    assert complaints.trading_address == "127.0.0.1:50063"
+    # Everything on one machine: a platform's receiver beside it may be plain http.
+    assert complaints.webhook_allow_loopback is True
+    assert ComplaintsSettings().webhook_allow_loopback is False
 
 
 def test_the_runner_points_complaints_and_trading_at_its_review_for_holidays(

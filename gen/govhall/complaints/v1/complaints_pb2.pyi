@@ -2485,6 +2485,7 @@ class LinkedComplaints(_message.Message):
     ITEM_CODE_FIELD_NUMBER: _builtins.int
     DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
     CASES_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     kind: Global___ComplaintLinkKind.ValueType
     """What they are linked to."""
     status: Global___ComplaintLinkStatus.ValueType
@@ -2492,9 +2493,15 @@ class LinkedComplaints(_message.Message):
     item_code: _builtins.str
     """For approval cases found: the approval item's code; otherwise empty."""
     department_code: _builtins.str
-    """For approval cases found: the item's department; otherwise empty."""
+    """For approval cases found: the item's department; for tenders found: the
+    tenderer's department; otherwise empty.
+    """
     cases: _builtins.int
     """How many complaints."""
+    category: _builtins.str
+    """For tenders found: the tender's category of trade, as trading names it
+    (for example "construction"); otherwise empty.
+    """
     def __init__(
         self,
         *,
@@ -2503,10 +2510,11 @@ class LinkedComplaints(_message.Message):
         item_code: _builtins.str = ...,
         department_code: _builtins.str = ...,
         cases: _builtins.int = ...,
+        category: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "department_code", b"department_code", "item_code", b"item_code", "kind", b"kind", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cases", b"cases", "category", b"category", "department_code", b"department_code", "item_code", b"item_code", "kind", b"kind", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -1967,6 +1967,64 @@ class GetTenderResponse(_message.Message):
 Global___GetTenderResponse: _TypeAlias = GetTenderResponse  # noqa: Y015
 
 @_typing.final
+class CheckTenderLinkRequest(_message.Message):
+    """CheckTenderLinkRequest names the tender a complaint is linked to."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TENDER_NO_FIELD_NUMBER: _builtins.int
+    tender_no: _builtins.str
+    """The tender number the complaint names, as the platform gave it (trading's
+    own are shaped "TD-20261201-000001"; any other is simply not found).
+    """
+    def __init__(
+        self,
+        *,
+        tender_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tender_no", b"tender_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckTenderLinkRequest: _TypeAlias = CheckTenderLinkRequest  # noqa: Y015
+
+@_typing.final
+class CheckTenderLinkResponse(_message.Message):
+    """CheckTenderLinkResponse says whether the tender exists and what it is about."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FOUND_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    DEPARTMENT_CODE_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    found: _builtins.bool
+    """Whether trading has a tender of that number; the other fields are empty when not."""
+    category: Global___TradingCategory.ValueType
+    """The category of trade of the tender."""
+    department_code: _builtins.str
+    """The tenderer's department code (the project's), for example "JYJ"."""
+    stage: Global___TenderStage.ValueType
+    """Where the tender stands now."""
+    def __init__(
+        self,
+        *,
+        found: _builtins.bool = ...,
+        category: Global___TradingCategory.ValueType = ...,
+        department_code: _builtins.str = ...,
+        stage: Global___TenderStage.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "department_code", b"department_code", "found", b"found", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckTenderLinkResponse: _TypeAlias = CheckTenderLinkResponse  # noqa: Y015
+
+@_typing.final
 class TenderActResponse(_message.Message):
     """TenderActResponse is the answer to an official's act on a tender."""
 

@@ -137,6 +137,11 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.FromString,
                 _registered_method=True)
+        self.CheckTenderLink = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/CheckTenderLink',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkResponse.FromString,
+                _registered_method=True)
         self.AmendTender = channel.unary_unary(
                 '/govhall.trading.v1.TradingService/AmendTender',
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.AmendTenderRequest.SerializeToString,
@@ -381,6 +386,18 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def CheckTenderLink(self, request, context):
+        """CheckTenderLink tells the complaints service whether a tender a
+        complaint names exists, and if so its category, the tenderer's
+        department and its stage, so the complaint is counted for that tender.
+        It answers codes only, never bidders, bids or the project's content; an
+        unknown tender is found = false, not an error. Only the calling system
+        complaints-service may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def AmendTender(self, request, context):
         """AmendTender amends a tender's documents while bids are taken; an
         amendment less than 15 days before the deadline pushes the deadline to
@@ -615,6 +632,11 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.GetTender,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.SerializeToString,
+            ),
+            'CheckTenderLink': grpc.unary_unary_rpc_method_handler(
+                    servicer.CheckTenderLink,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkResponse.SerializeToString,
             ),
             'AmendTender': grpc.unary_unary_rpc_method_handler(
                     servicer.AmendTender,
@@ -1208,6 +1230,33 @@ class TradingService:
             '/govhall.trading.v1.TradingService/GetTender',
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetTenderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CheckTenderLink(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/CheckTenderLink',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.CheckTenderLinkResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -119,6 +119,14 @@ class TradingServiceStub:
     """
     GetTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetTenderRequest, _trading_pb2.GetTenderResponse]
     """GetTender returns a tender as the trading service records it."""
+    CheckTenderLink: _grpc.UnaryUnaryMultiCallable[_trading_pb2.CheckTenderLinkRequest, _trading_pb2.CheckTenderLinkResponse]
+    """CheckTenderLink tells the complaints service whether a tender a
+    complaint names exists, and if so its category, the tenderer's
+    department and its stage, so the complaint is counted for that tender.
+    It answers codes only, never bidders, bids or the project's content; an
+    unknown tender is found = false, not an error. Only the calling system
+    complaints-service may call it.
+    """
     AmendTender: _grpc.UnaryUnaryMultiCallable[_trading_pb2.AmendTenderRequest, _trading_pb2.AmendTenderResponse]
     """AmendTender amends a tender's documents while bids are taken; an
     amendment less than 15 days before the deadline pushes the deadline to
@@ -292,6 +300,14 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """
     GetTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetTenderRequest, _trading_pb2.GetTenderResponse]  # type: ignore[assignment]
     """GetTender returns a tender as the trading service records it."""
+    CheckTenderLink: _aio.UnaryUnaryMultiCallable[_trading_pb2.CheckTenderLinkRequest, _trading_pb2.CheckTenderLinkResponse]  # type: ignore[assignment]
+    """CheckTenderLink tells the complaints service whether a tender a
+    complaint names exists, and if so its category, the tenderer's
+    department and its stage, so the complaint is counted for that tender.
+    It answers codes only, never bidders, bids or the project's content; an
+    unknown tender is found = false, not an error. Only the calling system
+    complaints-service may call it.
+    """
     AmendTender: _aio.UnaryUnaryMultiCallable[_trading_pb2.AmendTenderRequest, _trading_pb2.AmendTenderResponse]  # type: ignore[assignment]
     """AmendTender amends a tender's documents while bids are taken; an
     amendment less than 15 days before the deadline pushes the deadline to
@@ -576,6 +592,20 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.GetTenderResponse, _abc.Awaitable[_trading_pb2.GetTenderResponse]]:
         """GetTender returns a tender as the trading service records it."""
+
+    @_abc_1.abstractmethod
+    def CheckTenderLink(
+        self,
+        request: _trading_pb2.CheckTenderLinkRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.CheckTenderLinkResponse, _abc.Awaitable[_trading_pb2.CheckTenderLinkResponse]]:
+        """CheckTenderLink tells the complaints service whether a tender a
+        complaint names exists, and if so its category, the tenderer's
+        department and its stage, so the complaint is counted for that tender.
+        It answers codes only, never bidders, bids or the project's content; an
+        unknown tender is found = false, not an error. Only the calling system
+        complaints-service may call it.
+        """
 
     @_abc_1.abstractmethod
     def AmendTender(
