@@ -24,7 +24,7 @@ from services.trading import activities
 from services.trading.api.servicer import TradingServicer
 from services.trading.app.draws import close_at_deadlines
 from services.trading.app.handlers import load_sample_directory
-from services.trading.app.tender_chain import TenderStarter
+from services.trading.app.tender_chain import LISTINGS, TenderStarter
 from services.trading.app.tenders import load_sample_bidders
 from services.trading.db.audit import AUDIT_TRAIL
 from services.trading.db.repository import TradingUnitOfWork
@@ -46,7 +46,14 @@ def _register(server: grpc.aio.Server, engine: Engine,
                             writing=lambda: TradingUnitOfWork(engine), gateway=gateway,
                             workflow_queue=settings.workflow_task_queue,
                             answer_within_seconds=settings.tender_start_wait_seconds)
+    # Each listing's workflow, through its own outbox, by the same machinery.
+    listing_starter = TenderStarter(reading=lambda: TradingUnitOfWork(engine, write=False),
+                                    writing=lambda: TradingUnitOfWork(engine),
+                                    gateway=gateway, kind=LISTINGS,
+                                    workflow_queue=settings.workflow_task_queue,
+                                    answer_within_seconds=settings.tender_start_wait_seconds)
     servicer = TradingServicer(engine, audit=audit, signer=signer, starter=starter,
+                               listing_starter=listing_starter,
                                watch_poll_seconds=settings.watch_poll_seconds)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(servicer, server)
     # Draws whose witnesses did not all reveal are closed at their published deadline;
@@ -54,7 +61,7 @@ def _register(server: grpc.aio.Server, engine: Engine,
     return [close_at_deadlines(unit=lambda: TradingUnitOfWork(engine), signer=signer,
                                service=settings.service,
                                poll_seconds=settings.draw_close_poll_seconds),
-            starter.run(),
+            starter.run(), listing_starter.run(),
             # Open WatchTrades streams end when the service stops.
             servicer.streams_open()]
 

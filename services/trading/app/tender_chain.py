@@ -9,6 +9,11 @@ starts every pending tender as soon as Temporal answers again — also after a
 crash between the commit and the start, since the flag is set only once the
 start succeeded (or the tender's own run was found).
 
+The same machinery starts each land or property-rights listing's workflow
+(``listing/<listing no>``): a ``TenderStarter`` is made for one ``OutboxKind``
+(``TENDERS``, the default, or ``LISTINGS``), which names the workflow, its
+input and where its outbox rows are.
+
 A start never joins a run it did not make: when the id is held, the run is
 the tender's own only if it is a ``TenderWorkflow`` on the workflows' queue
 started with the very announcement kept here (Ed25519 signatures are
@@ -23,6 +28,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -39,9 +45,10 @@ from kernel.temporal import (
     WORKFLOW_TASK_QUEUE,
 )
 from kernel.workflow_gateway import ExistingRun, WorkflowGateway
-from services.trading.app import tenders
+from services.trading.app import listings, tenders
 from services.trading.db.repository import TradingUnitOfWork
-from workflows.approval_contract import as_statement
+from workflows import listing_contract
+from workflows.approval_contract import SignedStatement, as_statement
 from workflows.tender_contract import CASE_KIND as TENDER_KIND
 from workflows.tender_contract import (
     WORKFLOW_NAME,
@@ -60,9 +67,10 @@ class SquattedWorkflowId(Exception):
     """The tender's workflow id was taken again and again by runs not the tender's."""
 
 
-def not_ours(run: ExistingRun, *, tender_input: TenderInput, workflow_queue: str) -> str:
-    """What makes ``run`` another's than the tender's own ('' when it is the tender's)."""
-    if run.workflow_type != WORKFLOW_NAME:
+def not_ours(run: ExistingRun, *, tender_input: Any, workflow_queue: str,
+             workflow_name: str = WORKFLOW_NAME) -> str:
+    """What makes ``run`` another's than the trade's own ('' when it is the trade's)."""
+    if run.workflow_type != workflow_name:
         return "workflow_type"
     if run.task_queue != workflow_queue:
         return "task_queue"
@@ -88,9 +96,63 @@ def search_attributes(facts: TenderFacts) -> TypedSearchAttributes:
     ])
 
 
+def listing_summary(facts: listing_contract.ListingFacts) -> str:
+    """What the Temporal UI shows of a listing: codes only."""
+    entry = f" ({facts.entry_code})" if facts.entry_code else ""
+    return (f"Listing {facts.listing_no} — {facts.category}{entry}, project "
+            f"{facts.project_no}, {facts.owner_department}")
+
+
+def listing_search_attributes(facts: listing_contract.ListingFacts) -> TypedSearchAttributes:
+    return TypedSearchAttributes([
+        SearchAttributePair(CASE_NUMBER, facts.listing_no),
+        SearchAttributePair(DEPARTMENT, facts.owner_department or facts.department_code),
+        SearchAttributePair(STAGE, "listing"),
+        SearchAttributePair(SLA_STATE, "on_time"),
+        SearchAttributePair(CASE_KIND, listing_contract.CASE_KIND),
+    ])
+
+
+@dataclass(frozen=True)
+class OutboxKind:
+    """One kind of trade whose workflow the starter starts from its signed announcement."""
+
+    noun: str
+    workflow_name: str
+    input_type: type[Any]
+    workflow_id: Callable[[str], str]
+    unstarted: Callable[[TradingUnitOfWork], list[str]]
+    announcement_of: Callable[[TradingUnitOfWork, str], dict[str, object]]
+    mark_started: Callable[[TradingUnitOfWork, str, datetime], None]
+    make_input: Callable[[SignedStatement], Any]
+    #: The static summary and the search attributes, from the announcement's body.
+    summary: Callable[[dict[str, Any]], str]
+    search_attributes: Callable[[dict[str, Any]], TypedSearchAttributes]
+
+
+TENDERS = OutboxKind(
+    "tender", WORKFLOW_NAME, TenderInput, workflow_id,
+    lambda uow: tenders.unstarted_tenders(uow=uow),
+    lambda uow, no: tenders.announcement_of(uow=uow, tender_no=no),
+    lambda uow, no, at: tenders.mark_workflow_started(uow=uow, tender_no=no, at=at),
+    TenderInput, lambda body: summary(TenderFacts.read(body)),
+    lambda body: search_attributes(TenderFacts.read(body)))
+
+LISTINGS = OutboxKind(
+    "listing", listing_contract.WORKFLOW_NAME, listing_contract.ListingInput,
+    listing_contract.workflow_id,
+    lambda uow: listings.unstarted_listings(uow=uow),
+    lambda uow, no: listings.announcement_of(uow=uow, listing_no=no),
+    lambda uow, no, at: listings.mark_workflow_started(uow=uow, listing_no=no, at=at),
+    listing_contract.ListingInput,
+    lambda body: listing_summary(listing_contract.ListingFacts.read(body)),
+    lambda body: listing_search_attributes(listing_contract.ListingFacts.read(body)))
+
+
 @dataclass
 class TenderStarter:
-    """Starts the workflow of every announced tender, once, whenever Temporal answers."""
+    """Starts the workflow of every announced tender (or listing: ``kind``), once,
+    whenever Temporal answers."""
 
     reading: Callable[[], TradingUnitOfWork]
     writing: Callable[[], TradingUnitOfWork]
@@ -100,6 +162,7 @@ class TenderStarter:
     backoff_seconds: float = 1.0
     answer_within_seconds: float = 2.0
     replacements: int = 3
+    kind: OutboxKind = TENDERS
     _locks: dict[str, asyncio.Lock] = field(default_factory=dict, init=False, repr=False)
 
     @contextlib.asynccontextmanager
@@ -133,32 +196,32 @@ class TenderStarter:
             return False
         return True
 
-    async def _input(self, tender_no: str) -> TenderInput:
-        stored = await asyncio.to_thread(tenders.announcement_of, uow=self.reading(),
-                                         tender_no=tender_no)
-        return TenderInput(as_statement(Signed.from_dict(stored)))
+    async def _input(self, tender_no: str) -> Any:
+        stored = await asyncio.to_thread(self.kind.announcement_of, self.reading(), tender_no)
+        return self.kind.make_input(as_statement(Signed.from_dict(stored)))
 
     async def _start_once(self, tender_no: str, *, waiting: bool) -> None:
         tender_input = await self._input(tender_no)
-        facts = TenderFacts.read(tender_input.announcement.body)
+        body = tender_input.announcement.body
         if not await self.gateway.start(
-                WORKFLOW_NAME, tender_input, workflow_id=workflow_id(tender_no),
-                task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                summary=summary(facts),
+                self.kind.workflow_name, tender_input,
+                workflow_id=self.kind.workflow_id(tender_no), task_queue=self.workflow_queue,
+                search_attributes=self.kind.search_attributes(body),
+                summary=self.kind.summary(body),
                 answer_within=self.answer_within_seconds if waiting else None):
-            await self._claim(tender_no, tender_input, facts)
-        await asyncio.to_thread(tenders.mark_workflow_started, uow=self.writing(),
-                                tender_no=tender_no, at=datetime.now(UTC))
-        log.info("tender.started", tender_no=tender_no)
+            await self._claim(tender_no, tender_input, body)
+        await asyncio.to_thread(self.kind.mark_started, self.writing(), tender_no,
+                                datetime.now(UTC))
+        log.info(f"{self.kind.noun}.started", tender_no=tender_no)
 
-    async def _claim(self, tender_no: str, tender_input: TenderInput,
-                     facts: TenderFacts) -> None:
-        identifier = workflow_id(tender_no)
+    async def _claim(self, tender_no: str, tender_input: Any, body: dict[str, Any]) -> None:
+        identifier = self.kind.workflow_id(tender_no)
         for _ in range(self.replacements):
-            run = await self.gateway.existing_run(identifier, TenderInput)
+            run = await self.gateway.existing_run(identifier, self.kind.input_type)
             if run is not None:
                 why = not_ours(run, tender_input=tender_input,
-                               workflow_queue=self.workflow_queue)
+                               workflow_queue=self.workflow_queue,
+                               workflow_name=self.kind.workflow_name)
                 if not why:
                     return
                 await asyncio.to_thread(self._record_squatter, tender_no, run, why)
@@ -170,9 +233,10 @@ class TenderStarter:
                         reason=f"not the workflow of tender {tender_no}: started by someone "
                                "other than the trading service")
             if await self.gateway.start(
-                    WORKFLOW_NAME, tender_input, workflow_id=identifier,
-                    task_queue=self.workflow_queue, search_attributes=search_attributes(facts),
-                    summary=summary(facts), replacing=run is not None):
+                    self.kind.workflow_name, tender_input, workflow_id=identifier,
+                    task_queue=self.workflow_queue,
+                    search_attributes=self.kind.search_attributes(body),
+                    summary=self.kind.summary(body), replacing=run is not None):
                 return
         raise SquattedWorkflowId(f"the workflow id {identifier} was taken "
                                  f"{self.replacements} times: the outbox tries again")
@@ -180,7 +244,7 @@ class TenderStarter:
     def _record_squatter(self, tender_no: str, run: ExistingRun, why: str) -> None:
         with self.writing() as uow:
             uow.audit.append(actor=Actor(tenders.TRADING_SYSTEM), action=SQUATTED,
-                             subject=f"tender/{tender_no}", at=datetime.now(UTC),
+                             subject=f"{self.kind.noun}/{tender_no}", at=datetime.now(UTC),
                              details={"workflow_id": run.workflow_id, "run_id": run.run_id,
                                       "running": run.running, "not_ours": why})
             uow.commit()
@@ -191,7 +255,7 @@ class TenderStarter:
         passed_over: set[str] = set()
         while True:
             pending = [n for n in await asyncio.to_thread(
-                tenders.unstarted_tenders, uow=self.reading()) if n not in passed_over]
+                self.kind.unstarted, self.reading()) if n not in passed_over]
             if not pending:
                 return started
             for tender_no in pending:
