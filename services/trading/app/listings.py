@@ -24,7 +24,14 @@ from datetime import UTC, datetime, timedelta
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
 from kernel.directory import require_official
-from kernel.errors import AlreadyExists, FailedPrecondition, NotFound, PermissionDenied
+from kernel.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from kernel.identity import Caller
 from kernel.numbering import day_number
 from kernel.signing import ServiceSigner
@@ -113,6 +120,18 @@ def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,
     return replace(spec, listing_number=listing_no)
 
 
+def _check_within_reach(now: datetime, **instants: datetime) -> None:
+    """INVALID_ARGUMENT for an instant further than a listing's longest span from now (a
+    typing mistake, and one whose date in China may not even exist)."""
+    far = [name for name, value in instants.items()
+           if not now - rules.MAX_LISTING_SPAN <= value <= now + rules.MAX_LISTING_SPAN]
+    if far:
+        raise InvalidArgument(
+            f"{', '.join(far)} must be within {rules.MAX_LISTING_SPAN.days} days of now",
+            violations=[FieldViolation(name, f"within {rules.MAX_LISTING_SPAN.days} days of "
+                                       "now") for name in far])
+
+
 def publish_land_listing(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                          calendar: WorkingCalendar, caller: Caller, request_id: str,
                          project_no: str, opens_at: datetime, closes_at: datetime,
@@ -121,6 +140,7 @@ def publish_land_listing(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     """Publish a land listing's notice now: checked against the rules (notice 20 days at
     least before the opening, 10 working days of listing at least), the signed notice kept
     as the outbox entry of its workflow. The same ``request_id`` again returns it."""
+    _check_within_reach(now, opens_at=opens_at, closes_at=closes_at)
     spec = rules.LandListingSpec("LS-00000000-000000", now, opens_at, closes_at,
                                  start_price_fen, increment_fen, auction_interval,
                                  reserve_price_fen or None)
@@ -140,6 +160,7 @@ def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                       increment_fen: int, auction_interval: timedelta, max_extensions: int,
                       now: datetime) -> ListingRecord:
     """Disclose a property-rights transfer from now (20 working days at least)."""
+    _check_within_reach(now, closes_at=closes_at)
     spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
                                      increment_fen, auction_interval, max_extensions)
     try:

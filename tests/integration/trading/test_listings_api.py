@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
 
 from govhall.trading.v1 import trading_pb2 as pb
 from kernel.signing import service_signer
@@ -161,11 +163,12 @@ async def test_a_forged_act_sent_to_the_workflow_is_refused_at_once(
         issued_at=await venue.now(), request_id=str(uuid.uuid4()), bidder_id="BD-0002",
         amount_fen=150_000_000)
     handle = venue.env.client.get_workflow_handle(lc.workflow_id(listing.listing_no))
-    with pytest.raises(Exception) as refused:
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
         await handle.execute_update(lc.BID, lc.ListingAct(as_statement(forger.sign(body))),
                                     result_type=lc.ListingReceipt)
-    assert "not one the trading service signed" in str(refused.value.__cause__ or
-                                                         refused.value)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "PermissionDenied"
+    assert "not one the trading service signed" in cause.message
     assert (await venue.listing(listing.listing_no)).bids == 1
     assert [k for k, _ in await venue.feed(listing.listing_no)] == feed
 
