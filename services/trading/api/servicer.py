@@ -36,6 +36,7 @@ from services.trading.domain.draws import (
 )
 from services.trading.domain.evaluation import Method, Weights
 from services.trading.domain.feed import FeedEntry
+from services.trading.domain.listings import ListingRecord
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
     AlertRule,
@@ -729,7 +730,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                        calendar=self._calendar, listing_no=listing_no)
         return listing_to_proto(view)
 
-    async def _published(self, record: Any) -> pb.Listing:
+    async def _published(self, record: ListingRecord) -> pb.Listing:
         if not record.workflow_started:
             # Committed first; started now if Temporal answers, else by the outbox.
             await self._listings_starter().start(record.listing_no, waiting=True)
