@@ -31,6 +31,7 @@ from kernel.temporal import BackgroundWorker, TemporalSecurity, connect_with
 from workflows import refused_acts
 from workflows.approval import ApprovalWorkflow
 from workflows.complaint import ComplaintWorkflow
+from workflows.listing import ListingWorkflow
 from workflows.tender import TenderWorkflow
 
 if TYPE_CHECKING:
@@ -39,7 +40,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("govhall.workflows")
 
 #: Every workflow class the worker serves; the runner starts the worker when it is not empty.
-WORKFLOWS: list[type[Any]] = [ApprovalWorkflow, ComplaintWorkflow, TenderWorkflow]
+WORKFLOWS: list[type[Any]] = [ApprovalWorkflow, ComplaintWorkflow, TenderWorkflow,
+                              ListingWorkflow]
 
 
 class WorkerSettings(TemporalClientSettings):

@@ -14,10 +14,19 @@ from sqlalchemy import Engine
 from temporalio import activity
 
 from kernel.activities import run_use_case
+from kernel.calendar import WorkingCalendar
 from kernel.settings import ServiceSettings
 from kernel.signing import ServiceSigner, TrustedKeys, service_signer
-from services.trading.app import handlers, tender_steps
+from services.trading.app import handlers, listing_steps, tender_steps
 from services.trading.db.repository import TradingUnitOfWork
+from workflows.listing_contract import (
+    CLOSE_LISTING,
+    CONCLUDE_AUCTION,
+    OPEN_LISTING,
+    RECORD_LISTING_STEP,
+    ListingStep,
+)
+from workflows.listing_contract import StepReceipt as ListingReceipt
 from workflows.tender_contract import (
     CLOSE_BIDDING,
     CLOSE_DECRYPTION,
@@ -99,12 +108,53 @@ class TenderActivities:
                                   keys=self._keys, step=step)
 
 
+class ListingActivities:
+    """The listing workflow's steps, one activity per transition (services/trading/app/
+    listing_steps.py): each verifies the statement it is given with the trading service's
+    published keys before it records anything."""
+
+    def __init__(self, engine: Engine, keys: TrustedKeys, signer: ServiceSigner,
+                 calendar: WorkingCalendar | None = None) -> None:
+        self._engine = engine
+        self._keys = keys
+        self._signer = signer
+        self._calendar = calendar or WorkingCalendar()
+
+    def _writing(self) -> TradingUnitOfWork:
+        return TradingUnitOfWork(self._engine)
+
+    @activity.defn(name=OPEN_LISTING)
+    async def open_listing(self, step: ListingStep) -> ListingReceipt:
+        return await run_use_case(listing_steps.open_listing, uow=self._writing,
+                                  keys=self._keys, signer=self._signer, step=step)
+
+    @activity.defn(name=RECORD_LISTING_STEP)
+    async def record_listing_step(self, step: ListingStep) -> ListingReceipt:
+        return await run_use_case(listing_steps.record_step, uow=self._writing,
+                                  keys=self._keys, signer=self._signer,
+                                  calendar=self._calendar, step=step)
+
+    @activity.defn(name=CLOSE_LISTING)
+    async def close_listing(self, step: ListingStep) -> ListingReceipt:
+        return await run_use_case(listing_steps.close_listing, uow=self._writing,
+                                  keys=self._keys, signer=self._signer,
+                                  calendar=self._calendar, step=step)
+
+    @activity.defn(name=CONCLUDE_AUCTION)
+    async def conclude_auction(self, step: ListingStep) -> ListingReceipt:
+        return await run_use_case(listing_steps.conclude_auction, uow=self._writing,
+                                  keys=self._keys, signer=self._signer,
+                                  calendar=self._calendar, step=step)
+
+
 def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
     assert isinstance(settings, ServiceSettings)
     # The signing key first: made and published on first use, so the keys loaded next
     # hold it.
     signer = service_signer(settings.pki_dir, settings.service)
     tenders = TenderActivities(engine, settings.trusted_keys(), signer)
+    listings = ListingActivities(engine, settings.trusted_keys(), signer)
     return [TradingActivities(engine).eligible_experts, tenders.open_tender,
             tenders.record_tender_step, tenders.close_bidding, tenders.close_decryption,
-            tenders.mark_tender_late]
+            tenders.mark_tender_late, listings.open_listing, listings.record_listing_step,
+            listings.close_listing, listings.conclude_auction]

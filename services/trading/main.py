@@ -25,6 +25,7 @@ from services.trading import activities
 from services.trading.api.servicer import TradingServicer
 from services.trading.app.draws import close_at_deadlines
 from services.trading.app.handlers import load_sample_directory
+from services.trading.app.listing_chain import ListingStarter
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.app.tenders import load_sample_bidders
 from services.trading.db.audit import AUDIT_TRAIL
@@ -52,8 +53,15 @@ def _register(server: grpc.aio.Server, engine: Engine,
         settings.review_address, pki_dir=settings.pki_dir, system=settings.calling_system,
         refresh_seconds=settings.holiday_refresh_seconds,
         retry_spacing_seconds=settings.holiday_retry_spacing_seconds)
+    # Each listing's workflow, through its own outbox, by the same machinery.
+    listing_starter = ListingStarter(reading=lambda: TradingUnitOfWork(engine, write=False),
+                                     writing=lambda: TradingUnitOfWork(engine),
+                                     gateway=gateway,
+                                     workflow_queue=settings.workflow_task_queue,
+                                     answer_within_seconds=settings.tender_start_wait_seconds)
     servicer = TradingServicer(engine, audit=audit, signer=signer, starter=starter,
                                calendar=schedules.working_calendar(),
+                               listing_starter=listing_starter,
                                watch_poll_seconds=settings.watch_poll_seconds)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(servicer, server)
     # Draws whose witnesses did not all reveal are closed at their published deadline;
@@ -61,7 +69,7 @@ def _register(server: grpc.aio.Server, engine: Engine,
     return [close_at_deadlines(unit=lambda: TradingUnitOfWork(engine), signer=signer,
                                service=settings.service,
                                poll_seconds=settings.draw_close_poll_seconds),
-            starter.run(),
+            starter.run(), listing_starter.run(),
             # Open WatchTrades streams end when the service stops.
             servicer.streams_open()]
 

@@ -96,6 +96,7 @@ COMPLAINT = "CP-20260105-000001"
 #: A dispatcher of the center (complaint_dispatcher of ZWFWZX).
 DISPATCHER = "ZWFWZX-009"
 TENDER = "TD-20260105-000001"
+LISTING = "LS-20000101-000001"
 TIMESTAMP = "google.protobuf.Timestamp"
 DURATION = "google.protobuf.Duration"
 
@@ -334,6 +335,24 @@ def _base_requests() -> dict[str, dict[str, Any]]:
                              "member_id": "EX-0002", "bidder_id": "BD-0001",
                              "compliant": True, "technical_score": 80,
                              "business_score": 90},
+        "PublishLandListing": {"request_id": str(uuid.uuid4()),
+                               "project_no": "PJ-20000101-000001",
+                               "opens_at": _in_days(21), "closes_at": _in_days(40),
+                               "start_price_fen": 100_000_000, "increment_fen": 1_000_000,
+                               "auction_interval_seconds": 300},
+        "DiscloseProperty": {"request_id": str(uuid.uuid4()),
+                             "project_no": "PJ-20000101-000001", "closes_at": _in_days(40),
+                             "reserve_price_fen": 50_000_000, "increment_fen": 500_000,
+                             "auction_interval_seconds": 300, "max_extensions": 1},
+        "PlaceListingBid": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
+                            "bidder_id": "BD-0001", "amount_fen": 100_000_000},
+        "RegisterBuyer": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
+                          "buyer_id": "BD-0001"},
+        "PlaceAuctionBid": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
+                            "bidder_id": "BD-0001", "amount_fen": 100_000_000},
+        "RecordAgreement": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
+                            "price_fen": 50_000_000},
+        "GetListing": {"listing_no": LISTING},
     }
 
 

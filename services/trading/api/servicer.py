@@ -23,8 +23,9 @@ from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
-from services.trading.app import draws, handlers, monitoring, tenders
+from services.trading.app import draws, handlers, listings, monitoring, tenders
 from services.trading.app import evaluation as evaluations
+from services.trading.app.listing_chain import ListingStarter
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
@@ -36,6 +37,7 @@ from services.trading.domain.draws import (
 )
 from services.trading.domain.evaluation import Method, Weights
 from services.trading.domain.feed import FeedEntry
+from services.trading.domain.listings import ListingRecord
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
     AlertRule,
@@ -46,6 +48,7 @@ from services.trading.domain.monitoring import (
 )
 from services.trading.domain.statistics import DealSource, Statistics
 from services.trading.domain.tenders import Project, Tender
+from workflows import listing_contract as lc
 from workflows.tender_contract import (
     AMEND,
     ANSWER_OBJECTION,
@@ -194,6 +197,32 @@ def project_to_proto(project: Project) -> pb.Project:
     return made
 
 
+_LISTING_STAGES: dict[str, pb.ListingStage.ValueType] = {
+    "listing": pb.LISTING_STAGE_LISTING,
+    "agreement": pb.LISTING_STAGE_AGREEMENT,
+    "auction": pb.LISTING_STAGE_AUCTION,
+    "sold": pb.LISTING_STAGE_SOLD,
+    "failed": pb.LISTING_STAGE_FAILED,
+}
+
+
+def listing_to_proto(view: listings.ListingView) -> pb.Listing:
+    record = view.record
+    return pb.Listing(
+        listing_no=record.listing_no, project_no=record.project_no,
+        category=_CATEGORIES[record.category], stage=_LISTING_STAGES[record.stage],
+        published_at=_timestamp(record.published_at), opens_at=_timestamp(record.opens_at),
+        closes_at=_timestamp(view.closes_at),
+        start_price_fen=view.start_price_fen or view.reserve_price_fen,
+        increment_fen=view.increment_fen, reserve_price_fen=view.reserve_price_fen,
+        auction_interval_seconds=view.auction_interval_seconds,
+        current_price_fen=view.current_price_fen, leader_bidder_id=view.leader,
+        bids=view.bids, buyers=view.buyers, extensions=view.extensions,
+        workflow_started=record.workflow_started, buyer_id=record.buyer_id,
+        deal_price_fen=record.deal_price_fen, deal_method=record.deal_method,
+        failure_reason=record.failure, entry_code=record.entry_code)
+
+
 def tender_to_proto(tender: Tender) -> pb.Tender:
     made = pb.Tender(tender_no=tender.tender_no, project_no=tender.project_no,
                      category=_CATEGORIES[tender.category],
@@ -252,11 +281,13 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  signer: ServiceSigner, starter: TenderStarter | None = None,
                  calendar: WorkingCalendar | None = None,
+                 listing_starter: ListingStarter | None = None,
                  watch_poll_seconds: float = 0.25) -> None:
         self._engine = engine
         self._audit = audit
         self._signer = signer
         self._starter = starter
+        self._listing_starter = listing_starter
         self._calendar = calendar or WorkingCalendar()
         self._watch_poll_seconds = watch_poll_seconds
         #: Set when the service stops: every open watch ends at once.
@@ -699,3 +730,115 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                 tender_no=request.tender_no)
             response.candidate_bidder_ids.extend(candidates)
         return response
+
+    # ---- land and property-rights listings ----------------------------------------------------
+
+    def _listings_starter(self) -> ListingStarter:
+        if self._listing_starter is None:
+            raise RuntimeError("the trading servicer was made without its listing starter")
+        return self._listing_starter
+
+    async def _listing(self, listing_no: str) -> pb.Listing:
+        view = await asyncio.to_thread(listings.get_listing, uow=self._reading(),
+                                       calendar=self._calendar, listing_no=listing_no)
+        return listing_to_proto(view)
+
+    async def _published(self, record: ListingRecord) -> pb.Listing:
+        if not record.workflow_started:
+            # Committed first; started now if Temporal answers, else by the outbox.
+            await self._listings_starter().start(record.listing_no, waiting=True)
+        return await self._listing(record.listing_no)
+
+    async def PublishLandListing(self, request: pb.PublishLandListingRequest,
+                                 context: grpc.aio.ServicerContext[Any, Any],
+                                 ) -> pb.PublishLandListingResponse:
+        record = await asyncio.to_thread(
+            listings.publish_land_listing, uow=self._writing(), signer=self._signer,
+            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            project_no=request.project_no, opens_at=request.opens_at.ToDatetime(tzinfo=UTC),
+            closes_at=request.closes_at.ToDatetime(tzinfo=UTC),
+            start_price_fen=request.start_price_fen, increment_fen=request.increment_fen,
+            reserve_price_fen=request.reserve_price_fen,
+            auction_interval=timedelta(seconds=request.auction_interval_seconds),
+            now=datetime.now(UTC))
+        return pb.PublishLandListingResponse(listing=await self._published(record))
+
+    async def DiscloseProperty(self, request: pb.DisclosePropertyRequest,
+                               context: grpc.aio.ServicerContext[Any, Any],
+                               ) -> pb.DisclosePropertyResponse:
+        record = await asyncio.to_thread(
+            listings.disclose_property, uow=self._writing(), signer=self._signer,
+            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            project_no=request.project_no,
+            closes_at=request.closes_at.ToDatetime(tzinfo=UTC),
+            reserve_price_fen=request.reserve_price_fen, increment_fen=request.increment_fen,
+            auction_interval=timedelta(seconds=request.auction_interval_seconds),
+            max_extensions=request.max_extensions, now=datetime.now(UTC))
+        return pb.DisclosePropertyResponse(listing=await self._published(record))
+
+    async def _send_listing_act(self, update: str, prepared: listings.PreparedListingAct,
+                                *, request_id: str) -> tuple[pb.Listing, int]:
+        """Send a signed act to the listing's workflow, which checks it at the listing's
+        clock and has trading record it; the listing after it and its feed entry."""
+        starter = self._listings_starter()
+        listing_no = prepared.listing.listing_no
+        if not prepared.listing.workflow_started and not await starter.start(listing_no,
+                                                                             waiting=True):
+            raise Unavailable(f"the workflow of listing {listing_no} cannot be reached now: "
+                              "try again later")
+        receipt = await starter.gateway.update(
+            lc.workflow_id(listing_no), update, prepared.act,
+            update_id=f"{update}/{request_id}", result_type=lc.ListingReceipt)
+        return await self._listing(listing_no), receipt.feed_sequence
+
+    async def _bidder_act(self, update: str, kind: lc.StatementKind, *, listing_no: str,
+                          bidder_id: str, amount_fen: int,
+                          request_id: str) -> tuple[pb.Listing, int]:
+        prepared = await asyncio.to_thread(
+            listings.prepare_bidder_act, uow=self._reading(), signer=self._signer,
+            caller=current_caller(), kind=kind, listing_no=listing_no, bidder_id=bidder_id,
+            amount_fen=amount_fen, request_id=request_id, now=datetime.now(UTC))
+        return await self._send_listing_act(update, prepared, request_id=request_id)
+
+    async def PlaceListingBid(self, request: pb.PlaceListingBidRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.PlaceListingBidResponse:
+        listing, sequence = await self._bidder_act(
+            lc.BID, lc.StatementKind.BID, listing_no=request.listing_no,
+            bidder_id=request.bidder_id, amount_fen=request.amount_fen,
+            request_id=request.request_id)
+        return pb.PlaceListingBidResponse(listing=listing, feed_sequence=sequence)
+
+    async def RegisterBuyer(self, request: pb.RegisterBuyerRequest,
+                            context: grpc.aio.ServicerContext[Any, Any],
+                            ) -> pb.RegisterBuyerResponse:
+        listing, _ = await self._bidder_act(
+            lc.REGISTER_BUYER, lc.StatementKind.BUYER, listing_no=request.listing_no,
+            bidder_id=request.buyer_id, amount_fen=0, request_id=request.request_id)
+        return pb.RegisterBuyerResponse(listing=listing)
+
+    async def PlaceAuctionBid(self, request: pb.PlaceAuctionBidRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.PlaceAuctionBidResponse:
+        listing, sequence = await self._bidder_act(
+            lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, listing_no=request.listing_no,
+            bidder_id=request.bidder_id, amount_fen=request.amount_fen,
+            request_id=request.request_id)
+        return pb.PlaceAuctionBidResponse(listing=listing, feed_sequence=sequence)
+
+    async def RecordAgreement(self, request: pb.RecordAgreementRequest,
+                              context: grpc.aio.ServicerContext[Any, Any],
+                              ) -> pb.RecordAgreementResponse:
+        prepared = await asyncio.to_thread(
+            listings.prepare_agreement, uow=self._reading(), signer=self._signer,
+            calendar=self._calendar, caller=current_caller(), listing_no=request.listing_no,
+            price_fen=request.price_fen, request_id=request.request_id,
+            now=datetime.now(UTC))
+        listing, sequence = await self._send_listing_act(lc.AGREE, prepared,
+                                                         request_id=request.request_id)
+        return pb.RecordAgreementResponse(listing=listing, feed_sequence=sequence)
+
+    async def GetListing(self, request: pb.GetListingRequest,
+                         context: grpc.aio.ServicerContext[Any, Any],
+                         ) -> pb.GetListingResponse:
+        return pb.GetListingResponse(listing=await self._listing(request.listing_no))

@@ -70,5 +70,6 @@ def trade_statistics(*, uow: TradingUnitOfWork, start: datetime, end: datetime,
     if category:
         require_category(category)
     with uow:
-        deals = uow.tenders.deals(start, end) + uow.projects.direct_deals(start, end)
+        deals = (uow.tenders.deals(start, end) + uow.projects.direct_deals(start, end)
+                 + uow.listings.deals(start, end))
     return aggregate(deals, start=start, end=end, category=category)

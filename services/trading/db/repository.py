@@ -27,6 +27,7 @@ from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
+from services.trading.domain.listings import ListingAct, ListingRecord
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
     Alert,
@@ -730,6 +731,128 @@ class Evaluations:
             submitted_at=at, statement=json.dumps(statement, ensure_ascii=False)))
 
 
+class Listings:
+    """Repository of the land and property-rights listings, their acts and steps."""
+
+    def __init__(self, connection: Connection, monitor: Monitor) -> None:
+        self._connection = connection
+        self._monitor = monitor
+        self._t = tables.listings
+        self._a = tables.listing_acts
+        self._s = tables.listing_steps
+
+    @staticmethod
+    def _listing(row: Row[Any]) -> ListingRecord:
+        entry = json.loads(row.announcement)["body"].get("entry_code", "")
+        return ListingRecord(row.listing_no, row.project_no, row.category, row.stage,
+                             row.published_at, row.opens_at, row.closes_at,
+                             row.workflow_started, entry, row.buyer_id, row.deal_price_fen,
+                             row.deal_method, row.failure, row.concluded_at)
+
+    def get(self, listing_no: str, *, for_update: bool = False) -> ListingRecord | None:
+        query = select(self._t).where(self._t.c.listing_no == listing_no)
+        if for_update:
+            query = query.with_for_update()
+        row = self._connection.execute(query).first()
+        return self._listing(row) if row else None
+
+    def by_request(self, request_id: str) -> ListingRecord | None:
+        row = self._connection.execute(
+            select(self._t).where(self._t.c.request_id == request_id)).first()
+        return self._listing(row) if row else None
+
+    def of_project(self, project_no: str) -> str | None:
+        return self._connection.execute(
+            select(self._t.c.listing_no).where(self._t.c.project_no == project_no)).scalar()
+
+    def announcement(self, listing_no: str) -> dict[str, Any]:
+        found: dict[str, Any] = json.loads(self._connection.execute(
+            select(self._t.c.announcement).where(self._t.c.listing_no == listing_no)
+        ).scalar_one())
+        return found
+
+    def add(self, listing: ListingRecord, *, request_id: str,
+            announcement: dict[str, Any]) -> None:
+        self._connection.execute(insert(self._t).values(
+            listing_no=listing.listing_no, request_id=request_id,
+            project_no=listing.project_no, category=listing.category, stage=listing.stage,
+            published_at=listing.published_at, opens_at=listing.opens_at,
+            closes_at=listing.closes_at,
+            announcement=json.dumps(announcement, ensure_ascii=False),
+            workflow_started=False, buyer_id="", deal_price_fen=0, deal_method="",
+            failure="", concluded_at=None))
+
+    def unstarted(self, *, limit: int = 100) -> list[str]:
+        return list(self._connection.execute(
+            select(self._t.c.listing_no).where(self._t.c.workflow_started.is_(False))
+            .order_by(self._t.c.listing_no).limit(limit)).scalars())
+
+    def mark_started(self, listing_no: str) -> bool:
+        """True if this call marked it (it was pending)."""
+        result = self._connection.execute(
+            update(self._t).where(and_(self._t.c.listing_no == listing_no,
+                                       self._t.c.workflow_started.is_(False)))
+            .values(workflow_started=True))
+        return bool(result.rowcount)
+
+    def save_state(self, listing_no: str, **values: Any) -> None:
+        self._connection.execute(
+            update(self._t).where(self._t.c.listing_no == listing_no).values(**values))
+
+    def acts(self, listing_no: str) -> list[ListingAct]:
+        return [ListingAct(r.kind, r.bidder_id, r.amount_fen, r.at)
+                for r in self._connection.execute(
+                    select(self._a).where(self._a.c.listing_no == listing_no)
+                    .order_by(self._a.c.position))]
+
+    def act(self, listing_no: str, act_key: str) -> Row[Any] | None:
+        return self._connection.execute(
+            select(self._a).where(and_(self._a.c.listing_no == listing_no,
+                                       self._a.c.act_key == act_key))).first()
+
+    def add_act(self, listing_no: str, act_key: str, act: ListingAct, *,
+                statement: dict[str, Any]) -> None:
+        last = self._connection.execute(
+            select(func.max(self._a.c.position)).where(self._a.c.listing_no == listing_no)
+        ).scalar()
+        self._connection.execute(insert(self._a).values(
+            listing_no=listing_no, act_key=act_key, position=int(last or 0) + 1,
+            kind=act.kind, bidder_id=act.bidder_id, amount_fen=act.amount_fen, at=act.at,
+            statement=json.dumps(statement, ensure_ascii=False)))
+
+    def step(self, listing_no: str, step_key: str) -> Row[Any] | None:
+        return self._connection.execute(
+            select(self._s).where(and_(self._s.c.listing_no == listing_no,
+                                       self._s.c.step_key == step_key))).first()
+
+    def steps(self, listing_no: str) -> list[Row[Any]]:
+        return list(self._connection.execute(
+            select(self._s).where(self._s.c.listing_no == listing_no)
+            .order_by(self._s.c.at, self._s.c.feed_sequence)))
+
+    def add_step(self, listing_no: str, step_key: str, *, step: str, at: datetime,
+                 feed_sequence: int, statement: dict[str, Any],
+                 details: dict[str, Any] | None = None) -> None:
+        """Record the step, and for monitoring the step at the listing's stage as it now
+        stands (its state saved first)."""
+        self._connection.execute(insert(self._s).values(
+            listing_no=listing_no, step_key=step_key, step=step, at=at,
+            feed_sequence=feed_sequence, statement=json.dumps(statement, ensure_ascii=False)))
+        stage = self._connection.execute(
+            select(self._t.c.stage).where(self._t.c.listing_no == listing_no)).scalar_one()
+        self._monitor.record(NewTradeStep(f"listing/{listing_no}", "listing", step, stage, at,
+                                          feed_sequence, details or {}))
+
+    def deals(self, start: datetime, end: datetime) -> list[Deal]:
+        """The listings sold in [start, end): at their conclusion, worth their price."""
+        t = self._t
+        return [Deal(DealSource.LISTING, r.category, r.concluded_at, r.deal_price_fen)
+                for r in self._connection.execute(
+                    select(t.c.category, t.c.concluded_at, t.c.deal_price_fen).where(and_(
+                        t.c.stage == "sold", t.c.concluded_at >= start,
+                        t.c.concluded_at < end)))]
+
+
 class TradingUnitOfWork(UnitOfWork):
     catalogue: Catalogue
     agencies: Agencies
@@ -742,6 +865,7 @@ class TradingUnitOfWork(UnitOfWork):
     bidders: Bidders
     projects: Projects
     tenders: Tenders
+    listings: Listings
     monitor: Monitor
     evaluations: Evaluations
     sequences: RunningNumbers
@@ -759,5 +883,6 @@ class TradingUnitOfWork(UnitOfWork):
         self.projects = Projects(connection, self.catalogue)
         self.monitor = Monitor(connection)
         self.tenders = Tenders(connection, self.monitor)
+        self.listings = Listings(connection, self.monitor)
         self.evaluations = Evaluations(connection)
         self.sequences = RunningNumbers(connection, tables.sequences)

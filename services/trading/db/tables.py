@@ -322,3 +322,62 @@ officials = officials_table(metadata)
 audit_log = audit_table(metadata)
 audit_checkpoints = audit_checkpoints_table(metadata)
 calling_systems = calling_systems_table(metadata)
+
+#: Land and property-rights listings (issue #9 item 6); the signed announcement is the
+#: outbox entry of the listing's workflow until ``workflow_started``.
+listings = Table(
+    "listings",
+    metadata,
+    Column("listing_no", String(20), primary_key=True),
+    Column("request_id", String(36), nullable=False, unique=True),
+    Column("project_no", String(20), ForeignKey("projects.project_no"), nullable=False,
+           unique=True),
+    Column("category", String(30), nullable=False),
+    Column("stage", String(20), nullable=False),
+    Column("published_at", UtcDateTime, nullable=False),
+    Column("opens_at", UtcDateTime, nullable=False),
+    #: The close as it stands (a property-rights extension moves it).
+    Column("closes_at", UtcDateTime, nullable=False),
+    #: The signed announcement the workflow is started with (JSON).
+    Column("announcement", Text, nullable=False),
+    Column("workflow_started", Boolean, nullable=False),
+    Column("buyer_id", String(10), nullable=False),
+    Column("deal_price_fen", BigInteger, nullable=False),
+    Column("deal_method", String(20), nullable=False),
+    Column("failure", String(20), nullable=False),
+    Column("concluded_at", UtcDateTime, nullable=True),
+    Index("ix_listings_unstarted", "workflow_started", "listing_no"),
+    Index("ix_listings_concluded", "concluded_at"),
+)
+
+#: The bids, buyers and auction bids of a listing, each recorded once, in order.
+listing_acts = Table(
+    "listing_acts",
+    metadata,
+    Column("listing_no", String(20), ForeignKey("listings.listing_no"), nullable=False),
+    Column("act_key", String(80), nullable=False),
+    Column("position", Integer, nullable=False),
+    #: "listing_bid", "buyer_registered" or "auction_bid".
+    Column("kind", String(20), nullable=False),
+    Column("bidder_id", String(10), ForeignKey("bidders.bidder_id"), nullable=False),
+    Column("amount_fen", BigInteger, nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    #: The signed statement behind the act (JSON).
+    Column("statement", Text, nullable=False),
+    PrimaryKeyConstraint("listing_no", "act_key"),
+    Index("ix_listing_acts_order", "listing_no", "position"),
+)
+
+#: Each step of a listing, recorded once (a retried activity finds its step).
+listing_steps = Table(
+    "listing_steps",
+    metadata,
+    Column("listing_no", String(20), ForeignKey("listings.listing_no"), nullable=False),
+    Column("step_key", String(80), nullable=False),
+    Column("step", String(30), nullable=False),
+    Column("at", UtcDateTime, nullable=False),
+    Column("feed_sequence", BigInteger, nullable=False),
+    #: The signed statement behind the step (JSON).
+    Column("statement", Text, nullable=False),
+    PrimaryKeyConstraint("listing_no", "step_key"),
+)

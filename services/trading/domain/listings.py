@@ -135,6 +135,11 @@ def _check_amount(amount: int, name: str = "amount") -> None:
         raise InvalidArgument(f"{name} {fault}", violations=[FieldViolation(name, fault)])
 
 
+def check_amount(amount: int, name: str = "amount") -> None:
+    """INVALID_ARGUMENT unless ``amount`` is a whole, positive, sane number of fen."""
+    _check_amount(amount, name)
+
+
 def _check_raise(amount: int, *, price: int, has_leader: bool, increment: int) -> None:
     """A bid at ``price`` + k × ``increment``: k ≥ 1 above a standing bid, k ≥ 0 for the
     first bid (at the start price or above)."""
@@ -535,3 +540,37 @@ class PropertyListing:
 def disclose_property(spec: PropertyListingSpec, calendar: WorkingCalendar) -> PropertyListing:
     check_property_spec(spec, calendar)
     return PropertyListing(spec, closes_at=spec.closes_at)
+
+
+# --- As the venue records them --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ListingRecord:
+    """A listing as the trading database keeps it: its terms are in its signed
+    announcement; what happened since is in its acts and steps."""
+
+    listing_no: str
+    project_no: str
+    category: str
+    stage: str
+    published_at: datetime
+    opens_at: datetime
+    closes_at: datetime
+    workflow_started: bool
+    entry_code: str = ""
+    buyer_id: str = ""
+    deal_price_fen: int = 0
+    deal_method: str = ""
+    failure: str = ""
+    concluded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ListingAct:
+    """A recorded listing bid, buyer or auction bid."""
+
+    kind: str
+    bidder_id: str
+    amount_fen: int
+    at: datetime

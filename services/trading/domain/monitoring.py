@@ -246,7 +246,7 @@ def alerts_on_award(*, winner: str, amount_fen: int, estimate_fen: int) -> list[
 
 #: Per kind of trade: the step that must come first, and the stages each stage may move to
 #: (staying at a stage is always in order).
-FIRST_STEP = {"tender": "announced", "draw": "registered"}
+FIRST_STEP = {"tender": "announced", "draw": "registered", "listing": "announced"}
 NEXT_STAGES: dict[str, dict[str, frozenset[str]]] = {
     "tender": {
         "bidding": frozenset({"decryption", "failed"}),
@@ -263,12 +263,20 @@ NEXT_STAGES: dict[str, dict[str, frozenset[str]]] = {
         "drawn": frozenset(),
         "failed": frozenset(),
     },
+    "listing": {
+        "listing": frozenset({"auction", "agreement", "sold", "failed"}),
+        "agreement": frozenset({"sold"}),
+        "auction": frozenset({"sold", "failed"}),
+        "sold": frozenset(),
+        "failed": frozenset(),
+    },
 }
 #: The stage a trade is at after its first step.
-FIRST_STAGE = {"tender": "bidding", "draw": "committing"}
+FIRST_STAGE = {"tender": "bidding", "draw": "committing", "listing": "listing"}
 #: Stages no further step may follow.
 FINAL_STAGES = {"tender": frozenset({"contracted", "failed"}),
-                "draw": frozenset({"drawn", "failed"})}
+                "draw": frozenset({"drawn", "failed"}),
+                "listing": frozenset({"sold", "failed"})}
 
 
 def out_of_order(step: NewTradeStep, previous_stage: str | None) -> Alert | None:

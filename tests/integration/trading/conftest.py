@@ -22,3 +22,7 @@ async def trading(backend: str, tmp_path: Path, pki_dir: Path) -> AsyncIterator[
     url = fresh_database_url(backend, "trading", tmp_path)
     async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir) as service:
         yield service
+
+
+# The listing venue (trading over gRPC, its activities, the ListingWorkflow, time skipping).
+from tests.integration.trading.listing_venue import venue  # noqa: E402, F401

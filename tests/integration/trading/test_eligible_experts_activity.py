@@ -34,7 +34,9 @@ async def test_the_activity_is_hosted_under_its_published_name(
     names = [getattr(a, "__temporal_activity_definition").name for a in hosted]
     assert names == ["trading.eligible_experts", "trading.open_tender",
                      "trading.record_tender_step", "trading.close_bidding",
-                     "trading.close_decryption", "trading.mark_tender_late"]
+                     "trading.close_decryption", "trading.mark_tender_late",
+                     "trading.open_listing", "trading.record_listing_step",
+                     "trading.close_listing", "trading.conclude_auction"]
     assert trading.settings.task_queue == "govhall-trading"
 
 

@@ -316,6 +316,42 @@ EVALUATION_METHOD_COMPREHENSIVE: EvaluationMethod.ValueType  # 2
 """Weighted price, technical and business points, highest total first."""
 Global___EvaluationMethod: _TypeAlias = EvaluationMethod  # noqa: Y015
 
+class _ListingStage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ListingStageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ListingStage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    LISTING_STAGE_UNSPECIFIED: _ListingStage.ValueType  # 0
+    """The stage is unknown."""
+    LISTING_STAGE_LISTING: _ListingStage.ValueType  # 1
+    """Land: announced or open for bids. Property rights: the disclosure runs."""
+    LISTING_STAGE_AGREEMENT: _ListingStage.ValueType  # 2
+    """Property rights: one buyer at the close; the agreement is awaited."""
+    LISTING_STAGE_AUCTION: _ListingStage.ValueType  # 3
+    """Several bidders or buyers at the close: the auction runs."""
+    LISTING_STAGE_SOLD: _ListingStage.ValueType  # 4
+    """The listing concluded with a deal."""
+    LISTING_STAGE_FAILED: _ListingStage.ValueType  # 5
+    """The listing failed: no bid, no buyer, or a price below the reserve."""
+
+class ListingStage(_ListingStage, metaclass=_ListingStageEnumTypeWrapper):
+    """ListingStage is where a land or property-rights listing stands."""
+
+LISTING_STAGE_UNSPECIFIED: ListingStage.ValueType  # 0
+"""The stage is unknown."""
+LISTING_STAGE_LISTING: ListingStage.ValueType  # 1
+"""Land: announced or open for bids. Property rights: the disclosure runs."""
+LISTING_STAGE_AGREEMENT: ListingStage.ValueType  # 2
+"""Property rights: one buyer at the close; the agreement is awaited."""
+LISTING_STAGE_AUCTION: ListingStage.ValueType  # 3
+"""Several bidders or buyers at the close: the auction runs."""
+LISTING_STAGE_SOLD: ListingStage.ValueType  # 4
+"""The listing concluded with a deal."""
+LISTING_STAGE_FAILED: ListingStage.ValueType  # 5
+"""The listing failed: no bid, no buyer, or a price below the reserve."""
+Global___ListingStage: _TypeAlias = ListingStage  # noqa: Y015
+
 @_typing.final
 class CatalogueEntry(_message.Message):
     """CatalogueEntry is one line of the catalogue of what must enter the venue."""
@@ -3140,3 +3176,547 @@ class SubmitScoreSheetResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SubmitScoreSheetResponse: _TypeAlias = SubmitScoreSheetResponse  # noqa: Y015
+
+@_typing.final
+class Listing(_message.Message):
+    """Listing is a land or property-rights listing as the trading service records it."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    PUBLISHED_AT_FIELD_NUMBER: _builtins.int
+    OPENS_AT_FIELD_NUMBER: _builtins.int
+    CLOSES_AT_FIELD_NUMBER: _builtins.int
+    START_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    INCREMENT_FEN_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    AUCTION_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    CURRENT_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    LEADER_BIDDER_ID_FIELD_NUMBER: _builtins.int
+    BIDS_FIELD_NUMBER: _builtins.int
+    BUYERS_FIELD_NUMBER: _builtins.int
+    EXTENSIONS_FIELD_NUMBER: _builtins.int
+    WORKFLOW_STARTED_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    DEAL_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    DEAL_METHOD_FIELD_NUMBER: _builtins.int
+    FAILURE_REASON_FIELD_NUMBER: _builtins.int
+    ENTRY_CODE_FIELD_NUMBER: _builtins.int
+    listing_no: _builtins.str
+    """The listing's number, for example "LS-20261201-000001"."""
+    project_no: _builtins.str
+    """The project listed."""
+    category: Global___TradingCategory.ValueType
+    """The category: land or property rights."""
+    stage: Global___ListingStage.ValueType
+    """Where the listing stands."""
+    start_price_fen: _builtins.int
+    """Land: the start price in fen. Property rights: the reserve price in fen."""
+    increment_fen: _builtins.int
+    """The increment every bid rises by, in fen."""
+    reserve_price_fen: _builtins.int
+    """The reserve price in fen; 0 when the listing has none."""
+    auction_interval_seconds: _builtins.int
+    """The auction's interval: it ends when no higher bid comes within it."""
+    current_price_fen: _builtins.int
+    """The price as it stands, in fen."""
+    leader_bidder_id: _builtins.str
+    """The bidder holding the current price; empty when nobody bid."""
+    bids: _builtins.int
+    """Listing bids (land) and auction bids taken."""
+    buyers: _builtins.int
+    """Property rights: the buyers registered."""
+    extensions: _builtins.int
+    """Property rights: the extensions used."""
+    workflow_started: _builtins.bool
+    """Whether the listing's workflow has been started."""
+    buyer_id: _builtins.str
+    """The buyer of the deal, once sold."""
+    deal_price_fen: _builtins.int
+    """The deal's price in fen, once sold."""
+    deal_method: _builtins.str
+    """How the deal was made: "listing", "auction" or "agreement"."""
+    failure_reason: _builtins.str
+    """Why the listing failed: "no_bid", "below_reserve", "no_buyer" or "no_auction_bid"."""
+    entry_code: _builtins.str
+    """The catalogue entry the project entered the venue by; empty when voluntary."""
+    @_builtins.property
+    def published_at(self) -> _timestamp_pb2.Timestamp:
+        """When the notice (land) or the disclosure (property rights) was published."""
+
+    @_builtins.property
+    def opens_at(self) -> _timestamp_pb2.Timestamp:
+        """When bids (land) or buyers (property rights) are first taken."""
+
+    @_builtins.property
+    def closes_at(self) -> _timestamp_pb2.Timestamp:
+        """The close as it stands (extensions move it)."""
+
+    def __init__(
+        self,
+        *,
+        listing_no: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        category: Global___TradingCategory.ValueType = ...,
+        stage: Global___ListingStage.ValueType = ...,
+        published_at: _timestamp_pb2.Timestamp | None = ...,
+        opens_at: _timestamp_pb2.Timestamp | None = ...,
+        closes_at: _timestamp_pb2.Timestamp | None = ...,
+        start_price_fen: _builtins.int = ...,
+        increment_fen: _builtins.int = ...,
+        reserve_price_fen: _builtins.int = ...,
+        auction_interval_seconds: _builtins.int = ...,
+        current_price_fen: _builtins.int = ...,
+        leader_bidder_id: _builtins.str = ...,
+        bids: _builtins.int = ...,
+        buyers: _builtins.int = ...,
+        extensions: _builtins.int = ...,
+        workflow_started: _builtins.bool = ...,
+        buyer_id: _builtins.str = ...,
+        deal_price_fen: _builtins.int = ...,
+        deal_method: _builtins.str = ...,
+        failure_reason: _builtins.str = ...,
+        entry_code: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "opens_at", b"opens_at", "published_at", b"published_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_interval_seconds", b"auction_interval_seconds", "bids", b"bids", "buyer_id", b"buyer_id", "buyers", b"buyers", "category", b"category", "closes_at", b"closes_at", "current_price_fen", b"current_price_fen", "deal_method", b"deal_method", "deal_price_fen", b"deal_price_fen", "entry_code", b"entry_code", "extensions", b"extensions", "failure_reason", b"failure_reason", "increment_fen", b"increment_fen", "leader_bidder_id", b"leader_bidder_id", "listing_no", b"listing_no", "opens_at", b"opens_at", "project_no", b"project_no", "published_at", b"published_at", "reserve_price_fen", b"reserve_price_fen", "stage", b"stage", "start_price_fen", b"start_price_fen", "workflow_started", b"workflow_started"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Listing: _TypeAlias = Listing  # noqa: Y015
+
+@_typing.final
+class PublishLandListingRequest(_message.Message):
+    """PublishLandListingRequest publishes a land listing's notice."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    OPENS_AT_FIELD_NUMBER: _builtins.int
+    CLOSES_AT_FIELD_NUMBER: _builtins.int
+    START_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    INCREMENT_FEN_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    AUCTION_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per listing: a retry with the same id returns the first answer."""
+    project_no: _builtins.str
+    """The registered project, of the land category."""
+    start_price_fen: _builtins.int
+    """The start price in fen."""
+    increment_fen: _builtins.int
+    """The increment in fen."""
+    reserve_price_fen: _builtins.int
+    """The reserve price in fen; 0 for none."""
+    auction_interval_seconds: _builtins.int
+    """The auction's interval in seconds, 30 to 3600."""
+    @_builtins.property
+    def opens_at(self) -> _timestamp_pb2.Timestamp:
+        """When the listing opens: 20 days at least after the notice."""
+
+    @_builtins.property
+    def closes_at(self) -> _timestamp_pb2.Timestamp:
+        """When the listing closes: 10 working days at least after it opens."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        opens_at: _timestamp_pb2.Timestamp | None = ...,
+        closes_at: _timestamp_pb2.Timestamp | None = ...,
+        start_price_fen: _builtins.int = ...,
+        increment_fen: _builtins.int = ...,
+        reserve_price_fen: _builtins.int = ...,
+        auction_interval_seconds: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "opens_at", b"opens_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_interval_seconds", b"auction_interval_seconds", "closes_at", b"closes_at", "increment_fen", b"increment_fen", "opens_at", b"opens_at", "project_no", b"project_no", "request_id", b"request_id", "reserve_price_fen", b"reserve_price_fen", "start_price_fen", b"start_price_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishLandListingRequest: _TypeAlias = PublishLandListingRequest  # noqa: Y015
+
+@_typing.final
+class PublishLandListingResponse(_message.Message):
+    """PublishLandListingResponse carries the listing published."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing; workflow_started is false when Temporal could not be reached yet."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PublishLandListingResponse: _TypeAlias = PublishLandListingResponse  # noqa: Y015
+
+@_typing.final
+class DisclosePropertyRequest(_message.Message):
+    """DisclosePropertyRequest publishes a property-rights disclosure, open at once."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PROJECT_NO_FIELD_NUMBER: _builtins.int
+    CLOSES_AT_FIELD_NUMBER: _builtins.int
+    RESERVE_PRICE_FEN_FIELD_NUMBER: _builtins.int
+    INCREMENT_FEN_FIELD_NUMBER: _builtins.int
+    AUCTION_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
+    MAX_EXTENSIONS_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per listing: a retry with the same id returns the first answer."""
+    project_no: _builtins.str
+    """The registered project, of the property-rights category."""
+    reserve_price_fen: _builtins.int
+    """The reserve price in fen."""
+    increment_fen: _builtins.int
+    """The increment of the auction's bids in fen."""
+    auction_interval_seconds: _builtins.int
+    """The auction's interval in seconds, 30 to 3600."""
+    max_extensions: _builtins.int
+    """How many extensions of 5 working days the disclosure announces (0 to 12)."""
+    @_builtins.property
+    def closes_at(self) -> _timestamp_pb2.Timestamp:
+        """When the disclosure closes: 20 working days at least after it opens."""
+
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        project_no: _builtins.str = ...,
+        closes_at: _timestamp_pb2.Timestamp | None = ...,
+        reserve_price_fen: _builtins.int = ...,
+        increment_fen: _builtins.int = ...,
+        auction_interval_seconds: _builtins.int = ...,
+        max_extensions: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_interval_seconds", b"auction_interval_seconds", "closes_at", b"closes_at", "increment_fen", b"increment_fen", "max_extensions", b"max_extensions", "project_no", b"project_no", "request_id", b"request_id", "reserve_price_fen", b"reserve_price_fen"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosePropertyRequest: _TypeAlias = DisclosePropertyRequest  # noqa: Y015
+
+@_typing.final
+class DisclosePropertyResponse(_message.Message):
+    """DisclosePropertyResponse carries the listing disclosed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing; workflow_started is false when Temporal could not be reached yet."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DisclosePropertyResponse: _TypeAlias = DisclosePropertyResponse  # noqa: Y015
+
+@_typing.final
+class PlaceListingBidRequest(_message.Message):
+    """PlaceListingBidRequest is a bidder's bid on an open land listing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per bid: a retry with the same id is the same bid."""
+    listing_no: _builtins.str
+    """The listing."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory names it."""
+    amount_fen: _builtins.int
+    """The amount in fen."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        listing_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "bidder_id", b"bidder_id", "listing_no", b"listing_no", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceListingBidRequest: _TypeAlias = PlaceListingBidRequest  # noqa: Y015
+
+@_typing.final
+class PlaceListingBidResponse(_message.Message):
+    """PlaceListingBidResponse carries the listing after the bid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    feed_sequence: _builtins.int
+    """The feed entry that published the bid."""
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+        feed_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_sequence", b"feed_sequence", "listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceListingBidResponse: _TypeAlias = PlaceListingBidResponse  # noqa: Y015
+
+@_typing.final
+class RegisterBuyerRequest(_message.Message):
+    """RegisterBuyerRequest registers a buyer for a property-rights listing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    BUYER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per registration: a retry with the same id is the same one."""
+    listing_no: _builtins.str
+    """The listing."""
+    buyer_id: _builtins.str
+    """The buyer, as the bidders directory names it."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        listing_no: _builtins.str = ...,
+        buyer_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["buyer_id", b"buyer_id", "listing_no", b"listing_no", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterBuyerRequest: _TypeAlias = RegisterBuyerRequest  # noqa: Y015
+
+@_typing.final
+class RegisterBuyerResponse(_message.Message):
+    """RegisterBuyerResponse carries the listing after the registration."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RegisterBuyerResponse: _TypeAlias = RegisterBuyerResponse  # noqa: Y015
+
+@_typing.final
+class PlaceAuctionBidRequest(_message.Message):
+    """PlaceAuctionBidRequest is a bid in a listing's auction."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per bid: a retry with the same id is the same bid."""
+    listing_no: _builtins.str
+    """The listing."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory names it."""
+    amount_fen: _builtins.int
+    """The amount in fen."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        listing_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+        amount_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount_fen", b"amount_fen", "bidder_id", b"bidder_id", "listing_no", b"listing_no", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceAuctionBidRequest: _TypeAlias = PlaceAuctionBidRequest  # noqa: Y015
+
+@_typing.final
+class PlaceAuctionBidResponse(_message.Message):
+    """PlaceAuctionBidResponse carries the listing after the bid."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    feed_sequence: _builtins.int
+    """The feed entry that published the bid."""
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+        feed_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_sequence", b"feed_sequence", "listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PlaceAuctionBidResponse: _TypeAlias = PlaceAuctionBidResponse  # noqa: Y015
+
+@_typing.final
+class RecordAgreementRequest(_message.Message):
+    """RecordAgreementRequest records the transfer by agreement with the one buyer."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    PRICE_FEN_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per act: a retry with the same id is the same act."""
+    listing_no: _builtins.str
+    """The listing."""
+    price_fen: _builtins.int
+    """The agreed price in fen: the reserve price or above."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        listing_no: _builtins.str = ...,
+        price_fen: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing_no", b"listing_no", "price_fen", b"price_fen", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordAgreementRequest: _TypeAlias = RecordAgreementRequest  # noqa: Y015
+
+@_typing.final
+class RecordAgreementResponse(_message.Message):
+    """RecordAgreementResponse carries the listing sold by agreement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    feed_sequence: _builtins.int
+    """The feed entry that published the agreement."""
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+        feed_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_sequence", b"feed_sequence", "listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordAgreementResponse: _TypeAlias = RecordAgreementResponse  # noqa: Y015
+
+@_typing.final
+class GetListingRequest(_message.Message):
+    """GetListingRequest names a listing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    listing_no: _builtins.str
+    """The listing."""
+    def __init__(
+        self,
+        *,
+        listing_no: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing_no", b"listing_no"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetListingRequest: _TypeAlias = GetListingRequest  # noqa: Y015
+
+@_typing.final
+class GetListingResponse(_message.Message):
+    """GetListingResponse carries the listing."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetListingResponse: _TypeAlias = GetListingResponse  # noqa: Y015

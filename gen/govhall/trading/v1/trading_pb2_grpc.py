@@ -212,6 +212,41 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
                 _registered_method=True)
+        self.PublishLandListing = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/PublishLandListing',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingResponse.FromString,
+                _registered_method=True)
+        self.DiscloseProperty = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/DiscloseProperty',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyResponse.FromString,
+                _registered_method=True)
+        self.PlaceListingBid = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/PlaceListingBid',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidResponse.FromString,
+                _registered_method=True)
+        self.RegisterBuyer = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RegisterBuyer',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerResponse.FromString,
+                _registered_method=True)
+        self.PlaceAuctionBid = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/PlaceAuctionBid',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidResponse.FromString,
+                _registered_method=True)
+        self.RecordAgreement = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/RecordAgreement',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementResponse.FromString,
+                _registered_method=True)
+        self.GetListing = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/GetListing',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -535,6 +570,72 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def PublishLandListing(self, request, context):
+        """---- land and property-rights listings ----
+
+        PublishLandListing publishes the notice of a land listing (挂牌出让) for a
+        registered project of the land category: the listing opens 20 days at
+        least after the notice and lasts 10 working days at least. Its workflow
+        (listing/<listing no>) is started once, also after a crash. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def DiscloseProperty(self, request, context):
+        """DiscloseProperty publishes the disclosure of a property-rights transfer
+        for a registered project of the property-rights category: 20 working days
+        at least, extended by 5 working days at least while no buyer came (up to
+        the extensions announced). Needs ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceListingBid(self, request, context):
+        """PlaceListingBid places a bid on an open land listing, from the system the
+        bidders directory names for the bidder only: the first bid at the start
+        price or above, each later one above the current price, always by whole
+        increments.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RegisterBuyer(self, request, context):
+        """RegisterBuyer registers a buyer for a property-rights listing while its
+        disclosure runs, from the buyer's own system only.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PlaceAuctionBid(self, request, context):
+        """PlaceAuctionBid places a bid in the auction that follows a listing with
+        several bidders (or buyers) at its close, from the bidder's own system
+        only. The auction ends when no higher bid comes within its interval.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RecordAgreement(self, request, context):
+        """RecordAgreement records the transfer by agreement with the one buyer of
+        a property-rights listing, at its reserve price or above. Needs
+        ROLE_TRADING_OFFICER.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetListing(self, request, context):
+        """GetListing returns a land or property-rights listing as it stands.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -707,6 +808,41 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.SubmitScoreSheet,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.SerializeToString,
+            ),
+            'PublishLandListing': grpc.unary_unary_rpc_method_handler(
+                    servicer.PublishLandListing,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingResponse.SerializeToString,
+            ),
+            'DiscloseProperty': grpc.unary_unary_rpc_method_handler(
+                    servicer.DiscloseProperty,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyResponse.SerializeToString,
+            ),
+            'PlaceListingBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceListingBid,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidResponse.SerializeToString,
+            ),
+            'RegisterBuyer': grpc.unary_unary_rpc_method_handler(
+                    servicer.RegisterBuyer,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerResponse.SerializeToString,
+            ),
+            'PlaceAuctionBid': grpc.unary_unary_rpc_method_handler(
+                    servicer.PlaceAuctionBid,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidResponse.SerializeToString,
+            ),
+            'RecordAgreement': grpc.unary_unary_rpc_method_handler(
+                    servicer.RecordAgreement,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementResponse.SerializeToString,
+            ),
+            'GetListing': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetListing,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1635,6 +1771,195 @@ class TradingService:
             '/govhall.trading.v1.TradingService/SubmitScoreSheet',
             govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.SubmitScoreSheetResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PublishLandListing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/PublishLandListing',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PublishLandListingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DiscloseProperty(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/DiscloseProperty',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DisclosePropertyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceListingBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/PlaceListingBid',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceListingBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RegisterBuyer(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RegisterBuyer',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RegisterBuyerResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PlaceAuctionBid(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/PlaceAuctionBid',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.PlaceAuctionBidResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RecordAgreement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/RecordAgreement',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.RecordAgreementResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetListing(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/GetListing',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -208,6 +208,43 @@ class TradingServiceStub:
     the member's own system only; one sheet per member and bid, never
     replaced. The last sheet ranks the bids and publishes the candidates.
     """
+    PublishLandListing: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PublishLandListingRequest, _trading_pb2.PublishLandListingResponse]
+    """---- land and property-rights listings ----
+
+    PublishLandListing publishes the notice of a land listing (挂牌出让) for a
+    registered project of the land category: the listing opens 20 days at
+    least after the notice and lasts 10 working days at least. Its workflow
+    (listing/<listing no>) is started once, also after a crash. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    DiscloseProperty: _grpc.UnaryUnaryMultiCallable[_trading_pb2.DisclosePropertyRequest, _trading_pb2.DisclosePropertyResponse]
+    """DiscloseProperty publishes the disclosure of a property-rights transfer
+    for a registered project of the property-rights category: 20 working days
+    at least, extended by 5 working days at least while no buyer came (up to
+    the extensions announced). Needs ROLE_TRADING_OFFICER.
+    """
+    PlaceListingBid: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PlaceListingBidRequest, _trading_pb2.PlaceListingBidResponse]
+    """PlaceListingBid places a bid on an open land listing, from the system the
+    bidders directory names for the bidder only: the first bid at the start
+    price or above, each later one above the current price, always by whole
+    increments.
+    """
+    RegisterBuyer: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RegisterBuyerRequest, _trading_pb2.RegisterBuyerResponse]
+    """RegisterBuyer registers a buyer for a property-rights listing while its
+    disclosure runs, from the buyer's own system only.
+    """
+    PlaceAuctionBid: _grpc.UnaryUnaryMultiCallable[_trading_pb2.PlaceAuctionBidRequest, _trading_pb2.PlaceAuctionBidResponse]
+    """PlaceAuctionBid places a bid in the auction that follows a listing with
+    several bidders (or buyers) at its close, from the bidder's own system
+    only. The auction ends when no higher bid comes within its interval.
+    """
+    RecordAgreement: _grpc.UnaryUnaryMultiCallable[_trading_pb2.RecordAgreementRequest, _trading_pb2.RecordAgreementResponse]
+    """RecordAgreement records the transfer by agreement with the one buyer of
+    a property-rights listing, at its reserve price or above. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    GetListing: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetListingRequest, _trading_pb2.GetListingResponse]
+    """GetListing returns a land or property-rights listing as it stands."""
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -389,6 +426,43 @@ class TradingServiceAsyncStub(TradingServiceStub):
     the member's own system only; one sheet per member and bid, never
     replaced. The last sheet ranks the bids and publishes the candidates.
     """
+    PublishLandListing: _aio.UnaryUnaryMultiCallable[_trading_pb2.PublishLandListingRequest, _trading_pb2.PublishLandListingResponse]  # type: ignore[assignment]
+    """---- land and property-rights listings ----
+
+    PublishLandListing publishes the notice of a land listing (挂牌出让) for a
+    registered project of the land category: the listing opens 20 days at
+    least after the notice and lasts 10 working days at least. Its workflow
+    (listing/<listing no>) is started once, also after a crash. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    DiscloseProperty: _aio.UnaryUnaryMultiCallable[_trading_pb2.DisclosePropertyRequest, _trading_pb2.DisclosePropertyResponse]  # type: ignore[assignment]
+    """DiscloseProperty publishes the disclosure of a property-rights transfer
+    for a registered project of the property-rights category: 20 working days
+    at least, extended by 5 working days at least while no buyer came (up to
+    the extensions announced). Needs ROLE_TRADING_OFFICER.
+    """
+    PlaceListingBid: _aio.UnaryUnaryMultiCallable[_trading_pb2.PlaceListingBidRequest, _trading_pb2.PlaceListingBidResponse]  # type: ignore[assignment]
+    """PlaceListingBid places a bid on an open land listing, from the system the
+    bidders directory names for the bidder only: the first bid at the start
+    price or above, each later one above the current price, always by whole
+    increments.
+    """
+    RegisterBuyer: _aio.UnaryUnaryMultiCallable[_trading_pb2.RegisterBuyerRequest, _trading_pb2.RegisterBuyerResponse]  # type: ignore[assignment]
+    """RegisterBuyer registers a buyer for a property-rights listing while its
+    disclosure runs, from the buyer's own system only.
+    """
+    PlaceAuctionBid: _aio.UnaryUnaryMultiCallable[_trading_pb2.PlaceAuctionBidRequest, _trading_pb2.PlaceAuctionBidResponse]  # type: ignore[assignment]
+    """PlaceAuctionBid places a bid in the auction that follows a listing with
+    several bidders (or buyers) at its close, from the bidder's own system
+    only. The auction ends when no higher bid comes within its interval.
+    """
+    RecordAgreement: _aio.UnaryUnaryMultiCallable[_trading_pb2.RecordAgreementRequest, _trading_pb2.RecordAgreementResponse]  # type: ignore[assignment]
+    """RecordAgreement records the transfer by agreement with the one buyer of
+    a property-rights listing, at its reserve price or above. Needs
+    ROLE_TRADING_OFFICER.
+    """
+    GetListing: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetListingRequest, _trading_pb2.GetListingResponse]  # type: ignore[assignment]
+    """GetListing returns a land or property-rights listing as it stands."""
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TradingService is the public resource trading platform's directory: the
@@ -771,5 +845,84 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         the member's own system only; one sheet per member and bid, never
         replaced. The last sheet ranks the bids and publishes the candidates.
         """
+
+    @_abc_1.abstractmethod
+    def PublishLandListing(
+        self,
+        request: _trading_pb2.PublishLandListingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.PublishLandListingResponse, _abc.Awaitable[_trading_pb2.PublishLandListingResponse]]:
+        """---- land and property-rights listings ----
+
+        PublishLandListing publishes the notice of a land listing (挂牌出让) for a
+        registered project of the land category: the listing opens 20 days at
+        least after the notice and lasts 10 working days at least. Its workflow
+        (listing/<listing no>) is started once, also after a crash. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def DiscloseProperty(
+        self,
+        request: _trading_pb2.DisclosePropertyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.DisclosePropertyResponse, _abc.Awaitable[_trading_pb2.DisclosePropertyResponse]]:
+        """DiscloseProperty publishes the disclosure of a property-rights transfer
+        for a registered project of the property-rights category: 20 working days
+        at least, extended by 5 working days at least while no buyer came (up to
+        the extensions announced). Needs ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def PlaceListingBid(
+        self,
+        request: _trading_pb2.PlaceListingBidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.PlaceListingBidResponse, _abc.Awaitable[_trading_pb2.PlaceListingBidResponse]]:
+        """PlaceListingBid places a bid on an open land listing, from the system the
+        bidders directory names for the bidder only: the first bid at the start
+        price or above, each later one above the current price, always by whole
+        increments.
+        """
+
+    @_abc_1.abstractmethod
+    def RegisterBuyer(
+        self,
+        request: _trading_pb2.RegisterBuyerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RegisterBuyerResponse, _abc.Awaitable[_trading_pb2.RegisterBuyerResponse]]:
+        """RegisterBuyer registers a buyer for a property-rights listing while its
+        disclosure runs, from the buyer's own system only.
+        """
+
+    @_abc_1.abstractmethod
+    def PlaceAuctionBid(
+        self,
+        request: _trading_pb2.PlaceAuctionBidRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.PlaceAuctionBidResponse, _abc.Awaitable[_trading_pb2.PlaceAuctionBidResponse]]:
+        """PlaceAuctionBid places a bid in the auction that follows a listing with
+        several bidders (or buyers) at its close, from the bidder's own system
+        only. The auction ends when no higher bid comes within its interval.
+        """
+
+    @_abc_1.abstractmethod
+    def RecordAgreement(
+        self,
+        request: _trading_pb2.RecordAgreementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.RecordAgreementResponse, _abc.Awaitable[_trading_pb2.RecordAgreementResponse]]:
+        """RecordAgreement records the transfer by agreement with the one buyer of
+        a property-rights listing, at its reserve price or above. Needs
+        ROLE_TRADING_OFFICER.
+        """
+
+    @_abc_1.abstractmethod
+    def GetListing(
+        self,
+        request: _trading_pb2.GetListingRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.GetListingResponse, _abc.Awaitable[_trading_pb2.GetListingResponse]]:
+        """GetListing returns a land or property-rights listing as it stands."""
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,0 +1,284 @@
+"""Land and property-rights listings: the use cases, one function each, on a unit of work.
+
+Who may do what:
+
+- publishing a land listing's notice, a property-rights disclosure and recording an
+  agreement need a trading officer, spoken for by a system the registry lets speak
+  for one; the project must be registered, of the land (or property-rights)
+  category, and neither tendered, awarded directly nor listed already;
+- a listing bid, a buyer's registration and an auction bid are taken only from the
+  calling system the bidders directory names for the bidder: a bidder's system
+  cannot act for another bidder (PERMISSION_DENIED).
+
+Acts are signed here (``listing_statement_body``) and sent to the listing's
+workflow by the API layer; the workflow checks them against the rules at the
+listing's clock and the trading activities (services/trading/app/listing_steps.py)
+record them, so a refused act leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+
+from kernel.audit import Actor
+from kernel.calendar import UnknownYearError, WorkingCalendar
+from kernel.directory import require_official
+from kernel.errors import (
+    AlreadyExists,
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
+from kernel.identity import Caller
+from kernel.numbering import day_number
+from kernel.signing import ServiceSigner
+from services.trading.app.listing_steps import rebuild
+from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
+from services.trading.db.repository import TradingUnitOfWork
+from services.trading.domain import listings as rules
+from services.trading.domain.listings import ListingRecord, ListingState
+from workflows.approval_contract import as_statement
+from workflows.listing_contract import (
+    LAND,
+    PROPERTY_RIGHTS,
+    ListingAct,
+    StatementKind,
+    closes_at,
+    listing_statement_body,
+)
+
+_WHAT = {LAND: "a land listing (挂牌出让)",
+         PROPERTY_RIGHTS: "a property-rights transfer (产权转让)"}
+
+
+def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: WorkingCalendar,
+             caller: Caller, request_id: str, project_no: str, category: str,
+             spec: rules.LandListingSpec | rules.PropertyListingSpec,
+             now: datetime) -> ListingRecord:
+    with uow:
+        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+        existing = uow.listings.by_request(request_id)
+        if existing is not None:
+            return existing
+        project = uow.projects.get(project_no)
+        if project is None:
+            raise NotFound(f"project {project_no} is not registered")
+        if project.category != category:
+            codes = ", ".join(e.code for e in uow.catalogue.list(category=category))
+            raise FailedPrecondition(
+                f"project {project_no} is of the {project.category} category: "
+                f"{_WHAT[category]} takes projects of the {category} category only (the "
+                f"catalogue of what must enter the venue, entries {codes})")
+        if uow.listings.of_project(project_no) is not None:
+            raise AlreadyExists(f"project {project_no} is listed already")
+        if uow.tenders.of_project(project_no) is not None:
+            raise FailedPrecondition(f"project {project_no} is tendered in the venue")
+        if uow.projects.direct_award(project_no) is not None:
+            raise FailedPrecondition(f"project {project_no} was awarded directly")
+        day = now.astimezone(UTC).date()
+        listing_no = day_number("LS", day, uow.sequences.next(f"LS-{day:%Y%m%d}"),
+                                what="listing")
+        spec = _numbered(spec, listing_no)
+        try:
+            if isinstance(spec, rules.LandListingSpec):
+                rules.check_land_spec(spec, calendar)
+            else:
+                rules.check_property_spec(spec, calendar)
+        except UnknownYearError as error:
+            raise FailedPrecondition(str(error)) from error
+        announcement = signer.sign(listing_statement_body(
+            kind=StatementKind.ANNOUNCEMENT, listing_no=listing_no, system=caller.system,
+            issued_at=now, request_id=request_id, official_id=official.id,
+            department_code=official.department_code, category=category,
+            project_no=project_no, entry_code=project.entry.code if project.entry else "",
+            owner_department=project.department_code, opens_at=spec.opens_at,
+            closes_at=spec.closes_at,
+            start_price_fen=(spec.start_price if isinstance(spec, rules.LandListingSpec)
+                             else 0),
+            increment_fen=spec.increment, reserve_price_fen=spec.reserve_price or 0,
+            auction_interval_seconds=int(spec.auction_interval.total_seconds()),
+            max_extensions=(spec.max_extensions
+                            if isinstance(spec, rules.PropertyListingSpec) else 0)))
+        record = ListingRecord(listing_no, project_no, category, str(ListingState.LISTING),
+                               now, spec.opens_at, spec.closes_at, False,
+                               project.entry.code if project.entry else "")
+        uow.listings.add(record, request_id=request_id, announcement=announcement.as_dict())
+        uow.audit.append(actor=Actor(caller.system, official.id), action="listing.published",
+                         subject=f"listing/{listing_no}", at=now,
+                         details={"project_no": project_no, "category": category,
+                                  "opens_at": spec.opens_at.isoformat(),
+                                  "closes_at": spec.closes_at.isoformat()})
+        uow.commit()
+        return record
+
+
+def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,
+              listing_no: str) -> rules.LandListingSpec | rules.PropertyListingSpec:
+    return replace(spec, listing_number=listing_no)
+
+
+def _check_within_reach(now: datetime, **instants: datetime) -> None:
+    """INVALID_ARGUMENT for an instant further than a listing's longest span from now (a
+    typing mistake, and one whose date in China may not even exist)."""
+    far = [name for name, value in instants.items()
+           if not now - rules.MAX_LISTING_SPAN <= value <= now + rules.MAX_LISTING_SPAN]
+    if far:
+        raise InvalidArgument(
+            f"{', '.join(far)} must be within {rules.MAX_LISTING_SPAN.days} days of now",
+            violations=[FieldViolation(name, f"within {rules.MAX_LISTING_SPAN.days} days of "
+                                       "now") for name in far])
+
+
+def publish_land_listing(*, uow: TradingUnitOfWork, signer: ServiceSigner,
+                         calendar: WorkingCalendar, caller: Caller, request_id: str,
+                         project_no: str, opens_at: datetime, closes_at: datetime,
+                         start_price_fen: int, increment_fen: int, reserve_price_fen: int,
+                         auction_interval: timedelta, now: datetime) -> ListingRecord:
+    """Publish a land listing's notice now: checked against the rules (notice 20 days at
+    least before the opening, 10 working days of listing at least), the signed notice kept
+    as the outbox entry of its workflow. The same ``request_id`` again returns it."""
+    _check_within_reach(now, opens_at=opens_at, closes_at=closes_at)
+    spec = rules.LandListingSpec("LS-00000000-000000", now, opens_at, closes_at,
+                                 start_price_fen, increment_fen, auction_interval,
+                                 reserve_price_fen or None)
+    # The terms are checked before anything is numbered or written.
+    try:
+        rules.check_land_spec(spec, calendar)
+    except UnknownYearError as error:
+        raise FailedPrecondition(str(error)) from error
+    return _publish(uow=uow, signer=signer, calendar=calendar, caller=caller,
+                    request_id=request_id, project_no=project_no, category=LAND, spec=spec,
+                    now=now)
+
+
+def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
+                      calendar: WorkingCalendar, caller: Caller, request_id: str,
+                      project_no: str, closes_at: datetime, reserve_price_fen: int,
+                      increment_fen: int, auction_interval: timedelta, max_extensions: int,
+                      now: datetime) -> ListingRecord:
+    """Disclose a property-rights transfer from now (20 working days at least)."""
+    _check_within_reach(now, closes_at=closes_at)
+    spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
+                                     increment_fen, auction_interval, max_extensions)
+    try:
+        rules.check_property_spec(spec, calendar)
+    except UnknownYearError as error:
+        raise FailedPrecondition(str(error)) from error
+    return _publish(uow=uow, signer=signer, calendar=calendar, caller=caller,
+                    request_id=request_id, project_no=project_no, category=PROPERTY_RIGHTS,
+                    spec=spec, now=now)
+
+
+@dataclass(frozen=True)
+class PreparedListingAct:
+    """An act, signed, ready for the listing's workflow."""
+
+    act: ListingAct
+    listing: ListingRecord
+
+
+def prepare_bidder_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
+                       kind: StatementKind, listing_no: str, bidder_id: str, amount_fen: int,
+                       request_id: str, now: datetime) -> PreparedListingAct:
+    """A bid, a buyer's registration or an auction bid from the bidder's own system, signed;
+    nothing is written."""
+    if kind != StatementKind.BUYER:
+        rules.check_amount(amount_fen, "amount_fen")
+    with uow:
+        bidder = uow.bidders.get(bidder_id)
+        if bidder is None:
+            raise NotFound(f"bidder {bidder_id} is not in the bidders directory")
+        if bidder.system != caller.system:
+            raise PermissionDenied(f"system {caller.system} may not act for bidder "
+                                   f"{bidder_id}: only the bidder's own system may")
+        listing = uow.listings.get(listing_no)
+    if listing is None:
+        raise NotFound(f"listing {listing_no} is not known")
+    if listing.stage in (ListingState.SOLD, ListingState.FAILED):
+        raise FailedPrecondition(f"listing {listing_no} is finished ({listing.stage})")
+    body = listing_statement_body(kind=kind, listing_no=listing_no, system=caller.system,
+                                  issued_at=now, request_id=request_id, bidder_id=bidder_id,
+                                  amount_fen=amount_fen)
+    return PreparedListingAct(ListingAct(as_statement(signer.sign(body))), listing)
+
+
+def prepare_agreement(*, uow: TradingUnitOfWork, signer: ServiceSigner,
+                      calendar: WorkingCalendar, caller: Caller, listing_no: str,
+                      price_fen: int, request_id: str, now: datetime) -> PreparedListingAct:
+    """The officer's record of the transfer by agreement with the one buyer, signed."""
+    rules.check_amount(price_fen, "price_fen")
+    with uow:
+        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+        record = uow.listings.get(listing_no)
+        if record is None:
+            raise NotFound(f"listing {listing_no} is not known")
+        if record.stage != ListingState.AGREEMENT:
+            raise FailedPrecondition(f"listing {listing_no} is {record.stage}: an agreement "
+                                     "follows a disclosure that closed with one buyer")
+        _, _, listing = rebuild(uow, listing_no, calendar, for_update=False)
+    assert isinstance(listing, rules.PropertyListing)
+    (buyer,) = listing.buyers
+    body = listing_statement_body(
+        kind=StatementKind.AGREEMENT, listing_no=listing_no, system=caller.system,
+        issued_at=now, request_id=request_id, official_id=official.id,
+        department_code=official.department_code, bidder_id=buyer, amount_fen=price_fen)
+    return PreparedListingAct(ListingAct(as_statement(signer.sign(body))), record)
+
+
+@dataclass(frozen=True)
+class ListingView:
+    """A listing as GetListing shows it."""
+
+    record: ListingRecord
+    start_price_fen: int
+    increment_fen: int
+    reserve_price_fen: int
+    auction_interval_seconds: int
+    current_price_fen: int
+    leader: str
+    bids: int
+    buyers: int
+    extensions: int
+    closes_at: datetime
+
+
+def get_listing(*, uow: TradingUnitOfWork, calendar: WorkingCalendar,
+                listing_no: str) -> ListingView:
+    with uow:
+        if uow.listings.get(listing_no) is None:
+            raise NotFound(f"listing {listing_no} is not known")
+        facts, record, listing = rebuild(uow, listing_no, calendar, for_update=False)
+        acts = uow.listings.acts(listing_no)
+    bids = [a for a in acts if a.kind in ("listing_bid", "auction_bid")]
+    price = bids[-1].amount_fen if bids else (facts.start_price_fen or facts.reserve_price_fen)
+    leader = bids[-1].bidder_id if bids else ""
+    land = facts.category == LAND
+    return ListingView(
+        record, facts.start_price_fen, facts.increment_fen,
+        # A land listing's reserve price stays unshown until it concluded.
+        facts.reserve_price_fen if not land or record.concluded_at else 0,
+        facts.auction_interval_seconds, price, leader, len(bids),
+        sum(1 for a in acts if a.kind == "buyer_registered"),
+        len(listing.extensions) if isinstance(listing, rules.PropertyListing) else 0,
+        closes_at(listing))
+
+
+def unstarted_listings(*, uow: TradingUnitOfWork) -> list[str]:
+    with uow:
+        return uow.listings.unstarted()
+
+
+def announcement_of(*, uow: TradingUnitOfWork, listing_no: str) -> dict[str, object]:
+    with uow:
+        return uow.listings.announcement(listing_no)
+
+
+def mark_workflow_started(*, uow: TradingUnitOfWork, listing_no: str, at: datetime) -> None:
+    with uow:
+        if uow.listings.mark_started(listing_no):
+            uow.audit.append(actor=Actor(TRADING_SYSTEM), action="listing.workflow_started",
+                             subject=f"listing/{listing_no}", at=at, details={})
+        uow.commit()

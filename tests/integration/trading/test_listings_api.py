@@ -1,0 +1,211 @@
+"""Land and property-rights listings over real gRPC: who may bid for whom, what a bid may
+be, which projects may be listed, and what monitoring and statistics see of a listing. The
+listing's workflow runs for real on a time-skipping server (listing_venue.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import grpc
+import pytest
+from google.protobuf.timestamp_pb2 import Timestamp
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from govhall.trading.v1 import trading_pb2 as pb
+from kernel.signing import service_signer
+from tests.integration.trading.conftest import WINDOW_CLERK
+from tests.integration.trading.listing_venue import OFFICER, Venue, stamp
+from tests.support import as_official
+from workflows import listing_contract as lc
+from workflows.approval_contract import as_statement
+
+
+async def _refused(call: Any, code: grpc.StatusCode) -> str:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    assert refused.value.code() == code, refused.value.details()
+    return refused.value.details() or ""
+
+
+async def _to_close(venue: Venue, listing: pb.Listing) -> None:
+    tz = (await venue.now()).tzinfo
+    await venue.skip_to(listing.closes_at.ToDatetime().replace(tzinfo=tz)
+                        + timedelta(seconds=1))
+
+
+async def _open_with_a_bid(venue: Venue) -> tuple[pb.Listing, list[str]]:
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    await venue.opened(listing)
+    await venue.bid(listing.listing_no, "0001", 101_000_000)
+    return listing, [k for k, _ in await venue.feed(listing.listing_no)]
+
+
+async def test_a_bidder_system_cannot_bid_for_another_bidder(venue: Venue) -> None:
+    listing, feed = await _open_with_a_bid(venue)
+    number = listing.listing_no
+    details = await _refused(venue.bidder("0002").PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=str(uuid.uuid4()), listing_no=number, bidder_id="BD-0003",
+        amount_fen=102_000_000)), grpc.StatusCode.PERMISSION_DENIED)
+    assert "BD-0003" in details
+    # Nor can the platform itself bid for a bidder.
+    await _refused(venue.via().PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=str(uuid.uuid4()), listing_no=number, bidder_id="BD-0002",
+        amount_fen=102_000_000)), grpc.StatusCode.PERMISSION_DENIED)
+    after = await venue.listing(number)
+    assert (after.bids, after.current_price_fen, after.leader_bidder_id) == (
+        1, 101_000_000, "BD-0001")
+    assert [k for k, _ in await venue.feed(number)] == feed
+
+
+@pytest.mark.parametrize(("amount", "code", "says"), [
+    (101_500_000, grpc.StatusCode.FAILED_PRECONDITION, "at least 102000000"),
+    (102_500_000, grpc.StatusCode.INVALID_ARGUMENT, "whole steps of 1000000"),
+    (-5, grpc.StatusCode.INVALID_ARGUMENT, "must be positive"),
+    (0, grpc.StatusCode.INVALID_ARGUMENT, "must be positive"),
+    (10**17, grpc.StatusCode.INVALID_ARGUMENT, "at most"),
+])
+async def test_a_bad_bid_is_refused_and_changes_nothing(
+        venue: Venue, amount: int, code: grpc.StatusCode, says: str) -> None:
+    listing, feed = await _open_with_a_bid(venue)
+    number = listing.listing_no
+    details = await _refused(venue.bidder("0002").PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=str(uuid.uuid4()), listing_no=number, bidder_id="BD-0002",
+        amount_fen=amount)), code)
+    assert says in details
+    after = await venue.listing(number)
+    assert (after.bids, after.current_price_fen) == (1, 101_000_000)
+    assert [k for k, _ in await venue.feed(number)] == feed
+
+
+async def test_bids_before_the_opening_and_after_the_close_are_refused(venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    early = await _refused(venue.bid(number, "0001", 100_000_000),
+                           grpc.StatusCode.FAILED_PRECONDITION)
+    assert "opens" in early
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    await _to_close(venue, listing)
+    await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    feed = await venue.feed(number)
+    late = await _refused(venue.bid(number, "0002", 105_000_000),
+                          grpc.StatusCode.FAILED_PRECONDITION)
+    assert "finished" in late
+    await _refused(venue.auction_bid(number, "0002", 105_000_000),
+                   grpc.StatusCode.FAILED_PRECONDITION)
+    sold = await venue.listing(number)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.bids) == ("BD-0001", 100_000_000, 1)
+    assert await venue.feed(number) == feed
+
+
+async def test_an_auction_bid_after_the_quiet_interval_is_refused(venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, increment=1_000_000, interval=60)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    await venue.bid(number, "0002", 101_000_000)
+    await _to_close(venue, listing)
+    await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
+    # The leader cannot outbid itself; the other bidder below the increment is refused.
+    await _refused(venue.auction_bid(number, "0002", 102_000_000),
+                   grpc.StatusCode.FAILED_PRECONDITION)
+    await _refused(venue.auction_bid(number, "0001", 101_000_000),
+                   grpc.StatusCode.FAILED_PRECONDITION)
+    # Nobody outbid BD-0002 within the interval: it buys at its listing bid.
+    await venue.env.sleep(timedelta(seconds=61))
+    sold = await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.deal_method) == (
+        "BD-0002", 101_000_000, "listing")
+    await _refused(venue.auction_bid(number, "0001", 105_000_000),
+                   grpc.StatusCode.FAILED_PRECONDITION)
+
+
+async def test_a_project_of_another_category_is_refused_naming_the_rule(venue: Venue) -> None:
+    project_no = await venue.project(pb.TRADING_CATEGORY_CONSTRUCTION)
+    details = await _refused(venue.land(project_no=project_no),
+                             grpc.StatusCode.FAILED_PRECONDITION)
+    assert "construction" in details and "land category" in details and "LD-01" in details
+    unknown = await _refused(venue.land(project_no="PJ-20200101-000001"),
+                             grpc.StatusCode.NOT_FOUND)
+    assert "PJ-20200101-000001" in unknown
+    now = await venue.now()
+    await _refused(venue.via().DiscloseProperty(pb.DisclosePropertyRequest(
+        request_id=str(uuid.uuid4()), project_no=await venue.project(),
+        closes_at=stamp(now + timedelta(days=40)), reserve_price_fen=1_000_000,
+        increment_fen=10_000, auction_interval_seconds=60), metadata=OFFICER),
+        grpc.StatusCode.FAILED_PRECONDITION)
+
+
+async def test_only_a_trading_officer_publishes_a_listing(venue: Venue) -> None:
+    project_no = await venue.project()
+    now = await venue.now()
+    request = pb.PublishLandListingRequest(
+        request_id=str(uuid.uuid4()), project_no=project_no,
+        opens_at=stamp(now + timedelta(days=21)), closes_at=stamp(now + timedelta(days=40)),
+        start_price_fen=1_000_000, increment_fen=10_000, auction_interval_seconds=60)
+    await _refused(venue.via().PublishLandListing(request),
+                   grpc.StatusCode.UNAUTHENTICATED)
+    await _refused(venue.via().PublishLandListing(request, metadata=as_official(WINDOW_CLERK)),
+                   grpc.StatusCode.PERMISSION_DENIED)
+    await _refused(venue.bidder("0001").PublishLandListing(request, metadata=OFFICER),
+                   grpc.StatusCode.PERMISSION_DENIED)
+
+
+async def test_a_forged_act_sent_to_the_workflow_is_refused_at_once(
+        venue: Venue, tmp_path: Any) -> None:
+    listing, feed = await _open_with_a_bid(venue)
+    forger = service_signer(tmp_path / "forger", "trading")
+    body = lc.listing_statement_body(
+        kind=lc.StatementKind.BID, listing_no=listing.listing_no, system="bidder-system-bd0002",
+        issued_at=await venue.now(), request_id=str(uuid.uuid4()), bidder_id="BD-0002",
+        amount_fen=150_000_000)
+    handle = venue.env.client.get_workflow_handle(lc.workflow_id(listing.listing_no))
+    with pytest.raises(WorkflowUpdateFailedError) as refused:
+        await handle.execute_update(lc.BID, lc.ListingAct(as_statement(forger.sign(body))),
+                                    result_type=lc.ListingReceipt)
+    cause = refused.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "PermissionDenied"
+    assert "not one the trading service signed" in cause.message
+    assert (await venue.listing(listing.listing_no)).bids == 1
+    assert [k for k, _ in await venue.feed(listing.listing_no)] == feed
+
+
+async def test_the_deal_counts_in_the_statistics_and_every_step_is_watched(
+        venue: Venue) -> None:
+    start = await venue.now()
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    await venue.bid(number, "0002", 103_000_000)
+    await _to_close(venue, listing)
+    await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
+    await venue.env.sleep(timedelta(seconds=301))
+    await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+
+    def period(days: int) -> tuple[Timestamp, Timestamp]:
+        return stamp(start - timedelta(days=1)), stamp(start + timedelta(days=days))
+
+    begin, end = period(400)
+    stats = await venue.via("supervision-system").GetTradeStatistics(
+        pb.GetTradeStatisticsRequest(period_start=begin, period_end=end,
+                                     category=pb.TRADING_CATEGORY_LAND))
+    assert (stats.deals, stats.total_value_fen) == (1, 103_000_000)
+    assert [(r.category, r.source, r.deals, r.total_value_fen) for r in stats.rows] == [
+        (pb.TRADING_CATEGORY_LAND, pb.DEAL_SOURCE_LISTING, 1, 103_000_000)]
+    # Before the conclusion the deal does not count.
+    begin, end = period(30)
+    early = await venue.via("supervision-system").GetTradeStatistics(
+        pb.GetTradeStatisticsRequest(period_start=begin, period_end=end))
+    assert early.deals == 0
+
+    steps = [r.step async for r in venue.via("supervision-system").WatchTrades(
+        pb.WatchTradesRequest())]
+    mine = [(s.step, s.stage) for s in steps if s.trade == f"listing/{number}"]
+    assert mine == [("announced", "listing"), ("opened", "listing"),
+                    ("listing_bid", "listing"), ("listing_bid", "listing"),
+                    ("closed", "auction"), ("sold", "sold")]
+    assert all(not s.alerts for s in steps if s.trade == f"listing/{number}")

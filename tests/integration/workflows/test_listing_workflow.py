@@ -1,0 +1,154 @@
+"""The ListingWorkflow's clock with the real trading service: land listings (notice,
+opening, bids, close, auction ending on its quiet interval) and property-rights listings
+(disclosure, extension, agreement, auction), on a time-skipping server; what the public
+sees is read back from the feed."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import grpc
+import pytest
+
+from govhall.trading.v1 import trading_pb2 as pb
+from tests.integration.trading.listing_venue import OFFICER, Venue, until
+
+
+async def _to_close(venue: Venue, listing: pb.Listing) -> None:
+    tz = (await venue.now()).tzinfo
+    await venue.skip_to(listing.closes_at.ToDatetime().replace(tzinfo=tz)
+                        + timedelta(seconds=1))
+
+
+async def test_two_bidders_at_the_close_go_to_auction_which_ends_after_its_quiet_interval(
+        venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, increment=1_000_000, interval=300)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    await venue.bid(number, "0002", 101_000_000)
+    await _to_close(venue, listing)
+    auction = await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
+    assert auction.current_price_fen == 101_000_000
+    await venue.auction_bid(number, "0001", 103_000_000)
+    # Each bid re-arms the interval: 4 minutes on, the auction still runs.
+    await venue.env.sleep(timedelta(minutes=4))
+    await venue.auction_bid(number, "0002", 104_000_000)
+    await venue.env.sleep(timedelta(minutes=4))
+    assert (await venue.listing(number)).stage == pb.LISTING_STAGE_AUCTION
+    await venue.env.sleep(timedelta(minutes=2))
+    sold = await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.deal_method) == (
+        "BD-0002", 104_000_000, "auction")
+    feed = await venue.feed(number)
+    kinds = [kind for kind, _ in feed]
+    assert kinds == ["listing.notice", "listing.opened", "listing.bid", "listing.bid",
+                     "listing.auction_started", "listing.auction_bid", "listing.auction_bid",
+                     "listing.deal"]
+    deal = feed[-1][1]["deal"]["body"]
+    assert (deal["buyer_id"], deal["price_fen"], deal["method"]) == (
+        "BD-0002", 104_000_000, "auction")
+    bids = [(body["bidder_id"], body["amount_fen"]) for kind, body in feed
+            if kind in ("listing.bid", "listing.auction_bid")]
+    assert bids == [("BD-0001", 100_000_000), ("BD-0002", 101_000_000),
+                    ("BD-0001", 103_000_000), ("BD-0002", 104_000_000)]
+
+
+async def test_a_single_bidder_takes_the_deal_at_its_highest_bid(venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0003", 102_000_000)
+    await _to_close(venue, listing)
+    sold = await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.deal_method) == (
+        "BD-0003", 102_000_000, "listing")
+    assert [k for k, _ in await venue.feed(number)][-1] == "listing.deal"
+
+
+async def test_no_bid_fails_the_listing_publicly(venue: Venue) -> None:
+    listing = await venue.land()
+    number = listing.listing_no
+    await venue.opened(listing)
+    await _to_close(venue, listing)
+    failed = await venue.until_stage(number, pb.LISTING_STAGE_FAILED)
+    assert failed.failure_reason == "no_bid"
+    feed = await venue.feed(number)
+    assert feed[-1][0] == "listing.failed" and feed[-1][1]["failure"] == "no_bid"
+
+
+async def test_a_bid_below_the_reserve_fails_the_listing(venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, reserve=150_000_000)
+    assert listing.reserve_price_fen == 0  # not shown before the result
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 120_000_000)
+    await _to_close(venue, listing)
+    failed = await venue.until_stage(number, pb.LISTING_STAGE_FAILED)
+    assert failed.failure_reason == "below_reserve"
+
+
+async def test_a_short_notice_or_a_short_listing_is_refused(venue: Venue) -> None:
+    project_no = await venue.project()
+    with pytest.raises(grpc.aio.AioRpcError) as short_notice:
+        await venue.land(opens_in=timedelta(days=19), project_no=project_no)
+    assert short_notice.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at least 20 days" in (short_notice.value.details() or "")
+    with pytest.raises(grpc.aio.AioRpcError) as short_listing:
+        await venue.land(lasts=timedelta(days=7), project_no=project_no)
+    assert short_listing.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "at least 10 working days" in (short_listing.value.details() or "")
+    # Nothing was written: the project is listed once, now.
+    listed = await venue.land(project_no=project_no)
+    assert listed.listing_no.endswith("000001")
+
+
+async def test_a_disclosure_without_buyer_is_extended_then_one_buyer_agrees(
+        venue: Venue) -> None:
+    listing = await venue.property(reserve=50_000_000, extensions=1)
+    number = listing.listing_no
+    await _to_close(venue, listing)
+    extended = await until(lambda: venue.listing(number), lambda x: x.extensions == 1,
+                           "the disclosure extended")
+    assert extended.stage == pb.LISTING_STAGE_LISTING
+    assert extended.closes_at.ToDatetime() > listing.closes_at.ToDatetime()
+    await venue.register(number, "0004")
+    await _to_close(venue, extended)
+    await venue.until_stage(number, pb.LISTING_STAGE_AGREEMENT)
+    with pytest.raises(grpc.aio.AioRpcError) as low:
+        await venue.via().RecordAgreement(pb.RecordAgreementRequest(
+            request_id="6f1c4a3e-8a53-4a57-9c8e-0f1f3b0e5e11", listing_no=number,
+            price_fen=49_000_000), metadata=OFFICER)
+    assert low.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    agreed = await venue.via().RecordAgreement(pb.RecordAgreementRequest(
+        request_id="6f1c4a3e-8a53-4a57-9c8e-0f1f3b0e5e12", listing_no=number,
+        price_fen=52_000_000), metadata=OFFICER)
+    assert agreed.listing.stage == pb.LISTING_STAGE_SOLD
+    assert (agreed.listing.buyer_id, agreed.listing.deal_price_fen,
+            agreed.listing.deal_method) == ("BD-0004", 52_000_000, "agreement")
+    kinds = [k for k, _ in await venue.feed(number)]
+    assert kinds == ["listing.disclosure", "listing.extended", "listing.closed",
+                     "listing.agreement", "listing.deal"]
+
+
+async def test_a_disclosure_without_buyer_and_no_extension_left_fails(venue: Venue) -> None:
+    listing = await venue.property(extensions=0)
+    await _to_close(venue, listing)
+    failed = await venue.until_stage(listing.listing_no, pb.LISTING_STAGE_FAILED)
+    assert failed.failure_reason == "no_buyer"
+
+
+async def test_several_buyers_go_to_auction_from_the_reserve(venue: Venue) -> None:
+    listing = await venue.property(reserve=50_000_000, increment=500_000, interval=60)
+    number = listing.listing_no
+    await venue.register(number, "0001")
+    await venue.register(number, "0002")
+    await _to_close(venue, listing)
+    auction = await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
+    assert auction.current_price_fen == 50_000_000
+    await venue.auction_bid(number, "0002", 50_000_000)
+    await venue.auction_bid(number, "0001", 50_500_000)
+    await venue.env.sleep(timedelta(seconds=61))
+    sold = await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.deal_method) == (
+        "BD-0001", 50_500_000, "auction")

@@ -1,0 +1,64 @@
+"""Every recorded history of ListingWorkflow still replays on the code that runs it.
+
+A change that breaks one is a change of the workflow's shape: keep the old path behind
+``workflow.patched()`` and record a new history (tests/replay/record_listing_history.py).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.listing import ListingWorkflow
+from workflows.listing_contract import (
+    AUCTION_BID,
+    BID,
+    CLOSE_LISTING,
+    CONCLUDE_AUCTION,
+    OPEN_LISTING,
+    RECORD_LISTING_STEP,
+)
+
+HERE = Path(__file__).parent / "histories"
+HISTORIES = sorted(HERE.glob("listing-*.json"))
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text(encoding="utf-8"))
+
+
+def test_there_is_a_recorded_history() -> None:
+    assert HISTORIES
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_the_recorded_listing_went_the_whole_way(path: Path) -> None:
+    """It holds what it is kept for: the opening, bids, the close, an auction, the deal."""
+    activities: list[str] = []
+    updates: list[str] = []
+    for event in _history(path).events:
+        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+            activities.append(event.activity_task_scheduled_event_attributes
+                              .activity_type.name)
+        if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
+            updates.append(event.workflow_execution_update_accepted_event_attributes
+                           .accepted_request.input.name)
+    assert activities == [OPEN_LISTING, RECORD_LISTING_STEP, RECORD_LISTING_STEP,
+                          RECORD_LISTING_STEP, CLOSE_LISTING, RECORD_LISTING_STEP,
+                          RECORD_LISTING_STEP, CONCLUDE_AUCTION]
+    assert updates == [BID, BID, AUCTION_BID, AUCTION_BID]
+    events = json.loads(path.read_text(encoding="utf-8"))["events"]
+    assert events[-1]["eventType"] == "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED"
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_a_recorded_history_replays_on_todays_workflow(path: Path) -> None:
+    replayer = Replayer(workflows=[ListingWorkflow], data_converter=pydantic_data_converter)
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=True)
+    assert result.replay_failure is None

@@ -1,0 +1,449 @@
+"""ListingWorkflow: one land or property-rights listing, from its notice or disclosure to
+its deal or failure (DESIGN.md §2, issue #9 item 6).
+
+The trading service starts it (``listing/<listing no>``) with its signed
+announcement, through the outbox (services/trading/app/tender_chain.py). The
+rules are services/trading/domain/listings.py, a pure state machine the
+workflow keeps a copy of to refuse a wrong act at once; the workflow holds the
+clock:
+
+- **land**: the notice is published; the listing opens on its date (published)
+  and takes bids until its close; at the close trading decides from the bids
+  it recorded: two or more bidders → an auction, one → the deal at the highest
+  bid (if it reaches the reserve), none → failure;
+- **property rights**: the disclosure is published and takes buyers until its
+  close; no buyer → extended by trading (5 working days at least, as many times
+  as announced) or failed; one buyer → the agreement the officer records; several
+  → an auction from the reserve price;
+- **auction**: ends when no higher bid comes within its interval; each bid
+  re-arms the timer; trading then concludes it and signs the deal.
+
+Every act (bid, buyer, auction bid, agreement) arrives as an update carrying a
+statement the trading service signed; the validator checks the signature and
+the rules at the listing's clock and refuses a wrong act before anything is
+recorded; one trading activity per transition records it, verifying the
+statement again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy, SearchAttributeUpdate
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from kernel.calendar import WorkingCalendar
+    from kernel.errors import GovhallError
+    from kernel.signing import BadSignature, Signed, verify_in_workflow
+    from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
+    from services.trading.domain import listings as rules
+    from workflows.approval_contract import activity_queue
+    from workflows.approval_rules import PERMISSION_DENIED
+    from workflows.arguments import well_typed
+    from workflows.listing_contract import (
+        AGREE,
+        AUCTION_BID,
+        BID,
+        CLOSE_LISTING,
+        CONCLUDE_AUCTION,
+        LAND,
+        OPEN_LISTING,
+        RECORD_LISTING_STEP,
+        REGISTER_BUYER,
+        SIGNER,
+        STATUS,
+        TRADING,
+        WORKFLOW_NAME,
+        Listing,
+        ListingAct,
+        ListingFacts,
+        ListingInput,
+        ListingReceipt,
+        ListingResult,
+        ListingStatus,
+        ListingStep,
+        StatementKind,
+        StepReceipt,
+        closes_at,
+        fresh_listing,
+    )
+    from workflows.listing_contract import CASE_KIND as KIND_LISTING
+
+    # By the module's full name, so the sandbox hands over the worker's own module.
+    from workflows.refused_acts import RefusedAct, printable, report, report_id
+
+RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                        maximum_interval=timedelta(seconds=30),
+                        non_retryable_error_types=["NotFound", "InvalidArgument",
+                                                   "PermissionDenied", "FailedPrecondition",
+                                                   "AlreadyExists"])
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
+
+
+def _refuse(kind: str, message: str) -> ApplicationError:
+    return ApplicationError(message, type=kind, non_retryable=True)
+
+
+def _stuck(what: str, error: ActivityError) -> RuntimeError:
+    """A record the listing cannot do without failed for good: fail the workflow task
+    (shown in the UI, retried) rather than end the listing."""
+    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
+    return RuntimeError(f"the listing {what}: {cause}")
+
+
+@workflow.defn(name=WORKFLOW_NAME)
+class ListingWorkflow:
+    @workflow.init
+    def __init__(self, listing: ListingInput) -> None:
+        self.announcement = listing.announcement
+        self.facts = ListingFacts.read(listing.announcement.body)
+        self.listing: Listing = fresh_listing(self.facts)
+        self.land = self.facts.category == LAND
+        self.started = False
+        self.opened = not self.land
+        #: Bumped whenever the auction's deadline moves.
+        self.version = 0
+        self.feed_sequences: list[int] = []
+        self.bids = 0
+        self.stage = str(rules.ListingState.LISTING)
+        self.deal: StepReceipt | None = None
+        self.shown_stage = ""
+        self.shown_sla = ""
+        # One act recorded at a time, each checked against the state the last one left.
+        self.recording = asyncio.Lock()
+
+    # ---- run ---------------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, listing: ListingInput) -> ListingResult:
+        self._upsert_identity()
+        await self._step(OPEN_LISTING, "announced", "record and publish the announcement")
+        self.started = True
+        self._show()
+        if self.land:
+            await self._sleep_until(self.listing.spec.opens_at, "until the listing opens")
+            await self._step(RECORD_LISTING_STEP, "opened", "publish the listing's opening")
+            self.opened = True
+            self._show()
+        closed = await self._until_closed()
+        if closed.stage == rules.ListingState.AUCTION:
+            await self._auction()
+        elif closed.stage == rules.ListingState.AGREEMENT:
+            await workflow.wait_condition(lambda: self.stage != rules.ListingState.AGREEMENT)
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        self._show()
+        deal = self.deal
+        assert deal is not None
+        return ListingResult(self.facts.listing_no, deal.stage, workflow.now(),
+                             deal.buyer_id, deal.price_fen, deal.method, deal.failure)
+
+    def _upsert_identity(self) -> None:
+        wanted = [CASE_NUMBER.value_set(self.facts.listing_no),
+                  DEPARTMENT.value_set(self.facts.owner_department
+                                       or self.facts.department_code),
+                  CASE_KIND.value_set(KIND_LISTING)]
+        present = workflow.info().typed_search_attributes
+        missing = [u for u in wanted if present.get(u.key) is None]
+        if missing:
+            workflow.upsert_search_attributes(missing)
+
+    async def _sleep_until(self, moment: datetime, summary: str) -> None:
+        now = workflow.now()
+        if moment > now:
+            await workflow.sleep(moment - now, summary=summary)
+
+    async def _until_closed(self) -> StepReceipt:
+        """The close (and each extension's close) until trading decides the listing's fate."""
+        while True:
+            await self._sleep_until(closes_at(self.listing),
+                                    f"until the close {closes_at(self.listing).isoformat()}")
+            async with self.recording:
+                receipt = await self._activity(CLOSE_LISTING, "closed",
+                                               "the close: auction, deal or failure")
+                self._closed(receipt)
+            self._show()
+            if receipt.stage != rules.ListingState.LISTING:
+                return receipt
+
+    def _closed(self, receipt: StepReceipt) -> None:
+        """The copy of the listing follows trading's decision at the close."""
+        now = workflow.now()
+        listing = self.listing
+        if receipt.stage == rules.ListingState.LISTING:
+            assert isinstance(listing, rules.PropertyListing) and receipt.closes_at is not None
+            self.listing = replace(listing, closes_at=receipt.closes_at,
+                                   extensions=(*listing.extensions, receipt.closes_at))
+        elif receipt.stage in (rules.ListingState.AUCTION, rules.ListingState.AGREEMENT):
+            if isinstance(listing, rules.LandListing):
+                self.listing = listing.close(now, still_bidding=listing.qualified)
+            else:
+                # No extension is asked for, so the calendar is not consulted.
+                self.listing = listing.close(now, cast(WorkingCalendar, None))
+        else:
+            self.deal = receipt
+        self.stage = receipt.stage
+
+    async def _auction(self) -> None:
+        """Until no higher bid came within the interval; each bid moves the deadline."""
+        while self.stage == rules.ListingState.AUCTION:
+            auction = self.listing.auction
+            assert auction is not None
+            now = workflow.now()
+            if now < auction.deadline:
+                version = self.version
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        self._moved(version), timeout=auction.deadline - now,
+                        timeout_summary=f"the auction ends {auction.deadline.isoformat()} "
+                                        "unless a higher bid comes")
+                continue
+            async with self.recording:
+                auction = self.listing.auction
+                assert auction is not None
+                if not auction.is_over(workflow.now()):
+                    continue
+                receipt = await self._activity(CONCLUDE_AUCTION, "concluded",
+                                               "the auction ended: the deal or the failure")
+                self.deal = receipt
+                self.stage = receipt.stage
+            self._show()
+
+    def _moved(self, version: int) -> Callable[[], bool]:
+        return lambda: self.version != version
+
+    def _clock_step(self, step: str) -> ListingStep:
+        return ListingStep(self.facts.listing_no, self.announcement, workflow.now(), step)
+
+    async def _activity(self, activity: str, step: str, summary: str) -> StepReceipt:
+        try:
+            receipt: StepReceipt = await workflow.execute_activity(
+                activity, self._clock_step(step), task_queue=self._queue(),
+                result_type=StepReceipt, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RECORDING, summary=summary)
+        except ActivityError as error:
+            raise _stuck(f"could not record its step {step}", error) from error
+        self.feed_sequences.extend(receipt.feed_sequences)
+        return receipt
+
+    async def _step(self, activity: str, step: str, summary: str) -> StepReceipt:
+        async with self.recording:
+            return await self._activity(activity, step, summary)
+
+    def _queue(self) -> str:
+        return activity_queue(workflow.info().task_queue, TRADING)
+
+    # ---- acts ----------------------------------------------------------------------------------
+
+    def _authored(self, update: str, act: ListingAct, kind: StatementKind) -> ListingFacts:
+        """The statement's facts if trading signed it, for this listing; refused otherwise,
+        and reported (nothing but a forger sends anything else)."""
+        try:
+            if not well_typed(act, ListingAct):
+                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
+            statement = act.statement
+            try:
+                facts = ListingFacts.read(statement.body)
+            except ListingFacts.Malformed as error:
+                raise _refuse("InvalidArgument", str(error)) from error
+            if facts.kind != kind:
+                raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
+            try:
+                with workflow.unsafe.imports_passed_through():
+                    verify_in_workflow(Signed(statement.body, statement.signer,
+                                              statement.key_id, statement.signature),
+                                       signer=SIGNER)
+            except BadSignature as error:
+                workflow.logger.warning(f"violation.forged_statement: {error}", extra={
+                    "kind": str(kind), "reason": str(error)})
+                raise _refuse(PERMISSION_DENIED,
+                              f"the {kind} is not one the trading service signed: refused") \
+                    from error
+            if facts.listing_no != self.facts.listing_no:
+                raise _refuse(PERMISSION_DENIED, f"the statement is about listing "
+                              f"{facts.listing_no}, not {self.facts.listing_no}")
+        except ApplicationError as refused:
+            info = workflow.info()
+            update_info = workflow.current_update_info()
+            report(RefusedAct(
+                case_number=self.facts.listing_no,
+                report_id=report_id(info.workflow_id, info.run_id,
+                                    update_info.id if update_info else ""),
+                update_name=update, reason=printable(refused.message),
+                refused_at=workflow.now()))
+            raise
+        return facts
+
+    def _after(self, facts: ListingFacts) -> Listing:
+        """The listing after the act at the listing's clock; refused when the rules say no."""
+        now = workflow.now()
+        listing = self.listing
+        try:
+            if facts.kind == StatementKind.BID:
+                if not isinstance(listing, rules.LandListing):
+                    raise _refuse("FailedPrecondition", "a property-rights listing takes "
+                                  "buyers, not listing bids")
+                if facts.bidder_id not in listing.qualified:
+                    listing = listing.qualify(facts.bidder_id, now)
+                return listing.bid(facts.bidder_id, facts.amount_fen, now)
+            if facts.kind == StatementKind.BUYER:
+                if not isinstance(listing, rules.PropertyListing):
+                    raise _refuse("FailedPrecondition", "a land listing takes bids, not buyers")
+                return listing.register_buyer(facts.bidder_id, now)
+            if facts.kind == StatementKind.AUCTION_BID:
+                return listing.auction_bid(facts.bidder_id, facts.amount_fen, now)
+            if facts.kind == StatementKind.AGREEMENT:
+                if not isinstance(listing, rules.PropertyListing):
+                    raise _refuse("FailedPrecondition", "only a property-rights listing is "
+                                  "transferred by agreement")
+                return listing.agree(facts.bidder_id, facts.amount_fen, now)
+        except GovhallError as refused:
+            raise _refuse(type(refused).__name__, refused.message) from refused
+        raise _refuse("InvalidArgument", f"{facts.kind} is not an act on a listing")
+
+    async def _act(self, act: ListingAct, step: str, summary: str) -> ListingReceipt:
+        facts = ListingFacts.read(act.statement.body)
+        # The notice or disclosure is published before any act on it.
+        await workflow.wait_condition(lambda: self.started)
+        async with self.recording:
+            after = self._after(facts)
+            try:
+                receipt: StepReceipt = await workflow.execute_activity(
+                    RECORD_LISTING_STEP,
+                    ListingStep(self.facts.listing_no, act.statement, workflow.now(), step),
+                    task_queue=self._queue(), result_type=StepReceipt,
+                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                    summary=summary)
+            except ActivityError as error:
+                cause = error.cause
+                if isinstance(cause, ApplicationError) and cause.type:
+                    raise _refuse(cause.type, cause.message) from error
+                raise _refuse("FailedPrecondition",
+                              "the trading service did not record it; try again") from error
+            self.listing = after
+            self.feed_sequences.extend(receipt.feed_sequences)
+            if step in ("listing_bid", "auction_bid"):
+                self.bids += 1
+            if receipt.stage in FINISHED:
+                self.deal = receipt
+            self.stage = receipt.stage
+            self.version += 1
+        self._show()
+        return ListingReceipt(self.facts.listing_no, self.stage,
+                              receipt.feed_sequences[0] if receipt.feed_sequences else 0)
+
+    def _validate(self, update: str, act: ListingAct, kind: StatementKind) -> None:
+        self._after(self._authored(update, act, kind))
+
+    @workflow.update(name=BID)
+    async def bid(self, act: ListingAct) -> ListingReceipt:
+        return await self._act(act, "listing_bid", "record and publish the listing bid")
+
+    @bid.validator
+    def _validate_bid(self, act: ListingAct) -> None:
+        self._validate(BID, act, StatementKind.BID)
+
+    @workflow.update(name=REGISTER_BUYER)
+    async def register_buyer(self, act: ListingAct) -> ListingReceipt:
+        return await self._act(act, "buyer_registered", "record the buyer")
+
+    @register_buyer.validator
+    def _validate_buyer(self, act: ListingAct) -> None:
+        self._validate(REGISTER_BUYER, act, StatementKind.BUYER)
+
+    @workflow.update(name=AUCTION_BID)
+    async def auction_bid(self, act: ListingAct) -> ListingReceipt:
+        return await self._act(act, "auction_bid", "record and publish the auction bid")
+
+    @auction_bid.validator
+    def _validate_auction_bid(self, act: ListingAct) -> None:
+        self._validate(AUCTION_BID, act, StatementKind.AUCTION_BID)
+
+    @workflow.update(name=AGREE)
+    async def agree(self, act: ListingAct) -> ListingReceipt:
+        return await self._act(act, "agreement", "record and publish the agreement and deal")
+
+    @agree.validator
+    def _validate_agree(self, act: ListingAct) -> None:
+        self._validate(AGREE, act, StatementKind.AGREEMENT)
+
+    # ---- what the Temporal UI shows -------------------------------------------------------
+
+    @workflow.query(name=STATUS)
+    def status(self) -> ListingStatus:
+        listing = self.listing
+        auction = listing.auction
+        price, leader = self._price()
+        deal = self.deal
+        return ListingStatus(
+            listing_no=self.facts.listing_no, category=self.facts.category, stage=self.stage,
+            opened=self.opened, closes_at=closes_at(listing), waiting_for=self._waiting_for(),
+            current_price_fen=price, leader=leader, bids=self.bids,
+            buyers=len(listing.buyers) if isinstance(listing, rules.PropertyListing) else 0,
+            extensions=(len(listing.extensions)
+                        if isinstance(listing, rules.PropertyListing) else 0),
+            auction_deadline=auction.deadline if auction is not None else None,
+            buyer_id=deal.buyer_id if deal else "", deal_price_fen=deal.price_fen if deal else 0,
+            failure=deal.failure if deal else "", feed_sequences=list(self.feed_sequences))
+
+    def _price(self) -> tuple[int, str]:
+        listing = self.listing
+        if listing.auction is not None:
+            return listing.auction.price, listing.auction.leader or ""
+        if isinstance(listing, rules.LandListing):
+            leader = listing.leader
+            return listing.current_price, leader.bidder_id if leader else ""
+        return listing.spec.reserve_price, ""
+
+    def _due(self) -> datetime | None:
+        if self.stage == rules.ListingState.AUCTION and self.listing.auction is not None:
+            return self.listing.auction.deadline
+        if self.stage == rules.ListingState.LISTING:
+            if self.land and not self.opened:
+                return self.listing.spec.opens_at
+            return closes_at(self.listing)
+        return None
+
+    def _waiting_for(self) -> str:
+        if self.stage in FINISHED:
+            return "nobody: the listing is finished"
+        if self.stage == rules.ListingState.AUCTION:
+            return "auction bids, until no higher bid comes within the interval"
+        if self.stage == rules.ListingState.AGREEMENT:
+            return "the agreement with the one buyer"
+        if self.land and not self.opened:
+            return f"the listing to open {self.listing.spec.opens_at.isoformat()}"
+        return (f"{'bids' if self.land else 'buyers'}, until the close "
+                f"{closes_at(self.listing).isoformat()}")
+
+    def _show(self) -> None:
+        """Stage, whom the listing waits for and its dates, for the Temporal UI."""
+        updates: list[SearchAttributeUpdate[Any]] = []
+        if self.shown_stage != self.stage:
+            updates.append(STAGE.value_set(self.stage))
+            self.shown_stage = self.stage
+        if self.shown_sla != "on_time":
+            updates.append(SLA_STATE.value_set("on_time"))
+            self.shown_sla = "on_time"
+        due = self._due()
+        updates.append(DUE_TIME.value_set(due) if due is not None else DUE_TIME.value_unset())
+        workflow.upsert_search_attributes(updates)
+        price, leader = self._price()
+        lines = [f"**Stage:** {self.stage}", f"**Waiting for:** {self._waiting_for()}",
+                 f"**Category:** {self.facts.category}",
+                 f"**Close:** {closes_at(self.listing).isoformat()}",
+                 f"**Current price (fen):** {price}"]
+        if leader:
+            lines.append(f"**Leading bidder:** {leader}")
+        if self.deal is not None:
+            lines.append(f"**Result:** {self.deal.stage} {self.deal.buyer_id} "
+                         f"{self.deal.price_fen or ''} {self.deal.failure}".rstrip())
+        workflow.set_current_details("\n".join(lines))
+

@@ -1,0 +1,308 @@
+"""What the listing workflow and the trading service agree on.
+
+The listing workflow (workflows/listing.py) runs one land listing (挂牌出让) or
+property-rights listing (产权转让) from its notice or disclosure to its deal or
+failure; the trading service hosts the activities it calls and sends it the
+acts of bidders, buyers and officials as updates. As for tenders, Temporal
+carries the work, not the authority: every act enters as a statement the
+trading service signed after it authenticated the caller (the bidder's own
+system, the trading officer), and the trading activity that records the step
+verifies the signature again. The deal itself is signed by trading when it
+records it.
+
+Nothing here is personal: a listing is known by its number, a bidder or buyer
+by its code, an official by id; amounts are whole fen.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from kernel.signing import BadSignature, Signed, TrustedKeys
+from services.trading.domain import listings as rules
+from workflows.approval_contract import SignedStatement, iso_instant
+from workflows.tender_contract import parse_instant
+
+#: The workflow type.
+WORKFLOW_NAME = "ListingWorkflow"
+CASE_KIND = "listing"
+#: Every statement of a listing is signed by the trading service.
+SIGNER = "trading"
+TRADING = "trading"
+
+LISTING_NUMBER_SHAPE = re.compile(r"^LS-[0-9]{8}-[0-9]{6}$")
+LAND = "land"
+PROPERTY_RIGHTS = "property_rights"
+
+
+def workflow_id(listing_no: str) -> str:
+    return f"listing/{listing_no}"
+
+
+class StatementKind(StrEnum):
+    #: Land: the notice. Property rights: the disclosure.
+    ANNOUNCEMENT = "listing_announcement"
+    #: A land bidder's bid while the listing is open, from its own system.
+    BID = "listing_bid"
+    #: A property-rights buyer registered during the disclosure, from its own system.
+    BUYER = "listing_buyer"
+    #: A bid in the auction after the close.
+    AUCTION_BID = "listing_auction_bid"
+    #: The officer's record of a transfer by agreement with the one buyer.
+    AGREEMENT = "listing_agreement"
+
+
+# Update and query names.
+BID = "bid"
+REGISTER_BUYER = "register_buyer"
+AUCTION_BID = "auction_bid"
+AGREE = "agree"
+STATUS = "status"
+
+# Activity names, on the trading service's task queue.
+#: The notice or disclosure recorded and published (once).
+OPEN_LISTING = "trading.open_listing"
+#: One act recorded (a bid, a buyer, an auction bid, the agreement) and published where the
+#: public must see it; or a step of the clock (the listing opened).
+RECORD_LISTING_STEP = "trading.record_listing_step"
+#: The close: trading decides from what it recorded (auction, deal, agreement awaited,
+#: extension, failure) and publishes it.
+CLOSE_LISTING = "trading.close_listing"
+#: The auction's quiet interval passed: trading concludes it (deal or failure).
+CONCLUDE_AUCTION = "trading.conclude_auction"
+
+
+@dataclass(frozen=True)
+class ListingFacts:
+    """What a listing statement's body says, read strictly; ``Malformed`` when unreadable."""
+
+    kind: str
+    listing_no: str
+    official_id: str
+    system: str
+    issued_at: str
+    request_id: str = ""
+    department_code: str = ""
+    #: Announcement: what is listed and its terms.
+    category: str = ""
+    project_no: str = ""
+    entry_code: str = ""
+    owner_department: str = ""
+    opens_at: str = ""
+    closes_at: str = ""
+    start_price_fen: int = 0
+    increment_fen: int = 0
+    reserve_price_fen: int = 0
+    auction_interval_seconds: int = 0
+    max_extensions: int = 0
+    #: A bid, a buyer, the agreement.
+    bidder_id: str = ""
+    amount_fen: int = 0
+
+    class Malformed(ValueError):
+        pass
+
+    @classmethod
+    def read(cls, body: dict[str, Any]) -> ListingFacts:
+        def text(key: str, required: bool = False) -> str:
+            value = body.get(key, "")
+            if not isinstance(value, str) or (required and not value):
+                raise cls.Malformed(f"statement field {key} is missing or not text")
+            return value
+
+        def number(key: str) -> int:
+            value = body.get(key, 0)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise cls.Malformed(f"statement field {key} is not a whole number")
+            return value
+
+        kind = text("kind", required=True)
+        if kind not in set(StatementKind):
+            raise cls.Malformed(f"{kind!r} is not a kind of listing statement")
+        listing_no = text("listing_no", required=True)
+        if not LISTING_NUMBER_SHAPE.fullmatch(listing_no):
+            raise cls.Malformed("statement field listing_no is not a listing number")
+        facts = cls(
+            kind=kind, listing_no=listing_no, official_id=text("official_id"),
+            system=text("system", required=True), issued_at=text("issued_at", required=True),
+            request_id=text("request_id"), department_code=text("department_code"),
+            category=text("category"), project_no=text("project_no"),
+            entry_code=text("entry_code"), owner_department=text("owner_department"),
+            opens_at=text("opens_at"), closes_at=text("closes_at"),
+            start_price_fen=number("start_price_fen"), increment_fen=number("increment_fen"),
+            reserve_price_fen=number("reserve_price_fen"),
+            auction_interval_seconds=number("auction_interval_seconds"),
+            max_extensions=number("max_extensions"), bidder_id=text("bidder_id"),
+            amount_fen=number("amount_fen"))
+        for instant in ("issued_at", "opens_at", "closes_at"):
+            value = getattr(facts, instant)
+            if value:
+                try:
+                    parse_instant(value)
+                except ValueError as error:
+                    raise cls.Malformed(f"statement field {instant} is not an instant") \
+                        from error
+        if kind == StatementKind.ANNOUNCEMENT and (
+                facts.category not in (LAND, PROPERTY_RIGHTS)
+                or not facts.opens_at or not facts.closes_at):
+            raise cls.Malformed("an announcement names its category, opening and close")
+        return facts
+
+    @property
+    def issued(self) -> datetime:
+        return parse_instant(self.issued_at)
+
+    def instant(self, name: str) -> datetime:
+        value: str = getattr(self, name)
+        return parse_instant(value)
+
+
+def verified_facts(keys: TrustedKeys, statement: SignedStatement,
+                   kind: StatementKind) -> ListingFacts:
+    """The facts of ``statement`` if trading signed it and it is a ``kind``.
+
+    Raises BadSignature for a signature that does not hold or the wrong signer,
+    and ListingFacts.Malformed for a body that cannot be read.
+    """
+    keys.verify(Signed(statement.body, statement.signer, statement.key_id,
+                       statement.signature), signer=SIGNER)
+    facts = ListingFacts.read(statement.body)
+    if facts.kind != kind:
+        raise BadSignature(f"a {facts.kind} statement was given as a {kind}")
+    return facts
+
+
+Listing = rules.LandListing | rules.PropertyListing
+
+
+def spec_of(facts: ListingFacts) -> rules.LandListingSpec | rules.PropertyListingSpec:
+    """The listing's terms as its signed announcement states them (the rules' own
+    types: services/trading/domain/listings.py is pure, so the workflow keeps a copy)."""
+    interval = timedelta(seconds=facts.auction_interval_seconds)
+    if facts.category == LAND:
+        return rules.LandListingSpec(
+            facts.listing_no, facts.issued, facts.instant("opens_at"),
+            facts.instant("closes_at"), facts.start_price_fen, facts.increment_fen, interval,
+            facts.reserve_price_fen or None)
+    return rules.PropertyListingSpec(
+        facts.listing_no, facts.instant("opens_at"), facts.instant("closes_at"),
+        facts.reserve_price_fen, facts.increment_fen, interval, facts.max_extensions)
+
+
+def fresh_listing(facts: ListingFacts) -> Listing:
+    """The listing as announced, before anything happened."""
+    spec = spec_of(facts)
+    if isinstance(spec, rules.LandListingSpec):
+        return rules.LandListing(spec)
+    return rules.PropertyListing(spec, closes_at=spec.closes_at)
+
+
+def closes_at(listing: Listing) -> datetime:
+    """The close as it stands."""
+    if isinstance(listing, rules.LandListing):
+        return listing.spec.closes_at
+    return listing.closes_at
+
+
+def listing_statement_body(*, kind: StatementKind, listing_no: str, system: str,
+                           issued_at: datetime, request_id: str = "",
+                           **extra: str | int | datetime | None) -> dict[str, Any]:
+    """The body trading signs: the facts it checked, and nothing personal."""
+    body: dict[str, Any] = {
+        "kind": str(kind), "listing_no": listing_no, "system": system,
+        "issued_at": iso_instant(issued_at), "request_id": request_id}
+    for key, value in extra.items():
+        if value in ("", 0, None):
+            continue
+        body[key] = iso_instant(value) if isinstance(value, datetime) else value
+    return body
+
+
+# ---- the workflow's input, updates and answers ----------------------------------------
+
+@dataclass
+class ListingInput:
+    """Starts a listing: trading's signed notice or disclosure."""
+
+    announcement: SignedStatement
+
+
+@dataclass
+class ListingAct:
+    """A bid, a buyer's registration or the agreement, signed by trading."""
+
+    statement: SignedStatement
+
+
+@dataclass
+class ListingReceipt:
+    listing_no: str
+    stage: str
+    #: The feed entry that published the act (0 when it is not published).
+    feed_sequence: int = 0
+
+
+@dataclass
+class ListingStatus:
+    """What the `status` query answers."""
+
+    listing_no: str
+    category: str
+    stage: str
+    opened: bool
+    closes_at: datetime
+    waiting_for: str
+    current_price_fen: int = 0
+    leader: str = ""
+    bids: int = 0
+    buyers: int = 0
+    extensions: int = 0
+    auction_deadline: datetime | None = None
+    buyer_id: str = ""
+    deal_price_fen: int = 0
+    failure: str = ""
+    feed_sequences: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ListingResult:
+    listing_no: str
+    #: "sold" or "failed".
+    outcome: str
+    finished_at: datetime
+    buyer_id: str = ""
+    price_fen: int = 0
+    method: str = ""
+    failure: str = ""
+
+
+@dataclass
+class ListingStep:
+    """One transition, for trading to record: the statement that caused it (the
+    announcement for a step the clock caused), its name and the instant on the listing's
+    clock. Trading takes from it only what is signed, plus the instant."""
+
+    listing_no: str
+    statement: SignedStatement
+    at: datetime
+    step: str = ""
+
+
+@dataclass
+class StepReceipt:
+    """What trading recorded: the stage it now stands at, and the feed entries."""
+
+    listing_no: str
+    stage: str
+    feed_sequences: list[int] = field(default_factory=list)
+    #: An extended disclosure: its new close.
+    closes_at: datetime | None = None
+    #: A deal: who, at what price, how.
+    buyer_id: str = ""
+    price_fen: int = 0
+    method: str = ""
+    failure: str = ""
