@@ -15,10 +15,12 @@ from temporalio import activity
 
 from kernel.activities import run_use_case
 from kernel.calendar import WorkingCalendar
+from kernel.holiday_schedules import HolidaySchedules
 from kernel.settings import ServiceSettings
 from kernel.signing import ServiceSigner, TrustedKeys, service_signer
 from services.trading.app import handlers, listing_steps, tender_steps
 from services.trading.db.repository import TradingUnitOfWork
+from services.trading.settings import TradingSettings
 from workflows.listing_contract import (
     CLOSE_LISTING,
     CONCLUDE_AUCTION,
@@ -153,8 +155,20 @@ def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
     # hold it.
     signer = service_signer(settings.pki_dir, settings.service)
     tenders = TenderActivities(engine, settings.trusted_keys(), signer)
-    listings = ListingActivities(engine, settings.trusted_keys(), signer)
+    listings = ListingActivities(engine, settings.trusted_keys(), signer,
+                                 calendar=holiday_calendar(settings))
     return [TradingActivities(engine).eligible_experts, tenders.open_tender,
             tenders.record_tender_step, tenders.close_bidding, tenders.close_decryption,
             tenders.mark_tender_late, listings.open_listing, listings.record_listing_step,
             listings.close_listing, listings.conclude_auction]
+
+
+def holiday_calendar(settings: ServiceSettings) -> WorkingCalendar:
+    """Working days by the built-in schedules and those operators loaded in review, read as
+    this service's calling system (trading-service); the built-in ones only without review."""
+    if not isinstance(settings, TradingSettings):
+        return HolidaySchedules(None).working_calendar()
+    return HolidaySchedules.from_review(
+        settings.review_address, pki_dir=settings.pki_dir, system=settings.calling_system,
+        refresh_seconds=settings.holiday_refresh_seconds,
+        retry_spacing_seconds=settings.holiday_retry_spacing_seconds).working_calendar()

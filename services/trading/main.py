@@ -15,7 +15,6 @@ from sqlalchemy import Engine
 
 from govhall.trading.v1 import trading_pb2, trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
-from kernel.holiday_schedules import HolidaySchedules
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from kernel.signing import service_signer
@@ -48,11 +47,6 @@ def _register(server: grpc.aio.Server, engine: Engine,
                             writing=lambda: TradingUnitOfWork(engine), gateway=gateway,
                             workflow_queue=settings.workflow_task_queue,
                             answer_within_seconds=settings.tender_start_wait_seconds)
-    # Working days by the built-in schedules and those operators loaded in review.
-    schedules = HolidaySchedules.from_review(
-        settings.review_address, pki_dir=settings.pki_dir, system=settings.calling_system,
-        refresh_seconds=settings.holiday_refresh_seconds,
-        retry_spacing_seconds=settings.holiday_retry_spacing_seconds)
     # Each listing's workflow, through its own outbox, by the same machinery.
     listing_starter = ListingStarter(reading=lambda: TradingUnitOfWork(engine, write=False),
                                      writing=lambda: TradingUnitOfWork(engine),
@@ -60,7 +54,7 @@ def _register(server: grpc.aio.Server, engine: Engine,
                                      workflow_queue=settings.workflow_task_queue,
                                      answer_within_seconds=settings.tender_start_wait_seconds)
     servicer = TradingServicer(engine, audit=audit, signer=signer, starter=starter,
-                               calendar=schedules.working_calendar(),
+                               calendar=activities.holiday_calendar(settings),
                                listing_starter=listing_starter,
                                watch_poll_seconds=settings.watch_poll_seconds)
     trading_pb2_grpc.add_TradingServiceServicer_to_server(servicer, server)

@@ -3,7 +3,7 @@ real ListingWorkflow, on a time-skipping server of the test's own.
 
 The time-skipping server's clock starts at the real time, so a listing published today
 closes next year: the test gives the trading service the schedule of that year as an
-operator would load it (``SCHEDULE_2027``; trading reads no loaded schedules yet).
+operator would load it in review (``SCHEDULE_2027``, in place of review's answer).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from govhall.trading.v1 import trading_pb2_grpc
 from kernel.calendar import WorkingCalendar, YearSchedule
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from services.trading import activities
-from services.trading.api import servicer
 from services.trading.main import DEFINITION
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.listing import ListingWorkflow
@@ -169,8 +168,7 @@ class Venue:
 async def venue(time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path,
                 pki_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Venue]:
     # The schedule of the next year, as an operator loads it.
-    monkeypatch.setattr(servicer, "WorkingCalendar", calendar)
-    monkeypatch.setattr(activities, "WorkingCalendar", calendar)
+    monkeypatch.setattr(activities, "holiday_calendar", lambda settings: calendar())
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     url = fresh_database_url(backend, "trading", tmp_path)
     target = str(time_skipping.client.service_client.config.target_host)
