@@ -41,12 +41,18 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel.calendar import WorkingCalendar
     from kernel.errors import GovhallError
-    from kernel.signing import BadSignature, Signed, verify_in_workflow
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
     from services.trading.domain import listings as rules
+    from workflows.acts import (
+        check_signature,
+        read_statement,
+        refuse,
+        refused_by_activity,
+        shaped,
+        stuck,
+    )
     from workflows.approval_contract import activity_queue
     from workflows.approval_rules import PERMISSION_DENIED
-    from workflows.arguments import well_typed
     from workflows.listing_contract import (
         AGREE,
         AUCTION_BID,
@@ -86,17 +92,6 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                                                    "AlreadyExists"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
-
-
-def _refuse(kind: str, message: str) -> ApplicationError:
-    return ApplicationError(message, type=kind, non_retryable=True)
-
-
-def _stuck(what: str, error: ActivityError) -> RuntimeError:
-    """A record the listing cannot do without failed for good: fail the workflow task
-    (shown in the UI, retried) rather than end the listing."""
-    cause = error.cause.message if isinstance(error.cause, ApplicationError) else str(error)
-    return RuntimeError(f"the listing {what}: {cause}")
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -229,7 +224,7 @@ class ListingWorkflow:
                 result_type=StepReceipt, start_to_close_timeout=ACTIVITY_TIMEOUT,
                 retry_policy=RECORDING, summary=summary)
         except ActivityError as error:
-            raise _stuck(f"could not record its step {step}", error) from error
+            raise stuck("listing", f"could not record its step {step}", error) from error
         self.feed_sequences.extend(receipt.feed_sequences)
         return receipt
 
@@ -246,28 +241,13 @@ class ListingWorkflow:
         """The statement's facts if trading signed it, for this listing; refused otherwise,
         and reported (nothing but a forger sends anything else)."""
         try:
-            if not well_typed(act, ListingAct):
-                raise _refuse("InvalidArgument", f"the {update} argument is not an act")
+            shaped(update, act, ListingAct, called="an act")
             statement = act.statement
-            try:
-                facts = ListingFacts.read(statement.body)
-            except ListingFacts.Malformed as error:
-                raise _refuse("InvalidArgument", str(error)) from error
-            if facts.kind != kind:
-                raise _refuse("InvalidArgument", f"a {facts.kind} statement is not a {kind}")
-            try:
-                with workflow.unsafe.imports_passed_through():
-                    verify_in_workflow(Signed(statement.body, statement.signer,
-                                              statement.key_id, statement.signature),
-                                       signer=SIGNER)
-            except BadSignature as error:
-                workflow.logger.warning(f"violation.forged_statement: {error}", extra={
-                    "kind": str(kind), "reason": str(error)})
-                raise _refuse(PERMISSION_DENIED,
-                              f"the {kind} is not one the trading service signed: refused") \
-                    from error
+            facts = read_statement(statement, kind, read=ListingFacts.read,
+                                   malformed=ListingFacts.Malformed)
+            check_signature(statement, kind, signer=SIGNER)
             if facts.listing_no != self.facts.listing_no:
-                raise _refuse(PERMISSION_DENIED, f"the statement is about listing "
+                raise refuse(PERMISSION_DENIED, f"the statement is about listing "
                               f"{facts.listing_no}, not {self.facts.listing_no}")
         except ApplicationError as refused:
             info = workflow.info()
@@ -288,25 +268,25 @@ class ListingWorkflow:
         try:
             if facts.kind == StatementKind.BID:
                 if not isinstance(listing, rules.LandListing):
-                    raise _refuse("FailedPrecondition", "a property-rights listing takes "
+                    raise refuse("FailedPrecondition", "a property-rights listing takes "
                                   "buyers, not listing bids")
                 if facts.bidder_id not in listing.qualified:
                     listing = listing.qualify(facts.bidder_id, now)
                 return listing.bid(facts.bidder_id, facts.amount_fen, now)
             if facts.kind == StatementKind.BUYER:
                 if not isinstance(listing, rules.PropertyListing):
-                    raise _refuse("FailedPrecondition", "a land listing takes bids, not buyers")
+                    raise refuse("FailedPrecondition", "a land listing takes bids, not buyers")
                 return listing.register_buyer(facts.bidder_id, now)
             if facts.kind == StatementKind.AUCTION_BID:
                 return listing.auction_bid(facts.bidder_id, facts.amount_fen, now)
             if facts.kind == StatementKind.AGREEMENT:
                 if not isinstance(listing, rules.PropertyListing):
-                    raise _refuse("FailedPrecondition", "only a property-rights listing is "
+                    raise refuse("FailedPrecondition", "only a property-rights listing is "
                                   "transferred by agreement")
                 return listing.agree(facts.bidder_id, facts.amount_fen, now)
         except GovhallError as refused:
-            raise _refuse(type(refused).__name__, refused.message) from refused
-        raise _refuse("InvalidArgument", f"{facts.kind} is not an act on a listing")
+            raise refuse(type(refused).__name__, refused.message) from refused
+        raise refuse("InvalidArgument", f"{facts.kind} is not an act on a listing")
 
     async def _act(self, act: ListingAct, step: str, summary: str) -> ListingReceipt:
         facts = ListingFacts.read(act.statement.body)
@@ -322,11 +302,7 @@ class ListingWorkflow:
                     start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
                     summary=summary)
             except ActivityError as error:
-                cause = error.cause
-                if isinstance(cause, ApplicationError) and cause.type:
-                    raise _refuse(cause.type, cause.message) from error
-                raise _refuse("FailedPrecondition",
-                              "the trading service did not record it; try again") from error
+                raise refused_by_activity(error, service="trading service") from error
             self.listing = after
             self.feed_sequences.extend(receipt.feed_sequences)
             if step in ("listing_bid", "auction_bid"):

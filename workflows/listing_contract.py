@@ -25,6 +25,7 @@ from typing import Any
 from kernel.signing import BadSignature, Signed, TrustedKeys
 from services.trading.domain import listings as rules
 from workflows.approval_contract import SignedStatement, iso_instant
+from workflows.statement_fields import StatementFields
 from workflows.tender_contract import parse_instant
 
 #: The workflow type.
@@ -108,17 +109,8 @@ class ListingFacts:
 
     @classmethod
     def read(cls, body: dict[str, Any]) -> ListingFacts:
-        def text(key: str, required: bool = False) -> str:
-            value = body.get(key, "")
-            if not isinstance(value, str) or (required and not value):
-                raise cls.Malformed(f"statement field {key} is missing or not text")
-            return value
-
-        def number(key: str) -> int:
-            value = body.get(key, 0)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise cls.Malformed(f"statement field {key} is not a whole number")
-            return value
+        fields = StatementFields(body, cls.Malformed)
+        text, number = fields.text, fields.number
 
         kind = text("kind", required=True)
         if kind not in set(StatementKind):
