@@ -211,17 +211,24 @@ async def test_cases_that_guessed_2027_are_recomputed_once_review_has_its_schedu
                    texts={"basis": "不属于本部门职责"})
     await desk.act(StatementKind.DISPATCH, dispatched, _utc((2026, 12, 31), 8, 0),
                    texts={"basis": "属卫健委职责"}, outcome="reassign", target_department="WJW")
+    # (g) Received 1 December (its reply due in 2026), replied on the 28th: the rating
+    # window guessed 2027 later, and flagged then.
+    late = await desk.submit("HL-R-7", datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
+    await desk.act(StatementKind.SIGN_FOR, late, _utc((2026, 12, 1), 3, 0))
+    await desk.act(StatementKind.REPLY, late, _utc((2026, 12, 28), 2, 0),
+                   texts={"reply": "已查处"})
     # (e) Received 1 December: its deadlines stay in 2026, never flagged.
     plain = await desk.submit("HL-R-5", datetime(2026, 12, 1, 2, 0, tzinfo=UTC))
 
     guessed = {number: desk.case(number)
-               for number in (routed, extended, reopened, rating, dispatched)}
+               for number in (routed, extended, reopened, rating, dispatched, late)}
     assert guessed[routed].reply_due == _utc((2027, 1, 6))
     assert guessed[extended].reply_due == _utc((2027, 1, 8))
     assert guessed[reopened].reply_due == _utc((2027, 1, 8))
     assert guessed[reopened].reopened and guessed[reopened].status == "handling"
     assert guessed[rating].rating_closes == _utc((2027, 1, 4))
     assert guessed[dispatched].sign_for_due == _utc((2027, 1, 1), 3, 30)
+    assert guessed[late].rating_closes == _utc((2027, 1, 4))
     assert {case.unknown_year for case in guessed.values()} == {2027}
     untouched = desk.case(plain)
     assert untouched.unknown_year == 0 and untouched.reply_due == _utc((2026, 12, 22))
@@ -245,6 +252,7 @@ async def test_cases_that_guessed_2027_are_recomputed_once_review_has_its_schedu
     # The sign-for from the dispatch, 1 January off: Monday the 4th, 11:30 in China.
     assert after[dispatched].sign_for_due == _utc((2027, 1, 4), 3, 30)
     assert after[dispatched].reply_due == _utc((2027, 1, 7))
+    assert after[late].rating_closes == _utc((2027, 1, 5))
     assert {case.unknown_year for case in after.values()} == {0}
     recorded = [event for event in desk.events(routed) if event.code == RECOMPUTED]
     assert len(recorded) == 1
@@ -253,7 +261,7 @@ async def test_cases_that_guessed_2027_are_recomputed_once_review_has_its_schedu
     assert details["reply_due"] == _utc((2027, 1, 7)).isoformat()
     assert details["calendar_gap_year"] == "2027"
     assert NAME not in recorded[0].details and PHONE not in recorded[0].details
-    assert len(desk.audit(RECOMPUTED)) == 5
+    assert len(desk.audit(RECOMPUTED)) == 6
     assert desk.case(plain) == untouched and desk.events(plain) == plain_events
     # Temporal away: the workflows are still to be told.
     assert away.untold == set(guessed)
@@ -261,7 +269,7 @@ async def test_cases_that_guessed_2027_are_recomputed_once_review_has_its_schedu
     # Twice: nothing changes the second time.
     assert await away.run_once() == []
     assert {number: desk.case(number) for number in guessed} == after
-    assert len(desk.audit(RECOMPUTED)) == 5
+    assert len(desk.audit(RECOMPUTED)) == 6
 
     # After a restart, with Temporal back: every open case recomputed is told again (none
     # of these has a workflow here: nothing left to tell).
