@@ -70,6 +70,7 @@ with workflow.unsafe.imports_passed_through():
         CLOSE_CASE,
         COMPLAINTS,
         CONTRIBUTE,
+        DEADLINES_CHANGED,
         DECIDE_EXTENSION,
         DELIVER_PLATFORM_EVENT,
         DELIVERY_RETRY,
@@ -79,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
         MERGED_CASE,
         OPEN_CASE,
         RATE,
+        READ_DUES,
         RECORD_ACT,
         REPLY,
         REQUEST_EXTENSION,
@@ -100,7 +102,9 @@ with workflow.unsafe.imports_passed_through():
         ComplaintInput,
         ComplaintResult,
         ComplaintStatusView,
+        DeadlinesChanged,
         DeliveryResult,
+        DuesRequest,
         Escalated,
         LinkCheck,
         LinkChecked,
@@ -200,6 +204,9 @@ class ComplaintWorkflow:
         self.shown_sla = ""
         self.shown_department = ""
         self.shown_due: datetime | None = None
+        #: The service said the dues changed: read them (again) once the reader is free.
+        self.dues_wanted = False
+        self.reading_dues = False
 
     # ---- run: verify and open the case, keep its clock -------------------------------------
 
@@ -566,6 +573,55 @@ class ComplaintWorkflow:
                 and number not in self.merged_cases and len(self.merged_cases) < 100:
             self.merged_cases.append(number)
             self._show()
+
+    @workflow.signal(name=DEADLINES_CHANGED)
+    async def deadlines_changed(self, notice: DeadlinesChanged) -> None:
+        """The service recomputed the case's deadlines (a holiday schedule was loaded).
+
+        The signal carries no authority, only a wake-up: the dues are read from the
+        service (READ_DUES) and the clock re-arms on them (the run loop sees the next
+        mark move). Several signals while a read runs make one more read. Anything but
+        a DeadlinesChanged for this case is dropped (a handler that raised would fail
+        the workflow task on every retry).
+        """
+        if not well_typed(notice, DeadlinesChanged) \
+                or notice.case_number != self.case.case_number:
+            workflow.logger.warning("deadlines_changed: dropped a signal that is not a "
+                                    "DeadlinesChanged for this case")
+            return
+        self.dues_wanted = True
+        if self.reading_dues:
+            return
+        self.reading_dues = True
+        try:
+            await workflow.wait_condition(lambda: self.started)
+            while self.dues_wanted and self.stage not in TERMINAL:
+                self.dues_wanted = False
+                await self._read_dues()
+        finally:
+            self.reading_dues = False
+
+    async def _read_dues(self) -> None:
+        async with self.recording:
+            if self.stage in TERMINAL:
+                return
+            try:
+                dues: ActRecorded = await workflow.execute_activity(
+                    READ_DUES, DuesRequest(self.case.case_number), task_queue=self._queue(),
+                    result_type=ActRecorded, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                    retry_policy=RECORDING, summary="read the recomputed deadlines")
+            except ActivityError as error:
+                workflow.logger.warning(f"deadlines not read: {type(error.cause).__name__}")
+                return
+            if dues.stage != self.stage:
+                # Not the stage this workflow is at: its own acts carry their dues.
+                workflow.logger.warning(f"deadlines not taken: the service has the case at "
+                                        f"{dues.stage}, the workflow at {self.stage}")
+                return
+            self.sign_for_due = dues.sign_for_due
+            self.reply_due = dues.reply_due
+            self.rating_closes = dues.rating_closes
+        self._show()
 
     @workflow.query(name=STATUS)
     def status(self) -> ComplaintStatusView:

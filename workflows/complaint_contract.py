@@ -126,6 +126,9 @@ RATE = "rate"
 STATUS = "status"
 #: Signal to a primary case: a duplicate was merged into it (display only: no authority).
 MERGED_CASE = "merged_case"
+#: Signal: the service recomputed the case's deadlines (a holiday schedule was loaded). It
+#: only wakes the workflow, which reads the dues from the service (READ_DUES): no authority.
+DEADLINES_CHANGED = "deadlines_changed"
 
 # Activity names, on activity_queue(workflow queue, COMPLAINTS).
 #: The case opened for handling: its deadlines by the policy in force (CaseClock).
@@ -141,6 +144,8 @@ CLOSE_CASE = "complaints.close_case"
 DELIVER_PLATFORM_EVENT = "complaints.deliver_platform_event"
 #: The approval case or tender a complaint names, looked up once (never blocks the case).
 CHECK_LINK = "complaints.check_link"
+#: The case's running deadlines as the service has them now (ActRecorded, nothing written).
+READ_DUES = "complaints.read_dues"
 
 #: Webhook deliveries are retried until the platform answers 2xx: no attempt limit.
 DELIVERY_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
@@ -432,6 +437,20 @@ class Escalated:
     #: The case's escalations so far.
     escalations: int
     platform_events: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DeadlinesChanged:
+    """The service recomputed the case's deadlines (signal DEADLINES_CHANGED): a wake-up."""
+
+    case_number: str
+
+
+@dataclass
+class DuesRequest:
+    """Which case's running deadlines to read (activity READ_DUES)."""
+
+    case_number: str
 
 
 @dataclass

@@ -26,7 +26,7 @@ from kernel.fieldcipher import FieldCipher, field_cipher
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.settings import ServiceSettings
 from kernel.signing import TrustedKeys
-from services.complaints.app import handlers, recording, webhooks
+from services.complaints.app import deadlines, handlers, recording, webhooks
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.intake_links import IntakeLinks
 from services.complaints.link_activity import LinkActivities
@@ -37,12 +37,14 @@ from workflows.complaint_contract import (
     DELIVER_PLATFORM_EVENT,
     MARK_OVERDUE,
     OPEN_CASE,
+    READ_DUES,
     RECORD_ACT,
     ActRecord,
     ActRecorded,
     CaseClock,
     Closing,
     DeliveryResult,
+    DuesRequest,
     Escalated,
     OpenCase,
     Overdue,
@@ -118,6 +120,13 @@ class ComplaintsActivities:
         return await run_use_case(recording.mark_overdue, uow=self._writing, request=request,
                                   now=self._clock())
 
+    @activity.defn(name=READ_DUES)
+    async def read_dues(self, request: DuesRequest) -> ActRecorded:
+        # Read only: the workflow asks after the service told it the dues changed.
+        return await run_use_case(deadlines.read_dues,
+                                  uow=lambda: ComplaintsUnitOfWork(self._engine, write=False),
+                                  request=request)
+
     @activity.defn(name=CLOSE_CASE)
     async def close_case(self, closing: Closing) -> ActRecorded:
         return await run_use_case(recording.close_case, uow=self._writing, closing=closing,
@@ -166,7 +175,7 @@ def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[.
         else ComplaintsSettings.model_fields["webhook_timeout_seconds"].default
     delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout)
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
-            hosted.close_case,
+            hosted.close_case, hosted.read_dues,
             LinkActivities(engine, intake_lookup(settings),
                            tender_lookup=trading_lookup(settings)).check_link,
             delivery.deliver_platform_event]

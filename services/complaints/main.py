@@ -24,6 +24,7 @@ from kernel.workflow_gateway import WorkflowGateway
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
 from services.complaints.app.cases import group_intake
+from services.complaints.app.deadlines import DeadlineRecompute
 from services.complaints.app.desk import Desk
 from services.complaints.app.flow import ComplaintStarter
 from services.complaints.app.handlers import load_sample_directory
@@ -65,6 +66,14 @@ def _register(server: grpc.aio.Server, engine: Engine,
                            webhook_allow_loopback=settings.webhook_allow_loopback), server)
     # The outbox: every committed case gets its workflow, whenever Temporal answers.
     running = [starter.run()]
+    # Cases whose deadlines guessed a year: recomputed once review knows it, workflows told.
+    if isinstance(settings, ComplaintsSettings):
+        recompute = DeadlineRecompute(
+            reading=lambda: ComplaintsUnitOfWork(engine, write=False),
+            writing=lambda: ComplaintsUnitOfWork(engine),
+            schedules=activities.holiday_schedules(settings), gateway=gateway,
+            interval_seconds=settings.deadline_recompute_seconds)
+        running.append(recompute.run())
     if settings.open311_enabled:
         running.append(open311_server(engine, settings, cipher=cipher).run())
     return running

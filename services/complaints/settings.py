@@ -32,6 +32,9 @@ class ComplaintsSettings(ServiceSettings):
     holiday_refresh_seconds: float = Field(default=300.0, gt=0)
     #: A deadline in a year with no schedule reads review again at once, at most this often.
     holiday_retry_spacing_seconds: float = Field(default=5.0, ge=0)
+    #: How often open cases whose deadlines guessed a year are looked at, to recompute them
+    #: once the year's schedule is loaded (services/complaints/app/deadlines.py).
+    deadline_recompute_seconds: float = Field(default=300.0, gt=0)
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0

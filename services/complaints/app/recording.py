@@ -151,6 +151,11 @@ def _policy(unit: ComplaintsUnitOfWork, case: CaseHandling) -> DeadlinePolicy:
     return unit.policies.in_force().policy
 
 
+def _flag(case: CaseHandling, due: clock.Due) -> int:
+    """The case's flag once ``due`` is computed: the first year any deadline guessed."""
+    return min([y for y in (case.unknown_year, due.unknown_year) if y], default=0)
+
+
 def _next_sequence(unit: ComplaintsUnitOfWork, case_number: str) -> int:
     return unit.events.last_sequence(case_number) + 1
 
@@ -381,7 +386,8 @@ def _dispatch(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandli
                              routed_at=at)
     after, events = _apply(unit, case, change, at,
                            {"official": facts.official_id, "outcome": facts.outcome},
-                           sign_for_due=due.at, signed_for_at=None)
+                           sign_for_due=due.at, signed_for_at=None,
+                           unknown_year=_flag(case, due))
     return _recorded(after, events)
 
 
@@ -447,7 +453,8 @@ def _reply(unit: ComplaintsUnitOfWork, cipher: FieldCipher, case: CaseHandling,
     after, status_events = _apply(
         unit, case, change, at, {"official": facts.official_id,
                                  "co_handlers": ",".join(d for d, _ in contributions)},
-        replied_at=at, first_replied_at=case.first_replied_at or at, rating_closes=closes.at)
+        replied_at=at, first_replied_at=case.first_replied_at or at, rating_closes=closes.at,
+        unknown_year=_flag(case, closes))
     events.extend(status_events)
     answered: list[str] = []
     for duplicate in unit.handling.merged_into(case.case_number):
@@ -487,8 +494,9 @@ def _decide_extension(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: Ca
                            decided_by=facts.official_id, at=at)
     columns: dict[str, Any] = {}
     if granted and case.reply_due is not None:
-        columns["reply_due"] = clock.extended_reply_due(
-            _calendar(), reply_due=case.reply_due, days=granted).at
+        extended = clock.extended_reply_due(_calendar(), reply_due=case.reply_due, days=granted)
+        columns["reply_due"] = extended.at
+        columns["unknown_year"] = _flag(case, extended)
     after, events = _apply(unit, case, change, at,
                            {"official": facts.official_id, "outcome": facts.outcome,
                             "days": str(granted)}, **columns)
@@ -520,8 +528,9 @@ def _rate(unit: ComplaintsUnitOfWork, _cipher: FieldCipher, case: CaseHandling,
                         at=at, rating_closes=case.rating_closes)
     columns: dict[str, Any] = {"rating": facts.level, "rated_at": at}
     if change.state.stage == ComplaintStatus.HANDLING:
-        columns["reply_due"] = clock.reopened_reply_due(_policy(unit, case), _calendar(),
-                                                        rated_at=at).at
+        reopened = clock.reopened_reply_due(_policy(unit, case), _calendar(), rated_at=at)
+        columns["reply_due"] = reopened.at
+        columns["unknown_year"] = _flag(case, reopened)
         columns["rating_closes"] = None
     else:
         columns["closed_at"] = at

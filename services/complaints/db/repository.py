@@ -390,6 +390,25 @@ class CaseHandlings:
         rows = self._connection.execute(query.order_by(self._t.c.case_number).limit(limit))
         return [_handling(r) for r in rows]
 
+    def flagged(self, statuses: Iterable[str]) -> list[CaseHandling]:
+        """Cases in ``statuses`` whose deadlines had to guess a year (unknown_year set)."""
+        rows = self._connection.execute(select(self._t).where(
+            self._t.c.unknown_year > 0, self._t.c.status.in_(list(statuses)))
+            .order_by(self._t.c.case_number))
+        return [_handling(r) for r in rows]
+
+    def with_event(self, code: str, statuses: Iterable[str]) -> list[str]:
+        """Cases in ``statuses`` that have an event ``code``."""
+        events = tables.complaint_events
+        rows = self._connection.execute(
+            select(self._t.c.case_number).where(
+                self._t.c.status.in_(list(statuses)),
+                select(events.c.sequence).where(
+                    events.c.case_number == self._t.c.case_number,
+                    events.c.code == code).exists())
+            .order_by(self._t.c.case_number))
+        return [r.case_number for r in rows]
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -554,6 +573,11 @@ class Returns:
             self._t.c.case_number == case_number, self._t.c.outcome == "").values(
             outcome=outcome, target_department=target_department, dispatch_basis=basis,
             decided_by=decided_by, decided_at=at))
+
+    def last_decided_at(self, case_number: str) -> datetime | None:
+        """When the dispatcher last decided a return of the case (None: never)."""
+        return self._connection.execute(select(func.max(self._t.c.decided_at)).where(
+            self._t.c.case_number == case_number)).scalar_one_or_none()
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,8 @@ class FakeComplaints:
     #: When set, the link check fails (it must never stop the case).
     link_check_fails: bool = False
     events: int = 0
+    #: The cases whose dues the workflow read (READ_DUES), in order.
+    dues_read: list[str] = field(default_factory=list)
 
     def calendar(self) -> WorkingCalendar:
         years = {datetime.now(UTC).year + n for n in range(-1, 3)}
@@ -277,7 +279,13 @@ class FakeComplaints:
                 raise RuntimeError("intake cannot be reached")
             return c.LinkChecked("", False)
 
-        return [open_case, record_act, mark_overdue, close_case, deliver, check_link]
+        @activity.defn(name=c.READ_DUES)
+        async def read_dues(request: c.DuesRequest) -> c.ActRecorded:
+            fake.dues_read.append(request.case_number)
+            return fake._recorded(request.case_number, [])
+
+        return [open_case, record_act, mark_overdue, close_case, deliver, check_link,
+                read_dues]
 
     def names(self) -> list[str]:
         return [_activity_name(a) for a in self.activities()]

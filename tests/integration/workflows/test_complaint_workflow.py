@@ -237,6 +237,60 @@ async def test_the_reply_deadline_is_escalated_once_and_moves_with_a_granted_ext
     assert status.escalations == 1 and not status.extension_pending
 
 
+async def test_recomputed_deadlines_re_arm_the_escalation_at_the_new_reply_due(
+        time_skipping: WorkflowEnvironment, signers: ComplaintSigners) -> None:
+    env = time_skipping
+    async with cases(env, signers) as start:
+        case = await start("consultation")
+        signed = await case.act(c.SIGN_FOR, K.SIGN_FOR, HANDLER)
+        old_due = datetime.fromisoformat(signed.reply_due)
+        # The service recomputes the reply due (a holiday schedule loaded: two days later).
+        new_due = old_due + timedelta(days=2)
+        case.fake.cases[case.number].reply_due = new_due
+        # A signal for another case, or not a DeadlinesChanged, is dropped unread.
+        await case.handle.signal(c.DEADLINES_CHANGED, c.DeadlinesChanged("CP-someother"))
+        await case.handle.signal(c.DEADLINES_CHANGED, None)
+        assert (await case.status()).reply_due == c.iso_instant(old_due)
+        await case.handle.signal(c.DEADLINES_CHANGED, c.DeadlinesChanged(case.number))
+        moved = await case.until_status(lambda s: s.reply_due == c.iso_instant(new_due),
+                                        "the recomputed reply due taken")
+        await case.skip_to(old_due + timedelta(minutes=1))
+        at_old = list(case.fake.overdue)
+        await case.skip_to(new_due + timedelta(minutes=1))
+        await until(lambda: case.fake.overdue_kinds(case.number), bool, "the reply escalated")
+        late = await case.until_status(lambda s: s.escalations == 1, "the escalation shown")
+        description = await case.handle.describe()
+        await case.handle.terminate("test over")
+    assert case.fake.dues_read == [case.number]
+    assert moved.stage == c.Stage.HANDLING
+    assert at_old == []
+    assert case.fake.overdue_kinds(case.number) == ["reply"]
+    assert case.fake.overdue[0].due == new_due
+    assert late.sla_state == c.SlaState.BREACHED
+    assert description.typed_search_attributes.get(SLA_STATE) == "breached"
+
+
+async def test_a_deadlines_signal_never_moves_a_due_the_service_did_not_move(
+        time_skipping: WorkflowEnvironment, signers: ComplaintSigners) -> None:
+    # Anyone who reaches Temporal can signal: the dues come from the service only.
+    env = time_skipping
+    async with cases(env, signers) as start:
+        case = await start("consultation")
+        opened = await case.status()
+        for _ in range(3):
+            await case.handle.signal(c.DEADLINES_CHANGED, c.DeadlinesChanged(case.number))
+        await until(lambda: case.fake.dues_read, bool, "the dues read")
+        due = datetime.fromisoformat(opened.reply_due)
+        await case.skip_to(due + timedelta(minutes=1))
+        await until(lambda: case.fake.overdue_kinds(case.number), bool, "the reply escalated")
+        after = await case.status()
+        await case.handle.terminate("test over")
+    assert (after.reply_due, after.sign_for_due) == (opened.reply_due, opened.sign_for_due)
+    assert 1 <= len(case.fake.dues_read) <= 3
+    assert case.fake.overdue_kinds(case.number) == ["sign_for", "reply"]
+    assert case.fake.overdue[-1].due == due
+
+
 async def test_the_rating_window_lapses_and_closes_the_case_even_when_the_link_check_fails(
         time_skipping: WorkflowEnvironment, signers: ComplaintSigners) -> None:
     fake = FakeComplaints(signers.keys, link_check_fails=True)
