@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from kernel.canonical import canonical_json
 from kernel.keyfiles import create_once
 
 #: The services that sign, and the workflows worker which does not.
@@ -44,7 +44,7 @@ class BadSignature(Exception):
 
 def canonical(document: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON: sorted keys, no spaces, UTF-8, ES6 numbers."""
-    return rfc8785.dumps(dict(document))
+    return canonical_json(dict(document))
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:

@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import rfc8785
+from kernel.canonical import canonical_json
 
 
 def canonical_text(body: Mapping[str, Any]) -> str:
     """The body as RFC 8785 canonical JSON text."""
-    return rfc8785.dumps(dict(body)).decode("utf-8")
+    return canonical_json(dict(body)).decode("utf-8")
 
 
 def sha256_hex(text: str) -> str:
