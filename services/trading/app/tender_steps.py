@@ -25,7 +25,7 @@ from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.app import evaluation
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
-from services.trading.domain.evaluation import Method
+from services.trading.domain.evaluation import Method, stated_price
 from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.monitoring import (
     Alert,
@@ -332,8 +332,8 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
     mismatching one is invalid), the outcome published, the tender to evaluation; with
     fewer than 3 valid bids the tender fails publicly instead (``tender.failed``).
 
-    The bid documents are not kept or published here: the evaluation opens the valid
-    bids again with their keys.
+    The bid documents are not kept or published here; each valid bid's stated price is
+    kept on its row for the evaluation's ranking (which publishes it).
     """
     _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.tender_no)
     with uow() as unit:
@@ -351,16 +351,19 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         outcome = []
         opened_bids: list[OpenedBid] = []
         validities: dict[str, str] = {}
+        prices: dict[str, int] = {}
         for bid in unit.tenders.bids(step.tender_no):
             validity, document = _validity(step.tender_no, bid)
             if document is not None:
-                # Only digests and stated prices go on: the documents are not kept.
+                # Only digests and stated prices go on: the documents are not kept. The
+                # price is kept for the ranking (0: none stated), which so opens no bid.
                 opened_bids.append(OpenedBid.of(bid.bidder_id, document))
+                prices[bid.bidder_id] = stated_price(document) or 0
             validities[bid.bidder_id] = validity
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})
         # One batched write for every bid, not a round trip per bid.
-        unit.tenders.set_validities(step.tender_no, validities)
+        unit.tenders.set_validities(step.tender_no, validities, prices)
         valid = sum(1 for b in outcome if b["valid"])
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
             "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
+from services.trading.domain.evaluation import ScoreSheet
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
@@ -653,16 +654,32 @@ class Tenders:
             self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
             .values(validity=validity))
 
-    def set_validities(self, tender_no: str, validities: dict[str, str]) -> None:
-        """Every opened bid's validity (bidder id -> validity) in one batched statement."""
+    def set_validities(self, tender_no: str, validities: dict[str, str],
+                       prices: Mapping[str, int] | None = None) -> None:
+        """Every opened bid's validity (bidder id -> validity), and each valid bid's stated
+        price (bidder id -> fen, 0 for none; see ``tables.sealed_bids.price_fen``), in one
+        batched statement."""
         if not validities:
             return
+        prices = prices or {}
         self._connection.execute(
             update(self._b).where(and_(self._b.c.tender_no == tender_no,
                                        self._b.c.bidder_id == bindparam("opened_bidder")))
-            .values(validity=bindparam("opened_validity")),
-            [{"opened_bidder": bidder, "opened_validity": validity}
+            .values(validity=bindparam("opened_validity"),
+                    price_fen=bindparam("opened_price")),
+            [{"opened_bidder": bidder, "opened_validity": validity,
+              "opened_price": prices.get(bidder)}
              for bidder, validity in validities.items()])
+
+    def valid_prices(self, tender_no: str) -> dict[str, int | None]:
+        """The valid bids (bidder id -> the price recorded at the opening: fen, 0 for a
+        document that states none, None when opened before prices were recorded), in one
+        query of two columns."""
+        b = self._b
+        return {r.bidder_id: r.price_fen for r in self._connection.execute(
+            select(b.c.bidder_id, b.c.price_fen)
+            .where(and_(b.c.tender_no == tender_no, b.c.validity == "valid"))
+            .order_by(b.c.bidder_id))}
 
 
 class Evaluations:
@@ -715,6 +732,22 @@ class Evaluations:
         return self._connection.execute(select(self._s).where(and_(
             self._s.c.tender_no == tender_no, self._s.c.member_id == member_id,
             self._s.c.bidder_id == bidder_id))).first()
+
+    def sheet_count(self, tender_no: str) -> int:
+        return int(self._connection.execute(
+            select(func.count()).select_from(self._s)
+            .where(self._s.c.tender_no == tender_no)).scalar_one())
+
+    def score_sheets(self, tender_no: str) -> list[ScoreSheet]:
+        """The tender's sheets as the ranking reads them: one query, only its columns."""
+        s = self._s
+        return [ScoreSheet(r.member_id, r.bidder_id, bool(r.compliant), r.technical,
+                           r.business)
+                for r in self._connection.execute(
+                    select(s.c.member_id, s.c.bidder_id, s.c.compliant, s.c.technical,
+                           s.c.business)
+                    .where(s.c.tender_no == tender_no)
+                    .order_by(s.c.bidder_id, s.c.member_id))]
 
     def sheets(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(

@@ -143,6 +143,15 @@ def read_bid_price(document: bytes) -> int:
     return price
 
 
+def stated_price(document: bytes) -> int | None:
+    """The price ``read_bid_price`` reads from an opened bid's document; None when it
+    states none (the bid is then not ranked)."""
+    try:
+        return read_bid_price(document)
+    except InvalidArgument:
+        return None
+
+
 @dataclass(frozen=True)
 class ScoreSheet:
     """One member's judgement of one bid."""

@@ -20,6 +20,7 @@ from services.trading.domain.evaluation import (
     price_points,
     read_bid_price,
     shown,
+    stated_price,
 )
 
 MEMBERS = ["EX-0001", "EX-0002", "EX-0003", "EX-0004", "RP-0001"]
@@ -83,6 +84,9 @@ def test_a_bid_document_states_its_price() -> None:
                   b'{"price_fen": 100000000000001}', b"\xff\xfe"):
         with pytest.raises(InvalidArgument):
             read_bid_price(wrong)
+        # What the opening records for the ranking: the same reading, None for no price.
+        assert stated_price(wrong) is None
+    assert stated_price(b'{"price_fen": 12345}') == 12345
 
 
 def test_price_points_and_display_rounding() -> None:
