@@ -34,7 +34,7 @@ from services.trading.domain.monitoring import (
     alerts_on_opening,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
-from services.trading.domain.tenders import SealedBid, Tender, TenderStage
+from services.trading.domain.tenders import Envelope, Tender, TenderStage
 from workflows import tender_rules as rules
 from workflows.approval_contract import SignedStatement, content_digest, statement_json
 from workflows.tender_contract import (
@@ -280,13 +280,15 @@ def close_bidding(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceS
             raise FailedPrecondition(f"tender {step.tender_no} takes bids until "
                                      f"{tender.bid_deadline.isoformat()}"
                                      + (" and is paused" if tender.paused else ""))
-        bids = unit.tenders.bids(step.tender_no)
+        # The commitments only: the envelopes are not needed to publish them.
+        bids = unit.tenders.commitments(step.tender_no)
         opened = rules.opens(len(bids))
         if opened:
             sequence = _publish(unit, signer, "tender.opened", step.tender_no, {
                 "tender_no": step.tender_no, "bid_deadline": utc_text(tender.bid_deadline),
-                "bids": [{"bidder_id": b.bidder_id, "ciphertext_sha256": b.ciphertext_sha256,
-                          "key_commitment": b.key_commitment} for b in bids],
+                "bids": [{"bidder_id": bidder, "ciphertext_sha256": digest,
+                          "key_commitment": commitment}
+                         for bidder, digest, commitment in bids],
                 "decryption_ends_at": utc_text(
                     step.at + _window(tender))}, at=step.at)
             stage = TenderStage.DECRYPTION
@@ -312,7 +314,7 @@ def _window(tender: Tender) -> timedelta:
     return timedelta(seconds=tender.decryption_window_seconds)
 
 
-def _validity(tender_no: str, bid: SealedBid) -> tuple[str, bytes | None]:
+def _validity(tender_no: str, bid: Envelope) -> tuple[str, bytes | None]:
     """"valid" and the document when the revealed key opens the bid (govhall-bid/1), else
     why not and None."""
     if bid.revealed_key is None:
@@ -352,7 +354,7 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         opened_bids: list[OpenedBid] = []
         validities: dict[str, str] = {}
         prices: dict[str, int] = {}
-        for bid in unit.tenders.bids(step.tender_no):
+        for bid in unit.tenders.envelopes(step.tender_no):
             validity, document = _validity(step.tender_no, bid)
             if document is not None:
                 # Only digests and stated prices go on: the documents are not kept. The

@@ -43,6 +43,7 @@ from services.trading.domain.statistics import Deal, DealSource
 from services.trading.domain.tenders import (
     Bidder,
     Committee,
+    Envelope,
     Project,
     SealedBid,
     Tender,
@@ -603,6 +604,25 @@ class Tenders:
             select(self._b).where(self._b.c.tender_no == tender_no)
             .order_by(self._b.c.bidder_id))]
 
+    def commitments(self, tender_no: str) -> list[tuple[str, str, str]]:
+        """The tender's bids as the opening record publishes them: (bidder id, ciphertext
+        SHA-256, key commitment), by bidder id; no ciphertext loaded."""
+        b = self._b
+        return [(bidder, digest, commitment) for bidder, digest, commitment
+                in self._connection.execute(
+                    select(b.c.bidder_id, b.c.ciphertext_sha256, b.c.key_commitment)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id)).tuples()]
+
+    def envelopes(self, tender_no: str) -> list[Envelope]:
+        """What the opening checks of each bid, by bidder id: one query of five columns."""
+        b = self._b
+        return [Envelope(bidder, bytes(ciphertext), digest, commitment,
+                         bytes.fromhex(key) if key else None)
+                for bidder, ciphertext, digest, commitment, key in self._connection.execute(
+                    select(b.c.bidder_id, b.c.ciphertext, b.c.ciphertext_sha256,
+                           b.c.key_commitment, b.c.revealed_key)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id)).tuples()]
+
     def bids_seen(self, tender_no: str) -> list[BidSeen]:
         """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
         b = self._b
@@ -741,13 +761,13 @@ class Evaluations:
     def score_sheets(self, tender_no: str) -> list[ScoreSheet]:
         """The tender's sheets as the ranking reads them: one query, only its columns."""
         s = self._s
-        return [ScoreSheet(r.member_id, r.bidder_id, bool(r.compliant), r.technical,
-                           r.business)
-                for r in self._connection.execute(
+        return [ScoreSheet(member, bidder, bool(compliant), technical, business)
+                for member, bidder, compliant, technical, business
+                in self._connection.execute(
                     select(s.c.member_id, s.c.bidder_id, s.c.compliant, s.c.technical,
                            s.c.business)
                     .where(s.c.tender_no == tender_no)
-                    .order_by(s.c.bidder_id, s.c.member_id))]
+                    .order_by(s.c.bidder_id, s.c.member_id)).tuples()]
 
     def sheets(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(

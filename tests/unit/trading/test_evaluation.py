@@ -3,6 +3,8 @@ evaluation.py), on figures computed by hand."""
 
 from __future__ import annotations
 
+import random
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import pytest
@@ -98,6 +100,19 @@ def test_price_points_and_display_rounding() -> None:
     assert shown(Fraction(2, 3)) == "0.67"
     assert shown(Fraction(1, 200)) == "0.01"  # half up, not to even
     assert shown(Fraction(83)) == "83.00"
+
+
+def test_shown_is_decimals_half_up_rounding() -> None:
+    rng = random.Random(2026)
+    values = [Fraction(0), Fraction(-1, 1000), Fraction(-1, 200), Fraction(1, 200),
+              Fraction(-3, 200), Fraction(100), Fraction(99999, 1000)]
+    values += [Fraction(rng.randint(-10**9, 10**9), rng.randint(1, 10**6))
+               for _ in range(5000)]
+    values += [Fraction(30 * rng.randint(1, 10**14), rng.randint(1, 10**14))
+               for _ in range(2000)]
+    for value in values:
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        assert shown(value) == str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 # ---- comprehensive scoring -----------------------------------------------------------------
