@@ -611,7 +611,7 @@ class Tenders:
         return [(bidder, digest, commitment) for bidder, digest, commitment
                 in self._connection.execute(
                     select(b.c.bidder_id, b.c.ciphertext_sha256, b.c.key_commitment)
-                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id)).tuples()]
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def envelopes(self, tender_no: str) -> list[Envelope]:
         """What the opening checks of each bid, by bidder id: one query of five columns."""
@@ -621,7 +621,7 @@ class Tenders:
                 for bidder, ciphertext, digest, commitment, key in self._connection.execute(
                     select(b.c.bidder_id, b.c.ciphertext, b.c.ciphertext_sha256,
                            b.c.key_commitment, b.c.revealed_key)
-                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id)).tuples()]
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def bids_seen(self, tender_no: str) -> list[BidSeen]:
         """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
@@ -767,7 +767,7 @@ class Evaluations:
                     select(s.c.member_id, s.c.bidder_id, s.c.compliant, s.c.technical,
                            s.c.business)
                     .where(s.c.tender_no == tender_no)
-                    .order_by(s.c.bidder_id, s.c.member_id)).tuples()]
+                    .order_by(s.c.bidder_id, s.c.member_id))]
 
     def sheets(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(
