@@ -50,7 +50,7 @@ from services.trading.domain.evaluation import (
     Weights,
     check_sheet,
     committee_shape,
-    evaluate,
+    rank,
     stated_price,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
@@ -352,10 +352,14 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
             if bid.bidder_id in unread:
                 prices[bid.bidder_id] = _price(tender_no, bid)
     priced = {bidder: price for bidder, price in prices.items() if price is not None}
-    sheets = [sheet for sheet in unit.evaluations.score_sheets(tender_no)
-              if sheet.bidder_id in priced]
-    result = evaluate(method=method, prices=priced, sheets=sheets,
-                      members=list(committee.members), weights=weights)
+    # Each sheet was checked as it was recorded (its member on the committee, its scores
+    # in range, one per member and bid): the database sums them, a row per bid.
+    if unit.evaluations.sheets_by_others(tender_no, committee.members):
+        raise FailedPrecondition(f"tender {tender_no} has sheets from outside its committee")
+    tallies = {bidder: given for bidder, given in unit.evaluations.tallies(tender_no).items()
+               if bidder in priced}
+    result = rank(method=method, prices=priced, tallies=tallies,
+                  members=len(committee.members), weights=weights)
     return Ranked(result, tuple(sorted(b for b in valid if b not in priced)), weights)
 
 

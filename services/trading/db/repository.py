@@ -13,6 +13,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -26,7 +27,7 @@ from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
-from services.trading.domain.evaluation import ScoreSheet
+from services.trading.domain.evaluation import Tally
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
@@ -758,16 +759,25 @@ class Evaluations:
             select(func.count()).select_from(self._s)
             .where(self._s.c.tender_no == tender_no)).scalar_one())
 
-    def score_sheets(self, tender_no: str) -> list[ScoreSheet]:
-        """The tender's sheets as the ranking reads them: one query, only its columns."""
+    def tallies(self, tender_no: str) -> dict[str, Tally]:
+        """Each scored bid's sheets summed by the database (bidder id -> Tally): one query,
+        a row per bid rather than per sheet."""
         s = self._s
-        return [ScoreSheet(member, bidder, bool(compliant), technical, business)
-                for member, bidder, compliant, technical, business
-                in self._connection.execute(
-                    select(s.c.member_id, s.c.bidder_id, s.c.compliant, s.c.technical,
-                           s.c.business)
-                    .where(s.c.tender_no == tender_no)
-                    .order_by(s.c.bidder_id, s.c.member_id))]
+        return {bidder: Tally(int(count), int(compliant or 0), int(technical or 0),
+                              int(business or 0))
+                for bidder, count, compliant, technical, business in self._connection.execute(
+                    select(s.c.bidder_id, func.count(),
+                           func.sum(case((s.c.compliant, 1), else_=0)),
+                           func.sum(s.c.technical), func.sum(s.c.business))
+                    .where(s.c.tender_no == tender_no).group_by(s.c.bidder_id))}
+
+    def sheets_by_others(self, tender_no: str, members: Sequence[str]) -> int:
+        """How many of the tender's sheets are by someone not among ``members``."""
+        s = self._s
+        return int(self._connection.execute(
+            select(func.count()).select_from(s).where(and_(
+                s.c.tender_no == tender_no, s.c.member_id.not_in(list(members)))))
+            .scalar_one())
 
     def sheets(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(

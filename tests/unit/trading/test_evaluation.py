@@ -14,15 +14,18 @@ from services.trading.domain.evaluation import (
     CommitteeShape,
     Method,
     ScoreSheet,
+    Tally,
     Weights,
     check_sheet,
     check_weights,
     committee_shape,
     evaluate,
     price_points,
+    rank,
     read_bid_price,
     shown,
     stated_price,
+    tally,
 )
 
 MEMBERS = ["EX-0001", "EX-0002", "EX-0003", "EX-0004", "RP-0001"]
@@ -231,3 +234,38 @@ def test_evaluation_waits_for_every_member_on_every_bid() -> None:
         evaluate(method=Method.COMPREHENSIVE, prices=prices,
                  sheets=[*complete[:-1], ScoreSheet("RP-0001", "BD-0002", True, 101, 0)],
                  members=MEMBERS)
+
+
+def test_ranking_from_tallies_is_the_ranking_from_the_sheets() -> None:
+    """What the service ranks from (the database's sums per bid) gives evaluate's result."""
+    rng = random.Random(9)
+    for _ in range(300):
+        members = MEMBERS if rng.random() < 0.5 else [*MEMBERS, "EX-0005", "EX-0006"]
+        bidders = [f"BD-{n:04d}" for n in range(rng.randint(1, 12))]
+        # Few distinct prices, so that ties happen.
+        prices = {b: rng.choice([80_000, 100_000, 125_000, 99_999]) for b in bidders}
+        method = rng.choice([Method.LOWEST_PRICE, Method.COMPREHENSIVE])
+        weights = Weights(30, 60, 10) if rng.random() < 0.5 else Weights(50, 25, 25)
+        given = [ScoreSheet(m, b, rng.random() < 0.7,
+                            *((rng.choice([0, 50, 100, rng.randint(0, 100)]),
+                               rng.randint(0, 100)) if method == Method.COMPREHENSIVE
+                              else (0, 0)))
+                 for b in bidders for m in members]
+        expected = evaluate(method=method, prices=prices, sheets=given, members=members,
+                            weights=weights)
+        tallies = {b: tally([s for s in given if s.bidder_id == b]) for b in bidders}
+        assert rank(method=method, prices=prices, tallies=tallies, members=len(members),
+                    weights=weights) == expected
+
+
+def test_ranking_from_tallies_refuses_an_incomplete_or_stray_tally() -> None:
+    prices = {"BD-0001": 100, "BD-0002": 200, "BD-0003": 300}
+    whole = {b: Tally(5, 5, 0, 0) for b in prices}
+    assert rank(method=Method.LOWEST_PRICE, prices=prices, tallies=whole,
+                members=5).candidates == ("BD-0001", "BD-0002", "BD-0003")
+    for tallies, members in (({**whole, "BD-0002": Tally(4, 4, 0, 0)}, 5),
+                             ({k: v for k, v in whole.items() if k != "BD-0003"}, 5),
+                             ({**whole, "BD-0009": Tally(5, 5, 0, 0)}, 5),
+                             (whole, 4)):
+        with pytest.raises(FailedPrecondition):
+            rank(method=Method.LOWEST_PRICE, prices=prices, tallies=tallies, members=members)
