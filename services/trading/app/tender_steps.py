@@ -78,7 +78,9 @@ def _publish(uow: TradingUnitOfWork, signer: ServiceSigner, kind: str, tender_no
     """Append ``body`` to the feed, chained and signed with trading's key; its sequence."""
     def make(link: FeedLink) -> NewFeedEntry:
         chained = body | {"feed": link.as_dict(utc_text(link.published_at))}
-        return NewFeedEntry.of(kind, f"tender/{tender_no}", signer.sign(chained).as_dict())
+        # The body is written in canonical form once, for its signature and the entry.
+        _, written = signer.sign_canonical(chained)
+        return NewFeedEntry.of_canonical(kind, f"tender/{tender_no}", written)
 
     return uow.feed.append(make, at=at)
 

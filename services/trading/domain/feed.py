@@ -62,6 +62,12 @@ class NewFeedEntry:
         text = canonical_text(body)
         return cls(kind, subject, text, sha256_hex(text))
 
+    @classmethod
+    def of_canonical(cls, kind: str, subject: str, canonical: bytes) -> NewFeedEntry:
+        """An entry whose body is already RFC 8785 canonical JSON (UTF-8)."""
+        return cls(kind, subject, canonical.decode("utf-8"),
+                   hashlib.sha256(canonical).hexdigest())
+
 
 @dataclass(frozen=True)
 class FeedEntry:
