@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from kernel.canonical import canonical_json
 from kernel.keyfiles import create_once
 
 #: The services that sign, and the workflows worker which does not.
@@ -44,7 +44,7 @@ class BadSignature(Exception):
 
 def canonical(document: Mapping[str, Any]) -> bytes:
     """RFC 8785 canonical JSON: sorted keys, no spaces, UTF-8, ES6 numbers."""
-    return rfc8785.dumps(dict(document))
+    return canonical_json(dict(document))
 
 
 def raw_public(key: Ed25519PublicKey) -> bytes:
@@ -77,6 +77,16 @@ class Signed:
         return {"body": self.body, "signer": self.signer, "key_id": self.key_id,
                 "signature": self.signature}
 
+    def canonical_with(self, body_canonical: bytes) -> bytes:
+        """``canonical(self.as_dict())`` from the body's canonical form already made for
+        its signature: RFC 8785 writes an object as its members in key order ("body",
+        "key_id", "signature", "signer"), each value in its own canonical form, so the
+        body is not written a second time."""
+        return b"".join((b'{"body":', body_canonical, b',"key_id":',
+                         canonical_json(self.key_id), b',"signature":',
+                         canonical_json(self.signature), b',"signer":',
+                         canonical_json(self.signer), b"}"))
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signed:
         try:
@@ -101,9 +111,16 @@ class ServiceSigner:
         self.key_id = key_id(self.public_key)
 
     def sign(self, body: Mapping[str, Any]) -> Signed:
-        signature = self._key.sign(canonical(body))
-        return Signed(dict(body), self.service, self.key_id,
-                      base64.b64encode(signature).decode("ascii"))
+        return self.sign_canonical(body)[0]
+
+    def sign_canonical(self, body: Mapping[str, Any]) -> tuple[Signed, bytes]:
+        """The body signed, and the signed document's canonical form (what
+        ``canonical(signed.as_dict())`` gives), the body written once for both."""
+        written = canonical(body)
+        signature = self._key.sign(written)
+        signed = Signed(dict(body), self.service, self.key_id,
+                        base64.b64encode(signature).decode("ascii"))
+        return signed, signed.canonical_with(written)
 
     def public_pem(self) -> str:
         return self.public_key.public_bytes(

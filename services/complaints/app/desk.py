@@ -36,10 +36,10 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-import rfc8785
 from pydantic import TypeAdapter
 
 from kernel.audit import Actor
+from kernel.canonical import canonical_json
 from kernel.directory import Official, acting_official, require_official
 from kernel.errors import (
     AlreadyExists,
@@ -118,7 +118,7 @@ class HandlingView:
 
 def fingerprint(rpc: str, **content: Any) -> str:
     """What makes a request the same request: the RPC, who asks, and everything asked."""
-    return hashlib.sha256(rfc8785.dumps({"rpc": rpc, **content})).hexdigest()
+    return hashlib.sha256(canonical_json({"rpc": rpc, **content})).hexdigest()
 
 
 @dataclass(frozen=True)

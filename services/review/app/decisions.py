@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, TypeVar, cast
 
-import rfc8785
 from pydantic import TypeAdapter
 
+from kernel.canonical import canonical_json
 from kernel.errors import AlreadyExists, FailedPrecondition, GovhallError, Unavailable
 from kernel.handled_requests import HandledRequest
 from kernel.identity import Caller
@@ -79,7 +79,7 @@ class Chain:
 
 def fingerprint(rpc: str, **content: Any) -> str:
     """What makes a request the same request: the RPC, who asks, and everything asked."""
-    return hashlib.sha256(rfc8785.dumps({"rpc": rpc, **content})).hexdigest()
+    return hashlib.sha256(canonical_json({"rpc": rpc, **content})).hexdigest()
 
 
 def update_id(update: str, request_id: str, print_: str) -> str:

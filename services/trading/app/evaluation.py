@@ -50,8 +50,8 @@ from services.trading.domain.evaluation import (
     Weights,
     check_sheet,
     committee_shape,
-    evaluate,
-    read_bid_price,
+    rank,
+    stated_price,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
 from services.trading.domain.tenders import Committee, SealedBid, Tender, TenderStage
@@ -296,15 +296,16 @@ def record_committee(unit: TradingUnitOfWork, keys: TrustedKeys, facts: TenderFa
 
 
 def _price(tender_no: str, bid: SealedBid) -> int | None:
-    """The price a valid bid's document states, opened again with its revealed key."""
+    """The price a valid bid's document states, opened again with its revealed key (a bid
+    opened before its price was recorded at the opening)."""
     assert bid.revealed_key is not None
     try:
         document = open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
                             bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
                             key_commitment=bid.key_commitment)
-        return read_bid_price(document)
-    except (SealedBidError, InvalidArgument):
+    except SealedBidError:
         return None
+    return stated_price(document)
 
 
 @dataclass(frozen=True)
@@ -328,8 +329,9 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
     method, weights = evaluation_method(unit, tender_no)
     check_sheet(ScoreSheet(facts.member_id, facts.bidder_id, facts.compliant,
                            facts.technical, facts.business), method=method)
-    valid_bids = {b.bidder_id: b for b in unit.tenders.bids(tender_no) if b.validity == "valid"}
-    valid = list(valid_bids)
+    # The valid bids and the prices read at the opening: one query, no bid opened again.
+    recorded = unit.tenders.valid_prices(tender_no)
+    valid = list(recorded)
     if facts.bidder_id not in valid:
         raise FailedPrecondition(f"{facts.bidder_id} has no valid bid in tender {tender_no}")
     if unit.evaluations.sheet(tender_no, facts.member_id, facts.bidder_id) is not None:
@@ -339,16 +341,25 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
                                bidder_id=facts.bidder_id, compliant=facts.compliant,
                                technical=facts.technical, business=facts.business,
                                system=facts.system, at=at, statement=statement)
-    rows = unit.evaluations.sheets(tender_no)
-    if len(rows) < len(committee.members) * len(valid):
+    if unit.evaluations.sheet_count(tender_no) < len(committee.members) * len(valid):
         return None
-    # The bids were read once above: no round trip per bid.
-    prices = {bidder: _price(tender_no, bid) for bidder, bid in valid_bids.items()}
+    prices: dict[str, int | None] = {bidder: price or None
+                                     for bidder, price in recorded.items()}
+    unread = {bidder for bidder, price in recorded.items() if price is None}
+    if unread:
+        # Opened before the prices were recorded at the opening: opened again here.
+        for bid in unit.tenders.bids(tender_no):
+            if bid.bidder_id in unread:
+                prices[bid.bidder_id] = _price(tender_no, bid)
     priced = {bidder: price for bidder, price in prices.items() if price is not None}
-    sheets = [ScoreSheet(r.member_id, r.bidder_id, r.compliant, r.technical, r.business)
-              for r in rows if r.bidder_id in priced]
-    result = evaluate(method=method, prices=priced, sheets=sheets,
-                      members=list(committee.members), weights=weights)
+    # Each sheet was checked as it was recorded (its member on the committee, its scores
+    # in range, one per member and bid): the database sums them, a row per bid.
+    if unit.evaluations.sheets_by_others(tender_no, committee.members):
+        raise FailedPrecondition(f"tender {tender_no} has sheets from outside its committee")
+    tallies = {bidder: given for bidder, given in unit.evaluations.tallies(tender_no).items()
+               if bidder in priced}
+    result = rank(method=method, prices=priced, tallies=tallies,
+                  members=len(committee.members), weights=weights)
     return Ranked(result, tuple(sorted(b for b in valid if b not in priced)), weights)
 
 

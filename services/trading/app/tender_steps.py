@@ -25,7 +25,7 @@ from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.app import evaluation
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
-from services.trading.domain.evaluation import Method
+from services.trading.domain.evaluation import Method, stated_price
 from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.monitoring import (
     Alert,
@@ -34,7 +34,7 @@ from services.trading.domain.monitoring import (
     alerts_on_opening,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
-from services.trading.domain.tenders import SealedBid, Tender, TenderStage
+from services.trading.domain.tenders import Envelope, Tender, TenderStage
 from workflows import tender_rules as rules
 from workflows.approval_contract import SignedStatement, content_digest, statement_json
 from workflows.tender_contract import (
@@ -78,7 +78,9 @@ def _publish(uow: TradingUnitOfWork, signer: ServiceSigner, kind: str, tender_no
     """Append ``body`` to the feed, chained and signed with trading's key; its sequence."""
     def make(link: FeedLink) -> NewFeedEntry:
         chained = body | {"feed": link.as_dict(utc_text(link.published_at))}
-        return NewFeedEntry.of(kind, f"tender/{tender_no}", signer.sign(chained).as_dict())
+        # The body is written in canonical form once, for its signature and the entry.
+        _, written = signer.sign_canonical(chained)
+        return NewFeedEntry.of_canonical(kind, f"tender/{tender_no}", written)
 
     return uow.feed.append(make, at=at)
 
@@ -280,13 +282,15 @@ def close_bidding(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceS
             raise FailedPrecondition(f"tender {step.tender_no} takes bids until "
                                      f"{tender.bid_deadline.isoformat()}"
                                      + (" and is paused" if tender.paused else ""))
-        bids = unit.tenders.bids(step.tender_no)
+        # The commitments only: the envelopes are not needed to publish them.
+        bids = unit.tenders.commitments(step.tender_no)
         opened = rules.opens(len(bids))
         if opened:
             sequence = _publish(unit, signer, "tender.opened", step.tender_no, {
                 "tender_no": step.tender_no, "bid_deadline": utc_text(tender.bid_deadline),
-                "bids": [{"bidder_id": b.bidder_id, "ciphertext_sha256": b.ciphertext_sha256,
-                          "key_commitment": b.key_commitment} for b in bids],
+                "bids": [{"bidder_id": bidder, "ciphertext_sha256": digest,
+                          "key_commitment": commitment}
+                         for bidder, digest, commitment in bids],
                 "decryption_ends_at": utc_text(
                     step.at + _window(tender))}, at=step.at)
             stage = TenderStage.DECRYPTION
@@ -312,7 +316,7 @@ def _window(tender: Tender) -> timedelta:
     return timedelta(seconds=tender.decryption_window_seconds)
 
 
-def _validity(tender_no: str, bid: SealedBid) -> tuple[str, bytes | None]:
+def _validity(tender_no: str, bid: Envelope) -> tuple[str, bytes | None]:
     """"valid" and the document when the revealed key opens the bid (govhall-bid/1), else
     why not and None."""
     if bid.revealed_key is None:
@@ -332,8 +336,8 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
     mismatching one is invalid), the outcome published, the tender to evaluation; with
     fewer than 3 valid bids the tender fails publicly instead (``tender.failed``).
 
-    The bid documents are not kept or published here: the evaluation opens the valid
-    bids again with their keys.
+    The bid documents are not kept or published here; each valid bid's stated price is
+    kept on its row for the evaluation's ranking (which publishes it).
     """
     _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.tender_no)
     with uow() as unit:
@@ -351,16 +355,19 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         outcome = []
         opened_bids: list[OpenedBid] = []
         validities: dict[str, str] = {}
-        for bid in unit.tenders.bids(step.tender_no):
+        prices: dict[str, int] = {}
+        for bid in unit.tenders.envelopes(step.tender_no):
             validity, document = _validity(step.tender_no, bid)
             if document is not None:
-                # Only digests and stated prices go on: the documents are not kept.
+                # Only digests and stated prices go on: the documents are not kept. The
+                # price is kept for the ranking (0: none stated), which so opens no bid.
                 opened_bids.append(OpenedBid.of(bid.bidder_id, document))
+                prices[bid.bidder_id] = stated_price(document) or 0
             validities[bid.bidder_id] = validity
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})
         # One batched write for every bid, not a round trip per bid.
-        unit.tenders.set_validities(step.tender_no, validities)
+        unit.tenders.set_validities(step.tender_no, validities, prices)
         valid = sum(1 for b in outcome if b["valid"])
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
             "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +13,7 @@ from sqlalchemy import (
     Row,
     and_,
     bindparam,
+    case,
     func,
     insert,
     or_,
@@ -26,6 +27,7 @@ from kernel.db import RunningNumbers, UnitOfWork
 from kernel.directory import Departments, StaffDirectory
 from services.trading.db import tables
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Exclusion, Witness
+from services.trading.domain.evaluation import Tally
 from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEntry
 from services.trading.domain.listings import ListingAct, ListingRecord
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
@@ -43,6 +45,7 @@ from services.trading.domain.statistics import Deal, DealSource
 from services.trading.domain.tenders import (
     Bidder,
     Committee,
+    Envelope,
     Project,
     SealedBid,
     Tender,
@@ -603,6 +606,25 @@ class Tenders:
             select(self._b).where(self._b.c.tender_no == tender_no)
             .order_by(self._b.c.bidder_id))]
 
+    def commitments(self, tender_no: str) -> list[tuple[str, str, str]]:
+        """The tender's bids as the opening record publishes them: (bidder id, ciphertext
+        SHA-256, key commitment), by bidder id; no ciphertext loaded."""
+        b = self._b
+        return [(bidder, digest, commitment) for bidder, digest, commitment
+                in self._connection.execute(
+                    select(b.c.bidder_id, b.c.ciphertext_sha256, b.c.key_commitment)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
+
+    def envelopes(self, tender_no: str) -> list[Envelope]:
+        """What the opening checks of each bid, by bidder id: one query of five columns."""
+        b = self._b
+        return [Envelope(bidder, bytes(ciphertext), digest, commitment,
+                         bytes.fromhex(key) if key else None)
+                for bidder, ciphertext, digest, commitment, key in self._connection.execute(
+                    select(b.c.bidder_id, b.c.ciphertext, b.c.ciphertext_sha256,
+                           b.c.key_commitment, b.c.revealed_key)
+                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
+
     def bids_seen(self, tender_no: str) -> list[BidSeen]:
         """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
         b = self._b
@@ -654,16 +676,32 @@ class Tenders:
             self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))
             .values(validity=validity))
 
-    def set_validities(self, tender_no: str, validities: dict[str, str]) -> None:
-        """Every opened bid's validity (bidder id -> validity) in one batched statement."""
+    def set_validities(self, tender_no: str, validities: dict[str, str],
+                       prices: Mapping[str, int] | None = None) -> None:
+        """Every opened bid's validity (bidder id -> validity), and each valid bid's stated
+        price (bidder id -> fen, 0 for none; see ``tables.sealed_bids.price_fen``), in one
+        batched statement."""
         if not validities:
             return
+        prices = prices or {}
         self._connection.execute(
             update(self._b).where(and_(self._b.c.tender_no == tender_no,
                                        self._b.c.bidder_id == bindparam("opened_bidder")))
-            .values(validity=bindparam("opened_validity")),
-            [{"opened_bidder": bidder, "opened_validity": validity}
+            .values(validity=bindparam("opened_validity"),
+                    price_fen=bindparam("opened_price")),
+            [{"opened_bidder": bidder, "opened_validity": validity,
+              "opened_price": prices.get(bidder)}
              for bidder, validity in validities.items()])
+
+    def valid_prices(self, tender_no: str) -> dict[str, int | None]:
+        """The valid bids (bidder id -> the price recorded at the opening: fen, 0 for a
+        document that states none, None when opened before prices were recorded), in one
+        query of two columns."""
+        b = self._b
+        return {r.bidder_id: r.price_fen for r in self._connection.execute(
+            select(b.c.bidder_id, b.c.price_fen)
+            .where(and_(b.c.tender_no == tender_no, b.c.validity == "valid"))
+            .order_by(b.c.bidder_id))}
 
 
 class Evaluations:
@@ -716,6 +754,31 @@ class Evaluations:
         return self._connection.execute(select(self._s).where(and_(
             self._s.c.tender_no == tender_no, self._s.c.member_id == member_id,
             self._s.c.bidder_id == bidder_id))).first()
+
+    def sheet_count(self, tender_no: str) -> int:
+        return int(self._connection.execute(
+            select(func.count()).select_from(self._s)
+            .where(self._s.c.tender_no == tender_no)).scalar_one())
+
+    def tallies(self, tender_no: str) -> dict[str, Tally]:
+        """Each scored bid's sheets summed by the database (bidder id -> Tally): one query,
+        a row per bid rather than per sheet."""
+        s = self._s
+        return {bidder: Tally(int(count), int(compliant or 0), int(technical or 0),
+                              int(business or 0))
+                for bidder, count, compliant, technical, business in self._connection.execute(
+                    select(s.c.bidder_id, func.count(),
+                           func.sum(case((s.c.compliant, 1), else_=0)),
+                           func.sum(s.c.technical), func.sum(s.c.business))
+                    .where(s.c.tender_no == tender_no).group_by(s.c.bidder_id))}
+
+    def sheets_by_others(self, tender_no: str, members: Sequence[str]) -> int:
+        """How many of the tender's sheets are by someone not among ``members``."""
+        s = self._s
+        return int(self._connection.execute(
+            select(func.count()).select_from(s).where(and_(
+                s.c.tender_no == tender_no, s.c.member_id.not_in(list(members)))))
+            .scalar_one())
 
     def sheets(self, tender_no: str) -> list[Row[Any]]:
         return list(self._connection.execute(

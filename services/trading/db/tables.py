@@ -236,6 +236,12 @@ sealed_bids = Table(
     Column("validity", String(30), nullable=False),
     #: The network origin (IP address) the bid came from, for monitoring; '' when unknown.
     Column("origin", String(64), nullable=True),
+    #: After the decryption window, for a valid bid: the price its document states (fen,
+    #: as the evaluation reads it), 0 when it states none; so the ranking does not open
+    #: the bid again. NULL before the opening, for an invalid bid, and for a bid opened
+    #: before this column (the ranking opens those again). The price is the opened
+    #: document's, which the venue holds from the opening on and the ranking publishes.
+    Column("price_fen", BigInteger, nullable=True),
     PrimaryKeyConstraint("tender_no", "bidder_id"),
 )
 

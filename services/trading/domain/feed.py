@@ -19,12 +19,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import rfc8785
+from kernel.canonical import canonical_json
 
 
 def canonical_text(body: Mapping[str, Any]) -> str:
     """The body as RFC 8785 canonical JSON text."""
-    return rfc8785.dumps(dict(body)).decode("utf-8")
+    return canonical_json(dict(body)).decode("utf-8")
 
 
 def sha256_hex(text: str) -> str:
@@ -61,6 +61,12 @@ class NewFeedEntry:
     def of(cls, kind: str, subject: str, body: Mapping[str, Any]) -> NewFeedEntry:
         text = canonical_text(body)
         return cls(kind, subject, text, sha256_hex(text))
+
+    @classmethod
+    def of_canonical(cls, kind: str, subject: str, canonical: bytes) -> NewFeedEntry:
+        """An entry whose body is already RFC 8785 canonical JSON (UTF-8)."""
+        return cls(kind, subject, canonical.decode("utf-8"),
+                   hashlib.sha256(canonical).hexdigest())
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument
 from services.trading.domain.model import CatalogueEntry
@@ -98,6 +99,17 @@ class SealedBid:
     revealed_at: datetime | None = None
     #: The network origin (IP address) the bid came from; '' when unknown.
     origin: str = ""
+
+
+class Envelope(NamedTuple):
+    """A sealed bid as the opening checks it: the envelope, its commitments, the key."""
+
+    bidder_id: str
+    ciphertext: bytes
+    ciphertext_sha256: str
+    key_commitment: str
+    #: The key revealed in the decryption window; None when none was.
+    revealed_key: bytes | None
 
 
 @dataclass(frozen=True)

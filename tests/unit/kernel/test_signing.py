@@ -28,6 +28,18 @@ def test_a_signature_verifies_with_the_published_key(tmp_path: Path) -> None:
         "case_number": "AP-1", "stage": "review"}
 
 
+@pytest.mark.parametrize("body", [
+    {"case_number": "AP-1"}, {}, {"中": "文", "n": 2**53 - 1, "f": 0.5, "s": "\u2028\n"},
+    {"bids": [{"bidder_id": f"BD-{n:04d}", "valid": n % 2 == 0} for n in range(50)]}])
+def test_the_signed_documents_canonical_form_is_spliced_exactly(
+        tmp_path: Path, body: dict[str, object]) -> None:
+    signer = service_signer(tmp_path, "trading")
+    signed, written = signer.sign_canonical(body)
+    assert written == canonical(signed.as_dict())
+    trusted = TrustedKeys.load(tmp_path / "services")
+    assert trusted.verify(signed, signer="trading") == body
+
+
 def test_the_key_is_made_once_and_kept(tmp_path: Path) -> None:
     first = service_signer(tmp_path, "review")
     again = service_signer(tmp_path, "review")

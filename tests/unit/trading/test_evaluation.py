@@ -3,6 +3,8 @@ evaluation.py), on figures computed by hand."""
 
 from __future__ import annotations
 
+import random
+from decimal import ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 import pytest
@@ -12,14 +14,18 @@ from services.trading.domain.evaluation import (
     CommitteeShape,
     Method,
     ScoreSheet,
+    Tally,
     Weights,
     check_sheet,
     check_weights,
     committee_shape,
     evaluate,
     price_points,
+    rank,
     read_bid_price,
     shown,
+    stated_price,
+    tally,
 )
 
 MEMBERS = ["EX-0001", "EX-0002", "EX-0003", "EX-0004", "RP-0001"]
@@ -83,6 +89,9 @@ def test_a_bid_document_states_its_price() -> None:
                   b'{"price_fen": 100000000000001}', b"\xff\xfe"):
         with pytest.raises(InvalidArgument):
             read_bid_price(wrong)
+        # What the opening records for the ranking: the same reading, None for no price.
+        assert stated_price(wrong) is None
+    assert stated_price(b'{"price_fen": 12345}') == 12345
 
 
 def test_price_points_and_display_rounding() -> None:
@@ -94,6 +103,19 @@ def test_price_points_and_display_rounding() -> None:
     assert shown(Fraction(2, 3)) == "0.67"
     assert shown(Fraction(1, 200)) == "0.01"  # half up, not to even
     assert shown(Fraction(83)) == "83.00"
+
+
+def test_shown_is_decimals_half_up_rounding() -> None:
+    rng = random.Random(2026)
+    values = [Fraction(0), Fraction(-1, 1000), Fraction(-1, 200), Fraction(1, 200),
+              Fraction(-3, 200), Fraction(100), Fraction(99999, 1000)]
+    values += [Fraction(rng.randint(-10**9, 10**9), rng.randint(1, 10**6))
+               for _ in range(5000)]
+    values += [Fraction(30 * rng.randint(1, 10**14), rng.randint(1, 10**14))
+               for _ in range(2000)]
+    for value in values:
+        exact = Decimal(value.numerator) / Decimal(value.denominator)
+        assert shown(value) == str(exact.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 
 # ---- comprehensive scoring -----------------------------------------------------------------
@@ -212,3 +234,38 @@ def test_evaluation_waits_for_every_member_on_every_bid() -> None:
         evaluate(method=Method.COMPREHENSIVE, prices=prices,
                  sheets=[*complete[:-1], ScoreSheet("RP-0001", "BD-0002", True, 101, 0)],
                  members=MEMBERS)
+
+
+def test_ranking_from_tallies_is_the_ranking_from_the_sheets() -> None:
+    """What the service ranks from (the database's sums per bid) gives evaluate's result."""
+    rng = random.Random(9)
+    for _ in range(300):
+        members = MEMBERS if rng.random() < 0.5 else [*MEMBERS, "EX-0005", "EX-0006"]
+        bidders = [f"BD-{n:04d}" for n in range(rng.randint(1, 12))]
+        # Few distinct prices, so that ties happen.
+        prices = {b: rng.choice([80_000, 100_000, 125_000, 99_999]) for b in bidders}
+        method = rng.choice([Method.LOWEST_PRICE, Method.COMPREHENSIVE])
+        weights = Weights(30, 60, 10) if rng.random() < 0.5 else Weights(50, 25, 25)
+        given = [ScoreSheet(m, b, rng.random() < 0.7,
+                            *((rng.choice([0, 50, 100, rng.randint(0, 100)]),
+                               rng.randint(0, 100)) if method == Method.COMPREHENSIVE
+                              else (0, 0)))
+                 for b in bidders for m in members]
+        expected = evaluate(method=method, prices=prices, sheets=given, members=members,
+                            weights=weights)
+        tallies = {b: tally([s for s in given if s.bidder_id == b]) for b in bidders}
+        assert rank(method=method, prices=prices, tallies=tallies, members=len(members),
+                    weights=weights) == expected
+
+
+def test_ranking_from_tallies_refuses_an_incomplete_or_stray_tally() -> None:
+    prices = {"BD-0001": 100, "BD-0002": 200, "BD-0003": 300}
+    whole = {b: Tally(5, 5, 0, 0) for b in prices}
+    assert rank(method=Method.LOWEST_PRICE, prices=prices, tallies=whole,
+                members=5).candidates == ("BD-0001", "BD-0002", "BD-0003")
+    for tallies, members in (({**whole, "BD-0002": Tally(4, 4, 0, 0)}, 5),
+                             ({k: v for k, v in whole.items() if k != "BD-0003"}, 5),
+                             ({**whole, "BD-0009": Tally(5, 5, 0, 0)}, 5),
+                             (whole, 4)):
+        with pytest.raises(FailedPrecondition):
+            rank(method=Method.LOWEST_PRICE, prices=prices, tallies=tallies, members=members)
