@@ -1,7 +1,7 @@
 """sealed bids: the price a valid bid's document states, read once at the opening
 
 Revision ID: 0012_bid_prices
-Revises: 0010_monitoring
+Revises: 0011_listings
 Create Date: 2026-12-01 11:00:00.000000
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision: str = '0012_bid_prices'
-down_revision: str | None = '0010_monitoring'
+down_revision: str | None = '0011_listings'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
