@@ -21,6 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import IntegrityError
+
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
 from kernel.directory import require_official
@@ -58,61 +60,73 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
              caller: Caller, request_id: str, project_no: str, category: str,
              spec: rules.LandListingSpec | rules.PropertyListingSpec,
              now: datetime) -> ListingRecord:
-    with uow:
-        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
-        existing = uow.listings.by_request(request_id)
-        if existing is not None:
-            return existing
-        project = uow.projects.get(project_no)
-        if project is None:
-            raise NotFound(f"project {project_no} is not registered")
-        if project.category != category:
-            codes = ", ".join(e.code for e in uow.catalogue.list(category=category))
-            raise FailedPrecondition(
-                f"project {project_no} is of the {project.category} category: "
-                f"{_WHAT[category]} takes projects of the {category} category only (the "
-                f"catalogue of what must enter the venue, entries {codes})")
-        if uow.listings.of_project(project_no) is not None:
-            raise AlreadyExists(f"project {project_no} is listed already")
-        if uow.tenders.of_project(project_no) is not None:
-            raise FailedPrecondition(f"project {project_no} is tendered in the venue")
-        if uow.projects.direct_award(project_no) is not None:
-            raise FailedPrecondition(f"project {project_no} was awarded directly")
-        day = now.astimezone(UTC).date()
-        listing_no = day_number("LS", day, uow.sequences.next(f"LS-{day:%Y%m%d}"),
-                                what="listing")
-        spec = _numbered(spec, listing_no)
-        try:
-            if isinstance(spec, rules.LandListingSpec):
-                rules.check_land_spec(spec, calendar)
-            else:
-                rules.check_property_spec(spec, calendar)
-        except UnknownYearError as error:
-            raise FailedPrecondition(str(error)) from error
-        announcement = signer.sign(listing_statement_body(
-            kind=StatementKind.ANNOUNCEMENT, listing_no=listing_no, system=caller.system,
-            issued_at=now, request_id=request_id, official_id=official.id,
-            department_code=official.department_code, category=category,
-            project_no=project_no, entry_code=project.entry.code if project.entry else "",
-            owner_department=project.department_code, opens_at=spec.opens_at,
-            closes_at=spec.closes_at,
-            start_price_fen=(spec.start_price if isinstance(spec, rules.LandListingSpec)
-                             else 0),
-            increment_fen=spec.increment, reserve_price_fen=spec.reserve_price or 0,
-            auction_interval_seconds=int(spec.auction_interval.total_seconds()),
-            max_extensions=(spec.max_extensions
-                            if isinstance(spec, rules.PropertyListingSpec) else 0)))
-        record = ListingRecord(listing_no, project_no, category, str(ListingState.LISTING),
-                               now, spec.opens_at, spec.closes_at, False,
-                               project.entry.code if project.entry else "")
-        uow.listings.add(record, request_id=request_id, announcement=announcement.as_dict())
-        uow.audit.append(actor=Actor(caller.system, official.id), action="listing.published",
-                         subject=f"listing/{listing_no}", at=now,
-                         details={"project_no": project_no, "category": category,
-                                  "opens_at": spec.opens_at.isoformat(),
-                                  "closes_at": spec.closes_at.isoformat()})
-        uow.commit()
-        return record
+    try:
+        with uow:
+            official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+            existing = uow.listings.by_request(request_id)
+            if existing is not None:
+                return existing
+            project = uow.projects.get(project_no)
+            if project is None:
+                raise NotFound(f"project {project_no} is not registered")
+            if project.category != category:
+                codes = ", ".join(e.code for e in uow.catalogue.list(category=category))
+                raise FailedPrecondition(
+                    f"project {project_no} is of the {project.category} category: "
+                    f"{_WHAT[category]} takes projects of the {category} category only (the "
+                    f"catalogue of what must enter the venue, entries {codes})")
+            if uow.listings.of_project(project_no) is not None:
+                raise AlreadyExists(f"project {project_no} is listed already")
+            if uow.tenders.of_project(project_no) is not None:
+                raise FailedPrecondition(f"project {project_no} is tendered in the venue")
+            if uow.projects.direct_award(project_no) is not None:
+                raise FailedPrecondition(f"project {project_no} was awarded directly")
+            day = now.astimezone(UTC).date()
+            listing_no = day_number("LS", day, uow.sequences.next(f"LS-{day:%Y%m%d}"),
+                                    what="listing")
+            spec = _numbered(spec, listing_no)
+            try:
+                if isinstance(spec, rules.LandListingSpec):
+                    rules.check_land_spec(spec, calendar)
+                else:
+                    rules.check_property_spec(spec, calendar)
+            except UnknownYearError as error:
+                raise FailedPrecondition(str(error)) from error
+            announcement = signer.sign(listing_statement_body(
+                kind=StatementKind.ANNOUNCEMENT, listing_no=listing_no, system=caller.system,
+                issued_at=now, request_id=request_id, official_id=official.id,
+                department_code=official.department_code, category=category,
+                project_no=project_no, entry_code=project.entry.code if project.entry else "",
+                owner_department=project.department_code, opens_at=spec.opens_at,
+                closes_at=spec.closes_at,
+                start_price_fen=(spec.start_price if isinstance(spec, rules.LandListingSpec)
+                                 else 0),
+                increment_fen=spec.increment, reserve_price_fen=spec.reserve_price or 0,
+                auction_interval_seconds=int(spec.auction_interval.total_seconds()),
+                max_extensions=(spec.max_extensions
+                                if isinstance(spec, rules.PropertyListingSpec) else 0)))
+            record = ListingRecord(listing_no, project_no, category, str(ListingState.LISTING),
+                                   now, spec.opens_at, spec.closes_at, False,
+                                   project.entry.code if project.entry else "")
+            uow.listings.add(record, request_id=request_id, announcement=announcement.as_dict())
+            uow.audit.append(actor=Actor(caller.system, official.id), action="listing.published",
+                             subject=f"listing/{listing_no}", at=now,
+                             details={"project_no": project_no, "category": category,
+                                      "opens_at": spec.opens_at.isoformat(),
+                                      "closes_at": spec.closes_at.isoformat()})
+            uow.commit()
+            return record
+    except IntegrityError:
+        # The same request or the same project raced (PostgreSQL lets both check before
+        # either inserts): the first one's listing is the answer, or the project is taken.
+        with uow:
+            raced = uow.listings.by_request(request_id)
+            listed = uow.listings.of_project(project_no)
+        if raced is not None:
+            return raced
+        if listed is not None:
+            raise AlreadyExists(f"project {project_no} is listed already") from None
+        raise
 
 
 def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,

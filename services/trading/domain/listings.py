@@ -52,8 +52,10 @@ LAND_LISTING_WORKING_DAYS = 10
 DISCLOSURE_WORKING_DAYS = 20
 EXTENSION_WORKING_DAYS = 5
 MAX_EXTENSIONS = 12
-#: 10^16 fen = 10^14 yuan: anything above is a typing error, not a price.
-MAX_AMOUNT = 10**16
+#: 10^14 fen = one trillion yuan (as tenders): anything above is a typing error, not a
+#: price. It also keeps every amount a safe integer of the RFC 8785 statements it is
+#: signed in (at most 2^53 - 1); above that the signing itself would fail.
+MAX_AMOUNT = 10**14
 MIN_AUCTION_INTERVAL = timedelta(seconds=30)
 MAX_AUCTION_INTERVAL = timedelta(hours=1)
 #: A listing is announced at most this far ahead of its close.

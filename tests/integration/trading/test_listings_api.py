@@ -66,6 +66,10 @@ async def test_a_bidder_system_cannot_bid_for_another_bidder(venue: Venue) -> No
     (-5, grpc.StatusCode.INVALID_ARGUMENT, "must be positive"),
     (0, grpc.StatusCode.INVALID_ARGUMENT, "must be positive"),
     (10**17, grpc.StatusCode.INVALID_ARGUMENT, "at most"),
+    # Above the platform's bound but a safe integer for the signed statement, so the
+    # refusal is the bound's, not a failed signing.
+    (9_100_000_000_000_000, grpc.StatusCode.INVALID_ARGUMENT, "at most"),
+    (2**53 - 1, grpc.StatusCode.INVALID_ARGUMENT, "at most"),
 ])
 async def test_a_bad_bid_is_refused_and_changes_nothing(
         venue: Venue, amount: int, code: grpc.StatusCode, says: str) -> None:
