@@ -277,6 +277,12 @@ def statistics_to_proto(statistics: Statistics) -> pb.GetTradeStatisticsResponse
         deals=statistics.deals, total_value_fen=statistics.total_value_fen)
 
 
+def _update_id(update: str, request_id: str) -> str:
+    """A workflow update's id: a request id is the calling system's own, so another
+    system's same id is another update (never answered with the first one's receipt)."""
+    return f"{update}/{current_caller().system}/{request_id}"
+
+
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
     def __init__(self, engine: Engine, *, audit: AuditTrailService,
                  signer: ServiceSigner, starter: TenderStarter | None = None,
@@ -523,7 +529,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
                               "try again later")
         receipt = await starter.gateway.update(
-            workflow_id(tender_no), update, prepared.act, update_id=f"{update}/{request_id}",
+            workflow_id(tender_no), update, prepared.act, update_id=_update_id(update, request_id),
             result_type=ActReceipt)
         tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
                                          tender_no=tender_no)
@@ -539,7 +545,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
                               "try again later")
         receipt = await starter.gateway.update(
-            workflow_id(tender_no), update, prepared.act, update_id=f"{update}/{request_id}",
+            workflow_id(tender_no), update, prepared.act, update_id=_update_id(update, request_id),
             result_type=ActReceipt)
         tender = tender_to_proto(await asyncio.to_thread(
             tenders.get_tender, uow=self._reading(), tender_no=tender_no))
@@ -788,7 +794,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               "try again later")
         receipt = await starter.gateway.update(
             lc.workflow_id(listing_no), update, prepared.act,
-            update_id=f"{update}/{request_id}", result_type=lc.ListingReceipt)
+            update_id=_update_id(update, request_id), result_type=lc.ListingReceipt)
         return await self._listing(listing_no), receipt.feed_sequence
 
     async def _bidder_act(self, update: str, kind: lc.StatementKind, *, listing_no: str,

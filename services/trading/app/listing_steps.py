@@ -29,6 +29,7 @@ from services.trading.domain import listings as rules
 from services.trading.domain.draws import utc_text
 from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.listings import ListingAct, ListingRecord, ListingState
+from services.trading.domain.model import act_key
 from workflows.approval_contract import SignedStatement, statement_json
 from workflows.listing_contract import (
     LAND,
@@ -178,7 +179,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
     if kind is None:
         raise InvalidArgument(f"{step.step!r} is not a step of a listing")
     facts = _verified(keys, step.statement, kind, step.listing_no)
-    key = f"{step.step}/{facts.request_id or facts.issued_at}"
+    key = act_key(step.step, facts.system, facts.request_id or facts.issued_at)
     with uow() as unit:
         done = _done(unit, step.listing_no, key)
         if done is not None:

@@ -27,6 +27,7 @@ from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
 from services.trading.domain.evaluation import Method, stated_price
 from services.trading.domain.feed import FeedLink, NewFeedEntry
+from services.trading.domain.model import act_key
 from services.trading.domain.monitoring import (
     Alert,
     OpenedBid,
@@ -143,7 +144,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
     if (facts.content_sha256 or step.text) and \
             content_digest(text=step.text) != facts.content_sha256:
         raise InvalidArgument("the text is not the one trading signed")
-    key = f"{step.step}/{facts.request_id or facts.issued_at}"
+    key = act_key(step.step, facts.system, facts.request_id or facts.issued_at)
     with uow() as unit:
         tender = _tender(unit, step.tender_no)
         done = unit.tenders.step(step.tender_no, key)

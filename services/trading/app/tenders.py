@@ -24,6 +24,7 @@ by id only; no bid content is ever logged or audited.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -352,7 +353,27 @@ def _objecting_bidder(uow: TradingUnitOfWork, caller: Caller, tender: Tender | N
             uow.tenders.bid(tender.tender_no, bidder_id) is None:
         raise PermissionDenied(f"bidder {bidder_id} did not bid in tender {tender.tender_no}: "
                                "only its bidders may object to its candidates")
+    if tender is not None:
+        earlier = _objection_of(uow, tender.tender_no, bidder_id, target)
+        if earlier:
+            # A supplier raises its objections to one stage at once (Ministry of Finance
+            # Order 94, art. 10): a second one would pause the tender again and again.
+            raise FailedPrecondition(
+                f"bidder {bidder_id} objected to the {target} of tender {tender.tender_no} "
+                f"already ({earlier}): all objections to one stage are raised at once")
     return bidder_id, BIDDER_AUTHOR, []
+
+
+def _objection_of(uow: TradingUnitOfWork, tender_no: str, bidder_id: str, target: str) -> str:
+    """The id of the objection the bidder made to ``target`` in the tender, or ''."""
+    for step in uow.tenders.steps(tender_no):
+        if step.step != "objected":
+            continue
+        body = json.loads(step.statement).get("body", {})
+        if body.get("department_code") == BIDDER_AUTHOR and \
+                body.get("official_id") == bidder_id and body.get("target") == target:
+            return str(body.get("objection_id", ""))
+    return ""
 
 
 def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: WorkingCalendar,

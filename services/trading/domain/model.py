@@ -10,6 +10,7 @@ trading officers can see it, but nothing here puts it in a message.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -176,3 +177,11 @@ def eligible_experts(experts: Iterable[Expert], *, specialty: str,
     return sorted(e.id for e in experts
                   if e.available and specialty in e.specialties
                   and e.employer.strip() not in excluded)
+
+
+def act_key(step: str, system: str, request: str) -> str:
+    """The key an official's or a bidder's act is recorded under, once: its step and a
+    digest of the calling system and its request id (or the statement's instant). A request
+    id is the calling system's own, so another system's same id is another act."""
+    digest = hashlib.sha256(f"{system}/{request}".encode()).hexdigest()[:40]
+    return f"{step}/{digest}"

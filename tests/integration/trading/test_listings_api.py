@@ -60,6 +60,23 @@ async def test_a_bidder_system_cannot_bid_for_another_bidder(venue: Venue) -> No
     assert [k for k, _ in await venue.feed(number)] == feed
 
 
+async def test_another_bidders_request_id_is_another_bid(venue: Venue) -> None:
+    """A request id is its calling system's own: BD-0002 reusing the id BD-0001 bid with
+    gets its own bid recorded, not BD-0001's receipt."""
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    await venue.opened(listing)
+    number = listing.listing_no
+    shared = str(uuid.uuid4())
+    first = await venue.bidder("0001").PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=shared, listing_no=number, bidder_id="BD-0001", amount_fen=101_000_000))
+    second = await venue.bidder("0002").PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=shared, listing_no=number, bidder_id="BD-0002", amount_fen=105_000_000))
+    assert second.feed_sequence != first.feed_sequence
+    after = await venue.listing(number)
+    assert (after.bids, after.current_price_fen, after.leader_bidder_id) == (
+        2, 105_000_000, "BD-0002")
+
+
 @pytest.mark.parametrize(("amount", "code", "says"), [
     (101_500_000, grpc.StatusCode.FAILED_PRECONDITION, "at least 102000000"),
     (102_500_000, grpc.StatusCode.INVALID_ARGUMENT, "whole steps of 1000000"),

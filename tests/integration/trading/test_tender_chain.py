@@ -383,6 +383,17 @@ async def test_a_bidder_objects_to_the_documents_through_its_own_system_only(
     again = await venue.via("bidder-system-bd0001").ObjectToTender(
         _bidder_objection(number, "BD-0001", documents))
     assert again.objection_id == "OB-2"
+    await venue.via().AnswerObjection(pb.AnswerObjectionRequest(
+        request_id=str(uuid.uuid4()), tender_no=number, objection_id="OB-2",
+        answer="已澄清"), metadata=OFFICER)
+    # Each bidder objects to the documents once, all its grounds at once: BD-0004 cannot
+    # pause the tender again (each pause moves the deadline, so its window never ends).
+    with pytest.raises(grpc.aio.AioRpcError) as twice:
+        await venue.via("bidder-system-bd0004").ObjectToTender(
+            _bidder_objection(number, "BD-0004", documents))
+    assert twice.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "objected to the documents" in (twice.value.details() or "")
+    assert not (await venue.tender(number)).paused
     # A bidder naming a bidder outside the directory: NOT_FOUND.
     with pytest.raises(grpc.aio.AioRpcError) as unknown:
         await venue.via("bidder-system-bd0001").ObjectToTender(
