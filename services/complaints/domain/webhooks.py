@@ -43,6 +43,8 @@ from kernel.errors import FieldViolation, InvalidArgument
 
 MAX_URL_LENGTH = 2048
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+#: Names that only ever reach the center's own cluster, never a platform.
+CLUSTER_SUFFIXES = (".svc", ".svc.cluster.local", ".cluster.local", ".localhost")
 
 #: The fields each kind of event carries beside the case's number and the platform's
 #: own external id. Codes, dates and the reply: never the complainant's name or phone.
@@ -161,6 +163,12 @@ def check_webhook_url(url: str, *, allow_loopback: bool = False) -> str:
     if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
         raise _bad_url("must use https: plain http is allowed only to the loopback host "
                        "(127.0.0.1, ::1, localhost)")
+    bare = host.rstrip(".").lower()
+    if not allow_loopback and (bare in LOOPBACK_HOSTS or bare.endswith(CLUSTER_SUFFIXES)
+                               or bare == "kubernetes"):
+        raise _bad_url("may not point at this host itself or a name inside its cluster "
+                       "(loopback, localhost, *.svc, *.cluster.local): a platform is "
+                       "reached from outside")
     last_label = host.rstrip(".").rsplit(".", 1)[-1]
     if _NUMERIC_LABEL.fullmatch(last_label) and not _canonical_ipv4(host):
         # 2130706433, 0x7f.1, 0177.0.0.1, 127.1, 169.254.169.254.: resolvers read each as
@@ -176,6 +184,9 @@ def check_webhook_url(url: str, *, allow_loopback: bool = False) -> str:
             or (int(address) >> 32 == 0 and not address.is_loopback
                 and not address.is_unspecified)):
         raise _bad_url("may not name an IPv4 address inside an IPv6 one")
+    if address.is_loopback and not allow_loopback:
+        raise _bad_url(f"may not point at {address}: the loopback network is this host "
+                       "itself")
     if address.is_link_local or address.is_unspecified or address.is_multicast:
         raise _bad_url(f"may not point at {address}: a link-local, unspecified or multicast "
                        "address")

@@ -66,6 +66,20 @@ def test_without_the_loopback_setting_https_is_taken_as_before(url: str) -> None
     assert check_webhook_url(url, allow_loopback=False) == url
 
 
+@pytest.mark.parametrize("url", [
+    "https://127.0.0.1:7233/hook", "https://127.8.9.10/hook", "https://[::1]/hook",
+    "https://localhost/hook", "https://LOCALHOST./hook", "https://temporal.svc/hook",
+    "https://review.govhall.svc.cluster.local:50052/x", "https://kubernetes/hook",
+    "https://kubernetes.default.svc/hook", "https://app.localhost/hook",
+])
+def test_without_the_loopback_setting_this_host_and_cluster_names_are_refused(
+        url: str) -> None:
+    with pytest.raises(InvalidArgument, match="may not point at"):
+        check_webhook_url(url)
+    # The embedded default and the tests take them (their platforms run beside them).
+    assert check_webhook_url(url, allow_loopback=True) == url
+
+
 async def test_deliveries_take_no_proxy_from_the_environment(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """HTTPS_PROXY/ALL_PROXY in the worker's environment would send every signed event
