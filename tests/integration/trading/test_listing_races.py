@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import timedelta
 
 import grpc
@@ -13,7 +14,7 @@ from govhall.trading.v1 import trading_pb2 as pb
 from tests.integration.trading.listing_venue import OFFICER, Venue, stamp
 
 
-def _codes(results: list[object]) -> list[grpc.StatusCode]:
+def _codes(results: Sequence[object]) -> list[grpc.StatusCode]:
     return [r.code() for r in results if isinstance(r, grpc.aio.AioRpcError)]
 
 
