@@ -27,9 +27,11 @@ from temporalio.worker import Worker
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.calendar import WorkingCalendar, YearSchedule
+from kernel.holiday_schedules import HolidaySchedules
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from services.trading import activities
 from services.trading.api import servicer
+from services.trading import main as trading_main
 from services.trading.main import DEFINITION
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.listing import ListingWorkflow
@@ -41,6 +43,11 @@ SCHEDULE_2027 = YearSchedule(2027, frozenset({date(2027, 1, 1)}), frozenset())
 
 def calendar() -> WorkingCalendar:
     return WorkingCalendar.with_schedules([SCHEDULE_2027])
+
+
+def _operator_loaded(*_: Any, **__: Any) -> HolidaySchedules:
+    """The schedules review would hand trading once an operator loaded next year's."""
+    return HolidaySchedules(lambda: [SCHEDULE_2027], source="test")
 
 
 def stamp(at: datetime) -> Timestamp:
@@ -171,6 +178,9 @@ async def venue(time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path
     # The schedule of the next year, as an operator loads it.
     monkeypatch.setattr(servicer, "WorkingCalendar", calendar)
     monkeypatch.setattr(activities, "WorkingCalendar", calendar)
+    # Since the holiday schedules are read from review, the servicer is given its calendar
+    # by main (HolidaySchedules), not built here: give that source the year's schedule too.
+    monkeypatch.setattr(trading_main.HolidaySchedules, "from_review", _operator_loaded)
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     url = fresh_database_url(backend, "trading", tmp_path)
     target = str(time_skipping.client.service_client.config.target_host)
