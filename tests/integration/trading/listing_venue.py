@@ -30,8 +30,8 @@ from kernel.calendar import WorkingCalendar, YearSchedule
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from services.trading import activities
-from services.trading.api import servicer
 from services.trading import main as trading_main
+from services.trading.api import servicer
 from services.trading.main import DEFINITION
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.listing import ListingWorkflow
