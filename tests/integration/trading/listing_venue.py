@@ -30,7 +30,6 @@ from kernel.calendar import WorkingCalendar, YearSchedule
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from services.trading import activities
-from services.trading import main as trading_main
 from services.trading.api import servicer
 from services.trading.main import DEFINITION
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
@@ -180,7 +179,7 @@ async def venue(time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path
     monkeypatch.setattr(activities, "WorkingCalendar", calendar)
     # Since the holiday schedules are read from review, the servicer is given its calendar
     # by main (HolidaySchedules), not built here: give that source the year's schedule too.
-    monkeypatch.setattr(trading_main.HolidaySchedules, "from_review", _operator_loaded)
+    monkeypatch.setattr(HolidaySchedules, "from_review", _operator_loaded)
     prefix = f"l{uuid.uuid4().hex[:10]}-"
     url = fresh_database_url(backend, "trading", tmp_path)
     target = str(time_skipping.client.service_client.config.target_host)
