@@ -185,9 +185,11 @@ async def test_in_production_plain_http_to_the_loopback_host_is_refused(
     assert error.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "must use https" in (error.details() or "")
     assert _every_row(production) == before
-    # https is taken as before, the loopback host's too.
-    taken = await _set_webhook(production, "https://127.0.0.1:8443/hook")
-    assert taken.webhook.url == "https://127.0.0.1:8443/hook"
+    # Nor https to this host itself: a platform is reached from outside.
+    itself = await _refused(_set_webhook(production, "https://127.0.0.1:8443/hook"))
+    assert itself.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "may not point at" in (itself.details() or "")
+    assert _every_row(production) == before
 
 
 @pytest.mark.parametrize("url", [
