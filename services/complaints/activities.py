@@ -24,6 +24,7 @@ from kernel.activities import run_use_case, translated_failures
 from kernel.calendar import WorkingCalendar
 from kernel.fieldcipher import FieldCipher, field_cipher
 from kernel.holiday_schedules import HolidaySchedules
+from kernel.linked_lookup import lookup_at
 from kernel.settings import ServiceSettings
 from kernel.signing import TrustedKeys
 from services.complaints.app import deadlines, handlers, recording, webhooks
@@ -194,15 +195,15 @@ def holiday_schedules(settings: ServiceSettings) -> HolidaySchedules:
 
 def intake_lookup(settings: ServiceSettings) -> IntakeLinks | None:
     """Intake's CheckCaseLink as this service's calling system, or None without intake."""
-    if not isinstance(settings, ComplaintsSettings) or not settings.intake_address:
+    if not isinstance(settings, ComplaintsSettings):
         return None
-    return IntakeLinks(settings.intake_address, pki_dir=settings.pki_dir,
-                       system=settings.calling_system)
+    return lookup_at(settings.intake_address, lambda address: IntakeLinks(
+        address, pki_dir=settings.pki_dir, system=settings.calling_system))
 
 
 def trading_lookup(settings: ServiceSettings) -> TradingLinks | None:
     """Trading's CheckTenderLink as this service's calling system, or None without trading."""
-    if not isinstance(settings, ComplaintsSettings) or not settings.trading_address:
+    if not isinstance(settings, ComplaintsSettings):
         return None
-    return TradingLinks(settings.trading_address, pki_dir=settings.pki_dir,
-                        system=settings.calling_system)
+    return lookup_at(settings.trading_address, lambda address: TradingLinks(
+        address, pki_dir=settings.pki_dir, system=settings.calling_system))
