@@ -20,7 +20,8 @@ still runs, and replaced by the entry's own run.
 **What differs** between services is small, and is what a subclass gives:
 how to list the pending entries, how to build an entry's start, how to mark
 it started, how to record a squatter (all plain functions on the service's
-database, run in a worker thread), plus its log names. Everything else,
+database, run in a worker thread; a squatter's audit entry is
+``record_squatted_run``'s, in every service), plus its log names. Everything else,
 rounds, per-entry locks, bounded concurrency, the poll and the backoff, and
 letting the service's own intake pass first under a burst, is here.
 """
@@ -33,11 +34,13 @@ from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from types import TracebackType
+from typing import Any, ClassVar, Protocol
 
 import structlog
 from temporalio.common import TypedSearchAttributes
 
+from kernel.audit import Actor, AuditLog
 from kernel.errors import Unavailable
 from kernel.workflow_gateway import ExistingRun, WorkflowGateway
 
@@ -60,6 +63,35 @@ class WorkflowStart:
     workflow_id: str
     search_attributes: TypedSearchAttributes
     summary: str
+
+
+class AuditedWork(Protocol):
+    """A service's unit of work, as much of it as recording a squatter needs."""
+
+    @property
+    def audit(self) -> AuditLog: ...
+
+    def __enter__(self) -> Any: ...
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None, /) -> None: ...
+
+    def commit(self) -> None: ...
+
+
+def record_squatted_run(uow: AuditedWork, *, system: str, subject: str, run: ExistingRun,
+                        why: str, now: datetime) -> None:
+    """Keep, in the service's audit log (as ``system``, about ``subject``), a run someone
+    else started under an entry's workflow id, and what made it not the entry's own.
+
+    Only identifiers: the squatter chose its type, queue and input, which may
+    hold anything.
+    """
+    with uow:
+        uow.audit.append(actor=Actor(system), action=SQUATTED, subject=subject, at=now,
+                         details={"workflow_id": run.workflow_id, "run_id": run.run_id,
+                                  "running": run.running, "not_ours": why})
+        uow.commit()
 
 
 def not_ours(run: ExistingRun, *, start: WorkflowStart, workflow_queue: str) -> str:

@@ -40,7 +40,7 @@ from kernel.audit import Actor
 from kernel.errors import NotFound
 from kernel.outbox import SQUATTED as SQUATTED
 from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
-from kernel.outbox import WorkflowOutbox, WorkflowStart
+from kernel.outbox import WorkflowOutbox, WorkflowStart, record_squatted_run
 from kernel.signing import ServiceSigner
 from kernel.temporal import (
     CASE_KIND,
@@ -105,12 +105,8 @@ def mark_started(*, uow: ComplaintsUnitOfWork, case_number: str, now: datetime) 
 def record_squatted_workflow(*, uow: ComplaintsUnitOfWork, case_number: str, run: ExistingRun,
                              why: str, now: datetime) -> None:
     """Keep, in the audit log, a run someone else started under the case's workflow id."""
-    with uow:
-        uow.audit.append(actor=Actor(COMPLAINTS_SYSTEM), action=SQUATTED,
-                         subject=f"complaint/{case_number}", at=now,
-                         details={"workflow_id": run.workflow_id, "run_id": run.run_id,
-                                  "running": run.running, "not_ours": why})
-        uow.commit()
+    record_squatted_run(uow, system=COMPLAINTS_SYSTEM, subject=f"complaint/{case_number}",
+                        run=run, why=why, now=now)
 
 
 @dataclass

@@ -37,12 +37,11 @@ from typing import Any, ClassVar
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from kernel.audit import Actor
 from kernel.errors import Unavailable
 from kernel.identity import Caller
 from kernel.outbox import SQUATTED as SQUATTED
 from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
-from kernel.outbox import WorkflowOutbox, WorkflowStart
+from kernel.outbox import WorkflowOutbox, WorkflowStart, record_squatted_run
 from kernel.signing import ServiceSigner
 from kernel.temporal import (
     CASE_KIND,
@@ -85,12 +84,8 @@ def record_squatted_workflow(*, uow: IntakeUnitOfWork, case_number: str, run: Ex
     Only identifiers: the squatter chose its type, queue and input, which may
     hold anything.
     """
-    with uow:
-        uow.audit.append(actor=Actor(INTAKE_SYSTEM), action=SQUATTED,
-                         subject=f"case/{case_number}", at=now,
-                         details={"workflow_id": run.workflow_id, "run_id": run.run_id,
-                                  "running": run.running, "not_ours": why})
-        uow.commit()
+    record_squatted_run(uow, system=INTAKE_SYSTEM, subject=f"case/{case_number}", run=run,
+                        why=why, now=now)
 
 
 def summary(facts: StatementFacts) -> str:

@@ -16,8 +16,7 @@ from typing import ClassVar
 
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from kernel.audit import Actor
-from kernel.outbox import SQUATTED, WorkflowOutbox, WorkflowStart
+from kernel.outbox import WorkflowOutbox, WorkflowStart, record_squatted_run
 from kernel.signing import Signed
 from kernel.temporal import (
     CASE_KIND,
@@ -82,12 +81,8 @@ class ListingStarter(WorkflowOutbox):
 
     def record_squatter(self, key: str, *, run: ExistingRun, why: str,
                         now: datetime) -> None:
-        with self.writing() as uow:
-            uow.audit.append(actor=Actor(tenders.TRADING_SYSTEM), action=SQUATTED,
-                             subject=f"listing/{key}", at=now,
-                             details={"workflow_id": run.workflow_id, "run_id": run.run_id,
-                                      "running": run.running, "not_ours": why})
-            uow.commit()
+        record_squatted_run(self.writing(), system=tenders.TRADING_SYSTEM,
+                            subject=f"listing/{key}", run=run, why=why, now=now)
 
     def squatter_ended(self, key: str) -> str:
         return (f"not the workflow of listing {key}: started by someone other than the "

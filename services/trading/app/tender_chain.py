@@ -27,10 +27,9 @@ from typing import ClassVar
 import structlog
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
-from kernel.audit import Actor
 from kernel.outbox import SQUATTED as SQUATTED
 from kernel.outbox import SquattedWorkflowId as SquattedWorkflowId
-from kernel.outbox import WorkflowOutbox, WorkflowStart
+from kernel.outbox import WorkflowOutbox, WorkflowStart, record_squatted_run
 from kernel.signing import Signed
 from kernel.temporal import (
     CASE_KIND,
@@ -105,12 +104,8 @@ class TenderStarter(WorkflowOutbox):
 
     def record_squatter(self, key: str, *, run: ExistingRun, why: str,
                         now: datetime) -> None:
-        with self.writing() as uow:
-            uow.audit.append(actor=Actor(tenders.TRADING_SYSTEM), action=SQUATTED,
-                             subject=f"tender/{key}", at=now,
-                             details={"workflow_id": run.workflow_id, "run_id": run.run_id,
-                                      "running": run.running, "not_ours": why})
-            uow.commit()
+        record_squatted_run(self.writing(), system=tenders.TRADING_SYSTEM,
+                            subject=f"tender/{key}", run=run, why=why, now=now)
 
     def squatter_ended(self, key: str) -> str:
         return (f"not the workflow of tender {key}: started by someone other than the "
