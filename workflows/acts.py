@@ -1,5 +1,6 @@
 """What every workflow's updates share: refusals that carry a gRPC status, a signed
-statement's signature checked, a recording the service refused or could not do.
+statement's signature checked (and a refused one reported), a recording the service
+refused or could not do.
 
 The approval, complaint and tender workflows (and every later trade) refuse an update the
 same way: an ``ApplicationError`` whose type is the gRPC status the service answers with,
@@ -10,7 +11,8 @@ deterministic, so they run in the workflow sandbox.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any, Protocol, TypeVar
 
 from temporalio import workflow
@@ -20,6 +22,9 @@ with workflow.unsafe.imports_passed_through():
     from kernel.signing import BadSignature, Signed, verify_in_workflow
     from workflows.approval_contract import SignedStatement
     from workflows.arguments import well_typed
+
+    # By the module's full name, so the sandbox hands over the worker's own module.
+    from workflows.refused_acts import RefusedAct, printable, report, report_id
 
 PERMISSION_DENIED = "PermissionDenied"
 INVALID_ARGUMENT = "InvalidArgument"
@@ -92,3 +97,51 @@ def check_signature(statement: SignedStatement, kind: str, *, signer: str) -> No
             "kind": str(kind), "reason": str(error)})
         raise refuse(PERMISSION_DENIED,
                      f"the {kind} is not one the {signer} service signed: refused") from error
+
+
+@contextmanager
+def reported(update: str, *, case_number: str) -> Iterator[None]:
+    """A refusal raised inside is reported (workflows/refused_acts.py: on its way to
+    review's audit log) for the workflow's own ``case_number``, then raised on.
+
+    Only in a validator: a report issues no workflow command, so it changes no history.
+    """
+    try:
+        yield
+    except ApplicationError as refused:
+        info = workflow.info()
+        update_info = workflow.current_update_info()
+        report(RefusedAct(
+            case_number=case_number,
+            report_id=report_id(info.workflow_id, info.run_id,
+                                update_info.id if update_info else ""),
+            update_name=update, reason=printable(refused.message),
+            refused_at=workflow.now()))
+        raise
+
+
+class Act(Protocol):
+    """An update's argument that carries one signed statement."""
+
+    @property
+    def statement(self) -> SignedStatement: ...
+
+
+def authored(update: str, act: Act, *, shape: type, kind: str,
+             read: Callable[[dict[str, Any]], F], malformed: type[Exception], signer: str,
+             subject: str, own_number: str, number_of: Callable[[F], str],
+             also: Callable[[F], None] | None = None) -> F:
+    """The statement's facts if ``signer`` signed it, of ``kind``, about this workflow's
+    ``subject`` ``own_number`` (and ``also`` finds nothing wrong with it); refused
+    otherwise, and reported (nothing but a forger sends anything else)."""
+    with reported(update, case_number=own_number):
+        shaped(update, act, shape, called="an act")
+        statement = act.statement
+        facts = read_statement(statement, kind, read=read, malformed=malformed)
+        check_signature(statement, kind, signer=signer)
+        if number_of(facts) != own_number:
+            raise refuse(PERMISSION_DENIED, f"the statement is about {subject} "
+                         f"{number_of(facts)}, not {own_number}")
+        if also is not None:
+            also(facts)
+    return facts

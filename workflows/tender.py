@@ -38,18 +38,13 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
     from workflows.acts import (
-        check_signature,
-        read_statement,
+        authored,
         refuse,
         refused_by_activity,
-        shaped,
         stuck,
     )
     from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
-
-    # By the module's full name, so the sandbox hands over the worker's own module.
-    from workflows.refused_acts import RefusedAct, printable, report, report_id
     from workflows.tender_contract import (
         AMEND,
         ANSWER_OBJECTION,
@@ -337,29 +332,15 @@ class TenderWorkflow:
     def _authored(self, update: str, act: OfficialAct, kind: StatementKind) -> TenderFacts:
         """The statement's facts if trading signed it, for this tender; refused otherwise,
         and reported (nothing but a forger sends anything else)."""
-        try:
-            shaped(update, act, OfficialAct, called="an act")
-            statement = act.statement
-            facts = read_statement(statement, kind, read=TenderFacts.read,
-                                   malformed=TenderFacts.Malformed)
-            check_signature(statement, kind, signer=SIGNER)
-            if facts.tender_no != self.tender.tender_no:
-                raise refuse(PERMISSION_DENIED, f"the statement is about tender "
-                              f"{facts.tender_no}, not {self.tender.tender_no}")
+        def signed_text(facts: TenderFacts) -> None:
             if (facts.content_sha256 or act.text) and \
                     content_digest(text=act.text) != facts.content_sha256:
                 raise refuse("InvalidArgument", "the text is not the one trading signed")
-        except ApplicationError as refused:
-            info = workflow.info()
-            update_info = workflow.current_update_info()
-            report(RefusedAct(
-                case_number=self.tender.tender_no,
-                report_id=report_id(info.workflow_id, info.run_id,
-                                    update_info.id if update_info else ""),
-                update_name=update, reason=printable(refused.message),
-                refused_at=workflow.now()))
-            raise
-        return facts
+
+        return authored(update, act, shape=OfficialAct, kind=kind, read=TenderFacts.read,
+                        malformed=TenderFacts.Malformed, signer=SIGNER, subject="tender",
+                        own_number=self.tender.tender_no,
+                        number_of=lambda facts: facts.tender_no, also=signed_text)
 
     def _check(self, rule: Callable[[], None]) -> None:
         try:
