@@ -36,7 +36,7 @@ from typing import Any, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeUpdate
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from kernel.calendar import WorkingCalendar
@@ -44,15 +44,12 @@ with workflow.unsafe.imports_passed_through():
     from kernel.temporal import CASE_KIND, CASE_NUMBER, DEPARTMENT, DUE_TIME, SLA_STATE, STAGE
     from services.trading.domain import listings as rules
     from workflows.acts import (
-        check_signature,
-        read_statement,
+        authored,
         refuse,
         refused_by_activity,
-        shaped,
         stuck,
     )
     from workflows.approval_contract import activity_queue
-    from workflows.approval_rules import PERMISSION_DENIED
     from workflows.listing_contract import (
         AGREE,
         AUCTION_BID,
@@ -81,9 +78,6 @@ with workflow.unsafe.imports_passed_through():
         fresh_listing,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
-
-    # By the module's full name, so the sandbox hands over the worker's own module.
-    from workflows.refused_acts import RefusedAct, printable, report, report_id
 
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
@@ -240,26 +234,10 @@ class ListingWorkflow:
     def _authored(self, update: str, act: ListingAct, kind: StatementKind) -> ListingFacts:
         """The statement's facts if trading signed it, for this listing; refused otherwise,
         and reported (nothing but a forger sends anything else)."""
-        try:
-            shaped(update, act, ListingAct, called="an act")
-            statement = act.statement
-            facts = read_statement(statement, kind, read=ListingFacts.read,
-                                   malformed=ListingFacts.Malformed)
-            check_signature(statement, kind, signer=SIGNER)
-            if facts.listing_no != self.facts.listing_no:
-                raise refuse(PERMISSION_DENIED, f"the statement is about listing "
-                              f"{facts.listing_no}, not {self.facts.listing_no}")
-        except ApplicationError as refused:
-            info = workflow.info()
-            update_info = workflow.current_update_info()
-            report(RefusedAct(
-                case_number=self.facts.listing_no,
-                report_id=report_id(info.workflow_id, info.run_id,
-                                    update_info.id if update_info else ""),
-                update_name=update, reason=printable(refused.message),
-                refused_at=workflow.now()))
-            raise
-        return facts
+        return authored(update, act, shape=ListingAct, kind=kind, read=ListingFacts.read,
+                        malformed=ListingFacts.Malformed, signer=SIGNER, subject="listing",
+                        own_number=self.facts.listing_no,
+                        number_of=lambda facts: facts.listing_no)
 
     def _after(self, facts: ListingFacts) -> Listing:
         """The listing after the act at the listing's clock; refused when the rules say no."""
