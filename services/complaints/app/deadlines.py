@@ -43,7 +43,12 @@ from kernel.calendar import WorkingCalendar
 from kernel.errors import NotFound
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.workflow_gateway import WorkflowGateway
-from services.complaints.app.recording import WORKFLOWS, _policy, _recorded
+from services.complaints.app.recording import (
+    DEADLINES_RECOMPUTED,
+    WORKFLOWS,
+    _policy,
+    _recorded,
+)
 from services.complaints.db.repository import CaseHandling, ComplaintsUnitOfWork
 from services.complaints.domain import policy as clock
 from services.complaints.domain.cases import ComplaintEvent, ComplaintStatus
@@ -65,7 +70,7 @@ OPEN = (ComplaintStatus.ROUTED, ComplaintStatus.HANDLING, ComplaintStatus.RETURN
 #: The stages in which the reply deadline runs.
 REPLY_RUNS = (ComplaintStatus.ROUTED, ComplaintStatus.HANDLING, ComplaintStatus.RETURNED)
 #: The case event (and audit action) of a recompute.
-RECOMPUTED = "complaint.deadlines_recomputed"
+RECOMPUTED = DEADLINES_RECOMPUTED
 DUE_COLUMNS = ("sign_for_due", "reply_due", "rating_closes")
 
 
