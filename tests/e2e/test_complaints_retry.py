@@ -133,3 +133,35 @@ async def test_acts_retried_after_the_case_closed_answer_as_the_first_time(desk:
                                  chain_tests.HANDLERS["SCJGJ"][1])
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert _recorded(desk, number) == before
+
+
+async def test_acts_of_a_reopened_case_retried_after_it_closed_answer_as_the_first_time(
+        desk: Desk) -> None:
+    """The receipt says whether the case had been reopened when the act was taken: the
+    sign-for before the reopening says no, the reopening rating and the reply after it
+    say yes, also when rebuilt from the record after the case closed."""
+    number = await desk.submit("SCJGJ", f"E2E-{uuid.uuid4().hex[:8]}")
+    await desk.started(number)
+    sign_for = pb.SignForComplaintRequest(request_id=_rid(), case_number=number)
+    signed = await desk.handler("SCJGJ", "SignForComplaint", sign_for)
+    await desk.handler("SCJGJ", "ReplyToComplaint", pb.ReplyToComplaintRequest(
+        request_id=_rid(), case_number=number, text="已督促整改"))
+    unhappy = pb.RateComplaintRequest(request_id=_rid(), case_number=number, level=1,
+                                      comment="不满意")
+    reopened = (await desk.call(chain_tests.HOTLINE, "RateComplaint", unhappy)).receipt
+    second = pb.ReplyToComplaintRequest(request_id=_rid(), case_number=number,
+                                        text="再次核查并处理")
+    replied = await desk.handler("SCJGJ", "ReplyToComplaint", second)
+    closed = await desk.rate(number, 2)
+    assert closed.status == pb.COMPLAINT_STATUS_CLOSED
+    assert (signed.reopened, reopened.reopened, replied.reopened) == (False, True, True)
+    assert (await desk.ended(number)).stage == "closed"
+    await _forget_the_workflow(desk, number)
+    before = _recorded(desk, number)
+    for request_id in (sign_for.request_id, unhappy.request_id, second.request_id):
+        _lose_the_answer(desk, request_id)
+    assert await desk.handler("SCJGJ", "SignForComplaint", sign_for) == signed
+    assert (await desk.call(chain_tests.HOTLINE, "RateComplaint", unhappy)).receipt \
+        == reopened
+    assert await desk.handler("SCJGJ", "ReplyToComplaint", second) == replied
+    assert _recorded(desk, number) == before

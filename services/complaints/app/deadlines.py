@@ -24,7 +24,10 @@ from the service (activity ``complaints.read_dues``, ``read_dues`` here):
 Temporal carries work, not authority. A workflow not told (Temporal away)
 is told at the next round; after a restart every open case recomputed once
 is told again (the workflow reads the same dues: nothing changes).
-Escalations already made stay made.
+Escalations already made stay made. A workflow's timer on a due the
+recompute moved may fire before the workflow has read the new dues: the
+escalation activity checks the dues as recomputed (recording.mark_overdue)
+and records nothing, no violation either, while the new due has not passed.
 """
 
 from __future__ import annotations
