@@ -138,9 +138,13 @@ class PlatformDeliveryActivities:
     """POSTs platform events to the platforms' webhooks (Standard Webhooks)."""
 
     def __init__(self, engine: Engine, cipher: FieldCipher, *,
-                 timeout_seconds: float = 10.0) -> None:
+                 timeout_seconds: float = 10.0, allow_loopback: bool = False,
+                 resolve: webhooks.Resolve = webhooks.resolve_host) -> None:
         self._engine = engine
         self._cipher = cipher
+        #: The service's webhook_allow_loopback now: each delivery checks its URL against it.
+        self._allow_loopback = allow_loopback
+        self._resolve = resolve
         self._timeout = httpx.Timeout(timeout_seconds)
         # One client for every delivery, made on first use in the worker's event loop: a
         # client per delivery built a TLS context each time, a tenth of the service's CPU
@@ -159,12 +163,15 @@ class PlatformDeliveryActivities:
     @activity.defn(name=DELIVER_PLATFORM_EVENT)
     async def deliver_platform_event(self, delivery: PlatformDelivery) -> DeliveryResult:
         # A non-2xx answer or a network error raises, and Temporal retries (DELIVERY_RETRY)
-        # under the same webhook-id; an unknown event fails for good. Redirects are not
-        # followed: the operator chose the URL, and a redirect could aim the signed POST
-        # anywhere, inside the center's network included.
+        # under the same webhook-id; an unknown event, or a URL refused at delivery (checked
+        # again against the setting in force and what its host resolves to), fails for good.
+        # Redirects are not followed: the operator chose the URL, and a redirect could aim
+        # the signed POST anywhere, inside the center's network included.
         with translated_failures():
             result = await webhooks.deliver(delivery.event_id, engine=self._engine,
-                                            cipher=self._cipher, client=self._http())
+                                            cipher=self._cipher, client=self._http(),
+                                            allow_loopback=self._allow_loopback,
+                                            resolve=self._resolve)
         return DeliveryResult(delivered=result.delivered, status_code=result.status_code)
 
 
@@ -174,7 +181,9 @@ def activities(engine: Engine, settings: ServiceSettings) -> Sequence[Callable[.
                                   calendar=holiday_schedules(settings).working_calendar())
     timeout = settings.webhook_timeout_seconds if isinstance(settings, ComplaintsSettings) \
         else ComplaintsSettings.model_fields["webhook_timeout_seconds"].default
-    delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout)
+    loopback = isinstance(settings, ComplaintsSettings) and settings.webhook_allow_loopback
+    delivery = PlatformDeliveryActivities(engine, cipher, timeout_seconds=timeout,
+                                          allow_loopback=loopback)
     return [hosted.route_complaint, hosted.open_case, hosted.record_act, hosted.mark_overdue,
             hosted.close_case, hosted.read_dues,
             LinkActivities(engine, intake_lookup(settings),

@@ -7,10 +7,21 @@ tests: a history records their results, so a replay needs no service. The
 workflow verifies its start statement on replay too, so the public key that
 signed it is kept beside the history (``complaint-keys/``).
 
-The case: the sign-for deadline passes (escalated), the department signs
-for it, a co-handler contributes, an extension is asked and granted, the
-reply is rated unsatisfied (reopened), replied again and rated 4 (closed);
-the first delivery of each platform event fails once.
+The case (``complaint-<recording>-closed.json``): the sign-for deadline
+passes (escalated), the department signs for it, a co-handler contributes,
+an extension is asked and granted, the reply is rated unsatisfied
+(reopened), replied again and rated 4 (closed); the first delivery of each
+platform event fails once.
+
+``python -m tests.replay.record_complaint_history <recording> deadlines``
+records ``complaint-<recording>-deadlines-changed.json``: signed for, then
+the service recomputes the reply due two days later and signals
+``deadlines_changed``; the workflow reads the dues (``read_dues``), the old
+due passes without an escalation, the new one is escalated; replied and
+rated 5 (closed).
+
+Each recording signs with a fresh key; its public key is added to
+``complaint-keys/`` beside the keys of the histories recorded before.
 """
 
 from __future__ import annotations
@@ -20,13 +31,14 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
@@ -50,7 +62,7 @@ KEYS = HISTORIES / "complaint-keys"
 K = c.StatementKind
 
 
-async def record(recording: str) -> Path:
+async def record(recording: str, scenario: str = "closed") -> Path:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=str(Path(sys.executable).parent / "temporal-test-server"),
         data_converter=pydantic_data_converter)
@@ -89,34 +101,70 @@ async def record(recording: str) -> Path:
                     await asyncio.sleep(0.025)
                 raise AssertionError("the workflow never got there")
 
-            status = await status_when(lambda s: bool(s.sign_for_due))
-            await env.sleep(datetime.fromisoformat(status.sign_for_due) + timedelta(minutes=1)
-                            - await env.get_current_time())
-            await status_when(lambda s: s.escalations == 1)
-            await act(c.SIGN_FOR, K.SIGN_FOR, HANDLER)
-            await act(c.SET_CO_HANDLERS, K.CO_HANDLERS, DISPATCHER, co_handlers=["ZJJ"])
-            await act(c.CONTRIBUTE, K.CONTRIBUTION, CO_HANDLER, {"contribution": "会办"})
-            await act(c.REQUEST_EXTENSION, K.EXTENSION_REQUEST, HANDLER, {"basis": "核查"},
-                      days=5)
-            await act(c.DECIDE_EXTENSION, K.EXTENSION_DECISION, DISPATCHER,
-                      outcome="granted", days=5)
-            await act(c.REPLY, K.REPLY, HANDLER, {"reply": "答复"})
-            await act(c.RATE, K.RATING, PLATFORM, {"comment": "不满意"}, level=1)
-            await act(c.REPLY, K.REPLY, HANDLER, {"reply": "再次答复"})
-            await act(c.RATE, K.RATING, PLATFORM, {"comment": ""}, level=4)
-            await handle.result()
-            history = await handle.fetch_history()
+            if scenario == "deadlines":
+                await deadlines_changed(env, handle, fake, number, act, status_when)
+                history = await handle.fetch_history()
+            else:
+                history = await closed(env, handle, act, status_when)
     finally:
         await env.shutdown()
-    path = HISTORIES / f"complaint-{recording}-closed.json"
+    name = "deadlines-changed" if scenario == "deadlines" else "closed"
+    path = HISTORIES / f"complaint-{recording}-{name}.json"
     path.write_text(history.to_json(), encoding="utf-8")
-    shutil.rmtree(KEYS, ignore_errors=True)
-    # The public key only: the private one stays in the temporary folder.
-    (KEYS / "complaints").mkdir(parents=True)
+    # The public key only: the private one stays in the temporary folder. The keys of the
+    # histories recorded before stay: they still replay.
+    (KEYS / "complaints").mkdir(parents=True, exist_ok=True)
     for public in (public_keys_dir(pki) / "complaints").glob("*.pub"):
         shutil.copy(public, KEYS / "complaints" / public.name)
     return path
 
 
+Act = Callable[..., Awaitable[None]]
+StatusWhen = Callable[[Callable[[c.ComplaintStatusView], bool]],
+                      Awaitable[c.ComplaintStatusView]]
+
+
+async def deadlines_changed(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any],
+                            fake: FakeComplaints, number: str, act: Act,
+                            status_when: StatusWhen) -> None:
+    await status_when(lambda s: bool(s.sign_for_due))
+    await act(c.SIGN_FOR, K.SIGN_FOR, HANDLER)
+    signed = await status_when(lambda s: bool(s.reply_due) and s.stage == c.Stage.HANDLING)
+    old_due = datetime.fromisoformat(signed.reply_due)
+    new_due = old_due + timedelta(days=2)
+    # The service recomputed the reply due (a holiday schedule loaded) and tells the case.
+    fake.cases[number].reply_due = new_due
+    await handle.signal(c.DEADLINES_CHANGED, c.DeadlinesChanged(number))
+    await status_when(lambda s: s.reply_due == c.iso_instant(new_due))
+    await env.sleep(old_due + timedelta(minutes=1) - await env.get_current_time())
+    await env.sleep(new_due + timedelta(minutes=1) - await env.get_current_time())
+    await status_when(lambda s: s.escalations == 1)
+    await act(c.REPLY, K.REPLY, HANDLER, {"reply": "答复"})
+    await act(c.RATE, K.RATING, PLATFORM, {"comment": ""}, level=5)
+    await handle.result()
+
+
+async def closed(env: WorkflowEnvironment, handle: WorkflowHandle[Any, Any], act: Act,
+                 status_when: StatusWhen) -> WorkflowHistory:
+    status = await status_when(lambda s: bool(s.sign_for_due))
+    await env.sleep(datetime.fromisoformat(status.sign_for_due) + timedelta(minutes=1)
+                    - await env.get_current_time())
+    await status_when(lambda s: s.escalations == 1)
+    await act(c.SIGN_FOR, K.SIGN_FOR, HANDLER)
+    await act(c.SET_CO_HANDLERS, K.CO_HANDLERS, DISPATCHER, co_handlers=["ZJJ"])
+    await act(c.CONTRIBUTE, K.CONTRIBUTION, CO_HANDLER, {"contribution": "会办"})
+    await act(c.REQUEST_EXTENSION, K.EXTENSION_REQUEST, HANDLER, {"basis": "核查"},
+              days=5)
+    await act(c.DECIDE_EXTENSION, K.EXTENSION_DECISION, DISPATCHER,
+              outcome="granted", days=5)
+    await act(c.REPLY, K.REPLY, HANDLER, {"reply": "答复"})
+    await act(c.RATE, K.RATING, PLATFORM, {"comment": "不满意"}, level=1)
+    await act(c.REPLY, K.REPLY, HANDLER, {"reply": "再次答复"})
+    await act(c.RATE, K.RATING, PLATFORM, {"comment": ""}, level=4)
+    await handle.result()
+    return await handle.fetch_history()
+
+
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r1")))
+    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r1",
+                             sys.argv[2] if len(sys.argv) > 2 else "closed")))

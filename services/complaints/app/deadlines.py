@@ -24,7 +24,10 @@ from the service (activity ``complaints.read_dues``, ``read_dues`` here):
 Temporal carries work, not authority. A workflow not told (Temporal away)
 is told at the next round; after a restart every open case recomputed once
 is told again (the workflow reads the same dues: nothing changes).
-Escalations already made stay made.
+Escalations already made stay made. A workflow's timer on a due the
+recompute moved may fire before the workflow has read the new dues: the
+escalation activity checks the dues as recomputed (recording.mark_overdue)
+and records nothing, no violation either, while the new due has not passed.
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ from kernel.calendar import WorkingCalendar
 from kernel.errors import NotFound
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.workflow_gateway import WorkflowGateway
-from services.complaints.app.recording import WORKFLOWS, _policy, _recorded
+from services.complaints.app.recording import (
+    DEADLINES_RECOMPUTED,
+    WORKFLOWS,
+    _policy,
+    _recorded,
+)
 from services.complaints.db.repository import CaseHandling, ComplaintsUnitOfWork
 from services.complaints.domain import policy as clock
 from services.complaints.domain.cases import ComplaintEvent, ComplaintStatus
@@ -65,7 +73,7 @@ OPEN = (ComplaintStatus.ROUTED, ComplaintStatus.HANDLING, ComplaintStatus.RETURN
 #: The stages in which the reply deadline runs.
 REPLY_RUNS = (ComplaintStatus.ROUTED, ComplaintStatus.HANDLING, ComplaintStatus.RETURNED)
 #: The case event (and audit action) of a recompute.
-RECOMPUTED = "complaint.deadlines_recomputed"
+RECOMPUTED = DEADLINES_RECOMPUTED
 DUE_COLUMNS = ("sign_for_due", "reply_due", "rating_closes")
 
 

@@ -24,7 +24,11 @@ id, so Temporal answers it with the first result (as review's take_request).
 If the act was recorded already, the case has moved on and step 3 would
 refuse it: the repeat is not checked again but sends the recorded statement
 under the same update id (as review's decision_capacity lets a decision
-recorded under the same request id through).
+recorded under the same request id through). The retry is checked before the
+state: a repeat whose act is recorded on a case that has ended since (closed,
+merged) is answered from the record (``_answer_of``) without the workflow,
+which ended with the case (Temporal answers an update id on an ended workflow
+only while its history is kept); a new request on such a case is refused.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from services.complaints.db.repository import (
     CoHandler,
     ComplaintsUnitOfWork,
     Reply,
+    RequestAct,
     StoredPolicy,
 )
 from services.complaints.domain import handling as rules
@@ -83,11 +88,13 @@ from workflows.complaint_contract import (
     SIGN_FOR,
     Act,
     ActReceipt,
+    ActRecorded,
     SignedStatement,
     StatementKind,
     as_statement,
     complaint_statement_body,
     content_digest,
+    iso_instant,
     workflow_id,
 )
 
@@ -162,6 +169,7 @@ def _release(*, uow: ComplaintsUnitOfWork, caller: Caller, request_id: str) -> N
 
 
 _RECEIPTS = TypeAdapter(ActReceipt)
+_RECORDED = TypeAdapter(ActRecorded)
 
 
 def _state_of(uow: ComplaintsUnitOfWork, case: CaseHandling) -> CaseState:
@@ -192,6 +200,9 @@ class _Checked:
     #: The statement this very request was recorded under already (a repeat whose first
     #: answer was lost): sent again as it was, so Temporal answers with the first result.
     recorded: SignedStatement | None = None
+    #: The first answer, as recorded, for a repeat whose case has ended since (its workflow
+    #: ended with it): given without asking the workflow.
+    answered: ActReceipt | None = None
 
 
 Check = Callable[[ComplaintsUnitOfWork, Caller, CaseHandling, CaseState], _Checked]
@@ -205,18 +216,35 @@ def _recorded(uow: ComplaintsUnitOfWork, cipher: FieldCipher, caller: Caller,
               case: CaseHandling, request_id: str, texts: dict[str, str]) -> _Checked | None:
     """The act of this request as recorded already, if it was: the case has moved on since
     (that act moved it), so its rule would refuse the request it answered."""
-    document = uow.acts.statement_of_request(case.case_number, system=caller.system,
-                                             request_id=request_id)
-    if document is None:
+    act = uow.acts.of_request(case.case_number, system=caller.system, request_id=request_id)
+    if act is None:
         return None
+    document = act.statement
     statement = SignedStatement(document["body"], document["signer"], document["key_id"],
                                 document["signature"])
     body = statement.body
+    answered = _answer_of(uow, case, act) if case.status in rules.TERMINAL else None
     return _Checked(str(body.get("official_id", "")), str(body.get("department_code", "")),
                     list(body.get("roles", [])), case,
                     texts={name: _masked(uow, cipher, case, text)
                            for name, text in texts.items()},
-                    recorded=statement)
+                    recorded=statement, answered=answered)
+
+
+def _answer_of(uow: ComplaintsUnitOfWork, case: CaseHandling, act: RequestAct) -> ActReceipt:
+    """The receipt the case's workflow gave for ``act`` (ComplaintWorkflow._receipt over the
+    recording's answer), rebuilt from the record: the case has ended, and its workflow with
+    it (Temporal keeps an ended workflow's update results only for the namespace's
+    retention)."""
+    recorded = _RECORDED.validate_json(act.result)
+    reopened_at = uow.acts.reopened_at(case.case_number) if case.reopened else None
+    reopened = reopened_at is not None and act.recorded_at >= reopened_at
+    sign_for = recorded.sign_for_due if recorded.stage == ComplaintStatus.ROUTED else None
+    return ActReceipt(case.case_number, recorded.stage,
+                      recorded.department_code or case.department_code,
+                      iso_instant(sign_for) if sign_for is not None else "",
+                      iso_instant(recorded.reply_due) if recorded.reply_due is not None else "",
+                      reopened)
 
 
 def _checked(*, uow: ComplaintsUnitOfWork, caller: Caller, case_number: str,
@@ -235,6 +263,8 @@ def _checked(*, uow: ComplaintsUnitOfWork, caller: Caller, case_number: str,
         found = _recorded(uow, repeat[0], caller, case, repeat[1], repeat[2]) \
             if repeat is not None else None
         checked = found or check(uow, caller, case, _state_of(uow, case))
+    if checked.answered is not None:
+        return checked
     if not case.workflow_started:
         raise Unavailable(f"the workflow of case {case_number} is being started: try again "
                           "in a moment")
@@ -259,6 +289,13 @@ async def _act(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
         checked = await asyncio.to_thread(
             _checked, uow=desk.reading(), caller=caller, case_number=case_number, check=check,
             repeat=(desk.cipher, request_id, texts) if taken.seen else None)
+        if checked.answered is not None:
+            # A repeat of an act recorded on a case that has ended: the first answer.
+            receipt = checked.answered
+            await asyncio.to_thread(_answer, uow=desk.writing(), caller=caller,
+                                    request_id=request_id,
+                                    response=_RECEIPTS.dump_json(receipt).decode("utf-8"))
+            return receipt
         texts = texts | checked.texts
         digest = content_digest(**texts) if texts else ""
         statement = checked.recorded or as_statement(desk.signer.sign(complaint_statement_body(

@@ -16,6 +16,7 @@ and answers the same, recording nothing twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
@@ -564,6 +565,22 @@ _RECORDERS: dict[StatementKind, _Recorder] = {
 OVERDUE_CLOCK_SKEW = timedelta(minutes=1)
 
 
+#: The case event (and audit action) of a deadline recompute (services/complaints/app/deadlines.py).
+DEADLINES_RECOMPUTED = "complaint.deadlines_recomputed"
+
+
+def _superseded(unit: ComplaintsUnitOfWork, case_number: str, what: str,
+                due: datetime) -> bool:
+    """Whether ``due`` was the case's ``what`` deadline until a recompute moved it."""
+    was = f"{what}_due_was"
+    for event in unit.events.list(case_number, after_sequence=0, limit=10_000):
+        if event.code == DEADLINES_RECOMPUTED and event.details.get(was):
+            with contextlib.suppress(ValueError):
+                if datetime.fromisoformat(str(event.details[was])) == due:
+                    return True
+    return False
+
+
 def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> Escalated:
     """A deadline passed (督办): the escalation recorded once, the case marked overdue.
 
@@ -571,10 +588,13 @@ def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> 
     other ``due`` (a rogue workflow calling the activity) is recorded as a violation and
     changes nothing else. A case that no longer owes what the deadline was set for
     (signed for, replied meanwhile) is left as it is.
+
+    The dues are checked as recomputed: a ``due`` the case had until a recompute moved it
+    (``complaint.deadlines_recomputed``, services/complaints/app/deadlines.py) is the
+    workflow's old timer firing before it read the new dues. Nothing is recorded for it
+    while the recomputed due has not passed (the workflow re-arms on that one once told);
+    once that one has passed too, it is the one marked.
     """
-    identifier = hashlib.sha256(
-        f"overdue/{request.case_number}/{request.what}/{request.due.isoformat()}"
-        .encode()).hexdigest()
     if request.what not in ("sign_for", "reply"):
         raise InvalidArgument(f"{request.what!r} is not a deadline")
     with uow() as unit:
@@ -582,11 +602,19 @@ def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> 
         if case is None:
             raise NotFound(f"complaint case {request.case_number} is not in the complaints "
                            "database")
+        recorded = case.sign_for_due if request.what == "sign_for" else case.reply_due
+        due = request.due
+        if recorded is not None and due != recorded \
+                and _superseded(unit, case.case_number, request.what, due):
+            if recorded > now:
+                return Escalated(case.escalations)
+            due = recorded
+        identifier = hashlib.sha256(
+            f"overdue/{request.case_number}/{request.what}/{due.isoformat()}"
+            .encode()).hexdigest()
         if unit.acts.get(identifier) is not None:
             return Escalated(case.escalations)
-        recorded = case.sign_for_due if request.what == "sign_for" else case.reply_due
-        if recorded is None or request.due != recorded \
-                or request.due - now > OVERDUE_CLOCK_SKEW:
+        if recorded is None or due != recorded or due - now > OVERDUE_CLOCK_SKEW:
             # Not the case's own deadline, or one still far ahead: not the case's workflow
             # asking (anyone who reaches Temporal can call this activity). Kept, not done.
             unit.audit.append(actor=Actor(WORKFLOWS), action="violation.refused_overdue",
@@ -594,7 +622,7 @@ def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> 
                               details={"what": request.what, "due": request.due.isoformat()})
             unit.commit()
             return Escalated(case.escalations)
-        if request.due > now:
+        if due > now:
             # A moment early (the service's clock behind Temporal's): retried, not refused.
             raise Unavailable(f"the {request.what} deadline of case {case.case_number} has "
                               "not passed yet on this service's clock: try again")
@@ -605,12 +633,12 @@ def mark_overdue(*, uow: UnitOfWorkFactory, request: Overdue, now: datetime) -> 
         after = replace(case, escalations=case.escalations + 1, sla_state="overdue")
         unit.handling.save(after)
         _event(unit, case.case_number, "complaint.escalated", now,
-               {"what": request.what, "due": request.due.isoformat(),
+               {"what": request.what, "due": due.isoformat(),
                 "department": case.department_code})
         unit.audit.append(actor=Actor(WORKFLOWS), action="escalation.opened",
                           subject=f"complaint/{case.case_number}", at=now,
                           details={"what": request.what, "department": case.department_code,
-                                   "due": request.due.isoformat()})
+                                   "due": due.isoformat()})
         unit.acts.add(act_id=identifier, case_number=case.case_number, kind="overdue",
                       official_id="", system=WORKFLOWS, statement="{}",
                       result=json.dumps({"escalations": after.escalations}), at=now)

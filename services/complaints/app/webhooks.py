@@ -16,15 +16,29 @@ Standard Webhooks describes), returned once to the operator who set the
 webhook, and kept only sealed with the complaints field key
 (kernel.fieldcipher, bound to the platform id). Setting the webhook again
 makes a new secret, and the old one signs nothing more.
+
+The URL is checked again at every delivery, against the setting in force then
+(``webhook_allow_loopback``) and the addresses its host resolves to now: a URL
+set while the setting was on, or whose name has come to resolve to this host
+(loopback), a link-local, unspecified or multicast address, is refused. The
+event is then not sent: the refusal is kept in the audit log
+(``platform_event.delivery_refused``: the event, the platform and why) and
+logged, and the delivery fails for good (FAILED_PRECONDITION, not retried);
+the event stays pullable. An operator sets a URL that passes
+(``SetPlatformWebhook``); events refused before are not sent again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import secrets
+import socket
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import httpx
 import structlog
@@ -33,7 +47,13 @@ from standardwebhooks import Webhook
 
 from kernel.audit import Actor
 from kernel.directory import require_official
-from kernel.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
+from kernel.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+)
 from kernel.fieldcipher import FieldCipher, FieldCipherError
 from kernel.identity import Caller
 from kernel.paging import after_number, encode_token, page_size, rows_to_fetch
@@ -58,6 +78,21 @@ SECRET_BYTES = 32
 
 class WebhookNotDelivered(Exception):
     """The platform's endpoint did not take the event: Temporal tries again."""
+
+
+#: The audit action of a delivery refused because the webhook URL no longer passes.
+DELIVERY_REFUSED = "platform_event.delivery_refused"
+#: Who refuses a delivery in the audit log: the workflows' activity (recording.WORKFLOWS).
+DELIVERY_ACTOR = "govhall-workflows"
+
+#: The addresses a host name resolves to now (the delivery's own resolver by default).
+Resolve = Callable[[str, int], Awaitable[list[str]]]
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to now (socket.getaddrinfo, off the event loop)."""
+    found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return sorted({str(info[4][0]) for info in found})
 
 
 @dataclass(frozen=True)
@@ -210,6 +245,42 @@ def _target(engine: Engine, cipher: FieldCipher, event_id: str) -> _Target | Del
     return _Target(event, webhook.url, secret)
 
 
+async def _refusal(url: str, *, allow_loopback: bool, resolve: Resolve) -> str:
+    """Why ``url`` may not be delivered to now; "" if it may. The URL rules of
+    SetPlatformWebhook under the setting in force, then each address its host resolves to
+    (a name is looked up; a literal address was checked by the rules)."""
+    try:
+        check_webhook_url(url, allow_loopback=allow_loopback)
+    except InvalidArgument as refused:
+        return refused.message
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        ipaddress.ip_address(host)
+        return ""
+    except ValueError:
+        pass
+    addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    for text in addresses:
+        address = ipaddress.ip_address(text.split("%", 1)[0])
+        if address.is_loopback and not allow_loopback:
+            return (f"webhook url's host {host} resolves to {address}: the loopback network "
+                    "is this host itself")
+        if address.is_link_local or address.is_unspecified or address.is_multicast:
+            return (f"webhook url's host {host} resolves to {address}: a link-local, "
+                    "unspecified or multicast address")
+    return ""
+
+
+def _record_refusal(engine: Engine, event: PlatformEvent, reason: str) -> None:
+    with ComplaintsUnitOfWork(engine) as uow:
+        uow.audit.append(actor=Actor(DELIVERY_ACTOR), action=DELIVERY_REFUSED,
+                         subject=f"platform/{event.platform_id}", at=datetime.now(UTC),
+                         details={"event_id": event.event_id,
+                                  "case_number": event.case_number, "reason": reason})
+        uow.commit()
+
+
 def _record_attempt(engine: Engine, event_id: str, *, status: int,
                     delivered_at: datetime | None) -> None:
     with ComplaintsUnitOfWork(engine) as uow:
@@ -218,16 +289,38 @@ def _record_attempt(engine: Engine, event_id: str, *, status: int,
 
 
 async def deliver(event_id: str, *, engine: Engine, cipher: FieldCipher,
-                  client: httpx.AsyncClient) -> Delivery:
+                  client: httpx.AsyncClient, allow_loopback: bool = False,
+                  resolve: Resolve = resolve_host) -> Delivery:
     """POST one event to its platform's webhook, signed; WebhookNotDelivered unless 2xx.
 
     No webhook set: not delivered, and no error (the platform pulls the event).
-    ``client`` must not follow redirects.
+    ``client`` must not follow redirects. The URL is checked again first (``allow_loopback``
+    as the service is set now; the host's addresses by ``resolve``): refused, nothing is
+    sent, the refusal is audited and FailedPrecondition raised (for good). A name that does
+    not resolve now is retried as an unreachable endpoint.
     """
     target = await asyncio.to_thread(_target, engine, cipher, event_id)
     if isinstance(target, Delivery):
         return target
     event = target.event
+    try:
+        refusal = await _refusal(target.url, allow_loopback=allow_loopback, resolve=resolve)
+    except OSError as error:
+        await asyncio.to_thread(_record_attempt, engine, event_id, status=0,
+                                delivered_at=None)
+        log.info("platform_event.not_delivered", event_id=event_id,
+                 platform=event.platform_id, error=type(error).__name__)
+        raise WebhookNotDelivered(
+            f"platform {event.platform_id}'s webhook host could not be resolved "
+            f"({type(error).__name__})") from None
+    if refusal:
+        await asyncio.to_thread(_record_refusal, engine, event, refusal)
+        log.warning(DELIVERY_REFUSED, event_id=event_id, platform=event.platform_id,
+                    case_number=event.case_number, reason=refusal)
+        raise FailedPrecondition(
+            f"platform {event.platform_id}'s webhook is refused at delivery ({refusal}); "
+            f"event {event_id} was not sent and stays pullable: an operator sets a webhook "
+            "URL that passes (SetPlatformWebhook)")
     body = event.body
     # Standard Webhooks' timestamp is whole seconds, and is the attempt's, not the event's.
     sent_at = datetime.fromtimestamp(int(datetime.now(UTC).timestamp()), UTC)

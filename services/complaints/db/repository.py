@@ -588,6 +588,17 @@ class RecordedAct:
     result: str
 
 
+@dataclass(frozen=True)
+class RequestAct:
+    """An act recorded under a request id: its signed statement (document form), kind, the
+    recording's answer (JSON of an ActRecorded) and when it was recorded."""
+
+    statement: dict[str, Any]
+    kind: str
+    result: str
+    recorded_at: datetime
+
+
 class Acts:
     """Repository of the signed acts recorded, one row each."""
 
@@ -611,6 +622,31 @@ class Acts:
             body = document.get("body")
             if isinstance(body, dict) and body.get("request_id") == request_id:
                 return document
+        return None
+
+    def of_request(self, case_number: str, *, system: str,
+                   request_id: str) -> RequestAct | None:
+        """The act ``system`` sent on ``case_number`` under ``request_id``, as recorded (its
+        statement, the recording's answer and when); None if it was not recorded."""
+        rows = self._connection.execute(select(
+            self._t.c.statement, self._t.c.kind, self._t.c.result, self._t.c.recorded_at)
+            .where(self._t.c.case_number == case_number, self._t.c.system == system))
+        for row in rows:
+            document: dict[str, Any] = json.loads(row.statement)
+            body = document.get("body")
+            if isinstance(body, dict) and body.get("request_id") == request_id:
+                return RequestAct(document, row.kind, row.result, row.recorded_at)
+        return None
+
+    def reopened_at(self, case_number: str) -> datetime | None:
+        """When the rating that reopened ``case_number`` was recorded (None: never reopened)."""
+        rows = self._connection.execute(select(self._t.c.result, self._t.c.recorded_at).where(
+            self._t.c.case_number == case_number, self._t.c.kind == "complaint_rating")
+            .order_by(self._t.c.recorded_at))
+        for row in rows:
+            if json.loads(row.result).get("stage") == "handling":
+                moment: datetime = row.recorded_at
+                return moment
         return None
 
     def add(self, *, act_id: str, case_number: str, kind: str, official_id: str, system: str,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
+import socket
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -110,9 +112,10 @@ async def _refused(call: Any) -> grpc.aio.AioRpcError:
 
 
 def _activity(service: ServiceUnderTest) -> PlatformDeliveryActivities:
+    """The delivery activity as the service's worker makes it (its settings)."""
     return PlatformDeliveryActivities(
         service.running.engine, field_cipher(complainant_key_path(service.pki_dir)),
-        timeout_seconds=5)
+        timeout_seconds=5, allow_loopback=service.settings.webhook_allow_loopback)
 
 
 @pytest.fixture
@@ -508,3 +511,65 @@ def test_the_worker_hosts_the_delivery_activity(complaints: ServiceUnderTest) ->
              for a in activities(complaints.running.engine, complaints.settings)}
     assert "complaints.deliver_platform_event" in names
 
+
+
+# ---- the URL checked again at delivery ---------------------------------------------------
+
+def _refusals(service: ServiceUnderTest) -> list[Any]:
+    return [row for row in _table(service, tables.audit_log)
+            if row.action == "platform_event.delivery_refused"]
+
+
+async def test_a_loopback_url_set_while_allowed_is_refused_once_the_setting_is_off(
+        complaints: ServiceUnderTest, receiver: Receiver) -> None:
+    """Set while GOVHALL_COMPLAINTS_WEBHOOK_ALLOW_LOOPBACK was on; delivered by a worker
+    with it off (production's default): not sent, refused for good, audited, pullable."""
+    case = await _case(complaints, HOTLINE, "HL-11")
+    receiver.secret = (await _set_webhook(complaints, receiver.url)).signing_secret
+    event_id = _emit(complaints, HOTLINE_ID, case)
+    now_off = PlatformDeliveryActivities(
+        complaints.running.engine, field_cipher(complainant_key_path(complaints.pki_dir)),
+        timeout_seconds=5, allow_loopback=False)
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(now_off.deliver_platform_event,
+                                        PlatformDelivery(event_id))
+    assert failed.value.non_retryable and failed.value.type == "FailedPrecondition"
+    assert "refused at delivery" in str(failed.value) and "https" in str(failed.value)
+    assert receiver.requests == []
+    [row] = _table(complaints, tables.platform_events)
+    assert (row.attempts, row.delivered_at) == (0, None)
+    [refusal] = _refusals(complaints)
+    assert refusal.subject == f"platform/{HOTLINE_ID}"
+    assert event_id in refusal.details and case in refusal.details
+    assert "must use https" in refusal.details
+    assert receiver.secret not in refusal.details and PHONE not in refusal.details
+    # Still pullable.
+    async with complaints.channel(HOTLINE) as channel:
+        [pulled] = (await Stub(channel).ListPlatformEvents(
+            pb.ListPlatformEventsRequest())).events
+    assert pulled.event_id == event_id and not pulled.HasField("delivered_at")
+    # With the setting on (the service that set it), the same event is delivered.
+    delivered = await ActivityEnvironment().run(_activity(complaints).deliver_platform_event,
+                                                PlatformDelivery(event_id))
+    assert delivered == DeliveryResult(delivered=True, status_code=200)
+
+
+async def test_a_name_that_resolves_to_this_host_is_refused_at_delivery(
+        production: ServiceUnderTest) -> None:
+    """A host name taken when set (it is no loopback name) that resolves to the loopback
+    network when delivering: this machine's own name, as /etc/hosts usually maps it."""
+    name = socket.gethostname()
+    addresses = {info[4][0] for info in socket.getaddrinfo(name, 443)}
+    if not all(ipaddress.ip_address(a).is_loopback for a in addresses):
+        pytest.skip(f"this machine's name {name} does not resolve to the loopback network")
+    case = await _case(production, HOTLINE, "HL-12")
+    await _set_webhook(production, f"https://{name}:8443/hook")
+    event_id = _emit(production, HOTLINE_ID, case)
+    with pytest.raises(ApplicationError) as failed:
+        await ActivityEnvironment().run(_activity(production).deliver_platform_event,
+                                        PlatformDelivery(event_id))
+    assert failed.value.non_retryable and failed.value.type == "FailedPrecondition"
+    [refusal] = _refusals(production)
+    assert f"{name} resolves to" in refusal.details and "loopback" in refusal.details
+    [row] = _table(production, tables.platform_events)
+    assert (row.attempts, row.delivered_at) == (0, None)

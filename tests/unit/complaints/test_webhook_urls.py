@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from kernel.errors import InvalidArgument
 from kernel.fieldcipher import FieldCipher
 from services.complaints.activities import PlatformDeliveryActivities
+from services.complaints.app.webhooks import Resolve, _refusal
 from services.complaints.domain.webhooks import check_webhook_url
 
 REFUSED = [
@@ -94,3 +95,37 @@ async def test_deliveries_take_no_proxy_from_the_environment(
         assert client._mounts == {}
     finally:
         await client.aclose()
+
+
+def _resolver(*addresses: str) -> Resolve:
+    async def resolve(host: str, port: int) -> list[str]:
+        return list(addresses)
+    return resolve
+
+
+@pytest.mark.parametrize(("addresses", "allow_loopback", "refused"), [
+    (("203.0.113.7",), False, ""),
+    (("10.0.0.8",), False, ""),
+    (("203.0.113.7", "127.0.0.1"), False, "resolves to 127.0.0.1: the loopback network"),
+    (("::1",), False, "resolves to ::1: the loopback network"),
+    (("127.0.0.1",), True, ""),
+    (("169.254.169.254",), True, "resolves to 169.254.169.254: a link-local"),
+    (("fe80::1%eth0",), False, "resolves to fe80::1: a link-local"),
+    (("0.0.0.0",), False, "resolves to 0.0.0.0: a link-local, unspecified"),
+])
+async def test_at_delivery_every_address_the_name_resolves_to_is_checked(
+        addresses: tuple[str, ...], allow_loopback: bool, refused: str) -> None:
+    reason = await _refusal("https://hooks.example.org/hook", allow_loopback=allow_loopback,
+                            resolve=_resolver(*addresses))
+    assert (refused in reason) if refused else reason == ""
+
+
+async def test_at_delivery_the_setting_in_force_decides_and_literals_are_not_resolved(
+        ) -> None:
+    async def never(host: str, port: int) -> list[str]:
+        raise AssertionError("a literal address is not looked up")
+    loopback = "http://127.0.0.1:8080/hook"
+    assert await _refusal(loopback, allow_loopback=True, resolve=never) == ""
+    assert "must use https" in await _refusal(loopback, allow_loopback=False, resolve=never)
+    assert "may not point at this host" in await _refusal(
+        "https://hooks.default.svc/hook", allow_loopback=False, resolve=never)
