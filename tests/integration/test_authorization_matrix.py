@@ -220,6 +220,11 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("department-system-scjgj",
      "govhall.complaints.v1.ComplaintsService/ListPlatformEvents"): False,
     ("trading-platform", "govhall.complaints.v1.ComplaintsService/SetPlatformWebhook"): False,
+    ("tenderer-system-jyj", "govhall.trading.v1.TradingService/SubmitScoreSheet"): True,
+    ("tenderer-system-jyj", "govhall.review.v1.ReviewService/ClaimTask"): False,
+    ("tenderer-system-jyj", "govhall.review.v1.ReviewService/DecideCase"): False,
+    ("tenderer-system-jyj", "govhall.trading.v1.TradingService/PlaceListingBid"): False,
+    ("tenderer-system-jyj", "govhall.trading.v1.TradingService/SeatEvaluationCommittee"): False,
 }
 
 #: (system, department, role) answers a person checked: the attack the registry answers.
@@ -236,6 +241,10 @@ KNOWN_SPEAKING: dict[tuple[str, str, str], bool] = {
     ("center-seal-system", "ZWFWZX", "seal_custodian"): True,
     ("operator", "ZWFWZX", "operator"): True,
     ("supervision-system", "SCJGJ", "leader"): False,
+    ("tenderer-system-jyj", "JYJ", "reviewer"): True,
+    ("tenderer-system-jyj", "JYJ", "leader"): False,
+    ("tenderer-system-jyj", "SCJGJ", "reviewer"): False,
+    ("expert-system-ex0002", "JYJ", "reviewer"): False,
 }
 
 
@@ -285,7 +294,13 @@ PROBES: dict[str, list[Probe]] = {
                                case_number=UNKNOWN_CASE, reason="申请人撤回"))],
     "reviewer": [Probe("review", "govhall.review.v1.ReviewService/ClaimTask",
                        lambda: review_pb2.ClaimTaskRequest(
-                           case_number=UNKNOWN_CASE, stage=review_pb2.APPROVAL_STAGE_REVIEW))],
+                           case_number=UNKNOWN_CASE, stage=review_pb2.APPROVAL_STAGE_REVIEW)),
+                 # A tenderer's official on an evaluation committee (a representative).
+                 Probe("trading", "govhall.trading.v1.TradingService/SubmitScoreSheet",
+                       lambda: trading_pb2.SubmitScoreSheetRequest(
+                           request_id="00000000-0000-4000-8000-000000000001",
+                           tender_no="TD-20000101-000001", member_id="JYJ-003",
+                           bidder_id="BD-0001", compliant=True))],
     "leader": [Probe("review", "govhall.review.v1.ReviewService/GrantDelegation",
                      lambda: review_pb2.GrantDelegationRequest(
                          deputy_id="ZZZ-999", reason="出差",
@@ -445,13 +460,13 @@ SILENT_SYSTEMS = [system for system in SYSTEMS
 def test_the_systems_that_call_no_rpc_needing_an_official_are_the_platforms_and_worker(
         ) -> None:
     # The bidders' systems act for their bidder (the bidders directory), never an official.
+    # The experts' systems act for their expert (the trading registry), never an official,
+    # but SubmitScoreSheet takes a representative's sheet from a system that speaks for the
+    # tenderer's official: they are probed with it, and speak for nobody.
     bidders = {f"bidder-system-bd000{n}" for n in range(1, 5)}
-    # The experts' systems act for their expert (the trading registry), never an official.
-    experts = {f"expert-system-ex{n}" for n in ("0002", "0003", "0019", "0025", "0045", "0056",
-                                                "0074", "0075", "0090", "0093")}
     assert set(SILENT_SYSTEMS) == {"provincial-complaint-portal", "hotline-12345",
                                    "workflows-worker", "complaints-service",
-                                   "trading-service", UNREGISTERED} | bidders | experts
+                                   "trading-service", UNREGISTERED} | bidders
 
 
 @pytest.mark.parametrize("system", SILENT_SYSTEMS)

@@ -23,7 +23,7 @@ from kernel.commonpb import checkpoint_from_proto, verification_to_proto
 from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
-from services.trading.app import draws, handlers, listings, monitoring, tenders
+from services.trading.app import draws, handlers, listing_watch, listings, monitoring, tenders
 from services.trading.app import evaluation as evaluations
 from services.trading.app.listing_chain import ListingStarter
 from services.trading.app.tender_chain import TenderStarter
@@ -798,12 +798,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         return await self._listing(listing_no), receipt.feed_sequence
 
     async def _bidder_act(self, update: str, kind: lc.StatementKind, *, listing_no: str,
-                          bidder_id: str, amount_fen: int,
-                          request_id: str) -> tuple[pb.Listing, int]:
+                          bidder_id: str, amount_fen: int, request_id: str,
+                          context: grpc.aio.ServicerContext[Any, Any],
+                          ) -> tuple[pb.Listing, int]:
         prepared = await asyncio.to_thread(
             listings.prepare_bidder_act, uow=self._reading(), signer=self._signer,
             caller=current_caller(), kind=kind, listing_no=listing_no, bidder_id=bidder_id,
             amount_fen=amount_fen, request_id=request_id, now=datetime.now(UTC))
+        # Monitoring: where the act came from, for the same_origin rule (not in Temporal).
+        await asyncio.to_thread(
+            listing_watch.note_act_origin, uow=self._writing(), kind=kind,
+            listing_no=listing_no, statement=prepared.act.statement,
+            origin=network_origin(context.peer() or ""), now=datetime.now(UTC))
         return await self._send_listing_act(update, prepared, request_id=request_id)
 
     async def PlaceListingBid(self, request: pb.PlaceListingBidRequest,
@@ -812,7 +818,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         listing, sequence = await self._bidder_act(
             lc.BID, lc.StatementKind.BID, listing_no=request.listing_no,
             bidder_id=request.bidder_id, amount_fen=request.amount_fen,
-            request_id=request.request_id)
+            request_id=request.request_id, context=context)
         return pb.PlaceListingBidResponse(listing=listing, feed_sequence=sequence)
 
     async def RegisterBuyer(self, request: pb.RegisterBuyerRequest,
@@ -820,7 +826,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                             ) -> pb.RegisterBuyerResponse:
         listing, _ = await self._bidder_act(
             lc.REGISTER_BUYER, lc.StatementKind.BUYER, listing_no=request.listing_no,
-            bidder_id=request.buyer_id, amount_fen=0, request_id=request.request_id)
+            bidder_id=request.buyer_id, amount_fen=0, request_id=request.request_id,
+            context=context)
         return pb.RegisterBuyerResponse(listing=listing)
 
     async def PlaceAuctionBid(self, request: pb.PlaceAuctionBidRequest,
@@ -829,7 +836,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         listing, sequence = await self._bidder_act(
             lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, listing_no=request.listing_no,
             bidder_id=request.bidder_id, amount_fen=request.amount_fen,
-            request_id=request.request_id)
+            request_id=request.request_id, context=context)
         return pb.PlaceAuctionBidResponse(listing=listing, feed_sequence=sequence)
 
     async def RecordAgreement(self, request: pb.RecordAgreementRequest,

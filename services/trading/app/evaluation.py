@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from kernel.directory import require_official, spoken_roles
+from kernel.directory import acting_official, require_official, spoken_roles
 from kernel.errors import (
     AlreadyExists,
     FailedPrecondition,
@@ -230,8 +230,12 @@ def prepare_score_sheet(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller
     Refused: another system than the member's (PERMISSION_DENIED), a member not on the
     committee (PERMISSION_DENIED), scores out of range (INVALID_ARGUMENT), a bid that is
     not valid (FAILED_PRECONDITION), a second sheet for the same bid (ALREADY_EXISTS).
+    A system naming an official (a representative's) it may not speak for is refused
+    before anything else is read, as on every RPC an official acts through.
     """
     with uow:
+        if caller.official_id:
+            acting_official(uow.staff, caller)
         tender = uow.tenders.get(tender_no)
         if tender is None:
             raise NotFound(f"tender {tender_no} is not known")

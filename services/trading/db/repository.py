@@ -32,12 +32,14 @@ from services.trading.domain.feed import GENESIS, FeedEntry, FeedLink, NewFeedEn
 from services.trading.domain.listings import ListingAct, ListingRecord
 from services.trading.domain.model import Agency, CatalogueEntry, Expert
 from services.trading.domain.monitoring import (
+    ActSeen,
     Alert,
     AlertRule,
     BidSeen,
     NewTradeStep,
     StoredAlert,
     TradeStep,
+    alerts_on_listing_act,
     details_text,
     out_of_order,
 )
@@ -803,6 +805,7 @@ class Listings:
         self._t = tables.listings
         self._a = tables.listing_acts
         self._s = tables.listing_steps
+        self._o = tables.listing_act_origins
 
     @staticmethod
     def _listing(row: Row[Any]) -> ListingRecord:
@@ -904,7 +907,37 @@ class Listings:
         stage = self._connection.execute(
             select(self._t.c.stage).where(self._t.c.listing_no == listing_no)).scalar_one()
         self._monitor.record(NewTradeStep(f"listing/{listing_no}", "listing", step, stage, at,
-                                          feed_sequence, details or {}))
+                                          feed_sequence, details or {}),
+                             self._act_alerts(listing_no, step_key, step))
+
+    def note_origin(self, listing_no: str, act_key: str, origin: str, *,
+                    at: datetime) -> None:
+        """Note the network origin of the act to be recorded under ``act_key``; the first
+        attempt's stays (a retry of the act is the same act)."""
+        if self._connection.execute(select(self._o.c.origin).where(and_(
+                self._o.c.listing_no == listing_no, self._o.c.act_key == act_key))).first():
+            return
+        self._connection.execute(insert(self._o).values(
+            listing_no=listing_no, act_key=act_key, origin=origin, noted_at=at))
+
+    def _act_alerts(self, listing_no: str, step_key: str, step: str) -> list[Alert]:
+        """The monitoring alerts on a bidder's act recorded as ``step_key``: other bidders'
+        acts on the listing from its network origin."""
+        act = self.act(listing_no, step_key)
+        if act is None:
+            return []
+        origin = self._connection.execute(select(self._o.c.origin).where(and_(
+            self._o.c.listing_no == listing_no, self._o.c.act_key == step_key))).scalar()
+        if not origin:
+            return []
+        others = [ActSeen(r.bidder_id, r.origin) for r in self._connection.execute(
+            select(self._a.c.bidder_id, self._o.c.origin).join(self._o, and_(
+                self._o.c.listing_no == self._a.c.listing_no,
+                self._o.c.act_key == self._a.c.act_key))
+            .where(and_(self._a.c.listing_no == listing_no,
+                        self._a.c.bidder_id != act.bidder_id,
+                        self._o.c.origin == origin)))]
+        return alerts_on_listing_act(ActSeen(act.bidder_id, origin), others, act=step)
 
     def deals(self, start: datetime, end: datetime) -> list[Deal]:
         """The listings sold in [start, end): at their conclusion, worth their price."""

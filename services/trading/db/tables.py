@@ -374,6 +374,19 @@ listing_acts = Table(
     Index("ix_listing_acts_order", "listing_no", "position"),
 )
 
+#: The network origin (IP address, ``monitoring.network_origin``) a bidder's act on a listing
+#: was sent from, noted by the servicer before the act goes to the workflow, under the act's
+#: key; read when the act is recorded, for the ``same_origin`` rule.
+listing_act_origins = Table(
+    "listing_act_origins",
+    metadata,
+    Column("listing_no", String(20), ForeignKey("listings.listing_no"), nullable=False),
+    Column("act_key", String(80), nullable=False),
+    Column("origin", String(45), nullable=False),
+    Column("noted_at", UtcDateTime, nullable=False),
+    PrimaryKeyConstraint("listing_no", "act_key"),
+)
+
 #: Each step of a listing, recorded once (a retried activity finds its step).
 listing_steps = Table(
     "listing_steps",

@@ -8,7 +8,9 @@ twice. Each step carries the alerts the rules below raise on it:
 
 ``same_origin``
     a sealed bid on a tender from the same network origin (the caller's IP
-    address, the port left out) as another bidder's bid on that tender;
+    address, the port left out) as another bidder's bid on that tender; a
+    listing bid, buyer's registration or auction bid from the same network
+    origin as another bidder's act on that listing;
 ``identical_documents``
     a sealed bid whose envelope has the same SHA-256 as another bidder's on
     that tender, or, at the opening, valid bids whose opened documents have
@@ -154,6 +156,32 @@ def alerts_on_bid(new: BidSeen, others: Iterable[BidSeen]) -> list[Alert]:
             {"bidders": sorted([new.bidder_id, *same_envelope]),
              "ciphertext_sha256": new.ciphertext_sha256}))
     return alerts
+
+
+# ---- listing acts -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ActSeen:
+    """A bidder's act on a listing as monitoring sees it: who, from where."""
+
+    bidder_id: str
+    origin: str
+
+
+def alerts_on_listing_act(new: ActSeen, others: Iterable[ActSeen], *, act: str) -> list[Alert]:
+    """The alerts on a listing bid, buyer's registration or auction bid (``act``), given the
+    other acts recorded on the same listing: other bidders acting from its network origin."""
+    if not new.origin:
+        return []
+    same_origin = sorted({o.bidder_id for o in others
+                          if o.bidder_id != new.bidder_id and o.origin == new.origin})
+    if not same_origin:
+        return []
+    return [Alert(AlertRule.SAME_ORIGIN,
+                  f"bidder {new.bidder_id}'s {act.replace('_', ' ')} came from the same "
+                  f"network origin as the acts of {', '.join(same_origin)} on this listing",
+                  {"bidders": sorted([new.bidder_id, *same_origin]), "origin": new.origin,
+                   "act": act})]
 
 
 # ---- the opening -----------------------------------------------------------------------------

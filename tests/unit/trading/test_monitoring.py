@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 import pytest
 
 from services.trading.domain.monitoring import (
+    ActSeen,
     AlertRule,
     BidSeen,
     NewTradeStep,
     OpenedBid,
     alerts_on_award,
     alerts_on_bid,
+    alerts_on_listing_act,
     alerts_on_opening,
     bid_price,
     is_abnormally_low,
@@ -55,6 +57,25 @@ def test_bids_from_one_origin_raise_an_alert_and_from_two_do_not() -> None:
 
 def test_an_unknown_origin_matches_nothing() -> None:
     assert alerts_on_bid(BidSeen("BD-0002", "", B), [BidSeen("BD-0001", "", A)]) == []
+
+
+def test_listing_acts_of_two_bidders_from_one_origin_raise_an_alert() -> None:
+    others = [ActSeen("BD-0001", "10.0.0.1"), ActSeen("BD-0003", "10.0.0.1"),
+              ActSeen("BD-0001", "10.0.0.1")]
+    same = alerts_on_listing_act(ActSeen("BD-0002", "10.0.0.1"), others, act="auction_bid")
+    assert [a.rule for a in same] == [AlertRule.SAME_ORIGIN]
+    assert same[0].details == {"bidders": ["BD-0001", "BD-0002", "BD-0003"],
+                               "origin": "10.0.0.1", "act": "auction_bid"}
+    assert "auction bid" in same[0].message
+
+
+def test_listing_acts_from_another_origin_or_of_the_bidder_itself_raise_none() -> None:
+    assert alerts_on_listing_act(ActSeen("BD-0002", "10.0.0.2"),
+                                 [ActSeen("BD-0001", "10.0.0.1")], act="listing_bid") == []
+    assert alerts_on_listing_act(ActSeen("BD-0001", "10.0.0.1"),
+                                 [ActSeen("BD-0001", "10.0.0.1")], act="listing_bid") == []
+    assert alerts_on_listing_act(ActSeen("BD-0002", ""),
+                                 [ActSeen("BD-0001", "")], act="buyer_registered") == []
 
 
 def test_the_same_envelope_raises_an_alert_and_another_does_not() -> None:
