@@ -151,6 +151,16 @@ def stated_price(document: bytes) -> int | None:
         return None
 
 
+def price_in(parsed: object) -> int | None:
+    """``stated_price`` of a document already parsed (its JSON value; None when it is not
+    JSON in UTF-8): the object's ``price_fen`` when a whole number from 1 to
+    ``MAX_PRICE_FEN``, else None."""
+    price = parsed.get("price_fen") if isinstance(parsed, dict) else None
+    if isinstance(price, bool) or not isinstance(price, int) or not 1 <= price <= MAX_PRICE_FEN:
+        return None
+    return price
+
+
 @dataclass(frozen=True)
 class ScoreSheet:
     """One member's judgement of one bid."""
