@@ -201,6 +201,9 @@ class RankedBid:
 
     @property
     def total(self) -> Fraction:
+        if not (self.technical_points or self.business_points):
+            # Lowest evaluated price (all zero), or no other points: no Fraction sums.
+            return self.price_points
         return self.price_points + self.technical_points + self.business_points
 
     def as_dict(self) -> dict[str, object]:
@@ -227,6 +230,9 @@ def shown(value: Fraction) -> str:
     """A fraction as a decimal with 2 places, rounded half up (away from zero on a tie;
     for display only), in exact integer arithmetic: Decimal's result for every value
     within its 28 digits, at a fraction of its cost (a ranking shows 4 per bid)."""
+    if value.denominator == 1:
+        # A whole number (lowest evaluated price's zero points): nothing to round.
+        return f"{value.numerator}.00"
     hundredths, rest = divmod(abs(value.numerator) * 100, value.denominator)
     if 2 * rest >= value.denominator:
         hundredths += 1
