@@ -775,6 +775,25 @@ class Evaluations:
                            func.sum(s.c.technical), func.sum(s.c.business))
                     .where(s.c.tender_no == tender_no).group_by(s.c.bidder_id))}
 
+    def committee_tallies(self, tender_no: str,
+                          members: Sequence[str]) -> tuple[dict[str, Tally], int]:
+        """``tallies`` of the sheets by ``members``, and how many sheets are by someone
+        else (``sheets_by_others``), in one pass over the tender's sheets."""
+        s = self._s
+        tallies: dict[str, Tally] = {}
+        others = 0
+        by_others = case((s.c.member_id.in_(list(members)), 0), else_=1)
+        for bidder, count, strangers, compliant, technical, business in \
+                self._connection.execute(
+                    select(s.c.bidder_id, func.count(), func.sum(by_others),
+                           func.sum(case((s.c.compliant, 1), else_=0)),
+                           func.sum(s.c.technical), func.sum(s.c.business))
+                    .where(s.c.tender_no == tender_no).group_by(s.c.bidder_id)):
+            others += int(strangers or 0)
+            tallies[bidder] = Tally(int(count), int(compliant or 0), int(technical or 0),
+                                    int(business or 0))
+        return tallies, others
+
     def sheets_by_others(self, tender_no: str, members: Sequence[str]) -> int:
         """How many of the tender's sheets are by someone not among ``members``."""
         s = self._s

@@ -207,6 +207,12 @@ class RankedBid:
         return self.price_points + self.technical_points + self.business_points
 
     def as_dict(self) -> dict[str, object]:
+        if not (self.price_points or self.technical_points or self.business_points):
+            # Lowest evaluated price: no points, each shown as what shown(0) gives.
+            return {"rank": self.rank, "bidder_id": self.bidder_id,
+                    "price_fen": self.price_fen, "price_points": _NO_POINTS,
+                    "technical_points": _NO_POINTS, "business_points": _NO_POINTS,
+                    "total": _NO_POINTS}
         return {"rank": self.rank, "bidder_id": self.bidder_id, "price_fen": self.price_fen,
                 "price_points": shown(self.price_points),
                 "technical_points": shown(self.technical_points),
@@ -238,6 +244,10 @@ def shown(value: Fraction) -> str:
         hundredths += 1
     sign = "-" if value.numerator < 0 else ""
     return f"{sign}{hundredths // 100}.{hundredths % 100:02d}"
+
+
+#: Zero points as shown.
+_NO_POINTS = shown(Fraction(0))
 
 
 def price_points(*, price_fen: int, lowest_fen: int, weight: int) -> Fraction:

@@ -365,9 +365,10 @@ def test_what_the_venue_holds_before_the_reveal_gives_no_bid_content_away() -> N
                                       bid.envelope[HEADER_BYTES:], aad)
 
 
-def _refusal(call: Callable[[], bytes]) -> tuple[str, str, str] | bytes:
+def _refusal(call: Callable[..., bytes], *args: bytes,
+             **named: str) -> tuple[str, str, str] | bytes:
     try:
-        return call()
+        return call(*args, **named)
     except SealedBidError as refused:
         return type(refused).__name__, refused.reason, refused.field
 
@@ -410,12 +411,10 @@ def test_a_tender_opening_gives_open_bid_s_document_or_refusal_for_every_case() 
     opening = TenderOpening(TENDER)
     seen: list[object] = []
     for envelope, key_, bidder, digest, commitment in cases:
-        given = _refusal(lambda: opening.open(envelope, key_, bidder_id=bidder,
-                                              ciphertext_sha256=digest,
-                                              key_commitment=commitment))
-        assert given == _refusal(lambda: open_bid(envelope, key_, tender_number=TENDER,
-                                                  bidder_id=bidder, ciphertext_sha256=digest,
-                                                  key_commitment=commitment))
+        named = {"bidder_id": bidder, "ciphertext_sha256": digest,
+                 "key_commitment": commitment}
+        given = _refusal(opening.open, envelope, key_, **named)
+        assert given == _refusal(open_bid, envelope, key_, tender_number=TENDER, **named)
         seen.append(given if isinstance(given, tuple) else given[-1])
     assert seen[:2] == [0, 1]
     assert [s[0] for s in seen[2:] if isinstance(s, tuple)] == [
