@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.trading.domain import evaluation, monitoring
+from services.trading.domain import evaluation
 from services.trading.domain.monitoring import (
     AlertRule,
     BidSeen,
@@ -213,10 +213,14 @@ def test_an_opened_bid_reads_its_price_from_the_parse_it_is_given(
         monkeypatch: pytest.MonkeyPatch) -> None:
     document = b'{"price_fen": 123456}'
     parsed = parsed_document(document)
-    parses: list[object] = []
+    parses: list[str] = []
     loads = json.loads
-    monkeypatch.setattr(monitoring.json, "loads",
-                        lambda text: parses.append(text) or loads(text))
+
+    def counted(text: str) -> object:
+        parses.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(json, "loads", counted)
     opened = OpenedBid.of("BD-0001", document, parsed=parsed)
     assert parses == []
     assert opened == OpenedBid("BD-0001", hashlib.sha256(document).hexdigest(), 123456)
