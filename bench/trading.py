@@ -1,6 +1,7 @@
 """The trading benchmark: one tender with many sealed bids, beside the crypto floor.
 
     .venv/bin/python -m bench.trading [--bids 1000] [--concurrency 20] [--repeat 1]
+                                      [--document-kib 0]
 
 One run starts, in this process, a time-skipping Temporal test server, the
 trading service (gRPC over mTLS on a free port of 127.0.0.1, SQLite in a
@@ -16,6 +17,9 @@ Each round (--repeat rounds, medians printed):
    bidders' clients (``sealed_bids.seal_bid``, not timed: that is the
    bidder's machine), each a JSON document with a distinctive price, and
    submitted with ``SubmitSealedBid`` at --concurrency calls in flight.
+   With --document-kib N each document also carries N KiB of random filler
+   (an "annex" of base64 text inside the JSON), for a realistic bid size;
+   0 (the default) keeps the small document.
    Figures: accepted bids per second and the p50/p99 latency of one call.
 2. **Opening**, from the deadline to the published candidates: the trading
    activities the workflow runs, called here with the instants the workflow
@@ -42,8 +46,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import hmac
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -74,6 +80,7 @@ from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.sealed_bids import (
     HEADER_BYTES,
     MAGIC,
+    MAX_DOCUMENT_BYTES,
     SealedBid,
     associated_data,
     envelope_sha256,
@@ -93,6 +100,8 @@ SUBMIT = "govhall.trading.v1.TradingService/SubmitSealedBid"
 MEMBERS = ("EX-0002", "EX-0003", "EX-0019", "EX-0025", "EX-0045")
 FIRST_BIDDER = 5000
 AIM = 2.0
+#: The largest filler: the document stays within what a bidder may seal.
+MAX_DOCUMENT_KIB = MAX_DOCUMENT_BYTES // 1024 - 1
 BIN = Path(sys.executable).parent
 
 
@@ -103,9 +112,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--concurrency", type=int, default=20,
                         help="SubmitSealedBid calls in flight")
     parser.add_argument("--repeat", type=int, default=1, help="rounds (one tender each)")
+    parser.add_argument("--document-kib", type=int, default=0,
+                        help="KiB of random filler (base64 text) in each bid document; "
+                             "0: the small document alone")
     args = parser.parse_args(argv)
     if not 3 <= args.bids <= 4999:
         parser.error("--bids is 3 to 4999")
+    if not 0 <= args.document_kib <= MAX_DOCUMENT_KIB:
+        parser.error(f"--document-kib is 0 to {MAX_DOCUMENT_KIB}")
     if args.concurrency < 1 or args.repeat < 1:
         parser.error("--concurrency and --repeat are 1 at least")
     return args
@@ -167,6 +181,18 @@ def crypto_floor(tender_no: str, bids: Sequence[Bid]) -> float:
                                 associated_data(tender_number=tender_no,
                                                 bidder_id=bid.bidder_id))
     return time.perf_counter() - started
+
+
+def bid_document(index: int, *, kib: int = 0) -> bytes:
+    """Bid ``index``'s JSON document: a distinctive price (so the ranking has work to do)
+    and, with ``kib`` > 0, an "annex" of exactly ``kib`` KiB of base64 text of random
+    bytes (a realistic bid's size; random, so no two bids' documents are alike)."""
+    document: dict[str, object] = {"price_fen": 400_000_000 + 7919 * index,
+                                   "offer": f"bench-offer-{uuid.uuid4()}"}
+    if kib:
+        # 3 random bytes are 4 characters of base64: 768 bytes make 1 KiB of text.
+        document["annex"] = base64.b64encode(os.urandom(768 * kib)).decode("ascii")
+    return json.dumps(document).encode()
 
 
 def _stamp(at: datetime) -> Timestamp:
@@ -308,10 +334,8 @@ class Bench:
         bids = []
         for index in range(self.args.bids):
             bidder = _bidder(index)
-            # A distinctive price per bid, so the ranking has work to do.
-            document = json.dumps({"price_fen": 400_000_000 + 7919 * index,
-                                   "offer": f"bench-offer-{uuid.uuid4()}"}).encode()
-            sealed, key = seal_bid(document, tender_number=tender_no, bidder_id=bidder)
+            sealed, key = seal_bid(bid_document(index, kib=self.args.document_kib),
+                                   tender_number=tender_no, bidder_id=bidder)
             bids.append(Bid(bidder, sealed, key))
         await self.submit(tender_no, bids, figures)
         await asyncio.to_thread(self.open, tender_no, deadline, bids, figures)
@@ -387,7 +411,8 @@ async def run(args: argparse.Namespace) -> list[Round]:
 def main(argv: Sequence[str] | None = None) -> None:
     args = parse(argv)
     print(f"trading bench: {args.bids} bids, concurrency {args.concurrency}, "
-          f"{args.repeat} round(s)", flush=True)
+          f"{args.repeat} round(s), bid document {len(bid_document(0, kib=args.document_kib))} "
+          f"bytes (--document-kib {args.document_kib})", flush=True)
     rounds = asyncio.run(run(args))
     print(report(rounds))
 

@@ -358,10 +358,10 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
     priced = {bidder: price for bidder, price in prices.items() if price is not None}
     # Each sheet was checked as it was recorded (its member on the committee, its scores
     # in range, one per member and bid): the database sums them, a row per bid.
-    if unit.evaluations.sheets_by_others(tender_no, committee.members):
+    summed, by_others = unit.evaluations.committee_tallies(tender_no, committee.members)
+    if by_others:
         raise FailedPrecondition(f"tender {tender_no} has sheets from outside its committee")
-    tallies = {bidder: given for bidder, given in unit.evaluations.tallies(tender_no).items()
-               if bidder in priced}
+    tallies = {bidder: given for bidder, given in summed.items() if bidder in priced}
     result = rank(method=method, prices=priced, tallies=tallies,
                   members=len(committee.members), weights=weights)
     return Ranked(result, tuple(sorted(b for b in valid if b not in priced)), weights)

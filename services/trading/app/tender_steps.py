@@ -25,7 +25,7 @@ from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.app import evaluation
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
-from services.trading.domain.evaluation import Method, stated_price
+from services.trading.domain.evaluation import Method, price_in
 from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.model import act_key
 from services.trading.domain.monitoring import (
@@ -33,8 +33,9 @@ from services.trading.domain.monitoring import (
     OpenedBid,
     alerts_on_award,
     alerts_on_opening,
+    parsed_document,
 )
-from services.trading.domain.sealed_bids import SealedBidError, open_bid
+from services.trading.domain.sealed_bids import SealedBidError, TenderOpening
 from services.trading.domain.tenders import Envelope, Tender, TenderStage
 from workflows import tender_rules as rules
 from workflows.approval_contract import SignedStatement, content_digest, statement_json
@@ -317,15 +318,15 @@ def _window(tender: Tender) -> timedelta:
     return timedelta(seconds=tender.decryption_window_seconds)
 
 
-def _validity(tender_no: str, bid: Envelope) -> tuple[str, bytes | None]:
+def _validity(opening: TenderOpening, bid: Envelope) -> tuple[str, bytes | None]:
     """"valid" and the document when the revealed key opens the bid (govhall-bid/1), else
     why not and None."""
     if bid.revealed_key is None:
         return "unrevealed", None
     try:
-        document = open_bid(bid.ciphertext, bid.revealed_key, tender_number=tender_no,
-                            bidder_id=bid.bidder_id, ciphertext_sha256=bid.ciphertext_sha256,
-                            key_commitment=bid.key_commitment)
+        document = opening.open(bid.ciphertext, bid.revealed_key, bidder_id=bid.bidder_id,
+                                ciphertext_sha256=bid.ciphertext_sha256,
+                                key_commitment=bid.key_commitment)
     except SealedBidError as refused:
         return refused.reason, None
     return "valid", document
@@ -357,13 +358,16 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         opened_bids: list[OpenedBid] = []
         validities: dict[str, str] = {}
         prices: dict[str, int] = {}
+        opening = TenderOpening(step.tender_no)
         for bid in unit.tenders.envelopes(step.tender_no):
-            validity, document = _validity(step.tender_no, bid)
+            validity, document = _validity(opening, bid)
             if document is not None:
                 # Only digests and stated prices go on: the documents are not kept. The
                 # price is kept for the ranking (0: none stated), which so opens no bid.
-                opened_bids.append(OpenedBid.of(bid.bidder_id, document))
-                prices[bid.bidder_id] = stated_price(document) or 0
+                # The document is parsed once for both readings of its price.
+                parsed = parsed_document(document)
+                opened_bids.append(OpenedBid.of(bid.bidder_id, document, parsed=parsed))
+                prices[bid.bidder_id] = price_in(parsed) or 0
             validities[bid.bidder_id] = validity
             outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
                             "reason": "" if validity == "valid" else validity})

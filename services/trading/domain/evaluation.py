@@ -151,6 +151,16 @@ def stated_price(document: bytes) -> int | None:
         return None
 
 
+def price_in(parsed: object) -> int | None:
+    """``stated_price`` of a document already parsed (its JSON value; None when it is not
+    JSON in UTF-8): the object's ``price_fen`` when a whole number from 1 to
+    ``MAX_PRICE_FEN``, else None."""
+    price = parsed.get("price_fen") if isinstance(parsed, dict) else None
+    if isinstance(price, bool) or not isinstance(price, int) or not 1 <= price <= MAX_PRICE_FEN:
+        return None
+    return price
+
+
 @dataclass(frozen=True)
 class ScoreSheet:
     """One member's judgement of one bid."""
@@ -191,9 +201,18 @@ class RankedBid:
 
     @property
     def total(self) -> Fraction:
+        if not (self.technical_points or self.business_points):
+            # Lowest evaluated price (all zero), or no other points: no Fraction sums.
+            return self.price_points
         return self.price_points + self.technical_points + self.business_points
 
     def as_dict(self) -> dict[str, object]:
+        if not (self.price_points or self.technical_points or self.business_points):
+            # Lowest evaluated price: no points, each shown as what shown(0) gives.
+            return {"rank": self.rank, "bidder_id": self.bidder_id,
+                    "price_fen": self.price_fen, "price_points": _NO_POINTS,
+                    "technical_points": _NO_POINTS, "business_points": _NO_POINTS,
+                    "total": _NO_POINTS}
         return {"rank": self.rank, "bidder_id": self.bidder_id, "price_fen": self.price_fen,
                 "price_points": shown(self.price_points),
                 "technical_points": shown(self.technical_points),
@@ -217,11 +236,18 @@ def shown(value: Fraction) -> str:
     """A fraction as a decimal with 2 places, rounded half up (away from zero on a tie;
     for display only), in exact integer arithmetic: Decimal's result for every value
     within its 28 digits, at a fraction of its cost (a ranking shows 4 per bid)."""
+    if value.denominator == 1:
+        # A whole number (lowest evaluated price's zero points): nothing to round.
+        return f"{value.numerator}.00"
     hundredths, rest = divmod(abs(value.numerator) * 100, value.denominator)
     if 2 * rest >= value.denominator:
         hundredths += 1
     sign = "-" if value.numerator < 0 else ""
     return f"{sign}{hundredths // 100}.{hundredths % 100:02d}"
+
+
+#: Zero points as shown.
+_NO_POINTS = shown(Fraction(0))
 
 
 def price_points(*, price_fen: int, lowest_fen: int, weight: int) -> Fraction:

@@ -186,17 +186,28 @@ def alerts_on_listing_act(new: ActSeen, others: Iterable[ActSeen], *, act: str) 
 
 # ---- the opening -----------------------------------------------------------------------------
 
-def bid_price(document: bytes) -> int | None:
-    """The price a bid document states, in fen: its JSON object's integer ``price_fen``
-    (> 0); None for a document that states none (no price rule applies to it)."""
+def parsed_document(document: bytes) -> Any:
+    """An opened bid document's JSON value, parsed once for every rule that reads it
+    (``price_in`` here, ``evaluation.price_in``); None when it is not JSON in UTF-8, which
+    states no price either."""
     try:
-        parsed = json.loads(document.decode("utf-8"))
+        return json.loads(document.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
         return None
+
+
+def price_in(parsed: Any) -> int | None:
+    """``bid_price`` of a document already parsed (``parsed_document``)."""
     price = parsed.get("price_fen") if isinstance(parsed, dict) else None
     if isinstance(price, int) and not isinstance(price, bool) and price > 0:
         return price
     return None
+
+
+def bid_price(document: bytes) -> int | None:
+    """The price a bid document states, in fen: its JSON object's integer ``price_fen``
+    (> 0); None for a document that states none (no price rule applies to it)."""
+    return price_in(parsed_document(document))
 
 
 @dataclass(frozen=True)
@@ -208,8 +219,11 @@ class OpenedBid:
     price_fen: int | None
 
     @classmethod
-    def of(cls, bidder_id: str, document: bytes) -> OpenedBid:
-        return cls(bidder_id, hashlib.sha256(document).hexdigest(), bid_price(document))
+    def of(cls, bidder_id: str, document: bytes, *, parsed: Any = None) -> OpenedBid:
+        """The bid; ``parsed``: its document's ``parsed_document`` when already made."""
+        if parsed is None:
+            parsed = parsed_document(document)
+        return cls(bidder_id, hashlib.sha256(document).hexdigest(), price_in(parsed))
 
 
 def is_abnormally_low(price_fen: int, reference_fen: int, *, references: int = 1) -> bool:

@@ -157,18 +157,22 @@ def _framed(text: str) -> bytes:
 
 
 def _check_binding(tender_number: str, bidder_id: str) -> None:
-    for field, value in (("tender_number", tender_number), ("bidder_id", bidder_id)):
-        if not value or value != value.strip() or not value.isprintable():
-            raise MalformedBinding(
-                f"{field} must be non-blank printable text without surrounding spaces",
-                field=field)
-        try:
-            size = len(value.encode("utf-8"))
-        except UnicodeEncodeError:
-            raise MalformedBinding(f"{field} is not valid Unicode text", field=field) from None
-        if size > MAX_ID_BYTES:
-            raise MalformedBinding(
-                f"{field} is {size} bytes of UTF-8, at most {MAX_ID_BYTES}", field=field)
+    _check_bound("tender_number", tender_number)
+    _check_bound("bidder_id", bidder_id)
+
+
+def _check_bound(field: str, value: str) -> None:
+    if not value or value != value.strip() or not value.isprintable():
+        raise MalformedBinding(
+            f"{field} must be non-blank printable text without surrounding spaces",
+            field=field)
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise MalformedBinding(f"{field} is not valid Unicode text", field=field) from None
+    if size > MAX_ID_BYTES:
+        raise MalformedBinding(
+            f"{field} is {size} bytes of UTF-8, at most {MAX_ID_BYTES}", field=field)
 
 
 def associated_data(*, tender_number: str, bidder_id: str, version: int = VERSION) -> bytes:
@@ -268,15 +272,60 @@ def check_key(key: bytes, *, tender_number: str, bidder_id: str, ciphertext_sha2
 def open_bid(envelope: bytes, key: bytes, *, tender_number: str, bidder_id: str,
              ciphertext_sha256: str, key_commitment: str) -> bytes:
     """The venue's side at the opening: the bid document, or a precise refusal."""
-    check_submission(envelope, tender_number=tender_number, bidder_id=bidder_id,
-                     ciphertext_sha256=ciphertext_sha256, key_commitment=key_commitment)
-    check_key(key, tender_number=tender_number, bidder_id=bidder_id,
-              ciphertext_sha256=ciphertext_sha256, key_commitment=key_commitment)
-    nonce = envelope[len(MAGIC) + 1:HEADER_BYTES]
-    aad = associated_data(tender_number=tender_number, bidder_id=bidder_id)
-    try:
-        return AESGCM(key).decrypt(nonce, envelope[HEADER_BYTES:], aad)
-    except InvalidTag:
-        raise Tampered(
-            "the committed key does not authenticate this envelope for this tender and bidder",
-            field="envelope") from None
+    return TenderOpening(tender_number).open(
+        envelope, key, bidder_id=bidder_id, ciphertext_sha256=ciphertext_sha256,
+        key_commitment=key_commitment)
+
+
+class TenderOpening:
+    """The opening of one tender's bids: ``open`` is ``open_bid`` for this tender, with
+    what every bid shares (the tender number checked and framed) done once.
+
+    ``open`` makes each of ``open_bid``'s checks once, in its order, with its errors: the
+    binding, both commitments' form and the envelope's (``MalformedBinding``,
+    ``MalformedCommitment``, ``MalformedEnvelope``), the envelope's SHA-256 against
+    ``ciphertext_sha256`` (``CiphertextMismatch``), the key's length (``MalformedKey``),
+    the key commitment (``KeyMismatch``; both compares in constant time), and AES-GCM's
+    tag under the associated data (``Tampered``).
+    """
+
+    def __init__(self, tender_number: str) -> None:
+        self.tender_number = tender_number
+        #: Why no bid of this tender can open (its number cannot be bound), else None.
+        self._unbound: MalformedBinding | None = None
+        try:
+            _check_bound("tender_number", tender_number)
+        except MalformedBinding as refused:
+            self._unbound = refused
+            return
+        tender = _framed(tender_number)
+        self._commitment_prefix = _framed(KEY_COMMITMENT_LABEL) + tender
+        self._aad_prefix = _framed(SCHEME) + MAGIC + bytes([VERSION]) + tender
+
+    def open(self, envelope: bytes, key: bytes, *, bidder_id: str, ciphertext_sha256: str,
+             key_commitment: str) -> bytes:
+        """The bid document, or the refusal ``open_bid`` gives."""
+        if self._unbound is not None:
+            raise MalformedBinding(self._unbound.message, field=self._unbound.field)
+        _check_bound("bidder_id", bidder_id)
+        _check_digest(ciphertext_sha256, "ciphertext_sha256")
+        _check_digest(key_commitment, "key_commitment")
+        _check_envelope(envelope)
+        committed = bytes.fromhex(ciphertext_sha256)
+        if not hmac.compare_digest(hashlib.sha256(envelope).digest(), committed):
+            raise CiphertextMismatch(
+                "the envelope's SHA-256 is not the committed ciphertext_sha256",
+                field="ciphertext_sha256")
+        _check_key(key)
+        bidder = _framed(bidder_id)
+        expected = hmac.digest(key, self._commitment_prefix + bidder + committed, "sha256")
+        if not hmac.compare_digest(expected, bytes.fromhex(key_commitment)):
+            raise KeyMismatch(
+                "the revealed key does not match the bidder's key commitment", field="key")
+        try:
+            return AESGCM(key).decrypt(envelope[len(MAGIC) + 1:HEADER_BYTES],
+                                       envelope[HEADER_BYTES:], self._aad_prefix + bidder)
+        except InvalidTag:
+            raise Tampered(
+                "the committed key does not authenticate this envelope for this tender and "
+                "bidder", field="envelope") from None

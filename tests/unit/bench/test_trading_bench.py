@@ -4,10 +4,13 @@ speed."""
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 
 import kernel.signing
-from bench.trading import Round, parse, report, run
+from bench.trading import MAX_DOCUMENT_KIB, Round, bid_document, parse, report, run
 
 
 def _round(number: int, opening: float, floor: float, bids_per_second: float) -> Round:
@@ -34,6 +37,25 @@ def test_the_arguments_refuse_too_few_bids() -> None:
         parse(["--bids", "2"])
     args = parse(["--bids", "7", "--concurrency", "3", "--repeat", "2"])
     assert (args.bids, args.concurrency, args.repeat) == (7, 3, 2)
+
+
+def test_the_default_document_is_the_small_one_and_the_filler_is_exact_random_base64() -> None:
+    small = json.loads(bid_document(3))
+    assert set(small) == {"price_fen", "offer"} and small["price_fen"] == 400_000_000 + 3 * 7919
+    padded = json.loads(bid_document(3, kib=64))
+    assert padded["price_fen"] == small["price_fen"]
+    assert len(padded["annex"]) == 64 * 1024
+    assert len(base64.b64decode(padded["annex"], validate=True)) == 64 * 768
+    assert padded["annex"] != json.loads(bid_document(3, kib=64))["annex"]
+    assert len(bid_document(0, kib=64)) > 64 * 1024 > len(bid_document(0))
+
+
+def test_the_document_size_option_defaults_to_none_and_stays_sealable() -> None:
+    assert parse([]).document_kib == 0
+    assert parse(["--document-kib", "64"]).document_kib == 64
+    for wrong in ("-1", str(MAX_DOCUMENT_KIB + 1)):
+        with pytest.raises(SystemExit):
+            parse(["--document-kib", wrong])
 
 
 async def test_a_tiny_run_submits_opens_and_publishes_candidates() -> None:

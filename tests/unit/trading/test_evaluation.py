@@ -13,6 +13,7 @@ from kernel.errors import FailedPrecondition, InvalidArgument
 from services.trading.domain.evaluation import (
     CommitteeShape,
     Method,
+    RankedBid,
     ScoreSheet,
     Tally,
     Weights,
@@ -269,3 +270,17 @@ def test_ranking_from_tallies_refuses_an_incomplete_or_stray_tally() -> None:
                              (whole, 4)):
         with pytest.raises(FailedPrecondition):
             rank(method=Method.LOWEST_PRICE, prices=prices, tallies=tallies, members=members)
+
+
+def test_a_ranked_bid_shows_its_points_alike_on_either_path() -> None:
+    # Lowest evaluated price's bids have no points: shown as shown(0) gives them.
+    plain = RankedBid(1, "BD-0001", 80_000)
+    assert plain.as_dict() == {"rank": 1, "bidder_id": "BD-0001", "price_fen": 80_000,
+                               "price_points": "0.00", "technical_points": "0.00",
+                               "business_points": "0.00", "total": "0.00"}
+    assert plain.total == 0 and shown(Fraction(0)) == "0.00" and shown(Fraction(-3)) == "-3.00"
+    scored = RankedBid(2, "BD-0002", 100_000, Fraction(24), Fraction(0), Fraction(2, 3))
+    assert scored.total == Fraction(74, 3)
+    assert scored.as_dict()["total"] == "24.67" and scored.as_dict()["price_points"] == "24.00"
+    only_price = RankedBid(3, "BD-0003", 125_000, Fraction(96, 5))
+    assert only_price.total == Fraction(96, 5) and only_price.as_dict()["total"] == "19.20"

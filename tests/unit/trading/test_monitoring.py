@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 
 import pytest
 
+from services.trading.domain import evaluation
 from services.trading.domain.monitoring import (
     ActSeen,
     AlertRule,
@@ -21,6 +23,8 @@ from services.trading.domain.monitoring import (
     is_abnormally_low,
     network_origin,
     out_of_order,
+    parsed_document,
+    price_in,
 )
 
 AT = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
@@ -206,3 +210,39 @@ def test_a_draw_follows_its_own_order() -> None:
     assert out_of_order(_step("drawn", "drawn", "draw"), "open") is None
     assert out_of_order(_step("drawn", "drawn", "draw"), "committing") is not None
     assert out_of_order(_step("seed_revealed", "open", "draw"), None) is not None
+
+
+_DOCUMENTS = [b'{"price_fen": 123456}', b'{"price_fen": 0}', b'{"price_fen": -3}',
+              b'{"price_fen": "100"}', b'{"price_fen": true}', b'{"price_fen": 1.5}',
+              b'{"price_fen": 100000000000001}', b'{"price_fen": 1, "price_fen": 7}',
+              b"[1, 2]", b"null", "投标报价 100 元".encode(), b"\xff\xfe"]
+
+
+def test_one_parse_of_a_document_gives_both_readings_of_its_price() -> None:
+    for document in _DOCUMENTS:
+        parsed = parsed_document(document)
+        # The monitoring rules' reading (any price above 0) and the ranking's (1 to
+        # MAX_PRICE_FEN) from the one parse, each as it reads the document itself.
+        assert price_in(parsed) == bid_price(document)
+        assert evaluation.price_in(parsed) == evaluation.stated_price(document)
+    assert price_in(parsed_document(b'{"price_fen": 100000000000001}')) == 10**14 + 1
+    assert evaluation.price_in(parsed_document(b'{"price_fen": 100000000000001}')) is None
+    assert parsed_document(b"\xff\xfe") is None and parsed_document(b"[1, 2]") == [1, 2]
+
+
+def test_an_opened_bid_reads_its_price_from_the_parse_it_is_given(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    document = b'{"price_fen": 123456}'
+    parsed = parsed_document(document)
+    parses: list[str] = []
+    loads = json.loads
+
+    def counted(text: str) -> object:
+        parses.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(json, "loads", counted)
+    opened = OpenedBid.of("BD-0001", document, parsed=parsed)
+    assert parses == []
+    assert opened == OpenedBid("BD-0001", hashlib.sha256(document).hexdigest(), 123456)
+    assert OpenedBid.of("BD-0001", document) == opened and len(parses) == 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+from collections.abc import Callable
 
 import pytest
 from cryptography.exceptions import InvalidTag
@@ -28,6 +29,7 @@ from services.trading.domain.sealed_bids import (
     SealedBid,
     SealedBidError,
     Tampered,
+    TenderOpening,
     associated_data,
     check_key,
     check_submission,
@@ -361,3 +363,78 @@ def test_what_the_venue_holds_before_the_reveal_gives_no_bid_content_away() -> N
             with pytest.raises(InvalidTag):
                 AESGCM(guess).decrypt(bid.envelope[5:HEADER_BYTES],
                                       bid.envelope[HEADER_BYTES:], aad)
+
+
+def _refusal(call: Callable[..., bytes], *args: bytes,
+             **named: str) -> tuple[str, str, str] | bytes:
+    try:
+        return call(*args, **named)
+    except SealedBidError as refused:
+        return type(refused).__name__, refused.reason, refused.field
+
+
+def test_a_tender_opening_gives_open_bid_s_document_or_refusal_for_every_case() -> None:
+    bids = [seal_bid(DOCUMENT + bytes([n]), tender_number=TENDER, bidder_id=f"BD-{n:04d}")
+            for n in range(3)]
+    (first, key), (second, second_key), (third, third_key) = bids
+    elsewhere, elsewhere_key = seal_bid(DOCUMENT, tender_number="TD-2026-0002",
+                                        bidder_id=BIDDER)
+    flipped = bytearray(third.envelope)
+    flipped[-1] ^= 1
+    tampered = bytes(flipped)
+    cases: list[tuple[bytes, bytes, str, str, str]] = [
+        (first.envelope, key, first.bidder_id, first.ciphertext_sha256, first.key_commitment),
+        (second.envelope, second_key, second.bidder_id, second.ciphertext_sha256,
+         second.key_commitment),
+        # Each refusal, in open_bid's order of checks.
+        (first.envelope, key, " BD-0000", first.ciphertext_sha256, first.key_commitment),
+        (first.envelope, key, first.bidder_id, first.ciphertext_sha256.upper(),
+         first.key_commitment),
+        (first.envelope, key, first.bidder_id, first.ciphertext_sha256, "00" * 31),
+        (b"XXXX" + first.envelope[4:], key, first.bidder_id, first.ciphertext_sha256,
+         first.key_commitment),
+        (second.envelope, key, first.bidder_id, first.ciphertext_sha256,
+         first.key_commitment),
+        (first.envelope, key[:16], first.bidder_id, first.ciphertext_sha256,
+         first.key_commitment),
+        (first.envelope, second_key, first.bidder_id, first.ciphertext_sha256,
+         first.key_commitment),
+        (first.envelope, key, second.bidder_id, first.ciphertext_sha256,
+         first.key_commitment),
+        (tampered, third_key, third.bidder_id, envelope_sha256(tampered),
+         key_commitment_of(third_key, tender_number=TENDER, bidder_id=third.bidder_id,
+                           ciphertext_sha256=envelope_sha256(tampered))),
+        # Sealed for another tender: its key commitment binds that tender.
+        (elsewhere.envelope, elsewhere_key, BIDDER, elsewhere.ciphertext_sha256,
+         elsewhere.key_commitment),
+    ]
+    opening = TenderOpening(TENDER)
+    seen: list[object] = []
+    for envelope, key_, bidder, digest, commitment in cases:
+        named = {"bidder_id": bidder, "ciphertext_sha256": digest,
+                 "key_commitment": commitment}
+        given = _refusal(opening.open, envelope, key_, **named)
+        assert given == _refusal(open_bid, envelope, key_, tender_number=TENDER, **named)
+        seen.append(given if isinstance(given, tuple) else given[-1])
+    assert seen[:2] == [0, 1]
+    assert [s[0] for s in seen[2:] if isinstance(s, tuple)] == [
+        "MalformedBinding", "MalformedCommitment", "MalformedCommitment", "MalformedEnvelope",
+        "CiphertextMismatch", "MalformedKey", "KeyMismatch", "KeyMismatch", "Tampered",
+        "KeyMismatch"]
+
+
+@pytest.mark.parametrize("wrong", ["", " TD-1", "TD\n1", "T" * (MAX_ID_BYTES + 1)])
+def test_a_tender_opening_for_a_number_that_cannot_be_bound_refuses_every_bid(
+        wrong: str, sealed: tuple[SealedBid, bytes]) -> None:
+    bid, key = sealed
+    opening = TenderOpening(wrong)
+    for _ in range(2):
+        with pytest.raises(MalformedBinding) as refused:
+            opening.open(bid.envelope, key, bidder_id=bid.bidder_id,
+                         ciphertext_sha256=bid.ciphertext_sha256,
+                         key_commitment=bid.key_commitment)
+        assert refused.value.field == "tender_number"
+        with pytest.raises(MalformedBinding) as directly:
+            open_bid(bid.envelope, key, tender_number=wrong, bidder_id=bid.bidder_id,
+                     ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment)
+        assert directly.value.message == refused.value.message
