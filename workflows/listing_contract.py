@@ -55,6 +55,8 @@ class StatementKind(StrEnum):
     AUCTION_BID = "listing_auction_bid"
     #: The officer's record of a transfer by agreement with the one buyer.
     AGREEMENT = "listing_agreement"
+    #: A land bidder who bid asks, before the close, to keep bidding at it (art. 19).
+    INTEREST = "listing_auction_interest"
 
 
 # Update and query names.
@@ -62,6 +64,7 @@ BID = "bid"
 REGISTER_BUYER = "register_buyer"
 AUCTION_BID = "auction_bid"
 AGREE = "agree"
+DECLARE_INTEREST = "declare_interest"
 STATUS = "status"
 
 # Activity names, on the trading service's task queue.
@@ -75,6 +78,8 @@ RECORD_LISTING_STEP = "trading.record_listing_step"
 CLOSE_LISTING = "trading.close_listing"
 #: The auction's quiet interval passed: trading concludes it (deal or failure).
 CONCLUDE_AUCTION = "trading.conclude_auction"
+#: The agreement's deadline passed without it: trading fails the listing (once).
+EXPIRE_AGREEMENT = "trading.expire_agreement"
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,8 @@ class ListingFacts:
     reserve_price_fen: int = 0
     auction_interval_seconds: int = 0
     max_extensions: int = 0
+    #: Property rights: the working days the agreement with one buyer is awaited (0: none).
+    agreement_working_days: int = 0
     #: A bid, a buyer, the agreement.
     bidder_id: str = ""
     amount_fen: int = 0
@@ -128,7 +135,9 @@ class ListingFacts:
             start_price_fen=number("start_price_fen"), increment_fen=number("increment_fen"),
             reserve_price_fen=number("reserve_price_fen"),
             auction_interval_seconds=number("auction_interval_seconds"),
-            max_extensions=number("max_extensions"), bidder_id=text("bidder_id"),
+            max_extensions=number("max_extensions"),
+            agreement_working_days=number("agreement_working_days"),
+            bidder_id=text("bidder_id"),
             amount_fen=number("amount_fen"))
         for instant in ("issued_at", "opens_at", "closes_at"):
             value = getattr(facts, instant)
@@ -182,7 +191,8 @@ def spec_of(facts: ListingFacts) -> rules.LandListingSpec | rules.PropertyListin
             facts.reserve_price_fen or None)
     return rules.PropertyListingSpec(
         facts.listing_no, facts.instant("opens_at"), facts.instant("closes_at"),
-        facts.reserve_price_fen, facts.increment_fen, interval, facts.max_extensions)
+        facts.reserve_price_fen, facts.increment_fen, interval, facts.max_extensions,
+        facts.agreement_working_days)
 
 
 def fresh_listing(facts: ListingFacts) -> Listing:
@@ -298,3 +308,6 @@ class StepReceipt:
     price_fen: int = 0
     method: str = ""
     failure: str = ""
+    #: One buyer at the close: the agreement is recorded before this instant, or the
+    #: listing fails (None: no deadline announced).
+    agreement_due: datetime | None = None
