@@ -13,7 +13,13 @@ import grpc
 import pytest
 
 from govhall.trading.v1 import trading_pb2 as pb
-from tests.integration.trading.listing_venue import OFFICER, Venue, until
+from kernel.errors import FailedPrecondition
+from kernel.signing import Signed, TrustedKeys, public_keys_dir, service_signer
+from services.trading.app import listing_steps
+from services.trading.db.repository import TradingUnitOfWork
+from tests.integration.trading.listing_venue import OFFICER, Venue, calendar, until
+from workflows import listing_contract as lc
+from workflows.approval_contract import as_statement
 
 
 async def _to_close(venue: Venue, listing: pb.Listing) -> None:
@@ -271,3 +277,62 @@ async def test_an_agreement_deadline_out_of_bounds_is_refused(venue: Venue) -> N
             grpc.StatusCode.INVALID_ARGUMENT
     # 0 is the default: 5 working days.
     assert (await venue.property()).agreement_working_days == 5
+
+
+async def test_the_recording_activities_check_the_agreement_deadline_again(
+        venue: Venue) -> None:
+    """Trading does not take the workflow's word for the deadline: its activity refuses to
+    fail the listing before the deadline, and an agreement after it."""
+    listing = await venue.property(reserve=50_000_000, extensions=0, agreement_days=2)
+    number = listing.listing_no
+    await venue.register(number, "0004")
+    await _to_close(venue, listing)
+    awaiting = await venue.until_stage(number, pb.LISTING_STAGE_AGREEMENT)
+    tz = (await venue.now()).tzinfo
+    due = awaiting.agreement_due.ToDatetime().replace(tzinfo=tz)
+    engine = venue.trading.running.engine
+    pki = venue.trading.pki_dir
+    keys = TrustedKeys.load(public_keys_dir(pki))
+    signer = service_signer(pki, "trading")
+    with TradingUnitOfWork(engine, write=False) as unit:
+        announcement = as_statement(Signed.from_dict(unit.listings.announcement(number)))
+    with pytest.raises(FailedPrecondition, match="may be recorded until"):
+        listing_steps.expire_agreement(
+            uow=lambda: TradingUnitOfWork(engine), keys=keys, signer=signer,
+            calendar=calendar(), step=lc.ListingStep(number, announcement,
+                                                     due - timedelta(minutes=1)))
+    agreement = as_statement(signer.sign(lc.listing_statement_body(
+        kind=lc.StatementKind.AGREEMENT, listing_no=number, system="trading-platform",
+        issued_at=due, request_id=str(uuid.uuid4()), official_id="ZWFWZX-007",
+        bidder_id="BD-0004", amount_fen=52_000_000)))
+    with pytest.raises(FailedPrecondition, match="was due"):
+        listing_steps.record_step(
+            uow=lambda: TradingUnitOfWork(engine), keys=keys, signer=signer,
+            calendar=calendar(), step=lc.ListingStep(number, agreement, due, "agreement"))
+    assert (await venue.listing(number)).stage == pb.LISTING_STAGE_AGREEMENT
+
+
+async def test_a_project_whose_listing_failed_is_listed_again_under_a_new_number(
+        venue: Venue) -> None:
+    project_no = await venue.project()
+    first = await venue.land(project_no=project_no)
+    # Running: refused.
+    assert await _refused(venue.land(project_no=project_no)) == \
+        grpc.StatusCode.ALREADY_EXISTS
+    await venue.opened(first)
+    await _to_close(venue, first)
+    await venue.until_stage(first.listing_no, pb.LISTING_STAGE_FAILED)
+    again = await venue.land(project_no=project_no, start=90_000_000)
+    assert again.listing_no != first.listing_no and again.project_no == project_no
+    assert again.stage == pb.LISTING_STAGE_LISTING
+    # The new listing runs: the project is refused again while it does, and once sold.
+    assert await _refused(venue.land(project_no=project_no)) == \
+        grpc.StatusCode.ALREADY_EXISTS
+    await venue.opened(again)
+    await venue.bid(again.listing_no, "0001", 90_000_000)
+    await _to_close(venue, again)
+    await venue.until_stage(again.listing_no, pb.LISTING_STAGE_SOLD)
+    assert await _refused(venue.land(project_no=project_no)) == \
+        grpc.StatusCode.ALREADY_EXISTS
+    # The failed listing keeps its record.
+    assert (await venue.listing(first.listing_no)).stage == pb.LISTING_STAGE_FAILED
