@@ -62,6 +62,7 @@ with workflow.unsafe.imports_passed_through():
         DECLARE_INTEREST,
         EXPIRE_AGREEMENT,
         LAND,
+        READ_LISTING,
         OPEN_LISTING,
         RECORD_LISTING_STEP,
         REGISTER_BUYER,
@@ -74,6 +75,7 @@ with workflow.unsafe.imports_passed_through():
         ListingFacts,
         ListingInput,
         ListingReceipt,
+        ListingRecorded,
         ListingResult,
         ListingStatus,
         ListingStep,
@@ -81,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         StepReceipt,
         closes_at,
         fresh_listing,
+        replayed,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
 
@@ -96,6 +99,8 @@ ACTIVITY_TIMEOUT = timedelta(seconds=30)
 FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
 #: A land listing's auction is among the bidders who asked to keep bidding, not all who bid.
 AUCTION_AMONG_INTERESTED = "listing-auction-among-interested"
+#: A run rebuilds its copy from what trading recorded (a run started again: M4).
+REBUILT_FROM_RECORD = "listing-rebuilt-from-record"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -124,25 +129,55 @@ class ListingWorkflow:
     @workflow.run
     async def run(self, listing: ListingInput) -> ListingResult:
         self._upsert_identity()
-        await self._step(OPEN_LISTING, "announced", "record and publish the announcement")
+        announced = False
+        if workflow.patched(REBUILT_FROM_RECORD):
+            announced = await self._rebuild()
+        if not announced:
+            await self._step(OPEN_LISTING, "announced", "record and publish the announcement")
         self.started = True
         self._show()
-        if self.land:
+        if self.land and not self.opened:
             await self._sleep_until(self.listing.spec.opens_at, "until the listing opens")
             await self._step(RECORD_LISTING_STEP, "opened", "publish the listing's opening")
             self.opened = True
             self._show()
-        closed = await self._until_closed()
-        if closed.stage == rules.ListingState.AUCTION:
+        due: datetime | None = None
+        if self.stage == rules.ListingState.LISTING:
+            due = (await self._until_closed()).agreement_due
+        elif isinstance(self.listing, rules.PropertyListing):
+            due = self.listing.agreement_due
+        if self.stage == rules.ListingState.AUCTION:
             await self._auction()
-        elif closed.stage == rules.ListingState.AGREEMENT:
-            await self._agreement(closed.agreement_due)
+        elif self.stage == rules.ListingState.AGREEMENT:
+            await self._agreement(due)
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._show()
         deal = self.deal
         assert deal is not None
         return ListingResult(self.facts.listing_no, deal.stage, workflow.now(),
                              deal.buyer_id, deal.price_fen, deal.method, deal.failure)
+
+    async def _rebuild(self) -> bool:
+        """The copy rebuilt from what trading recorded (a run started again with its input,
+        or reset, goes on from where the listing stands); whether it was announced."""
+        try:
+            recorded: ListingRecorded = await workflow.execute_activity(
+                READ_LISTING, self._clock_step("read"), task_queue=self._queue(),
+                result_type=ListingRecorded, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RECORDING, summary="what trading recorded of the listing")
+        except ActivityError as error:
+            raise stuck("listing", "could not read what trading recorded", error) from error
+        if not recorded.announced:
+            return False
+        self.listing = replayed(self.facts, recorded)
+        self.opened = self.opened or recorded.opened
+        self.stage = recorded.stage
+        self.bids = sum(1 for a in recorded.acts if a.kind in ("listing_bid", "auction_bid"))
+        if recorded.stage in FINISHED:
+            self.deal = StepReceipt(recorded.listing_no, recorded.stage,
+                                    buyer_id=recorded.buyer_id, price_fen=recorded.price_fen,
+                                    method=recorded.method, failure=recorded.failure)
+        return True
 
     def _upsert_identity(self) -> None:
         wanted = [CASE_NUMBER.value_set(self.facts.listing_no),

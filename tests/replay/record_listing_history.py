@@ -8,7 +8,7 @@ service); the acts are signed by a fresh trading key, which the replay does not
 need (validators do not run on replay, and nothing else verifies).
 
 The listing: a land listing opens, two bidders bid, both ask to keep bidding at the close
-(from r2), the close sends it to auction, two auction bids (each re-arming the quiet
+(from r2), the run first reads what trading recorded (from r3: nothing yet), the close sends it to auction, two auction bids (each re-arming the quiet
 interval), the auction ends, the deal.
 """
 
@@ -56,12 +56,16 @@ def fake_trading() -> list[Any]:
     async def close(step: lc.ListingStep) -> lc.StepReceipt:
         return lc.StepReceipt(step.listing_no, "auction", [next(sequence)])
 
+    @activity.defn(name=lc.READ_LISTING)
+    async def read(step: lc.ListingStep) -> lc.ListingRecorded:
+        return lc.ListingRecorded(step.listing_no, "listing")
+
     @activity.defn(name=lc.CONCLUDE_AUCTION)
     async def conclude(step: lc.ListingStep) -> lc.StepReceipt:
         return lc.StepReceipt(step.listing_no, "sold", [next(sequence)], buyer_id="BD-0002",
                               price_fen=104_000_000, method="auction")
 
-    return [open_listing, record, close, conclude]
+    return [read, open_listing, record, close, conclude]
 
 
 async def record(recording: str) -> Path:
@@ -129,4 +133,4 @@ async def record(recording: str) -> Path:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r2")))
+    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r3")))

@@ -35,10 +35,12 @@ from workflows.listing_contract import (
     LAND,
     Listing,
     ListingFacts,
+    ListingRecorded,
     ListingStep,
+    RecordedAct,
     StatementKind,
     StepReceipt,
-    fresh_listing,
+    replayed,
     verified_facts,
 )
 from workflows.tender_rules import end_of_china_day
@@ -83,6 +85,26 @@ def agreement_due(calendar: WorkingCalendar, facts: ListingFacts,
         raise FailedPrecondition(str(error)) from error
 
 
+def recorded(unit: TradingUnitOfWork, record: ListingRecord, facts: ListingFacts,
+             calendar: WorkingCalendar) -> ListingRecorded:
+    """What trading recorded of the listing, as a run started again reads it."""
+    steps = unit.listings.steps(record.listing_no)
+    names = {s.step for s in steps}
+    closed = [s.at for s in steps if s.step == "closed"]
+    closed_at = closed[-1] if closed else None
+    due = (agreement_due(calendar, facts, closed_at)
+           if closed_at is not None and record.stage == ListingState.AGREEMENT else None)
+    return ListingRecorded(
+        record.listing_no, record.stage, announced="announced" in names,
+        opened="opened" in names, closes_at=record.closes_at,
+        extensions=[s.at for s in steps if s.step == "extended"], closed_at=closed_at,
+        agreement_due=due,
+        acts=[RecordedAct(a.kind, a.bidder_id, a.amount_fen, a.at)
+              for a in unit.listings.acts(record.listing_no)],
+        buyer_id=record.buyer_id, price_fen=record.deal_price_fen, method=record.deal_method,
+        failure=record.failure)
+
+
 def rebuild(unit: TradingUnitOfWork, listing_no: str, calendar: WorkingCalendar, *,
             for_update: bool = True) -> tuple[ListingFacts, ListingRecord, Listing]:
     """The listing as its announcement and what was recorded since make it."""
@@ -90,36 +112,23 @@ def rebuild(unit: TradingUnitOfWork, listing_no: str, calendar: WorkingCalendar,
     if record is None:
         raise NotFound(f"listing {listing_no} is not known")
     facts = ListingFacts.read(unit.listings.announcement(listing_no)["body"])
-    listing = fresh_listing(facts)
-    steps = unit.listings.steps(listing_no)
-    extensions = tuple(s.at for s in steps if s.step == "extended")
-    if isinstance(listing, rules.PropertyListing) and extensions:
-        listing = replace(listing, closes_at=record.closes_at, extensions=extensions)
-    closed = [s for s in steps if s.step == "closed"]
-    acts = unit.listings.acts(listing_no)
-    for act in acts:
-        if act.kind == "listing_bid" and isinstance(listing, rules.LandListing):
-            if act.bidder_id not in listing.qualified:
-                listing = listing.qualify(act.bidder_id, act.at)
-            listing = listing.bid(act.bidder_id, act.amount_fen, act.at)
-        elif act.kind == "buyer_registered" and isinstance(listing, rules.PropertyListing):
-            listing = listing.register_buyer(act.bidder_id, act.at)
-        elif act.kind == "auction_interest" and isinstance(listing, rules.LandListing):
-            listing = listing.declare_interest(act.bidder_id, act.at)
-    if closed and record.stage in (ListingState.AUCTION, ListingState.AGREEMENT):
-        at = closed[-1].at
-        if isinstance(listing, rules.LandListing):
-            # An auction recorded before bidders declared their interest was among all.
-            still = (listing.interested if len(listing.interested) >= 2
-                     else listing.qualified)
-            listing = listing.close(at, still_bidding=still)
-        else:
-            listing = listing.close(at, calendar,
-                                    agreement_due=agreement_due(calendar, facts, at))
-        for act in acts:
-            if act.kind == "auction_bid":
-                listing = listing.auction_bid(act.bidder_id, act.amount_fen, act.at)
-    return facts, record, listing
+    return facts, record, replayed(facts, recorded(unit, record, facts, calendar), calendar)
+
+
+def read_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, calendar: WorkingCalendar,
+                 step: ListingStep) -> ListingRecorded:
+    """What trading recorded of the listing, for its workflow's run that starts again (the
+    announcement it was started with checked against the one recorded)."""
+    facts = _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.listing_no)
+    with uow() as unit:
+        record = unit.listings.get(step.listing_no)
+        if record is None:
+            raise NotFound(f"listing {step.listing_no} is not known")
+        if unit.listings.announcement(step.listing_no)["signature"] != \
+                step.statement.signature:
+            raise PermissionDenied(f"the announcement is not the one listing "
+                                   f"{step.listing_no} was published with")
+        return recorded(unit, record, facts, calendar)
 
 
 def _publish(unit: TradingUnitOfWork, signer: ServiceSigner, kind: str, listing_no: str,

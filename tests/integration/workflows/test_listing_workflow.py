@@ -336,3 +336,48 @@ async def test_a_project_whose_listing_failed_is_listed_again_under_a_new_number
         grpc.StatusCode.ALREADY_EXISTS
     # The failed listing keeps its record.
     assert (await venue.listing(first.listing_no)).stage == pb.LISTING_STAGE_FAILED
+
+
+async def test_a_run_started_again_mid_auction_rebuilds_from_trading_and_takes_the_next_bid(
+        venue: Venue) -> None:
+    """M4: terminated mid-auction and started again with its own input by a bare Temporal
+    client, the run rebuilds its copy from what trading recorded: the status shows the
+    auction's real leader and price, and the next bid is taken."""
+    listing = await venue.land(start=100_000_000, increment=1_000_000, interval=300)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    await venue.bid(number, "0002", 101_000_000)
+    await venue.declare(number, "0001")
+    await venue.declare(number, "0002")
+    await _to_close(venue, listing)
+    await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
+    await venue.auction_bid(number, "0001", 103_000_000)
+    client = venue.env.client
+    handle = client.get_workflow_handle(lc.workflow_id(number))
+    queue = (await handle.describe()).task_queue
+    await handle.terminate(reason="the test: an operator's mistake")
+    with TradingUnitOfWork(venue.trading.running.engine, write=False) as unit:
+        announcement = as_statement(Signed.from_dict(unit.listings.announcement(number)))
+    again = await client.start_workflow(
+        lc.WORKFLOW_NAME, lc.ListingInput(announcement), id=lc.workflow_id(number),
+        task_queue=queue)
+    status = await until(lambda: again.query(lc.STATUS, result_type=lc.ListingStatus),
+                         lambda s: s.stage == "auction", "the run rebuilt at auction")
+    assert (status.leader, status.current_price_fen, status.bids) == (
+        "BD-0001", 103_000_000, 3)
+    assert status.auction_deadline is not None
+    # The next bid is checked against the real auction: below the leader's price, refused.
+    assert await _refused(venue.auction_bid(number, "0002", 103_000_000)) == \
+        grpc.StatusCode.FAILED_PRECONDITION
+    await venue.auction_bid(number, "0002", 104_000_000)
+    status = await again.query(lc.STATUS, result_type=lc.ListingStatus)
+    assert (status.leader, status.current_price_fen) == ("BD-0002", 104_000_000)
+    await venue.env.sleep(timedelta(seconds=301))
+    sold = await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
+    assert (sold.buyer_id, sold.deal_price_fen, sold.deal_method) == (
+        "BD-0002", 104_000_000, "auction")
+    kinds = [k for k, _ in await venue.feed(number)]
+    # Nothing published twice by the run started again.
+    assert kinds.count("listing.notice") == 1 and kinds.count("listing.opened") == 1
+    assert kinds.count("listing.auction_started") == 1
