@@ -7,9 +7,10 @@ would for this listing (a history records their results, so a replay needs no
 service); the acts are signed by a fresh trading key, which the replay does not
 need (validators do not run on replay, and nothing else verifies).
 
-The listing: a land listing opens, two bidders bid, both ask to keep bidding at the close
-(from r2), the run first reads what trading recorded (from r3: nothing yet), the close sends it to auction, two auction bids (each re-arming the quiet
-interval), the auction ends, the deal.
+The listing: the run first reads what trading recorded (from r3: nothing yet), a land
+listing opens, two bidders bid, both ask to keep bidding at the close (from r2), the close
+sends it to auction, two auction bids (each re-arming the quiet interval), the auction
+ends, the deal.
 """
 
 from __future__ import annotations
