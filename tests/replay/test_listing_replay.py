@@ -57,8 +57,9 @@ def test_the_recorded_listing_went_the_whole_way(path: Path) -> None:
     assert declared in (0, 2)
     read = activities.count(READ_LISTING)
     assert read in (0, 1)
-    assert activities == [*[READ_LISTING] * read, OPEN_LISTING, RECORD_LISTING_STEP, RECORD_LISTING_STEP,
-                          RECORD_LISTING_STEP, *[RECORD_LISTING_STEP] * declared,
+    assert activities == [*[READ_LISTING] * read, OPEN_LISTING, RECORD_LISTING_STEP,
+                          RECORD_LISTING_STEP, RECORD_LISTING_STEP,
+                          *[RECORD_LISTING_STEP] * declared,
                           CLOSE_LISTING, RECORD_LISTING_STEP, RECORD_LISTING_STEP,
                           CONCLUDE_AUCTION]
     assert updates == [BID, BID, *[DECLARE_INTEREST] * declared, AUCTION_BID, AUCTION_BID]

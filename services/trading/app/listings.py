@@ -295,7 +295,7 @@ def list_listings(*, uow: TradingUnitOfWork, calendar: WorkingCalendar, category
     GetListing shows it."""
     size = page_size(requested_size)
     with uow:
-        page = take_page(uow.listings.list(category=category, stage=stage,
+        page = take_page(uow.listings.page(category=category, stage=stage,
                                            after=after_text(page_token),
                                            limit=rows_to_fetch(size)),
                          size, key=lambda r: (r.listing_no,))

@@ -831,7 +831,7 @@ class Listings:
             select(self._t.c.listing_no).where(and_(
                 self._t.c.project_no == project_no, self._t.c.stage != "failed"))).scalar()
 
-    def list(self, *, category: str = "", stage: str = "", after: str = "",
+    def page(self, *, category: str = "", stage: str = "", after: str = "",
              limit: int) -> list[ListingRecord]:
         """The listings after ``after`` by number, of a category and a stage ('' for all)."""
         query = select(self._t).where(self._t.c.listing_no > after)

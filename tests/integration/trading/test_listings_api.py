@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -281,7 +281,8 @@ async def test_list_listings_pages_by_number_filters_and_hides_the_reserve_until
                 if x.listing_no == land[0].listing_no).reserve_price_fen == 150_000_000
     await _refused(hotline.ListListings(pb.ListListingsRequest(
         category=pb.TRADING_CATEGORY_CONSTRUCTION)), grpc.StatusCode.INVALID_ARGUMENT)
-    await _refused(hotline.ListListings(pb.ListListingsRequest(stage=99)),
+    await _refused(hotline.ListListings(pb.ListListingsRequest(
+        stage=cast(pb.ListingStage.ValueType, 99))),
                    grpc.StatusCode.INVALID_ARGUMENT)
     await _refused(hotline.ListListings(pb.ListListingsRequest(page_token="nonsense")),
                    grpc.StatusCode.INVALID_ARGUMENT)

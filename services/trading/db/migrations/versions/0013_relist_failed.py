@@ -21,7 +21,7 @@ NOT_FAILED = "stage != 'failed'"
 def _listings(unique_project: bool) -> sa.Table:
     """The listings table as 0011 made it, with or without its unique project_no (SQLite
     rebuilds the table to drop a constraint that has no name)."""
-    constraints: list[sa.SchemaItem] = [
+    constraints: list[sa.Constraint] = [
         sa.ForeignKeyConstraint(['project_no'], ['projects.project_no']),
         sa.PrimaryKeyConstraint('listing_no'),
         sa.UniqueConstraint('request_id'),
