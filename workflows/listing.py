@@ -56,8 +56,11 @@ with workflow.unsafe.imports_passed_through():
         BID,
         CLOSE_LISTING,
         CONCLUDE_AUCTION,
+        DECLARE_INTEREST,
+        EXPIRE_AGREEMENT,
         LAND,
         OPEN_LISTING,
+        READ_LISTING,
         RECORD_LISTING_STEP,
         REGISTER_BUYER,
         SIGNER,
@@ -69,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
         ListingFacts,
         ListingInput,
         ListingReceipt,
+        ListingRecorded,
         ListingResult,
         ListingStatus,
         ListingStep,
@@ -76,6 +80,7 @@ with workflow.unsafe.imports_passed_through():
         StepReceipt,
         closes_at,
         fresh_listing,
+        replayed,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
 
@@ -86,6 +91,10 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                                                    "AlreadyExists"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
+#: A land listing's auction is among the bidders who asked to keep bidding, not all who bid.
+AUCTION_AMONG_INTERESTED = "listing-auction-among-interested"
+#: A run rebuilds its copy from what trading recorded (a run started again: M4).
+REBUILT_FROM_RECORD = "listing-rebuilt-from-record"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -114,25 +123,55 @@ class ListingWorkflow:
     @workflow.run
     async def run(self, listing: ListingInput) -> ListingResult:
         self._upsert_identity()
-        await self._step(OPEN_LISTING, "announced", "record and publish the announcement")
+        announced = False
+        if workflow.patched(REBUILT_FROM_RECORD):
+            announced = await self._rebuild()
+        if not announced:
+            await self._step(OPEN_LISTING, "announced", "record and publish the announcement")
         self.started = True
         self._show()
-        if self.land:
+        if self.land and not self.opened:
             await self._sleep_until(self.listing.spec.opens_at, "until the listing opens")
             await self._step(RECORD_LISTING_STEP, "opened", "publish the listing's opening")
             self.opened = True
             self._show()
-        closed = await self._until_closed()
-        if closed.stage == rules.ListingState.AUCTION:
+        due: datetime | None = None
+        if self.stage == rules.ListingState.LISTING:
+            due = (await self._until_closed()).agreement_due
+        elif isinstance(self.listing, rules.PropertyListing):
+            due = self.listing.agreement_due
+        if self.stage == rules.ListingState.AUCTION:
             await self._auction()
-        elif closed.stage == rules.ListingState.AGREEMENT:
-            await workflow.wait_condition(lambda: self.stage != rules.ListingState.AGREEMENT)
+        elif self.stage == rules.ListingState.AGREEMENT:
+            await self._agreement(due)
         await workflow.wait_condition(workflow.all_handlers_finished)
         self._show()
         deal = self.deal
         assert deal is not None
         return ListingResult(self.facts.listing_no, deal.stage, workflow.now(),
                              deal.buyer_id, deal.price_fen, deal.method, deal.failure)
+
+    async def _rebuild(self) -> bool:
+        """The copy rebuilt from what trading recorded (a run started again with its input,
+        or reset, goes on from where the listing stands); whether it was announced."""
+        try:
+            recorded: ListingRecorded = await workflow.execute_activity(
+                READ_LISTING, self._clock_step("read"), task_queue=self._queue(),
+                result_type=ListingRecorded, start_to_close_timeout=ACTIVITY_TIMEOUT,
+                retry_policy=RECORDING, summary="what trading recorded of the listing")
+        except ActivityError as error:
+            raise stuck("listing", "could not read what trading recorded", error) from error
+        if not recorded.announced:
+            return False
+        self.listing = replayed(self.facts, recorded)
+        self.opened = self.opened or recorded.opened
+        self.stage = recorded.stage
+        self.bids = sum(1 for a in recorded.acts if a.kind in ("listing_bid", "auction_bid"))
+        if recorded.stage in FINISHED:
+            self.deal = StepReceipt(recorded.listing_no, recorded.stage,
+                                    buyer_id=recorded.buyer_id, price_fen=recorded.price_fen,
+                                    method=recorded.method, failure=recorded.failure)
+        return True
 
     def _upsert_identity(self) -> None:
         wanted = [CASE_NUMBER.value_set(self.facts.listing_no),
@@ -172,13 +211,41 @@ class ListingWorkflow:
                                    extensions=(*listing.extensions, receipt.closes_at))
         elif receipt.stage in (rules.ListingState.AUCTION, rules.ListingState.AGREEMENT):
             if isinstance(listing, rules.LandListing):
-                self.listing = listing.close(now, still_bidding=listing.qualified)
+                # Before the patch every bidder was taken as still bidding at the close.
+                still_bidding = (listing.interested if workflow.patched(AUCTION_AMONG_INTERESTED)
+                                 else listing.qualified)
+                self.listing = listing.close(now, still_bidding=still_bidding)
             else:
                 # No extension is asked for, so the calendar is not consulted.
-                self.listing = listing.close(now, cast(WorkingCalendar, None))
+                self.listing = listing.close(now, cast(WorkingCalendar, None),
+                                             agreement_due=receipt.agreement_due)
         else:
             self.deal = receipt
         self.stage = receipt.stage
+
+    async def _agreement(self, due: datetime | None) -> None:
+        """The agreement with the one buyer, awaited until its deadline (if announced):
+        then trading fails the listing, checking the deadline again."""
+        if due is None:
+            await workflow.wait_condition(lambda: self.stage != rules.ListingState.AGREEMENT)
+            return
+        while self.stage == rules.ListingState.AGREEMENT:
+            now = workflow.now()
+            if now < due:
+                with contextlib.suppress(TimeoutError):
+                    await workflow.wait_condition(
+                        lambda: self.stage != rules.ListingState.AGREEMENT,
+                        timeout=due - now,
+                        timeout_summary=f"the agreement is due before {due.isoformat()}")
+                continue
+            async with self.recording:
+                if self.stage != rules.ListingState.AGREEMENT:
+                    break
+                receipt = await self._activity(EXPIRE_AGREEMENT, "agreement_expired",
+                                               "no agreement by its deadline: the failure")
+                self.deal = receipt
+                self.stage = receipt.stage
+            self._show()
 
     async def _auction(self) -> None:
         """Until no higher bid came within the interval; each bid moves the deadline."""
@@ -257,6 +324,11 @@ class ListingWorkflow:
                 return listing.register_buyer(facts.bidder_id, now)
             if facts.kind == StatementKind.AUCTION_BID:
                 return listing.auction_bid(facts.bidder_id, facts.amount_fen, now)
+            if facts.kind == StatementKind.INTEREST:
+                if not isinstance(listing, rules.LandListing):
+                    raise refuse("FailedPrecondition", "only a land listing asks its bidders "
+                                  "who keeps bidding at the close")
+                return listing.declare_interest(facts.bidder_id, now)
             if facts.kind == StatementKind.AGREEMENT:
                 if not isinstance(listing, rules.PropertyListing):
                     raise refuse("FailedPrecondition", "only a property-rights listing is "
@@ -320,6 +392,15 @@ class ListingWorkflow:
     def _validate_auction_bid(self, act: ListingAct) -> None:
         self._validate(AUCTION_BID, act, StatementKind.AUCTION_BID)
 
+    @workflow.update(name=DECLARE_INTEREST)
+    async def declare_interest(self, act: ListingAct) -> ListingReceipt:
+        return await self._act(act, "auction_interest",
+                               "record and publish the request to keep bidding")
+
+    @declare_interest.validator
+    def _validate_declare_interest(self, act: ListingAct) -> None:
+        self._validate(DECLARE_INTEREST, act, StatementKind.INTEREST)
+
     @workflow.update(name=AGREE)
     async def agree(self, act: ListingAct) -> ListingReceipt:
         return await self._act(act, "agreement", "record and publish the agreement and deal")
@@ -359,6 +440,9 @@ class ListingWorkflow:
     def _due(self) -> datetime | None:
         if self.stage == rules.ListingState.AUCTION and self.listing.auction is not None:
             return self.listing.auction.deadline
+        if self.stage == rules.ListingState.AGREEMENT and isinstance(
+                self.listing, rules.PropertyListing):
+            return self.listing.agreement_due
         if self.stage == rules.ListingState.LISTING:
             if self.land and not self.opened:
                 return self.listing.spec.opens_at
@@ -371,7 +455,9 @@ class ListingWorkflow:
         if self.stage == rules.ListingState.AUCTION:
             return "auction bids, until no higher bid comes within the interval"
         if self.stage == rules.ListingState.AGREEMENT:
-            return "the agreement with the one buyer"
+            due = getattr(self.listing, "agreement_due", None)
+            return "the agreement with the one buyer" + (
+                f", before {due.isoformat()}" if due is not None else "")
         if self.land and not self.opened:
             return f"the listing to open {self.listing.spec.opens_at.isoformat()}"
         return (f"{'bids' if self.land else 'buyers'}, until the close "

@@ -17,11 +17,12 @@ by its code, an official by id; amounts are whole fen.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 
+from kernel.calendar import WorkingCalendar
 from kernel.signing import BadSignature, Signed, TrustedKeys
 from services.trading.domain import listings as rules
 from workflows.approval_contract import SignedStatement, iso_instant
@@ -55,6 +56,8 @@ class StatementKind(StrEnum):
     AUCTION_BID = "listing_auction_bid"
     #: The officer's record of a transfer by agreement with the one buyer.
     AGREEMENT = "listing_agreement"
+    #: A land bidder who bid asks, before the close, to keep bidding at it (art. 19).
+    INTEREST = "listing_auction_interest"
 
 
 # Update and query names.
@@ -62,6 +65,7 @@ BID = "bid"
 REGISTER_BUYER = "register_buyer"
 AUCTION_BID = "auction_bid"
 AGREE = "agree"
+DECLARE_INTEREST = "declare_interest"
 STATUS = "status"
 
 # Activity names, on the trading service's task queue.
@@ -75,6 +79,10 @@ RECORD_LISTING_STEP = "trading.record_listing_step"
 CLOSE_LISTING = "trading.close_listing"
 #: The auction's quiet interval passed: trading concludes it (deal or failure).
 CONCLUDE_AUCTION = "trading.conclude_auction"
+#: The agreement's deadline passed without it: trading fails the listing (once).
+EXPIRE_AGREEMENT = "trading.expire_agreement"
+#: What trading recorded of the listing, for a run that starts again to rebuild from.
+READ_LISTING = "trading.read_listing"
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,8 @@ class ListingFacts:
     reserve_price_fen: int = 0
     auction_interval_seconds: int = 0
     max_extensions: int = 0
+    #: Property rights: the working days the agreement with one buyer is awaited (0: none).
+    agreement_working_days: int = 0
     #: A bid, a buyer, the agreement.
     bidder_id: str = ""
     amount_fen: int = 0
@@ -128,7 +138,9 @@ class ListingFacts:
             start_price_fen=number("start_price_fen"), increment_fen=number("increment_fen"),
             reserve_price_fen=number("reserve_price_fen"),
             auction_interval_seconds=number("auction_interval_seconds"),
-            max_extensions=number("max_extensions"), bidder_id=text("bidder_id"),
+            max_extensions=number("max_extensions"),
+            agreement_working_days=number("agreement_working_days"),
+            bidder_id=text("bidder_id"),
             amount_fen=number("amount_fen"))
         for instant in ("issued_at", "opens_at", "closes_at"):
             value = getattr(facts, instant)
@@ -182,7 +194,8 @@ def spec_of(facts: ListingFacts) -> rules.LandListingSpec | rules.PropertyListin
             facts.reserve_price_fen or None)
     return rules.PropertyListingSpec(
         facts.listing_no, facts.instant("opens_at"), facts.instant("closes_at"),
-        facts.reserve_price_fen, facts.increment_fen, interval, facts.max_extensions)
+        facts.reserve_price_fen, facts.increment_fen, interval, facts.max_extensions,
+        facts.agreement_working_days)
 
 
 def fresh_listing(facts: ListingFacts) -> Listing:
@@ -191,6 +204,76 @@ def fresh_listing(facts: ListingFacts) -> Listing:
     if isinstance(spec, rules.LandListingSpec):
         return rules.LandListing(spec)
     return rules.PropertyListing(spec, closes_at=spec.closes_at)
+
+
+@dataclass
+class RecordedAct:
+    """A bid, buyer, request to keep bidding or auction bid as trading recorded it."""
+
+    kind: str
+    bidder_id: str
+    amount_fen: int
+    at: datetime
+
+
+@dataclass
+class ListingRecorded:
+    """What trading recorded of a listing: a run that starts again (terminated and started
+    with its input, or reset) rebuilds its copy from it, not from the announcement alone."""
+
+    listing_no: str
+    stage: str
+    #: The announcement and the opening were recorded and published.
+    announced: bool = False
+    opened: bool = False
+    #: The close as it stands and the extensions (property rights).
+    closes_at: datetime | None = None
+    extensions: list[datetime] = field(default_factory=list)
+    #: The last close recorded (the auction's start, or the agreement awaited).
+    closed_at: datetime | None = None
+    agreement_due: datetime | None = None
+    acts: list[RecordedAct] = field(default_factory=list)
+    #: A finished listing: its result.
+    buyer_id: str = ""
+    price_fen: int = 0
+    method: str = ""
+    failure: str = ""
+
+
+def replayed(facts: ListingFacts, recorded: ListingRecorded,
+             calendar: WorkingCalendar | None = None) -> Listing:
+    """The listing its announcement and what trading recorded make, by the rules (trading
+    rebuilds it to decide each step; a run started again rebuilds its copy)."""
+    listing = fresh_listing(facts)
+    if (isinstance(listing, rules.PropertyListing) and recorded.extensions
+            and recorded.closes_at is not None):
+        listing = replace(listing, closes_at=recorded.closes_at,
+                          extensions=tuple(recorded.extensions))
+    for act in recorded.acts:
+        if act.kind == "listing_bid" and isinstance(listing, rules.LandListing):
+            if act.bidder_id not in listing.qualified:
+                listing = listing.qualify(act.bidder_id, act.at)
+            listing = listing.bid(act.bidder_id, act.amount_fen, act.at)
+        elif act.kind == "buyer_registered" and isinstance(listing, rules.PropertyListing):
+            listing = listing.register_buyer(act.bidder_id, act.at)
+        elif act.kind == "auction_interest" and isinstance(listing, rules.LandListing):
+            listing = listing.declare_interest(act.bidder_id, act.at)
+    if recorded.closed_at is not None and recorded.stage in (rules.ListingState.AUCTION,
+                                                              rules.ListingState.AGREEMENT):
+        at = recorded.closed_at
+        if isinstance(listing, rules.LandListing):
+            # An auction recorded before bidders declared their interest was among all.
+            still = (listing.interested if len(listing.interested) >= 2
+                     else listing.qualified)
+            listing = listing.close(at, still_bidding=still)
+        else:
+            # No extension is asked for, so the calendar is not consulted.
+            listing = listing.close(at, cast(WorkingCalendar, calendar),
+                                    agreement_due=recorded.agreement_due)
+        for act in recorded.acts:
+            if act.kind == "auction_bid":
+                listing = listing.auction_bid(act.bidder_id, act.amount_fen, act.at)
+    return listing
 
 
 def closes_at(listing: Listing) -> datetime:
@@ -298,3 +381,6 @@ class StepReceipt:
     price_fen: int = 0
     method: str = ""
     failure: str = ""
+    #: One buyer at the close: the agreement is recorded before this instant, or the
+    #: listing fails (None: no deadline announced).
+    agreement_due: datetime | None = None

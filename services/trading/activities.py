@@ -24,8 +24,11 @@ from services.trading.settings import TradingSettings
 from workflows.listing_contract import (
     CLOSE_LISTING,
     CONCLUDE_AUCTION,
+    EXPIRE_AGREEMENT,
     OPEN_LISTING,
+    READ_LISTING,
     RECORD_LISTING_STEP,
+    ListingRecorded,
     ListingStep,
 )
 from workflows.listing_contract import StepReceipt as ListingReceipt
@@ -148,6 +151,17 @@ class ListingActivities:
                                   keys=self._keys, signer=self._signer,
                                   calendar=self._calendar, step=step)
 
+    @activity.defn(name=READ_LISTING)
+    async def read_listing(self, step: ListingStep) -> ListingRecorded:
+        return await run_use_case(listing_steps.read_listing, uow=self._writing,
+                                  keys=self._keys, calendar=self._calendar, step=step)
+
+    @activity.defn(name=EXPIRE_AGREEMENT)
+    async def expire_agreement(self, step: ListingStep) -> ListingReceipt:
+        return await run_use_case(listing_steps.expire_agreement, uow=self._writing,
+                                  keys=self._keys, signer=self._signer,
+                                  calendar=self._calendar, step=step)
+
 
 def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
     assert isinstance(settings, ServiceSettings)
@@ -160,7 +174,8 @@ def activities(engine: Engine, settings: Any) -> Sequence[Callable[..., Any]]:
     return [TradingActivities(engine).eligible_experts, tenders.open_tender,
             tenders.record_tender_step, tenders.close_bidding, tenders.close_decryption,
             tenders.mark_tender_late, listings.open_listing, listings.record_listing_step,
-            listings.close_listing, listings.conclude_auction]
+            listings.close_listing, listings.conclude_auction, listings.expire_agreement,
+            listings.read_listing]
 
 
 def holiday_calendar(settings: ServiceSettings) -> WorkingCalendar:

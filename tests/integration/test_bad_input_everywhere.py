@@ -353,6 +353,9 @@ def _base_requests() -> dict[str, dict[str, Any]]:
         "RecordAgreement": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
                             "price_fen": 50_000_000},
         "GetListing": {"listing_no": LISTING},
+        "DeclareAuctionInterest": {"request_id": str(uuid.uuid4()), "listing_no": LISTING,
+                                   "bidder_id": "BD-0001"},
+        "ListListings": {"page_size": 10},
     }
 
 

@@ -7,8 +7,10 @@ would for this listing (a history records their results, so a replay needs no
 service); the acts are signed by a fresh trading key, which the replay does not
 need (validators do not run on replay, and nothing else verifies).
 
-The listing: a land listing opens, two bidders bid, the close sends it to auction,
-two auction bids (each re-arming the quiet interval), the auction ends, the deal.
+The listing: the run first reads what trading recorded (from r3: nothing yet), a land
+listing opens, two bidders bid, both ask to keep bidding at the close (from r2), the close
+sends it to auction, two auction bids (each re-arming the quiet interval), the auction
+ends, the deal.
 """
 
 from __future__ import annotations
@@ -55,12 +57,16 @@ def fake_trading() -> list[Any]:
     async def close(step: lc.ListingStep) -> lc.StepReceipt:
         return lc.StepReceipt(step.listing_no, "auction", [next(sequence)])
 
+    @activity.defn(name=lc.READ_LISTING)
+    async def read(step: lc.ListingStep) -> lc.ListingRecorded:
+        return lc.ListingRecorded(step.listing_no, "listing")
+
     @activity.defn(name=lc.CONCLUDE_AUCTION)
     async def conclude(step: lc.ListingStep) -> lc.StepReceipt:
         return lc.StepReceipt(step.listing_no, "sold", [next(sequence)], buyer_id="BD-0002",
                               price_fen=104_000_000, method="auction")
 
-    return [open_listing, record, close, conclude]
+    return [read, open_listing, record, close, conclude]
 
 
 async def record(recording: str) -> Path:
@@ -106,6 +112,8 @@ async def record(recording: str) -> Path:
             await env.sleep(opens - await env.get_current_time() + timedelta(minutes=1))
             await act(lc.BID, lc.StatementKind.BID, "BD-0001", 100_000_000)
             await act(lc.BID, lc.StatementKind.BID, "BD-0002", 101_000_000)
+            await act(lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, "BD-0001", 0)
+            await act(lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, "BD-0002", 0)
             await env.sleep(closes - await env.get_current_time() + timedelta(seconds=1))
             for _ in range(400):
                 status = await handle.query(lc.STATUS, result_type=lc.ListingStatus)
@@ -126,4 +134,4 @@ async def record(recording: str) -> Path:
 
 
 if __name__ == "__main__":
-    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r1")))
+    print(asyncio.run(record(sys.argv[1] if len(sys.argv) > 1 else "r3")))

@@ -204,6 +204,7 @@ _LISTING_STAGES: dict[str, pb.ListingStage.ValueType] = {
     "sold": pb.LISTING_STAGE_SOLD,
     "failed": pb.LISTING_STAGE_FAILED,
 }
+_LISTING_STAGE_NAMES = {v: k for k, v in _LISTING_STAGES.items()}
 
 
 def listing_to_proto(view: listings.ListingView) -> pb.Listing:
@@ -220,7 +221,11 @@ def listing_to_proto(view: listings.ListingView) -> pb.Listing:
         bids=view.bids, buyers=view.buyers, extensions=view.extensions,
         workflow_started=record.workflow_started, buyer_id=record.buyer_id,
         deal_price_fen=record.deal_price_fen, deal_method=record.deal_method,
-        failure_reason=record.failure, entry_code=record.entry_code)
+        failure_reason=record.failure, entry_code=record.entry_code,
+        agreement_due=(_timestamp(view.agreement_due) if view.agreement_due is not None
+                       else None),
+        agreement_working_days=view.agreement_working_days,
+        auction_interest=view.auction_interest)
 
 
 def tender_to_proto(tender: Tender) -> pb.Tender:
@@ -779,7 +784,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             closes_at=request.closes_at.ToDatetime(tzinfo=UTC),
             reserve_price_fen=request.reserve_price_fen, increment_fen=request.increment_fen,
             auction_interval=timedelta(seconds=request.auction_interval_seconds),
-            max_extensions=request.max_extensions, now=datetime.now(UTC))
+            max_extensions=request.max_extensions, now=datetime.now(UTC),
+            agreement_working_days=request.agreement_working_days)
         return pb.DisclosePropertyResponse(listing=await self._published(record))
 
     async def _send_listing_act(self, update: str, prepared: listings.PreparedListingAct,
@@ -855,3 +861,34 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                          context: grpc.aio.ServicerContext[Any, Any],
                          ) -> pb.GetListingResponse:
         return pb.GetListingResponse(listing=await self._listing(request.listing_no))
+
+    async def DeclareAuctionInterest(self, request: pb.DeclareAuctionInterestRequest,
+                                     context: grpc.aio.ServicerContext[Any, Any],
+                                     ) -> pb.DeclareAuctionInterestResponse:
+        listing, sequence = await self._bidder_act(
+            lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, listing_no=request.listing_no,
+            bidder_id=request.bidder_id, amount_fen=0, request_id=request.request_id)
+        return pb.DeclareAuctionInterestResponse(listing=listing, feed_sequence=sequence)
+
+    async def ListListings(self, request: pb.ListListingsRequest,
+                           context: grpc.aio.ServicerContext[Any, Any],
+                           ) -> pb.ListListingsResponse:
+        category = ""
+        if request.category != pb.TRADING_CATEGORY_UNSPECIFIED:
+            category = _CATEGORY_NAMES.get(request.category, "")
+            if category not in (lc.LAND, lc.PROPERTY_RIGHTS):
+                raise InvalidArgument(
+                    "category: listings are of the land or property-rights category",
+                    violations=[FieldViolation("category", "land or property rights")])
+        stage = ""
+        if request.stage != pb.LISTING_STAGE_UNSPECIFIED:
+            stage = _LISTING_STAGE_NAMES.get(request.stage, "")
+            if not stage:
+                raise InvalidArgument("stage: not a stage of a listing",
+                                      violations=[FieldViolation("stage", "a listing stage")])
+        page = await asyncio.to_thread(
+            listings.list_listings, uow=self._reading(), calendar=self._calendar,
+            category=category, stage=stage, requested_size=request.page_size,
+            page_token=request.page_token)
+        return pb.ListListingsResponse(listings=[listing_to_proto(v) for v in page.listings],
+                                       next_page_token=page.next_page_token)

@@ -35,10 +35,12 @@ from workflows.listing_contract import (
     LAND,
     Listing,
     ListingFacts,
+    ListingRecorded,
     ListingStep,
+    RecordedAct,
     StatementKind,
     StepReceipt,
-    fresh_listing,
+    replayed,
     verified_facts,
 )
 from workflows.tender_rules import end_of_china_day
@@ -70,6 +72,39 @@ def _record(unit: TradingUnitOfWork, listing_no: str) -> ListingRecord:
     return record
 
 
+def agreement_due(calendar: WorkingCalendar, facts: ListingFacts,
+                  closed_at: datetime) -> datetime | None:
+    """The end of the announced working days after the close for the agreement with the
+    one buyer (None when the disclosure announced none)."""
+    if not facts.agreement_working_days:
+        return None
+    try:
+        return end_of_china_day(calendar.add_working_days(
+            china_date(closed_at), facts.agreement_working_days))
+    except UnknownYearError as error:
+        raise FailedPrecondition(str(error)) from error
+
+
+def recorded(unit: TradingUnitOfWork, record: ListingRecord, facts: ListingFacts,
+             calendar: WorkingCalendar) -> ListingRecorded:
+    """What trading recorded of the listing, as a run started again reads it."""
+    steps = unit.listings.steps(record.listing_no)
+    names = {s.step for s in steps}
+    closed = [s.at for s in steps if s.step == "closed"]
+    closed_at = closed[-1] if closed else None
+    due = (agreement_due(calendar, facts, closed_at)
+           if closed_at is not None and record.stage == ListingState.AGREEMENT else None)
+    return ListingRecorded(
+        record.listing_no, record.stage, announced="announced" in names,
+        opened="opened" in names, closes_at=record.closes_at,
+        extensions=[s.at for s in steps if s.step == "extended"], closed_at=closed_at,
+        agreement_due=due,
+        acts=[RecordedAct(a.kind, a.bidder_id, a.amount_fen, a.at)
+              for a in unit.listings.acts(record.listing_no)],
+        buyer_id=record.buyer_id, price_fen=record.deal_price_fen, method=record.deal_method,
+        failure=record.failure)
+
+
 def rebuild(unit: TradingUnitOfWork, listing_no: str, calendar: WorkingCalendar, *,
             for_update: bool = True) -> tuple[ListingFacts, ListingRecord, Listing]:
     """The listing as its announcement and what was recorded since make it."""
@@ -77,30 +112,23 @@ def rebuild(unit: TradingUnitOfWork, listing_no: str, calendar: WorkingCalendar,
     if record is None:
         raise NotFound(f"listing {listing_no} is not known")
     facts = ListingFacts.read(unit.listings.announcement(listing_no)["body"])
-    listing = fresh_listing(facts)
-    steps = unit.listings.steps(listing_no)
-    extensions = tuple(s.at for s in steps if s.step == "extended")
-    if isinstance(listing, rules.PropertyListing) and extensions:
-        listing = replace(listing, closes_at=record.closes_at, extensions=extensions)
-    closed = [s for s in steps if s.step == "closed"]
-    acts = unit.listings.acts(listing_no)
-    for act in acts:
-        if act.kind == "listing_bid" and isinstance(listing, rules.LandListing):
-            if act.bidder_id not in listing.qualified:
-                listing = listing.qualify(act.bidder_id, act.at)
-            listing = listing.bid(act.bidder_id, act.amount_fen, act.at)
-        elif act.kind == "buyer_registered" and isinstance(listing, rules.PropertyListing):
-            listing = listing.register_buyer(act.bidder_id, act.at)
-    if closed and record.stage in (ListingState.AUCTION, ListingState.AGREEMENT):
-        at = closed[-1].at
-        if isinstance(listing, rules.LandListing):
-            listing = listing.close(at, still_bidding=listing.qualified)
-        else:
-            listing = listing.close(at, calendar)
-        for act in acts:
-            if act.kind == "auction_bid":
-                listing = listing.auction_bid(act.bidder_id, act.amount_fen, act.at)
-    return facts, record, listing
+    return facts, record, replayed(facts, recorded(unit, record, facts, calendar), calendar)
+
+
+def read_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, calendar: WorkingCalendar,
+                 step: ListingStep) -> ListingRecorded:
+    """What trading recorded of the listing, for its workflow's run that starts again (the
+    announcement it was started with checked against the one recorded)."""
+    facts = _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.listing_no)
+    with uow() as unit:
+        record = unit.listings.get(step.listing_no)
+        if record is None:
+            raise NotFound(f"listing {step.listing_no} is not known")
+        if unit.listings.announcement(step.listing_no)["signature"] != \
+                step.statement.signature:
+            raise PermissionDenied(f"the announcement is not the one listing "
+                                   f"{step.listing_no} was published with")
+        return recorded(unit, record, facts, calendar)
 
 
 def _publish(unit: TradingUnitOfWork, signer: ServiceSigner, kind: str, listing_no: str,
@@ -113,10 +141,12 @@ def _publish(unit: TradingUnitOfWork, signer: ServiceSigner, kind: str, listing_
     return unit.feed.append(make, at=at)
 
 
-def _receipt(record: ListingRecord, sequences: list[int]) -> StepReceipt:
+def _receipt(record: ListingRecord, sequences: list[int], *,
+             listing: Listing | None = None) -> StepReceipt:
+    due = listing.agreement_due if isinstance(listing, rules.PropertyListing) else None
     return StepReceipt(record.listing_no, record.stage, sequences, record.closes_at,
                        record.buyer_id, record.deal_price_fen, record.deal_method,
-                       record.failure)
+                       record.failure, due)
 
 
 def _done(unit: TradingUnitOfWork, listing_no: str, key: str) -> StepReceipt | None:
@@ -167,7 +197,8 @@ def open_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSi
 
 
 _KINDS = {"listing_bid": StatementKind.BID, "buyer_registered": StatementKind.BUYER,
-          "auction_bid": StatementKind.AUCTION_BID, "agreement": StatementKind.AGREEMENT}
+          "auction_bid": StatementKind.AUCTION_BID, "agreement": StatementKind.AGREEMENT,
+          "auction_interest": StatementKind.INTEREST}
 
 
 def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
@@ -202,6 +233,8 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             listing = listing.register_buyer(facts.bidder_id, step.at)
         elif kind == StatementKind.AUCTION_BID:
             listing = listing.auction_bid(facts.bidder_id, facts.amount_fen, step.at)
+        elif kind == StatementKind.INTEREST and isinstance(listing, rules.LandListing):
+            listing = listing.declare_interest(facts.bidder_id, step.at)
         elif kind == StatementKind.AGREEMENT and isinstance(listing, rules.PropertyListing):
             listing = listing.agree(facts.bidder_id, facts.amount_fen, step.at)
         else:
@@ -221,6 +254,10 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             public["auction_ends_at"] = utc_text(listing.auction.deadline)
             sequences.append(_publish(unit, signer, "listing.auction_bid", step.listing_no,
                                       public, at=step.at))
+        elif kind == StatementKind.INTEREST:
+            del public["amount_fen"]
+            sequences.append(_publish(unit, signer, "listing.auction_interest",
+                                      step.listing_no, public, at=step.at))
         elif kind == StatementKind.AGREEMENT:
             sequences.append(_publish(unit, signer, "listing.agreement", step.listing_no,
                                       public | {"agreement": statement}, at=step.at))
@@ -305,12 +342,14 @@ def close_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceS
         key = f"closed/{utc_text(record.closes_at)}"
         done = _done(unit, step.listing_no, key)
         if done is not None:
-            return done
+            return replace(done, agreement_due=(listing.agreement_due if isinstance(
+                listing, rules.PropertyListing) else None))
         if record.stage != ListingState.LISTING:
             raise FailedPrecondition(f"listing {step.listing_no} is {record.stage}: "
                                      "closed already")
         if isinstance(listing, rules.LandListing):
-            after: Listing = listing.close(step.at, still_bidding=listing.qualified)
+            # 招拍挂规定 art. 19: an auction when two or more bidders asked to keep bidding.
+            after: Listing = listing.close(step.at, still_bidding=listing.interested)
         elif not listing.buyers and len(listing.extensions) < listing.spec.max_extensions:
             try:
                 extend_to = end_of_china_day(calendar.add_working_days(
@@ -330,7 +369,8 @@ def close_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceS
             unit.commit()
             return _receipt(_record(unit, step.listing_no), [sequence])
         else:
-            after = listing.close(step.at, calendar)
+            after = listing.close(step.at, calendar,
+                                  agreement_due=agreement_due(calendar, facts, step.at))
         sequences: list[int] = []
         if after.state in (ListingState.AUCTION, ListingState.AGREEMENT):
             unit.listings.save_state(step.listing_no, stage=str(after.state))
@@ -349,13 +389,16 @@ def close_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceS
                                               after.auction.interval.total_seconds()),
                                           "started_at": utc_text(step.at)}, at=step.at))
         elif after.state == ListingState.AGREEMENT:
-            sequences.append(_publish(unit, signer, "listing.closed", step.listing_no, {
-                "listing_no": step.listing_no, "outcome": "agreement",
-                "at": utc_text(step.at)}, at=step.at))
+            closed: dict[str, Any] = {"listing_no": step.listing_no, "outcome": "agreement",
+                                      "at": utc_text(step.at)}
+            if isinstance(after, rules.PropertyListing) and after.agreement_due is not None:
+                closed["agreement_due"] = utc_text(after.agreement_due)
+            sequences.append(_publish(unit, signer, "listing.closed", step.listing_no, closed,
+                                      at=step.at))
         else:
             sequences.append(_settle(unit, signer, facts, after, step.at))
         unit.commit()
-        return _receipt(_record(unit, step.listing_no), sequences)
+        return _receipt(_record(unit, step.listing_no), sequences, listing=after)
 
 
 def conclude_auction(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
@@ -371,6 +414,26 @@ def conclude_auction(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
             raise FailedPrecondition(f"listing {step.listing_no} is {record.stage}, "
                                      "not at auction")
         after = listing.conclude(step.at)
+        sequence = _settle(unit, signer, facts, after, step.at)
+        unit.commit()
+        return _receipt(_record(unit, step.listing_no), [sequence])
+
+
+def expire_agreement(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
+                     calendar: WorkingCalendar, step: ListingStep) -> StepReceipt:
+    """The agreement's deadline passed without it: the listing fails publicly, once (the
+    deadline checked again on what trading recorded)."""
+    _verified(keys, step.statement, StatementKind.ANNOUNCEMENT, step.listing_no)
+    with uow() as unit:
+        done = _done(unit, step.listing_no, "failed") or _done(unit, step.listing_no, "sold")
+        if done is not None:
+            return done
+        facts, record, listing = rebuild(unit, step.listing_no, calendar)
+        if record.stage != ListingState.AGREEMENT or not isinstance(
+                listing, rules.PropertyListing):
+            raise FailedPrecondition(f"listing {step.listing_no} is {record.stage}, "
+                                     "not awaiting an agreement")
+        after = listing.expire_agreement(step.at)
         sequence = _settle(unit, signer, facts, after, step.at)
         unit.commit()
         return _receipt(_record(unit, step.listing_no), [sequence])

@@ -5,7 +5,8 @@ Who may do what:
 - publishing a land listing's notice, a property-rights disclosure and recording an
   agreement need a trading officer, spoken for by a system the registry lets speak
   for one; the project must be registered, of the land (or property-rights)
-  category, and neither tendered, awarded directly nor listed already;
+  category, and neither tendered, awarded directly nor listed already (a listing that
+  failed does not count: the project may be listed again, under a new number);
 - a listing bid, a buyer's registration and an auction bid are taken only from the
   calling system the bidders directory names for the bidder: a bidder's system
   cannot act for another bidder (PERMISSION_DENIED).
@@ -36,6 +37,7 @@ from kernel.errors import (
 )
 from kernel.identity import Caller
 from kernel.numbering import day_number
+from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
 from services.trading.app.listing_steps import rebuild
 from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
@@ -104,7 +106,9 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                 increment_fen=spec.increment, reserve_price_fen=spec.reserve_price or 0,
                 auction_interval_seconds=int(spec.auction_interval.total_seconds()),
                 max_extensions=(spec.max_extensions
-                                if isinstance(spec, rules.PropertyListingSpec) else 0)))
+                                if isinstance(spec, rules.PropertyListingSpec) else 0),
+                agreement_working_days=(spec.agreement_working_days
+                                        if isinstance(spec, rules.PropertyListingSpec) else 0)))
             record = ListingRecord(listing_no, project_no, category, str(ListingState.LISTING),
                                    now, spec.opens_at, spec.closes_at, False,
                                    project.entry.code if project.entry else "")
@@ -172,11 +176,20 @@ def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                       calendar: WorkingCalendar, caller: Caller, request_id: str,
                       project_no: str, closes_at: datetime, reserve_price_fen: int,
                       increment_fen: int, auction_interval: timedelta, max_extensions: int,
-                      now: datetime) -> ListingRecord:
-    """Disclose a property-rights transfer from now (20 working days at least)."""
+                      now: datetime, agreement_working_days: int = 0) -> ListingRecord:
+    """Disclose a property-rights transfer from now (20 working days at least); with one
+    buyer at the close, the agreement is awaited ``agreement_working_days`` working days
+    (0: the default, ``rules.AGREEMENT_WORKING_DAYS``)."""
     _check_within_reach(now, closes_at=closes_at)
+    if not 0 <= agreement_working_days <= rules.MAX_AGREEMENT_WORKING_DAYS:
+        raise InvalidArgument(
+            f"agreement_working_days must be 1 to {rules.MAX_AGREEMENT_WORKING_DAYS} "
+            f"(0 for {rules.AGREEMENT_WORKING_DAYS})",
+            violations=[FieldViolation("agreement_working_days",
+                                       f"1 to {rules.MAX_AGREEMENT_WORKING_DAYS}")])
     spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
-                                     increment_fen, auction_interval, max_extensions)
+                                     increment_fen, auction_interval, max_extensions,
+                                     agreement_working_days or rules.AGREEMENT_WORKING_DAYS)
     try:
         rules.check_property_spec(spec, calendar)
     except UnknownYearError as error:
@@ -197,9 +210,9 @@ class PreparedListingAct:
 def prepare_bidder_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                        kind: StatementKind, listing_no: str, bidder_id: str, amount_fen: int,
                        request_id: str, now: datetime) -> PreparedListingAct:
-    """A bid, a buyer's registration or an auction bid from the bidder's own system, signed;
-    nothing is written."""
-    if kind != StatementKind.BUYER:
+    """A bid, a buyer's registration, an auction bid or a request to keep bidding at the
+    close, from the bidder's own system, signed; nothing is written."""
+    if kind not in (StatementKind.BUYER, StatementKind.INTEREST):
         rules.check_amount(amount_fen, "amount_fen")
     with uow:
         bidder = uow.bidders.get(bidder_id)
@@ -257,6 +270,15 @@ class ListingView:
     buyers: int
     extensions: int
     closes_at: datetime
+    agreement_due: datetime | None = None
+    agreement_working_days: int = 0
+    auction_interest: int = 0
+
+
+@dataclass(frozen=True)
+class ListingPage:
+    listings: list[ListingView]
+    next_page_token: str
 
 
 def get_listing(*, uow: TradingUnitOfWork, calendar: WorkingCalendar,
@@ -264,8 +286,27 @@ def get_listing(*, uow: TradingUnitOfWork, calendar: WorkingCalendar,
     with uow:
         if uow.listings.get(listing_no) is None:
             raise NotFound(f"listing {listing_no} is not known")
-        facts, record, listing = rebuild(uow, listing_no, calendar, for_update=False)
-        acts = uow.listings.acts(listing_no)
+        return _view(uow, calendar, listing_no)
+
+
+def list_listings(*, uow: TradingUnitOfWork, calendar: WorkingCalendar, category: str,
+                  stage: str, requested_size: int, page_token: str) -> ListingPage:
+    """One page of the listings by number, of a category and a stage ('' for all), each as
+    GetListing shows it."""
+    size = page_size(requested_size)
+    with uow:
+        page = take_page(uow.listings.page(category=category, stage=stage,
+                                           after=after_text(page_token),
+                                           limit=rows_to_fetch(size)),
+                         size, key=lambda r: (r.listing_no,))
+        views = [_view(uow, calendar, r.listing_no) for r in page.items]
+    return ListingPage(views, page.next_page_token)
+
+
+def _view(uow: TradingUnitOfWork, calendar: WorkingCalendar, listing_no: str) -> ListingView:
+    """The listing as GetListing shows it, inside an open unit of work."""
+    facts, record, listing = rebuild(uow, listing_no, calendar, for_update=False)
+    acts = uow.listings.acts(listing_no)
     bids = [a for a in acts if a.kind in ("listing_bid", "auction_bid")]
     price = bids[-1].amount_fen if bids else (facts.start_price_fen or facts.reserve_price_fen)
     leader = bids[-1].bidder_id if bids else ""
@@ -277,7 +318,10 @@ def get_listing(*, uow: TradingUnitOfWork, calendar: WorkingCalendar,
         facts.auction_interval_seconds, price, leader, len(bids),
         sum(1 for a in acts if a.kind == "buyer_registered"),
         len(listing.extensions) if isinstance(listing, rules.PropertyListing) else 0,
-        closes_at(listing))
+        closes_at(listing),
+        listing.agreement_due if isinstance(listing, rules.PropertyListing) else None,
+        facts.agreement_working_days,
+        len(listing.interested) if isinstance(listing, rules.LandListing) else 0)
 
 
 def unstarted_listings(*, uow: TradingUnitOfWork) -> list[str]:

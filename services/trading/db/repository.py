@@ -850,8 +850,22 @@ class Listings:
         return self._listing(row) if row else None
 
     def of_project(self, project_no: str) -> str | None:
+        """The project's listing that did not fail (running or sold), if any: a failed
+        listing does not keep its project from being listed again."""
         return self._connection.execute(
-            select(self._t.c.listing_no).where(self._t.c.project_no == project_no)).scalar()
+            select(self._t.c.listing_no).where(and_(
+                self._t.c.project_no == project_no, self._t.c.stage != "failed"))).scalar()
+
+    def page(self, *, category: str = "", stage: str = "", after: str = "",
+             limit: int) -> list[ListingRecord]:
+        """The listings after ``after`` by number, of a category and a stage ('' for all)."""
+        query = select(self._t).where(self._t.c.listing_no > after)
+        if category:
+            query = query.where(self._t.c.category == category)
+        if stage:
+            query = query.where(self._t.c.stage == stage)
+        return [self._listing(r) for r in self._connection.execute(
+            query.order_by(self._t.c.listing_no).limit(limit))]
 
     def announcement(self, listing_no: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self._connection.execute(

@@ -336,8 +336,7 @@ listings = Table(
     metadata,
     Column("listing_no", String(20), primary_key=True),
     Column("request_id", String(36), nullable=False, unique=True),
-    Column("project_no", String(20), ForeignKey("projects.project_no"), nullable=False,
-           unique=True),
+    Column("project_no", String(20), ForeignKey("projects.project_no"), nullable=False),
     Column("category", String(30), nullable=False),
     Column("stage", String(20), nullable=False),
     Column("published_at", UtcDateTime, nullable=False),
@@ -354,6 +353,9 @@ listings = Table(
     Column("concluded_at", UtcDateTime, nullable=True),
     Index("ix_listings_unstarted", "workflow_started", "listing_no"),
     Index("ix_listings_concluded", "concluded_at"),
+    #: A project has at most one listing that did not fail: a failed one may be listed again.
+    Index("uq_listings_project_not_failed", "project_no", unique=True,
+          sqlite_where=text("stage != 'failed'"), postgresql_where=text("stage != 'failed'")),
 )
 
 #: The bids, buyers and auction bids of a listing, each recorded once, in order.

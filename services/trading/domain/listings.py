@@ -52,6 +52,9 @@ LAND_LISTING_WORKING_DAYS = 10
 DISCLOSURE_WORKING_DAYS = 20
 EXTENSION_WORKING_DAYS = 5
 MAX_EXTENSIONS = 12
+#: With one buyer, the agreement is recorded within this many working days (by default).
+AGREEMENT_WORKING_DAYS = 5
+MAX_AGREEMENT_WORKING_DAYS = 20
 #: 10^14 fen = one trillion yuan (as tenders): anything above is a typing error, not a
 #: price. It also keeps every amount a safe integer of the RFC 8785 statements it is
 #: signed in (at most 2^53 - 1); above that the signing itself would fail.
@@ -83,6 +86,8 @@ class FailureReason(StrEnum):
     BELOW_RESERVE = "below_reserve"
     NO_BUYER = "no_buyer"
     NO_AUCTION_BID = "no_auction_bid"
+    #: Property rights: the one buyer's agreement was not recorded by its deadline.
+    NO_AGREEMENT = "no_agreement"
 
 
 @dataclass(frozen=True)
@@ -297,6 +302,8 @@ class LandListing:
     auction: Auction | None = None
     deal: Deal | None = None
     failure: FailureReason | None = None
+    #: The bidders who asked, before the close, to keep bidding at it (art. 19).
+    interested: frozenset[str] = frozenset()
 
     @property
     def leader(self) -> Bid | None:
@@ -341,8 +348,28 @@ class LandListing:
                      increment=self.spec.increment)
         return replace(self, bids=(*self.bids, Bid(bidder_id, amount, at)))
 
+    def declare_interest(self, bidder_id: str, at: datetime) -> LandListing:
+        """A bidder who bid on this listing asks, before the close, to keep bidding at it
+        (招拍挂规定 art. 19): once, while the listing is open."""
+        _check_id(bidder_id, "bidder_id")
+        self._require(ListingState.LISTING, "take a request to keep bidding")
+        if not any(b.bidder_id == bidder_id for b in self.bids):
+            raise PermissionDenied(
+                f"bidder {bidder_id} has not bid on this listing: only a bidder who bid may "
+                "ask to keep bidding at the close")
+        if at < self.spec.opens_at:
+            raise FailedPrecondition(f"the listing opens at {self.spec.opens_at.isoformat()}")
+        if at >= self.spec.closes_at:
+            raise FailedPrecondition(
+                f"the listing closed at {self.spec.closes_at.isoformat()}: a request to keep "
+                "bidding comes before the close")
+        if bidder_id in self.interested:
+            raise AlreadyExists(f"bidder {bidder_id} already asked to keep bidding")
+        return replace(self, interested=self.interested | {bidder_id})
+
     def close(self, at: datetime, *, still_bidding: Set[str]) -> LandListing:
-        """The close: ``still_bidding`` are the qualified bidders who ask to bid on."""
+        """The close: ``still_bidding`` are the qualified bidders who ask to bid on (the
+        bidders who declared their interest, ``interested``)."""
         self._require(ListingState.LISTING, "close")
         if at < self.spec.closes_at:
             raise FailedPrecondition(
@@ -405,6 +432,9 @@ class PropertyListingSpec:
     auction_interval: timedelta
     #: How many extensions the disclosure announces when no buyer comes (0: none).
     max_extensions: int = 0
+    #: With one buyer at the close, the agreement is recorded within this many working
+    #: days or the listing fails (0: no deadline, the disclosures announced before it).
+    agreement_working_days: int = 0
 
 
 def check_property_spec(spec: PropertyListingSpec, calendar: WorkingCalendar) -> None:
@@ -415,6 +445,9 @@ def check_property_spec(spec: PropertyListingSpec, calendar: WorkingCalendar) ->
     _check_interval(spec.auction_interval, problems)
     if not 0 <= spec.max_extensions <= MAX_EXTENSIONS:
         problems.append(FieldViolation("max_extensions", f"must be 0 to {MAX_EXTENSIONS}"))
+    if not 0 <= spec.agreement_working_days <= MAX_AGREEMENT_WORKING_DAYS:
+        problems.append(FieldViolation(
+            "agreement_working_days", f"must be 1 to {MAX_AGREEMENT_WORKING_DAYS}"))
     if _aware(problems, opens_at=spec.opens_at, closes_at=spec.closes_at):
         if spec.closes_at - spec.opens_at > MAX_LISTING_SPAN:
             problems.append(FieldViolation(
@@ -443,6 +476,8 @@ class PropertyListing:
     auction: Auction | None = None
     deal: Deal | None = None
     failure: FailureReason | None = None
+    #: With one buyer at the close: the agreement is recorded before this instant.
+    agreement_due: datetime | None = None
 
     def _require(self, state: ListingState, doing: str) -> None:
         if self.state != state:
@@ -463,7 +498,8 @@ class PropertyListing:
         return replace(self, buyers=self.buyers | {buyer_id})
 
     def close(self, at: datetime, calendar: WorkingCalendar, *,
-              extend_to: datetime | None = None) -> PropertyListing:
+              extend_to: datetime | None = None,
+              agreement_due: datetime | None = None) -> PropertyListing:
         """The close of the disclosure (or of its extension). With no buyer, ``extend_to``
         extends it (≥ ``EXTENSION_WORKING_DAYS`` working days after the current close);
         without it, the listing fails."""
@@ -476,7 +512,7 @@ class PropertyListing:
         if not self.buyers:
             return replace(self, state=ListingState.FAILED, failure=FailureReason.NO_BUYER)
         if len(self.buyers) == 1:
-            return replace(self, state=ListingState.AGREEMENT)
+            return replace(self, state=ListingState.AGREEMENT, agreement_due=agreement_due)
         return replace(self, state=ListingState.AUCTION, auction=Auction(
             participants=self.buyers, price=self.spec.reserve_price,
             increment=self.spec.increment, interval=self.spec.auction_interval, started_at=at))
@@ -510,6 +546,10 @@ class PropertyListing:
         self._require(ListingState.AGREEMENT, "record an agreement")
         if buyer_id not in self.buyers:
             raise PermissionDenied(f"{buyer_id} is not the qualified buyer of this listing")
+        if self.agreement_due is not None and at >= self.agreement_due:
+            raise FailedPrecondition(
+                f"the agreement was due before {self.agreement_due.isoformat()}: the listing "
+                "fails")
         _check_amount(price, "price")
         if price < self.spec.reserve_price:
             raise InvalidArgument(
@@ -518,6 +558,16 @@ class PropertyListing:
                 violations=[FieldViolation("price", f"at least {self.spec.reserve_price}")])
         return replace(self, state=ListingState.SOLD,
                        deal=Deal(buyer_id, price, DealMethod.AGREEMENT, at))
+
+    def expire_agreement(self, at: datetime) -> PropertyListing:
+        """No agreement by its deadline: the listing fails."""
+        self._require(ListingState.AGREEMENT, "let the agreement lapse")
+        if self.agreement_due is None:
+            raise FailedPrecondition("this disclosure announced no deadline for the agreement")
+        if at < self.agreement_due:
+            raise FailedPrecondition(
+                f"the agreement may be recorded until {self.agreement_due.isoformat()}")
+        return replace(self, state=ListingState.FAILED, failure=FailureReason.NO_AGREEMENT)
 
     def auction_bid(self, bidder_id: str, amount: int, at: datetime) -> PropertyListing:
         self._require(ListingState.AUCTION, "take an auction bid")

@@ -98,13 +98,15 @@ class Venue:
 
     async def property(self, *, reserve: int = 50_000_000, increment: int = 500_000,
                        interval: int = 300, extensions: int = 1,
-                       lasts: timedelta = timedelta(days=30)) -> pb.Listing:
+                       lasts: timedelta = timedelta(days=30),
+                       agreement_days: int = 0) -> pb.Listing:
         now = await self.now()
         response = await self.via().DiscloseProperty(pb.DisclosePropertyRequest(
             request_id=str(uuid.uuid4()),
             project_no=await self.project(pb.TRADING_CATEGORY_PROPERTY_RIGHTS),
             closes_at=stamp(now + lasts), reserve_price_fen=reserve, increment_fen=increment,
-            auction_interval_seconds=interval, max_extensions=extensions), metadata=OFFICER)
+            auction_interval_seconds=interval, max_extensions=extensions,
+            agreement_working_days=agreement_days), metadata=OFFICER)
         listing: pb.Listing = response.listing
         return listing
 
@@ -133,6 +135,14 @@ class Venue:
         response: pb.PlaceAuctionBidResponse = await self.bidder(n).PlaceAuctionBid(
             pb.PlaceAuctionBidRequest(request_id=str(uuid.uuid4()), listing_no=listing_no,
                                       bidder_id=f"BD-{n}", amount_fen=amount))
+        return response
+
+    async def declare(self, listing_no: str, n: str,
+                      by: str = "") -> pb.DeclareAuctionInterestResponse:
+        """Bidder BD-<n> asks to keep bidding at the close (from BD-<by>'s system if set)."""
+        response: pb.DeclareAuctionInterestResponse = await self.bidder(
+            by or n).DeclareAuctionInterest(pb.DeclareAuctionInterestRequest(
+                request_id=str(uuid.uuid4()), listing_no=listing_no, bidder_id=f"BD-{n}"))
         return response
 
     async def register(self, listing_no: str, n: str) -> pb.Listing:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -128,6 +128,8 @@ async def test_an_auction_bid_after_the_quiet_interval_is_refused(venue: Venue) 
     await venue.opened(listing)
     await venue.bid(number, "0001", 100_000_000)
     await venue.bid(number, "0002", 101_000_000)
+    await venue.declare(number, "0001")
+    await venue.declare(number, "0002")
     await _to_close(venue, listing)
     await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
     # The leader cannot outbid itself; the other bidder below the increment is refused.
@@ -202,6 +204,8 @@ async def test_the_deal_counts_in_the_statistics_and_every_step_is_watched(
     await venue.opened(listing)
     await venue.bid(number, "0001", 100_000_000)
     await venue.bid(number, "0002", 103_000_000)
+    await venue.declare(number, "0002")
+    await venue.declare(number, "0001")
     await _to_close(venue, listing)
     await venue.until_stage(number, pb.LISTING_STAGE_AUCTION)
     await venue.env.sleep(timedelta(seconds=301))
@@ -228,8 +232,60 @@ async def test_the_deal_counts_in_the_statistics_and_every_step_is_watched(
     mine = [(s.step, s.stage) for s in steps if s.trade == f"listing/{number}"]
     assert mine == [("announced", "listing"), ("opened", "listing"),
                     ("listing_bid", "listing"), ("listing_bid", "listing"),
+                    ("auction_interest", "listing"), ("auction_interest", "listing"),
                     ("closed", "auction"), ("sold", "sold")]
     # The test's bidders act from one host: the second bidder's bid is a same_origin alert
     # (tests/integration/trading/test_listing_alerts.py); nothing else is.
     assert [[a.rule for a in s.alerts] for s in steps if s.trade == f"listing/{number}"] == [
-        [], [], [], [pb.TRADE_ALERT_RULE_SAME_ORIGIN], [], []]
+        [], [], [], [pb.TRADE_ALERT_RULE_SAME_ORIGIN], [], [], [], []]
+
+
+async def test_list_listings_pages_by_number_filters_and_hides_the_reserve_until_the_result(
+        venue: Venue) -> None:
+    land = [await venue.land(reserve=150_000_000) for _ in range(3)]
+    disclosure = await venue.property()
+    hotline = venue.via("hotline-12345")
+
+    async def everything(**filters: Any) -> list[pb.Listing]:
+        found: list[pb.Listing] = []
+        token = ""
+        while True:
+            page = await hotline.ListListings(pb.ListListingsRequest(
+                page_size=2, page_token=token, **filters))
+            assert len(page.listings) <= 2
+            found.extend(page.listings)
+            token = page.next_page_token
+            if not token:
+                return found
+
+    listed = await everything()
+    numbers = [x.listing_no for x in listed]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
+    assert {x.listing_no for x in land} | {disclosure.listing_no} <= set(numbers)
+    mine = {x.listing_no: x for x in listed}
+    # As GetListing shows them: the land reserve price is not shown before the result.
+    for listing in land:
+        assert mine[listing.listing_no] == await venue.listing(listing.listing_no)
+        assert mine[listing.listing_no].reserve_price_fen == 0
+    assert mine[disclosure.listing_no].reserve_price_fen == disclosure.reserve_price_fen
+    lands = await everything(category=pb.TRADING_CATEGORY_LAND)
+    assert all(x.category == pb.TRADING_CATEGORY_LAND for x in lands)
+    assert {x.listing_no for x in land} <= {x.listing_no for x in lands}
+    assert disclosure.listing_no not in {x.listing_no for x in lands}
+    # A failed land listing shows its reserve price after the result.
+    await venue.opened(land[0])
+    await venue.bid(land[0].listing_no, "0001", 100_000_000)
+    await _to_close(venue, land[0])
+    await venue.until_stage(land[0].listing_no, pb.LISTING_STAGE_FAILED)
+    failed = await everything(stage=pb.LISTING_STAGE_FAILED)
+    assert land[0].listing_no in {x.listing_no for x in failed}
+    assert all(x.stage == pb.LISTING_STAGE_FAILED for x in failed)
+    assert next(x for x in failed
+                if x.listing_no == land[0].listing_no).reserve_price_fen == 150_000_000
+    await _refused(hotline.ListListings(pb.ListListingsRequest(
+        category=pb.TRADING_CATEGORY_CONSTRUCTION)), grpc.StatusCode.INVALID_ARGUMENT)
+    await _refused(hotline.ListListings(pb.ListListingsRequest(
+        stage=cast(pb.ListingStage.ValueType, 99))),
+                   grpc.StatusCode.INVALID_ARGUMENT)
+    await _refused(hotline.ListListings(pb.ListListingsRequest(page_token="nonsense")),
+                   grpc.StatusCode.INVALID_ARGUMENT)

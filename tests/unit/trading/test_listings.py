@@ -409,3 +409,54 @@ def test_a_refused_step_changes_nothing() -> None:
     with pytest.raises(FailedPrecondition):
         listing.bid(B, 100_000_000, at(date(2026, 10, 9)))
     assert listing == before
+
+
+# --- Who keeps bidding at the close (art. 19) and the agreement's deadline ---------------------
+
+
+def test_only_a_bidder_who_bid_asks_to_keep_bidding_once_while_the_listing_is_open() -> None:
+    listing = qualified(A, B).bid(A, 100_000_000, at(date(2026, 9, 29)))
+    with pytest.raises(PermissionDenied, match="has not bid"):
+        listing.declare_interest(B, at(date(2026, 9, 30)))
+    asked = listing.declare_interest(A, at(date(2026, 9, 30)))
+    assert asked.interested == {A}
+    with pytest.raises(AlreadyExists):
+        asked.declare_interest(A, at(date(2026, 10, 8)))
+    with pytest.raises(FailedPrecondition, match="before the close"):
+        listing.declare_interest(A, at(date(2026, 10, 15), 15))
+
+
+def test_the_close_goes_to_auction_only_among_the_bidders_who_asked() -> None:
+    listing = (qualified(A, B).bid(A, 100_000_000, at(date(2026, 9, 29)))
+               .bid(B, 101_000_000, at(date(2026, 9, 30))))
+    close = at(date(2026, 10, 15), 15)
+    one = listing.declare_interest(A, at(date(2026, 10, 8)))
+    settled = one.close(close, still_bidding=one.interested)
+    assert settled.state == ListingState.SOLD and settled.deal is not None
+    assert (settled.deal.buyer_id, settled.deal.method) == (B, DealMethod.LISTING)
+    both = one.declare_interest(B, at(date(2026, 10, 9)))
+    auction = both.close(close, still_bidding=both.interested)
+    assert auction.state == ListingState.AUCTION and auction.auction is not None
+    assert auction.auction.participants == {A, B}
+
+
+def test_the_agreement_is_due_by_its_deadline_then_the_listing_fails() -> None:
+    due = P_CLOSES + timedelta(days=7)
+    closed = with_buyers(X, agreement_working_days=5).close(P_CLOSES, CALENDAR,
+                                                            agreement_due=due)
+    assert closed.agreement_due == due
+    with pytest.raises(FailedPrecondition, match="until"):
+        closed.expire_agreement(due - timedelta(seconds=1))
+    with pytest.raises(FailedPrecondition, match="was due"):
+        closed.agree(X, 50_000_000, due)
+    failed = closed.expire_agreement(due)
+    assert (failed.state, failed.failure) == (ListingState.FAILED, FailureReason.NO_AGREEMENT)
+    assert closed.agree(X, 50_000_000, due - timedelta(seconds=1)).state == ListingState.SOLD
+    # A disclosure announced before the deadline existed has none.
+    with pytest.raises(FailedPrecondition):
+        with_buyers(X).close(P_CLOSES, CALENDAR).expire_agreement(due)
+
+
+def test_the_agreement_deadline_is_bounded() -> None:
+    with pytest.raises(InvalidArgument, match="agreement_working_days"):
+        disclose_property(property_spec(agreement_working_days=21), CALENDAR)

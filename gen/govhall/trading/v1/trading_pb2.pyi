@@ -3205,6 +3205,9 @@ class Listing(_message.Message):
     DEAL_METHOD_FIELD_NUMBER: _builtins.int
     FAILURE_REASON_FIELD_NUMBER: _builtins.int
     ENTRY_CODE_FIELD_NUMBER: _builtins.int
+    AGREEMENT_DUE_FIELD_NUMBER: _builtins.int
+    AGREEMENT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
+    AUCTION_INTEREST_FIELD_NUMBER: _builtins.int
     listing_no: _builtins.str
     """The listing's number, for example "LS-20261201-000001"."""
     project_no: _builtins.str
@@ -3243,6 +3246,12 @@ class Listing(_message.Message):
     """Why the listing failed: "no_bid", "below_reserve", "no_buyer" or "no_auction_bid"."""
     entry_code: _builtins.str
     """The catalogue entry the project entered the venue by; empty when voluntary."""
+    agreement_working_days: _builtins.int
+    """Property rights: the working days announced for the agreement with one
+    buyer after the close (0 when none was announced).
+    """
+    auction_interest: _builtins.int
+    """Land: the bidders who asked to keep bidding at the close."""
     @_builtins.property
     def published_at(self) -> _timestamp_pb2.Timestamp:
         """When the notice (land) or the disclosure (property rights) was published."""
@@ -3254,6 +3263,12 @@ class Listing(_message.Message):
     @_builtins.property
     def closes_at(self) -> _timestamp_pb2.Timestamp:
         """The close as it stands (extensions move it)."""
+
+    @_builtins.property
+    def agreement_due(self) -> _timestamp_pb2.Timestamp:
+        """Property rights with one buyer at the close: the agreement must be
+        recorded before this instant, or the listing fails ("no_agreement").
+        """
 
     def __init__(
         self,
@@ -3280,10 +3295,13 @@ class Listing(_message.Message):
         deal_method: _builtins.str = ...,
         failure_reason: _builtins.str = ...,
         entry_code: _builtins.str = ...,
+        agreement_due: _timestamp_pb2.Timestamp | None = ...,
+        agreement_working_days: _builtins.int = ...,
+        auction_interest: _builtins.int = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at", "opens_at", b"opens_at", "published_at", b"published_at"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["agreement_due", b"agreement_due", "closes_at", b"closes_at", "opens_at", b"opens_at", "published_at", b"published_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_interval_seconds", b"auction_interval_seconds", "bids", b"bids", "buyer_id", b"buyer_id", "buyers", b"buyers", "category", b"category", "closes_at", b"closes_at", "current_price_fen", b"current_price_fen", "deal_method", b"deal_method", "deal_price_fen", b"deal_price_fen", "entry_code", b"entry_code", "extensions", b"extensions", "failure_reason", b"failure_reason", "increment_fen", b"increment_fen", "leader_bidder_id", b"leader_bidder_id", "listing_no", b"listing_no", "opens_at", b"opens_at", "project_no", b"project_no", "published_at", b"published_at", "reserve_price_fen", b"reserve_price_fen", "stage", b"stage", "start_price_fen", b"start_price_fen", "workflow_started", b"workflow_started"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_due", b"agreement_due", "agreement_working_days", b"agreement_working_days", "auction_interest", b"auction_interest", "auction_interval_seconds", b"auction_interval_seconds", "bids", b"bids", "buyer_id", b"buyer_id", "buyers", b"buyers", "category", b"category", "closes_at", b"closes_at", "current_price_fen", b"current_price_fen", "deal_method", b"deal_method", "deal_price_fen", b"deal_price_fen", "entry_code", b"entry_code", "extensions", b"extensions", "failure_reason", b"failure_reason", "increment_fen", b"increment_fen", "leader_bidder_id", b"leader_bidder_id", "listing_no", b"listing_no", "opens_at", b"opens_at", "project_no", b"project_no", "published_at", b"published_at", "reserve_price_fen", b"reserve_price_fen", "stage", b"stage", "start_price_fen", b"start_price_fen", "workflow_started", b"workflow_started"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3380,6 +3398,7 @@ class DisclosePropertyRequest(_message.Message):
     INCREMENT_FEN_FIELD_NUMBER: _builtins.int
     AUCTION_INTERVAL_SECONDS_FIELD_NUMBER: _builtins.int
     MAX_EXTENSIONS_FIELD_NUMBER: _builtins.int
+    AGREEMENT_WORKING_DAYS_FIELD_NUMBER: _builtins.int
     request_id: _builtins.str
     """A fresh UUID per listing: a retry with the same id returns the first answer."""
     project_no: _builtins.str
@@ -3392,6 +3411,10 @@ class DisclosePropertyRequest(_message.Message):
     """The auction's interval in seconds, 30 to 3600."""
     max_extensions: _builtins.int
     """How many extensions of 5 working days the disclosure announces (0 to 12)."""
+    agreement_working_days: _builtins.int
+    """With one buyer at the close, the working days within which the agreement
+    must be recorded, or the listing fails (1 to 20; 0 means 5).
+    """
     @_builtins.property
     def closes_at(self) -> _timestamp_pb2.Timestamp:
         """When the disclosure closes: 20 working days at least after it opens."""
@@ -3406,10 +3429,11 @@ class DisclosePropertyRequest(_message.Message):
         increment_fen: _builtins.int = ...,
         auction_interval_seconds: _builtins.int = ...,
         max_extensions: _builtins.int = ...,
+        agreement_working_days: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["closes_at", b"closes_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["auction_interval_seconds", b"auction_interval_seconds", "closes_at", b"closes_at", "increment_fen", b"increment_fen", "max_extensions", b"max_extensions", "project_no", b"project_no", "request_id", b"request_id", "reserve_price_fen", b"reserve_price_fen"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["agreement_working_days", b"agreement_working_days", "auction_interval_seconds", b"auction_interval_seconds", "closes_at", b"closes_at", "increment_fen", b"increment_fen", "max_extensions", b"max_extensions", "project_no", b"project_no", "request_id", b"request_id", "reserve_price_fen", b"reserve_price_fen"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -3720,3 +3744,125 @@ class GetListingResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetListingResponse: _TypeAlias = GetListingResponse  # noqa: Y015
+
+@_typing.final
+class DeclareAuctionInterestRequest(_message.Message):
+    """DeclareAuctionInterestRequest is a land bidder's request to keep bidding at
+    the listing's close.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REQUEST_ID_FIELD_NUMBER: _builtins.int
+    LISTING_NO_FIELD_NUMBER: _builtins.int
+    BIDDER_ID_FIELD_NUMBER: _builtins.int
+    request_id: _builtins.str
+    """A fresh UUID per request: a retry with the same id is the same request."""
+    listing_no: _builtins.str
+    """The listing."""
+    bidder_id: _builtins.str
+    """The bidder, as the bidders directory names it; it has bid on the listing."""
+    def __init__(
+        self,
+        *,
+        request_id: _builtins.str = ...,
+        listing_no: _builtins.str = ...,
+        bidder_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["bidder_id", b"bidder_id", "listing_no", b"listing_no", "request_id", b"request_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareAuctionInterestRequest: _TypeAlias = DeclareAuctionInterestRequest  # noqa: Y015
+
+@_typing.final
+class DeclareAuctionInterestResponse(_message.Message):
+    """DeclareAuctionInterestResponse carries the listing after the request."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTING_FIELD_NUMBER: _builtins.int
+    FEED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    feed_sequence: _builtins.int
+    """The feed entry that published the request."""
+    @_builtins.property
+    def listing(self) -> Global___Listing:
+        """The listing as it stands."""
+
+    def __init__(
+        self,
+        *,
+        listing: Global___Listing | None = ...,
+        feed_sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["listing", b"listing"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["feed_sequence", b"feed_sequence", "listing", b"listing"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DeclareAuctionInterestResponse: _TypeAlias = DeclareAuctionInterestResponse  # noqa: Y015
+
+@_typing.final
+class ListListingsRequest(_message.Message):
+    """ListListingsRequest asks for one page of the listings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    STAGE_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    category: Global___TradingCategory.ValueType
+    """Only listings of this category (land or property rights); unspecified for both."""
+    stage: Global___ListingStage.ValueType
+    """Only listings at this stage; unspecified for every stage."""
+    page_size: _builtins.int
+    """How many listings at most; 0 means 50."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
+    def __init__(
+        self,
+        *,
+        category: Global___TradingCategory.ValueType = ...,
+        stage: Global___ListingStage.ValueType = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "page_size", b"page_size", "page_token", b"page_token", "stage", b"stage"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListListingsRequest: _TypeAlias = ListListingsRequest  # noqa: Y015
+
+@_typing.final
+class ListListingsResponse(_message.Message):
+    """ListListingsResponse is one page of the listings."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LISTINGS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """The token of the next page; empty on the last page."""
+    @_builtins.property
+    def listings(self) -> _containers.RepeatedCompositeFieldContainer[Global___Listing]:
+        """The listings of this page, ordered by number."""
+
+    def __init__(
+        self,
+        *,
+        listings: _abc.Iterable[Global___Listing] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["listings", b"listings", "next_page_token", b"next_page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListListingsResponse: _TypeAlias = ListListingsResponse  # noqa: Y015

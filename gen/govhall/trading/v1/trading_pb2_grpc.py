@@ -247,6 +247,16 @@ class TradingServiceStub:
                 request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.SerializeToString,
                 response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.FromString,
                 _registered_method=True)
+        self.DeclareAuctionInterest = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/DeclareAuctionInterest',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestResponse.FromString,
+                _registered_method=True)
+        self.ListListings = channel.unary_unary(
+                '/govhall.trading.v1.TradingService/ListListings',
+                request_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsRequest.SerializeToString,
+                response_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsResponse.FromString,
+                _registered_method=True)
 
 
 class TradingServiceServicer:
@@ -636,6 +646,25 @@ class TradingServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DeclareAuctionInterest(self, request, context):
+        """DeclareAuctionInterest records that a bidder who bid on an open land
+        listing asks to keep bidding at its close (招拍挂规定 art. 19), once,
+        before the close, from the bidder's own system only. At the close two or
+        more such bidders go to an auction among them; otherwise the highest bid
+        wins if it reaches the reserve price.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListListings(self, request, context):
+        """ListListings lists the listings one page at a time, newest number last,
+        optionally of one category and one stage, as GetListing shows them.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TradingServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -843,6 +872,16 @@ def add_TradingServiceServicer_to_server(servicer, server):
                     servicer.GetListing,
                     request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.FromString,
                     response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.SerializeToString,
+            ),
+            'DeclareAuctionInterest': grpc.unary_unary_rpc_method_handler(
+                    servicer.DeclareAuctionInterest,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestResponse.SerializeToString,
+            ),
+            'ListListings': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListListings,
+                    request_deserializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsRequest.FromString,
+                    response_serializer=govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -1960,6 +1999,60 @@ class TradingService:
             '/govhall.trading.v1.TradingService/GetListing',
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingRequest.SerializeToString,
             govhall_dot_trading_dot_v1_dot_trading__pb2.GetListingResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DeclareAuctionInterest(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/DeclareAuctionInterest',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.DeclareAuctionInterestResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListListings(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/govhall.trading.v1.TradingService/ListListings',
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsRequest.SerializeToString,
+            govhall_dot_trading_dot_v1_dot_trading__pb2.ListListingsResponse.FromString,
             options,
             channel_credentials,
             insecure,

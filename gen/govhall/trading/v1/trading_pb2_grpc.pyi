@@ -245,6 +245,17 @@ class TradingServiceStub:
     """
     GetListing: _grpc.UnaryUnaryMultiCallable[_trading_pb2.GetListingRequest, _trading_pb2.GetListingResponse]
     """GetListing returns a land or property-rights listing as it stands."""
+    DeclareAuctionInterest: _grpc.UnaryUnaryMultiCallable[_trading_pb2.DeclareAuctionInterestRequest, _trading_pb2.DeclareAuctionInterestResponse]
+    """DeclareAuctionInterest records that a bidder who bid on an open land
+    listing asks to keep bidding at its close (招拍挂规定 art. 19), once,
+    before the close, from the bidder's own system only. At the close two or
+    more such bidders go to an auction among them; otherwise the highest bid
+    wins if it reaches the reserve price.
+    """
+    ListListings: _grpc.UnaryUnaryMultiCallable[_trading_pb2.ListListingsRequest, _trading_pb2.ListListingsResponse]
+    """ListListings lists the listings one page at a time, newest number last,
+    optionally of one category and one stage, as GetListing shows them.
+    """
 
 @_typing.type_check_only
 class TradingServiceAsyncStub(TradingServiceStub):
@@ -463,6 +474,17 @@ class TradingServiceAsyncStub(TradingServiceStub):
     """
     GetListing: _aio.UnaryUnaryMultiCallable[_trading_pb2.GetListingRequest, _trading_pb2.GetListingResponse]  # type: ignore[assignment]
     """GetListing returns a land or property-rights listing as it stands."""
+    DeclareAuctionInterest: _aio.UnaryUnaryMultiCallable[_trading_pb2.DeclareAuctionInterestRequest, _trading_pb2.DeclareAuctionInterestResponse]  # type: ignore[assignment]
+    """DeclareAuctionInterest records that a bidder who bid on an open land
+    listing asks to keep bidding at its close (招拍挂规定 art. 19), once,
+    before the close, from the bidder's own system only. At the close two or
+    more such bidders go to an auction among them; otherwise the highest bid
+    wins if it reaches the reserve price.
+    """
+    ListListings: _aio.UnaryUnaryMultiCallable[_trading_pb2.ListListingsRequest, _trading_pb2.ListListingsResponse]  # type: ignore[assignment]
+    """ListListings lists the listings one page at a time, newest number last,
+    optionally of one category and one stage, as GetListing shows them.
+    """
 
 class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
     """TradingService is the public resource trading platform's directory: the
@@ -924,5 +946,28 @@ class TradingServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_trading_pb2.GetListingResponse, _abc.Awaitable[_trading_pb2.GetListingResponse]]:
         """GetListing returns a land or property-rights listing as it stands."""
+
+    @_abc_1.abstractmethod
+    def DeclareAuctionInterest(
+        self,
+        request: _trading_pb2.DeclareAuctionInterestRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.DeclareAuctionInterestResponse, _abc.Awaitable[_trading_pb2.DeclareAuctionInterestResponse]]:
+        """DeclareAuctionInterest records that a bidder who bid on an open land
+        listing asks to keep bidding at its close (招拍挂规定 art. 19), once,
+        before the close, from the bidder's own system only. At the close two or
+        more such bidders go to an auction among them; otherwise the highest bid
+        wins if it reaches the reserve price.
+        """
+
+    @_abc_1.abstractmethod
+    def ListListings(
+        self,
+        request: _trading_pb2.ListListingsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_trading_pb2.ListListingsResponse, _abc.Awaitable[_trading_pb2.ListListingsResponse]]:
+        """ListListings lists the listings one page at a time, newest number last,
+        optionally of one category and one stage, as GetListing shows them.
+        """
 
 def add_TradingServiceServicer_to_server(servicer: TradingServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
