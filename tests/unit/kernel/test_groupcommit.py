@@ -77,7 +77,7 @@ async def test_a_lingering_batch_takes_the_calls_that_arrive_during_its_linger()
         for _ in range(3):  # the writer's task runs up to its write, or into its linger
             await asyncio.sleep(0)
         second = asyncio.create_task(group.submit(2))
-        assert await asyncio.wait_for(asyncio.gather(first, second), 2.0) == [2, 4]
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), 2.0)) == [2, 4]
         assert writer.batches == expected
 
 
@@ -89,5 +89,5 @@ async def test_a_lingering_batch_that_does_not_fill_is_written_after_its_linger(
     for _ in range(3):
         await asyncio.sleep(0)
     second = asyncio.create_task(group.submit(2))
-    assert await asyncio.wait_for(asyncio.gather(first, second), 5.0) == [2, 4]
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 5.0)) == [2, 4]
     assert writer.batches == [[1, 2]]
