@@ -10,6 +10,14 @@ answer). One batch is written at a time, so a quiet service answers a lone
 call at once, and a busy one writes batches as large as the queue allows
 (up to ``max_batch``).
 
+Under a burst, the callers a batch answered send their next calls only after
+their answers went out, so the queue is nearly empty the moment a batch is
+answered, and the next batch would start with the few calls that happened to
+arrive meanwhile. With ``linger_seconds``, a batch that is not full waits up
+to that long (a couple of milliseconds) for more calls before it is written,
+and no longer than it takes to fill. The
+commit still comes before every answer: lingering only delays the write.
+
 It also says how long the service has been quiet (``quiet_seconds``), so
 background work that competes for the same database (an outbox) can let a
 burst pass first.
@@ -36,15 +44,20 @@ class GroupCommit(Generic[Item, Answer]):
     write: Callable[[Sequence[Item]], Sequence[Answer | Exception]]
     #: The most items one batch takes.
     max_batch: int = 64
+    #: How long a batch that is not full waits for more calls before it is written.
+    linger_seconds: float = 0.0
     _queue: list[tuple[Item, asyncio.Future[Answer]]] = field(default_factory=list,
                                                               init=False, repr=False)
     _writer: asyncio.Task[None] | None = field(default=None, init=False, repr=False)
     _last_busy: float = field(default_factory=time.monotonic, init=False, repr=False)
+    _full: asyncio.Event | None = field(default=None, init=False, repr=False)
 
     async def submit(self, item: Item) -> Answer:
         """The answer to ``item``, written in the next batch; raises the item's exception."""
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._queue.append((item, answer))
+        if self._full is not None and len(self._queue) >= self.max_batch:
+            self._full.set()  # a lingering batch is full: written at once
         if self._writer is None or self._writer.done():
             self._writer = asyncio.create_task(self._write_queued())
         return await answer
@@ -55,9 +68,20 @@ class GroupCommit(Generic[Item, Answer]):
             return 0.0
         return time.monotonic() - self._last_busy
 
+    async def _linger(self) -> None:
+        self._full = asyncio.Event()
+        try:
+            await asyncio.wait_for(self._full.wait(), self.linger_seconds)
+        except TimeoutError:
+            pass
+        finally:
+            self._full = None
+
     async def _write_queued(self) -> None:
         try:
             while self._queue:
+                if self.linger_seconds > 0 and len(self._queue) < self.max_batch:
+                    await self._linger()
                 batch = self._queue[:self.max_batch]
                 del self._queue[:self.max_batch]
                 try:

@@ -16,6 +16,7 @@ from sqlalchemy import Engine
 from govhall.complaints.v1 import complaints_pb2, complaints_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.fieldcipher import FieldCipher, field_cipher
+from kernel.groupcommit import GroupCommit
 from kernel.service import ServiceDefinition, main
 from kernel.settings import ServiceSettings
 from kernel.signing import service_signer
@@ -23,7 +24,7 @@ from kernel.temporal import TemporalSecurity, connect_with
 from kernel.workflow_gateway import WorkflowGateway
 from services.complaints import activities
 from services.complaints.api.servicer import ComplaintsServicer
-from services.complaints.app.cases import group_intake
+from services.complaints.app.cases import Push, Submitted, group_intake
 from services.complaints.app.deadlines import DeadlineRecompute
 from services.complaints.app.desk import Desk
 from services.complaints.app.flow import ComplaintStarter
@@ -75,17 +76,18 @@ def _register(server: grpc.aio.Server, engine: Engine,
             interval_seconds=settings.deadline_recompute_seconds)
         running.append(recompute.run())
     if settings.open311_enabled:
-        running.append(open311_server(engine, settings, cipher=cipher).run())
+        # Posts share the gRPC pushes' group commit: one writer, batches of both.
+        running.append(open311_server(engine, settings, cipher=cipher, intake=intake).run())
     return running
 
 
-def open311_server(engine: Engine, settings: ComplaintsSettings, *,
-                   cipher: FieldCipher) -> Open311Server:
+def open311_server(engine: Engine, settings: ComplaintsSettings, *, cipher: FieldCipher,
+                   intake: GroupCommit[Push, Submitted] | None = None) -> Open311Server:
     """The Open311 façade as the complaints process runs it: its host, its port, the
-    center's server certificate."""
+    center's server certificate, the process's intake group commit."""
     return Open311Server(engine, cipher=cipher, host=settings.host,
                          port=settings.open311_port, pki_dir=settings.pki_dir,
-                         grace_seconds=settings.shutdown_grace_seconds)
+                         grace_seconds=settings.shutdown_grace_seconds, intake=intake)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

@@ -41,8 +41,11 @@ from kernel.errors import (
     Unauthenticated,
 )
 from kernel.fieldcipher import FieldCipher
+from kernel.groupcommit import GroupCommit
 from kernel.text import text_fault
+from services.complaints.app import cases
 from services.complaints.db.open311 import CaseSearch, HandlingSchema, Open311UnitOfWork
+from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.domain.cases import CASE_NUMBER_PATTERN
 from services.complaints.domain.model import CATEGORY_CODE
 from services.complaints.open311 import handlers
@@ -185,16 +188,18 @@ class Open311Api:
     """The routes' behaviour, on one complaints database."""
 
     def __init__(self, engine: Engine, *, cipher: FieldCipher,
-                 schema: HandlingSchema | None = None) -> None:
+                 schema: HandlingSchema | None = None,
+                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> None:
         self._engine = engine
         self._cipher = cipher
         self._schema = schema if schema is not None else HandlingSchema.of(engine)
+        # Posts are taken in by the group commit gRPC's pushes use (the process passes its
+        # own, so both share transactions); alone, the façade has one of its own.
+        self._intake = intake or cases.group_intake(
+            writing=lambda: ComplaintsUnitOfWork(engine), cipher=cipher)
 
     def _reading(self) -> Open311UnitOfWork:
         return Open311UnitOfWork(self._engine, write=False, schema=self._schema)
-
-    def _writing(self) -> Open311UnitOfWork:
-        return Open311UnitOfWork(self._engine, schema=self._schema)
 
     # ---- discovery and services ----------------------------------------------------------
 
@@ -240,9 +245,10 @@ class Open311Api:
         fields = await _form(request)
         api_key = _api_key(_query(request), fields)
         form = _service_request_form(fields)
-        posted = await asyncio.to_thread(
-            handlers.post_request, uow=self._writing(), cipher=self._cipher, api_key=api_key,
-            form=form, now=datetime.now(UTC))
+        push = await asyncio.to_thread(
+            handlers.prepare_post, uow=self._reading(), cipher=self._cipher, api_key=api_key,
+            form=form)
+        posted = handlers.posted(await self._intake.submit(push))
         log.info("open311.request_posted", case_number=posted.case_number,
                  replayed=posted.replayed)
         return document_response("service_requests", [{
@@ -476,9 +482,11 @@ async def _bug(request: Request, error: Exception) -> Response:
 
 
 def open311_app(engine: Engine, *, cipher: FieldCipher,
-                schema: HandlingSchema | None = None) -> Starlette:
-    """The façade's ASGI application on the complaints database."""
-    api = Open311Api(engine, cipher=cipher, schema=schema)
+                schema: HandlingSchema | None = None,
+                intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> Starlette:
+    """The façade's ASGI application on the complaints database; posts are taken in by
+    ``intake`` (the process's group commit) when given."""
+    api = Open311Api(engine, cipher=cipher, schema=schema, intake=intake)
 
     def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
         return Route(path, _answering_errors(endpoint), methods=methods)

@@ -1,9 +1,11 @@
 """The Open311 façade's use cases, one function each, on a unit of work.
 
 A GeoReport *service* is a complaint category; a *service request* is a case.
-Posting a request goes through ``cases.submit_complaint``, the function gRPC's
-SubmitComplaint calls, after the same protovalidate rules: routing,
-validation, idempotency and sealing of the complainant are one code path.
+Posting a request goes through the intake's group commit
+(``cases.submit_complaints``), the one gRPC's SubmitComplaint calls go
+through, after the same protovalidate rules: routing, validation,
+idempotency and sealing of the complainant are one code path, and posts
+share transactions with each other and with gRPC pushes under a burst.
 
 Who sees what. Without an API key anybody reads the public view of every
 case: its category, status, responsible department, dates and the published
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime
 
 from govhall.complaints.v1 import complaints_pb2 as pb
 from kernel.errors import FieldViolation, InvalidArgument, NotFound, PermissionDenied
@@ -223,9 +224,14 @@ def _in_open311_words(error: InvalidArgument) -> InvalidArgument:
         f"{v.field}: {v.description}" for v in violations), violations=violations)
 
 
-def post_request(*, uow: Open311UnitOfWork, cipher: FieldCipher, api_key: str,
-                 form: ServiceRequestForm, now: datetime) -> Posted:
-    """Take in the case a platform posts; the one an earlier identical posting made."""
+def prepare_post(*, uow: Open311UnitOfWork, cipher: FieldCipher, api_key: str,
+                 form: ServiceRequestForm) -> cases.Push:
+    """The push a platform's posting makes, after the façade's own checks (its key, its
+    calling system, the service code, the form and protovalidate's rules); reads only.
+
+    The push is then taken in as a gRPC SubmitComplaint is, by the intake's group commit
+    (``cases.submit_complaints``), whose checks it passes again in the batch.
+    """
     with uow:
         platform_id = authenticate(uow, api_key)
         if platform_id is None:
@@ -248,9 +254,11 @@ def post_request(*, uow: Open311UnitOfWork, cipher: FieldCipher, api_key: str,
         submission = submission_from_proto(request)
     except InvalidArgument as error:
         raise _in_open311_words(error) from error
-    submitted = cases.submit_complaint(
-        uow=uow, cipher=cipher, caller=Caller(platform.system_name), submission=submission,
-        now=now)
+    return cases.Push(Caller(platform.system_name), submission)
+
+
+def posted(submitted: cases.Submitted) -> Posted:
+    """What the façade answers for a push taken in."""
     return Posted(submitted.view.complaint.number, submitted.view.department_name,
                   submitted.replayed)
 

@@ -21,7 +21,9 @@ import uvicorn
 from sqlalchemy import Engine
 
 from kernel.fieldcipher import FieldCipher
+from kernel.groupcommit import GroupCommit
 from kernel.pki import server_pair
+from services.complaints.app.cases import Push, Submitted
 from services.complaints.open311.api import BASE_PATH, open311_app
 
 log = structlog.get_logger("govhall.complaints.open311")
@@ -31,13 +33,14 @@ class Open311Server:
     """The façade on its own socket, ready to ``run``."""
 
     def __init__(self, engine: Engine, *, cipher: FieldCipher, host: str, port: int,
-                 pki_dir: Path, grace_seconds: float = 5.0) -> None:
+                 pki_dir: Path, grace_seconds: float = 5.0,
+                 intake: GroupCommit[Push, Submitted] | None = None) -> None:
         pair = server_pair(pki_dir)
         self.host = host
         self._socket = socket.create_server((host, port), reuse_port=False)
         self.port: int = self._socket.getsockname()[1]
         self._config = uvicorn.Config(
-            open311_app(engine, cipher=cipher), ssl_certfile=str(pair.cert),
+            open311_app(engine, cipher=cipher, intake=intake), ssl_certfile=str(pair.cert),
             ssl_keyfile=str(pair.key), lifespan="off", log_config=None, access_log=False,
             server_header=False, timeout_graceful_shutdown=math.ceil(grace_seconds))
         self._server = uvicorn.Server(self._config)

@@ -63,3 +63,31 @@ async def test_a_writer_that_fails_as_a_whole_fails_each_call_of_the_batch() -> 
     # The group carries on with the next calls.
     group.write = lambda items: [n for n in items]
     assert await group.submit(3) == 3
+
+
+async def test_a_lingering_batch_takes_the_calls_that_arrive_during_its_linger() -> None:
+    writer = Writer()
+    writer.go.set()
+    # Without a linger the first call is written alone; with one, the second joins it, and
+    # the batch, full at two, is written at once rather than after the five seconds.
+    for linger, expected in ((0.0, [[1], [2]]), (5.0, [[1, 2]])):
+        writer.batches.clear()
+        group = GroupCommit(writer, max_batch=2, linger_seconds=linger)
+        first = asyncio.create_task(group.submit(1))
+        for _ in range(3):  # the writer's task runs up to its write, or into its linger
+            await asyncio.sleep(0)
+        second = asyncio.create_task(group.submit(2))
+        assert list(await asyncio.wait_for(asyncio.gather(first, second), 2.0)) == [2, 4]
+        assert writer.batches == expected
+
+
+async def test_a_lingering_batch_that_does_not_fill_is_written_after_its_linger() -> None:
+    writer = Writer()
+    writer.go.set()
+    group = GroupCommit(writer, max_batch=10, linger_seconds=0.05)
+    first = asyncio.create_task(group.submit(1))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    second = asyncio.create_task(group.submit(2))
+    assert list(await asyncio.wait_for(asyncio.gather(first, second), 5.0)) == [2, 4]
+    assert writer.batches == [[1, 2]]
