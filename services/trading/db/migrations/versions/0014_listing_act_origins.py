@@ -1,7 +1,7 @@
 """listings: the network origin each bidder's act was sent from, for the same_origin rule
 
-Revision ID: 0013_listing_act_origins
-Revises: 0012_bid_prices
+Revision ID: 0014_listing_act_origins
+Revises: 0013_relist_failed
 Create Date: 2026-12-01 13:30:00.000000
 """
 
@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision: str = '0013_listing_act_origins'
-down_revision: str | None = '0012_bid_prices'
+revision: str = '0014_listing_act_origins'
+down_revision: str | None = '0013_relist_failed'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
