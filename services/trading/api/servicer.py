@@ -867,7 +867,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                      ) -> pb.DeclareAuctionInterestResponse:
         listing, sequence = await self._bidder_act(
             lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, listing_no=request.listing_no,
-            bidder_id=request.bidder_id, amount_fen=0, request_id=request.request_id)
+            bidder_id=request.bidder_id, amount_fen=0, request_id=request.request_id,
+            context=context)
         return pb.DeclareAuctionInterestResponse(listing=listing, feed_sequence=sequence)
 
     async def ListListings(self, request: pb.ListListingsRequest,
