@@ -176,7 +176,7 @@ KNOWN_CALLS: dict[tuple[str, str], bool] = {
     ("unregistered-system", "govhall.trading.v1.TradingService/GetListing"): False,
     ("bidder-system-bd0001", "govhall.trading.v1.TradingService/DeclareAuctionInterest"): True,
     ("hotline-12345", "govhall.trading.v1.TradingService/DeclareAuctionInterest"): False,
-    ("trading-platform", "govhall.trading.v1.TradingService/DeclareAuctionInterest"): False,
+    ("department-system-zjj", "govhall.trading.v1.TradingService/DeclareAuctionInterest"): False,
     ("hotline-12345", "govhall.trading.v1.TradingService/ListListings"): True,
     ("bidder-system-bd0002", "govhall.trading.v1.TradingService/ListListings"): True,
     ("unregistered-system", "govhall.trading.v1.TradingService/ListListings"): False,

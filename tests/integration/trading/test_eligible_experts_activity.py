@@ -36,7 +36,8 @@ async def test_the_activity_is_hosted_under_its_published_name(
                      "trading.record_tender_step", "trading.close_bidding",
                      "trading.close_decryption", "trading.mark_tender_late",
                      "trading.open_listing", "trading.record_listing_step",
-                     "trading.close_listing", "trading.conclude_auction"]
+                     "trading.close_listing", "trading.conclude_auction",
+                     "trading.expire_agreement", "trading.read_listing"]
     assert trading.settings.task_queue == "govhall-trading"
 
 
