@@ -44,6 +44,9 @@ async def test_listing_and_auction_bids_of_two_bidders_from_one_origin_are_alert
     await venue.bid(number, "0001", 100_000_000)
     await venue.bid(number, "0002", 101_000_000)
     await venue.bid(number, "0001", 102_000_000)
+    # Both ask to keep bidding at the close (art. 19), so the close opens an auction.
+    await venue.declare(number, "0001")
+    await venue.declare(number, "0002")
     tz = (await venue.now()).tzinfo
     await venue.skip_to(listing.closes_at.ToDatetime().replace(tzinfo=tz)
                         + timedelta(seconds=1))
@@ -58,7 +61,8 @@ async def test_listing_and_auction_bids_of_two_bidders_from_one_origin_are_alert
     # The first act has nobody else's to match; each later one matches the other bidder's.
     assert await _watched(venue, number) == [
         ("announced", []), ("opened", []), ("listing_bid", []), ("listing_bid", [rule]),
-        ("listing_bid", [rule]), ("closed", []), ("auction_bid", [rule])]
+        ("listing_bid", [rule]), ("auction_interest", []), ("auction_interest", []),
+        ("closed", []), ("auction_bid", [rule])]
 
 
 async def test_a_bidders_own_acts_raise_nothing(venue: Venue) -> None:
