@@ -140,6 +140,12 @@ class Desk:
             return bool(flags and flags[0][0] and flags[0][1])
         await within(self.deadline, f"{number}'s workflow started and opened the case", opened)
 
+        # The opening activity commits before the workflow takes its result: until then the
+        # workflow's view has no dues yet.
+        async def taken() -> bool:
+            return bool((await self.status(number)).sign_for_due)
+        await within(self.deadline, f"{number}'s workflow took the opening", taken)
+
     async def ended(self, number: str) -> ComplaintResult:
         client = await self.processes.client()
         result: ComplaintResult = await client.get_workflow_handle(
