@@ -235,7 +235,9 @@ class _TradeAlertRuleEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_TradeA
     TRADE_ALERT_RULE_UNSPECIFIED: _TradeAlertRule.ValueType  # 0
     """No rule; in a filter it means every rule."""
     TRADE_ALERT_RULE_SAME_ORIGIN: _TradeAlertRule.ValueType  # 1
-    """Bids on one tender from one network origin."""
+    """Acts of two bidders on one trade from one network origin: sealed bids on a tender, or
+    bids, buyers' registrations and auction bids on a listing.
+    """
     TRADE_ALERT_RULE_IDENTICAL_DOCUMENTS: _TradeAlertRule.ValueType  # 2
     """Identical sealed envelopes, or identical bid documents after the opening."""
     TRADE_ALERT_RULE_LOW_PRICE: _TradeAlertRule.ValueType  # 3
@@ -252,7 +254,9 @@ class TradeAlertRule(_TradeAlertRule, metaclass=_TradeAlertRuleEnumTypeWrapper):
 TRADE_ALERT_RULE_UNSPECIFIED: TradeAlertRule.ValueType  # 0
 """No rule; in a filter it means every rule."""
 TRADE_ALERT_RULE_SAME_ORIGIN: TradeAlertRule.ValueType  # 1
-"""Bids on one tender from one network origin."""
+"""Acts of two bidders on one trade from one network origin: sealed bids on a tender, or
+bids, buyers' registrations and auction bids on a listing.
+"""
 TRADE_ALERT_RULE_IDENTICAL_DOCUMENTS: TradeAlertRule.ValueType  # 2
 """Identical sealed envelopes, or identical bid documents after the opening."""
 TRADE_ALERT_RULE_LOW_PRICE: TradeAlertRule.ValueType  # 3
