@@ -131,7 +131,7 @@ def read_bid_price(document: bytes) -> int:
     """The price (fen) a bid document states; InvalidArgument when it states none."""
     try:
         parsed = json.loads(document.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as error:
+    except (UnicodeDecodeError, ValueError, RecursionError) as error:
         raise InvalidArgument("the bid document is not a JSON object") from error
     if not isinstance(parsed, dict):
         raise InvalidArgument("the bid document is not a JSON object")

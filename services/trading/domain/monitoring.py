@@ -189,10 +189,11 @@ def alerts_on_listing_act(new: ActSeen, others: Iterable[ActSeen], *, act: str) 
 def parsed_document(document: bytes) -> Any:
     """An opened bid document's JSON value, parsed once for every rule that reads it
     (``price_in`` here, ``evaluation.price_in``); None when it is not JSON in UTF-8, which
-    states no price either."""
+    states no price either. A document nested deeper than the parser goes (RecursionError)
+    is no JSON value either: one bidder's document must not stall the opening."""
     try:
         return json.loads(document.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         return None
 
 

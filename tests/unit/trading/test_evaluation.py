@@ -87,7 +87,10 @@ def test_a_bid_document_states_its_price() -> None:
     assert read_bid_price(b'{"price_fen": 12345, "offer": "..."}') == 12345
     for wrong in (b"not json", b"[1]", b'{"price": 1}', b'{"price_fen": 0}',
                   b'{"price_fen": "100"}', b'{"price_fen": true}', b'{"price_fen": 1.5}',
-                  b'{"price_fen": 100000000000001}', b"\xff\xfe"):
+                  b'{"price_fen": 100000000000001}', b"\xff\xfe",
+                  # Nested deeper than the parser goes: RecursionError, no price either.
+                  b"[" * 100_000 + b"]" * 100_000,
+                  b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
         with pytest.raises(InvalidArgument):
             read_bid_price(wrong)
         # What the opening records for the ranking: the same reading, None for no price.

@@ -246,3 +246,11 @@ def test_an_opened_bid_reads_its_price_from_the_parse_it_is_given(
     assert parses == []
     assert opened == OpenedBid("BD-0001", hashlib.sha256(document).hexdigest(), 123456)
     assert OpenedBid.of("BD-0001", document) == opened and len(parses) == 1
+
+
+def test_a_document_nested_deeper_than_the_parser_goes_is_no_json_value() -> None:
+    # One bidder's document must not stall the opening (RecursionError is not ValueError).
+    for nested in (b"[" * 100_000 + b"]" * 100_000,
+                   b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
+        assert parsed_document(nested) is None
+    assert parsed_document(b'{"price_fen": 5}') == {"price_fen": 5}
