@@ -14,7 +14,7 @@ import pytest
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.domain.sealed_bids import seal_bid
 from tests.integration.trading.test_tender_chain import OFFICER, Venue, _stamp
-from tests.integration.trading.test_tender_chain import venue as venue  # noqa: F401
+from tests.integration.trading.test_tender_chain import venue as venue
 
 NESTED = b"[" * 100_000 + b"]" * 100_000
 
