@@ -117,7 +117,8 @@ def test_names_are_normalised_to_nfc(typed: str, composed: str) -> None:
 def test_a_name_fault_names_the_faulty_character_and_its_position_only() -> None:
     assert name_fault("张三\u200b李") == (
         "holds the zero-width character U+200B at position 2; a name may hold none")
-    assert name_fault("a\u202eb") == "holds the bidi control U+202E at position 1; a name may hold none"
+    assert name_fault("a\u202eb") == (
+        "holds the bidi control U+202E at position 1; a name may hold none")
     assert name_fault("ab\tc") == ("holds the control character U+0009 at position 2; a name "
                                    "may hold no control characters, tab and line breaks included")
 
