@@ -221,14 +221,15 @@ def verify_entries(entries: Iterable[Mapping[str, Any]],
 
 
 #: The statement reading each audit table's head, built once per table.
-_HEADS: dict[Table, Select[Any]] = {}
+_HEADS: dict[Table, Any] = {}
 
 
-def _head_of(table: Table) -> Select[Any]:
+def _head_of(table: Table) -> Any:
     statement = _HEADS.get(table)
     if statement is None:
-        statement = _HEADS[table] = select(table.c.sequence, table.c.entry_hash).order_by(
+        statement = select(table.c.sequence, table.c.entry_hash).order_by(
             table.c.sequence.desc()).limit(1)
+        _HEADS[table] = statement
     return statement
 
 
