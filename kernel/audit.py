@@ -39,6 +39,7 @@ from sqlalchemy import (
     type_coerce,
 )
 
+from kernel.db import insert_rows
 from kernel.instants import UtcDateTime, utc_text
 
 GENESIS = "0" * 64
@@ -136,6 +137,10 @@ HASHED_FIELDS = ("action", "details", "official_id", "previous_hash", "recorded_
                  "subject", "system")
 
 
+#: Every column of an entry's row, in the order append_all writes them.
+_STORED_COLUMNS = (*HASHED_FIELDS, "entry_hash")
+
+
 def entry_hash(row: Mapping[str, Any]) -> str:
     """SHA-256 (hex) of the entry's hashed fields as canonical JSON.
 
@@ -215,6 +220,19 @@ def verify_entries(entries: Iterable[Mapping[str, Any]],
     return result(0, "", expected_previous, count)
 
 
+#: The statement reading each audit table's head, built once per table.
+_HEADS: dict[Table, Any] = {}
+
+
+def _head_of(table: Table) -> Any:
+    statement = _HEADS.get(table)
+    if statement is None:
+        statement = select(table.c.sequence, table.c.entry_hash).order_by(
+            table.c.sequence.desc()).limit(1)
+        _HEADS[table] = statement
+    return statement
+
+
 class AuditLog:
     """Appends to and verifies one service's audit log, inside a unit of work."""
 
@@ -244,19 +262,17 @@ class AuditLog:
             # Serialises appenders on this log for the rest of the transaction.
             self._connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext('govhall_audit'))"))
-        head = self._connection.execute(
-            select(self._table.c.sequence, self._table.c.entry_hash)
-            .order_by(self._table.c.sequence.desc()).limit(1)
-        ).first()
+        head = self._connection.execute(_head_of(self._table)).first()
         sequence = head.sequence if head else 0
         previous_hash = head.entry_hash if head else GENESIS
-        rows: list[dict[str, Any]] = []
+        # One pass over the batch: each entry's hash chains on the one before, and its row
+        # goes to the driver as stored (recorded_at as the very text hashed).
+        rows: list[tuple[Any, ...]] = []
         for entry in entries:
             sequence += 1
-            recorded_at = entry.at or datetime.now(UTC)
             row: dict[str, Any] = {
                 "sequence": sequence,
-                "recorded_at": utc_text(recorded_at),
+                "recorded_at": utc_text(entry.at or datetime.now(UTC)),
                 "system": entry.actor.system,
                 "official_id": entry.actor.official_id,
                 "action": entry.action,
@@ -265,9 +281,9 @@ class AuditLog:
                 "previous_hash": previous_hash,
             }
             row["entry_hash"] = previous_hash = entry_hash(row)
-            rows.append(row | {"recorded_at": recorded_at})
-        self._connection.execute(self._table.insert(), rows)
-        return [row["sequence"] for row in rows]
+            rows.append(tuple(row[name] for name in _STORED_COLUMNS))
+        insert_rows(self._connection, self._table, _STORED_COLUMNS, rows)
+        return list(range(sequence - len(rows) + 1, sequence + 1))
 
     def entries(self, *, subject: str | None = None) -> list[dict[str, Any]]:
         query = select(self._table).order_by(self._table.c.sequence)

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import threading
 import weakref
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -31,6 +33,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    bindparam,
     create_engine,
     event,
 )
@@ -132,6 +135,44 @@ class UnitOfWork:
         return self._engine.dialect.name
 
 
+# ---- bulk inserts ----------------------------------------------------------------------
+
+
+#: The DBAPI placeholder of each paramstyle a service's driver uses (sqlite3: qmark;
+#: psycopg: pyformat, which takes %s for positional values).
+_PLACEHOLDERS = {"qmark": "?", "format": "%s", "pyformat": "%s"}
+
+
+@lru_cache(maxsize=256)
+def _insert_sql(quote: Any, paramstyle: str, table: Table, columns: tuple[str, ...]) -> str:
+    unknown = [name for name in columns if name not in table.c]
+    if unknown:
+        raise ValueError(f"table {table.name} has no column {', '.join(unknown)}")
+    placeholder = _PLACEHOLDERS[paramstyle]
+    # Names from the Table (checked above) and quoted; every value is a bound parameter.
+    return (f"INSERT INTO {quote(table.name)} ({', '.join(quote(c) for c in columns)}) "  # noqa: S608
+            f"VALUES ({', '.join(placeholder for _ in columns)})")
+
+
+def insert_rows(connection: Connection, table: Table, columns: Sequence[str],
+                rows: Sequence[tuple[Any, ...]]) -> None:
+    """Insert ``rows``, tuples of values in the order of ``columns``, in one executemany.
+
+    The rows go to the driver as they are, past SQLAlchemy's processing of each row's
+    parameters, which on a hot path cost more than the insert itself: each value must
+    already be what the column stores, so an instant is given as its stored text
+    (``kernel.instants.utc_text``), JSON as its text, and every column with a Python-side
+    default is given its value. Errors are SQLAlchemy's (IntegrityError and the rest),
+    as for any statement.
+    """
+    if not rows:
+        return
+    dialect = connection.dialect
+    sql = _insert_sql(dialect.identifier_preparer.quote, dialect.paramstyle, table,
+                      tuple(columns))
+    connection.exec_driver_sql(sql, list(rows))
+
+
 # ---- running numbers ----------------------------------------------------------------------
 
 
@@ -140,6 +181,10 @@ def sequences_table(metadata: MetaData, name: str = "sequences") -> Table:
     return Table(name, metadata,
                  Column("name", String(20), primary_key=True),
                  Column("last", BigInteger, nullable=False))
+
+
+#: RunningNumbers.take's upsert for each (dialect, table).
+_TAKE_STATEMENTS: dict[tuple[str, Table], Any] = {}
 
 
 class RunningNumbers:
@@ -152,15 +197,27 @@ class RunningNumbers:
     def next(self, name: str) -> int:
         return self.take(name, 1)[0]
 
+    def _take_statement(self) -> Any:
+        key = (self._connection.dialect.name, self._t)
+        statement = _TAKE_STATEMENTS.get(key)
+        if statement is None:
+            dialect: Any = postgresql if key[0] == "postgresql" else sqlite
+            # An upsert: concurrent callers queue on the row's lock, none reads a stale
+            # value. Built once per table and dialect: building it for each call cost more
+            # than running it.
+            count = bindparam("count", type_=BigInteger)
+            statement = _TAKE_STATEMENTS[key] = (
+                dialect.insert(self._t).values(name=bindparam("name"), last=count)
+                .on_conflict_do_update(index_elements=[self._t.c.name],
+                                       set_={"last": self._t.c.last + count})
+                .returning(self._t.c.last))
+        return statement
+
     def take(self, name: str, count: int) -> list[int]:
         """The next ``count`` numbers of the counter, in order, in one statement."""
         if count < 1:
             raise ValueError(f"cannot take {count} numbers of counter {name}")
-        dialect: Any = postgresql if self._connection.dialect.name == "postgresql" else sqlite
-        # An upsert: concurrent callers queue on the row's lock, none reads a stale value.
-        statement = (dialect.insert(self._t).values(name=name, last=count)
-                     .on_conflict_do_update(index_elements=[self._t.c.name],
-                                            set_={"last": self._t.c.last + count})
-                     .returning(self._t.c.last))
-        last = int(self._connection.execute(statement).scalar_one())
+        statement = self._take_statement()
+        last = int(self._connection.execute(statement, {"name": name, "count": count})
+                   .scalar_one())
         return list(range(last - count + 1, last + 1))

@@ -20,7 +20,19 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, String, Table, Text, delete, insert, select
+from sqlalchemy import (
+    Column,
+    Connection,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    bindparam,
+    delete,
+    insert,
+    select,
+)
 
 from kernel.errors import PermissionDenied, Unauthenticated
 from kernel.identity import OFFICIAL_METADATA_KEY, Caller
@@ -73,6 +85,10 @@ def departments_table(metadata: MetaData) -> Table:
     )
 
 
+#: Departments.of_codes's statement for each service's departments table.
+_OF_CODES: dict[Table, Select[Any]] = {}
+
+
 class Departments:
     """Repository of the departments table."""
 
@@ -87,8 +103,12 @@ class Departments:
 
     def of_codes(self, codes: Iterable[str]) -> dict[str, Department]:
         """The departments of ``codes`` that are in the directory, by code, in one query."""
-        rows = self._connection.execute(
-            select(self._table).where(self._table.c.code.in_(set(codes))))
+        statement = _OF_CODES.get(self._table)
+        if statement is None:
+            # Built once per table: building it anew for each call cost more than running it.
+            statement = _OF_CODES[self._table] = select(self._table).where(
+                self._table.c.code.in_(bindparam("codes", expanding=True)))
+        rows = self._connection.execute(statement, {"codes": list(set(codes))})
         return {row.code: Department(row.code, row.name, row.kind) for row in rows}
 
     def names(self, codes: Iterable[str]) -> dict[str, str]:

@@ -157,6 +157,9 @@ def _case_number(request: Any) -> str:
 class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     def __init__(self, registry: SystemRegistry) -> None:
         self._registry = registry
+        #: Each method's wrapped handler, built on its first call, with the handler it wraps.
+        #: The wrapper holds nothing of a call: every call still admits its caller (_admit).
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
     async def intercept_service(
         self,
@@ -167,6 +170,16 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         method: str = details.method
         if handler is None or method.startswith(_UNGUARDED):
             return handler
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        # Only methods the server has reach here (unknown ones have no handler), so the
+        # cache holds at most one entry per method served.
+        wrapped = self._wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+    def _wrap(self, method: str, handler: Handler) -> Handler:
         parse = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
@@ -192,7 +205,9 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         set_current_caller(Caller(system, official_from(metadata), scope))
         # Before the case number is logged: it could hold control characters.
         check_request(request)
-        bind_call(system=system, method=method, case_number=_case_number(request))
+        case_number = _case_number(request)
+        if case_number:
+            bind_call(system=system, method=method, case_number=case_number)
         validate_request(request)
 
     async def _refuse(self, context: Context, error: errors.GovhallError,

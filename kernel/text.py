@@ -45,12 +45,19 @@ def _code_point(character: str) -> str:
     return f"U+{ord(character):04X}"
 
 
+def _where(character: str, position: int) -> str:
+    return f"{_code_point(character)} at position {position}"
+
+
 def text_fault(value: str) -> str | None:
     """Why ``value`` may not stand in a text field, or None when it may.
 
     The answer names the offending character by code point and position,
     never the value itself, so it may be logged and sent back.
     """
+    if value.isprintable():
+        # Printable text holds no character of category Cc (the usual case, checked in C).
+        return None
     for position, character in enumerate(value):
         if character not in FREE_TEXT_CONTROLS and unicodedata.category(character) == "Cc":
             return (f"holds the control character {_code_point(character)} at position "
@@ -72,13 +79,19 @@ def name_fault(value: str) -> str | None:
     """
     if value and not value.strip():
         return "is whitespace only; a name needs at least one visible character"
+    if value.isprintable():
+        # Zero-width characters and bidi controls are of category Cf, which, like Cc, is
+        # not printable: a printable name holds none of them (the usual case, checked in C).
+        return None
     for position, character in enumerate(value):
-        where = f"{_code_point(character)} at position {position}"
+        # The position is put into words only for the faulty character: building it for
+        # every character cost more than the checks themselves.
         if character in ZERO_WIDTH:
-            return f"holds the zero-width character {where}; a name may hold none"
+            return (f"holds the zero-width character {_where(character, position)}; "
+                    "a name may hold none")
         if character in BIDI_CONTROLS:
-            return f"holds the bidi control {where}; a name may hold none"
+            return f"holds the bidi control {_where(character, position)}; a name may hold none"
         if unicodedata.category(character) == "Cc":
-            return (f"holds the control character {where}; a name may hold no control "
-                    "characters, tab and line breaks included")
+            return (f"holds the control character {_where(character, position)}; a name may "
+                    "hold no control characters, tab and line breaks included")
     return None

@@ -8,15 +8,16 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from kernel import handled_requests as kernel_requests
 from kernel.audit import AuditLog
-from kernel.db import RunningNumbers, UnitOfWork
+from kernel.db import RunningNumbers, UnitOfWork, insert_rows
 from kernel.directory import Departments, StaffDirectory
 from kernel.errors import FailedPrecondition
+from kernel.instants import utc_text
 from services.complaints.db import tables
 from services.complaints.db.links import CaseLinks
 from services.complaints.db.metrics import CaseRecords
@@ -49,6 +50,17 @@ def _rule(row: Row[Any]) -> RoutingRule:
     )
 
 
+# The statements of intake's checks, built once: building a statement anew for each
+# batch (and its cache key) cost more than running it.
+_CATEGORIES_OF_CODES = select(tables.categories).where(
+    tables.categories.c.code.in_(bindparam("codes", expanding=True)))
+_PLATFORM_OF_SYSTEM = select(tables.platforms).where(
+    tables.platforms.c.system_name == bindparam("system"))
+_CASES_OF_PLATFORM = select(tables.complaint_cases).where(
+    tables.complaint_cases.c.platform_id == bindparam("platform_id"),
+    tables.complaint_cases.c.external_id.in_(bindparam("external_ids", expanding=True)))
+
+
 def _changed_meanwhile(code: str) -> FailedPrecondition:
     return FailedPrecondition(
         f"category {code} was changed by another call at the same time: read it again and retry")
@@ -69,8 +81,7 @@ class RoutingTable:
 
     def categories(self, codes: Iterable[str]) -> dict[str, Category]:
         """The categories of ``codes`` that exist, by code, in one query."""
-        rows = self._connection.execute(
-            select(self._categories).where(self._categories.c.code.in_(set(codes))))
+        rows = self._connection.execute(_CATEGORIES_OF_CODES, {"codes": list(set(codes))})
         return {row.code: _category(row) for row in rows}
 
     def list_categories(self, *, department_code: str, after: str,
@@ -154,8 +165,7 @@ class Platforms:
 
     def of_system(self, system_name: str) -> Platform | None:
         """The platform that pushes cases through calling system ``system_name``, if any."""
-        row = self._connection.execute(
-            select(self._t).where(self._t.c.system_name == system_name)).first()
+        row = self._connection.execute(_PLATFORM_OF_SYSTEM, {"system": system_name}).first()
         return self._platform(row) if row else None
 
     def replace_all(self, platforms: Iterable[Platform]) -> None:
@@ -177,6 +187,20 @@ class StoredComplaint:
     complaint: Complaint
     sealed_complainant: str
     fingerprint: str
+
+
+#: The handling columns a new case starts with, as their Python-side defaults in
+#: tables.complaint_cases give them (insert_rows does not apply those defaults).
+_NEW_CASE_DEFAULTS: dict[str, object] = {
+    "reopened": False, "merged_into": "", "escalations": 0, "workflow_started": False,
+    "sla_state": "on_time", "returned_by": "", "extended_days": 0, "unknown_year": 0}
+
+#: The columns ComplaintCases.add_all writes, in the order of its rows.
+_NEW_CASE_COLUMNS = (
+    "case_number", "platform_id", "external_id", "fingerprint", "kind", "urgent",
+    "category_code", "department_code", "rule_version", "deadline_class", "content",
+    "latitude", "longitude", "address", "complainant", "linked_case_number",
+    "linked_tender_number", "status", "received_at", *_NEW_CASE_DEFAULTS)
 
 
 class ComplaintCases:
@@ -208,29 +232,23 @@ class ComplaintCases:
 
     def add_all(self, stored: Sequence[StoredComplaint]) -> None:
         """Store new cases in one statement; DuplicatePush when any one's key is taken."""
-        rows: list[dict[str, object]] = []
+        rows: list[tuple[object, ...]] = []
         for entry in stored:
             complaint = entry.complaint
             location = complaint.location
-            rows.append({
-                "case_number": complaint.number, "platform_id": complaint.platform_id,
-                "external_id": complaint.external_id, "fingerprint": entry.fingerprint,
-                "kind": str(complaint.kind), "urgent": complaint.urgent,
-                "category_code": complaint.category_code,
-                "department_code": complaint.department_code,
-                "rule_version": complaint.rule_version,
-                "deadline_class": str(complaint.deadline_class), "content": complaint.content,
-                "latitude": location.latitude if location else None,
-                "longitude": location.longitude if location else None,
-                "address": location.address if location else None,
-                "complainant": entry.sealed_complainant,
-                "linked_case_number": complaint.linked_case_number,
-                "linked_tender_number": complaint.linked_tender_number,
-                "status": str(complaint.status), "received_at": complaint.received_at})
-        if not rows:
-            return
+            rows.append((
+                complaint.number, complaint.platform_id, complaint.external_id,
+                entry.fingerprint, str(complaint.kind), complaint.urgent,
+                complaint.category_code, complaint.department_code, complaint.rule_version,
+                str(complaint.deadline_class), complaint.content,
+                location.latitude if location else None,
+                location.longitude if location else None,
+                location.address if location else None,
+                entry.sealed_complainant, complaint.linked_case_number,
+                complaint.linked_tender_number, str(complaint.status),
+                utc_text(complaint.received_at), *_NEW_CASE_DEFAULTS.values()))
         try:
-            self._connection.execute(insert(self._t), rows)
+            insert_rows(self._connection, self._t, _NEW_CASE_COLUMNS, rows)
         except IntegrityError as error:
             raise DuplicatePush(", ".join(e.complaint.external_id for e in stored)) from error
 
@@ -242,8 +260,8 @@ class ComplaintCases:
     def of_platform_all(self, platform_id: str,
                         external_ids: Iterable[str]) -> dict[str, StoredComplaint]:
         """The platform's stored cases of ``external_ids``, by external id, in one query."""
-        rows = self._connection.execute(select(self._t).where(
-            self._t.c.platform_id == platform_id, self._t.c.external_id.in_(set(external_ids))))
+        rows = self._connection.execute(_CASES_OF_PLATFORM, {
+            "platform_id": platform_id, "external_ids": list(set(external_ids))})
         return {row.external_id: self._stored(row) for row in rows}
 
     def of_platform(self, platform_id: str, external_id: str) -> StoredComplaint | None:
@@ -251,6 +269,9 @@ class ComplaintCases:
             self._t.c.platform_id == platform_id,
             self._t.c.external_id == external_id)).first()
         return self._stored(row) if row else None
+
+
+_EVENT_COLUMNS = ("case_number", "sequence", "code", "at", "details")
 
 
 class ComplaintEvents:
@@ -261,11 +282,9 @@ class ComplaintEvents:
         self._t = tables.complaint_events
 
     def add(self, events: Iterable[ComplaintEvent]) -> None:
-        rows = [{"case_number": e.case_number, "sequence": e.sequence, "code": e.code,
-                 "at": e.at, "details": json.dumps(e.details, ensure_ascii=False,
-                                                   sort_keys=True)} for e in events]
-        if rows:
-            self._connection.execute(insert(self._t), rows)
+        insert_rows(self._connection, self._t, _EVENT_COLUMNS, [
+            (e.case_number, e.sequence, e.code, utc_text(e.at),
+             json.dumps(e.details, ensure_ascii=False, sort_keys=True)) for e in events])
 
     def last_sequence(self, case_number: str) -> int:
         last = self._connection.execute(select(func.max(self._t.c.sequence)).where(

@@ -112,3 +112,25 @@ def test_an_empty_name_is_left_to_the_proto_rules() -> None:
 def test_names_are_normalised_to_nfc(typed: str, composed: str) -> None:
     assert normalise_name(typed) == composed
     assert name_fault(normalise_name(typed)) is None
+
+
+def test_a_name_fault_names_the_faulty_character_and_its_position_only() -> None:
+    assert name_fault("张三\u200b李") == (
+        "holds the zero-width character U+200B at position 2; a name may hold none")
+    assert name_fault("a\u202eb") == (
+        "holds the bidi control U+202E at position 1; a name may hold none")
+    assert name_fault("ab\tc") == ("holds the control character U+0009 at position 2; a name "
+                                   "may hold no control characters, tab and line breaks included")
+
+
+def test_every_character_a_name_or_text_may_not_hold_is_unprintable() -> None:
+    # The checks pass printable values at once (str.isprintable), without looking at
+    # each character: that is right only while no refused character is printable.
+    refused = ZERO_WIDTH | BIDI_CONTROLS | {
+        chr(c) for c in range(0x110000) if unicodedata.category(chr(c)) == "Cc"}
+    assert not any(character.isprintable() for character in refused)
+
+
+@pytest.mark.parametrize("value", ["张\u3000三", "Zoë\u00a0Smith", "line\u2028break"])
+def test_unprintable_characters_that_are_allowed_still_pass(value: str) -> None:
+    assert name_fault(value) is None and text_fault(value) is None
