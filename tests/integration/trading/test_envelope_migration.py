@@ -79,9 +79,9 @@ def test_the_envelopes_move_to_their_own_table_and_back(backend: str, tmp_path: 
     command.downgrade(config, "0014_listing_act_origins")
     engine = make_engine(url)
     with engine.connect() as connection:
-        back = dict(connection.execute(sa.text(
-            "SELECT bidder_id, ciphertext FROM sealed_bids")).all())
+        back: dict[str, bytes] = {r.bidder_id: bytes(r.ciphertext) for r in connection.execute(
+            sa.text("SELECT bidder_id, ciphertext FROM sealed_bids"))}
         names = set(sa.inspect(connection).get_table_names())
     engine.dispose()
-    assert {bidder: bytes(envelope) for bidder, envelope in back.items()} == _ENVELOPES
+    assert back == _ENVELOPES
     assert "sealed_bid_envelopes" not in names
