@@ -49,6 +49,10 @@ def _plain(value: Any, depth: int) -> bool:
             kind = type(item)
             if kind is str or kind is bool or item is None:
                 continue
+            if kind is int:  # Checked here: no call per number.
+                if -_INT_MAX <= item <= _INT_MAX:
+                    continue
+                return False
             if not _plain(item, depth + 1):
                 return False
         return True
@@ -57,6 +61,10 @@ def _plain(value: Any, depth: int) -> bool:
             kind = type(item)
             if kind is str or kind is bool or item is None:
                 continue
+            if kind is int:
+                if -_INT_MAX <= item <= _INT_MAX:
+                    continue
+                return False
             if not _plain(item, depth + 1):
                 return False
         return True

@@ -54,7 +54,7 @@ from services.trading.domain.evaluation import (
     stated_price,
 )
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
-from services.trading.domain.tenders import Committee, SealedBid, Tender, TenderStage
+from services.trading.domain.tenders import Committee, Envelope, Tender, TenderStage
 from workflows.approval_contract import as_statement
 from workflows.tender_contract import (
     OfficialAct,
@@ -87,8 +87,8 @@ def conflicted_employers(uow: TradingUnitOfWork, tender: Tender) -> list[str]:
     department = uow.departments.get(project.department_code)
     if department is not None:
         names.add(department.name)
-    for bid in uow.tenders.bids(tender.tender_no):
-        bidder = uow.bidders.get(bid.bidder_id)
+    for bidder_id, _, _ in uow.tenders.commitments(tender.tender_no):
+        bidder = uow.bidders.get(bidder_id)
         if bidder is not None:
             names.add(bidder.name)
     return sorted(names)
@@ -299,7 +299,7 @@ def record_committee(unit: TradingUnitOfWork, keys: TrustedKeys, facts: TenderFa
             "weights": weights.as_dict() if method == Method.COMPREHENSIVE else {}}
 
 
-def _price(tender_no: str, bid: SealedBid) -> int | None:
+def _price(tender_no: str, bid: Envelope) -> int | None:
     """The price a valid bid's document states, opened again with its revealed key (a bid
     opened before its price was recorded at the opening)."""
     assert bid.revealed_key is not None
@@ -352,7 +352,7 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
     unread = {bidder for bidder, price in recorded.items() if price is None}
     if unread:
         # Opened before the prices were recorded at the opening: opened again here.
-        for bid in unit.tenders.bids(tender_no):
+        for bid in unit.tenders.envelopes(tender_no):
             if bid.bidder_id in unread:
                 prices[bid.bidder_id] = _price(tender_no, bid)
     priced = {bidder: price for bidder, price in prices.items() if price is not None}

@@ -190,8 +190,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
                 changes["bid_deadline"] = deadline
             changes["paused"] = False
         elif kind == StatementKind.EVALUATION:
-            valid = {bid.bidder_id for bid in unit.tenders.bids(step.tender_no)
-                     if bid.validity == "valid"}
+            valid = set(unit.tenders.valid_prices(step.tender_no))
             strangers = [c for c in facts.candidates if c not in valid]
             if strangers:
                 raise FailedPrecondition(f"{', '.join(strangers)} has no valid bid")

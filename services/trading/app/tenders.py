@@ -412,8 +412,7 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
             except UnknownYearError as error:
                 raise FailedPrecondition(str(error)) from error
         if kind == StatementKind.EVALUATION:
-            valid = {bid.bidder_id for bid in uow.tenders.bids(tender_no)
-                     if bid.validity == "valid"}
+            valid = set(uow.tenders.valid_prices(tender_no))
             strangers = [c for c in candidates or [] if c not in valid]
             if strangers:
                 raise FailedPrecondition(

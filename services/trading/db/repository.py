@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Row,
+    Select,
     and_,
     case,
     func,
@@ -510,6 +511,7 @@ class Tenders:
         self._t = tables.tenders
         self._s = tables.tender_steps
         self._b = tables.sealed_bids
+        self._e = tables.sealed_bid_envelopes
 
     def _tender(self, row: Row[Any]) -> Tender:
         announcement = json.loads(row.announcement)
@@ -595,8 +597,14 @@ class Tenders:
         return list(self._connection.execute(
             select(self._s).where(self._s.c.tender_no == tender_no).order_by(self._s.c.at)))
 
+    def _with_envelope(self) -> Select[Any]:
+        """Each bid's row with its envelope (``tables.sealed_bid_envelopes``)."""
+        b, e = self._b, self._e
+        return select(b, e.c.ciphertext).join(
+            e, and_(e.c.tender_no == b.c.tender_no, e.c.bidder_id == b.c.bidder_id))
+
     def bid(self, tender_no: str, bidder_id: str) -> SealedBid | None:
-        row = self._connection.execute(select(self._b).where(and_(
+        row = self._connection.execute(self._with_envelope().where(and_(
             self._b.c.tender_no == tender_no, self._b.c.bidder_id == bidder_id))).first()
         return self._bid(row) if row else None
 
@@ -610,7 +618,7 @@ class Tenders:
 
     def bids(self, tender_no: str) -> list[SealedBid]:
         return [self._bid(r) for r in self._connection.execute(
-            select(self._b).where(self._b.c.tender_no == tender_no)
+            self._with_envelope().where(self._b.c.tender_no == tender_no)
             .order_by(self._b.c.bidder_id))]
 
     def commitments(self, tender_no: str) -> list[tuple[str, str, str]]:
@@ -623,13 +631,16 @@ class Tenders:
                     .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def envelopes(self, tender_no: str) -> list[Envelope]:
-        """What the opening checks of each bid, by bidder id: one query of five columns."""
-        b = self._b
+        """What the opening checks of each bid, by bidder id: one query of five columns, the
+        envelope from its own table."""
+        b, e = self._b, self._e
         return [Envelope(bidder, bytes(ciphertext), digest, commitment,
                          bytes.fromhex(key) if key else None)
                 for bidder, ciphertext, digest, commitment, key in self._connection.execute(
-                    select(b.c.bidder_id, b.c.ciphertext, b.c.ciphertext_sha256,
+                    select(b.c.bidder_id, e.c.ciphertext, b.c.ciphertext_sha256,
                            b.c.key_commitment, b.c.revealed_key)
+                    .join(e, and_(e.c.tender_no == b.c.tender_no,
+                                  e.c.bidder_id == b.c.bidder_id))
                     .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def bids_seen(self, tender_no: str) -> list[BidSeen]:
@@ -641,13 +652,15 @@ class Tenders:
                     .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
 
     def add_bid(self, bid: SealedBid, *, alerts: Sequence[Alert] = ()) -> None:
-        """Keep the bid, and for monitoring a step "bid_received" (who, which envelope;
-        never the content) with ``alerts``."""
+        """Keep the bid and its envelope (its own table), and for monitoring a step
+        "bid_received" (who, which envelope; never the content) with ``alerts``."""
         self._connection.execute(insert(self._b).values(
-            tender_no=bid.tender_no, bidder_id=bid.bidder_id, ciphertext=bid.ciphertext,
+            tender_no=bid.tender_no, bidder_id=bid.bidder_id,
             ciphertext_sha256=bid.ciphertext_sha256, key_commitment=bid.key_commitment,
             system=bid.system, submitted_at=bid.submitted_at, revealed_key=None,
             revealed_at=None, validity="", origin=bid.origin))
+        self._connection.execute(insert(self._e).values(
+            tender_no=bid.tender_no, bidder_id=bid.bidder_id, ciphertext=bid.ciphertext))
         stage = self._connection.execute(
             select(self._t.c.stage).where(self._t.c.tender_no == bid.tender_no)).scalar_one()
         self._monitor.record(NewTradeStep(

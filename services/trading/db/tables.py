@@ -7,6 +7,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     LargeBinary,
@@ -216,13 +217,13 @@ tender_steps = Table(
     PrimaryKeyConstraint("tender_no", "step_key"),
 )
 
-#: Sealed bids: ciphertext and commitments only; the key stays with the bidder.
+#: Sealed bids: commitments only (the envelope is in ``sealed_bid_envelopes``); the key
+#: stays with the bidder until the decryption window.
 sealed_bids = Table(
     "sealed_bids",
     metadata,
     Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
     Column("bidder_id", String(10), ForeignKey("bidders.bidder_id"), nullable=False),
-    Column("ciphertext", LargeBinary, nullable=False),
     Column("ciphertext_sha256", String(64), nullable=False),
     Column("key_commitment", String(64), nullable=False),
     Column("system", String(100), nullable=False),
@@ -243,6 +244,21 @@ sealed_bids = Table(
     #: document's, which the venue holds from the opening on and the ranking publishes.
     Column("price_fen", BigInteger, nullable=True),
     PrimaryKeyConstraint("tender_no", "bidder_id"),
+)
+
+#: Each sealed bid's envelope (the bytes the bidder sent), written with its bid, in a table
+#: of its own: the bid's row stays small, so the opening's updates of ``sealed_bids`` do not
+#: rewrite the envelope and the reads of its other columns do not walk it.
+sealed_bid_envelopes = Table(
+    "sealed_bid_envelopes",
+    metadata,
+    Column("tender_no", String(20), nullable=False),
+    Column("bidder_id", String(10), nullable=False),
+    Column("ciphertext", LargeBinary, nullable=False),
+    PrimaryKeyConstraint("tender_no", "bidder_id"),
+    ForeignKeyConstraint(["tender_no", "bidder_id"],
+                         ["sealed_bids.tender_no", "sealed_bids.bidder_id"],
+                         name="fk_sealed_bid_envelopes_bid"),
 )
 
 #: Monitoring: every recorded step of every trade, numbered 1, 2, 3, ... in the order the

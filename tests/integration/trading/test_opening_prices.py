@@ -40,8 +40,9 @@ async def test_the_ranking_uses_the_prices_read_at_the_opening(venue: Venue) -> 
     with venue.trading.running.engine.begin() as connection:
         # BD-0001's envelope is spoilt after the opening: opened again, it would state no
         # price and go unranked; the ranking must not need it.
-        connection.execute(update(bids).where(
-            (bids.c.tender_no == number) & (bids.c.bidder_id == "BD-0001"))
+        envelopes = tables.sealed_bid_envelopes
+        connection.execute(update(envelopes).where(
+            (envelopes.c.tender_no == number) & (envelopes.c.bidder_id == "BD-0001"))
             .values(ciphertext=b"spoilt after the opening"))
         # BD-0002 as if opened before prices were recorded: the ranking opens it again.
         connection.execute(update(bids).where(

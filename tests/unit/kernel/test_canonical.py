@@ -136,3 +136,10 @@ def test_a_plain_document_takes_the_fast_path_and_floats_or_big_ints_do_not() ->
     assert not is_plain(body | {"ratio": 0.5})
     assert not is_plain(body | {"big": 2**53})
     assert not is_plain(body | {"中": 1})
+    # The range is checked inline for a member of an object or an array, at both ends.
+    assert is_plain([2**53 - 1, -(2**53 - 1), {"n": -(2**53 - 1)}])
+    for big in (2**53, -(2**53)):
+        assert not is_plain([1, big])
+        assert not is_plain({"a": 1, "n": big})
+        _same([1, big])
+        _same({"n": big})
