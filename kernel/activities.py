@@ -38,13 +38,15 @@ import asyncio
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from typing import ParamSpec, TypeVar
 
 import structlog
 from sqlalchemy import exc as sa_exc
+from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from kernel.errors import GovhallError, Unavailable
+from kernel.errors import FailedPrecondition, GovhallError, Unavailable
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -125,3 +127,29 @@ async def run_use_case(function: Callable[P, R], /, *args: P.args, **kwargs: P.k
     """Run a blocking use case in a worker thread, its failures translated for Temporal."""
     with translated_failures():
         return await asyncio.to_thread(function, *args, **kwargs)
+
+
+#: How far a clock-driven step's instant may run ahead of Temporal's own clock.
+STEP_CLOCK_SKEW = timedelta(minutes=1)
+
+
+def not_ahead_of_temporal(at: datetime, *, step: str) -> None:
+    """Refuse a clock-driven step (a deadline passed, a window closed) whose instant ``at``
+    is ahead of when Temporal scheduled this attempt.
+
+    Such a step's instant comes from whoever scheduled the activity: the trade's workflow
+    gives its own clock, which is the server's, but anyone who reaches Temporal could
+    schedule the activity with an instant of their choice (close a window or expire a
+    deadline days early). The scheduled time is stamped by the server, not the caller;
+    also under the time-skipping test server. Raised as FailedPrecondition: non-retryable,
+    nothing recorded.
+    """
+    scheduled = activity.info().current_attempt_scheduled_time
+    if scheduled.tzinfo is None:
+        scheduled = scheduled.replace(tzinfo=UTC)
+    if at - scheduled > STEP_CLOCK_SKEW:
+        refused = application_error(FailedPrecondition(
+            f"the {step} step is dated {at.isoformat()}, ahead of Temporal's clock "
+            f"({scheduled.isoformat()}): a step is taken when its instant has come"))
+        assert refused is not None  # a GovhallError other than Unavailable always maps
+        raise refused

@@ -64,6 +64,7 @@ def _part(value: Any, kind: type[KeyPart]) -> KeyPart:
     if kind is int and type(value) is int and 0 <= value <= MAX_KEY_NUMBER:
         return value
     if kind is str and isinstance(value, str) and text_fault(value) is None:
+        value.encode("utf-8")  # a lone surrogate (a JSON escape) is no text: UnicodeError
         return value
     raise ValueError(f"not a {kind.__name__}")
 
@@ -85,7 +86,7 @@ def decode_token(token: str, shape: tuple[type[Any], ...]) -> tuple[KeyPart, ...
             raise ValueError("wrong shape")
         return tuple(_part(value, kind) for value, kind in zip(parts, shape, strict=True))
     except (binascii.Error, UnicodeError, ValueError, KeyError, TypeError,
-            OverflowError) as error:
+            OverflowError, RecursionError) as error:
         raise InvalidArgument(NOT_OURS) from error
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Engine
 from temporalio import activity
 
-from kernel.activities import run_use_case
+from kernel.activities import not_ahead_of_temporal, run_use_case
 from kernel.calendar import WorkingCalendar
 from kernel.holiday_schedules import HolidaySchedules
 from kernel.settings import ServiceSettings
@@ -99,16 +99,19 @@ class TenderActivities:
 
     @activity.defn(name=CLOSE_BIDDING)
     async def close_bidding(self, step: TenderStep) -> BiddingClosed:
+        not_ahead_of_temporal(step.at, step="close bidding")
         return await run_use_case(tender_steps.close_bidding, uow=self._writing,
                                   keys=self._keys, signer=self._signer, step=step)
 
     @activity.defn(name=CLOSE_DECRYPTION)
     async def close_decryption(self, step: TenderStep) -> StepReceipt:
+        not_ahead_of_temporal(step.at, step="close decryption")
         return await run_use_case(tender_steps.close_decryption, uow=self._writing,
                                   keys=self._keys, signer=self._signer, step=step)
 
     @activity.defn(name=MARK_TENDER_LATE)
     async def mark_tender_late(self, step: TenderStep) -> StepReceipt:
+        not_ahead_of_temporal(step.at, step="mark tender late")
         return await run_use_case(tender_steps.mark_late, uow=self._writing,
                                   keys=self._keys, step=step)
 
@@ -141,12 +144,14 @@ class ListingActivities:
 
     @activity.defn(name=CLOSE_LISTING)
     async def close_listing(self, step: ListingStep) -> ListingReceipt:
+        not_ahead_of_temporal(step.at, step="close listing")
         return await run_use_case(listing_steps.close_listing, uow=self._writing,
                                   keys=self._keys, signer=self._signer,
                                   calendar=self._calendar, step=step)
 
     @activity.defn(name=CONCLUDE_AUCTION)
     async def conclude_auction(self, step: ListingStep) -> ListingReceipt:
+        not_ahead_of_temporal(step.at, step="conclude auction")
         return await run_use_case(listing_steps.conclude_auction, uow=self._writing,
                                   keys=self._keys, signer=self._signer,
                                   calendar=self._calendar, step=step)
@@ -158,6 +163,7 @@ class ListingActivities:
 
     @activity.defn(name=EXPIRE_AGREEMENT)
     async def expire_agreement(self, step: ListingStep) -> ListingReceipt:
+        not_ahead_of_temporal(step.at, step="expire agreement")
         return await run_use_case(listing_steps.expire_agreement, uow=self._writing,
                                   keys=self._keys, signer=self._signer,
                                   calendar=self._calendar, step=step)

@@ -62,3 +62,20 @@ def test_an_instant_with_no_utc_equivalent_is_refused(due: str) -> None:
     with pytest.raises(InvalidArgument, match="page_token"):
         decode_token(_forged({"after": [due, "AP-20260105-000001", "review"]}),
                      (datetime, str, str))
+
+
+def _raw_token(content: str) -> str:
+    return base64.urlsafe_b64encode(content.encode("utf-8")).decode("ascii")
+
+
+@pytest.mark.parametrize("content", [
+    # JSON escapes of lone surrogates: Python strings no database driver can encode.
+    '{"after":["\\ud800"]}', '{"after":["LS-\\udfff"]}',
+    # Nested deeper than the parser goes.
+    '{"after":' + "[" * 100_000 + "]" * 100_000 + "}",
+])
+def test_a_token_no_database_could_take_is_refused_as_not_ours(content: str) -> None:
+    with pytest.raises(InvalidArgument):
+        after_text(_raw_token(content))
+    with pytest.raises(InvalidArgument):
+        decode_token(_raw_token(content), (str, str))
