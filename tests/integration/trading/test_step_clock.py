@@ -8,49 +8,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from govhall.trading.v1 import trading_pb2 as pb
-from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
-from services.trading import activities
+from kernel.signing import Signed
 from services.trading.db.repository import TradingUnitOfWork
-from services.trading.main import DEFINITION
-from tests.integration.trading.listing_venue import Venue, calendar
+from tests.integration.trading.listing_venue import Venue
+from tests.integration.trading.listing_venue import venue as venue
 from tests.integration.trading.rogue_listing import RogueListingStep
-from tests.support import fresh_database_url, service_under_test
 from workflows import listing_contract as lc
 from workflows.approval_contract import as_statement
-from workflows.listing import ListingWorkflow
-
-PREFIX = f"a{uuid.uuid4().hex[:10]}-"
-
-
-@pytest.fixture
-async def venue(time_skipping: WorkflowEnvironment, backend: str, tmp_path: Path,
-                pki_dir: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Venue]:
-    monkeypatch.setattr(activities, "holiday_calendar", lambda settings: calendar())
-    url = fresh_database_url(backend, "trading", tmp_path)
-    target = str(time_skipping.client.service_client.config.target_host)
-    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
-                                  temporal_address=target, task_queue_prefix=PREFIX,
-                                  run_activity_worker=True) as trading:
-        trust_in_workflows(TrustedKeys.load(public_keys_dir(pki_dir)))
-        made = Venue(time_skipping, trading, {})
-        async with Worker(time_skipping.client, task_queue=f"{PREFIX}workflows",
-                          workflows=[ListingWorkflow]):
-            try:
-                yield made
-            finally:
-                for channel in made.channels.values():
-                    await channel.close(None)
 
 
 async def test_a_rogue_step_cannot_expire_the_agreement_before_its_deadline(
@@ -68,14 +40,15 @@ async def test_a_rogue_step_cannot_expire_the_agreement_before_its_deadline(
     with TradingUnitOfWork(venue.trading.running.engine, write=False) as unit:
         announcement = as_statement(Signed.from_dict(unit.listings.announcement(number)))
     client = venue.env.client
-    async with Worker(client, task_queue=f"{PREFIX}rogue", workflows=[RogueListingStep],
+    prefix = venue.trading.settings.task_queue_prefix
+    async with Worker(client, task_queue=f"{prefix}rogue", workflows=[RogueListingStep],
                       workflow_runner=UnsandboxedWorkflowRunner()):
         handle = await client.start_workflow(
             RogueListingStep.run,
-            args=[lc.EXPIRE_AGREEMENT, f"{PREFIX}trading",
+            args=[lc.EXPIRE_AGREEMENT, f"{prefix}trading",
                   lc.ListingStep(number, announcement, due + timedelta(minutes=1),
                                  "agreement_expired")],
-            id=f"rogue-{uuid.uuid4()}", task_queue=f"{PREFIX}rogue")
+            id=f"rogue-{uuid.uuid4()}", task_queue=f"{prefix}rogue")
         with venue.env.auto_time_skipping_disabled(), \
                 pytest.raises(WorkflowFailureError) as refused:
             await asyncio.wait_for(handle.result(), 60)
