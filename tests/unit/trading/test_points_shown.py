@@ -1,7 +1,4 @@
-"""Gaps found by the stop-14 test reading (s14-testread): behaviours no test pinned.
-
-Each test here failed with a small mutation of the product code that every other test
-let through (see the test reader's report)."""
+"""How a ranking shows points: halves and whole numbers, exactly (evaluation.shown)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Gaps found by the stop-14 test reading (s14-testread), each failing with a small
-mutation of the product code that every other test let through:
+"""Listing guards a status check alone cannot show:
 
 - the listing workflow's own copy of the auction (its validator refuses at once a bid
   by a bidder who did not ask to keep bidding: nothing reaches the history); with the

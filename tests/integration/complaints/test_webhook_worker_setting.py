@@ -1,5 +1,4 @@
-"""Gaps found by the stop-14 test reading (s14-testread): the webhook URL checked again at
-delivery by the activity *the worker hosts* (services/complaints/activities.py
+"""The webhook URL checked again at delivery by the activity *the worker hosts* (services/complaints/activities.py
 ``activities``), not one the test builds with the setting it chooses."""
 
 from __future__ import annotations

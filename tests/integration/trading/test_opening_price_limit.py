@@ -1,5 +1,4 @@
-"""A gap found by the stop-14 test reading (s14-testread): which reading of a bid's price
-the opening keeps for the ranking. The ranking's (evaluation.price_in: 1 to MAX_PRICE_FEN)
+"""Which reading of a bid's price the opening keeps for the ranking. The ranking's (evaluation.price_in: 1 to MAX_PRICE_FEN)
 must be the one kept, not monitoring's (any whole number above 0); with the other one,
 every other test still passed."""
 

@@ -1,6 +1,5 @@
-"""Gaps found by the stop-14 test reading (s14-testread): kernel/linked_lookup.py's
-``lookup_at``, which decides whether a link is checked at all, had no test (the
-integration tests build their lookups themselves)."""
+"""kernel/linked_lookup.py's ``lookup_at``: with no address there is no lookup (the link
+stays unchecked), with one there is."""
 
 from __future__ import annotations
 
