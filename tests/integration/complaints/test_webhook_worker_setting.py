@@ -1,5 +1,6 @@
-"""The webhook URL checked again at delivery by the activity *the worker hosts* (services/complaints/activities.py
-``activities``), not one the test builds with the setting it chooses."""
+"""The webhook URL checked again at delivery by the activity *the worker hosts*
+(services/complaints/activities.py ``activities``), not one the test builds with the
+setting it chooses."""
 
 from __future__ import annotations
 
