@@ -1,6 +1,5 @@
-"""Which reading of a bid's price the opening keeps for the ranking. The ranking's (evaluation.price_in: 1 to MAX_PRICE_FEN)
-must be the one kept, not monitoring's (any whole number above 0); with the other one,
-every other test still passed."""
+"""Which reading of a bid's price the opening keeps for the ranking: the ranking's
+(evaluation.price_in: 1 to MAX_PRICE_FEN), not monitoring's (any whole number above 0)."""
 
 from __future__ import annotations
 
