@@ -15,8 +15,8 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 from cryptography import x509
@@ -137,7 +137,7 @@ def webhook_receiver(*, tls: ssl.SSLContext | None = None, name: str = "127.0.0.
 
         def heard(_: ssl.SSLObject, server_name: str | None, __: ssl.SSLContext) -> None:
             receiver.server_names.append(server_name)
-        tls.sni_callback = heard  # type: ignore[assignment]
+        tls.sni_callback = heard
         server.socket = tls.wrap_socket(server.socket, server_side=True)
     receiver = Receiver(url=f"{scheme}://{name}:{server.server_address[1]}/govhall/events",
                         **options)
