@@ -26,7 +26,10 @@ Which URLs a webhook may have, and why (see ``check_webhook_url``):
   from inside the center's network (server-side request forgery); with
   https only, redirects never followed (the sender's rule) and these ranges
   refused, a URL cannot point the service at a plaintext internal endpoint.
-  A host name resolving to such an address later is not caught here.
+  Nor an IPv6 address carrying an IPv4 one (mapped, compatible, 6to4,
+  Teredo, NAT64): see ``address_refusal``, the one rule for a literal
+  address here and for each address a host name resolves to at delivery
+  (``app.webhooks``), which is where a name is caught.
 - At most ``MAX_URL_LENGTH`` characters, no fragment, no whitespace.
 """
 
