@@ -20,12 +20,20 @@ makes a new secret, and the old one signs nothing more.
 The URL is checked again at every delivery, against the setting in force then
 (``webhook_allow_loopback``) and the addresses its host resolves to now: a URL
 set while the setting was on, or whose name has come to resolve to this host
-(loopback), a link-local, unspecified or multicast address, is refused. The
-event is then not sent: the refusal is kept in the audit log
+(loopback), a link-local, unspecified or multicast address, or an IPv6 address
+carrying an IPv4 one (``domain.webhooks.address_refusal``, the rule a literal
+address in the URL is held to), is refused. A refused
+event is not sent: the refusal is kept in the audit log
 (``platform_event.delivery_refused``: the event, the platform and why) and
 logged, and the delivery fails for good (FAILED_PRECONDITION, not retried);
 the event stays pullable. An operator sets a URL that passes
 (``SetPlatformWebhook``); events refused before are not sent again.
+
+A delivery that passes connects only to the addresses it checked (in the
+resolver's order, the next one only when connecting failed), with the name as
+Host header and TLS server name: the name is not looked up a second time, so an
+answer changing between the check and the connection (DNS rebinding) does not
+reach the network it was refused.
 """
 
 from __future__ import annotations
@@ -62,6 +70,7 @@ from services.complaints.domain.model import Platform
 from services.complaints.domain.webhooks import (
     PlatformEvent,
     PlatformWebhook,
+    address_refusal,
     check_webhook_url,
     event_data,
 )
@@ -90,9 +99,10 @@ Resolve = Callable[[str, int], Awaitable[list[str]]]
 
 
 async def resolve_host(host: str, port: int) -> list[str]:
-    """Every address ``host`` resolves to now (socket.getaddrinfo, off the event loop)."""
+    """Every address ``host`` resolves to now, in the resolver's order without repeats
+    (socket.getaddrinfo, off the event loop): the order delivery tries them in."""
     found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    return sorted({str(info[4][0]) for info in found})
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
 @dataclass(frozen=True)
@@ -245,31 +255,76 @@ def _target(engine: Engine, cipher: FieldCipher, event_id: str) -> _Target | Del
     return _Target(event, webhook.url, secret)
 
 
-async def _refusal(url: str, *, allow_loopback: bool, resolve: Resolve) -> str:
-    """Why ``url`` may not be delivered to now; "" if it may. The URL rules of
-    SetPlatformWebhook under the setting in force, then each address its host resolves to
-    (a name is looked up; a literal address was checked by the rules)."""
+@dataclass(frozen=True)
+class _Checked:
+    #: Why the URL may not be delivered to now; "" if it may.
+    refusal: str
+    #: The addresses its host name resolved to and that were checked, in the resolver's
+    #: order: the delivery connects to these and to nothing else. Empty for a literal
+    #: address (the URL is posted as it is) or a refusal.
+    addresses: tuple[str, ...] = ()
+
+
+async def _check(url: str, *, allow_loopback: bool, resolve: Resolve) -> _Checked:
+    """The URL rules of SetPlatformWebhook under the setting in force, then each address
+    its host resolves to, judged as the same address written in the URL would be
+    (``address_refusal``). A name is looked up once; a literal address is not."""
     try:
         check_webhook_url(url, allow_loopback=allow_loopback)
     except InvalidArgument as refused:
-        return refused.message
+        return _Checked(refused.message)
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
         ipaddress.ip_address(host)
-        return ""
+        return _Checked("")
     except ValueError:
         pass
     addresses = await resolve(host, parts.port or (443 if parts.scheme == "https" else 80))
+    checked: list[str] = []
     for text in addresses:
         address = ipaddress.ip_address(text.split("%", 1)[0])
-        if address.is_loopback and not allow_loopback:
-            return (f"webhook url's host {host} resolves to {address}: the loopback network "
-                    "is this host itself")
-        if address.is_link_local or address.is_unspecified or address.is_multicast:
-            return (f"webhook url's host {host} resolves to {address}: a link-local, "
-                    "unspecified or multicast address")
-    return ""
+        refusal = address_refusal(address, allow_loopback=allow_loopback)
+        if refusal:
+            return _Checked(f"webhook url's host {host} resolves to {address}: {refusal}")
+        if str(address) not in checked:
+            checked.append(str(address))
+    if not checked:
+        # getaddrinfo raises rather than answer nothing; a resolver that answers nothing is
+        # an outage like one that fails: retried.
+        raise OSError(f"{host} resolved to no address")
+    return _Checked("", tuple(checked))
+
+
+async def _refusal(url: str, *, allow_loopback: bool, resolve: Resolve) -> str:
+    """Why ``url`` may not be delivered to now; "" if it may (``_check``)."""
+    return (await _check(url, allow_loopback=allow_loopback, resolve=resolve)).refusal
+
+
+async def _post_pinned(client: httpx.AsyncClient, url: str, addresses: tuple[str, ...], *,
+                       content: bytes, headers: dict[str, str]) -> httpx.Response:
+    """POST to ``url`` at the checked ``addresses``, never resolving its host again.
+
+    Each try goes to the URL with its host replaced by one address (httpx brackets an
+    IPv6 one), with the original Host header and the name as TLS server name
+    (``sni_hostname``), so the certificate is still verified against the name. The
+    addresses are tried in the resolver's order, the next only when connecting to one
+    failed (nothing was sent). No addresses: a literal address, posted as it is.
+    """
+    if not addresses:
+        return await client.post(url, content=content, headers=headers)
+    named = httpx.URL(url)
+    pinned_headers = {**headers, "host": named.netloc.decode("ascii")}
+    extensions = {"sni_hostname": named.raw_host.decode("ascii")}
+    for address in addresses[:-1]:
+        try:
+            return await client.post(named.copy_with(host=address), content=content,
+                                     headers=pinned_headers, extensions=extensions)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+            log.info("platform_event.address_unreachable", address=address,
+                     error=type(error).__name__)
+    return await client.post(named.copy_with(host=addresses[-1]), content=content,
+                             headers=pinned_headers, extensions=extensions)
 
 
 def _record_refusal(engine: Engine, event: PlatformEvent, reason: str) -> None:
@@ -297,14 +352,15 @@ async def deliver(event_id: str, *, engine: Engine, cipher: FieldCipher,
     ``client`` must not follow redirects. The URL is checked again first (``allow_loopback``
     as the service is set now; the host's addresses by ``resolve``): refused, nothing is
     sent, the refusal is audited and FailedPrecondition raised (for good). A name that does
-    not resolve now is retried as an unreachable endpoint.
+    not resolve now is retried as an unreachable endpoint. The POST goes to the checked
+    addresses only (``_post_pinned``): the name is not resolved again.
     """
     target = await asyncio.to_thread(_target, engine, cipher, event_id)
     if isinstance(target, Delivery):
         return target
     event = target.event
     try:
-        refusal = await _refusal(target.url, allow_loopback=allow_loopback, resolve=resolve)
+        checked = await _check(target.url, allow_loopback=allow_loopback, resolve=resolve)
     except OSError as error:
         await asyncio.to_thread(_record_attempt, engine, event_id, status=0,
                                 delivered_at=None)
@@ -313,6 +369,7 @@ async def deliver(event_id: str, *, engine: Engine, cipher: FieldCipher,
         raise WebhookNotDelivered(
             f"platform {event.platform_id}'s webhook host could not be resolved "
             f"({type(error).__name__})") from None
+    refusal = checked.refusal
     if refusal:
         await asyncio.to_thread(_record_refusal, engine, event, refusal)
         log.warning(DELIVERY_REFUSED, event_id=event_id, platform=event.platform_id,
@@ -331,8 +388,8 @@ async def deliver(event_id: str, *, engine: Engine, cipher: FieldCipher,
         "webhook-signature": Webhook(target.secret).sign(event.event_id, sent_at, body),
     }
     try:
-        response = await client.post(target.url, content=body.encode("utf-8"),
-                                     headers=headers)
+        response = await _post_pinned(client, target.url, checked.addresses,
+                                      content=body.encode("utf-8"), headers=headers)
     except httpx.HTTPError as error:
         await asyncio.to_thread(_record_attempt, engine, event_id, status=0,
                                 delivered_at=None)

@@ -26,7 +26,10 @@ Which URLs a webhook may have, and why (see ``check_webhook_url``):
   from inside the center's network (server-side request forgery); with
   https only, redirects never followed (the sender's rule) and these ranges
   refused, a URL cannot point the service at a plaintext internal endpoint.
-  A host name resolving to such an address later is not caught here.
+  Nor an IPv6 address carrying an IPv4 one (mapped, compatible, 6to4,
+  Teredo, NAT64): see ``address_refusal``, the one rule for a literal
+  address here and for each address a host name resolves to at delivery
+  (``app.webhooks``), which is where a name is caught.
 - At most ``MAX_URL_LENGTH`` characters, no fragment, no whitespace.
 """
 
@@ -133,6 +136,38 @@ def _canonical_ipv4(host: str) -> bool:
         return False
 
 
+#: NAT64's well-known prefix (RFC 6052): the last 32 bits are an IPv4 address a NAT64
+#: gateway forwards to.
+NAT64_PREFIX = ipaddress.IPv6Network("64:ff9b::/96")
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+def address_refusal(address: IPAddress, *, allow_loopback: bool = False) -> str:
+    """Why a webhook may not reach ``address``; "" if it may.
+
+    One rule for a literal address in the URL (``check_webhook_url``) and for each
+    address a host name resolves to at delivery, so a name is judged as its address
+    written out would be. An IPv6 address carrying an IPv4 one (IPv4-mapped
+    ``::ffff:a.b.c.d``, IPv4-compatible ``::a.b.c.d``, 6to4 ``2002::/16``, Teredo
+    ``2001::/32``, NAT64 ``64:ff9b::/96``) is refused whatever the IPv4 address: the
+    ``is_*`` properties do not look inside it (Python 3.11), while the host reaches
+    the IPv4 address (a mapped ``::ffff:127.0.0.1`` is this host).
+    """
+    if isinstance(address, ipaddress.IPv6Address) and (
+            address.ipv4_mapped is not None or address.sixtofour is not None
+            or address.teredo is not None or address in NAT64_PREFIX
+            or (int(address) >> 32 == 0 and not address.is_loopback
+                and not address.is_unspecified)):
+        return ("an IPv6 address may not carry an IPv4 one (IPv4-mapped, IPv4-compatible, "
+                "6to4, Teredo or NAT64)")
+    if address.is_loopback and not allow_loopback:
+        return "the loopback network is this host itself"
+    if address.is_link_local or address.is_unspecified or address.is_multicast:
+        return "a link-local, unspecified or multicast address"
+    return ""
+
+
 def check_webhook_url(url: str, *, allow_loopback: bool = False) -> str:
     """``url`` if a webhook may have it; InvalidArgument saying why not (module docstring).
 
@@ -178,16 +213,7 @@ def check_webhook_url(url: str, *, allow_loopback: bool = False) -> str:
         address = ipaddress.ip_address(host)
     except ValueError:
         return url
-    if isinstance(address, ipaddress.IPv6Address) and (
-            address.ipv4_mapped is not None or address.sixtofour is not None
-            or address.teredo is not None
-            or (int(address) >> 32 == 0 and not address.is_loopback
-                and not address.is_unspecified)):
-        raise _bad_url("may not name an IPv4 address inside an IPv6 one")
-    if address.is_loopback and not allow_loopback:
-        raise _bad_url(f"may not point at {address}: the loopback network is this host "
-                       "itself")
-    if address.is_link_local or address.is_unspecified or address.is_multicast:
-        raise _bad_url(f"may not point at {address}: a link-local, unspecified or multicast "
-                       "address")
+    refusal = address_refusal(address, allow_loopback=allow_loopback)
+    if refusal:
+        raise _bad_url(f"may not point at {address}: {refusal}")
     return url

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import httpx
 import pytest
 import sqlalchemy as sa
 from standardwebhooks import Webhook, WebhookVerificationError
@@ -26,14 +27,18 @@ from govhall.complaints.v1 import complaints_pb2 as pb
 from govhall.complaints.v1 import complaints_pb2_grpc
 from kernel.fieldcipher import field_cipher
 from services.complaints.activities import PlatformDeliveryActivities, activities
-from services.complaints.app.webhooks import emit_platform_event
+from services.complaints.app.webhooks import WebhookNotDelivered, deliver, emit_platform_event
 from services.complaints.db import tables
 from services.complaints.db.repository import ComplaintsUnitOfWork
 from services.complaints.domain.webhooks import EVENT_ID_SHAPE
 from services.complaints.main import DEFINITION
 from services.complaints.settings import complainant_key_path
 from tests.integration.complaints.delivery_workflow import DeliverOneEvent
-from tests.integration.complaints.webhook_receiver import Receiver, webhook_receiver
+from tests.integration.complaints.webhook_receiver import (
+    Receiver,
+    name_certificate,
+    webhook_receiver,
+)
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.complaint_contract import DeliveryResult, PlatformDelivery
 
@@ -573,3 +578,73 @@ async def test_a_name_that_resolves_to_this_host_is_refused_at_delivery(
     assert f"{name} resolves to" in refusal.details and "loopback" in refusal.details
     [row] = _table(production, tables.platform_events)
     assert (row.attempts, row.delivered_at) == (0, None)
+
+
+# ---- the connection goes to the address checked -------------------------------------------
+
+#: A name no real resolver answers (RFC 6761's .test): only the delivery's resolver does.
+PLATFORM_HOST = "hooks.hotline.test"
+
+
+class _CountingResolver:
+    """Answers every name with ``addresses``, counting the lookups."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.lookups: list[tuple[str, int]] = []
+
+    async def __call__(self, host: str, port: int) -> list[str]:
+        self.lookups.append((host, port))
+        return self.addresses
+
+
+async def _deliver_over_tls(service: ServiceUnderTest, event_id: str, trust: Any,
+                            resolve: _CountingResolver) -> Any:
+    async with httpx.AsyncClient(verify=trust, trust_env=False, follow_redirects=False,
+                                 timeout=5) as client:
+        return await deliver(event_id, engine=service.running.engine,
+                             cipher=field_cipher(complainant_key_path(service.pki_dir)),
+                             client=client, allow_loopback=True, resolve=resolve)
+
+
+async def test_the_post_goes_to_the_checked_address_and_tls_verifies_the_name(
+        complaints: ServiceUnderTest, tmp_path: Path) -> None:
+    """The delivery's resolver alone says where the name is (the system's resolver knows
+    nothing of it): one lookup, the checked addresses tried in its order (127.0.0.2 has no
+    listener, 127.0.0.1 the platform's), the name as Host and TLS server name, the
+    certificate verified against the name and the signed POST verified by the platform."""
+    case = await _case(complaints, HOTLINE, "HL-13")
+    certificate = name_certificate(tmp_path, PLATFORM_HOST)
+    with webhook_receiver(tls=certificate.server, name=PLATFORM_HOST) as receiver:
+        receiver.secret = (await _set_webhook(complaints, receiver.url)).signing_secret
+        event_id = _emit(complaints, HOTLINE_ID, case)
+        port = int(receiver.url.split(":")[2].split("/")[0])
+        resolve = _CountingResolver("127.0.0.2", "127.0.0.1")
+        result = await _deliver_over_tls(complaints, event_id, certificate.client, resolve)
+    assert (result.delivered, result.status_code) == (True, 200)
+    assert resolve.lookups == [(PLATFORM_HOST, port)]
+    [sent] = receiver.requests
+    assert sent.verified and list(receiver.accepted) == [event_id]
+    assert sent.headers["host"] == f"{PLATFORM_HOST}:{port}"
+    assert receiver.server_names == [PLATFORM_HOST]
+    Webhook(receiver.secret).verify(sent.body, sent.headers)
+    [row] = _table(complaints, tables.platform_events)
+    assert (row.attempts, row.last_status) == (1, 200) and row.delivered_at is not None
+
+
+async def test_a_certificate_not_for_the_name_is_not_sent_to(
+        complaints: ServiceUnderTest, tmp_path: Path) -> None:
+    """Pinned to the address, TLS still checks the name: a server at the checked address
+    whose certificate is for another name gets nothing, and the delivery is retried."""
+    case = await _case(complaints, HOTLINE, "HL-14")
+    certificate = name_certificate(tmp_path, "someone-else.test")
+    with webhook_receiver(tls=certificate.server, name=PLATFORM_HOST) as receiver:
+        await _set_webhook(complaints, receiver.url)
+        event_id = _emit(complaints, HOTLINE_ID, case)
+        with pytest.raises(WebhookNotDelivered, match="could not be reached"):
+            await _deliver_over_tls(complaints, event_id, certificate.client,
+                                    _CountingResolver("127.0.0.1"))
+    assert receiver.requests == []
+    assert receiver.server_names == [PLATFORM_HOST]
+    [row] = _table(complaints, tables.platform_events)
+    assert (row.attempts, row.delivered_at) == (1, None)
