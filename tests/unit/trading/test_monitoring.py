@@ -225,6 +225,12 @@ def test_one_parse_of_a_document_gives_both_readings_of_its_price() -> None:
         # MAX_PRICE_FEN) from the one parse, each as it reads the document itself.
         assert price_in(parsed) == bid_price(document)
         assert evaluation.price_in(parsed) == evaluation.stated_price(document)
+    # And what each reading is, written out: only whole numbers above 0 are prices, the
+    # ranking's only up to MAX_PRICE_FEN; the last of a repeated key counts.
+    assert [price_in(parsed_document(d)) for d in _DOCUMENTS] == [
+        123456, None, None, None, None, None, 10**14 + 1, 7, None, None, None, None]
+    assert [evaluation.price_in(parsed_document(d)) for d in _DOCUMENTS] == [
+        123456, None, None, None, None, None, None, 7, None, None, None, None]
     assert price_in(parsed_document(b'{"price_fen": 100000000000001}')) == 10**14 + 1
     assert evaluation.price_in(parsed_document(b'{"price_fen": 100000000000001}')) is None
     assert parsed_document(b"\xff\xfe") is None and parsed_document(b"[1, 2]") == [1, 2]
