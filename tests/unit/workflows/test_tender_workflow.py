@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from temporalio import activity
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
@@ -438,3 +439,34 @@ async def test_a_statement_about_another_tender_is_refused(
     assert isinstance(failure.value.cause, ApplicationError)
     assert failure.value.cause.type == "PermissionDenied"
     assert case.trading.step_names() == ["announced"]
+
+
+async def test_an_act_whose_text_is_not_the_one_signed_is_refused_by_the_validator(
+        time_skipping: WorkflowEnvironment, signer: TradingSigner) -> None:
+    """The text an act carries must be the one whose digest trading signed in its statement:
+    another text, no text for a signed digest, or a text where none was signed is refused
+    before the update is accepted (nothing in the history, nothing recorded)."""
+    async with tender(time_skipping, signer) as case:
+        signed = signer.sign(K.AMENDMENT, case.number, await case.now(), text="第一次澄清")
+        unsigned = signer.sign(K.AMENDMENT, case.number, await case.now())
+        causes = []
+        for act in (t.OfficialAct(signed.statement, "第一次澄清（改）"),
+                    t.OfficialAct(signed.statement, ""),
+                    t.OfficialAct(unsigned.statement, "未签的澄清")):
+            with pytest.raises(WorkflowUpdateFailedError) as failure:
+                await case.handle.execute_update(t.AMEND, act, result_type=t.ActReceipt)
+            causes.append(failure.value.cause)
+        status = await case.status()
+        history = await case.handle.fetch_history()
+        # The act with its own text is accepted (and so would be in the history).
+        await case.handle.execute_update(t.AMEND, signed, result_type=t.ActReceipt)
+        after = await case.handle.fetch_history()
+    assert [(c.type, c.message) for c in causes if isinstance(c, ApplicationError)] == [
+        ("InvalidArgument", "the text is not the one trading signed")] * 3
+    accepted = [e for e in history.events
+                if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED]
+    assert accepted == []
+    assert status.feed_sequences == [1]
+    assert case.trading.step_names() == ["announced", "amended"]
+    assert [e.event_type for e in after.events].count(
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED) == 1
