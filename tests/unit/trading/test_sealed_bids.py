@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import random
 from collections.abc import Callable
 
@@ -373,6 +374,43 @@ def _refusal(call: Callable[..., bytes], *args: bytes,
         return type(refused).__name__, refused.reason, refused.field
 
 
+def _framed_ref(text: str) -> bytes:
+    data = text.encode()
+    return len(data).to_bytes(2, "big") + data
+
+
+def _reference_open(envelope: bytes, key: bytes, *, tender_number: str, bidder_id: str,
+                    ciphertext_sha256: str, key_commitment: str) -> bytes | str:
+    """The opening as docs/sealed-bids.md states it, written again here from the standard
+    library and ``cryptography`` alone (not the product's code): the document, or the name
+    of the first check that fails, in the documented order."""
+    for value in (tender_number, bidder_id):
+        if not value.strip() or value != value.strip() or not value.isprintable() \
+                or len(value.encode()) > 128:
+            return "MalformedBinding"
+    for digest in (ciphertext_sha256, key_commitment):
+        if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+            return "MalformedCommitment"
+    if envelope[:4] != b"GHSB" or envelope[4:5] != b"\x01" \
+            or not 34 <= len(envelope) <= 3 * 1024 * 1024 + 33:
+        return "MalformedEnvelope"
+    if hashlib.sha256(envelope).hexdigest() != ciphertext_sha256:
+        return "CiphertextMismatch"
+    if len(key) != 32:
+        return "MalformedKey"
+    message = (_framed_ref("govhall-bid-key/1") + _framed_ref(tender_number)
+               + _framed_ref(bidder_id) + bytes.fromhex(ciphertext_sha256))
+    if not hmac.compare_digest(hmac.new(key, message, hashlib.sha256).hexdigest(),
+                               key_commitment):
+        return "KeyMismatch"
+    aad = (_framed_ref("govhall-bid/1") + b"GHSB\x01" + _framed_ref(tender_number)
+           + _framed_ref(bidder_id))
+    try:
+        return AESGCM(key).decrypt(envelope[5:17], envelope[17:], aad)
+    except InvalidTag:
+        return "Tampered"
+
+
 def test_a_tender_opening_gives_open_bid_s_document_or_refusal_for_every_case() -> None:
     bids = [seal_bid(DOCUMENT + bytes([n]), tender_number=TENDER, bidder_id=f"BD-{n:04d}")
             for n in range(3)]
@@ -414,7 +452,8 @@ def test_a_tender_opening_gives_open_bid_s_document_or_refusal_for_every_case() 
         named = {"bidder_id": bidder, "ciphertext_sha256": digest,
                  "key_commitment": commitment}
         given = _refusal(opening.open, envelope, key_, **named)
-        assert given == _refusal(open_bid, envelope, key_, tender_number=TENDER, **named)
+        expected = _reference_open(envelope, key_, tender_number=TENDER, **named)
+        assert (given if isinstance(given, bytes) else given[0]) == expected
         seen.append(given if isinstance(given, tuple) else given[-1])
     assert seen[:2] == [0, 1]
     assert [s[0] for s in seen[2:] if isinstance(s, tuple)] == [
