@@ -28,6 +28,24 @@ async def _to_close(venue: Venue, listing: pb.Listing) -> None:
                         + timedelta(seconds=1))
 
 
+async def _recorded(venue: Venue, number: str) -> tuple[object, ...]:
+    """All trading holds of a listing: its feed entries, its record, its recorded acts
+    (bids, buyers, the agreement) and steps."""
+    with TradingUnitOfWork(venue.trading.running.engine, write=False) as unit:
+        record = unit.listings.get(number)
+        acts = unit.listings.acts(number)
+        steps = [tuple(row) for row in unit.listings.steps(number)]
+    return await venue.feed(number), record, acts, steps
+
+
+async def _all_recorded(venue: Venue) -> tuple[object, ...]:
+    """Every listing and every feed entry trading holds."""
+    feed = (await venue.via().ListFeed(pb.ListFeedRequest(cursor=0, page_size=500))).entries
+    with TradingUnitOfWork(venue.trading.running.engine, write=False) as unit:
+        listings = unit.listings.page(limit=500)
+    return [entry.body for entry in feed], listings
+
+
 async def test_two_bidders_at_the_close_go_to_auction_which_ends_after_its_quiet_interval(
         venue: Venue) -> None:
     listing = await venue.land(start=100_000_000, increment=1_000_000, interval=300)
@@ -265,16 +283,21 @@ async def test_one_buyer_without_agreement_by_its_deadline_fails_the_listing_pub
     assert failed.failure_reason == "no_agreement"
     feed = await venue.feed(number)
     assert feed[-1][0] == "listing.failed" and feed[-1][1]["failure"] == "no_agreement"
-    # The officer is too late.
+    # The officer is too late: refused, and nothing of the listing changed.
+    before = await _recorded(venue, number)
     assert await _refused(venue.via().RecordAgreement(pb.RecordAgreementRequest(
         request_id=str(uuid.uuid4()), listing_no=number, price_fen=52_000_000),
         metadata=OFFICER)) == grpc.StatusCode.FAILED_PRECONDITION
+    assert await _recorded(venue, number) == before
 
 
 async def test_an_agreement_deadline_out_of_bounds_is_refused(venue: Venue) -> None:
+    before = await _all_recorded(venue)
     for days in (-1, 21):
         assert await _refused(venue.property(agreement_days=days)) == \
             grpc.StatusCode.INVALID_ARGUMENT
+    # Only the projects were registered: no listing, no feed entry.
+    assert await _all_recorded(venue) == before
     # 0 is the default: 5 working days.
     assert (await venue.property()).agreement_working_days == 5
 
@@ -296,6 +319,7 @@ async def test_the_recording_activities_check_the_agreement_deadline_again(
     signer = service_signer(pki, "trading")
     with TradingUnitOfWork(engine, write=False) as unit:
         announcement = as_statement(Signed.from_dict(unit.listings.announcement(number)))
+    before = await _recorded(venue, number)
     with pytest.raises(FailedPrecondition, match="may be recorded until"):
         listing_steps.expire_agreement(
             uow=lambda: TradingUnitOfWork(engine), keys=keys, signer=signer,
@@ -310,6 +334,7 @@ async def test_the_recording_activities_check_the_agreement_deadline_again(
             uow=lambda: TradingUnitOfWork(engine), keys=keys, signer=signer,
             calendar=calendar(), step=lc.ListingStep(number, agreement, due, "agreement"))
     assert (await venue.listing(number)).stage == pb.LISTING_STAGE_AGREEMENT
+    assert await _recorded(venue, number) == before
 
 
 async def test_a_project_whose_listing_failed_is_listed_again_under_a_new_number(
