@@ -43,7 +43,7 @@ class Made:
             seen.append(push.submission.external_id)
             return await submit(push)
 
-        commit.submit = recorded  # type: ignore[method-assign]
+        commit.submit = recorded  # type: ignore[method-assign,assignment]
         self.commits.append(commit)
         self.submitted.append(seen)
         return commit

@@ -5,6 +5,7 @@ listing was published with, not with another one trading signed for the same num
 from __future__ import annotations
 
 import asyncio
+
 import pytest
 
 from kernel.errors import PermissionDenied
