@@ -18,6 +18,7 @@ from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
 
+from kernel.activities import is_unique_violation
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import act_key
 from workflows.approval_contract import SignedStatement
@@ -45,5 +46,7 @@ def note_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: 
             uow.listings.note_origin(listing_no, recorded_act_key(kind, statement), origin,
                                      at=now)
             uow.commit()
-    except IntegrityError:
-        pass  # a retry of the same act noted it at the same moment: the first note stays
+    except IntegrityError as clash:
+        if not is_unique_violation(clash):
+            raise
+        # A retry of the same act noted it at the same moment: the first note stays.
