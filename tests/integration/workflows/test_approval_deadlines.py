@@ -1,7 +1,9 @@
 """Deadline marks of a real case, by time skipping, with the review service's own activities.
 
 The review database holds a loaded holiday schedule with a holiday on the
-next two weekdays and the Saturday after them worked instead; the workflow
+second and third weekdays ahead and the Saturday after them worked instead
+(the first weekday stays a working day, so the promised limit is at least
+two days whatever weekday the test runs on); the workflow
 must turn yellow and red at the ends of the right working days, and review
 must keep each change on the case's timeline and open one escalation for
 the supervision desk. The intake side is the workflow tests' stand-in.
@@ -66,9 +68,9 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
     today = china_date(await env.get_current_time())
     weekdays = [today + timedelta(n) for n in range(1, 15)
                 if (today + timedelta(n)).weekday() < 5]
-    holidays = {weekdays[0], weekdays[1]}
-    saturday = next(weekdays[1] + timedelta(n) for n in range(1, 8)
-                    if (weekdays[1] + timedelta(n)).weekday() == 5)
+    holidays = {weekdays[1], weekdays[2]}
+    saturday = next(weekdays[2] + timedelta(n) for n in range(1, 8)
+                    if (weekdays[2] + timedelta(n)).weekday() == 5)
     # This year and the next are both loaded (made up), so no deadline falls in an unknown year.
     years = {today.year, today.year + 1, saturday.year, *(day.year for day in holidays)}
     by_year: dict[int, tuple[list[date], list[date]]] = {year: ([], []) for year in years}
