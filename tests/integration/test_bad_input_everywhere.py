@@ -33,6 +33,7 @@ import base64
 import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -459,10 +460,16 @@ def _with_value(base: Any, fields: FieldChain, value: Any) -> tuple[Any, str]:
     return request, ".".join(parts)
 
 
+#: Each engine's tables, reflected once: no RPC makes or drops a table, and reflecting
+#: a PostgreSQL schema for every probe cost most of this module's time.
+_TABLES: weakref.WeakKeyDictionary[sa.Engine, sa.MetaData] = weakref.WeakKeyDictionary()
+
+
 def _digest(engine: sa.Engine) -> dict[str, str]:
     """Each table's rows, hashed: equal digests mean nothing was written."""
-    metadata = sa.MetaData()
-    metadata.reflect(engine)
+    if (metadata := _TABLES.get(engine)) is None:
+        metadata = _TABLES[engine] = sa.MetaData()
+        metadata.reflect(engine)
     digests = {}
     with engine.connect() as connection:
         for table in metadata.sorted_tables:
