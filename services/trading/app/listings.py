@@ -182,11 +182,11 @@ def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     (0: the default, ``rules.AGREEMENT_WORKING_DAYS``)."""
     _check_within_reach(now, closes_at=closes_at)
     if not 0 <= agreement_working_days <= rules.MAX_AGREEMENT_WORKING_DAYS:
+        allowed = (f"0 (the default, {rules.AGREEMENT_WORKING_DAYS} working days) "
+                   f"or 1 to {rules.MAX_AGREEMENT_WORKING_DAYS}")
         raise InvalidArgument(
-            f"agreement_working_days must be 1 to {rules.MAX_AGREEMENT_WORKING_DAYS} "
-            f"(0 for {rules.AGREEMENT_WORKING_DAYS})",
-            violations=[FieldViolation("agreement_working_days",
-                                       f"1 to {rules.MAX_AGREEMENT_WORKING_DAYS}")])
+            f"agreement_working_days must be {allowed}",
+            violations=[FieldViolation("agreement_working_days", f"must be {allowed}")])
     spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
                                      increment_fen, auction_interval, max_extensions,
                                      agreement_working_days or rules.AGREEMENT_WORKING_DAYS)
