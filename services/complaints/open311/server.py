@@ -44,7 +44,8 @@ class Open311Server:
         self._config = uvicorn.Config(
             open311_app(engine, cipher=cipher, intake=intake, wake=wake),
             ssl_certfile=str(pair.cert), ssl_keyfile=str(pair.key), lifespan="off",
-            log_config=None, access_log=False, server_header=False, timeout_graceful_shutdown=math.ceil(grace_seconds))
+            log_config=None, access_log=False, server_header=False,
+            timeout_graceful_shutdown=math.ceil(grace_seconds))
         self._server = uvicorn.Server(self._config)
 
     @property
