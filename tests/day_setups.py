@@ -94,3 +94,16 @@ def first_working_day_after(today: date, holidays: frozenset[date]) -> date:
     while first.weekday() >= 5 or first in holidays:
         first += timedelta(days=1)
     return first
+
+
+def schedules_ahead(today: date, years: int = 2) -> list[YearSchedule]:
+    """Plain schedules (weekends only) for this year and the next ``years`` that the built-in
+    calendar does not know, as operators load each year's schedule before it begins.
+
+    A service under test has no review to read loaded schedules from: without these, a count
+    started in December that ends in January would meet a year nobody knows, and the test
+    would pass or fail by the day it runs.
+    """
+    known = WorkingCalendar()
+    return [YearSchedule(year, frozenset(), frozenset())
+            for year in range(today.year, today.year + years + 1) if not known.knows(year)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 
+from kernel.calendar import UnknownYearError, WorkingCalendar
 from kernel.chinatime import CHINA, china_date
 from services.complaints.domain.policy import DeadlinePolicy, opening_clock
 from services.review.domain.deadlines import case_deadlines, end_of_day
@@ -19,6 +20,7 @@ from tests.day_setups import (
     first_working_day_after,
     holidays_until_the_weekend,
     plain_calendar,
+    schedules_ahead,
     weekdays_after,
 )
 from tests.integration.workflows.complaint_fakes import SIGN_FOR_HOURS, add_working_hours
@@ -110,3 +112,25 @@ def test_procurement_objections_close_three_days_later_or_more_across_the_holida
             r.answer_due(calendar, category=r.GOVERNMENT_PROCUREMENT,
                          objected_at=until - timedelta(minutes=1))
 
+
+
+def test_the_years_ahead_let_a_trading_count_started_on_any_day_end() -> None:
+    # tests/integration/trading/conftest.py gives every trading service these: a property
+    # disclosure's 20 working days, or a procurement's documents (15 days) and objections
+    # (7 working days) started in December end in a year chinese-calendar does not know.
+    failed_without = []
+    for today in _days():
+        ahead = schedules_ahead(today)
+        assert all(not WorkingCalendar().knows(s.year) for s in ahead)
+        calendar = WorkingCalendar.with_schedules(ahead)
+        for now in _moments(today):
+            r.procurement_objections_until(calendar, now + timedelta(days=15))
+            calendar.add_working_days(today, 60)
+        try:
+            r.procurement_objections_until(WorkingCalendar(),
+                                           datetime.combine(today, time(12), CHINA)
+                                           + timedelta(days=15))
+        except UnknownYearError:
+            failed_without.append(today)
+    # Without them, the procurement test announced on 8 December 2026 or later fails.
+    assert min(failed_without) == date(2026, 12, 8)
