@@ -19,6 +19,7 @@ record them, so a refused act leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
@@ -39,7 +40,7 @@ from kernel.identity import Caller
 from kernel.numbering import day_number
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
-from services.trading.app.listing_steps import rebuild
+from services.trading.app.listing_steps import rebuild, recorded_from
 from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
@@ -48,10 +49,13 @@ from workflows.approval_contract import as_statement
 from workflows.listing_contract import (
     LAND,
     PROPERTY_RIGHTS,
+    Listing,
     ListingAct,
+    ListingFacts,
     StatementKind,
     closes_at,
     listing_statement_body,
+    replayed,
 )
 
 _WHAT = {LAND: "a land listing (挂牌出让)",
@@ -299,14 +303,28 @@ def list_listings(*, uow: TradingUnitOfWork, calendar: WorkingCalendar, category
                                            after=after_text(page_token),
                                            limit=rows_to_fetch(size)),
                          size, key=lambda r: (r.listing_no,))
-        views = [_view(uow, calendar, r.listing_no) for r in page.items]
+        # The page's announcements, acts and steps in one query each, not per listing.
+        read = uow.listings.page_of([r.listing_no for r in page.items])
+        views = []
+        for record in page.items:
+            facts = ListingFacts.read(read.announcements[record.listing_no]["body"])
+            acts = read.acts[record.listing_no]
+            listing = replayed(facts, recorded_from(
+                record, facts, calendar, steps=read.steps[record.listing_no], acts=acts),
+                calendar)
+            views.append(_shown(facts, record, listing, acts))
     return ListingPage(views, page.next_page_token)
 
 
 def _view(uow: TradingUnitOfWork, calendar: WorkingCalendar, listing_no: str) -> ListingView:
     """The listing as GetListing shows it, inside an open unit of work."""
     facts, record, listing = rebuild(uow, listing_no, calendar, for_update=False)
-    acts = uow.listings.acts(listing_no)
+    return _shown(facts, record, listing, uow.listings.acts(listing_no))
+
+
+def _shown(facts: ListingFacts, record: ListingRecord, listing: Listing,
+           acts: Sequence[rules.ListingAct]) -> ListingView:
+    """The listing as GetListing shows it, from what was read of it."""
     bids = [a for a in acts if a.kind in ("listing_bid", "auction_bid")]
     price = bids[-1].amount_fen if bids else (facts.start_price_fen or facts.reserve_price_fen)
     leader = bids[-1].bidder_id if bids else ""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -831,6 +832,15 @@ class Evaluations:
             submitted_at=at, statement=json.dumps(statement, ensure_ascii=False)))
 
 
+@dataclass(frozen=True)
+class PageOfListings:
+    """What a page of listings shows besides their rows, by listing number."""
+
+    announcements: dict[str, dict[str, Any]]
+    acts: dict[str, list[ListingAct]]
+    steps: dict[str, list[Row[Any]]]
+
+
 class Listings:
     """Repository of the land and property-rights listings, their acts and steps."""
 
@@ -879,6 +889,28 @@ class Listings:
             query = query.where(self._t.c.stage == stage)
         return [self._listing(r) for r in self._connection.execute(
             query.order_by(self._t.c.listing_no).limit(limit))]
+
+    def page_of(self, listing_nos: Sequence[str]) -> PageOfListings:
+        """The announcements, acts and steps of these listings, in one query each (a page
+        of ListListings is read in a bounded number of queries, whatever its size)."""
+        page = PageOfListings({n: {} for n in listing_nos},
+                              {n: [] for n in listing_nos}, {n: [] for n in listing_nos})
+        if not listing_nos:
+            return page
+        wanted = list(listing_nos)
+        for number, kept in self._connection.execute(
+                select(self._t.c.listing_no, self._t.c.announcement)
+                .where(self._t.c.listing_no.in_(wanted))):
+            page.announcements[number] = json.loads(kept)
+        for r in self._connection.execute(
+                select(self._a).where(self._a.c.listing_no.in_(wanted))
+                .order_by(self._a.c.listing_no, self._a.c.position)):
+            page.acts[r.listing_no].append(ListingAct(r.kind, r.bidder_id, r.amount_fen, r.at))
+        for r in self._connection.execute(
+                select(self._s).where(self._s.c.listing_no.in_(wanted))
+                .order_by(self._s.c.listing_no, self._s.c.at, self._s.c.feed_sequence)):
+            page.steps[r.listing_no].append(r)
+        return page
 
     def announcement(self, listing_no: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self._connection.execute(
