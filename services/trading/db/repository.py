@@ -15,6 +15,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    delete,
     func,
     insert,
     or_,
@@ -1000,6 +1001,14 @@ class Listings:
             return
         self._connection.execute(insert(self._o).values(
             listing_no=listing_no, act_key=act_key, origin=origin, noted_at=at))
+
+    def forget_origin(self, listing_no: str, act_key: str) -> None:
+        """Delete the note of the act ``act_key`` unless an act was recorded under it."""
+        recorded = select(self._a.c.act_key).where(and_(
+            self._a.c.listing_no == listing_no, self._a.c.act_key == act_key))
+        self._connection.execute(delete(self._o).where(and_(
+            self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
+            ~recorded.exists())))
 
     def _act_alerts(self, listing_no: str, step_key: str, step: str) -> list[Alert]:
         """The monitoring alerts on a bidder's act recorded as ``step_key``: other bidders'
