@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
+from kernel.chinatime import china_date
 from kernel.directory import require_official
 from kernel.errors import (
     AlreadyExists,
@@ -87,7 +88,7 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue")
             if uow.projects.direct_award(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} was awarded directly")
-            day = now.astimezone(UTC).date()
+            day = china_date(now)  # numbered by the day in China, as cases are
             listing_no = day_number("LS", day, uow.sequences.next(f"LS-{day:%Y%m%d}"),
                                     what="listing")
             spec = _numbered(spec, listing_no)
