@@ -83,6 +83,11 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                     f"{_WHAT[category]} takes projects of the {category} category only (the "
                     f"catalogue of what must enter the venue, entries {codes})")
             if uow.listings.of_project(project_no) is not None:
+                # The same request may have listed it since it was looked for (PostgreSQL
+                # reads each statement's committed rows): then that is the answer.
+                raced = uow.listings.by_request(request_id)
+                if raced is not None:
+                    return raced
                 raise AlreadyExists(f"project {project_no} is listed already")
             if uow.tenders.of_project(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue")
