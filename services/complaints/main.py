@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -57,7 +57,9 @@ def _register(server: grpc.aio.Server, engine: Engine,
     starter = ComplaintStarter(
         reading=lambda: ComplaintsUnitOfWork(engine, write=False),
         writing=lambda: ComplaintsUnitOfWork(engine), signer=signer, gateway=gateway,
-        workflow_queue=settings.workflow_task_queue, intake_quiet=intake.quiet_seconds)
+        workflow_queue=settings.workflow_task_queue, intake_quiet=intake.quiet_seconds,
+        poll_seconds=(settings.outbox_poll_seconds if isinstance(settings, ComplaintsSettings)
+                      else ComplaintStarter.poll_seconds))
     handling = Desk(reading=lambda: ComplaintsUnitOfWork(engine, write=False),
                     writing=lambda: ComplaintsUnitOfWork(engine), signer=signer,
                     gateway=gateway, cipher=cipher)
@@ -76,18 +78,22 @@ def _register(server: grpc.aio.Server, engine: Engine,
             interval_seconds=settings.deadline_recompute_seconds)
         running.append(recompute.run())
     if settings.open311_enabled:
-        # Posts share the gRPC pushes' group commit: one writer, batches of both.
-        running.append(open311_server(engine, settings, cipher=cipher, intake=intake).run())
+        # Posts share the gRPC pushes' group commit: one writer, batches of both; a new
+        # case posted wakes the outbox, as a gRPC submit does.
+        running.append(open311_server(engine, settings, cipher=cipher, intake=intake,
+                                      wake=starter.wake).run())
     return running
 
 
 def open311_server(engine: Engine, settings: ComplaintsSettings, *, cipher: FieldCipher,
-                   intake: GroupCommit[Push, Submitted] | None = None) -> Open311Server:
+                   intake: GroupCommit[Push, Submitted] | None = None,
+                   wake: Callable[[], None] | None = None) -> Open311Server:
     """The Open311 façade as the complaints process runs it: its host, its port, the
-    center's server certificate, the process's intake group commit."""
+    center's server certificate, the process's intake group commit, the outbox's ``wake``."""
     return Open311Server(engine, cipher=cipher, host=settings.host,
                          port=settings.open311_port, pki_dir=settings.pki_dir,
-                         grace_seconds=settings.shutdown_grace_seconds, intake=intake)
+                         grace_seconds=settings.shutdown_grace_seconds, intake=intake,
+                         wake=wake)
 
 
 def _load_sample(engine: Engine, settings: ServiceSettings) -> bool:

@@ -35,6 +35,9 @@ class ComplaintsSettings(ServiceSettings):
     #: How often open cases whose deadlines guessed a year are looked at, to recompute them
     #: once the year's schedule is loaded (services/complaints/app/deadlines.py).
     deadline_recompute_seconds: float = Field(default=300.0, gt=0)
+    #: How often the outbox looks for committed cases without a workflow; a submit (gRPC or
+    #: an Open311 post) wakes it at once, so this only matters after an outage.
+    outbox_poll_seconds: float = Field(default=2.0, gt=0)
     #: How long one webhook delivery may take (connect, send, answer) before it counts as
     #: failed and Temporal tries again.
     webhook_timeout_seconds: float = 10.0

@@ -189,8 +189,11 @@ class Open311Api:
 
     def __init__(self, engine: Engine, *, cipher: FieldCipher,
                  schema: HandlingSchema | None = None,
-                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> None:
+                 intake: GroupCommit[cases.Push, cases.Submitted] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
         self._engine = engine
+        # The outbox's wake (the process's starter): a new case's workflow starts at once.
+        self._wake = wake
         self._cipher = cipher
         self._schema = schema if schema is not None else HandlingSchema.of(engine)
         # Posts are taken in by the group commit gRPC's pushes use (the process passes its
@@ -249,6 +252,9 @@ class Open311Api:
             handlers.prepare_post, uow=self._reading(), cipher=self._cipher, api_key=api_key,
             form=form)
         posted = handlers.posted(await self._intake.submit(push))
+        if self._wake is not None and not posted.replayed:
+            # Committed: the outbox starts the case's workflow; the answer never waits for it.
+            self._wake()
         log.info("open311.request_posted", case_number=posted.case_number,
                  replayed=posted.replayed)
         return document_response("service_requests", [{
@@ -483,10 +489,12 @@ async def _bug(request: Request, error: Exception) -> Response:
 
 def open311_app(engine: Engine, *, cipher: FieldCipher,
                 schema: HandlingSchema | None = None,
-                intake: GroupCommit[cases.Push, cases.Submitted] | None = None) -> Starlette:
+                intake: GroupCommit[cases.Push, cases.Submitted] | None = None,
+                wake: Callable[[], None] | None = None) -> Starlette:
     """The façade's ASGI application on the complaints database; posts are taken in by
-    ``intake`` (the process's group commit) when given."""
-    api = Open311Api(engine, cipher=cipher, schema=schema, intake=intake)
+    ``intake`` (the process's group commit) when given, and a new case calls ``wake`` (the
+    outbox's) once committed."""
+    api = Open311Api(engine, cipher=cipher, schema=schema, intake=intake, wake=wake)
 
     def route(path: str, endpoint: Endpoint, methods: list[str]) -> Route:
         return Route(path, _answering_errors(endpoint), methods=methods)

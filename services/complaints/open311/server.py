@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -34,15 +35,17 @@ class Open311Server:
 
     def __init__(self, engine: Engine, *, cipher: FieldCipher, host: str, port: int,
                  pki_dir: Path, grace_seconds: float = 5.0,
-                 intake: GroupCommit[Push, Submitted] | None = None) -> None:
+                 intake: GroupCommit[Push, Submitted] | None = None,
+                 wake: Callable[[], None] | None = None) -> None:
         pair = server_pair(pki_dir)
         self.host = host
         self._socket = socket.create_server((host, port), reuse_port=False)
         self.port: int = self._socket.getsockname()[1]
         self._config = uvicorn.Config(
-            open311_app(engine, cipher=cipher, intake=intake), ssl_certfile=str(pair.cert),
-            ssl_keyfile=str(pair.key), lifespan="off", log_config=None, access_log=False,
-            server_header=False, timeout_graceful_shutdown=math.ceil(grace_seconds))
+            open311_app(engine, cipher=cipher, intake=intake, wake=wake),
+            ssl_certfile=str(pair.cert), ssl_keyfile=str(pair.key), lifespan="off",
+            log_config=None, access_log=False, server_header=False,
+            timeout_graceful_shutdown=math.ceil(grace_seconds))
         self._server = uvicorn.Server(self._config)
 
     @property

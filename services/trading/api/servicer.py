@@ -20,7 +20,13 @@ from govhall.trading.v1 import trading_pb2_grpc
 from kernel.audittrail import AuditTrailService
 from kernel.calendar import WorkingCalendar
 from kernel.commonpb import checkpoint_from_proto, verification_to_proto
-from kernel.errors import FailedPrecondition, FieldViolation, InvalidArgument, Unavailable
+from kernel.errors import (
+    FailedPrecondition,
+    FieldViolation,
+    GovhallError,
+    InvalidArgument,
+    Unavailable,
+)
 from kernel.identity import current_caller
 from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers, listing_watch, listings, monitoring, tenders
@@ -816,7 +822,17 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             listing_watch.note_act_origin, uow=self._writing(), kind=kind,
             listing_no=listing_no, statement=prepared.act.statement,
             origin=network_origin(context.peer() or ""), now=datetime.now(UTC))
-        return await self._send_listing_act(update, prepared, request_id=request_id)
+        try:
+            return await self._send_listing_act(update, prepared, request_id=request_id)
+        except Unavailable:
+            raise  # the act may still be recorded (the same request again): its note stays
+        except GovhallError:
+            # Refused by the workflow (its validator or the recording step): never recorded,
+            # so its note goes, and refused acts cannot fill the notes.
+            await asyncio.to_thread(
+                listing_watch.forget_act_origin, uow=self._writing(), kind=kind,
+                listing_no=listing_no, statement=prepared.act.statement)
+            raise
 
     async def PlaceListingBid(self, request: pb.PlaceListingBidRequest,
                               context: grpc.aio.ServicerContext[Any, Any],

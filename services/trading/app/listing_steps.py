@@ -14,10 +14,12 @@ The deal is signed by trading as it is recorded.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+
+from sqlalchemy import Row
 
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
@@ -88,7 +90,13 @@ def agreement_due(calendar: WorkingCalendar, facts: ListingFacts,
 def recorded(unit: TradingUnitOfWork, record: ListingRecord, facts: ListingFacts,
              calendar: WorkingCalendar) -> ListingRecorded:
     """What trading recorded of the listing, as a run started again reads it."""
-    steps = unit.listings.steps(record.listing_no)
+    return recorded_from(record, facts, calendar, steps=unit.listings.steps(record.listing_no),
+                         acts=unit.listings.acts(record.listing_no))
+
+
+def recorded_from(record: ListingRecord, facts: ListingFacts, calendar: WorkingCalendar, *,
+                  steps: Sequence[Row[Any]], acts: Sequence[ListingAct]) -> ListingRecorded:
+    """``recorded`` on the listing's steps (in order) and acts (in order), read already."""
     names = {s.step for s in steps}
     closed = [s.at for s in steps if s.step == "closed"]
     closed_at = closed[-1] if closed else None
@@ -99,8 +107,7 @@ def recorded(unit: TradingUnitOfWork, record: ListingRecord, facts: ListingFacts
         opened="opened" in names, closes_at=record.closes_at,
         extensions=[s.at for s in steps if s.step == "extended"], closed_at=closed_at,
         agreement_due=due,
-        acts=[RecordedAct(a.kind, a.bidder_id, a.amount_fen, a.at)
-              for a in unit.listings.acts(record.listing_no)],
+        acts=[RecordedAct(a.kind, a.bidder_id, a.amount_fen, a.at) for a in acts],
         buyer_id=record.buyer_id, price_fen=record.deal_price_fen, method=record.deal_method,
         failure=record.failure)
 

@@ -10,6 +10,12 @@ sends the act; when the act is recorded, its monitoring step carries the
 ``same_origin`` alert if another bidder acted on the listing from the same
 origin (services/trading/db/repository.py ``Listings.add_step``). An act the
 workflow refuses is never recorded, so its note raises nothing.
+
+The notes stay bounded by the acts trading takes: only an act that passed the
+servicer's own checks (``prepare_bidder_act``) is noted, and the note of an act the
+workflow then refuses (its validator, or the recording step) is deleted at once
+(``forget_act_origin``), so refused acts cannot fill the table. A note stays while
+the workflow could not be reached: the same act sent again may still be recorded.
 """
 
 from __future__ import annotations
@@ -50,3 +56,14 @@ def note_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: 
         if not is_unique_violation(clash):
             raise
         # A retry of the same act noted it at the same moment: the first note stays.
+
+
+def forget_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: str,
+                      statement: SignedStatement) -> None:
+    """Delete the note of an act the listing's workflow refused (never recorded); the note
+    of an act recorded under the same key (an earlier attempt's) stays."""
+    if kind not in ACT_STEPS:
+        return
+    with uow:
+        uow.listings.forget_origin(listing_no, recorded_act_key(kind, statement))
+        uow.commit()

@@ -19,13 +19,15 @@ record them, so a refused act leaves nothing behind.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
+from kernel.chinatime import china_date
 from kernel.directory import require_official
 from kernel.errors import (
     AlreadyExists,
@@ -39,7 +41,7 @@ from kernel.identity import Caller
 from kernel.numbering import day_number
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
-from services.trading.app.listing_steps import rebuild
+from services.trading.app.listing_steps import rebuild, recorded_from
 from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
@@ -48,10 +50,13 @@ from workflows.approval_contract import as_statement
 from workflows.listing_contract import (
     LAND,
     PROPERTY_RIGHTS,
+    Listing,
     ListingAct,
+    ListingFacts,
     StatementKind,
     closes_at,
     listing_statement_body,
+    replayed,
 )
 
 _WHAT = {LAND: "a land listing (挂牌出让)",
@@ -78,12 +83,17 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                     f"{_WHAT[category]} takes projects of the {category} category only (the "
                     f"catalogue of what must enter the venue, entries {codes})")
             if uow.listings.of_project(project_no) is not None:
+                # The same request may have listed it since it was looked for (PostgreSQL
+                # reads each statement's committed rows): then that is the answer.
+                raced = uow.listings.by_request(request_id)
+                if raced is not None:
+                    return raced
                 raise AlreadyExists(f"project {project_no} is listed already")
             if uow.tenders.of_project(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue")
             if uow.projects.direct_award(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} was awarded directly")
-            day = now.astimezone(UTC).date()
+            day = china_date(now)  # numbered by the day in China, as cases are
             listing_no = day_number("LS", day, uow.sequences.next(f"LS-{day:%Y%m%d}"),
                                     what="listing")
             spec = _numbered(spec, listing_no)
@@ -182,11 +192,11 @@ def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     (0: the default, ``rules.AGREEMENT_WORKING_DAYS``)."""
     _check_within_reach(now, closes_at=closes_at)
     if not 0 <= agreement_working_days <= rules.MAX_AGREEMENT_WORKING_DAYS:
+        allowed = (f"0 (the default, {rules.AGREEMENT_WORKING_DAYS} working days) "
+                   f"or 1 to {rules.MAX_AGREEMENT_WORKING_DAYS}")
         raise InvalidArgument(
-            f"agreement_working_days must be 1 to {rules.MAX_AGREEMENT_WORKING_DAYS} "
-            f"(0 for {rules.AGREEMENT_WORKING_DAYS})",
-            violations=[FieldViolation("agreement_working_days",
-                                       f"1 to {rules.MAX_AGREEMENT_WORKING_DAYS}")])
+            f"agreement_working_days must be {allowed}",
+            violations=[FieldViolation("agreement_working_days", f"must be {allowed}")])
     spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
                                      increment_fen, auction_interval, max_extensions,
                                      agreement_working_days or rules.AGREEMENT_WORKING_DAYS)
@@ -299,14 +309,28 @@ def list_listings(*, uow: TradingUnitOfWork, calendar: WorkingCalendar, category
                                            after=after_text(page_token),
                                            limit=rows_to_fetch(size)),
                          size, key=lambda r: (r.listing_no,))
-        views = [_view(uow, calendar, r.listing_no) for r in page.items]
+        # The page's announcements, acts and steps in one query each, not per listing.
+        read = uow.listings.page_of([r.listing_no for r in page.items])
+        views = []
+        for record in page.items:
+            facts = ListingFacts.read(read.announcements[record.listing_no]["body"])
+            acts = read.acts[record.listing_no]
+            listing = replayed(facts, recorded_from(
+                record, facts, calendar, steps=read.steps[record.listing_no], acts=acts),
+                calendar)
+            views.append(_shown(facts, record, listing, acts))
     return ListingPage(views, page.next_page_token)
 
 
 def _view(uow: TradingUnitOfWork, calendar: WorkingCalendar, listing_no: str) -> ListingView:
     """The listing as GetListing shows it, inside an open unit of work."""
     facts, record, listing = rebuild(uow, listing_no, calendar, for_update=False)
-    acts = uow.listings.acts(listing_no)
+    return _shown(facts, record, listing, uow.listings.acts(listing_no))
+
+
+def _shown(facts: ListingFacts, record: ListingRecord, listing: Listing,
+           acts: Sequence[rules.ListingAct]) -> ListingView:
+    """The listing as GetListing shows it, from what was read of it."""
     bids = [a for a in acts if a.kind in ("listing_bid", "auction_bid")]
     price = bids[-1].amount_fen if bids else (facts.start_price_fen or facts.reserve_price_fen)
     leader = bids[-1].bidder_id if bids else ""

@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.exc import IntegrityError
 
 from kernel.audit import Actor
 from kernel.calendar import UnknownYearError, WorkingCalendar
+from kernel.chinatime import china_date
 from kernel.directory import Official, read_sample, require_official
 from kernel.errors import (
     AlreadyExists,
@@ -121,7 +122,7 @@ def register_project(*, uow: TradingUnitOfWork, caller: Caller, request_id: str,
             entry = entry_requiring_venue(uow.catalogue.list(category=category),
                                           category=category,
                                           estimated_value_fen=estimated_value_fen)
-            day = now.astimezone(UTC).date()
+            day = china_date(now)  # numbered by the day in China, as cases are
             number = day_number("PJ", day, uow.sequences.next(f"PJ-{day:%Y%m%d}"),
                                 what="project")
             project = Project(number, category, title.strip(), estimated_value_fen,
@@ -248,7 +249,7 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
             raise InvalidArgument(
                 "documents_until is for government procurement only",
                 violations=[FieldViolation("documents_until", "only for procurement")])
-        day = now.astimezone(UTC).date()
+        day = china_date(now)  # numbered by the day in China, as cases are
         tender_no = day_number("TD", day, uow.sequences.next(f"TD-{day:%Y%m%d}"),
                                what="tender")
         announcement = signer.sign(tender_statement_body(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import (
     Select,
     and_,
     case,
+    delete,
     func,
     insert,
     or_,
@@ -831,6 +833,15 @@ class Evaluations:
             submitted_at=at, statement=json.dumps(statement, ensure_ascii=False)))
 
 
+@dataclass(frozen=True)
+class PageOfListings:
+    """What a page of listings shows besides their rows, by listing number."""
+
+    announcements: dict[str, dict[str, Any]]
+    acts: dict[str, list[ListingAct]]
+    steps: dict[str, list[Row[Any]]]
+
+
 class Listings:
     """Repository of the land and property-rights listings, their acts and steps."""
 
@@ -879,6 +890,28 @@ class Listings:
             query = query.where(self._t.c.stage == stage)
         return [self._listing(r) for r in self._connection.execute(
             query.order_by(self._t.c.listing_no).limit(limit))]
+
+    def page_of(self, listing_nos: Sequence[str]) -> PageOfListings:
+        """The announcements, acts and steps of these listings, in one query each (a page
+        of ListListings is read in a bounded number of queries, whatever its size)."""
+        page = PageOfListings({n: {} for n in listing_nos},
+                              {n: [] for n in listing_nos}, {n: [] for n in listing_nos})
+        if not listing_nos:
+            return page
+        wanted = list(listing_nos)
+        for number, kept in self._connection.execute(
+                select(self._t.c.listing_no, self._t.c.announcement)
+                .where(self._t.c.listing_no.in_(wanted))):
+            page.announcements[number] = json.loads(kept)
+        for r in self._connection.execute(
+                select(self._a).where(self._a.c.listing_no.in_(wanted))
+                .order_by(self._a.c.listing_no, self._a.c.position)):
+            page.acts[r.listing_no].append(ListingAct(r.kind, r.bidder_id, r.amount_fen, r.at))
+        for r in self._connection.execute(
+                select(self._s).where(self._s.c.listing_no.in_(wanted))
+                .order_by(self._s.c.listing_no, self._s.c.at, self._s.c.feed_sequence)):
+            page.steps[r.listing_no].append(r)
+        return page
 
     def announcement(self, listing_no: str) -> dict[str, Any]:
         found: dict[str, Any] = json.loads(self._connection.execute(
@@ -968,6 +1001,14 @@ class Listings:
             return
         self._connection.execute(insert(self._o).values(
             listing_no=listing_no, act_key=act_key, origin=origin, noted_at=at))
+
+    def forget_origin(self, listing_no: str, act_key: str) -> None:
+        """Delete the note of the act ``act_key`` unless an act was recorded under it."""
+        recorded = select(self._a.c.act_key).where(and_(
+            self._a.c.listing_no == listing_no, self._a.c.act_key == act_key))
+        self._connection.execute(delete(self._o).where(and_(
+            self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
+            ~recorded.exists())))
 
     def _act_alerts(self, listing_no: str, step_key: str, step: str) -> list[Alert]:
         """The monitoring alerts on a bidder's act recorded as ``step_key``: other bidders'

@@ -447,7 +447,8 @@ def check_property_spec(spec: PropertyListingSpec, calendar: WorkingCalendar) ->
         problems.append(FieldViolation("max_extensions", f"must be 0 to {MAX_EXTENSIONS}"))
     if not 0 <= spec.agreement_working_days <= MAX_AGREEMENT_WORKING_DAYS:
         problems.append(FieldViolation(
-            "agreement_working_days", f"must be 1 to {MAX_AGREEMENT_WORKING_DAYS}"))
+            "agreement_working_days",
+            f"must be 0 (no deadline) or 1 to {MAX_AGREEMENT_WORKING_DAYS}"))
     if _aware(problems, opens_at=spec.opens_at, closes_at=spec.closes_at):
         if spec.closes_at - spec.opens_at > MAX_LISTING_SPAN:
             problems.append(FieldViolation(

@@ -508,6 +508,7 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
     async with routed(chain.review) as stub:
         await open_task_of(chain, case_number, "review")
         opened = await progress_of(stub, case_number)
+        paused_on = china_date(datetime.now(UTC))
         paused = (await stub.StartSpecialProcedure(start, metadata=as_official(REVIEWER))).change
         paused_again = (await stub.StartSpecialProcedure(
             start, metadata=as_official(REVIEWER))).change
@@ -528,6 +529,7 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
         resumed = (await stub.EndSpecialProcedure(pb.EndSpecialProcedureRequest(
             case_number=case_number, procedure=pb.SPECIAL_PROCEDURE_EXPERT_REVIEW,
             request_id=str(uuid.uuid4())), metadata=as_official(REVIEWER))).change
+        resumed_on = china_date(datetime.now(UTC))
         refused["extension by a reviewer"] = await refusal(
             stub.ExtendTimeLimit(extend, metadata=as_official(REVIEWER)))
         refused["extension of eleven days"] = await refusal(stub.ExtendTimeLimit(
@@ -560,13 +562,21 @@ async def test_special_procedures_pause_the_clock_and_a_leader_extends_it_once(
         "extension without reason": grpc.StatusCode.INVALID_ARGUMENT,
         "a second extension": grpc.StatusCode.FAILED_PRECONDITION,
     }
-    # Paused and resumed within the day: the case runs on time again, deadlines as before.
-    assert resumed.sla_state == pb.SLA_STATE_ON_TIME
-    assert resumed.deadlines.promised_due_at == opened.deadlines.promised_due_at
-    assert extended_again == extended
-
     def day(stamp: Timestamp) -> date:
         return china_date(stamp.ToDatetime(tzinfo=UTC))
+
+    # Paused and resumed within the day: the case runs on time again, deadlines as before.
+    assert resumed.sla_state == pb.SLA_STATE_ON_TIME
+    if paused_on == resumed_on:
+        assert resumed.deadlines.promised_due_at == opened.deadlines.promised_due_at
+    else:
+        # China's midnight fell while paused (or just before): the clock stood still at most
+        # on the day it resumed, if a working day (services/review/domain/deadlines.py).
+        moved = calendar.working_days_between(day(opened.deadlines.promised_due_at),
+                                              day(resumed.deadlines.promised_due_at))
+        assert resumed.deadlines.promised_due_at >= opened.deadlines.promised_due_at
+        assert moved <= calendar.working_days_between(paused_on, resumed_on)
+    assert extended_again == extended
 
     assert calendar.working_days_between(day(resumed.deadlines.legal_due_at),
                                          day(extended.deadlines.legal_due_at)) == 5

@@ -14,7 +14,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,9 +27,11 @@ from temporalio.worker import Worker
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.calendar import WorkingCalendar, YearSchedule
+from kernel.chinatime import china_date
 from kernel.signing import Signed, TrustedKeys, public_keys_dir, trust_in_workflows
 from services.trading import activities
 from services.trading.main import DEFINITION
+from tests.day_setups import schedules_ahead
 from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
 from workflows.listing import ListingWorkflow
 
@@ -39,7 +41,9 @@ SCHEDULE_2027 = YearSchedule(2027, frozenset({date(2027, 1, 1)}), frozenset())
 
 
 def calendar() -> WorkingCalendar:
-    return WorkingCalendar.with_schedules([SCHEDULE_2027])
+    """2027 as ``SCHEDULE_2027``; any later year the run reaches, weekends only."""
+    later = [s for s in schedules_ahead(china_date(datetime.now(UTC))) if s.year != 2027]
+    return WorkingCalendar.with_schedules([SCHEDULE_2027, *later])
 
 
 def stamp(at: datetime) -> Timestamp:

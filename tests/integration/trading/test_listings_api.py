@@ -289,3 +289,13 @@ async def test_list_listings_pages_by_number_filters_and_hides_the_reserve_until
                    grpc.StatusCode.INVALID_ARGUMENT)
     await _refused(hotline.ListListings(pb.ListListingsRequest(page_token="nonsense")),
                    grpc.StatusCode.INVALID_ARGUMENT)
+
+
+async def test_the_agreement_days_refusal_names_what_is_accepted(venue: Venue) -> None:
+    # 0 is taken (the default, five working days), so the message says so, not "1 to 20".
+    for days in (-1, 21):
+        details = await _refused(venue.property(agreement_days=days),
+                                 grpc.StatusCode.INVALID_ARGUMENT)
+        assert ("agreement_working_days must be 0 (the default, 5 working days) or 1 to 20"
+                in details), details
+    assert (await venue.property(agreement_days=0)).agreement_working_days == 5

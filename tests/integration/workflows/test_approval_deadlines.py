@@ -29,6 +29,7 @@ from services.review.app import handlers
 from services.review.db import tables
 from services.review.db.repository import ReviewUnitOfWork
 from services.review.main import DEFINITION as REVIEW
+from tests.day_setups import approval_deadline_days
 from tests.support import fresh_database_url, sample_caller
 from tests.unit.workflows.fakes import Center, Signers, end_of_china_day
 from workflows import approval_contract as c
@@ -66,30 +67,22 @@ async def test_yellow_and_red_fall_at_the_end_of_the_right_working_days(
     env = time_skipping
     signers = Signers(pki_dir)  # before review loads the keys it trusts
     today = china_date(await env.get_current_time())
-    weekdays = [today + timedelta(n) for n in range(1, 15)
-                if (today + timedelta(n)).weekday() < 5]
-    holidays = {weekdays[1], weekdays[2]}
-    saturday = next(weekdays[2] + timedelta(n) for n in range(1, 8)
-                    if (weekdays[2] + timedelta(n)).weekday() == 5)
-    # This year and the next are both loaded (made up), so no deadline falls in an unknown year.
-    years = {today.year, today.year + 1, saturday.year, *(day.year for day in holidays)}
-    by_year: dict[int, tuple[list[date], list[date]]] = {year: ([], []) for year in years}
-    for day in holidays:
-        by_year[day.year][0].append(day)
-    by_year[saturday.year][1].append(saturday)
+    # Chosen from today so the property holds whatever day the test runs
+    # (tests/unit/test_day_setups.py checks them on every day of a span).
+    days = approval_deadline_days(today)
+    holidays, saturday, promised, expected = (
+        set(days.holidays), days.saturday, days.promised, list(days.expected))
 
     settings = REVIEW.settings_type(port=0, pki_dir=pki_dir, run_activity_worker=False,
                                     database_url=fresh_database_url(backend, "review", tmp_path))
     prepare(REVIEW, settings)
     engine = make_engine(settings.resolved_database_url())
-    for year, (year_holidays, year_makeup) in by_year.items():
+    for year, (year_holidays, year_makeup) in days.by_year().items():
         handlers.load_holiday_schedule(uow=ReviewUnitOfWork(engine), caller=OPERATOR,
                                        year=year, holidays=year_holidays,
                                        makeup_workdays=year_makeup, now=datetime.now(UTC))
     # The promised limit is chosen so that its last day is the make-up Saturday.
-    promised = next(n for n in range(1, 15)
-                    if _working_days_after(today, n, holidays, {saturday})[-1] == saturday)
-    expected = _working_days_after(today, promised, holidays, {saturday})
+    assert expected == _working_days_after(today, promised, holidays, {saturday})
 
     case_number = f"AP-{uuid.uuid4().hex[:8]}"
     acceptance = signers.acceptance(case_number, accepted_at=await env.get_current_time(),

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +37,7 @@ from temporalio.worker import Worker
 from kernel.chinatime import CHINA, china_date
 from kernel.signing import service_signer
 from kernel.temporal import CASE_KIND, ITEM_CODE, SLA_STATE, STAGE
+from tests.day_setups import first_working_day_after, holidays_until_the_weekend
 from tests.history_text import decoded_history_text
 from tests.integration.workflows.complaint_fakes import (
     CO_HANDLER,
@@ -159,27 +160,16 @@ async def cases(env: WorkflowEnvironment, signers: ComplaintSigners, *,
         yield start
 
 
-def _holidays_until_the_weekend(today: date) -> frozenset[date]:
-    """Every weekday from today to the next Friday: the next working day is after a weekend."""
-    days: list[date] = []
-    current = today
-    while not (days and current.weekday() == 5):
-        if current.weekday() < 5:
-            days.append(current)
-        current += timedelta(days=1)
-    return frozenset(days)
-
-
 async def test_sign_for_is_escalated_after_four_working_hours_past_the_holiday(
         time_skipping: WorkflowEnvironment, signers: ComplaintSigners) -> None:
     env = time_skipping
     today = china_date(await env.get_current_time())
-    holidays = _holidays_until_the_weekend(today)
+    # Every weekday up to the weekend is a holiday, so the case is received on a day off
+    # whatever the day and hour (tests/unit/test_day_setups.py checks every day of a span).
+    holidays = holidays_until_the_weekend(today)
     fake = FakeComplaints(signers.keys, holidays=holidays)
     # The first working day after the holidays: not a weekend day, not a holiday.
-    first = today + timedelta(days=1)
-    while first.weekday() >= 5 or first in holidays:
-        first += timedelta(days=1)
+    first = first_working_day_after(today, holidays)
     # 09:00–12:00 is three hours; the fourth is 13:30–14:30.
     expected = datetime.combine(first, time(14, 30), CHINA).astimezone(UTC)
     async with cases(env, signers, fake=fake) as start:

@@ -458,5 +458,9 @@ def test_the_agreement_is_due_by_its_deadline_then_the_listing_fails() -> None:
 
 
 def test_the_agreement_deadline_is_bounded() -> None:
-    with pytest.raises(InvalidArgument, match="agreement_working_days"):
+    with pytest.raises(InvalidArgument, match="agreement_working_days") as refused:
         disclose_property(property_spec(agreement_working_days=21), CALENDAR)
+    # 0 is accepted (the disclosures announced before the deadline existed have none).
+    assert [v.description for v in refused.value.violations] == [
+        "must be 0 (no deadline) or 1 to 20"]
+    disclose_property(property_spec(agreement_working_days=0), CALENDAR)

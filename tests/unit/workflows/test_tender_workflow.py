@@ -25,7 +25,6 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
-from kernel.calendar import WorkingCalendar, YearSchedule
 from kernel.chinatime import china_date
 from kernel.signing import (
     ServiceSigner,
@@ -34,6 +33,7 @@ from kernel.signing import (
     service_signer,
     trust_in_workflows,
 )
+from tests.day_setups import plain_calendar, weekdays_after
 from workflows import refused_acts
 from workflows import tender_contract as t
 from workflows import tender_rules as r
@@ -315,21 +315,19 @@ async def test_an_objection_pauses_the_tender_and_the_deadline_moves_by_the_paus
 async def test_procurement_objections_close_at_the_working_day_limit_across_a_holiday(
         time_skipping: WorkflowEnvironment, signer: TradingSigner) -> None:
     env = time_skipping
-    start = china_date(await env.get_current_time())
-    # A made-up holiday on the next three weekdays, this year and the next loaded.
-    weekdays = [start + timedelta(n) for n in range(1, 10)
-                if (start + timedelta(n)).weekday() < 5][:3]
-    years = {start.year, start.year + 1}
-    calendar = WorkingCalendar.with_schedules([YearSchedule(
-        year, frozenset(d for d in weekdays if d.year == year), frozenset()) for year in years])
+    # One reading of the clock: a day taken from an earlier one could be the day before
+    # (China's midnight between), and its first holiday then the announcement's own day.
     now = await env.get_current_time()
+    start = china_date(now)
+    # A made-up holiday on the next three weekdays, this year and the next loaded.
+    # (tests/unit/test_day_setups.py checks these limits on every day and hour of a span.)
+    weekdays = weekdays_after(start, 3)
+    years = {start.year, start.year + 1}
+    calendar = plain_calendar(years, frozenset(weekdays))
     documents_until = r.earliest_documents_until(calendar, now)
     until = r.procurement_objections_until(calendar, documents_until)
     plain = r.procurement_objections_until(
-        WorkingCalendar.with_schedules([YearSchedule(y, frozenset(), frozenset())
-                                        for y in years]),
-        r.earliest_documents_until(WorkingCalendar.with_schedules(
-            [YearSchedule(y, frozenset(), frozenset()) for y in years]), now))
+        plain_calendar(years), r.earliest_documents_until(plain_calendar(years), now))
     assert until - plain >= timedelta(days=3)  # the holiday counts
     async with tender(env, signer, category="government_procurement",
                       period=timedelta(days=40), objections_until=until) as case:

@@ -1,0 +1,64 @@
+"""The network-origin notes of the bidders' acts (listing_act_origins) stay bounded by the
+acts trading takes: an act refused by the servicer's own checks is never noted, and the
+note of an act the listing's workflow refuses is deleted; a recorded act keeps its note."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import select
+
+from govhall.trading.v1 import trading_pb2 as pb
+from services.trading.db import tables
+from services.trading.db.repository import TradingUnitOfWork
+from tests.integration.trading.listing_venue import Venue
+
+
+def _notes(venue: Venue, listing_no: str) -> list[Any]:
+    with venue.trading.running.engine.connect() as connection:
+        return list(connection.execute(select(tables.listing_act_origins).where(
+            tables.listing_act_origins.c.listing_no == listing_no)))
+
+
+async def _refused(call: Any) -> grpc.StatusCode:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    code: grpc.StatusCode = refused.value.code()
+    return code
+
+
+async def test_refused_acts_leave_no_note_of_their_origin(venue: Venue) -> None:
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    # Refused by the workflow: the listing is not open yet (its clock, not the servicer's).
+    early = [await _refused(venue.bid(number, "0001", 100_000_000)) for _ in range(3)]
+    after_early = _notes(venue, number)
+    # Refused by the servicer itself: a bidder's system speaking for another bidder.
+    foreign = await _refused(venue.bidder("0001").PlaceListingBid(pb.PlaceListingBidRequest(
+        request_id=str(uuid.uuid4()), listing_no=number, bidder_id="BD-0002",
+        amount_fen=100_000_000)))
+    await venue.opened(listing)
+    await venue.bid(number, "0001", 100_000_000)
+    # Below the increment: refused by the workflow at the listing's price.
+    low = await _refused(venue.bid(number, "0002", 100_000_001))
+    notes = _notes(venue, number)
+    with venue.trading.running.engine.connect() as connection:
+        acts = list(connection.execute(select(tables.listing_acts).where(
+            tables.listing_acts.c.listing_no == number)))
+    # A refusal of an act recorded already under the same key (an earlier attempt's)
+    # leaves its note: the recorded act's alerts are read from it.
+    with TradingUnitOfWork(venue.trading.running.engine) as uow:
+        uow.listings.forget_origin(number, acts[0].act_key)
+        uow.commit()
+
+    assert early == [grpc.StatusCode.FAILED_PRECONDITION] * 3
+    assert after_early == []
+    assert foreign == grpc.StatusCode.PERMISSION_DENIED
+    assert low == grpc.StatusCode.FAILED_PRECONDITION
+    # Only the recorded bid's note is left, under the key it was recorded with.
+    assert [a.bidder_id for a in acts] == ["BD-0001"]
+    assert [(n.act_key, n.origin) for n in notes] == [(acts[0].act_key, "127.0.0.1")]
+    assert _notes(venue, number) == notes
