@@ -385,13 +385,12 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
                 "reason": f"fewer than {rules.MIN_BIDS} valid bids after the decryption "
                           "window: nothing is evaluated"}, at=step.at)
         unit.tenders.save_state(step.tender_no, stage=str(stage))
-        project = unit.projects.get(tender.project_no)
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
                               at=step.at, feed_sequence=sequence,
                               statement=statement_json(step.statement), content="",
                               alerts=alerts_on_opening(
                                   opened_bids,
-                                  estimate_fen=project.estimated_value_fen if project else 0),
+                                  estimate_fen=unit.projects.estimate(tender.project_no)),
                               details={"valid": len(opened_bids), "bids": len(outcome)})
         unit.audit.append(actor=Actor(TRADING_SYSTEM),
                           action="tender.decryption_closed" if stage == TenderStage.EVALUATION

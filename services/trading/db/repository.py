@@ -516,6 +516,14 @@ class Projects:
             select(self._t).where(self._t.c.request_id == request_id)).first()
         return self._project(row) if row else None
 
+    def estimate(self, project_no: str) -> int:
+        """The project's estimated value in fen (``Project.estimated_value_fen``); 0 for a
+        project not known. One column: the catalogue entry ``get`` loads is not needed."""
+        value = self._connection.execute(
+            select(self._t.c.estimated_value_fen).where(self._t.c.project_no == project_no)
+        ).scalar()
+        return int(value or 0)
+
     def add(self, project: Project, *, request_id: str, registered_by: str) -> None:
         self._connection.execute(insert(self._t).values(
             project_no=project.project_no, request_id=request_id, category=project.category,
