@@ -32,6 +32,9 @@ Each round (--repeat rounds, medians printed):
    committee's score sheets are put in the database except the last one
    (not timed: experts' acts), and the last sheet is recorded with
    ``record_tender_step``, which ranks the bids and publishes the candidates.
+   Each sheet is added to its bid's and its member's tallies as it is recorded
+   (``Evaluations.add_sheet``, the experts' acts, not timed), so the ranking
+   reads a row per bid, not a row per sheet.
    Temporal's own round trips (3 activities) are not in it.
 3. **Crypto floor**, in the same round: the same checks in a plain loop over
    the same bids held in memory: SHA-256 of each envelope against its

@@ -345,7 +345,7 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
                                bidder_id=facts.bidder_id, compliant=facts.compliant,
                                technical=facts.technical, business=facts.business,
                                system=facts.system, at=at, statement=statement)
-    if unit.evaluations.sheet_count(tender_no) < len(committee.members) * len(valid):
+    if unit.evaluations.recorded_sheets(tender_no) < len(committee.members) * len(valid):
         return None
     prices: dict[str, int | None] = {bidder: price or None
                                      for bidder, price in recorded.items()}
@@ -357,7 +357,8 @@ def record_sheet(unit: TradingUnitOfWork, facts: TenderFacts, *, at: datetime,
                 prices[bid.bidder_id] = _price(tender_no, bid)
     priced = {bidder: price for bidder, price in prices.items() if price is not None}
     # Each sheet was checked as it was recorded (its member on the committee, its scores
-    # in range, one per member and bid): the database sums them, a row per bid.
+    # in range, one per member and bid) and added to its bid's tally then (add_sheet): the
+    # ranking reads a row per bid.
     summed, by_others = unit.evaluations.committee_tallies(tender_no, committee.members)
     if by_others:
         raise FailedPrecondition(f"tender {tender_no} has sheets from outside its committee")

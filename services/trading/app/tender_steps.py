@@ -30,11 +30,11 @@ from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.model import act_key
 from services.trading.domain.monitoring import (
     Alert,
-    OpenedBid,
     alerts_on_award,
-    alerts_on_opening,
+    alerts_on_opened_documents,
     parsed_document,
 )
+from services.trading.domain.monitoring import price_in as stated_price
 from services.trading.domain.sealed_bids import SealedBidError, TenderOpening
 from services.trading.domain.tenders import Envelope, Tender, TenderStage
 from workflows import tender_rules as rules
@@ -354,25 +354,32 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         if step.at < opened.at + _window(tender):
             raise FailedPrecondition("the decryption window has not ended")
         outcome = []
-        opened_bids: list[OpenedBid] = []
+        # The valid bids as (bidder, document, stated price): only the documents held by
+        # more than one bidder get hashed for the identical-documents alert.
+        opened_bids: list[tuple[str, bytes, int | None]] = []
         validities: dict[str, str] = {}
         prices: dict[str, int] = {}
+        invalid: list[str] = []
         opening = TenderOpening(step.tender_no)
         for bid in unit.tenders.envelopes(step.tender_no):
+            bidder_id = bid.bidder_id
             validity, document = _validity(opening, bid)
             if document is not None:
                 # Only digests and stated prices go on: the documents are not kept. The
                 # price is kept for the ranking (0: none stated), which so opens no bid.
                 # The document is parsed once for both readings of its price.
                 parsed = parsed_document(document)
-                opened_bids.append(OpenedBid.of(bid.bidder_id, document, parsed=parsed))
-                prices[bid.bidder_id] = price_in(parsed) or 0
-            validities[bid.bidder_id] = validity
-            outcome.append({"bidder_id": bid.bidder_id, "valid": validity == "valid",
-                            "reason": "" if validity == "valid" else validity})
+                # The monitoring rules' reading (any price above 0) and the ranking's.
+                opened_bids.append((bidder_id, document, stated_price(parsed)))
+                prices[bidder_id] = price_in(parsed) or 0
+                outcome.append({"bidder_id": bidder_id, "valid": True, "reason": ""})
+            else:
+                invalid.append(bidder_id)
+                outcome.append({"bidder_id": bidder_id, "valid": False, "reason": validity})
+            validities[bidder_id] = validity
         # One batched write for every bid, not a round trip per bid.
         unit.tenders.set_validities(step.tender_no, validities, prices)
-        valid = sum(1 for b in outcome if b["valid"])
+        valid = len(opened_bids)
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
             "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)
         stage = TenderStage.EVALUATION
@@ -385,21 +392,19 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
                 "reason": f"fewer than {rules.MIN_BIDS} valid bids after the decryption "
                           "window: nothing is evaluated"}, at=step.at)
         unit.tenders.save_state(step.tender_no, stage=str(stage))
-        project = unit.projects.get(tender.project_no)
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
                               at=step.at, feed_sequence=sequence,
                               statement=statement_json(step.statement), content="",
-                              alerts=alerts_on_opening(
+                              alerts=alerts_on_opened_documents(
                                   opened_bids,
-                                  estimate_fen=project.estimated_value_fen if project else 0),
+                                  estimate_fen=unit.projects.estimate(tender.project_no)),
                               details={"valid": len(opened_bids), "bids": len(outcome)})
         unit.audit.append(actor=Actor(TRADING_SYSTEM),
                           action="tender.decryption_closed" if stage == TenderStage.EVALUATION
                           else "tender.failed",
                           subject=f"tender/{step.tender_no}", at=step.at,
                           details={"feed_sequence": sequence,
-                                   "invalid": [b["bidder_id"] for b in outcome
-                                               if not b["valid"]]})
+                                   "invalid": invalid})
         unit.commit()
         return _receipt(tender, sequence, stage=stage)
 

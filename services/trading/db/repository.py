@@ -217,6 +217,53 @@ _SET_VALIDITY = ("UPDATE sealed_bids SET validity = ?, price_fen = ? "
                  "WHERE tender_no = ? AND bidder_id = ?")
 
 
+def _driver_rows(connection: Connection, sql: str,
+                 parameters: Sequence[Any]) -> list[tuple[Any, ...]]:
+    """The rows of ``sql`` (marks in qmark style) as the driver's own tuples, in the unit's
+    transaction: for reads of a row per bid (1,000 at an opening), which need none of
+    SQLAlchemy's per-row processing (plain strings and integers, blobs as bytes)."""
+    if not connection.in_transaction():
+        connection.begin()
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(sql.replace("?", _PARAMETER_MARKS[connection.dialect.paramstyle]),
+                       tuple(parameters))
+        return list(cursor.fetchall())
+    finally:
+        cursor.close()
+
+
+#: ``Tenders.commitments``' query (tables.sealed_bids).
+_COMMITMENTS = ("SELECT bidder_id, ciphertext_sha256, key_commitment FROM sealed_bids "
+                "WHERE tender_no = ? ORDER BY bidder_id")
+#: ``Tenders.envelopes``' query (tables.sealed_bids, tables.sealed_bid_envelopes).
+_ENVELOPES = ("SELECT b.bidder_id, e.ciphertext, b.ciphertext_sha256, b.key_commitment, "
+              "b.revealed_key FROM sealed_bids b JOIN sealed_bid_envelopes e "
+              "ON e.tender_no = b.tender_no AND e.bidder_id = b.bidder_id "
+              "WHERE b.tender_no = ? ORDER BY b.bidder_id")
+#: ``Tenders.valid_prices``' query.
+_VALID_PRICES = ("SELECT bidder_id, price_fen FROM sealed_bids "
+                 "WHERE tender_no = ? AND validity = 'valid' ORDER BY bidder_id")
+#: ``Evaluations.committee_tallies``' queries (tables.tender_bid_tallies and
+#: tables.tender_member_tallies).
+_BID_TALLIES = ("SELECT bidder_id, sheets, compliant, technical, business "
+                "FROM tender_bid_tallies WHERE tender_no = ?")
+_MEMBER_TALLIES = "SELECT member_id, sheets FROM tender_member_tallies WHERE tender_no = ?"
+#: ``Evaluations.add_sheet``'s tallies, kept in its transaction: one upsert each (SQLite and
+#: PostgreSQL write ``ON CONFLICT ... DO UPDATE`` alike).
+_ADD_TO_BID_TALLY = (
+    "INSERT INTO tender_bid_tallies (tender_no, bidder_id, sheets, compliant, technical, "
+    "business) VALUES (?, ?, 1, ?, ?, ?) ON CONFLICT (tender_no, bidder_id) DO UPDATE SET "
+    "sheets = tender_bid_tallies.sheets + 1, "
+    "compliant = tender_bid_tallies.compliant + excluded.compliant, "
+    "technical = tender_bid_tallies.technical + excluded.technical, "
+    "business = tender_bid_tallies.business + excluded.business")
+_ADD_TO_MEMBER_TALLY = (
+    "INSERT INTO tender_member_tallies (tender_no, member_id, sheets) VALUES (?, ?, 1) "
+    "ON CONFLICT (tender_no, member_id) DO UPDATE SET "
+    "sheets = tender_member_tallies.sheets + 1")
+
+
 class Monitor:
     """Repository of the trade steps and alerts the live watch reads, numbered in the order
     they commit (under the feed's lock, as the feed)."""
@@ -471,6 +518,14 @@ class Projects:
             select(self._t).where(self._t.c.request_id == request_id)).first()
         return self._project(row) if row else None
 
+    def estimate(self, project_no: str) -> int:
+        """The project's estimated value in fen (``Project.estimated_value_fen``); 0 for a
+        project not known. One column: the catalogue entry ``get`` loads is not needed."""
+        value = self._connection.execute(
+            select(self._t.c.estimated_value_fen).where(self._t.c.project_no == project_no)
+        ).scalar()
+        return int(value or 0)
+
     def add(self, project: Project, *, request_id: str, registered_by: str) -> None:
         self._connection.execute(insert(self._t).values(
             project_no=project.project_no, request_id=request_id, category=project.category,
@@ -626,24 +681,16 @@ class Tenders:
     def commitments(self, tender_no: str) -> list[tuple[str, str, str]]:
         """The tender's bids as the opening record publishes them: (bidder id, ciphertext
         SHA-256, key commitment), by bidder id; no ciphertext loaded."""
-        b = self._b
         return [(bidder, digest, commitment) for bidder, digest, commitment
-                in self._connection.execute(
-                    select(b.c.bidder_id, b.c.ciphertext_sha256, b.c.key_commitment)
-                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
+                in _driver_rows(self._connection, _COMMITMENTS, (tender_no,))]
 
     def envelopes(self, tender_no: str) -> list[Envelope]:
         """What the opening checks of each bid, by bidder id: one query of five columns, the
         envelope from its own table."""
-        b, e = self._b, self._e
         return [Envelope(bidder, bytes(ciphertext), digest, commitment,
                          bytes.fromhex(key) if key else None)
-                for bidder, ciphertext, digest, commitment, key in self._connection.execute(
-                    select(b.c.bidder_id, e.c.ciphertext, b.c.ciphertext_sha256,
-                           b.c.key_commitment, b.c.revealed_key)
-                    .join(e, and_(e.c.tender_no == b.c.tender_no,
-                                  e.c.bidder_id == b.c.bidder_id))
-                    .where(b.c.tender_no == tender_no).order_by(b.c.bidder_id))]
+                for bidder, ciphertext, digest, commitment, key
+                in _driver_rows(self._connection, _ENVELOPES, (tender_no,))]
 
     def bids_seen(self, tender_no: str) -> list[BidSeen]:
         """The tender's bids as the monitoring rules see them (no ciphertext loaded)."""
@@ -717,11 +764,7 @@ class Tenders:
         """The valid bids (bidder id -> the price recorded at the opening: fen, 0 for a
         document that states none, None when opened before prices were recorded), in one
         query of two columns."""
-        b = self._b
-        return {r.bidder_id: r.price_fen for r in self._connection.execute(
-            select(b.c.bidder_id, b.c.price_fen)
-            .where(and_(b.c.tender_no == tender_no, b.c.validity == "valid"))
-            .order_by(b.c.bidder_id))}
+        return dict(_driver_rows(self._connection, _VALID_PRICES, (tender_no,)))
 
 
 class Evaluations:
@@ -794,22 +837,22 @@ class Evaluations:
 
     def committee_tallies(self, tender_no: str,
                           members: Sequence[str]) -> tuple[dict[str, Tally], int]:
-        """``tallies`` of the sheets by ``members``, and how many sheets are by someone
-        else (``sheets_by_others``), in one pass over the tender's sheets."""
-        s = self._s
-        tallies: dict[str, Tally] = {}
-        others = 0
-        by_others = case((s.c.member_id.in_(list(members)), 0), else_=1)
-        for bidder, count, strangers, compliant, technical, business in \
-                self._connection.execute(
-                    select(s.c.bidder_id, func.count(), func.sum(by_others),
-                           func.sum(case((s.c.compliant, 1), else_=0)),
-                           func.sum(s.c.technical), func.sum(s.c.business))
-                    .where(s.c.tender_no == tender_no).group_by(s.c.bidder_id)):
-            others += int(strangers or 0)
-            tallies[bidder] = Tally(int(count), int(compliant or 0), int(technical or 0),
-                                    int(business or 0))
+        """``tallies`` (every sheet, whoever signed it), and how many sheets are by someone
+        not among ``members`` (``sheets_by_others``), from the tallies ``add_sheet`` keeps:
+        a row per bid and a row per member, not a row per sheet."""
+        tallies = {bidder: Tally(sheets, compliant, technical, business)
+                   for bidder, sheets, compliant, technical, business
+                   in _driver_rows(self._connection, _BID_TALLIES, (tender_no,))}
+        seated = set(members)
+        others = sum(sheets for member, sheets
+                     in _driver_rows(self._connection, _MEMBER_TALLIES, (tender_no,))
+                     if member not in seated)
         return tallies, others
+
+    def recorded_sheets(self, tender_no: str) -> int:
+        """How many sheets the tender has (``sheet_count``), from the members' tallies."""
+        return sum(sheets for _, sheets
+                   in _driver_rows(self._connection, _MEMBER_TALLIES, (tender_no,)))
 
     def sheets_by_others(self, tender_no: str, members: Sequence[str]) -> int:
         """How many of the tender's sheets are by someone not among ``members``."""
@@ -831,6 +874,13 @@ class Evaluations:
             tender_no=tender_no, member_id=member_id, bidder_id=bidder_id,
             compliant=compliant, technical=technical, business=business, system=system,
             submitted_at=at, statement=json.dumps(statement, ensure_ascii=False)))
+        # The tallies the ranking reads, in the same transaction as the sheet.
+        mark = _PARAMETER_MARKS[self._connection.dialect.paramstyle]
+        self._connection.exec_driver_sql(
+            _ADD_TO_BID_TALLY.replace("?", mark),
+            (tender_no, bidder_id, int(bool(compliant)), technical, business))
+        self._connection.exec_driver_sql(_ADD_TO_MEMBER_TALLY.replace("?", mark),
+                                         (tender_no, member_id))
 
 
 @dataclass(frozen=True)

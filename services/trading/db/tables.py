@@ -338,6 +338,33 @@ tender_score_sheets = Table(
     PrimaryKeyConstraint("tender_no", "member_id", "bidder_id"),
 )
 
+#: Each scored bid's sheets summed (``evaluation.Tally``), kept in the transaction that
+#: records each sheet (``Evaluations.add_sheet``), so that the ranking reads a row per bid
+#: rather than a row per sheet. Every sheet counts, whoever signed it (see
+#: ``tender_member_tallies``).
+tender_bid_tallies = Table(
+    "tender_bid_tallies",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
+    Column("bidder_id", String(10), nullable=False),
+    Column("sheets", Integer, nullable=False),
+    Column("compliant", Integer, nullable=False),
+    Column("technical", Integer, nullable=False),
+    Column("business", Integer, nullable=False),
+    PrimaryKeyConstraint("tender_no", "bidder_id"),
+)
+
+#: How many sheets each member of a tender has recorded, kept with ``tender_bid_tallies``:
+#: the sheets of the tender (their sum) and those by anyone off its committee.
+tender_member_tallies = Table(
+    "tender_member_tallies",
+    metadata,
+    Column("tender_no", String(20), ForeignKey("tenders.tender_no"), nullable=False),
+    Column("member_id", String(20), nullable=False),
+    Column("sheets", Integer, nullable=False),
+    PrimaryKeyConstraint("tender_no", "member_id"),
+)
+
 sequences = sequences_table(metadata)
 departments = departments_table(metadata)
 officials = officials_table(metadata)

@@ -233,43 +233,90 @@ def is_abnormally_low(price_fen: int, reference_fen: int, *, references: int = 1
     return price_fen * 100 * references < LOW_PRICE_PERCENT * reference_fen
 
 
+def identical_documents(documents: Iterable[tuple[str, bytes]]) -> dict[str, list[str]]:
+    """The opened documents held by more than one of ``documents`` ((bidder, document)
+    pairs): each such document's SHA-256 and its holders, in the order each document first
+    occurs. Only those documents are hashed (SHA-256), not every document of an opening:
+    the documents are first told apart by their length and their first and last bytes,
+    and only the ones alike in those by their whole bytes."""
+    by_sketch: dict[tuple[int, bytes, bytes], list[tuple[int, str, bytes]]] = defaultdict(list)
+    for index, (bidder_id, document) in enumerate(documents):
+        by_sketch[len(document), document[:_SKETCH], document[-_SKETCH:]].append(
+            (index, bidder_id, document))
+    shared: list[tuple[int, bytes, list[str]]] = []
+    for alike in by_sketch.values():
+        if len(alike) < 2:
+            continue
+        by_bytes: dict[bytes, tuple[int, list[str]]] = {}
+        for index, bidder_id, document in alike:
+            by_bytes.setdefault(document, (index, []))[1].append(bidder_id)
+        shared.extend((first, document, holders)
+                      for document, (first, holders) in by_bytes.items() if len(holders) > 1)
+    shared.sort(key=lambda group: group[0])
+    return {hashlib.sha256(document).hexdigest(): holders for _, document, holders in shared}
+
+
+#: The bytes at each end of a document that ``identical_documents`` compares first.
+_SKETCH = 64
+
+
 def alerts_on_opening(opened: Sequence[OpenedBid], *, estimate_fen: int) -> list[Alert]:
     """The alerts on a tender's opening: identical documents among the valid bids, and each
     valid bid priced abnormally low against the mean of the others (or the estimate)."""
-    alerts: list[Alert] = []
     by_digest: dict[str, list[str]] = defaultdict(list)
     for bid in opened:
         by_digest[bid.document_sha256].append(bid.bidder_id)
+    return (_identical_alerts(by_digest)
+            + _low_price_alerts([(b.bidder_id, b.price_fen) for b in opened],
+                                estimate_fen=estimate_fen))
+
+
+def alerts_on_opened_documents(opened: Sequence[tuple[str, bytes, int | None]], *,
+                               estimate_fen: int) -> list[Alert]:
+    """``alerts_on_opening`` of the valid bids given as (bidder, opened document, stated
+    price) triples: the same alerts, with only the documents held by more than one bidder
+    hashed (``identical_documents``)."""
+    return (_identical_alerts(identical_documents((b, d) for b, d, _ in opened))
+            + _low_price_alerts([(b, p) for b, _, p in opened], estimate_fen=estimate_fen))
+
+
+def _identical_alerts(by_digest: Mapping[str, list[str]]) -> list[Alert]:
+    alerts: list[Alert] = []
     for digest, bidders in sorted(by_digest.items(), key=lambda item: sorted(item[1])):
         if len(bidders) > 1:
             alerts.append(Alert(
                 AlertRule.IDENTICAL_DOCUMENTS,
                 f"bidders {', '.join(sorted(bidders))} submitted the same bid document",
                 {"bidders": sorted(bidders), "document_sha256": digest}))
-    priced = [b for b in opened if b.price_fen is not None]
+    return alerts
+
+
+def _low_price_alerts(opened: Sequence[tuple[str, int | None]], *,
+                      estimate_fen: int) -> list[Alert]:
+    alerts: list[Alert] = []
+    priced = [(bidder_id, price) for bidder_id, price in opened if price is not None]
     # The others' sum and count from the totals, less the bidder's own: linear, not a
     # pass over every other bid for each bid (1,000 bids at an opening).
-    total = sum(b.price_fen or 0 for b in priced)
+    total = sum(price for _, price in priced)
     own_sum: dict[str, int] = defaultdict(int)
     own_count: dict[str, int] = defaultdict(int)
-    for bid in priced:
-        own_sum[bid.bidder_id] += bid.price_fen or 0
-        own_count[bid.bidder_id] += 1
-    for bid in sorted(priced, key=lambda b: b.bidder_id):
-        assert bid.price_fen is not None
-        count = len(priced) - own_count[bid.bidder_id]
+    for bidder_id, price in priced:
+        own_sum[bidder_id] += price
+        own_count[bidder_id] += 1
+    for bidder_id, price in sorted(priced, key=lambda b: b[0]):
+        count = len(priced) - own_count[bidder_id]
         if count:
-            reference, basis = total - own_sum[bid.bidder_id], "mean_of_other_bids"
+            reference, basis = total - own_sum[bidder_id], "mean_of_other_bids"
         elif estimate_fen > 0:
             reference, count, basis = estimate_fen, 1, "estimate"
         else:
             continue
-        if is_abnormally_low(bid.price_fen, reference, references=count):
+        if is_abnormally_low(price, reference, references=count):
             alerts.append(Alert(
                 AlertRule.LOW_PRICE,
-                f"bidder {bid.bidder_id}'s price {bid.price_fen} fen is below "
+                f"bidder {bidder_id}'s price {price} fen is below "
                 f"{LOW_PRICE_PERCENT}% of the {basis.replace('_', ' ')}",
-                {"bidder_id": bid.bidder_id, "price_fen": bid.price_fen, "basis": basis,
+                {"bidder_id": bidder_id, "price_fen": price, "basis": basis,
                  "reference_sum_fen": reference, "reference_count": count}))
     return alerts
 

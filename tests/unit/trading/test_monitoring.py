@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from datetime import UTC, datetime
 
 import pytest
@@ -18,8 +19,10 @@ from services.trading.domain.monitoring import (
     alerts_on_award,
     alerts_on_bid,
     alerts_on_listing_act,
+    alerts_on_opened_documents,
     alerts_on_opening,
     bid_price,
+    identical_documents,
     is_abnormally_low,
     network_origin,
     out_of_order,
@@ -260,3 +263,50 @@ def test_a_document_nested_deeper_than_the_parser_goes_is_no_json_value() -> Non
                    b'{"a":' * 100_000 + b"1" + b"}" * 100_000):
         assert parsed_document(nested) is None
     assert parsed_document(b'{"price_fen": 5}') == {"price_fen": 5}
+
+
+def _document(price: int | None, middle: bytes) -> bytes:
+    """A document of a fixed length whose bytes differ only in ``middle``, far from its ends."""
+    body = {"price_fen": price} if price is not None else {}
+    return json.dumps(body | {"annex": "x" * 200 + middle.decode() + "y" * 200}).encode()
+
+
+def test_identical_documents_hashes_only_what_is_held_twice_and_tells_alike_ones_apart(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # BD-1 and BD-3 hold the same document; BD-2's and BD-4's have its length and its first
+    # and last bytes and differ only inside; BD-5 and BD-6 share another one.
+    same, other = _document(1000, b"AAAA"), _document(1000, b"CCCC")
+    documents = [("BD-5", other), ("BD-1", same), ("BD-2", _document(1000, b"AAAB")),
+                 ("BD-3", bytes(bytearray(same))), ("BD-4", _document(1000, b"BAAA")),
+                 ("BD-6", bytes(bytearray(other))), ("BD-7", b"{}")]
+    hashed: list[bytes] = []
+    sha256 = hashlib.sha256
+
+    def counted(data: bytes) -> hashlib._Hash:
+        hashed.append(data)
+        return sha256(data)
+
+    monkeypatch.setattr(hashlib, "sha256", counted)
+    found = identical_documents(documents)
+    assert found == {sha256(other).hexdigest(): ["BD-5", "BD-6"],
+                     sha256(same).hexdigest(): ["BD-1", "BD-3"]}
+    assert sorted(hashed) == sorted([same, other])
+    assert identical_documents([("BD-1", same), ("BD-2", other)]) == {}
+
+
+def test_the_alerts_on_opened_documents_are_those_of_the_opened_bids() -> None:
+    # Differential: random openings with documents repeated, alike in length and ends or
+    # not, prices stated or not, give the very alerts alerts_on_opening gives.
+    rng = random.Random(15)
+    for _ in range(300):
+        pool = [_document(rng.choice([None, 1, 650, 1000, 1400]),
+                          bytes(rng.choice(b"AB") for _ in range(3)))
+                for _ in range(rng.randint(1, 6))] + [b"[]", b"not json"]
+        opened = []
+        for index in rng.sample(range(40), rng.randint(0, 12)):
+            document = bytes(bytearray(rng.choice(pool)))
+            opened.append((f"BD-{index:02d}", document, bid_price(document)))
+        estimate = rng.choice([0, 1000, 10**6])
+        expected = alerts_on_opening([OpenedBid.of(b, d) for b, d, _ in opened],
+                                     estimate_fen=estimate)
+        assert alerts_on_opened_documents(opened, estimate_fen=estimate) == expected
