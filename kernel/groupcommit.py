@@ -18,6 +18,13 @@ to that long (a couple of milliseconds) for more calls before it is written,
 and no longer than it takes to fill. The
 commit still comes before every answer: lingering only delays the write.
 
+The write stays in a worker thread on SQLite too. Written inline on the event
+loop (stop 15, bench.complaints, 1500 pushes), intake took 178 pushes/s
+against 319/s threaded in the same period: sqlite3 releases the GIL while a
+statement or a commit runs (about half of a batch's time), and the thread
+lets the loop parse, check and answer calls meanwhile; inline, the loop was
+90% busy, 58% of it in the write.
+
 It also says how long the service has been quiet (``quiet_seconds``), so
 background work that competes for the same database (an outbox) can let a
 burst pass first.

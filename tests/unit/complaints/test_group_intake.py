@@ -15,6 +15,6 @@ def _never() -> Any:
 def test_the_intake_lingers_as_measured_by_default_and_as_told_otherwise() -> None:
     cipher = cast(Any, object())
     assert group_intake(writing=_never, cipher=cipher).linger_seconds == INTAKE_LINGER_SECONDS
-    assert INTAKE_LINGER_SECONDS == 0.0  # measured: no gain within the noise (cases.py)
+    assert INTAKE_LINGER_SECONDS == 0.001  # measured: batches of 7, not 3.8 (cases.py)
     assert group_intake(writing=_never, cipher=cipher,
                         linger_seconds=0.002).linger_seconds == 0.002
