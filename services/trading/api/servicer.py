@@ -76,6 +76,16 @@ _CATEGORIES: dict[str, pb.TradingCategory.ValueType] = {
 }
 _CATEGORY_NAMES = {v: k for k, v in _CATEGORIES.items()}
 
+#: Listing acts still settling after their callers hung up (held here so that they run on).
+_SETTLING: set[asyncio.Future[Any]] = set()
+
+
+def _settled(settling: asyncio.Future[Any]) -> None:
+    """Forget a settled act; its outcome was the caller's, who may have hung up."""
+    _SETTLING.discard(settling)
+    if not settling.cancelled():
+        settling.exception()  # taken: asyncio would report a refusal nobody awaited
+
 
 def category_name(category: pb.TradingCategory.ValueType) -> str:
     """The domain's name of a category; '' for TRADING_CATEGORY_UNSPECIFIED."""
@@ -817,22 +827,32 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             listings.prepare_bidder_act, uow=self._reading(), signer=self._signer,
             caller=current_caller(), kind=kind, listing_no=listing_no, bidder_id=bidder_id,
             amount_fen=amount_fen, request_id=request_id, now=datetime.now(UTC))
-        # Monitoring: where the act came from, for the same_origin rule (not in Temporal).
-        await asyncio.to_thread(
-            listing_watch.note_act_origin, uow=self._writing(), kind=kind,
-            listing_no=listing_no, statement=prepared.act.statement,
-            origin=network_origin(context.peer() or ""), now=datetime.now(UTC))
-        try:
-            return await self._send_listing_act(update, prepared, request_id=request_id)
-        except Unavailable:
-            raise  # the act may still be recorded (the same request again): its note stays
-        except GovhallError:
-            # Refused by the workflow (its validator or the recording step): never recorded,
-            # so its note goes, and refused acts cannot fill the notes.
+        origin = network_origin(context.peer() or "")
+
+        async def settle() -> tuple[pb.Listing, int]:
+            # Monitoring: where the act came from, for the same_origin rule (not in Temporal).
             await asyncio.to_thread(
-                listing_watch.forget_act_origin, uow=self._writing(), kind=kind,
-                listing_no=listing_no, statement=prepared.act.statement)
-            raise
+                listing_watch.note_act_origin, uow=self._writing(), kind=kind,
+                listing_no=listing_no, statement=prepared.act.statement, origin=origin,
+                now=datetime.now(UTC))
+            try:
+                return await self._send_listing_act(update, prepared, request_id=request_id)
+            except Unavailable:
+                raise  # the act may still be recorded (the same request again): note stays
+            except GovhallError:
+                # Refused by the workflow (its validator or the recording step): never
+                # recorded, so its note goes, and refused acts cannot fill the notes.
+                await asyncio.to_thread(
+                    listing_watch.forget_act_origin, uow=self._writing(), kind=kind,
+                    listing_no=listing_no, statement=prepared.act.statement)
+                raise
+
+        # Noted and settled even if the caller hangs up meanwhile: a call cancelled after
+        # the note would otherwise keep the note of an act the workflow then refuses.
+        settling = asyncio.ensure_future(settle())
+        _SETTLING.add(settling)
+        settling.add_done_callback(_settled)
+        return await asyncio.shield(settling)
 
     async def PlaceListingBid(self, request: pb.PlaceListingBidRequest,
                               context: grpc.aio.ServicerContext[Any, Any],

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
-from tests.integration.trading.listing_venue import Venue
+from tests.integration.trading.listing_venue import Venue, until
 
 
 def _notes(venue: Venue, listing_no: str) -> list[Any]:
@@ -62,3 +62,36 @@ async def test_refused_acts_leave_no_note_of_their_origin(venue: Venue) -> None:
     assert [a.bidder_id for a in acts] == ["BD-0001"]
     assert [(n.act_key, n.origin) for n in notes] == [(acts[0].act_key, "127.0.0.1")]
     assert _notes(venue, number) == notes
+
+
+async def test_callers_hanging_up_leave_no_note_of_refused_acts(venue: Venue) -> None:
+    """A caller cancelling its call (its deadline) while the act is noted or with the
+    workflow still leaves nothing once the workflow refuses it: the act is settled anyway."""
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    stub = venue.bidder("0001")
+    codes: list[grpc.StatusCode] = []
+    # Deadlines from 10 ms growing by 15% a call up to ~2.7 s: some calls end while their
+    # act is noted and with the workflow (the listing is not open yet: refused there).
+    timeout = 0.01
+    for _ in range(40):
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.PlaceListingBid(pb.PlaceListingBidRequest(
+                request_id=str(uuid.uuid4()), listing_no=number, bidder_id="BD-0001",
+                amount_fen=100_000_000), timeout=timeout)
+        codes.append(refused.value.code())
+        timeout *= 1.15
+
+    async def notes() -> list[Any]:
+        return _notes(venue, number)
+
+    left = await until(notes, lambda found: found == [], "the refused acts' notes gone")
+    with venue.trading.running.engine.connect() as connection:
+        acts = list(connection.execute(select(tables.listing_acts).where(
+            tables.listing_acts.c.listing_no == number)))
+
+    assert grpc.StatusCode.DEADLINE_EXCEEDED in codes
+    assert grpc.StatusCode.FAILED_PRECONDITION in codes
+    assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED,
+                          grpc.StatusCode.FAILED_PRECONDITION}
+    assert acts == [] and left == []
