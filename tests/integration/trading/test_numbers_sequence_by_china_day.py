@@ -1,7 +1,6 @@
-"""Gap found by the s15 test read: test_numbers_by_china_day.py checks only each number's
-day prefix, so a sequence still counted by the UTC day (the prefix by China's) passed it.
-Each day in China starts its own sequence: the first project, tender and listing of
-2 December in China (16:00 UTC on 1 December) are each number 000001, after 1 December's."""
+"""Each day in China starts its own sequence of numbers (not only its own day prefix): the
+first project, tender and listing of 2 December in China (16:00 UTC on 1 December) are
+each number 000001, after 1 December's."""
 
 from __future__ import annotations
 

@@ -1,8 +1,6 @@
-"""Gap found by the s15 test read: ListListings' page read (``Listings.page_of``) reads each
-listing's steps, but tests/integration/trading/test_list_listings_queries.py lists only
-open land listings, whose view needs no step; dropping the steps from the page read passed
-it. A property disclosure that closed to its agreement stage shows its agreement deadline,
-which comes from its ``closed`` step: listed, it must be shown as GetListing shows it."""
+"""ListListings' page read (``Listings.page_of``) reads each listing's steps: a property
+disclosure that closed to its agreement stage shows its agreement deadline, which comes
+from its ``closed`` step; listed, it must be shown as GetListing shows it."""
 
 from __future__ import annotations
 

@@ -1,10 +1,7 @@
-"""Gap found by the s15 test read: tests/integration/trading/conftest.py's ``years_ahead_known``
-gives every trading service the years ahead (``tests.day_setups.schedules_ahead``), but on
-1 December 2026 the trading tests tried without it (test_step_clock, test_listings_api)
-never reached a year chinese-calendar does not know, and passed; tests/unit/test_day_setups.py
-checks the schedules, not that the service is given them. Here a procurement's objection
-limit is counted past the year end (from 28 December, when that date is in reach): the
-service must know the next year."""
+"""A procurement's objection limit counted past the year end (from 28 December, when that
+date is in reach) is counted on the next year's calendar, which chinese-calendar may not
+know: every trading service under test is given the years ahead
+(tests/integration/trading/conftest.py ``years_ahead_known``)."""
 
 from __future__ import annotations
 

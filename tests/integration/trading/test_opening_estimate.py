@@ -1,9 +1,8 @@
-"""Gap found by the s15 test read: the opening's low-price rule reads the project's estimate
-(``Projects.estimate``, passed by ``tender_steps.close_decryption``) when no other valid bid
-states a price, but tests/integration/trading/test_project_estimate.py tests the repository
-method alone: passing 0 (or another project's estimate) to the rule at the opening passed
-every trading test. Here only BD-0003's document states a price, below 70% of the
-project's 500,000,000 fen estimate: the opening raises a low-price alert on the estimate."""
+"""The opening's low-price rule reads the project's estimate (``Projects.estimate``, passed
+by ``tender_steps.close_decryption``) when no other valid bid states a price. Here only
+BD-0003's document states a price, below 70% of the project's 500,000,000 fen estimate:
+the opening raises a low-price alert on the estimate (0, or another project's estimate,
+would not)."""
 
 from __future__ import annotations
 
