@@ -269,6 +269,10 @@ async def test_a_tender_runs_from_announcement_to_contract_and_every_step_is_pub
     assert "ciphertext" not in json.dumps(published["tender.opened"]).replace(
         "ciphertext_sha256", "")
     assert published["tender.amended"]["content"] == "第3章技术参数更正"
+    # Both lists in the bidders' order, whatever order the bids came in.
+    assert [b["bidder_id"] for b in published["tender.opened"]["bids"]] == sorted(commitments)
+    assert [b["bidder_id"] for b in published["tender.decrypted"]["bids"]] == [
+        "BD-0001", "BD-0002", "BD-0003", "BD-0004"]
     assert {(b["bidder_id"], b["valid"], b["reason"])
             for b in published["tender.decrypted"]["bids"]} == {
         ("BD-0001", True, ""), ("BD-0002", True, ""), ("BD-0003", True, ""),
