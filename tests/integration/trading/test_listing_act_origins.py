@@ -5,16 +5,23 @@ note of an act the listing's workflow refuses is deleted; a recorded act keeps i
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from govhall.trading.v1 import trading_pb2 as pb
+from kernel.signing import service_signer
+from services.trading.app import listing_watch
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from tests.integration.trading.listing_venue import Venue, until
+from workflows import listing_contract as lc
+from workflows.approval_contract import as_statement
 
 
 def _notes(venue: Venue, listing_no: str) -> list[Any]:
@@ -95,3 +102,29 @@ async def test_callers_hanging_up_leave_no_note_of_refused_acts(venue: Venue) ->
     assert set(codes) == {grpc.StatusCode.DEADLINE_EXCEEDED,
                           grpc.StatusCode.FAILED_PRECONDITION}
     assert acts == [] and left == []
+
+
+async def test_only_a_retry_clash_is_taken_as_noted_already(venue: Venue,
+                                                            tmp_path: Path) -> None:
+    """Noting an act twice under one key (a retry) keeps the first note; any other
+    integrity error (here a listing trading does not hold) is raised, not swallowed."""
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    signer = service_signer(tmp_path / "signer", "trading")
+    statement = as_statement(signer.sign(lc.listing_statement_body(
+        kind=lc.StatementKind.BID, listing_no=listing.listing_no,
+        system="bidder-system-bd0001", issued_at=await venue.now(),
+        request_id=str(uuid.uuid4()), bidder_id="BD-0001", amount_fen=100_000_000)))
+    engine = venue.trading.running.engine
+
+    def note(listing_no: str, origin: str) -> None:
+        listing_watch.note_act_origin(
+            uow=TradingUnitOfWork(engine), kind=lc.StatementKind.BID, listing_no=listing_no,
+            statement=statement, origin=origin, now=datetime.now(UTC))
+
+    note(listing.listing_no, "127.0.0.1")
+    note(listing.listing_no, "10.0.0.9")  # the retry's clash: the first note stays
+    with pytest.raises(IntegrityError):
+        note("LS-20000101-000001", "127.0.0.1")
+
+    assert [n.origin for n in _notes(venue, listing.listing_no)] == ["127.0.0.1"]
+    assert _notes(venue, "LS-20000101-000001") == []
