@@ -72,7 +72,8 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
             official = require_official(uow.staff, caller, role=TRADING_OFFICER)
             existing = uow.listings.by_request(request_id)
             if existing is not None:
-                return existing
+                return _the_same_request(uow, existing, caller=caller, request_id=request_id,
+                                         project_no=project_no)
             project = uow.projects.get(project_no)
             if project is None:
                 raise NotFound(f"project {project_no} is not registered")
@@ -87,7 +88,8 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                 # reads each statement's committed rows): then that is the answer.
                 raced = uow.listings.by_request(request_id)
                 if raced is not None:
-                    return raced
+                    return _the_same_request(uow, raced, caller=caller, request_id=request_id,
+                                             project_no=project_no)
                 raise AlreadyExists(f"project {project_no} is listed already")
             if uow.tenders.of_project(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue")
@@ -136,11 +138,24 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
         with uow:
             raced = uow.listings.by_request(request_id)
             listed = uow.listings.of_project(project_no)
-        if raced is not None:
-            return raced
+            if raced is not None:
+                return _the_same_request(uow, raced, caller=caller, request_id=request_id,
+                                         project_no=project_no)
         if listed is not None:
             raise AlreadyExists(f"project {project_no} is listed already") from None
         raise
+
+
+def _the_same_request(uow: TradingUnitOfWork, listing: ListingRecord, *, caller: Caller,
+                      request_id: str, project_no: str) -> ListingRecord:
+    """The listing published under ``request_id`` when this is that request again (the same
+    system, the same project); a request id is public (it is in the signed announcement),
+    so another system's, or another project's, is refused rather than answered with it."""
+    published_by = ListingFacts.read(uow.listings.announcement(listing.listing_no)["body"])
+    if published_by.system != caller.system or listing.project_no != project_no:
+        raise AlreadyExists(f"request id {request_id} was used for another listing: a new "
+                            "request takes a new request id")
+    return listing
 
 
 def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,
