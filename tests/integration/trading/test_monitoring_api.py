@@ -343,9 +343,10 @@ async def test_the_same_origin_rule_works_on_the_recorded_address(
     assert origins == {"BD-0001": "10.0.0.1", "BD-0002": "10.0.0.2", "BD-0003": "10.0.0.1"}
 
 
-async def test_the_opening_raises_identical_documents_and_a_low_price_in_order(
-        calls: Calls, trading: ServiceUnderTest) -> None:
-    tender = await _tender(calls, value=500_000_000)
+async def opened(calls: Calls, trading: ServiceUnderTest, tender: pb.Tender,
+                 documents: dict[str, bytes]) -> list[pb.TradeStep]:
+    """Run ``tender``'s opening through trading's own steps with each bidder's ``documents``
+    sealed, submitted and revealed; the steps supervision then watches."""
     engine, settings = trading.running.engine, trading.settings
     keys, signer = settings.trusted_keys(), service_signer(settings.pki_dir, "trading")
     with TradingUnitOfWork(engine, write=False) as unit:
@@ -359,12 +360,6 @@ async def test_the_opening_raises_identical_documents_and_a_low_price_in_order(
 
     await asyncio.to_thread(tender_steps.open_tender, uow=units, keys=keys, signer=signer,
                             step=step("announced", datetime.now(UTC)))
-    # BD-0001 and BD-0002 send the very same document (each sealed under its own key);
-    # BD-0003 asks 279,999,999 fen: below 70% of the others' mean, 400,000,000.
-    documents = {"BD-0001": b'{"price_fen": 400000000, "spec": "A"}',
-                 "BD-0002": b'{"price_fen": 400000000, "spec": "A"}',
-                 "BD-0003": b'{"price_fen": 279999999, "spec": "C"}',
-                 "BD-0004": b'{"price_fen": 400000000, "spec": "D"}'}
     bid_keys = {}
     for bidder_id, document in documents.items():
         request, bid_keys[bidder_id] = _sealed(tender.tender_no, bidder_id, document)
@@ -379,8 +374,19 @@ async def test_the_opening_raises_identical_documents_and_a_low_price_in_order(
         tender_steps.close_decryption, uow=units, keys=keys, signer=signer,
         step=step("decryption_closed",
                   deadline + timedelta(minutes=tender.decryption_window_minutes, seconds=1)))
+    return [r.step async for r in calls.supervision.WatchTrades(pb.WatchTradesRequest())]
 
-    seen = [r.step async for r in calls.supervision.WatchTrades(pb.WatchTradesRequest())]
+
+async def test_the_opening_raises_identical_documents_and_a_low_price_in_order(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    tender = await _tender(calls, value=500_000_000)
+    # BD-0001 and BD-0002 send the very same document (each sealed under its own key);
+    # BD-0003 asks 279,999,999 fen: below 70% of the others' mean, 400,000,000.
+    documents = {"BD-0001": b'{"price_fen": 400000000, "spec": "A"}',
+                 "BD-0002": b'{"price_fen": 400000000, "spec": "A"}',
+                 "BD-0003": b'{"price_fen": 279999999, "spec": "C"}',
+                 "BD-0004": b'{"price_fen": 400000000, "spec": "D"}'}
+    seen = await opened(calls, trading, tender, documents)
     assert [(s.step, s.stage) for s in seen] == [
         ("announced", "bidding"), *[("bid_received", "bidding")] * 4,
         ("deadline", "decryption"), ("decryption_closed", "evaluation")]
