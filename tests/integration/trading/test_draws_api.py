@@ -373,7 +373,7 @@ async def test_a_witness_who_does_not_commit_fails_the_draw_publicly(
         clients: Clients, tmp_path: Path) -> None:
     seeds = _seeds()
     await clients.stub("trading-platform").OpenDraw(
-        _open_request("DR-2026-0009", commit_seconds=1.0),
+        _open_request("DR-2026-0009", commit_seconds=3.0),
         metadata=as_official(TRADING_OFFICER))
     for witness in (SUPERVISOR, OTHER_TRADING_OFFICER):
         await _commit(clients, "DR-2026-0009", witness, seeds[witness])
@@ -416,8 +416,8 @@ async def test_a_witness_who_never_reveals_fails_the_draw_at_the_deadline(
     """Nothing is drawn from the other seeds: withholding a seed cannot choose between
     results, it can only make the draw fail in the open, naming the witness."""
     seeds = _seeds()
-    await _open_and_commit(clients, _open_request("DR-2026-0003", deadline_seconds=2.0,
-                                                  commit_seconds=1.5), seeds)
+    await _open_and_commit(clients, _open_request("DR-2026-0003", deadline_seconds=6.0,
+                                                  commit_seconds=4.0), seeds)
     for witness in (OTHER_TRADING_OFFICER, SUPERVISOR):
         await _reveal(clients, "DR-2026-0003", witness, seeds[witness])
     draw = await _wait_for_state(clients, "DR-2026-0003", pb.DRAW_STATE_FAILED)
@@ -754,7 +754,7 @@ async def test_a_redraw_names_the_failed_draw_it_replaces(
     platform, officer = clients.stub("trading-platform"), as_official(TRADING_OFFICER)
     subject = "project/SY-2026-0030/agency"
     seeds = _seeds()
-    await platform.OpenDraw(_open_request("DR-2026-0030", subject=subject, commit_seconds=1.0),
+    await platform.OpenDraw(_open_request("DR-2026-0030", subject=subject, commit_seconds=3.0),
                             metadata=officer)
     await _commit(clients, "DR-2026-0030", SUPERVISOR, seeds[SUPERVISOR])
     failed = await _wait_for_state(clients, "DR-2026-0030", pb.DRAW_STATE_FAILED)

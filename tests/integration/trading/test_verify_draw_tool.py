@@ -117,22 +117,20 @@ async def genuine(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> En
 
 @pytest.fixture(scope="module")
 async def overtaken(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Entries:
-    """A feed where draw 0101 (reveal deadline in two seconds) was drawn, and draw 0102 was
-    published after 0101's reveal deadline."""
+    """A feed where draw 0101 (reveal deadline in six seconds) was drawn, and draw 0102 was
+    published after 0101's reveal deadline. The deadlines leave room for a loaded machine:
+    the three commits have four seconds, the three reveals six."""
     directory = tmp_path_factory.mktemp("verify-draw-overtaken")
     async with service_under_test(
             DEFINITION, database_url=fresh_database_url("sqlite", "trading", directory),
             pki_dir=pki_dir) as service:
         async def run(channels: dict[str, grpc.aio.Channel]) -> None:
-            await _draw(channels, "DR-2026-0101", reveal_seconds=2.0)
+            await _draw(channels, "DR-2026-0101", reveal_seconds=6.0, commit_seconds=4.0)
             stub = trading_pb2_grpc.TradingServiceStub(channels["hotline-12345"])
             first = (await stub.GetDraw(pb.GetDrawRequest(draw_id="DR-2026-0101"))).draw
             passed = first.reveal_deadline.ToDatetime(tzinfo=UTC)
-            give_up = time.monotonic() + 10
-            while True:  # until the deadline lies in the past
-                if datetime.now(UTC) > passed or time.monotonic() > give_up:
-                    break
-                await asyncio.sleep(0.05)
+            # Until the deadline lies in the past.
+            await asyncio.sleep((passed - datetime.now(UTC)).total_seconds() + 0.05)
             await _draw(channels, "DR-2026-0102")
 
         return await _exported(service, run)
@@ -412,7 +410,7 @@ async def redrawn(pki_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> En
             pki_dir=pki_dir, draw_close_poll_seconds=0.05) as service:
         async def run(channels: dict[str, grpc.aio.Channel]) -> None:
             subject = _subject("DR-2026-0200")
-            await _draw(channels, "DR-2026-0200", commit_seconds=1.0,
+            await _draw(channels, "DR-2026-0200", commit_seconds=3.0,
                         witnesses=("JJZ-001", "ZWFWZX-008"))
             stub = trading_pb2_grpc.TradingServiceStub(channels["hotline-12345"])
             give_up = time.monotonic() + 20
