@@ -42,6 +42,7 @@ from kernel.numbering import day_number
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
 from services.trading.app.listing_steps import rebuild, recorded_from
+from services.trading.app.request_ids import Asked, answer_again
 from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
@@ -149,13 +150,11 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
 def _the_same_request(uow: TradingUnitOfWork, listing: ListingRecord, *, caller: Caller,
                       request_id: str, project_no: str) -> ListingRecord:
     """The listing published under ``request_id`` when this is that request again (the same
-    system, the same project); a request id is public (it is in the signed announcement),
-    so another system's, or another project's, is refused rather than answered with it."""
+    system, the same project: ``request_ids.answer_again``)."""
     published_by = ListingFacts.read(uow.listings.announcement(listing.listing_no)["body"])
-    if published_by.system != caller.system or listing.project_no != project_no:
-        raise AlreadyExists(f"request id {request_id} was used for another listing: a new "
-                            "request takes a new request id")
-    return listing
+    return answer_again(listing, request_id=request_id, what="listing",
+                        first=Asked(published_by.system, listing.project_no),
+                        now=Asked(caller.system, project_no))
 
 
 def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,

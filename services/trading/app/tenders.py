@@ -46,6 +46,7 @@ from kernel.errors import (
 from kernel.identity import Caller
 from kernel.numbering import day_number
 from kernel.signing import ServiceSigner
+from services.trading.app.request_ids import Asked, answer_again
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.evaluation import (
     DEFAULT_METHOD,
@@ -69,12 +70,13 @@ from services.trading.domain.tenders import (
     refuse_outside_venue,
 )
 from workflows import tender_rules as rules
-from workflows.approval_contract import as_statement, content_digest
+from workflows.approval_contract import as_statement, content_digest, iso_instant
 from workflows.approval_rules import RuleBroken
 from workflows.tender_contract import (
     ObjectionTarget,
     OfficialAct,
     StatementKind,
+    TenderFacts,
     tender_statement_body,
 )
 
@@ -101,7 +103,9 @@ def register_project(*, uow: TradingUnitOfWork, caller: Caller, request_id: str,
                      department_code: str, now: datetime) -> Project:
     """Register a project; the catalogue's entry that makes it enter, if any, goes with it.
 
-    The same ``request_id`` again returns the project it registered.
+    The same ``request_id`` again returns the project it registered when it is the same
+    request again (the same system, the same terms); otherwise ALREADY_EXISTS
+    (``request_ids.answer_again``).
     """
     require_category(category)
     check_amount(estimated_value_fen, field="estimated_value_fen")
@@ -111,12 +115,15 @@ def register_project(*, uow: TradingUnitOfWork, caller: Caller, request_id: str,
     if not title.strip():
         raise InvalidArgument("title must not be blank",
                               violations=[FieldViolation("title", "must not be blank")])
+    asked = _project_asked(caller.system, category=category, title=title.strip(),
+                           estimated_value_fen=estimated_value_fen,
+                           funding_source=funding_source, department_code=department_code)
     try:
         with uow:
             official = require_official(uow.staff, caller, role=TRADING_OFFICER)
             existing = uow.projects.by_request(request_id)
             if existing is not None:
-                return existing
+                return _the_same_project(uow, existing, request_id=request_id, asked=asked)
             if uow.departments.get(department_code) is None:
                 raise NotFound(f"department {department_code} is not in the directory")
             entry = entry_requiring_venue(uow.catalogue.list(category=category),
@@ -127,7 +134,8 @@ def register_project(*, uow: TradingUnitOfWork, caller: Caller, request_id: str,
                                 what="project")
             project = Project(number, category, title.strip(), estimated_value_fen,
                               funding_source, department_code, entry, now)
-            uow.projects.add(project, request_id=request_id, registered_by=official.id)
+            uow.projects.add(project, request_id=request_id, registered_by=official.id,
+                             system=caller.system)
             uow.audit.append(actor=_actor(caller, official), action="project.registered",
                              subject=f"project/{number}", at=now,
                              details={"category": category,
@@ -137,12 +145,31 @@ def register_project(*, uow: TradingUnitOfWork, caller: Caller, request_id: str,
             uow.commit()
             return project
     except IntegrityError:
-        # The same request raced itself: the first one's project is the answer.
+        # The same request id raced (PostgreSQL lets both look before either inserts): the
+        # first one's project is the answer, to that request only.
         with uow:
             raced = uow.projects.by_request(request_id)
-        if raced is None:
-            raise
-        return raced
+            if raced is None:
+                raise
+            return _the_same_project(uow, raced, request_id=request_id, asked=asked)
+
+
+def _project_asked(system: str, **terms: object) -> Asked:
+    """A registration as ``request_ids.answer_again`` compares it: the system, the
+    department the project is for, and every term of the project."""
+    return Asked(system, str(terms["department_code"]), terms)
+
+
+def _the_same_project(uow: TradingUnitOfWork, project: Project, *, request_id: str,
+                      asked: Asked) -> Project:
+    """The project registered under ``request_id`` when this is that request again."""
+    first = _project_asked(
+        uow.projects.registering_system(project.project_no),
+        category=project.category, title=project.title,
+        estimated_value_fen=project.estimated_value_fen,
+        funding_source=project.funding_source, department_code=project.department_code)
+    return answer_again(project, request_id=request_id, what="project", first=first,
+                        now=asked)
 
 
 @dataclass(frozen=True)
@@ -201,7 +228,9 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     """Announce a tender for a registered project: checked against the timing rules, the
     signed announcement kept as the outbox entry of its workflow (started by the caller).
 
-    The same ``request_id`` again returns the tender it announced.
+    The same ``request_id`` again returns the tender it announced when it is the same
+    request again (the same system, the same project, the same terms); otherwise
+    ALREADY_EXISTS (``request_ids.answer_again``).
     """
     window = decryption_window or rules.DEFAULT_DECRYPTION_WINDOW
     method = evaluation_method or DEFAULT_METHOD
@@ -217,15 +246,58 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
         rules.check_bid_period(announced_at=now, deadline=bid_deadline)
     except RuleBroken as broken:
         raise _broken(broken) from broken
+    asked = Asked(caller.system, project_no, dict(
+        bid_deadline=iso_instant(bid_deadline),
+        documents_until=iso_instant(documents_until) if documents_until else "",
+        decryption_window_seconds=int(window.total_seconds()), evaluation_method=str(method),
+        weights=[weights.price, weights.technical, weights.business] if weights else []))
+    try:
+        return _announce(uow=uow, signer=signer, calendar=calendar, caller=caller,
+                         request_id=request_id, project_no=project_no,
+                         bid_deadline=bid_deadline, documents_until=documents_until,
+                         window=window, method=method, weights=weights, asked=asked, now=now)
+    except IntegrityError:
+        # The same request id, or the same project, raced (PostgreSQL lets both look before
+        # either inserts): the first one's tender is the answer, to that request only.
+        with uow:
+            raced = uow.tenders.by_request(request_id)
+            if raced is not None:
+                return _the_same_tender(uow, raced, request_id=request_id, asked=asked)
+            if uow.tenders.of_project(project_no) is None:
+                raise
+        raise AlreadyExists(f"project {project_no} has a tender already") from None
+
+
+def _the_same_tender(uow: TradingUnitOfWork, tender: Tender, *, request_id: str,
+                     asked: Asked) -> Tender:
+    """The tender announced under ``request_id`` when this is that request again (the same
+    system, the same project, the same terms)."""
+    facts = TenderFacts.read(uow.tenders.announcement(tender.tender_no)["body"])
+    first = Asked(facts.system, facts.project_no, dict(
+        bid_deadline=facts.bid_deadline, documents_until=facts.documents_until,
+        decryption_window_seconds=facts.decryption_window_seconds,
+        evaluation_method=facts.evaluation_method, weights=list(facts.weights)))
+    return answer_again(tender, request_id=request_id, what="tender", first=first, now=asked)
+
+
+def _announce(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: WorkingCalendar,
+              caller: Caller, request_id: str, project_no: str, bid_deadline: datetime,
+              documents_until: datetime | None, window: timedelta, method: Method,
+              weights: Weights | None, asked: Asked, now: datetime) -> Tender:
     with uow:
         official = require_official(uow.staff, caller, role=TRADING_OFFICER)
         existing = uow.tenders.by_request(request_id)
         if existing is not None:
-            return existing
+            return _the_same_tender(uow, existing, request_id=request_id, asked=asked)
         project = uow.projects.get(project_no)
         if project is None:
             raise NotFound(f"project {project_no} is not registered")
         if uow.tenders.of_project(project_no) is not None:
+            # The same request may have announced it since it was looked for (PostgreSQL
+            # reads each statement's committed rows): then that is the answer.
+            raced = uow.tenders.by_request(request_id)
+            if raced is not None:
+                return _the_same_tender(uow, raced, request_id=request_id, asked=asked)
             raise AlreadyExists(f"project {project_no} has a tender already")
         if uow.projects.direct_award(project_no) is not None:
             raise FailedPrecondition(f"project {project_no} was awarded directly")

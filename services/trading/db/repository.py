@@ -526,13 +526,19 @@ class Projects:
         ).scalar()
         return int(value or 0)
 
-    def add(self, project: Project, *, request_id: str, registered_by: str) -> None:
+    def registering_system(self, project_no: str) -> str:
+        """The calling system that registered the project ('' when not known)."""
+        return str(self._connection.execute(
+            select(self._t.c.system).where(self._t.c.project_no == project_no)).scalar() or "")
+
+    def add(self, project: Project, *, request_id: str, registered_by: str,
+            system: str) -> None:
         self._connection.execute(insert(self._t).values(
             project_no=project.project_no, request_id=request_id, category=project.category,
             title=project.title, estimated_value_fen=project.estimated_value_fen,
             funding_source=project.funding_source, department_code=project.department_code,
             entry_code=project.entry.code if project.entry else "",
-            registered_by=registered_by, registered_at=project.registered_at))
+            registered_by=registered_by, registered_at=project.registered_at, system=system))
 
     def add_direct_award(self, project_no: str, *, request_id: str, supplier_code: str,
                          amount_fen: int, recorded_by: str, at: datetime) -> None:

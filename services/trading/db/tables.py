@@ -164,6 +164,9 @@ projects = Table(
     Column("entry_code", String(10), nullable=False),
     Column("registered_by", String(20), nullable=False),
     Column("registered_at", UtcDateTime, nullable=False),
+    #: The calling system that registered it (its request id answers that system only);
+    #: '' for a project registered before this column whose audit entry was not found.
+    Column("system", String(100), nullable=False, server_default=""),
 )
 
 #: Projects awarded outside the venue (only those the catalogue lets out).

@@ -1,0 +1,45 @@
+"""What a request id answers when it comes again: the rule every trading use case that
+creates a record under a caller's request id follows (projects, tenders, listings).
+
+A request id is public (it is in the signed announcement, the audit log, the feed), so
+finding a record under it says nothing about who asks now. The record answers again only
+the request it was made for: the same calling system, about the same subject, asking the
+same thing (a retry after a lost answer). Another system's reuse of the id, another
+subject's, or the same id with other terms is ALREADY_EXISTS, and nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from kernel.errors import AlreadyExists
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Asked:
+    """One request made under a request id: the calling system, the subject it is about
+    (a project number, a department) and what it asks, by field."""
+
+    system: str
+    subject: str
+    terms: Mapping[str, object] = field(default_factory=dict)
+
+
+def answer_again(record: T, *, request_id: str, what: str, first: Asked, now: Asked) -> T:
+    """``record`` (made by the ``first`` request under ``request_id``) when ``now`` is that
+    request again; otherwise ALREADY_EXISTS, naming the terms that differ (never their
+    values: the message reaches the logs)."""
+    if first.system != now.system or first.subject != now.subject:
+        raise AlreadyExists(f"request id {request_id} was used for another {what}: a new "
+                            "request takes a new request id")
+    differ = sorted(name for name in first.terms.keys() | now.terms.keys()
+                    if first.terms.get(name) != now.terms.get(name))
+    if differ:
+        raise AlreadyExists(f"request id {request_id} was used for a {what} with other terms "
+                            f"({', '.join(differ)}): a retry sends the same request again, "
+                            "a new request takes a new request id")
+    return record

@@ -1,0 +1,173 @@
+"""A project's registration and a tender's announcement: their request id answers only
+that request again (the same calling system, the same subject, the same terms); another
+system's reuse of the id, another subject's, or other terms are ALREADY_EXISTS and change
+nothing; concurrent retries of one request make one record.
+
+Over real gRPC, with Temporal out of reach (an announced tender stays an outbox entry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import func, select
+
+from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
+from services.trading.db import tables
+from services.trading.main import DEFINITION
+from tests.integration.intake.sealing import closed_port
+from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
+
+OFFICER = as_official("ZWFWZX-007")
+PLATFORM, OPERATOR = "trading-platform", "operator"
+
+
+@pytest.fixture
+async def trading(backend: str, tmp_path: Path, pki_dir: Path
+                  ) -> AsyncIterator[ServiceUnderTest]:
+    url = fresh_database_url(backend, "trading", tmp_path)
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  temporal_address=closed_port(),
+                                  tender_start_wait_seconds=0.5) as service:
+        yield service
+
+
+@pytest.fixture
+async def via(trading: ServiceUnderTest) -> AsyncIterator[Any]:
+    channels: dict[str, grpc.aio.Channel] = {}
+
+    def stub(system: str) -> Any:
+        if system not in channels:
+            channels[system] = trading.channel(system)
+        return trading_pb2_grpc.TradingServiceStub(channels[system])
+
+    try:
+        yield stub
+    finally:
+        for channel in channels.values():
+            await channel.close(None)
+
+
+def _state(service: ServiceUnderTest) -> tuple[int, ...]:
+    """The rows a refused request must leave as they were."""
+    with service.running.engine.connect() as connection:
+        return tuple(int(connection.execute(select(func.count()).select_from(t)).scalar_one())
+                     for t in (tables.audit_log, tables.projects, tables.tenders,
+                               tables.sequences))
+
+
+def _registration(request_id: str, *, title: str = "道路工程", department: str = "JYJ",
+                  value: int = 500_000_000) -> pb.RegisterProjectRequest:
+    return pb.RegisterProjectRequest(
+        request_id=request_id, category=pb.TRADING_CATEGORY_CONSTRUCTION, title=title,
+        estimated_value_fen=value, funding_source=pb.FUNDING_SOURCE_PUBLIC,
+        department_code=department)
+
+
+async def _register(via: Any, system: str, request: pb.RegisterProjectRequest) -> pb.Project:
+    response = await via(system).RegisterProject(request, metadata=OFFICER)
+    project: pb.Project = response.project
+    return project
+
+
+async def _refused(call: Any) -> tuple[grpc.StatusCode, str]:
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await call
+    return refused.value.code(), refused.value.details() or ""
+
+
+async def test_a_project_s_request_id_answers_only_its_own_request(
+        via: Any, trading: ServiceUnderTest) -> None:
+    shared = str(uuid.uuid4())
+    first = await _register(via, PLATFORM, _registration(shared))
+    again = await _register(via, PLATFORM, _registration(shared))
+    before = _state(trading)
+    other_system = await _refused(_register(via, OPERATOR, _registration(shared)))
+    other_subject = await _refused(_register(via, PLATFORM,
+                                             _registration(shared, department="FGW")))
+    other_terms = await _refused(_register(via, PLATFORM,
+                                           _registration(shared, title="桥梁工程",
+                                                         value=600_000_000)))
+
+    assert again.project_no == first.project_no
+    assert other_system == (grpc.StatusCode.ALREADY_EXISTS,
+                            f"request id {shared} was used for another project: a new "
+                            "request takes a new request id")
+    assert other_subject[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert "used for another project" in other_subject[1]
+    assert other_terms[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert "with other terms (estimated_value_fen, title)" in other_terms[1]
+    assert _state(trading) == before
+
+
+async def test_concurrent_retries_of_a_registration_make_one_project(
+        via: Any, trading: ServiceUnderTest) -> None:
+    request = _registration(str(uuid.uuid4()))
+    before = _state(trading)
+    answers = await asyncio.gather(*(_register(via, PLATFORM, request) for _ in range(8)))
+    assert len({a.project_no for a in answers}) == 1
+    assert _state(trading)[1] == before[1] + 1
+
+
+def _announcement(request_id: str, project_no: str, deadline: datetime, *,
+                  window_minutes: int = 0) -> pb.AnnounceTenderRequest:
+    request = pb.AnnounceTenderRequest(request_id=request_id, project_no=project_no,
+                                       decryption_window_minutes=window_minutes)
+    request.bid_deadline.FromDatetime(deadline)
+    return request
+
+
+async def _announce(via: Any, system: str, request: pb.AnnounceTenderRequest) -> pb.Tender:
+    response = await via(system).AnnounceTender(request, metadata=OFFICER)
+    tender: pb.Tender = response.tender
+    return tender
+
+
+async def test_a_tender_s_request_id_answers_only_its_own_request(
+        via: Any, trading: ServiceUnderTest) -> None:
+    project = await _register(via, PLATFORM, _registration(str(uuid.uuid4())))
+    other_project = await _register(via, PLATFORM, _registration(str(uuid.uuid4())))
+    shared = str(uuid.uuid4())
+    deadline = datetime.now(UTC) + timedelta(days=21)
+    first = await _announce(via, PLATFORM, _announcement(shared, project.project_no, deadline))
+    again = await _announce(via, PLATFORM, _announcement(shared, project.project_no, deadline))
+    before = _state(trading)
+    other_system = await _refused(_announce(
+        via, OPERATOR, _announcement(shared, project.project_no, deadline)))
+    other_subject = await _refused(_announce(
+        via, PLATFORM, _announcement(shared, other_project.project_no, deadline)))
+    other_terms = await _refused(_announce(
+        via, PLATFORM, _announcement(shared, project.project_no,
+                                     deadline + timedelta(days=1), window_minutes=90)))
+
+    assert again.tender_no == first.tender_no
+    assert other_system == (grpc.StatusCode.ALREADY_EXISTS,
+                            f"request id {shared} was used for another tender: a new "
+                            "request takes a new request id")
+    assert other_subject[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert "used for another tender" in other_subject[1]
+    assert other_terms[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert "with other terms (bid_deadline, decryption_window_seconds)" in other_terms[1]
+    assert _state(trading) == before
+    # The other project was not tendered by the refused reuse: it is announced as usual.
+    tendered = await _announce(via, PLATFORM, _announcement(
+        str(uuid.uuid4()), other_project.project_no, deadline))
+    assert tendered.project_no == other_project.project_no
+
+
+async def test_concurrent_retries_of_an_announcement_make_one_tender(
+        via: Any, trading: ServiceUnderTest) -> None:
+    project = await _register(via, PLATFORM, _registration(str(uuid.uuid4())))
+    request = _announcement(str(uuid.uuid4()), project.project_no,
+                            datetime.now(UTC) + timedelta(days=21))
+    answers = await asyncio.gather(*(_announce(via, PLATFORM, request) for _ in range(8)))
+    assert len({a.tender_no for a in answers}) == 1
+    assert _state(trading)[2] == 1
