@@ -733,6 +733,12 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             evaluations.prepare_committee, uow=self._reading(), signer=self._signer,
             caller=current_caller(), tender_no=request.tender_no,
             request_id=request.request_id, now=datetime.now(UTC))
+        if isinstance(prepared, evaluations.RecordedAct):
+            # Seated by this very request already (its answer was lost): answered again.
+            return pb.SeatEvaluationCommitteeResponse(
+                result=pb.TenderActResponse(tender=tender_to_proto(prepared.tender),
+                                            feed_sequence=prepared.feed_sequence),
+                member_ids=list(prepared.facts.members))
         result, _ = await self._send(SEAT_COMMITTEE, prepared, tender_no=request.tender_no,
                                      request_id=request.request_id)
         return pb.SeatEvaluationCommitteeResponse(
@@ -748,10 +754,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             bidder_id=request.bidder_id, compliant=request.compliant,
             technical=request.technical_score, business=request.business_score,
             now=datetime.now(UTC))
-        result, tender = await self._send(SCORE, prepared, tender_no=request.tender_no,
-                                          request_id=request.request_id)
+        if isinstance(prepared, evaluations.RecordedAct):
+            # Recorded by this very request already (its answer was lost): answered again,
+            # with the candidates when it was the sheet that completed the evaluation.
+            tender = tender_to_proto(prepared.tender)
+            result = pb.TenderActResponse(tender=tender, feed_sequence=prepared.feed_sequence)
+            completed = prepared.feed_sequence != 0
+        else:
+            result, tender = await self._send(SCORE, prepared, tender_no=request.tender_no,
+                                              request_id=request.request_id)
+            completed = tender.stage == pb.TENDER_STAGE_CANDIDATES
         response = pb.SubmitScoreSheetResponse(result=result)
-        if tender.stage == pb.TENDER_STAGE_CANDIDATES:
+        if completed:
             candidates = await asyncio.to_thread(
                 evaluations.published_candidates, uow=self._reading(),
                 tender_no=request.tender_no)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -38,6 +39,7 @@ from kernel.errors import (
 from kernel.identity import Caller
 from kernel.signing import BadSignature, ServiceSigner, Signed, TrustedKeys
 from services.trading.app import draws as draw_cases
+from services.trading.app.request_ids import Asked, answer_again
 from services.trading.app.tenders import TRADING_OFFICER, PreparedAct
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import DrawPurpose, DrawSpec, DrawState, Witness
@@ -53,6 +55,7 @@ from services.trading.domain.evaluation import (
     rank,
     stated_price,
 )
+from services.trading.domain.model import act_key
 from services.trading.domain.sealed_bids import SealedBidError, open_bid
 from services.trading.domain.tenders import Committee, Envelope, Tender, TenderStage
 from workflows.approval_contract import as_statement
@@ -180,12 +183,54 @@ def _drawn_result(uow: TradingUnitOfWork, draw_id: str) -> tuple[int, str, list[
     return entry.sequence, entry.body_sha256, list(body["drawn"])
 
 
+@dataclass(frozen=True)
+class RecordedAct:
+    """An act recorded already under the caller's request id, asking the same: the retry
+    of a call whose answer was lost, answered from the record, not sent again."""
+
+    tender: Tender
+    #: The feed entry the act published (0 when none), as the first call answered.
+    feed_sequence: int
+    facts: TenderFacts
+
+
+def _recorded(uow: TradingUnitOfWork, caller: Caller, tender: Tender, *, step: str,
+              request_id: str, what: str, first: Callable[[TenderFacts], Asked],
+              now: Asked) -> RecordedAct | None:
+    """The act the calling system recorded as ``step`` under ``request_id`` when ``now``
+    asks what it asked (``first`` reads that from its statement); ALREADY_EXISTS when it
+    asked something else (``request_ids.answer_again``); None when the system recorded
+    no such act (a request id is the system's own: the step's key is made of both)."""
+    if not request_id:
+        return None
+    done = uow.tenders.step(tender.tender_no, act_key(step, caller.system, request_id))
+    if done is None:
+        return None
+    facts = TenderFacts.read(json.loads(done.statement)["body"])
+    return answer_again(RecordedAct(tender, int(done.feed_sequence), facts),
+                        request_id=request_id, what=what, first=first(facts), now=now)
+
+
 def prepare_committee(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
-                      tender_no: str, request_id: str, now: datetime) -> PreparedAct:
+                      tender_no: str, request_id: str, now: datetime
+                      ) -> PreparedAct | RecordedAct:
     """The committee's statement: the experts of its draw's signed result, then the
-    representatives; signed for the tender's workflow; nothing is written."""
+    representatives; signed for the tender's workflow; nothing is written.
+
+    The same system's same request again, once the committee is seated by it, is
+    answered from the record (``RecordedAct``); any other seating of a seated committee
+    is ALREADY_EXISTS.
+    """
     with uow:
         official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+        known = uow.tenders.get(tender_no)
+        if known is not None:
+            again = _recorded(uow, caller, known, step="committee_seated",
+                              request_id=request_id, what="committee seating",
+                              first=lambda facts: Asked(facts.system, facts.tender_no),
+                              now=Asked(caller.system, tender_no))
+            if again is not None:
+                return again
         tender = _tender_in_evaluation(uow, tender_no)
         committee = uow.evaluations.committee(tender_no)
         if committee is None:
@@ -221,15 +266,26 @@ def _member_voice(uow: TradingUnitOfWork, caller: Caller, committee: Committee,
                                f"{member_id}: only the expert's own system may")
 
 
+def _sheet_asked(system: str, member_id: str, bidder_id: str, compliant: bool,
+                 technical: int, business: int) -> Asked:
+    """A score sheet as ``request_ids.answer_again`` compares it: about a member's score
+    of one bid, its scores."""
+    return Asked(system, f"{member_id}/{bidder_id}",
+                 {"compliant": compliant, "technical": technical, "business": business})
+
+
 def prepare_score_sheet(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                         tender_no: str, request_id: str, member_id: str, bidder_id: str,
                         compliant: bool, technical: int, business: int,
-                        now: datetime) -> PreparedAct:
+                        now: datetime) -> PreparedAct | RecordedAct:
     """A member's score sheet for one valid bid, checked and signed; nothing is written.
 
     Refused: another system than the member's (PERMISSION_DENIED), a member not on the
     committee (PERMISSION_DENIED), scores out of range (INVALID_ARGUMENT), a bid that is
     not valid (FAILED_PRECONDITION), a second sheet for the same bid (ALREADY_EXISTS).
+    The same system's same request again (the same member, bid and scores), once its
+    sheet is recorded, is answered from the record (``RecordedAct``), even after the
+    evaluation closed; the same request id with other scores is ALREADY_EXISTS.
     A system naming an official (a representative's) it may not speak for is refused
     before anything else is read, as on every RPC an official acts through.
     """
@@ -245,6 +301,14 @@ def prepare_score_sheet(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller
                 _tender_in_evaluation(uow, tender_no)
             raise FailedPrecondition(f"tender {tender_no} has no committee seated yet")
         _member_voice(uow, caller, committee, member_id)
+        again = _recorded(
+            uow, caller, tender, step="scored", request_id=request_id, what="score sheet",
+            first=lambda facts: _sheet_asked(facts.system, facts.member_id, facts.bidder_id,
+                                             facts.compliant, facts.technical, facts.business),
+            now=_sheet_asked(caller.system, member_id, bidder_id, compliant, technical,
+                             business))
+        if again is not None:
+            return again
         method, _ = evaluation_method(uow, tender_no)
         check_sheet(ScoreSheet(member_id, bidder_id, compliant, technical, business),
                     method=method)
