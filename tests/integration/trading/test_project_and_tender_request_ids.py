@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -20,40 +18,18 @@ import pytest
 from sqlalchemy import func, select
 
 from govhall.trading.v1 import trading_pb2 as pb
-from govhall.trading.v1 import trading_pb2_grpc
 from services.trading.db import tables
-from services.trading.main import DEFINITION
-from tests.integration.intake.sealing import closed_port
-from tests.support import ServiceUnderTest, as_official, fresh_database_url, service_under_test
+from tests.integration.trading.test_tenders_api import OFFICER, Calls
+from tests.integration.trading.test_tenders_api import calls as calls  # the fixture
+from tests.integration.trading.test_tenders_api import trading as trading  # the fixture
+from tests.support import ServiceUnderTest
 
-OFFICER = as_official("ZWFWZX-007")
 PLATFORM, OPERATOR = "trading-platform", "operator"
 
 
 @pytest.fixture
-async def trading(backend: str, tmp_path: Path, pki_dir: Path
-                  ) -> AsyncIterator[ServiceUnderTest]:
-    url = fresh_database_url(backend, "trading", tmp_path)
-    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
-                                  temporal_address=closed_port(),
-                                  tender_start_wait_seconds=0.5) as service:
-        yield service
-
-
-@pytest.fixture
-async def via(trading: ServiceUnderTest) -> AsyncIterator[Any]:
-    channels: dict[str, grpc.aio.Channel] = {}
-
-    def stub(system: str) -> Any:
-        if system not in channels:
-            channels[system] = trading.channel(system)
-        return trading_pb2_grpc.TradingServiceStub(channels[system])
-
-    try:
-        yield stub
-    finally:
-        for channel in channels.values():
-            await channel.close(None)
+def via(calls: Calls) -> Any:
+    return calls.via
 
 
 def _state(service: ServiceUnderTest) -> tuple[int, ...]:
@@ -84,6 +60,19 @@ async def _refused(call: Any) -> tuple[grpc.StatusCode, str]:
     return refused.value.code(), refused.value.details() or ""
 
 
+def _all_refused(what: str, request_id: str, *, other_system: tuple[grpc.StatusCode, str],
+                 other_subject: tuple[grpc.StatusCode, str],
+                 other_terms: tuple[grpc.StatusCode, str], terms: str) -> None:
+    """Each reuse of ``request_id`` refused ALREADY_EXISTS, saying why."""
+    assert other_system == (grpc.StatusCode.ALREADY_EXISTS,
+                            f"request id {request_id} was used for another {what}: a new "
+                            "request takes a new request id")
+    assert other_subject[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert f"used for another {what}" in other_subject[1]
+    assert other_terms[0] == grpc.StatusCode.ALREADY_EXISTS
+    assert f"with other terms ({terms})" in other_terms[1]
+
+
 async def test_a_project_s_request_id_answers_only_its_own_request(
         via: Any, trading: ServiceUnderTest) -> None:
     shared = str(uuid.uuid4())
@@ -98,13 +87,8 @@ async def test_a_project_s_request_id_answers_only_its_own_request(
                                                          value=600_000_000)))
 
     assert again.project_no == first.project_no
-    assert other_system == (grpc.StatusCode.ALREADY_EXISTS,
-                            f"request id {shared} was used for another project: a new "
-                            "request takes a new request id")
-    assert other_subject[0] == grpc.StatusCode.ALREADY_EXISTS
-    assert "used for another project" in other_subject[1]
-    assert other_terms[0] == grpc.StatusCode.ALREADY_EXISTS
-    assert "with other terms (estimated_value_fen, title)" in other_terms[1]
+    _all_refused("project", shared, other_system=other_system, other_subject=other_subject,
+                 other_terms=other_terms, terms="estimated_value_fen, title")
     assert _state(trading) == before
 
 
@@ -149,13 +133,8 @@ async def test_a_tender_s_request_id_answers_only_its_own_request(
                                      deadline + timedelta(days=1), window_minutes=90)))
 
     assert again.tender_no == first.tender_no
-    assert other_system == (grpc.StatusCode.ALREADY_EXISTS,
-                            f"request id {shared} was used for another tender: a new "
-                            "request takes a new request id")
-    assert other_subject[0] == grpc.StatusCode.ALREADY_EXISTS
-    assert "used for another tender" in other_subject[1]
-    assert other_terms[0] == grpc.StatusCode.ALREADY_EXISTS
-    assert "with other terms (bid_deadline, decryption_window_seconds)" in other_terms[1]
+    _all_refused("tender", shared, other_system=other_system, other_subject=other_subject,
+                 other_terms=other_terms, terms="bid_deadline, decryption_window_seconds")
     assert _state(trading) == before
     # The other project was not tendered by the refused reuse: it is announced as usual.
     tendered = await _announce(via, PLATFORM, _announcement(

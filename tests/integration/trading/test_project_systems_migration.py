@@ -1,0 +1,59 @@
+"""Migration 0017 on a database that already holds projects: each project's registering
+system is read from the audit log's entry of its registration ('' when there is none, so
+its request id answers no system), and the downgrade drops the column again."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+from alembic import command
+
+from kernel.db import make_engine
+from kernel.migrations import alembic_config, upgrade
+from services.trading.db import tables
+from services.trading.main import DEFINITION
+from tests.integration.trading.test_envelope_migration import _filled
+from tests.support import fresh_database_url
+
+
+def _projects_at_0016(url: str) -> None:
+    engine = make_engine(url)
+    reflected = sa.MetaData()
+    reflected.reflect(engine)
+    t = reflected.tables
+    with engine.begin() as connection:
+        for number in ("PJ-1", "PJ-2"):
+            connection.execute(t["projects"].insert(), _filled(t["projects"], {
+                "project_no": number, "request_id": f"r-{number}"}))
+        for sequence, (system, action, subject) in enumerate([
+                ("operator", "expert.registered", "project/PJ-1"),
+                ("trading-platform", "project.registered", "project/PJ-1"),
+                ("operator", "project.registered", "project/PJ-10")], start=1):
+            connection.execute(t["audit_log"].insert(), _filled(t["audit_log"], {
+                "sequence": sequence, "system": system, "action": action,
+                "subject": subject, "entry_hash": f"{sequence:064d}"}))
+    engine.dispose()
+
+
+def test_each_project_s_system_comes_from_its_registration_s_audit_entry(
+        backend: str, tmp_path: Path) -> None:
+    url = fresh_database_url(backend, "trading", tmp_path)
+    config = alembic_config(migrations_dir=DEFINITION.migrations_dir, url=url)
+    command.upgrade(config, "0016_score_tallies")
+    _projects_at_0016(url)
+
+    upgrade(migrations_dir=DEFINITION.migrations_dir, url=url)
+    engine = make_engine(url)
+    p = tables.projects
+    with engine.connect() as connection:
+        systems = dict(connection.execute(sa.select(p.c.project_no, p.c.system)).all())
+    engine.dispose()
+    assert systems == {"PJ-1": "trading-platform", "PJ-2": ""}
+
+    command.downgrade(config, "0016_score_tallies")
+    engine = make_engine(url)
+    with engine.connect() as connection:
+        columns = {c["name"] for c in sa.inspect(connection).get_columns("projects")}
+    engine.dispose()
+    assert "system" not in columns and "project_no" in columns
