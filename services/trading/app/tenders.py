@@ -28,6 +28,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
@@ -187,34 +188,60 @@ def record_direct_award(*, uow: TradingUnitOfWork, caller: Caller, request_id: s
     Refused with FAILED_PRECONDITION naming the rule when the catalogue makes
     the project enter the venue at its estimated value or at ``amount_fen``,
     and when a tender for it was announced; ALREADY_EXISTS for a second award.
+    The same ``request_id`` again returns the award when it is the same request again (the
+    same system, project, supplier and amount); otherwise ALREADY_EXISTS
+    (``request_ids.answer_again``).
     """
     check_amount(amount_fen, field="amount_fen")
-    with uow:
-        official = require_official(uow.staff, caller, role=TRADING_OFFICER)
-        project = uow.projects.get(project_no)
-        if project is None:
-            raise NotFound(f"project {project_no} is not registered")
-        by_amount = entry_requiring_venue(uow.catalogue.list(category=project.category),
-                                          category=project.category,
-                                          estimated_value_fen=amount_fen)
-        refuse_outside_venue(project, amount_fen=amount_fen, entry=by_amount)
-        tender_no = uow.tenders.of_project(project_no)
-        if tender_no is not None:
-            raise FailedPrecondition(f"project {project_no} is tendered in the venue "
-                                     f"({tender_no}): it cannot be awarded directly")
-        existing = uow.projects.direct_award(project_no)
-        if existing is not None:
-            if existing.request_id == request_id:
-                return DirectAward(project_no, existing.amount_fen, existing.recorded_at)
-            raise AlreadyExists(f"project {project_no} has a direct award already")
-        uow.projects.add_direct_award(project_no, request_id=request_id,
-                                      supplier_code=supplier_code, amount_fen=amount_fen,
-                                      recorded_by=official.id, at=now)
-        uow.audit.append(actor=_actor(caller, official), action="project.awarded_directly",
-                         subject=f"project/{project_no}", at=now,
-                         details={"amount_fen": amount_fen, "supplier_code": supplier_code})
-        uow.commit()
-        return DirectAward(project_no, amount_fen, now)
+    asked = Asked(caller.system, project_no,
+                  {"supplier_code": supplier_code, "amount_fen": amount_fen})
+    try:
+        with uow:
+            official = require_official(uow.staff, caller, role=TRADING_OFFICER)
+            earlier = uow.projects.direct_award_by_request(request_id)
+            if earlier is not None:
+                return _the_same_award(earlier, request_id=request_id, asked=asked)
+            project = uow.projects.get(project_no)
+            if project is None:
+                raise NotFound(f"project {project_no} is not registered")
+            by_amount = entry_requiring_venue(uow.catalogue.list(category=project.category),
+                                              category=project.category,
+                                              estimated_value_fen=amount_fen)
+            refuse_outside_venue(project, amount_fen=amount_fen, entry=by_amount)
+            tender_no = uow.tenders.of_project(project_no)
+            if tender_no is not None:
+                raise FailedPrecondition(f"project {project_no} is tendered in the venue "
+                                         f"({tender_no}): it cannot be awarded directly")
+            if uow.projects.direct_award(project_no) is not None:
+                raise AlreadyExists(f"project {project_no} has a direct award already")
+            uow.projects.add_direct_award(project_no, request_id=request_id,
+                                          supplier_code=supplier_code, amount_fen=amount_fen,
+                                          recorded_by=official.id, at=now,
+                                          system=caller.system)
+            uow.audit.append(actor=_actor(caller, official), action="project.awarded_directly",
+                             subject=f"project/{project_no}", at=now,
+                             details={"amount_fen": amount_fen,
+                                      "supplier_code": supplier_code})
+            uow.commit()
+            return DirectAward(project_no, amount_fen, now)
+    except IntegrityError:
+        # The same request id, or the same project, raced (PostgreSQL lets both look before
+        # either inserts): the first one's award is the answer, to that request only.
+        with uow:
+            raced = uow.projects.direct_award_by_request(request_id)
+            if raced is not None:
+                return _the_same_award(raced, request_id=request_id, asked=asked)
+            if uow.projects.direct_award(project_no) is None:
+                raise
+        raise AlreadyExists(f"project {project_no} has a direct award already") from None
+
+
+def _the_same_award(award: Any, *, request_id: str, asked: Asked) -> DirectAward:
+    """The award recorded under ``request_id`` (its row) when this is that request again."""
+    first = Asked(award.system, award.project_no,
+                  {"supplier_code": award.supplier_code, "amount_fen": award.amount_fen})
+    return answer_again(DirectAward(award.project_no, award.amount_fen, award.recorded_at),
+                        request_id=request_id, what="direct award", first=first, now=asked)
 
 
 # ---- tenders -------------------------------------------------------------------------------

@@ -541,14 +541,19 @@ class Projects:
             registered_by=registered_by, registered_at=project.registered_at, system=system))
 
     def add_direct_award(self, project_no: str, *, request_id: str, supplier_code: str,
-                         amount_fen: int, recorded_by: str, at: datetime) -> None:
+                         amount_fen: int, recorded_by: str, at: datetime,
+                         system: str) -> None:
         self._connection.execute(insert(tables.direct_awards).values(
             project_no=project_no, request_id=request_id, supplier_code=supplier_code,
-            amount_fen=amount_fen, recorded_by=recorded_by, recorded_at=at))
+            amount_fen=amount_fen, recorded_by=recorded_by, recorded_at=at, system=system))
 
     def direct_award(self, project_no: str) -> Row[Any] | None:
         t = tables.direct_awards
         return self._connection.execute(select(t).where(t.c.project_no == project_no)).first()
+
+    def direct_award_by_request(self, request_id: str) -> Row[Any] | None:
+        t = tables.direct_awards
+        return self._connection.execute(select(t).where(t.c.request_id == request_id)).first()
 
     def direct_deals(self, start: datetime, end: datetime) -> list[Deal]:
         """The direct awards recorded in [start, end)."""

@@ -179,6 +179,9 @@ direct_awards = Table(
     Column("amount_fen", BigInteger, nullable=False),
     Column("recorded_by", String(20), nullable=False),
     Column("recorded_at", UtcDateTime, nullable=False),
+    #: The calling system that recorded it (its request id answers that system only);
+    #: '' for an award recorded before this column whose audit entry was not found.
+    Column("system", String(100), nullable=False, server_default=""),
 )
 
 #: Tenders; ``workflow_started`` false is the outbox entry of the tender's workflow.

@@ -150,3 +150,31 @@ async def test_concurrent_retries_of_an_announcement_make_one_tender(
     answers = await asyncio.gather(*(_announce(via, PLATFORM, request) for _ in range(8)))
     assert len({a.tender_no for a in answers}) == 1
     assert _state(trading)[2] == 1
+
+
+def _award(request_id: str, project_no: str, amount: int) -> pb.RecordDirectAwardRequest:
+    return pb.RecordDirectAwardRequest(request_id=request_id, project_no=project_no,
+                                       supplier_code="91210100MA0XXXXX1A", amount_fen=amount)
+
+
+async def test_a_direct_award_s_request_id_answers_only_its_own_request(
+        via: Any, trading: ServiceUnderTest) -> None:
+    project = await _register(via, PLATFORM, _registration(str(uuid.uuid4()),
+                                                           value=50_000_000))
+    other = await _register(via, PLATFORM, _registration(str(uuid.uuid4()), value=50_000_000))
+    shared = str(uuid.uuid4())
+    first = await via(PLATFORM).RecordDirectAward(
+        _award(shared, project.project_no, 40_000_000), metadata=OFFICER)
+    again = await via(PLATFORM).RecordDirectAward(
+        _award(shared, project.project_no, 40_000_000), metadata=OFFICER)
+    before = _state(trading)
+    other_system = await _refused(via(OPERATOR).RecordDirectAward(
+        _award(shared, project.project_no, 40_000_000), metadata=OFFICER))
+    other_subject = await _refused(via(PLATFORM).RecordDirectAward(
+        _award(shared, other.project_no, 40_000_000), metadata=OFFICER))
+    other_terms = await _refused(via(PLATFORM).RecordDirectAward(
+        _award(shared, project.project_no, 30_000_000), metadata=OFFICER))
+    assert again.recorded_at == first.recorded_at
+    _all_refused("direct award", shared, other_system=other_system,
+                 other_subject=other_subject, other_terms=other_terms, terms="amount_fen")
+    assert _state(trading)[1:] == before[1:]

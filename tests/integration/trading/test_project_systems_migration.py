@@ -1,6 +1,7 @@
-"""Migration 0017 on a database that already holds projects: each project's registering
-system is read from the audit log's entry of its registration ('' when there is none, so
-its request id answers no system), and the downgrade drops the column again."""
+"""Migration 0017 on a database that already holds projects and direct awards: each one's
+calling system is read from the audit log's entry of its registration or award ('' when
+there is none, so its request id answers no system), and the downgrade drops the columns
+again."""
 
 from __future__ import annotations
 
@@ -26,17 +27,20 @@ def _projects_at_0016(url: str) -> None:
         for number in ("PJ-1", "PJ-2"):
             connection.execute(t["projects"].insert(), _filled(t["projects"], {
                 "project_no": number, "request_id": f"r-{number}"}))
+            connection.execute(t["direct_awards"].insert(), _filled(t["direct_awards"], {
+                "project_no": number, "request_id": f"a-{number}", "amount_fen": 1}))
         for sequence, (system, action, subject) in enumerate([
                 ("operator", "expert.registered", "project/PJ-1"),
                 ("trading-platform", "project.registered", "project/PJ-1"),
-                ("operator", "project.registered", "project/PJ-10")], start=1):
+                ("operator", "project.registered", "project/PJ-10"),
+                ("operator", "project.awarded_directly", "project/PJ-2")], start=1):
             connection.execute(t["audit_log"].insert(), _filled(t["audit_log"], {
                 "sequence": sequence, "system": system, "action": action,
                 "subject": subject, "entry_hash": f"{sequence:064d}"}))
     engine.dispose()
 
 
-def test_each_project_s_system_comes_from_its_registration_s_audit_entry(
+def test_each_project_s_and_award_s_system_comes_from_its_audit_entry(
         backend: str, tmp_path: Path) -> None:
     url = fresh_database_url(backend, "trading", tmp_path)
     config = alembic_config(migrations_dir=DEFINITION.migrations_dir, url=url)
@@ -45,15 +49,19 @@ def test_each_project_s_system_comes_from_its_registration_s_audit_entry(
 
     upgrade(migrations_dir=DEFINITION.migrations_dir, url=url)
     engine = make_engine(url)
-    p = tables.projects
+    p, d = tables.projects, tables.direct_awards
     with engine.connect() as connection:
         systems = dict(connection.execute(sa.select(p.c.project_no, p.c.system)).all())
+        awarded = dict(connection.execute(sa.select(d.c.project_no, d.c.system)).all())
     engine.dispose()
     assert systems == {"PJ-1": "trading-platform", "PJ-2": ""}
+    assert awarded == {"PJ-1": "", "PJ-2": "operator"}
 
     command.downgrade(config, "0016_score_tallies")
     engine = make_engine(url)
     with engine.connect() as connection:
-        columns = {c["name"] for c in sa.inspect(connection).get_columns("projects")}
+        columns = {table: {c["name"] for c in sa.inspect(connection).get_columns(table)}
+                   for table in ("projects", "direct_awards")}
     engine.dispose()
-    assert "system" not in columns and "project_no" in columns
+    assert all("system" not in names and "project_no" in names
+               for names in columns.values())
