@@ -15,7 +15,8 @@ The notes stay bounded by the acts trading takes: only an act that passed the
 servicer's own checks (``prepare_bidder_act``) is noted, and the note of an act the
 workflow then refuses (its validator, or the recording step) is deleted at once
 (``forget_act_origin``), so refused acts cannot fill the table. A note stays while
-the workflow could not be reached: the same act sent again may still be recorded.
+the workflow could not be reached (the caller gets UNAVAILABLE): the same act sent again
+may still be recorded, and is, under the noted key.
 """
 
 from __future__ import annotations
