@@ -47,7 +47,7 @@ from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
 from services.trading.domain.listings import ListingRecord, ListingState
-from workflows.approval_contract import as_statement
+from workflows.approval_contract import as_statement, iso_instant
 from workflows.listing_contract import (
     LAND,
     PROPERTY_RIGHTS,
@@ -74,7 +74,7 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
             existing = uow.listings.by_request(request_id)
             if existing is not None:
                 return _the_same_request(uow, existing, caller=caller, request_id=request_id,
-                                         project_no=project_no)
+                                         project_no=project_no, spec=spec)
             project = uow.projects.get(project_no)
             if project is None:
                 raise NotFound(f"project {project_no} is not registered")
@@ -90,7 +90,7 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                 raced = uow.listings.by_request(request_id)
                 if raced is not None:
                     return _the_same_request(uow, raced, caller=caller, request_id=request_id,
-                                             project_no=project_no)
+                                             project_no=project_no, spec=spec)
                 raise AlreadyExists(f"project {project_no} is listed already")
             if uow.tenders.of_project(project_no) is not None:
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue")
@@ -113,15 +113,7 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
                 department_code=official.department_code, category=category,
                 project_no=project_no, entry_code=project.entry.code if project.entry else "",
                 owner_department=project.department_code, opens_at=spec.opens_at,
-                closes_at=spec.closes_at,
-                start_price_fen=(spec.start_price if isinstance(spec, rules.LandListingSpec)
-                                 else 0),
-                increment_fen=spec.increment, reserve_price_fen=spec.reserve_price or 0,
-                auction_interval_seconds=int(spec.auction_interval.total_seconds()),
-                max_extensions=(spec.max_extensions
-                                if isinstance(spec, rules.PropertyListingSpec) else 0),
-                agreement_working_days=(spec.agreement_working_days
-                                        if isinstance(spec, rules.PropertyListingSpec) else 0)))
+                **_terms(spec)))
             record = ListingRecord(listing_no, project_no, category, str(ListingState.LISTING),
                                    now, spec.opens_at, spec.closes_at, False,
                                    project.entry.code if project.entry else "")
@@ -141,20 +133,44 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
             listed = uow.listings.of_project(project_no)
             if raced is not None:
                 return _the_same_request(uow, raced, caller=caller, request_id=request_id,
-                                         project_no=project_no)
+                                         project_no=project_no, spec=spec)
         if listed is not None:
             raise AlreadyExists(f"project {project_no} is listed already") from None
         raise
 
 
+def _terms(spec: rules.LandListingSpec | rules.PropertyListingSpec
+           ) -> dict[str, str | int | datetime]:
+    """The terms a listing's announcement states besides when it opens (a disclosure opens
+    when it is made, so a retry's opening differs): what a retry must ask again."""
+    if isinstance(spec, rules.LandListingSpec):
+        kind: dict[str, str | int | datetime] = {"start_price_fen": spec.start_price}
+    else:
+        kind = {"max_extensions": spec.max_extensions,
+                "agreement_working_days": spec.agreement_working_days}
+    return {"closes_at": spec.closes_at, "increment_fen": spec.increment,
+            "reserve_price_fen": spec.reserve_price or 0,
+            "auction_interval_seconds": int(spec.auction_interval.total_seconds()), **kind}
+
+
 def _the_same_request(uow: TradingUnitOfWork, listing: ListingRecord, *, caller: Caller,
-                      request_id: str, project_no: str) -> ListingRecord:
+                      request_id: str, project_no: str,
+                      spec: rules.LandListingSpec | rules.PropertyListingSpec) -> ListingRecord:
     """The listing published under ``request_id`` when this is that request again (the same
-    system, the same project: ``request_ids.answer_again``)."""
-    published_by = ListingFacts.read(uow.listings.announcement(listing.listing_no)["body"])
+    system, the same project, the same terms: ``request_ids.answer_again``). The terms are
+    compared as the signed announcement states them (a land listing's opening among them)."""
+    body = uow.listings.announcement(listing.listing_no)["body"]
+    published_by = ListingFacts.read(body)
+    terms = _terms(spec)
+    if isinstance(spec, rules.LandListingSpec):
+        terms["opens_at"] = spec.opens_at
+    # As the announcement's body carries them: instants in ISO form, zeros left out.
+    asked = {name: iso_instant(value) if isinstance(value, datetime) else value or None
+             for name, value in terms.items()}
     return answer_again(listing, request_id=request_id, what="listing",
-                        first=Asked(published_by.system, listing.project_no),
-                        now=Asked(caller.system, project_no))
+                        first=Asked(published_by.system, listing.project_no,
+                                    {name: body.get(name) for name in terms}),
+                        now=Asked(caller.system, project_no, asked))
 
 
 def _numbered(spec: rules.LandListingSpec | rules.PropertyListingSpec,
