@@ -40,6 +40,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from services.trading.domain import evaluation
+
 
 class AlertRule(StrEnum):
     SAME_ORIGIN = "same_origin"
@@ -199,15 +201,15 @@ def parsed_document(document: bytes) -> Any:
 
 def price_in(parsed: Any) -> int | None:
     """``bid_price`` of a document already parsed (``parsed_document``)."""
-    price = parsed.get("price_fen") if isinstance(parsed, dict) else None
-    if isinstance(price, int) and not isinstance(price, bool) and price > 0:
-        return price
-    return None
+    return evaluation.price_in(parsed)
 
 
 def bid_price(document: bytes) -> int | None:
-    """The price a bid document states, in fen: its JSON object's integer ``price_fen``
-    (> 0); None for a document that states none (no price rule applies to it)."""
+    """The price a bid document states, in fen, as the evaluation reads it: its JSON
+    object's whole number ``price_fen`` from 1 to ``evaluation.MAX_PRICE_FEN``; None for a
+    document that states none (no price rule applies to it). A bound, not any positive
+    number: the rules add prices up, and a sum of 4,300-digit prices could not even be
+    written into an alert's details."""
     return price_in(parsed_document(document))
 
 

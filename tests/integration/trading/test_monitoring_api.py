@@ -403,6 +403,27 @@ async def test_the_opening_raises_identical_documents_and_a_low_price_in_order(
     assert "spec" not in " ".join(str(s) for s in seen)
 
 
+async def test_prices_beyond_the_bound_state_no_price_and_the_opening_goes_on(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    """Two bidders state 4,300-digit prices (the most JSON parsing takes): like the
+    evaluation, the price rule reads no price from them. Read as prices, their sum could
+    not be written into the third bid's low-price alert, and the opening would be retried
+    for ever (found by the s16 attack)."""
+    tender = await _tender(calls, value=500_000_000)
+    huge = b"9" * 4300
+    documents = {"BD-0001": b'{"price_fen": ' + huge + b', "spec": "A"}',
+                 "BD-0002": b'{"price_fen": ' + huge + b', "spec": "B"}',
+                 "BD-0003": b'{"price_fen": 400000000, "spec": "C"}'}
+    seen = await opened(calls, trading, tender, documents)
+    assert (seen[-1].step, seen[-1].stage) == ("decryption_closed", "evaluation")
+    # BD-0003 alone states a price: set against the estimate, it is not low.
+    assert [a.rule for a in seen[-1].alerts] == []
+    with trading.running.engine.connect() as connection:
+        stage = connection.execute(select(tables.tenders.c.stage).where(
+            tables.tenders.c.tender_no == tender.tender_no)).scalar_one()
+    assert stage == "evaluation"
+
+
 # ---- statistics ------------------------------------------------------------------------------
 
 async def test_statistics_count_direct_awards_and_awarded_tenders_exactly(

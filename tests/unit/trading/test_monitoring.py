@@ -224,18 +224,18 @@ _DOCUMENTS = [b'{"price_fen": 123456}', b'{"price_fen": 0}', b'{"price_fen": -3}
 def test_one_parse_of_a_document_gives_both_readings_of_its_price() -> None:
     for document in _DOCUMENTS:
         parsed = parsed_document(document)
-        # The monitoring rules' reading (any price above 0) and the ranking's (1 to
-        # MAX_PRICE_FEN) from the one parse, each as it reads the document itself.
+        # The monitoring rules' reading and the ranking's from the one parse, each as it
+        # reads the document itself; and they are one reading (1 to MAX_PRICE_FEN).
         assert price_in(parsed) == bid_price(document)
         assert evaluation.price_in(parsed) == evaluation.stated_price(document)
-    # And what each reading is, written out: only whole numbers above 0 are prices, the
-    # ranking's only up to MAX_PRICE_FEN; the last of a repeated key counts.
+        assert price_in(parsed) == evaluation.price_in(parsed)
+    # What the reading is, written out: only whole numbers from 1 to MAX_PRICE_FEN are
+    # prices; the last of a repeated key counts.
     assert [price_in(parsed_document(d)) for d in _DOCUMENTS] == [
-        123456, None, None, None, None, None, 10**14 + 1, 7, None, None, None, None]
-    assert [evaluation.price_in(parsed_document(d)) for d in _DOCUMENTS] == [
         123456, None, None, None, None, None, None, 7, None, None, None, None]
-    assert price_in(parsed_document(b'{"price_fen": 100000000000001}')) == 10**14 + 1
-    assert evaluation.price_in(parsed_document(b'{"price_fen": 100000000000001}')) is None
+    assert price_in(parsed_document(b'{"price_fen": 100000000000000}')) == 10**14
+    assert price_in(parsed_document(b'{"price_fen": 100000000000001}')) is None
+    assert price_in(parsed_document(b'{"price_fen": ' + b"9" * 4300 + b"}")) is None
     assert parsed_document(b"\xff\xfe") is None and parsed_document(b"[1, 2]") == [1, 2]
 
 
