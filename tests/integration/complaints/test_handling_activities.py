@@ -403,3 +403,20 @@ async def test_overdue_escalates_once_and_a_lapsed_window_closes(bench: Bench) -
     closed = await ActivityEnvironment().run(bench.activities.close_case,
                                              Closing(number, "rating_window_lapsed"))
     assert closed.stage == "closed"
+
+
+async def test_a_late_opening_counts_the_deadlines_from_the_received_time(bench: Bench) -> None:
+    # The outbox defers the starts while a burst of pushes is taken in, and Temporal may be
+    # away for days: the case is opened (its workflow's first activity) long after it was
+    # received. Its deadlines run from when it was received, as if opened at once.
+    received = bench.clock[0]
+    bench.clock[0] = received + timedelta(days=3, hours=5)
+    number = await bench.submit("HL-LATE", received_at=received)
+    opened = bench.case(number)
+    assert opened.received_at == received
+    assert opened.sign_for_due == datetime(2026, 11, 9, 7, 30, tzinfo=UTC)
+    assert opened.reply_due == datetime(2026, 11, 30, 9, 30, tzinfo=UTC)
+    # The opening itself is recorded when it happened.
+    [deadlines_set] = [row for row in bench.rows(tables.complaint_events, number)
+                       if row.code == "complaint.deadlines_set"]
+    assert deadlines_set.at == bench.clock[0]
