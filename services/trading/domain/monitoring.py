@@ -238,10 +238,13 @@ def identical_documents(documents: Iterable[tuple[str, bytes]]) -> dict[str, lis
     pairs): each such document's SHA-256 and its holders, in the order each document first
     occurs. Only those documents are hashed (SHA-256), not every document of an opening:
     the documents are first told apart by their length and their first and last bytes,
-    and only the ones alike in those by their whole bytes."""
-    by_sketch: dict[tuple[int, bytes, bytes], list[tuple[int, str, bytes]]] = defaultdict(list)
+    and only the ones alike in those by their whole bytes (a document no longer than
+    both ends at once)."""
+    by_sketch: dict[object, list[tuple[int, str, bytes]]] = defaultdict(list)
     for index, (bidder_id, document) in enumerate(documents):
-        by_sketch[len(document), document[:_SKETCH], document[-_SKETCH:]].append(
+        # A document no longer than both ends is its own sketch (its bytes).
+        by_sketch[document if len(document) <= _WHOLE else
+                  (len(document), document[:_SKETCH], document[-_SKETCH:])].append(
             (index, bidder_id, document))
     shared: list[tuple[int, bytes, list[str]]] = []
     for alike in by_sketch.values():
@@ -258,6 +261,8 @@ def identical_documents(documents: Iterable[tuple[str, bytes]]) -> dict[str, lis
 
 #: The bytes at each end of a document that ``identical_documents`` compares first.
 _SKETCH = 64
+#: A document of at most this many bytes is told apart by its whole bytes at once.
+_WHOLE = 2 * _SKETCH
 
 
 def alerts_on_opening(opened: Sequence[OpenedBid], *, estimate_fen: int) -> list[Alert]:
@@ -300,18 +305,31 @@ def _low_price_alerts(opened: Sequence[tuple[str, int | None]], *,
     total = sum(price for _, price in priced)
     own_sum: dict[str, int] = defaultdict(int)
     own_count: dict[str, int] = defaultdict(int)
-    for bidder_id, price in priced:
-        own_sum[bidder_id] += price
-        own_count[bidder_id] += 1
-    for bidder_id, price in sorted(priced, key=lambda b: b[0]):
-        count = len(priced) - own_count[bidder_id]
+    if len({bidder_id for bidder_id, _ in priced}) == len(priced):
+        # One bid per bidder (a tender's opening): its own sum is its price, and sorting
+        # the pairs sorts by bidder alone.
+        others = len(priced) - 1
+        in_order = sorted(priced)
+    else:
+        others = -1
+        in_order = sorted(priced, key=lambda b: b[0])
+        for bidder_id, price in priced:
+            own_sum[bidder_id] += price
+            own_count[bidder_id] += 1
+    threshold = LOW_PRICE_PERCENT
+    for bidder_id, price in in_order:
+        if others >= 0:
+            count, reference = others, total - price
+        else:
+            count, reference = len(priced) - own_count[bidder_id], total - own_sum[bidder_id]
         if count:
-            reference, basis = total - own_sum[bidder_id], "mean_of_other_bids"
+            basis = "mean_of_other_bids"
         elif estimate_fen > 0:
             reference, count, basis = estimate_fen, 1, "estimate"
         else:
             continue
-        if is_abnormally_low(price, reference, references=count):
+        # is_abnormally_low, inline: a call per bid costs more than the test.
+        if price * 100 * count < threshold * reference:
             alerts.append(Alert(
                 AlertRule.LOW_PRICE,
                 f"bidder {bidder_id}'s price {price} fen is below "
