@@ -13,12 +13,14 @@ from services.trading.domain import evaluation
 from services.trading.domain.monitoring import (
     ActSeen,
     AlertRule,
+    AlikeDocuments,
     BidSeen,
     NewTradeStep,
     OpenedBid,
     alerts_on_award,
     alerts_on_bid,
     alerts_on_listing_act,
+    alerts_on_opened,
     alerts_on_opened_documents,
     alerts_on_opening,
     bid_price,
@@ -364,3 +366,43 @@ def test_the_opening_alerts_hold_for_short_documents_and_a_bidder_named_twice() 
         assert identical_documents((b, d) for b, d, _ in opened) == {
             hashlib.sha256(document).hexdigest(): holders
             for document, holders in by_bytes.items() if len(holders) > 1}
+
+
+def test_alike_documents_holds_none_but_reopens_the_first_of_alike_ones() -> None:
+    # The opening's way: each document given once with a token, none held; a document
+    # alike in length and ends with an earlier one has the earlier one opened again (by
+    # its token, once), and the result is identical_documents' and its alerts the same.
+    rng = random.Random(17)
+    for _ in range(300):
+        pool = [_document(rng.choice([None, 650, 1000]), bytes(rng.choice(b"AB") for _ in
+                                                               range(3)))
+                for _ in range(rng.randint(1, 4))] + [b"{}", b'{"price_fen": 5}', b"z" * 200]
+        opened = [(f"BD-{index:02d}", bytes(bytearray(rng.choice(pool))))
+                  for index in rng.sample(range(40), rng.randint(0, 12))]
+        reopened: list[int] = []
+
+        def reopen(token: object, opened: list[tuple[str, bytes]] = opened,
+                   reopened: list[int] = reopened) -> bytes:
+            assert isinstance(token, int)
+            reopened.append(token)
+            return bytes(bytearray(opened[token][1]))
+
+        alike = AlikeDocuments(reopen)
+        for index, (bidder, document) in enumerate(opened):
+            alike.add(bidder, document, index)
+        assert alike.shared() == identical_documents(opened)
+        # Reopened: the first holder of each sketch another document came with, once.
+        firsts: dict[object, list[int]] = {}
+        for index, (_, document) in enumerate(opened):
+            sketch = document if len(document) <= 128 else (
+                len(document), document[:64], document[-64:])
+            firsts.setdefault(sketch, []).append(index)
+        assert sorted(reopened) == sorted(i[0] for i in firsts.values() if len(i) > 1)
+        prices = [(b, bid_price(d)) for b, d in opened]
+        again = AlikeDocuments(reopen)
+        for index, (bidder, document) in enumerate(opened):
+            again.add(bidder, document, index)
+        assert alerts_on_opened(again, prices, estimate_fen=1000) == \
+            alerts_on_opened_documents([(b, d, p) for (b, d), (_, p) in zip(opened, prices,
+                                                                             strict=True)],
+                                       estimate_fen=1000)
