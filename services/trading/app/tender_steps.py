@@ -30,8 +30,9 @@ from services.trading.domain.feed import FeedLink, NewFeedEntry
 from services.trading.domain.model import act_key
 from services.trading.domain.monitoring import (
     Alert,
+    AlikeDocuments,
     alerts_on_award,
-    alerts_on_opened_documents,
+    alerts_on_opened,
     parsed_document,
 )
 from services.trading.domain.monitoring import price_in as stated_price
@@ -354,14 +355,24 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         if step.at < opened.at + _window(tender):
             raise FailedPrecondition("the decryption window has not ended")
         outcome = []
-        # The valid bids as (bidder, document, stated price): only the documents held by
-        # more than one bidder get hashed for the identical-documents alert.
-        opened_bids: list[tuple[str, bytes, int | None]] = []
+        envelopes = unit.tenders.envelopes(step.tender_no)
+        opening = TenderOpening(step.tender_no)
+
+        def reopen(index: int) -> bytes:
+            # The same envelope and key open to the same bytes (it opened before).
+            document = _validity(opening, envelopes[index])[1]
+            assert document is not None
+            return document
+
+        # The valid bids' documents, each let go once read: only the ones alike in length
+        # and ends with another are held (and hashed if identical), for the identical-
+        # documents alert; and their stated prices, as (bidder, price).
+        documents = AlikeDocuments(reopen)
+        stated: list[tuple[str, int | None]] = []
         validities: dict[str, str] = {}
         prices: dict[str, int] = {}
         invalid: list[str] = []
-        opening = TenderOpening(step.tender_no)
-        for bid in unit.tenders.envelopes(step.tender_no):
+        for index, bid in enumerate(envelopes):
             bidder_id = bid.bidder_id
             validity, document = _validity(opening, bid)
             if document is not None:
@@ -369,8 +380,9 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
                 # price is kept for the ranking (0: none stated), which so opens no bid.
                 # The document is parsed once for both readings of its price.
                 parsed = parsed_document(document)
+                documents.add(bidder_id, document, index)
                 # The monitoring rules' reading (any price above 0) and the ranking's.
-                opened_bids.append((bidder_id, document, stated_price(parsed)))
+                stated.append((bidder_id, stated_price(parsed)))
                 prices[bidder_id] = price_in(parsed) or 0
                 outcome.append({"bidder_id": bidder_id, "valid": True, "reason": ""})
             else:
@@ -379,7 +391,7 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
             validities[bidder_id] = validity
         # One batched write for every bid, not a round trip per bid.
         unit.tenders.set_validities(step.tender_no, validities, prices)
-        valid = len(opened_bids)
+        valid = len(stated)
         sequence = _publish(unit, signer, "tender.decrypted", step.tender_no, {
             "tender_no": step.tender_no, "bids": outcome, "valid": valid}, at=step.at)
         stage = TenderStage.EVALUATION
@@ -395,10 +407,10 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
         unit.tenders.add_step(step.tender_no, "decryption_closed", step="decryption_closed",
                               at=step.at, feed_sequence=sequence,
                               statement=statement_json(step.statement), content="",
-                              alerts=alerts_on_opened_documents(
-                                  opened_bids,
+                              alerts=alerts_on_opened(
+                                  documents, stated,
                                   estimate_fen=unit.projects.estimate(tender.project_no)),
-                              details={"valid": len(opened_bids), "bids": len(outcome)})
+                              details={"valid": valid, "bids": len(outcome)})
         unit.audit.append(actor=Actor(TRADING_SYSTEM),
                           action="tender.decryption_closed" if stage == TenderStage.EVALUATION
                           else "tender.failed",

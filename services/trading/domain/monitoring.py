@@ -34,7 +34,7 @@ import hashlib
 import ipaddress
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -240,26 +240,76 @@ def identical_documents(documents: Iterable[tuple[str, bytes]]) -> dict[str, lis
     pairs): each such document's SHA-256 and its holders, in the order each document first
     occurs. Only those documents are hashed (SHA-256), not every document of an opening:
     the documents are first told apart by their length and their first and last bytes,
-    and only the ones alike in those by their whole bytes."""
-    by_sketch: dict[tuple[int, bytes, bytes], list[tuple[int, str, bytes]]] = defaultdict(list)
-    for index, (bidder_id, document) in enumerate(documents):
-        by_sketch[len(document), document[:_SKETCH], document[-_SKETCH:]].append(
-            (index, bidder_id, document))
-    shared: list[tuple[int, bytes, list[str]]] = []
-    for alike in by_sketch.values():
-        if len(alike) < 2:
-            continue
-        by_bytes: dict[bytes, tuple[int, list[str]]] = {}
-        for index, bidder_id, document in alike:
-            by_bytes.setdefault(document, (index, []))[1].append(bidder_id)
-        shared.extend((first, document, holders)
-                      for document, (first, holders) in by_bytes.items() if len(holders) > 1)
-    shared.sort(key=lambda group: group[0])
-    return {hashlib.sha256(document).hexdigest(): holders for _, document, holders in shared}
+    and only the ones alike in those by their whole bytes (a document no longer than
+    both ends at once)."""
+    alike = AlikeDocuments(_same_document)
+    for bidder_id, document in documents:
+        alike.add(bidder_id, document, document)
+    return alike.shared()
+
+
+def _same_document(document: Any) -> bytes:
+    found: bytes = document
+    return found
+
+
+class AlikeDocuments:
+    """``identical_documents``, fed one opened document at a time, holding none of them
+    but those alike in length and ends (``_sketch``) with another one: the opening lets
+    each document go once read (1,000 documents of up to 1 MiB each, all held, cost a page
+    fault per 4 KiB of fresh memory).
+
+    ``add`` takes each document with a token its caller can open it again by:
+    ``reopen(token)`` gives the document's bytes again, and is called only for the first
+    holder of a sketch when a second document with that sketch comes (documents alike in
+    length and both ends are rare: mostly copies, which the rule is about).
+    """
+
+    def __init__(self, reopen: Callable[[Any], bytes]) -> None:
+        self._reopen = reopen
+        self._added = 0
+        #: Per sketch seen once: its holder's position, bidder and token.
+        self._once: dict[object, tuple[int, str, Any]] = {}
+        #: Per sketch seen more than once: each holder's position, bidder and document.
+        self._alike: dict[object, list[tuple[int, str, bytes]]] = {}
+
+    def add(self, bidder_id: str, document: bytes, token: Any) -> None:
+        index = self._added
+        self._added += 1
+        # A document no longer than both ends is its own sketch (its bytes).
+        sketch: object = document if len(document) <= _WHOLE else \
+            (len(document), document[:_SKETCH], document[-_SKETCH:])
+        alike = self._alike.get(sketch)
+        if alike is not None:
+            alike.append((index, bidder_id, document))
+            return
+        first = self._once.pop(sketch, None)
+        if first is None:
+            self._once[sketch] = (index, bidder_id, token)
+            return
+        self._alike[sketch] = [(first[0], first[1], self._reopen(first[2])),
+                               (index, bidder_id, document)]
+
+    def shared(self) -> dict[str, list[str]]:
+        """Each document held by more than one bidder: its SHA-256 and its holders, in the
+        order each such document first came."""
+        shared: list[tuple[int, bytes, list[str]]] = []
+        for alike in self._alike.values():
+            by_bytes: dict[bytes, tuple[int, list[str]]] = {}
+            for index, bidder_id, document in alike:
+                by_bytes.setdefault(document, (index, []))[1].append(bidder_id)
+            shared.extend((first, document, holders)
+                          for document, (first, holders) in by_bytes.items()
+                          if len(holders) > 1)
+        shared.sort(key=lambda group: group[0])
+        return {hashlib.sha256(document).hexdigest(): holders
+                for _, document, holders in shared}
 
 
 #: The bytes at each end of a document that ``identical_documents`` compares first.
 _SKETCH = 64
+#: A document of at most this many bytes is told apart by its whole bytes at once.
+_WHOLE = 2 * _SKETCH
 
 
 def alerts_on_opening(opened: Sequence[OpenedBid], *, estimate_fen: int) -> list[Alert]:
@@ -282,6 +332,15 @@ def alerts_on_opened_documents(opened: Sequence[tuple[str, bytes, int | None]], 
             + _low_price_alerts([(b, p) for b, _, p in opened], estimate_fen=estimate_fen))
 
 
+def alerts_on_opened(documents: AlikeDocuments, prices: Sequence[tuple[str, int | None]], *,
+                     estimate_fen: int) -> list[Alert]:
+    """``alerts_on_opened_documents`` of the valid bids whose documents ``documents`` was
+    given and whose stated prices ``prices`` holds ((bidder, price) pairs), in the same
+    order."""
+    return (_identical_alerts(documents.shared())
+            + _low_price_alerts(prices, estimate_fen=estimate_fen))
+
+
 def _identical_alerts(by_digest: Mapping[str, list[str]]) -> list[Alert]:
     alerts: list[Alert] = []
     for digest, bidders in sorted(by_digest.items(), key=lambda item: sorted(item[1])):
@@ -302,18 +361,31 @@ def _low_price_alerts(opened: Sequence[tuple[str, int | None]], *,
     total = sum(price for _, price in priced)
     own_sum: dict[str, int] = defaultdict(int)
     own_count: dict[str, int] = defaultdict(int)
-    for bidder_id, price in priced:
-        own_sum[bidder_id] += price
-        own_count[bidder_id] += 1
-    for bidder_id, price in sorted(priced, key=lambda b: b[0]):
-        count = len(priced) - own_count[bidder_id]
+    if len({bidder_id for bidder_id, _ in priced}) == len(priced):
+        # One bid per bidder (a tender's opening): its own sum is its price, and sorting
+        # the pairs sorts by bidder alone.
+        others = len(priced) - 1
+        in_order = sorted(priced)
+    else:
+        others = -1
+        in_order = sorted(priced, key=lambda b: b[0])
+        for bidder_id, price in priced:
+            own_sum[bidder_id] += price
+            own_count[bidder_id] += 1
+    threshold = LOW_PRICE_PERCENT
+    for bidder_id, price in in_order:
+        if others >= 0:
+            count, reference = others, total - price
+        else:
+            count, reference = len(priced) - own_count[bidder_id], total - own_sum[bidder_id]
         if count:
-            reference, basis = total - own_sum[bidder_id], "mean_of_other_bids"
+            basis = "mean_of_other_bids"
         elif estimate_fen > 0:
             reference, count, basis = estimate_fen, 1, "estimate"
         else:
             continue
-        if is_abnormally_low(price, reference, references=count):
+        # is_abnormally_low, inline: a call per bid costs more than the test.
+        if price * 100 * count < threshold * reference:
             alerts.append(Alert(
                 AlertRule.LOW_PRICE,
                 f"bidder {bidder_id}'s price {price} fen is below "

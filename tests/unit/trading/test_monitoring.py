@@ -13,12 +13,14 @@ from services.trading.domain import evaluation
 from services.trading.domain.monitoring import (
     ActSeen,
     AlertRule,
+    AlikeDocuments,
     BidSeen,
     NewTradeStep,
     OpenedBid,
     alerts_on_award,
     alerts_on_bid,
     alerts_on_listing_act,
+    alerts_on_opened,
     alerts_on_opened_documents,
     alerts_on_opening,
     bid_price,
@@ -310,3 +312,97 @@ def test_the_alerts_on_opened_documents_are_those_of_the_opened_bids() -> None:
         expected = alerts_on_opening([OpenedBid.of(b, d) for b, d, _ in opened],
                                      estimate_fen=estimate)
         assert alerts_on_opened_documents(opened, estimate_fen=estimate) == expected
+
+
+def _low_price_by_definition(opened: list[tuple[str, bytes, int | None]],
+                             estimate: int) -> list[tuple[str, int, str, int, int]]:
+    """The low-price rule read straight off its definition, bid by bid: each priced bid
+    (by bidder) against the sum and count of the priced bids of every other bidder, or the
+    estimate when there are none."""
+    priced = [(bidder, price) for bidder, _, price in opened if price is not None]
+    found = []
+    for bidder, price in sorted(priced, key=lambda pair: pair[0]):
+        others = [p for b, p in priced if b != bidder]
+        if others:
+            reference, count, basis = sum(others), len(others), "mean_of_other_bids"
+        elif estimate > 0:
+            reference, count, basis = estimate, 1, "estimate"
+        else:
+            continue
+        if price * 100 * count < 70 * reference:
+            found.append((bidder, price, basis, reference, count))
+    return found
+
+
+def test_the_opening_alerts_hold_for_short_documents_and_a_bidder_named_twice() -> None:
+    # Differential, besides the one above: short documents (no longer than both ends of
+    # identical_documents' sketch, so told apart by their whole bytes), repeated or alike
+    # in length, and bidders drawn with repeats (the general path of the low-price rule,
+    # where a bidder's own bids are left out of its reference); the low prices checked
+    # against the rule's definition too.
+    rng = random.Random(16)
+    for _ in range(400):
+        pool = [json.dumps({"price_fen": rng.choice([1, 650, 1000, 1400, 10**15]),
+                            "o": rng.choice(["a", "b", "ab"])}).encode()
+                for _ in range(rng.randint(1, 5))] + [b"[]", b"{}", b"x" * 128, b"y" * 128]
+        bidders = [f"BD-{rng.randint(0, 6):02d}" if rng.random() < 0.5 else f"BD-{i:02d}"
+                   for i in range(10, 10 + rng.randint(0, 12))]
+        opened = []
+        for bidder in bidders:
+            document = bytes(bytearray(rng.choice(pool)))
+            opened.append((bidder, document, bid_price(document)))
+        estimate = rng.choice([0, 1000, 10**6])
+        expected = alerts_on_opening([OpenedBid.of(b, d) for b, d, _ in opened],
+                                     estimate_fen=estimate)
+        alerts = alerts_on_opened_documents(opened, estimate_fen=estimate)
+        assert alerts == expected
+        assert [(a.details["bidder_id"], a.details["price_fen"], a.details["basis"],
+                 a.details["reference_sum_fen"], a.details["reference_count"])
+                for a in alerts if a.rule == AlertRule.LOW_PRICE] == \
+            _low_price_by_definition(opened, estimate)
+        by_bytes: dict[bytes, list[str]] = {}
+        for bidder, document, _ in opened:
+            by_bytes.setdefault(document, []).append(bidder)
+        assert identical_documents((b, d) for b, d, _ in opened) == {
+            hashlib.sha256(document).hexdigest(): holders
+            for document, holders in by_bytes.items() if len(holders) > 1}
+
+
+def test_alike_documents_holds_none_but_reopens_the_first_of_alike_ones() -> None:
+    # The opening's way: each document given once with a token, none held; a document
+    # alike in length and ends with an earlier one has the earlier one opened again (by
+    # its token, once), and the result is identical_documents' and its alerts the same.
+    rng = random.Random(17)
+    for _ in range(300):
+        pool = [_document(rng.choice([None, 650, 1000]), bytes(rng.choice(b"AB") for _ in
+                                                               range(3)))
+                for _ in range(rng.randint(1, 4))] + [b"{}", b'{"price_fen": 5}', b"z" * 200]
+        opened = [(f"BD-{index:02d}", bytes(bytearray(rng.choice(pool))))
+                  for index in rng.sample(range(40), rng.randint(0, 12))]
+        reopened: list[int] = []
+
+        def reopen(token: object, opened: list[tuple[str, bytes]] = opened,
+                   reopened: list[int] = reopened) -> bytes:
+            assert isinstance(token, int)
+            reopened.append(token)
+            return bytes(bytearray(opened[token][1]))
+
+        alike = AlikeDocuments(reopen)
+        for index, (bidder, document) in enumerate(opened):
+            alike.add(bidder, document, index)
+        assert alike.shared() == identical_documents(opened)
+        # Reopened: the first holder of each sketch another document came with, once.
+        firsts: dict[object, list[int]] = {}
+        for index, (_, document) in enumerate(opened):
+            sketch = document if len(document) <= 128 else (
+                len(document), document[:64], document[-64:])
+            firsts.setdefault(sketch, []).append(index)
+        assert sorted(reopened) == sorted(i[0] for i in firsts.values() if len(i) > 1)
+        prices = [(b, bid_price(d)) for b, d in opened]
+        again = AlikeDocuments(reopen)
+        for index, (bidder, document) in enumerate(opened):
+            again.add(bidder, document, index)
+        assert alerts_on_opened(again, prices, estimate_fen=1000) == \
+            alerts_on_opened_documents([(b, d, p) for (b, d), (_, p) in zip(opened, prices,
+                                                                             strict=True)],
+                                       estimate_fen=1000)
