@@ -176,9 +176,13 @@ async def test_an_https_or_loopback_url_is_taken(complaints: ServiceUnderTest,
 @pytest.fixture
 async def production(backend: str, tmp_path: Path,
                      pki_dir: Path) -> AsyncIterator[ServiceUnderTest]:
-    """The complaints service as production runs it: the loopback setting at its default."""
+    """The complaints service as production runs it: the loopback setting at its default
+    (no audit checkpoint on the timer, as in the ``complaints`` fixture: the tests compare
+    every row before and after)."""
     url = fresh_database_url(backend, "complaints", tmp_path)
-    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir) as service:
+    async with service_under_test(DEFINITION, database_url=url, pki_dir=pki_dir,
+                                  audit_checkpoint_every_entries=0,
+                                  audit_checkpoint_interval_seconds=0) as service:
         assert service.settings.webhook_allow_loopback is False
         yield service
 
