@@ -1,0 +1,127 @@
+"""Gap tests (s16 test read): the request-id terms test_project_and_tender_request_ids and
+test_evaluation_retries never vary, so that ignoring them passed every test (mutations
+m08, m10-m12, m17-m18 of the s16 test read).
+
+A tender announced with every term set (documents until, comprehensive scoring, weights)
+is answered again to the same request (so each term compares equal to the one its
+statement holds), and a reuse of its request id changing one of those terms is
+ALREADY_EXISTS naming that term; a direct award's request id with another supplier is too;
+a score sheet's with another business score or another compliance, too.
+
+Over real gRPC (tenders with Temporal out of reach, as test_tenders_api; score sheets on
+the real TenderWorkflow, as test_tender_chain).
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import grpc
+
+from govhall.trading.v1 import trading_pb2 as pb
+from tests.integration.trading.test_project_and_tender_request_ids import (
+    PLATFORM,
+    _refused,
+    _register,
+    _registration,
+    _state,
+)
+from tests.integration.trading.test_tender_chain import OFFICER as VENUE_OFFICER
+from tests.integration.trading.test_tender_chain import Venue
+from tests.integration.trading.test_tender_chain import venue as venue  # the fixture
+from tests.integration.trading.test_tender_evaluation import (
+    BUSINESS,
+    EXPERT_SYSTEMS,
+    TECHNICAL,
+    _sheet,
+    _to_evaluation,
+)
+from tests.integration.trading.test_tenders_api import OFFICER, PROCUREMENT, Calls, _project
+from tests.integration.trading.test_tenders_api import calls as calls  # the fixture
+from tests.integration.trading.test_tenders_api import trading as trading  # the fixture
+from tests.support import ServiceUnderTest
+
+
+def _announcement(request_id: str, project_no: str, deadline: datetime, *,
+                  documents_until: datetime,
+                  method: pb.EvaluationMethod.ValueType = pb.EVALUATION_METHOD_COMPREHENSIVE,
+                  weights: tuple[int, int, int] | None = (30, 60, 10),
+                  ) -> pb.AnnounceTenderRequest:
+    request = pb.AnnounceTenderRequest(request_id=request_id, project_no=project_no,
+                                       evaluation_method=method)
+    request.bid_deadline.FromDatetime(deadline)
+    request.documents_until.FromDatetime(documents_until)
+    if weights is not None:
+        price, technical, business = weights
+        request.weights.CopyFrom(pb.EvaluationWeights(price=price, technical=technical,
+                                                      business=business))
+    return request
+
+
+async def test_a_tender_s_request_id_compares_every_term_it_was_announced_with(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    # Procurement: the only tenders with a documents-until instant.
+    project = await _project(calls, PROCUREMENT, 500_000_000)
+    shared = str(uuid.uuid4())
+    deadline = datetime.now(UTC) + timedelta(days=21)
+    until = datetime.now(UTC) + timedelta(days=15)
+
+    def announce(**changes: Any) -> Any:
+        terms: dict[str, Any] = {"documents_until": until} | changes
+        return calls.via(PLATFORM).AnnounceTender(_announcement(
+            shared, project.project_no, deadline, **terms), metadata=OFFICER)
+
+    first = (await announce()).tender
+    again = (await announce()).tender
+    assert again.tender_no == first.tender_no
+    before = _state(trading)
+    variants: list[tuple[dict[str, Any], str]] = [
+            ({"documents_until": until + timedelta(days=1)}, "documents_until"),
+            ({"weights": (40, 50, 10)}, "weights"),
+            ({"method": pb.EVALUATION_METHOD_LOWEST_PRICE, "weights": None},
+             "evaluation_method, weights")]
+    for changes, named in variants:
+        code, details = await _refused(announce(**changes))
+        assert code == grpc.StatusCode.ALREADY_EXISTS, (changes, details)
+        assert f"with other terms ({named})" in details, (changes, details)
+    assert _state(trading) == before
+
+
+async def test_a_direct_award_s_request_id_compares_its_supplier(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    project = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4()),
+                                                                 value=50_000_000))
+    shared = str(uuid.uuid4())
+
+    def award(supplier: str) -> Any:
+        return calls.via(PLATFORM).RecordDirectAward(pb.RecordDirectAwardRequest(
+            request_id=shared, project_no=project.project_no, supplier_code=supplier,
+            amount_fen=40_000_000), metadata=OFFICER)
+
+    await award("91210100MA0XXXXX1A")
+    code, details = await _refused(award("91210100MA0YYYYY2B"))
+    assert code == grpc.StatusCode.ALREADY_EXISTS
+    assert "with other terms (supplier_code)" in details
+
+
+async def test_a_score_sheet_s_request_id_compares_its_business_score_and_compliance(
+        venue: Venue) -> None:
+    number = await _to_evaluation(venue)
+    members, _ = await venue.draw_committee(number)
+    await venue.via().SeatEvaluationCommittee(pb.SeatEvaluationCommitteeRequest(
+        request_id=str(uuid.uuid4()), tender_no=number), metadata=VENUE_OFFICER)
+    member = members[0]
+    sheet = _sheet(number, member, "BD-0001", TECHNICAL["BD-0001"][0], BUSINESS["BD-0001"])
+    expert = venue.via(EXPERT_SYSTEMS[member])
+    await expert.SubmitScoreSheet(sheet)
+    for field, value, named in [("business_score", sheet.business_score - 1, "business"),
+                                ("compliant", False, "compliant")]:
+        changed = pb.SubmitScoreSheetRequest()
+        changed.CopyFrom(sheet)
+        setattr(changed, field, value)
+        code, details = await _refused(expert.SubmitScoreSheet(changed))
+        assert code == grpc.StatusCode.ALREADY_EXISTS, (field, details)
+        assert f"with other terms ({named})" in details, (field, details)
+
