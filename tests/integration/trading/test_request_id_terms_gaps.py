@@ -14,13 +14,17 @@ the real TenderWorkflow, as test_tender_chain).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
+import pytest
+from sqlalchemy import func, select
 
 from govhall.trading.v1 import trading_pb2 as pb
+from services.trading.db import tables
 from tests.integration.trading.test_project_and_tender_request_ids import (
     PLATFORM,
     _refused,
@@ -125,3 +129,33 @@ async def test_a_score_sheet_s_request_id_compares_its_business_score_and_compli
         assert code == grpc.StatusCode.ALREADY_EXISTS, (field, details)
         assert f"with other terms ({named})" in details, (field, details)
 
+
+
+async def test_concurrent_retries_of_a_direct_award_make_one_award(
+        calls: Calls, trading: ServiceUnderTest, backend: str,
+        request: pytest.FixtureRequest) -> None:
+    """(No test raced a direct award: its IntegrityError path, PostgreSQL's, could be
+    dropped with every test passing, mutation m30.) Three projects, each award raced.
+
+    On PostgreSQL the retries are refused today: a retry that finds the project awarded
+    (by its own first call, committed meanwhile) is ALREADY_EXISTS "has a direct award
+    already", as announce_tender was before its re-check by request id (_announce); the
+    xfail goes with that re-check in record_direct_award.
+    """
+    if backend == "postgresql":
+        request.applymarker(pytest.mark.xfail(
+            strict=True, reason="record_direct_award lacks _announce's re-check by request "
+            "id: concurrent retries of one award are ALREADY_EXISTS on PostgreSQL"))
+    for _ in range(3):
+        project = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4()),
+                                                                     value=50_000_000))
+        award = pb.RecordDirectAwardRequest(
+            request_id=str(uuid.uuid4()), project_no=project.project_no,
+            supplier_code="91210100MA0XXXXX1A", amount_fen=40_000_000)
+        answers = await asyncio.gather(*(calls.via(PLATFORM).RecordDirectAward(
+            award, metadata=OFFICER) for _ in range(8)))
+        assert len({a.recorded_at.ToDatetime() for a in answers}) == 1
+        with trading.running.engine.connect() as connection:
+            awards = tables.direct_awards
+            assert connection.execute(select(func.count()).select_from(awards).where(
+                awards.c.project_no == project.project_no)).scalar_one() == 1
