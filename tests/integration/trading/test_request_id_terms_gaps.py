@@ -49,14 +49,15 @@ from tests.support import ServiceUnderTest
 
 
 def _announcement(request_id: str, project_no: str, deadline: datetime, *,
-                  documents_until: datetime,
+                  documents_until: datetime | None = None,
                   method: pb.EvaluationMethod.ValueType = pb.EVALUATION_METHOD_COMPREHENSIVE,
                   weights: tuple[int, int, int] | None = (30, 60, 10),
                   ) -> pb.AnnounceTenderRequest:
     request = pb.AnnounceTenderRequest(request_id=request_id, project_no=project_no,
                                        evaluation_method=method)
     request.bid_deadline.FromDatetime(deadline)
-    request.documents_until.FromDatetime(documents_until)
+    if documents_until is not None:
+        request.documents_until.FromDatetime(documents_until)
     if weights is not None:
         price, technical, business = weights
         request.weights.CopyFrom(pb.EvaluationWeights(price=price, technical=technical,
@@ -64,33 +65,48 @@ def _announcement(request_id: str, project_no: str, deadline: datetime, *,
     return request
 
 
-async def test_a_tender_s_request_id_compares_every_term_it_was_announced_with(
-        calls: Calls, trading: ServiceUnderTest) -> None:
-    # Procurement: the only tenders with a documents-until instant.
-    project = await _project(calls, PROCUREMENT, 500_000_000)
+async def _each_other_term_refused(calls: Calls, trading: ServiceUnderTest, project_no: str,
+                                   variants: list[tuple[dict[str, Any], str]],
+                                   **terms: Any) -> None:
+    """Announced with ``terms``, answered again to the same request; each variant (terms
+    changed) refused ALREADY_EXISTS naming the terms it changed, nothing written."""
     shared = str(uuid.uuid4())
     deadline = datetime.now(UTC) + timedelta(days=21)
-    until = datetime.now(UTC) + timedelta(days=15)
 
     def announce(**changes: Any) -> Any:
-        terms: dict[str, Any] = {"documents_until": until} | changes
         return calls.via(PLATFORM).AnnounceTender(_announcement(
-            shared, project.project_no, deadline, **terms), metadata=OFFICER)
+            shared, project_no, deadline, **(terms | changes)), metadata=OFFICER)
 
     first = (await announce()).tender
     again = (await announce()).tender
     assert again.tender_no == first.tender_no
     before = _state(trading)
-    variants: list[tuple[dict[str, Any], str]] = [
-            ({"documents_until": until + timedelta(days=1)}, "documents_until"),
-            ({"weights": (40, 50, 10)}, "weights"),
-            ({"method": pb.EVALUATION_METHOD_LOWEST_PRICE, "weights": None},
-             "evaluation_method, weights")]
     for changes, named in variants:
         code, details = await _refused(announce(**changes))
         assert code == grpc.StatusCode.ALREADY_EXISTS, (changes, details)
         assert f"with other terms ({named})" in details, (changes, details)
     assert _state(trading) == before
+
+
+async def test_a_tender_s_request_id_compares_its_method_and_weights(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    project = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4())))
+    await _each_other_term_refused(calls, trading, project.project_no, [
+        ({"weights": (40, 50, 10)}, "weights"),
+        ({"method": pb.EVALUATION_METHOD_LOWEST_PRICE, "weights": None},
+         "evaluation_method, weights")])
+
+
+async def test_a_procurement_tender_s_request_id_compares_its_documents_until(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    """(Procurement, the only tenders with a documents-until instant: its announcement
+    counts working days from today, as test_tenders_api's procurement test does, so both
+    need the calendar of the year 7 working days after today + 15 days.)"""
+    project = await _project(calls, PROCUREMENT, 500_000_000)
+    until = datetime.now(UTC) + timedelta(days=15)
+    await _each_other_term_refused(calls, trading, project.project_no, [
+        ({"documents_until": until + timedelta(days=1)}, "documents_until")],
+        documents_until=until)
 
 
 async def test_a_direct_award_s_request_id_compares_its_supplier(
