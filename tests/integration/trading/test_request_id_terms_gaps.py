@@ -175,3 +175,40 @@ async def test_concurrent_retries_of_a_direct_award_make_one_award(
             awards = tables.direct_awards
             assert connection.execute(select(func.count()).select_from(awards).where(
                 awards.c.project_no == project.project_no)).scalar_one() == 1
+
+
+async def test_a_retry_answered_from_the_record_writes_nothing(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    """(test_project_and_tender_request_ids takes its "before" after the retry, so a retry
+    that wrote again, a second audit entry, passed it: mutations m31, m32.) A registration,
+    an announcement and a direct award, each sent again: not an audit entry, not a row."""
+
+    def written() -> tuple[int, ...]:
+        with trading.running.engine.connect() as connection:
+            awards = connection.execute(select(func.count()).select_from(
+                tables.direct_awards)).scalar_one()
+        return (*_state(trading), int(awards))
+
+    registration = _registration(str(uuid.uuid4()))
+    project = await _register(calls.via, PLATFORM, registration)
+    before = written()
+    await _register(calls.via, PLATFORM, registration)
+    assert written() == before
+
+    announcement = _announcement(str(uuid.uuid4()), project.project_no,
+                                 datetime.now(UTC) + timedelta(days=21))
+    await calls.via(PLATFORM).AnnounceTender(announcement, metadata=OFFICER)
+    before = written()
+    await calls.via(PLATFORM).AnnounceTender(announcement, metadata=OFFICER)
+    assert written() == before
+
+    small = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4()),
+                                                               value=50_000_000))
+    award = pb.RecordDirectAwardRequest(request_id=str(uuid.uuid4()),
+                                        project_no=small.project_no,
+                                        supplier_code="91210100MA0XXXXX1A",
+                                        amount_fen=40_000_000)
+    await calls.via(PLATFORM).RecordDirectAward(award, metadata=OFFICER)
+    before = written()
+    await calls.via(PLATFORM).RecordDirectAward(award, metadata=OFFICER)
+    assert written() == before
