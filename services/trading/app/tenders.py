@@ -213,6 +213,11 @@ def record_direct_award(*, uow: TradingUnitOfWork, caller: Caller, request_id: s
                 raise FailedPrecondition(f"project {project_no} is tendered in the venue "
                                          f"({tender_no}): it cannot be awarded directly")
             if uow.projects.direct_award(project_no) is not None:
+                # The same request may have recorded it since it was looked for (PostgreSQL
+                # reads each statement's committed rows): then that is the answer.
+                raced = uow.projects.direct_award_by_request(request_id)
+                if raced is not None:
+                    return _the_same_award(raced, request_id=request_id, asked=asked)
                 raise AlreadyExists(f"project {project_no} has a direct award already")
             uow.projects.add_direct_award(project_no, request_id=request_id,
                                           supplier_code=supplier_code, amount_fen=amount_fen,

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
-import pytest
 from sqlalchemy import func, select
 
 from govhall.trading.v1 import trading_pb2 as pb
@@ -148,20 +147,14 @@ async def test_a_score_sheet_s_request_id_compares_its_business_score_and_compli
 
 
 async def test_concurrent_retries_of_a_direct_award_make_one_award(
-        calls: Calls, trading: ServiceUnderTest, backend: str,
-        request: pytest.FixtureRequest) -> None:
+        calls: Calls, trading: ServiceUnderTest) -> None:
     """(No test raced a direct award: its IntegrityError path, PostgreSQL's, could be
     dropped with every test passing, mutation m30.) Three projects, each award raced.
 
-    On PostgreSQL the retries are refused today: a retry that finds the project awarded
-    (by its own first call, committed meanwhile) is ALREADY_EXISTS "has a direct award
-    already", as announce_tender was before its re-check by request id (_announce); the
-    xfail goes with that re-check in record_direct_award.
+    On PostgreSQL a retry may find the project awarded by its own first call, committed
+    meanwhile: the re-check by request id answers it (as announce_tender does), where it
+    was ALREADY_EXISTS "has a direct award already" before.
     """
-    if backend == "postgresql":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="record_direct_award lacks _announce's re-check by request "
-            "id: concurrent retries of one award are ALREADY_EXISTS on PostgreSQL"))
     for _ in range(3):
         project = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4()),
                                                                      value=50_000_000))
