@@ -75,7 +75,7 @@ def _publish(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Working
             if existing is not None:
                 return _the_same_request(uow, existing, caller=caller, request_id=request_id,
                                          project_no=project_no, spec=spec)
-            project = uow.projects.get(project_no)
+            project = uow.projects.get(project_no, lock=True)
             if project is None:
                 raise NotFound(f"project {project_no} is not registered")
             if project.category != category:

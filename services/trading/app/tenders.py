@@ -201,7 +201,7 @@ def record_direct_award(*, uow: TradingUnitOfWork, caller: Caller, request_id: s
             earlier = uow.projects.direct_award_by_request(request_id)
             if earlier is not None:
                 return _the_same_award(earlier, request_id=request_id, asked=asked)
-            project = uow.projects.get(project_no)
+            project = uow.projects.get(project_no, lock=True)
             if project is None:
                 raise NotFound(f"project {project_no} is not registered")
             by_amount = entry_requiring_venue(uow.catalogue.list(category=project.category),
@@ -300,6 +300,10 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
         raise AlreadyExists(f"project {project_no} has a tender already") from None
 
 
+#: The categories a tender takes; land and property rights are traded by listing.
+_TENDERED = (rules.GOVERNMENT_PROCUREMENT, "construction")
+
+
 def _the_same_tender(uow: TradingUnitOfWork, tender: Tender, *, request_id: str,
                      asked: Asked) -> Tender:
     """The tender announced under ``request_id`` when this is that request again (the same
@@ -321,9 +325,14 @@ def _announce(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Workin
         existing = uow.tenders.by_request(request_id)
         if existing is not None:
             return _the_same_tender(uow, existing, request_id=request_id, asked=asked)
-        project = uow.projects.get(project_no)
+        project = uow.projects.get(project_no, lock=True)
         if project is None:
             raise NotFound(f"project {project_no} is not registered")
+        if project.category not in _TENDERED:
+            raise FailedPrecondition(
+                f"project {project_no} is of the {project.category} category: a tender takes "
+                "government procurement and construction projects (land is listed, property "
+                "rights are disclosed: DESIGN.md §2)")
         if uow.tenders.of_project(project_no) is not None:
             # The same request may have announced it since it was looked for (PostgreSQL
             # reads each statement's committed rows): then that is the answer.

@@ -508,9 +508,12 @@ class Projects:
                        entries.get(row.entry_code) if row.entry_code else None,
                        row.registered_at)
 
-    def get(self, project_no: str) -> Project | None:
-        row = self._connection.execute(
-            select(self._t).where(self._t.c.project_no == project_no)).first()
+    def get(self, project_no: str, *, lock: bool = False) -> Project | None:
+        """The project; with ``lock``, its row is locked until the unit ends (PostgreSQL's
+        ``FOR UPDATE``; SQLite's units hold the one write lock already), so the ways a
+        project is traded (a tender, a direct award, a listing) are decided one at a time."""
+        query = select(self._t).where(self._t.c.project_no == project_no)
+        row = self._connection.execute(query.with_for_update() if lock else query).first()
         return self._project(row) if row else None
 
     def by_request(self, request_id: str) -> Project | None:

@@ -178,3 +178,29 @@ async def test_a_direct_award_s_request_id_answers_only_its_own_request(
     _all_refused("direct award", shared, other_system=other_system,
                  other_subject=other_subject, other_terms=other_terms, terms="amount_fen")
     assert _state(trading)[1:] == before[1:]
+
+
+async def test_a_project_raced_for_a_tender_and_a_direct_award_gets_one(
+        via: Any, trading: ServiceUnderTest) -> None:
+    """A project is tendered or awarded directly, never both: announced and awarded at
+    once (on PostgreSQL both looked before either wrote, until the project's row was
+    locked first: found by the s16 attack), exactly one of the two is taken."""
+    deadline = datetime.now(UTC) + timedelta(days=25)
+    for _ in range(8):
+        project = await _register(via, PLATFORM, _registration(str(uuid.uuid4()),
+                                                               value=50_000_000))
+        outcomes: tuple[Any, ...] = await asyncio.gather(
+            via(PLATFORM).AnnounceTender(_announcement(str(uuid.uuid4()), project.project_no,
+                                                       deadline), metadata=OFFICER),
+            via(OPERATOR).RecordDirectAward(_award(str(uuid.uuid4()), project.project_no,
+                                                   40_000_000), metadata=OFFICER),
+            return_exceptions=True)
+        taken = [a for a in outcomes if not isinstance(a, BaseException)]
+        refused = [a for a in outcomes if isinstance(a, grpc.aio.AioRpcError)]
+        assert len(taken) == 1 and len(refused) == 1, outcomes
+        assert refused[0].code() == grpc.StatusCode.FAILED_PRECONDITION
+        with trading.running.engine.connect() as connection:
+            counted = [int(connection.execute(select(func.count()).select_from(t).where(
+                t.c.project_no == project.project_no)).scalar_one())
+                for t in (tables.tenders, tables.direct_awards)]
+        assert sorted(counted) == [0, 1]

@@ -176,6 +176,22 @@ async def test_land_and_property_rights_always_enter(calls: Calls, trading: Serv
     assert project.entry.code in (refused.details() or "")
 
 
+@pytest.mark.parametrize("category", [pb.TRADING_CATEGORY_LAND,
+                                      pb.TRADING_CATEGORY_PROPERTY_RIGHTS])
+async def test_land_and_property_rights_are_not_tendered(
+        calls: Calls, trading: ServiceUnderTest, category: Any) -> None:
+    """Land is listed and property rights are disclosed (DESIGN.md §2): a tender for such
+    a project is refused naming the rule, and nothing is written (found by the s16 attack:
+    a listed parcel was announced as a tender too)."""
+    project = await _project(calls, category, 900_000_000)
+    before = _state(trading)
+    refused = await _refused(_announce(calls, project.project_no))
+    assert refused.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert "a tender takes government procurement and construction projects" in (
+        refused.details() or "")
+    assert _state(trading) == before
+
+
 async def test_a_project_that_must_enter_goes_through_a_tender(
         calls: Calls, trading: ServiceUnderTest) -> None:
     project = await _project(calls, CONSTRUCTION, 500_000_000)
