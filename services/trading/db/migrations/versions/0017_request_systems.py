@@ -21,7 +21,13 @@ depends_on: str | Sequence[str] | None = None
 RECORDED_BY = {'projects': 'project.registered', 'direct_awards': 'project.awarded_directly'}
 
 
+#: A temporary index for the back-fill: without it each row scans the audit log from its
+#: start (projects x entries; about an hour for 10,000 projects and 1,000,000 entries).
+FILL_INDEX = 'ix_audit_log_fill_0017'
+
+
 def upgrade() -> None:
+    op.create_index(FILL_INDEX, 'audit_log', ['action', 'subject', 'sequence'])
     for table, action in RECORDED_BY.items():
         with op.batch_alter_table(table) as batch:
             batch.add_column(sa.Column('system', sa.String(length=100), nullable=False,
@@ -30,6 +36,7 @@ def upgrade() -> None:
                    f"WHERE a.action = '{action}' "
                    f"AND a.subject = 'project/' || {table}.project_no "
                    "ORDER BY a.sequence LIMIT 1), '')")
+    op.drop_index(FILL_INDEX, 'audit_log')
 
 
 def downgrade() -> None:
