@@ -202,11 +202,8 @@ def publish_land_listing(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     spec = rules.LandListingSpec("LS-00000000-000000", now, opens_at, closes_at,
                                  start_price_fen, increment_fen, auction_interval,
                                  reserve_price_fen or None)
-    # The terms are checked before anything is numbered or written.
-    try:
-        rules.check_land_spec(spec, calendar)
-    except UnknownYearError as error:
-        raise FailedPrecondition(str(error)) from error
+    # The terms are checked in _publish, once the request id is known to be new: a
+    # retry after a lost answer is answered however the clock has moved since.
     return _publish(uow=uow, signer=signer, calendar=calendar, caller=caller,
                     request_id=request_id, project_no=project_no, category=LAND, spec=spec,
                     now=now)
@@ -230,10 +227,6 @@ def disclose_property(*, uow: TradingUnitOfWork, signer: ServiceSigner,
     spec = rules.PropertyListingSpec("LS-00000000-000000", now, closes_at, reserve_price_fen,
                                      increment_fen, auction_interval, max_extensions,
                                      agreement_working_days or rules.AGREEMENT_WORKING_DAYS)
-    try:
-        rules.check_property_spec(spec, calendar)
-    except UnknownYearError as error:
-        raise FailedPrecondition(str(error)) from error
     return _publish(uow=uow, signer=signer, calendar=calendar, caller=caller,
                     request_id=request_id, project_no=project_no, category=PROPERTY_RIGHTS,
                     spec=spec, now=now)

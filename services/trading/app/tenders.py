@@ -275,7 +275,6 @@ def announce_tender(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                                                          "scoring")])
     try:
         rules.check_decryption_window(window)
-        rules.check_bid_period(announced_at=now, deadline=bid_deadline)
     except RuleBroken as broken:
         raise _broken(broken) from broken
     asked = Asked(caller.system, project_no, dict(
@@ -325,6 +324,12 @@ def _announce(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Workin
         existing = uow.tenders.by_request(request_id)
         if existing is not None:
             return _the_same_tender(uow, existing, request_id=request_id, asked=asked)
+        # The rules that read the clock, for a new tender only: a retry after a lost answer
+        # is answered above, however close the deadline has come since.
+        try:
+            rules.check_bid_period(announced_at=now, deadline=bid_deadline)
+        except RuleBroken as broken:
+            raise _broken(broken) from broken
         project = uow.projects.get(project_no, lock=True)
         if project is None:
             raise NotFound(f"project {project_no} is not registered")

@@ -204,3 +204,29 @@ async def test_a_project_raced_for_a_tender_and_a_direct_award_gets_one(
                 t.c.project_no == project.project_no)).scalar_one())
                 for t in (tables.tenders, tables.direct_awards)]
         assert sorted(counted) == [0, 1]
+
+
+async def test_an_announcement_retried_after_the_bid_period_bound_is_answered(
+        via: Any, trading: ServiceUnderTest) -> None:
+    """Announced with the deadline a few seconds beyond the 20-day bound, its answer lost,
+    sent again once the bound has passed: the tender it announced is the answer (the rule
+    that reads the clock is for a new tender only: found by the s16 attack). A new request
+    with that deadline is refused by the rule, and writes nothing."""
+    project = await _register(via, PLATFORM, _registration(str(uuid.uuid4())))
+    request = _announcement(str(uuid.uuid4()), project.project_no,
+                            datetime.now(UTC) + timedelta(days=20, seconds=5))
+    first = await _announce(via, PLATFORM, request)
+    # Until the deadline lies less than 20 days ahead.
+    bound = request.bid_deadline.ToDatetime(tzinfo=UTC) - timedelta(days=20)
+    await asyncio.sleep((bound - datetime.now(UTC)).total_seconds() + 0.1)
+    again = await _announce(via, PLATFORM, request)
+    assert again.tender_no == first.tender_no
+
+    other = await _register(via, PLATFORM, _registration(str(uuid.uuid4())))
+    before = _state(trading)
+    code, details = await _refused(via(PLATFORM).AnnounceTender(_announcement(
+        str(uuid.uuid4()), other.project_no, request.bid_deadline.ToDatetime(tzinfo=UTC)),
+        metadata=OFFICER))
+    assert code == grpc.StatusCode.FAILED_PRECONDITION
+    assert "20" in details
+    assert _state(trading) == before
