@@ -298,6 +298,12 @@ def statistics_to_proto(statistics: Statistics) -> pb.GetTradeStatisticsResponse
         deals=statistics.deals, total_value_fen=statistics.total_value_fen)
 
 
+def _canonical(request_id: str) -> str:
+    """A request id (a UUID, by its proto's rule) in its one canonical form: a UUID is the
+    same in either case (RFC 9562 §4), so one request is not taken twice for its case."""
+    return request_id.lower()
+
+
 def _update_id(update: str, request_id: str) -> str:
     """A workflow update's id: a request id is the calling system's own, so another
     system's same id is another update (never answered with the first one's receipt)."""
@@ -474,7 +480,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               ) -> pb.RegisterProjectResponse:
         project = await asyncio.to_thread(
             tenders.register_project, uow=self._writing(), caller=current_caller(),
-            request_id=request.request_id, category=category_name(request.category),
+            request_id=_canonical(request.request_id), category=category_name(request.category),
             title=request.title, estimated_value_fen=request.estimated_value_fen,
             funding_source=_FUNDING_NAMES.get(request.funding_source, ""),
             department_code=request.department_code, now=datetime.now(UTC))
@@ -485,7 +491,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                 ) -> pb.RecordDirectAwardResponse:
         award = await asyncio.to_thread(
             tenders.record_direct_award, uow=self._writing(), caller=current_caller(),
-            request_id=request.request_id, project_no=request.project_no,
+            request_id=_canonical(request.request_id), project_no=request.project_no,
             supplier_code=request.supplier_code, amount_fen=request.amount_fen,
             now=datetime.now(UTC))
         return pb.RecordDirectAwardResponse(project_no=award.project_no,
@@ -500,7 +506,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                   if request.decryption_window_minutes else None)
         tender = await asyncio.to_thread(
             tenders.announce_tender, uow=self._writing(), signer=self._signer,
-            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            calendar=self._calendar, caller=current_caller(),
+            request_id=_canonical(request.request_id),
             project_no=request.project_no,
             bid_deadline=request.bid_deadline.ToDatetime(tzinfo=UTC),
             documents_until=(request.documents_until.ToDatetime(tzinfo=UTC)
@@ -577,7 +584,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                           context: grpc.aio.ServicerContext[Any, Any],
                           ) -> pb.AmendTenderResponse:
         result, _ = await self._act(AMEND, StatementKind.AMENDMENT,
-                                    tender_no=request.tender_no, request_id=request.request_id,
+                                    tender_no=request.tender_no,
+                                    request_id=_canonical(request.request_id),
                                     text=request.content)
         return pb.AmendTenderResponse(result=result)
 
@@ -590,7 +598,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                   violations=[FieldViolation("target", "must be set")])
         result, prepared = await self._act(
             OBJECT, StatementKind.OBJECTION, tender_no=request.tender_no,
-            request_id=request.request_id, text=request.grounds, target=target,
+            request_id=_canonical(request.request_id), text=request.grounds, target=target,
             bidder_id=request.bidder_id)
         response = pb.ObjectToTenderResponse(result=result,
                                              objection_id=prepared.objection_id)
@@ -603,7 +611,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               ) -> pb.AnswerObjectionResponse:
         result, _ = await self._act(
             ANSWER_OBJECTION, StatementKind.OBJECTION_ANSWER, tender_no=request.tender_no,
-            request_id=request.request_id, text=request.answer,
+            request_id=_canonical(request.request_id), text=request.answer,
             objection_id=request.objection_id)
         return pb.AnswerObjectionResponse(result=result)
 
@@ -622,7 +630,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                           ) -> pb.AwardTenderResponse:
         result, _ = await self._act(
             AWARD, StatementKind.AWARD, tender_no=request.tender_no,
-            request_id=request.request_id, winner=request.winner_bidder_id,
+            request_id=_canonical(request.request_id), winner=request.winner_bidder_id,
             amount_fen=request.amount_fen)
         return pb.AwardTenderResponse(result=result)
 
@@ -633,7 +641,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                          tender_no=request.tender_no)
         result, _ = await self._act(
             RECORD_CONTRACT, StatementKind.CONTRACT, tender_no=request.tender_no,
-            request_id=request.request_id, winner=tender.winner,
+            request_id=_canonical(request.request_id), winner=tender.winner,
             amount_fen=request.amount_fen, contract_no=request.contract_no)
         return pb.RecordContractResponse(result=result)
 
@@ -732,7 +740,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         prepared = await asyncio.to_thread(
             evaluations.prepare_committee, uow=self._reading(), signer=self._signer,
             caller=current_caller(), tender_no=request.tender_no,
-            request_id=request.request_id, now=datetime.now(UTC))
+            request_id=_canonical(request.request_id), now=datetime.now(UTC))
         if isinstance(prepared, evaluations.RecordedAct):
             # Seated by this very request already (its answer was lost): answered again.
             return pb.SeatEvaluationCommitteeResponse(
@@ -740,7 +748,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                             feed_sequence=prepared.feed_sequence),
                 member_ids=list(prepared.facts.members))
         result, _ = await self._send(SEAT_COMMITTEE, prepared, tender_no=request.tender_no,
-                                     request_id=request.request_id)
+                                     request_id=_canonical(request.request_id))
         return pb.SeatEvaluationCommitteeResponse(
             result=result, member_ids=list(prepared.act.statement.body["members"]))
 
@@ -750,7 +758,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         prepared = await asyncio.to_thread(
             evaluations.prepare_score_sheet, uow=self._reading(), signer=self._signer,
             caller=current_caller(), tender_no=request.tender_no,
-            request_id=request.request_id, member_id=request.member_id,
+            request_id=_canonical(request.request_id), member_id=request.member_id,
             bidder_id=request.bidder_id, compliant=request.compliant,
             technical=request.technical_score, business=request.business_score,
             now=datetime.now(UTC))
@@ -762,7 +770,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             completed = prepared.feed_sequence != 0
         else:
             result, tender = await self._send(SCORE, prepared, tender_no=request.tender_no,
-                                              request_id=request.request_id)
+                                              request_id=_canonical(request.request_id))
             completed = tender.stage == pb.TENDER_STAGE_CANDIDATES
         response = pb.SubmitScoreSheetResponse(result=result)
         if completed:
@@ -795,7 +803,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                  ) -> pb.PublishLandListingResponse:
         record = await asyncio.to_thread(
             listings.publish_land_listing, uow=self._writing(), signer=self._signer,
-            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            calendar=self._calendar, caller=current_caller(),
+            request_id=_canonical(request.request_id),
             project_no=request.project_no, opens_at=request.opens_at.ToDatetime(tzinfo=UTC),
             closes_at=request.closes_at.ToDatetime(tzinfo=UTC),
             start_price_fen=request.start_price_fen, increment_fen=request.increment_fen,
@@ -809,7 +818,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                ) -> pb.DisclosePropertyResponse:
         record = await asyncio.to_thread(
             listings.disclose_property, uow=self._writing(), signer=self._signer,
-            calendar=self._calendar, caller=current_caller(), request_id=request.request_id,
+            calendar=self._calendar, caller=current_caller(),
+            request_id=_canonical(request.request_id),
             project_no=request.project_no,
             closes_at=request.closes_at.ToDatetime(tzinfo=UTC),
             reserve_price_fen=request.reserve_price_fen, increment_fen=request.increment_fen,
@@ -874,7 +884,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         listing, sequence = await self._bidder_act(
             lc.BID, lc.StatementKind.BID, listing_no=request.listing_no,
             bidder_id=request.bidder_id, amount_fen=request.amount_fen,
-            request_id=request.request_id, context=context)
+            request_id=_canonical(request.request_id), context=context)
         return pb.PlaceListingBidResponse(listing=listing, feed_sequence=sequence)
 
     async def RegisterBuyer(self, request: pb.RegisterBuyerRequest,
@@ -882,7 +892,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                             ) -> pb.RegisterBuyerResponse:
         listing, _ = await self._bidder_act(
             lc.REGISTER_BUYER, lc.StatementKind.BUYER, listing_no=request.listing_no,
-            bidder_id=request.buyer_id, amount_fen=0, request_id=request.request_id,
+            bidder_id=request.buyer_id, amount_fen=0, request_id=_canonical(request.request_id),
             context=context)
         return pb.RegisterBuyerResponse(listing=listing)
 
@@ -892,7 +902,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         listing, sequence = await self._bidder_act(
             lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, listing_no=request.listing_no,
             bidder_id=request.bidder_id, amount_fen=request.amount_fen,
-            request_id=request.request_id, context=context)
+            request_id=_canonical(request.request_id), context=context)
         return pb.PlaceAuctionBidResponse(listing=listing, feed_sequence=sequence)
 
     async def RecordAgreement(self, request: pb.RecordAgreementRequest,
@@ -901,10 +911,10 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         prepared = await asyncio.to_thread(
             listings.prepare_agreement, uow=self._reading(), signer=self._signer,
             calendar=self._calendar, caller=current_caller(), listing_no=request.listing_no,
-            price_fen=request.price_fen, request_id=request.request_id,
+            price_fen=request.price_fen, request_id=_canonical(request.request_id),
             now=datetime.now(UTC))
         listing, sequence = await self._send_listing_act(lc.AGREE, prepared,
-                                                         request_id=request.request_id)
+                                                         request_id=_canonical(request.request_id))
         return pb.RecordAgreementResponse(listing=listing, feed_sequence=sequence)
 
     async def GetListing(self, request: pb.GetListingRequest,
@@ -917,7 +927,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                                      ) -> pb.DeclareAuctionInterestResponse:
         listing, sequence = await self._bidder_act(
             lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, listing_no=request.listing_no,
-            bidder_id=request.bidder_id, amount_fen=0, request_id=request.request_id,
+            bidder_id=request.bidder_id, amount_fen=0, request_id=_canonical(request.request_id),
             context=context)
         return pb.DeclareAuctionInterestResponse(listing=listing, feed_sequence=sequence)
 

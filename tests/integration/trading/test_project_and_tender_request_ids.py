@@ -230,3 +230,21 @@ async def test_an_announcement_retried_after_the_bid_period_bound_is_answered(
     assert code == grpc.StatusCode.FAILED_PRECONDITION
     assert "20" in details
     assert _state(trading) == before
+
+
+async def test_a_request_id_in_upper_case_is_the_same_request(
+        via: Any, trading: ServiceUnderTest) -> None:
+    """A UUID is the same in either case (RFC 9562 §4), and the proto's rule takes both:
+    the same request with its id in upper case is answered with the first record, not
+    taken a second time (found by the s16 attack)."""
+    shared = str(uuid.uuid4())
+    first = await _register(via, PLATFORM, _registration(shared))
+    before = _state(trading)
+    again = await _register(via, PLATFORM, _registration(shared.upper()))
+    assert again.project_no == first.project_no
+    assert _state(trading) == before
+    tender = await _announce(via, PLATFORM, _announcement(
+        shared.upper(), first.project_no, datetime.now(UTC) + timedelta(days=25)))
+    retried = await _announce(via, PLATFORM, _announcement(
+        shared, first.project_no, tender.bid_deadline.ToDatetime(tzinfo=UTC)))
+    assert retried.tender_no == tender.tender_no
