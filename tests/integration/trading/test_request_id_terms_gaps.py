@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.db import tables
 from tests.integration.trading.test_project_and_tender_request_ids import (
+    OPERATOR,
     PLATFORM,
     _refused,
     _register,
@@ -205,3 +206,43 @@ async def test_a_retry_answered_from_the_record_writes_nothing(
     before = written()
     await calls.via(PLATFORM).RecordDirectAward(award, metadata=OFFICER)
     assert written() == before
+
+
+async def test_another_system_racing_a_registration_s_request_id_is_refused(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    """(Only one system's retries were raced: the race path answering the first one's
+    project to anyone, unchecked, passed every test, mutation m06.) Two systems send one
+    request id at once, five times over: one registers, the other is ALREADY_EXISTS."""
+    for _ in range(5):
+        registration = _registration(str(uuid.uuid4()))
+        answers = await asyncio.gather(
+            *(calls.via(system).RegisterProject(registration, metadata=OFFICER)
+              for system in (PLATFORM, OPERATOR) for _ in range(3)),
+            return_exceptions=True)
+        refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+        registered = {a.project.project_no for a in answers
+                      if not isinstance(a, BaseException)}
+        assert len(registered) == 1, answers
+        assert len(refused) == 3, answers
+        assert {r.code() for r in refused} == {grpc.StatusCode.ALREADY_EXISTS}, answers
+
+
+async def test_another_system_racing_an_announcement_s_request_id_is_refused(
+        calls: Calls, trading: ServiceUnderTest) -> None:
+    """(As above, for AnnounceTender's two race paths: its re-check by request id and its
+    IntegrityError path.) One request id from two systems at once: one tender, the other
+    system refused ALREADY_EXISTS."""
+    for _ in range(5):
+        project = await _register(calls.via, PLATFORM, _registration(str(uuid.uuid4())))
+        announcement = _announcement(str(uuid.uuid4()), project.project_no,
+                                     datetime.now(UTC) + timedelta(days=21))
+        answers = await asyncio.gather(
+            *(calls.via(system).AnnounceTender(announcement, metadata=OFFICER)
+              for system in (PLATFORM, OPERATOR) for _ in range(3)),
+            return_exceptions=True)
+        refused = [a for a in answers if isinstance(a, grpc.aio.AioRpcError)]
+        announced = {a.tender.tender_no for a in answers
+                     if not isinstance(a, BaseException)}
+        assert len(announced) == 1, answers
+        assert len(refused) == 3, answers
+        assert {r.code() for r in refused} == {grpc.StatusCode.ALREADY_EXISTS}, answers
