@@ -344,9 +344,11 @@ async def test_the_same_origin_rule_works_on_the_recorded_address(
 
 
 async def opened(calls: Calls, trading: ServiceUnderTest, tender: pb.Tender,
-                 documents: dict[str, bytes]) -> list[pb.TradeStep]:
+                 documents: dict[str, bytes], *,
+                 unrevealed: frozenset[str] = frozenset()) -> list[pb.TradeStep]:
     """Run ``tender``'s opening through trading's own steps with each bidder's ``documents``
-    sealed, submitted and revealed; the steps supervision then watches."""
+    sealed, submitted and revealed (but for the bidders ``unrevealed``, whose bids do not
+    open); the steps supervision then watches."""
     engine, settings = trading.running.engine, trading.settings
     keys, signer = settings.trusted_keys(), service_signer(settings.pki_dir, "trading")
     with TradingUnitOfWork(engine, write=False) as unit:
@@ -368,6 +370,8 @@ async def opened(calls: Calls, trading: ServiceUnderTest, tender: pb.Tender,
     await asyncio.to_thread(tender_steps.close_bidding, uow=units, keys=keys, signer=signer,
                             step=step("deadline", deadline))
     for bidder_id, key in bid_keys.items():
+        if bidder_id in unrevealed:
+            continue
         await calls.bidder(bidder_id).RevealBidKey(pb.RevealBidKeyRequest(
             tender_no=tender.tender_no, bidder_id=bidder_id, key=key.hex()))
     await asyncio.to_thread(
