@@ -334,6 +334,7 @@ def _settle(unit: TradingUnitOfWork, signer: ServiceSigner, facts: ListingFacts,
         step, details = "failed", {"failure": str(failure)}
     unit.listings.add_step(listing_no, step, step=step, at=at, feed_sequence=sequence,
                            statement={}, details=details)
+    unit.listings.forget_unrecorded_origins(listing_no)
     unit.audit.append(actor=Actor(TRADING_SYSTEM), action=f"listing.{step}",
                       subject=f"listing/{listing_no}", at=at, details=details)
     return sequence

@@ -1074,6 +1074,15 @@ class Listings:
             self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
             ~recorded.exists())))
 
+    def forget_unrecorded_origins(self, listing_no: str) -> None:
+        """Delete the listing's notes of acts never recorded (sent while Temporal was out of
+        reach, and not again): once the listing is settled no act can come for them, and
+        only a recorded act's note is read (``_act_alerts``)."""
+        recorded = select(self._a.c.act_key).where(and_(
+            self._a.c.listing_no == listing_no, self._a.c.act_key == self._o.c.act_key))
+        self._connection.execute(delete(self._o).where(and_(
+            self._o.c.listing_no == listing_no, ~recorded.exists())))
+
     def _act_alerts(self, listing_no: str, step_key: str, step: str) -> list[Alert]:
         """The monitoring alerts on a bidder's act recorded as ``step_key``: other bidders'
         acts on the listing from its network origin."""

@@ -1,7 +1,8 @@
 """A bidder's act on a listing while Temporal cannot be reached: the caller gets UNAVAILABLE
 (never INTERNAL), and the note of the act's network origin stays, as listing_watch says
 (the same act sent again may still be recorded, and then its note is the one it is read
-from); sending it again while Temporal is still out of reach keeps one note.
+from); sending it again while Temporal is still out of reach keeps one note; the note of an act
+never recorded is swept when the listing is settled.
 
 The venue's trading service (its Temporal reachable) publishes the listing and starts its
 workflow; a second trading service on the same database, its Temporal client pointed at a
@@ -73,12 +74,18 @@ async def test_an_act_that_cannot_reach_temporal_is_unavailable_and_keeps_its_no
         assert "cannot be reached" in details
         # The same act again, Temporal still out of reach: the first note stays, alone.
         await _unavailable(stub, request)
+        # Another act, never sent again: its note waits.
+        other = pb.PlaceListingBidRequest(request_id=str(uuid.uuid4()), listing_no=number,
+                                          bidder_id="BD-0001", amount_fen=101_000_000)
+        await _unavailable(stub, other)
     finally:
         await channel.close(None)
 
     key = act_key("listing_bid", BIDDER_SYSTEM, request.request_id)
+    unsent = act_key("listing_bid", BIDDER_SYSTEM, other.request_id)
     notes = _rows(venue, tables.listing_act_origins, number)
-    assert [(n.act_key, n.origin) for n in notes] == [(key, "127.0.0.1")]
+    assert sorted((n.act_key, n.origin) for n in notes) == sorted(
+        [(key, "127.0.0.1"), (unsent, "127.0.0.1")])
     assert _rows(venue, tables.listing_acts, number) == []
 
     # Temporal within reach again (the venue's service): the act sent again is recorded
@@ -87,6 +94,14 @@ async def test_an_act_that_cannot_reach_temporal_is_unavailable_and_keeps_its_no
     await venue.bidder("0001").PlaceListingBid(request)
     (act,) = _rows(venue, tables.listing_acts, number)
     assert act.act_key == key
+    assert len(_rows(venue, tables.listing_act_origins, number)) == 2
+
+    # Settled (the one bidder buys at the close), the listing takes no act any more: the
+    # note of the act never recorded is swept, the recorded act's stays.
+    tz = (await venue.now()).tzinfo
+    await venue.skip_to(listing.closes_at.ToDatetime().replace(tzinfo=tz)
+                        + timedelta(seconds=1))
+    await venue.until_stage(number, pb.LISTING_STAGE_SOLD)
     assert [(n.act_key, n.origin) for n in _rows(venue, tables.listing_act_origins,
                                                  number)] == [(key, "127.0.0.1")]
 
