@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.db import tables
-from tests.integration.trading.test_tenders_api import OFFICER, Calls
+from tests.integration.trading.test_tenders_api import OFFICER, SUPPLIER, Calls
 from tests.integration.trading.test_tenders_api import calls as calls  # the fixture
 from tests.integration.trading.test_tenders_api import trading as trading  # the fixture
 from tests.support import ServiceUnderTest
@@ -154,7 +154,7 @@ async def test_concurrent_retries_of_an_announcement_make_one_tender(
 
 def _award(request_id: str, project_no: str, amount: int) -> pb.RecordDirectAwardRequest:
     return pb.RecordDirectAwardRequest(request_id=request_id, project_no=project_no,
-                                       supplier_code="91210100MA0XXXXX1A", amount_fen=amount)
+                                       supplier_code=SUPPLIER, amount_fen=amount)
 
 
 async def test_a_direct_award_s_request_id_answers_only_its_own_request(

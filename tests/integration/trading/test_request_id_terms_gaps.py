@@ -42,7 +42,13 @@ from tests.integration.trading.test_tender_evaluation import (
     _sheet,
     _to_evaluation,
 )
-from tests.integration.trading.test_tenders_api import OFFICER, PROCUREMENT, Calls, _project
+from tests.integration.trading.test_tenders_api import (
+    OFFICER,
+    PROCUREMENT,
+    SUPPLIER,
+    Calls,
+    _project,
+)
 from tests.integration.trading.test_tenders_api import calls as calls  # the fixture
 from tests.integration.trading.test_tenders_api import trading as trading  # the fixture
 from tests.support import ServiceUnderTest
@@ -120,7 +126,7 @@ async def test_a_direct_award_s_request_id_compares_its_supplier(
             request_id=shared, project_no=project.project_no, supplier_code=supplier,
             amount_fen=40_000_000), metadata=OFFICER)
 
-    await award("91210100MA0XXXXX1A")
+    await award(SUPPLIER)
     code, details = await _refused(award("91210100MA0YYYYY2B"))
     assert code == grpc.StatusCode.ALREADY_EXISTS
     assert "with other terms (supplier_code)" in details
@@ -161,7 +167,7 @@ async def test_concurrent_retries_of_a_direct_award_make_one_award(
                                                                      value=50_000_000))
         award = pb.RecordDirectAwardRequest(
             request_id=str(uuid.uuid4()), project_no=project.project_no,
-            supplier_code="91210100MA0XXXXX1A", amount_fen=40_000_000)
+            supplier_code=SUPPLIER, amount_fen=40_000_000)
         answers = await asyncio.gather(*(calls.via(PLATFORM).RecordDirectAward(
             award, metadata=OFFICER) for _ in range(8)))
         assert len({a.recorded_at.ToDatetime() for a in answers}) == 1
@@ -200,7 +206,7 @@ async def test_a_retry_answered_from_the_record_writes_nothing(
                                                                value=50_000_000))
     award = pb.RecordDirectAwardRequest(request_id=str(uuid.uuid4()),
                                         project_no=small.project_no,
-                                        supplier_code="91210100MA0XXXXX1A",
+                                        supplier_code=SUPPLIER,
                                         amount_fen=40_000_000)
     await calls.via(PLATFORM).RecordDirectAward(award, metadata=OFFICER)
     before = written()
