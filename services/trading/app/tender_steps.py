@@ -35,7 +35,6 @@ from services.trading.domain.monitoring import (
     alerts_on_opened,
     parsed_document,
 )
-from services.trading.domain.monitoring import price_in as stated_price
 from services.trading.domain.sealed_bids import SealedBidError, TenderOpening
 from services.trading.domain.tenders import Envelope, Tender, TenderStage
 from workflows import tender_rules as rules
@@ -381,9 +380,10 @@ def close_decryption(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: Servi
                 # The document is parsed once for both readings of its price.
                 parsed = parsed_document(document)
                 documents.add(bidder_id, document, index)
-                # The monitoring rules' reading (any price above 0) and the ranking's.
-                stated.append((bidder_id, stated_price(parsed)))
-                prices[bidder_id] = price_in(parsed) or 0
+                # One reading for the monitoring rules and the ranking (1 to MAX_PRICE_FEN).
+                price = price_in(parsed)
+                stated.append((bidder_id, price))
+                prices[bidder_id] = price or 0
                 outcome.append({"bidder_id": bidder_id, "valid": True, "reason": ""})
             else:
                 invalid.append(bidder_id)
