@@ -83,6 +83,7 @@ with workflow.unsafe.imports_passed_through():
         replayed,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
+    from workflows.request_terms import differing_terms, request_key
 
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
@@ -95,6 +96,11 @@ FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
 AUCTION_AMONG_INTERESTED = "listing-auction-among-interested"
 #: A run rebuilds its copy from what trading recorded (a run started again: M4).
 REBUILT_FROM_RECORD = "listing-rebuilt-from-record"
+#: One act per request: an act under a request id the run recorded an act under already is
+#: refused before the rules when it asks other terms (ALREADY_EXISTS: two contents sent at
+#: once are two updates, the loser is told so), answered with the first act's receipt when
+#: it asks the same (s17, LOW 5).
+ONE_ACT_PER_REQUEST = "listing-one-act-per-request"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -117,6 +123,9 @@ class ListingWorkflow:
         self.shown_sla = ""
         # One act recorded at a time, each checked against the state the last one left.
         self.recording = asyncio.Lock()
+        #: The acts this run recorded, by request (``request_terms.request_key``): the
+        #: signed body of each and the answer it was given.
+        self.answered: dict[str, tuple[dict[str, Any], ListingReceipt]] = {}
 
     # ---- run ---------------------------------------------------------------------------------
 
@@ -343,6 +352,10 @@ class ListingWorkflow:
         # The notice or disclosure is published before any act on it.
         await workflow.wait_condition(lambda: self.started)
         async with self.recording:
+            if workflow.patched(ONE_ACT_PER_REQUEST):
+                before = self._answered_before(act)
+                if before is not None:
+                    return before
             after = self._after(facts)
             try:
                 receipt: StepReceipt = await workflow.execute_activity(
@@ -361,12 +374,34 @@ class ListingWorkflow:
                 self.deal = receipt
             self.stage = receipt.stage
             self.version += 1
+            answer = ListingReceipt(self.facts.listing_no, self.stage,
+                                    receipt.feed_sequences[0] if receipt.feed_sequences else 0)
+            key = request_key(act.statement.body)
+            if key:
+                self.answered[key] = (act.statement.body, answer)
         self._show()
-        return ListingReceipt(self.facts.listing_no, self.stage,
-                              receipt.feed_sequences[0] if receipt.feed_sequences else 0)
+        return answer
+
+    def _answered_before(self, act: ListingAct) -> ListingReceipt | None:
+        """The answer given to the act this run recorded under ``act``'s request, when
+        ``act`` asks the same terms; refused (ALREADY_EXISTS, naming the terms that differ)
+        when it asks others; None when the run recorded none under it."""
+        key = request_key(act.statement.body)
+        first = self.answered.get(key) if key else None
+        if first is None:
+            return None
+        differ = differing_terms(first[0], act.statement.body)
+        if differ:
+            raise refuse("AlreadyExists", (
+                f"request id {act.statement.body.get('request_id')} was used for a "
+                f"{act.statement.body.get('kind')} with other terms ({', '.join(differ)}): "
+                "a retry sends the same request again, a new request takes a new request id"))
+        return first[1]
 
     def _validate(self, update: str, act: ListingAct, kind: StatementKind) -> None:
-        self._after(self._authored(update, act, kind))
+        facts = self._authored(update, act, kind)
+        if self._answered_before(act) is None:
+            self._after(facts)
 
     @workflow.update(name=BID)
     async def bid(self, act: ListingAct) -> ListingReceipt:

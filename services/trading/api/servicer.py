@@ -32,6 +32,7 @@ from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers, listing_watch, listings, monitoring, tenders
 from services.trading.app import evaluation as evaluations
 from services.trading.app.listing_chain import ListingStarter
+from services.trading.app.request_ids import terms_sha256
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
@@ -55,6 +56,7 @@ from services.trading.domain.monitoring import (
 from services.trading.domain.statistics import DealSource, Statistics
 from services.trading.domain.tenders import Project, Tender
 from workflows import listing_contract as lc
+from workflows.approval_contract import SignedStatement
 from workflows.tender_contract import (
     AMEND,
     ANSWER_OBJECTION,
@@ -304,10 +306,14 @@ def _canonical(request_id: str) -> str:
     return request_id.lower()
 
 
-def _update_id(update: str, request_id: str) -> str:
+def _update_id(update: str, request_id: str, statement: SignedStatement) -> str:
     """A workflow update's id: a request id is the calling system's own, so another
-    system's same id is another update (never answered with the first one's receipt)."""
-    return f"{update}/{current_caller().system}/{request_id}"
+    system's same id is another update (never answered with the first one's receipt); and
+    it binds what the request asks (the digest of the signed act's terms, its instant and
+    request id aside), so another content under the same id is another update too: Temporal
+    answers an update id again from its first outcome, whatever the second one carries."""
+    digest = terms_sha256(statement.body)[:32]
+    return f"{update}/{current_caller().system}/{request_id}/{digest}"
 
 
 class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
@@ -546,23 +552,24 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                    request_id: str, **facts: Any) -> tuple[pb.TenderActResponse,
                                                            tenders.PreparedAct]:
         """Sign the official's act and send it to the tender's workflow, which checks it
-        and has trading record it; the tender as it then stands."""
-        starter = self._tender_starter()
+        and has trading record it; the tender as it then stands. The same request again,
+        once recorded, is answered from the record (another content under its request id
+        is ALREADY_EXISTS: ``tenders.recorded_again``)."""
         prepared = await asyncio.to_thread(
             tenders.prepare_act, uow=self._reading(), signer=self._signer,
             calendar=self._calendar, caller=current_caller(), kind=kind, tender_no=tender_no,
             request_id=request_id, now=datetime.now(UTC), **facts)
-        if not prepared.tender.workflow_started and not await starter.start(tender_no,
-                                                                            waiting=True):
-            raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
-                              "try again later")
-        receipt = await starter.gateway.update(
-            workflow_id(tender_no), update, prepared.act, update_id=_update_id(update, request_id),
-            result_type=ActReceipt)
-        tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
-                                         tender_no=tender_no)
-        return (pb.TenderActResponse(tender=tender_to_proto(tender),
-                                     feed_sequence=receipt.feed_sequence), prepared)
+        again = await asyncio.to_thread(tenders.recorded_again, uow=self._reading(),
+                                        caller=current_caller(), prepared=prepared)
+        if again is not None:
+            recorded, sequence = again
+            tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
+                                             tender_no=tender_no)
+            return (pb.TenderActResponse(tender=tender_to_proto(tender),
+                                         feed_sequence=sequence), recorded)
+        result, _ = await self._send(update, prepared, tender_no=tender_no,
+                                     request_id=request_id)
+        return result, prepared
 
     async def _send(self, update: str, prepared: tenders.PreparedAct, *, tender_no: str,
                     request_id: str) -> tuple[pb.TenderActResponse, pb.Tender]:
@@ -573,7 +580,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             raise Unavailable(f"the workflow of tender {tender_no} cannot be reached now: "
                               "try again later")
         receipt = await starter.gateway.update(
-            workflow_id(tender_no), update, prepared.act, update_id=_update_id(update, request_id),
+            workflow_id(tender_no), update, prepared.act,
+            update_id=_update_id(update, request_id, prepared.act.statement),
             result_type=ActReceipt)
         tender = tender_to_proto(await asyncio.to_thread(
             tenders.get_tender, uow=self._reading(), tender_no=tender_no))
@@ -840,7 +848,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               "try again later")
         receipt = await starter.gateway.update(
             lc.workflow_id(listing_no), update, prepared.act,
-            update_id=_update_id(update, request_id), result_type=lc.ListingReceipt)
+            update_id=_update_id(update, request_id, prepared.act.statement),
+            result_type=lc.ListingReceipt)
         return await self._listing(listing_no), receipt.feed_sequence
 
     async def _bidder_act(self, update: str, kind: lc.StatementKind, *, listing_no: str,
@@ -851,6 +860,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             listings.prepare_bidder_act, uow=self._reading(), signer=self._signer,
             caller=current_caller(), kind=kind, listing_no=listing_no, bidder_id=bidder_id,
             amount_fen=amount_fen, request_id=request_id, now=datetime.now(UTC))
+        if isinstance(prepared, listings.RecordedListingAct):
+            # Recorded by this very request already (its answer was lost): answered again.
+            return await self._listing(listing_no), prepared.feed_sequence
         origin = network_origin(context.peer() or "")
 
         async def settle() -> tuple[pb.Listing, int]:
@@ -913,6 +925,11 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
             calendar=self._calendar, caller=current_caller(), listing_no=request.listing_no,
             price_fen=request.price_fen, request_id=_canonical(request.request_id),
             now=datetime.now(UTC))
+        if isinstance(prepared, listings.RecordedListingAct):
+            # Recorded by this very request already (its answer was lost): answered again.
+            return pb.RecordAgreementResponse(
+                listing=await self._listing(request.listing_no),
+                feed_sequence=prepared.feed_sequence)
         listing, sequence = await self._send_listing_act(lc.AGREE, prepared,
                                                          request_id=_canonical(request.request_id))
         return pb.RecordAgreementResponse(listing=listing, feed_sequence=sequence)

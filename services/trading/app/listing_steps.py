@@ -14,6 +14,7 @@ The deal is signed by trading as it is recorded.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -26,6 +27,7 @@ from kernel.calendar import UnknownYearError, WorkingCalendar
 from kernel.chinatime import china_date
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
+from services.trading.app.request_ids import act_asked_again
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
 from services.trading.domain.draws import utc_text
@@ -165,6 +167,24 @@ def _done(unit: TradingUnitOfWork, listing_no: str, key: str) -> StepReceipt | N
     return _receipt(record, [done.feed_sequence] if done.feed_sequence else [])
 
 
+def _recorded_again(unit: TradingUnitOfWork, step: ListingStep,
+                    key: str) -> StepReceipt | None:
+    """The receipt of the act recorded under ``key`` already, when ``step``'s act asks the
+    same (a retried activity, or the same request signed again); None when none is.
+
+    One act per key: an act under the same request id asking other terms (two contents
+    sent at once, each its own update) is ALREADY_EXISTS naming the terms that differ,
+    never answered with the recorded act's receipt, and nothing is recorded."""
+    done = unit.listings.step(step.listing_no, key)
+    if done is None:
+        return None
+    act_asked_again(None, request_id=str(step.statement.body.get("request_id", "")),
+                    what=step.step.replace("_", " "),
+                    first=json.loads(done.statement)["body"], now=step.statement.body)
+    return _receipt(_record(unit, step.listing_no),
+                    [done.feed_sequence] if done.feed_sequence else [])
+
+
 def open_listing(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSigner,
                  step: ListingStep) -> StepReceipt:
     """The notice (land) or disclosure (property rights) recorded and published, once."""
@@ -219,7 +239,7 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
     facts = _verified(keys, step.statement, kind, step.listing_no)
     key = act_key(step.step, facts.system, facts.request_id or facts.issued_at)
     with uow() as unit:
-        done = _done(unit, step.listing_no, key)
+        done = _recorded_again(unit, step, key)
         if done is not None:
             return done
         _, record, listing = rebuild(unit, step.listing_no, calendar)

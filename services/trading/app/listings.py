@@ -19,6 +19,7 @@ record them, so a refused act leaves nothing behind.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -42,11 +43,12 @@ from kernel.numbering import day_number
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
 from services.trading.app.listing_steps import rebuild, recorded_from
-from services.trading.app.request_ids import Asked, answer_again
+from services.trading.app.request_ids import Asked, act_asked_again, answer_again
 from services.trading.app.tenders import TRADING_OFFICER, TRADING_SYSTEM
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
 from services.trading.domain.listings import ListingRecord, ListingState
+from services.trading.domain.model import act_key
 from workflows.approval_contract import as_statement, iso_instant
 from workflows.listing_contract import (
     LAND,
@@ -240,13 +242,52 @@ class PreparedListingAct:
     listing: ListingRecord
 
 
+@dataclass(frozen=True)
+class RecordedListingAct:
+    """An act recorded already under the caller's request id, asking the same: the retry
+    of a call whose answer was lost, answered from the record, not sent again."""
+
+    listing_no: str
+    #: The feed entry the act published (0 when none), as the first call answered.
+    feed_sequence: int
+
+
+#: The step each act is recorded as (services/trading/app/listing_steps.py).
+ACT_STEPS = {StatementKind.BID: "listing_bid", StatementKind.BUYER: "buyer_registered",
+             StatementKind.AUCTION_BID: "auction_bid",
+             StatementKind.INTEREST: "auction_interest", StatementKind.AGREEMENT: "agreement"}
+
+
+def _recorded(uow: TradingUnitOfWork, *, listing_no: str, kind: StatementKind, caller: Caller,
+              request_id: str, body: dict[str, object]) -> RecordedListingAct | None:
+    """The act the calling system recorded on the listing under ``request_id`` when
+    ``body`` asks what it asked (``request_ids.act_asked_again``); ALREADY_EXISTS naming the
+    terms that differ when it asked something else; None when it recorded none."""
+    if not request_id:
+        return None
+    done = uow.listings.step(listing_no, act_key(ACT_STEPS[kind], caller.system, request_id))
+    if done is None:
+        return None
+    return act_asked_again(RecordedListingAct(listing_no, int(done.feed_sequence)),
+                           request_id=request_id, what=ACT_STEPS[kind].replace("_", " "),
+                           first=json.loads(done.statement)["body"], now=body)
+
+
 def prepare_bidder_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller: Caller,
                        kind: StatementKind, listing_no: str, bidder_id: str, amount_fen: int,
-                       request_id: str, now: datetime) -> PreparedListingAct:
+                       request_id: str, now: datetime
+                       ) -> PreparedListingAct | RecordedListingAct:
     """A bid, a buyer's registration, an auction bid or a request to keep bidding at the
-    close, from the bidder's own system, signed; nothing is written."""
+    close, from the bidder's own system, signed; nothing is written.
+
+    The same system's same request again, once its act is recorded, is answered from the
+    record (``RecordedListingAct``), even after the listing is settled; the same request id
+    asking other terms (another amount, another bidder) is ALREADY_EXISTS."""
     if kind not in (StatementKind.BUYER, StatementKind.INTEREST):
         rules.check_amount(amount_fen, "amount_fen")
+    body = listing_statement_body(kind=kind, listing_no=listing_no, system=caller.system,
+                                  issued_at=now, request_id=request_id, bidder_id=bidder_id,
+                                  amount_fen=amount_fen)
     with uow:
         bidder = uow.bidders.get(bidder_id)
         if bidder is None:
@@ -255,26 +296,43 @@ def prepare_bidder_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, caller:
             raise PermissionDenied(f"system {caller.system} may not act for bidder "
                                    f"{bidder_id}: only the bidder's own system may")
         listing = uow.listings.get(listing_no)
-    if listing is None:
-        raise NotFound(f"listing {listing_no} is not known")
+        if listing is None:
+            raise NotFound(f"listing {listing_no} is not known")
+        again = _recorded(uow, listing_no=listing_no, kind=kind, caller=caller,
+                          request_id=request_id, body=body)
+        if again is not None:
+            return again
     if listing.stage in (ListingState.SOLD, ListingState.FAILED):
         raise FailedPrecondition(f"listing {listing_no} is finished ({listing.stage})")
-    body = listing_statement_body(kind=kind, listing_no=listing_no, system=caller.system,
-                                  issued_at=now, request_id=request_id, bidder_id=bidder_id,
-                                  amount_fen=amount_fen)
     return PreparedListingAct(ListingAct(as_statement(signer.sign(body))), listing)
 
 
 def prepare_agreement(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                       calendar: WorkingCalendar, caller: Caller, listing_no: str,
-                      price_fen: int, request_id: str, now: datetime) -> PreparedListingAct:
-    """The officer's record of the transfer by agreement with the one buyer, signed."""
+                      price_fen: int, request_id: str, now: datetime
+                      ) -> PreparedListingAct | RecordedListingAct:
+    """The officer's record of the transfer by agreement with the one buyer, signed; the
+    same request again, once recorded, answered from the record (``RecordedListingAct``),
+    the same request id asking another price ALREADY_EXISTS."""
     rules.check_amount(price_fen, "price_fen")
     with uow:
         official = require_official(uow.staff, caller, role=TRADING_OFFICER)
         record = uow.listings.get(listing_no)
         if record is None:
             raise NotFound(f"listing {listing_no} is not known")
+        if request_id and (done := uow.listings.step(
+                listing_no, act_key(ACT_STEPS[StatementKind.AGREEMENT], caller.system,
+                                    request_id))) is not None:
+            recorded_body = json.loads(done.statement)["body"]
+            # The buyer is the one the record names; the rest the request asks again.
+            asked = listing_statement_body(
+                kind=StatementKind.AGREEMENT, listing_no=listing_no, system=caller.system,
+                issued_at=now, request_id=request_id, official_id=official.id,
+                department_code=official.department_code,
+                bidder_id=str(recorded_body.get("bidder_id", "")), amount_fen=price_fen)
+            return act_asked_again(RecordedListingAct(listing_no, int(done.feed_sequence)),
+                                   request_id=request_id, what="agreement",
+                                   first=recorded_body, now=asked)
         if record.stage != ListingState.AGREEMENT:
             raise FailedPrecondition(f"listing {listing_no} is {record.stage}: an agreement "
                                      "follows a disclosure that closed with one buyer")

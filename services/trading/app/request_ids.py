@@ -10,11 +10,14 @@ subject's, or the same id with other terms is ALREADY_EXISTS, and nothing change
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from kernel.errors import AlreadyExists
+from kernel.signing import canonical
+from workflows.request_terms import statement_terms
 
 T = TypeVar("T")
 
@@ -43,3 +46,20 @@ def answer_again(record: T, *, request_id: str, what: str, first: Asked, now: As
                             f"({', '.join(differ)}): a retry sends the same request again, "
                             "a new request takes a new request id")
     return record
+
+
+def terms_sha256(body: Mapping[str, Any]) -> str:
+    """The SHA-256 of the terms a signed act's ``body`` asks, in RFC 8785 canonical JSON
+    (``request_terms.statement_terms``: neither its instant nor its request id): the same
+    request signed again has the same digest, another request under its id another."""
+    return hashlib.sha256(canonical(statement_terms(body))).hexdigest()
+
+
+def act_asked_again(record: T, *, request_id: str, what: str, first: Mapping[str, Any],
+                    now: Mapping[str, Any]) -> T:
+    """``record`` (the act signed in the body ``first``, recorded under ``request_id``)
+    when the act signed in ``now`` asks the same terms; otherwise ALREADY_EXISTS naming
+    the terms that differ (``answer_again``)."""
+    return answer_again(record, request_id=request_id, what=what,
+                        first=Asked(str(first.get("system", "")), "", statement_terms(first)),
+                        now=Asked(str(now.get("system", "")), "", statement_terms(now)))

@@ -23,6 +23,7 @@ from kernel.audit import Actor
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from services.trading.app import evaluation
+from services.trading.app.request_ids import act_asked_again
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.draws import utc_text
 from services.trading.domain.evaluation import Method, price_in
@@ -150,6 +151,12 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
         tender = _tender(unit, step.tender_no)
         done = unit.tenders.step(step.tender_no, key)
         if done is not None:
+            # One act per key: the same request again is answered from the record; another
+            # content under its request id (sent at once, so its own update) is refused,
+            # never answered with the recorded act's receipt.
+            act_asked_again(None, request_id=facts.request_id,
+                            what=step.step.replace("_", " "),
+                            first=json.loads(done.statement)["body"], now=step.statement.body)
             receipt = _receipt(tender, done.feed_sequence)
             if kind == StatementKind.SCORE_SHEET and done.feed_sequence:
                 # The sheet that completed the evaluation, retried: its candidates again.

@@ -46,8 +46,8 @@ from kernel.errors import (
 )
 from kernel.identity import Caller
 from kernel.numbering import day_number
-from kernel.signing import ServiceSigner
-from services.trading.app.request_ids import Asked, answer_again
+from kernel.signing import ServiceSigner, Signed
+from services.trading.app.request_ids import Asked, act_asked_again, answer_again
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.evaluation import (
     DEFAULT_METHOD,
@@ -56,7 +56,7 @@ from services.trading.domain.evaluation import (
     Weights,
     check_weights,
 )
-from services.trading.domain.model import entry_requiring_venue, require_category
+from services.trading.domain.model import act_key, entry_requiring_venue, require_category
 from services.trading.domain.monitoring import BidSeen, alerts_on_bid
 from services.trading.domain.sealed_bids import check_key, check_submission
 from services.trading.domain.tenders import (
@@ -78,6 +78,7 @@ from workflows.tender_contract import (
     OfficialAct,
     StatementKind,
     TenderFacts,
+    parse_instant,
     tender_statement_body,
 )
 
@@ -548,6 +549,41 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
         winner=winner, amount_fen=amount_fen, contract_no=contract_no, bidder_id=bidder_id)
     return PreparedAct(OfficialAct(as_statement(signer.sign(body)), text), tender,
                        objection_id, answer_due)
+
+
+#: The step each official's act is recorded as (services/trading/app/tender_steps.py).
+ACT_STEPS = {StatementKind.AMENDMENT: "amended", StatementKind.OBJECTION: "objected",
+             StatementKind.OBJECTION_ANSWER: "objection_answered",
+             StatementKind.EVALUATION: "candidates_published", StatementKind.AWARD: "awarded",
+             StatementKind.CONTRACT: "contracted"}
+
+
+def recorded_again(*, uow: TradingUnitOfWork, caller: Caller,
+                   prepared: PreparedAct) -> tuple[PreparedAct, int] | None:
+    """The act the calling system recorded under the prepared act's request id, as it was
+    prepared then, and its feed entry (0: none), when the prepared act asks the same terms
+    (the retry of a call whose answer was lost: answered from the record, not sent again);
+    ALREADY_EXISTS naming the terms that differ when it asks others; None when the system
+    recorded no such act."""
+    body = prepared.act.statement.body
+    request_id = str(body.get("request_id") or "")
+    step = ACT_STEPS.get(StatementKind(body["kind"]))
+    if not request_id or step is None:
+        return None
+    tender_no = prepared.tender.tender_no
+    with uow:
+        done = uow.tenders.step(tender_no, act_key(step, caller.system, request_id))
+    if done is None:
+        return None
+    statement = json.loads(done.statement)
+    first = statement["body"]
+    act_asked_again(None, request_id=request_id, what=step.replace("_", " "), first=first,
+                    now=body)
+    facts = TenderFacts.read(first)
+    recorded = PreparedAct(OfficialAct(as_statement(Signed.from_dict(statement)),
+                                       done.content), prepared.tender, facts.objection_id,
+                           parse_instant(facts.answer_due) if facts.answer_due else None)
+    return recorded, int(done.feed_sequence)
 
 
 # ---- sealed bids ------------------------------------------------------------------------------

@@ -1,0 +1,39 @@
+"""What an act signed under a caller's request id asks: its statement's terms.
+
+Trading signs each act it sends to a tender's or a listing's workflow anew on every call,
+so a retry after a lost answer carries another statement: another instant (``issued_at``)
+and, for an objection, the number and the answer's due date trading gave it then. The rest
+of the signed body (who acts, for whom, about what, how much, the text's digest) is what
+the request asks, and the same request asks it again identically. Two calls under one
+request id with other terms are two requests: only the first may be recorded.
+
+Pure and deterministic: used by the trading service and by the workflows alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+#: The fields of a statement's body each call gives anew, and the request id itself.
+VARYING = frozenset({"issued_at", "objection_id", "answer_due", "request_id"})
+
+
+def statement_terms(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The terms ``body`` (a signed act's body) asks: all but ``VARYING``."""
+    return {name: value for name, value in body.items() if name not in VARYING}
+
+
+def differing_terms(first: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:
+    """The names, sorted, of the terms two statements' bodies ask differently."""
+    a, b = statement_terms(first), statement_terms(now)
+    return sorted(name for name in a.keys() | b.keys() if a.get(name) != b.get(name))
+
+
+def request_key(body: Mapping[str, Any]) -> str:
+    """The request a signed act answers: its kind, the calling system and its request id
+    ('' for an act without a request id)."""
+    request_id = str(body.get("request_id") or "")
+    if not request_id:
+        return ""
+    return f"{body.get('kind', '')}/{body.get('system', '')}/{request_id}"
