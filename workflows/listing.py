@@ -83,7 +83,7 @@ with workflow.unsafe.imports_passed_through():
         replayed,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
-    from workflows.request_terms import differing_terms, request_key
+    from workflows.request_terms import other_terms, request_key
 
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
@@ -390,12 +390,9 @@ class ListingWorkflow:
         first = self.answered.get(key) if key else None
         if first is None:
             return None
-        differ = differing_terms(first[0], act.statement.body)
-        if differ:
-            raise refuse("AlreadyExists", (
-                f"request id {act.statement.body.get('request_id')} was used for a "
-                f"{act.statement.body.get('kind')} with other terms ({', '.join(differ)}): "
-                "a retry sends the same request again, a new request takes a new request id"))
+        refused = other_terms(first[0], act.statement.body)
+        if refused:
+            raise refuse("AlreadyExists", refused)
         return first[1]
 
     def _validate(self, update: str, act: ListingAct, kind: StatementKind) -> None:

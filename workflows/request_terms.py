@@ -37,3 +37,16 @@ def request_key(body: Mapping[str, Any]) -> str:
     if not request_id:
         return ""
     return f"{body.get('kind', '')}/{body.get('system', '')}/{request_id}"
+
+
+def other_terms(first: Mapping[str, Any], now: Mapping[str, Any]) -> str:
+    """Why the act signed in ``now`` is refused when its request recorded ``first``: ''
+    when it asks the same terms (the same request again), else the message naming the
+    terms that differ (never their values: the message reaches the logs)."""
+    differ = differing_terms(first, now)
+    if not differ:
+        return ""
+    return (f"request id {now.get('request_id')} was used for a "
+            f"{str(now.get('kind', 'act')).replace('_', ' ')} with other terms "
+            f"({', '.join(differ)}): a retry sends the same request again, a new request "
+            "takes a new request id")

@@ -45,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
+    from workflows.request_terms import other_terms, request_key
     from workflows.tender_contract import (
         AMEND,
         ANSWER_OBJECTION,
@@ -97,6 +98,11 @@ RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficie
                                                    "PermissionDenied", "FailedPrecondition",
                                                    "AlreadyExists"])
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+#: One act per request: an act under a request id the run took an act under already is
+#: refused before the rules when it asks other terms (ALREADY_EXISTS: two contents sent at
+#: once are two updates, the loser is told so, not "busy"), answered again when it asks the
+#: same (s17, LOW 5).
+ONE_ACT_PER_REQUEST = "tender-one-act-per-request"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -137,6 +143,9 @@ class TenderWorkflow:
         self.recording = asyncio.Lock()
         #: An act is being taken; the next of the same stage waits (refused meanwhile).
         self.acting = False
+        #: The acts taken by request (``request_terms.request_key``): the signed body of
+        #: each, and trading's receipt once recorded (None while it is being recorded).
+        self.requests: dict[str, tuple[dict[str, Any], StepReceipt | None]] = {}
         self.shown_stage = ""
         self.shown_sla = ""
 
@@ -312,6 +321,9 @@ class TenderWorkflow:
 
     async def _record_act(self, step: TenderStep, summary: str) -> StepReceipt:
         """Record an official's act; its refusal by trading refuses the update."""
+        key = request_key(step.statement.body)
+        if key:
+            self.requests[key] = (step.statement.body, None)
         try:
             async with self.recording:
                 receipt: StepReceipt = await workflow.execute_activity(
@@ -319,7 +331,11 @@ class TenderWorkflow:
                     result_type=StepReceipt, start_to_close_timeout=ACTIVITY_TIMEOUT,
                     retry_policy=RECORDING, summary=summary)
         except ActivityError as error:
+            if key:
+                del self.requests[key]  # never recorded: the request id is free again
             raise refused_by_activity(error, service="trading service") from error
+        if key:
+            self.requests[key] = (step.statement.body, receipt)
         if receipt.feed_sequence:
             self.feed_sequences.append(receipt.feed_sequence)
         return receipt
@@ -337,10 +353,36 @@ class TenderWorkflow:
                     content_digest(text=act.text) != facts.content_sha256:
                 raise refuse("InvalidArgument", "the text is not the one trading signed")
 
-        return authored(update, act, shape=OfficialAct, kind=kind, read=TenderFacts.read,
-                        malformed=TenderFacts.Malformed, signer=SIGNER, subject="tender",
-                        own_number=self.tender.tender_no,
-                        number_of=lambda facts: facts.tender_no, also=signed_text)
+        facts = authored(update, act, shape=OfficialAct, kind=kind, read=TenderFacts.read,
+                         malformed=TenderFacts.Malformed, signer=SIGNER, subject="tender",
+                         own_number=self.tender.tender_no,
+                         number_of=lambda facts: facts.tender_no, also=signed_text)
+        # Another content under a request taken already is refused at once (validators
+        # run on new updates only, never on replay).
+        self._request_taken(act)
+        return facts
+
+    def _request_taken(self, act: OfficialAct) -> StepReceipt | None:
+        """Trading's receipt of the act this run took under ``act``'s request, when ``act``
+        asks the same terms (None while that act is being recorded, or when the run took
+        none under it); refused (ALREADY_EXISTS, naming the terms that differ) when it asks
+        others."""
+        key = request_key(act.statement.body)
+        first = self.requests.get(key) if key else None
+        if first is None:
+            return None
+        refused = other_terms(first[0], act.statement.body)
+        if refused:
+            raise refuse("AlreadyExists", refused)
+        return first[1]
+
+    def _again(self, act: OfficialAct) -> ActReceipt | None:
+        """The answer to an act under a request this run took an act under already: the
+        receipt again for the same terms, refused for others; None for a new request."""
+        if not workflow.patched(ONE_ACT_PER_REQUEST):
+            return None
+        taken = self._request_taken(act)
+        return self._receipt(taken) if taken is not None else None
 
     def _check(self, rule: Callable[[], None]) -> None:
         try:
@@ -367,6 +409,8 @@ class TenderWorkflow:
 
     @workflow.update(name=AMEND)
     async def amend(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._amend_rules(facts)
         before = self.deadline
@@ -421,6 +465,8 @@ class TenderWorkflow:
 
     @workflow.update(name=OBJECT)
     async def object_to(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._object_rules(facts)
         answer_due = facts.instant("answer_due")
@@ -456,6 +502,8 @@ class TenderWorkflow:
 
     @workflow.update(name=ANSWER_OBJECTION)
     async def answer_objection(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._answer_rules(facts)
         objection = self.objection
@@ -503,6 +551,8 @@ class TenderWorkflow:
 
     @workflow.update(name=EVALUATE)
     async def evaluate(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._evaluate_rules(facts)
         self.acting = True
@@ -535,6 +585,8 @@ class TenderWorkflow:
 
     @workflow.update(name=SEAT_COMMITTEE)
     async def seat_committee(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._committee_rules(facts)
         self.acting = True
@@ -569,6 +621,8 @@ class TenderWorkflow:
 
     @workflow.update(name=SCORE)
     async def score(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._score_rules(facts)
         sheet = f"{facts.member_id}/{facts.bidder_id}"
@@ -608,6 +662,8 @@ class TenderWorkflow:
 
     @workflow.update(name=AWARD)
     async def award(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._award_rules(facts)
         self.acting = True
@@ -639,6 +695,8 @@ class TenderWorkflow:
 
     @workflow.update(name=RECORD_CONTRACT)
     async def record_contract(self, act: OfficialAct) -> ActReceipt:
+        if (again := self._again(act)) is not None:
+            return again
         facts = TenderFacts.read(act.statement.body)
         self._contract_rules(facts)
         self.acting = True

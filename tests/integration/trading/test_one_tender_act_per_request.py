@@ -1,0 +1,136 @@
+"""One request id, one act, on a tender (attack s17 LOW 5): an official's act (here an
+amendment) and an expert's score sheet are sent to the tender's workflow as Temporal
+updates; the same request id with several contents sent at once records one and refuses the
+others (ALREADY_EXISTS, never the recorded act's receipt); a later call under the id with
+another content is refused, nothing changed; the same content again is answered with the
+recorded act's receipt, at once or later. On the real TenderWorkflow (test_tender_chain).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import grpc
+import pytest
+from sqlalchemy import select
+
+from govhall.trading.v1 import trading_pb2 as pb
+from services.trading.db import tables
+from tests.integration.trading.test_tender_chain import OFFICER, Venue, _until
+from tests.integration.trading.test_tender_chain import venue as venue  # the fixture
+from tests.integration.trading.test_tender_evaluation import (
+    EXPERT_SYSTEMS,
+    _sheet,
+    _to_evaluation,
+)
+
+
+def _steps(venue: Venue, tender_no: str, step: str) -> list[Any]:
+    with venue.trading.running.engine.connect() as connection:
+        return list(connection.execute(select(tables.tender_steps).where(
+            (tables.tender_steps.c.tender_no == tender_no)
+            & (tables.tender_steps.c.step == step))))
+
+
+def _split(results: Sequence[object]) -> tuple[list[Any], list[grpc.aio.AioRpcError]]:
+    unexpected = [r for r in results if isinstance(r, BaseException)
+                  and not isinstance(r, grpc.aio.AioRpcError)]
+    assert not unexpected, unexpected
+    return ([r for r in results if not isinstance(r, BaseException)],
+            [r for r in results if isinstance(r, grpc.aio.AioRpcError)])
+
+
+def _amend(request_id: str, tender_no: str, content: str) -> pb.AmendTenderRequest:
+    return pb.AmendTenderRequest(request_id=request_id, tender_no=tender_no, content=content)
+
+
+async def _announced(venue: Venue) -> str:
+    tender = await venue.announce()
+    number = str(tender.tender_no)
+    await _until(lambda: venue.feed(number), lambda f: len(f) == 1, "announcement published")
+    return number
+
+
+async def test_one_request_id_with_eight_amendments_sent_at_once_records_one(
+        venue: Venue) -> None:
+    number = await _announced(venue)
+    shared = str(uuid.uuid4())
+    results = await asyncio.gather(
+        *(venue.via().AmendTender(_amend(shared, number, f"第{i}章技术参数更正"),
+                                  metadata=OFFICER) for i in range(8)),
+        return_exceptions=True)
+    told_ok, refused = _split(results)
+
+    assert len(told_ok) == 1
+    assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 7, \
+        [(e.code(), e.details()) for e in refused]
+    assert all("content_sha256" in (e.details() or "") for e in refused)
+    (step,) = _steps(venue, number, "amended")
+    assert step.feed_sequence == told_ok[0].result.feed_sequence
+    feed = await venue.feed(number)
+    assert [body["content"] for kind, body in feed if kind == "tender.amended"] == \
+        [step.content]
+
+    # One after the other: another content is refused, the same one answered again.
+    with pytest.raises(grpc.aio.AioRpcError) as later:
+        await venue.via().AmendTender(_amend(shared, number, "另一个更正"), metadata=OFFICER)
+    assert later.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "other terms (content_sha256)" in (later.value.details() or "")
+    again = await venue.via().AmendTender(_amend(shared, number, step.content),
+                                          metadata=OFFICER)
+    assert again.result.feed_sequence == step.feed_sequence
+    assert len(_steps(venue, number, "amended")) == 1
+
+
+async def test_a_genuine_retry_of_an_amendment_at_once_is_one_amendment(
+        venue: Venue) -> None:
+    number = await _announced(venue)
+    shared = str(uuid.uuid4())
+    results = await asyncio.gather(
+        *(venue.via().AmendTender(_amend(shared, number, "第3章技术参数更正"),
+                                  metadata=OFFICER) for _ in range(8)),
+        return_exceptions=True)
+    told_ok, refused = _split(results)
+
+    assert refused == []
+    assert len({r.result.feed_sequence for r in told_ok}) == 1
+    assert len(_steps(venue, number, "amended")) == 1
+
+
+async def test_one_request_id_with_eight_score_sheets_sent_at_once_records_one(
+        venue: Venue) -> None:
+    number = await _to_evaluation(venue)
+    members, _ = await venue.draw_committee(number)
+    await venue.via().SeatEvaluationCommittee(pb.SeatEvaluationCommitteeRequest(
+        request_id=str(uuid.uuid4()), tender_no=number), metadata=OFFICER)
+    member = members[0]
+    shared = str(uuid.uuid4())
+
+    def sheet(technical: int) -> pb.SubmitScoreSheetRequest:
+        request = _sheet(number, member, "BD-0001", technical, 80)
+        request.request_id = shared
+        return request
+
+    expert = venue.via(EXPERT_SYSTEMS[member])
+    results = await asyncio.gather(*(expert.SubmitScoreSheet(sheet(60 + i)) for i in range(8)),
+                                   return_exceptions=True)
+    told_ok, refused = _split(results)
+
+    assert len(told_ok) == 1
+    assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 7, \
+        [(e.code(), e.details()) for e in refused]
+    (recorded,) = _steps(venue, number, "scored")
+    with venue.trading.running.engine.connect() as connection:
+        (kept,) = list(connection.execute(select(tables.tender_score_sheets).where(
+            tables.tender_score_sheets.c.tender_no == number)))
+    # The sheet recorded is one of those sent, and a retry of it answers its receipt.
+    assert 60 <= kept.technical < 68
+    again = await expert.SubmitScoreSheet(sheet(kept.technical))
+    assert again.result.feed_sequence == recorded.feed_sequence
+    with pytest.raises(grpc.aio.AioRpcError) as later:
+        await expert.SubmitScoreSheet(sheet(kept.technical + 1 if kept.technical < 67 else 60))
+    assert later.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert len(_steps(venue, number, "scored")) == 1
