@@ -11,6 +11,11 @@ The listing: the run first reads what trading recorded (from r3: nothing yet), a
 listing opens, two bidders bid, both ask to keep bidding at the close (from r2), the close
 sends it to auction, two auction bids (each re-arming the quiet interval), the auction
 ends, the deal.
+
+``python -m tests.replay.record_listing_history r3-repeated`` records it with BD-0001's
+first request id used again for a higher bid after BD-0002's: the history of attack s17
+LOW 5, where the workflow took a second content under one request (kept to replay the path
+before ``listing-one-act-per-request``).
 """
 
 from __future__ import annotations
@@ -101,17 +106,21 @@ async def record(recording: str) -> Path:
                 id=lc.workflow_id(NUMBER), task_queue=f"{prefix}workflows")
 
             async def act(update: str, kind: lc.StatementKind, bidder: str,
-                          amount: int) -> None:
+                          amount: int, request_id: str = "") -> None:
                 body = lc.listing_statement_body(
                     kind=kind, listing_no=NUMBER, system=f"bidder-system-bd{bidder[3:]}",
-                    issued_at=await env.get_current_time(), request_id=str(uuid.uuid4()),
-                    bidder_id=bidder, amount_fen=amount)
+                    issued_at=await env.get_current_time(),
+                    request_id=request_id or str(uuid.uuid4()), bidder_id=bidder,
+                    amount_fen=amount)
                 await handle.execute_update(update, lc.ListingAct(
                     as_statement(signer.sign(body))), result_type=lc.ListingReceipt)
 
             await env.sleep(opens - await env.get_current_time() + timedelta(minutes=1))
-            await act(lc.BID, lc.StatementKind.BID, "BD-0001", 100_000_000)
+            first = str(uuid.uuid4())
+            await act(lc.BID, lc.StatementKind.BID, "BD-0001", 100_000_000, first)
             await act(lc.BID, lc.StatementKind.BID, "BD-0002", 101_000_000)
+            if recording.endswith("-repeated"):
+                await act(lc.BID, lc.StatementKind.BID, "BD-0001", 102_000_000, first)
             await act(lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, "BD-0001", 0)
             await act(lc.DECLARE_INTEREST, lc.StatementKind.INTEREST, "BD-0002", 0)
             await env.sleep(closes - await env.get_current_time() + timedelta(seconds=1))
@@ -120,9 +129,12 @@ async def record(recording: str) -> Path:
                 if status.stage == "auction":
                     break
                 await asyncio.sleep(0.025)
-            await act(lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, "BD-0001", 103_000_000)
+            # The auction's first bid is the one not leading.
+            second, first_bidder = (("BD-0001", "BD-0002") if recording.endswith("-repeated")
+                                    else ("BD-0002", "BD-0001"))
+            await act(lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, first_bidder, 103_000_000)
             await env.sleep(timedelta(minutes=4))
-            await act(lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, "BD-0002", 104_000_000)
+            await act(lc.AUCTION_BID, lc.StatementKind.AUCTION_BID, second, 104_000_000)
             result = await handle.result()
             assert result.outcome == "sold", result
             history = await handle.fetch_history()
