@@ -9,8 +9,10 @@ recorded act's receipt, at once or later. On the real TenderWorkflow (test_tende
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
 from typing import Any
 
 import grpc
@@ -18,7 +20,14 @@ import pytest
 from sqlalchemy import select
 
 from govhall.trading.v1 import trading_pb2 as pb
+from govhall.trading.v1 import trading_pb2_grpc
+from kernel.errors import AlreadyExists
+from kernel.signing import TrustedKeys, public_keys_dir, service_signer
+from services.trading.app import tender_steps
 from services.trading.db import tables
+from services.trading.db.repository import TradingUnitOfWork
+from services.trading.main import DEFINITION
+from tests.integration.intake.sealing import closed_port
 from tests.integration.trading.test_tender_chain import OFFICER, Venue, _until
 from tests.integration.trading.test_tender_chain import venue as venue  # the fixture
 from tests.integration.trading.test_tender_evaluation import (
@@ -26,6 +35,9 @@ from tests.integration.trading.test_tender_evaluation import (
     _sheet,
     _to_evaluation,
 )
+from tests.support import ServiceUnderTest, service_under_test
+from workflows import tender_contract as tc
+from workflows.approval_contract import as_statement, content_digest
 
 
 def _steps(venue: Venue, tender_no: str, step: str) -> list[Any]:
@@ -134,3 +146,75 @@ async def test_one_request_id_with_eight_score_sheets_sent_at_once_records_one(
         await expert.SubmitScoreSheet(sheet(kept.technical + 1 if kept.technical < 67 else 60))
     assert later.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert len(_steps(venue, number, "scored")) == 1
+
+
+async def test_the_recording_step_records_one_act_per_request(venue: Venue) -> None:
+    """Trading's recording step (the activity) itself, as a run that does not know the
+    first act would call it: another amendment under a recorded one's request id is
+    ALREADY_EXISTS naming the content, never the recorded act's receipt; the same one
+    signed again answers that receipt; one amendment stays recorded."""
+    number = await _announced(venue)
+    shared = str(uuid.uuid4())
+    first = await venue.via().AmendTender(_amend(shared, number, "第3章技术参数更正"),
+                                          metadata=OFFICER)
+    engine = venue.trading.running.engine
+    keys = TrustedKeys.load(public_keys_dir(venue.trading.pki_dir))
+    signer = service_signer(venue.trading.pki_dir, "trading")
+    (recorded,) = _steps(venue, number, "amended")
+    official = tc.TenderFacts.read(json.loads(recorded.statement)["body"])
+
+    def record(text: str, at: datetime) -> tc.StepReceipt:
+        body = tc.tender_statement_body(
+            kind=tc.StatementKind.AMENDMENT, tender_no=number,
+            official_id=official.official_id, department_code=official.department_code,
+            roles=list(official.roles), system="trading-platform", issued_at=at,
+            request_id=shared, content_sha256=content_digest(text=text))
+        return tender_steps.record_step(
+            uow=lambda: TradingUnitOfWork(engine, write=True), keys=keys, signer=signer,
+            step=tc.TenderStep(number, as_statement(signer.sign(body)), at, "amended",
+                               text=text))
+
+    now = await venue.env.get_current_time()
+    with pytest.raises(AlreadyExists) as refused:
+        await asyncio.to_thread(record, "另一个更正", now)
+    again = await asyncio.to_thread(record, "第3章技术参数更正", now)
+
+    assert "other terms (content_sha256)" in refused.value.message
+    assert again.feed_sequence == first.result.feed_sequence
+    assert len(_steps(venue, number, "amended")) == 1
+
+
+@pytest.fixture
+async def cut_off(venue: Venue) -> AsyncIterator[ServiceUnderTest]:
+    """The trading service again, on the venue's database, with Temporal out of reach."""
+    async with service_under_test(DEFINITION, database_url=venue.trading.settings.database_url,
+                                  pki_dir=venue.trading.pki_dir,
+                                  temporal_address=closed_port(),
+                                  tender_start_wait_seconds=0.5,
+                                  workflow_call_timeout_seconds=5) as service:
+        yield service
+
+
+async def test_a_recorded_act_is_answered_from_the_record_before_anything_is_sent(
+        venue: Venue, cut_off: ServiceUnderTest) -> None:
+    """The servicer looks the request up before sending: a service whose Temporal is out of
+    reach answers the same amendment again from the record, and refuses another content
+    under its request id (ALREADY_EXISTS naming it), where a send would be UNAVAILABLE."""
+    number = await _announced(venue)
+    shared = str(uuid.uuid4())
+    first = await venue.via().AmendTender(_amend(shared, number, "第3章技术参数更正"),
+                                          metadata=OFFICER)
+    channel = cut_off.channel("trading-platform")
+    try:
+        stub = trading_pb2_grpc.TradingServiceStub(channel)
+        again = await stub.AmendTender(_amend(shared, number, "第3章技术参数更正"),
+                                       metadata=OFFICER)
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await stub.AmendTender(_amend(shared, number, "另一个更正"), metadata=OFFICER)
+    finally:
+        await channel.close(None)
+
+    assert again.result.feed_sequence == first.result.feed_sequence
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, refused.value.details()
+    assert "other terms (content_sha256)" in (refused.value.details() or "")
+    assert len(_steps(venue, number, "amended")) == 1
