@@ -844,8 +844,9 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         listing_no = prepared.listing.listing_no
         if not prepared.listing.workflow_started and not await starter.start(listing_no,
                                                                              waiting=True):
-            raise Unavailable(f"the workflow of listing {listing_no} cannot be reached now: "
-                              "try again later")
+            # Told apart from an update that cannot be sent (the gateway's own message).
+            raise Unavailable(f"the workflow of listing {listing_no} is not started yet and "
+                              "cannot be started now: try again later")
         receipt = await starter.gateway.update(
             lc.workflow_id(listing_no), update, prepared.act,
             update_id=_update_id(update, request_id, prepared.act.statement),
