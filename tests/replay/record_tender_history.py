@@ -12,6 +12,10 @@ verifies every statement on replay too.
 The case: four bids; an amendment; an objection to the documents, answered;
 the deadline; three keys revealed and one not; the committee drawn and
 seated; every sheet; the candidates; the award; the contract.
+
+``python -m tests.replay.record_tender_history r1-repeated`` records it with a second
+amendment under the first one's request id, with another content, sent to the workflow
+as its own update (the shape of attack s17 LOW 5, before ``tender-one-act-per-request``).
 """
 
 from __future__ import annotations
@@ -34,13 +38,14 @@ from temporalio.worker import Worker
 
 from govhall.trading.v1 import trading_pb2 as pb
 from kernel.pki import SAMPLE_SYSTEMS, ensure_pki
-from kernel.signing import TrustedKeys, public_keys_dir, trust_in_workflows
+from kernel.signing import TrustedKeys, public_keys_dir, service_signer, trust_in_workflows
 from kernel.temporal import SEARCH_ATTRIBUTES, TemporalSecurity, data_converter
 from services.trading.main import DEFINITION
 from tests.history_text import _payloads
 from tests.integration.trading.test_tender_chain import OFFICER, Venue
 from tests.support import SAMPLE_DIR, service_under_test
 from workflows import tender_contract as t
+from workflows.approval_contract import as_statement, content_digest
 from workflows.tender import TenderWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
@@ -57,6 +62,21 @@ async def decoded(history: WorkflowHistory, env: WorkflowEnvironment) -> Workflo
     for payload, plain in zip(found, await codec.decode(found), strict=True):
         payload.CopyFrom(plain)
     return WorkflowHistory(history.workflow_id, list(events.events))
+
+
+async def repeated_amendment(env: WorkflowEnvironment, pki: Path, number: str,
+                             request_id: str) -> None:
+    """Another amendment under ``request_id``, signed by trading, sent straight to the
+    workflow as its own update (as a second content racing the first was)."""
+    at = await env.get_current_time()
+    text = "另一个更正"
+    body = t.tender_statement_body(
+        kind=t.StatementKind.AMENDMENT, tender_no=number, official_id="ZWFWZX-007",
+        department_code="ZWFWZX", roles=["trading_officer"], system="trading-platform",
+        issued_at=at, request_id=request_id, content_sha256=content_digest(text=text))
+    await env.client.get_workflow_handle(t.workflow_id(number)).execute_update(
+        t.AMEND, t.OfficialAct(as_statement(service_signer(pki, "trading").sign(body)), text),
+        result_type=t.ActReceipt)
 
 
 async def record(recording: str) -> Path:
@@ -86,9 +106,12 @@ async def record(recording: str) -> Path:
                 prices = {"0001": 490_000_000, "0002": 480_000_000, "0003": 470_000_000,
                           "0004": 460_000_000}
                 sealed = {n: await venue.bid(number, n, price) for n, price in prices.items()}
+                amendment = str(uuid.uuid4())
                 await venue.via().AmendTender(pb.AmendTenderRequest(
-                    request_id=str(uuid.uuid4()), tender_no=number, content="更正"),
+                    request_id=amendment, tender_no=number, content="更正"),
                     metadata=OFFICER)
+                if recording.endswith("-repeated"):
+                    await repeated_amendment(env, pki, number, amendment)
                 await venue.via().ObjectToTender(pb.ObjectToTenderRequest(
                     request_id=str(uuid.uuid4()), tender_no=number,
                     target=pb.OBJECTION_TARGET_DOCUMENTS, grounds="异议"), metadata=OFFICER)
@@ -133,9 +156,9 @@ async def record(recording: str) -> Path:
         await env.shutdown()
     path = HISTORIES / f"tender-{recording}-contracted.json"
     path.write_text(history.to_json(), encoding="utf-8")
-    shutil.rmtree(KEYS, ignore_errors=True)
-    # The public key only: the private one stays in the temporary folder.
-    (KEYS / "trading").mkdir(parents=True)
+    # The public key only (beside those of the histories recorded before): the private one
+    # stays in the temporary folder.
+    (KEYS / "trading").mkdir(parents=True, exist_ok=True)
     for public in (public_keys_dir(pki) / "trading").glob("*.pub"):
         shutil.copy(public, KEYS / "trading" / public.name)
     shutil.rmtree(scratch, ignore_errors=True)
