@@ -87,8 +87,8 @@ def test_the_repeated_request_history_took_a_second_content_under_one_request() 
     then goes the old way: no marker of the patch, the activity scheduled)."""
     path = HERE / "tender-r1-repeated-contracted.json"
     converter = pydantic_data_converter.payload_converter
-    amendments = []
-    patches = []
+    amendments: list[dict[str, object]] = []
+    patches: list[bytes] = []
     for event in _history(path).events:
         if event.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED:
             accepted = event.workflow_execution_update_accepted_event_attributes
