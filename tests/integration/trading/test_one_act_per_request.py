@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import grpc
@@ -34,7 +34,7 @@ from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.main import DEFINITION
 from tests.integration.intake.sealing import closed_port
-from tests.integration.trading.listing_venue import Venue, calendar
+from tests.integration.trading.listing_venue import OFFICER, Venue, calendar
 from tests.support import ServiceUnderTest, service_under_test
 from workflows import listing_contract as lc
 from workflows.approval_contract import as_statement
@@ -237,3 +237,33 @@ async def test_a_recorded_act_is_answered_from_the_record_before_anything_is_sen
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, refused.value.details()
     assert "other terms (amount_fen)" in (refused.value.details() or "")
     assert [a.amount_fen for a in _acts(venue, number)] == [START]
+
+
+async def test_an_agreement_retried_after_the_deal_is_answered_from_the_record(
+        venue: Venue) -> None:
+    """The agreement settles the listing (its workflow then ends): the same agreement
+    again is answered from the record with its receipt, another price under its request
+    id is ALREADY_EXISTS naming it, and the deal stands."""
+    listing = await venue.property(reserve=50_000_000, extensions=0)
+    number = listing.listing_no
+    await venue.register(number, "0004")
+    tz = (await venue.now()).tzinfo
+    await venue.skip_to(listing.closes_at.ToDatetime().replace(tzinfo=tz)
+                        + timedelta(seconds=1))
+    await venue.until_stage(number, pb.LISTING_STAGE_AGREEMENT)
+    shared = str(uuid.uuid4())
+
+    def agreement(price: int) -> pb.RecordAgreementRequest:
+        return pb.RecordAgreementRequest(request_id=shared, listing_no=number, price_fen=price)
+
+    agreed = await venue.via().RecordAgreement(agreement(52_000_000), metadata=OFFICER)
+    again = await venue.via().RecordAgreement(agreement(52_000_000), metadata=OFFICER)
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await venue.via().RecordAgreement(agreement(53_000_000), metadata=OFFICER)
+
+    assert agreed.listing.stage == pb.LISTING_STAGE_SOLD
+    assert again.feed_sequence == agreed.feed_sequence
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, refused.value.details()
+    assert "other terms (amount_fen)" in (refused.value.details() or "")
+    sold = await venue.listing(number)
+    assert (sold.buyer_id, sold.deal_price_fen) == ("BD-0004", 52_000_000)
