@@ -27,7 +27,7 @@ from kernel.calendar import UnknownYearError, WorkingCalendar
 from kernel.chinatime import china_date
 from kernel.errors import FailedPrecondition, InvalidArgument, NotFound, PermissionDenied
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
-from services.trading.app.request_ids import act_asked_again
+from services.trading.app.request_ids import act_asked_again, terms_sha256
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain import listings as rules
 from services.trading.domain.draws import utc_text
@@ -270,7 +270,8 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
         sequences: list[int] = []
         if kind != StatementKind.AGREEMENT:
             unit.listings.add_act(step.listing_no, key, ListingAct(
-                step.step, facts.bidder_id, facts.amount_fen, step.at), statement=statement)
+                step.step, facts.bidder_id, facts.amount_fen, step.at), statement=statement,
+                terms_sha256=terms_sha256(step.statement.body))
         public = {"listing_no": step.listing_no, "bidder_id": facts.bidder_id,
                   "amount_fen": facts.amount_fen, "at": utc_text(step.at)}
         if kind == StatementKind.BID:

@@ -5,7 +5,8 @@ servicer signs it and sends it to the listing's workflow, and the workflow has
 trading record it (services/trading/app/listing_steps.py). Only the servicer
 sees the caller's network address, and the workflow must not carry it
 (Temporal payloads hold no caller data), so the servicer notes the act's
-network origin here, under the key the act will be recorded with, before it
+network origin here, under the key the act will be recorded with and the digest of
+the terms it asks (each content under one request id has its own note), before it
 sends the act; when the act is recorded, its monitoring step carries the
 ``same_origin`` alert if another bidder acted on the listing from the same
 origin (services/trading/db/repository.py ``Listings.add_step``). An act the
@@ -26,6 +27,7 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 
 from kernel.activities import is_unique_violation
+from services.trading.app.request_ids import terms_sha256
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import act_key
 from workflows.approval_contract import SignedStatement
@@ -50,8 +52,8 @@ def note_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: 
         return
     try:
         with uow:
-            uow.listings.note_origin(listing_no, recorded_act_key(kind, statement), origin,
-                                     at=now)
+            uow.listings.note_origin(listing_no, recorded_act_key(kind, statement),
+                                     terms_sha256(statement.body), origin, at=now)
             uow.commit()
     except IntegrityError as clash:
         if not is_unique_violation(clash):
@@ -62,9 +64,12 @@ def note_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: 
 def forget_act_origin(*, uow: TradingUnitOfWork, kind: StatementKind, listing_no: str,
                       statement: SignedStatement) -> None:
     """Delete the note of an act the listing's workflow refused (never recorded); the note
-    of an act recorded under the same key (an earlier attempt's) stays."""
+    of the same act recorded (an earlier attempt's) stays, and so does the note of another
+    content under its request id (each content is noted under its terms' digest: a refused
+    twin never deletes the note of the act in flight)."""
     if kind not in ACT_STEPS:
         return
     with uow:
-        uow.listings.forget_origin(listing_no, recorded_act_key(kind, statement))
+        uow.listings.forget_origin(listing_no, recorded_act_key(kind, statement),
+                                   terms_sha256(statement.body))
         uow.commit()

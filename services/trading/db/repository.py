@@ -1023,14 +1023,14 @@ class Listings:
                                        self._a.c.act_key == act_key))).first()
 
     def add_act(self, listing_no: str, act_key: str, act: ListingAct, *,
-                statement: dict[str, Any]) -> None:
+                statement: dict[str, Any], terms_sha256: str) -> None:
         last = self._connection.execute(
             select(func.max(self._a.c.position)).where(self._a.c.listing_no == listing_no)
         ).scalar()
         self._connection.execute(insert(self._a).values(
             listing_no=listing_no, act_key=act_key, position=int(last or 0) + 1,
             kind=act.kind, bidder_id=act.bidder_id, amount_fen=act.amount_fen, at=act.at,
-            statement=json.dumps(statement, ensure_ascii=False)))
+            statement=json.dumps(statement, ensure_ascii=False), terms_sha256=terms_sha256))
 
     def step(self, listing_no: str, step_key: str) -> Row[Any] | None:
         return self._connection.execute(
@@ -1056,30 +1056,38 @@ class Listings:
                                           feed_sequence, details or {}),
                              self._act_alerts(listing_no, step_key, step))
 
-    def note_origin(self, listing_no: str, act_key: str, origin: str, *,
+    def note_origin(self, listing_no: str, act_key: str, terms_sha256: str, origin: str, *,
                     at: datetime) -> None:
-        """Note the network origin of the act to be recorded under ``act_key``; the first
-        attempt's stays (a retry of the act is the same act)."""
+        """Note the network origin of the act asking the terms ``terms_sha256`` to be
+        recorded under ``act_key``; the first attempt's stays (a retry of the act is the same
+        act). Another content under the key has its own note."""
         if self._connection.execute(select(self._o.c.origin).where(and_(
-                self._o.c.listing_no == listing_no, self._o.c.act_key == act_key))).first():
+                self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
+                self._o.c.terms_sha256 == terms_sha256))).first():
             return
         self._connection.execute(insert(self._o).values(
-            listing_no=listing_no, act_key=act_key, origin=origin, noted_at=at))
+            listing_no=listing_no, act_key=act_key, terms_sha256=terms_sha256,
+            origin=origin, noted_at=at))
 
-    def forget_origin(self, listing_no: str, act_key: str) -> None:
-        """Delete the note of the act ``act_key`` unless an act was recorded under it."""
+    def forget_origin(self, listing_no: str, act_key: str, terms_sha256: str) -> None:
+        """Delete the note of the act ``act_key`` asking the terms ``terms_sha256`` unless
+        that act was recorded; another content's note under the key stays (it may be the
+        one in flight, to be recorded)."""
         recorded = select(self._a.c.act_key).where(and_(
-            self._a.c.listing_no == listing_no, self._a.c.act_key == act_key))
+            self._a.c.listing_no == listing_no, self._a.c.act_key == act_key,
+            self._a.c.terms_sha256 == terms_sha256))
         self._connection.execute(delete(self._o).where(and_(
             self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
-            ~recorded.exists())))
+            self._o.c.terms_sha256 == terms_sha256, ~recorded.exists())))
 
     def forget_unrecorded_origins(self, listing_no: str) -> None:
         """Delete the listing's notes of acts never recorded (sent while Temporal was out of
-        reach, and not again): once the listing is settled no act can come for them, and
-        only a recorded act's note is read (``_act_alerts``)."""
+        reach, and not again; or another content under a recorded act's request id): once
+        the listing is settled no act can come for them, and only a recorded act's note is
+        read (``_act_alerts``)."""
         recorded = select(self._a.c.act_key).where(and_(
-            self._a.c.listing_no == listing_no, self._a.c.act_key == self._o.c.act_key))
+            self._a.c.listing_no == listing_no, self._a.c.act_key == self._o.c.act_key,
+            self._a.c.terms_sha256 == self._o.c.terms_sha256))
         self._connection.execute(delete(self._o).where(and_(
             self._o.c.listing_no == listing_no, ~recorded.exists())))
 
@@ -1089,14 +1097,17 @@ class Listings:
         act = self.act(listing_no, step_key)
         if act is None:
             return []
+        # The note of the recorded act's own content (not of another under its request id).
         origin = self._connection.execute(select(self._o.c.origin).where(and_(
-            self._o.c.listing_no == listing_no, self._o.c.act_key == step_key))).scalar()
+            self._o.c.listing_no == listing_no, self._o.c.act_key == step_key,
+            self._o.c.terms_sha256 == act.terms_sha256))).scalar()
         if not origin:
             return []
         others = [ActSeen(r.bidder_id, r.origin) for r in self._connection.execute(
             select(self._a.c.bidder_id, self._o.c.origin).join(self._o, and_(
                 self._o.c.listing_no == self._a.c.listing_no,
-                self._o.c.act_key == self._a.c.act_key))
+                self._o.c.act_key == self._a.c.act_key,
+                self._o.c.terms_sha256 == self._a.c.terms_sha256))
             .where(and_(self._a.c.listing_no == listing_no,
                         self._a.c.bidder_id != act.bidder_id,
                         self._o.c.origin == origin)))]

@@ -421,6 +421,9 @@ listing_acts = Table(
     Column("at", UtcDateTime, nullable=False),
     #: The signed statement behind the act (JSON).
     Column("statement", Text, nullable=False),
+    #: The digest of the terms the act asks (``request_ids.terms_sha256``; '' before 0018):
+    #: the act's origin note is the one noted under the same digest.
+    Column("terms_sha256", String(64), nullable=False, server_default=""),
     PrimaryKeyConstraint("listing_no", "act_key"),
     Index("ix_listing_acts_order", "listing_no", "position"),
 )
@@ -433,9 +436,13 @@ listing_act_origins = Table(
     metadata,
     Column("listing_no", String(20), ForeignKey("listings.listing_no"), nullable=False),
     Column("act_key", String(80), nullable=False),
+    #: The digest of the terms of the act noted (``request_ids.terms_sha256``; '' before
+    #: 0018): each content sent under one request id has its own note, so a refused one's
+    #: note goes without the note of the one recorded.
+    Column("terms_sha256", String(64), nullable=False, server_default=""),
     Column("origin", String(45), nullable=False),
     Column("noted_at", UtcDateTime, nullable=False),
-    PrimaryKeyConstraint("listing_no", "act_key"),
+    PrimaryKeyConstraint("listing_no", "act_key", "terms_sha256"),
 )
 
 #: Each step of a listing, recorded once (a retried activity finds its step).

@@ -58,7 +58,7 @@ async def test_refused_acts_leave_no_note_of_their_origin(venue: Venue) -> None:
     # A refusal of an act recorded already under the same key (an earlier attempt's)
     # leaves its note: the recorded act's alerts are read from it.
     with TradingUnitOfWork(venue.trading.running.engine) as uow:
-        uow.listings.forget_origin(number, acts[0].act_key)
+        uow.listings.forget_origin(number, acts[0].act_key, acts[0].terms_sha256)
         uow.commit()
 
     assert early == [grpc.StatusCode.FAILED_PRECONDITION] * 3

@@ -14,9 +14,11 @@ from typing import Any
 from sqlalchemy import select
 
 from govhall.trading.v1 import trading_pb2 as pb
+from services.trading.app.request_ids import terms_sha256
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import act_key
+from workflows import listing_contract as lc
 from tests.integration.trading.listing_venue import Venue
 
 # The test's channels all come from this host: every bidder's system acts from one origin.
@@ -83,9 +85,13 @@ async def test_registrations_compare_the_origins_recorded_with_each_act(venue: V
 
     def note_elsewhere() -> None:
         with TradingUnitOfWork(engine) as unit:
+            # The terms of BD-0002's registration as trading signs it (its instant aside).
+            terms = terms_sha256(lc.listing_statement_body(
+                kind=lc.StatementKind.BUYER, listing_no=number, system="bidder-system-bd0002",
+                issued_at=datetime.now(UTC), request_id=elsewhere, bidder_id="BD-0002"))
             unit.listings.note_origin(number, act_key("buyer_registered",
                                                       "bidder-system-bd0002", elsewhere),
-                                      "10.0.0.2", at=datetime.now(UTC))
+                                      terms, "10.0.0.2", at=datetime.now(UTC))
             unit.commit()
 
     await asyncio.to_thread(note_elsewhere)
@@ -102,7 +108,8 @@ async def test_registrations_compare_the_origins_recorded_with_each_act(venue: V
         with engine.connect() as connection:
             return {r.bidder_id: r.origin for r in connection.execute(
                 select(a.c.bidder_id, o.c.origin).join(o, (o.c.listing_no == a.c.listing_no)
-                                                       & (o.c.act_key == a.c.act_key))
+                                                       & (o.c.act_key == a.c.act_key)
+                                                       & (o.c.terms_sha256 == a.c.terms_sha256))
                 .where(a.c.listing_no == number))}
 
     assert await asyncio.to_thread(origins) == {"BD-0001": HERE, "BD-0002": "10.0.0.2",

@@ -34,9 +34,11 @@ async def test_a_racing_retry_s_unique_clash_is_taken_as_noted_already(
         request_id=str(uuid.uuid4()), bidder_id="BD-0001", amount_fen=100_000_000)))
 
     def looked_before_the_first_insert(self: Any, listing_no: str, act_key: str,
-                                       origin: str, *, at: datetime) -> None:
+                                       terms_sha256: str, origin: str, *,
+                                       at: datetime) -> None:
         self._connection.execute(insert(self._o).values(
-            listing_no=listing_no, act_key=act_key, origin=origin, noted_at=at))
+            listing_no=listing_no, act_key=act_key, terms_sha256=terms_sha256,
+            origin=origin, noted_at=at))
 
     monkeypatch.setattr(Listings, "note_origin", looked_before_the_first_insert)
     for origin in ("127.0.0.1", "10.0.0.9"):
