@@ -96,10 +96,10 @@ FINISHED = (rules.ListingState.SOLD, rules.ListingState.FAILED)
 AUCTION_AMONG_INTERESTED = "listing-auction-among-interested"
 #: A run rebuilds its copy from what trading recorded (a run started again: M4).
 REBUILT_FROM_RECORD = "listing-rebuilt-from-record"
-#: One act per request: an act under a request id the run recorded an act under already is
-#: refused before the rules when it asks other terms (ALREADY_EXISTS: two contents sent at
-#: once are two updates, the loser is told so), answered with the first act's receipt when
-#: it asks the same (s17, LOW 5).
+#: One act per request: an act under a request id the run took an act under already (being
+#: recorded, or recorded) is refused before the rules when it asks other terms
+#: (ALREADY_EXISTS: two contents sent at once are two updates, the loser is told so),
+#: answered with the first act's receipt when it asks the same (s17, LOW 5 and LOW 2).
 ONE_ACT_PER_REQUEST = "listing-one-act-per-request"
 
 
@@ -123,9 +123,10 @@ class ListingWorkflow:
         self.shown_sla = ""
         # One act recorded at a time, each checked against the state the last one left.
         self.recording = asyncio.Lock()
-        #: The acts this run recorded, by request (``request_terms.request_key``): the
-        #: signed body of each and the answer it was given.
-        self.answered: dict[str, tuple[dict[str, Any], ListingReceipt]] = {}
+        #: The acts this run took, by request (``request_terms.request_key``): the signed
+        #: body of each, and the answer it was given once recorded (None while it is being
+        #: recorded: another content under the request is refused meanwhile too).
+        self.requests: dict[str, tuple[dict[str, Any], ListingReceipt | None]] = {}
 
     # ---- run ---------------------------------------------------------------------------------
 
@@ -349,45 +350,64 @@ class ListingWorkflow:
 
     async def _act(self, act: ListingAct, step: str, summary: str) -> ListingReceipt:
         facts = ListingFacts.read(act.statement.body)
-        # The notice or disclosure is published before any act on it.
-        await workflow.wait_condition(lambda: self.started)
-        async with self.recording:
-            if workflow.patched(ONE_ACT_PER_REQUEST):
-                before = self._answered_before(act)
-                if before is not None:
-                    return before
-            after = self._after(facts)
-            try:
-                receipt: StepReceipt = await workflow.execute_activity(
-                    RECORD_LISTING_STEP,
-                    ListingStep(self.facts.listing_no, act.statement, workflow.now(), step),
-                    task_queue=self._queue(), result_type=StepReceipt,
-                    start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
-                    summary=summary)
-            except ActivityError as error:
-                raise refused_by_activity(error, service="trading service") from error
-            self.listing = after
-            self.feed_sequences.extend(receipt.feed_sequences)
-            if step in ("listing_bid", "auction_bid"):
-                self.bids += 1
-            if receipt.stage in FINISHED:
-                self.deal = receipt
-            self.stage = receipt.stage
-            self.version += 1
-            answer = ListingReceipt(self.facts.listing_no, self.stage,
-                                    receipt.feed_sequences[0] if receipt.feed_sequences else 0)
-            key = request_key(act.statement.body)
+        key = request_key(act.statement.body) if workflow.patched(ONE_ACT_PER_REQUEST) else ""
+        if key:
+            # The request is taken from here on, before the recording step (s17 attack
+            # LOW 2): another content under it, sent meanwhile, is ALREADY_EXISTS at once
+            # in the validator, not judged by the rules at the state before this act. The
+            # same content taken already (sent again under another update id) waits for
+            # that attempt's outcome: its answer, or the request free again.
+            await workflow.wait_condition(lambda: not self._in_flight(key))
+            before = self._request_taken(act)
+            if before is not None:
+                return before
+            self.requests[key] = (act.statement.body, None)
+        try:
+            # The notice or disclosure is published before any act on it.
+            await workflow.wait_condition(lambda: self.started)
+            async with self.recording:
+                after = self._after(facts)
+                try:
+                    receipt: StepReceipt = await workflow.execute_activity(
+                        RECORD_LISTING_STEP,
+                        ListingStep(self.facts.listing_no, act.statement, workflow.now(), step),
+                        task_queue=self._queue(), result_type=StepReceipt,
+                        start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=RECORDING,
+                        summary=summary)
+                except ActivityError as error:
+                    raise refused_by_activity(error, service="trading service") from error
+                self.listing = after
+                self.feed_sequences.extend(receipt.feed_sequences)
+                if step in ("listing_bid", "auction_bid"):
+                    self.bids += 1
+                if receipt.stage in FINISHED:
+                    self.deal = receipt
+                self.stage = receipt.stage
+                self.version += 1
+                answer = ListingReceipt(
+                    self.facts.listing_no, self.stage,
+                    receipt.feed_sequences[0] if receipt.feed_sequences else 0)
+        except BaseException:
             if key:
-                self.answered[key] = (act.statement.body, answer)
+                del self.requests[key]  # refused, never recorded: the request is free again
+            raise
+        if key:
+            self.requests[key] = (act.statement.body, answer)
         self._show()
         return answer
 
-    def _answered_before(self, act: ListingAct) -> ListingReceipt | None:
+    def _in_flight(self, key: str) -> bool:
+        """Whether the act taken under the request ``key`` is being recorded."""
+        taken = self.requests.get(key)
+        return taken is not None and taken[1] is None
+
+    def _request_taken(self, act: ListingAct) -> ListingReceipt | None:
         """The answer given to the act this run recorded under ``act``'s request, when
-        ``act`` asks the same terms; refused (ALREADY_EXISTS, naming the terms that differ)
-        when it asks others; None when the run recorded none under it."""
+        ``act`` asks the same terms (None while that act is being recorded, or when the run
+        took none under it); refused (ALREADY_EXISTS, naming the terms that differ) when it
+        asks others, recorded or being recorded."""
         key = request_key(act.statement.body)
-        first = self.answered.get(key) if key else None
+        first = self.requests.get(key) if key else None
         if first is None:
             return None
         refused = other_terms(first[0], act.statement.body)
@@ -397,7 +417,11 @@ class ListingWorkflow:
 
     def _validate(self, update: str, act: ListingAct, kind: StatementKind) -> None:
         facts = self._authored(update, act, kind)
-        if self._answered_before(act) is None:
+        self._request_taken(act)
+        key = request_key(act.statement.body)
+        if not key or key not in self.requests:
+            # A new request: the rules at the listing as it stands. The same request taken
+            # already is answered by its handler (that attempt's outcome).
             self._after(facts)
 
     @workflow.update(name=BID)
