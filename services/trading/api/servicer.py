@@ -554,19 +554,18 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         """Sign the official's act and send it to the tender's workflow, which checks it
         and has trading record it; the tender as it then stands. The same request again,
         once recorded, is answered from the record (another content under its request id
-        is ALREADY_EXISTS: ``tenders.recorded_again``)."""
+        is ALREADY_EXISTS), looked up before the tender's state is checked, so even once the
+        tender moved on or finished (``tenders.prepare_act``)."""
         prepared = await asyncio.to_thread(
             tenders.prepare_act, uow=self._reading(), signer=self._signer,
             calendar=self._calendar, caller=current_caller(), kind=kind, tender_no=tender_no,
             request_id=request_id, now=datetime.now(UTC), **facts)
-        again = await asyncio.to_thread(tenders.recorded_again, uow=self._reading(),
-                                        caller=current_caller(), prepared=prepared)
-        if again is not None:
-            recorded, sequence = again
+        if isinstance(prepared, tenders.RecordedAct):
             tender = await asyncio.to_thread(tenders.get_tender, uow=self._reading(),
                                              tender_no=tender_no)
             return (pb.TenderActResponse(tender=tender_to_proto(tender),
-                                         feed_sequence=sequence), recorded)
+                                         feed_sequence=prepared.feed_sequence),
+                    prepared.prepared)
         result, _ = await self._send(update, prepared, tender_no=tender_no,
                                      request_id=request_id)
         return result, prepared

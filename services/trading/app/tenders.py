@@ -473,15 +473,18 @@ def _objecting_bidder(uow: TradingUnitOfWork, caller: Caller, tender: Tender | N
             uow.tenders.bid(tender.tender_no, bidder_id) is None:
         raise PermissionDenied(f"bidder {bidder_id} did not bid in tender {tender.tender_no}: "
                                "only its bidders may object to its candidates")
-    if tender is not None:
-        earlier = _objection_of(uow, tender.tender_no, bidder_id, target)
-        if earlier:
-            # A supplier raises its objections to one stage at once (Ministry of Finance
-            # Order 94, art. 10): a second one would pause the tender again and again.
-            raise FailedPrecondition(
-                f"bidder {bidder_id} objected to the {target} of tender {tender.tender_no} "
-                f"already ({earlier}): all objections to one stage are raised at once")
     return bidder_id, BIDDER_AUTHOR, []
+
+
+def _one_objection_per_stage(uow: TradingUnitOfWork, tender_no: str, bidder_id: str,
+                             target: str) -> None:
+    """A supplier raises its objections to one stage at once (Ministry of Finance Order 94,
+    art. 10): a second one would pause the tender again and again (FAILED_PRECONDITION)."""
+    earlier = _objection_of(uow, tender_no, bidder_id, target)
+    if earlier:
+        raise FailedPrecondition(
+            f"bidder {bidder_id} objected to the {target} of tender {tender_no} "
+            f"already ({earlier}): all objections to one stage are raised at once")
 
 
 def _objection_of(uow: TradingUnitOfWork, tender_no: str, bidder_id: str, target: str) -> str:
@@ -496,15 +499,30 @@ def _objection_of(uow: TradingUnitOfWork, tender_no: str, bidder_id: str, target
     return ""
 
 
+@dataclass(frozen=True)
+class RecordedAct:
+    """The act the calling system recorded under the request id already, as it was
+    prepared then, and its feed entry (0: none): the same request again (a retry whose
+    answer was lost), answered from the record and never sent again."""
+
+    prepared: PreparedAct
+    feed_sequence: int
+
+
 def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: WorkingCalendar,
                 caller: Caller, kind: StatementKind, tender_no: str, request_id: str,
                 now: datetime, text: str = "", target: str = "", objection_id: str = "",
                 candidates: list[str] | None = None, winner: str = "", amount_fen: int = 0,
-                contract_no: str = "", bidder_id: str = "") -> PreparedAct:
+                contract_no: str = "", bidder_id: str = "") -> PreparedAct | RecordedAct:
     """Check the official and the tender, and sign the act; nothing is written.
 
     With ``bidder_id`` (an objection only), the act is the bidder's, from its own
     system instead of an official's (``_objecting_bidder``).
+
+    The request is looked up once the caller may act, before the tender's state is
+    checked (s17 attack LOW 1): the act the system recorded under it already is answered
+    again (``RecordedAct``) when asked the same, even once the tender moved on or finished;
+    another content under it is ALREADY_EXISTS naming the terms that differ.
 
     The workflow checks the act against the tender's rules and state, and the
     trading activity records it: a refused act leaves nothing behind.
@@ -522,6 +540,23 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
             author = (official.id, official.department_code, sorted(official.roles))
         if tender is None:
             raise NotFound(f"tender {tender_no} is not known")
+        official_id, department_code, roles = author
+
+        def body(objection_id: str, answer_due: datetime | None) -> dict[str, Any]:
+            return tender_statement_body(
+                kind=kind, tender_no=tender_no, official_id=official_id,
+                department_code=department_code, roles=roles,
+                system=caller.system, issued_at=now, request_id=request_id,
+                content_sha256=content_digest(text=text) if text else "", target=target,
+                objection_id=objection_id, answer_due=answer_due,
+                candidates=list(candidates or []), winner=winner, amount_fen=amount_fen,
+                contract_no=contract_no, bidder_id=bidder_id)
+
+        again = _recorded_again(uow, caller, tender, body(objection_id, None), text)
+        if again is not None:
+            return again
+        if bidder_id:
+            _one_objection_per_stage(uow, tender_no, bidder_id, target)
         answer_due: datetime | None = None
         if kind == StatementKind.OBJECTION:
             taken = sum(1 for s in uow.tenders.steps(tender_no) if s.step == "objected")
@@ -539,16 +574,8 @@ def prepare_act(*, uow: TradingUnitOfWork, signer: ServiceSigner, calendar: Work
                     f"{', '.join(strangers)} has no valid bid in tender {tender_no}")
     if tender.stage in (TenderStage.CONTRACTED, TenderStage.FAILED):
         raise FailedPrecondition(f"tender {tender_no} is finished ({tender.stage})")
-    official_id, department_code, roles = author
-    body = tender_statement_body(
-        kind=kind, tender_no=tender_no, official_id=official_id,
-        department_code=department_code, roles=roles,
-        system=caller.system, issued_at=now, request_id=request_id,
-        content_sha256=content_digest(text=text) if text else "", target=target,
-        objection_id=objection_id, answer_due=answer_due, candidates=list(candidates or []),
-        winner=winner, amount_fen=amount_fen, contract_no=contract_no, bidder_id=bidder_id)
-    return PreparedAct(OfficialAct(as_statement(signer.sign(body)), text), tender,
-                       objection_id, answer_due)
+    return PreparedAct(OfficialAct(as_statement(signer.sign(body(objection_id, answer_due))),
+                                   text), tender, objection_id, answer_due)
 
 
 #: The step each official's act is recorded as (services/trading/app/tender_steps.py).
@@ -558,21 +585,17 @@ ACT_STEPS = {StatementKind.AMENDMENT: "amended", StatementKind.OBJECTION: "objec
              StatementKind.CONTRACT: "contracted"}
 
 
-def recorded_again(*, uow: TradingUnitOfWork, caller: Caller,
-                   prepared: PreparedAct) -> tuple[PreparedAct, int] | None:
-    """The act the calling system recorded under the prepared act's request id, as it was
-    prepared then, and its feed entry (0: none), when the prepared act asks the same terms
-    (the retry of a call whose answer was lost: answered from the record, not sent again);
-    ALREADY_EXISTS naming the terms that differ when it asks others; None when the system
-    recorded no such act."""
-    body = prepared.act.statement.body
+def _recorded_again(uow: TradingUnitOfWork, caller: Caller, tender: Tender,
+                    body: dict[str, Any], text: str) -> RecordedAct | None:
+    """The act the calling system recorded under the request id of the act asked in
+    ``body`` (unsigned), when it asks the same terms (the retry of a call whose answer was
+    lost: answered from the record, not sent again); ALREADY_EXISTS naming the terms that
+    differ when it asks others; None when the system recorded no such act."""
     request_id = str(body.get("request_id") or "")
     step = ACT_STEPS.get(StatementKind(body["kind"]))
     if not request_id or step is None:
         return None
-    tender_no = prepared.tender.tender_no
-    with uow:
-        done = uow.tenders.step(tender_no, act_key(step, caller.system, request_id))
+    done = uow.tenders.step(tender.tender_no, act_key(step, caller.system, request_id))
     if done is None:
         return None
     statement = json.loads(done.statement)
@@ -581,9 +604,9 @@ def recorded_again(*, uow: TradingUnitOfWork, caller: Caller,
                     now=body)
     facts = TenderFacts.read(first)
     recorded = PreparedAct(OfficialAct(as_statement(Signed.from_dict(statement)),
-                                       done.content), prepared.tender, facts.objection_id,
+                                       done.content), tender, facts.objection_id,
                            parse_instant(facts.answer_due) if facts.answer_due else None)
-    return recorded, int(done.feed_sequence)
+    return RecordedAct(recorded, int(done.feed_sequence))
 
 
 # ---- sealed bids ------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ from services.trading.app.request_ids import terms_sha256
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.domain.model import act_key
-from workflows import listing_contract as lc
 from tests.integration.trading.listing_venue import Venue
+from workflows import listing_contract as lc
 
 # The test's channels all come from this host: every bidder's system acts from one origin.
 HERE = "127.0.0.1"
