@@ -25,8 +25,9 @@ from sqlalchemy import select
 
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.db import tables
-from tests.integration.trading.test_tender_chain import OFFICER, SAMPLE_DIR, Venue, _until
+from tests.integration.trading.test_tender_chain import OFFICER, Venue, _until
 from tests.integration.trading.test_tender_chain import venue as venue  # the fixture
+from tests.support import SAMPLE_DIR
 
 PRICES = {"0001": 490_000_000, "0002": 480_000_000, "0003": 470_000_000}
 
