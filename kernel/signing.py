@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from kernel.canonical import canonical_json
 from kernel.keyfiles import create_once
@@ -121,6 +122,16 @@ class ServiceSigner:
         signed = Signed(dict(body), self.service, self.key_id,
                         base64.b64encode(signature).decode("ascii"))
         return signed, signed.canonical_with(written)
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A 32-byte secret for ``purpose`` (e.g. keying a MAC), derived from the signing
+        key with HKDF-SHA256: only the service holding the key can compute it, and each
+        purpose gets its own."""
+        private = self._key.private_bytes(serialization.Encoding.Raw,
+                                          serialization.PrivateFormat.Raw,
+                                          serialization.NoEncryption())
+        return HKDF(algorithm=hashes.SHA256(), length=32, salt=None,
+                    info=f"govhall {self.service} {purpose}".encode()).derive(private)
 
     def public_pem(self) -> str:
         return self.public_key.public_bytes(

@@ -15,13 +15,22 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from workflows.tender_contract import StatementKind
+
 #: The fields of a statement's body each call gives anew, and the request id itself.
-VARYING = frozenset({"issued_at", "objection_id", "answer_due", "request_id"})
+VARYING = frozenset({"issued_at", "request_id"})
+#: ... and, by kind, those trading gives the act anew on each call: an objection's number
+#: and its answer's due date. An answer's ``objection_id`` is not given: it names the
+#: objection the caller answers, a term of its request.
+GIVEN_ANEW: dict[str, frozenset[str]] = {
+    StatementKind.OBJECTION: frozenset({"objection_id", "answer_due"})}
 
 
 def statement_terms(body: Mapping[str, Any]) -> dict[str, Any]:
-    """The terms ``body`` (a signed act's body) asks: all but ``VARYING``."""
-    return {name: value for name, value in body.items() if name not in VARYING}
+    """The terms ``body`` (a signed act's body) asks: all but ``VARYING`` and what its
+    kind is given anew (``GIVEN_ANEW``)."""
+    anew = VARYING | GIVEN_ANEW.get(str(body.get("kind", "")), frozenset())
+    return {name: value for name, value in body.items() if name not in anew}
 
 
 def differing_terms(first: Mapping[str, Any], now: Mapping[str, Any]) -> list[str]:

@@ -63,8 +63,9 @@ class StatementKind(StrEnum):
     AMENDMENT = "tender_amendment"
     OBJECTION = "tender_objection"
     OBJECTION_ANSWER = "tender_objection_answer"
-    #: The evaluation's result: the ranked candidates (the evaluation side's word; a stub
-    #: until the electronic evaluation of issue #9 item 4 signs it from the experts' scores).
+    #: The ranked candidates as an officer submitted them (SubmitEvaluation, no longer
+    #: taken: the candidates come from the committee's score sheets). Kept to read and
+    #: replay the tenders recorded that way.
     EVALUATION = "tender_evaluation"
     AWARD = "tender_award"
     CONTRACT = "tender_contract"

@@ -32,7 +32,7 @@ from kernel.signing import ServiceSigner
 from services.trading.app import draws, handlers, listing_watch, listings, monitoring, tenders
 from services.trading.app import evaluation as evaluations
 from services.trading.app.listing_chain import ListingStarter
-from services.trading.app.request_ids import terms_sha256
+from services.trading.app.request_ids import terms_digest
 from services.trading.app.tender_chain import TenderStarter
 from services.trading.db.repository import StoredDraw, TradingUnitOfWork
 from services.trading.domain.draws import (
@@ -306,13 +306,19 @@ def _canonical(request_id: str) -> str:
     return request_id.lower()
 
 
-def _update_id(update: str, request_id: str, statement: SignedStatement) -> str:
+#: What trading's update-id key is derived for (``ServiceSigner.derived_key``).
+UPDATE_IDS = "update ids"
+
+
+def _update_id(update: str, request_id: str, statement: SignedStatement, *,
+               key: bytes) -> str:
     """A workflow update's id: a request id is the calling system's own, so another
     system's same id is another update (never answered with the first one's receipt); and
-    it binds what the request asks (the digest of the signed act's terms, its instant and
-    request id aside), so another content under the same id is another update too: Temporal
-    answers an update id again from its first outcome, whatever the second one carries."""
-    digest = terms_sha256(statement.body)[:32]
+    it binds what the request asks (the keyed digest of the signed act's terms, its instant
+    and request id aside: ``terms_digest``), so another content under the same id is
+    another update too: Temporal answers an update id again from its first outcome,
+    whatever the second one carries. Keyed, so nobody reading Temporal learns the terms."""
+    digest = terms_digest(statement.body, key=key)[:32]
     return f"{update}/{current_caller().system}/{request_id}/{digest}"
 
 
@@ -325,6 +331,7 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
         self._engine = engine
         self._audit = audit
         self._signer = signer
+        self._update_ids = signer.derived_key(UPDATE_IDS)
         self._starter = starter
         self._listing_starter = listing_starter
         self._calendar = calendar or WorkingCalendar()
@@ -580,7 +587,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               "try again later")
         receipt = await starter.gateway.update(
             workflow_id(tender_no), update, prepared.act,
-            update_id=_update_id(update, request_id, prepared.act.statement),
+            update_id=_update_id(update, request_id, prepared.act.statement,
+                                 key=self._update_ids),
             result_type=ActReceipt)
         tender = tender_to_proto(await asyncio.to_thread(
             tenders.get_tender, uow=self._reading(), tender_no=tender_no))
@@ -848,7 +856,8 @@ class TradingServicer(trading_pb2_grpc.TradingServiceServicer):
                               "cannot be started now: try again later")
         receipt = await starter.gateway.update(
             lc.workflow_id(listing_no), update, prepared.act,
-            update_id=_update_id(update, request_id, prepared.act.statement),
+            update_id=_update_id(update, request_id, prepared.act.statement,
+                                 key=self._update_ids),
             result_type=lc.ListingReceipt)
         return await self._listing(listing_no), receipt.feed_sequence
 

@@ -11,6 +11,7 @@ subject's, or the same id with other terms is ALREADY_EXISTS, and nothing change
 from __future__ import annotations
 
 import hashlib
+import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -48,11 +49,14 @@ def answer_again(record: T, *, request_id: str, what: str, first: Asked, now: As
     return record
 
 
-def terms_sha256(body: Mapping[str, Any]) -> str:
-    """The SHA-256 of the terms a signed act's ``body`` asks, in RFC 8785 canonical JSON
-    (``request_terms.statement_terms``: neither its instant nor its request id): the same
-    request signed again has the same digest, another request under its id another."""
-    return hashlib.sha256(canonical(statement_terms(body))).hexdigest()
+def terms_digest(body: Mapping[str, Any], *, key: bytes) -> str:
+    """The HMAC-SHA-256 under ``key`` (trading's own secret) of the terms a signed act's
+    ``body`` asks, in RFC 8785 canonical JSON (``request_terms.statement_terms``: neither
+    its instant nor its request id): the same request signed again has the same digest,
+    another request under its id another. Keyed, because the digest goes where the act's
+    content may not (a workflow update's id, readable in Temporal): a score sheet's few
+    possible terms could be guessed back from a plain hash."""
+    return hmac.new(key, canonical(statement_terms(body)), hashlib.sha256).hexdigest()
 
 
 def act_asked_again(record: T, *, request_id: str, what: str, first: Mapping[str, Any],

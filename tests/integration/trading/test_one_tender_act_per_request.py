@@ -9,6 +9,7 @@ recorded act's receipt, at once or later. On the real TenderWorkflow (test_tende
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -22,8 +23,10 @@ from sqlalchemy import select
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.errors import AlreadyExists
-from kernel.signing import TrustedKeys, public_keys_dir, service_signer
+from kernel.signing import TrustedKeys, canonical, public_keys_dir, service_signer
+from services.trading.api.servicer import UPDATE_IDS
 from services.trading.app import tender_steps
+from services.trading.app.request_ids import terms_digest
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.main import DEFINITION
@@ -38,6 +41,7 @@ from tests.integration.trading.test_tender_evaluation import (
 from tests.support import ServiceUnderTest, service_under_test
 from workflows import tender_contract as tc
 from workflows.approval_contract import as_statement, content_digest
+from workflows.request_terms import statement_terms
 
 
 def _steps(venue: Venue, tender_no: str, step: str) -> list[Any]:
@@ -218,3 +222,64 @@ async def test_a_recorded_act_is_answered_from_the_record_before_anything_is_sen
     assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, refused.value.details()
     assert "other terms (content_sha256)" in (refused.value.details() or "")
     assert len(_steps(venue, number, "amended")) == 1
+
+
+async def test_an_answer_to_another_objection_under_a_used_request_id_is_refused(
+        venue: Venue) -> None:
+    """An answer names the objection it answers: the same request id answering another
+    objection is another request (ALREADY_EXISTS naming objection_id), never told OK with the
+    first answer's receipt while the second objection stays open (attack s17 LOW 3)."""
+    number = await _announced(venue)
+
+    async def objection(grounds: str) -> str:
+        objected = await venue.via().ObjectToTender(pb.ObjectToTenderRequest(
+            request_id=str(uuid.uuid4()), tender_no=number,
+            target=pb.OBJECTION_TARGET_DOCUMENTS, grounds=grounds), metadata=OFFICER)
+        return str(objected.objection_id)
+
+    def answer(objection_id: str) -> pb.AnswerObjectionRequest:
+        return pb.AnswerObjectionRequest(request_id=shared, tender_no=number,
+                                         objection_id=objection_id, answer="已澄清")
+
+    shared = str(uuid.uuid4())
+    first = await objection("资格条件排斥潜在投标人")
+    answered = await venue.via().AnswerObjection(answer(first), metadata=OFFICER)
+    second = await objection("评分标准不合理")
+    with pytest.raises(grpc.aio.AioRpcError) as refused:
+        await venue.via().AnswerObjection(answer(second), metadata=OFFICER)
+    again = await venue.via().AnswerObjection(answer(first), metadata=OFFICER)
+
+    assert refused.value.code() == grpc.StatusCode.ALREADY_EXISTS, refused.value.details()
+    assert "other terms (objection_id)" in (refused.value.details() or "")
+    assert (await venue.tender(number)).paused  # the second objection is still open
+    assert len(_steps(venue, number, "objection_answered")) == 1
+    # The first answer's own retry is still answered from its record.
+    assert again.result.feed_sequence == answered.result.feed_sequence
+
+
+async def test_a_score_sheets_update_id_gives_its_scores_away_to_no_one(venue: Venue) -> None:
+    """The update id Temporal shows binds the sheet's terms by a digest keyed with trading's
+    secret, not by their plain hash: an expert's few possible scores cannot be tried against
+    it by whoever reads the tender's history (attack s17 MEDIUM 2)."""
+    number = await _to_evaluation(venue)
+    members, _ = await venue.draw_committee(number)
+    await venue.via().SeatEvaluationCommittee(pb.SeatEvaluationCommitteeRequest(
+        request_id=str(uuid.uuid4()), tender_no=number), metadata=OFFICER)
+    request = _sheet(number, members[0], "BD-0001", 73, 41)
+    await venue.via(EXPERT_SYSTEMS[members[0]]).SubmitScoreSheet(request)
+
+    history = await venue.env.client.get_workflow_handle(tc.workflow_id(number)).fetch_history()
+    (update_id,) = [
+        e.workflow_execution_update_accepted_event_attributes.accepted_request.meta.update_id
+        for e in history.events
+        if e.HasField("workflow_execution_update_accepted_event_attributes")
+        and e.workflow_execution_update_accepted_event_attributes.accepted_request.meta
+        .update_id.startswith(f"{tc.SCORE}/")]
+    (recorded,) = _steps(venue, number, "scored")
+    body = json.loads(recorded.statement)["body"]
+    signer = service_signer(venue.trading.pki_dir, "trading")
+    digest = update_id.rsplit("/", 1)[1]
+
+    assert update_id.startswith(f"{tc.SCORE}/{EXPERT_SYSTEMS[members[0]]}/{request.request_id}/")
+    assert digest == terms_digest(body, key=signer.derived_key(UPDATE_IDS))[:32]
+    assert digest != hashlib.sha256(canonical(statement_terms(body))).hexdigest()[:32]

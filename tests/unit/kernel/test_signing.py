@@ -104,3 +104,14 @@ def test_a_key_published_read_only_under_another_name_is_used_as_it_is(tmp_path:
     assert sorted(p.name for p in folder.iterdir()) == ["review.pub", "signing.key"]
     trusted = TrustedKeys.load(tmp_path / "mounted" / "services")
     assert trusted.verify(mounted.sign({"n": 1}), signer="review") == {"n": 1}
+
+
+def test_a_derived_key_is_the_services_own_and_one_per_purpose(tmp_path: Path) -> None:
+    signer = service_signer(tmp_path, "trading")
+    again = service_signer(tmp_path, "trading")  # the same key file, read again
+    other = service_signer(tmp_path / "elsewhere", "trading")  # another key
+
+    assert len(signer.derived_key("update ids")) == 32
+    assert signer.derived_key("update ids") == again.derived_key("update ids")
+    assert signer.derived_key("update ids") != signer.derived_key("origin notes")
+    assert signer.derived_key("update ids") != other.derived_key("update ids")
