@@ -49,6 +49,15 @@ def answer_again(record: T, *, request_id: str, what: str, first: Asked, now: As
     return record
 
 
+def terms_sha256(body: Mapping[str, Any]) -> str:
+    """The SHA-256 of the terms a signed act's ``body`` asks, in RFC 8785 canonical JSON
+    (``request_terms.statement_terms``: neither its instant nor its request id), to tell
+    the contents under one request id apart in trading's own database (origin notes, the
+    acts recorded), which holds the signed statements themselves. Never where the act's
+    content may not go: that takes ``terms_digest``."""
+    return hashlib.sha256(canonical(statement_terms(body))).hexdigest()
+
+
 def terms_digest(body: Mapping[str, Any], *, key: bytes) -> str:
     """The HMAC-SHA-256 under ``key`` (trading's own secret) of the terms a signed act's
     ``body`` asks, in RFC 8785 canonical JSON (``request_terms.statement_terms``: neither

@@ -9,7 +9,6 @@ recorded act's receipt, at once or later. On the real TenderWorkflow (test_tende
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -23,10 +22,10 @@ from sqlalchemy import select
 from govhall.trading.v1 import trading_pb2 as pb
 from govhall.trading.v1 import trading_pb2_grpc
 from kernel.errors import AlreadyExists
-from kernel.signing import TrustedKeys, canonical, public_keys_dir, service_signer
+from kernel.signing import TrustedKeys, public_keys_dir, service_signer
 from services.trading.api.servicer import UPDATE_IDS
 from services.trading.app import tender_steps
-from services.trading.app.request_ids import terms_digest
+from services.trading.app.request_ids import terms_digest, terms_sha256
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
 from services.trading.main import DEFINITION
@@ -41,7 +40,6 @@ from tests.integration.trading.test_tender_evaluation import (
 from tests.support import ServiceUnderTest, service_under_test
 from workflows import tender_contract as tc
 from workflows.approval_contract import as_statement, content_digest
-from workflows.request_terms import statement_terms
 
 
 def _steps(venue: Venue, tender_no: str, step: str) -> list[Any]:
@@ -282,4 +280,4 @@ async def test_a_score_sheets_update_id_gives_its_scores_away_to_no_one(venue: V
 
     assert update_id.startswith(f"{tc.SCORE}/{EXPERT_SYSTEMS[members[0]]}/{request.request_id}/")
     assert digest == terms_digest(body, key=signer.derived_key(UPDATE_IDS))[:32]
-    assert digest != hashlib.sha256(canonical(statement_terms(body))).hexdigest()[:32]
+    assert digest != terms_sha256(body)[:32]

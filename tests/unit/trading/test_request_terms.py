@@ -3,18 +3,15 @@ digest its update id binds (services/trading/app/request_ids.py ``terms_digest``
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime, timedelta
 
-from kernel.signing import canonical
-from services.trading.app.request_ids import terms_digest
+from services.trading.app.request_ids import terms_digest, terms_sha256
 from workflows import tender_contract as tc
 from workflows.listing_contract import StatementKind, listing_statement_body
 from workflows.request_terms import (
     differing_terms,
     other_terms,
     request_key,
-    statement_terms,
 )
 
 AT = datetime(2026, 12, 1, 8, tzinfo=UTC)
@@ -60,7 +57,7 @@ def test_the_digest_is_keyed_so_terms_cannot_be_guessed_back_from_it() -> None:
     s17 MEDIUM 2): without the key it is neither the plain hash of the terms nor the same
     under another key."""
     body = _bid(100)
-    plain = hashlib.sha256(canonical(statement_terms(body))).hexdigest()
+    plain = terms_sha256(body)
     assert terms_digest(body, key=KEY) != plain
     assert terms_digest(body, key=KEY) != terms_digest(body, key=bytes(32))
 
