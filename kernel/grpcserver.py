@@ -43,7 +43,7 @@ from grpc_reflection.v1alpha import reflection
 
 from kernel import errors
 from kernel.identity import Caller, official_from, set_current_caller, system_from
-from kernel.logging import bind_call
+from kernel.logging import bind_call, bind_case_number
 from kernel.pki import ca_cert_path, client_pair, server_pair
 from kernel.systems import SystemRegistry
 from kernel.wellformed import check_request, map_entry_path
@@ -151,8 +151,19 @@ def _unevaluable(message: Message, path: str) -> str:
     return path
 
 
+#: Whether each request message type has a ``case_number`` field (asking a message for a
+#: field it does not have raises, and most requests have none).
+_HAS_CASE_NUMBER: dict[type, bool] = {}
+
+
 def _case_number(request: Any) -> str:
-    value = getattr(request, "case_number", "")
+    kind = type(request)
+    has = _HAS_CASE_NUMBER.get(kind)
+    if has is None:
+        has = _HAS_CASE_NUMBER[kind] = hasattr(request, "case_number")
+    if not has:
+        return ""
+    value = request.case_number
     return value if isinstance(value, str) else ""
 
 
@@ -203,7 +214,7 @@ class GovhallGuard:
         check_request(request)
         case_number = _case_number(request)
         if case_number:
-            bind_call(system=system, method=method, case_number=case_number)
+            bind_case_number(case_number)
         validate_request(request)
 
     async def _refuse(self, context: Context, error: errors.GovhallError,

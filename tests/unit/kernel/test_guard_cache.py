@@ -127,3 +127,25 @@ def test_health_and_reflection_are_not_guarded() -> None:
     guard = GovhallGuard(Registry("x"))  # type: ignore[arg-type]
     assert guard.wrap("/grpc.health.v1.Health/Check", HANDLER) is HANDLER
     assert guard.wrap(METHOD, HANDLER) is not HANDLER
+
+
+async def test_the_case_number_of_a_request_that_has_one_is_bound_to_its_log_lines() -> None:
+    import structlog
+
+    seen: dict[str, object] = {}
+
+    async def look(request: Any, context: Any) -> pb.GetComplaintResponse:
+        seen.update(structlog.contextvars.get_contextvars())
+        return pb.GetComplaintResponse()
+
+    behaviour: Any = GovhallGuard(Registry("hotline-12345"))._unary(  # type: ignore[arg-type]
+        METHOD, look)
+    structlog.contextvars.clear_contextvars()
+    await behaviour(pb.GetComplaintRequest(case_number="CP-20260105-000001"),
+                    Context("hotline-12345"))
+    assert seen == {"system": "hotline-12345", "rpc": METHOD,
+                    "case_number": "CP-20260105-000001"}
+    seen.clear()
+    structlog.contextvars.clear_contextvars()
+    await behaviour(pb.ListCategoriesRequest(), Context("hotline-12345"))
+    assert seen == {"system": "hotline-12345", "rpc": METHOD}
