@@ -11,18 +11,22 @@ built) so that every call
    naming both, and nothing of the request is looked at;
 2. turns a request that cannot be parsed into INVALID_ARGUMENT (grpc would
    answer INTERNAL),
-3. takes the asserted official and binds the call's identifiers to every
+3. takes the asserted official and binds the call's system and RPC to every
    log line; the caller carries the system's registry entry, so that
    ``kernel.directory`` refuses officials the system may not speak for,
 4. holds the request to the rules every request meets (kernel.wellformed:
    no control characters in text, clean NFC names, times in range),
 5. checks the request against the rules in its proto (protovalidate); a rule
    that cannot be evaluated on the values given (a timestamp difference that
-   overflows, say) is the request's fault, INVALID_ARGUMENT naming the field,
+   overflows, say) is the request's fault, INVALID_ARGUMENT naming the field;
+   only then binds the request's case number to the log lines,
 6. maps domain errors to their status codes with ``google.rpc.Status``
    details, and anything unexpected to INTERNAL, logged as a bug.
 
-Health and reflection are open to any certificate of the CA.
+A server-streaming call's caller is admitted again before each message it
+is sent. A client-streaming or bidirectional RPC cannot be admitted, so a
+server offering one is not built. Health and reflection are open to any
+certificate of the CA.
 """
 
 from __future__ import annotations
@@ -197,9 +201,13 @@ class GovhallGuard:
                 self._stream(method, handler.unary_stream),  # type: ignore[arg-type]
                 request_deserializer=parse,
                 response_serializer=handler.response_serializer)
-        return handler
+        # A client-streaming or bidirectional RPC: the guard cannot admit it, so it is not
+        # served at all (the server is not built), never served unguarded.
+        raise TypeError(f"{method} streams requests from the client: the guard admits "
+                        "unary and server-streaming RPCs only, so it cannot be served")
 
-    async def _admit(self, method: str, request: Any, context: Context) -> None:
+    async def _admit(self, method: str, request: Any, context: Context) -> str:
+        """Admit the call's caller (steps 1-6); the calling system."""
         system = system_from(list(context.auth_context().get("x509_common_name", [])))
         bind_call(system=system, method=method)
         scope = await self._registry.admit(system, method)
@@ -210,12 +218,14 @@ class GovhallGuard:
         metadata = {k: v for k, v in (context.invocation_metadata() or ())
                     if isinstance(v, str)}
         set_current_caller(Caller(system, official_from(metadata), scope))
-        # Before the case number is logged: it could hold control characters.
         check_request(request)
+        validate_request(request)
+        # Only once the request met its rules: a case number is then well formed and
+        # short (its pattern), never a caller's arbitrary text in every log line.
         case_number = _case_number(request)
         if case_number:
             bind_case_number(case_number)
-        validate_request(request)
+        return system
 
     async def _refuse(self, context: Context, error: errors.GovhallError,
                       started: float) -> None:
@@ -250,8 +260,13 @@ class GovhallGuard:
         async def behaviour(request: Any, context: Context) -> AsyncIterator[Any]:
             started = time.perf_counter()
             try:
-                await self._admit(method, request, context)
+                system = await self._admit(method, request, context)
                 async for response in inner(request, context):
+                    # A stream lives long: its caller is admitted again before each
+                    # message (the registry's cache makes it cheap), so a system taken
+                    # out of the registry, or the RPC out of its entry, receives nothing
+                    # more and the stream ends PERMISSION_DENIED.
+                    await self._registry.admit(system, method)
                     yield response
             except grpc.aio.AbortError:
                 raise

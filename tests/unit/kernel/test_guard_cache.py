@@ -149,3 +149,58 @@ async def test_the_case_number_of_a_request_that_has_one_is_bound_to_its_log_lin
     structlog.contextvars.clear_contextvars()
     await behaviour(pb.ListCategoriesRequest(), Context("hotline-12345"))
     assert seen == {"system": "hotline-12345", "rpc": METHOD}
+
+
+async def _stream_unary(requests: Any, context: Any) -> pb.GetComplaintResponse:
+    return pb.GetComplaintResponse()
+
+
+def test_a_client_streaming_rpc_is_not_served_unguarded_the_server_is_not_built() -> None:
+    """The guard cannot admit a stream of requests, so such an RPC is refused when the
+    server is built, never passed through as it is (attack s17 LOW 5)."""
+    streaming = grpc.stream_unary_rpc_method_handler(
+        _stream_unary, request_deserializer=pb.GetComplaintRequest.FromString,
+        response_serializer=pb.GetComplaintResponse.SerializeToString)
+    with pytest.raises(TypeError, match="guard admits unary and server-streaming RPCs only"):
+        _guarded(Registry("hotline-12345"), streaming)
+
+
+async def test_a_refused_requests_case_number_is_not_bound_to_the_log_lines() -> None:
+    """A case number is bound only once the request met its rules: a refused one may be
+    any text of any length (a name and phone number, say), which must not reach the log
+    line of its refusal (attack s17 LOW 6)."""
+    import structlog
+
+    behaviour: Any = GovhallGuard(Registry("hotline-12345"))._unary(  # type: ignore[arg-type]
+        METHOD, _answer)
+    structlog.contextvars.clear_contextvars()
+    context = Context("hotline-12345")
+    with pytest.raises(Aborted):
+        await behaviour(pb.GetComplaintRequest(case_number="张三13975318642" * 50), context)
+    assert context.aborted == grpc.StatusCode.INVALID_ARGUMENT
+    assert "case_number" not in structlog.contextvars.get_contextvars()
+
+
+async def test_a_streams_caller_is_admitted_again_before_each_message() -> None:
+    """A server stream lives long: once its system may no longer call it, it is sent
+    nothing more and ends PERMISSION_DENIED (attack s17 LOW 4)."""
+    registry = Registry("hotline-12345")
+
+    async def messages(request: Any, context: Any) -> Any:
+        for _ in range(3):
+            yield pb.GetComplaintResponse()
+            registry.allowed = "nobody"  # the system is taken out after the first message
+
+    behaviour: Any = GovhallGuard(registry)._stream(METHOD, messages)  # type: ignore[arg-type]
+    context = Context("hotline-12345")
+    sent: list[Any] = []
+
+    async def receive() -> None:
+        async for message in behaviour(
+                pb.GetComplaintRequest(case_number="CP-20260105-000001"), context):
+            sent.append(message)
+
+    with pytest.raises(Aborted):
+        await receive()
+    assert len(sent) == 1
+    assert context.aborted == grpc.StatusCode.PERMISSION_DENIED
