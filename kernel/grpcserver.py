@@ -1,8 +1,9 @@
 """The gRPC server every service runs, and the channel its clients open.
 
 ``create_server`` binds a TLS port that demands a client certificate from
-the center's CA, adds health and reflection, and puts one interceptor in
-front of every call that
+the center's CA, adds health and reflection, and wraps every method
+handler a service registers (``GovhallGuard``, once, when the server is
+built) so that every call
 
 1. identifies the calling system by its certificate and, before anything
    else, checks the registry of calling systems (``kernel.systems``): an
@@ -42,7 +43,7 @@ from grpc_reflection.v1alpha import reflection
 
 from kernel import errors
 from kernel.identity import Caller, official_from, set_current_caller, system_from
-from kernel.logging import bind_call
+from kernel.logging import bind_call, bind_case_number
 from kernel.pki import ca_cert_path, client_pair, server_pair
 from kernel.systems import SystemRegistry
 from kernel.wellformed import check_request, map_entry_path
@@ -54,6 +55,7 @@ HealthServicer: Any = health.aio.HealthServicer  # type: ignore[attr-defined]
 
 Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 Handler: TypeAlias = "grpc.RpcMethodHandler[Any, Any]"
+GenericHandler: TypeAlias = "grpc.GenericRpcHandler[Any, Any]"
 
 _STATUS = {
     errors.InvalidArgument: grpc.StatusCode.INVALID_ARGUMENT,
@@ -149,35 +151,40 @@ def _unevaluable(message: Message, path: str) -> str:
     return path
 
 
+#: Whether each request message type has a ``case_number`` field (asking a message for a
+#: field it does not have raises, and most requests have none).
+_HAS_CASE_NUMBER: dict[type, bool] = {}
+
+
 def _case_number(request: Any) -> str:
-    value = getattr(request, "case_number", "")
+    kind = type(request)
+    has = _HAS_CASE_NUMBER.get(kind)
+    if has is None:
+        has = _HAS_CASE_NUMBER[kind] = hasattr(request, "case_number")
+    if not has:
+        return ""
+    value = request.case_number
     return value if isinstance(value, str) else ""
 
 
-class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+class GovhallGuard:
+    """Admits every call of the methods it wraps (steps 1-6 of the module's docstring).
+
+    Each method's handler is wrapped once, when the server is built
+    (``GuardedServer``): a call goes straight to its wrapped behaviour, with
+    no interceptor pipeline in front of it (grpc.aio runs an interceptor's
+    coroutines on every call). The wrapper holds nothing of a call: every
+    call still admits its caller (``_admit``).
+    """
+
     def __init__(self, registry: SystemRegistry) -> None:
         self._registry = registry
-        #: Each method's wrapped handler, built on its first call, with the handler it wraps.
-        #: The wrapper holds nothing of a call: every call still admits its caller (_admit).
-        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Handler]],
-        details: grpc.HandlerCallDetails,
-    ) -> Handler:
-        handler = await continuation(details)
-        method: str = details.method
-        if handler is None or method.startswith(_UNGUARDED):
+    def wrap(self, method: str, handler: Handler) -> Handler:
+        """``handler`` guarded, for the full method name ``method`` (``/package.Service/Rpc``)."""
+        if method.startswith(_UNGUARDED):
             return handler
-        cached = self._wrapped.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        # Only methods the server has reach here (unknown ones have no handler), so the
-        # cache holds at most one entry per method served.
-        wrapped = self._wrap(method, handler)
-        self._wrapped[method] = (handler, wrapped)
-        return wrapped
+        return self._wrap(method, handler)
 
     def _wrap(self, method: str, handler: Handler) -> Handler:
         parse = _tolerant(handler.request_deserializer)
@@ -207,7 +214,7 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         check_request(request)
         case_number = _case_number(request)
         if case_number:
-            bind_call(system=system, method=method, case_number=case_number)
+            bind_case_number(case_number)
         validate_request(request)
 
     async def _refuse(self, context: Context, error: errors.GovhallError,
@@ -255,6 +262,67 @@ class GovhallInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         return behaviour
 
 
+class _GuardedGenericHandler(grpc.GenericRpcHandler):  # type: ignore[type-arg]
+    """A generic handler whose method handlers are guarded, each wrapped on its first call."""
+
+    def __init__(self, inner: GenericHandler, guard: GovhallGuard) -> None:
+        self._inner = inner
+        self._guard = guard
+        #: Each method's wrapped handler, with the handler it wraps (at most one per method
+        #: the inner handler serves: unknown methods have no handler).
+        self._wrapped: dict[str, tuple[Handler, Handler]] = {}
+
+    def service(self, handler_call_details: grpc.HandlerCallDetails) -> Handler | None:
+        handler = self._inner.service(handler_call_details)
+        if handler is None:
+            return None
+        method: str = handler_call_details.method
+        cached = self._wrapped.get(method)
+        if cached is not None and cached[0] is handler:
+            return cached[1]
+        wrapped = self._guard.wrap(method, handler)
+        self._wrapped[method] = (handler, wrapped)
+        return wrapped
+
+
+class GuardedServer(grpc.aio.Server):
+    """The server as a service's ``register`` sees it: every handler added is guarded.
+
+    ``add_*Servicer_to_server`` adds a service's handlers both ways grpc knows
+    (generic and registered); both are wrapped here, once, so whichever grpc
+    finds a call by goes through ``GovhallGuard``.
+    """
+
+    def __init__(self, server: grpc.aio.Server, guard: GovhallGuard) -> None:
+        self._server = server
+        self._guard = guard
+
+    def add_generic_rpc_handlers(self, generic_rpc_handlers: Iterable[GenericHandler]) -> None:
+        self._server.add_generic_rpc_handlers(
+            [_GuardedGenericHandler(handler, self._guard) for handler in generic_rpc_handlers])
+
+    def add_registered_method_handlers(self, service_name: str,
+                                       method_handlers: dict[str, Handler]) -> None:
+        self._server.add_registered_method_handlers(service_name, {  # type: ignore[attr-defined]
+            name: self._guard.wrap(f"/{service_name}/{name}", handler)
+            for name, handler in method_handlers.items()})
+
+    def add_insecure_port(self, address: str) -> int:
+        return self._server.add_insecure_port(address)
+
+    def add_secure_port(self, address: str, server_credentials: grpc.ServerCredentials) -> int:
+        return self._server.add_secure_port(address, server_credentials)
+
+    async def start(self) -> None:
+        await self._server.start()
+
+    async def stop(self, grace: float | None = None) -> None:
+        await self._server.stop(grace)
+
+    async def wait_for_termination(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        return await self._server.wait_for_termination(timeout)
+
+
 def server_credentials(pki_dir: Path) -> grpc.ServerCredentials:
     """TLS that demands a client certificate signed by the center's CA."""
     key, cert = server_pair(pki_dir).read()
@@ -286,14 +354,13 @@ async def create_server(
 ) -> tuple[grpc.aio.Server, int, Any]:
     """A started-not-yet server on ``address`` (port 0 picks one); returns it and its port."""
     server = grpc.aio.server(
-        interceptors=[GovhallInterceptor(registry)],
         options=[
             ("grpc.max_receive_message_length", max_message_bytes),
             ("grpc.max_send_message_length", max_message_bytes),
             ("grpc.so_reuseport", 0),
         ],
     )
-    register(server)
+    register(GuardedServer(server, GovhallGuard(registry)))
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     names: Iterable[str] = (*service_names, health.SERVICE_NAME, reflection.SERVICE_NAME)

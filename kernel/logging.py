@@ -11,12 +11,13 @@ and the GIL round trip after it, per call (py-spy, bench/complaints.py).
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import Any, TextIO
 
 import structlog
 
@@ -76,13 +77,29 @@ def configure_logging(*, service: str, level: str = "info") -> None:
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(ensure_ascii=False),
+            structlog.processors.JSONRenderer(_EncodedOnce(), ensure_ascii=False),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(_LEVELS[level]),
         logger_factory=_one_writer(LineWriter(sys.stdout)),
         cache_logger_on_first_use=True,
     )
     structlog.contextvars.bind_contextvars(service=service)
+
+
+class _EncodedOnce:
+    """``json.dumps`` with its encoder made on the first line, not on every one.
+
+    ``json.dumps`` given any option builds a new ``JSONEncoder`` per call; the
+    options (structlog's) are the same on every line, and so is the text.
+    """
+
+    def __init__(self) -> None:
+        self._encode: Callable[[object], str] | None = None
+
+    def __call__(self, event_dict: object, **options: Any) -> str:
+        if self._encode is None:
+            self._encode = json.JSONEncoder(**options).encode
+        return self._encode(event_dict)
 
 
 def _one_writer(writer: LineWriter) -> Callable[..., LineWriter]:
@@ -99,6 +116,11 @@ def bind_call(*, system: str, method: str, case_number: str = "", workflow_id: s
     if workflow_id:
         values["workflow_id"] = workflow_id
     structlog.contextvars.bind_contextvars(**values)
+
+
+def bind_case_number(case_number: str) -> None:
+    """Bind the case a call is about to every log line it writes (after ``bind_call``)."""
+    structlog.contextvars.bind_contextvars(case_number=case_number)
 
 
 log = structlog.get_logger

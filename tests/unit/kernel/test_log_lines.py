@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable
 
@@ -46,3 +47,23 @@ def test_info_lines_are_written_out_within_the_flush_interval() -> None:
     assert _wait_until(lambda: "one\ntwo\n" in stream.flushed)
     writer.info("three")
     assert _wait_until(lambda: stream.flushed[-1:] == ["one\ntwo\nthree\n"])
+
+
+def test_a_line_is_the_text_json_dumps_gives_with_the_same_options() -> None:
+    from kernel.logging import _EncodedOnce
+
+    class Opaque:
+        def __repr__(self) -> str:
+            return "<opaque>"
+
+    def fallback(value: object) -> object:
+        return repr(value)
+
+    line = {"event": "rpc.ok", "rpc": "/govhall.x/Y", "note": "路灯", "ms": 1.5,
+            "what": Opaque()}
+    encode = _EncodedOnce()
+    expected = json.dumps(line, ensure_ascii=False, default=fallback)
+    assert encode(line, ensure_ascii=False, default=fallback) == expected
+    again = {"event": "rpc.refused", "reason": "ü"}
+    assert encode(again, ensure_ascii=False, default=fallback) == json.dumps(
+        again, ensure_ascii=False, default=fallback)
