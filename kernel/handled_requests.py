@@ -9,8 +9,11 @@ the desk. A claim whose act did not go through is removed, so the id can be used
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     Column,
@@ -26,7 +29,28 @@ from sqlalchemy import (
     update,
 )
 
+from kernel.canonical import canonical_json
 from kernel.instants import UtcDateTime
+
+#: What a desk's update-id key is derived for (``ServiceSigner.derived_key``).
+UPDATE_IDS = "update ids"
+
+
+def fingerprint(rpc: str, **content: Any) -> str:
+    """What makes a request the same request: the RPC, who asks, and everything asked
+    (kept beside the request id in the desk's own database)."""
+    return hashlib.sha256(canonical_json({"rpc": rpc, **content})).hexdigest()
+
+
+def update_id(update: str, request_id: str, print_: str, *, key: bytes) -> str:
+    """The update's id: the request id and what was asked, so Temporal answers a repeat of
+    the same request with its first result, and never another request's (a request
+    refused in the workflow frees its id in the desk, while Temporal keeps its result).
+    What was asked enters as a MAC under the desk's own key (``UPDATE_IDS``): Temporal
+    shows update ids in clear, and a plain hash of an act with few possible contents (a
+    decision's outcome, an extension's days) could be tried back."""
+    mac = hmac.new(key, print_.encode("ascii"), hashlib.sha256).hexdigest()
+    return f"{update}/{request_id}/{mac[:16]}"
 
 
 def handled_requests_table(metadata: MetaData) -> Table:

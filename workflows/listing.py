@@ -357,7 +357,8 @@ class ListingWorkflow:
             # in the validator, not judged by the rules at the state before this act. The
             # same content taken already (sent again under another update id) waits for
             # that attempt's outcome: its answer, or the request free again.
-            await workflow.wait_condition(lambda: not self._in_flight(key))
+            if self._in_flight(key):
+                await workflow.wait_condition(lambda: not self._in_flight(key))
             before = self._request_taken(act)
             if before is not None:
                 return before

@@ -63,9 +63,10 @@ from govhall.intake.v1 import intake_pb2, intake_pb2_grpc
 from govhall.review.v1 import review_pb2, review_pb2_grpc
 from kernel.codec_server import token_path
 from kernel.grpcserver import channel_credentials, secure_channel
+from kernel.handled_requests import UPDATE_IDS, fingerprint, update_id
 from kernel.pki import ca_cert_path, ensure_pki
+from kernel.signing import service_signer
 from kernel.temporal import WORKFLOW_TASK_QUEUE, TemporalSecurity, connect
-from services.review.app.decisions import fingerprint, update_id
 from workflows.approval_contract import DECIDE, content_digest, workflow_id
 
 if TYPE_CHECKING:
@@ -379,14 +380,16 @@ LEGAL_BASIS = "《中华人民共和国行政许可法》第三十八条"
 _STAGE_NAMES = {REVIEW: "review", SIGN: "sign", SEAL: "seal"}
 
 
-def decision_update_id(case_number: str, stage: review_pb2.ApprovalStage.ValueType,
-                       request_id: str) -> str:
-    """The id of the update review sends for ``decide_until_done``'s request."""
+def decision_update_id(pki_dir: Path, case_number: str,
+                       stage: review_pb2.ApprovalStage.ValueType, request_id: str) -> str:
+    """The id of the update review sends for ``decide_until_done``'s request (keyed with
+    review's own key, read from ``pki_dir`` as review made it)."""
     print_ = fingerprint("DecideCase", official=DECIDERS[stage], case=case_number,
                          stage=_STAGE_NAMES[stage],
                          outcome="seal" if stage == SEAL else "approve",
                          content=content_digest(opinion=OPINION, legal_basis=LEGAL_BASIS))
-    return update_id(DECIDE, request_id, print_)
+    return update_id(DECIDE, request_id, print_,
+                     key=service_signer(pki_dir, "review").derived_key(UPDATE_IDS))
 
 
 async def decide_until_done(processes: ChainProcesses, case_number: str,

@@ -207,8 +207,9 @@ async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         decide_until_done(chain, case_number, SIGN, sign_id, deadline))
     try:
         # The decision is with Temporal, no worker to take it; now its sender dies too.
-        await _until_admitted(chain, case_number,
-                              decision_update_id(case_number, SIGN, sign_id), deadline)
+        await _until_admitted(
+            chain, case_number, decision_update_id(chain.pki_dir, case_number, SIGN, sign_id),
+            deadline)
         killed_review = chain.pid("review")
         chain.kill("review")
         await chain.start_and_wait(WORKER, deadline)
@@ -236,7 +237,7 @@ async def test_a_case_survives_kill_9_of_the_worker_and_then_the_review_service(
         e.workflow_execution_update_accepted_event_attributes.protocol_instance_id
         for e in events
         if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
-    assert update_ids[decision_update_id(case_number, SIGN, sign_id)] == 1
+    assert update_ids[decision_update_id(chain.pki_dir, case_number, SIGN, sign_id)] == 1
     assert sum(update_ids.values()) == 3  # review, sign, seal: one accepted update each
 
 

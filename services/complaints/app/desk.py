@@ -34,16 +34,13 @@ only while its history is kept); a new request on such a case is refused.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 from pydantic import TypeAdapter
 
 from kernel.audit import Actor
-from kernel.canonical import canonical_json
 from kernel.directory import Official, acting_official, require_official
 from kernel.errors import (
     AlreadyExists,
@@ -54,7 +51,7 @@ from kernel.errors import (
     Unavailable,
 )
 from kernel.fieldcipher import FieldCipher
-from kernel.handled_requests import HandledRequest
+from kernel.handled_requests import UPDATE_IDS, HandledRequest, fingerprint, update_id
 from kernel.identity import Caller
 from kernel.paging import after_text, page_size, rows_to_fetch, take_page
 from kernel.signing import ServiceSigner
@@ -121,11 +118,6 @@ class HandlingView:
     replies: list[Reply] = field(default_factory=list)
     extension_pending_days: int = 0
     return_basis: str = ""
-
-
-def fingerprint(rpc: str, **content: Any) -> str:
-    """What makes a request the same request: the RPC, who asks, and everything asked."""
-    return hashlib.sha256(canonical_json({"rpc": rpc, **content})).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -305,7 +297,9 @@ async def _act(desk: Desk, *, caller: Caller, case_number: str, request_id: str,
             content_sha256=digest, **(facts | checked.extra))))
         receipt = await desk.gateway.update(
             workflow_id(case_number), update, Act(statement, texts),
-            update_id=f"{update}/{request_id}/{print_[:16]}", result_type=ActReceipt)
+            update_id=update_id(update, request_id, print_,
+                                key=desk.signer.derived_key(UPDATE_IDS)),
+            result_type=ActReceipt)
     except Unavailable:
         raise  # it may have been taken: the same request must find its id again
     except GovhallError:

@@ -19,7 +19,6 @@ caller sends the same request again.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -27,9 +26,8 @@ from typing import Any, TypeVar, cast
 
 from pydantic import TypeAdapter
 
-from kernel.canonical import canonical_json
 from kernel.errors import AlreadyExists, FailedPrecondition, GovhallError, Unavailable
-from kernel.handled_requests import HandledRequest
+from kernel.handled_requests import UPDATE_IDS, HandledRequest, fingerprint, update_id
 from kernel.identity import Caller
 from kernel.signing import BadSignature, ServiceSigner, TrustedKeys
 from kernel.workflow_gateway import WorkflowGateway
@@ -75,18 +73,6 @@ class Chain:
     gateway: WorkflowGateway
     #: The services' public keys: a seal is confirmed only by intake's signature.
     keys: TrustedKeys | None = None
-
-
-def fingerprint(rpc: str, **content: Any) -> str:
-    """What makes a request the same request: the RPC, who asks, and everything asked."""
-    return hashlib.sha256(canonical_json({"rpc": rpc, **content})).hexdigest()
-
-
-def update_id(update: str, request_id: str, print_: str) -> str:
-    """The update's id: the request id and what was asked, so Temporal answers a repeat of
-    the same request with its first result, and never another request's (a request
-    refused in the workflow frees its id here, while Temporal keeps its result)."""
-    return f"{update}/{request_id}/{print_[:16]}"
 
 
 def take_request(*, uow: ReviewUnitOfWork, caller: Caller, request_id: str, fingerprint: str,
@@ -188,7 +174,9 @@ async def decide_case(chain: Chain, *, caller: Caller, case_number: str, stage: 
                           stage=stage, outcome=outcome, content_sha256=digest)
         receipt = await chain.gateway.update(
             workflow_id(case_number), DECIDE, Decision(statement, opinion, legal_basis),
-            update_id=update_id(DECIDE, request_id, print_), result_type=DecisionReceipt)
+            update_id=update_id(DECIDE, request_id, print_,
+                                key=chain.signer.derived_key(UPDATE_IDS)),
+            result_type=DecisionReceipt)
         if receipt.next_stage == Stage.COMPLETED:
             _confirm_sealed(chain, receipt)
         return receipt
@@ -237,7 +225,9 @@ async def change_clock(chain: Chain, *, caller: Caller, case_number: str, update
                           content_sha256=digest)
         return await chain.gateway.update(
             workflow_id(case_number), update, ClockChange(statement, reason),
-            update_id=update_id(update, request_id, print_), result_type=ChangeReceipt)
+            update_id=update_id(update, request_id, print_,
+                                key=chain.signer.derived_key(UPDATE_IDS)),
+            result_type=ChangeReceipt)
 
     return await _once(chain, caller=caller, request_id=request_id, print_=print_,
                        case_number=case_number, now=now, result_type=ChangeReceipt, send=send)

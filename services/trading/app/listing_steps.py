@@ -179,7 +179,6 @@ def _recorded_again(unit: TradingUnitOfWork, step: ListingStep,
     if done is None:
         return None
     act_asked_again(None, request_id=str(step.statement.body.get("request_id", "")),
-                    what=step.step.replace("_", " "),
                     first=json.loads(done.statement)["body"], now=step.statement.body)
     return _receipt(_record(unit, step.listing_no),
                     [done.feed_sequence] if done.feed_sequence else [])

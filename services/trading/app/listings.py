@@ -269,7 +269,7 @@ def _recorded(uow: TradingUnitOfWork, *, listing_no: str, kind: StatementKind, c
     if done is None:
         return None
     return act_asked_again(RecordedListingAct(listing_no, int(done.feed_sequence)),
-                           request_id=request_id, what=ACT_STEPS[kind].replace("_", " "),
+                           request_id=request_id,
                            first=json.loads(done.statement)["body"], now=body)
 
 
@@ -331,8 +331,7 @@ def prepare_agreement(*, uow: TradingUnitOfWork, signer: ServiceSigner,
                 department_code=official.department_code,
                 bidder_id=str(recorded_body.get("bidder_id", "")), amount_fen=price_fen)
             return act_asked_again(RecordedListingAct(listing_no, int(done.feed_sequence)),
-                                   request_id=request_id, what="agreement",
-                                   first=recorded_body, now=asked)
+                                   request_id=request_id, first=recorded_body, now=asked)
         if record.stage != ListingState.AGREEMENT:
             raise FailedPrecondition(f"listing {listing_no} is {record.stage}: an agreement "
                                      "follows a disclosure that closed with one buyer")

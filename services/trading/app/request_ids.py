@@ -68,11 +68,13 @@ def terms_digest(body: Mapping[str, Any], *, key: bytes) -> str:
     return hmac.new(key, canonical(statement_terms(body)), hashlib.sha256).hexdigest()
 
 
-def act_asked_again(record: T, *, request_id: str, what: str, first: Mapping[str, Any],
+def act_asked_again(record: T, *, request_id: str, first: Mapping[str, Any],
                     now: Mapping[str, Any]) -> T:
     """``record`` (the act signed in the body ``first``, recorded under ``request_id``)
     when the act signed in ``now`` asks the same terms; otherwise ALREADY_EXISTS naming
-    the terms that differ (``answer_again``)."""
+    the act by its kind ("tender contract", "listing bid") and the terms that differ
+    (``answer_again``)."""
+    what = str(now.get("kind") or "act").replace("_", " ")
     return answer_again(record, request_id=request_id, what=what,
                         first=Asked(str(first.get("system", "")), "", statement_terms(first)),
                         now=Asked(str(now.get("system", "")), "", statement_terms(now)))

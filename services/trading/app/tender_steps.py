@@ -155,7 +155,6 @@ def record_step(*, uow: UnitOfWorkFactory, keys: TrustedKeys, signer: ServiceSig
             # content under its request id (sent at once, so its own update) is refused,
             # never answered with the recorded act's receipt.
             act_asked_again(None, request_id=facts.request_id,
-                            what=step.step.replace("_", " "),
                             first=json.loads(done.statement)["body"], now=step.statement.body)
             receipt = _receipt(tender, done.feed_sequence)
             if kind == StatementKind.SCORE_SHEET and done.feed_sequence:

@@ -600,8 +600,7 @@ def _recorded_again(uow: TradingUnitOfWork, caller: Caller, tender: Tender,
         return None
     statement = json.loads(done.statement)
     first = statement["body"]
-    act_asked_again(None, request_id=request_id, what=step.replace("_", " "), first=first,
-                    now=body)
+    act_asked_again(None, request_id=request_id, first=first, now=body)
     facts = TenderFacts.read(first)
     recorded = PreparedAct(OfficialAct(as_statement(Signed.from_dict(statement)),
                                        done.content), tender, facts.objection_id,

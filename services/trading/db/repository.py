@@ -1031,6 +1031,15 @@ class Listings:
             listing_no=listing_no, act_key=act_key, position=int(last or 0) + 1,
             kind=act.kind, bidder_id=act.bidder_id, amount_fen=act.amount_fen, at=act.at,
             statement=json.dumps(statement, ensure_ascii=False), terms_sha256=terms_sha256))
+        # An act sent before migration 0018 and recorded after it: its note was made
+        # without a digest (''); it is this act's note, so it takes the act's digest
+        # (else the act would find no note, and raise no alert).
+        own = select(self._o.c.act_key).where(and_(
+            self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
+            self._o.c.terms_sha256 == terms_sha256))
+        self._connection.execute(update(self._o).where(and_(
+            self._o.c.listing_no == listing_no, self._o.c.act_key == act_key,
+            self._o.c.terms_sha256 == "", ~own.exists())).values(terms_sha256=terms_sha256))
 
     def step(self, listing_no: str, step_key: str) -> Row[Any] | None:
         return self._connection.execute(

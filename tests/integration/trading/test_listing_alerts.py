@@ -11,12 +11,13 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from govhall.trading.v1 import trading_pb2 as pb
 from services.trading.app.request_ids import terms_sha256
 from services.trading.db import tables
-from services.trading.db.repository import TradingUnitOfWork
+from services.trading.db.repository import Listings, TradingUnitOfWork
 from services.trading.domain.model import act_key
 from tests.integration.trading.listing_venue import Venue
 from workflows import listing_contract as lc
@@ -114,3 +115,30 @@ async def test_registrations_compare_the_origins_recorded_with_each_act(venue: V
 
     assert await asyncio.to_thread(origins) == {"BD-0001": HERE, "BD-0002": "10.0.0.2",
                                                 "BD-0003": HERE}
+
+
+async def test_an_act_noted_before_migration_0018_and_recorded_after_it_raises_its_alert(
+        venue: Venue, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bid sent while trading was upgraded: the service before 0018 noted its origin with
+    no digest (0018 gives such notes ''), the one after records it with its terms' digest.
+    The note is still the act's own: the same-origin alert is raised (s17 re-check LOW A)."""
+    listing = await venue.land(start=100_000_000, increment=1_000_000)
+    number = listing.listing_no
+    await venue.opened(listing)
+    await venue.bid(number, "0002", 100_000_000)
+    noted = Listings.note_origin
+
+    def noted_before_0018(self: Listings, listing_no: str, act_key: str, terms_sha256: str,
+                          origin: str, *, at: datetime) -> None:
+        noted(self, listing_no, act_key, "", origin, at=at)
+
+    monkeypatch.setattr(Listings, "note_origin", noted_before_0018)
+    await venue.bid(number, "0001", 101_000_000)
+
+    same = {"bidders": ["BD-0001", "BD-0002"], "origin": HERE}
+    assert await _alerts(venue, number) == [same | {"act": "listing_bid"}]
+    with venue.trading.running.engine.connect() as connection:
+        digests = {r.terms_sha256 for r in connection.execute(
+            select(tables.listing_act_origins.c.terms_sha256).where(
+                tables.listing_act_origins.c.listing_no == number))}
+    assert "" not in digests  # the note took its act's digest

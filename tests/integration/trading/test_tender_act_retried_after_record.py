@@ -62,7 +62,7 @@ async def test_a_bidders_objection_retried_is_answered_from_the_record(venue: Ve
         (first.objection_id, first.answer_due, first.result.feed_sequence) == \
         ("OB-1", first.answer_due, first.result.feed_sequence)
     assert code == grpc.StatusCode.ALREADY_EXISTS, details
-    assert "other terms (content_sha256)" in details
+    assert "was used for a tender objection with other terms (content_sha256)" in details
     assert rule_code == grpc.StatusCode.FAILED_PRECONDITION
     assert "already (OB-1)" in rule_details
     with venue.trading.running.engine.connect() as connection:
@@ -132,9 +132,9 @@ async def test_the_award_and_the_contract_retried_after_the_contract(venue: Venu
     assert contract_again.result.tender.stage == pb.TENDER_STAGE_CONTRACTED
     assert award_again.result.feed_sequence == award_seq
     assert contract_code == grpc.StatusCode.ALREADY_EXISTS, contract_details
-    assert "other terms (contract_no)" in contract_details
+    assert "was used for a tender contract with other terms (contract_no)" in contract_details
     assert award_code == grpc.StatusCode.ALREADY_EXISTS, award_details
-    assert "other terms (amount_fen)" in award_details
+    assert "was used for a tender award with other terms (amount_fen)" in award_details
     assert fresh_code == grpc.StatusCode.FAILED_PRECONDITION
     assert "is finished (contracted)" in fresh_details
     feed = [kind for kind, _ in await venue.feed(number)]

@@ -8,7 +8,13 @@ import pytest
 from sqlalchemy import MetaData, create_engine
 from sqlalchemy.exc import IntegrityError
 
-from kernel.handled_requests import HandledRequest, HandledRequests, handled_requests_table
+from kernel.handled_requests import (
+    HandledRequest,
+    HandledRequests,
+    fingerprint,
+    handled_requests_table,
+    update_id,
+)
 
 AT = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
@@ -43,3 +49,22 @@ def test_an_id_is_claimed_once() -> None:
         requests.add(HandledRequest("desk", "r-1", "a" * 64, "CP-1", ""), received_at=AT)
         with pytest.raises(IntegrityError):
             requests.add(HandledRequest("desk", "r-1", "b" * 64, "CP-2", ""), received_at=AT)
+
+
+def test_an_update_id_binds_what_was_asked_by_a_mac_under_the_desks_key() -> None:
+    """Temporal shows update ids in clear: what was asked enters as a MAC, so a decision's
+    few possible outcomes cannot be tried against it without the desk's key (attack s17,
+    re-check LOW C); the same request under the same key is the same update."""
+    key, other_key = bytes(range(32)), bytes(32)
+    asked = fingerprint("DecideExtension", official="OF-0001", case="CP-20261201-000001",
+                        granted=True, days=5)
+    other = fingerprint("DecideExtension", official="OF-0001", case="CP-20261201-000001",
+                        granted=False, days=5)
+    request = "6f1c7a52-3d0b-4b8e-9a43-1f0e2d3c4b5a"
+
+    first = update_id("decide_extension", request, asked, key=key)
+    assert first == update_id("decide_extension", request, asked, key=key)
+    assert first.startswith(f"decide_extension/{request}/")
+    assert first != update_id("decide_extension", request, other, key=key)
+    assert first != update_id("decide_extension", request, asked, key=other_key)
+    assert asked[:16] not in first  # not the plain fingerprint a reader could recompute
