@@ -83,7 +83,7 @@ with workflow.unsafe.imports_passed_through():
         replayed,
     )
     from workflows.listing_contract import CASE_KIND as KIND_LISTING
-    from workflows.request_terms import other_terms, request_key
+    from workflows.request_terms import request_key, taken_under
 
 RECORDING = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                         maximum_interval=timedelta(seconds=30),
@@ -407,14 +407,10 @@ class ListingWorkflow:
         ``act`` asks the same terms (None while that act is being recorded, or when the run
         took none under it); refused (ALREADY_EXISTS, naming the terms that differ) when it
         asks others, recorded or being recorded."""
-        key = request_key(act.statement.body)
-        first = self.requests.get(key) if key else None
-        if first is None:
-            return None
-        refused = other_terms(first[0], act.statement.body)
+        refused, answer = taken_under(self.requests, act.statement.body)
         if refused:
             raise refuse("AlreadyExists", refused)
-        return first[1]
+        return answer
 
     def _validate(self, update: str, act: ListingAct, kind: StatementKind) -> None:
         facts = self._authored(update, act, kind)

@@ -13,9 +13,11 @@ Pure and deterministic: used by the trading service and by the workflows alike.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from workflows.tender_contract import StatementKind
+
+T = TypeVar("T")
 
 #: The fields of a statement's body each call gives anew, and the request id itself.
 VARYING = frozenset({"issued_at", "request_id"})
@@ -59,3 +61,17 @@ def other_terms(first: Mapping[str, Any], now: Mapping[str, Any]) -> str:
             f"{str(now.get('kind', 'act')).replace('_', ' ')} with other terms "
             f"({', '.join(differ)}): a retry sends the same request again, a new request "
             "takes a new request id")
+
+
+def taken_under(requests: Mapping[str, tuple[Mapping[str, Any], T | None]],
+                body: Mapping[str, Any]) -> tuple[str, T | None]:
+    """What a workflow answers an act signed in ``body`` by the requests it took
+    (``request_key`` -> the signed body taken and its answer, None while it is being
+    recorded): ('', the answer) for the same terms again or a request it took none under
+    (no answer), or the refusal naming the terms that differ (``other_terms``)."""
+    key = request_key(body)
+    first = requests.get(key) if key else None
+    if first is None:
+        return "", None
+    refused = other_terms(first[0], body)
+    return (refused, None) if refused else ("", first[1])

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows.approval_contract import SignedStatement, activity_queue, content_digest
     from workflows.approval_rules import PERMISSION_DENIED, RuleBroken
-    from workflows.request_terms import other_terms, request_key
+    from workflows.request_terms import request_key, taken_under
     from workflows.tender_contract import (
         AMEND,
         ANSWER_OBJECTION,
@@ -367,14 +367,10 @@ class TenderWorkflow:
         asks the same terms (None while that act is being recorded, or when the run took
         none under it); refused (ALREADY_EXISTS, naming the terms that differ) when it asks
         others."""
-        key = request_key(act.statement.body)
-        first = self.requests.get(key) if key else None
-        if first is None:
-            return None
-        refused = other_terms(first[0], act.statement.body)
+        refused, answer = taken_under(self.requests, act.statement.body)
         if refused:
             raise refuse("AlreadyExists", refused)
-        return first[1]
+        return answer
 
     def _again(self, act: OfficialAct) -> ActReceipt | None:
         """The answer to an act under a request this run took an act under already: the

@@ -33,6 +33,7 @@ from services.trading.db import tables
 from services.trading.domain.model import act_key
 from services.trading.main import DEFINITION
 from tests.integration.intake.sealing import closed_port
+from tests.integration.trading.cut_off import cut_off as cut_off_service
 from tests.integration.trading.listing_venue import OFFICER, Venue, stamp
 from tests.support import ServiceUnderTest, fresh_database_url, service_under_test
 
@@ -42,11 +43,7 @@ BIDDER_SYSTEM = "bidder-system-bd0001"
 @pytest.fixture
 async def cut_off(venue: Venue) -> AsyncIterator[ServiceUnderTest]:
     """The trading service again, on the venue's database, with Temporal out of reach."""
-    async with service_under_test(DEFINITION, database_url=venue.trading.settings.database_url,
-                                  pki_dir=venue.trading.pki_dir,
-                                  temporal_address=closed_port(),
-                                  tender_start_wait_seconds=0.5,
-                                  workflow_call_timeout_seconds=5) as service:
+    async with cut_off_service(venue.trading) as service:
         yield service
 
 

@@ -32,10 +32,9 @@ from kernel.signing import TrustedKeys, public_keys_dir, service_signer
 from services.trading.app import listing_steps
 from services.trading.db import tables
 from services.trading.db.repository import TradingUnitOfWork
-from services.trading.main import DEFINITION
-from tests.integration.intake.sealing import closed_port
+from tests.integration.trading.cut_off import cut_off as cut_off_service
 from tests.integration.trading.listing_venue import OFFICER, Venue, calendar
-from tests.support import ServiceUnderTest, service_under_test
+from tests.support import ServiceUnderTest
 from workflows import listing_contract as lc
 from workflows.approval_contract import as_statement
 from workflows.listing_contract import ListingStatus
@@ -207,11 +206,7 @@ async def test_the_recording_step_records_one_act_per_request(venue: Venue) -> N
 @pytest.fixture
 async def cut_off(venue: Venue) -> AsyncIterator[ServiceUnderTest]:
     """The trading service again, on the venue's database, with Temporal out of reach."""
-    async with service_under_test(DEFINITION, database_url=venue.trading.settings.database_url,
-                                  pki_dir=venue.trading.pki_dir,
-                                  temporal_address=closed_port(),
-                                  tender_start_wait_seconds=0.5,
-                                  workflow_call_timeout_seconds=5) as service:
+    async with cut_off_service(venue.trading) as service:
         yield service
 
 
