@@ -135,6 +135,10 @@ async def test_one_request_id_with_eight_score_sheets_sent_at_once_records_one(
     assert len(told_ok) == 1
     assert [e.code() for e in refused] == [grpc.StatusCode.ALREADY_EXISTS] * 7, \
         [(e.code(), e.details()) for e in refused]
+    # Refused as other terms under the request id, not by the older rule that a sheet is
+    # not replaced (which would refuse them too, one act per request or not).
+    assert all("other terms (" in (e.details() or "") for e in refused), \
+        [e.details() for e in refused]
     (recorded,) = _steps(venue, number, "scored")
     with venue.trading.running.engine.connect() as connection:
         (kept,) = list(connection.execute(select(tables.tender_score_sheets).where(
@@ -146,6 +150,7 @@ async def test_one_request_id_with_eight_score_sheets_sent_at_once_records_one(
     with pytest.raises(grpc.aio.AioRpcError) as later:
         await expert.SubmitScoreSheet(sheet(kept.technical + 1 if kept.technical < 67 else 60))
     assert later.value.code() == grpc.StatusCode.ALREADY_EXISTS
+    assert "other terms (technical)" in (later.value.details() or "")
     assert len(_steps(venue, number, "scored")) == 1
 
 
