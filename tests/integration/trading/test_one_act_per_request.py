@@ -21,6 +21,10 @@ from typing import Any
 
 import grpc
 import pytest
+import temporalio.api.common.v1 as temporal_common
+import temporalio.api.enums.v1 as enums
+import temporalio.api.update.v1 as temporal_update
+import temporalio.api.workflowservice.v1 as workflowservice
 from sqlalchemy import select
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
@@ -262,3 +266,51 @@ async def test_an_agreement_retried_after_the_deal_is_answered_from_the_record(
     assert "other terms (amount_fen)" in (refused.value.details() or "")
     sold = await venue.listing(number)
     assert (sold.buyer_id, sold.deal_price_fen) == ("BD-0004", 52_000_000)
+
+
+async def _update_as_given(venue: Venue, listing_no: str, payloads: Any) -> str:
+    """One bid update under a fresh update id, its payloads encoded beforehand (so nothing
+    reorders the calls); its outcome: OK or the refusal's type."""
+    client = venue.env.client
+    answer = await client.workflow_service.update_workflow_execution(
+        workflowservice.UpdateWorkflowExecutionRequest(
+            namespace=client.namespace,
+            workflow_execution=temporal_common.WorkflowExecution(
+                workflow_id=lc.workflow_id(listing_no)),
+            wait_policy=temporal_update.WaitPolicy(
+                lifecycle_stage=enums.UpdateWorkflowExecutionLifecycleStage
+                .UPDATE_WORKFLOW_EXECUTION_LIFECYCLE_STAGE_COMPLETED),
+            request=temporal_update.Request(
+                meta=temporal_update.Meta(update_id=str(uuid.uuid4()), identity="test"),
+                input=temporal_update.Input(name=lc.BID,
+                                            args=temporal_common.Payloads(payloads=payloads)))),
+        timeout=timedelta(seconds=30))
+    if answer.outcome.HasField("success"):
+        return "OK"
+    return answer.outcome.failure.application_failure_info.type or "?"
+
+
+async def test_one_content_under_two_update_ids_at_once_is_one_act_answered_twice(
+        venue: Venue) -> None:
+    """The same signed bid reaching the workflow twice at once under two update ids (after
+    trading's key changed between a call and its retry, or from a bare Temporal client):
+    the first takes the request at once, the second waits for its outcome and is answered
+    the same; before (s17 re-check LOW B) both took it, the second was judged by the rules
+    after the first (FAILED_PRECONDITION for a genuine retry) and its refusal erased the
+    first act from the workflow's table. Several rounds: the two must meet in one task."""
+    number = await _open_listing(venue)
+    await venue.bid(number, "0002", START)
+    answers: list[str] = []
+    for _ in range(8):
+        price = (await venue.listing(number)).current_price_fen + INCREMENT
+        payloads = await venue.env.client.data_converter.encode(
+            [_signed_bid(venue, number, str(uuid.uuid4()), price, await venue.now())])
+        answers += await asyncio.gather(_update_as_given(venue, number, payloads),
+                                        _update_as_given(venue, number, payloads))
+        current = await venue.listing(number)
+        if current.leader_bidder_id != "BD-0002":
+            await venue.bid(number, "0002", current.current_price_fen + INCREMENT)
+
+    assert answers == ["OK"] * 16
+    status = await _status(venue, number)
+    assert status.bids == len(_acts(venue, number))
